@@ -1,0 +1,108 @@
+//! Sources from Rust values: collections and iterators.
+
+use tidal_engine::{DataStream, Env, Poll, SourceReader};
+
+use crate::files::FileSource;
+use crate::generator::Generator;
+
+/// Sources on an [`Env`].
+pub trait Sources<'s> {
+    /// A bounded stream of the iterator's items. Every worker builds the same iterator and keeps
+    /// the items whose position `j` has `j % peers == worker index`, so each item is read once.
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// let mut out: Vec<u32> = tidal_engine::Job::local(2).run(|env| env.from_iter(0..5u32).collect()).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![0, 1, 2, 3, 4]);
+    /// ```
+    fn from_iter<I>(&mut self, items: I) -> DataStream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::IntoIter: 'static,
+        I::Item: 'static;
+
+    /// A stream from a [`Generator`] (a sequence, optionally rate-limited and unbounded).
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// let out: Vec<u64> = tidal_engine::Job::local(2)
+    ///     .run(|env| env.generate(Generator::new(|i| i * i).count(4)).collect())
+    ///     .unwrap();
+    /// let mut out = out; out.sort();
+    /// assert_eq!(out, vec![0, 1, 4, 9]);
+    /// ```
+    fn generate<T: 'static>(&mut self, generator: Generator<T>) -> DataStream<'s, T>;
+
+    /// A stream read from files: [`TextFiles`], [`CsvFiles`] or [`JsonLinesFiles`].
+    ///
+    /// ```no_run
+    /// use tidal_connectors::prelude::*;
+    /// tidal_engine::Job::local(1).run(|env| {
+    ///     env.read(TextFiles::new("input/*.txt")).print();
+    /// }).unwrap();
+    /// ```
+    fn read<S: FileSource>(&mut self, source: S) -> DataStream<'s, S::Item>;
+}
+
+struct IterReader<I: Iterator> {
+    items: I,
+    position: usize,
+    index: usize,
+    peers: usize,
+}
+
+impl<I: Iterator + 'static> SourceReader for IterReader<I>
+where
+    I::Item: 'static,
+{
+    type Item = I::Item;
+    fn read(&mut self, out: &mut Vec<I::Item>, max: usize) -> Poll {
+        let mut taken = 0;
+        while taken < max {
+            match self.items.next() {
+                Some(item) => {
+                    if self.position % self.peers == self.index {
+                        out.push(item);
+                        taken += 1;
+                    }
+                    self.position += 1;
+                }
+                None => return Poll::Done,
+            }
+        }
+        Poll::Ready
+    }
+}
+
+impl<'s> Sources<'s> for Env<'s> {
+    fn from_iter<I>(&mut self, items: I) -> DataStream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::IntoIter: 'static,
+        I::Item: 'static,
+    {
+        let reader = IterReader {
+            items: items.into_iter(),
+            position: 0,
+            index: self.worker_index(),
+            peers: self.peers(),
+        };
+        let name = format!("from_iter#{}", self.context().next_operator_id());
+        self.source(&name, reader)
+    }
+
+    fn generate<T: 'static>(&mut self, generator: Generator<T>) -> DataStream<'s, T> {
+        let name = format!("generate#{}", self.context().next_operator_id());
+        let reader = generator.reader(self.worker_index(), self.peers());
+        self.source(&name, reader)
+    }
+
+    fn read<S: FileSource>(&mut self, source: S) -> DataStream<'s, S::Item> {
+        let name = format!("{}#{}", source.kind(), self.context().next_operator_id());
+        let reader = source
+            .reader(self.context(), &name)
+            .unwrap_or_else(|e| tidal_engine::fail(e));
+        self.source(&name, reader)
+    }
+}

@@ -1,0 +1,104 @@
+//! A generator source: records made from sequence numbers, as fast as possible or at a set rate.
+
+use std::time::{Duration, Instant};
+
+use tidal_engine::{Poll, SourceReader};
+
+/// Makes record `f(i)` for sequence numbers `i = 0, 1, 2, …`, split across workers (worker `w` of
+/// `p` makes the numbers with `i % p == w`). Unbounded unless [`count`](Generator::count) is set;
+/// [`rate`](Generator::rate) limits the records per second over the whole job.
+///
+/// ```
+/// use tidal_connectors::prelude::*;
+/// // 3 records per second, 6 in all: about 2 seconds.
+/// let g = Generator::new(|i| format!("event {i}")).rate(3.0).count(6);
+/// let out: Vec<String> = tidal_engine::Job::local(1).run(move |env| env.generate(g.clone()).collect()).unwrap();
+/// assert_eq!(out.len(), 6);
+/// ```
+pub struct Generator<T> {
+    make: std::sync::Arc<dyn Fn(u64) -> T + Send + Sync>,
+    count: Option<u64>,
+    rate: Option<f64>,
+}
+
+impl<T> Clone for Generator<T> {
+    fn clone(&self) -> Self {
+        Generator {
+            make: self.make.clone(),
+            count: self.count,
+            rate: self.rate,
+        }
+    }
+}
+
+impl<T: 'static> Generator<T> {
+    /// A generator of `make(i)`, unbounded and unthrottled.
+    pub fn new(make: impl Fn(u64) -> T + Send + Sync + 'static) -> Self {
+        Generator {
+            make: std::sync::Arc::new(make),
+            count: None,
+            rate: None,
+        }
+    }
+    /// Stops after `n` records in all.
+    pub fn count(mut self, n: u64) -> Self {
+        self.count = Some(n);
+        self
+    }
+    /// At most `per_second` records per second over the whole job.
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.rate = Some(per_second);
+        self
+    }
+    pub(crate) fn reader(self, index: usize, peers: usize) -> GeneratorReader<T> {
+        GeneratorReader {
+            make: self.make,
+            next: index as u64,
+            step: peers as u64,
+            end: self.count,
+            per_worker_rate: self.rate.map(|r| r / peers as f64),
+            started: None,
+            made: 0,
+        }
+    }
+}
+
+pub(crate) struct GeneratorReader<T> {
+    make: std::sync::Arc<dyn Fn(u64) -> T + Send + Sync>,
+    next: u64,
+    step: u64,
+    end: Option<u64>,
+    per_worker_rate: Option<f64>,
+    started: Option<Instant>,
+    made: u64,
+}
+
+impl<T: 'static> SourceReader for GeneratorReader<T> {
+    type Item = T;
+    fn read(&mut self, out: &mut Vec<T>, max: usize) -> Poll {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let mut allowed = max as u64;
+        if let Some(rate) = self.per_worker_rate {
+            let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
+            if due <= self.made {
+                let next_at = (self.made as f64) / rate;
+                let wait = next_at - started.elapsed().as_secs_f64();
+                return Poll::Pending(Duration::from_secs_f64(wait.clamp(0.0005, 1.0)));
+            }
+            allowed = allowed.min(due - self.made);
+        }
+        for _ in 0..allowed {
+            if self.end.is_some_and(|end| self.next >= end) {
+                return Poll::Done;
+            }
+            out.push((self.make)(self.next));
+            self.next += self.step;
+            self.made += 1;
+        }
+        if self.end.is_some_and(|end| self.next >= end) {
+            Poll::Done
+        } else {
+            Poll::Ready
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! # tidal-connectors: sources and sinks
+//!
+//! Sources are methods on [`Env`](tidal_engine::Env) (trait [`Sources`]); sinks are methods on
+//! [`DataStream`](tidal_engine::DataStream) (trait [`Sinks`]).
+//!
+//! | source | records | split across workers |
+//! |---|---|---|
+//! | [`Sources::from_iter`] | the iterator's items | item `j` goes to worker `j % peers` |
+//! | [`Sources::generate`] / [`Generator`] | `f(sequence number)`, optionally rate-limited, bounded or not | number `j` on worker `j % peers` |
+//! | [`TextFiles`] | lines as `String` | byte ranges of every file, aligned to lines |
+//! | [`CsvFiles`] | serde records | same |
+//! | [`JsonLinesFiles`] | serde records, one JSON value per line | same |
+//!
+//! File sources take a file, a directory (read recursively, skipping names that start with `.` or
+//! `_`) or a glob. A missing path fails the job naming it. A line that does not decode fails the job
+//! naming the file, line and field — or, with [`OnError::DeadLetter`], goes to a dead-letter file
+//! with its error and the job goes on; the count set aside is reported when the job ends.
+//!
+//! | sink | where |
+//! |---|---|
+//! | [`Sinks::print`] | stdout of process 0 (records gathered on worker 0), one `Display` line each |
+//! | [`Sinks::write_text`], [`Sinks::write_csv`], [`Sinks::write_jsonl`] | a directory of part files, one per worker |
+//! | [`Sinks::collect`] | a `Vec` returned by `Job::run` on process 0 |
+
+pub mod collection;
+pub mod deadletter;
+pub mod files;
+pub mod generator;
+pub mod sinks;
+
+pub use collection::Sources;
+pub use deadletter::OnError;
+pub use files::{CsvFiles, JsonLinesFiles, TextFiles};
+pub use generator::Generator;
+pub use sinks::Sinks;
+
+/// Everything needed to read and write: `use tidal_connectors::prelude::*;`.
+pub mod prelude {
+    pub use crate::{CsvFiles, Generator, JsonLinesFiles, OnError, Sinks, Sources, TextFiles};
+}

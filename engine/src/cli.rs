@@ -1,0 +1,186 @@
+//! Tidal's standard command-line flags, parsed with clap.
+//!
+//! Every Tidal program accepts the same worker and cluster flags, in timely's conventions:
+//! `-w/--workers` threads per process, `-n/--processes`, `-p/--process` (this process's index),
+//! `-h/--hostfile` (one `host:port` per process), `--connect-timeout` and `--tick`. A program adds
+//! its own flags next to them by flattening [`JobArgs`] into its own clap parser and parsing with
+//! [`parse_args`], which frees `-h` for the hostfile and keeps `--help`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, Parser};
+
+use crate::cluster::{ClusterSpec, Hostfile};
+use crate::error::{Error, Result};
+
+/// The flags every Tidal job accepts.
+///
+/// ```
+/// use clap::Parser;
+/// use tidal_engine::JobArgs;
+///
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     tidal: JobArgs,
+///     /// A flag of the program's own.
+///     #[arg(long)]
+///     input: Option<String>,
+/// }
+///
+/// let args: Args = tidal_engine::parse_args_from(["job", "-w", "2", "--input", "x.txt"]);
+/// assert_eq!(args.tidal.workers, 2);
+/// assert_eq!(args.input.as_deref(), Some("x.txt"));
+/// ```
+#[derive(clap::Args, Debug, Clone)]
+pub struct JobArgs {
+    /// Worker threads in each process.
+    #[arg(short = 'w', long = "workers", default_value_t = 1, value_name = "N")]
+    pub workers: usize,
+    /// Number of processes in the job (each started with the same flags and its own -p).
+    #[arg(short = 'n', long = "processes", default_value_t = 1, value_name = "N")]
+    pub processes: usize,
+    /// Index of this process, from 0 to N-1.
+    #[arg(short = 'p', long = "process", default_value_t = 0, value_name = "I")]
+    pub process: usize,
+    /// File naming every process's address, one `host:port` per line (blank lines and `#` comments
+    /// allowed). Without it, process i listens on localhost:2101+i.
+    #[arg(short = 'h', long = "hostfile", value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// How long processes wait for each other to connect before giving up (e.g. 30s, 500ms).
+    #[arg(long = "connect-timeout", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub connect_timeout: Duration,
+    /// How often sources close a tick of processing time; rolling results are emitted once per tick.
+    #[arg(long = "tick", default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub tick: Duration,
+}
+
+impl Default for JobArgs {
+    fn default() -> Self {
+        JobArgs {
+            workers: 1,
+            processes: 1,
+            process: 0,
+            hostfile: None,
+            connect_timeout: Duration::from_secs(30),
+            tick: Duration::from_millis(200),
+        }
+    }
+}
+
+impl JobArgs {
+    /// Checks the flags and reads the hostfile, giving what is needed to start this process.
+    ///
+    /// ```
+    /// let mut args = tidal_engine::JobArgs::default();
+    /// args.processes = 2;
+    /// args.process = 2;
+    /// let err = args.cluster_spec().unwrap_err();
+    /// assert!(err.to_string().contains("-p 2"));
+    /// ```
+    pub fn cluster_spec(&self) -> Result<ClusterSpec> {
+        if self.workers == 0 {
+            return Err(Error::config("-w/--workers must be at least 1"));
+        }
+        if self.processes == 0 {
+            return Err(Error::config("-n/--processes must be at least 1"));
+        }
+        if self.process >= self.processes {
+            return Err(Error::config(format!(
+                "-p {} is out of range: with -n {} the process index must be 0..={}",
+                self.process,
+                self.processes,
+                self.processes - 1
+            )));
+        }
+        let addresses = match &self.hostfile {
+            Some(path) => {
+                let hosts = Hostfile::read(path)?;
+                if hosts.addresses.len() < self.processes {
+                    return Err(Error::config(format!(
+                        "hostfile '{}' names {} process{} but -n is {}: add one host:port line per process",
+                        path.display(),
+                        hosts.addresses.len(),
+                        if hosts.addresses.len() == 1 { "" } else { "es" },
+                        self.processes
+                    )));
+                }
+                hosts.addresses[..self.processes].to_vec()
+            }
+            None => (0..self.processes)
+                .map(|i| format!("localhost:{}", 2101 + i))
+                .collect(),
+        };
+        Ok(ClusterSpec {
+            workers: self.workers,
+            process: self.process,
+            addresses,
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
+/// Parses a duration such as `30s`, `200ms`, `2m`, `1h` or a bare number of seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(tidal_engine::parse_duration("200ms").unwrap(), Duration::from_millis(200));
+/// assert_eq!(tidal_engine::parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+/// assert!(tidal_engine::parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (examples: 30s, 200ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" => value / 1e6,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "'{text}': unknown unit '{other}' (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!(
+            "'{text}' is not a duration (examples: 30s, 200ms, 2m)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses the process's command line into `A`, a clap parser that flattens [`JobArgs`].
+///
+/// Differs from `A::parse()` in one way: `-h` means `--hostfile` (timely's convention), and help
+/// is `--help` only. On a bad flag it prints clap's message and exits with code 2.
+pub fn parse_args<A: Parser>() -> A {
+    parse_args_from(std::env::args_os())
+}
+
+/// Like [`parse_args`], from the given words (the first one is the program name).
+pub fn parse_args_from<A, I, T>(words: I) -> A
+where
+    A: Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let command = A::command().disable_help_flag(true).arg(
+        Arg::new("help")
+            .long("help")
+            .action(ArgAction::Help)
+            .help("Print help"),
+    );
+    let mut matches = command
+        .try_get_matches_from(words)
+        .unwrap_or_else(|e| e.exit());
+    A::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
+}

@@ -1,0 +1,293 @@
+//! Cluster start-up: the hostfile, and connecting the processes of a job to each other.
+//!
+//! timely connects processes by retrying forever; Tidal makes the connections itself, with a
+//! deadline, a handshake that checks every process was started with the same shape (-n, -w), and
+//! errors that name the address or the missing processes, then hands the sockets to timely.
+
+use std::collections::BTreeSet;
+use std::io::{ErrorKind as IoKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// The addresses of a job's processes, read from a hostfile.
+///
+/// One `host:port` per line, in process order; blank lines and `#` comments are ignored.
+///
+/// ```
+/// let hosts = tidal_engine::Hostfile::parse("# two processes\n127.0.0.1:2101\n\n127.0.0.1:2102 # second\n", "inline")
+///     .unwrap();
+/// assert_eq!(hosts.addresses, vec!["127.0.0.1:2101", "127.0.0.1:2102"]);
+/// let err = tidal_engine::Hostfile::parse("127.0.0.1\n", "hosts.txt").unwrap_err();
+/// assert!(err.to_string().contains("hosts.txt line 1"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hostfile {
+    /// One `host:port` per process.
+    pub addresses: Vec<String>,
+}
+
+impl Hostfile {
+    /// Reads and parses the hostfile at `path`.
+    pub fn read(path: &Path) -> Result<Hostfile> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read hostfile '{}': {e}", path.display()))
+        })?;
+        Hostfile::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses hostfile text; `origin` names it in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Hostfile> {
+        let mut addresses = Vec::new();
+        for (number, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |why: &str| {
+                Error::config(format!(
+                    "hostfile {origin} line {}: '{line}' {why} (expected host:port, e.g. 127.0.0.1:2101)",
+                    number + 1
+                ))
+            };
+            if line.split_whitespace().count() > 1 {
+                return Err(bad("has more than one address"));
+            }
+            let Some((host, port)) = line.rsplit_once(':') else {
+                return Err(bad("has no port"));
+            };
+            if host.is_empty() {
+                return Err(bad("has no host"));
+            }
+            match port.parse::<u16>() {
+                Ok(p) if p > 0 => {}
+                _ => return Err(bad("has no valid port (1-65535)")),
+            }
+            addresses.push(line.to_string());
+        }
+        if addresses.is_empty() {
+            return Err(Error::config(format!("hostfile {origin} names no process")));
+        }
+        Ok(Hostfile { addresses })
+    }
+}
+
+/// Everything needed to start one process of a job.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Worker threads in each process.
+    pub workers: usize,
+    /// This process's index.
+    pub process: usize,
+    /// One `host:port` per process.
+    pub addresses: Vec<String>,
+    /// How long to wait for all processes to connect.
+    pub connect_timeout: Duration,
+}
+
+impl ClusterSpec {
+    /// A single process with `workers` threads.
+    pub fn local(workers: usize) -> ClusterSpec {
+        ClusterSpec {
+            workers,
+            process: 0,
+            addresses: vec!["localhost:2101".into()],
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+    /// Number of processes.
+    pub fn processes(&self) -> usize {
+        self.addresses.len()
+    }
+}
+
+const MAGIC: &[u8; 8] = b"TIDAL\x00\x01\x00";
+
+/// Connects this process to every other one, within the spec's deadline.
+///
+/// Returns one socket per process in process order (`None` at this process's index), each already
+/// past timely's own handshake (the connecting process's index as a big-endian u64).
+pub(crate) fn connect(spec: &ClusterSpec) -> Result<Vec<Option<TcpStream>>> {
+    let me = spec.process;
+    let n = spec.processes();
+    let deadline = Instant::now() + spec.connect_timeout;
+    let my_address = &spec.addresses[me];
+    let bind_to = resolve(my_address, me)?;
+    let listener = TcpListener::bind(bind_to).map_err(|e| {
+        let hint = if e.kind() == IoKind::AddrInUse {
+            "; another program (or another Tidal job) uses it: stop it or pick another port in the hostfile"
+        } else {
+            ""
+        };
+        Error::config(format!("process {me} cannot listen on {my_address}: {e}{hint}"))
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::external(format!("listener on {my_address}: {e}")))?;
+
+    let mut sockets: Vec<Option<TcpStream>> = (0..n).map(|_| None).collect();
+    let mut pending_connect: BTreeSet<usize> = (0..me).collect();
+    let mut pending_accept: BTreeSet<usize> = (me + 1..n).collect();
+    let hello = hello_bytes(spec);
+    let mut last_connect_error: Option<String> = None;
+
+    while !pending_connect.is_empty() || !pending_accept.is_empty() {
+        let mut progressed = false;
+        // Connect to every lower-numbered process that is not yet connected.
+        for &peer in pending_connect.clone().iter() {
+            let address = resolve(&spec.addresses[peer], peer)?;
+            match TcpStream::connect_timeout(&address, Duration::from_millis(500)) {
+                Ok(mut stream) => {
+                    stream
+                        .write_all(&(me as u64).to_be_bytes())
+                        .and_then(|_| stream.write_all(&hello))
+                        .map_err(|e| {
+                            Error::external(format!(
+                                "handshake with process {peer} at {}: {e}",
+                                spec.addresses[peer]
+                            ))
+                        })?;
+                    check_hello(&mut stream, spec, peer, deadline)?;
+                    finish_socket(&stream)?;
+                    sockets[peer] = Some(stream);
+                    pending_connect.remove(&peer);
+                    progressed = true;
+                }
+                Err(e) => last_connect_error = Some(format!("{}: {e}", spec.addresses[peer])),
+            }
+        }
+        // Accept every higher-numbered process that has connected to us.
+        loop {
+            match listener.accept() {
+                Ok((mut stream, from)) => {
+                    stream
+                        .set_nonblocking(false)
+                        .map_err(|e| Error::external(format!("socket from {from}: {e}")))?;
+                    let mut index = [0u8; 8];
+                    set_read_deadline(&stream, deadline)?;
+                    if let Err(e) = stream.read_exact(&mut index) {
+                        return Err(Error::external(format!(
+                            "connection from {from} sent no process index: {e}"
+                        )));
+                    }
+                    let peer = u64::from_be_bytes(index) as usize;
+                    if !pending_accept.contains(&peer) {
+                        return Err(Error::config(format!(
+                            "process {me} was contacted from {from} by a process calling itself {peer}, which it does not expect \
+                             (duplicate -p, or processes started with different hostfiles)"
+                        )));
+                    }
+                    check_hello(&mut stream, spec, peer, deadline)?;
+                    stream.write_all(&hello).map_err(|e| {
+                        Error::external(format!("handshake with process {peer}: {e}"))
+                    })?;
+                    finish_socket(&stream)?;
+                    sockets[peer] = Some(stream);
+                    pending_accept.remove(&peer);
+                    progressed = true;
+                }
+                Err(e) if e.kind() == IoKind::WouldBlock => break,
+                Err(e) => return Err(Error::external(format!("accepting on {my_address}: {e}"))),
+            }
+        }
+        if pending_connect.is_empty() && pending_accept.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let missing: Vec<String> = pending_connect
+                .iter()
+                .chain(pending_accept.iter())
+                .map(|p| format!("{p} ({})", spec.addresses[*p]))
+                .collect();
+            let detail = last_connect_error
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default();
+            return Err(Error::external(format!(
+                "process {me} gave up after {:?} waiting for process{} {} to connect{detail}; \
+                 start every process with the same -n and hostfile (each with its own -p), or raise --connect-timeout",
+                spec.connect_timeout,
+                if missing.len() == 1 { "" } else { "es" },
+                missing.join(", "),
+            )));
+        }
+        if !progressed {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(sockets)
+}
+
+fn resolve(address: &str, process: usize) -> Result<SocketAddr> {
+    address
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::config(format!(
+                "address of process {process} '{address}' does not resolve: {e}"
+            ))
+        })?
+        .next()
+        .ok_or_else(|| {
+            Error::config(format!(
+                "address of process {process} '{address}' does not resolve"
+            ))
+        })
+}
+
+fn hello_bytes(spec: &ClusterSpec) -> Vec<u8> {
+    let mut hello = MAGIC.to_vec();
+    hello.extend_from_slice(&(spec.processes() as u32).to_be_bytes());
+    hello.extend_from_slice(&(spec.workers as u32).to_be_bytes());
+    hello
+}
+
+fn check_hello(
+    stream: &mut TcpStream,
+    spec: &ClusterSpec,
+    peer: usize,
+    deadline: Instant,
+) -> Result<()> {
+    set_read_deadline(stream, deadline)?;
+    let mut hello = [0u8; 16];
+    stream.read_exact(&mut hello).map_err(|e| {
+        Error::external(format!(
+            "process {peer} at {} did not complete Tidal's handshake ({e}); is something else listening there?",
+            spec.addresses[peer]
+        ))
+    })?;
+    if &hello[..8] != MAGIC {
+        return Err(Error::config(format!(
+            "process {peer} at {} is not a Tidal process of the same version",
+            spec.addresses[peer]
+        )));
+    }
+    let processes = u32::from_be_bytes(hello[8..12].try_into().unwrap()) as usize;
+    let workers = u32::from_be_bytes(hello[12..16].try_into().unwrap()) as usize;
+    if processes != spec.processes() || workers != spec.workers {
+        return Err(Error::config(format!(
+            "process {peer} was started with -n {processes} -w {workers} but process {} with -n {} -w {}: \
+             start every process with the same flags",
+            spec.process,
+            spec.processes(),
+            spec.workers
+        )));
+    }
+    Ok(())
+}
+
+fn set_read_deadline(stream: &TcpStream, deadline: Instant) -> Result<()> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100));
+    stream
+        .set_read_timeout(Some(left))
+        .map_err(|e| Error::external(format!("socket: {e}")))
+}
+
+fn finish_socket(stream: &TcpStream) -> Result<()> {
+    stream
+        .set_read_timeout(None)
+        .and_then(|_| stream.set_nodelay(true))
+        .map_err(|e| Error::external(format!("socket: {e}")))
+}

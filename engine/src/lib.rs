@@ -1,0 +1,65 @@
+//! # tidal-engine: the runtime underneath Tidal
+//!
+//! Tidal gives Flink's programming model — sources, transformations, keyed state, sinks, event time —
+//! on timely-dataflow. This crate is the bottom layer; it knows nothing of particular operators or
+//! connectors, which build on it (`tidal-operators`, `tidal-connectors`), and the `tidal` crate
+//! re-exports all three as a prelude.
+//!
+//! ## Layers
+//! - [`cli`]: the standard flags (`-w`, `-n`, `-p`, `-h`, `--connect-timeout`, `--tick`).
+//! - [`cluster`]: the hostfile, and connecting processes with a deadline and a handshake.
+//! - [`runtime`]: [`Job`] starts the workers, builds the dataflow on each with an [`Env`], runs it to
+//!   the end, stops every worker on the first failure, and stops cleanly on Ctrl-C / SIGTERM.
+//! - [`time`]: timely timestamps are watermarks ([`Time`], ms since the epoch); frontiers are the
+//!   watermarks every operator sees.
+//! - [`stream`]: [`DataStream`], the typed stream every operator extends.
+//! - [`source`]: the one source driver ([`SourceReader`]): batching, ticks, the end of input.
+//! - [`state`]: [`KeyedState`], the one state structure of every stateful operator, and its snapshot
+//!   format; [`hash`]: the stable key hash that decides which worker owns a key.
+//! - [`error`]: classified errors; [`fail`] ends a job with a clear message instead of a panic trace.
+//!
+//! ## How records flow
+//! Records travel in batches (`Vec<T>`) at the time of their tick; progress tracking costs one update
+//! per tick, not per record. Keyed operators combine records per key within a tick on the sending
+//! worker before exchanging them (see `tidal-operators`), so the exchange carries one partial result
+//! per key per tick instead of one message per record.
+//!
+//! ## How keyed state is held
+//! See [`state`]: per-key values in a hash map owned by the worker that owns the key, changed only in
+//! time order as the frontier passes, snapshotted as `(key, value)` entries without worker assignment,
+//! restored on any number of workers by re-routing every key.
+//!
+//! ## Quick start
+//! ```
+//! use tidal_engine::{Job, Collected, SourceReader, Poll};
+//! // A job of two worker threads; each builds the same dataflow and returns what it collected.
+//! let sizes: Vec<usize> = Job::local(2).run(|env| {
+//!     let c = Collected::new();
+//!     c.extend([env.peers()]);
+//!     c
+//! }).unwrap();
+//! assert_eq!(sizes, vec![2, 2]);
+//! ```
+
+pub mod cli;
+pub mod cluster;
+pub mod error;
+pub mod hash;
+pub mod runtime;
+pub mod source;
+pub mod state;
+pub mod stream;
+pub mod time;
+
+pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
+pub use cluster::{ClusterSpec, Hostfile};
+pub use error::{Error, ErrorKind, JobFailure, Result, fail};
+pub use hash::{FastMap, key_hash, worker_for};
+pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, WorkerOutput};
+pub use source::{Poll, SourceReader};
+pub use state::KeyedState;
+pub use stream::{DataStream, OperatorMeta};
+pub use time::{TickClock, Time, now_millis};
+
+/// Timely itself, for operators written directly against it.
+pub use timely;

@@ -1,0 +1,598 @@
+//! Running a job: starting workers on threads and processes, catching failures, stopping cleanly.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
+use timely::communication::{Hooks, initialize_from};
+use timely::dataflow::Scope;
+use timely::worker::Worker;
+
+use crate::cli::JobArgs;
+use crate::cluster::{ClusterSpec, connect};
+use crate::error::{Error, ErrorKind, JobFailure, Result};
+use crate::time::Time;
+
+/// A job ready to run: how many workers and processes, and how to reach the other processes.
+///
+/// The closure given to [`Job::run`] is called once on every worker to build the same dataflow;
+/// the job then runs until every source is exhausted and every operator has flushed (the final
+/// watermark), or until it is stopped (Ctrl-C, SIGTERM or a [`StopHandle`]), or until a worker
+/// fails — then every worker stops and `run` returns the first failure.
+///
+/// ```
+/// use tidal_engine::{Job, Collected};
+/// let job = Job::local(2);
+/// let indexes: Vec<usize> = job.run(|env| {
+///     let seen = Collected::new();
+///     seen.extend([env.worker_index()]);
+///     seen
+/// }).unwrap();
+/// assert_eq!(indexes.len(), 2);
+/// ```
+pub struct Job {
+    spec: ClusterSpec,
+    tick: Duration,
+    stop: StopHandle,
+    quiet: bool,
+}
+
+/// Stops a running job cleanly: its sources end, and everything in flight is flushed.
+///
+/// Clone it into any thread; Ctrl-C and SIGTERM do the same for a job started with [`Job::run`].
+#[derive(Clone, Debug, Default)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Asks the job to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a job reports at its end, summed over this process's workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobReport {
+    /// Per source name: records that failed to decode and were set aside, and where they went.
+    pub skipped: BTreeMap<String, (u64, String)>,
+}
+
+impl JobReport {
+    /// Records set aside by all sources.
+    pub fn total_skipped(&self) -> u64 {
+        self.skipped.values().map(|(n, _)| n).sum()
+    }
+}
+
+/// What one worker's build closure returns, and how this process's workers' results combine.
+pub trait WorkerOutput: Send + 'static {
+    /// The combined result returned by [`Job::run`].
+    type Merged;
+    /// Combines the results of this process's workers.
+    fn merge(parts: Vec<Self>) -> Self::Merged
+    where
+        Self: Sized;
+}
+
+impl WorkerOutput for () {
+    type Merged = ();
+    fn merge(_: Vec<Self>) {}
+}
+
+impl<A: WorkerOutput, B: WorkerOutput> WorkerOutput for (A, B) {
+    type Merged = (A::Merged, B::Merged);
+    fn merge(parts: Vec<Self>) -> Self::Merged {
+        let (a, b): (Vec<A>, Vec<B>) = parts.into_iter().unzip();
+        (A::merge(a), B::merge(b))
+    }
+}
+
+/// Records handed back to the caller of [`Job::run`] (see the `collect` sink).
+///
+/// ```
+/// let c = tidal_engine::Collected::new();
+/// c.extend([1, 2]);
+/// assert_eq!(<tidal_engine::Collected<i32> as tidal_engine::WorkerOutput>::merge(vec![c]), vec![1, 2]);
+/// ```
+#[derive(Debug)]
+pub struct Collected<T> {
+    items: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T> Clone for Collected<T> {
+    fn clone(&self) -> Self {
+        Collected {
+            items: Arc::clone(&self.items),
+        }
+    }
+}
+
+impl<T> Default for Collected<T> {
+    fn default() -> Self {
+        Collected {
+            items: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl<T> Collected<T> {
+    /// An empty collection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds records.
+    pub fn extend(&self, items: impl IntoIterator<Item = T>) {
+        self.items
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(items);
+    }
+    /// Takes the records out.
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.items.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl<T: Send + 'static> WorkerOutput for Collected<T> {
+    type Merged = Vec<T>;
+    fn merge(parts: Vec<Self>) -> Vec<T> {
+        parts.iter().flat_map(|c| c.take()).collect()
+    }
+}
+
+/// State shared by the workers of one job in this process.
+pub(crate) struct JobShared {
+    stop: StopHandle,
+    failed: AtomicBool,
+    failure: Mutex<Option<Error>>,
+    threads: Mutex<Vec<Thread>>,
+    report: Mutex<JobReport>,
+    cluster: bool,
+    process: usize,
+}
+
+impl JobShared {
+    fn fail(&self, error: Error) {
+        if self.cluster {
+            // timely cannot shut down part of a cluster: the other processes would wait forever.
+            // End this process; its peers see the connection drop and fail in turn.
+            eprintln!("error: process {}: {error}", self.process);
+            std::process::exit(1);
+        }
+        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        drop(slot);
+        self.failed.store(true, Ordering::SeqCst);
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            t.unpark();
+        }
+    }
+}
+
+/// What every operator of a worker can see about where it runs.
+pub struct WorkerContext {
+    index: usize,
+    peers: usize,
+    process: usize,
+    processes: usize,
+    tick: Duration,
+    job: Arc<JobShared>,
+    next_id: Cell<usize>,
+}
+
+impl WorkerContext {
+    /// This worker's index among all workers of the job.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    /// Number of workers in the job (all processes).
+    pub fn peers(&self) -> usize {
+        self.peers
+    }
+    /// This process's index.
+    pub fn process(&self) -> usize {
+        self.process
+    }
+    /// Number of processes.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+    /// The processing-time tick (`--tick`).
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+    /// Whether the job was asked to stop (sources end when they see this).
+    pub fn stop_requested(&self) -> bool {
+        self.job.stop.is_stopped() || signalled().load(Ordering::Relaxed)
+    }
+    /// Counts `n` records that source `source` set aside, written to `destination`.
+    pub fn report_skipped(&self, source: &str, n: u64, destination: &str) {
+        let mut report = self.job.report.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = report
+            .skipped
+            .entry(source.to_string())
+            .or_insert((0, destination.to_string()));
+        entry.0 += n;
+    }
+    /// A fresh operator number, for default operator names.
+    pub fn next_operator_id(&self) -> usize {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+}
+
+/// The place a job's dataflow is built: one per worker, handed to the build closure.
+pub struct Env<'s> {
+    scope: Scope<'s, Time>,
+    ctx: Rc<WorkerContext>,
+}
+
+impl<'s> Env<'s> {
+    /// The timely scope, for operators written directly on timely.
+    pub fn scope(&self) -> Scope<'s, Time> {
+        self.scope
+    }
+    /// The worker's context.
+    pub fn context(&self) -> &Rc<WorkerContext> {
+        &self.ctx
+    }
+    /// This worker's index among all workers of the job.
+    pub fn worker_index(&self) -> usize {
+        self.ctx.index
+    }
+    /// Number of workers in the job.
+    pub fn peers(&self) -> usize {
+        self.ctx.peers
+    }
+}
+
+impl Job {
+    /// A job shaped by the standard flags (workers, processes, hostfile, timeouts, tick).
+    pub fn new(args: &JobArgs) -> Result<Job> {
+        Ok(Job {
+            spec: args.cluster_spec()?,
+            tick: args.tick,
+            stop: StopHandle::default(),
+            quiet: false,
+        })
+    }
+    /// A job of one process with `workers` threads.
+    pub fn local(workers: usize) -> Job {
+        Job {
+            spec: ClusterSpec::local(workers.max(1)),
+            tick: Duration::from_millis(200),
+            stop: StopHandle::default(),
+            quiet: false,
+        }
+    }
+    /// A job from an explicit cluster spec.
+    pub fn from_spec(spec: ClusterSpec) -> Job {
+        Job {
+            spec,
+            tick: Duration::from_millis(200),
+            stop: StopHandle::default(),
+            quiet: false,
+        }
+    }
+    /// Sets the processing-time tick.
+    pub fn with_tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+    /// Does not print the end-of-job report (skipped records) to stderr.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+    /// A handle that stops the job cleanly when asked.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+    /// The process layout this job runs with.
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    /// Builds the dataflow with `build` on every worker and runs it to the end.
+    ///
+    /// Returns the merged outputs of this process's workers (e.g. collected records).
+    pub fn run<R, F>(self, build: F) -> Result<R::Merged>
+    where
+        R: WorkerOutput,
+        F: Fn(&mut Env<'_>) -> R + Send + Sync + 'static,
+    {
+        let quiet = self.quiet;
+        let (merged, report) = self.run_with_report(build)?;
+        if !quiet {
+            for (source, (n, destination)) in &report.skipped {
+                eprintln!(
+                    "tidal: source '{source}' set aside {n} record(s) that failed to decode; see {destination}"
+                );
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Like [`Job::run`], and also returns the end-of-job report instead of printing it.
+    pub fn run_with_report<R, F>(self, build: F) -> Result<(R::Merged, JobReport)>
+    where
+        R: WorkerOutput,
+        F: Fn(&mut Env<'_>) -> R + Send + Sync + 'static,
+    {
+        install_panic_hook();
+        install_signal_handlers();
+        let spec = self.spec;
+        let processes = spec.processes();
+        let builders: Vec<AllocatorBuilder>;
+        let others: Box<dyn std::any::Any + Send>;
+        let hooks = Hooks::default();
+        if processes == 1 {
+            builders = ProcessBuilder::new_typed_vector(
+                spec.workers,
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            )
+            .into_iter()
+            .map(AllocatorBuilder::Process)
+            .collect();
+            others = Box::new(());
+        } else {
+            let sockets = connect(&spec)?;
+            let process_allocators = ProcessBuilder::new_typed_vector(
+                spec.workers,
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            );
+            let (tcp, guard) = initialize_networking_from_sockets(
+                process_allocators,
+                sockets,
+                spec.process,
+                spec.workers,
+                hooks,
+            )
+            .map_err(|e| Error::external(format!("starting network threads: {e}")))?;
+            builders = tcp.into_iter().map(AllocatorBuilder::Tcp).collect();
+            others = Box::new(guard);
+        }
+
+        let shared = Arc::new(JobShared {
+            stop: self.stop.clone(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            report: Mutex::new(JobReport::default()),
+            cluster: processes > 1,
+            process: spec.process,
+        });
+        register_active(&shared);
+        let tick = self.tick;
+        let worker_shared = Arc::clone(&shared);
+        let guards = initialize_from(builders, others, move |allocator| {
+            let shared = &worker_shared;
+            IN_WORKER.with(|w| w.set(true));
+            shared
+                .threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(std::thread::current());
+            let mut worker = Worker::new(
+                timely::WorkerConfig::default(),
+                allocator,
+                Some(Instant::now()),
+            );
+            let ctx = Rc::new(WorkerContext {
+                index: worker.index(),
+                peers: worker.peers(),
+                process: spec.process,
+                processes,
+                tick,
+                job: Arc::clone(shared),
+                next_id: Cell::new(0),
+            });
+            let index = ctx.index;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let out = worker.dataflow::<Time, _, _>(|scope| {
+                    let mut env = Env {
+                        scope,
+                        ctx: Rc::clone(&ctx),
+                    };
+                    build(&mut env)
+                });
+                while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(None) {}
+                out
+            }));
+            match outcome {
+                Ok(out) if !shared.failed.load(Ordering::SeqCst) => Some(out),
+                Ok(_) => None,
+                Err(payload) => {
+                    shared.fail(failure_from_panic(index, payload));
+                    None
+                }
+            }
+        })
+        .map_err(|e| Error::external(format!("starting worker threads: {e}")))?;
+
+        let results = guards.join();
+        unregister_active(&shared);
+        if let Some(error) = shared
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(error);
+        }
+        let mut parts = Vec::with_capacity(results.len());
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(Some(out)) => parts.push(out),
+                Ok(None) => {
+                    return Err(Error::new(
+                        ErrorKind::Cancelled,
+                        format!("worker {i} stopped"),
+                    ));
+                }
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::UserCode,
+                        format!("worker {i} failed: {e}"),
+                    ));
+                }
+            }
+        }
+        let report = shared
+            .report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok((R::merge(parts), report))
+    }
+}
+
+thread_local! {
+    static IN_WORKER: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn failure_from_panic(worker: usize, payload: Box<dyn std::any::Any + Send>) -> Error {
+    let payload = match payload.downcast::<JobFailure>() {
+        Ok(failure) => return failure.0,
+        Err(p) => p,
+    };
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    };
+    if message.contains("timely communication error") {
+        return lost_peer(&message);
+    }
+    let at = LAST_PANIC_AT
+        .with(|l| l.borrow_mut().take())
+        .map(|l| format!(" (at {l})"))
+        .unwrap_or_default();
+    Error::new(
+        ErrorKind::UserCode,
+        format!("worker {worker} failed in user code: {message}{at}"),
+    )
+}
+
+fn lost_peer(detail: &str) -> Error {
+    Error::external(format!(
+        "lost the connection to another process of the job ({detail}); it failed or was killed: see its own output for the cause"
+    ))
+}
+
+static ACTIVE: Mutex<Vec<Weak<JobShared>>> = Mutex::new(Vec::new());
+
+fn register_active(shared: &Arc<JobShared>) {
+    let mut active = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
+    active.retain(|w| w.strong_count() > 0);
+    active.push(Arc::downgrade(shared));
+}
+
+fn unregister_active(shared: &Arc<JobShared>) {
+    let mut active = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
+    active.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(shared)));
+}
+
+/// Workers report their panics themselves (with the location); network threads' panics mean a peer
+/// process went away and fail the job. Other threads keep the previous hook.
+fn install_panic_hook() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_WORKER.with(|w| w.get()) {
+                if info.payload().downcast_ref::<JobFailure>().is_none() {
+                    let at = info.location().map(|l| l.to_string());
+                    LAST_PANIC_AT.with(|l| *l.borrow_mut() = at);
+                }
+                return;
+            }
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            if name.starts_with("timely:send") || name.starts_with("timely:recv") {
+                let message = info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                let peer = name.rsplit('-').next().unwrap_or("?").to_string();
+                let error = lost_peer(&format!("process {peer}: {message}"));
+                for job in ACTIVE
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                {
+                    job.fail(error.clone());
+                }
+                return;
+            }
+            previous(info);
+        }));
+    });
+}
+
+fn signalled() -> &'static Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// First Ctrl-C / SIGTERM: stop cleanly (sources end, results flush). Second: exit at once (130).
+fn install_signal_handlers() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let flag = Arc::clone(signalled());
+        for signal in [SIGINT, SIGTERM] {
+            let _ =
+                signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&flag));
+            let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+        }
+        // Wake parked workers so that sources see the flag promptly.
+        let watcher = Arc::clone(&flag);
+        let _ = std::thread::Builder::new()
+            .name("tidal-signals".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if watcher.load(Ordering::Relaxed) {
+                        for job in ACTIVE
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .iter()
+                            .filter_map(Weak::upgrade)
+                        {
+                            for t in job.threads.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                                t.unpark();
+                            }
+                        }
+                        break;
+                    }
+                }
+            });
+    });
+}

@@ -1,0 +1,137 @@
+//! The one source driver: how every source emits records, advances time and ends.
+//!
+//! A connector supplies a [`SourceReader`] per worker; [`Env::source`] turns it into a stream. The
+//! driver holds the source's capability at the current tick of processing time (or, for event-time
+//! sources, their watermark), hands out batches for a few milliseconds per activation so that the
+//! operators downstream run in between, and drops the capability when the reader is exhausted or
+//! the job is asked to stop — which is the final watermark for everything downstream.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use timely::dataflow::operators::generic::operator::source;
+
+use crate::runtime::Env;
+use crate::stream::DataStream;
+use crate::time::TickClock;
+
+/// What a [`SourceReader`] says after a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// More records are available now.
+    Ready,
+    /// Nothing right now; try again after the given delay (an unbounded or rate-limited source).
+    Pending(Duration),
+    /// The source is exhausted.
+    Done,
+}
+
+/// Reads one worker's share of a source.
+///
+/// ```
+/// use tidal_engine::{Poll, SourceReader};
+/// struct Count { next: u64, end: u64 }
+/// impl SourceReader for Count {
+///     type Item = u64;
+///     fn read(&mut self, out: &mut Vec<u64>, max: usize) -> Poll {
+///         let stop = self.end.min(self.next + max as u64);
+///         out.extend(self.next..stop);
+///         self.next = stop;
+///         if self.next == self.end { Poll::Done } else { Poll::Ready }
+///     }
+/// }
+/// let out: Vec<u64> = tidal_engine::Job::local(1).run(|env| {
+///     let collected = tidal_engine::Collected::new();
+///     let sink = collected.clone();
+///     let stream = env.source("count", Count { next: 0, end: 5 });
+///     use timely::dataflow::operators::Inspect;
+///     stream.into_inner().inspect(move |x| sink.extend([*x]));
+///     collected
+/// }).unwrap();
+/// assert_eq!(out, vec![0, 1, 2, 3, 4]);
+/// ```
+pub trait SourceReader: 'static {
+    /// The records produced.
+    type Item: 'static;
+    /// Appends up to about `max` records to `out`.
+    ///
+    /// A reader that meets an error it must not hide calls [`fail`](crate::fail).
+    fn read(&mut self, out: &mut Vec<Self::Item>, max: usize) -> Poll;
+    /// Called once when the source ends (exhausted or stopped), e.g. to flush a dead-letter file.
+    fn finish(&mut self) {}
+}
+
+/// Records handed downstream per read.
+const BATCH: usize = 1024;
+/// How long one activation of a source may run before downstream operators get a turn.
+const SLICE: Duration = Duration::from_millis(2);
+
+impl<'s> Env<'s> {
+    /// Turns this worker's reader into a stream (see [`SourceReader`]).
+    pub fn source<R: SourceReader>(
+        &mut self,
+        name: &str,
+        mut reader: R,
+    ) -> DataStream<'s, R::Item> {
+        let ctx = Rc::clone(self.context());
+        let scope = self.scope();
+        let clock = TickClock::new(ctx.tick());
+        let driver_ctx = Rc::clone(&ctx);
+        let stream = source::<_, timely::container::CapacityContainerBuilder<Vec<R::Item>>, _, _>(
+            scope,
+            name,
+            move |capability, info| {
+                let activator = scope.activator_for(info.address);
+                let mut capability = Some(capability);
+                let mut buffer: Vec<R::Item> = Vec::with_capacity(BATCH);
+                move |output| {
+                    let Some(cap) = capability.as_mut() else {
+                        return;
+                    };
+                    if driver_ctx.stop_requested() {
+                        reader.finish();
+                        capability = None;
+                        return;
+                    }
+                    let now = clock.current();
+                    if *cap.time() < now {
+                        cap.downgrade(&now);
+                    }
+                    let started = Instant::now();
+                    let mut done = false;
+                    {
+                        let mut session = output.session(&*cap);
+                        loop {
+                            let poll = reader.read(&mut buffer, BATCH);
+                            if !buffer.is_empty() {
+                                session.give_container(&mut buffer);
+                                buffer.clear();
+                            }
+                            match poll {
+                                Poll::Ready => {
+                                    if started.elapsed() >= SLICE {
+                                        activator.activate();
+                                        break;
+                                    }
+                                }
+                                Poll::Pending(delay) => {
+                                    activator.activate_after(delay);
+                                    break;
+                                }
+                                Poll::Done => {
+                                    done = true;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if done {
+                        reader.finish();
+                        capability = None;
+                    }
+                }
+            },
+        );
+        DataStream::from_timely(stream, ctx, name)
+    }
+}

@@ -1,0 +1,109 @@
+//! [`DataStream`]: a typed stream of records on one worker, the handle every operator extends.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use timely::dataflow::StreamVec;
+
+use crate::runtime::WorkerContext;
+use crate::time::Time;
+
+/// A stream of records of type `T`, as seen by one worker.
+///
+/// Operators (in `tidal-operators`) and sinks (in `tidal-connectors`) are methods added to it by
+/// extension traits; sources (in `tidal-connectors`) create it. Underneath it is a timely stream of
+/// `Vec<T>` batches timestamped with [`Time`].
+pub struct DataStream<'s, T> {
+    inner: StreamVec<'s, Time, T>,
+    ctx: Rc<WorkerContext>,
+    meta: Rc<OperatorMeta>,
+}
+
+impl<'s, T: 'static> Clone for DataStream<'s, T>
+where
+    T: Clone,
+{
+    fn clone(&self) -> Self {
+        DataStream {
+            inner: self.inner.clone(),
+            ctx: Rc::clone(&self.ctx),
+            meta: Rc::clone(&self.meta),
+        }
+    }
+}
+
+/// What Tidal knows of the operator that produced a stream: its name (renamable with
+/// [`DataStream::name`], for metrics, logs and checkpoint identities).
+#[derive(Debug)]
+pub struct OperatorMeta {
+    name: RefCell<String>,
+}
+
+impl OperatorMeta {
+    /// The operator's current name.
+    pub fn name(&self) -> String {
+        self.name.borrow().clone()
+    }
+}
+
+impl<'s, T: 'static> DataStream<'s, T> {
+    /// Wraps a timely stream produced by an operator called `name`.
+    pub fn from_timely(
+        inner: StreamVec<'s, Time, T>,
+        ctx: Rc<WorkerContext>,
+        name: impl Into<String>,
+    ) -> Self {
+        DataStream {
+            inner,
+            ctx,
+            meta: Rc::new(OperatorMeta {
+                name: RefCell::new(name.into()),
+            }),
+        }
+    }
+    /// A stream produced by a new operator `name` downstream of this one, on the same worker.
+    pub fn derive<U: 'static>(
+        &self,
+        inner: StreamVec<'s, Time, U>,
+        name: impl Into<String>,
+    ) -> DataStream<'s, U> {
+        DataStream::from_timely(inner, Rc::clone(&self.ctx), name)
+    }
+    /// Adds an operator of kind `kind` downstream: `build` gets the timely stream and the new
+    /// operator's name (`kind#N`) and returns the operator's output. Every Tidal operator is added
+    /// this way, so that each gets a name and stays on this worker's context.
+    pub fn then<U: 'static>(
+        self,
+        kind: &str,
+        build: impl FnOnce(StreamVec<'s, Time, T>, &str) -> StreamVec<'s, Time, U>,
+    ) -> DataStream<'s, U> {
+        let name = self.default_name(kind);
+        let inner = build(self.inner, &name);
+        DataStream::from_timely(inner, self.ctx, name)
+    }
+    /// The timely stream underneath.
+    pub fn inner(&self) -> &StreamVec<'s, Time, T> {
+        &self.inner
+    }
+    /// The timely stream underneath, by value.
+    pub fn into_inner(self) -> StreamVec<'s, Time, T> {
+        self.inner
+    }
+    /// The worker this stream lives on.
+    pub fn context(&self) -> &Rc<WorkerContext> {
+        &self.ctx
+    }
+    /// The name of the operator that produced this stream.
+    pub fn operator_name(&self) -> String {
+        self.meta.name()
+    }
+    /// Names the operator that produced this stream (as Flink's `.name(...)` does).
+    pub fn name(self, name: impl Into<String>) -> Self {
+        *self.meta.name.borrow_mut() = name.into();
+        self
+    }
+    /// A default name for a new operator of kind `kind`: `kind#N`, N unique on this worker.
+    pub fn default_name(&self, kind: &str) -> String {
+        format!("{kind}#{}", self.ctx.next_operator_id())
+    }
+}

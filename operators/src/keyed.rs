@@ -1,0 +1,360 @@
+//! Keyed streams and rolling aggregates.
+//!
+//! A [`KeyedStream`] is a stream of `(key, value)` pairs partitioned by key. Its rolling aggregates
+//! (`reduce`, `sum`, `min`, `max`, `count`, `min_by`, `max_by`, `aggregate`) produce a **changelog**:
+//! at the end of every tick, the new aggregate of every key that changed in it, as `(key, aggregate)`.
+//! A sink can write that changelog, or keep only the latest value per key with
+//! [`final_values`](crate::Changelog::final_values).
+//!
+//! All of them are built on [`rolling`], which works in two steps:
+//! 1. **Combine before exchange** (on the worker that read the record): per tick, a hash map from key
+//!    to partial aggregate. When the frontier passes the tick (or the map grows past a limit), the
+//!    partials are sent to the workers owning their keys. The exchange carries one message per key per
+//!    tick, not one per record.
+//! 2. **Fold in time order** (on the owning worker): partials are buffered per tick and folded into
+//!    the operator's [`KeyedState`] when the frontier passes the tick; then the changed keys' new
+//!    aggregates are emitted at that tick. State thus always reflects exactly the input below the
+//!    frontier — the property checkpoints rely on (see `tidal_engine::state`).
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use tidal_engine::{DataStream, FastMap, KeyedState, Time, key_hash, timely};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+/// Keys in keyed state: hashable, comparable, clonable and able to cross processes.
+pub trait Key: timely::ExchangeData + Hash + Eq + Clone {}
+impl<T: timely::ExchangeData + Hash + Eq + Clone> Key for T {}
+
+/// Values and aggregates that can cross processes and be copied into the changelog.
+pub trait Value: timely::ExchangeData + Clone {}
+impl<T: timely::ExchangeData + Clone> Value for T {}
+
+/// A stream of `(key, value)` pairs, partitioned by key for keyed operators.
+pub struct KeyedStream<'s, K, V> {
+    stream: DataStream<'s, (K, V)>,
+}
+
+/// A combiner flushes its partials for a tick early once it holds this many keys.
+const COMBINE_LIMIT: usize = 1 << 16;
+
+impl<'s, K: 'static, V: 'static> KeyedStream<'s, K, V> {
+    /// A keyed stream of `(key, value)` pairs.
+    pub fn new(stream: DataStream<'s, (K, V)>) -> Self {
+        KeyedStream { stream }
+    }
+    /// The `(key, value)` pairs as a plain stream.
+    pub fn into_stream(self) -> DataStream<'s, (K, V)> {
+        self.stream
+    }
+}
+
+impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
+    /// Rolling reduce: `f(&mut acc, value)` folds each value into its key's aggregate.
+    /// `f` must be associative (values are pre-combined on the sending worker).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let mut out: Vec<(u8, String)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter(vec![(1u8, "a".to_string()), (1, "a".into()), (2, "b".into())])
+    ///         .keyed()
+    ///         .reduce(|acc: &mut String, v: String| acc.push_str(&v))
+    ///         .final_values()
+    ///         .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(1, "aa".to_string()), (2, "b".to_string())]);
+    /// ```
+    pub fn reduce(self, f: impl Fn(&mut V, V) + Clone + 'static) -> DataStream<'s, (K, V)> {
+        let g = f.clone();
+        rolling(self.stream, "reduce", |v| v, f, g)
+    }
+
+    /// Rolling sum of the values per key.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<(&str, f64)> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter(vec![("x", 1.5), ("x", 2.0)]).keyed().sum().final_values().collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![("x", 3.5)]);
+    /// ```
+    pub fn sum(self) -> DataStream<'s, (K, V)>
+    where
+        V: std::ops::AddAssign,
+    {
+        rolling(
+            self.stream,
+            "sum",
+            |v| v,
+            |a: &mut V, v| *a += v,
+            |a: &mut V, b| *a += b,
+        )
+    }
+
+    /// Rolling minimum of the values per key.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<(u8, i32)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter(vec![(0u8, 5), (0, -3), (0, 9)]).keyed().min().final_values().collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![(0, -3)]);
+    /// ```
+    pub fn min(self) -> DataStream<'s, (K, V)>
+    where
+        V: PartialOrd,
+    {
+        let keep_min = |a: &mut V, v: V| {
+            if v < *a {
+                *a = v
+            }
+        };
+        rolling(self.stream, "min", |v| v, keep_min, keep_min)
+    }
+
+    /// Rolling maximum of the values per key.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<(u8, i32)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter(vec![(0u8, 5), (0, -3), (0, 9)]).keyed().max().final_values().collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![(0, 9)]);
+    /// ```
+    pub fn max(self) -> DataStream<'s, (K, V)>
+    where
+        V: PartialOrd,
+    {
+        let keep_max = |a: &mut V, v: V| {
+            if v > *a {
+                *a = v
+            }
+        };
+        rolling(self.stream, "max", |v| v, keep_max, keep_max)
+    }
+
+    /// Rolling count of records per key.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<(char, u64)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter("aab".chars()).key_by(|c| *c).count().final_values().collect::<Vec<_>>()
+    /// }).unwrap();
+    /// let mut out = out; out.sort();
+    /// assert_eq!(out, vec![('a', 2), ('b', 1)]);
+    /// ```
+    pub fn count(self) -> DataStream<'s, (K, u64)> {
+        rolling(
+            self.stream,
+            "count",
+            |_| 1u64,
+            |a: &mut u64, _| *a += 1,
+            |a: &mut u64, b| *a += b,
+        )
+    }
+
+    /// Rolling record with the smallest `by(&record)` per key (the earlier one on ties, as far as
+    /// arrival order is defined: records from different workers arrive in no fixed order).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<(u8, (&str, u32))> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter(vec![(0u8, ("late", 9)), (0, ("early", 1))]).keyed().min_by(|r| r.1).final_values().collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![(0, ("early", 1))]);
+    /// ```
+    pub fn min_by<O: PartialOrd>(
+        self,
+        by: impl Fn(&V) -> O + Clone + 'static,
+    ) -> DataStream<'s, (K, V)> {
+        let by2 = by.clone();
+        rolling(
+            self.stream,
+            "min_by",
+            |v| v,
+            move |a: &mut V, v: V| {
+                if by(&v) < by(a) {
+                    *a = v
+                }
+            },
+            move |a: &mut V, v: V| {
+                if by2(&v) < by2(a) {
+                    *a = v
+                }
+            },
+        )
+    }
+
+    /// Rolling record with the largest `by(&record)` per key (the earlier one on ties).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<(u8, (&str, u32))> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter(vec![(0u8, ("small", 1)), (0, ("big", 9))]).keyed().max_by(|r| r.1).final_values().collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![(0, ("big", 9))]);
+    /// ```
+    pub fn max_by<O: PartialOrd>(
+        self,
+        by: impl Fn(&V) -> O + Clone + 'static,
+    ) -> DataStream<'s, (K, V)> {
+        let by2 = by.clone();
+        rolling(
+            self.stream,
+            "max_by",
+            |v| v,
+            move |a: &mut V, v: V| {
+                if by(&v) > by(a) {
+                    *a = v
+                }
+            },
+            move |a: &mut V, v: V| {
+                if by2(&v) > by2(a) {
+                    *a = v
+                }
+            },
+        )
+    }
+
+    /// Rolling aggregate with an accumulator: `create(first value)`, `add(&mut acc, value)`,
+    /// `merge(&mut acc, other acc)` (associative). The changelog carries the accumulators.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// // Average per key: (sum, count) accumulators.
+    /// let out: Vec<(u8, (f64, u64))> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter(vec![(0u8, 1.0), (0, 3.0)])
+    ///         .keyed()
+    ///         .aggregate(|v| (v, 1u64), |a, v| { a.0 += v; a.1 += 1 }, |a, b| { a.0 += b.0; a.1 += b.1 })
+    ///         .final_values()
+    ///         .collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![(0, (4.0, 2))]);
+    /// ```
+    pub fn aggregate<A: Value>(
+        self,
+        create: impl Fn(V) -> A + Clone + 'static,
+        add: impl Fn(&mut A, V) + Clone + 'static,
+        merge: impl Fn(&mut A, A) + Clone + 'static,
+    ) -> DataStream<'s, (K, A)> {
+        rolling(self.stream, "aggregate", create, add, merge)
+    }
+}
+
+/// The builder under every rolling aggregate (see the module docs): combine per key and tick on
+/// the sending worker, exchange partials by key, fold them into keyed state in time order, and emit
+/// the changed keys' aggregates once per tick.
+pub fn rolling<'s, K: Key, V: 'static, A: Value>(
+    stream: DataStream<'s, (K, V)>,
+    kind: &str,
+    create: impl Fn(V) -> A + Clone + 'static,
+    add: impl Fn(&mut A, V) + Clone + 'static,
+    merge: impl Fn(&mut A, A) + Clone + 'static,
+) -> DataStream<'s, (K, A)> {
+    stream.then(kind, move |input, name| {
+        rolling_timely(input, name, create, add, merge)
+    })
+}
+
+fn rolling_timely<'s, K: Key, V: 'static, A: Value>(
+    stream: timely::dataflow::StreamVec<'s, Time, (K, V)>,
+    name: &str,
+    create: impl Fn(V) -> A + Clone + 'static,
+    add: impl Fn(&mut A, V) + Clone + 'static,
+    merge: impl Fn(&mut A, A) + Clone + 'static,
+) -> timely::dataflow::StreamVec<'s, Time, (K, A)> {
+    let merge2 = merge.clone();
+
+    // Step 1: combine per key within a tick, before the exchange.
+    let combined = stream.unary_frontier::<CapacityContainerBuilder<Vec<(K, A)>>, _, _, _>(
+        Pipeline,
+        &format!("{name}/combine"),
+        move |_, _| {
+            let mut pending: BTreeMap<Time, (Capability<Time>, FastMap<K, A>)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                let port = output.output_index();
+                input.for_each(|cap, data| {
+                    let Some(&time) = cap.least() else { return };
+                    let (held, partials) = pending.entry(time).or_insert_with(|| {
+                        (
+                            cap.retain_least(port).expect("non-empty stamp"),
+                            FastMap::default(),
+                        )
+                    });
+                    for (k, v) in data.drain(..) {
+                        match partials.get_mut(&k) {
+                            Some(acc) => add(acc, v),
+                            None => {
+                                partials.insert(k, create(v));
+                            }
+                        }
+                    }
+                    if partials.len() >= COMBINE_LIMIT {
+                        output.session(&*held).give_iterator(partials.drain());
+                    }
+                });
+                while let Some((&time, _)) = pending.first_key_value() {
+                    if frontier.less_equal(&time) {
+                        break;
+                    }
+                    let (_, (held, partials)) = pending.pop_first().expect("first entry exists");
+                    output.session(&held).give_iterator(partials.into_iter());
+                }
+            }
+        },
+    );
+
+    // Step 2: on the key's owner, fold partials into state in time order and emit the changes.
+    let state_name = name.to_string();
+    combined.unary_frontier::<CapacityContainerBuilder<Vec<(K, A)>>, _, _, _>(
+        Exchange::new(|(k, _): &(K, A)| key_hash(k)),
+        name,
+        move |_, _| {
+            let mut state: KeyedState<K, A> = KeyedState::new(state_name);
+            let mut pending: BTreeMap<Time, (Capability<Time>, FastMap<K, A>)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                let port = output.output_index();
+                input.for_each(|cap, data| {
+                    let Some(&time) = cap.least() else { return };
+                    let (_, partials) = pending.entry(time).or_insert_with(|| {
+                        (
+                            cap.retain_least(port).expect("non-empty stamp"),
+                            FastMap::default(),
+                        )
+                    });
+                    for (k, a) in data.drain(..) {
+                        match partials.get_mut(&k) {
+                            Some(acc) => merge(acc, a),
+                            None => {
+                                partials.insert(k, a);
+                            }
+                        }
+                    }
+                });
+                while let Some((&time, _)) = pending.first_key_value() {
+                    if frontier.less_equal(&time) {
+                        break;
+                    }
+                    let (_, (held, partials)) = pending.pop_first().expect("first entry exists");
+                    let mut session = output.session(&held);
+                    for (k, a) in partials {
+                        match state.get_mut(&k) {
+                            Some(acc) => {
+                                merge2(acc, a);
+                                session.give((k, acc.clone()));
+                            }
+                            None => {
+                                session.give((k.clone(), a.clone()));
+                                state.insert(k, a);
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,43 @@
+//! # tidal-operators: the DataStream API
+//!
+//! Methods on [`DataStream`](tidal_engine::DataStream), added by extension traits:
+//! - [`Transform`]: `map`, `flat_map`, `filter`, `inspect`, `union`, `key_by`, `keyed`.
+//! - [`Partition`]: `rebalance`, `shuffle`, `broadcast`.
+//! - [`KeyedStream`]: rolling `reduce`, `sum`, `min`, `max`, `count`, `min_by`, `max_by`,
+//!   `aggregate` — each a **changelog**: the new value of every key that changed, once per tick.
+//! - [`Changelog`]: `final_values` keeps the last value per key and emits it at the end of input.
+//!
+//! Every keyed operator is built on one builder ([`keyed::rolling`]) that combines records per key
+//! within a tick on the sending worker, exchanges the partial results by [`key_hash`](tidal_engine::key_hash),
+//! and folds them into a [`KeyedState`](tidal_engine::KeyedState) in time order as the frontier passes.
+//!
+//! ```
+//! use tidal_operators::prelude::*;
+//! use tidal_connectors::prelude::*;
+//!
+//! let mut counts: Vec<(String, u64)> = tidal_engine::Job::local(2).run(|env| {
+//!     env.from_iter(["a b", "b c", "c c"].map(String::from))
+//!         .flat_map(|line: String| line.split(' ').map(|w| (w.to_string(), ())).collect::<Vec<_>>())
+//!         .keyed()
+//!         .count()
+//!         .final_values()
+//!         .collect()
+//! }).unwrap();
+//! counts.sort();
+//! assert_eq!(counts, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+//! ```
+
+pub mod changelog;
+pub mod keyed;
+pub mod partition;
+pub mod transform;
+
+pub use changelog::Changelog;
+pub use keyed::KeyedStream;
+pub use partition::Partition;
+pub use transform::{KeyedPairs, Transform};
+
+/// Everything needed to write pipelines: `use tidal_operators::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Changelog, KeyedPairs, KeyedStream, Partition, Transform};
+}

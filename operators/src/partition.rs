@@ -1,0 +1,85 @@
+//! Partitioning: which worker each record goes to next.
+
+use std::cell::Cell;
+
+use tidal_engine::{DataStream, timely};
+use timely::dataflow::operators::core::Exchange;
+use timely::dataflow::operators::vec::Broadcast;
+
+/// Partitioning operators on a [`DataStream`].
+pub trait Partition<'s, T>: Sized {
+    /// Spreads records evenly over all workers, round-robin.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let mut out: Vec<(usize, usize)> = tidal_engine::Job::local(2).run(|env| {
+    ///     let me = env.worker_index();
+    ///     // Worker 0 holds every record; after rebalance each worker holds half.
+    ///     env.from_iter(if me == 0 { (0..100).collect() } else { vec![] })
+    ///         .rebalance()
+    ///         .map(move |_: i32| 1usize)
+    ///         .key_by(|_| ())
+    ///         .sum()
+    ///         .final_values()
+    ///         .map(move |(_, n)| (n, 0))
+    ///         .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(100, 0)]);
+    /// ```
+    fn rebalance(self) -> DataStream<'s, T>;
+    /// Sends every record to a worker chosen at random.
+    fn shuffle(self) -> DataStream<'s, T>;
+    /// Sends a copy of every record to every worker.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<i32> = tidal_engine::Job::local(3).run(|env| {
+    ///     env.from_iter(if env.worker_index() == 0 { vec![7] } else { vec![] }).broadcast().collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![7, 7, 7]);
+    /// ```
+    fn broadcast(self) -> DataStream<'s, T>
+    where
+        T: Clone;
+}
+
+impl<'s, T> Partition<'s, T> for DataStream<'s, T>
+where
+    T: timely::ExchangeData,
+{
+    fn rebalance(self) -> DataStream<'s, T> {
+        // Start each worker at its own offset so that small inputs spread too.
+        let next = Cell::new(self.context().index() as u64);
+        self.then("rebalance", |s, _| {
+            s.exchange(move |_| {
+                let n = next.get();
+                next.set(n.wrapping_add(1));
+                n
+            })
+        })
+    }
+    fn shuffle(self) -> DataStream<'s, T> {
+        // xorshift64*, seeded per worker: cheap, and no shared state.
+        let state = Cell::new(
+            0x9E37_79B9_7F4A_7C15u64
+                ^ (self.context().index() as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+        );
+        self.then("shuffle", |s, _| {
+            s.exchange(move |_| {
+                let mut x = state.get();
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                state.set(x);
+                x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 16
+            })
+        })
+    }
+    fn broadcast(self) -> DataStream<'s, T>
+    where
+        T: Clone,
+    {
+        self.then("broadcast", |s, _| s.broadcast())
+    }
+}

@@ -1,0 +1,124 @@
+//! Stateless transformations: one record in, zero or more out, on the same worker.
+
+use tidal_engine::{DataStream, timely};
+use timely::dataflow::operators::core::{Concat, Inspect};
+use timely::dataflow::operators::vec::{Filter, Map};
+
+use crate::keyed::KeyedStream;
+
+/// Stateless operators on a [`DataStream`].
+pub trait Transform<'s, T: 'static>: Sized {
+    /// Applies `f` to every record.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<i32> = tidal_engine::Job::local(1)
+    ///     .run(|env| env.from_iter(vec![1, 2, 3]).map(|x| x * 10).collect()).unwrap();
+    /// assert_eq!(out, vec![10, 20, 30]);
+    /// ```
+    fn map<U: 'static>(self, f: impl FnMut(T) -> U + 'static) -> DataStream<'s, U>;
+    /// Applies `f` to every record and emits every item of what it returns.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<char> = tidal_engine::Job::local(1)
+    ///     .run(|env| env.from_iter(vec!["ab".to_string()]).flat_map(|s| s.chars().collect::<Vec<_>>()).collect())
+    ///     .unwrap();
+    /// assert_eq!(out, vec!['a', 'b']);
+    /// ```
+    fn flat_map<I>(self, f: impl FnMut(T) -> I + 'static) -> DataStream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::Item: 'static;
+    /// Keeps the records for which `predicate` is true.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<i32> = tidal_engine::Job::local(1)
+    ///     .run(|env| env.from_iter(1..=6).filter(|x| x % 2 == 0).collect()).unwrap();
+    /// assert_eq!(out, vec![2, 4, 6]);
+    /// ```
+    fn filter(self, predicate: impl FnMut(&T) -> bool + 'static) -> DataStream<'s, T>;
+    /// Calls `f` on every record and passes the records on unchanged.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static SEEN: AtomicUsize = AtomicUsize::new(0);
+    /// tidal_engine::Job::local(1)
+    ///     .run(|env| { env.from_iter(0..4).inspect(|_| { SEEN.fetch_add(1, Ordering::SeqCst); }); })
+    ///     .unwrap();
+    /// assert_eq!(SEEN.load(Ordering::SeqCst), 4);
+    /// ```
+    fn inspect(self, f: impl FnMut(&T) + 'static) -> DataStream<'s, T>;
+    /// Merges this stream with `other` (records of both, in no particular order).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let mut out: Vec<i32> = tidal_engine::Job::local(2)
+    ///     .run(|env| { let a = env.from_iter(0..2); let b = env.from_iter(10..12); a.union(b).collect() })
+    ///     .unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![0, 1, 10, 11]);
+    /// ```
+    fn union(self, other: DataStream<'s, T>) -> DataStream<'s, T>;
+    /// Partitions the stream by the key `key(&record)`: the keyed stream of `(key, record)`.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let mut out: Vec<(bool, u64)> = tidal_engine::Job::local(2)
+    ///     .run(|env| env.from_iter(0..10u64).key_by(|x| x % 2 == 0).count().final_values().collect())
+    ///     .unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(false, 5), (true, 5)]);
+    /// ```
+    fn key_by<K: 'static>(self, key: impl Fn(&T) -> K + 'static) -> KeyedStream<'s, K, T>;
+}
+
+impl<'s, T: 'static> Transform<'s, T> for DataStream<'s, T> {
+    fn map<U: 'static>(self, f: impl FnMut(T) -> U + 'static) -> DataStream<'s, U> {
+        self.then("map", |s, _| s.map(f))
+    }
+    fn flat_map<I>(self, f: impl FnMut(T) -> I + 'static) -> DataStream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::Item: 'static,
+    {
+        self.then("flat_map", |s, _| s.flat_map(f))
+    }
+    fn filter(self, mut predicate: impl FnMut(&T) -> bool + 'static) -> DataStream<'s, T> {
+        self.then("filter", |s, _| {
+            Filter::filter(s, move |x: &T| predicate(x))
+        })
+    }
+    fn inspect(self, mut f: impl FnMut(&T) + 'static) -> DataStream<'s, T> {
+        self.then("inspect", |s, _| Inspect::inspect(s, move |x: &T| f(x)))
+    }
+    fn union(self, other: DataStream<'s, T>) -> DataStream<'s, T> {
+        self.then("union", |s, _| s.concat(other.into_inner()))
+    }
+    fn key_by<K: 'static>(self, key: impl Fn(&T) -> K + 'static) -> KeyedStream<'s, K, T> {
+        KeyedStream::new(self.then("key_by", |s, _| s.map(move |t| (key(&t), t))))
+    }
+}
+
+/// Streams of `(key, value)` pairs can be keyed without copying the key.
+pub trait KeyedPairs<'s, K: 'static, V: 'static> {
+    /// The keyed stream whose key is each pair's first field.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let mut out: Vec<(&str, i64)> = tidal_engine::Job::local(2)
+    ///     .run(|env| env.from_iter(vec![("a", 1i64), ("b", 2), ("a", 3)]).keyed().sum().final_values().collect())
+    ///     .unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![("a", 4), ("b", 2)]);
+    /// ```
+    fn keyed(self) -> KeyedStream<'s, K, V>;
+}
+
+impl<'s, K: 'static, V: 'static> KeyedPairs<'s, K, V> for DataStream<'s, (K, V)> {
+    fn keyed(self) -> KeyedStream<'s, K, V> {
+        KeyedStream::new(self)
+    }
+}

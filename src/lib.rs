@@ -1,0 +1,109 @@
+//! # Tidal
+//!
+//! Stream processing with Apache Flink's programming model — sources, transformations, keyed
+//! state, sinks — on timely-dataflow, across threads and processes.
+//!
+//! `use tidal::prelude::*;` brings in the whole API:
+//! - [`Job`] runs a pipeline on `-w` workers per process and `-n` processes ([`JobArgs`] are the
+//!   standard flags; [`parse_args`] parses them next to a program's own).
+//! - Sources on the [`Env`] handed to the build closure: `from_iter`, `generate`, `read(TextFiles |
+//!   CsvFiles | JsonLinesFiles)`.
+//! - Operators on [`DataStream`]: `map`, `flat_map`, `filter`, `inspect`, `union`, `key_by` / `keyed`,
+//!   rolling `reduce` / `sum` / `min` / `max` / `count` / `min_by` / `max_by` / `aggregate`,
+//!   `final_values`, `rebalance`, `shuffle`, `broadcast`, `name`.
+//! - Sinks: `print`, `write_text`, `write_csv`, `write_jsonl`, `collect`.
+//!
+//! The crates underneath: [`engine`] (runtime, time, state), [`operators`] (the DataStream API),
+//! [`connectors`] (sources and sinks).
+//!
+//! ## Quick start
+//! ```
+//! use tidal::prelude::*;
+//!
+//! let text = vec!["the tide", "The sea, the tide!"];
+//! let mut counts: Vec<(String, u64)> = Job::local(2)
+//!     .run(move |env| {
+//!         env.from_iter(text.clone())
+//!             .flat_map(|line: &str| tidal::words(line).map(|w| (w, ())).collect::<Vec<_>>())
+//!             .keyed()
+//!             .count()
+//!             .final_values()
+//!             .collect()
+//!     })
+//!     .unwrap();
+//! counts.sort();
+//! assert_eq!(counts, vec![("sea".into(), 1), ("the".into(), 3), ("tide".into(), 2)]);
+//! ```
+
+pub use tidal_connectors as connectors;
+pub use tidal_engine as engine;
+pub use tidal_operators as operators;
+
+pub use tidal_engine::{
+    Collected, DataStream, Env, Error, ErrorKind, Job, JobArgs, JobReport, Result, StopHandle,
+    Time, parse_args, parse_args_from,
+};
+
+/// Everything needed to write a Tidal job.
+pub mod prelude {
+    pub use tidal_connectors::prelude::*;
+    pub use tidal_engine::{Collected, DataStream, Env, Job, JobArgs, StopHandle};
+    pub use tidal_operators::prelude::*;
+}
+
+/// The words of `text` as Tidal's word count defines them: maximal runs of Unicode alphanumeric
+/// characters (`char::is_alphanumeric`), lowercased.
+///
+/// ```
+/// let words: Vec<String> = tidal::words("Été, l'ÉTÉ! x2").collect();
+/// assert_eq!(words, vec!["été", "l", "été", "x2"]);
+/// ```
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(lowercase)
+}
+
+/// The words of an owned line, as an iterator that owns it (no copy of the line is made): the same
+/// words as [`words`], for use in `flat_map` over owned lines.
+///
+/// ```
+/// let words: Vec<String> = tidal::into_words("Tide, TIDE".to_string()).collect();
+/// assert_eq!(words, vec!["tide", "tide"]);
+/// ```
+pub fn into_words(line: String) -> IntoWords {
+    IntoWords { line, pos: 0 }
+}
+
+/// Iterator returned by [`into_words`].
+pub struct IntoWords {
+    line: String,
+    pos: usize,
+}
+
+impl Iterator for IntoWords {
+    type Item = String;
+    fn next(&mut self) -> Option<String> {
+        let rest = &self.line[self.pos..];
+        let start = rest.find(char::is_alphanumeric)?;
+        let tail = &rest[start..];
+        let len = tail
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(tail.len());
+        let word = lowercase(&tail[..len]);
+        self.pos += start + len;
+        Some(word)
+    }
+}
+
+fn lowercase(word: &str) -> String {
+    if word.is_ascii() {
+        word.to_ascii_lowercase()
+    } else {
+        word.to_lowercase()
+    }
+}
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
