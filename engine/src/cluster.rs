@@ -35,7 +35,7 @@ impl Hostfile {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::config(format!("cannot read hostfile '{}': {e}", path.display()))
         })?;
-        Hostfile::parse(&text, &path.display().to_string())
+        Hostfile::parse(&text, &format!("'{}'", path.display()))
     }
 
     /// Parses hostfile text; `origin` names it in error messages.

@@ -1,0 +1,153 @@
+//! Test harness: run the same job on 1 worker, 2 worker threads, and 2 processes.
+//!
+//! For the 2-process run the test binary starts itself again as process 1 (running only the test
+//! named), while the test itself runs process 0 in-process and gets the collected result.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidal::engine::ClusterSpec;
+use tidal::prelude::*;
+
+const CHILD_ENV: &str = "TIDAL_TEST_CHILD";
+const HOSTS_ENV: &str = "TIDAL_TEST_HOSTS";
+const RUN_ENV: &str = "TIDAL_TEST_RUN";
+
+/// Counts the 2-process runs of each test, so that a child joins the run its parent started.
+static TWO_PROCESS_RUNS: std::sync::Mutex<BTreeMap<String, usize>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+fn next_two_process_run(test: &str) -> usize {
+    let mut runs = TWO_PROCESS_RUNS.lock().unwrap();
+    let k = runs.entry(test.to_string()).or_insert(0);
+    *k += 1;
+    *k - 1
+}
+
+/// The shapes every oracle test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    OneWorker,
+    TwoThreads,
+    TwoProcesses,
+}
+
+pub const SHAPES: [Shape; 3] = [Shape::OneWorker, Shape::TwoThreads, Shape::TwoProcesses];
+
+/// Two free loopback ports.
+pub fn free_addresses(n: usize) -> Vec<String> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect()
+}
+
+/// Whether this process is a child started by [`run`] for the test `test`.
+pub fn is_child() -> bool {
+    std::env::var(CHILD_ENV).is_ok()
+}
+
+/// Runs `build` on `shape` and returns what process 0 collected. The tick is 1 ms so that jobs
+/// span many ticks. In a child process (process 1 of a 2-process run) it runs the job and exits.
+pub fn run<T, F>(test: &str, shape: Shape, build: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut Env<'_>) -> Collected<T> + Send + Sync + 'static,
+{
+    let tick = Duration::from_millis(1);
+    if let Ok(process) = std::env::var(CHILD_ENV) {
+        if shape != Shape::TwoProcesses {
+            return Vec::new();
+        }
+        let k = next_two_process_run(test);
+        if std::env::var(RUN_ENV).unwrap() != k.to_string() {
+            return Vec::new();
+        }
+        let addresses: Vec<String> = std::env::var(HOSTS_ENV)
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect();
+        let spec = ClusterSpec {
+            workers: 1,
+            process: process.parse().unwrap(),
+            addresses,
+            connect_timeout: Duration::from_secs(30),
+        };
+        let result = Job::from_spec(spec).with_tick(tick).quiet().run(build);
+        std::process::exit(if result.is_ok() { 0 } else { 1 });
+    }
+    match shape {
+        Shape::OneWorker => Job::local(1).with_tick(tick).quiet().run(build).unwrap(),
+        Shape::TwoThreads => Job::local(2).with_tick(tick).quiet().run(build).unwrap(),
+        Shape::TwoProcesses => {
+            let addresses = free_addresses(2);
+            let k = next_two_process_run(test);
+            let mut child = spawn_self(test, 1, &addresses, k);
+            let spec = ClusterSpec {
+                workers: 1,
+                process: 0,
+                addresses,
+                connect_timeout: Duration::from_secs(30),
+            };
+            let out = Job::from_spec(spec)
+                .with_tick(tick)
+                .quiet()
+                .run(build)
+                .unwrap();
+            let status = child.wait().unwrap();
+            assert!(
+                status.success(),
+                "process 1 of test {test} failed: {status}"
+            );
+            out
+        }
+    }
+}
+
+/// Starts this test binary again as process `process`, running only `test`.
+pub fn spawn_self(
+    test: &str,
+    process: usize,
+    addresses: &[String],
+    run: usize,
+) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, process.to_string())
+        .env(RUN_ENV, run.to_string())
+        .env(HOSTS_ENV, addresses.join(","))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Sorts a vector for multiset comparison.
+pub fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// Runs `build` on every shape and checks `check(shape, result)`.
+pub fn on_every_shape<T, F>(test: &str, build: F, check: impl Fn(Shape, Vec<T>))
+where
+    T: Send + 'static,
+    F: Fn(&mut Env<'_>) -> Collected<T> + Send + Sync + 'static,
+{
+    let build = Arc::new(build);
+    for shape in SHAPES {
+        let b = Arc::clone(&build);
+        let out = run(test, shape, move |env| b(env));
+        if !is_child() {
+            check(shape, out);
+        }
+    }
+}
