@@ -17,6 +17,19 @@ use tidal::prelude::*;
 const CHILD_ENV: &str = "TIDAL_TEST_CHILD";
 const HOSTS_ENV: &str = "TIDAL_TEST_HOSTS";
 const RUN_ENV: &str = "TIDAL_TEST_RUN";
+const PARENT_ENV: &str = "TIDAL_TEST_PARENT";
+
+/// A directory for `test`'s input files, the same in the test process and in the processes it
+/// starts (which must only read it). Created empty in the test process.
+pub fn fixture_dir(test: &str) -> std::path::PathBuf {
+    let owner = std::env::var(PARENT_ENV).unwrap_or_else(|_| std::process::id().to_string());
+    let dir = std::env::temp_dir().join(format!("tidal-test-{owner}-{test}"));
+    if !is_child() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    dir
+}
 
 /// Counts the 2-process runs of each test, so that a child joins the run its parent started.
 static TWO_PROCESS_RUNS: std::sync::Mutex<BTreeMap<String, usize>> =
@@ -124,6 +137,7 @@ pub fn spawn_self(
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, process.to_string())
         .env(RUN_ENV, run.to_string())
+        .env(PARENT_ENV, std::process::id().to_string())
         .env(HOSTS_ENV, addresses.join(","))
         .stdin(Stdio::null())
         .spawn()
@@ -149,5 +163,58 @@ where
         if !is_child() {
             check(shape, out);
         }
+    }
+}
+
+/// In a process started by [`spawn_self`]: the cluster spec it was given (1 worker per process).
+pub fn child_spec() -> Option<ClusterSpec> {
+    let process = std::env::var(CHILD_ENV).ok()?.parse().ok()?;
+    let addresses = std::env::var(HOSTS_ENV)
+        .ok()?
+        .split(',')
+        .map(String::from)
+        .collect();
+    Some(ClusterSpec {
+        workers: 1,
+        process,
+        addresses,
+        connect_timeout: Duration::from_secs(30),
+    })
+}
+
+/// Starts this test binary as process `process` of `addresses`, capturing its output.
+pub fn spawn_self_captured(
+    test: &str,
+    process: usize,
+    addresses: &[String],
+) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, process.to_string())
+        .env(RUN_ENV, "0")
+        .env(PARENT_ENV, std::process::id().to_string())
+        .env(HOSTS_ENV, addresses.join(","))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child, failing the test if it has not ended within `limit` (a hang detector).
+pub fn wait_with_limit(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not end within {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
