@@ -77,10 +77,10 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     ///
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
-    /// let out: Vec<(&str, f64)> = tidal_engine::Job::local(1).run(|env| {
-    ///     env.from_iter(vec![("x", 1.5), ("x", 2.0)]).keyed().sum().final_values().collect()
+    /// let out: Vec<(char, f64)> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter(vec![('x', 1.5), ('x', 2.0)]).keyed().sum().final_values().collect()
     /// }).unwrap();
-    /// assert_eq!(out, vec![("x", 3.5)]);
+    /// assert_eq!(out, vec![('x', 3.5)]);
     /// ```
     pub fn sum(self) -> DataStream<'s, (K, V)>
     where
@@ -142,7 +142,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
     /// let out: Vec<(char, u64)> = tidal_engine::Job::local(2).run(|env| {
-    ///     env.from_iter("aab".chars()).key_by(|c| *c).count().final_values().collect::<Vec<_>>()
+    ///     env.from_iter("aab".chars()).key_by(|c| *c).count().final_values().collect()
     /// }).unwrap();
     /// let mut out = out; out.sort();
     /// assert_eq!(out, vec![('a', 2), ('b', 1)]);
@@ -162,10 +162,10 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     ///
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
-    /// let out: Vec<(u8, (&str, u32))> = tidal_engine::Job::local(1).run(|env| {
-    ///     env.from_iter(vec![(0u8, ("late", 9)), (0, ("early", 1))]).keyed().min_by(|r| r.1).final_values().collect()
+    /// let out: Vec<(u8, (char, u32))> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter(vec![(0u8, ('l', 9)), (0, ('e', 1))]).keyed().min_by(|r| r.1).final_values().collect()
     /// }).unwrap();
-    /// assert_eq!(out, vec![(0, ("early", 1))]);
+    /// assert_eq!(out, vec![(0, ('e', 1))]);
     /// ```
     pub fn min_by<O: PartialOrd>(
         self,
@@ -193,10 +193,10 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     ///
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
-    /// let out: Vec<(u8, (&str, u32))> = tidal_engine::Job::local(1).run(|env| {
-    ///     env.from_iter(vec![(0u8, ("small", 1)), (0, ("big", 9))]).keyed().max_by(|r| r.1).final_values().collect()
+    /// let out: Vec<(u8, (char, u32))> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter(vec![(0u8, ('s', 1)), (0, ('b', 9))]).keyed().max_by(|r| r.1).final_values().collect()
     /// }).unwrap();
-    /// assert_eq!(out, vec![(0, ("big", 9))]);
+    /// assert_eq!(out, vec![(0, ('b', 9))]);
     /// ```
     pub fn max_by<O: PartialOrd>(
         self,

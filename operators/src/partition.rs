@@ -12,20 +12,13 @@ pub trait Partition<'s, T>: Sized {
     ///
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
-    /// let mut out: Vec<(usize, usize)> = tidal_engine::Job::local(2).run(|env| {
+    /// let mut out: Vec<(usize, u64)> = tidal_engine::Job::local(2).run(|env| {
     ///     let me = env.worker_index();
-    ///     // Worker 0 holds every record; after rebalance each worker holds half.
-    ///     env.from_iter(if me == 0 { (0..100).collect() } else { vec![] })
-    ///         .rebalance()
-    ///         .map(move |_: i32| 1usize)
-    ///         .key_by(|_| ())
-    ///         .sum()
-    ///         .final_values()
-    ///         .map(move |(_, n)| (n, 0))
-    ///         .collect()
+    ///     // How many records land on each worker.
+    ///     env.from_iter(0..100).rebalance().map(move |_: i32| (me, ())).keyed().count().final_values().collect()
     /// }).unwrap();
     /// out.sort();
-    /// assert_eq!(out, vec![(100, 0)]);
+    /// assert_eq!(out, vec![(0, 50), (1, 50)]);
     /// ```
     fn rebalance(self) -> DataStream<'s, T>;
     /// Sends every record to a worker chosen at random.

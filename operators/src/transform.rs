@@ -108,11 +108,11 @@ pub trait KeyedPairs<'s, K: 'static, V: 'static> {
     ///
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
-    /// let mut out: Vec<(&str, i64)> = tidal_engine::Job::local(2)
-    ///     .run(|env| env.from_iter(vec![("a", 1i64), ("b", 2), ("a", 3)]).keyed().sum().final_values().collect())
+    /// let mut out: Vec<(char, i64)> = tidal_engine::Job::local(2)
+    ///     .run(|env| env.from_iter(vec![('a', 1i64), ('b', 2), ('a', 3)]).keyed().sum().final_values().collect())
     ///     .unwrap();
     /// out.sort();
-    /// assert_eq!(out, vec![("a", 4), ("b", 2)]);
+    /// assert_eq!(out, vec![('a', 4), ('b', 2)]);
     /// ```
     fn keyed(self) -> KeyedStream<'s, K, V>;
 }

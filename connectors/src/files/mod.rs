@@ -81,7 +81,7 @@ impl TextFiles {
 ///
 /// ```
 /// use tidal_connectors::prelude::*;
-/// #[derive(serde::Deserialize, Debug, PartialEq)]
+/// #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
 /// struct Fare { ride: u64, tip: f32 }
 /// let dir = tempfile::tempdir().unwrap();
 /// let file = dir.path().join("fares.csv");
@@ -148,7 +148,7 @@ impl<T> CsvFiles<T> {
 ///
 /// ```
 /// use tidal_connectors::prelude::*;
-/// #[derive(serde::Deserialize, Debug, PartialEq)]
+/// #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
 /// struct Bid { auction: u64, price: u64 }
 /// let dir = tempfile::tempdir().unwrap();
 /// let file = dir.path().join("bids.jsonl");

@@ -17,7 +17,7 @@ pub trait Sinks<'s, T> {
     ///
     /// ```
     /// use tidal_connectors::prelude::*;
-    /// tidal_engine::Job::local(2).run(|env| env.from_iter(["hello"]).print()).unwrap();
+    /// tidal_engine::Job::local(2).run(|env| env.from_iter(["hello".to_string()]).print()).unwrap();
     /// ```
     fn print(self)
     where
