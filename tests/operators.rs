@@ -186,6 +186,7 @@ fn rolling_count_changelog_is_monotone_and_ends_at_oracle() {
 }
 
 #[test]
+#[allow(clippy::type_complexity)]
 fn min_by_max_by_and_aggregate_match_oracle() {
     for seed in SEEDS {
         let mut rng = SmallRng::seed_from_u64(seed);

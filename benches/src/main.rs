@@ -232,11 +232,10 @@ fn timely_wordcount(input: &Path, workers: usize) -> Vec<(String, u64)> {
                                     *counts.entry(w).or_insert(0) += 1;
                                 }
                             });
-                            if frontier.is_empty() {
-                                if let Some(c) = cap.take() {
+                            if frontier.is_empty()
+                                && let Some(c) = cap.take() {
                                     output.session(&c).give_iterator(counts.drain());
                                 }
-                            }
                         }
                     },
                 )

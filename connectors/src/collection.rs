@@ -16,6 +16,7 @@ pub trait Sources<'s> {
     /// out.sort();
     /// assert_eq!(out, vec![0, 1, 2, 3, 4]);
     /// ```
+    #[allow(clippy::wrong_self_convention)]
     fn from_iter<I>(&mut self, items: I) -> DataStream<'s, I::Item>
     where
         I: IntoIterator,

@@ -91,10 +91,10 @@ impl DeadLetters {
 
     /// Flushes the dead-letter file; returns where records went, if any were set aside.
     pub(crate) fn finish(&mut self) -> Option<String> {
-        if let Some(mut w) = self.writer.take() {
-            if let Err(e) = w.flush().and_then(|_| w.get_ref().sync_all()) {
-                fail(Error::external(format!("flushing dead-letter file: {e}")));
-            }
+        if let Some(mut w) = self.writer.take()
+            && let Err(e) = w.flush().and_then(|_| w.get_ref().sync_all())
+        {
+            fail(Error::external(format!("flushing dead-letter file: {e}")));
         }
         match (&self.policy, self.count) {
             (OnError::DeadLetter(dir), n) if n > 0 => Some(dir.display().to_string()),

@@ -417,7 +417,9 @@ impl Job {
                     };
                     build(&mut env)
                 });
-                while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(None) {}
+                while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(None) {
+                    std::hint::spin_loop()
+                }
                 out
             }));
             match outcome {

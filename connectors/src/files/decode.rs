@@ -172,15 +172,15 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
             self.parse(trim_line_break(&first));
             let mut headers = self.record.clone();
             // A byte-order mark would otherwise become part of the first header name.
-            if let Some(first_field) = headers.get(0) {
-                if let Some(rest) = first_field.strip_prefix(b"\xEF\xBB\xBF") {
-                    let mut fixed = csv::ByteRecord::new();
-                    fixed.push_field(rest);
-                    for f in headers.iter().skip(1) {
-                        fixed.push_field(f);
-                    }
-                    headers = fixed;
+            if let Some(first_field) = headers.get(0)
+                && let Some(rest) = first_field.strip_prefix(b"\xEF\xBB\xBF")
+            {
+                let mut fixed = csv::ByteRecord::new();
+                fixed.push_field(rest);
+                for f in headers.iter().skip(1) {
+                    fixed.push_field(f);
                 }
+                headers = fixed;
             }
             self.headers = Some(headers);
         }
@@ -196,14 +196,14 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
             return Ok(None);
         }
         self.parse(line);
-        if let Some(h) = &self.headers {
-            if h.len() != self.record.len() {
-                return Err(format!(
-                    "has {} fields but the header has {}",
-                    self.record.len(),
-                    h.len()
-                ));
-            }
+        if let Some(h) = &self.headers
+            && h.len() != self.record.len()
+        {
+            return Err(format!(
+                "has {} fields but the header has {}",
+                self.record.len(),
+                h.len()
+            ));
         }
         self.record
             .deserialize::<T>(self.headers.as_ref())

@@ -88,10 +88,10 @@ impl<'s, T: 'static> Sinks<'s, T> for DataStream<'s, T> {
                         }
                     }
                 });
-                if let Err(e) = result.and_then(|_| out.flush()) {
-                    if e.kind() != std::io::ErrorKind::BrokenPipe {
-                        fail(Error::external(format!("writing to stdout: {e}")));
-                    }
+                if let Err(e) = result.and_then(|_| out.flush())
+                    && e.kind() != std::io::ErrorKind::BrokenPipe
+                {
+                    fail(Error::external(format!("writing to stdout: {e}")));
                 }
             });
     }
@@ -182,13 +182,13 @@ impl PartFile {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        if let Some(w) = self.writer.as_mut() {
-            if let Err(e) = w.write_all(bytes) {
-                fail(Error::external(format!(
-                    "writing '{}': {e}",
-                    self.temp.display()
-                )));
-            }
+        if let Some(w) = self.writer.as_mut()
+            && let Err(e) = w.write_all(bytes)
+        {
+            fail(Error::external(format!(
+                "writing '{}': {e}",
+                self.temp.display()
+            )));
         }
     }
 
