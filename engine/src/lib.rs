@@ -16,6 +16,9 @@
 //! - [`source`]: the one source driver ([`SourceReader`]): batching, ticks, the end of input.
 //! - [`state`]: [`KeyedState`], the one state structure of every stateful operator, and its snapshot
 //!   format; [`hash`]: the stable key hash that decides which worker owns a key.
+//! - [`operator`]: what every stateful operator is built from — [`TimeBuffer`] (input buffered per
+//!   time, released in time order as the frontier passes) and the worker's state registry
+//!   ([`WorkerContext::register_state`]), where keyed state is listed and snapshotted by name.
 //! - [`error`]: classified errors; [`fail`] ends a job with a clear message instead of a panic trace.
 //!
 //! ## How records flow
@@ -45,6 +48,7 @@ pub mod cli;
 pub mod cluster;
 pub mod error;
 pub mod hash;
+pub mod operator;
 pub mod runtime;
 pub mod source;
 pub mod state;
@@ -55,9 +59,10 @@ pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
 pub use cluster::{ClusterSpec, Hostfile};
 pub use error::{Error, ErrorKind, JobFailure, Result, fail};
 pub use hash::{FastMap, key_hash, worker_for};
+pub use operator::TimeBuffer;
 pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, WorkerOutput};
 pub use source::{Poll, SourceReader};
-pub use state::KeyedState;
+pub use state::{KeyedState, RegisteredState};
 pub use stream::{DataStream, OperatorMeta};
 pub use time::{TickClock, Time, now_millis};
 

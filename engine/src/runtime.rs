@@ -18,6 +18,7 @@ use timely::worker::Worker;
 use crate::cli::JobArgs;
 use crate::cluster::{ClusterSpec, connect};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
+use crate::state::RegisteredState;
 use crate::time::Time;
 
 /// A job ready to run: how many workers and processes, and how to reach the other processes.
@@ -66,6 +67,8 @@ impl StopHandle {
 pub struct JobReport {
     /// Per source name: records that failed to decode and were set aside, and where they went.
     pub skipped: BTreeMap<String, (u64, String)>,
+    /// Per stateful operator: keys held in its state when the job ended, summed over workers.
+    pub state_keys: BTreeMap<String, usize>,
 }
 
 impl JobReport {
@@ -196,6 +199,7 @@ pub struct WorkerContext {
     tick: Duration,
     job: Arc<JobShared>,
     next_id: Cell<usize>,
+    states: RefCell<Vec<Rc<RefCell<dyn RegisteredState>>>>,
 }
 
 impl WorkerContext {
@@ -231,6 +235,35 @@ impl WorkerContext {
             .entry(source.to_string())
             .or_insert((0, destination.to_string()));
         entry.0 += n;
+    }
+    /// Registers an operator's keyed state with this worker, under the state's name.
+    ///
+    /// Every stateful operator registers its state when it is built, so that the worker can list,
+    /// measure and snapshot all of it by operator name.
+    pub fn register_state(&self, state: Rc<RefCell<dyn RegisteredState>>) {
+        self.states.borrow_mut().push(state);
+    }
+    /// The states registered on this worker: operator name and number of keys.
+    pub fn state_keys(&self) -> Vec<(String, usize)> {
+        self.states
+            .borrow()
+            .iter()
+            .map(|s| {
+                let s = s.borrow();
+                (s.name().to_string(), s.keys())
+            })
+            .collect()
+    }
+    /// A snapshot of every state registered on this worker: operator name and encoded entries.
+    pub fn snapshot_states(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut parts = Vec::new();
+        for state in self.states.borrow().iter() {
+            let state = state.borrow();
+            let mut bytes = Vec::new();
+            state.snapshot_into(&mut bytes)?;
+            parts.push((state.name().to_string(), bytes));
+        }
+        Ok(parts)
     }
     /// A fresh operator number, for default operator names.
     pub fn next_operator_id(&self) -> usize {
@@ -407,6 +440,7 @@ impl Job {
                 tick,
                 job: Arc::clone(shared),
                 next_id: Cell::new(0),
+                states: RefCell::new(Vec::new()),
             });
             let index = ctx.index;
             let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -419,6 +453,10 @@ impl Job {
                 });
                 while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(None) {
                     std::hint::spin_loop()
+                }
+                let mut report = shared.report.lock().unwrap_or_else(|p| p.into_inner());
+                for (name, keys) in ctx.state_keys() {
+                    *report.state_keys.entry(name).or_insert(0) += keys;
                 }
                 out
             }));

@@ -210,6 +210,32 @@ where
     }
 }
 
+/// What the worker's state registry knows of an operator's state.
+pub trait RegisteredState {
+    /// The operator's name (its identity in snapshots).
+    fn name(&self) -> &str;
+    /// Number of keys held.
+    fn keys(&self) -> usize;
+    /// Writes a snapshot of the state (see [`KeyedState::snapshot`]).
+    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()>;
+}
+
+impl<K, V> RegisteredState for KeyedState<K, V>
+where
+    K: Hash + Eq + Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn keys(&self) -> usize {
+        self.map.len()
+    }
+    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        self.snapshot(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Changelogs: streams of `(key, value)` updates where a later value replaces an earlier one.
 
-use tidal_engine::{DataStream, KeyedState, Time, key_hash, timely};
+use tidal_engine::{DataStream, KeyedState, Time, TimeBuffer, key_hash, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
@@ -27,37 +27,38 @@ pub trait Changelog<'s, K, V> {
 
 impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
     fn final_values(self) -> DataStream<'s, (K, V)> {
-        self.then("final_values", |input, name| {
-            let state_name = name.to_string();
+        let ctx = std::rc::Rc::clone(self.context());
+        self.then("final_values", move |input, name| {
+            let latest = std::rc::Rc::new(std::cell::RefCell::new(KeyedState::<K, V>::new(name)));
+            ctx.register_state(latest.clone());
             input.unary_frontier::<CapacityContainerBuilder<Vec<(K, V)>>, _, _, _>(
                 Exchange::new(|(k, _): &(K, V)| key_hash(k)),
                 name,
                 move |_, _| {
-                    let mut latest: KeyedState<K, (Time, V)> = KeyedState::new(state_name);
+                    let mut pending: TimeBuffer<Vec<(K, V)>> = TimeBuffer::new();
                     let mut held: Option<Capability<Time>> = None;
                     move |(input, frontier), output| {
                         let port = output.output_index();
-                        input.for_each(|cap, data| {
-                            let Some(&time) = cap.least() else { return };
-                            match &held {
-                                Some(h) if h.time() <= &time => {}
-                                _ => held = cap.retain_least(port),
+                        input.for_each(|message, data| {
+                            let Some((cap, buffer)) = pending.at(&message, port) else {
+                                return;
+                            };
+                            if held.as_ref().is_none_or(|h| h.time() > cap.time()) {
+                                held = Some(cap.clone());
                             }
-                            for (k, v) in data.drain(..) {
-                                match latest.get_mut(&k) {
-                                    Some(slot) if slot.0 <= time => *slot = (time, v),
-                                    Some(_) => {}
-                                    None => {
-                                        latest.insert(k, (time, v));
-                                    }
-                                }
-                            }
+                            buffer.append(data);
                         });
+                        // Fold updates into the latest values in time order: a later time wins,
+                        // and within one time the later arrival.
+                        let mut latest = latest.borrow_mut();
+                        for (_, updates) in pending.ready(frontier) {
+                            for (k, v) in updates {
+                                latest.insert(k, v);
+                            }
+                        }
                         if frontier.is_empty() {
                             if let Some(cap) = held.take() {
-                                output
-                                    .session(&cap)
-                                    .give_iterator(latest.drain().map(|(k, (_, v))| (k, v)));
+                                output.session(&cap).give_iterator(latest.drain());
                             }
                         } else if let (Some(cap), Some(least)) =
                             (held.as_mut(), frontier.frontier().first())

@@ -16,13 +16,13 @@
 //!    aggregates are emitted at that tick. State thus always reflects exactly the input below the
 //!    frontier — the property checkpoints rely on (see `tidal_engine::state`).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
 use std::hash::Hash;
+use std::rc::Rc;
 
-use tidal_engine::{DataStream, FastMap, KeyedState, Time, key_hash, timely};
+use tidal_engine::{DataStream, FastMap, KeyedState, TimeBuffer, key_hash, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 /// Keys in keyed state: hashable, comparable, clonable and able to cross processes.
@@ -255,106 +255,81 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
     add: impl Fn(&mut A, V) + Clone + 'static,
     merge: impl Fn(&mut A, A) + Clone + 'static,
 ) -> DataStream<'s, (K, A)> {
+    let ctx = Rc::clone(stream.context());
     stream.then(kind, move |input, name| {
-        rolling_timely(input, name, create, add, merge)
+        let merge2 = merge.clone();
+        // Step 1: combine per key within a tick, before the exchange.
+        let combined = input.unary_frontier::<CapacityContainerBuilder<Vec<(K, A)>>, _, _, _>(
+            Pipeline,
+            &format!("{name}/combine"),
+            move |_, _| {
+                let mut pending: TimeBuffer<FastMap<K, A>> = TimeBuffer::new();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
+                    input.for_each(|message, data| {
+                        let Some((cap, partials)) = pending.at(&message, port) else {
+                            return;
+                        };
+                        for (k, v) in data.drain(..) {
+                            match partials.get_mut(&k) {
+                                Some(acc) => add(acc, v),
+                                None => {
+                                    partials.insert(k, create(v));
+                                }
+                            }
+                        }
+                        if partials.len() >= COMBINE_LIMIT {
+                            output.session(cap).give_iterator(partials.drain());
+                        }
+                    });
+                    for (cap, partials) in pending.ready(frontier) {
+                        output.session(&cap).give_iterator(partials.into_iter());
+                    }
+                }
+            },
+        );
+
+        // Step 2: on the key's owner, fold partials into state in time order and emit the changes.
+        let state = Rc::new(RefCell::new(KeyedState::<K, A>::new(name)));
+        ctx.register_state(state.clone());
+        combined.unary_frontier::<CapacityContainerBuilder<Vec<(K, A)>>, _, _, _>(
+            Exchange::new(|(k, _): &(K, A)| key_hash(k)),
+            name,
+            move |_, _| {
+                let mut pending: TimeBuffer<FastMap<K, A>> = TimeBuffer::new();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
+                    input.for_each(|message, data| {
+                        let Some((_, partials)) = pending.at(&message, port) else {
+                            return;
+                        };
+                        for (k, a) in data.drain(..) {
+                            match partials.get_mut(&k) {
+                                Some(acc) => merge(acc, a),
+                                None => {
+                                    partials.insert(k, a);
+                                }
+                            }
+                        }
+                    });
+                    let mut state = state.borrow_mut();
+                    for (cap, partials) in pending.ready(frontier) {
+                        let mut session = output.session(&cap);
+                        for (k, a) in partials {
+                            match state.get_mut(&k) {
+                                Some(acc) => {
+                                    merge2(acc, a);
+                                    session.give((k, acc.clone()));
+                                }
+                                None => {
+                                    session.give((k.clone(), a.clone()));
+                                    state.insert(k, a);
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        )
     })
-}
-
-fn rolling_timely<'s, K: Key, V: 'static, A: Value>(
-    stream: timely::dataflow::StreamVec<'s, Time, (K, V)>,
-    name: &str,
-    create: impl Fn(V) -> A + Clone + 'static,
-    add: impl Fn(&mut A, V) + Clone + 'static,
-    merge: impl Fn(&mut A, A) + Clone + 'static,
-) -> timely::dataflow::StreamVec<'s, Time, (K, A)> {
-    let merge2 = merge.clone();
-
-    // Step 1: combine per key within a tick, before the exchange.
-    let combined = stream.unary_frontier::<CapacityContainerBuilder<Vec<(K, A)>>, _, _, _>(
-        Pipeline,
-        &format!("{name}/combine"),
-        move |_, _| {
-            let mut pending: BTreeMap<Time, (Capability<Time>, FastMap<K, A>)> = BTreeMap::new();
-            move |(input, frontier), output| {
-                let port = output.output_index();
-                input.for_each(|cap, data| {
-                    let Some(&time) = cap.least() else { return };
-                    let (held, partials) = pending.entry(time).or_insert_with(|| {
-                        (
-                            cap.retain_least(port).expect("non-empty stamp"),
-                            FastMap::default(),
-                        )
-                    });
-                    for (k, v) in data.drain(..) {
-                        match partials.get_mut(&k) {
-                            Some(acc) => add(acc, v),
-                            None => {
-                                partials.insert(k, create(v));
-                            }
-                        }
-                    }
-                    if partials.len() >= COMBINE_LIMIT {
-                        output.session(&*held).give_iterator(partials.drain());
-                    }
-                });
-                while let Some((&time, _)) = pending.first_key_value() {
-                    if frontier.less_equal(&time) {
-                        break;
-                    }
-                    let (_, (held, partials)) = pending.pop_first().expect("first entry exists");
-                    output.session(&held).give_iterator(partials.into_iter());
-                }
-            }
-        },
-    );
-
-    // Step 2: on the key's owner, fold partials into state in time order and emit the changes.
-    let state_name = name.to_string();
-    combined.unary_frontier::<CapacityContainerBuilder<Vec<(K, A)>>, _, _, _>(
-        Exchange::new(|(k, _): &(K, A)| key_hash(k)),
-        name,
-        move |_, _| {
-            let mut state: KeyedState<K, A> = KeyedState::new(state_name);
-            let mut pending: BTreeMap<Time, (Capability<Time>, FastMap<K, A>)> = BTreeMap::new();
-            move |(input, frontier), output| {
-                let port = output.output_index();
-                input.for_each(|cap, data| {
-                    let Some(&time) = cap.least() else { return };
-                    let (_, partials) = pending.entry(time).or_insert_with(|| {
-                        (
-                            cap.retain_least(port).expect("non-empty stamp"),
-                            FastMap::default(),
-                        )
-                    });
-                    for (k, a) in data.drain(..) {
-                        match partials.get_mut(&k) {
-                            Some(acc) => merge(acc, a),
-                            None => {
-                                partials.insert(k, a);
-                            }
-                        }
-                    }
-                });
-                while let Some((&time, _)) = pending.first_key_value() {
-                    if frontier.less_equal(&time) {
-                        break;
-                    }
-                    let (_, (held, partials)) = pending.pop_first().expect("first entry exists");
-                    let mut session = output.session(&held);
-                    for (k, a) in partials {
-                        match state.get_mut(&k) {
-                            Some(acc) => {
-                                merge2(acc, a);
-                                session.give((k, acc.clone()));
-                            }
-                            None => {
-                                session.give((k.clone(), a.clone()));
-                                state.insert(k, a);
-                            }
-                        }
-                    }
-                }
-            }
-        },
-    )
 }

@@ -1,0 +1,80 @@
+//! The building blocks of every stateful operator: input buffered per time and released in time
+//! order as the frontier passes ([`TimeBuffer`]), and keyed state registered with the worker
+//! ([`WorkerContext::register_state`](crate::WorkerContext::register_state)) so that it can be
+//! listed, measured and snapshotted by name.
+//!
+//! An operator written on these keeps the invariant the state module describes: its state reflects
+//! exactly the input with times below its input frontier.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
+use timely::dataflow::operators::{Capability, InputCapability};
+use timely::progress::frontier::MutableAntichain;
+
+use crate::time::Time;
+
+/// Input buffered per timestamp, each buffer holding a capability for its time.
+///
+/// ```
+/// use tidal_engine::TimeBuffer;
+/// let buffer: TimeBuffer<Vec<u64>> = TimeBuffer::new();
+/// assert!(buffer.is_empty());
+/// ```
+pub struct TimeBuffer<B> {
+    pending: BTreeMap<Time, (Capability<Time>, B)>,
+}
+
+impl<B: Default> Default for TimeBuffer<B> {
+    fn default() -> Self {
+        TimeBuffer {
+            pending: BTreeMap::new(),
+        }
+    }
+}
+
+impl<B: Default> TimeBuffer<B> {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The buffer for the time of a received message (created empty, with a capability for that
+    /// time on output `port`), or `None` for a message that carries no time.
+    pub fn at(
+        &mut self,
+        message: &InputCapability<Time>,
+        port: usize,
+    ) -> Option<(&Capability<Time>, &mut B)> {
+        let time = *message.least()?;
+        let (cap, buffer) = match self.pending.entry(time) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert((message.retain_least(port)?, B::default())),
+        };
+        Some((&*cap, buffer))
+    }
+
+    /// Removes and returns the buffers whose time the frontier has passed, earliest first.
+    pub fn ready<'a>(
+        &'a mut self,
+        frontier: &'a MutableAntichain<Time>,
+    ) -> impl Iterator<Item = (Capability<Time>, B)> + 'a {
+        std::iter::from_fn(move || {
+            let (&time, _) = self.pending.first_key_value()?;
+            if frontier.less_equal(&time) {
+                return None;
+            }
+            self.pending.pop_first().map(|(_, entry)| entry)
+        })
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The buffered times and buffers, earliest first.
+    pub fn iter(&self) -> impl Iterator<Item = (Time, &B)> {
+        self.pending.iter().map(|(t, (_, b))| (*t, b))
+    }
+}
