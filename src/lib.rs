@@ -84,15 +84,53 @@ pub struct IntoWords {
 impl Iterator for IntoWords {
     type Item = String;
     fn next(&mut self) -> Option<String> {
-        let rest = &self.line[self.pos..];
-        let start = rest.find(char::is_alphanumeric)?;
-        let tail = &rest[start..];
-        let len = tail
-            .find(|c: char| !c.is_alphanumeric())
-            .unwrap_or(tail.len());
-        let word = lowercase(&tail[..len]);
-        self.pos += start + len;
-        Some(word)
+        let line = self.line.as_str();
+        let bytes = line.as_bytes();
+        // Skip to the first alphanumeric character; ASCII bytes are checked without decoding.
+        let mut i = self.pos;
+        let start = loop {
+            let &b = bytes.get(i)?;
+            if b < 0x80 {
+                if b.is_ascii_alphanumeric() {
+                    break i;
+                }
+                i += 1;
+            } else {
+                let c = line[i..].chars().next().expect("i is at a char boundary");
+                if c.is_alphanumeric() {
+                    break i;
+                }
+                i += c.len_utf8();
+            }
+        };
+        // Find the end of the word, noting whether it is all ASCII.
+        let mut ascii = true;
+        let mut end = start;
+        while let Some(&b) = bytes.get(end) {
+            if b < 0x80 {
+                if !b.is_ascii_alphanumeric() {
+                    break;
+                }
+                end += 1;
+            } else {
+                let c = line[end..]
+                    .chars()
+                    .next()
+                    .expect("end is at a char boundary");
+                if !c.is_alphanumeric() {
+                    break;
+                }
+                ascii = false;
+                end += c.len_utf8();
+            }
+        }
+        self.pos = end;
+        let word = &line[start..end];
+        Some(if ascii {
+            word.to_ascii_lowercase()
+        } else {
+            word.to_lowercase()
+        })
     }
 }
 

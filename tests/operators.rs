@@ -335,14 +335,33 @@ fn keyed_state_is_registered_and_each_key_held_once() {
         let (_, report) = tidal::Job::local(workers)
             .quiet()
             .run_with_report(|env| {
-                env.from_iter(0..10_000u32).key_by(|x| x % 97).count().final_values().collect()
+                env.from_iter(0..10_000u32)
+                    .key_by(|x| x % 97)
+                    .count()
+                    .final_values()
+                    .collect()
             })
             .unwrap();
         let keys = |kind: &str| -> usize {
-            report.state_keys.iter().filter(|(name, _)| name.starts_with(kind)).map(|(_, n)| n).sum()
+            report
+                .state_keys
+                .iter()
+                .filter(|(name, _)| name.starts_with(kind))
+                .map(|(_, n)| n)
+                .sum()
         };
-        assert_eq!(keys("count#"), 97, "{workers} workers: {:?}", report.state_keys);
+        assert_eq!(
+            keys("count#"),
+            97,
+            "{workers} workers: {:?}",
+            report.state_keys
+        );
         // final_values hands its state downstream when the input ends.
-        assert_eq!(keys("final_values#"), 0, "{workers} workers: {:?}", report.state_keys);
+        assert_eq!(
+            keys("final_values#"),
+            0,
+            "{workers} workers: {:?}",
+            report.state_keys
+        );
     }
 }

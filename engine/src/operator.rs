@@ -23,12 +23,14 @@ use crate::time::Time;
 /// ```
 pub struct TimeBuffer<B> {
     pending: BTreeMap<Time, (Capability<Time>, B)>,
+    spare: Option<B>,
 }
 
 impl<B: Default> Default for TimeBuffer<B> {
     fn default() -> Self {
         TimeBuffer {
             pending: BTreeMap::new(),
+            spare: None,
         }
     }
 }
@@ -49,7 +51,10 @@ impl<B: Default> TimeBuffer<B> {
         let time = *message.least()?;
         let (cap, buffer) = match self.pending.entry(time) {
             Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert((message.retain_least(port)?, B::default())),
+            Entry::Vacant(e) => e.insert((
+                message.retain_least(port)?,
+                self.spare.take().unwrap_or_default(),
+            )),
         };
         Some((&*cap, buffer))
     }
@@ -66,6 +71,11 @@ impl<B: Default> TimeBuffer<B> {
             }
             self.pending.pop_first().map(|(_, entry)| entry)
         })
+    }
+
+    /// Hands back an emptied buffer, to be reused for the next time (keeping its capacity).
+    pub fn recycle(&mut self, emptied: B) {
+        self.spare = Some(emptied);
     }
 
     /// Whether nothing is buffered.

@@ -282,8 +282,13 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
                             output.session(cap).give_iterator(partials.drain());
                         }
                     });
-                    for (cap, partials) in pending.ready(frontier) {
-                        output.session(&cap).give_iterator(partials.into_iter());
+                    let mut emptied = None;
+                    for (cap, mut partials) in pending.ready(frontier) {
+                        output.session(&cap).give_iterator(partials.drain());
+                        emptied = Some(partials);
+                    }
+                    if let Some(map) = emptied {
+                        pending.recycle(map);
                     }
                 }
             },
@@ -313,9 +318,10 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
                         }
                     });
                     let mut state = state.borrow_mut();
-                    for (cap, partials) in pending.ready(frontier) {
+                    let mut emptied = None;
+                    for (cap, mut partials) in pending.ready(frontier) {
                         let mut session = output.session(&cap);
-                        for (k, a) in partials {
+                        for (k, a) in partials.drain() {
                             match state.get_mut(&k) {
                                 Some(acc) => {
                                     merge2(acc, a);
@@ -327,6 +333,11 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
                                 }
                             }
                         }
+                        drop(session);
+                        emptied = Some(partials);
+                    }
+                    if let Some(map) = emptied {
+                        pending.recycle(map);
                     }
                 }
             },
