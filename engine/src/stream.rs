@@ -97,7 +97,22 @@ impl<'s, T: 'static> DataStream<'s, T> {
     pub fn operator_name(&self) -> String {
         self.meta.name()
     }
-    /// Names the operator that produced this stream (as Flink's `.name(...)` does).
+    /// Names the operator that produced this stream (as Flink's `.name(...)` does). The name is
+    /// used in metrics, logs and as the identity of its state.
+    ///
+    /// ```
+    /// tidal_engine::Job::local(1).run(|env| {
+    ///     let stream = env.source("numbers", tidal_engine_doc::Empty).name("my numbers");
+    ///     assert_eq!(stream.operator_name(), "my numbers");
+    /// }).unwrap();
+    /// # mod tidal_engine_doc {
+    /// #     pub struct Empty;
+    /// #     impl tidal_engine::SourceReader for Empty {
+    /// #         type Item = u8;
+    /// #         fn read(&mut self, _: &mut Vec<u8>, _: usize) -> tidal_engine::Poll { tidal_engine::Poll::Done }
+    /// #     }
+    /// # }
+    /// ```
     pub fn name(self, name: impl Into<String>) -> Self {
         *self.meta.name.borrow_mut() = name.into();
         self

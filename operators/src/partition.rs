@@ -22,6 +22,15 @@ pub trait Partition<'s, T>: Sized {
     /// ```
     fn rebalance(self) -> DataStream<'s, T>;
     /// Sends every record to a worker chosen at random.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let mut out: Vec<u32> = tidal_engine::Job::local(2)
+    ///     .run(|env| env.from_iter(0..100u32).shuffle().collect())
+    ///     .unwrap();
+    /// out.sort();
+    /// assert_eq!(out, (0..100).collect::<Vec<_>>());
+    /// ```
     fn shuffle(self) -> DataStream<'s, T>;
     /// Sends a copy of every record to every worker.
     ///

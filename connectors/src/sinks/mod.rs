@@ -47,12 +47,32 @@ pub trait Sinks<'s, T> {
     /// Writes every record as a CSV line (serde) into part files `part-WWWWW-of-NNNNN.csv` in `dir`
     /// (see [`write_text`](Sinks::write_text)). Structs get a header line in each part; tuples and
     /// plain values do not.
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// #[derive(serde::Serialize, serde::Deserialize, Clone)]
+    /// struct Tip { driver: u32, tip: f32 }
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let out = dir.path().to_path_buf();
+    /// tidal_engine::Job::local(1).run(move |env| env.from_iter(vec![Tip { driver: 7, tip: 1.5 }]).write_csv(&out)).unwrap();
+    /// let text = std::fs::read_to_string(dir.path().join("part-00000-of-00001.csv")).unwrap();
+    /// assert_eq!(text, "driver,tip\n7,1.5\n");
+    /// ```
     fn write_csv(self, dir: impl AsRef<Path>)
     where
         T: Serialize;
 
     /// Writes every record as a JSON line (serde) into part files `part-WWWWW-of-NNNNN.jsonl` in
     /// `dir` (see [`write_text`](Sinks::write_text)).
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let out = dir.path().to_path_buf();
+    /// tidal_engine::Job::local(1).run(move |env| env.from_iter(vec![(1u8, "a".to_string())]).write_jsonl(&out)).unwrap();
+    /// let text = std::fs::read_to_string(dir.path().join("part-00000-of-00001.jsonl")).unwrap();
+    /// assert_eq!(text, "[1,\"a\"]\n");
+    /// ```
     fn write_jsonl(self, dir: impl AsRef<Path>)
     where
         T: Serialize;
