@@ -59,7 +59,7 @@ pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
 pub use cluster::{ClusterSpec, Hostfile};
 pub use error::{Error, ErrorKind, JobFailure, Result, fail};
 pub use hash::{FastMap, key_hash, worker_for};
-pub use operator::TimeBuffer;
+pub use operator::{Clear, TimeBuffer};
 pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, WorkerOutput};
 pub use source::{Poll, SourceReader};
 pub use state::{KeyedState, RegisteredState};

@@ -73,9 +73,24 @@ impl<B: Default> TimeBuffer<B> {
         })
     }
 
-    /// Hands back an emptied buffer, to be reused for the next time (keeping its capacity).
-    pub fn recycle(&mut self, emptied: B) {
-        self.spare = Some(emptied);
+    /// Calls `logic` on each buffer whose time the frontier has passed, earliest first, then keeps
+    /// the last one (cleared, with its capacity) for the next time.
+    pub fn for_each_ready(
+        &mut self,
+        frontier: &MutableAntichain<Time>,
+        mut logic: impl FnMut(&Capability<Time>, &mut B),
+    ) where
+        B: Clear,
+    {
+        let mut last = None;
+        for (cap, mut buffer) in self.ready(frontier) {
+            logic(&cap, &mut buffer);
+            last = Some(buffer);
+        }
+        if let Some(mut buffer) = last {
+            buffer.clear();
+            self.spare = Some(buffer);
+        }
     }
 
     /// Whether nothing is buffered.
@@ -86,5 +101,23 @@ impl<B: Default> TimeBuffer<B> {
     /// The buffered times and buffers, earliest first.
     pub fn iter(&self) -> impl Iterator<Item = (Time, &B)> {
         self.pending.iter().map(|(t, (_, b))| (*t, b))
+    }
+}
+
+/// Buffers that can be emptied while keeping their capacity.
+pub trait Clear {
+    /// Removes every element.
+    fn clear(&mut self);
+}
+
+impl<T> Clear for Vec<T> {
+    fn clear(&mut self) {
+        Vec::clear(self)
+    }
+}
+
+impl<K, V, S> Clear for std::collections::HashMap<K, V, S> {
+    fn clear(&mut self) {
+        std::collections::HashMap::clear(self)
     }
 }

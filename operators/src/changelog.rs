@@ -51,11 +51,11 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
                         // Fold updates into the latest values in time order: a later time wins,
                         // and within one time the later arrival.
                         let mut latest = latest.borrow_mut();
-                        for (_, updates) in pending.ready(frontier) {
-                            for (k, v) in updates {
+                        pending.for_each_ready(frontier, |_, updates| {
+                            for (k, v) in updates.drain(..) {
                                 latest.insert(k, v);
                             }
-                        }
+                        });
                         if frontier.is_empty() {
                             if let Some(cap) = held.take() {
                                 output.session(&cap).give_iterator(latest.drain());

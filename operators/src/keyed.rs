@@ -270,26 +270,14 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
                         let Some((cap, partials)) = pending.at(&message, port) else {
                             return;
                         };
-                        for (k, v) in data.drain(..) {
-                            match partials.get_mut(&k) {
-                                Some(acc) => add(acc, v),
-                                None => {
-                                    partials.insert(k, create(v));
-                                }
-                            }
-                        }
+                        fold_into(partials, data.drain(..), &create, &add);
                         if partials.len() >= COMBINE_LIMIT {
                             output.session(cap).give_iterator(partials.drain());
                         }
                     });
-                    let mut emptied = None;
-                    for (cap, mut partials) in pending.ready(frontier) {
-                        output.session(&cap).give_iterator(partials.drain());
-                        emptied = Some(partials);
-                    }
-                    if let Some(map) = emptied {
-                        pending.recycle(map);
-                    }
+                    pending.for_each_ready(frontier, |cap, partials| {
+                        output.session(cap).give_iterator(partials.drain());
+                    });
                 }
             },
         );
@@ -308,19 +296,11 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
                         let Some((_, partials)) = pending.at(&message, port) else {
                             return;
                         };
-                        for (k, a) in data.drain(..) {
-                            match partials.get_mut(&k) {
-                                Some(acc) => merge(acc, a),
-                                None => {
-                                    partials.insert(k, a);
-                                }
-                            }
-                        }
+                        fold_into(partials, data.drain(..), |a| a, &merge);
                     });
                     let mut state = state.borrow_mut();
-                    let mut emptied = None;
-                    for (cap, mut partials) in pending.ready(frontier) {
-                        let mut session = output.session(&cap);
+                    pending.for_each_ready(frontier, |cap, partials| {
+                        let mut session = output.session(cap);
                         for (k, a) in partials.drain() {
                             match state.get_mut(&k) {
                                 Some(acc) => {
@@ -333,14 +313,26 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
                                 }
                             }
                         }
-                        drop(session);
-                        emptied = Some(partials);
-                    }
-                    if let Some(map) = emptied {
-                        pending.recycle(map);
-                    }
+                    });
                 }
             },
         )
     })
+}
+
+/// Folds `(key, item)` pairs into per-key accumulators: `add` to an existing one, `create` a new one.
+fn fold_into<K: Key, X, A>(
+    map: &mut FastMap<K, A>,
+    items: impl Iterator<Item = (K, X)>,
+    create: impl Fn(X) -> A,
+    add: impl Fn(&mut A, X),
+) {
+    for (k, x) in items {
+        match map.get_mut(&k) {
+            Some(acc) => add(acc, x),
+            None => {
+                map.insert(k, create(x));
+            }
+        }
+    }
 }
