@@ -1,6 +1,6 @@
 //! Sources from Rust values: collections and iterators.
 
-use tidal_engine::{DataStream, Env, Poll, SourceReader};
+use tidal_engine::{DataStream, Env, Poll, SourceReader, WatermarkStrategy};
 
 use crate::files::FileSource;
 use crate::generator::Generator;
@@ -44,6 +44,41 @@ pub trait Sources<'s> {
     /// }).unwrap();
     /// ```
     fn read<S: FileSource>(&mut self, source: S) -> DataStream<'s, S::Item>;
+
+    /// Like [`from_iter`](Sources::from_iter), with event timestamps and watermarks from `strategy`.
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// use tidal_engine::WatermarkStrategy;
+    /// let out: Vec<u32> = tidal_engine::Job::local(1)
+    ///     .run(|env| env.from_iter_with(vec![3u32, 1, 2], WatermarkStrategy::monotonous().with_timestamps(|x| *x as i64)).collect())
+    ///     .unwrap();
+    /// assert_eq!(out, vec![3, 1, 2]);
+    /// ```
+    fn from_iter_with<I>(
+        &mut self,
+        items: I,
+        strategy: WatermarkStrategy<I::Item>,
+    ) -> DataStream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::IntoIter: 'static,
+        I::Item: 'static;
+
+    /// Like [`generate`](Sources::generate), with event timestamps and watermarks from `strategy`.
+    fn generate_with<T: 'static>(
+        &mut self,
+        generator: Generator<T>,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<'s, T>;
+
+    /// Like [`read`](Sources::read), with event timestamps and watermarks from `strategy`; each
+    /// worker's watermark follows the records of its own splits.
+    fn read_with<S: FileSource>(
+        &mut self,
+        source: S,
+        strategy: WatermarkStrategy<S::Item>,
+    ) -> DataStream<'s, S::Item>;
 }
 
 struct IterReader<I: Iterator> {
@@ -83,6 +118,27 @@ impl<'s> Sources<'s> for Env<'s> {
         I::IntoIter: 'static,
         I::Item: 'static,
     {
+        self.from_iter_with(items, WatermarkStrategy::ingestion_time())
+    }
+
+    fn generate<T: 'static>(&mut self, generator: Generator<T>) -> DataStream<'s, T> {
+        self.generate_with(generator, WatermarkStrategy::ingestion_time())
+    }
+
+    fn read<S: FileSource>(&mut self, source: S) -> DataStream<'s, S::Item> {
+        self.read_with(source, WatermarkStrategy::ingestion_time())
+    }
+
+    fn from_iter_with<I>(
+        &mut self,
+        items: I,
+        strategy: WatermarkStrategy<I::Item>,
+    ) -> DataStream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::IntoIter: 'static,
+        I::Item: 'static,
+    {
         let reader = IterReader {
             items: items.into_iter(),
             position: 0,
@@ -90,20 +146,28 @@ impl<'s> Sources<'s> for Env<'s> {
             peers: self.peers(),
         };
         let name = format!("from_iter#{}", self.context().next_operator_id());
-        self.source(&name, reader)
+        self.source_with(&name, reader, strategy)
     }
 
-    fn generate<T: 'static>(&mut self, generator: Generator<T>) -> DataStream<'s, T> {
+    fn generate_with<T: 'static>(
+        &mut self,
+        generator: Generator<T>,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<'s, T> {
         let name = format!("generate#{}", self.context().next_operator_id());
         let reader = generator.reader(self.worker_index(), self.peers());
-        self.source(&name, reader)
+        self.source_with(&name, reader, strategy)
     }
 
-    fn read<S: FileSource>(&mut self, source: S) -> DataStream<'s, S::Item> {
+    fn read_with<S: FileSource>(
+        &mut self,
+        source: S,
+        strategy: WatermarkStrategy<S::Item>,
+    ) -> DataStream<'s, S::Item> {
         let name = format!("{}#{}", source.kind(), self.context().next_operator_id());
         let reader = source
             .reader(self.context(), &name)
             .unwrap_or_else(|e| tidal_engine::fail(e));
-        self.source(&name, reader)
+        self.source_with(&name, reader, strategy)
     }
 }

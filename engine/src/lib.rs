@@ -54,6 +54,7 @@ pub mod source;
 pub mod state;
 pub mod stream;
 pub mod time;
+pub mod watermark;
 
 pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
 pub use cluster::{ClusterSpec, Hostfile};
@@ -65,6 +66,7 @@ pub use source::{Poll, SourceReader};
 pub use state::{KeyedState, RegisteredState};
 pub use stream::{DataStream, OperatorMeta};
 pub use time::{TickClock, Time, now_millis};
+pub use watermark::{WatermarkGenerator, WatermarkStrategy};
 
 /// Timely itself, for operators written directly against it.
 pub use timely;

@@ -9,11 +9,13 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
 
 use crate::runtime::Env;
 use crate::stream::DataStream;
-use crate::time::TickClock;
+use crate::time::{TickClock, Time, now_millis};
+use crate::watermark::{SourceClock, WatermarkStrategy};
 
 /// What a [`SourceReader`] says after a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +47,7 @@ pub enum Poll {
 ///     let sink = collected.clone();
 ///     let stream = env.source("count", Count { next: 0, end: 5 });
 ///     use timely::dataflow::operators::Inspect;
-///     stream.into_inner().inspect(move |x| sink.extend([*x]));
+///     stream.into_inner().inspect(move |(x, _timestamp)| sink.extend([*x]));
 ///     collected
 /// }).unwrap();
 /// assert_eq!(out, vec![0, 1, 2, 3, 4]);
@@ -67,23 +69,32 @@ const BATCH: usize = 1024;
 const SLICE: Duration = Duration::from_millis(2);
 
 impl<'s> Env<'s> {
-    /// Turns this worker's reader into a stream (see [`SourceReader`]).
-    pub fn source<R: SourceReader>(
+    /// Turns this worker's reader into a stream with ingestion-time timestamps (see [`SourceReader`]).
+    pub fn source<R: SourceReader>(&mut self, name: &str, reader: R) -> DataStream<'s, R::Item> {
+        self.source_with(name, reader, WatermarkStrategy::ingestion_time())
+    }
+
+    /// Turns this worker's reader into a stream whose timestamps and watermarks follow `strategy`.
+    pub fn source_with<R: SourceReader>(
         &mut self,
         name: &str,
         mut reader: R,
+        strategy: WatermarkStrategy<R::Item>,
     ) -> DataStream<'s, R::Item> {
         let ctx = Rc::clone(self.context());
         let scope = self.scope();
-        let clock = TickClock::new(ctx.tick());
+        let ticks = TickClock::new(ctx.tick());
+        let tick_ms = (ctx.tick().as_millis() as Time).max(1);
         let driver_ctx = Rc::clone(&ctx);
-        let stream = source::<_, timely::container::CapacityContainerBuilder<Vec<R::Item>>, _, _>(
+        let mut clock = strategy.instance();
+        let stream = source::<_, CapacityContainerBuilder<Vec<(R::Item, Time)>>, _, _>(
             scope,
             name,
             move |capability, info| {
                 let activator = scope.activator_for(info.address);
                 let mut capability = Some(capability);
                 let mut buffer: Vec<R::Item> = Vec::with_capacity(BATCH);
+                let mut last_advance = Time::MIN;
                 move |output| {
                     let Some(cap) = capability.as_mut() else {
                         return;
@@ -93,9 +104,22 @@ impl<'s> Env<'s> {
                         capability = None;
                         return;
                     }
-                    let now = clock.current();
-                    if *cap.time() < now {
-                        cap.downgrade(&now);
+                    // Advance the capability to the watermark + 1, at most once per tick.
+                    let now = now_millis();
+                    let next = match &clock {
+                        SourceClock::Ingestion => Some(ticks.current()),
+                        SourceClock::Event { generator, .. }
+                            if now >= last_advance.saturating_add(tick_ms) =>
+                        {
+                            Some(generator.watermark().saturating_add(1))
+                        }
+                        SourceClock::Event { .. } => None,
+                    };
+                    if let Some(next) = next {
+                        if *cap.time() < next {
+                            cap.downgrade(&next);
+                            last_advance = now;
+                        }
                     }
                     let started = Instant::now();
                     let mut done = false;
@@ -103,9 +127,18 @@ impl<'s> Env<'s> {
                         let mut session = output.session(&*cap);
                         loop {
                             let poll = reader.read(&mut buffer, BATCH);
-                            if !buffer.is_empty() {
-                                session.give_container(&mut buffer);
-                                buffer.clear();
+                            match &mut clock {
+                                SourceClock::Ingestion => {
+                                    let at = now_millis().max(*cap.time());
+                                    session.give_iterator(buffer.drain(..).map(|r| (r, at)));
+                                }
+                                SourceClock::Event { assign, generator } => {
+                                    for r in buffer.drain(..) {
+                                        let ts = assign(&r);
+                                        generator.on_event(&r, ts);
+                                        session.give((r, ts));
+                                    }
+                                }
                             }
                             match poll {
                                 Poll::Ready => {

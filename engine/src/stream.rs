@@ -11,10 +11,14 @@ use crate::time::Time;
 /// A stream of records of type `T`, as seen by one worker.
 ///
 /// Operators (in `tidal-operators`) and sinks (in `tidal-connectors`) are methods added to it by
-/// extension traits; sources (in `tidal-connectors`) create it. Underneath it is a timely stream of
-/// `Vec<T>` batches timestamped with [`Time`].
+/// extension traits; sources (in `tidal-connectors`) create it.
+///
+/// Every record carries its **event timestamp** (ms since the epoch), as in Flink: assigned by its
+/// source (the source's timestamp assigner, or the ingestion time), kept by stateless operators, and
+/// read by event-time operators. Underneath is a timely stream of `Vec<(T, Time)>` batches whose
+/// timely time is the source's watermark + 1: the earliest event time still to come.
 pub struct DataStream<'s, T> {
-    inner: StreamVec<'s, Time, T>,
+    inner: StreamVec<'s, Time, (T, Time)>,
     ctx: Rc<WorkerContext>,
     meta: Rc<OperatorMeta>,
 }
@@ -49,7 +53,7 @@ impl OperatorMeta {
 impl<'s, T: 'static> DataStream<'s, T> {
     /// Wraps a timely stream produced by an operator called `name`.
     pub fn from_timely(
-        inner: StreamVec<'s, Time, T>,
+        inner: StreamVec<'s, Time, (T, Time)>,
         ctx: Rc<WorkerContext>,
         name: impl Into<String>,
     ) -> Self {
@@ -64,7 +68,7 @@ impl<'s, T: 'static> DataStream<'s, T> {
     /// A stream produced by a new operator `name` downstream of this one, on the same worker.
     pub fn derive<U: 'static>(
         &self,
-        inner: StreamVec<'s, Time, U>,
+        inner: StreamVec<'s, Time, (U, Time)>,
         name: impl Into<String>,
     ) -> DataStream<'s, U> {
         DataStream::from_timely(inner, Rc::clone(&self.ctx), name)
@@ -75,18 +79,18 @@ impl<'s, T: 'static> DataStream<'s, T> {
     pub fn then<U: 'static>(
         self,
         kind: &str,
-        build: impl FnOnce(StreamVec<'s, Time, T>, &str) -> StreamVec<'s, Time, U>,
+        build: impl FnOnce(StreamVec<'s, Time, (T, Time)>, &str) -> StreamVec<'s, Time, (U, Time)>,
     ) -> DataStream<'s, U> {
         let name = self.default_name(kind);
         let inner = build(self.inner, &name);
         DataStream::from_timely(inner, self.ctx, name)
     }
-    /// The timely stream underneath.
-    pub fn inner(&self) -> &StreamVec<'s, Time, T> {
+    /// The timely stream underneath: records with their event timestamps.
+    pub fn inner(&self) -> &StreamVec<'s, Time, (T, Time)> {
         &self.inner
     }
     /// The timely stream underneath, by value.
-    pub fn into_inner(self) -> StreamVec<'s, Time, T> {
+    pub fn into_inner(self) -> StreamVec<'s, Time, (T, Time)> {
         self.inner
     }
     /// The worker this stream lives on.

@@ -29,13 +29,15 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
     fn final_values(self) -> DataStream<'s, (K, V)> {
         let ctx = std::rc::Rc::clone(self.context());
         self.then("final_values", move |input, name| {
-            let latest = std::rc::Rc::new(std::cell::RefCell::new(KeyedState::<K, V>::new(name)));
+            let latest = std::rc::Rc::new(std::cell::RefCell::new(
+                KeyedState::<K, (V, Time)>::new(name),
+            ));
             ctx.register_state(latest.clone());
-            input.unary_frontier::<CapacityContainerBuilder<Vec<(K, V)>>, _, _, _>(
-                Exchange::new(|(k, _): &(K, V)| key_hash(k)),
+            input.unary_frontier::<CapacityContainerBuilder<Vec<((K, V), Time)>>, _, _, _>(
+                Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
                 name,
                 move |_, _| {
-                    let mut pending: TimeBuffer<Vec<(K, V)>> = TimeBuffer::new();
+                    let mut pending: TimeBuffer<Vec<((K, V), Time)>> = TimeBuffer::new();
                     let mut held: Option<Capability<Time>> = None;
                     move |(input, frontier), output| {
                         let port = output.output_index();
@@ -52,13 +54,15 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
                         // and within one time the later arrival.
                         let mut latest = latest.borrow_mut();
                         pending.for_each_ready(frontier, |_, updates| {
-                            for (k, v) in updates.drain(..) {
-                                latest.insert(k, v);
+                            for ((k, v), ts) in updates.drain(..) {
+                                latest.insert(k, (v, ts));
                             }
                         });
                         if frontier.is_empty() {
                             if let Some(cap) = held.take() {
-                                output.session(&cap).give_iterator(latest.drain());
+                                output
+                                    .session(&cap)
+                                    .give_iterator(latest.drain().map(|(k, (v, ts))| ((k, v), ts)));
                             }
                         } else if let (Some(cap), Some(least)) =
                             (held.as_mut(), frontier.frontier().first())

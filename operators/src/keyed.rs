@@ -2,7 +2,8 @@
 //!
 //! A [`KeyedStream`] is a stream of `(key, value)` pairs partitioned by key. Its rolling aggregates
 //! (`reduce`, `sum`, `min`, `max`, `count`, `min_by`, `max_by`, `aggregate`) produce a **changelog**:
-//! at the end of every tick, the new aggregate of every key that changed in it, as `(key, aggregate)`.
+//! at the end of every tick, the new aggregate of every key that changed in it, as `(key, aggregate)`,
+//! timestamped with the latest timestamp of the key's records in that tick.
 //! A sink can write that changelog, or keep only the latest value per key with
 //! [`final_values`](crate::Changelog::final_values).
 //!
@@ -20,7 +21,7 @@ use std::cell::RefCell;
 use std::hash::Hash;
 use std::rc::Rc;
 
-use tidal_engine::{DataStream, FastMap, KeyedState, TimeBuffer, key_hash, timely};
+use tidal_engine::{DataStream, FastMap, KeyedState, Time, TimeBuffer, key_hash, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -259,37 +260,42 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
     stream.then(kind, move |input, name| {
         let merge2 = merge.clone();
         // Step 1: combine per key within a tick, before the exchange.
-        let combined = input.unary_frontier::<CapacityContainerBuilder<Vec<(K, A)>>, _, _, _>(
-            Pipeline,
-            &format!("{name}/combine"),
-            move |_, _| {
-                let mut pending: TimeBuffer<FastMap<K, A>> = TimeBuffer::new();
-                move |(input, frontier), output| {
-                    let port = output.output_index();
-                    input.for_each(|message, data| {
-                        let Some((cap, partials)) = pending.at(&message, port) else {
-                            return;
-                        };
-                        fold_into(partials, data.drain(..), &create, &add);
-                        if partials.len() >= COMBINE_LIMIT {
-                            output.session(cap).give_iterator(partials.drain());
-                        }
-                    });
-                    pending.for_each_ready(frontier, |cap, partials| {
-                        output.session(cap).give_iterator(partials.drain());
-                    });
-                }
-            },
-        );
+        let combined = input
+            .unary_frontier::<CapacityContainerBuilder<Vec<((K, A), Time)>>, _, _, _>(
+                Pipeline,
+                &format!("{name}/combine"),
+                move |_, _| {
+                    let mut pending: TimeBuffer<FastMap<K, (A, Time)>> = TimeBuffer::new();
+                    move |(input, frontier), output| {
+                        let port = output.output_index();
+                        input.for_each(|message, data| {
+                            let Some((cap, partials)) = pending.at(&message, port) else {
+                                return;
+                            };
+                            fold_into(partials, data.drain(..), &create, &add);
+                            if partials.len() >= COMBINE_LIMIT {
+                                output.session(cap).give_iterator(
+                                    partials.drain().map(|(k, (a, ts))| ((k, a), ts)),
+                                );
+                            }
+                        });
+                        pending.for_each_ready(frontier, |cap, partials| {
+                            output
+                                .session(cap)
+                                .give_iterator(partials.drain().map(|(k, (a, ts))| ((k, a), ts)));
+                        });
+                    }
+                },
+            );
 
         // Step 2: on the key's owner, fold partials into state in time order and emit the changes.
         let state = Rc::new(RefCell::new(KeyedState::<K, A>::new(name)));
         ctx.register_state(state.clone());
-        combined.unary_frontier::<CapacityContainerBuilder<Vec<(K, A)>>, _, _, _>(
-            Exchange::new(|(k, _): &(K, A)| key_hash(k)),
+        combined.unary_frontier::<CapacityContainerBuilder<Vec<((K, A), Time)>>, _, _, _>(
+            Exchange::new(|((k, _), _): &((K, A), Time)| key_hash(k)),
             name,
             move |_, _| {
-                let mut pending: TimeBuffer<FastMap<K, A>> = TimeBuffer::new();
+                let mut pending: TimeBuffer<FastMap<K, (A, Time)>> = TimeBuffer::new();
                 move |(input, frontier), output| {
                     let port = output.output_index();
                     input.for_each(|message, data| {
@@ -301,14 +307,14 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
                     let mut state = state.borrow_mut();
                     pending.for_each_ready(frontier, |cap, partials| {
                         let mut session = output.session(cap);
-                        for (k, a) in partials.drain() {
+                        for (k, (a, ts)) in partials.drain() {
                             match state.get_mut(&k) {
                                 Some(acc) => {
                                     merge2(acc, a);
-                                    session.give((k, acc.clone()));
+                                    session.give(((k, acc.clone()), ts));
                                 }
                                 None => {
-                                    session.give((k.clone(), a.clone()));
+                                    session.give(((k.clone(), a.clone()), ts));
                                     state.insert(k, a);
                                 }
                             }
@@ -320,18 +326,22 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
     })
 }
 
-/// Folds `(key, item)` pairs into per-key accumulators: `add` to an existing one, `create` a new one.
+/// Folds timestamped `(key, item)` pairs into per-key accumulators (`add` to an existing one,
+/// `create` a new one), keeping the latest timestamp of each key's records.
 fn fold_into<K: Key, X, A>(
-    map: &mut FastMap<K, A>,
-    items: impl Iterator<Item = (K, X)>,
+    map: &mut FastMap<K, (A, Time)>,
+    items: impl Iterator<Item = ((K, X), Time)>,
     create: impl Fn(X) -> A,
     add: impl Fn(&mut A, X),
 ) {
-    for (k, x) in items {
+    for ((k, x), ts) in items {
         match map.get_mut(&k) {
-            Some(acc) => add(acc, x),
+            Some((acc, latest)) => {
+                add(acc, x);
+                *latest = (*latest).max(ts);
+            }
             None => {
-                map.insert(k, create(x));
+                map.insert(k, (create(x), ts));
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Stateless transformations: one record in, zero or more out, on the same worker.
 
-use tidal_engine::{DataStream, timely};
+use tidal_engine::{DataStream, Time, timely};
 use timely::dataflow::operators::core::{Concat, Inspect};
 use timely::dataflow::operators::vec::{Filter, Map};
 
@@ -77,28 +77,34 @@ pub trait Transform<'s, T: 'static>: Sized {
 
 impl<'s, T: 'static> Transform<'s, T> for DataStream<'s, T> {
     fn map<U: 'static>(self, f: impl FnMut(T) -> U + 'static) -> DataStream<'s, U> {
-        self.then("map", |s, _| s.map(f))
+        let mut f = f;
+        self.then("map", move |s, _| s.map(move |(x, ts)| (f(x), ts)))
     }
     fn flat_map<I>(self, f: impl FnMut(T) -> I + 'static) -> DataStream<'s, I::Item>
     where
         I: IntoIterator,
         I::Item: 'static,
     {
-        self.then("flat_map", |s, _| s.flat_map(f))
+        let mut f = f;
+        self.then("flat_map", move |s, _| {
+            s.flat_map(move |(x, ts)| f(x).into_iter().map(move |y| (y, ts)))
+        })
     }
     fn filter(self, mut predicate: impl FnMut(&T) -> bool + 'static) -> DataStream<'s, T> {
         self.then("filter", |s, _| {
-            Filter::filter(s, move |x: &T| predicate(x))
+            Filter::filter(s, move |(x, _): &(T, Time)| predicate(x))
         })
     }
     fn inspect(self, mut f: impl FnMut(&T) + 'static) -> DataStream<'s, T> {
-        self.then("inspect", |s, _| Inspect::inspect(s, move |x: &T| f(x)))
+        self.then("inspect", |s, _| {
+            Inspect::inspect(s, move |(x, _): &(T, Time)| f(x))
+        })
     }
     fn union(self, other: DataStream<'s, T>) -> DataStream<'s, T> {
         self.then("union", |s, _| s.concat(other.into_inner()))
     }
     fn key_by<K: 'static>(self, key: impl Fn(&T) -> K + 'static) -> KeyedStream<'s, K, T> {
-        KeyedStream::new(self.then("key_by", |s, _| s.map(move |t| (key(&t), t))))
+        KeyedStream::new(self.then("key_by", |s, _| s.map(move |(t, ts)| ((key(&t), t), ts))))
     }
 }
 

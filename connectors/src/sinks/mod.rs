@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tidal_engine::{Collected, DataStream, Error, fail, timely};
+use tidal_engine::{Collected, DataStream, Error, Time, fail, timely};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
@@ -96,13 +96,15 @@ impl<'s, T: 'static> Sinks<'s, T> for DataStream<'s, T> {
         T: Display + timely::ExchangeData,
     {
         let name = self.default_name("print");
-        self.into_inner()
-            .sink(Exchange::new(|_: &T| 0), &name, move |(input, _)| {
+        self.into_inner().sink(
+            Exchange::new(|_: &(T, Time)| 0),
+            &name,
+            move |(input, _)| {
                 let stdout = std::io::stdout();
                 let mut out = stdout.lock();
                 let mut result = Ok(());
                 input.for_each(|_, data| {
-                    for record in data.drain(..) {
+                    for (record, _) in data.drain(..) {
                         if result.is_ok() {
                             result = writeln!(out, "{record}");
                         }
@@ -113,7 +115,8 @@ impl<'s, T: 'static> Sinks<'s, T> for DataStream<'s, T> {
                 {
                     fail(Error::external(format!("writing to stdout: {e}")));
                 }
-            });
+            },
+        );
     }
 
     fn write_text(self, dir: impl AsRef<Path>)
@@ -158,10 +161,13 @@ impl<'s, T: 'static> Sinks<'s, T> for DataStream<'s, T> {
         let name = self.default_name("collect");
         let collected = Collected::new();
         let sink = collected.clone();
-        self.into_inner()
-            .sink(Exchange::new(|_: &T| 0), &name, move |(input, _)| {
-                input.for_each(|_, data| sink.extend(data.drain(..)));
-            });
+        self.into_inner().sink(
+            Exchange::new(|_: &(T, Time)| 0),
+            &name,
+            move |(input, _)| {
+                input.for_each(|_, data| sink.extend(data.drain(..).map(|(record, _)| record)));
+            },
+        );
         collected
     }
 }
@@ -261,7 +267,7 @@ fn part_file_sink<'s, T: 'static>(
         .into_inner()
         .sink(Pipeline, &name, move |(input, frontier)| {
             input.for_each(|_, data| {
-                for record in data.drain(..) {
+                for (record, _) in data.drain(..) {
                     if let Err(e) = encode(&mut buffer, &record) {
                         fail(Error::input(format!(
                             "cannot encode a record for '{}': {e}",

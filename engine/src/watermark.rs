@@ -1,0 +1,145 @@
+//! Watermark strategies: how a source assigns event timestamps and advances its watermark.
+//!
+//! A source instance's watermark `W` promises that no more records with timestamp `<= W` will come
+//! (Flink's meaning). The source holds its timely capability at `W + 1`, the earliest event time
+//! still to come, so an operator's input frontier is `min(W) + 1` over every source instance
+//! upstream — and a record whose timestamp is below the frontier is *late*.
+//! The capability advances at most once per tick (`--tick`), so progress tracking costs one update
+//! per tick however fast the watermark moves. When the source ends, the capability is dropped: the
+//! final watermark at +infinity.
+
+use std::sync::Arc;
+
+use crate::time::Time;
+
+/// Produces a source instance's watermark from the records it has seen.
+pub trait WatermarkGenerator<T>: 'static {
+    /// Called for every record with its assigned timestamp.
+    fn on_event(&mut self, record: &T, timestamp: Time);
+    /// The current watermark `W`: no record with timestamp `<= W` is expected any more.
+    fn watermark(&self) -> Time;
+}
+
+/// Watermark = largest timestamp seen − 1 (for timestamps that never decrease).
+#[derive(Debug, Clone)]
+pub struct Monotonous {
+    max: Time,
+}
+
+impl<T> WatermarkGenerator<T> for Monotonous {
+    fn on_event(&mut self, _: &T, timestamp: Time) {
+        self.max = self.max.max(timestamp);
+    }
+    fn watermark(&self) -> Time {
+        self.max.saturating_sub(1)
+    }
+}
+
+/// Watermark = largest timestamp seen − bound − 1 (records may be up to `bound` ms out of order).
+#[derive(Debug, Clone)]
+pub struct BoundedOutOfOrderness {
+    max: Time,
+    bound: Time,
+}
+
+impl<T> WatermarkGenerator<T> for BoundedOutOfOrderness {
+    fn on_event(&mut self, _: &T, timestamp: Time) {
+        self.max = self.max.max(timestamp);
+    }
+    fn watermark(&self) -> Time {
+        self.max.saturating_sub(self.bound).saturating_sub(1)
+    }
+}
+
+type Assigner<T> = Arc<dyn Fn(&T) -> Time + Send + Sync>;
+type MakeGenerator<T> = Arc<dyn Fn() -> Box<dyn WatermarkGenerator<T>> + Send + Sync>;
+
+/// How a source assigns timestamps and watermarks (Flink's `WatermarkStrategy`).
+///
+/// ```
+/// use std::time::Duration;
+/// use tidal_engine::WatermarkStrategy;
+/// struct Ride { event_time: i64 }
+/// let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_secs(60))
+///     .with_timestamps(|r: &Ride| r.event_time);
+/// assert!(strategy.is_event_time());
+/// ```
+pub struct WatermarkStrategy<T> {
+    assigner: Option<Assigner<T>>,
+    generator: Option<MakeGenerator<T>>,
+}
+
+impl<T> Clone for WatermarkStrategy<T> {
+    fn clone(&self) -> Self {
+        WatermarkStrategy {
+            assigner: self.assigner.clone(),
+            generator: self.generator.clone(),
+        }
+    }
+}
+
+impl<T: 'static> WatermarkStrategy<T> {
+    /// Ingestion time: each record's timestamp is the wall clock when the source read it, and the
+    /// watermark follows the clock in ticks. The default of every source.
+    pub fn ingestion_time() -> Self {
+        WatermarkStrategy {
+            assigner: None,
+            generator: None,
+        }
+    }
+    /// Timestamps never decrease: watermark = largest timestamp − 1.
+    pub fn monotonous() -> Self {
+        Self::custom(|| Monotonous { max: Time::MIN })
+    }
+    /// Timestamps at most `bound` out of order: watermark = largest timestamp − bound − 1.
+    pub fn bounded_out_of_orderness(bound: std::time::Duration) -> Self {
+        let bound = bound.as_millis() as Time;
+        Self::custom(move || BoundedOutOfOrderness {
+            max: Time::MIN,
+            bound,
+        })
+    }
+    /// A watermark generator of the user's, made once per source instance.
+    pub fn custom<G: WatermarkGenerator<T>>(make: impl Fn() -> G + Send + Sync + 'static) -> Self {
+        WatermarkStrategy {
+            assigner: None,
+            generator: Some(Arc::new(move || {
+                Box::new(make()) as Box<dyn WatermarkGenerator<T>>
+            })),
+        }
+    }
+    /// Takes each record's event timestamp (ms since the epoch) from the record.
+    pub fn with_timestamps(
+        mut self,
+        assigner: impl Fn(&T) -> Time + Send + Sync + 'static,
+    ) -> Self {
+        self.assigner = Some(Arc::new(assigner));
+        self
+    }
+    /// Whether records get event timestamps (rather than ingestion time).
+    pub fn is_event_time(&self) -> bool {
+        self.generator.is_some()
+    }
+    pub(crate) fn instance(&self) -> SourceClock<T> {
+        match (&self.generator, &self.assigner) {
+            (Some(make), Some(assign)) => SourceClock::Event {
+                assign: Arc::clone(assign),
+                generator: make(),
+            },
+            (Some(make), None) => SourceClock::Event {
+                assign: Arc::new(|_| crate::time::now_millis()),
+                generator: make(),
+            },
+            (None, _) => SourceClock::Ingestion,
+        }
+    }
+}
+
+/// A source instance's timestamp assigner and watermark generator.
+pub(crate) enum SourceClock<T> {
+    Ingestion,
+    Event {
+        assign: Assigner<T>,
+        generator: Box<dyn WatermarkGenerator<T>>,
+    },
+}
