@@ -55,6 +55,7 @@ pub trait Sources<'s> {
     ///     .unwrap();
     /// assert_eq!(out, vec![3, 1, 2]);
     /// ```
+    #[allow(clippy::wrong_self_convention)]
     fn from_iter_with<I>(
         &mut self,
         items: I,

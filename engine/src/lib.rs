@@ -63,7 +63,7 @@ pub use hash::{FastMap, key_hash, worker_for};
 pub use operator::{Clear, TimeBuffer};
 pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, WorkerOutput};
 pub use source::{Poll, SourceReader};
-pub use state::{KeyedState, RegisteredState};
+pub use state::{KeyedState, RegisteredState, write_snapshot};
 pub use stream::{DataStream, OperatorMeta};
 pub use time::{TickClock, Time, now_millis};
 pub use watermark::{WatermarkGenerator, WatermarkStrategy};

@@ -69,6 +69,8 @@ pub struct JobReport {
     pub skipped: BTreeMap<String, (u64, String)>,
     /// Per stateful operator: keys held in its state when the job ended, summed over workers.
     pub state_keys: BTreeMap<String, usize>,
+    /// Per event-time operator: late records dropped (no side output was asked for).
+    pub late_dropped: BTreeMap<String, u64>,
 }
 
 impl JobReport {
@@ -236,6 +238,11 @@ impl WorkerContext {
             .or_insert((0, destination.to_string()));
         entry.0 += n;
     }
+    /// Counts `n` late records that operator `operator` dropped.
+    pub fn report_late_dropped(&self, operator: &str, n: u64) {
+        let mut report = self.job.report.lock().unwrap_or_else(|p| p.into_inner());
+        *report.late_dropped.entry(operator.to_string()).or_insert(0) += n;
+    }
     /// Registers an operator's keyed state with this worker, under the state's name.
     ///
     /// Every stateful operator registers its state when it is built, so that the worker can list,
@@ -359,6 +366,11 @@ impl Job {
             for (source, (n, destination)) in &report.skipped {
                 eprintln!(
                     "tidal: source '{source}' set aside {n} record(s) that failed to decode; see {destination}"
+                );
+            }
+            for (operator, n) in &report.late_dropped {
+                eprintln!(
+                    "tidal: '{operator}' dropped {n} late record(s); give it a side output for late data to keep them"
                 );
             }
         }

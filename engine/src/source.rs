@@ -84,7 +84,8 @@ impl<'s> Env<'s> {
         let ctx = Rc::clone(self.context());
         let scope = self.scope();
         let ticks = TickClock::new(ctx.tick());
-        let tick_ms = (ctx.tick().as_millis() as Time).max(1);
+        let tick_ms = ctx.tick().as_millis() as Time;
+        let per_record = ctx.tick().is_zero();
         let driver_ctx = Rc::clone(&ctx);
         let mut clock = strategy.instance();
         let stream = source::<_, CapacityContainerBuilder<Vec<(R::Item, Time)>>, _, _>(
@@ -104,32 +105,33 @@ impl<'s> Env<'s> {
                         capability = None;
                         return;
                     }
-                    // Advance the capability to the watermark + 1, at most once per tick.
-                    let now = now_millis();
-                    let next = match &clock {
-                        SourceClock::Ingestion => Some(ticks.current()),
-                        SourceClock::Event { generator, .. }
-                            if now >= last_advance.saturating_add(tick_ms) =>
+                    let started = Instant::now();
+                    let mut done = false;
+                    loop {
+                        // Advance the capability to the watermark + 1, at most once per tick (after
+                        // every record when the tick is zero: deterministic, for tests).
+                        let now = now_millis();
+                        let next = match &clock {
+                            SourceClock::Ingestion => Some(ticks.current()),
+                            SourceClock::Event { generator, .. }
+                                if per_record || now >= last_advance.saturating_add(tick_ms) =>
+                            {
+                                Some(generator.watermark().saturating_add(1))
+                            }
+                            SourceClock::Event { .. } => None,
+                        };
+                        if let Some(next) = next
+                            && *cap.time() < next
                         {
-                            Some(generator.watermark().saturating_add(1))
-                        }
-                        SourceClock::Event { .. } => None,
-                    };
-                    if let Some(next) = next {
-                        if *cap.time() < next {
                             cap.downgrade(&next);
                             last_advance = now;
                         }
-                    }
-                    let started = Instant::now();
-                    let mut done = false;
-                    {
-                        let mut session = output.session(&*cap);
-                        loop {
-                            let poll = reader.read(&mut buffer, BATCH);
+                        let poll = reader.read(&mut buffer, if per_record { 1 } else { BATCH });
+                        {
+                            let mut session = output.session(&*cap);
                             match &mut clock {
                                 SourceClock::Ingestion => {
-                                    let at = now_millis().max(*cap.time());
+                                    let at = now.max(*cap.time());
                                     session.give_iterator(buffer.drain(..).map(|r| (r, at)));
                                 }
                                 SourceClock::Event { assign, generator } => {
@@ -140,21 +142,21 @@ impl<'s> Env<'s> {
                                     }
                                 }
                             }
-                            match poll {
-                                Poll::Ready => {
-                                    if started.elapsed() >= SLICE {
-                                        activator.activate();
-                                        break;
-                                    }
-                                }
-                                Poll::Pending(delay) => {
-                                    activator.activate_after(delay);
+                        }
+                        match poll {
+                            Poll::Ready => {
+                                if started.elapsed() >= SLICE {
+                                    activator.activate();
                                     break;
                                 }
-                                Poll::Done => {
-                                    done = true;
-                                    break;
-                                }
+                            }
+                            Poll::Pending(delay) => {
+                                activator.activate_after(delay);
+                                break;
+                            }
+                            Poll::Done => {
+                                done = true;
+                                break;
                             }
                         }
                     }

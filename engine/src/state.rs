@@ -210,6 +210,46 @@ where
     }
 }
 
+/// Writes a snapshot part of `len` entries (the format of [`KeyedState::snapshot`]): any keyed
+/// structure can be snapshotted this way, as long as its entries are `(key, value)` pairs routed by
+/// the key.
+pub fn write_snapshot<'a, K, V, W>(
+    name: &str,
+    len: usize,
+    entries: impl Iterator<Item = (&'a K, &'a V)>,
+    mut out: W,
+) -> Result<()>
+where
+    K: Serialize + 'a,
+    V: Serialize + 'a,
+    W: Write,
+{
+    let mut body = Vec::new();
+    body.extend_from_slice(SNAPSHOT_MAGIC);
+    body.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    let header = Header {
+        name: name.to_string(),
+        entries: len as u64,
+    };
+    let encode = |e: postcard::Error| {
+        Error::new(
+            crate::ErrorKind::UserCode,
+            format!("encoding state of '{name}': {e}"),
+        )
+    };
+    body = postcard::to_extend(&header, body).map_err(encode)?;
+    let mut written = 0;
+    for entry in entries {
+        body = postcard::to_extend(&entry, body).map_err(encode)?;
+        written += 1;
+    }
+    debug_assert_eq!(written, len, "entry count of '{name}'");
+    let crc = crc32fast::hash(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    out.write_all(&body)
+        .map_err(|e| Error::external(format!("writing snapshot of '{name}': {e}")))
+}
+
 /// What the worker's state registry knows of an operator's state.
 pub trait RegisteredState {
     /// The operator's name (its identity in snapshots).

@@ -31,13 +31,17 @@ pub mod changelog;
 pub mod keyed;
 pub mod partition;
 pub mod transform;
+pub mod window;
 
 pub use changelog::Changelog;
 pub use keyed::KeyedStream;
 pub use partition::Partition;
 pub use transform::{KeyedPairs, Transform};
+pub use window::{OutputTag, Window, WindowedStream, Windows};
 
 /// Everything needed to write pipelines: `use tidal_operators::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Changelog, KeyedPairs, KeyedStream, Partition, Transform};
+    pub use crate::{
+        Changelog, KeyedPairs, KeyedStream, OutputTag, Partition, Transform, Window, Windows,
+    };
 }

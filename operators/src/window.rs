@@ -1,0 +1,606 @@
+//! Event-time windows on keyed streams: tumbling and sliding, with offsets, allowed lateness and
+//! late data to a side output.
+//!
+//! A window `[start, end)` of a key fires when the watermark passes its last timestamp `end - 1`,
+//! that is when the operator's input frontier (watermark + 1) reaches `end`; its result carries the
+//! timestamp `end - 1`. A record is late for a window that has already fired. Within the allowed
+//! lateness the window is kept after firing, and each late record fires it again with the updated
+//! result; after it, late records go to the side output given with
+//! [`side_output_late_data`](WindowedStream::side_output_late_data), or are dropped and counted in the
+//! job report.
+//!
+//! Input is folded into the window state in time order as the frontier passes (see
+//! [`TimeBuffer`]), so the state always reflects exactly the input below the frontier; the state is
+//! registered with the worker under the operator's name.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tidal_engine::{
+    DataStream, FastMap, RegisteredState, Result, Time, TimeBuffer, key_hash, timely,
+    write_snapshot,
+};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
+
+use crate::keyed::{Key, KeyedStream, Value};
+
+/// A window: the timestamps `start <= t < end`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct Window {
+    /// First timestamp in the window.
+    pub start: Time,
+    /// First timestamp after the window.
+    pub end: Time,
+}
+
+impl Window {
+    /// The last timestamp in the window, which is also the timestamp of its results.
+    ///
+    /// ```
+    /// let w = tidal_operators::Window { start: 0, end: 10 };
+    /// assert_eq!(w.max_timestamp(), 9);
+    /// ```
+    pub fn max_timestamp(&self) -> Time {
+        self.end - 1
+    }
+}
+
+/// Which windows a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Windows {
+    /// Consecutive windows of `size` ms, aligned to `offset`.
+    Tumbling {
+        /// Window length in ms.
+        size: Time,
+        /// Shift of the window boundaries from the epoch, in ms.
+        offset: Time,
+    },
+    /// Windows of `size` ms starting every `slide` ms, aligned to `offset`.
+    Sliding {
+        /// Window length in ms.
+        size: Time,
+        /// Distance between window starts in ms.
+        slide: Time,
+        /// Shift of the window boundaries from the epoch, in ms.
+        offset: Time,
+    },
+}
+
+fn millis(d: Duration) -> Time {
+    d.as_millis() as Time
+}
+
+impl Windows {
+    /// Tumbling windows of `size`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidal_operators::{Window, Windows};
+    /// let w = Windows::tumbling(Duration::from_secs(10));
+    /// assert_eq!(w.windows_of(12_345), vec![Window { start: 10_000, end: 20_000 }]);
+    /// ```
+    pub fn tumbling(size: Duration) -> Self {
+        Windows::Tumbling {
+            size: millis(size).max(1),
+            offset: 0,
+        }
+    }
+    /// Sliding windows of `size`, a new one every `slide`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidal_operators::{Window, Windows};
+    /// let w = Windows::sliding(Duration::from_secs(10), Duration::from_secs(5));
+    /// assert_eq!(w.windows_of(12_000), vec![Window { start: 10_000, end: 20_000 }, Window { start: 5_000, end: 15_000 }]);
+    /// ```
+    pub fn sliding(size: Duration, slide: Duration) -> Self {
+        Windows::Sliding {
+            size: millis(size).max(1),
+            slide: millis(slide).max(1),
+            offset: 0,
+        }
+    }
+    /// Shifts the window boundaries by `offset` (e.g. to align daily windows to a time zone).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidal_operators::{Window, Windows};
+    /// let w = Windows::tumbling(Duration::from_secs(10)).with_offset(Duration::from_secs(3));
+    /// assert_eq!(w.windows_of(12_345), vec![Window { start: 3_000, end: 13_000 }]);
+    /// ```
+    pub fn with_offset(self, offset: Duration) -> Self {
+        let o = millis(offset);
+        match self {
+            Windows::Tumbling { size, .. } => Windows::Tumbling {
+                size,
+                offset: o.rem_euclid(size),
+            },
+            Windows::Sliding { size, slide, .. } => Windows::Sliding {
+                size,
+                slide,
+                offset: o.rem_euclid(slide),
+            },
+        }
+    }
+    /// The windows a record with timestamp `ts` belongs to.
+    pub fn windows_of(&self, ts: Time) -> Vec<Window> {
+        let mut out = Vec::new();
+        self.assign(ts, &mut out);
+        out
+    }
+    fn assign(&self, ts: Time, out: &mut Vec<Window>) {
+        match *self {
+            Windows::Tumbling { size, offset } => {
+                let start = ts - (ts - offset).rem_euclid(size);
+                out.push(Window {
+                    start,
+                    end: start + size,
+                });
+            }
+            Windows::Sliding {
+                size,
+                slide,
+                offset,
+            } => {
+                let mut start = ts - (ts - offset).rem_euclid(slide);
+                while start > ts - size {
+                    out.push(Window {
+                        start,
+                        end: start + size,
+                    });
+                    start -= slide;
+                }
+            }
+        }
+    }
+}
+
+/// A place for a side output, filled when the operator that writes to it is built (Flink's
+/// `OutputTag`).
+///
+/// ```
+/// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+/// use std::time::Duration;
+/// use tidal_engine::WatermarkStrategy;
+/// use tidal_operators::{OutputTag, Windows};
+/// // A tick of zero advances the watermark after every record, so lateness is deterministic.
+/// let (sums, late): (Vec<(u8, (u8, i64))>, Vec<(u8, (u8, i64))>) = tidal_engine::Job::local(1)
+///     .with_tick(Duration::ZERO)
+///     .run(|env| {
+///         let tag = OutputTag::new();
+///         // Timestamps 5, 20, then 3: the window [0, 10) has fired when 3 arrives.
+///         let events = env.from_iter_with(vec![(0u8, 5i64), (0, 20), (0, 3)],
+///             WatermarkStrategy::monotonous().with_timestamps(|e: &(u8, i64)| e.1));
+///         let sums = events.map(|e| (e.0, e)).keyed()
+///             .window(Windows::tumbling(Duration::from_millis(10)))
+///             .side_output_late_data(&tag)
+///             .reduce(|a, b| a.1 += b.1);
+///         (sums.collect(), tag.stream().collect())
+///     })
+///     .unwrap();
+/// assert_eq!(sums, vec![(0, (0, 5)), (0, (0, 20))]);
+/// assert_eq!(late, vec![(0, (0, 3))]);
+/// ```
+pub struct OutputTag<'s, T> {
+    slot: Rc<RefCell<Option<DataStream<'s, T>>>>,
+}
+
+impl<'s, T> Clone for OutputTag<'s, T> {
+    fn clone(&self) -> Self {
+        OutputTag {
+            slot: Rc::clone(&self.slot),
+        }
+    }
+}
+
+impl<'s, T: 'static> Default for OutputTag<'s, T> {
+    fn default() -> Self {
+        OutputTag {
+            slot: Rc::new(RefCell::new(None)),
+        }
+    }
+}
+
+impl<'s, T: 'static> OutputTag<'s, T> {
+    /// An empty tag.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The side output, once the operator writing to it has been built.
+    ///
+    /// Fails the job with a clear error if no operator writes to this tag.
+    pub fn stream(&self) -> DataStream<'s, T> {
+        self.slot.borrow_mut().take().unwrap_or_else(|| {
+            tidal_engine::fail(tidal_engine::Error::config(
+                "OutputTag::stream: no operator writes to this tag (build the window before taking its side output), \
+                 or the stream was taken already",
+            ))
+        })
+    }
+    fn fill(&self, stream: DataStream<'s, T>) {
+        *self.slot.borrow_mut() = Some(stream);
+    }
+}
+
+/// A keyed stream cut into windows; finish it with a window function.
+pub struct WindowedStream<'s, K, V> {
+    stream: KeyedStream<'s, K, V>,
+    windows: Windows,
+    lateness: Time,
+    late: Option<OutputTag<'s, (K, V)>>,
+}
+
+impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
+    /// Cuts the keyed stream into event-time windows.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// use tidal_operators::Windows;
+    /// // (sensor, reading, timestamp ms): the sum per sensor per 10 ms window.
+    /// let mut out: Vec<(u8, (u32, i64))> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter_with(vec![(1u8, 5u32, 1i64), (1, 7, 8), (1, 1, 12), (2, 4, 3)],
+    ///         WatermarkStrategy::monotonous().with_timestamps(|r: &(u8, u32, i64)| r.2))
+    ///         .map(|(sensor, reading, ts)| (sensor, (reading, ts)))
+    ///         .keyed()
+    ///         .window(Windows::tumbling(Duration::from_millis(10)))
+    ///         .reduce(|acc, r| acc.0 += r.0)
+    ///         .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(1, (1, 12)), (1, (12, 1)), (2, (4, 3))]);
+    /// ```
+    pub fn window(self, windows: Windows) -> WindowedStream<'s, K, V> {
+        WindowedStream {
+            stream: self,
+            windows,
+            lateness: 0,
+            late: None,
+        }
+    }
+}
+
+impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
+    /// Keeps each window for `lateness` after it fired; late records within it fire it again.
+    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
+        self.lateness = millis(lateness);
+        self
+    }
+    /// Sends records that arrive too late for all their windows to `tag` instead of dropping them.
+    pub fn side_output_late_data(mut self, tag: &OutputTag<'s, (K, V)>) -> Self {
+        self.late = Some(tag.clone());
+        self
+    }
+    /// Reduces each window's values with `f` (incrementally); emits `(key, result)` per window.
+    pub fn reduce(self, f: impl Fn(&mut V, V) + Clone + 'static) -> DataStream<'s, (K, V)> {
+        let g = f.clone();
+        self.aggregate_with(
+            |v| v,
+            f,
+            g,
+            |k: &K, _: &Window, v: &V| (k.clone(), v.clone()),
+        )
+    }
+    /// Aggregates each window with an accumulator (`create`, `add`, `merge`); emits `(key, acc)`.
+    pub fn aggregate<A: Value>(
+        self,
+        create: impl Fn(V) -> A + Clone + 'static,
+        add: impl Fn(&mut A, V) + Clone + 'static,
+        merge: impl Fn(&mut A, A) + Clone + 'static,
+    ) -> DataStream<'s, (K, A)> {
+        self.aggregate_with(create, add, merge, |k: &K, _: &Window, a: &A| {
+            (k.clone(), a.clone())
+        })
+    }
+    /// Hands all of a window's values, with its key and bounds, to `f` when it fires.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// use tidal_operators::{Window, Windows};
+    /// let out: Vec<String> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter_with(vec![('a', 1i64), ('a', 4), ('a', 11)], WatermarkStrategy::monotonous().with_timestamps(|r: &(char, i64)| r.1))
+    ///         .keyed()
+    ///         .window(Windows::tumbling(Duration::from_millis(10)))
+    ///         .process(|key: &char, w: &Window, values: &[i64]| format!("{key} [{}, {}): {values:?}", w.start, w.end))
+    ///         .collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec!["a [0, 10): [1, 4]", "a [10, 20): [11]"]);
+    /// ```
+    pub fn process<O: 'static>(
+        self,
+        f: impl Fn(&K, &Window, &[V]) -> O + 'static,
+    ) -> DataStream<'s, O> {
+        self.aggregate_with(
+            |v| vec![v],
+            |acc: &mut Vec<V>, v| acc.push(v),
+            |acc: &mut Vec<V>, mut more| acc.append(&mut more),
+            move |k, w, values: &Vec<V>| f(k, w, values),
+        )
+    }
+    /// Incremental aggregation and a final function with the window's key and bounds: `finish`
+    /// turns the accumulator into the result each time the window fires.
+    pub fn aggregate_with<A: Value, O: 'static>(
+        self,
+        create: impl Fn(V) -> A + Clone + 'static,
+        add: impl Fn(&mut A, V) + Clone + 'static,
+        merge: impl Fn(&mut A, A) + Clone + 'static,
+        finish: impl Fn(&K, &Window, &A) -> O + 'static,
+    ) -> DataStream<'s, O> {
+        let WindowedStream {
+            stream,
+            windows,
+            lateness,
+            late,
+        } = self;
+        let stream = stream.into_stream();
+        let ctx = Rc::clone(stream.context());
+        let mut late_stream = None;
+        let out = stream.then("window", |input, name| {
+            let (main, late_out) = window_operator(
+                input,
+                name,
+                &ctx,
+                windows,
+                lateness,
+                late.is_some(),
+                create,
+                add,
+                merge,
+                finish,
+            );
+            late_stream = Some(late_out);
+            main
+        });
+        if let (Some(tag), Some(late_out)) = (late, late_stream) {
+            let name = format!("{}/late", out.operator_name());
+            tag.fill(out.derive(late_out, name));
+        }
+        out
+    }
+}
+
+/// Open windows of one operator on one worker: per window end, the accumulators per key.
+struct WindowState<K, A> {
+    name: String,
+    open: BTreeMap<Time, OpenWindow<K, A>>,
+}
+
+struct OpenWindow<K, A> {
+    start: Time,
+    /// Capability to emit this window's results, until it first fires.
+    cap: Option<Capability<Time>>,
+    keys: FastMap<K, A>,
+}
+
+impl<K, A> RegisteredState for WindowState<K, A>
+where
+    K: Key,
+    A: Value,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn keys(&self) -> usize {
+        self.open.values().map(|w| w.keys.len()).sum()
+    }
+    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        // Entries are (key, (window, accumulator)), routed by key on restore.
+        let entries: Vec<(&K, (Window, &A))> = self
+            .open
+            .iter()
+            .flat_map(|(&end, w)| {
+                w.keys.iter().map(move |(k, a)| {
+                    (
+                        k,
+                        (
+                            Window {
+                                start: w.start,
+                                end,
+                            },
+                            a,
+                        ),
+                    )
+                })
+            })
+            .collect();
+        let len = entries.len();
+        write_snapshot(&self.name, len, entries.iter().map(|(k, v)| (*k, v)), out)
+    }
+}
+
+/// Input of one time: records with their timestamps, and a capability for the late output.
+struct Arrivals<K, V> {
+    records: Vec<((K, V), Time)>,
+    late_cap: Option<Capability<Time>>,
+}
+
+impl<K, V> Default for Arrivals<K, V> {
+    fn default() -> Self {
+        Arrivals {
+            records: Vec::new(),
+            late_cap: None,
+        }
+    }
+}
+
+type Streams<'s, O, K, V> = (
+    timely::dataflow::StreamVec<'s, Time, (O, Time)>,
+    timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
+);
+
+#[allow(clippy::too_many_arguments)]
+fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
+    input: timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
+    name: &str,
+    ctx: &Rc<tidal_engine::WorkerContext>,
+    windows: Windows,
+    lateness: Time,
+    keep_late: bool,
+    create: impl Fn(V) -> A + 'static,
+    add: impl Fn(&mut A, V) + 'static,
+    merge: impl Fn(&mut A, A) + 'static,
+    finish: impl Fn(&K, &Window, &A) -> O + 'static,
+) -> Streams<'s, O, K, V> {
+    let _ = merge;
+    let mut builder = OperatorBuilder::new(name.to_string(), input.scope());
+    let mut input = builder.new_input(
+        input,
+        Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
+    );
+    let (main_out, main_stream) = builder.new_output::<Vec<(O, Time)>>();
+    let (late_out, late_stream) = builder.new_output::<Vec<((K, V), Time)>>();
+    let mut main_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(O, Time)>>>::from(main_out);
+    let mut late_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<((K, V), Time)>>>::from(late_out);
+
+    let state = Rc::new(RefCell::new(WindowState::<K, A> {
+        name: name.to_string(),
+        open: BTreeMap::new(),
+    }));
+    ctx.register_state(state.clone());
+    let ctx = Rc::clone(ctx);
+    let name = name.to_string();
+
+    builder.build(move |_capabilities| {
+        let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
+        // Windows with end <= `fired` have fired: the frontier reached their end.
+        let mut fired: Time = Time::MIN;
+        let mut assigned: Vec<Window> = Vec::new();
+        let mut refire: Vec<(Time, K)> = Vec::new();
+        let mut dropped: u64 = 0;
+        move |frontiers| {
+            let frontier = &frontiers[0];
+            let mut main = main_out.activate();
+            let mut late = late_out.activate();
+            input.for_each(|message, data| {
+                let Some((_, arrivals)) = pending.at(&message, 0) else {
+                    return;
+                };
+                if keep_late && arrivals.late_cap.is_none() {
+                    arrivals.late_cap = message.retain_least(1);
+                }
+                arrivals.records.append(data);
+            });
+            let mut state = state.borrow_mut();
+            let WindowState { open, .. } = &mut *state;
+            // In time order: records sent at time t were sent when their source's watermark was
+            // t - 1, so windows ending at or before t fire before they are folded (Flink's
+            // in-band watermarks); then the records are folded, late ones set aside.
+            for (cap, arrivals) in pending.ready(frontier) {
+                fire_up_to(*cap.time(), open, &mut fired, lateness, &finish, &mut main);
+                for ((k, v), ts) in arrivals.records {
+                    assigned.clear();
+                    windows.assign(ts, &mut assigned);
+                    let mut kept = false;
+                    for w in assigned.iter() {
+                        if w.end.saturating_add(lateness) <= fired {
+                            continue; // too late for this window
+                        }
+                        kept = true;
+                        let window = open.entry(w.end).or_insert_with(|| OpenWindow {
+                            start: w.start,
+                            cap: None,
+                            keys: FastMap::default(),
+                        });
+                        if w.end > fired
+                            && window.cap.as_ref().is_none_or(|c| *c.time() > *cap.time())
+                        {
+                            let at = (*cap.time()).max(w.max_timestamp());
+                            window.cap = Some(cap.delayed(&at));
+                        }
+                        match window.keys.get_mut(&k) {
+                            Some(acc) => add(acc, v.clone()),
+                            None => {
+                                window.keys.insert(k.clone(), create(v.clone()));
+                            }
+                        }
+                        if w.end <= fired {
+                            refire.push((w.end, k.clone()));
+                        }
+                    }
+                    if !kept {
+                        match (&arrivals.late_cap, keep_late) {
+                            (Some(late_cap), true) => late.session(late_cap).give(((k, v), ts)),
+                            _ => dropped += 1,
+                        }
+                    }
+                }
+                // Late records within the allowed lateness fire their window again.
+                if !refire.is_empty() {
+                    let mut session = main.session(&cap);
+                    refire.sort_by_key(|a| a.0);
+                    refire.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+                    for (end, k) in refire.drain(..) {
+                        if let Some(w) = open.get(&end)
+                            && let Some(acc) = w.keys.get(&k)
+                        {
+                            let window = Window {
+                                start: w.start,
+                                end,
+                            };
+                            session.give((finish(&k, &window, acc), window.max_timestamp()));
+                        }
+                    }
+                }
+            }
+            // Fire the windows the frontier has reached.
+            let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+            fire_up_to(reached, open, &mut fired, lateness, &finish, &mut main);
+            if dropped > 0 {
+                ctx.report_late_dropped(&name, dropped);
+                dropped = 0;
+            }
+        }
+    });
+    (main_stream, late_stream)
+}
+
+/// Fires the windows with end <= `limit` that have not fired yet, then forgets the windows past
+/// their allowed lateness.
+fn fire_up_to<K, A, O>(
+    limit: Time,
+    open: &mut BTreeMap<Time, OpenWindow<K, A>>,
+    fired: &mut Time,
+    lateness: Time,
+    finish: &impl Fn(&K, &Window, &A) -> O,
+    main: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<(O, Time)>>>,
+) where
+    O: 'static,
+{
+    if limit <= *fired {
+        return;
+    }
+    for (&end, w) in open.range_mut(..=limit) {
+        if end <= *fired {
+            continue;
+        }
+        if let Some(cap) = w.cap.take() {
+            let window = Window {
+                start: w.start,
+                end,
+            };
+            let mut session = main.session(&cap);
+            for (k, acc) in w.keys.iter() {
+                session.give((finish(k, &window, acc), window.max_timestamp()));
+            }
+        }
+    }
+    *fired = limit;
+    while let Some((&end, _)) = open.first_key_value() {
+        if end.saturating_add(lateness) > *fired {
+            break;
+        }
+        open.remove(&end);
+    }
+}

@@ -1,0 +1,259 @@
+//! Event-time windows against a from-scratch model: tumbling and sliding windows over out-of-order
+//! input on every shape; lateness, allowed lateness and the late side output on a deterministic
+//! watermark (a tick of zero advances it after every record).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{on_every_shape, sorted};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tidal::engine::WatermarkStrategy;
+use tidal::prelude::*;
+
+/// (key, value, timestamp): timestamps rise by 0..20 ms per event and are then shuffled by up to
+/// `disorder` ms, so a bounded-out-of-orderness watermark of `disorder` ms sees no late event.
+fn events(seed: u64, n: usize, disorder: i64) -> Arc<Vec<(u8, i64, i64)>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut t = 1_600_000_000_000i64;
+    let mut out: Vec<(u8, i64, i64)> = (0..n)
+        .map(|_| {
+            t += rng.random_range(0..20);
+            (rng.random_range(0..8), rng.random_range(-50..50), t)
+        })
+        .collect();
+    // Displace each event by up to `disorder` ms: sort by a jittered time.
+    let mut keyed: Vec<(i64, (u8, i64, i64))> = out
+        .drain(..)
+        .map(|e| (e.2 + rng.random_range(0..=disorder), e))
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    Arc::new(keyed.into_iter().map(|(_, e)| e).collect())
+}
+
+fn strategy(disorder: i64) -> WatermarkStrategy<(u8, i64, i64)> {
+    WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(disorder as u64))
+        .with_timestamps(|e: &(u8, i64, i64)| e.2)
+}
+
+/// The model: per (key, window start) the sum and count of values.
+fn model(input: &[(u8, i64, i64)], windows: Windows) -> BTreeMap<(u8, i64), (i64, u64)> {
+    let mut out = BTreeMap::new();
+    for &(k, v, ts) in input {
+        for w in windows.windows_of(ts) {
+            let e = out.entry((k, w.start)).or_insert((0, 0));
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn tumbling_and_sliding_windows_match_the_model() {
+    let disorder = 200;
+    for (seed, windows) in [
+        (1, Windows::tumbling(Duration::from_secs(1))),
+        (
+            2,
+            Windows::tumbling(Duration::from_millis(700)).with_offset(Duration::from_millis(250)),
+        ),
+        (
+            3,
+            Windows::sliding(Duration::from_secs(2), Duration::from_millis(500)),
+        ),
+    ] {
+        let input = events(seed, 20_000, disorder);
+        let expected: Vec<(u8, i64, i64, u64)> = model(&input, windows)
+            .into_iter()
+            .map(|((k, s), (sum, n))| (k, s, sum, n))
+            .collect();
+        let data = Arc::clone(&input);
+        on_every_shape(
+            "tumbling_and_sliding_windows_match_the_model",
+            move |env| {
+                env.from_iter_with(data.to_vec(), strategy(disorder))
+                    .map(|(k, v, _)| (k, v))
+                    .keyed()
+                    .window(windows)
+                    .aggregate_with(
+                        |v| (v, 1u64),
+                        |a, v| {
+                            a.0 += v;
+                            a.1 += 1
+                        },
+                        |a, b| {
+                            a.0 += b.0;
+                            a.1 += b.1
+                        },
+                        |k: &u8, w: &Window, a: &(i64, u64)| (*k, w.start, a.0, a.1),
+                    )
+                    .collect()
+            },
+            |shape, out| {
+                assert!(
+                    sorted(out) == expected,
+                    "{shape:?} {windows:?}: window results differ from the model"
+                )
+            },
+        );
+    }
+}
+
+#[test]
+fn window_results_carry_the_window_end_as_timestamp_and_process_sees_all_values() {
+    let input = events(9, 5_000, 50);
+    let windows = Windows::tumbling(Duration::from_millis(300));
+    let mut expected: BTreeMap<(u8, i64), Vec<i64>> = BTreeMap::new();
+    for &(k, v, ts) in input.iter() {
+        expected
+            .entry((k, windows.windows_of(ts)[0].start))
+            .or_default()
+            .push(v);
+    }
+    let expected: Vec<(u8, i64, Vec<i64>)> = expected
+        .into_iter()
+        .map(|((k, s), mut vs)| {
+            vs.sort();
+            (k, s, vs)
+        })
+        .collect();
+    let data = Arc::clone(&input);
+    on_every_shape(
+        "window_results_carry_the_window_end_as_timestamp_and_process_sees_all_values",
+        move |env| {
+            env.from_iter_with(data.to_vec(), strategy(50))
+                .map(|(k, v, _)| (k, v))
+                .keyed()
+                .window(windows)
+                .process(|k: &u8, w: &Window, values: &[i64]| {
+                    let mut vs = values.to_vec();
+                    vs.sort();
+                    (*k, w.start, vs)
+                })
+                .collect()
+        },
+        |shape, out| assert!(sorted(out) == expected, "{shape:?}: process results differ"),
+    );
+}
+
+/// One worker, watermark advanced after every record: which records are late is deterministic.
+/// The model replays the same watermark: before event i it is max(ts of events before i) - bound - 1.
+#[test]
+fn late_records_go_to_the_side_output_and_allowed_lateness_refires() {
+    let bound = 20i64;
+    // Events with some displaced far beyond the bound.
+    let mut rng = SmallRng::seed_from_u64(77);
+    let mut t = 0i64;
+    let input: Vec<(u8, i64, i64)> = (0..3000)
+        .map(|i| {
+            t += rng.random_range(0..10);
+            let ts = if i % 37 == 0 {
+                t - rng.random_range(0..400)
+            } else {
+                t
+            };
+            (rng.random_range(0..3), 1, ts)
+        })
+        .collect();
+    let windows = Windows::tumbling(Duration::from_millis(100));
+    for lateness in [0i64, 150] {
+        // Model.
+        let mut watermark = i64::MIN;
+        let mut max_ts = i64::MIN;
+        let mut kept: BTreeMap<(u8, i64), i64> = BTreeMap::new();
+        let mut late = Vec::new();
+        let mut refires = 0usize;
+        for &(k, v, ts) in &input {
+            let w = windows.windows_of(ts)[0];
+            if w.end + lateness <= watermark.saturating_add(1) {
+                late.push((k, v, ts));
+            } else {
+                *kept.entry((k, w.start)).or_insert(0) += v;
+                if w.end <= watermark.saturating_add(1) {
+                    refires += 1;
+                }
+            }
+            max_ts = max_ts.max(ts);
+            watermark = max_ts - bound - 1;
+        }
+        let data = input.clone();
+        let (results, late_out): (Vec<(u8, i64, i64)>, Vec<(u8, (i64, i64))>) = Job::local(1)
+            .with_tick(Duration::ZERO)
+            .quiet()
+            .run(move |env| {
+                let tag = OutputTag::new();
+                let sums = env
+                    .from_iter_with(data.clone(), strategy(bound))
+                    .map(|(k, v, ts)| (k, (v, ts)))
+                    .keyed()
+                    .window(windows)
+                    .allowed_lateness(Duration::from_millis(lateness as u64))
+                    .side_output_late_data(&tag)
+                    .aggregate_with(
+                        |v: (i64, i64)| v.0,
+                        |a, v| *a += v.0,
+                        |a, b| *a += b,
+                        |k: &u8, w: &Window, a: &i64| (*k, w.start, *a),
+                    );
+                (sums.collect(), tag.stream().collect())
+            })
+            .unwrap();
+        // The last result per window is the model's sum of the records kept.
+        let mut last: BTreeMap<(u8, i64), i64> = BTreeMap::new();
+        for (k, s, sum) in &results {
+            let e = last.entry((*k, *s)).or_insert(i64::MIN);
+            *e = (*e).max(*sum);
+        }
+        assert_eq!(last, kept, "lateness {lateness}: final window results");
+        let late_out: Vec<(u8, i64, i64)> = late_out
+            .into_iter()
+            .map(|(k, (v, ts))| (k, v, ts))
+            .collect();
+        assert_eq!(
+            sorted(late_out),
+            sorted(late.clone()),
+            "lateness {lateness}: late side output"
+        );
+        assert!(!late.is_empty(), "the input has late records");
+        assert_eq!(
+            results.len(),
+            kept.len() + refires,
+            "lateness {lateness}: one result per window plus one per late refire"
+        );
+        if lateness > 0 {
+            assert!(
+                refires > 0,
+                "some late records fall within the allowed lateness"
+            );
+        }
+    }
+}
+
+/// Late records without a side output are dropped and counted in the job report.
+#[test]
+fn dropped_late_records_are_reported() {
+    let (_, report) = Job::local(1)
+        .with_tick(Duration::ZERO)
+        .quiet()
+        .run_with_report(|env| {
+            env.from_iter_with(
+                vec![(0u8, 5i64), (0, 50), (0, 1), (0, 2)],
+                WatermarkStrategy::monotonous().with_timestamps(|e: &(u8, i64)| e.1),
+            )
+            .keyed()
+            .window(Windows::tumbling(Duration::from_millis(10)))
+            .reduce(|a, b| *a += b)
+            .collect()
+        })
+        .unwrap();
+    assert_eq!(
+        report.late_dropped.values().sum::<u64>(),
+        2,
+        "{:?}",
+        report.late_dropped
+    );
+}
