@@ -143,6 +143,7 @@ fn window_results_carry_the_window_end_as_timestamp_and_process_sees_all_values(
 /// One worker, watermark advanced after every record: which records are late is deterministic.
 /// The model replays the same watermark: before event i it is max(ts of events before i) - bound - 1.
 #[test]
+#[allow(clippy::type_complexity)]
 fn late_records_go_to_the_side_output_and_allowed_lateness_refires() {
     let bound = 20i64;
     // Events with some displaced far beyond the bound.

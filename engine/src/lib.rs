@@ -65,7 +65,7 @@ pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, Wor
 pub use source::{Poll, SourceReader};
 pub use state::{KeyedState, RegisteredState, write_snapshot};
 pub use stream::{DataStream, OperatorMeta};
-pub use time::{TickClock, Time, now_millis};
+pub use time::{JobClock, ManualClock, TickClock, Time, now_millis};
 pub use watermark::{WatermarkGenerator, WatermarkStrategy};
 
 /// Timely itself, for operators written directly against it.

@@ -19,7 +19,7 @@ use crate::cli::JobArgs;
 use crate::cluster::{ClusterSpec, connect};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
 use crate::state::RegisteredState;
-use crate::time::Time;
+use crate::time::{JobClock, Time};
 
 /// A job ready to run: how many workers and processes, and how to reach the other processes.
 ///
@@ -40,6 +40,7 @@ use crate::time::Time;
 /// ```
 pub struct Job {
     spec: ClusterSpec,
+    clock: JobClock,
     tick: Duration,
     stop: StopHandle,
     quiet: bool,
@@ -199,6 +200,7 @@ pub struct WorkerContext {
     process: usize,
     processes: usize,
     tick: Duration,
+    clock: JobClock,
     job: Arc<JobShared>,
     next_id: Cell<usize>,
     states: RefCell<Vec<Rc<RefCell<dyn RegisteredState>>>>,
@@ -224,6 +226,10 @@ impl WorkerContext {
     /// The processing-time tick (`--tick`).
     pub fn tick(&self) -> Duration {
         self.tick
+    }
+    /// The job's processing-time clock.
+    pub fn clock(&self) -> JobClock {
+        self.clock.clone()
     }
     /// Whether the job was asked to stop (sources end when they see this).
     pub fn stop_requested(&self) -> bool {
@@ -313,6 +319,7 @@ impl Job {
             tick: args.tick,
             stop: StopHandle::default(),
             quiet: false,
+            clock: JobClock::system(),
         })
     }
     /// A job of one process with `workers` threads.
@@ -322,6 +329,7 @@ impl Job {
             tick: Duration::from_millis(200),
             stop: StopHandle::default(),
             quiet: false,
+            clock: JobClock::system(),
         }
     }
     /// A job from an explicit cluster spec.
@@ -331,7 +339,13 @@ impl Job {
             tick: Duration::from_millis(200),
             stop: StopHandle::default(),
             quiet: false,
+            clock: JobClock::system(),
         }
+    }
+    /// Uses `clock` for processing time (timers), e.g. a [`ManualClock`](crate::ManualClock) in tests.
+    pub fn with_clock(mut self, clock: JobClock) -> Self {
+        self.clock = clock;
+        self
     }
     /// Sets the processing-time tick.
     pub fn with_tick(mut self, tick: Duration) -> Self {
@@ -430,6 +444,7 @@ impl Job {
         });
         register_active(&shared);
         let tick = self.tick;
+        let clock = self.clock.clone();
         let worker_shared = Arc::clone(&shared);
         let guards = initialize_from(builders, others, move |allocator| {
             let shared = &worker_shared;
@@ -450,6 +465,7 @@ impl Job {
                 process: spec.process,
                 processes,
                 tick,
+                clock: clock.clone(),
                 job: Arc::clone(shared),
                 next_id: Cell::new(0),
                 states: RefCell::new(Vec::new()),

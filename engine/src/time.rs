@@ -52,3 +52,56 @@ impl TickClock {
         now - now.rem_euclid(self.interval)
     }
 }
+
+/// The job's processing-time clock: the system clock, or a manual one that tests move.
+///
+/// ```
+/// let clock = tidal_engine::ManualClock::new(1_000);
+/// let job_clock = tidal_engine::JobClock::manual(&clock);
+/// clock.advance(std::time::Duration::from_millis(500));
+/// assert_eq!(job_clock.now(), 1_500);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct JobClock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+
+impl JobClock {
+    /// The system clock.
+    pub fn system() -> Self {
+        JobClock(None)
+    }
+    /// A clock that reads `clock`.
+    pub fn manual(clock: &ManualClock) -> Self {
+        JobClock(Some(std::sync::Arc::clone(&clock.0)))
+    }
+    /// Processing time now, in ms since the epoch.
+    pub fn now(&self) -> Time {
+        match &self.0 {
+            None => now_millis(),
+            Some(t) => t.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+}
+
+/// A processing-time clock moved by hand (for tests of processing-time timers).
+#[derive(Debug, Clone)]
+pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl ManualClock {
+    /// A clock showing `at` (ms since the epoch).
+    pub fn new(at: Time) -> Self {
+        ManualClock(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(at)))
+    }
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(by.as_millis() as Time, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// Sets the clock.
+    pub fn set(&self, at: Time) {
+        self.0.store(at, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// What the clock shows.
+    pub fn now(&self) -> Time {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

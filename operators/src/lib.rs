@@ -6,6 +6,10 @@
 //! - [`KeyedStream`]: rolling `reduce`, `sum`, `min`, `max`, `count`, `min_by`, `max_by`,
 //!   `aggregate` — each a **changelog**: the new value of every key that changed, once per tick.
 //! - [`Changelog`]: `final_values` keeps the last value per key and emits it at the end of input.
+//! - [`KeyedStream::window`]: event-time [`Windows`] (tumbling, sliding) with `reduce`, `aggregate`,
+//!   `process`, allowed lateness and a late side output ([`OutputTag`]).
+//! - [`KeyedStream::process`]: a [`KeyedProcessFunction`] with per-key state, event-time and
+//!   processing-time timers, and a side output.
 //!
 //! Every keyed operator is built on one builder ([`keyed::rolling`]) that combines records per key
 //! within a tick on the sending worker, exchanges the partial results by [`key_hash`](tidal_engine::key_hash),
@@ -30,18 +34,21 @@
 pub mod changelog;
 pub mod keyed;
 pub mod partition;
+pub mod process;
 pub mod transform;
 pub mod window;
 
 pub use changelog::Changelog;
 pub use keyed::KeyedStream;
 pub use partition::Partition;
+pub use process::{KeyedProcessFunction, ProcessContext, TimeDomain};
 pub use transform::{KeyedPairs, Transform};
 pub use window::{OutputTag, Window, WindowedStream, Windows};
 
 /// Everything needed to write pipelines: `use tidal_operators::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Changelog, KeyedPairs, KeyedStream, OutputTag, Partition, Transform, Window, Windows,
+        Changelog, KeyedPairs, KeyedProcessFunction, KeyedStream, OutputTag, Partition,
+        ProcessContext, TimeDomain, Transform, Window, Windows,
     };
 }

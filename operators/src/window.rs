@@ -225,7 +225,7 @@ impl<'s, T: 'static> OutputTag<'s, T> {
             ))
         })
     }
-    fn fill(&self, stream: DataStream<'s, T>) {
+    pub(crate) fn fill(&self, stream: DataStream<'s, T>) {
         *self.slot.borrow_mut() = Some(stream);
     }
 }

@@ -1,0 +1,218 @@
+//! Keyed process functions against a from-scratch model: state, event-time timers (register,
+//! delete, fire in order at the watermark), processing-time timers and side outputs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{on_every_shape, sorted};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tidal::engine::{JobClock, ManualClock, Time, WatermarkStrategy};
+use tidal::prelude::*;
+
+const BUCKET: i64 = 100;
+
+/// Per key, the buckets of BUCKET ms still open: count and sum.
+#[derive(Default, Serialize, Deserialize)]
+struct Buckets {
+    open: BTreeMap<Time, (u64, i64)>,
+}
+
+/// A tumbling count-and-sum built from state and timers: each record goes into its bucket, whose
+/// timer (at the bucket's last millisecond) emits it when the watermark passes. Every record also
+/// registers and deletes a far-away timer, which must never fire. Values below -45 also go to the
+/// side output.
+struct BucketSums;
+
+impl KeyedProcessFunction<u8, i64> for BucketSums {
+    type State = Buckets;
+    type Out = (u8, Time, u64, i64);
+    type Side = (u8, i64);
+    fn process_element(
+        &mut self,
+        value: i64,
+        ctx: &mut ProcessContext<'_, u8, Buckets, Self::Out, Self::Side>,
+    ) {
+        let ts = ctx.timestamp();
+        assert!(
+            ts > ctx.current_watermark(),
+            "no record is late in this input"
+        );
+        if value < -45 {
+            let k = *ctx.key();
+            ctx.side_output((k, value));
+        }
+        let start = ts - ts.rem_euclid(BUCKET);
+        let bucket = ctx.state().open.entry(start).or_insert((0, 0));
+        bucket.0 += 1;
+        bucket.1 += value;
+        ctx.register_event_time_timer(start + BUCKET - 1);
+        ctx.register_event_time_timer(ts + 1_000_000_000);
+        ctx.delete_event_time_timer(ts + 1_000_000_000);
+    }
+    fn on_timer(
+        &mut self,
+        at: Time,
+        domain: TimeDomain,
+        ctx: &mut ProcessContext<'_, u8, Buckets, Self::Out, Self::Side>,
+    ) {
+        assert_eq!(domain, TimeDomain::EventTime);
+        assert!(
+            ctx.current_watermark() >= at,
+            "a timer fires only when the watermark has passed it"
+        );
+        assert_eq!(ctx.timestamp(), at);
+        let k = *ctx.key();
+        let start = at + 1 - BUCKET;
+        let (n, sum) = ctx
+            .state()
+            .open
+            .remove(&start)
+            .expect("a timer belongs to an open bucket");
+        if ctx.state().open.is_empty() {
+            ctx.clear_state();
+        }
+        ctx.output((k, start, n, sum));
+    }
+}
+
+fn events(seed: u64, n: usize, disorder: i64) -> Arc<Vec<(u8, i64, i64)>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut t = 0i64;
+    let mut v: Vec<(i64, (u8, i64, i64))> = (0..n)
+        .map(|_| {
+            t += rng.random_range(0..8);
+            let e = (rng.random_range(0..6), rng.random_range(-50..50), t);
+            (t + rng.random_range(0..=disorder), e)
+        })
+        .collect();
+    v.sort_by_key(|(k, _)| *k);
+    Arc::new(v.into_iter().map(|(_, e)| e).collect())
+}
+
+/// The model: per key and bucket, count and sum.
+fn model(input: &[(u8, i64, i64)]) -> Vec<(u8, Time, u64, i64)> {
+    let mut out: BTreeMap<(u8, Time), (u64, i64)> = BTreeMap::new();
+    for &(k, v, ts) in input {
+        let e = out.entry((k, ts - ts.rem_euclid(BUCKET))).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += v;
+    }
+    out.into_iter()
+        .map(|((k, s), (n, sum))| (k, s, n, sum))
+        .collect()
+}
+
+#[test]
+fn event_time_timers_and_state_match_the_model() {
+    let disorder = 30;
+    for seed in [3, 4] {
+        let input = events(seed, 20_000, disorder);
+        let expected = model(&input);
+        let expected_side: Vec<(u8, i64)> = sorted(
+            input
+                .iter()
+                .filter(|e| e.1 < -45)
+                .map(|e| (e.0, e.1))
+                .collect(),
+        );
+        let data = Arc::clone(&input);
+        on_every_shape(
+            "event_time_timers_and_state_match_the_model",
+            move |env| {
+                let tag = OutputTag::new();
+                let sessions = env
+                    .from_iter_with(
+                        data.to_vec(),
+                        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(
+                            disorder as u64,
+                        ))
+                        .with_timestamps(|e: &(u8, i64, i64)| e.2),
+                    )
+                    .map(|(k, v, _)| (k, v))
+                    .keyed()
+                    .process_with_side_output(BucketSums, &tag);
+                let side = tag.stream().map(|(k, v)| (k, -1i64, 0u64, v));
+                sessions.union(side).collect()
+            },
+            |shape, out| {
+                let (side, main): (Vec<_>, Vec<_>) = out.into_iter().partition(|r| r.1 == -1);
+                let main = sorted(main);
+                if main != expected {
+                    let extra: Vec<_> = main
+                        .iter()
+                        .filter(|r| !expected.contains(r))
+                        .take(5)
+                        .collect();
+                    let missing: Vec<_> = expected
+                        .iter()
+                        .filter(|r| !main.contains(r))
+                        .take(5)
+                        .collect();
+                    panic!(
+                        "{shape:?} seed {seed}: sessions differ from the model ({} vs {}); extra {extra:?}, missing {missing:?}",
+                        main.len(),
+                        expected.len()
+                    );
+                }
+                let side: Vec<(u8, i64)> = sorted(side.into_iter().map(|r| (r.0, r.3)).collect());
+                assert_eq!(side, expected_side, "{shape:?} seed {seed}: side output");
+            },
+        );
+    }
+}
+
+/// Processing-time timers fire when the job's clock reaches them, deleted ones never, and timers
+/// not yet due are dropped at the end of the input so that the job ends.
+#[test]
+fn processing_time_timers_follow_the_job_clock() {
+    struct Echo;
+    impl KeyedProcessFunction<u32, u32> for Echo {
+        type State = ();
+        type Out = (u32, bool);
+        type Side = ();
+        fn process_element(
+            &mut self,
+            _: u32,
+            ctx: &mut ProcessContext<'_, u32, (), Self::Out, ()>,
+        ) {
+            let now = ctx.current_processing_time();
+            ctx.register_processing_time_timer(now); // due now
+            ctx.register_processing_time_timer(now + 10); // deleted below
+            ctx.delete_processing_time_timer(now + 10);
+            ctx.register_processing_time_timer(now + 60_000); // never due: the clock stands still
+        }
+        fn on_timer(
+            &mut self,
+            at: Time,
+            domain: TimeDomain,
+            ctx: &mut ProcessContext<'_, u32, (), Self::Out, ()>,
+        ) {
+            assert_eq!(domain, TimeDomain::ProcessingTime);
+            assert!(at <= ctx.current_processing_time());
+            let k = *ctx.key();
+            ctx.output((k, true));
+        }
+    }
+    let clock = ManualClock::new(1_000_000);
+    for workers in [1, 2] {
+        let out: Vec<(u32, bool)> = Job::local(workers)
+            .with_clock(JobClock::manual(&clock))
+            .run(|env| {
+                env.from_iter(0..500u32)
+                    .key_by(|x| *x)
+                    .process(Echo)
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(
+            sorted(out),
+            (0..500).map(|k| (k, true)).collect::<Vec<_>>(),
+            "{workers} workers"
+        );
+    }
+}
