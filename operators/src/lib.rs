@@ -9,7 +9,8 @@
 //! - [`KeyedStream::window`]: event-time [`Windows`] (tumbling, sliding) with `reduce`, `aggregate`,
 //!   `process`, allowed lateness and a late side output ([`OutputTag`]).
 //! - [`KeyedStream::process`]: a [`KeyedProcessFunction`] with per-key state, event-time and
-//!   processing-time timers, and a side output.
+//!   processing-time timers, and a side output; [`KeyedStream::connect`] two keyed streams and
+//!   process them with a [`KeyedCoProcessFunction`] sharing state and timers.
 //!
 //! Every keyed operator is built on one builder ([`keyed::rolling`]) that combines records per key
 //! within a tick on the sending worker, exchanges the partial results by [`key_hash`](tidal_engine::key_hash),
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod changelog;
+pub mod connect;
 pub mod keyed;
 pub mod partition;
 pub mod process;
@@ -39,16 +41,17 @@ pub mod transform;
 pub mod window;
 
 pub use changelog::Changelog;
+pub use connect::{ConnectedStreams, Either, KeyedCoProcessFunction};
 pub use keyed::KeyedStream;
 pub use partition::Partition;
 pub use process::{KeyedProcessFunction, ProcessContext, TimeDomain};
 pub use transform::{KeyedPairs, Transform};
-pub use window::{OutputTag, Window, WindowedStream, Windows};
+pub use window::{OutputTag, Window, WindowAll, WindowedStream, Windows};
 
 /// Everything needed to write pipelines: `use tidal_operators::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         Changelog, KeyedPairs, KeyedProcessFunction, KeyedStream, OutputTag, Partition,
-        ProcessContext, TimeDomain, Transform, Window, Windows,
+        ProcessContext, TimeDomain, Transform, Window, WindowAll, Windows,
     };
 }

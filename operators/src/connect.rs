@@ -1,0 +1,180 @@
+//! Connected keyed streams: two inputs keyed the same way, one function with shared keyed state and
+//! timers (Flink's `connect(...).process(KeyedCoProcessFunction)`).
+//!
+//! The two inputs are merged into one keyed stream of [`Either`] values and handled by the keyed
+//! process operator, so the watermark is the minimum of both inputs' and everything the process
+//! operator guarantees (time order, timers, state registration) holds for both.
+
+use serde::{Deserialize, Serialize};
+use tidal_engine::{DataStream, Time};
+
+use crate::keyed::{Key, KeyedStream, Value};
+use crate::process::{KeyedProcessFunction, ProcessContext, TimeDomain};
+use crate::transform::{KeyedPairs, Transform};
+use crate::window::OutputTag;
+
+/// A value from the first or the second input of connected streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Either<A, B> {
+    /// From the first input.
+    First(A),
+    /// From the second input.
+    Second(B),
+}
+
+/// A function over two keyed inputs with shared per-key state and timers.
+///
+/// ```
+/// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+/// use tidal_operators::{KeyedCoProcessFunction, ProcessContext};
+///
+/// /// Pairs each order with its payment, whichever comes first.
+/// struct Pair;
+/// impl KeyedCoProcessFunction<u32, String, f64> for Pair {
+///     type State = (Option<String>, Option<f64>);
+///     type Out = (u32, String, f64);
+///     type Side = ();
+///     fn process_first(&mut self, order: String, ctx: &mut ProcessContext<'_, u32, Self::State, Self::Out, ()>) {
+///         match ctx.state().1.take() {
+///             Some(paid) => { let k = *ctx.key(); ctx.output((k, order, paid)); ctx.clear_state(); }
+///             None => ctx.state().0 = Some(order),
+///         }
+///     }
+///     fn process_second(&mut self, paid: f64, ctx: &mut ProcessContext<'_, u32, Self::State, Self::Out, ()>) {
+///         match ctx.state().0.take() {
+///             Some(order) => { let k = *ctx.key(); ctx.output((k, order, paid)); ctx.clear_state(); }
+///             None => ctx.state().1 = Some(paid),
+///         }
+///     }
+/// }
+///
+/// let mut out: Vec<(u32, String, f64)> = tidal_engine::Job::local(2).run(|env| {
+///     let orders = env.from_iter(vec![(1u32, "tea".to_string()), (2, "cake".to_string())]).keyed();
+///     let payments = env.from_iter(vec![(2u32, 4.5), (1, 2.0)]).keyed();
+///     orders.connect(payments).process(Pair).collect()
+/// }).unwrap();
+/// out.sort_by_key(|r| r.0);
+/// assert_eq!(out, vec![(1, "tea".to_string(), 2.0), (2, "cake".to_string(), 4.5)]);
+/// ```
+pub trait KeyedCoProcessFunction<K, A, B>: 'static {
+    /// The per-key state shared by both inputs.
+    type State: Default + Serialize + serde::de::DeserializeOwned + 'static;
+    /// Records emitted.
+    type Out: 'static;
+    /// Records emitted to the side output (`()` when none).
+    type Side: 'static;
+    /// Handles a record of the first input.
+    fn process_first(
+        &mut self,
+        value: A,
+        ctx: &mut ProcessContext<'_, K, Self::State, Self::Out, Self::Side>,
+    );
+    /// Handles a record of the second input.
+    fn process_second(
+        &mut self,
+        value: B,
+        ctx: &mut ProcessContext<'_, K, Self::State, Self::Out, Self::Side>,
+    );
+    /// Handles a timer of the context's key.
+    fn on_timer(
+        &mut self,
+        timestamp: Time,
+        domain: TimeDomain,
+        ctx: &mut ProcessContext<'_, K, Self::State, Self::Out, Self::Side>,
+    ) {
+        let _ = (timestamp, domain, ctx);
+    }
+}
+
+/// Two keyed streams with the same key type, to be processed together.
+pub struct ConnectedStreams<'s, K, A, B> {
+    first: KeyedStream<'s, K, A>,
+    second: KeyedStream<'s, K, B>,
+}
+
+impl<'s, K: Key, A: Value> KeyedStream<'s, K, A> {
+    /// Connects this keyed stream with another keyed the same way.
+    pub fn connect<B: Value>(self, other: KeyedStream<'s, K, B>) -> ConnectedStreams<'s, K, A, B> {
+        ConnectedStreams {
+            first: self,
+            second: other,
+        }
+    }
+}
+
+struct Adapter<F>(F);
+
+impl<K: Key, A: Value, B: Value, F: KeyedCoProcessFunction<K, A, B>>
+    KeyedProcessFunction<K, Either<A, B>> for Adapter<F>
+{
+    type State = F::State;
+    type Out = F::Out;
+    type Side = F::Side;
+    fn process_element(
+        &mut self,
+        value: Either<A, B>,
+        ctx: &mut ProcessContext<'_, K, F::State, F::Out, F::Side>,
+    ) {
+        match value {
+            Either::First(a) => self.0.process_first(a, ctx),
+            Either::Second(b) => self.0.process_second(b, ctx),
+        }
+    }
+    fn on_timer(
+        &mut self,
+        timestamp: Time,
+        domain: TimeDomain,
+        ctx: &mut ProcessContext<'_, K, F::State, F::Out, F::Side>,
+    ) {
+        self.0.on_timer(timestamp, domain, ctx)
+    }
+}
+
+impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
+    fn merged(self) -> KeyedStream<'s, K, Either<A, B>> {
+        let first: DataStream<'s, (K, Either<A, B>)> =
+            self.first.into_stream().map(|(k, a)| (k, Either::First(a)));
+        let second = self
+            .second
+            .into_stream()
+            .map(|(k, b)| (k, Either::Second(b)));
+        first.union(second).keyed()
+    }
+    /// Applies a co-process function with shared keyed state and timers.
+    pub fn process<F: KeyedCoProcessFunction<K, A, B>>(
+        self,
+        function: F,
+    ) -> DataStream<'s, F::Out> {
+        self.merged().process(Adapter(function))
+    }
+    /// Like [`process`](ConnectedStreams::process), with the side output going to `tag`.
+    pub fn process_with_side_output<F: KeyedCoProcessFunction<K, A, B>>(
+        self,
+        function: F,
+        tag: &OutputTag<'s, F::Side>,
+    ) -> DataStream<'s, F::Out> {
+        self.merged()
+            .process_with_side_output(Adapter(function), tag)
+    }
+    /// Applies `first` to records of the first input and `second` to those of the second, each
+    /// returning any number of records (Flink's `CoFlatMapFunction`, without state).
+    pub fn flat_map<O: 'static, I1, I2>(
+        self,
+        mut first: impl FnMut(&K, A) -> I1 + 'static,
+        mut second: impl FnMut(&K, B) -> I2 + 'static,
+    ) -> DataStream<'s, O>
+    where
+        I1: IntoIterator<Item = O>,
+        I2: IntoIterator<Item = O>,
+    {
+        let a = self
+            .first
+            .into_stream()
+            .flat_map(move |(k, a)| first(&k, a).into_iter().collect::<Vec<_>>());
+        let b = self
+            .second
+            .into_stream()
+            .flat_map(move |(k, b)| second(&k, b).into_iter().collect::<Vec<_>>());
+        a.union(b)
+    }
+}
