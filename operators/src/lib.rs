@@ -51,7 +51,8 @@ pub use window::{OutputTag, Window, WindowAll, WindowedStream, Windows};
 /// Everything needed to write pipelines: `use tidal_operators::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Changelog, KeyedPairs, KeyedProcessFunction, KeyedStream, OutputTag, Partition,
-        ProcessContext, TimeDomain, Transform, Window, WindowAll, Windows,
+        Changelog, ConnectedStreams, Either, KeyedCoProcessFunction, KeyedPairs,
+        KeyedProcessFunction, KeyedStream, OutputTag, Partition, ProcessContext, TimeDomain,
+        Transform, Window, WindowAll, Windows,
     };
 }
