@@ -1,0 +1,243 @@
+//! The taxi examples as a user runs them, on 1 worker, 2 workers and 2 processes, against
+//! from-scratch computations over the same CSV files (the embedded data, and variants of it with
+//! rides outside New York City, long rides and missing END events).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{free_addresses, wait_with_limit};
+
+const RIDES: &str = include_str!("../examples/data/rides.csv");
+const FARES: &str = include_str!("../examples/data/fares.csv");
+
+fn example(name: &str) -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = deps.parent().unwrap().join("examples").join(name);
+    assert!(bin.exists(), "{} is built by cargo test", bin.display());
+    bin
+}
+
+/// Runs an example and returns its stdout lines, sorted; fails the test on a non-zero exit.
+fn run(name: &str, args: &[&str]) -> Vec<String> {
+    let mut child = Command::new(example(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+    let status = wait_with_limit(&mut child, Duration::from_secs(120));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{name} {args:?} failed: {err}");
+    let mut lines: Vec<String> = reader.join().unwrap().lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+/// Runs an example on every shape (1 worker, 2 workers, 2 processes) and checks each output.
+fn on_every_shape(name: &str, args: &[&str], expected: &[String]) {
+    let mut expected = expected.to_vec();
+    expected.sort();
+    for workers in ["1", "2"] {
+        let mut a = args.to_vec();
+        a.extend(["-w", workers]);
+        assert!(
+            run(name, &a) == expected,
+            "{name} -w {workers} differs from the model"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, free_addresses(2).join("\n")).unwrap();
+    let h = hosts.to_str().unwrap().to_string();
+    let (n, a1) = (
+        name.to_string(),
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+    );
+    let h1 = h.clone();
+    let p1 = std::thread::spawn(move || {
+        let mut a: Vec<&str> = a1.iter().map(String::as_str).collect();
+        a.extend(["-n", "2", "-p", "1", "-h", &h1]);
+        run(&n, &a)
+    });
+    let mut a = args.to_vec();
+    a.extend(["-n", "2", "-p", "0", "-h", &h]);
+    let p0 = run(name, &a);
+    assert!(p1.join().unwrap().is_empty(), "only process 0 prints");
+    assert!(
+        p0 == expected,
+        "{name} on 2 processes differs from the model"
+    );
+}
+
+fn columns(line: &str) -> Vec<&str> {
+    line.split(',').collect()
+}
+
+fn f32_of(s: &str) -> f32 {
+    s.parse().unwrap()
+}
+
+fn nyc(lon: f32, lat: f32) -> bool {
+    let (lon, lat) = (lon as f64, lat as f64);
+    (-74.05..=-73.7).contains(&lon) && (40.5..=41.0).contains(&lat)
+}
+
+fn data_lines(text: &str) -> Vec<String> {
+    text.lines().skip(1).map(String::from).collect()
+}
+
+/// A variant of the embedded rides: some rides moved outside NYC (exactly at and beyond the
+/// bounds), some lengthened past two hours, some END events dropped.
+fn variant_rides(dir: &Path) -> (PathBuf, Vec<String>) {
+    let mut lines = Vec::new();
+    for line in data_lines(RIDES) {
+        let mut c: Vec<String> = columns(&line).iter().map(|s| s.to_string()).collect();
+        let id: i64 = c[0].parse().unwrap();
+        let is_end = c[1] == "false";
+        match id % 11 {
+            0 => c[3] = "-73.7".into(),  // -73.7f32 is east of -73.7: outside
+            1 => c[4] = "41.0".into(),   // exactly on the northern bound: inside
+            2 => c[5] = "-74.05".into(), // -74.05f32 is west of -74.05: outside
+            3 if is_end => {
+                let t: i64 = c[2].parse().unwrap();
+                c[2] = (t + 3 * 3600 * 1000).to_string(); // a ride of more than two hours
+            }
+            4 if is_end => continue, // no END: only the timer can alert
+            _ => {}
+        }
+        lines.push(c.join(","));
+    }
+    let path = dir.join("rides.csv");
+    let header = RIDES.lines().next().unwrap();
+    std::fs::write(&path, format!("{header}\n{}\n", lines.join("\n"))).unwrap();
+    (path, lines)
+}
+
+#[test]
+fn ride_cleansing_keeps_exactly_the_rides_in_nyc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, lines) = variant_rides(dir.path());
+    let keep = |l: &String| {
+        let c = columns(l);
+        nyc(f32_of(c[3]), f32_of(c[4])) && nyc(f32_of(c[5]), f32_of(c[6]))
+    };
+    let expected: Vec<String> = lines.iter().filter(|l| keep(l)).cloned().collect();
+    assert!(expected.len() < lines.len() && !expected.is_empty());
+    on_every_shape(
+        "ride_cleansing",
+        &["--rides", path.to_str().unwrap()],
+        &expected,
+    );
+    // The embedded data: every ride is in NYC, and lines come out exactly as they were read.
+    assert_eq!(run("ride_cleansing", &[]), {
+        let mut l = data_lines(RIDES);
+        l.sort();
+        l
+    });
+}
+
+#[test]
+fn ride_count_counts_every_event_per_driver() {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for line in data_lines(RIDES) {
+        *counts.entry(columns(&line)[9].to_string()).or_insert(0) += 1;
+    }
+    let expected: Vec<String> = counts.iter().map(|(d, n)| format!("{d},{n}")).collect();
+    on_every_shape("ride_count", &[], &expected);
+}
+
+#[test]
+fn long_ride_alerts_name_rides_over_two_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, lines) = variant_rides(dir.path());
+    let mut start = HashMap::new();
+    let mut end = HashMap::new();
+    for l in &lines {
+        let c = columns(l);
+        let (id, t): (i64, i64) = (c[0].parse().unwrap(), c[2].parse().unwrap());
+        if c[1] == "true" {
+            start.insert(id, t)
+        } else {
+            end.insert(id, t)
+        };
+    }
+    let expected: Vec<String> = start
+        .iter()
+        .filter(|(id, s)| end.get(id).is_none_or(|e| e - *s > 2 * 3600 * 1000))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    assert!(
+        expected.len() > 100,
+        "the variant has long rides and missing ENDs"
+    );
+    on_every_shape(
+        "long_ride_alerts",
+        &["--rides", path.to_str().unwrap()],
+        &expected,
+    );
+}
+
+#[test]
+fn rides_and_fares_pairs_every_start_with_its_fare() {
+    let fares: HashMap<String, String> = data_lines(FARES)
+        .into_iter()
+        .map(|l| (columns(&l)[0].to_string(), l.clone()))
+        .collect();
+    let expected: Vec<String> = data_lines(RIDES)
+        .into_iter()
+        .filter(|l| columns(l)[1] == "true")
+        .map(|l| format!("{l},{}", fares[columns(&l)[0]]))
+        .collect();
+    on_every_shape("rides_and_fares", &[], &expected);
+}
+
+#[test]
+fn hourly_tips_finds_the_best_driver_of_every_hour() {
+    // f32 sums of tips per driver per hour, in the order of the file.
+    let mut sums: BTreeMap<(i64, String), f32> = BTreeMap::new();
+    for line in data_lines(FARES) {
+        let c = columns(&line);
+        let start: i64 = c[3].parse().unwrap();
+        let end = start - start.rem_euclid(3_600_000) + 3_600_000;
+        *sums.entry((end, c[2].to_string())).or_insert(0.0) += f32_of(c[5]);
+    }
+    let mut best: BTreeMap<i64, (f32, Vec<String>)> = BTreeMap::new();
+    for ((end, driver), sum) in &sums {
+        let e = best.entry(*end).or_insert((f32::MIN, Vec::new()));
+        if *sum > e.0 {
+            *e = (*sum, vec![driver.clone()]);
+        } else if *sum == e.0 {
+            e.1.push(driver.clone());
+        }
+    }
+    for args in [vec!["-w", "1"], vec!["-w", "2"]] {
+        let out = run("hourly_tips", &args);
+        assert_eq!(out.len(), best.len(), "one line per hour");
+        for line in out {
+            let c = columns(&line);
+            let end: i64 = c[0].parse().unwrap();
+            let (sum, drivers) = &best[&end];
+            assert!(
+                drivers.iter().any(|d| d == c[1]),
+                "{line}: not a best driver of the hour {drivers:?}"
+            );
+            assert_eq!(f32_of(c[2]), *sum, "{line}");
+        }
+    }
+}
