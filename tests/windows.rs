@@ -258,3 +258,83 @@ fn dropped_late_records_are_reported() {
         report.late_dropped
     );
 }
+
+/// Session windows: per key, sorted timestamps split where a record starts after the session's
+/// end (last timestamp + gap). Timestamps are even and the gap odd, so no record falls exactly on
+/// a session's end (where the outcome would depend on whether the session has fired yet).
+#[test]
+fn session_windows_match_the_model() {
+    let gap: i64 = 41;
+    for seed in [21, 22] {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut t = 0i64;
+        let mut input: Vec<(i64, (u8, i64, i64))> = (0..15_000)
+            .map(|_| {
+                t += 2 * rng.random_range(0..6);
+                let e = (rng.random_range(0..20), rng.random_range(-9..10), t);
+                (t + rng.random_range(0..=30), e)
+            })
+            .collect();
+        input.sort_by_key(|(k, _)| *k);
+        let input: Arc<Vec<(u8, i64, i64)>> = Arc::new(input.into_iter().map(|(_, e)| e).collect());
+        // Model.
+        let mut per_key: BTreeMap<u8, Vec<(i64, i64)>> = BTreeMap::new();
+        for &(k, v, ts) in input.iter() {
+            per_key.entry(k).or_default().push((ts, v));
+        }
+        let mut expected = Vec::new();
+        for (k, mut recs) in per_key {
+            recs.sort();
+            let mut cur: Option<(i64, i64, i64, u64)> = None; // start, end, sum, count
+            for (ts, v) in recs {
+                cur = match cur {
+                    Some((s, e, sum, n)) if ts <= e => Some((s, e.max(ts + gap), sum + v, n + 1)),
+                    Some(done) => {
+                        expected.push((k, done.0, done.1, done.2, done.3));
+                        Some((ts, ts + gap, v, 1))
+                    }
+                    None => Some((ts, ts + gap, v, 1)),
+                };
+            }
+            if let Some(done) = cur {
+                expected.push((k, done.0, done.1, done.2, done.3));
+            }
+        }
+        let expected = sorted(expected);
+        let data = Arc::clone(&input);
+        on_every_shape(
+            "session_windows_match_the_model",
+            move |env| {
+                env.from_iter_with(data.to_vec(), strategy(30))
+                    .map(|(k, v, _)| (k, v))
+                    .keyed()
+                    .window(Windows::session(Duration::from_millis(gap as u64)))
+                    .aggregate_with(
+                        |v| (v, 1u64),
+                        |a, v| {
+                            a.0 += v;
+                            a.1 += 1
+                        },
+                        |a, b| {
+                            a.0 += b.0;
+                            a.1 += b.1
+                        },
+                        |k: &u8, w: &Window, a: &(i64, u64)| (*k, w.start, w.end, a.0, a.1),
+                    )
+                    .collect()
+            },
+            |shape, out| {
+                let out = sorted(out);
+                assert_eq!(
+                    out.len(),
+                    expected.len(),
+                    "{shape:?} seed {seed}: number of sessions"
+                );
+                assert!(
+                    out == expected,
+                    "{shape:?} seed {seed}: sessions differ from the model"
+                );
+            },
+        );
+    }
+}

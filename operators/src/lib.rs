@@ -37,6 +37,7 @@ pub mod connect;
 pub mod keyed;
 pub mod partition;
 pub mod process;
+mod session;
 pub mod transform;
 pub mod window;
 

@@ -56,6 +56,12 @@ impl Window {
 /// Which windows a record belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Windows {
+    /// Per key, records closer than `gap` ms to each other form one window (a session): each record
+    /// opens `[ts, ts + gap)`, and windows of a key that overlap or touch merge.
+    Session {
+        /// Inactivity gap in ms.
+        gap: Time,
+    },
     /// Consecutive windows of `size` ms, aligned to `offset`.
     Tumbling {
         /// Window length in ms.
@@ -108,6 +114,27 @@ impl Windows {
             offset: 0,
         }
     }
+    /// Session windows with an inactivity `gap`.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// let mut out: Vec<(i64, i64, usize)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter_with(vec![('u', 1i64), ('u', 4), ('u', 30), ('u', 8)], WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(50)).with_timestamps(|r: &(char, i64)| r.1))
+    ///         .keyed()
+    ///         .window(Windows::session(Duration::from_millis(10)))
+    ///         .process(|_, w: &Window, clicks: &[i64]| (w.start, w.end, clicks.len()))
+    ///         .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(1, 18, 3), (30, 40, 1)]);
+    /// ```
+    pub fn session(gap: Duration) -> Self {
+        Windows::Session {
+            gap: millis(gap).max(1),
+        }
+    }
     /// Shifts the window boundaries by `offset` (e.g. to align daily windows to a time zone).
     ///
     /// ```
@@ -123,6 +150,7 @@ impl Windows {
                 size,
                 offset: o.rem_euclid(size),
             },
+            Windows::Session { gap } => Windows::Session { gap },
             Windows::Sliding { size, slide, .. } => Windows::Sliding {
                 size,
                 slide,
@@ -138,6 +166,10 @@ impl Windows {
     }
     fn assign(&self, ts: Time, out: &mut Vec<Window>) {
         match *self {
+            Windows::Session { gap } => out.push(Window {
+                start: ts,
+                end: ts + gap,
+            }),
             Windows::Tumbling { size, offset } => {
                 let start = ts - (ts - offset).rem_euclid(size);
                 out.push(Window {
@@ -347,18 +379,33 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
         let ctx = Rc::clone(stream.context());
         let mut late_stream = None;
         let out = stream.then("window", |input, name| {
-            let (main, late_out) = window_operator(
-                input,
-                name,
-                &ctx,
-                windows,
-                lateness,
-                late.is_some(),
-                create,
-                add,
-                merge,
-                finish,
-            );
+            let (main, late_out) = if let Windows::Session { gap } = windows {
+                crate::session::session_operator(
+                    input,
+                    name,
+                    &ctx,
+                    gap,
+                    lateness,
+                    late.is_some(),
+                    create,
+                    add,
+                    merge,
+                    finish,
+                )
+            } else {
+                window_operator(
+                    input,
+                    name,
+                    &ctx,
+                    windows,
+                    lateness,
+                    late.is_some(),
+                    create,
+                    add,
+                    merge,
+                    finish,
+                )
+            };
             late_stream = Some(late_out);
             main
         });
@@ -434,7 +481,7 @@ impl<K, V> Default for Arrivals<K, V> {
     }
 }
 
-type Streams<'s, O, K, V> = (
+pub(crate) type Streams<'s, O, K, V> = (
     timely::dataflow::StreamVec<'s, Time, (O, Time)>,
     timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
 );
