@@ -131,14 +131,18 @@ impl<K: Key, A: Value, B: Value, F: KeyedCoProcessFunction<K, A, B>>
 }
 
 impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
-    fn merged(self) -> KeyedStream<'s, K, Either<A, B>> {
+    /// Both inputs as one stream of `(key, Either)` pairs.
+    pub(crate) fn into_either(self) -> DataStream<'s, (K, Either<A, B>)> {
         let first: DataStream<'s, (K, Either<A, B>)> =
             self.first.into_stream().map(|(k, a)| (k, Either::First(a)));
         let second = self
             .second
             .into_stream()
             .map(|(k, b)| (k, Either::Second(b)));
-        first.union(second).keyed()
+        first.union(second)
+    }
+    fn merged(self) -> KeyedStream<'s, K, Either<A, B>> {
+        self.into_either().keyed()
     }
     /// Applies a co-process function with shared keyed state and timers.
     pub fn process<F: KeyedCoProcessFunction<K, A, B>>(

@@ -10,7 +10,8 @@
 //!   `process`, allowed lateness and a late side output ([`OutputTag`]).
 //! - [`KeyedStream::process`]: a [`KeyedProcessFunction`] with per-key state, event-time and
 //!   processing-time timers, and a side output; [`KeyedStream::connect`] two keyed streams and
-//!   process them with a [`KeyedCoProcessFunction`] sharing state and timers.
+//!   process them with a [`KeyedCoProcessFunction`] sharing state and timers, or join them on event
+//!   time ([`join`]: interval join, window join).
 //!
 //! Every keyed operator is built on one builder ([`keyed::rolling`]) that combines records per key
 //! within a tick on the sending worker, exchanges the partial results by [`key_hash`](tidal_engine::key_hash),
@@ -34,6 +35,7 @@
 
 pub mod changelog;
 pub mod connect;
+pub mod join;
 pub mod keyed;
 pub mod partition;
 pub mod process;

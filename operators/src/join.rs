@@ -1,0 +1,220 @@
+//! Joins of two keyed streams on event time: the interval join and the window join.
+//!
+//! - [`ConnectedStreams::interval_join`]: every pair `(a, b)` of the same key with
+//!   `a.ts + lower <= b.ts <= a.ts + upper`; the pair's timestamp is the larger of the two. Each side
+//!   keeps its records until no record of the other side can match them any more (the watermark
+//!   passes `a.ts + upper`, or `b.ts - lower`). Late records (at or below the watermark) are dropped
+//!   and counted, as in Flink.
+//! - [`ConnectedStreams::window_join`]: every pair of the same key in the same window (tumbling,
+//!   sliding or session), emitted when the window fires with the window's last timestamp.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use tidal_engine::{
+    DataStream, FastMap, RegisteredState, Result, Time, TimeBuffer, key_hash, timely,
+    write_snapshot,
+};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+
+use crate::connect::{ConnectedStreams, Either};
+use crate::keyed::{Key, Value};
+use crate::transform::{KeyedPairs, Transform};
+use crate::window::{Window, Windows};
+
+/// Buffered records of both sides, per key, with their timestamps.
+struct JoinState<K, A, B> {
+    name: String,
+    sides: FastMap<K, (Vec<(Time, A)>, Vec<(Time, B)>)>,
+}
+
+impl<K: Key, A: Value, B: Value> RegisteredState for JoinState<K, A, B> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn keys(&self) -> usize {
+        self.sides.len()
+    }
+    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        write_snapshot(&self.name, self.sides.len(), self.sides.iter(), out)
+    }
+}
+
+impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
+    /// Joins records of the two inputs with the same key whose timestamps satisfy
+    /// `a.ts + lower <= b.ts <= a.ts + upper` (bounds inclusive, in ms; `lower` may be negative),
+    /// emitting `f(key, a, b)` with the later of the two timestamps.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use tidal_engine::WatermarkStrategy;
+    /// let mut out: Vec<(i64, i64)> = tidal_engine::Job::local(2).run(|env| {
+    ///     let ts = |r: &(u8, i64)| r.1;
+    ///     let clicks = env.from_iter_with(vec![(1u8, 100i64), (1, 200)], WatermarkStrategy::monotonous().with_timestamps(ts)).keyed();
+    ///     let buys = env.from_iter_with(vec![(1u8, 150i64), (1, 500)], WatermarkStrategy::monotonous().with_timestamps(ts)).keyed();
+    ///     // Buys within 0..=60 ms after a click.
+    ///     clicks.connect(buys).interval_join(0, 60, |_, click, buy| (*click, *buy)).collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(100, 150)]);
+    /// ```
+    pub fn interval_join<O: 'static>(
+        self,
+        lower: Time,
+        upper: Time,
+        f: impl Fn(&K, &A, &B) -> O + 'static,
+    ) -> DataStream<'s, O> {
+        let merged = self.into_either();
+        let ctx = Rc::clone(merged.context());
+        merged.then("interval_join", move |input, name| {
+            let mut builder = OperatorBuilder::new(name.to_string(), input.scope());
+            let mut input = builder.new_input(
+                input,
+                Exchange::new(|((k, _), _): &((K, Either<A, B>), Time)| key_hash(k)),
+            );
+            let (out, stream) = builder.new_output::<Vec<(O, Time)>>();
+            let mut out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(O, Time)>>>::from(out);
+            let state = Rc::new(RefCell::new(JoinState::<K, A, B> {
+                name: name.to_string(),
+                sides: FastMap::default(),
+            }));
+            ctx.register_state(state.clone());
+            let name = name.to_string();
+            builder.build(move |_| {
+                let mut pending: TimeBuffer<Vec<((K, Either<A, B>), Time)>> = TimeBuffer::new();
+                // Keys with buffered records, by the time their earliest record may be dropped.
+                let mut cleanup: BTreeMap<Time, Vec<K>> = BTreeMap::new();
+                let mut passed: Time = Time::MIN; // the watermark + 1 the join has acted on
+                let mut dropped = 0u64;
+                move |frontiers| {
+                    let frontier = &frontiers[0];
+                    let mut out = out.activate();
+                    input.for_each(|message, data| {
+                        if let Some((_, records)) = pending.at(&message, 0) {
+                            records.append(data);
+                        }
+                    });
+                    let mut state = state.borrow_mut();
+                    let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+                    for (cap, records) in pending.ready(frontier) {
+                        passed = passed.max(*cap.time());
+                        let mut session = out.session(&cap);
+                        for ((k, value), ts) in records {
+                            if ts < passed {
+                                dropped += 1; // late: its partners may be gone
+                                continue;
+                            }
+                            let (lefts, rights) = state.sides.entry(k.clone()).or_default();
+                            match value {
+                                Either::First(a) => {
+                                    for (bt, b) in rights.iter() {
+                                        if ts + lower <= *bt && *bt <= ts + upper {
+                                            session.give((f(&k, &a, b), ts.max(*bt)));
+                                        }
+                                    }
+                                    cleanup
+                                        .entry(ts.saturating_add(upper).saturating_add(1))
+                                        .or_default()
+                                        .push(k);
+                                    lefts.push((ts, a));
+                                }
+                                Either::Second(b) => {
+                                    for (at, a) in lefts.iter() {
+                                        if at + lower <= ts && ts <= at + upper {
+                                            session.give((f(&k, a, &b), ts.max(*at)));
+                                        }
+                                    }
+                                    cleanup
+                                        .entry(ts.saturating_sub(lower).saturating_add(1))
+                                        .or_default()
+                                        .push(k);
+                                    rights.push((ts, b));
+                                }
+                            }
+                        }
+                    }
+                    // Drop records that no future record can match: a future record has ts >= passed.
+                    passed = passed.max(reached);
+                    while let Some(entry) = cleanup.first_entry() {
+                        if *entry.key() > passed {
+                            break;
+                        }
+                        for k in entry.remove() {
+                            if let Some((lefts, rights)) = state.sides.get_mut(&k) {
+                                lefts.retain(|(t, _)| t.saturating_add(upper) >= passed);
+                                rights.retain(|(t, _)| t.saturating_sub(lower) >= passed);
+                                if lefts.is_empty() && rights.is_empty() {
+                                    state.sides.remove(&k);
+                                }
+                            }
+                        }
+                    }
+                    if dropped > 0 {
+                        ctx.report_late_dropped(&name, dropped);
+                        dropped = 0;
+                    }
+                }
+            });
+            stream
+        })
+    }
+
+    /// Joins records of the two inputs with the same key in the same window: `f(key, a, b)` for
+    /// every such pair, emitted when the window fires.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// let mut out: Vec<(i64, i64)> = tidal_engine::Job::local(1).run(|env| {
+    ///     let ts = |r: &(u8, i64)| r.1;
+    ///     let a = env.from_iter_with(vec![(1u8, 1i64), (1, 12)], WatermarkStrategy::monotonous().with_timestamps(ts)).keyed();
+    ///     let b = env.from_iter_with(vec![(1u8, 5i64), (1, 7), (1, 25)], WatermarkStrategy::monotonous().with_timestamps(ts)).keyed();
+    ///     a.connect(b).window_join(Windows::tumbling(Duration::from_millis(10)), |_, x, y| (*x, *y)).collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(1, 5), (1, 7)]);
+    /// ```
+    pub fn window_join<O: 'static>(
+        self,
+        windows: Windows,
+        f: impl Fn(&K, &A, &B) -> O + 'static,
+    ) -> DataStream<'s, O> {
+        type Sides<A, B> = (Vec<A>, Vec<B>);
+        self.into_either()
+            .keyed()
+            .window(windows)
+            .aggregate_with(
+                |v: Either<A, B>| {
+                    let mut sides: Sides<A, B> = (Vec::new(), Vec::new());
+                    match v {
+                        Either::First(a) => sides.0.push(a),
+                        Either::Second(b) => sides.1.push(b),
+                    }
+                    sides
+                },
+                |sides: &mut Sides<A, B>, v| match v {
+                    Either::First(a) => sides.0.push(a),
+                    Either::Second(b) => sides.1.push(b),
+                },
+                |sides: &mut Sides<A, B>, mut more: Sides<A, B>| {
+                    sides.0.append(&mut more.0);
+                    sides.1.append(&mut more.1);
+                },
+                move |k: &K, _: &Window, sides: &Sides<A, B>| {
+                    let mut pairs = Vec::with_capacity(sides.0.len() * sides.1.len());
+                    for a in &sides.0 {
+                        for b in &sides.1 {
+                            pairs.push(f(k, a, b));
+                        }
+                    }
+                    pairs
+                },
+            )
+            .flat_map(|pairs| pairs)
+    }
+}
