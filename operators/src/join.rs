@@ -26,10 +26,16 @@ use crate::keyed::{Key, Value};
 use crate::transform::{KeyedPairs, Transform};
 use crate::window::{Window, Windows};
 
-/// Buffered records of both sides, per key, with their timestamps.
+/// Buffered records of both sides of one key, with their timestamps.
+type Buffered<A, B> = (Vec<(Time, A)>, Vec<(Time, B)>);
+
+/// Records of both inputs, as they travel: key, value, timestamp.
+type Tagged<K, A, B> = ((K, Either<A, B>), Time);
+
+/// Buffered records of both sides, per key.
 struct JoinState<K, A, B> {
     name: String,
-    sides: FastMap<K, (Vec<(Time, A)>, Vec<(Time, B)>)>,
+    sides: FastMap<K, Buffered<A, B>>,
 }
 
 impl<K: Key, A: Value, B: Value> RegisteredState for JoinState<K, A, B> {
@@ -85,7 +91,7 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
             ctx.register_state(state.clone());
             let name = name.to_string();
             builder.build(move |_| {
-                let mut pending: TimeBuffer<Vec<((K, Either<A, B>), Time)>> = TimeBuffer::new();
+                let mut pending: TimeBuffer<Vec<Tagged<K, A, B>>> = TimeBuffer::new();
                 // Keys with buffered records, by the time their earliest record may be dropped.
                 let mut cleanup: BTreeMap<Time, Vec<K>> = BTreeMap::new();
                 let mut passed: Time = Time::MIN; // the watermark + 1 the join has acted on
