@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             let fares = taxi::fares(
                 env,
                 &args.fares,
+                args.generate,
                 WatermarkStrategy::monotonous().with_timestamps(|f: &taxi::TaxiFare| f.start_time),
             );
             let per_driver = fares

@@ -241,3 +241,24 @@ fn hourly_tips_finds_the_best_driver_of_every_hour() {
         }
     }
 }
+
+#[path = "../examples/taxi/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod taxi;
+
+/// The Rust generator reproduces the training's data files byte for byte (1000 rides).
+#[test]
+fn the_generator_reproduces_the_data_files() {
+    let rides: Vec<String> = taxi::generator::rides(1000).map(|r| r.to_csv()).collect();
+    assert_eq!(rides, data_lines(RIDES), "rides.csv, in order");
+    let fares: Vec<String> = taxi::generator::fares(1000).map(|f| f.to_csv()).collect();
+    assert_eq!(fares, data_lines(FARES), "fares.csv, in order");
+    // fdlibm's log at a few points where a naive log could differ in the last bit.
+    for x in [0.5f64, 0.9999999, 1e-300, 0.7071067811865476, 3.0e-5] {
+        let l = taxi::generator::strict_log(x);
+        assert!(
+            (l - x.ln()).abs() <= 2.0 * f64::EPSILON * l.abs().max(1.0),
+            "log({x})"
+        );
+    }
+}

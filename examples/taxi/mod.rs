@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod generator;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -141,48 +143,46 @@ pub fn in_nyc(lon: f32, lat: f32) -> bool {
 pub struct TaxiArgs {
     #[command(flatten)]
     pub tidal: JobArgs,
-    /// Rides in the format of rides.csv (a file, directory or glob); default: embedded rides 1..1000.
+    /// Rides in the format of rides.csv (a file, directory or glob); default: generated rides.
     #[arg(long, value_name = "FILE")]
     pub rides: Option<String>,
-    /// Fares in the format of fares.csv (a file, directory or glob); default: embedded fares 1..1000.
+    /// Fares in the format of fares.csv (a file, directory or glob); default: generated fares.
     #[arg(long, value_name = "FILE")]
     pub fares: Option<String>,
+    /// Without --rides/--fares: how many rides (and fares) to generate, as the training's generators
+    /// do (1000 gives exactly the training's data files for rides 1..1000).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub generate: u64,
     /// Write CSV part files into this directory instead of printing to stdout.
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
 }
 
-const RIDES: &str = include_str!("../data/rides.csv");
-const FARES: &str = include_str!("../data/fares.csv");
-
-fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Vec<T> {
-    csv::Reader::from_reader(text.as_bytes())
-        .deserialize()
-        .map(|r| r.expect("embedded data is valid"))
-        .collect()
-}
-
-/// The ride events, from `--rides` or the embedded data, with timestamps and watermarks from `strategy`.
+/// The ride events, from `--rides` or generated (`--generate` rides), with timestamps and
+/// watermarks from `strategy`.
 pub fn rides<'s>(
     env: &mut Env<'s>,
     path: &Option<String>,
+    generate: u64,
     strategy: WatermarkStrategy<TaxiRide>,
 ) -> DataStream<'s, TaxiRide> {
     match path {
         Some(p) => env.read_with(CsvFiles::<TaxiRide>::new(p), strategy),
-        None => env.from_iter_with(parse::<TaxiRide>(RIDES), strategy),
+        None => env.from_iter_with(generator::rides(generate), strategy),
     }
 }
 
-/// The fares, from `--fares` or the embedded data, with timestamps and watermarks from `strategy`.
+/// The fares, from `--fares` or generated (`--generate` fares), with timestamps and watermarks
+/// from `strategy`.
 pub fn fares<'s>(
     env: &mut Env<'s>,
     path: &Option<String>,
+    generate: u64,
     strategy: WatermarkStrategy<TaxiFare>,
 ) -> DataStream<'s, TaxiFare> {
     match path {
         Some(p) => env.read_with(CsvFiles::<TaxiFare>::new(p), strategy),
-        None => env.from_iter_with(parse::<TaxiFare>(FARES), strategy),
+        None => env.from_iter_with(generator::fares(generate), strategy),
     }
 }
 
