@@ -262,3 +262,47 @@ fn the_generator_reproduces_the_data_files() {
         );
     }
 }
+
+/// Fraud detection on a file, against the model: an alert for every large transaction (over 500)
+/// that directly follows a small one (under 1) of the same account (the run takes far less than
+/// the minute after which the flag would be forgotten). The generated input gives the same alerts
+/// on every shape.
+#[test]
+fn fraud_detection_alerts_on_small_then_large() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = SmallRng::seed_from_u64(5);
+    let mut text = String::from("accountId,timestamp,amount\n");
+    let mut last_small: HashMap<u32, bool> = HashMap::new();
+    let mut expected = Vec::new();
+    for i in 0..5000i64 {
+        let account: u32 = rng.random_range(1..8);
+        let amount: f64 = match rng.random_range(0..10) {
+            0 => 0.5,
+            1 => 750.25,
+            _ => rng.random_range(2..400) as f64,
+        };
+        let ts = 1_000_000 + i * 10;
+        text.push_str(&format!("{account},{ts},{amount}\n"));
+        if last_small.get(&account) == Some(&true) && amount > 500.0 {
+            expected.push(format!("{account},{ts},{amount:.2}"));
+        }
+        last_small.insert(account, amount < 1.0);
+    }
+    let path = dir.path().join("tx.csv");
+    std::fs::write(&path, text).unwrap();
+    let mut expected = expected;
+    expected.sort();
+    assert!(expected.len() > 10);
+    assert_eq!(
+        run(
+            "fraud_detection",
+            &["--input", path.to_str().unwrap(), "-w", "1"]
+        ),
+        expected
+    );
+    let one = run("fraud_detection", &["-w", "1"]);
+    assert!(!one.is_empty());
+    on_every_shape("fraud_detection", &[], &one);
+}

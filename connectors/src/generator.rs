@@ -19,6 +19,7 @@ pub struct Generator<T> {
     make: std::sync::Arc<dyn Fn(u64) -> T + Send + Sync>,
     count: Option<u64>,
     rate: Option<f64>,
+    single: bool,
 }
 
 impl<T> Clone for Generator<T> {
@@ -27,6 +28,7 @@ impl<T> Clone for Generator<T> {
             make: self.make.clone(),
             count: self.count,
             rate: self.rate,
+            single: self.single,
         }
     }
 }
@@ -38,6 +40,7 @@ impl<T: 'static> Generator<T> {
             make: std::sync::Arc::new(make),
             count: None,
             rate: None,
+            single: false,
         }
     }
     /// Stops after `n` records in all.
@@ -50,12 +53,36 @@ impl<T: 'static> Generator<T> {
         self.rate = Some(per_second);
         self
     }
+    /// Generates every record on worker 0 only, in sequence order (like a non-parallel source in
+    /// Flink): records of the same key then reach keyed operators in sequence order.
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// let out: Vec<u64> = tidal_engine::Job::local(2)
+    ///     .run(|env| env.generate(Generator::new(|i| i).count(5).single_instance()).collect())
+    ///     .unwrap();
+    /// assert_eq!(out, vec![0, 1, 2, 3, 4]);
+    /// ```
+    pub fn single_instance(mut self) -> Self {
+        self.single = true;
+        self
+    }
     pub(crate) fn reader(self, index: usize, peers: usize) -> GeneratorReader<T> {
+        let (index, peers) = if self.single {
+            (index, 1)
+        } else {
+            (index, peers)
+        };
+        let end = if self.single && index != 0 {
+            Some(0)
+        } else {
+            self.count
+        };
         GeneratorReader {
             make: self.make,
-            next: index as u64,
+            next: if self.single { 0 } else { index as u64 },
             step: peers as u64,
-            end: self.count,
+            end,
             per_worker_rate: self.rate.map(|r| r / peers as f64),
             started: None,
             made: 0,

@@ -68,6 +68,7 @@ impl JavaRandom {
 }
 
 /// The natural logarithm as fdlibm computes it (`StrictMath.log`), bit for bit.
+#[allow(clippy::excessive_precision)]
 pub fn strict_log(mut x: f64) -> f64 {
     const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
     const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
