@@ -338,3 +338,75 @@ fn session_windows_match_the_model() {
         );
     }
 }
+
+/// A count trigger fires a key's window at every n-th record and not at its end.
+#[test]
+fn count_trigger_fires_every_n_records() {
+    use tidal::operators::Trigger;
+    let input = events(31, 10_000, 100);
+    let windows = Windows::tumbling(Duration::from_millis(500));
+    let every = 7u64;
+    let mut expected = Vec::new();
+    for ((k, start), (_, n)) in model(&input, windows) {
+        for m in 1..=(n / every) {
+            expected.push((k, start, m * every));
+        }
+    }
+    let expected = sorted(expected);
+    let data = Arc::clone(&input);
+    on_every_shape(
+        "count_trigger_fires_every_n_records",
+        move |env| {
+            env.from_iter_with(data.to_vec(), strategy(100))
+                .map(|(k, v, _)| (k, v))
+                .keyed()
+                .window(windows)
+                .trigger(Trigger::Count(every))
+                .aggregate_with(
+                    |_| 1u64,
+                    |n, _| *n += 1,
+                    |n, m| *n += m,
+                    |k: &u8, w: &Window, n: &u64| (*k, w.start, *n),
+                )
+                .collect()
+        },
+        |shape, out| {
+            assert!(
+                sorted(out) == expected,
+                "{shape:?}: count-triggered results differ"
+            )
+        },
+    );
+}
+
+/// Processing-time windows follow the job's clock: with the clock standing still, every record
+/// falls in the window of that instant, which fires when the input ends.
+#[test]
+fn processing_time_windows_follow_the_job_clock() {
+    use tidal::engine::{JobClock, ManualClock};
+    let clock = ManualClock::new(1_700_000_123_456);
+    for workers in [1, 2] {
+        let out: Vec<(u8, i64, u64)> = Job::local(workers)
+            .with_clock(JobClock::manual(&clock))
+            .run(|env| {
+                env.from_iter(0..3000u32)
+                    .key_by(|x| (x % 3) as u8)
+                    .window(Windows::tumbling(Duration::from_secs(60)))
+                    .in_processing_time()
+                    .aggregate_with(
+                        |_| 1u64,
+                        |n, _| *n += 1,
+                        |n, m| *n += m,
+                        |k: &u8, w: &Window, n: &u64| (*k, w.start, *n),
+                    )
+                    .collect()
+            })
+            .unwrap();
+        let start = 1_700_000_123_456 - 1_700_000_123_456 % 60_000;
+        assert_eq!(
+            sorted(out),
+            vec![(0, start, 1000), (1, start, 1000), (2, start, 1000)],
+            "{workers} workers"
+        );
+    }
+}

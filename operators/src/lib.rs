@@ -49,7 +49,7 @@ pub use keyed::KeyedStream;
 pub use partition::Partition;
 pub use process::{KeyedProcessFunction, ProcessContext, TimeDomain};
 pub use transform::{KeyedPairs, Transform};
-pub use window::{OutputTag, Window, WindowAll, WindowedStream, Windows};
+pub use window::{OutputTag, Trigger, Window, WindowAll, WindowedStream, Windows};
 
 /// Everything needed to write pipelines: `use tidal_operators::prelude::*;`.
 pub mod prelude {

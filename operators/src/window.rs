@@ -268,6 +268,19 @@ pub struct WindowedStream<'s, K, V> {
     windows: Windows,
     lateness: Time,
     late: Option<OutputTag<'s, (K, V)>>,
+    trigger: Trigger,
+    processing_time: bool,
+}
+
+/// When a window emits its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// When time passes the window's end (the default): the watermark for event-time windows, the
+    /// job's clock for processing-time windows.
+    Time,
+    /// Every time a key's window has received another `n` records (Flink's `CountTrigger`); the
+    /// window then emits nothing when it ends, and is forgotten.
+    Count(u64),
 }
 
 impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
@@ -297,11 +310,58 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
             windows,
             lateness: 0,
             late: None,
+            trigger: Trigger::Time,
+            processing_time: false,
         }
     }
 }
 
 impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
+    /// Replaces the default trigger (see [`Trigger`]).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// use tidal_operators::window::Trigger;
+    /// // A running count every 2 records within each 100 ms window.
+    /// let out: Vec<(u8, u64)> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter_with(vec![(0u8, 1i64), (0, 2), (0, 3), (0, 4), (0, 5)], WatermarkStrategy::monotonous().with_timestamps(|r: &(u8, i64)| r.1))
+    ///         .keyed()
+    ///         .window(Windows::tumbling(Duration::from_millis(100)))
+    ///         .trigger(Trigger::Count(2))
+    ///         .aggregate(|_| 1u64, |n, _| *n += 1, |n, m| *n += m)
+    ///         .collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![(0, 2), (0, 4)]);
+    /// ```
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.trigger = trigger;
+        self
+    }
+    /// Assigns records to windows by the job's processing-time clock when they are handled, and
+    /// fires windows when the clock passes their end (Flink's processing-time windows); at the end
+    /// of the input every open window fires.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// let total: Vec<u64> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter(0..1000u32)
+    ///         .key_by(|_| ())
+    ///         .window(Windows::tumbling(Duration::from_secs(3600)))
+    ///         .in_processing_time()
+    ///         .aggregate(|_| 1u64, |n, _| *n += 1, |n, m| *n += m)
+    ///         .map(|(_, n)| n)
+    ///         .collect()
+    /// }).unwrap();
+    /// // Every record lands in the window of the hour it was handled in (one, or two at an hour's turn).
+    /// assert_eq!(total.iter().sum::<u64>(), 1000);
+    /// ```
+    pub fn in_processing_time(mut self) -> Self {
+        self.processing_time = true;
+        self
+    }
     /// Keeps each window for `lateness` after it fired; late records within it fire it again.
     pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
         self.lateness = millis(lateness);
@@ -374,6 +434,8 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
             windows,
             lateness,
             late,
+            trigger,
+            processing_time,
         } = self;
         let stream = stream.into_stream();
         let ctx = Rc::clone(stream.context());
@@ -398,6 +460,7 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
                     name,
                     &ctx,
                     windows,
+                    (trigger, processing_time),
                     lateness,
                     late.is_some(),
                     create,
@@ -492,6 +555,7 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     name: &str,
     ctx: &Rc<tidal_engine::WorkerContext>,
     windows: Windows,
+    (trigger, processing_time): (Trigger, bool),
     lateness: Time,
     keep_late: bool,
     create: impl Fn(V) -> A + 'static,
@@ -519,8 +583,17 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     let ctx = Rc::clone(ctx);
     let name = name.to_string();
 
+    let info = builder.operator_info();
+    let activator = scope_activator(&main_stream, info.address);
+    let clock = ctx.clock();
+    let emit_at_end = trigger == Trigger::Time;
+    let count_every = match trigger {
+        Trigger::Count(n) => n.max(1),
+        Trigger::Time => 0,
+    };
     builder.build(move |_capabilities| {
         let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
+        let mut counts: FastMap<(Time, K), u64> = FastMap::default();
         // Windows with end <= `fired` have fired: the frontier reached their end.
         let mut fired: Time = Time::MIN;
         let mut assigned: Vec<Window> = Vec::new();
@@ -544,14 +617,25 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
             // In time order: records sent at time t were sent when their source's watermark was
             // t - 1, so windows ending at or before t fire before they are folded (Flink's
             // in-band watermarks); then the records are folded, late ones set aside.
+            let now = clock.now();
             for (cap, arrivals) in pending.ready(frontier) {
-                fire_up_to(*cap.time(), open, &mut fired, lateness, &finish, &mut main);
+                if !processing_time {
+                    fire_up_to(
+                        *cap.time(),
+                        open,
+                        &mut fired,
+                        lateness,
+                        &finish,
+                        &mut main,
+                        emit_at_end,
+                    );
+                }
                 for ((k, v), ts) in arrivals.records {
                     assigned.clear();
-                    windows.assign(ts, &mut assigned);
+                    windows.assign(if processing_time { now } else { ts }, &mut assigned);
                     let mut kept = false;
                     for w in assigned.iter() {
-                        if w.end.saturating_add(lateness) <= fired {
+                        if !processing_time && w.end.saturating_add(lateness) <= fired {
                             continue; // too late for this window
                         }
                         kept = true;
@@ -563,7 +647,11 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                         if w.end > fired
                             && window.cap.as_ref().is_none_or(|c| *c.time() > *cap.time())
                         {
-                            let at = (*cap.time()).max(w.max_timestamp());
+                            let at = if processing_time {
+                                *cap.time()
+                            } else {
+                                (*cap.time()).max(w.max_timestamp())
+                            };
                             window.cap = Some(cap.delayed(&at));
                         }
                         match window.keys.get_mut(&k) {
@@ -571,6 +659,17 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                             None => {
                                 window.keys.insert(k.clone(), create(v.clone()));
                             }
+                        }
+                        if count_every > 0 {
+                            let n = counts.entry((w.end, k.clone())).or_insert(0);
+                            *n += 1;
+                            if *n % count_every == 0 {
+                                // Fire now, with the records so far.
+                                let acc = window.keys.get(&k).expect("just added");
+                                main.session(&cap)
+                                    .give((finish(&k, w, acc), w.max_timestamp()));
+                            }
+                            continue;
                         }
                         if w.end <= fired {
                             refire.push((w.end, k.clone()));
@@ -601,9 +700,30 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                     }
                 }
             }
-            // Fire the windows the frontier has reached.
-            let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-            fire_up_to(reached, open, &mut fired, lateness, &finish, &mut main);
+            // Fire the windows the frontier (or, for processing-time windows, the clock) has reached.
+            let mut reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+            if processing_time && !frontier.is_empty() {
+                reached = now.saturating_add(1);
+            }
+            let before = open.len();
+            fire_up_to(
+                reached,
+                open,
+                &mut fired,
+                lateness,
+                &finish,
+                &mut main,
+                emit_at_end,
+            );
+            if count_every > 0 && open.len() != before {
+                counts.retain(|(end, _), _| open.contains_key(end));
+            }
+            if processing_time {
+                if let Some((&end, _)) = open.first_key_value() {
+                    let wait = (end - now).clamp(1, 1000) as u64;
+                    activator.activate_after(std::time::Duration::from_millis(wait));
+                }
+            }
             if dropped > 0 {
                 ctx.report_late_dropped(&name, dropped);
                 dropped = 0;
@@ -622,6 +742,7 @@ fn fire_up_to<K, A, O>(
     lateness: Time,
     finish: &impl Fn(&K, &Window, &A) -> O,
     main: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<(O, Time)>>>,
+    emit: bool,
 ) where
     O: 'static,
 {
@@ -633,6 +754,9 @@ fn fire_up_to<K, A, O>(
             continue;
         }
         if let Some(cap) = w.cap.take() {
+            if !emit {
+                continue;
+            }
             let window = Window {
                 start: w.start,
                 end,
@@ -679,4 +803,12 @@ impl<'s, T: Value> WindowAll<'s, T> for DataStream<'s, T> {
         use crate::transform::Transform;
         self.key_by(|_| ()).window(windows)
     }
+}
+
+/// An activator for the operator that produces `stream`.
+fn scope_activator<T: 'static>(
+    stream: &timely::dataflow::StreamVec<'_, Time, T>,
+    address: Rc<[usize]>,
+) -> timely::scheduling::Activator {
+    stream.scope().activator_for(address)
 }
