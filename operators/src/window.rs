@@ -663,7 +663,7 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                         if count_every > 0 {
                             let n = counts.entry((w.end, k.clone())).or_insert(0);
                             *n += 1;
-                            if *n % count_every == 0 {
+                            if (*n).is_multiple_of(count_every) {
                                 // Fire now, with the records so far.
                                 let acc = window.keys.get(&k).expect("just added");
                                 main.session(&cap)
@@ -718,11 +718,9 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
             if count_every > 0 && open.len() != before {
                 counts.retain(|(end, _), _| open.contains_key(end));
             }
-            if processing_time {
-                if let Some((&end, _)) = open.first_key_value() {
-                    let wait = (end - now).clamp(1, 1000) as u64;
-                    activator.activate_after(std::time::Duration::from_millis(wait));
-                }
+            if processing_time && let Some((&end, _)) = open.first_key_value() {
+                let wait = (end - now).clamp(1, 1000) as u64;
+                activator.activate_after(std::time::Duration::from_millis(wait));
             }
             if dropped > 0 {
                 ctx.report_late_dropped(&name, dropped);
