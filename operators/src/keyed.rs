@@ -37,6 +37,8 @@ impl<T: timely::ExchangeData + Clone> Value for T {}
 /// A stream of `(key, value)` pairs, partitioned by key for keyed operators.
 pub struct KeyedStream<'s, K, V> {
     stream: DataStream<'s, (K, V)>,
+    /// Time to live of per-key state in process functions (processing time since last write).
+    pub(crate) state_ttl: Option<tidal_engine::Time>,
 }
 
 /// A combiner flushes its partials for a tick early once it holds this many keys.
@@ -45,7 +47,51 @@ const COMBINE_LIMIT: usize = 1 << 16;
 impl<'s, K: 'static, V: 'static> KeyedStream<'s, K, V> {
     /// A keyed stream of `(key, value)` pairs.
     pub fn new(stream: DataStream<'s, (K, V)>) -> Self {
-        KeyedStream { stream }
+        KeyedStream {
+            stream,
+            state_ttl: None,
+        }
+    }
+    /// Lets the per-key state of a following [`process`](KeyedStream::process) function expire
+    /// `ttl` after it was last written (in the job's processing time): expired state is never
+    /// handed to the function, and is removed (as Flink's state TTL with never-return-expired).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::{JobClock, ManualClock};
+    /// use tidal_operators::{KeyedProcessFunction, ProcessContext};
+    /// /// Counts records per key; the clock moves `step` per record, the state lives 2.5 s.
+    /// struct Count(ManualClock, Duration);
+    /// impl KeyedProcessFunction<u8, u8> for Count {
+    ///     type State = u32;
+    ///     type Out = u32;
+    ///     type Side = ();
+    ///     fn process_element(&mut self, _: u8, ctx: &mut ProcessContext<'_, u8, u32, u32, ()>) {
+    ///         *ctx.state() += 1;
+    ///         let n = *ctx.state();
+    ///         ctx.output(n);
+    ///         self.0.advance(self.1);
+    ///     }
+    /// }
+    /// let run = |step: Duration| -> Vec<u32> {
+    ///     let clock = ManualClock::new(0);
+    ///     let c = clock.clone();
+    ///     tidal_engine::Job::local(1).with_clock(JobClock::manual(&clock)).run(move |env| {
+    ///         env.from_iter(vec![0u8; 4]).key_by(|k| *k)
+    ///             .with_state_ttl(Duration::from_millis(2500))
+    ///             .process(Count(c.clone(), step))
+    ///             .collect()
+    ///     }).unwrap()
+    /// };
+    /// // Written every second: the state lives on.
+    /// assert_eq!(run(Duration::from_secs(1)), vec![1, 2, 3, 4]);
+    /// // Written every three seconds: it has always expired.
+    /// assert_eq!(run(Duration::from_secs(3)), vec![1, 1, 1, 1]);
+    /// ```
+    pub fn with_state_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.state_ttl = Some(ttl.as_millis() as tidal_engine::Time);
+        self
     }
     /// The `(key, value)` pairs as a plain stream.
     pub fn into_stream(self) -> DataStream<'s, (K, V)> {

@@ -169,6 +169,71 @@ impl<K: Key, S: Default, O, D> ProcessContext<'_, K, S, O, D> {
     }
 }
 
+/// Per-key state with an optional time to live since the last write.
+struct TtlState<K, S> {
+    state: Rc<RefCell<KeyedState<K, S>>>,
+    ttl: Option<Time>,
+    written: FastMap<K, Time>,
+    expiry: BTreeMap<Time, Vec<K>>,
+}
+
+impl<K: Key, S> TtlState<K, S> {
+    /// Takes a key's state out for an invocation; expired state is dropped, not returned.
+    fn take(&mut self, key: &K, now: Time) -> Option<S> {
+        let mut state = self.state.borrow_mut();
+        let value = state.remove(key);
+        match self.ttl {
+            Some(ttl)
+                if self
+                    .written
+                    .get(key)
+                    .is_some_and(|w| now.saturating_sub(*w) >= ttl) =>
+            {
+                self.written.remove(key);
+                None
+            }
+            _ => value,
+        }
+    }
+    /// Puts a key's state back after an invocation (a write, for the time to live).
+    fn put(&mut self, key: K, value: Option<S>, now: Time) {
+        match value {
+            Some(v) => {
+                if let Some(ttl) = self.ttl {
+                    self.written.insert(key.clone(), now);
+                    self.expiry
+                        .entry(now.saturating_add(ttl))
+                        .or_default()
+                        .push(key.clone());
+                }
+                self.state.borrow_mut().insert(key, v);
+            }
+            None => {
+                self.written.remove(&key);
+            }
+        }
+    }
+    /// Removes state whose time to live has passed.
+    fn expire(&mut self, now: Time) {
+        let Some(ttl) = self.ttl else { return };
+        while let Some(entry) = self.expiry.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            for key in entry.remove() {
+                if self
+                    .written
+                    .get(&key)
+                    .is_some_and(|w| now.saturating_sub(*w) >= ttl)
+                {
+                    self.written.remove(&key);
+                    self.state.borrow_mut().remove(&key);
+                }
+            }
+        }
+    }
+}
+
 /// Pending timers of one operator on one worker.
 struct Timers<K> {
     event: TimerQueue<K>,
@@ -243,6 +308,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
         mut function: F,
         tag: Option<OutputTag<'s, F::Side>>,
     ) -> DataStream<'s, F::Out> {
+        let ttl = self.state_ttl;
         let stream = self.into_stream();
         let ctx = Rc::clone(stream.context());
         let mut side_stream = None;
@@ -263,6 +329,12 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                 OutputBuilder::<_, CapacityContainerBuilder<Vec<(F::Side, Time)>>>::from(side_out);
             let state = Rc::new(RefCell::new(KeyedState::<K, F::State>::new(name)));
             ctx.register_state(state.clone());
+            let mut state = TtlState {
+                state,
+                ttl,
+                written: FastMap::default(),
+                expiry: BTreeMap::new(),
+            };
             let clock = ctx.clock();
 
             builder.build(move |_| {
@@ -287,7 +359,6 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                         }
                         let _ = side_caps.at(&message, 1);
                     });
-                    let mut state = state.borrow_mut();
                     let now = clock.now();
 
                     let mut ready: Vec<_> = pending.ready(frontier).collect();
@@ -311,7 +382,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             side.session(side_cap_t).give_iterator(side_buf.drain(..));
                         }
                         for ((key, value), ts) in records {
-                            let mut slot = state.remove(&key);
+                            let now = clock.now();
+                            let mut slot = state.take(&key, now);
                             let mut c = ProcessContext {
                                 key: &key,
                                 state: &mut slot,
@@ -323,9 +395,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 timers: &mut timers,
                             };
                             function.process_element(value, &mut c);
-                            if let Some(s) = slot {
-                                state.insert(key, s);
-                            }
+                            state.put(key, slot, now);
                         }
                         main.session(&cap).give_iterator(out_buf.drain(..));
                         side.session(&side_cap).give_iterator(side_buf.drain(..));
@@ -352,7 +422,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                         while let Some((ts, key)) =
                             timers.processing.pop_before(now.saturating_add(1))
                         {
-                            let mut slot = state.remove(&key);
+                            let mut slot = state.take(&key, now);
                             let mut c = ProcessContext {
                                 key: &key,
                                 state: &mut slot,
@@ -364,9 +434,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 timers: &mut timers,
                             };
                             function.on_timer(ts, TimeDomain::ProcessingTime, &mut c);
-                            if let Some(s) = slot {
-                                state.insert(key, s);
-                            }
+                            state.put(key, slot, now);
                         }
                         main.session(main_cap).give_iterator(out_buf.drain(..));
                         side.session(side_cap).give_iterator(side_buf.drain(..));
@@ -389,6 +457,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             side_cap.downgrade(&needed);
                         }
                     }
+                    state.expire(now);
                     if let Some(ts) = timers.processing.first_time() {
                         let wait = (ts - now).clamp(1, 1000) as u64;
                         activator.activate_after(Duration::from_millis(wait));
@@ -411,13 +480,13 @@ fn fire_event_timers<K: Key, V, F: KeyedProcessFunction<K, V>>(
     function: &mut F,
     limit: Time,
     now: Time,
-    state: &mut KeyedState<K, F::State>,
+    state: &mut TtlState<K, F::State>,
     timers: &mut Timers<K>,
     out_buf: &mut Vec<(F::Out, Time)>,
     side_buf: &mut Vec<(F::Side, Time)>,
 ) {
     while let Some((ts, key)) = timers.event.pop_before(limit) {
-        let mut slot = state.remove(&key);
+        let mut slot = state.take(&key, now);
         let mut c = ProcessContext {
             key: &key,
             state: &mut slot,
@@ -429,8 +498,6 @@ fn fire_event_timers<K: Key, V, F: KeyedProcessFunction<K, V>>(
             timers,
         };
         function.on_timer(ts, TimeDomain::EventTime, &mut c);
-        if let Some(s) = slot {
-            state.insert(key, s);
-        }
+        state.put(key, slot, now);
     }
 }
