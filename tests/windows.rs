@@ -410,3 +410,74 @@ fn processing_time_windows_follow_the_job_clock() {
         );
     }
 }
+
+/// A source instance that reads nothing holds the watermark back; marked idle, it lets windows
+/// fire as the other instance's watermark advances.
+#[test]
+fn an_idle_source_instance_does_not_hold_back_windows() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tidal::engine::{Poll, SourceReader};
+
+    /// Worker 0 reads events 10 ms apart in event time (200 per read); worker 1 reads nothing.
+    struct Events {
+        worker: usize,
+        next: i64,
+    }
+    impl SourceReader for Events {
+        type Item = (u8, i64);
+        fn read(&mut self, out: &mut Vec<(u8, i64)>, _max: usize) -> Poll {
+            if self.worker == 0 && self.next < 100_000 {
+                for _ in 0..200 {
+                    out.push((0, self.next));
+                    self.next += 10;
+                }
+            }
+            Poll::Pending(Duration::from_millis(5))
+        }
+    }
+
+    let job = Job::local(2).quiet();
+    let stop = job.stop_handle();
+    let saw_window = Arc::new(AtomicBool::new(false));
+    let saw = Arc::clone(&saw_window);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let out: Vec<(i64, u64)> = job
+            .run(move |env| {
+                let worker = env.worker_index();
+                let stop = stop.clone();
+                let saw = Arc::clone(&saw);
+                env.source_with(
+                    "events",
+                    Events { worker, next: 0 },
+                    WatermarkStrategy::monotonous()
+                        .with_timestamps(|e: &(u8, i64)| e.1)
+                        .with_idleness(Duration::from_millis(50)),
+                )
+                .keyed()
+                .window(Windows::tumbling(Duration::from_millis(100)))
+                .aggregate_with(
+                    |_| 1u64,
+                    |n, _| *n += 1,
+                    |n, m| *n += m,
+                    |_: &u8, w: &Window, n: &u64| (w.start, *n),
+                )
+                .inspect(move |_| {
+                    // A window fired while worker 1 still reads nothing: stop the job.
+                    saw.store(true, Ordering::SeqCst);
+                    stop.stop();
+                })
+                .collect()
+            })
+            .unwrap();
+        done_tx.send(out).unwrap();
+    });
+    let out = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("windows fired although one source instance is idle");
+    runner.join().unwrap();
+    assert!(saw_window.load(Ordering::SeqCst));
+    // Every window that fired before the stop is complete: 10 events of 10 ms in 100 ms.
+    let full: Vec<_> = out.iter().filter(|(_, n)| *n == 10).collect();
+    assert!(!full.is_empty(), "{out:?}");
+}

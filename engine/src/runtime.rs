@@ -166,6 +166,8 @@ pub(crate) struct JobShared {
     report: Mutex<JobReport>,
     cluster: bool,
     process: usize,
+    /// Per source name: each local instance's watermark while it is active (`None` when idle).
+    watermarks: Mutex<std::collections::HashMap<String, BTreeMap<usize, Option<Time>>>>,
 }
 
 impl JobShared {
@@ -243,6 +245,23 @@ impl WorkerContext {
             .entry(source.to_string())
             .or_insert((0, destination.to_string()));
         entry.0 += n;
+    }
+    /// Publishes this worker's watermark for `source` (`None` when the instance is idle or done)
+    /// and returns the least watermark of the other active instances of the source in this
+    /// process, if any.
+    pub fn publish_watermark(&self, source: &str, watermark: Option<Time>) -> Option<Time> {
+        let mut board = self
+            .job
+            .watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let instances = board.entry(source.to_string()).or_default();
+        instances.insert(self.index, watermark);
+        instances
+            .iter()
+            .filter(|(w, _)| **w != self.index)
+            .filter_map(|(_, wm)| *wm)
+            .min()
     }
     /// Counts `n` late records that operator `operator` dropped.
     pub fn report_late_dropped(&self, operator: &str, n: u64) {
@@ -441,6 +460,7 @@ impl Job {
             report: Mutex::new(JobReport::default()),
             cluster: processes > 1,
             process: spec.process,
+            watermarks: Mutex::new(std::collections::HashMap::new()),
         });
         register_active(&shared);
         let tick = self.tick;

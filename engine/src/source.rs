@@ -88,6 +88,8 @@ impl<'s> Env<'s> {
         let per_record = ctx.tick().is_zero();
         let driver_ctx = Rc::clone(&ctx);
         let mut clock = strategy.instance();
+        let idleness = strategy.idleness();
+        let source_name = name.to_string();
         let stream = source::<_, CapacityContainerBuilder<Vec<(R::Item, Time)>>, _, _>(
             scope,
             name,
@@ -96,6 +98,7 @@ impl<'s> Env<'s> {
                 let mut capability = Some(capability);
                 let mut buffer: Vec<R::Item> = Vec::with_capacity(BATCH);
                 let mut last_advance = Time::MIN;
+                let mut last_record = Instant::now();
                 move |output| {
                     let Some(cap) = capability.as_mut() else {
                         return;
@@ -116,7 +119,20 @@ impl<'s> Env<'s> {
                             SourceClock::Event { generator, .. }
                                 if per_record || now >= last_advance.saturating_add(tick_ms) =>
                             {
-                                Some(generator.watermark().saturating_add(1))
+                                let own = generator.watermark();
+                                match idleness {
+                                    // Idle: follow the other active instances of this source.
+                                    Some(idle) if last_record.elapsed() >= idle => {
+                                        let others =
+                                            driver_ctx.publish_watermark(&source_name, None);
+                                        Some(others.map_or(own, |o| o.max(own)).saturating_add(1))
+                                    }
+                                    Some(_) => {
+                                        driver_ctx.publish_watermark(&source_name, Some(own));
+                                        Some(own.saturating_add(1))
+                                    }
+                                    None => Some(own.saturating_add(1)),
+                                }
                             }
                             SourceClock::Event { .. } => None,
                         };
@@ -135,6 +151,9 @@ impl<'s> Env<'s> {
                                     session.give_iterator(buffer.drain(..).map(|r| (r, at)));
                                 }
                                 SourceClock::Event { assign, generator } => {
+                                    if !buffer.is_empty() {
+                                        last_record = Instant::now();
+                                    }
                                     for r in buffer.drain(..) {
                                         let ts = assign(&r);
                                         generator.on_event(&r, ts);
@@ -163,6 +182,9 @@ impl<'s> Env<'s> {
                     if done {
                         reader.finish();
                         capability = None;
+                        if idleness.is_some() {
+                            driver_ctx.publish_watermark(&source_name, None);
+                        }
                     }
                 }
             },

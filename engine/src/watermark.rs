@@ -67,6 +67,7 @@ type MakeGenerator<T> = Arc<dyn Fn() -> Box<dyn WatermarkGenerator<T>> + Send + 
 pub struct WatermarkStrategy<T> {
     assigner: Option<Assigner<T>>,
     generator: Option<MakeGenerator<T>>,
+    idleness: Option<std::time::Duration>,
 }
 
 impl<T> Clone for WatermarkStrategy<T> {
@@ -74,6 +75,7 @@ impl<T> Clone for WatermarkStrategy<T> {
         WatermarkStrategy {
             assigner: self.assigner.clone(),
             generator: self.generator.clone(),
+            idleness: self.idleness,
         }
     }
 }
@@ -85,6 +87,7 @@ impl<T: 'static> WatermarkStrategy<T> {
         WatermarkStrategy {
             assigner: None,
             generator: None,
+            idleness: None,
         }
     }
     /// Timestamps never decrease: watermark = largest timestamp − 1.
@@ -103,6 +106,7 @@ impl<T: 'static> WatermarkStrategy<T> {
     pub fn custom<G: WatermarkGenerator<T>>(make: impl Fn() -> G + Send + Sync + 'static) -> Self {
         WatermarkStrategy {
             assigner: None,
+            idleness: None,
             generator: Some(Arc::new(move || {
                 Box::new(make()) as Box<dyn WatermarkGenerator<T>>
             })),
@@ -115,6 +119,18 @@ impl<T: 'static> WatermarkStrategy<T> {
     ) -> Self {
         self.assigner = Some(Arc::new(assigner));
         self
+    }
+    /// Marks a source instance idle when it has read no record for `timeout`: it then stops
+    /// holding back the watermark, which follows the other instances of the same source in this
+    /// process (an instance whose records come back later may find them late). When every instance
+    /// in a process is idle, they hold their watermarks.
+    pub fn with_idleness(mut self, timeout: std::time::Duration) -> Self {
+        self.idleness = Some(timeout);
+        self
+    }
+    /// The idleness timeout, if any.
+    pub fn idleness(&self) -> Option<std::time::Duration> {
+        self.idleness
     }
     /// Whether records get event timestamps (rather than ingestion time).
     pub fn is_event_time(&self) -> bool {
