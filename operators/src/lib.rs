@@ -47,7 +47,7 @@ pub use changelog::Changelog;
 pub use connect::{ConnectedStreams, Either, KeyedCoProcessFunction};
 pub use keyed::KeyedStream;
 pub use partition::Partition;
-pub use process::{KeyedProcessFunction, ProcessContext, TimeDomain};
+pub use process::{KeyedProcessFunction, Outputs, Process, ProcessContext, TimeDomain};
 pub use transform::{KeyedPairs, Transform};
 pub use window::{OutputTag, Trigger, Window, WindowAll, WindowedStream, Windows};
 
@@ -55,7 +55,7 @@ pub use window::{OutputTag, Trigger, Window, WindowAll, WindowedStream, Windows}
 pub mod prelude {
     pub use crate::{
         Changelog, ConnectedStreams, Either, KeyedCoProcessFunction, KeyedPairs,
-        KeyedProcessFunction, KeyedStream, OutputTag, Partition, ProcessContext, TimeDomain,
-        Transform, Window, WindowAll, Windows,
+        KeyedProcessFunction, KeyedStream, OutputTag, Outputs, Partition, Process, ProcessContext,
+        TimeDomain, Transform, Window, WindowAll, Windows,
     };
 }

@@ -501,3 +501,103 @@ fn fire_event_timers<K: Key, V, F: KeyedProcessFunction<K, V>>(
         state.put(key, slot, now);
     }
 }
+
+/// What a stateless process function can do with a record: emit to the main or the side output.
+pub struct Outputs<'a, O, D> {
+    timestamp: Time,
+    out: &'a mut Vec<(O, Time)>,
+    side: &'a mut Vec<(D, Time)>,
+}
+
+impl<O, D> Outputs<'_, O, D> {
+    /// The timestamp of the record being handled.
+    pub fn timestamp(&self) -> Time {
+        self.timestamp
+    }
+    /// Emits a record with the current timestamp.
+    pub fn output(&mut self, record: O) {
+        self.out.push((record, self.timestamp));
+    }
+    /// Emits a record to the side output, with the current timestamp.
+    pub fn side_output(&mut self, record: D) {
+        self.side.push((record, self.timestamp));
+    }
+}
+
+/// Stateless process functions on plain streams (Flink's `ProcessFunction` without keyed state).
+pub trait Process<'s, T> {
+    /// Calls `f` on every record; it emits any number of records to the main and the side output,
+    /// and the side output goes to `tag`.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use tidal_operators::{OutputTag, Process};
+    /// let (evens, odds): (Vec<u32>, Vec<u32>) = tidal_engine::Job::local(2).run(|env| {
+    ///     let odd = OutputTag::new();
+    ///     let even = env.from_iter(0..6u32).process_with_side_output(|x, out| {
+    ///         if x % 2 == 0 { out.output(x) } else { out.side_output(x) }
+    ///     }, &odd);
+    ///     (even.collect(), odd.stream().collect())
+    /// }).unwrap();
+    /// let (mut evens, mut odds) = (evens, odds);
+    /// evens.sort();
+    /// odds.sort();
+    /// assert_eq!((evens, odds), (vec![0, 2, 4], vec![1, 3, 5]));
+    /// ```
+    fn process_with_side_output<O: 'static, D: 'static>(
+        self,
+        f: impl FnMut(T, &mut Outputs<'_, O, D>) + 'static,
+        tag: &OutputTag<'s, D>,
+    ) -> DataStream<'s, O>;
+}
+
+impl<'s, T: 'static> Process<'s, T> for DataStream<'s, T> {
+    fn process_with_side_output<O: 'static, D: 'static>(
+        self,
+        mut f: impl FnMut(T, &mut Outputs<'_, O, D>) + 'static,
+        tag: &OutputTag<'s, D>,
+    ) -> DataStream<'s, O> {
+        let mut side_stream = None;
+        let out = self.then("process", |input, name| {
+            let mut builder = OperatorBuilder::new(name.to_string(), input.scope());
+            let mut input = builder.new_input(input, timely::dataflow::channels::pact::Pipeline);
+            let (main_out, main_stream) = builder.new_output::<Vec<(O, Time)>>();
+            let (side_out, side) = builder.new_output::<Vec<(D, Time)>>();
+            side_stream = Some(side);
+            let mut main_out =
+                OutputBuilder::<_, CapacityContainerBuilder<Vec<(O, Time)>>>::from(main_out);
+            let mut side_out =
+                OutputBuilder::<_, CapacityContainerBuilder<Vec<(D, Time)>>>::from(side_out);
+            builder.build(move |_| {
+                let mut out_buf = Vec::new();
+                let mut side_buf = Vec::new();
+                move |_frontiers| {
+                    let mut main = main_out.activate();
+                    let mut side = side_out.activate();
+                    input.for_each(|message, data| {
+                        for (value, ts) in data.drain(..) {
+                            let mut o = Outputs {
+                                timestamp: ts,
+                                out: &mut out_buf,
+                                side: &mut side_buf,
+                            };
+                            f(value, &mut o);
+                        }
+                        if let Some(cap) = message.retain_least(0) {
+                            main.session(&cap).give_iterator(out_buf.drain(..));
+                        }
+                        if let Some(cap) = message.retain_least(1) {
+                            side.session(&cap).give_iterator(side_buf.drain(..));
+                        }
+                    });
+                }
+            });
+            main_stream
+        });
+        if let Some(side) = side_stream {
+            let name = format!("{}/side", out.operator_name());
+            tag.fill(out.derive(side, name));
+        }
+        out
+    }
+}
