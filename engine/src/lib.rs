@@ -11,7 +11,8 @@
 //! - [`runtime`]: [`Job`] starts the workers, builds the dataflow on each with an [`Env`], runs it to
 //!   the end, stops every worker on the first failure, and stops cleanly on Ctrl-C / SIGTERM.
 //! - [`time`]: timely timestamps are watermarks ([`Time`], ms since the epoch); frontiers are the
-//!   watermarks every operator sees.
+//!   watermarks every operator sees; [`JobClock`] is processing time (manual in tests).
+//! - [`watermark`]: [`WatermarkStrategy`] — how sources assign event timestamps and watermarks.
 //! - [`stream`]: [`DataStream`], the typed stream every operator extends.
 //! - [`source`]: the one source driver ([`SourceReader`]): batching, ticks, the end of input.
 //! - [`state`]: [`KeyedState`], the one state structure of every stateful operator, and its snapshot
