@@ -110,7 +110,7 @@ impl<'s> Env<'s> {
                     }
                     let started = Instant::now();
                     let mut done = false;
-                    loop {
+                    'slice: loop {
                         // Advance the capability to the watermark + 1, at most once per tick (after
                         // every record when the tick is zero: deterministic, for tests).
                         let now = now_millis();
@@ -119,6 +119,7 @@ impl<'s> Env<'s> {
                             SourceClock::Event { generator, .. }
                                 if per_record || now >= last_advance.saturating_add(tick_ms) =>
                             {
+                                last_advance = now;
                                 let own = generator.watermark();
                                 match idleness {
                                     // Idle: follow the other active instances of this source.
@@ -140,11 +141,13 @@ impl<'s> Env<'s> {
                             && *cap.time() < next
                         {
                             cap.downgrade(&next);
-                            last_advance = now;
                         }
-                        let poll = reader.read(&mut buffer, if per_record { 1 } else { BATCH });
-                        {
-                            let mut session = output.session(&*cap);
+                        // Read and emit under this capability until the slice ends or it is due to
+                        // advance (one session, so batches stay large).
+                        let mut session = output.session(&*cap);
+                        loop {
+                            let now = now_millis();
+                            let poll = reader.read(&mut buffer, if per_record { 1 } else { BATCH });
                             match &mut clock {
                                 SourceClock::Ingestion => {
                                     let at = now.max(*cap.time());
@@ -161,20 +164,29 @@ impl<'s> Env<'s> {
                                     }
                                 }
                             }
-                        }
-                        match poll {
-                            Poll::Ready => {
-                                if started.elapsed() >= SLICE {
-                                    activator.activate();
-                                    break;
+                            match poll {
+                                Poll::Ready => {
+                                    if started.elapsed() >= SLICE {
+                                        activator.activate();
+                                        break 'slice;
+                                    }
+                                }
+                                Poll::Pending(delay) => {
+                                    activator.activate_after(delay);
+                                    break 'slice;
+                                }
+                                Poll::Done => {
+                                    done = true;
+                                    break 'slice;
                                 }
                             }
-                            Poll::Pending(delay) => {
-                                activator.activate_after(delay);
-                                break;
-                            }
-                            Poll::Done => {
-                                done = true;
+                            let due = match &clock {
+                                SourceClock::Ingestion => ticks.current() > *cap.time(),
+                                SourceClock::Event { .. } => {
+                                    per_record || now >= last_advance.saturating_add(tick_ms)
+                                }
+                            };
+                            if due {
                                 break;
                             }
                         }

@@ -380,14 +380,17 @@ fn fold_into<K: Key, X, A>(
     create: impl Fn(X) -> A,
     add: impl Fn(&mut A, X),
 ) {
+    use std::collections::hash_map::Entry;
     for ((k, x), ts) in items {
-        match map.get_mut(&k) {
-            Some((acc, latest)) => {
+        // One hash per record: the entry API finds or makes the slot in one probe.
+        match map.entry(k) {
+            Entry::Occupied(mut e) => {
+                let (acc, latest) = e.get_mut();
                 add(acc, x);
                 *latest = (*latest).max(ts);
             }
-            None => {
-                map.insert(k, (create(x), ts));
+            Entry::Vacant(e) => {
+                e.insert((create(x), ts));
             }
         }
     }
