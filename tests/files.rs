@@ -117,7 +117,7 @@ fn csv_and_json_lines_round_trip_through_part_files() {
             .collect();
         std::fs::write(dir.join("rides.jsonl"), jsonl).unwrap();
     }
-    let base = dir.clone();
+    let base = dir.to_path_buf();
     let expected = input.clone();
     on_every_shape(
         "csv_and_json_lines_round_trip_through_part_files",
@@ -142,7 +142,7 @@ fn csv_and_json_lines_round_trip_through_part_files() {
             let read_back: Vec<Ride> = Job::local(1)
                 .quiet()
                 .run({
-                    let d = dir.clone();
+                    let d = dir.to_path_buf();
                     move |env| {
                         env.read(CsvFiles::<Ride>::new(d.join("csv-out").to_str().unwrap()))
                             .union(env.read(JsonLinesFiles::<Ride>::new(

@@ -20,15 +20,34 @@ const RUN_ENV: &str = "TIDAL_TEST_RUN";
 const PARENT_ENV: &str = "TIDAL_TEST_PARENT";
 
 /// A directory for `test`'s input files, the same in the test process and in the processes it
-/// starts (which must only read it). Created empty in the test process.
-pub fn fixture_dir(test: &str) -> std::path::PathBuf {
+/// starts (which must only read it). Created empty in the test process, and removed when the
+/// returned guard is dropped there.
+pub fn fixture_dir(test: &str) -> FixtureDir {
     let owner = std::env::var(PARENT_ENV).unwrap_or_else(|_| std::process::id().to_string());
     let dir = std::env::temp_dir().join(format!("tidal-test-{owner}-{test}"));
     if !is_child() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
     }
-    dir
+    FixtureDir(dir)
+}
+
+/// A fixture directory; the test process removes it when done.
+pub struct FixtureDir(pub std::path::PathBuf);
+
+impl std::ops::Deref for FixtureDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for FixtureDir {
+    fn drop(&mut self) {
+        if !is_child() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Counts the 2-process runs of each test, so that a child joins the run its parent started.
