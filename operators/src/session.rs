@@ -11,17 +11,13 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use tidal_engine::{
-    FastMap, RegisteredState, Result, Time, TimeBuffer, WorkerContext, key_hash, timely,
-    write_snapshot,
+    FastMap, RegisteredState, Result, Time, TimeBuffer, WorkerContext, timely, write_snapshot,
 };
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
 use crate::keyed::{Key, Value};
-use crate::window::{Streams, Window};
+use crate::window::{Arrivals, Streams, Window, keyed_window_operator, receive};
 
 struct Session<A> {
     start: Time,
@@ -72,20 +68,6 @@ impl<K: Key, A: Value> RegisteredState for SessionState<K, A> {
     }
 }
 
-struct Arrivals<K, V> {
-    records: Vec<((K, V), Time)>,
-    late_cap: Option<Capability<Time>>,
-}
-
-impl<K, V> Default for Arrivals<K, V> {
-    fn default() -> Self {
-        Arrivals {
-            records: Vec::new(),
-            late_cap: None,
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     input: timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
@@ -99,17 +81,6 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     merge: impl Fn(&mut A, A) + 'static,
     finish: impl Fn(&K, &Window, &A) -> O + 'static,
 ) -> Streams<'s, O, K, V> {
-    let mut builder = OperatorBuilder::new(name.to_string(), input.scope());
-    let mut input = builder.new_input(
-        input,
-        Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
-    );
-    let (main_out, main_stream) = builder.new_output::<Vec<(O, Time)>>();
-    let (late_out, late_stream) = builder.new_output::<Vec<((K, V), Time)>>();
-    let mut main_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(O, Time)>>>::from(main_out);
-    let mut late_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<((K, V), Time)>>>::from(late_out);
-
     let state = Rc::new(RefCell::new(SessionState::<K, A> {
         name: name.to_string(),
         sessions: FastMap::default(),
@@ -118,188 +89,187 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     let ctx = Rc::clone(ctx);
     let name = name.to_string();
 
-    builder.build(move |_| {
-        let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
-        // Sessions to fire, by end: a capability to emit with, and the keys (stale entries, whose
-        // session grew or merged, are skipped when they come up).
-        let mut due: BTreeMap<Time, (Capability<Time>, Vec<K>)> = BTreeMap::new();
-        // Fired sessions to forget once past their allowed lateness, by end + lateness.
-        let mut expiry: BTreeMap<Time, Vec<K>> = BTreeMap::new();
-        let mut fired: Time = Time::MIN;
-        let mut dropped = 0u64;
-        move |frontiers| {
-            let frontier = &frontiers[0];
-            let mut main = main_out.activate();
-            let mut late = late_out.activate();
-            input.for_each(|message, data| {
-                let Some((_, arrivals)) = pending.at(&message, 0) else {
-                    return;
-                };
-                if keep_late && arrivals.late_cap.is_none() {
-                    arrivals.late_cap = message.retain_least(1);
-                }
-                arrivals.records.append(data);
-            });
-            let mut state = state.borrow_mut();
-            let sessions = &mut state.sessions;
+    keyed_window_operator(
+        input,
+        &name.clone(),
+        move |mut input, mut main_out, mut late_out, _activator| {
+            let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
+            // Sessions to fire, by end: a capability to emit with, and the keys (stale entries, whose
+            // session grew or merged, are skipped when they come up).
+            let mut due: BTreeMap<Time, (Capability<Time>, Vec<K>)> = BTreeMap::new();
+            // Fired sessions to forget once past their allowed lateness, by end + lateness.
+            let mut expiry: BTreeMap<Time, Vec<K>> = BTreeMap::new();
+            let mut fired: Time = Time::MIN;
+            let mut dropped = 0u64;
+            move |frontiers| {
+                let frontier = &frontiers[0];
+                let mut main = main_out.activate();
+                let mut late = late_out.activate();
+                receive(&mut input, &mut pending, keep_late);
+                let mut state = state.borrow_mut();
+                let sessions = &mut state.sessions;
 
-            // Fires every session with end <= limit, then forgets those past their lateness.
-            let fire_up_to =
-                |limit: Time,
-                 sessions: &mut FastMap<K, Vec<Session<A>>>,
-                 due: &mut BTreeMap<Time, (Capability<Time>, Vec<K>)>,
-                 expiry: &mut BTreeMap<Time, Vec<K>>,
-                 fired: &mut Time,
-                 main: &mut timely::dataflow::operators::generic::OutputBuilderSession<
-                    '_,
-                    Time,
-                    CapacityContainerBuilder<Vec<(O, Time)>>,
-                >| {
-                    if limit <= *fired {
-                        return;
-                    }
-                    while let Some(entry) = due.first_entry() {
-                        if *entry.key() > limit {
-                            break;
+                // Fires every session with end <= limit, then forgets those past their lateness.
+                let fire_up_to =
+                    |limit: Time,
+                     sessions: &mut FastMap<K, Vec<Session<A>>>,
+                     due: &mut BTreeMap<Time, (Capability<Time>, Vec<K>)>,
+                     expiry: &mut BTreeMap<Time, Vec<K>>,
+                     fired: &mut Time,
+                     main: &mut timely::dataflow::operators::generic::OutputBuilderSession<
+                        '_,
+                        Time,
+                        CapacityContainerBuilder<Vec<(O, Time)>>,
+                    >| {
+                        if limit <= *fired {
+                            return;
                         }
-                        let end = *entry.key();
-                        let (cap, keys) = entry.remove();
-                        let mut session = main.session(&cap);
-                        for k in keys {
-                            let Some(list) = sessions.get_mut(&k) else {
-                                continue;
-                            };
-                            if let Some(s) = list.iter_mut().find(|s| s.end == end && !s.fired) {
-                                s.fired = true;
-                                let window = Window {
-                                    start: s.start,
-                                    end,
-                                };
-                                session.give((finish(&k, &window, &s.acc), window.max_timestamp()));
-                                expiry
-                                    .entry(end.saturating_add(lateness))
-                                    .or_default()
-                                    .push(k);
+                        while let Some(entry) = due.first_entry() {
+                            if *entry.key() > limit {
+                                break;
                             }
-                        }
-                    }
-                    *fired = limit;
-                    while let Some(entry) = expiry.first_entry() {
-                        if *entry.key() > *fired {
-                            break;
-                        }
-                        for k in entry.remove() {
-                            if let Some(list) = sessions.get_mut(&k) {
-                                list.retain(|s| {
-                                    !(s.fired && s.end.saturating_add(lateness) <= *fired)
-                                });
-                                if list.is_empty() {
-                                    sessions.remove(&k);
+                            let end = *entry.key();
+                            let (cap, keys) = entry.remove();
+                            let mut session = main.session(&cap);
+                            for k in keys {
+                                let Some(list) = sessions.get_mut(&k) else {
+                                    continue;
+                                };
+                                if let Some(s) = list.iter_mut().find(|s| s.end == end && !s.fired)
+                                {
+                                    s.fired = true;
+                                    let window = Window {
+                                        start: s.start,
+                                        end,
+                                    };
+                                    session.give((
+                                        finish(&k, &window, &s.acc),
+                                        window.max_timestamp(),
+                                    ));
+                                    expiry
+                                        .entry(end.saturating_add(lateness))
+                                        .or_default()
+                                        .push(k);
                                 }
                             }
                         }
-                    }
-                };
-
-            for (cap, arrivals) in pending.ready(frontier) {
-                let t = *cap.time();
-                fire_up_to(t, sessions, &mut due, &mut expiry, &mut fired, &mut main);
-                let mut refire = Vec::new();
-                for ((k, v), ts) in arrivals.records {
-                    let list = sessions.entry(k.clone()).or_default();
-                    // Merge with every session of the key that overlaps or touches [ts, ts + gap).
-                    let (mut start, mut end) = (ts, ts + gap);
-                    let mut acc: Option<A> = None;
-                    let mut was_fired = false;
-                    let mut i = 0;
-                    while i < list.len() {
-                        let s = &list[i];
-                        if s.start <= end && start <= s.end {
-                            let s = list.swap_remove(i);
-                            start = start.min(s.start);
-                            end = end.max(s.end);
-                            was_fired |= s.fired;
-                            match acc.as_mut() {
-                                Some(a) => merge(a, s.acc),
-                                None => acc = Some(s.acc),
+                        *fired = limit;
+                        while let Some(entry) = expiry.first_entry() {
+                            if *entry.key() > *fired {
+                                break;
                             }
-                        } else {
-                            i += 1;
+                            for k in entry.remove() {
+                                if let Some(list) = sessions.get_mut(&k) {
+                                    list.retain(|s| {
+                                        !(s.fired && s.end.saturating_add(lateness) <= *fired)
+                                    });
+                                    if list.is_empty() {
+                                        sessions.remove(&k);
+                                    }
+                                }
+                            }
                         }
-                    }
-                    if end.saturating_add(lateness) <= fired {
-                        // Too late even for the merged session: put back what was taken.
-                        if let Some(a) = acc {
-                            list.push(Session {
-                                start,
-                                end,
-                                acc: a,
-                                fired: was_fired,
-                            });
-                        } else if list.is_empty() {
-                            sessions.remove(&k);
-                        }
-                        match (&arrivals.late_cap, keep_late) {
-                            (Some(late_cap), true) => late.session(late_cap).give(((k, v), ts)),
-                            _ => dropped += 1,
-                        }
-                        continue;
-                    }
-                    let acc = match acc {
-                        Some(mut a) => {
-                            add(&mut a, v);
-                            a
-                        }
-                        None => create(v),
                     };
-                    let fired_now = end <= fired;
-                    list.push(Session {
-                        start,
-                        end,
-                        acc,
-                        fired: fired_now,
-                    });
-                    if fired_now {
-                        refire.push((k, start, end));
-                    } else {
-                        let (_, keys) = due
-                            .entry(end)
-                            .or_insert_with(|| (cap.delayed(&t.max(end - 1)), Vec::new()));
-                        keys.push(k);
-                    }
-                }
-                // Late records within the allowed lateness fire their session again.
-                if !refire.is_empty() {
-                    let mut session = main.session(&cap);
-                    for (k, start, end) in refire {
-                        if let Some(s) = sessions
-                            .get(&k)
-                            .and_then(|l| l.iter().find(|s| s.start == start && s.end == end))
-                        {
-                            let window = Window { start, end };
-                            session.give((finish(&k, &window, &s.acc), window.max_timestamp()));
+
+                for (cap, arrivals) in pending.ready(frontier) {
+                    let t = *cap.time();
+                    fire_up_to(t, sessions, &mut due, &mut expiry, &mut fired, &mut main);
+                    let mut refire = Vec::new();
+                    for ((k, v), ts) in arrivals.records {
+                        let list = sessions.entry(k.clone()).or_default();
+                        // Merge with every session of the key that overlaps or touches [ts, ts + gap).
+                        let (mut start, mut end) = (ts, ts + gap);
+                        let mut acc: Option<A> = None;
+                        let mut was_fired = false;
+                        let mut i = 0;
+                        while i < list.len() {
+                            let s = &list[i];
+                            if s.start <= end && start <= s.end {
+                                let s = list.swap_remove(i);
+                                start = start.min(s.start);
+                                end = end.max(s.end);
+                                was_fired |= s.fired;
+                                match acc.as_mut() {
+                                    Some(a) => merge(a, s.acc),
+                                    None => acc = Some(s.acc),
+                                }
+                            } else {
+                                i += 1;
+                            }
                         }
-                        expiry
-                            .entry(end.saturating_add(lateness))
-                            .or_default()
-                            .push(k);
+                        if end.saturating_add(lateness) <= fired {
+                            // Too late even for the merged session: put back what was taken.
+                            if let Some(a) = acc {
+                                list.push(Session {
+                                    start,
+                                    end,
+                                    acc: a,
+                                    fired: was_fired,
+                                });
+                            } else if list.is_empty() {
+                                sessions.remove(&k);
+                            }
+                            match (&arrivals.late_cap, keep_late) {
+                                (Some(late_cap), true) => late.session(late_cap).give(((k, v), ts)),
+                                _ => dropped += 1,
+                            }
+                            continue;
+                        }
+                        let acc = match acc {
+                            Some(mut a) => {
+                                add(&mut a, v);
+                                a
+                            }
+                            None => create(v),
+                        };
+                        let fired_now = end <= fired;
+                        list.push(Session {
+                            start,
+                            end,
+                            acc,
+                            fired: fired_now,
+                        });
+                        if fired_now {
+                            refire.push((k, start, end));
+                        } else {
+                            let (_, keys) = due
+                                .entry(end)
+                                .or_insert_with(|| (cap.delayed(&t.max(end - 1)), Vec::new()));
+                            keys.push(k);
+                        }
+                    }
+                    // Late records within the allowed lateness fire their session again.
+                    if !refire.is_empty() {
+                        let mut session = main.session(&cap);
+                        for (k, start, end) in refire {
+                            if let Some(s) = sessions
+                                .get(&k)
+                                .and_then(|l| l.iter().find(|s| s.start == start && s.end == end))
+                            {
+                                let window = Window { start, end };
+                                session.give((finish(&k, &window, &s.acc), window.max_timestamp()));
+                            }
+                            expiry
+                                .entry(end.saturating_add(lateness))
+                                .or_default()
+                                .push(k);
+                        }
                     }
                 }
+                let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+                fire_up_to(
+                    reached,
+                    sessions,
+                    &mut due,
+                    &mut expiry,
+                    &mut fired,
+                    &mut main,
+                );
+                if dropped > 0 {
+                    ctx.report_late_dropped(&name, dropped);
+                    dropped = 0;
+                }
             }
-            let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-            fire_up_to(
-                reached,
-                sessions,
-                &mut due,
-                &mut expiry,
-                &mut fired,
-                &mut main,
-            );
-            if dropped > 0 {
-                ctx.report_late_dropped(&name, dropped);
-                dropped = 0;
-            }
-        }
-    });
-    (main_stream, late_stream)
+        },
+    )
 }

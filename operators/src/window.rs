@@ -22,11 +22,16 @@ use tidal_engine::{
     DataStream, FastMap, RegisteredState, Result, Time, TimeBuffer, key_hash, timely,
     write_snapshot,
 };
+use timely::communication::Pull;
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::Message;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::LogPuller;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, OutputBuilderSession};
+use timely::progress::frontier::MutableAntichain;
+use timely::scheduling::Activator;
 
 use crate::keyed::{Key, KeyedStream, Value};
 
@@ -530,9 +535,9 @@ where
 }
 
 /// Input of one time: records with their timestamps, and a capability for the late output.
-struct Arrivals<K, V> {
-    records: Vec<((K, V), Time)>,
-    late_cap: Option<Capability<Time>>,
+pub(crate) struct Arrivals<K, V> {
+    pub(crate) records: Vec<((K, V), Time)>,
+    pub(crate) late_cap: Option<Capability<Time>>,
 }
 
 impl<K, V> Default for Arrivals<K, V> {
@@ -542,6 +547,65 @@ impl<K, V> Default for Arrivals<K, V> {
             late_cap: None,
         }
     }
+}
+
+/// The input of a window operator: records exchanged by key.
+pub(crate) type KeyedInput<K, V> = InputHandleCore<
+    Time,
+    Vec<((K, V), Time)>,
+    LogPuller<Box<dyn Pull<Message<Time, Vec<((K, V), Time)>>>>>,
+>;
+/// A window operator's main output.
+pub(crate) type MainOutput<O> = OutputBuilder<Time, CapacityContainerBuilder<Vec<(O, Time)>>>;
+/// A window operator's output for late records.
+pub(crate) type LateOutput<K, V> =
+    OutputBuilder<Time, CapacityContainerBuilder<Vec<((K, V), Time)>>>;
+
+/// Builds an operator of the shape every window operator has: input exchanged by key, a main
+/// output and a late-record output. `logic` gets the input, the outputs and an activator for the
+/// operator, and returns what runs on each activation.
+pub(crate) fn keyed_window_operator<'s, K: Key, V: Value, O: 'static, L>(
+    input: timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
+    name: &str,
+    logic: impl FnOnce(KeyedInput<K, V>, MainOutput<O>, LateOutput<K, V>, Activator) -> L,
+) -> Streams<'s, O, K, V>
+where
+    L: FnMut(&[MutableAntichain<Time>]) + 'static,
+{
+    let scope = input.scope();
+    let mut builder = OperatorBuilder::new(name.to_string(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let input = builder.new_input(
+        input,
+        Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
+    );
+    let (main_out, main_stream) = builder.new_output::<Vec<(O, Time)>>();
+    let (late_out, late_stream) = builder.new_output::<Vec<((K, V), Time)>>();
+    let logic = logic(
+        input,
+        OutputBuilder::from(main_out),
+        OutputBuilder::from(late_out),
+        activator,
+    );
+    builder.build(move |_| logic);
+    (main_stream, late_stream)
+}
+
+/// Buffers received records per time; with a late output, also keeps a capability on it.
+pub(crate) fn receive<K, V>(
+    input: &mut KeyedInput<K, V>,
+    pending: &mut TimeBuffer<Arrivals<K, V>>,
+    keep_late: bool,
+) {
+    input.for_each(|message, data| {
+        let Some((_, arrivals)) = pending.at(&message, 0) else {
+            return;
+        };
+        if keep_late && arrivals.late_cap.is_none() {
+            arrivals.late_cap = message.retain_least(1);
+        }
+        arrivals.records.append(data);
+    });
 }
 
 pub(crate) type Streams<'s, O, K, V> = (
@@ -564,17 +628,6 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     finish: impl Fn(&K, &Window, &A) -> O + 'static,
 ) -> Streams<'s, O, K, V> {
     let _ = merge;
-    let mut builder = OperatorBuilder::new(name.to_string(), input.scope());
-    let mut input = builder.new_input(
-        input,
-        Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
-    );
-    let (main_out, main_stream) = builder.new_output::<Vec<(O, Time)>>();
-    let (late_out, late_stream) = builder.new_output::<Vec<((K, V), Time)>>();
-    let mut main_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(O, Time)>>>::from(main_out);
-    let mut late_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<((K, V), Time)>>>::from(late_out);
-
     let state = Rc::new(RefCell::new(WindowState::<K, A> {
         name: name.to_string(),
         open: BTreeMap::new(),
@@ -583,152 +636,145 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     let ctx = Rc::clone(ctx);
     let name = name.to_string();
 
-    let info = builder.operator_info();
-    let activator = scope_activator(&main_stream, info.address);
     let clock = ctx.clock();
     let emit_at_end = trigger == Trigger::Time;
     let count_every = match trigger {
         Trigger::Count(n) => n.max(1),
         Trigger::Time => 0,
     };
-    builder.build(move |_capabilities| {
-        let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
-        let mut counts: FastMap<(Time, K), u64> = FastMap::default();
-        // Windows with end <= `fired` have fired: the frontier reached their end.
-        let mut fired: Time = Time::MIN;
-        let mut assigned: Vec<Window> = Vec::new();
-        let mut refire: Vec<(Time, K)> = Vec::new();
-        let mut dropped: u64 = 0;
-        move |frontiers| {
-            let frontier = &frontiers[0];
-            let mut main = main_out.activate();
-            let mut late = late_out.activate();
-            input.for_each(|message, data| {
-                let Some((_, arrivals)) = pending.at(&message, 0) else {
-                    return;
-                };
-                if keep_late && arrivals.late_cap.is_none() {
-                    arrivals.late_cap = message.retain_least(1);
-                }
-                arrivals.records.append(data);
-            });
-            let mut state = state.borrow_mut();
-            let WindowState { open, .. } = &mut *state;
-            // In time order: records sent at time t were sent when their source's watermark was
-            // t - 1, so windows ending at or before t fire before they are folded (Flink's
-            // in-band watermarks); then the records are folded, late ones set aside.
-            let now = clock.now();
-            for (cap, arrivals) in pending.ready(frontier) {
-                if !processing_time {
-                    fire_up_to(
-                        *cap.time(),
-                        open,
-                        &mut fired,
-                        lateness,
-                        &finish,
-                        &mut main,
-                        emit_at_end,
-                    );
-                }
-                for ((k, v), ts) in arrivals.records {
-                    assigned.clear();
-                    windows.assign(if processing_time { now } else { ts }, &mut assigned);
-                    let mut kept = false;
-                    for w in assigned.iter() {
-                        if !processing_time && w.end.saturating_add(lateness) <= fired {
-                            continue; // too late for this window
-                        }
-                        kept = true;
-                        let window = open.entry(w.end).or_insert_with(|| OpenWindow {
-                            start: w.start,
-                            cap: None,
-                            keys: FastMap::default(),
-                        });
-                        if w.end > fired
-                            && window.cap.as_ref().is_none_or(|c| *c.time() > *cap.time())
-                        {
-                            let at = if processing_time {
-                                *cap.time()
-                            } else {
-                                (*cap.time()).max(w.max_timestamp())
-                            };
-                            window.cap = Some(cap.delayed(&at));
-                        }
-                        match window.keys.get_mut(&k) {
-                            Some(acc) => add(acc, v.clone()),
-                            None => {
-                                window.keys.insert(k.clone(), create(v.clone()));
-                            }
-                        }
-                        if count_every > 0 {
-                            let n = counts.entry((w.end, k.clone())).or_insert(0);
-                            *n += 1;
-                            if (*n).is_multiple_of(count_every) {
-                                // Fire now, with the records so far.
-                                let acc = window.keys.get(&k).expect("just added");
-                                main.session(&cap)
-                                    .give((finish(&k, w, acc), w.max_timestamp()));
-                            }
-                            continue;
-                        }
-                        if w.end <= fired {
-                            refire.push((w.end, k.clone()));
-                        }
+    keyed_window_operator(
+        input,
+        &name.clone(),
+        move |mut input, mut main_out, mut late_out, activator| {
+            let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
+            let mut counts: FastMap<(Time, K), u64> = FastMap::default();
+            // Windows with end <= `fired` have fired: the frontier reached their end.
+            let mut fired: Time = Time::MIN;
+            let mut assigned: Vec<Window> = Vec::new();
+            let mut refire: Vec<(Time, K)> = Vec::new();
+            let mut dropped: u64 = 0;
+            move |frontiers| {
+                let frontier = &frontiers[0];
+                let mut main = main_out.activate();
+                let mut late = late_out.activate();
+                receive(&mut input, &mut pending, keep_late);
+                let mut state = state.borrow_mut();
+                let WindowState { open, .. } = &mut *state;
+                // In time order: records sent at time t were sent when their source's watermark was
+                // t - 1, so windows ending at or before t fire before they are folded (Flink's
+                // in-band watermarks); then the records are folded, late ones set aside.
+                let now = clock.now();
+                for (cap, arrivals) in pending.ready(frontier) {
+                    if !processing_time {
+                        fire_up_to(
+                            *cap.time(),
+                            open,
+                            &mut fired,
+                            lateness,
+                            &finish,
+                            &mut main,
+                            emit_at_end,
+                        );
                     }
-                    if !kept {
-                        match (&arrivals.late_cap, keep_late) {
-                            (Some(late_cap), true) => late.session(late_cap).give(((k, v), ts)),
-                            _ => dropped += 1,
-                        }
-                    }
-                }
-                // Late records within the allowed lateness fire their window again.
-                if !refire.is_empty() {
-                    let mut session = main.session(&cap);
-                    refire.sort_by_key(|a| a.0);
-                    refire.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-                    for (end, k) in refire.drain(..) {
-                        if let Some(w) = open.get(&end)
-                            && let Some(acc) = w.keys.get(&k)
-                        {
-                            let window = Window {
+                    for ((k, v), ts) in arrivals.records {
+                        assigned.clear();
+                        windows.assign(if processing_time { now } else { ts }, &mut assigned);
+                        let mut kept = false;
+                        for w in assigned.iter() {
+                            if !processing_time && w.end.saturating_add(lateness) <= fired {
+                                continue; // too late for this window
+                            }
+                            kept = true;
+                            let window = open.entry(w.end).or_insert_with(|| OpenWindow {
                                 start: w.start,
-                                end,
-                            };
-                            session.give((finish(&k, &window, acc), window.max_timestamp()));
+                                cap: None,
+                                keys: FastMap::default(),
+                            });
+                            if w.end > fired
+                                && window.cap.as_ref().is_none_or(|c| *c.time() > *cap.time())
+                            {
+                                let at = if processing_time {
+                                    *cap.time()
+                                } else {
+                                    (*cap.time()).max(w.max_timestamp())
+                                };
+                                window.cap = Some(cap.delayed(&at));
+                            }
+                            match window.keys.get_mut(&k) {
+                                Some(acc) => add(acc, v.clone()),
+                                None => {
+                                    window.keys.insert(k.clone(), create(v.clone()));
+                                }
+                            }
+                            if count_every > 0 {
+                                let n = counts.entry((w.end, k.clone())).or_insert(0);
+                                *n += 1;
+                                if (*n).is_multiple_of(count_every) {
+                                    // Fire now, with the records so far.
+                                    let acc = window.keys.get(&k).expect("just added");
+                                    main.session(&cap)
+                                        .give((finish(&k, w, acc), w.max_timestamp()));
+                                }
+                                continue;
+                            }
+                            if w.end <= fired {
+                                refire.push((w.end, k.clone()));
+                            }
+                        }
+                        if !kept {
+                            match (&arrivals.late_cap, keep_late) {
+                                (Some(late_cap), true) => late.session(late_cap).give(((k, v), ts)),
+                                _ => dropped += 1,
+                            }
+                        }
+                    }
+                    // Late records within the allowed lateness fire their window again.
+                    if !refire.is_empty() {
+                        let mut session = main.session(&cap);
+                        refire.sort_by_key(|a| a.0);
+                        refire.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+                        for (end, k) in refire.drain(..) {
+                            if let Some(w) = open.get(&end)
+                                && let Some(acc) = w.keys.get(&k)
+                            {
+                                let window = Window {
+                                    start: w.start,
+                                    end,
+                                };
+                                session.give((finish(&k, &window, acc), window.max_timestamp()));
+                            }
                         }
                     }
                 }
+                // Fire the windows the frontier (or, for processing-time windows, the clock) has reached.
+                let mut reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+                if processing_time && !frontier.is_empty() {
+                    reached = now.saturating_add(1);
+                }
+                let before = open.len();
+                fire_up_to(
+                    reached,
+                    open,
+                    &mut fired,
+                    lateness,
+                    &finish,
+                    &mut main,
+                    emit_at_end,
+                );
+                if count_every > 0 && open.len() != before {
+                    counts.retain(|(end, _), _| open.contains_key(end));
+                }
+                if processing_time && let Some((&end, _)) = open.first_key_value() {
+                    let wait = (end - now).clamp(1, 1000) as u64;
+                    activator.activate_after(std::time::Duration::from_millis(wait));
+                }
+                if dropped > 0 {
+                    ctx.report_late_dropped(&name, dropped);
+                    dropped = 0;
+                }
             }
-            // Fire the windows the frontier (or, for processing-time windows, the clock) has reached.
-            let mut reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-            if processing_time && !frontier.is_empty() {
-                reached = now.saturating_add(1);
-            }
-            let before = open.len();
-            fire_up_to(
-                reached,
-                open,
-                &mut fired,
-                lateness,
-                &finish,
-                &mut main,
-                emit_at_end,
-            );
-            if count_every > 0 && open.len() != before {
-                counts.retain(|(end, _), _| open.contains_key(end));
-            }
-            if processing_time && let Some((&end, _)) = open.first_key_value() {
-                let wait = (end - now).clamp(1, 1000) as u64;
-                activator.activate_after(std::time::Duration::from_millis(wait));
-            }
-            if dropped > 0 {
-                ctx.report_late_dropped(&name, dropped);
-                dropped = 0;
-            }
-        }
-    });
-    (main_stream, late_stream)
+        },
+    )
 }
 
 /// Fires the windows with end <= `limit` that have not fired yet, then forgets the windows past
@@ -801,12 +847,4 @@ impl<'s, T: Value> WindowAll<'s, T> for DataStream<'s, T> {
         use crate::transform::Transform;
         self.key_by(|_| ()).window(windows)
     }
-}
-
-/// An activator for the operator that produces `stream`.
-fn scope_activator<T: 'static>(
-    stream: &timely::dataflow::StreamVec<'_, Time, T>,
-    address: Rc<[usize]>,
-) -> timely::scheduling::Activator {
-    stream.scope().activator_for(address)
 }
