@@ -157,6 +157,9 @@ impl<T: Send + 'static> WorkerOutput for Collected<T> {
     }
 }
 
+/// Per source name, per local worker: the instance's own watermark and whether it is idle.
+type WatermarkBoard = std::collections::HashMap<String, BTreeMap<usize, (Time, bool)>>;
+
 /// State shared by the workers of one job in this process.
 pub(crate) struct JobShared {
     stop: StopHandle,
@@ -166,8 +169,8 @@ pub(crate) struct JobShared {
     report: Mutex<JobReport>,
     cluster: bool,
     process: usize,
-    /// Per source name: each local instance's watermark while it is active (`None` when idle).
-    watermarks: Mutex<std::collections::HashMap<String, BTreeMap<usize, Option<Time>>>>,
+    /// Per source name: each local instance's own watermark and whether it is idle.
+    watermarks: Mutex<WatermarkBoard>,
 }
 
 impl JobShared {
@@ -246,22 +249,32 @@ impl WorkerContext {
             .or_insert((0, destination.to_string()));
         entry.0 += n;
     }
-    /// Publishes this worker's watermark for `source` (`None` when the instance is idle or done)
-    /// and returns the least watermark of the other active instances of the source in this
-    /// process, if any.
-    pub fn publish_watermark(&self, source: &str, watermark: Option<Time>) -> Option<Time> {
+    /// Publishes this worker's own watermark for `source` and whether it is idle (`None`: the
+    /// instance is done and leaves the board). Returns what an idle instance may follow: the least
+    /// watermark of the other active instances in this process, or, when all of them are idle, the
+    /// least of their own watermarks — an idle instance never holds back the others' progress.
+    pub fn publish_watermark(&self, source: &str, watermark: Option<(Time, bool)>) -> Option<Time> {
         let mut board = self
             .job
             .watermarks
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let instances = board.entry(source.to_string()).or_default();
-        instances.insert(self.index, watermark);
-        instances
-            .iter()
-            .filter(|(w, _)| **w != self.index)
-            .filter_map(|(_, wm)| *wm)
+        match watermark {
+            Some(w) => instances.insert(self.index, w),
+            None => instances.remove(&self.index),
+        };
+        let others = || {
+            instances
+                .iter()
+                .filter(|(w, _)| **w != self.index)
+                .map(|(_, v)| *v)
+        };
+        others()
+            .filter(|(_, idle)| !idle)
+            .map(|(w, _)| w)
             .min()
+            .or_else(|| others().map(|(w, _)| w).min())
     }
     /// Counts `n` late records that operator `operator` dropped.
     pub fn report_late_dropped(&self, operator: &str, n: u64) {

@@ -124,12 +124,13 @@ impl<'s> Env<'s> {
                                 match idleness {
                                     // Idle: follow the other active instances of this source.
                                     Some(idle) if last_record.elapsed() >= idle => {
-                                        let others =
-                                            driver_ctx.publish_watermark(&source_name, None);
+                                        let others = driver_ctx
+                                            .publish_watermark(&source_name, Some((own, true)));
                                         Some(others.map_or(own, |o| o.max(own)).saturating_add(1))
                                     }
                                     Some(_) => {
-                                        driver_ctx.publish_watermark(&source_name, Some(own));
+                                        driver_ctx
+                                            .publish_watermark(&source_name, Some((own, false)));
                                         Some(own.saturating_add(1))
                                     }
                                     None => Some(own.saturating_add(1)),

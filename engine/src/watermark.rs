@@ -121,9 +121,10 @@ impl<T: 'static> WatermarkStrategy<T> {
         self
     }
     /// Marks a source instance idle when it has read no record for `timeout`: it then stops
-    /// holding back the watermark, which follows the other instances of the same source in this
-    /// process (an instance whose records come back later may find them late). When every instance
-    /// in a process is idle, they hold their watermarks.
+    /// holding back the watermark and follows the other instances of the same source in this
+    /// process — the least watermark of the active ones, or, when all are idle, the least of
+    /// theirs — so an idle instance never holds back progress made elsewhere in the process (an
+    /// instance whose records come back later may find them late).
     pub fn with_idleness(mut self, timeout: std::time::Duration) -> Self {
         self.idleness = Some(timeout);
         self
