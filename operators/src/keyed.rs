@@ -218,22 +218,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
         self,
         by: impl Fn(&V) -> O + Clone + 'static,
     ) -> DataStream<'s, (K, V)> {
-        let by2 = by.clone();
-        rolling(
-            self.stream,
-            "min_by",
-            |v| v,
-            move |a: &mut V, v: V| {
-                if by(&v) < by(a) {
-                    *a = v
-                }
-            },
-            move |a: &mut V, v: V| {
-                if by2(&v) < by2(a) {
-                    *a = v
-                }
-            },
-        )
+        let keep = keep_if(by, std::cmp::Ordering::Less);
+        rolling(self.stream, "min_by", |v| v, keep.clone(), keep)
     }
 
     /// Rolling record with the largest `by(&record)` per key (the earlier one on ties).
@@ -249,22 +235,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
         self,
         by: impl Fn(&V) -> O + Clone + 'static,
     ) -> DataStream<'s, (K, V)> {
-        let by2 = by.clone();
-        rolling(
-            self.stream,
-            "max_by",
-            |v| v,
-            move |a: &mut V, v: V| {
-                if by(&v) > by(a) {
-                    *a = v
-                }
-            },
-            move |a: &mut V, v: V| {
-                if by2(&v) > by2(a) {
-                    *a = v
-                }
-            },
-        )
+        let keep = keep_if(by, std::cmp::Ordering::Greater);
+        rolling(self.stream, "max_by", |v| v, keep.clone(), keep)
     }
 
     /// Rolling aggregate with an accumulator: `create(first value)`, `add(&mut acc, value)`,
@@ -370,6 +342,18 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
             },
         )
     })
+}
+
+/// Replaces the accumulator with a new value when `by` orders it `wanted` (strictly) against it.
+fn keep_if<V, O: PartialOrd>(
+    by: impl Fn(&V) -> O + Clone + 'static,
+    wanted: std::cmp::Ordering,
+) -> impl Fn(&mut V, V) + Clone + 'static {
+    move |acc: &mut V, v: V| {
+        if by(&v).partial_cmp(&by(acc)) == Some(wanted) {
+            *acc = v
+        }
+    }
 }
 
 /// Folds timestamped `(key, item)` pairs into per-key accumulators (`add` to an existing one,
