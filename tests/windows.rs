@@ -481,3 +481,107 @@ fn an_idle_source_instance_does_not_hold_back_windows() {
     let full: Vec<_> = out.iter().filter(|(_, n)| *n == 10).collect();
     assert!(!full.is_empty(), "{out:?}");
 }
+
+/// A reader of two splits, one 5 s of event time ahead of the other, read in turns. With one
+/// watermark generator per split the instance's watermark is the lagging split's, so nothing is
+/// late; with one generator for the whole reader the lagging split's records would all be late.
+#[test]
+fn each_split_has_its_own_watermark() {
+    use tidal::engine::{Poll, SourceReader, SplitId};
+
+    const START: [i64; 2] = [5_000, 0];
+    const END: [i64; 2] = [25_000, 20_000];
+    /// Reads 10 records 7 ms apart from each split in turn.
+    struct TwoSplits {
+        per_split: bool,
+        next: [i64; 2],
+        turn: usize,
+        last: Option<SplitId>,
+        started: Vec<SplitId>,
+        ended: Vec<SplitId>,
+    }
+    impl SourceReader for TwoSplits {
+        type Item = (u8, i64);
+        fn read(&mut self, out: &mut Vec<(u8, i64)>, _max: usize) -> Poll {
+            if self.next.iter().zip(END).all(|(n, e)| *n >= e) {
+                return Poll::Done;
+            }
+            let s = self.turn;
+            self.turn = 1 - self.turn;
+            if self.next[s] >= END[s] {
+                return Poll::Ready;
+            }
+            for _ in 0..10 {
+                out.push((s as u8, self.next[s]));
+                self.next[s] += 7;
+            }
+            self.last = Some(s as SplitId);
+            if self.next[s] >= END[s] {
+                self.ended.push(s as SplitId);
+            }
+            Poll::Ready
+        }
+        fn last_split(&self) -> Option<SplitId> {
+            self.last.filter(|_| self.per_split)
+        }
+        fn started_splits(&mut self, started: &mut Vec<SplitId>) {
+            started.append(&mut self.started);
+        }
+        fn finished_splits(&mut self, finished: &mut Vec<SplitId>) {
+            finished.append(&mut self.ended);
+        }
+    }
+
+    let mut model: BTreeMap<(u8, i64), u64> = BTreeMap::new();
+    for s in 0..2 {
+        let mut t = START[s];
+        while t < END[s] {
+            for _ in 0..10 {
+                *model.entry((s as u8, t - t % 1000)).or_insert(0) += 1;
+                t += 7;
+            }
+        }
+    }
+    let run = |workers: usize, per_split: bool| {
+        Job::local(workers)
+            .with_tick(Duration::ZERO)
+            .quiet()
+            .run_with_report(move |env| {
+                let first = env.worker_index() == 0;
+                let reader = TwoSplits {
+                    per_split,
+                    next: if first { START } else { END },
+                    turn: 0,
+                    last: None,
+                    // Both splits are assigned from the start (as partitions are).
+                    started: if first && per_split { vec![0, 1] } else { vec![] },
+                    ended: Vec::new(),
+                };
+                env.source_with(
+                    "splits",
+                    reader,
+                    WatermarkStrategy::monotonous().with_timestamps(|e: &(u8, i64)| e.1),
+                )
+                .map(|e| (e.0, ()))
+                .keyed()
+                .window(Windows::tumbling(Duration::from_secs(1)))
+                .aggregate_with(
+                    |_| 1u64,
+                    |n, _| *n += 1,
+                    |n, m| *n += m,
+                    |k: &u8, w: &Window, n: &u64| (*k, w.start, *n),
+                )
+                .collect()
+            })
+            .unwrap()
+    };
+    for workers in [1, 2] {
+        let (out, report): (Vec<(u8, i64, u64)>, _) = run(workers, true);
+        let got: BTreeMap<(u8, i64), u64> = out.into_iter().map(|(k, s, n)| ((k, s), n)).collect();
+        assert_eq!(got, model, "{workers} workers");
+        assert!(report.late_dropped.is_empty(), "{:?}", report.late_dropped);
+    }
+    // The same reader without split information: one generator, and the lagging split is late.
+    let (_, report) = run(1, false);
+    assert!(report.late_dropped.values().sum::<u64>() > 0);
+}

@@ -61,7 +61,28 @@ pub trait SourceReader: 'static {
     fn read(&mut self, out: &mut Vec<Self::Item>, max: usize) -> Poll;
     /// Called once when the source ends (exhausted or stopped), e.g. to flush a dead-letter file.
     fn finish(&mut self) {}
+    /// For readers of several splits (file ranges, partitions) that want a watermark generator per
+    /// split, as Flink's per-split watermarks: the split every record of the last
+    /// [`read`](SourceReader::read) came from. A reader that says so returns records of one split
+    /// per read. The instance's watermark is then the least of its active splits' watermarks (a
+    /// split idle for the strategy's idleness timeout does not count), so a split that lags
+    /// behind another does not find its records late. `None` (the default): one generator for
+    /// the whole instance.
+    fn last_split(&self) -> Option<SplitId> {
+        None
+    }
+    /// Appends the splits assigned to this reader since the last call (called after every read,
+    /// before its records are handed on). A started split holds the watermark back from the start,
+    /// before its first record, as Flink's per-split watermarks do: a reader that reads its splits
+    /// one after another reports each when it opens it; one that reads them together (partitions)
+    /// reports them all at once.
+    fn started_splits(&mut self, _started: &mut Vec<SplitId>) {}
+    /// Appends the splits that ended since the last call: they no longer hold the watermark back.
+    fn finished_splits(&mut self, _finished: &mut Vec<SplitId>) {}
 }
+
+/// Identifies a split of a source (a file range, a partition) within the source.
+pub type SplitId = u64;
 
 /// Records handed downstream per read.
 const BATCH: usize = 1024;
@@ -98,7 +119,7 @@ impl<'s> Env<'s> {
                 let mut capability = Some(capability);
                 let mut buffer: Vec<R::Item> = Vec::with_capacity(BATCH);
                 let mut last_advance = Time::MIN;
-                let mut last_record = Instant::now();
+                let mut changed: Vec<SplitId> = Vec::new();
                 move |output| {
                     let Some(cap) = capability.as_mut() else {
                         return;
@@ -116,24 +137,19 @@ impl<'s> Env<'s> {
                         let now = now_millis();
                         let next = match &clock {
                             SourceClock::Ingestion => Some(ticks.current()),
-                            SourceClock::Event { generator, .. }
+                            SourceClock::Event { splits, .. }
                                 if per_record || now >= last_advance.saturating_add(tick_ms) =>
                             {
                                 last_advance = now;
-                                let own = generator.watermark();
-                                match idleness {
-                                    // Idle: follow the other active instances of this source.
-                                    Some(idle) if last_record.elapsed() >= idle => {
-                                        let others = driver_ctx
-                                            .publish_watermark(&source_name, Some((own, true)));
-                                        Some(others.map_or(own, |o| o.max(own)).saturating_add(1))
-                                    }
-                                    Some(_) => {
-                                        driver_ctx
-                                            .publish_watermark(&source_name, Some((own, false)));
-                                        Some(own.saturating_add(1))
-                                    }
-                                    None => Some(own.saturating_add(1)),
+                                let (own, idle) = splits.watermark(idleness);
+                                if idleness.is_none() {
+                                    Some(own.saturating_add(1))
+                                } else {
+                                    // Idle: follow the other instances of this source.
+                                    let others = driver_ctx
+                                        .publish_watermark(&source_name, Some((own, idle)));
+                                    let follow = if idle { others } else { None };
+                                    Some(follow.map_or(own, |o| o.max(own)).saturating_add(1))
                                 }
                             }
                             SourceClock::Event { .. } => None,
@@ -154,14 +170,21 @@ impl<'s> Env<'s> {
                                     let at = now.max(*cap.time());
                                     session.give_iterator(buffer.drain(..).map(|r| (r, at)));
                                 }
-                                SourceClock::Event { assign, generator } => {
-                                    if !buffer.is_empty() {
-                                        last_record = Instant::now();
+                                SourceClock::Event { assign, splits } => {
+                                    let split = reader.last_split();
+                                    let seen = Instant::now();
+                                    reader.started_splits(&mut changed);
+                                    for id in changed.drain(..) {
+                                        splits.start_split(id, seen);
                                     }
                                     for r in buffer.drain(..) {
                                         let ts = assign(&r);
-                                        generator.on_event(&r, ts);
+                                        splits.on_event(split, &r, ts, seen);
                                         session.give((r, ts));
+                                    }
+                                    reader.finished_splits(&mut changed);
+                                    for id in changed.drain(..) {
+                                        splits.finish_split(id);
                                     }
                                 }
                             }

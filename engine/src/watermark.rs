@@ -8,8 +8,11 @@
 //! per tick however fast the watermark moves. When the source ends, the capability is dropped: the
 //! final watermark at +infinity.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::source::SplitId;
 use crate::time::Time;
 
 /// Produces a source instance's watermark from the records it has seen.
@@ -121,10 +124,12 @@ impl<T: 'static> WatermarkStrategy<T> {
         self
     }
     /// Marks a source instance idle when it has read no record for `timeout`: it then stops
-    /// holding back the watermark and follows the other instances of the same source in this
-    /// process — the least watermark of the active ones, or, when all are idle, the least of
-    /// theirs — so an idle instance never holds back progress made elsewhere in the process (an
-    /// instance whose records come back later may find them late).
+    /// holding back the watermark and follows the other instances of the same source — the least
+    /// watermark of the active ones, or, when all are idle, the least of theirs — so an idle
+    /// instance never holds back progress made elsewhere (an instance whose records come back
+    /// later may find them late). For a reader with splits
+    /// ([`SourceReader::last_split`](crate::SourceReader::last_split)) the same holds per split: an
+    /// idle split stops holding back its instance's watermark.
     pub fn with_idleness(mut self, timeout: std::time::Duration) -> Self {
         self.idleness = Some(timeout);
         self
@@ -138,25 +143,95 @@ impl<T: 'static> WatermarkStrategy<T> {
         self.generator.is_some()
     }
     pub(crate) fn instance(&self) -> SourceClock<T> {
-        match (&self.generator, &self.assigner) {
-            (Some(make), Some(assign)) => SourceClock::Event {
-                assign: Arc::clone(assign),
-                generator: make(),
+        let Some(make) = &self.generator else {
+            return SourceClock::Ingestion;
+        };
+        let assign = match &self.assigner {
+            Some(assign) => Arc::clone(assign),
+            None => Arc::new(|_: &T| crate::time::now_millis()),
+        };
+        SourceClock::Event {
+            assign,
+            splits: SplitWatermarks {
+                whole: make(),
+                whole_seen: Instant::now(),
+                make: Arc::clone(make),
+                per_split: BTreeMap::new(),
             },
-            (Some(make), None) => SourceClock::Event {
-                assign: Arc::new(|_| crate::time::now_millis()),
-                generator: make(),
-            },
-            (None, _) => SourceClock::Ingestion,
         }
     }
 }
 
-/// A source instance's timestamp assigner and watermark generator.
+/// A source instance's timestamp assigner and watermark generators.
 pub(crate) enum SourceClock<T> {
     Ingestion,
     Event {
         assign: Assigner<T>,
-        generator: Box<dyn WatermarkGenerator<T>>,
+        splits: SplitWatermarks<T>,
     },
+}
+
+/// A source instance's watermark generators: one for records of no particular split, and one per
+/// split the reader reports (see [`SourceReader::last_split`](crate::SourceReader::last_split)).
+pub(crate) struct SplitWatermarks<T> {
+    make: MakeGenerator<T>,
+    whole: Box<dyn WatermarkGenerator<T>>,
+    whole_seen: Instant,
+    /// Per active split: its generator and when it last had a record.
+    per_split: BTreeMap<SplitId, (Box<dyn WatermarkGenerator<T>>, Instant)>,
+}
+
+impl<T: 'static> SplitWatermarks<T> {
+    /// Feeds a record of `split` (or of no split).
+    pub(crate) fn on_event(&mut self, split: Option<SplitId>, record: &T, timestamp: Time, now: Instant) {
+        match split {
+            None => {
+                self.whole.on_event(record, timestamp);
+                self.whole_seen = now;
+            }
+            Some(id) => {
+                let make = &self.make;
+                let (generator, seen) = self
+                    .per_split
+                    .entry(id)
+                    .or_insert_with(|| (make(), now));
+                generator.on_event(record, timestamp);
+                *seen = now;
+            }
+        }
+    }
+    /// A split assigned to the reader: it holds the watermark back from now on.
+    pub(crate) fn start_split(&mut self, id: SplitId, now: Instant) {
+        let make = &self.make;
+        self.per_split.entry(id).or_insert_with(|| (make(), now));
+    }
+    /// A split that ended: it no longer holds the watermark back.
+    pub(crate) fn finish_split(&mut self, id: SplitId) {
+        self.per_split.remove(&id);
+    }
+    /// The instance's watermark and whether it is idle (no record for `idleness`): with splits,
+    /// the least watermark of the splits that are not idle — or of all of them when every one is.
+    pub(crate) fn watermark(&self, idleness: Option<Duration>) -> (Time, bool) {
+        let idle = |seen: &Instant| idleness.is_some_and(|limit| seen.elapsed() >= limit);
+        if self.per_split.is_empty() {
+            return (self.whole.watermark(), idle(&self.whole_seen));
+        }
+        let active = self
+            .per_split
+            .values()
+            .filter(|(_, seen)| !idle(seen))
+            .map(|(g, _)| g.watermark())
+            .min();
+        match active {
+            Some(w) => (w, false),
+            None => (
+                self.per_split
+                    .values()
+                    .map(|(g, _)| g.watermark())
+                    .min()
+                    .unwrap_or(Time::MIN),
+                true,
+            ),
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
-use tidal_engine::{Error, Poll, Result, SourceReader, WorkerContext, fail};
+use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext, fail};
 
 use crate::deadletter::{DeadLetters, OnError};
 use decode::{CsvDecoder, Decoder, JsonDecoder, TextDecoder};
@@ -231,8 +231,12 @@ impl<T: DeserializeOwned + 'static> FileSource for JsonLinesFiles<T> {
 
 /// One worker's share of a file source.
 pub struct FileReader<D: Decoder> {
-    splits: VecDeque<Split>,
-    current: Option<SplitLines>,
+    splits: VecDeque<(SplitId, Split)>,
+    current: Option<(SplitId, SplitLines)>,
+    /// Splits opened since the driver last asked.
+    opened: Vec<SplitId>,
+    /// Splits read to their end since the driver last asked.
+    ended: Vec<SplitId>,
     decoder: D,
     dead: DeadLetters,
     ctx: Rc<WorkerContext>,
@@ -253,11 +257,13 @@ impl<D: Decoder> FileReader<D> {
             .into_iter()
             .enumerate()
             .filter(|(j, _)| j % ctx.peers() == ctx.index())
-            .map(|(_, s)| s)
+            .map(|(j, s)| (j as SplitId, s))
             .collect();
         Ok(FileReader {
             splits,
             current: None,
+            opened: Vec::new(),
+            ended: Vec::new(),
             decoder,
             dead: DeadLetters::new(on_error, name, ctx.index()),
             ctx: Rc::clone(ctx),
@@ -273,20 +279,23 @@ impl<D: Decoder> SourceReader for FileReader<D> {
         let mut produced = 0;
         while produced < max {
             if self.current.is_none() {
-                let Some(split) = self.splits.pop_front() else {
+                let Some((id, split)) = self.splits.pop_front() else {
                     return Poll::Done;
                 };
                 let opened = SplitLines::open(&split.path, split.start, split.end)
                     .and_then(|lines| self.decoder.open(&split.path, split.start).map(|_| lines));
                 match opened {
-                    Ok(lines) => self.current = Some(lines),
+                    Ok(lines) => {
+                        self.opened.push(id);
+                        self.current = Some((id, lines));
+                    }
                     Err(e) => fail(Error::input(format!(
                         "cannot read '{}': {e}",
                         split.path.display()
                     ))),
                 }
             }
-            let lines = self.current.as_mut().expect("opened above");
+            let (id, lines) = self.current.as_mut().expect("opened above");
             self.line.clear();
             match lines.next_line(&mut self.line) {
                 Ok(Some(number)) => match self.decoder.decode(&self.line) {
@@ -300,7 +309,14 @@ impl<D: Decoder> SourceReader for FileReader<D> {
                         self.dead.reject(&file, number, &error, &self.line);
                     }
                 },
-                Ok(None) => self.current = None,
+                Ok(None) => {
+                    // One split per read, so that each split has its own watermark generator.
+                    self.ended.push(*id);
+                    self.current = None;
+                    if produced > 0 {
+                        return Poll::Ready;
+                    }
+                }
                 Err(e) => fail(Error::input(format!(
                     "cannot read '{}': {e}",
                     lines.display()
@@ -308,6 +324,19 @@ impl<D: Decoder> SourceReader for FileReader<D> {
             }
         }
         Poll::Ready
+    }
+    fn last_split(&self) -> Option<SplitId> {
+        // A read that ended a split returned its records before opening the next one.
+        match (&self.current, self.ended.last()) {
+            (Some((id, _)), _) => Some(*id),
+            (None, last) => last.copied(),
+        }
+    }
+    fn started_splits(&mut self, started: &mut Vec<SplitId>) {
+        started.append(&mut self.opened);
+    }
+    fn finished_splits(&mut self, finished: &mut Vec<SplitId>) {
+        finished.append(&mut self.ended);
     }
     fn finish(&mut self) {
         if let Some(destination) = self.dead.finish() {
