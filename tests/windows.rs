@@ -585,3 +585,77 @@ fn each_split_has_its_own_watermark() {
     let (_, report) = run(1, false);
     assert!(report.late_dropped.values().sum::<u64>() > 0);
 }
+
+/// Idleness across processes: only the instance on worker 0 reads; the other instance (on another
+/// thread, or in another process) is idle and follows it, so windows fire while both sources are
+/// still running. Each source ends once a window has fired in its process, or after 30 s: windows
+/// that fire only then (when a source ending releases the watermark) fail the test.
+#[test]
+fn an_idle_source_instance_in_another_process_does_not_hold_back_windows() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    use tidal::engine::{Poll, SourceReader};
+
+    static FIRED: AtomicBool = AtomicBool::new(false);
+    const GIVE_UP: Duration = Duration::from_secs(30);
+    struct Events {
+        worker: usize,
+        next: i64,
+        deadline: Instant,
+    }
+    impl SourceReader for Events {
+        type Item = (u8, i64);
+        fn read(&mut self, out: &mut Vec<(u8, i64)>, _max: usize) -> Poll {
+            if FIRED.load(Ordering::SeqCst) {
+                return Poll::Done;
+            }
+            if Instant::now() > self.deadline {
+                return Poll::Done;
+            }
+            if self.worker == 0 && self.next < 100_000 {
+                for _ in 0..200 {
+                    out.push(((self.next / 10 % 8) as u8, self.next));
+                    self.next += 10;
+                }
+            }
+            Poll::Pending(Duration::from_millis(5))
+        }
+    }
+
+    on_every_shape(
+        "an_idle_source_instance_in_another_process_does_not_hold_back_windows",
+        |env| {
+            FIRED.store(false, Ordering::SeqCst);
+            let started = Instant::now();
+            let reader = Events {
+                worker: env.worker_index(),
+                next: 0,
+                deadline: started + GIVE_UP,
+            };
+            env.source_with(
+                "events",
+                reader,
+                WatermarkStrategy::monotonous()
+                    .with_timestamps(|e: &(u8, i64)| e.1)
+                    .with_idleness(Duration::from_millis(50)),
+            )
+            .keyed()
+            .window(Windows::tumbling(Duration::from_millis(100)))
+            .aggregate_with(
+                |_| 1u64,
+                |n, _| *n += 1,
+                |n, m| *n += m,
+                // Fired well before any source gave up (processes start within a second or two).
+                move |_: &u8, w: &Window, n: &u64| (w.start, *n, started.elapsed() < GIVE_UP / 2),
+            )
+            .inspect(|_| FIRED.store(true, Ordering::SeqCst))
+            .collect()
+        },
+        |shape, out| {
+            assert!(
+                out.iter().any(|(_, n, in_time)| *n > 0 && *in_time),
+                "{shape:?}: no window fired while the sources ran: {out:?}"
+            );
+        },
+    );
+}

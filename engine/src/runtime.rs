@@ -13,9 +13,12 @@ use timely::communication::allocator::zero_copy::initialize::initialize_networki
 use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
 use timely::communication::{Hooks, initialize_from};
 use timely::dataflow::Scope;
+use timely::dataflow::operators::vec::{Broadcast, Input};
+use timely::dataflow::operators::Inspect;
 use timely::worker::Worker;
 
 use crate::cli::JobArgs;
+use crate::control::{Control, WatermarkBoard};
 use crate::cluster::{ClusterSpec, connect};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
 use crate::state::RegisteredState;
@@ -157,8 +160,11 @@ impl<T: Send + 'static> WorkerOutput for Collected<T> {
     }
 }
 
-/// Per source name, per local worker: the instance's own watermark and whether it is idle.
-type WatermarkBoard = std::collections::HashMap<String, BTreeMap<usize, (Time, bool)>>;
+/// A watermark sent on the control plane (own watermark and idle flag, or ended), and when.
+type SentWatermark = (Option<(Time, bool)>, Instant);
+
+/// How often a moving watermark is sent to other processes at most.
+const CONTROL_INTERVAL: Duration = Duration::from_millis(5);
 
 /// State shared by the workers of one job in this process.
 pub(crate) struct JobShared {
@@ -169,11 +175,32 @@ pub(crate) struct JobShared {
     report: Mutex<JobReport>,
     cluster: bool,
     process: usize,
-    /// Per source name: each local instance's own watermark and whether it is idle.
+    /// Per source name: each instance's own watermark and whether it is idle (every process's,
+    /// through the control plane).
     watermarks: Mutex<WatermarkBoard>,
 }
 
 impl JobShared {
+    /// Applies a control message from another worker (those of this process are applied already).
+    fn apply_control(&self, message: &Control) {
+        match message {
+            Control::Watermark {
+                source,
+                worker,
+                process,
+                seq,
+                value,
+            } => {
+                if *process != self.process {
+                    self.watermarks
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .set(source, *worker, *seq, *value);
+                }
+            }
+        }
+    }
+
     fn fail(&self, error: Error) {
         if self.cluster {
             // timely cannot shut down part of a cluster: the other processes would wait forever.
@@ -209,6 +236,11 @@ pub struct WorkerContext {
     job: Arc<JobShared>,
     next_id: Cell<usize>,
     states: RefCell<Vec<Rc<RefCell<dyn RegisteredState>>>>,
+    /// Control messages waiting to be sent, and the sequence number of the last one.
+    outbox: RefCell<Vec<Control>>,
+    sequence: Cell<u64>,
+    /// Per source: the watermark last sent on the control plane, and when.
+    sent_watermarks: RefCell<std::collections::HashMap<String, SentWatermark>>,
 }
 
 impl WorkerContext {
@@ -250,31 +282,44 @@ impl WorkerContext {
         entry.0 += n;
     }
     /// Publishes this worker's own watermark for `source` and whether it is idle (`None`: the
-    /// instance is done and leaves the board). Returns what an idle instance may follow: the least
-    /// watermark of the other active instances in this process, or, when all of them are idle, the
-    /// least of their own watermarks — an idle instance never holds back the others' progress.
+    /// instance is done and leaves the board), to every worker of the job. Returns what an idle
+    /// instance may follow: the least watermark of the other active instances in any process, or,
+    /// when all of them are idle, the least of their own watermarks — an idle instance never
+    /// holds back the others' progress.
     pub fn publish_watermark(&self, source: &str, watermark: Option<(Time, bool)>) -> Option<Time> {
+        let seq = self.sequence.get() + 1;
+        self.sequence.set(seq);
         let mut board = self
             .job
             .watermarks
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let instances = board.entry(source.to_string()).or_default();
-        match watermark {
-            Some(w) => instances.insert(self.index, w),
-            None => instances.remove(&self.index),
-        };
-        let others = || {
-            instances
-                .iter()
-                .filter(|(w, _)| **w != self.index)
-                .map(|(_, v)| *v)
-        };
-        others()
-            .filter(|(_, idle)| !idle)
-            .map(|(w, _)| w)
-            .min()
-            .or_else(|| others().map(|(w, _)| w).min())
+        board.set(source, self.index, seq, watermark);
+        let follow = board.follow(source, self.index);
+        drop(board);
+        if self.processes > 1 {
+            // Other processes hear of a change in the idle flag or the end at once, of a moving
+            // watermark at most every few milliseconds.
+            let mut sent = self.sent_watermarks.borrow_mut();
+            let due = match sent.get(source) {
+                None => true,
+                Some((last, at)) => {
+                    last.map(|(_, idle)| idle) != watermark.map(|(_, idle)| idle)
+                        || (*last != watermark && at.elapsed() >= CONTROL_INTERVAL.max(self.tick))
+                }
+            };
+            if due {
+                sent.insert(source.to_string(), (watermark, Instant::now()));
+                self.outbox.borrow_mut().push(Control::Watermark {
+                    source: source.to_string(),
+                    worker: self.index,
+                    process: self.process,
+                    seq,
+                    value: watermark,
+                });
+            }
+        }
+        follow
     }
     /// Counts `n` late records that operator `operator` dropped.
     pub fn report_late_dropped(&self, operator: &str, n: u64) {
@@ -473,7 +518,7 @@ impl Job {
             report: Mutex::new(JobReport::default()),
             cluster: processes > 1,
             process: spec.process,
-            watermarks: Mutex::new(std::collections::HashMap::new()),
+            watermarks: Mutex::new(WatermarkBoard::default()),
         });
         register_active(&shared);
         let tick = self.tick;
@@ -502,9 +547,13 @@ impl Job {
                 job: Arc::clone(shared),
                 next_id: Cell::new(0),
                 states: RefCell::new(Vec::new()),
+                outbox: RefCell::new(Vec::new()),
+                sequence: Cell::new(0),
+                sent_watermarks: RefCell::new(std::collections::HashMap::new()),
             });
             let index = ctx.index;
             let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let main = worker.next_dataflow_index();
                 let out = worker.dataflow::<Time, _, _>(|scope| {
                     let mut env = Env {
                         scope,
@@ -512,8 +561,30 @@ impl Job {
                     };
                     build(&mut env)
                 });
+                let mut control = Some(worker.dataflow::<u64, _, _>(|scope| {
+                    let (input, messages) = scope.new_input::<Control>();
+                    let shared = Arc::clone(shared);
+                    messages
+                        .broadcast()
+                        .inspect(move |message| shared.apply_control(message));
+                    input
+                }));
                 while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(None) {
-                    std::hint::spin_loop()
+                    if let Some(input) = control.as_mut() {
+                        let mut outbox = ctx.outbox.borrow_mut();
+                        if !outbox.is_empty() {
+                            for message in outbox.drain(..) {
+                                input.send(message);
+                            }
+                            let next = *input.time() + 1;
+                            input.advance_to(next);
+                        }
+                        drop(outbox);
+                        // The job's dataflow has finished here: nothing more to say.
+                        if !worker.installed_dataflows().contains(&main) {
+                            control = None;
+                        }
+                    }
                 }
                 let mut report = shared.report.lock().unwrap_or_else(|p| p.into_inner());
                 for (name, keys) in ctx.state_keys() {

@@ -1,0 +1,98 @@
+//! The control plane: small messages every worker of a job sees, on any number of processes.
+//!
+//! Next to the job's dataflow every worker runs a second, tiny dataflow: an input of [`Control`]
+//! messages, broadcast to every worker, applied to the process's shared job state. Workers post
+//! messages through their context; the worker loop sends them after each step, and closes the
+//! input when the job's dataflow has finished on that worker. Within one process the shared state
+//! is already visible to every worker, so messages from the same process are not applied twice.
+//!
+//! What travels here (one message per source instance per tick at most, never records):
+//! - source instances' own watermarks and idle flags, so that an idle instance can follow the
+//!   active ones in every process (see [`WatermarkStrategy::with_idleness`](crate::WatermarkStrategy::with_idleness)).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Time;
+
+/// A message on the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Control {
+    /// A source instance's own watermark and idle flag (`None`: the instance has ended).
+    Watermark {
+        source: String,
+        worker: usize,
+        process: usize,
+        seq: u64,
+        value: Option<(Time, bool)>,
+    },
+}
+
+/// Every source instance's latest own watermark and idle flag, by source name and worker index
+/// (all processes), with the sequence number of the message that set it.
+#[derive(Debug, Default)]
+pub(crate) struct WatermarkBoard {
+    sources: HashMap<String, BTreeMap<usize, Posted>>,
+}
+
+/// A sequence number and what the message with it said: own watermark and idle flag, or ended.
+type Posted = (u64, Option<(Time, bool)>);
+
+impl WatermarkBoard {
+    /// Records `value` for `worker`'s instance of `source` unless a later message already did.
+    pub(crate) fn set(&mut self, source: &str, worker: usize, seq: u64, value: Option<(Time, bool)>) {
+        let instances = match self.sources.get_mut(source) {
+            Some(i) => i,
+            None => self.sources.entry(source.to_string()).or_default(),
+        };
+        match instances.get_mut(&worker) {
+            Some(entry) if entry.0 >= seq => {}
+            Some(entry) => *entry = (seq, value),
+            None => {
+                instances.insert(worker, (seq, value));
+            }
+        }
+    }
+
+    /// What `worker`'s idle instance of `source` may follow: the least watermark of the other
+    /// active instances, or, when all of them are idle, the least of their own watermarks.
+    pub(crate) fn follow(&self, source: &str, worker: usize) -> Option<Time> {
+        let instances = self.sources.get(source)?;
+        let others = || {
+            instances
+                .iter()
+                .filter(move |(w, _)| **w != worker)
+                .filter_map(|(_, (_, v))| *v)
+        };
+        others()
+            .filter(|(_, idle)| !idle)
+            .map(|(w, _)| w)
+            .min()
+            .or_else(|| others().map(|(w, _)| w).min())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_instances_follow_the_least_active_one_then_the_least_of_all() {
+        let mut board = WatermarkBoard::default();
+        board.set("s", 0, 1, Some((100, true)));
+        board.set("s", 1, 1, Some((50, false)));
+        board.set("s", 2, 1, Some((70, false)));
+        assert_eq!(board.follow("s", 0), Some(50));
+        board.set("s", 1, 2, Some((60, true)));
+        board.set("s", 2, 2, Some((80, true)));
+        assert_eq!(board.follow("s", 0), Some(60));
+        // A stale message does not overwrite a newer one; an ended instance leaves.
+        board.set("s", 1, 1, Some((10, false)));
+        assert_eq!(board.follow("s", 0), Some(60));
+        board.set("s", 1, 3, None);
+        board.set("s", 2, 3, None);
+        assert_eq!(board.follow("s", 0), None);
+        assert_eq!(board.follow("other", 0), None);
+    }
+}
