@@ -8,7 +8,7 @@
 //! ## Layers
 //! - [`cli`]: the standard flags (`-w`, `-n`, `-p`, `-h`, `--connect-timeout`, `--tick`).
 //! - [`cluster`]: the hostfile, and connecting processes with a deadline and a handshake.
-- [`control`]: the control plane — small messages (source watermarks) every worker sees.
+//! - [`control`]: the control plane — small messages (source watermarks) every worker sees.
 //! - [`runtime`]: [`Job`] starts the workers, builds the dataflow on each with an [`Env`], runs it to
 //!   the end, stops every worker on the first failure, and stops cleanly on Ctrl-C / SIGTERM.
 //! - [`time`]: timely timestamps are watermarks ([`Time`], ms since the epoch); frontiers are the
