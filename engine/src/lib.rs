@@ -46,6 +46,7 @@
 //! assert_eq!(sizes, vec![2, 2]);
 //! ```
 
+pub mod checkpoint;
 pub mod cli;
 pub mod cluster;
 pub mod control;
@@ -59,6 +60,7 @@ pub mod stream;
 pub mod time;
 pub mod watermark;
 
+pub use checkpoint::{CheckpointConfig, Restore, Restored, SourcePosition};
 pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
 pub use cluster::{ClusterSpec, Hostfile};
 pub use error::{Error, ErrorKind, JobFailure, Result, fail};
