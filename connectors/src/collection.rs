@@ -1,9 +1,10 @@
 //! Sources from Rust values: collections and iterators.
 
-use tidal_engine::{DataStream, Env, Poll, SourceReader, WatermarkStrategy};
+use tidal_engine::{DataStream, Env, Poll, Result, SourceReader, WatermarkStrategy};
 
 use crate::files::FileSource;
 use crate::generator::Generator;
+use crate::position::{self, Residues, Sequence};
 
 /// Sources on an [`Env`].
 pub trait Sources<'s> {
@@ -84,9 +85,10 @@ pub trait Sources<'s> {
 
 struct IterReader<I: Iterator> {
     items: I,
-    position: usize,
-    index: usize,
-    peers: usize,
+    /// Global position of the next item.
+    position: u64,
+    /// The positions this instance reads.
+    mine: Sequence,
 }
 
 impl<I: Iterator + 'static> SourceReader for IterReader<I>
@@ -97,10 +99,14 @@ where
     fn read(&mut self, out: &mut Vec<I::Item>, max: usize) -> Poll {
         let mut taken = 0;
         while taken < max {
+            if self.mine.peek(None).is_none() {
+                return Poll::Done;
+            }
             match self.items.next() {
                 Some(item) => {
-                    if self.position % self.peers == self.index {
+                    if self.mine.owns(self.position) {
                         out.push(item);
+                        self.mine.advance(self.position);
                         taken += 1;
                     }
                     self.position += 1;
@@ -109,6 +115,13 @@ where
             }
         }
         Poll::Ready
+    }
+    fn position(&self) -> Option<Vec<u8>> {
+        position::encode(self.mine.classes())
+    }
+    fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> Result<()> {
+        self.mine = Sequence::new(position::share(positions, index, peers)?);
+        Ok(())
     }
 }
 
@@ -140,13 +153,15 @@ impl<'s> Sources<'s> for Env<'s> {
         I::IntoIter: 'static,
         I::Item: 'static,
     {
+        let name = format!("from_iter#{}", self.context().next_operator_id());
         let reader = IterReader {
             items: items.into_iter(),
             position: 0,
-            index: self.worker_index(),
-            peers: self.peers(),
+            mine: Sequence::new(vec![Residues {
+                next: self.worker_index() as u64,
+                step: self.peers() as u64,
+            }]),
         };
-        let name = format!("from_iter#{}", self.context().next_operator_id());
         self.source_with(&name, reader, strategy)
     }
 

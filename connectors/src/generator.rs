@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use tidal_engine::{Poll, SourceReader};
+use tidal_engine::{Poll, Result, SourceReader};
+
+use crate::position::{self, Residues, Sequence};
 
 /// Makes record `f(i)` for sequence numbers `i = 0, 1, 2, …`, split across workers (worker `w` of
 /// `p` makes the numbers with `i % p == w`). Unbounded unless [`count`](Generator::count) is set;
@@ -68,22 +70,21 @@ impl<T: 'static> Generator<T> {
         self
     }
     pub(crate) fn reader(self, index: usize, peers: usize) -> GeneratorReader<T> {
-        let (index, peers) = if self.single {
-            (index, 1)
-        } else {
-            (index, peers)
+        let (index, peers) = (index as u64, peers as u64);
+        let classes = match (self.single, index) {
+            (true, 0) => vec![Residues { next: 0, step: 1 }],
+            (true, _) => vec![],
+            (false, _) => vec![Residues {
+                next: index,
+                step: peers,
+            }],
         };
-        let end = if self.single && index != 0 {
-            Some(0)
-        } else {
-            self.count
-        };
+        let instances = if self.single { 1.0 } else { peers as f64 };
         GeneratorReader {
             make: self.make,
-            next: if self.single { 0 } else { index as u64 },
-            step: peers as u64,
-            end,
-            per_worker_rate: self.rate.map(|r| r / peers as f64),
+            sequence: Sequence::new(classes),
+            end: self.count,
+            per_worker_rate: self.rate.map(|r| r / instances),
             started: None,
             made: 0,
         }
@@ -92,8 +93,7 @@ impl<T: 'static> Generator<T> {
 
 pub(crate) struct GeneratorReader<T> {
     make: std::sync::Arc<dyn Fn(u64) -> T + Send + Sync>,
-    next: u64,
-    step: u64,
+    sequence: Sequence,
     end: Option<u64>,
     per_worker_rate: Option<f64>,
     started: Option<Instant>,
@@ -115,17 +115,24 @@ impl<T: 'static> SourceReader for GeneratorReader<T> {
             allowed = allowed.min(due - self.made);
         }
         for _ in 0..allowed {
-            if self.end.is_some_and(|end| self.next >= end) {
+            let Some(n) = self.sequence.peek(self.end) else {
                 return Poll::Done;
-            }
-            out.push((self.make)(self.next));
-            self.next += self.step;
+            };
+            out.push((self.make)(n));
+            self.sequence.advance(n);
             self.made += 1;
         }
-        if self.end.is_some_and(|end| self.next >= end) {
+        if self.sequence.peek(self.end).is_none() {
             Poll::Done
         } else {
             Poll::Ready
         }
+    }
+    fn position(&self) -> Option<Vec<u8>> {
+        position::encode(self.sequence.classes())
+    }
+    fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> Result<()> {
+        self.sequence = Sequence::new(position::share(positions, index, peers)?);
+        Ok(())
     }
 }

@@ -26,6 +26,7 @@ pub mod collection;
 pub mod deadletter;
 pub mod files;
 pub mod generator;
+mod position;
 pub mod sinks;
 
 pub use collection::Sources;

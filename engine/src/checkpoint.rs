@@ -4,8 +4,9 @@
 //! A checkpoint is a **cut time** `T` of timely time (a watermark): it holds exactly the effect of
 //! the records that sources sent at times below `T`.
 //! 1. Worker 0 asks every worker to *fence* its sources: no source capability may move past the
-//!    fence. Each worker answers with its sources' largest capability + 1; the cut `T` is the
-//!    largest answer, so every source is still below `T` when it learns of it.
+//!    fence, which is the largest capability among the worker's sources. Each worker answers with
+//!    its fence + 1; the cut `T` is the largest answer, so every source is still below `T` when
+//!    it learns of it.
 //! 2. Every worker learns `T` and fences its sources at `T`. A source records its **position** (what
 //!    it has still to read) at the moment its capability reaches `T`, before sending anything at
 //!    `T`; records it sends from then on are at `T` or later, after the cut.
@@ -391,7 +392,7 @@ pub fn list_checkpoints(dir: &Path) -> Vec<(u64, PathBuf)> {
             Some((id, e.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|c| std::cmp::Reverse(c.0));
     found
 }
 

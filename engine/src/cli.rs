@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, Parser};
 
+use crate::checkpoint::{CheckpointConfig, Restore};
 use crate::cluster::{ClusterSpec, Hostfile};
 use crate::error::{Error, Result};
 
@@ -54,6 +55,25 @@ pub struct JobArgs {
     /// How often sources close a tick of processing time; rolling results are emitted once per tick.
     #[arg(long = "tick", default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
     pub tick: Duration,
+    /// Directory for checkpoints (one sub-directory each); without it no checkpoints are taken.
+    #[arg(long = "checkpoint-dir", value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Time from the end of one checkpoint to the start of the next (e.g. 1s, 10s).
+    #[arg(long = "checkpoint-interval", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub checkpoint_interval: Duration,
+    /// A checkpoint not complete after this long is abandoned (and counts as failed).
+    #[arg(long = "checkpoint-timeout", default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub checkpoint_timeout: Duration,
+    /// How many complete checkpoints to keep.
+    #[arg(long = "checkpoints-kept", default_value_t = 3, value_name = "K")]
+    pub checkpoints_kept: usize,
+    /// Failed checkpoints in a row the job tolerates before it fails.
+    #[arg(long = "tolerable-checkpoint-failures", default_value_t = 3, value_name = "N")]
+    pub tolerable_checkpoint_failures: usize,
+    /// Restore at start: `latest` (the newest complete, valid checkpoint in --checkpoint-dir, or a
+    /// fresh start when there is none) or the path of one checkpoint directory.
+    #[arg(long = "restore", value_name = "latest|PATH")]
+    pub restore: Option<String>,
 }
 
 impl Default for JobArgs {
@@ -65,11 +85,60 @@ impl Default for JobArgs {
             hostfile: None,
             connect_timeout: Duration::from_secs(30),
             tick: Duration::from_millis(200),
+            checkpoint_dir: None,
+            checkpoint_interval: Duration::from_secs(10),
+            checkpoint_timeout: Duration::from_secs(120),
+            checkpoints_kept: 3,
+            tolerable_checkpoint_failures: 3,
+            restore: None,
         }
     }
 }
 
 impl JobArgs {
+    /// The checkpoint settings the flags ask for (`None`: no checkpoints, no restore).
+    ///
+    /// ```
+    /// let mut args = tidal_engine::JobArgs::default();
+    /// args.restore = Some("latest".into());
+    /// assert!(args.checkpoint_config().unwrap_err().to_string().contains("--checkpoint-dir"));
+    /// args.checkpoint_dir = Some("/tmp/chk".into());
+    /// assert!(args.checkpoint_config().unwrap().is_some());
+    /// ```
+    pub fn checkpoint_config(&self) -> Result<Option<CheckpointConfig>> {
+        let restore = match self.restore.as_deref() {
+            None => None,
+            Some("latest") => Some(Restore::Latest),
+            Some(path) => Some(Restore::Path(PathBuf::from(path))),
+        };
+        let dir = match (&self.checkpoint_dir, &restore) {
+            (Some(dir), _) => dir.clone(),
+            (None, None) => return Ok(None),
+            (None, Some(Restore::Latest)) => {
+                return Err(Error::config(
+                    "--restore latest needs --checkpoint-dir DIR: the directory to look in",
+                ));
+            }
+            // New checkpoints go next to the restored one.
+            (None, Some(Restore::Path(path))) => path
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        };
+        if self.checkpoint_interval.is_zero() {
+            return Err(Error::config(
+                "--checkpoint-interval must be more than 0 (e.g. 1s)",
+            ));
+        }
+        let mut config = CheckpointConfig::new(dir)
+            .interval(self.checkpoint_interval)
+            .keep(self.checkpoints_kept);
+        config.timeout = self.checkpoint_timeout;
+        config.tolerable_failures = self.tolerable_checkpoint_failures;
+        config.restore = restore;
+        Ok(Some(config))
+    }
+
     /// Checks the flags and reads the hostfile, giving what is needed to start this process.
     ///
     /// ```

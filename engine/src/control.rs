@@ -8,7 +8,8 @@
 //!
 //! What travels here (one message per source instance per tick at most, never records):
 //! - source instances' own watermarks and idle flags, so that an idle instance can follow the
-//!   active ones in every process (see [`WatermarkStrategy::with_idleness`](crate::WatermarkStrategy::with_idleness)).
+//!   active ones in every process (see [`WatermarkStrategy::with_idleness`](crate::WatermarkStrategy::with_idleness));
+//! - the checkpoint protocol (see [`checkpoint`](crate::checkpoint)), a few messages per checkpoint.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,6 +28,24 @@ pub(crate) enum Control {
         seq: u64,
         value: Option<(Time, bool)>,
     },
+    /// Worker 0 starts checkpoint `id`: fence your sources, say where.
+    CheckpointPrepare { id: u64 },
+    /// A worker's fence: its sources' largest capability + 1 (`None`: no source running).
+    CheckpointFenced {
+        id: u64,
+        worker: usize,
+        at: Option<Time>,
+    },
+    /// The cut of checkpoint `id`.
+    CheckpointCut { id: u64, cut: Time },
+    /// A worker wrote its part (file name, bytes, CRC-32), or could not.
+    CheckpointWritten {
+        id: u64,
+        worker: usize,
+        part: Result<(String, u64, u32), String>,
+    },
+    /// Checkpoint `id` is over (complete or abandoned): lift the fences.
+    CheckpointEnd { id: u64 },
 }
 
 /// Every source instance's latest own watermark and idle flag, by source name and worker index

@@ -47,6 +47,7 @@
 //! ```
 
 pub mod checkpoint;
+mod checkpointing;
 pub mod cli;
 pub mod cluster;
 pub mod control;

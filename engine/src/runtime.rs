@@ -18,10 +18,13 @@ use timely::dataflow::operators::Inspect;
 use timely::worker::Worker;
 
 use crate::cli::JobArgs;
+use crate::checkpoint::{self, CheckpointConfig, Restored};
+use crate::checkpointing::WorkerCheckpoints;
 use crate::control::{Control, WatermarkBoard};
 use crate::cluster::{ClusterSpec, connect};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
 use crate::state::RegisteredState;
+use crate::stream::OperatorMeta;
 use crate::time::{JobClock, Time};
 
 /// A job ready to run: how many workers and processes, and how to reach the other processes.
@@ -47,6 +50,7 @@ pub struct Job {
     tick: Duration,
     stop: StopHandle,
     quiet: bool,
+    checkpoints: Option<CheckpointConfig>,
 }
 
 /// Stops a running job cleanly: its sources end, and everything in flight is flushed.
@@ -183,21 +187,20 @@ pub(crate) struct JobShared {
 impl JobShared {
     /// Applies a control message from another worker (those of this process are applied already).
     fn apply_control(&self, message: &Control) {
-        match message {
-            Control::Watermark {
-                source,
-                worker,
-                process,
-                seq,
-                value,
-            } => {
-                if *process != self.process {
-                    self.watermarks
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .set(source, *worker, *seq, *value);
-                }
-            }
+        // Checkpoint messages are handled by each worker (see the control dataflow).
+        if let Control::Watermark {
+            source,
+            worker,
+            process,
+            seq,
+            value,
+        } = message
+            && *process != self.process
+        {
+            self.watermarks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set(source, *worker, *seq, *value);
         }
     }
 
@@ -225,6 +228,23 @@ impl JobShared {
     }
 }
 
+/// A registered state and the operator it belongs to (with its number among that operator's).
+struct StateEntry {
+    state: Rc<RefCell<dyn RegisteredState>>,
+    operator: Option<(Rc<OperatorMeta>, usize)>,
+}
+
+impl StateEntry {
+    /// The state's identity: its operator's name (with `/k` for an operator's k-th extra state).
+    fn name(&self) -> String {
+        match &self.operator {
+            Some((meta, 0)) => meta.name(),
+            Some((meta, k)) => format!("{}/{k}", meta.name()),
+            None => self.state.borrow().name().to_string(),
+        }
+    }
+}
+
 /// What every operator of a worker can see about where it runs.
 pub struct WorkerContext {
     index: usize,
@@ -235,12 +255,14 @@ pub struct WorkerContext {
     clock: JobClock,
     job: Arc<JobShared>,
     next_id: Cell<usize>,
-    states: RefCell<Vec<Rc<RefCell<dyn RegisteredState>>>>,
+    states: RefCell<Vec<StateEntry>>,
     /// Control messages waiting to be sent, and the sequence number of the last one.
     outbox: RefCell<Vec<Control>>,
     sequence: Cell<u64>,
     /// Per source: the watermark last sent on the control plane, and when.
     sent_watermarks: RefCell<std::collections::HashMap<String, SentWatermark>>,
+    /// This worker's side of checkpointing (fences, cuts, sources, restored state).
+    pub(crate) checkpoints: WorkerCheckpoints,
 }
 
 impl WorkerContext {
@@ -326,32 +348,70 @@ impl WorkerContext {
         let mut report = self.job.report.lock().unwrap_or_else(|p| p.into_inner());
         *report.late_dropped.entry(operator.to_string()).or_insert(0) += n;
     }
-    /// Registers an operator's keyed state with this worker, under the state's name.
+    /// Registers an operator's keyed state with this worker.
     ///
     /// Every stateful operator registers its state when it is built, so that the worker can list,
-    /// measure and snapshot all of it by operator name.
+    /// measure and snapshot all of it. Its identity in checkpoints is the name of the operator that
+    /// registered it (as finally named with [`DataStream::name`](crate::DataStream::name)); when the
+    /// job restores a checkpoint, the state is loaded with the keys this worker owns once the
+    /// dataflow is built, and a state that cannot be restored fails the job with the reason.
     pub fn register_state(&self, state: Rc<RefCell<dyn RegisteredState>>) {
-        self.states.borrow_mut().push(state);
+        self.states.borrow_mut().push(StateEntry {
+            state,
+            operator: None,
+        });
+    }
+    /// Ties the states registered since `first` to the operator `meta` (see [`DataStream::then`]).
+    pub(crate) fn assign_states(&self, first: usize, meta: &Rc<OperatorMeta>) {
+        let mut states = self.states.borrow_mut();
+        for (k, entry) in states.iter_mut().skip(first).enumerate() {
+            entry.operator = Some((Rc::clone(meta), k));
+        }
+    }
+    /// Loads every registered state from a restored checkpoint.
+    fn restore_states(&self, restored: &Restored) -> Result<()> {
+        for entry in self.states.borrow().iter() {
+            let name = entry.name();
+            let sections: Vec<&[u8]> = restored.state_sections(&name).collect();
+            if !sections.is_empty() {
+                entry
+                    .state
+                    .borrow_mut()
+                    .restore(&sections, self.index, self.peers)
+                    .map_err(|e| {
+                        e.context(format!("restoring checkpoint {}", restored.path.display()))
+                    })?;
+            }
+        }
+        Ok(())
+    }
+    /// Number of states registered on this worker.
+    pub(crate) fn state_count(&self) -> usize {
+        self.states.borrow().len()
+    }
+    /// Whether the job restores a checkpoint: the cut time the restored state is as of.
+    pub fn restored_cut(&self) -> Option<Time> {
+        self.checkpoints.restored.as_ref().map(|r| r.cut)
+    }
+    /// Whether checkpoints are taken.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpoints.config.is_some()
     }
     /// The states registered on this worker: operator name and number of keys.
     pub fn state_keys(&self) -> Vec<(String, usize)> {
         self.states
             .borrow()
             .iter()
-            .map(|s| {
-                let s = s.borrow();
-                (s.name().to_string(), s.keys())
-            })
+            .map(|e| (e.name(), e.state.borrow().keys()))
             .collect()
     }
     /// A snapshot of every state registered on this worker: operator name and encoded entries.
     pub fn snapshot_states(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let mut parts = Vec::new();
-        for state in self.states.borrow().iter() {
-            let state = state.borrow();
+        for entry in self.states.borrow().iter() {
             let mut bytes = Vec::new();
-            state.snapshot_into(&mut bytes)?;
-            parts.push((state.name().to_string(), bytes));
+            entry.state.borrow().snapshot_into(&mut bytes)?;
+            parts.push((entry.name(), bytes));
         }
         Ok(parts)
     }
@@ -397,6 +457,7 @@ impl Job {
             stop: StopHandle::default(),
             quiet: false,
             clock: JobClock::system(),
+            checkpoints: args.checkpoint_config()?,
         })
     }
     /// A job of one process with `workers` threads.
@@ -407,6 +468,7 @@ impl Job {
             stop: StopHandle::default(),
             quiet: false,
             clock: JobClock::system(),
+            checkpoints: None,
         }
     }
     /// A job from an explicit cluster spec.
@@ -417,11 +479,17 @@ impl Job {
             stop: StopHandle::default(),
             quiet: false,
             clock: JobClock::system(),
+            checkpoints: None,
         }
     }
     /// Uses `clock` for processing time (timers), e.g. a [`ManualClock`](crate::ManualClock) in tests.
     pub fn with_clock(mut self, clock: JobClock) -> Self {
         self.clock = clock;
+        self
+    }
+    /// Takes checkpoints (and restores one at start) as `config` says.
+    pub fn with_checkpoints(mut self, config: CheckpointConfig) -> Self {
+        self.checkpoints = Some(config);
         self
     }
     /// Sets the processing-time tick.
@@ -476,6 +544,19 @@ impl Job {
     {
         install_panic_hook();
         install_signal_handlers();
+        let restored = match &self.checkpoints {
+            Some(config) => checkpoint::resolve_restore(config)?.map(Arc::new),
+            None => None,
+        };
+        if let Some(r) = &restored {
+            eprintln!(
+                "tidal: restoring checkpoint {} (cut {}, written by {} worker(s))",
+                r.path.display(),
+                r.cut,
+                r.parts.len()
+            );
+        }
+        let checkpoint_config = self.checkpoints.clone().map(Arc::new);
         let spec = self.spec;
         let processes = spec.processes();
         let builders: Vec<AllocatorBuilder>;
@@ -550,6 +631,11 @@ impl Job {
                 outbox: RefCell::new(Vec::new()),
                 sequence: Cell::new(0),
                 sent_watermarks: RefCell::new(std::collections::HashMap::new()),
+                checkpoints: WorkerCheckpoints::new(
+                    checkpoint_config.clone(),
+                    restored.clone(),
+                    worker.index(),
+                ),
             });
             let index = ctx.index;
             let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -561,15 +647,37 @@ impl Job {
                     };
                     build(&mut env)
                 });
+                if let Some(restored) = &ctx.checkpoints.restored {
+                    check_restored_names(&ctx, restored);
+                    if let Err(e) = ctx.restore_states(restored) {
+                        crate::fail(e);
+                    }
+                }
                 let mut control = Some(worker.dataflow::<u64, _, _>(|scope| {
                     let (input, messages) = scope.new_input::<Control>();
                     let shared = Arc::clone(shared);
-                    messages
-                        .broadcast()
-                        .inspect(move |message| shared.apply_control(message));
+                    let inbox = Rc::clone(&ctx.checkpoints.inbox);
+                    messages.broadcast().inspect(move |message| match message {
+                        Control::Watermark { .. } => shared.apply_control(message),
+                        _ => inbox.borrow_mut().push(message.clone()),
+                    });
                     input
                 }));
-                while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(None) {
+                // With checkpoints, worker 0 wakes up to start them on time.
+                let park = ctx.checkpointing().then_some(Duration::from_millis(5));
+                while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(park) {
+                    if control.is_some() {
+                        let polled = ctx.checkpoints.poll(
+                            ctx.index,
+                            ctx.peers,
+                            ctx.stop_requested(),
+                            &mut |m| ctx.outbox.borrow_mut().push(m),
+                            &|| ctx.snapshot_states(),
+                        );
+                        if let Err(e) = polled {
+                            shared.fail(e);
+                        }
+                    }
                     if let Some(input) = control.as_mut() {
                         let mut outbox = ctx.outbox.borrow_mut();
                         if !outbox.is_empty() {
@@ -637,6 +745,39 @@ impl Job {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         Ok((R::merge(parts), report))
+    }
+}
+
+/// Fails the job when the checkpoint holds state or a source position for an operator this job
+/// does not have (a renamed or removed operator): it would be lost silently.
+fn check_restored_names(ctx: &WorkerContext, restored: &Restored) {
+    let states: std::collections::BTreeSet<String> =
+        ctx.states.borrow().iter().map(StateEntry::name).collect();
+    let sources: std::collections::BTreeSet<String> = ctx
+        .checkpoints
+        .sources
+        .borrow()
+        .iter()
+        .map(|s| s.borrow().name())
+        .collect();
+    let missing = restored
+        .state_names()
+        .into_iter()
+        .find(|n| !states.contains(*n))
+        .or_else(|| {
+            restored
+                .parts
+                .iter()
+                .flat_map(|p| p.sources.iter().map(|(n, _)| n.as_str()))
+                .find(|n| !sources.contains(*n))
+        });
+    if let Some(name) = missing {
+        crate::fail(Error::config(format!(
+            "checkpoint {} holds state of operator '{name}', which this job does not have: \
+             give the operator the same name as in the job that wrote the checkpoint (.name(...)), \
+             or start without --restore",
+            restored.path.display()
+        )));
     }
 }
 

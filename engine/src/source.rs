@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
 
+use crate::checkpoint::SourcePosition;
 use crate::runtime::Env;
 use crate::stream::DataStream;
 use crate::time::{TickClock, Time, now_millis};
@@ -61,6 +62,26 @@ pub trait SourceReader: 'static {
     fn read(&mut self, out: &mut Vec<Self::Item>, max: usize) -> Poll;
     /// Called once when the source ends (exhausted or stopped), e.g. to flush a dead-letter file.
     fn finish(&mut self) {}
+    /// For checkpoints: what this instance has still to read, encoded by the reader (`None`: the
+    /// reader cannot be checkpointed, and checkpoints of a job that uses it fail, saying so).
+    /// Called between reads; every record read so far has been handed on.
+    ///
+    /// On restore the source's constructor finds every former instance's position in
+    /// [`WorkerContext::restored_positions`](crate::WorkerContext::restored_positions) — for any
+    /// number of former instances — and takes its share of the remaining work.
+    fn position(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// For checkpoints: called once, before the first read, when the job restores a checkpoint
+    /// that holds this source. `positions` are what [`position`](SourceReader::position) returned
+    /// on every former instance that had not finished (any number of them; empty when all had);
+    /// this is instance `index` of `peers`, and takes its share of that remaining work.
+    fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> crate::Result<()> {
+        let _ = (positions, index, peers);
+        Err(crate::Error::config(
+            "its reader cannot be restored from a checkpoint (SourceReader::restore)",
+        ))
+    }
     /// For readers of several splits (file ranges, partitions) that want a watermark generator per
     /// split, as Flink's per-split watermarks: the split every record of the last
     /// [`read`](SourceReader::read) came from. A reader that says so returns records of one split
@@ -111,6 +132,8 @@ impl<'s> Env<'s> {
         let mut clock = strategy.instance();
         let idleness = strategy.idleness();
         let source_name = name.to_string();
+        let slot = ctx.checkpoints.register_source(name);
+        let slot_of_stream = Rc::clone(&slot);
         let stream = source::<_, CapacityContainerBuilder<Vec<(R::Item, Time)>>, _, _>(
             scope,
             name,
@@ -120,6 +143,7 @@ impl<'s> Env<'s> {
                 let mut buffer: Vec<R::Item> = Vec::with_capacity(BATCH);
                 let mut last_advance = Time::MIN;
                 let mut changed: Vec<SplitId> = Vec::new();
+                let mut restoring = driver_ctx.checkpoints.restored.clone();
                 move |output| {
                     let Some(cap) = capability.as_mut() else {
                         return;
@@ -127,7 +151,35 @@ impl<'s> Env<'s> {
                     if driver_ctx.stop_requested() {
                         reader.finish();
                         capability = None;
+                        slot.borrow_mut().cap = None;
                         return;
+                    }
+                    // A restored source goes on from its positions in the checkpoint, at its cut.
+                    if let Some(restored) = restoring.take() {
+                        let name = slot.borrow().name();
+                        let positions: Vec<&SourcePosition> =
+                            restored.source_positions(&name).collect();
+                        if !positions.is_empty() {
+                            let pieces: Vec<&[u8]> = positions
+                                .iter()
+                                .filter_map(|p| match p {
+                                    SourcePosition::At { position, .. } => Some(&position[..]),
+                                    SourcePosition::Done => None,
+                                })
+                                .collect();
+                            if let Err(e) =
+                                reader.restore(&pieces, driver_ctx.index(), driver_ctx.peers())
+                            {
+                                crate::fail(e.context(format!(
+                                    "restoring source '{name}' from checkpoint {}",
+                                    restored.path.display()
+                                )));
+                            }
+                        }
+                        if *cap.time() < restored.cut {
+                            cap.downgrade(&restored.cut);
+                            slot.borrow_mut().cap = Some(restored.cut);
+                        }
                     }
                     let started = Instant::now();
                     let mut done = false;
@@ -154,10 +206,34 @@ impl<'s> Env<'s> {
                             }
                             SourceClock::Event { .. } => None,
                         };
+                        // Never past a checkpoint's fence; record the position on reaching a cut.
+                        let next = next.map(|n| n.min(driver_ctx.checkpoints.fence()));
                         if let Some(next) = next
                             && *cap.time() < next
                         {
+                            if let Some((id, cut)) = driver_ctx.checkpoints.pending_cut()
+                                && *cap.time() < cut
+                                && next >= cut
+                            {
+                                let watermark = match &clock {
+                                    SourceClock::Ingestion => next - 1,
+                                    SourceClock::Event { splits, .. } => splits.watermark(None).0,
+                                };
+                                let position = reader
+                                    .position()
+                                    .map(|position| SourcePosition::At {
+                                        position,
+                                        watermark,
+                                    })
+                                    .ok_or_else(|| {
+                                        format!(
+                                            "source '{source_name}' cannot be checkpointed: its reader does not report positions (SourceReader::position)"
+                                        )
+                                    });
+                                slot.borrow_mut().position = Some((id, position));
+                            }
                             cap.downgrade(&next);
+                            slot.borrow_mut().cap = Some(next);
                         }
                         // Read and emit under this capability until the slice ends or it is due to
                         // advance (one session, so batches stay large).
@@ -218,6 +294,7 @@ impl<'s> Env<'s> {
                     if done {
                         reader.finish();
                         capability = None;
+                        slot.borrow_mut().cap = None;
                         if idleness.is_some() {
                             driver_ctx.publish_watermark(&source_name, None);
                         }
@@ -225,6 +302,8 @@ impl<'s> Env<'s> {
                 }
             },
         );
-        DataStream::from_timely(stream, ctx, name)
+        let stream = DataStream::from_timely(stream, ctx, name);
+        slot_of_stream.borrow_mut().operator = Some(Rc::clone(stream.meta()));
+        stream
     }
 }

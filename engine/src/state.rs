@@ -258,6 +258,9 @@ pub trait RegisteredState {
     fn keys(&self) -> usize;
     /// Writes a snapshot of the state (see [`KeyedState::snapshot`]).
     fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()>;
+    /// Loads the entries this worker owns (worker `index` of `peers`) from every part's snapshot
+    /// of this state, as a checkpoint is restored; returns how many it kept.
+    fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize>;
 }
 
 impl<K, V> RegisteredState for KeyedState<K, V>
@@ -273,6 +276,15 @@ where
     }
     fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
         self.snapshot(out)
+    }
+    fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
+        let mut kept = 0;
+        for (i, section) in sections.iter().enumerate() {
+            let origin = format!("section {i} of state '{}'", self.name);
+            let entries = Self::read_snapshot(*section, &origin)?;
+            kept += self.restore_into(entries, index, peers);
+        }
+        Ok(kept)
     }
 }
 

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use timely::dataflow::StreamVec;
+use timely::dataflow::operators::Probe;
 
 use crate::runtime::WorkerContext;
 use crate::time::Time;
@@ -82,8 +83,18 @@ impl<'s, T: 'static> DataStream<'s, T> {
         build: impl FnOnce(StreamVec<'s, Time, (T, Time)>, &str) -> StreamVec<'s, Time, (U, Time)>,
     ) -> DataStream<'s, U> {
         let name = self.default_name(kind);
-        let inner = build(self.inner, &name);
-        DataStream::from_timely(inner, self.ctx, name)
+        let states = self.ctx.state_count();
+        let mut inner = build(self.inner, &name);
+        let stateful = self.ctx.state_count() > states;
+        if stateful && self.ctx.checkpointing() {
+            // A stateful operator: checkpoints wait for its output to reach their cut.
+            inner = inner.probe_with(&self.ctx.checkpoints.probe);
+        }
+        let out = DataStream::from_timely(inner, self.ctx, name);
+        if stateful {
+            out.ctx.assign_states(states, &out.meta);
+        }
+        out
     }
     /// The timely stream underneath: records with their event timestamps.
     pub fn inner(&self) -> &StreamVec<'s, Time, (T, Time)> {
@@ -96,6 +107,10 @@ impl<'s, T: 'static> DataStream<'s, T> {
     /// The worker this stream lives on.
     pub fn context(&self) -> &Rc<WorkerContext> {
         &self.ctx
+    }
+    /// What Tidal knows of the operator that produced this stream.
+    pub(crate) fn meta(&self) -> &Rc<OperatorMeta> {
+        &self.meta
     }
     /// The name of the operator that produced this stream.
     pub fn operator_name(&self) -> String {

@@ -36,9 +36,11 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
             input.unary_frontier::<CapacityContainerBuilder<Vec<((K, V), Time)>>, _, _, _>(
                 Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
                 name,
-                move |_, _| {
+                move |initial, _| {
                     let mut pending: TimeBuffer<Vec<((K, V), Time)>> = TimeBuffer::new();
-                    let mut held: Option<Capability<Time>> = None;
+                    // Held from the start, following the frontier, so that the final values can be
+                    // emitted even when no update arrives (e.g. all restored from a checkpoint).
+                    let mut held: Option<Capability<Time>> = Some(initial);
                     move |(input, frontier), output| {
                         let port = output.output_index();
                         input.for_each(|message, data| {

@@ -328,6 +328,11 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
             let mut side_out =
                 OutputBuilder::<_, CapacityContainerBuilder<Vec<(F::Side, Time)>>>::from(side_out);
             let state = Rc::new(RefCell::new(KeyedState::<K, F::State>::new(name)));
+            if ctx.restored_cut().is_some() {
+                tidal_engine::fail(tidal_engine::Error::config(format!(
+                    "operator '{name}' cannot be restored from a checkpoint: restoring keyed process functions (their timers) is not built yet"
+                )));
+            }
             ctx.register_state(state.clone());
             let mut state = TtlState {
                 state,

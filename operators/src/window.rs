@@ -509,6 +509,12 @@ where
     fn keys(&self) -> usize {
         self.open.values().map(|w| w.keys.len()).sum()
     }
+    fn restore(&mut self, _: &[&[u8]], _: usize, _: usize) -> Result<usize> {
+        Err(tidal_engine::Error::config(format!(
+            "operator '{}' cannot be restored from a checkpoint: restoring window state (open windows and their timers) is not built yet",
+            self.name
+        )))
+    }
     fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
         // Entries are (key, (window, accumulator)), routed by key on restore.
         let entries: Vec<(&K, (Window, &A))> = self

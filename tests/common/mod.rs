@@ -94,6 +94,20 @@ where
     T: Send + 'static,
     F: Fn(&mut Env<'_>) -> Collected<T> + Send + Sync + 'static,
 {
+    run_with(test, shape, |job| job, build)
+}
+
+/// Like [`run`], with `configure` applied to the job of every process (e.g. checkpoints).
+pub fn run_with<T, F>(
+    test: &str,
+    shape: Shape,
+    configure: impl Fn(Job) -> Job,
+    build: F,
+) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut Env<'_>) -> Collected<T> + Send + Sync + 'static,
+{
     let tick = Duration::from_millis(1);
     if let Ok(process) = std::env::var(CHILD_ENV) {
         if shape != Shape::TwoProcesses {
@@ -114,12 +128,19 @@ where
             addresses,
             connect_timeout: Duration::from_secs(30),
         };
-        let result = Job::from_spec(spec).with_tick(tick).quiet().run(build);
+        let result = configure(Job::from_spec(spec).with_tick(tick).quiet()).run(build);
+        if let Err(e) = &result {
+            eprintln!("process 1 of test {test}: {e}");
+        }
         std::process::exit(if result.is_ok() { 0 } else { 1 });
     }
     match shape {
-        Shape::OneWorker => Job::local(1).with_tick(tick).quiet().run(build).unwrap(),
-        Shape::TwoThreads => Job::local(2).with_tick(tick).quiet().run(build).unwrap(),
+        Shape::OneWorker => configure(Job::local(1).with_tick(tick).quiet())
+            .run(build)
+            .unwrap(),
+        Shape::TwoThreads => configure(Job::local(2).with_tick(tick).quiet())
+            .run(build)
+            .unwrap(),
         Shape::TwoProcesses => {
             let addresses = free_addresses(2);
             let k = next_two_process_run(test);
@@ -130,9 +151,7 @@ where
                 addresses,
                 connect_timeout: Duration::from_secs(30),
             };
-            let out = Job::from_spec(spec)
-                .with_tick(tick)
-                .quiet()
+            let out = configure(Job::from_spec(spec).with_tick(tick).quiet())
                 .run(build)
                 .unwrap();
             let status = child.wait().unwrap();

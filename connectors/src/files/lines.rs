@@ -55,6 +55,15 @@ impl SplitLines {
         Ok(Some(number))
     }
 
+    /// Offset of the next line's first byte, and the end of the range.
+    pub(crate) fn remaining(&self) -> (u64, u64) {
+        (self.pos, self.end)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn display(&self) -> std::path::Display<'_> {
         self.path.display()
     }

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext, fail};
 
 use crate::deadletter::{DeadLetters, OnError};
+use crate::position;
 use decode::{CsvDecoder, Decoder, JsonDecoder, TextDecoder};
 use lines::SplitLines;
 
@@ -332,6 +333,41 @@ impl<D: Decoder> SourceReader for FileReader<D> {
             (None, last) => last.copied(),
         }
     }
+    fn position(&self) -> Option<Vec<u8>> {
+        let current = self.current.as_ref().map(|(_, lines)| {
+            let (start, end) = lines.remaining();
+            FileRange {
+                path: lines.path().to_string_lossy().into_owned(),
+                start,
+                end,
+            }
+        });
+        let queued = self.splits.iter().map(|(_, s)| FileRange {
+            path: s.path.to_string_lossy().into_owned(),
+            start: s.start,
+            end: s.end,
+        });
+        let ranges: Vec<FileRange> = current.into_iter().chain(queued).collect();
+        position::encode(&ranges)
+    }
+    fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> Result<()> {
+        // The ranges every former instance had still to read, shared out anew.
+        let ranges: Vec<FileRange> = position::share(positions, index, peers)?;
+        self.current = None;
+        self.splits = ranges
+            .into_iter()
+            .enumerate()
+            .map(|(j, r)| {
+                let split = Split {
+                    path: PathBuf::from(r.path),
+                    start: r.start,
+                    end: r.end,
+                };
+                (j as SplitId, split)
+            })
+            .collect();
+        Ok(())
+    }
     fn started_splits(&mut self, started: &mut Vec<SplitId>) {
         started.append(&mut self.opened);
     }
@@ -344,6 +380,14 @@ impl<D: Decoder> SourceReader for FileReader<D> {
                 .report_skipped(&self.name, self.dead.count, &destination);
         }
     }
+}
+
+/// What a file reader has still to read, in a checkpoint: the lines starting in `[start, end)`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct FileRange {
+    path: String,
+    start: u64,
+    end: u64,
 }
 
 /// A byte range of one file.

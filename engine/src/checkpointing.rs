@@ -1,0 +1,402 @@
+//! Taking checkpoints while a job runs: the fences, the cut, the parts and the manifest.
+//!
+//! The protocol and why it is consistent are described in [`checkpoint`](crate::checkpoint).
+//! Every worker runs [`WorkerCheckpoints::poll`] after each step of its dataflow; worker 0 also
+//! coordinates. Messages travel on the control plane ([`control`](crate::control)).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use timely::dataflow::ProbeHandle;
+
+use crate::checkpoint::{
+    self, CheckpointConfig, Manifest, Part, Restored, SourcePosition, write_manifest, write_part,
+};
+use crate::control::Control;
+use crate::error::{Error, ErrorKind, Result};
+use crate::stream::OperatorMeta;
+use crate::time::{Time, now_millis};
+
+/// A source instance as the checkpoints see it.
+#[derive(Debug)]
+pub(crate) struct SourceSlot {
+    /// The name the source was created with, and its operator (renamable).
+    created_as: String,
+    pub(crate) operator: Option<Rc<OperatorMeta>>,
+    /// The instance's capability (`None` once it has ended).
+    pub(crate) cap: Option<Time>,
+    /// Its position at the pending cut, once reached: (checkpoint id, position).
+    pub(crate) position: Option<(u64, std::result::Result<SourcePosition, String>)>,
+}
+
+impl SourceSlot {
+    /// The source's identity in checkpoints: its operator's final name.
+    pub(crate) fn name(&self) -> String {
+        match &self.operator {
+            Some(meta) => meta.name(),
+            None => self.created_as.clone(),
+        }
+    }
+}
+
+/// One worker's side of checkpointing.
+pub(crate) struct WorkerCheckpoints {
+    pub(crate) config: Option<Arc<CheckpointConfig>>,
+    pub(crate) restored: Option<Arc<Restored>>,
+    /// Sources may not move their capability past this time.
+    fence: Cell<Time>,
+    /// The checkpoint being taken: (id, cut).
+    cut: Cell<Option<(u64, Time)>>,
+    /// The checkpoint whose part this worker has written.
+    written: Cell<Option<u64>>,
+    pub(crate) sources: RefCell<Vec<Rc<RefCell<SourceSlot>>>>,
+    /// Watches the outputs of every stateful operator on this worker.
+    pub(crate) probe: ProbeHandle<Time>,
+    /// Checkpoint messages received, in order.
+    pub(crate) inbox: Rc<RefCell<Vec<Control>>>,
+    coordinator: RefCell<Option<Coordinator>>,
+}
+
+impl WorkerCheckpoints {
+    pub(crate) fn new(
+        config: Option<Arc<CheckpointConfig>>,
+        restored: Option<Arc<Restored>>,
+        index: usize,
+    ) -> Self {
+        let coordinator = (index == 0 && config.is_some()).then(|| Coordinator {
+            phase: Phase::Idle {
+                since: Instant::now(),
+            },
+            next_id: restored.as_ref().map_or(1, |r| r.id + 1),
+            last_cut: restored.as_ref().map_or(Time::MIN, |r| r.cut),
+            failures: 0,
+        });
+        WorkerCheckpoints {
+            config,
+            restored,
+            fence: Cell::new(Time::MAX),
+            cut: Cell::new(None),
+            written: Cell::new(None),
+            sources: RefCell::new(Vec::new()),
+            probe: ProbeHandle::new(),
+            inbox: Rc::new(RefCell::new(Vec::new())),
+            coordinator: RefCell::new(coordinator),
+        }
+    }
+
+    /// The time no source capability may pass now.
+    pub(crate) fn fence(&self) -> Time {
+        self.fence.get()
+    }
+
+    /// The pending cut (checkpoint id, cut time), if a checkpoint is being taken.
+    pub(crate) fn pending_cut(&self) -> Option<(u64, Time)> {
+        self.cut.get()
+    }
+
+    /// Registers a source instance.
+    pub(crate) fn register_source(&self, name: &str) -> Rc<RefCell<SourceSlot>> {
+        let slot = Rc::new(RefCell::new(SourceSlot {
+            created_as: name.to_string(),
+            operator: None,
+            cap: Some(Time::MIN),
+            position: None,
+        }));
+        self.sources.borrow_mut().push(Rc::clone(&slot));
+        slot
+    }
+
+    /// Handles received messages, writes this worker's part when it can, and (worker 0)
+    /// coordinates. `post` sends a message to every worker; `snapshot` encodes every registered
+    /// state. An error fails the job (too many failed checkpoints in a row).
+    pub(crate) fn poll(
+        &self,
+        worker: usize,
+        peers: usize,
+        stopping: bool,
+        post: &mut dyn FnMut(Control),
+        snapshot: &dyn Fn() -> Result<Vec<(String, Vec<u8>)>>,
+    ) -> Result<()> {
+        let Some(config) = self.config.as_ref() else {
+            return Ok(());
+        };
+        let messages: Vec<Control> = std::mem::take(&mut *self.inbox.borrow_mut());
+        for message in messages {
+            match message {
+                Control::CheckpointPrepare { id } => {
+                    // Hold every source where the furthest one is; propose a cut just past it,
+                    // so that each source is still below the cut when it learns of it.
+                    let furthest = self
+                        .sources
+                        .borrow()
+                        .iter()
+                        .filter_map(|s| s.borrow().cap)
+                        .max();
+                    if let Some(furthest) = furthest {
+                        self.fence.set(furthest);
+                    }
+                    let at = furthest.map(|c| c.saturating_add(1));
+                    post(Control::CheckpointFenced { id, worker, at });
+                }
+                Control::CheckpointCut { id, cut } => {
+                    self.fence.set(cut);
+                    self.cut.set(Some((id, cut)));
+                }
+                Control::CheckpointEnd { id } => {
+                    if self.cut.get().is_none_or(|(pending, _)| pending <= id) {
+                        self.cut.set(None);
+                    }
+                    self.fence.set(Time::MAX);
+                }
+                Control::CheckpointFenced { id, worker, at } => {
+                    if let Some(c) = self.coordinator.borrow_mut().as_mut() {
+                        c.fenced(id, worker, at);
+                    }
+                }
+                Control::CheckpointWritten { id, worker, part } => {
+                    if let Some(c) = self.coordinator.borrow_mut().as_mut() {
+                        c.written(id, worker, part);
+                    }
+                }
+                Control::Watermark { .. } => {}
+            }
+        }
+
+        // This worker's part, once its stateful operators and sources have reached the cut.
+        if let Some((id, cut)) = self.cut.get()
+            && self.written.get() != Some(id)
+            && !self.probe.less_than(&cut)
+        {
+            let sources = self.sources.borrow();
+            let ready = sources.iter().all(|s| {
+                let s = s.borrow();
+                s.cap.is_none() || s.position.as_ref().is_some_and(|(p, _)| *p == id)
+            });
+            if ready {
+                let part = self.part(id, cut, worker, peers, &sources, snapshot);
+                let part = part.and_then(|p| write_part(&config.dir, &p));
+                self.written.set(Some(id));
+                post(Control::CheckpointWritten {
+                    id,
+                    worker,
+                    part: part.map_err(|e| e.to_string()),
+                });
+            }
+        }
+
+        if let Some(c) = self.coordinator.borrow_mut().as_mut() {
+            c.poll(config, peers, stopping, post)?;
+        }
+        Ok(())
+    }
+
+    fn part(
+        &self,
+        id: u64,
+        cut: Time,
+        worker: usize,
+        peers: usize,
+        sources: &[Rc<RefCell<SourceSlot>>],
+        snapshot: &dyn Fn() -> Result<Vec<(String, Vec<u8>)>>,
+    ) -> Result<Part> {
+        let mut positions = Vec::with_capacity(sources.len());
+        for s in sources {
+            let s = s.borrow();
+            let position = match &s.position {
+                _ if s.cap.is_none() && s.position.is_none() => SourcePosition::Done,
+                Some((p, Ok(position))) if *p == id => position.clone(),
+                Some((_, Err(why))) => return Err(Error::config(why.clone())),
+                _ => SourcePosition::Done,
+            };
+            positions.push((s.name(), position));
+        }
+        Ok(Part {
+            checkpoint: id,
+            cut,
+            worker,
+            peers,
+            sources: positions,
+            states: snapshot()?,
+        })
+    }
+}
+
+/// Worker 0's view of the checkpoint in progress.
+struct Coordinator {
+    phase: Phase,
+    next_id: u64,
+    last_cut: Time,
+    /// Failed checkpoints in a row.
+    failures: usize,
+}
+
+type WrittenPart = std::result::Result<(String, u64, u32), String>;
+
+enum Phase {
+    Idle {
+        since: Instant,
+    },
+    Preparing {
+        id: u64,
+        started: Instant,
+        fenced: BTreeMap<usize, Option<Time>>,
+    },
+    Writing {
+        id: u64,
+        cut: Time,
+        started: Instant,
+        parts: BTreeMap<usize, WrittenPart>,
+    },
+}
+
+impl Coordinator {
+    fn fenced(&mut self, id: u64, worker: usize, at: Option<Time>) {
+        if let Phase::Preparing { id: current, fenced, .. } = &mut self.phase
+            && *current == id
+        {
+            fenced.insert(worker, at);
+        }
+    }
+
+    fn written(&mut self, id: u64, worker: usize, part: WrittenPart) {
+        if let Phase::Writing { id: current, parts, .. } = &mut self.phase
+            && *current == id
+        {
+            parts.insert(worker, part);
+        }
+    }
+
+    fn poll(
+        &mut self,
+        config: &CheckpointConfig,
+        peers: usize,
+        stopping: bool,
+        post: &mut dyn FnMut(Control),
+    ) -> Result<()> {
+        match &mut self.phase {
+            Phase::Idle { since } => {
+                if !stopping && since.elapsed() >= config.interval {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    post(Control::CheckpointPrepare { id });
+                    self.phase = Phase::Preparing {
+                        id,
+                        started: Instant::now(),
+                        fenced: BTreeMap::new(),
+                    };
+                }
+            }
+            Phase::Preparing {
+                id,
+                started,
+                fenced,
+            } => {
+                let id = *id;
+                if fenced.len() == peers {
+                    match fenced.values().flatten().max() {
+                        // No source is running any more: the job is ending.
+                        None => self.end(id, post),
+                        Some(&at) => {
+                            let cut = at.max(self.last_cut.saturating_add(1));
+                            post(Control::CheckpointCut { id, cut });
+                            self.phase = Phase::Writing {
+                                id,
+                                cut,
+                                started: *started,
+                                parts: BTreeMap::new(),
+                            };
+                        }
+                    }
+                } else if started.elapsed() > config.timeout {
+                    return self.failed(id, "not every worker answered in time".into(), config, post);
+                }
+            }
+            Phase::Writing {
+                id,
+                cut,
+                started,
+                parts,
+            } => {
+                let (id, cut) = (*id, *cut);
+                if parts.len() == peers {
+                    let mut written = Vec::with_capacity(peers);
+                    let mut error = None;
+                    for (worker, part) in std::mem::take(parts) {
+                        match part {
+                            Ok(p) => written.push(p),
+                            Err(e) => {
+                                error.get_or_insert(format!("worker {worker}: {e}"));
+                            }
+                        }
+                    }
+                    if let Some(why) = error {
+                        return self.failed(id, why, config, post);
+                    }
+                    let manifest = Manifest {
+                        id,
+                        cut,
+                        created_ms: now_millis(),
+                        workers: peers,
+                        parts: written,
+                    };
+                    if let Err(e) = write_manifest(&config.dir, &manifest) {
+                        return self.failed(id, e.to_string(), config, post);
+                    }
+                    let bytes: u64 = manifest.parts.iter().map(|p| p.1).sum();
+                    eprintln!(
+                        "tidal: checkpoint {id} complete at cut {cut}: {} part(s), {bytes} bytes, {} ms",
+                        manifest.parts.len(),
+                        started.elapsed().as_millis()
+                    );
+                    checkpoint::prune(&config.dir, config.keep, id);
+                    self.last_cut = cut;
+                    self.failures = 0;
+                    self.end(id, post);
+                } else if started.elapsed() > config.timeout {
+                    return self.failed(
+                        id,
+                        format!(
+                            "not complete after {:?} (a source whose watermark stands still holds the cut back)",
+                            config.timeout
+                        ),
+                        config,
+                        post,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, id: u64, post: &mut dyn FnMut(Control)) {
+        post(Control::CheckpointEnd { id });
+        self.phase = Phase::Idle {
+            since: Instant::now(),
+        };
+    }
+
+    fn failed(
+        &mut self,
+        id: u64,
+        why: String,
+        config: &CheckpointConfig,
+        post: &mut dyn FnMut(Control),
+    ) -> Result<()> {
+        eprintln!("tidal: checkpoint {id} failed: {why}");
+        self.failures += 1;
+        self.end(id, post);
+        if self.failures > config.tolerable_failures {
+            return Err(Error::new(
+                ErrorKind::External,
+                format!(
+                    "{} checkpoints in a row failed (tolerated: {}); the last: {why}",
+                    self.failures, config.tolerable_failures
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

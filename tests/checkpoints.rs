@@ -1,0 +1,180 @@
+//! Checkpoints taken while a job runs, restored on other worker counts: the restored job's final
+//! result equals a from-scratch count of the whole input.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{SHAPES, fixture_dir, is_child, run_with, sorted};
+use tidal::engine::checkpoint::{latest_valid, list_checkpoints, read_checkpoint};
+use tidal::engine::{CheckpointConfig, Restore, SourcePosition};
+use tidal::prelude::*;
+
+const RECORDS: u64 = 40_000;
+
+fn word(i: u64) -> String {
+    format!("w{}", i.wrapping_mul(2_654_435_761) % 997)
+}
+
+fn oracle() -> Vec<(String, u64)> {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..RECORDS {
+        *counts.entry(word(i)).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
+}
+
+/// The job: a throttled sequence of words, counted per word; the final counts.
+fn word_counts(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(String, u64)> {
+    let mut generator = Generator::new(word).count(RECORDS);
+    if let Some(rate) = rate {
+        generator = generator.rate(rate);
+    }
+    env.generate(generator)
+        .key_by(|w| w.clone())
+        .count()
+        .final_values()
+        .collect()
+}
+
+/// Runs the job on 2 threads with checkpoints every 20 ms until a checkpoint has been taken with
+/// part of the input read, then stops it. Returns that checkpoint's directory.
+fn checkpoint_mid_run(dir: &Path) -> PathBuf {
+    let job = Job::local(2)
+        .with_tick(Duration::from_millis(5))
+        .quiet()
+        .with_checkpoints(CheckpointConfig::new(dir).interval(Duration::from_millis(20)));
+    let stop = job.stop_handle();
+    // About 2 s of input at 20 000 records/s.
+    let runner = std::thread::spawn(move || job.run(|env| word_counts(env, Some(20_000.0))));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let chosen = loop {
+        assert!(
+            Instant::now() < deadline && !runner.is_finished(),
+            "no checkpoint was taken mid-run"
+        );
+        // A checkpoint with counts in its state and sources that had more to read.
+        if let Some(c) = latest_valid(dir) {
+            let state_bytes: usize = c.parts.iter().flat_map(|p| &p.states).map(|s| s.1.len()).sum();
+            let mid_run = c
+                .parts
+                .iter()
+                .flat_map(|p| &p.sources)
+                .all(|(_, s)| matches!(s, SourcePosition::At { .. }));
+            if state_bytes > 4_000 && mid_run {
+                break c.path;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    stop.stop();
+    runner.join().unwrap().unwrap();
+    chosen
+}
+
+#[test]
+fn a_checkpoint_restores_on_one_worker_two_threads_and_two_processes() {
+    let test = "a_checkpoint_restores_on_one_worker_two_threads_and_two_processes";
+    let dir = fixture_dir(test);
+    let first = dir.join("first");
+    if !is_child() {
+        checkpoint_mid_run(&first);
+    }
+    // The child process finds the same checkpoint: the first job has ended before it starts.
+    let checkpoint = latest_valid(&first).expect("a complete checkpoint").path;
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let restore = checkpoint.clone();
+        let own = dir.join(format!("restored-{i}"));
+        let out = run_with(
+            test,
+            shape,
+            move |job| {
+                job.with_checkpoints(
+                    CheckpointConfig::new(&own)
+                        .interval(Duration::from_millis(20))
+                        .restore(Restore::Path(restore.clone())),
+                )
+            },
+            |env| word_counts(env, None),
+        );
+        if !is_child() {
+            assert_eq!(sorted(out), oracle(), "{shape:?}");
+        }
+    }
+}
+
+#[test]
+fn restore_latest_passes_over_a_corrupt_checkpoint_and_names_it() {
+    let dir = fixture_dir("restore_latest_passes_over_a_corrupt_checkpoint");
+    let first = dir.join("first");
+    let chosen = checkpoint_mid_run(&first);
+    // Damage every checkpoint newer than the chosen one (a flipped byte in one part).
+    let chosen_id = read_checkpoint(&chosen).unwrap().id;
+    for (id, path) in list_checkpoints(&first) {
+        if id > chosen_id {
+            // A flipped byte in one part.
+            let part = std::fs::read_dir(&path)
+                .unwrap()
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with("part-"))
+                .unwrap()
+                .path();
+            let mut bytes = std::fs::read(&part).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x10;
+            std::fs::write(&part, bytes).unwrap();
+        }
+    }
+    assert_eq!(latest_valid(&first).unwrap().id, chosen_id);
+    let out = Job::local(3)
+        .quiet()
+        .with_checkpoints(
+            CheckpointConfig::new(&first)
+                .interval(Duration::from_secs(3600))
+                .restore(Restore::Latest),
+        )
+        .run(|env| word_counts(env, None))
+        .unwrap();
+    assert_eq!(sorted(out), oracle());
+
+    // Restoring a damaged checkpoint by path is an error that names the part.
+    let mut damaged = None;
+    for (_, path) in list_checkpoints(&first) {
+        if let Err(e) = read_checkpoint(&path) {
+            damaged = Some((path, e.to_string()));
+        }
+    }
+    if let Some((path, why)) = damaged {
+        let err = Job::local(1)
+            .quiet()
+            .with_checkpoints(CheckpointConfig::new(&first).restore(Restore::Path(path)))
+            .run(|env| word_counts(env, None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("corrupt") && err.contains("part-"), "{err} / {why}");
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_job_shape_is_refused_with_the_operator_name() {
+    let dir = fixture_dir("a_checkpoint_of_another_job_shape_is_refused");
+    let first = dir.join("first");
+    let chosen = checkpoint_mid_run(&first);
+    // The same counting, but the count operator has another name.
+    let err = Job::local(1)
+        .quiet()
+        .with_checkpoints(CheckpointConfig::new(dir.join("second")).restore(Restore::Path(chosen)))
+        .run(|env| -> Collected<(String, u64)> {
+            env.generate(Generator::new(word).count(RECORDS))
+                .key_by(|w| w.clone())
+                .count()
+                .name("renamed count")
+                .final_values()
+                .collect()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("which this job does not have"), "{err}");
+}
