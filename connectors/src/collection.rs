@@ -36,7 +36,7 @@ pub trait Sources<'s> {
     /// ```
     fn generate<T: 'static>(&mut self, generator: Generator<T>) -> DataStream<'s, T>;
 
-    /// A stream read from files: [`TextFiles`], [`CsvFiles`] or [`JsonLinesFiles`].
+    /// A stream read from files: [`TextFiles`](crate::files::TextFiles), [`CsvFiles`](crate::files::CsvFiles) or [`JsonLinesFiles`](crate::files::JsonLinesFiles).
     ///
     /// ```no_run
     /// use tidal_connectors::prelude::*;

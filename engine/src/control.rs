@@ -1,6 +1,6 @@
 //! The control plane: small messages every worker of a job sees, on any number of processes.
 //!
-//! Next to the job's dataflow every worker runs a second, tiny dataflow: an input of [`Control`]
+//! Next to the job's dataflow every worker runs a second, tiny dataflow: an input of control
 //! messages, broadcast to every worker, applied to the process's shared job state. Workers post
 //! messages through their context; the worker loop sends them after each step, and closes the
 //! input when the job's dataflow has finished on that worker. Within one process the shared state

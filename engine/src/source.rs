@@ -66,9 +66,8 @@ pub trait SourceReader: 'static {
     /// reader cannot be checkpointed, and checkpoints of a job that uses it fail, saying so).
     /// Called between reads; every record read so far has been handed on.
     ///
-    /// On restore the source's constructor finds every former instance's position in
-    /// [`WorkerContext::restored_positions`](crate::WorkerContext::restored_positions) — for any
-    /// number of former instances — and takes its share of the remaining work.
+    /// On restore, [`restore`](SourceReader::restore) receives every former instance's position
+    /// — for any number of former instances — and takes its share of the remaining work.
     fn position(&self) -> Option<Vec<u8>> {
         None
     }

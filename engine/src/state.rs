@@ -1,7 +1,7 @@
 //! Keyed state, and how it is snapshotted.
 //!
 //! Every stateful operator keeps its per-key state in a [`KeyedState`]: a hash map from key to a
-//! value, owned by the worker that owns the key (keys are routed by [`key_hash`](crate::key_hash)).
+//! value, owned by the worker that owns the key (keys are routed by [`key_hash`](crate::key_hash())).
 //! The discipline that makes the state snapshot-able at a frontier:
 //!
 //! 1. **State changes only in time order.** An operator buffers input by timestamp and folds the
