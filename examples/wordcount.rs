@@ -7,6 +7,9 @@
 //! Output: one `word count` line per distinct word with its final count — on the stdout of process
 //! 0, or with `--output DIR` as part files in DIR (the union of their lines is the result).
 //!
+//! With `--checkpoint-dir DIR` it takes checkpoints (every `--checkpoint-interval`), and with
+//! `--restore latest` it goes on from the newest one; `--rate LINES_PER_S` makes a run last.
+//!
 //! ```text
 //! cargo run --release --example wordcount
 //! cargo run --release --example wordcount -- --input 'books/*.txt' -w 2 --output counts/
@@ -36,6 +39,9 @@ struct Args {
     /// Write part files into this directory instead of printing.
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
+    /// Read at most this many lines per second over the whole job (to make a run last).
+    #[arg(long, value_name = "LINES_PER_S")]
+    rate: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -53,13 +59,27 @@ fn run(args: Args) -> tidal::Result<()> {
     let job = Job::new(&args.tidal)?;
     let inputs = args.input;
     let output = args.output;
+    let rate = args.rate;
+    if rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        return Err(tidal::Error::config(
+            "--rate must be a positive number of lines per second",
+        ));
+    }
     job.run(move |env| {
         let lines = if inputs.is_empty() {
-            env.from_iter(DEFAULT_TEXT.lines())
-                .map(String::from)
-                .name("embedded text")
+            let text: Vec<&'static str> = DEFAULT_TEXT.lines().collect();
+            let mut lines = Generator::new(move |i| text[i as usize].to_string())
+                .count(DEFAULT_TEXT.lines().count() as u64);
+            if let Some(rate) = rate {
+                lines = lines.rate(rate);
+            }
+            env.generate(lines).name("embedded text")
         } else {
-            env.read(TextFiles::paths(&inputs)).name("input files")
+            let mut files = TextFiles::paths(&inputs);
+            if let Some(rate) = rate {
+                files = files.rate(rate);
+            }
+            env.read(files).name("input files")
         };
         let counts = lines
             .flat_map(|line| tidal::into_words(line).map(|word| (word, ())))

@@ -1,10 +1,9 @@
 //! A generator source: records made from sequence numbers, as fast as possible or at a set rate.
 
-use std::time::{Duration, Instant};
-
 use tidal_engine::{Poll, Result, SourceReader};
 
 use crate::position::{self, Residues, Sequence};
+use crate::throttle::Throttle;
 
 /// Makes record `f(i)` for sequence numbers `i = 0, 1, 2, …`, split across workers (worker `w` of
 /// `p` makes the numbers with `i % p == w`). Unbounded unless [`count`](Generator::count) is set;
@@ -84,9 +83,7 @@ impl<T: 'static> Generator<T> {
             make: self.make,
             sequence: Sequence::new(classes),
             end: self.count,
-            per_worker_rate: self.rate.map(|r| r / instances),
-            started: None,
-            made: 0,
+            throttle: self.rate.map(|r| Throttle::new(r, instances as usize)),
         }
     }
 }
@@ -95,32 +92,26 @@ pub(crate) struct GeneratorReader<T> {
     make: std::sync::Arc<dyn Fn(u64) -> T + Send + Sync>,
     sequence: Sequence,
     end: Option<u64>,
-    per_worker_rate: Option<f64>,
-    started: Option<Instant>,
-    made: u64,
+    throttle: Option<Throttle>,
 }
 
 impl<T: 'static> SourceReader for GeneratorReader<T> {
     type Item = T;
     fn read(&mut self, out: &mut Vec<T>, max: usize) -> Poll {
-        let started = *self.started.get_or_insert_with(Instant::now);
-        let mut allowed = max as u64;
-        if let Some(rate) = self.per_worker_rate {
-            let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
-            if due <= self.made {
-                let next_at = (self.made as f64) / rate;
-                let wait = next_at - started.elapsed().as_secs_f64();
-                return Poll::Pending(Duration::from_secs_f64(wait.clamp(0.0005, 1.0)));
-            }
-            allowed = allowed.min(due - self.made);
-        }
+        let allowed = match self.throttle.as_mut().map(|t| t.allowed(max)) {
+            Some(Err(wait)) => return Poll::Pending(wait),
+            Some(Ok(n)) => n,
+            None => max,
+        };
         for _ in 0..allowed {
             let Some(n) = self.sequence.peek(self.end) else {
                 return Poll::Done;
             };
             out.push((self.make)(n));
             self.sequence.advance(n);
-            self.made += 1;
+            if let Some(t) = self.throttle.as_mut() {
+                t.made(1);
+            }
         }
         if self.sequence.peek(self.end).is_none() {
             Poll::Done

@@ -27,6 +27,7 @@ pub mod deadletter;
 pub mod files;
 pub mod generator;
 mod position;
+mod throttle;
 pub mod sinks;
 
 pub use collection::Sources;

@@ -19,6 +19,7 @@ use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext, fa
 
 use crate::deadletter::{DeadLetters, OnError};
 use crate::position;
+use crate::throttle::Throttle;
 use decode::{CsvDecoder, Decoder, JsonDecoder, TextDecoder};
 use lines::SplitLines;
 
@@ -51,6 +52,7 @@ pub trait FileSource: 'static {
 pub struct TextFiles {
     paths: Vec<String>,
     on_error: OnError,
+    rate: Option<f64>,
 }
 
 impl TextFiles {
@@ -59,6 +61,7 @@ impl TextFiles {
         TextFiles {
             paths: vec![path.as_ref().to_string()],
             on_error: OnError::Fail,
+            rate: None,
         }
     }
     /// Reads several files, directories or globs.
@@ -66,7 +69,14 @@ impl TextFiles {
         TextFiles {
             paths: paths.into_iter().map(|p| p.as_ref().to_string()).collect(),
             on_error: OnError::Fail,
+            rate: None,
         }
+    }
+    /// Reads at most `per_second` records per second over the whole job (for demos and tests
+    /// that must run for a chosen time).
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.rate = Some(per_second);
+        self
     }
     /// What to do with a line that is not valid UTF-8 (default: fail the job).
     pub fn on_error(mut self, policy: OnError) -> Self {
@@ -96,6 +106,7 @@ impl TextFiles {
 pub struct CsvFiles<T> {
     paths: Vec<String>,
     on_error: OnError,
+    rate: Option<f64>,
     has_headers: bool,
     delimiter: u8,
     _marker: PhantomData<fn() -> T>,
@@ -106,6 +117,7 @@ impl<T> Clone for CsvFiles<T> {
         CsvFiles {
             paths: self.paths.clone(),
             on_error: self.on_error.clone(),
+            rate: self.rate,
             has_headers: self.has_headers,
             delimiter: self.delimiter,
             _marker: PhantomData,
@@ -123,6 +135,7 @@ impl<T> CsvFiles<T> {
         CsvFiles {
             paths: paths.into_iter().map(|p| p.as_ref().to_string()).collect(),
             on_error: OnError::Fail,
+            rate: None,
             has_headers: true,
             delimiter: b',',
             _marker: PhantomData,
@@ -136,6 +149,12 @@ impl<T> CsvFiles<T> {
     /// The field delimiter (default `,`).
     pub fn delimiter(mut self, delimiter: u8) -> Self {
         self.delimiter = delimiter;
+        self
+    }
+    /// Reads at most `per_second` records per second over the whole job (for demos and tests
+    /// that must run for a chosen time).
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.rate = Some(per_second);
         self
     }
     /// What to do with a line that does not decode (default: fail the job).
@@ -163,6 +182,7 @@ impl<T> CsvFiles<T> {
 pub struct JsonLinesFiles<T> {
     paths: Vec<String>,
     on_error: OnError,
+    rate: Option<f64>,
     _marker: PhantomData<fn() -> T>,
 }
 
@@ -171,6 +191,7 @@ impl<T> Clone for JsonLinesFiles<T> {
         JsonLinesFiles {
             paths: self.paths.clone(),
             on_error: self.on_error.clone(),
+            rate: self.rate,
             _marker: PhantomData,
         }
     }
@@ -186,8 +207,15 @@ impl<T> JsonLinesFiles<T> {
         JsonLinesFiles {
             paths: paths.into_iter().map(|p| p.as_ref().to_string()).collect(),
             on_error: OnError::Fail,
+            rate: None,
             _marker: PhantomData,
         }
+    }
+    /// Reads at most `per_second` records per second over the whole job (for demos and tests
+    /// that must run for a chosen time).
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.rate = Some(per_second);
+        self
     }
     /// What to do with a line that does not decode (default: fail the job).
     pub fn on_error(mut self, policy: OnError) -> Self {
@@ -203,7 +231,7 @@ impl FileSource for TextFiles {
         "text"
     }
     fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader> {
-        FileReader::new(&self.paths, TextDecoder, self.on_error, ctx, name)
+        FileReader::new(&self.paths, TextDecoder, (self.on_error, self.rate), ctx, name)
     }
 }
 
@@ -215,7 +243,7 @@ impl<T: DeserializeOwned + 'static> FileSource for CsvFiles<T> {
     }
     fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader> {
         let decoder = CsvDecoder::new(self.has_headers, self.delimiter);
-        FileReader::new(&self.paths, decoder, self.on_error, ctx, name)
+        FileReader::new(&self.paths, decoder, (self.on_error, self.rate), ctx, name)
     }
 }
 
@@ -226,7 +254,7 @@ impl<T: DeserializeOwned + 'static> FileSource for JsonLinesFiles<T> {
         "jsonl"
     }
     fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader> {
-        FileReader::new(&self.paths, JsonDecoder::new(), self.on_error, ctx, name)
+        FileReader::new(&self.paths, JsonDecoder::new(), (self.on_error, self.rate), ctx, name)
     }
 }
 
@@ -238,6 +266,7 @@ pub struct FileReader<D: Decoder> {
     opened: Vec<SplitId>,
     /// Splits read to their end since the driver last asked.
     ended: Vec<SplitId>,
+    throttle: Option<Throttle>,
     decoder: D,
     dead: DeadLetters,
     ctx: Rc<WorkerContext>,
@@ -249,7 +278,7 @@ impl<D: Decoder> FileReader<D> {
     fn new(
         paths: &[String],
         decoder: D,
-        on_error: OnError,
+        (on_error, rate): (OnError, Option<f64>),
         ctx: &Rc<WorkerContext>,
         name: &str,
     ) -> Result<Self> {
@@ -265,6 +294,7 @@ impl<D: Decoder> FileReader<D> {
             current: None,
             opened: Vec::new(),
             ended: Vec::new(),
+            throttle: rate.map(|r| Throttle::new(r, ctx.peers())),
             decoder,
             dead: DeadLetters::new(on_error, name, ctx.index()),
             ctx: Rc::clone(ctx),
@@ -277,54 +307,16 @@ impl<D: Decoder> FileReader<D> {
 impl<D: Decoder> SourceReader for FileReader<D> {
     type Item = D::Item;
     fn read(&mut self, out: &mut Vec<D::Item>, max: usize) -> Poll {
-        let mut produced = 0;
-        while produced < max {
-            if self.current.is_none() {
-                let Some((id, split)) = self.splits.pop_front() else {
-                    return Poll::Done;
-                };
-                let opened = SplitLines::open(&split.path, split.start, split.end)
-                    .and_then(|lines| self.decoder.open(&split.path, split.start).map(|_| lines));
-                match opened {
-                    Ok(lines) => {
-                        self.opened.push(id);
-                        self.current = Some((id, lines));
-                    }
-                    Err(e) => fail(Error::input(format!(
-                        "cannot read '{}': {e}",
-                        split.path.display()
-                    ))),
-                }
-            }
-            let (id, lines) = self.current.as_mut().expect("opened above");
-            self.line.clear();
-            match lines.next_line(&mut self.line) {
-                Ok(Some(number)) => match self.decoder.decode(&self.line) {
-                    Ok(Some(item)) => {
-                        out.push(item);
-                        produced += 1;
-                    }
-                    Ok(None) => {}
-                    Err(error) => {
-                        let file = lines.display().to_string();
-                        self.dead.reject(&file, number, &error, &self.line);
-                    }
-                },
-                Ok(None) => {
-                    // One split per read, so that each split has its own watermark generator.
-                    self.ended.push(*id);
-                    self.current = None;
-                    if produced > 0 {
-                        return Poll::Ready;
-                    }
-                }
-                Err(e) => fail(Error::input(format!(
-                    "cannot read '{}': {e}",
-                    lines.display()
-                ))),
-            }
+        let before = out.len();
+        let allowed = self.throttle_allowed(max);
+        let poll = self.read_lines(out, allowed);
+        if let Some(t) = self.throttle.as_mut() {
+            t.made(out.len() - before);
         }
-        Poll::Ready
+        match poll {
+            Err(wait) => Poll::Pending(wait),
+            Ok(poll) => poll,
+        }
     }
     fn last_split(&self) -> Option<SplitId> {
         // A read that ended a split returned its records before opening the next one.
@@ -379,6 +371,72 @@ impl<D: Decoder> SourceReader for FileReader<D> {
             self.ctx
                 .report_skipped(&self.name, self.dead.count, &destination);
         }
+    }
+}
+
+impl<D: Decoder> FileReader<D> {
+    /// How many records the throttle allows now, or how long to wait.
+    fn throttle_allowed(&mut self, max: usize) -> std::result::Result<usize, std::time::Duration> {
+        match self.throttle.as_mut() {
+            Some(t) => t.allowed(max),
+            None => Ok(max),
+        }
+    }
+
+    fn read_lines(
+        &mut self,
+        out: &mut Vec<D::Item>,
+        allowed: std::result::Result<usize, std::time::Duration>,
+    ) -> std::result::Result<Poll, std::time::Duration> {
+        let max = allowed?;
+        let mut produced = 0;
+        while produced < max {
+            if self.current.is_none() {
+                let Some((id, split)) = self.splits.pop_front() else {
+                    return Ok(Poll::Done);
+                };
+                let opened = SplitLines::open(&split.path, split.start, split.end)
+                    .and_then(|lines| self.decoder.open(&split.path, split.start).map(|_| lines));
+                match opened {
+                    Ok(lines) => {
+                        self.opened.push(id);
+                        self.current = Some((id, lines));
+                    }
+                    Err(e) => fail(Error::input(format!(
+                        "cannot read '{}': {e}",
+                        split.path.display()
+                    ))),
+                }
+            }
+            let (id, lines) = self.current.as_mut().expect("opened above");
+            self.line.clear();
+            match lines.next_line(&mut self.line) {
+                Ok(Some(number)) => match self.decoder.decode(&self.line) {
+                    Ok(Some(item)) => {
+                        out.push(item);
+                        produced += 1;
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        let file = lines.display().to_string();
+                        self.dead.reject(&file, number, &error, &self.line);
+                    }
+                },
+                Ok(None) => {
+                    // One split per read, so that each split has its own watermark generator.
+                    self.ended.push(*id);
+                    self.current = None;
+                    if produced > 0 {
+                        return Ok(Poll::Ready);
+                    }
+                }
+                Err(e) => fail(Error::input(format!(
+                    "cannot read '{}': {e}",
+                    lines.display()
+                ))),
+            }
+        }
+        Ok(Poll::Ready)
     }
 }
 
