@@ -57,7 +57,12 @@ fn checkpoint_mid_run(dir: &Path) -> PathBuf {
         );
         // A checkpoint with counts in its state and sources that had more to read.
         if let Some(c) = latest_valid(dir) {
-            let state_bytes: usize = c.parts.iter().flat_map(|p| &p.states).map(|s| s.1.len()).sum();
+            let state_bytes: usize = c
+                .parts
+                .iter()
+                .flat_map(|p| &p.states)
+                .map(|s| s.1.len())
+                .sum();
             let mid_run = c
                 .parts
                 .iter()
@@ -153,7 +158,10 @@ fn restore_latest_passes_over_a_corrupt_checkpoint_and_names_it() {
             .run(|env| word_counts(env, None))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("corrupt") && err.contains("part-"), "{err} / {why}");
+        assert!(
+            err.contains("corrupt") && err.contains("part-"),
+            "{err} / {why}"
+        );
     }
 }
 

@@ -554,7 +554,11 @@ fn each_split_has_its_own_watermark() {
                     turn: 0,
                     last: None,
                     // Both splits are assigned from the start (as partitions are).
-                    started: if first && per_split { vec![0, 1] } else { vec![] },
+                    started: if first && per_split {
+                        vec![0, 1]
+                    } else {
+                        vec![]
+                    },
                     ended: Vec::new(),
                 };
                 env.source_with(

@@ -27,8 +27,8 @@ pub mod deadletter;
 pub mod files;
 pub mod generator;
 mod position;
-mod throttle;
 pub mod sinks;
+mod throttle;
 
 pub use collection::Sources;
 pub use deadletter::OnError;

@@ -26,7 +26,9 @@ impl Throttle {
         let due = (elapsed * self.per_instance) as u64 + 1;
         if due <= self.made {
             let next_at = self.made as f64 / self.per_instance;
-            return Err(Duration::from_secs_f64((next_at - elapsed).clamp(0.0005, 1.0)));
+            return Err(Duration::from_secs_f64(
+                (next_at - elapsed).clamp(0.0005, 1.0),
+            ));
         }
         Ok(((due - self.made) as usize).min(max))
     }

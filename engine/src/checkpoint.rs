@@ -450,7 +450,9 @@ mod tests {
     }
 
     fn complete_checkpoint(dir: &Path) -> PathBuf {
-        let parts: Vec<_> = (0..2).map(|w| write_part(dir, &part(w, 2)).unwrap()).collect();
+        let parts: Vec<_> = (0..2)
+            .map(|w| write_part(dir, &part(w, 2)).unwrap())
+            .collect();
         write_manifest(
             dir,
             &Manifest {
@@ -484,20 +486,38 @@ mod tests {
 
         fs::write(&part0, &good[..good.len() - 3]).unwrap();
         let e = read_checkpoint(&path).unwrap_err().to_string();
-        assert!(e.contains("corrupt") && e.contains("part-00000-of-00002"), "{e}");
+        assert!(
+            e.contains("corrupt") && e.contains("part-00000-of-00002"),
+            "{e}"
+        );
 
         let mut flipped = good.clone();
         flipped[10] ^= 0x40;
         fs::write(&part0, &flipped).unwrap();
-        assert!(read_checkpoint(&path).unwrap_err().to_string().contains("corrupt"));
+        assert!(
+            read_checkpoint(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("corrupt")
+        );
 
         fs::remove_file(&part0).unwrap();
-        assert!(read_checkpoint(&path).unwrap_err().to_string().contains("missing part"));
+        assert!(
+            read_checkpoint(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("missing part")
+        );
 
         fs::write(&part0, &good).unwrap();
         assert!(read_checkpoint(&path).is_ok());
         fs::remove_file(path.join("MANIFEST")).unwrap();
-        assert!(read_checkpoint(&path).unwrap_err().to_string().contains("incomplete"));
+        assert!(
+            read_checkpoint(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("incomplete")
+        );
     }
 
     #[test]

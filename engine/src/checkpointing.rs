@@ -254,7 +254,11 @@ enum Phase {
 
 impl Coordinator {
     fn fenced(&mut self, id: u64, worker: usize, at: Option<Time>) {
-        if let Phase::Preparing { id: current, fenced, .. } = &mut self.phase
+        if let Phase::Preparing {
+            id: current,
+            fenced,
+            ..
+        } = &mut self.phase
             && *current == id
         {
             fenced.insert(worker, at);
@@ -262,7 +266,9 @@ impl Coordinator {
     }
 
     fn written(&mut self, id: u64, worker: usize, part: WrittenPart) {
-        if let Phase::Writing { id: current, parts, .. } = &mut self.phase
+        if let Phase::Writing {
+            id: current, parts, ..
+        } = &mut self.phase
             && *current == id
         {
             parts.insert(worker, part);
@@ -311,7 +317,12 @@ impl Coordinator {
                         }
                     }
                 } else if started.elapsed() > config.timeout {
-                    return self.failed(id, "not every worker answered in time".into(), config, post);
+                    return self.failed(
+                        id,
+                        "not every worker answered in time".into(),
+                        config,
+                        post,
+                    );
                 }
             }
             Phase::Writing {

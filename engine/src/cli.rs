@@ -68,7 +68,11 @@ pub struct JobArgs {
     #[arg(long = "checkpoints-kept", default_value_t = 3, value_name = "K")]
     pub checkpoints_kept: usize,
     /// Failed checkpoints in a row the job tolerates before it fails.
-    #[arg(long = "tolerable-checkpoint-failures", default_value_t = 3, value_name = "N")]
+    #[arg(
+        long = "tolerable-checkpoint-failures",
+        default_value_t = 3,
+        value_name = "N"
+    )]
     pub tolerable_checkpoint_failures: usize,
     /// Restore at start: `latest` (the newest complete, valid checkpoint in --checkpoint-dir, or a
     /// fresh start when there is none) or the path of one checkpoint directory.

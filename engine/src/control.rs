@@ -60,7 +60,13 @@ type Posted = (u64, Option<(Time, bool)>);
 
 impl WatermarkBoard {
     /// Records `value` for `worker`'s instance of `source` unless a later message already did.
-    pub(crate) fn set(&mut self, source: &str, worker: usize, seq: u64, value: Option<(Time, bool)>) {
+    pub(crate) fn set(
+        &mut self,
+        source: &str,
+        worker: usize,
+        seq: u64,
+        value: Option<(Time, bool)>,
+    ) {
         let instances = match self.sources.get_mut(source) {
             Some(i) => i,
             None => self.sources.entry(source.to_string()).or_default(),

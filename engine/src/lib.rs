@@ -58,6 +58,7 @@ pub mod runtime;
 pub mod source;
 pub mod state;
 pub mod stream;
+pub mod supervise;
 pub mod time;
 pub mod watermark;
 

@@ -13,15 +13,15 @@ use timely::communication::allocator::zero_copy::initialize::initialize_networki
 use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
 use timely::communication::{Hooks, initialize_from};
 use timely::dataflow::Scope;
-use timely::dataflow::operators::vec::{Broadcast, Input};
 use timely::dataflow::operators::Inspect;
+use timely::dataflow::operators::vec::{Broadcast, Input};
 use timely::worker::Worker;
 
-use crate::cli::JobArgs;
 use crate::checkpoint::{self, CheckpointConfig, Restored};
 use crate::checkpointing::WorkerCheckpoints;
-use crate::control::{Control, WatermarkBoard};
+use crate::cli::JobArgs;
 use crate::cluster::{ClusterSpec, connect};
+use crate::control::{Control, WatermarkBoard};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
 use crate::state::RegisteredState;
 use crate::stream::OperatorMeta;

@@ -183,7 +183,13 @@ pub(crate) struct SplitWatermarks<T> {
 
 impl<T: 'static> SplitWatermarks<T> {
     /// Feeds a record of `split` (or of no split).
-    pub(crate) fn on_event(&mut self, split: Option<SplitId>, record: &T, timestamp: Time, now: Instant) {
+    pub(crate) fn on_event(
+        &mut self,
+        split: Option<SplitId>,
+        record: &T,
+        timestamp: Time,
+        now: Instant,
+    ) {
         match split {
             None => {
                 self.whole.on_event(record, timestamp);
@@ -191,10 +197,7 @@ impl<T: 'static> SplitWatermarks<T> {
             }
             Some(id) => {
                 let make = &self.make;
-                let (generator, seen) = self
-                    .per_split
-                    .entry(id)
-                    .or_insert_with(|| (make(), now));
+                let (generator, seen) = self.per_split.entry(id).or_insert_with(|| (make(), now));
                 generator.on_event(record, timestamp);
                 *seen = now;
             }

@@ -98,12 +98,7 @@ where
 }
 
 /// Like [`run`], with `configure` applied to the job of every process (e.g. checkpoints).
-pub fn run_with<T, F>(
-    test: &str,
-    shape: Shape,
-    configure: impl Fn(Job) -> Job,
-    build: F,
-) -> Vec<T>
+pub fn run_with<T, F>(test: &str, shape: Shape, configure: impl Fn(Job) -> Job, build: F) -> Vec<T>
 where
     T: Send + 'static,
     F: Fn(&mut Env<'_>) -> Collected<T> + Send + Sync + 'static,

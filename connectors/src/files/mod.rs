@@ -231,7 +231,13 @@ impl FileSource for TextFiles {
         "text"
     }
     fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader> {
-        FileReader::new(&self.paths, TextDecoder, (self.on_error, self.rate), ctx, name)
+        FileReader::new(
+            &self.paths,
+            TextDecoder,
+            (self.on_error, self.rate),
+            ctx,
+            name,
+        )
     }
 }
 
@@ -254,7 +260,13 @@ impl<T: DeserializeOwned + 'static> FileSource for JsonLinesFiles<T> {
         "jsonl"
     }
     fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader> {
-        FileReader::new(&self.paths, JsonDecoder::new(), (self.on_error, self.rate), ctx, name)
+        FileReader::new(
+            &self.paths,
+            JsonDecoder::new(),
+            (self.on_error, self.rate),
+            ctx,
+            name,
+        )
     }
 }
 

@@ -1,0 +1,398 @@
+//! `tidal`: the launcher and the checkpoint inspector.
+//!
+//! ```text
+//! tidal run --processes 2 --restart-strategy fixed-delay --restart-attempts 5 -- \
+//!     target/release/examples/wordcount --input big.txt --output out/ --checkpoint-dir chk/ --checkpoint-interval 1s
+//! tidal checkpoints list chk/
+//! tidal checkpoints inspect chk/chk-000000012
+//! ```
+//!
+//! `tidal run` starts a job's processes on this machine (each with `-n N -p I -h HOSTFILE` added to
+//! the program's arguments, on fresh loopback ports), watches them, and when one fails stops the
+//! others and restarts all of them after the restart strategy's delay — with `--restore latest`
+//! added when the program was given `--checkpoint-dir`, so that the job goes on from its newest
+//! complete checkpoint. Every restart is logged with its cause; a job out of restarts makes the
+//! launcher exit 1 with the last cause. Ctrl-C or SIGTERM is passed on to the processes (they stop
+//! cleanly) and ends the launcher without restarting.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tidal::engine::checkpoint::{list_checkpoints, read_checkpoint};
+use tidal::engine::parse_duration;
+use tidal::engine::supervise::{RestartStrategy, Restarts};
+
+#[derive(Parser)]
+#[command(
+    name = "tidal",
+    about = "Run Tidal jobs under supervision; inspect checkpoints"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Start a job's processes, watch them, restart them all from the latest checkpoint on failure.
+    Run(RunArgs),
+    /// What is in a checkpoint directory.
+    Checkpoints {
+        #[command(subcommand)]
+        what: CheckpointCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckpointCommand {
+    /// One line per checkpoint: id, cut, completion time, parts, bytes, validity.
+    List {
+        /// The job's --checkpoint-dir.
+        dir: PathBuf,
+    },
+    /// One checkpoint in detail: its parts, operators' states and source positions.
+    Inspect {
+        /// A checkpoint directory (chk-NNNNNNNNN).
+        path: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Strategy {
+    None,
+    FixedDelay,
+    ExponentialDelay,
+    FailureRate,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Processes to start on this machine.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    processes: usize,
+    /// What to do when a process fails.
+    #[arg(long, value_enum, default_value = "fixed-delay")]
+    restart_strategy: Strategy,
+    /// fixed-delay: restarts allowed.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    restart_attempts: u32,
+    /// fixed-delay and failure-rate: wait before a restart; exponential-delay: the first wait.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    restart_delay: Duration,
+    /// exponential-delay: the longest wait.
+    #[arg(long, default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
+    restart_max_delay: Duration,
+    /// exponential-delay: factor between consecutive waits.
+    #[arg(long, default_value_t = 2.0, value_name = "F")]
+    restart_multiplier: f64,
+    /// exponential-delay: a run this long without failure resets the wait.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    restart_reset_after: Duration,
+    /// failure-rate: most failures tolerated within --failure-interval.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    max_failures: u32,
+    /// failure-rate: the window failures are counted in.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    failure_interval: Duration,
+    /// The job's program and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "PROGRAM ARGS")]
+    program: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Commands::Run(args) => run(args),
+        Commands::Checkpoints {
+            what: CheckpointCommand::List { dir },
+        } => list(&dir),
+        Commands::Checkpoints {
+            what: CheckpointCommand::Inspect { path },
+        } => inspect(&path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tidal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn strategy(args: &RunArgs) -> RestartStrategy {
+    match args.restart_strategy {
+        Strategy::None => RestartStrategy::None,
+        Strategy::FixedDelay => RestartStrategy::FixedDelay {
+            attempts: args.restart_attempts,
+            delay: args.restart_delay,
+        },
+        Strategy::ExponentialDelay => RestartStrategy::ExponentialDelay {
+            initial: args.restart_delay,
+            max: args.restart_max_delay,
+            multiplier: args.restart_multiplier,
+            reset_after: args.restart_reset_after,
+        },
+        Strategy::FailureRate => RestartStrategy::FailureRate {
+            max_failures: args.max_failures,
+            interval: args.failure_interval,
+            delay: args.restart_delay,
+        },
+    }
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    if args.processes == 0 {
+        return Err("--processes must be at least 1".into());
+    }
+    let (program, program_args) = args.program.split_first().expect("required by clap");
+    let checkpoints = program_args
+        .iter()
+        .any(|a| a == "--checkpoint-dir" || a.starts_with("--checkpoint-dir="));
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    let hostfile =
+        tempfile::NamedTempFile::new().map_err(|e| format!("cannot create a hostfile: {e}"))?;
+    let strategy = strategy(&args);
+    let mut restarts = Restarts::new(strategy.clone());
+    loop {
+        // Fresh loopback ports for every attempt: the old ones may still be held.
+        let ports: Vec<TcpListener> = (0..args.processes)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("cannot find free ports: {e}"))?;
+        let hosts: String = ports
+            .iter()
+            .map(|l| format!("{}\n", l.local_addr().expect("bound")))
+            .collect();
+        drop(ports);
+        std::fs::write(hostfile.path(), hosts)
+            .map_err(|e| format!("cannot write the hostfile: {e}"))?;
+        let restoring = restarts.restarts() > 0 && checkpoints;
+        let mut children = Vec::with_capacity(args.processes);
+        for p in 0..args.processes {
+            let mut command = Command::new(program);
+            command
+                .args(without_restore(program_args, restoring))
+                .args([
+                    "-n",
+                    &args.processes.to_string(),
+                    "-p",
+                    &p.to_string(),
+                    "-h",
+                    &hostfile.path().display().to_string(),
+                ]);
+            if restoring {
+                command.args(["--restore", "latest"]);
+            }
+            let child = command
+                .spawn()
+                .map_err(|e| format!("cannot start '{program}': {e}"))?;
+            eprintln!("tidal: started process {p} (pid {})", child.id());
+            children.push(Some(child));
+        }
+        restarts.started(Instant::now());
+        match watch(&mut children, &stop) {
+            Outcome::Finished => return Ok(()),
+            Outcome::Stopped => return Err("stopped by a signal".into()),
+            Outcome::Failed(cause) => match restarts.after_failure(Instant::now()) {
+                Some(delay) => {
+                    eprintln!(
+                        "tidal: {cause}; restarting all processes in {delay:?} (restart {}, strategy {}){}",
+                        restarts.restarts(),
+                        strategy.describe(),
+                        if checkpoints {
+                            " from the latest checkpoint"
+                        } else {
+                            " from the beginning (the job has no --checkpoint-dir)"
+                        }
+                    );
+                    std::thread::sleep(delay);
+                }
+                None => {
+                    return Err(format!(
+                        "{cause}; not restarting (strategy {}, {} restart(s) made)",
+                        strategy.describe(),
+                        restarts.restarts()
+                    ));
+                }
+            },
+        }
+    }
+}
+
+/// The program's arguments, without any `--restore` of its own when the launcher adds one.
+fn without_restore(args: &[String], restoring: bool) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut skip_value = false;
+    for a in args {
+        if skip_value {
+            skip_value = false;
+        } else if restoring && a == "--restore" {
+            skip_value = true;
+        } else if !(restoring && a.starts_with("--restore=")) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+enum Outcome {
+    Finished,
+    Stopped,
+    Failed(String),
+}
+
+/// Waits until every process has ended well, one has failed (the others are then killed), or
+/// the launcher is asked to stop (the processes are asked to stop too, and waited for).
+fn watch(children: &mut [Option<Child>], stop: &AtomicBool) -> Outcome {
+    let mut forwarded = false;
+    loop {
+        if stop.load(Ordering::Relaxed) && !forwarded {
+            for child in children.iter().flatten() {
+                // Ask for a clean stop (sources end, results are flushed).
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
+            forwarded = true;
+        }
+        let mut running = 0;
+        for (p, slot) in children.iter_mut().enumerate() {
+            let Some(child) = slot else { continue };
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => *slot = None,
+                Ok(Some(status)) => {
+                    let cause = root_cause(children, p, status);
+                    kill_all(children);
+                    return if forwarded {
+                        Outcome::Stopped
+                    } else {
+                        Outcome::Failed(cause)
+                    };
+                }
+                Ok(None) => running += 1,
+                Err(e) => {
+                    let cause = format!("cannot watch process {p}: {e}");
+                    kill_all(children);
+                    return Outcome::Failed(cause);
+                }
+            }
+        }
+        if running == 0 {
+            return if forwarded {
+                Outcome::Stopped
+            } else {
+                Outcome::Finished
+            };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The failure to report when process `first` was seen failing: a process killed by a signal
+/// comes first (the others then fail because they lost it), then the first one seen.
+fn root_cause(children: &mut [Option<Child>], first: usize, status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if status.signal().is_none() {
+        for (p, slot) in children.iter_mut().enumerate() {
+            if let Some(child) = slot
+                && let Ok(Some(other)) = child.try_wait()
+                && other.signal().is_some()
+            {
+                return format!("process {p} {}", describe(other));
+            }
+        }
+    }
+    format!("process {first} {}", describe(status))
+}
+
+fn kill_all(children: &mut [Option<Child>]) {
+    for mut child in children.iter_mut().filter_map(Option::take) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "ended abnormally".into(),
+    }
+}
+
+fn list(dir: &std::path::Path) -> Result<(), String> {
+    let found = list_checkpoints(dir);
+    if found.is_empty() {
+        println!("no checkpoints in {}", dir.display());
+        return Ok(());
+    }
+    println!(
+        "{:>10}  {:>16}  {:>15}  {:>5}  {:>12}  status",
+        "id", "cut", "completed_ms", "parts", "bytes"
+    );
+    for (id, path) in found {
+        match read_checkpoint(&path) {
+            Ok(c) => {
+                let bytes: u64 = std::fs::read_dir(&path)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum();
+                let created = std::fs::read_to_string(path.join("MANIFEST"))
+                    .ok()
+                    .and_then(|t| {
+                        t.lines()
+                            .find_map(|l| l.strip_prefix("created_ms ").map(str::to_string))
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{id:>10}  {:>16}  {created:>15}  {:>5}  {bytes:>12}  valid",
+                    c.cut,
+                    c.parts.len()
+                );
+            }
+            Err(e) => println!(
+                "{id:>10}  {:>16}  {:>15}  {:>5}  {:>12}  INVALID: {e}",
+                "-", "-", "-", "-"
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn inspect(path: &std::path::Path) -> Result<(), String> {
+    let c = read_checkpoint(path).map_err(|e| e.to_string())?;
+    println!("checkpoint {} at {}", c.id, path.display());
+    println!("cut {} (restored sources start at this time)", c.cut);
+    for part in &c.parts {
+        println!("part of worker {} of {}:", part.worker, part.peers);
+        for (name, state) in &part.states {
+            println!("  state '{name}': {} bytes", state.len());
+        }
+        for (name, position) in &part.sources {
+            match position {
+                tidal::engine::SourcePosition::Done => println!("  source '{name}': done"),
+                tidal::engine::SourcePosition::At {
+                    position,
+                    watermark,
+                } => println!(
+                    "  source '{name}': {} bytes of position, watermark {watermark}",
+                    position.len()
+                ),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Recovery as a user sees it: the `tidal` launcher runs the wordcount example on 2 processes with
+//! checkpoints; worker processes are killed with `kill -9` at random moments, several times; the
+//! launcher restarts the job from its latest checkpoint, and the final output equals a
+//! from-scratch count of the input.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{fixture_dir, wait_with_limit};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(bin.exists(), "{} is built by cargo test", bin.display());
+    bin
+}
+
+fn launcher() -> &'static str {
+    env!("CARGO_BIN_EXE_tidal")
+}
+
+/// `lines` lines of words from a vocabulary of 3000, seeded.
+fn write_input(path: &Path, lines: usize, seed: u64) -> BTreeMap<String, u64> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut text = String::new();
+    let mut counts = BTreeMap::new();
+    for _ in 0..lines {
+        let n = rng.random_range(1..10);
+        for i in 0..n {
+            let word = format!("w{}", rng.random_range(0..3000));
+            if i > 0 {
+                text.push(' ');
+            }
+            text.push_str(&word);
+            *counts.entry(word).or_insert(0) += 1;
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+    counts
+}
+
+/// The union of the `word count` lines of every part file in `dir`.
+fn read_output(dir: &Path) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with("part-") {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            let (word, n) = line.rsplit_once(' ').unwrap();
+            let previous = counts.insert(word.to_string(), n.parse().unwrap());
+            assert!(previous.is_none(), "{word} appears twice in the output");
+        }
+    }
+    counts
+}
+
+#[test]
+fn wordcount_survives_kill_9_of_its_processes() {
+    let dir = fixture_dir("wordcount_survives_kill_9");
+    let input = dir.join("input.txt");
+    let expected = write_input(&input, 120_000, 7);
+    let out = dir.join("out");
+    let checkpoints = dir.join("checkpoints");
+    // 120 000 lines at 20 000 lines/s: about 6 s without failures.
+    let mut launcher = Command::new(launcher())
+        .args([
+            "run",
+            "--processes",
+            "2",
+            "--restart-strategy",
+            "fixed-delay",
+            "--restart-attempts",
+            "5",
+            "--restart-delay",
+            "100ms",
+            "--",
+        ])
+        .arg(example("wordcount"))
+        .args(["--input", input.to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap()])
+        .args(["--checkpoint-dir", checkpoints.to_str().unwrap()])
+        .args(["--checkpoint-interval", "200ms", "--rate", "20000"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The launcher names every process it starts: "started process P (pid N)".
+    let (pids_tx, pids_rx) = mpsc::channel::<(usize, u32)>();
+    let stderr = launcher.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("tidal: started process ") {
+                let (p, pid) = rest.split_once(" (pid ").unwrap();
+                let _ = pids_tx.send((
+                    p.parse().unwrap(),
+                    pid.trim_end_matches(')').parse().unwrap(),
+                ));
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+
+    // Three times: wait for the attempt's processes, then kill one of them at a random moment.
+    let mut rng = SmallRng::seed_from_u64(99);
+    for kill in 0..3 {
+        let mut attempt = Vec::new();
+        while attempt.len() < 2 {
+            attempt.push(
+                pids_rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("processes start"),
+            );
+        }
+        let victim = attempt[rng.random_range(0..2)];
+        std::thread::sleep(Duration::from_millis(rng.random_range(500..1500)));
+        let killed = Command::new("kill")
+            .args(["-KILL", &victim.1.to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            killed.success(),
+            "kill {kill}: process {} had already ended",
+            victim.0
+        );
+    }
+    let status = wait_with_limit(&mut launcher, Duration::from_secs(120));
+    let log = log.join().unwrap();
+    assert!(status.success(), "the launcher failed: {status}\n{log}");
+    assert_eq!(log.matches("was killed by signal 9").count(), 3, "{log}");
+    assert!(
+        log.contains("tidal: restoring checkpoint"),
+        "no restart restored a checkpoint:\n{log}"
+    );
+    assert_eq!(read_output(&out), expected);
+}
+
+#[test]
+fn a_job_out_of_restarts_exits_non_zero_with_its_last_cause() {
+    let dir = fixture_dir("a_job_out_of_restarts");
+    let output = Command::new(launcher())
+        .args([
+            "run",
+            "--processes",
+            "2",
+            "--restart-attempts",
+            "1",
+            "--restart-delay",
+            "10ms",
+            "--",
+        ])
+        .arg(example("wordcount"))
+        .args(["--input", dir.join("missing.txt").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.matches("restarting all processes").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("exited with code 1; not restarting"),
+        "{stderr}"
+    );
+}
