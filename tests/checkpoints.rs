@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{SHAPES, fixture_dir, is_child, run_with, sorted};
-use tidal::engine::checkpoint::{latest_valid, list_checkpoints, read_checkpoint};
+use tidal::engine::checkpoint::{decode_part, latest_valid, list_checkpoints, read_checkpoint};
 use tidal::engine::{CheckpointConfig, Restore, SourcePosition};
 use tidal::prelude::*;
 
@@ -185,4 +185,54 @@ fn a_checkpoint_of_another_job_shape_is_refused_with_the_operator_name() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("which this job does not have"), "{err}");
+}
+
+/// Every checkpoint is a consistent cut: in each, the count per word and the latest value the
+/// downstream `final_values` holds agree key for key — also for checkpoints taken as the input
+/// ends (when operators must not run to the end of input before the cut is snapshotted).
+#[test]
+fn every_checkpoint_is_a_consistent_cut() {
+    use tidal::engine::KeyedState;
+    let dir = fixture_dir("every_checkpoint_is_a_consistent_cut");
+    let out = Job::local(2)
+        .with_tick(Duration::from_millis(2))
+        .quiet()
+        .with_checkpoints(
+            CheckpointConfig::new(&*dir)
+                .interval(Duration::from_millis(1))
+                .keep(10_000),
+        )
+        .run(|env| word_counts(env, Some(40_000.0)))
+        .unwrap();
+    assert_eq!(sorted(out), oracle());
+    let checkpoints = list_checkpoints(&dir);
+    assert!(checkpoints.len() >= 5, "{} checkpoints", checkpoints.len());
+    // Every part written, also of a checkpoint that was under way as the job ended.
+    for (id, path) in checkpoints {
+        let parts: Vec<_> = std::fs::read_dir(&path)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+            .map(|e| decode_part(&std::fs::read(e.path()).unwrap(), "part").unwrap())
+            .collect();
+        if parts.len() < 2 {
+            continue; // one worker had not written its part when the job ended
+        }
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut latest: BTreeMap<String, u64> = BTreeMap::new();
+        for part in &parts {
+            for (name, bytes) in &part.states {
+                if name.starts_with("count") {
+                    counts.extend(
+                        KeyedState::<String, u64>::read_snapshot(&bytes[..], name).unwrap(),
+                    );
+                } else if name.starts_with("final_values") {
+                    let entries =
+                        KeyedState::<String, (u64, i64)>::read_snapshot(&bytes[..], name).unwrap();
+                    latest.extend(entries.into_iter().map(|(k, (v, _))| (k, v)));
+                }
+            }
+        }
+        assert_eq!(counts, latest, "checkpoint {id}");
+    }
 }

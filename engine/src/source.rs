@@ -143,14 +143,41 @@ impl<'s> Env<'s> {
                 let mut last_advance = Time::MIN;
                 let mut changed: Vec<SplitId> = Vec::new();
                 let mut restoring = driver_ctx.checkpoints.restored.clone();
+                let mut finished = false;
                 move |output| {
                     let Some(cap) = capability.as_mut() else {
                         return;
                     };
-                    if driver_ctx.stop_requested() {
+                    if !finished && driver_ctx.stop_requested() {
                         reader.finish();
-                        capability = None;
-                        slot.borrow_mut().cap = None;
+                        finished = true;
+                    }
+                    if finished {
+                        // Ended. While a checkpoint is being taken, keep the capability at the
+                        // fence: dropping it would let every operator run to the end of input
+                        // (final results, window flushes) before it has snapshotted the cut.
+                        let checkpoints = &driver_ctx.checkpoints;
+                        if let Some((id, _)) = checkpoints.pending_cut() {
+                            let mut slot = slot.borrow_mut();
+                            if slot.position.as_ref().is_none_or(|(p, _)| *p != id) {
+                                slot.position = Some((id, Ok(SourcePosition::Done)));
+                            }
+                        }
+                        if checkpoints.fence() == Time::MAX {
+                            capability = None;
+                            slot.borrow_mut().cap = None;
+                            if idleness.is_some() {
+                                driver_ctx.publish_watermark(&source_name, None);
+                            }
+                        } else {
+                            // Nothing more will be sent: let the frontier reach the fence.
+                            let fence = checkpoints.fence();
+                            if *cap.time() < fence {
+                                cap.downgrade(&fence);
+                                slot.borrow_mut().cap = Some(fence);
+                            }
+                            activator.activate_after(Duration::from_millis(1));
+                        }
                         return;
                     }
                     // A restored source goes on from its positions in the checkpoint, at its cut.
@@ -292,11 +319,8 @@ impl<'s> Env<'s> {
                     }
                     if done {
                         reader.finish();
-                        capability = None;
-                        slot.borrow_mut().cap = None;
-                        if idleness.is_some() {
-                            driver_ctx.publish_watermark(&source_name, None);
-                        }
+                        finished = true;
+                        activator.activate();
                     }
                 }
             },
