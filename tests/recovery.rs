@@ -183,3 +183,113 @@ fn a_job_out_of_restarts_exits_non_zero_with_its_last_cause() {
         "{stderr}"
     );
 }
+
+/// Stop with a savepoint (SIGUSR2 to process 0) on 2 processes × 2 workers; restore it on 1
+/// process × 1 worker and on 3 processes: both outputs equal a from-scratch count.
+#[test]
+fn stop_with_savepoint_then_restore_on_other_shapes() {
+    let dir = fixture_dir("stop_with_savepoint");
+    let input = dir.join("input.txt");
+    let expected = write_input(&input, 100_000, 11);
+    let savepoints = dir.join("savepoints");
+    let job_args = |out: &Path| -> Vec<String> {
+        vec![
+            "--input".into(),
+            input.to_str().unwrap().into(),
+            "--output".into(),
+            out.to_str().unwrap().into(),
+            "--savepoint-dir".into(),
+            savepoints.to_str().unwrap().into(),
+        ]
+    };
+    // 100 000 lines at 10 000 lines/s: about 10 s if it were not stopped.
+    let mut first = Command::new(launcher())
+        .args([
+            "run",
+            "--processes",
+            "2",
+            "--restart-strategy",
+            "none",
+            "--",
+        ])
+        .arg(example("wordcount"))
+        .args(job_args(&dir.join("out-first")))
+        .args(["-w", "2", "--rate", "10000"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = first.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let mut log = String::new();
+    let pid0 = loop {
+        let line = lines.next().expect("the launcher starts process 0");
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(rest) = line.strip_prefix("tidal: started process 0 (pid ") {
+            break rest.trim_end_matches(')').to_string();
+        }
+    };
+    // Once the job has made progress (its first output would only come at the end), stop it.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        Command::new("kill")
+            .args(["-USR2", &pid0])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for line in lines {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = wait_with_limit(&mut first, Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    let savepoint = log
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tidal: savepoint ")
+                .and_then(|rest| rest.rsplit_once(": "))
+                .map(|(_, path)| PathBuf::from(path))
+        })
+        .unwrap_or_else(|| panic!("no savepoint was reported:\n{log}"));
+    assert!(log.contains("stopping the job after savepoint"), "{log}");
+    // It was taken mid-run: the stopped job's output is not the whole count.
+    assert_ne!(read_output(&dir.join("out-first")), expected);
+
+    // 1 process × 1 worker.
+    let out_one = dir.join("out-one");
+    let one = Command::new(example("wordcount"))
+        .args(job_args(&out_one))
+        .args(["--restore", savepoint.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    assert_eq!(read_output(&out_one), expected, "restored on 1 worker");
+
+    // 3 processes.
+    let out_three = dir.join("out-three");
+    let three = Command::new(launcher())
+        .args([
+            "run",
+            "--processes",
+            "3",
+            "--restart-strategy",
+            "none",
+            "--",
+        ])
+        .arg(example("wordcount"))
+        .args(job_args(&out_three))
+        .args(["--restore", savepoint.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        three.status.success(),
+        "{}",
+        String::from_utf8_lossy(&three.stderr)
+    );
+    assert_eq!(read_output(&out_three), expected, "restored on 3 processes");
+}

@@ -75,6 +75,10 @@ pub struct CheckpointConfig {
     pub tolerable_failures: usize,
     /// What to restore from at start, if anything.
     pub restore: Option<Restore>,
+    /// Where savepoints go (taken on SIGUSR1, or on SIGUSR2 before the job stops).
+    pub savepoint_dir: Option<PathBuf>,
+    /// Whether checkpoints are taken every `interval` (only savepoints otherwise).
+    pub periodic: bool,
 }
 
 /// What to restore a job from.
@@ -96,7 +100,21 @@ impl CheckpointConfig {
             timeout: Duration::from_secs(120),
             tolerable_failures: 3,
             restore: None,
+            savepoint_dir: None,
+            periodic: true,
         }
+    }
+    /// The folder of checkpoint or savepoint `id`.
+    pub fn folder(&self, id: u64, savepoint: bool) -> PathBuf {
+        match (&self.savepoint_dir, savepoint) {
+            (Some(dir), true) => savepoint_path(dir, id),
+            _ => checkpoint_path(&self.dir, id),
+        }
+    }
+    /// Takes savepoints into `dir` when asked (SIGUSR1; SIGUSR2: a savepoint, then a clean stop).
+    pub fn savepoints(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.savepoint_dir = Some(dir.into());
+        self
     }
     /// Sets the interval between checkpoints.
     pub fn interval(mut self, interval: Duration) -> Self {
@@ -195,6 +213,11 @@ pub fn checkpoint_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("chk-{id:09}"))
 }
 
+/// The directory of savepoint `id` under `dir` (savepoints are never pruned).
+pub fn savepoint_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("sp-{id:09}"))
+}
+
 fn part_name(worker: usize, peers: usize) -> String {
     format!("part-{worker:05}-of-{peers:05}")
 }
@@ -241,13 +264,12 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// Writes worker `part.worker`'s part of checkpoint `part.checkpoint`; returns (name, bytes, crc).
-pub fn write_part(dir: &Path, part: &Part) -> Result<(String, u64, u32)> {
+/// Writes worker `part.worker`'s part into the checkpoint's `folder`; returns (name, bytes, crc).
+pub fn write_part(folder: &Path, part: &Part) -> Result<(String, u64, u32)> {
     let bytes = encode_part(part)?;
-    let folder = checkpoint_path(dir, part.checkpoint);
     let name = part_name(part.worker, part.peers);
     let path = folder.join(&name);
-    fs::create_dir_all(&folder)
+    fs::create_dir_all(folder)
         .and_then(|_| write_durably(&path, &bytes))
         .map_err(|e| Error::external(format!("writing checkpoint part {}: {e}", path.display())))?;
     Ok((name, bytes.len() as u64, crc32fast::hash(&bytes)))
@@ -335,9 +357,10 @@ impl Manifest {
     }
 }
 
-/// Writes the manifest of a checkpoint whose parts are all written: the checkpoint is complete.
-pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let path = checkpoint_path(dir, manifest.id).join("MANIFEST");
+/// Writes the manifest into the `folder` of a checkpoint whose parts are all written: the
+/// checkpoint is complete.
+pub fn write_manifest(folder: &Path, manifest: &Manifest) -> Result<()> {
+    let path = folder.join("MANIFEST");
     write_durably(&path, manifest.render().as_bytes())
         .map_err(|e| Error::external(format!("writing {}: {e}", path.display())))
 }
@@ -451,10 +474,10 @@ mod tests {
 
     fn complete_checkpoint(dir: &Path) -> PathBuf {
         let parts: Vec<_> = (0..2)
-            .map(|w| write_part(dir, &part(w, 2)).unwrap())
+            .map(|w| write_part(&checkpoint_path(dir, 7), &part(w, 2)).unwrap())
             .collect();
         write_manifest(
-            dir,
+            &checkpoint_path(dir, 7),
             &Manifest {
                 id: 7,
                 cut: 1234,
@@ -526,9 +549,9 @@ mod tests {
         for id in 1..=4 {
             let mut p = part(0, 1);
             p.checkpoint = id;
-            let written = write_part(dir.path(), &p).unwrap();
+            let written = write_part(&checkpoint_path(dir.path(), id), &p).unwrap();
             write_manifest(
-                dir.path(),
+                &checkpoint_path(dir.path(), id),
                 &Manifest {
                     id,
                     cut: id as i64,
@@ -546,7 +569,7 @@ mod tests {
         fs::write(&p4, bytes).unwrap();
         let mut p5 = part(0, 1);
         p5.checkpoint = 5;
-        write_part(dir.path(), &p5).unwrap();
+        write_part(&checkpoint_path(dir.path(), 5), &p5).unwrap();
         assert_eq!(latest_valid(dir.path()).unwrap().id, 3);
 
         prune(dir.path(), 2, 3);

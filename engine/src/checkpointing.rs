@@ -48,8 +48,9 @@ pub(crate) struct WorkerCheckpoints {
     pub(crate) restored: Option<Arc<Restored>>,
     /// Sources may not move their capability past this time.
     fence: Cell<Time>,
-    /// The checkpoint being taken: (id, cut).
+    /// The checkpoint being taken: (id, cut), and whether it is a savepoint.
     cut: Cell<Option<(u64, Time)>>,
+    savepoint: Cell<bool>,
     /// The checkpoint whose part this worker has written.
     written: Cell<Option<u64>>,
     pub(crate) sources: RefCell<Vec<Rc<RefCell<SourceSlot>>>>,
@@ -79,6 +80,7 @@ impl WorkerCheckpoints {
             restored,
             fence: Cell::new(Time::MAX),
             cut: Cell::new(None),
+            savepoint: Cell::new(false),
             written: Cell::new(None),
             sources: RefCell::new(Vec::new()),
             probe: ProbeHandle::new(),
@@ -112,6 +114,7 @@ impl WorkerCheckpoints {
     /// Handles received messages, writes this worker's part when it can, and (worker 0)
     /// coordinates. `post` sends a message to every worker; `snapshot` encodes every registered
     /// state. An error fails the job (too many failed checkpoints in a row).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn poll(
         &self,
         worker: usize,
@@ -119,6 +122,8 @@ impl WorkerCheckpoints {
         stopping: bool,
         post: &mut dyn FnMut(Control),
         snapshot: &dyn Fn() -> Result<Vec<(String, Vec<u8>)>>,
+        savepoint_request: &dyn Fn() -> Option<bool>,
+        stop_job: &dyn Fn(),
     ) -> Result<()> {
         let Some(config) = self.config.as_ref() else {
             return Ok(());
@@ -141,10 +146,12 @@ impl WorkerCheckpoints {
                     let at = furthest.map(|c| c.saturating_add(1));
                     post(Control::CheckpointFenced { id, worker, at });
                 }
-                Control::CheckpointCut { id, cut } => {
+                Control::CheckpointCut { id, cut, savepoint } => {
                     self.fence.set(cut);
                     self.cut.set(Some((id, cut)));
+                    self.savepoint.set(savepoint);
                 }
+                Control::Stop => stop_job(),
                 Control::CheckpointEnd { id } => {
                     if self.cut.get().is_none_or(|(pending, _)| pending <= id) {
                         self.cut.set(None);
@@ -176,8 +183,9 @@ impl WorkerCheckpoints {
                 s.cap.is_none() || s.position.as_ref().is_some_and(|(p, _)| *p == id)
             });
             if ready {
+                let folder = config.folder(id, self.savepoint.get());
                 let part = self.part(id, cut, worker, peers, &sources, snapshot);
-                let part = part.and_then(|p| write_part(&config.dir, &p));
+                let part = part.and_then(|p| write_part(&folder, &p));
                 self.written.set(Some(id));
                 post(Control::CheckpointWritten {
                     id,
@@ -188,7 +196,7 @@ impl WorkerCheckpoints {
         }
 
         if let Some(c) = self.coordinator.borrow_mut().as_mut() {
-            c.poll(config, peers, stopping, post)?;
+            c.poll(config, peers, stopping, post, savepoint_request)?;
         }
         Ok(())
     }
@@ -235,17 +243,39 @@ struct Coordinator {
 
 type WrittenPart = std::result::Result<(String, u64, u32), String>;
 
+/// A periodic checkpoint, or a savepoint (and whether the job stops after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Checkpoint,
+    Savepoint { stop: bool },
+}
+
+impl Kind {
+    fn is_savepoint(self) -> bool {
+        matches!(self, Kind::Savepoint { .. })
+    }
+    fn word(self) -> &'static str {
+        if self.is_savepoint() {
+            "savepoint"
+        } else {
+            "checkpoint"
+        }
+    }
+}
+
 enum Phase {
     Idle {
         since: Instant,
     },
     Preparing {
         id: u64,
+        kind: Kind,
         started: Instant,
         fenced: BTreeMap<usize, Option<Time>>,
     },
     Writing {
         id: u64,
+        kind: Kind,
         cut: Time,
         started: Instant,
         parts: BTreeMap<usize, WrittenPart>,
@@ -281,15 +311,30 @@ impl Coordinator {
         peers: usize,
         stopping: bool,
         post: &mut dyn FnMut(Control),
+        savepoint_request: &dyn Fn() -> Option<bool>,
     ) -> Result<()> {
         match &mut self.phase {
             Phase::Idle { since } => {
-                if !stopping && since.elapsed() >= config.interval {
+                let kind = match savepoint_request() {
+                    Some(stop) if config.savepoint_dir.is_some() => Some(Kind::Savepoint { stop }),
+                    Some(_) => {
+                        eprintln!(
+                            "tidal: a savepoint was asked for, but the job has no --savepoint-dir"
+                        );
+                        None
+                    }
+                    None => (config.periodic && since.elapsed() >= config.interval)
+                        .then_some(Kind::Checkpoint),
+                };
+                if let Some(kind) = kind
+                    && !stopping
+                {
                     let id = self.next_id;
                     self.next_id += 1;
                     post(Control::CheckpointPrepare { id });
                     self.phase = Phase::Preparing {
                         id,
+                        kind,
                         started: Instant::now(),
                         fenced: BTreeMap::new(),
                     };
@@ -297,19 +342,30 @@ impl Coordinator {
             }
             Phase::Preparing {
                 id,
+                kind,
                 started,
                 fenced,
             } => {
-                let id = *id;
+                let (id, kind) = (*id, *kind);
                 if fenced.len() == peers {
                     match fenced.values().flatten().max() {
                         // No source is running any more: the job is ending.
-                        None => self.end(id, post),
+                        None => {
+                            if kind.is_savepoint() {
+                                eprintln!("tidal: savepoint {id} not taken: the job is ending");
+                            }
+                            self.end(id, post)
+                        }
                         Some(&at) => {
                             let cut = at.max(self.last_cut.saturating_add(1));
-                            post(Control::CheckpointCut { id, cut });
+                            post(Control::CheckpointCut {
+                                id,
+                                cut,
+                                savepoint: kind.is_savepoint(),
+                            });
                             self.phase = Phase::Writing {
                                 id,
+                                kind,
                                 cut,
                                 started: *started,
                                 parts: BTreeMap::new(),
@@ -317,21 +373,18 @@ impl Coordinator {
                         }
                     }
                 } else if started.elapsed() > config.timeout {
-                    return self.failed(
-                        id,
-                        "not every worker answered in time".into(),
-                        config,
-                        post,
-                    );
+                    let why = "not every worker answered in time".to_string();
+                    return self.failed(id, kind, why, config, post);
                 }
             }
             Phase::Writing {
                 id,
+                kind,
                 cut,
                 started,
                 parts,
             } => {
-                let (id, cut) = (*id, *cut);
+                let (id, kind, cut) = (*id, *kind, *cut);
                 if parts.len() == peers {
                     let mut written = Vec::with_capacity(peers);
                     let mut error = None;
@@ -344,7 +397,7 @@ impl Coordinator {
                         }
                     }
                     if let Some(why) = error {
-                        return self.failed(id, why, config, post);
+                        return self.failed(id, kind, why, config, post);
                     }
                     let manifest = Manifest {
                         id,
@@ -353,29 +406,34 @@ impl Coordinator {
                         workers: peers,
                         parts: written,
                     };
-                    if let Err(e) = write_manifest(&config.dir, &manifest) {
-                        return self.failed(id, e.to_string(), config, post);
+                    let folder = config.folder(id, kind.is_savepoint());
+                    if let Err(e) = write_manifest(&folder, &manifest) {
+                        return self.failed(id, kind, e.to_string(), config, post);
                     }
                     let bytes: u64 = manifest.parts.iter().map(|p| p.1).sum();
                     eprintln!(
-                        "tidal: checkpoint {id} complete at cut {cut}: {} part(s), {bytes} bytes, {} ms",
+                        "tidal: {} {id} complete at cut {cut}: {} part(s), {bytes} bytes, {} ms: {}",
+                        kind.word(),
                         manifest.parts.len(),
-                        started.elapsed().as_millis()
+                        started.elapsed().as_millis(),
+                        folder.display()
                     );
-                    checkpoint::prune(&config.dir, config.keep, id);
+                    if !kind.is_savepoint() {
+                        checkpoint::prune(&config.dir, config.keep, id);
+                        self.failures = 0;
+                    }
                     self.last_cut = cut;
-                    self.failures = 0;
                     self.end(id, post);
+                    if kind == (Kind::Savepoint { stop: true }) {
+                        eprintln!("tidal: stopping the job after savepoint {id}");
+                        post(Control::Stop);
+                    }
                 } else if started.elapsed() > config.timeout {
-                    return self.failed(
-                        id,
-                        format!(
-                            "not complete after {:?} (a source whose watermark stands still holds the cut back)",
-                            config.timeout
-                        ),
-                        config,
-                        post,
+                    let why = format!(
+                        "not complete after {:?} (a source whose watermark stands still holds the cut back)",
+                        config.timeout
                     );
+                    return self.failed(id, kind, why, config, post);
                 }
             }
         }
@@ -392,13 +450,18 @@ impl Coordinator {
     fn failed(
         &mut self,
         id: u64,
+        kind: Kind,
         why: String,
         config: &CheckpointConfig,
         post: &mut dyn FnMut(Control),
     ) -> Result<()> {
-        eprintln!("tidal: checkpoint {id} failed: {why}");
-        self.failures += 1;
+        eprintln!("tidal: {} {id} failed: {why}", kind.word());
         self.end(id, post);
+        if kind.is_savepoint() {
+            // A failed savepoint does not count against the job; it keeps running.
+            return Ok(());
+        }
+        self.failures += 1;
         if self.failures > config.tolerable_failures {
             return Err(Error::new(
                 ErrorKind::External,

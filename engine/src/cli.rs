@@ -78,6 +78,10 @@ pub struct JobArgs {
     /// fresh start when there is none) or the path of one checkpoint directory.
     #[arg(long = "restore", value_name = "latest|PATH")]
     pub restore: Option<String>,
+    /// Directory for savepoints: SIGUSR1 to process 0 takes one, SIGUSR2 takes one and then stops
+    /// the job cleanly. Savepoints are never deleted; restore one with --restore PATH.
+    #[arg(long = "savepoint-dir", value_name = "DIR")]
+    pub savepoint_dir: Option<PathBuf>,
 }
 
 impl Default for JobArgs {
@@ -95,6 +99,7 @@ impl Default for JobArgs {
             checkpoints_kept: 3,
             tolerable_checkpoint_failures: 3,
             restore: None,
+            savepoint_dir: None,
         }
     }
 }
@@ -115,9 +120,13 @@ impl JobArgs {
             Some("latest") => Some(Restore::Latest),
             Some(path) => Some(Restore::Path(PathBuf::from(path))),
         };
+        let periodic = self.checkpoint_dir.is_some();
         let dir = match (&self.checkpoint_dir, &restore) {
             (Some(dir), _) => dir.clone(),
-            (None, None) => return Ok(None),
+            (None, None) => match &self.savepoint_dir {
+                Some(dir) => dir.clone(),
+                None => return Ok(None),
+            },
             (None, Some(Restore::Latest)) => {
                 return Err(Error::config(
                     "--restore latest needs --checkpoint-dir DIR: the directory to look in",
@@ -140,6 +149,8 @@ impl JobArgs {
         config.timeout = self.checkpoint_timeout;
         config.tolerable_failures = self.tolerable_checkpoint_failures;
         config.restore = restore;
+        config.savepoint_dir = self.savepoint_dir.clone();
+        config.periodic = periodic;
         Ok(Some(config))
     }
 

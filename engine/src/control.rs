@@ -36,8 +36,8 @@ pub(crate) enum Control {
         worker: usize,
         at: Option<Time>,
     },
-    /// The cut of checkpoint `id`.
-    CheckpointCut { id: u64, cut: Time },
+    /// The cut of checkpoint `id` (a savepoint when `savepoint`).
+    CheckpointCut { id: u64, cut: Time, savepoint: bool },
     /// A worker wrote its part (file name, bytes, CRC-32), or could not.
     CheckpointWritten {
         id: u64,
@@ -46,6 +46,8 @@ pub(crate) enum Control {
     },
     /// Checkpoint `id` is over (complete or abandoned): lift the fences.
     CheckpointEnd { id: u64 },
+    /// Stop the job cleanly (after a stop-with-savepoint).
+    Stop,
 }
 
 /// Every source instance's latest own watermark and idle flag, by source name and worker index

@@ -56,8 +56,11 @@ pub struct Job {
 /// Stops a running job cleanly: its sources end, and everything in flight is flushed.
 ///
 /// Clone it into any thread; Ctrl-C and SIGTERM do the same for a job started with [`Job::run`].
+///
+/// It also asks for savepoints (the job needs a savepoint directory, see
+/// [`CheckpointConfig::savepoints`]), as SIGUSR1 and SIGUSR2 do for a process.
 #[derive(Clone, Debug, Default)]
-pub struct StopHandle(Arc<AtomicBool>);
+pub struct StopHandle(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicU8>);
 
 impl StopHandle {
     /// Asks the job to stop.
@@ -68,6 +71,34 @@ impl StopHandle {
     pub fn is_stopped(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+    /// Asks for a savepoint; with `then_stop`, the job stops cleanly once it is complete.
+    pub fn savepoint(&self, then_stop: bool) {
+        self.1
+            .store(if then_stop { 2 } else { 1 }, Ordering::SeqCst);
+    }
+    /// Takes a pending savepoint request (from this handle or a signal): `Some(then_stop)`.
+    fn take_savepoint(&self) -> Option<bool> {
+        let signal = savepoint_signals();
+        let asked = self.1.swap(0, Ordering::SeqCst);
+        if asked == 2 || signal.1.swap(false, Ordering::SeqCst) {
+            Some(true)
+        } else if asked == 1 || signal.0.swap(false, Ordering::SeqCst) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// Set by SIGUSR1 (take a savepoint) and SIGUSR2 (take a savepoint, then stop).
+fn savepoint_signals() -> &'static (Arc<AtomicBool>, Arc<AtomicBool>) {
+    static FLAGS: OnceLock<(Arc<AtomicBool>, Arc<AtomicBool>)> = OnceLock::new();
+    FLAGS.get_or_init(|| {
+        (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        )
+    })
 }
 
 /// What a job reports at its end, summed over this process's workers.
@@ -673,6 +704,8 @@ impl Job {
                             ctx.stop_requested(),
                             &mut |m| ctx.outbox.borrow_mut().push(m),
                             &|| ctx.snapshot_states(),
+                            &|| shared.stop.take_savepoint(),
+                            &|| shared.stop.stop(),
                         );
                         if let Err(e) = polled {
                             shared.fail(e);
@@ -878,7 +911,10 @@ fn signalled() -> &'static Arc<AtomicBool> {
 fn install_signal_handlers() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+        let (savepoint, savepoint_and_stop) = savepoint_signals();
+        let _ = signal_hook::flag::register(SIGUSR1, Arc::clone(savepoint));
+        let _ = signal_hook::flag::register(SIGUSR2, Arc::clone(savepoint_and_stop));
         let flag = Arc::clone(signalled());
         for signal in [SIGINT, SIGTERM] {
             let _ =
