@@ -236,3 +236,120 @@ fn every_checkpoint_is_a_consistent_cut() {
         assert_eq!(counts, latest, "checkpoint {id}");
     }
 }
+
+/// A windowed job (per key, 100 ms tumbling event-time windows, sum and count) checkpointed
+/// mid-run on 2 threads and restored on 1 worker, 2 threads and 2 processes: the windows the first
+/// run fired before the cut, with those the restored run fires, are exactly the model's.
+#[test]
+fn windows_restore_from_a_checkpoint_on_every_shape() {
+    use tidal::engine::WatermarkStrategy;
+    let test = "windows_restore_from_a_checkpoint_on_every_shape";
+    const EVENTS: u64 = 30_000;
+    // Event i: key i % 7, value i % 13, timestamp i ms, up to 40 ms out of order.
+    fn event(i: u64) -> (u64, i64, i64) {
+        let jitter = (i.wrapping_mul(2_654_435_761) % 41) as i64;
+        (i % 7, (i % 13) as i64, (i as i64 - jitter).max(0))
+    }
+    fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, i64, i64, u64)> {
+        let mut events = Generator::new(event).count(EVENTS);
+        if let Some(rate) = rate {
+            events = events.rate(rate);
+        }
+        let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(40))
+            .with_timestamps(|e: &(u64, i64, i64)| e.2);
+        env.generate_with(events, strategy)
+            .map(|(k, v, _)| (k, v))
+            .keyed()
+            .window(Windows::tumbling(Duration::from_millis(100)))
+            .aggregate_with(
+                |v: i64| (v, 1u64),
+                |a, v| {
+                    a.0 += v;
+                    a.1 += 1
+                },
+                |a, b| {
+                    a.0 += b.0;
+                    a.1 += b.1
+                },
+                |k: &u64, w: &Window, a: &(i64, u64)| (*k, w.end, a.0, a.1),
+            )
+            .collect()
+    }
+    let mut model: BTreeMap<(u64, i64), (i64, u64)> = BTreeMap::new();
+    for i in 0..EVENTS {
+        let (k, v, ts) = event(i);
+        let e = model.entry((k, ts - ts % 100 + 100)).or_insert((0, 0));
+        e.0 += v;
+        e.1 += 1;
+    }
+    let model: Vec<(u64, i64, i64, u64)> = model
+        .into_iter()
+        .map(|((k, end), (s, n))| (k, end, s, n))
+        .collect();
+
+    let dir = fixture_dir(test);
+    let first = dir.join("first");
+    let fired_first = dir.join("fired-first.txt");
+    if !is_child() {
+        let job_a = Job::local(2)
+            .with_tick(Duration::from_millis(2))
+            .quiet()
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(20)));
+        let stop = job_a.stop_handle();
+        let runner = std::thread::spawn(move || job_a.run(|env| job(env, Some(10_000.0))));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(
+                Instant::now() < deadline && !runner.is_finished(),
+                "no mid-run checkpoint"
+            );
+            if latest_valid(&first).is_some_and(|c| c.cut > 5_000) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.stop();
+        let fired = runner.join().unwrap().unwrap();
+        let text: String = fired
+            .iter()
+            .map(|r| format!("{} {} {} {}\n", r.0, r.1, r.2, r.3))
+            .collect();
+        std::fs::write(&fired_first, text).unwrap();
+    }
+    let checkpoint = latest_valid(&first).expect("a checkpoint");
+    let cut = checkpoint.cut;
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let restore = checkpoint.path.clone();
+        let own = dir.join(format!("restored-{i}"));
+        let out = run_with(
+            test,
+            shape,
+            move |job| {
+                job.with_checkpoints(
+                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
+                )
+            },
+            |env| job(env, None),
+        );
+        if is_child() {
+            continue;
+        }
+        // The restored run fires only windows ending after the cut; the first run fired the others.
+        assert!(
+            out.iter().all(|w| w.1 > cut),
+            "{shape:?}: a window fired twice"
+        );
+        let before: Vec<(u64, i64, i64, u64)> = std::fs::read_to_string(&fired_first)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<i64> = l.split(' ').map(|x| x.parse().unwrap()).collect();
+                (f[0] as u64, f[1], f[2], f[3] as u64)
+            })
+            .filter(|w| w.1 <= cut)
+            .collect();
+        let mut all = before;
+        all.extend(out);
+        assert_eq!(sorted(all), model, "{shape:?}");
+    }
+}

@@ -98,6 +98,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     keyed_window_operator(
         input,
         &name.clone(),
+        None,
         move |mut input, mut main_out, mut late_out, _activator| {
             let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
             // Sessions to fire, by end: a capability to emit with, and the keys (stale entries, whose

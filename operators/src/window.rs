@@ -509,11 +509,29 @@ where
     fn keys(&self) -> usize {
         self.open.values().map(|w| w.keys.len()).sum()
     }
-    fn restore(&mut self, _: &[&[u8]], _: usize, _: usize) -> Result<usize> {
-        Err(tidal_engine::Error::config(format!(
-            "operator '{}' cannot be restored from a checkpoint: restoring window state (open windows and their timers) is not built yet",
-            self.name
-        )))
+    fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
+        let mut kept = 0;
+        for (i, section) in sections.iter().enumerate() {
+            let origin = format!("section {i} of state '{}'", self.name);
+            let entries =
+                tidal_engine::KeyedState::<K, (Window, A)>::read_snapshot(*section, &origin)?;
+            for (k, (w, a)) in entries {
+                if tidal_engine::worker_for(key_hash(&k), peers) != index {
+                    continue;
+                }
+                self.open
+                    .entry(w.end)
+                    .or_insert_with(|| OpenWindow {
+                        start: w.start,
+                        cap: None,
+                        keys: FastMap::default(),
+                    })
+                    .keys
+                    .insert(k, a);
+                kept += 1;
+            }
+        }
+        Ok(kept)
     }
     fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
         // Entries are (key, (window, accumulator)), routed by key on restore.
@@ -573,6 +591,7 @@ pub(crate) type LateOutput<K, V> =
 pub(crate) fn keyed_window_operator<'s, K: Key, V: Value, O: 'static, L>(
     input: timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
     name: &str,
+    keep_initial: Option<InitialCaps>,
     logic: impl FnOnce(KeyedInput<K, V>, MainOutput<O>, LateOutput<K, V>, Activator) -> L,
 ) -> Streams<'s, O, K, V>
 where
@@ -593,9 +612,19 @@ where
         OutputBuilder::from(late_out),
         activator,
     );
-    builder.build(move |_| logic);
+    builder.build(move |caps| {
+        // Kept only by an operator that restores state and must emit it later.
+        if let Some(slot) = keep_initial {
+            *slot.borrow_mut() = caps;
+        }
+        logic
+    });
     (main_stream, late_stream)
 }
+
+/// The capabilities an operator is built with (one per output), for an operator that restores
+/// state from a checkpoint: it derives the capabilities of restored windows from them.
+pub(crate) type InitialCaps = Rc<RefCell<Vec<Capability<Time>>>>;
 
 /// Buffers received records per time; with a late output, also keeps a capability on it.
 pub(crate) fn receive<K, V>(
@@ -648,9 +677,17 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
         Trigger::Count(n) => n.max(1),
         Trigger::Time => 0,
     };
+    let restored_cut = ctx.restored_cut();
+    if restored_cut.is_some() && count_every > 0 {
+        tidal_engine::fail(tidal_engine::Error::config(format!(
+            "operator '{name}' cannot be restored from a checkpoint: restoring count-triggered windows is not built yet"
+        )));
+    }
+    let initial: Option<InitialCaps> = restored_cut.map(|_| Rc::new(RefCell::new(Vec::new())));
     keyed_window_operator(
         input,
         &name.clone(),
+        initial.clone(),
         move |mut input, mut main_out, mut late_out, activator| {
             let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
             let mut counts: FastMap<(Time, K), u64> = FastMap::default();
@@ -659,6 +696,7 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
             let mut assigned: Vec<Window> = Vec::new();
             let mut refire: Vec<(Time, K)> = Vec::new();
             let mut dropped: u64 = 0;
+            let mut restoring = restored_cut.zip(initial);
             move |frontiers| {
                 let frontier = &frontiers[0];
                 let mut main = main_out.activate();
@@ -666,6 +704,26 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                 receive(&mut input, &mut pending, keep_late);
                 let mut state = state.borrow_mut();
                 let WindowState { open, .. } = &mut *state;
+                // Restored: the snapshot was taken with every window ending at or before the cut
+                // fired; the others get capabilities to fire with, from the initial one.
+                if let Some((cut, initial)) = restoring.take() {
+                    fired = cut;
+                    let caps = std::mem::take(&mut *initial.borrow_mut());
+                    if let Some(first) = caps.first() {
+                        for (&end, window) in open.range_mut(cut.saturating_add(1)..) {
+                            let w = Window {
+                                start: window.start,
+                                end,
+                            };
+                            let at = if processing_time {
+                                cut
+                            } else {
+                                cut.max(w.max_timestamp())
+                            };
+                            window.cap = Some(first.delayed(&at));
+                        }
+                    }
+                }
                 // In time order: records sent at time t were sent when their source's watermark was
                 // t - 1, so windows ending at or before t fire before they are folded (Flink's
                 // in-band watermarks); then the records are folded, late ones set aside.
