@@ -353,3 +353,139 @@ fn windows_restore_from_a_checkpoint_on_every_shape() {
         assert_eq!(sorted(all), model, "{shape:?}");
     }
 }
+
+/// A keyed process function with state and event-time timers (per key, the sum and count of the
+/// values at each timestamp, reported by a timer 50 ms later), checkpointed mid-run on 2 threads
+/// and restored on 1 worker, 2 threads and 2 processes: reports before the cut plus the restored
+/// run's reports are exactly the model's, none twice.
+#[test]
+fn process_functions_restore_state_and_timers_on_every_shape() {
+    use tidal::engine::{Time, WatermarkStrategy};
+    use tidal::operators::{KeyedProcessFunction, ProcessContext, TimeDomain};
+    let test = "process_functions_restore_state_and_timers_on_every_shape";
+    const EVENTS: u64 = 30_000;
+    /// Event i: key i % 5, value i % 17, timestamp i / 3 ms (in order).
+    fn event(i: u64) -> (u64, i64, i64) {
+        (i % 5, (i % 17) as i64, (i / 3) as i64)
+    }
+    /// Per key: (sum, count) per report time.
+    type Pending = BTreeMap<Time, (i64, u64)>;
+    struct ReportLater;
+    impl KeyedProcessFunction<u64, (i64, i64)> for ReportLater {
+        type State = Pending;
+        type Out = (u64, Time, i64, u64);
+        type Side = ();
+        fn process_element(
+            &mut self,
+            (v, ts): (i64, i64),
+            ctx: &mut ProcessContext<'_, u64, Pending, Self::Out, ()>,
+        ) {
+            let e = ctx.state().entry(ts + 50).or_insert((0, 0));
+            e.0 += v;
+            e.1 += 1;
+            ctx.register_event_time_timer(ts + 50);
+        }
+        fn on_timer(
+            &mut self,
+            at: Time,
+            _: TimeDomain,
+            ctx: &mut ProcessContext<'_, u64, Pending, Self::Out, ()>,
+        ) {
+            let key = *ctx.key();
+            if let Some((sum, n)) = ctx.state().remove(&at) {
+                ctx.output((key, at, sum, n));
+            }
+            if ctx.state().is_empty() {
+                ctx.clear_state();
+            }
+        }
+    }
+    fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, Time, i64, u64)> {
+        let mut events = Generator::new(event).count(EVENTS);
+        if let Some(rate) = rate {
+            events = events.rate(rate);
+        }
+        let strategy = WatermarkStrategy::monotonous().with_timestamps(|e: &(u64, i64, i64)| e.2);
+        env.generate_with(events, strategy)
+            .map(|(k, v, ts)| (k, (v, ts)))
+            .keyed()
+            .process(ReportLater)
+            .collect()
+    }
+    let mut model: BTreeMap<(u64, Time), (i64, u64)> = BTreeMap::new();
+    for i in 0..EVENTS {
+        let (k, v, ts) = event(i);
+        let e = model.entry((k, ts + 50)).or_insert((0, 0));
+        e.0 += v;
+        e.1 += 1;
+    }
+    let model: Vec<(u64, Time, i64, u64)> = model
+        .into_iter()
+        .map(|((k, at), (s, n))| (k, at, s, n))
+        .collect();
+
+    let dir = fixture_dir(test);
+    let first = dir.join("first");
+    let fired_first = dir.join("fired-first.txt");
+    if !is_child() {
+        let job_a = Job::local(2)
+            .with_tick(Duration::from_millis(2))
+            .quiet()
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(20)));
+        let stop = job_a.stop_handle();
+        let runner = std::thread::spawn(move || job_a.run(|env| job(env, Some(10_000.0))));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(
+                Instant::now() < deadline && !runner.is_finished(),
+                "no mid-run checkpoint"
+            );
+            if latest_valid(&first).is_some_and(|c| c.cut > 2_000) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.stop();
+        let fired = runner.join().unwrap().unwrap();
+        let text: String = fired
+            .iter()
+            .map(|r| format!("{} {} {} {}\n", r.0, r.1, r.2, r.3))
+            .collect();
+        std::fs::write(&fired_first, text).unwrap();
+    }
+    let checkpoint = latest_valid(&first).expect("a checkpoint");
+    let cut = checkpoint.cut;
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let restore = checkpoint.path.clone();
+        let own = dir.join(format!("restored-{i}"));
+        let out = run_with(
+            test,
+            shape,
+            move |job| {
+                job.with_checkpoints(
+                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
+                )
+            },
+            |env| job(env, None),
+        );
+        if is_child() {
+            continue;
+        }
+        assert!(
+            out.iter().all(|r| r.1 >= cut),
+            "{shape:?}: a timer fired twice"
+        );
+        let before: Vec<(u64, Time, i64, u64)> = std::fs::read_to_string(&fired_first)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<i64> = l.split(' ').map(|x| x.parse().unwrap()).collect();
+                (f[0] as u64, f[1], f[2], f[3] as u64)
+            })
+            .filter(|r| r.1 < cut)
+            .collect();
+        let mut all = before;
+        all.extend(out);
+        assert_eq!(sorted(all), model, "{shape:?}");
+    }
+}

@@ -11,8 +11,10 @@
 //!
 //! Records are handled in time order as the frontier passes (see [`TimeBuffer`]); before the
 //! records sent at time `t` (when their source's watermark was `t - 1`), every event-time timer
-//! `<= t - 1` fires — Flink's order of watermarks and records. The per-key state is a
-//! [`KeyedState`] registered with the worker under the operator's name.
+//! `<= t - 1` fires — Flink's order of watermarks and records. The per-key state, the pending
+//! timers and the last write times (for the time to live) are registered with the worker under
+//! the operator's name, so checkpoints capture them and a restore on any number of workers brings
+//! back each key's state and timers.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -21,7 +23,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tidal_engine::{DataStream, FastMap, KeyedState, Time, TimeBuffer, key_hash, timely};
+use tidal_engine::{
+    DataStream, FastMap, KeyedState, RegisteredState, Time, TimeBuffer, key_hash, timely,
+    worker_for, write_snapshot,
+};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
@@ -173,7 +178,8 @@ impl<K: Key, S: Default, O, D> ProcessContext<'_, K, S, O, D> {
 struct TtlState<K, S> {
     state: Rc<RefCell<KeyedState<K, S>>>,
     ttl: Option<Time>,
-    written: FastMap<K, Time>,
+    /// When each key's state was last written (kept only with a time to live).
+    written: Rc<RefCell<FastMap<K, Time>>>,
     expiry: BTreeMap<Time, Vec<K>>,
 }
 
@@ -182,14 +188,14 @@ impl<K: Key, S> TtlState<K, S> {
     fn take(&mut self, key: &K, now: Time) -> Option<S> {
         let mut state = self.state.borrow_mut();
         let value = state.remove(key);
+        let mut written = self.written.borrow_mut();
         match self.ttl {
             Some(ttl)
-                if self
-                    .written
+                if written
                     .get(key)
                     .is_some_and(|w| now.saturating_sub(*w) >= ttl) =>
             {
-                self.written.remove(key);
+                written.remove(key);
                 None
             }
             _ => value,
@@ -200,7 +206,7 @@ impl<K: Key, S> TtlState<K, S> {
         match value {
             Some(v) => {
                 if let Some(ttl) = self.ttl {
-                    self.written.insert(key.clone(), now);
+                    self.written.borrow_mut().insert(key.clone(), now);
                     self.expiry
                         .entry(now.saturating_add(ttl))
                         .or_default()
@@ -209,8 +215,18 @@ impl<K: Key, S> TtlState<K, S> {
                 self.state.borrow_mut().insert(key, v);
             }
             None => {
-                self.written.remove(&key);
+                self.written.borrow_mut().remove(&key);
             }
+        }
+    }
+    /// Rebuilds the expiry schedule from the write times (after a restore).
+    fn schedule_restored(&mut self) {
+        let Some(ttl) = self.ttl else { return };
+        for (key, w) in self.written.borrow().iter() {
+            self.expiry
+                .entry(w.saturating_add(ttl))
+                .or_default()
+                .push(key.clone());
         }
     }
     /// Removes state whose time to live has passed.
@@ -220,17 +236,103 @@ impl<K: Key, S> TtlState<K, S> {
             if *entry.key() > now {
                 break;
             }
+            let mut written = self.written.borrow_mut();
             for key in entry.remove() {
-                if self
-                    .written
+                if written
                     .get(&key)
                     .is_some_and(|w| now.saturating_sub(*w) >= ttl)
                 {
-                    self.written.remove(&key);
+                    written.remove(&key);
                     self.state.borrow_mut().remove(&key);
                 }
             }
         }
+    }
+}
+
+/// What a keyed process function keeps, as checkpoints see it: per key its state, its pending
+/// event-time and processing-time timers and its last write time (for the time to live).
+struct ProcessState<K, S> {
+    name: String,
+    values: Rc<RefCell<KeyedState<K, S>>>,
+    timers: Rc<RefCell<Timers<K>>>,
+    written: Rc<RefCell<FastMap<K, Time>>>,
+}
+
+/// One key's entry in a snapshot: state, event-time timers, processing-time timers, last write.
+type ProcessEntry<S> = (Option<S>, Vec<Time>, Vec<Time>, Option<Time>);
+/// The same, borrowing the state, as it is written.
+type ProcessEntryRef<'a, S> = (Option<&'a S>, Vec<Time>, Vec<Time>, Option<Time>);
+
+impl<K: Key, S: Serialize + DeserializeOwned + 'static> RegisteredState for ProcessState<K, S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn keys(&self) -> usize {
+        self.values.borrow().len()
+    }
+    fn snapshot_into(&self, out: &mut Vec<u8>) -> tidal_engine::Result<()> {
+        let values = self.values.borrow();
+        let timers = self.timers.borrow();
+        let written = self.written.borrow();
+        let mut entries: FastMap<&K, ProcessEntryRef<'_, S>> = FastMap::default();
+        for (k, v) in values.iter() {
+            entries.entry(k).or_default().0 = Some(v);
+        }
+        for (ts, keys) in &timers.event.by_time {
+            for k in keys.keys() {
+                entries.entry(k).or_default().1.push(*ts);
+            }
+        }
+        for (ts, keys) in &timers.processing.by_time {
+            for k in keys.keys() {
+                entries.entry(k).or_default().2.push(*ts);
+            }
+        }
+        for (k, w) in written.iter() {
+            entries.entry(k).or_default().3 = Some(*w);
+        }
+        write_snapshot(
+            &self.name,
+            entries.len(),
+            entries.iter().map(|(k, e)| (*k, e)),
+            out,
+        )
+    }
+    fn restore(
+        &mut self,
+        sections: &[&[u8]],
+        index: usize,
+        peers: usize,
+    ) -> tidal_engine::Result<usize> {
+        let mut kept = 0;
+        let mut values = self.values.borrow_mut();
+        let mut timers = self.timers.borrow_mut();
+        let mut written = self.written.borrow_mut();
+        for (i, section) in sections.iter().enumerate() {
+            let origin = format!("section {i} of state '{}'", self.name);
+            for (k, (state, event, processing, wrote)) in
+                KeyedState::<K, ProcessEntry<S>>::read_snapshot(*section, &origin)?
+            {
+                if worker_for(key_hash(&k), peers) != index {
+                    continue;
+                }
+                for ts in event {
+                    timers.event.insert(ts, k.clone());
+                }
+                for ts in processing {
+                    timers.processing.insert(ts, k.clone());
+                }
+                if let Some(w) = wrote {
+                    written.insert(k.clone(), w);
+                }
+                if let Some(state) = state {
+                    values.insert(k, state);
+                }
+                kept += 1;
+            }
+        }
+        Ok(kept)
     }
 }
 
@@ -328,27 +430,31 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
             let mut side_out =
                 OutputBuilder::<_, CapacityContainerBuilder<Vec<(F::Side, Time)>>>::from(side_out);
             let state = Rc::new(RefCell::new(KeyedState::<K, F::State>::new(name)));
-            if ctx.restored_cut().is_some() {
-                tidal_engine::fail(tidal_engine::Error::config(format!(
-                    "operator '{name}' cannot be restored from a checkpoint: restoring keyed process functions (their timers) is not built yet"
-                )));
-            }
-            ctx.register_state(state.clone());
+            let shared_timers = Rc::new(RefCell::new(Timers {
+                event: TimerQueue::new(),
+                processing: TimerQueue::new(),
+            }));
+            let written = Rc::new(RefCell::new(FastMap::default()));
+            ctx.register_state(Rc::new(RefCell::new(ProcessState {
+                name: name.to_string(),
+                values: Rc::clone(&state),
+                timers: Rc::clone(&shared_timers),
+                written: Rc::clone(&written),
+            })));
             let mut state = TtlState {
                 state,
                 ttl,
-                written: FastMap::default(),
+                written,
                 expiry: BTreeMap::new(),
             };
             let clock = ctx.clock();
+            let restored_cut = ctx.restored_cut();
 
-            builder.build(move |_| {
+            builder.build(move |initial| {
+                // Kept only when restoring: restored timers need capabilities to fire with.
+                let mut restoring = restored_cut.map(|cut| (cut, initial));
                 let mut pending: TimeBuffer<Vec<((K, V), Time)>> = TimeBuffer::new();
                 let mut side_caps: TimeBuffer<()> = TimeBuffer::new();
-                let mut timers = Timers {
-                    event: TimerQueue::new(),
-                    processing: TimerQueue::new(),
-                };
                 // Capabilities (main, side) held for pending timers.
                 let mut timer_caps: Option<(Capability<Time>, Capability<Time>)> = None;
                 let mut fired_up_to: Time = Time::MIN;
@@ -358,6 +464,19 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                     let frontier = &frontiers[0];
                     let mut main = main_out.activate();
                     let mut side = side_out.activate();
+                    let mut timers = shared_timers.borrow_mut();
+                    let timers = &mut *timers;
+                    // Restored: timers below the cut fired before the snapshot; the others
+                    // fire with capabilities taken from the initial ones.
+                    if let Some((cut, initial)) = restoring.take() {
+                        fired_up_to = cut;
+                        state.schedule_restored();
+                        if (!timers.event.is_empty() || !timers.processing.is_empty())
+                            && let [main_cap, side_cap] = &initial[..]
+                        {
+                            timer_caps = Some((main_cap.delayed(&cut), side_cap.delayed(&cut)));
+                        }
+                    }
                     input.for_each(|message, data| {
                         if let Some((_, records)) = pending.at(&message, 0) {
                             records.append(data);
@@ -378,7 +497,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 t,
                                 now,
                                 &mut state,
-                                &mut timers,
+                                timers,
                                 &mut out_buf,
                                 &mut side_buf,
                             );
@@ -397,7 +516,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 processing_time: now,
                                 out: &mut out_buf,
                                 side: &mut side_buf,
-                                timers: &mut timers,
+                                timers,
                             };
                             function.process_element(value, &mut c);
                             state.put(key, slot, now);
@@ -419,7 +538,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             reached,
                             now,
                             &mut state,
-                            &mut timers,
+                            timers,
                             &mut out_buf,
                             &mut side_buf,
                         );
@@ -436,7 +555,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 processing_time: now,
                                 out: &mut out_buf,
                                 side: &mut side_buf,
-                                timers: &mut timers,
+                                timers,
                             };
                             function.on_timer(ts, TimeDomain::ProcessingTime, &mut c);
                             state.put(key, slot, now);
