@@ -424,6 +424,10 @@ impl WorkerContext {
     pub fn restored_cut(&self) -> Option<Time> {
         self.checkpoints.restored.as_ref().map(|r| r.cut)
     }
+    /// When the job restores a checkpoint: its id.
+    pub fn restored_checkpoint(&self) -> Option<u64> {
+        self.checkpoints.restored.as_ref().map(|r| r.id)
+    }
     /// Whether checkpoints are taken.
     pub fn checkpointing(&self) -> bool {
         self.checkpoints.config.is_some()

@@ -5,8 +5,16 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
 use serde::Serialize;
-use tidal_engine::{Collected, DataStream, Error, Time, fail, timely};
+use tidal_engine::{
+    Collected, DataStream, Error, KeyedState, RegisteredState, Time, TimeBuffer, fail, key_hash,
+    timely, worker_for, write_snapshot,
+};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
@@ -26,8 +34,13 @@ pub trait Sinks<'s, T> {
     /// Writes every record as a line of text (`Display`) into part files in `dir`.
     ///
     /// Each worker writes `part-WWWWW-of-NNNNN.txt` (its index and the number of workers), first as
-    /// a hidden `.inprogress` file, renamed when the input ends; part files of an earlier run with
-    /// another number of workers are removed then, so the union of the part files is the result.
+    /// a hidden `.inprogress` file, renamed when the input ends; part files of an earlier run are
+    /// removed when the job starts, so the union of the part files is the result.
+    ///
+    /// With checkpoints the part files are exactly-once: a checkpoint records each part's length at
+    /// its cut; a job restored from it keeps the parts of earlier runs up to those lengths, removes
+    /// what was written after the cut, and writes its own parts
+    /// (`part-rKKKKKKKKK-WWWWW-of-NNNNN.txt`, K the checkpoint restored).
     ///
     /// ```
     /// use tidal_connectors::prelude::*;
@@ -172,22 +185,34 @@ impl<'s, T: 'static> Sinks<'s, T> for DataStream<'s, T> {
     }
 }
 
-/// A part file being written by one worker.
+/// The part file one worker is writing: hidden while in progress, renamed when the input ends.
 struct PartFile {
-    dir: PathBuf,
     temp: PathBuf,
     done: PathBuf,
     writer: Option<BufWriter<File>>,
-    ext: &'static str,
-    index: usize,
-    peers: usize,
+    /// Bytes handed to the writer so far.
+    written: u64,
+}
+
+/// The name of worker `index`'s part file among `peers`: `part-WWWWW-of-NNNNN.EXT` for a fresh
+/// run, `part-rKKKKKKKKK-WWWWW-of-NNNNN.EXT` for a run restored from checkpoint K (so that the
+/// parts of each run have their own names).
+fn part_name(run: Option<u64>, index: usize, peers: usize, ext: &str) -> String {
+    match run {
+        None => format!("part-{index:05}-of-{peers:05}.{ext}"),
+        Some(k) => format!("part-r{k:09}-{index:05}-of-{peers:05}.{ext}"),
+    }
+}
+
+/// The hidden name of a part file while it is written.
+fn in_progress_name(visible: &str) -> String {
+    format!(".{visible}.inprogress")
 }
 
 impl PartFile {
-    fn create(dir: &Path, ext: &'static str, index: usize, peers: usize) -> PartFile {
-        let base = format!("part-{index:05}-of-{peers:05}.{ext}");
-        let temp = dir.join(format!(".{base}.inprogress"));
-        let done = dir.join(&base);
+    fn create(dir: &Path, visible: &str) -> PartFile {
+        let temp = dir.join(in_progress_name(visible));
+        let done = dir.join(visible);
         let file = std::fs::create_dir_all(dir)
             .and_then(|_| File::create(&temp))
             .unwrap_or_else(|e| {
@@ -197,29 +222,35 @@ impl PartFile {
                 )))
             });
         PartFile {
-            dir: dir.to_path_buf(),
             temp,
             done,
             writer: Some(BufWriter::with_capacity(1 << 16, file)),
-            ext,
-            index,
-            peers,
+            written: 0,
         }
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        if let Some(w) = self.writer.as_mut()
-            && let Err(e) = w.write_all(bytes)
-        {
-            fail(Error::external(format!(
-                "writing '{}': {e}",
-                self.temp.display()
-            )));
+        if let Some(w) = self.writer.as_mut() {
+            if let Err(e) = w.write_all(bytes) {
+                fail(Error::external(format!(
+                    "writing '{}': {e}",
+                    self.temp.display()
+                )));
+            }
+            self.written += bytes.len() as u64;
         }
     }
 
-    /// Flushes, syncs and renames the part to its final name; worker 0 then removes parts of
-    /// earlier runs with another number of workers.
+    /// Flushes and syncs what was written, for a checkpoint; returns the length.
+    fn sync(&mut self) -> std::io::Result<u64> {
+        if let Some(w) = self.writer.as_mut() {
+            w.flush()?;
+            w.get_ref().sync_data()?;
+        }
+        Ok(self.written)
+    }
+
+    /// Flushes, syncs and renames the part to its visible name.
     fn commit(&mut self) {
         let Some(mut w) = self.writer.take() else {
             return;
@@ -234,58 +265,197 @@ impl PartFile {
                 self.done.display()
             )));
         }
-        if self.index == 0 {
-            let ours = format!("-of-{:05}.{}", self.peers, self.ext);
-            if let Ok(entries) = std::fs::read_dir(&self.dir) {
-                for entry in entries.flatten() {
-                    let name = entry.file_name().to_string_lossy().to_string();
-                    let stale = name.starts_with("part-")
-                        && name.ends_with(&format!(".{}", self.ext))
-                        && !name.ends_with(&ours);
-                    if stale {
-                        let _ = std::fs::remove_file(entry.path());
-                    }
-                }
+    }
+}
+
+/// What a part-file sink keeps for checkpoints: the path and length of every part that belongs to
+/// the output as of the cut — this worker's part in progress, and the parts of earlier
+/// runs it committed when the job was restored. Entries are keyed by file name, so on restore
+/// each part is truncated to its length and made visible by exactly one worker; and the parts of
+/// failed runs after the cut, which hold records that will be written again, are removed.
+struct SinkState {
+    name: String,
+    dir: PathBuf,
+    ext: &'static str,
+    part: Rc<RefCell<PartFile>>,
+    /// Parts of earlier runs this worker made visible (paths), with their lengths.
+    committed: BTreeMap<String, u64>,
+    /// Whether `restore` ran (a restored job whose checkpoint holds this sink).
+    restored: Rc<Cell<bool>>,
+}
+
+impl RegisteredState for SinkState {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn keys(&self) -> usize {
+        self.committed.len() + 1
+    }
+    fn snapshot_into(&self, out: &mut Vec<u8>) -> tidal_engine::Result<()> {
+        let mut part = self.part.borrow_mut();
+        let len = part.sync().map_err(|e| {
+            Error::external(format!("syncing '{}' for a checkpoint: {e}", part.temp.display()))
+        })?;
+        let current = part.done.to_string_lossy().into_owned();
+        let entries: Vec<(String, u64)> = self
+            .committed
+            .iter()
+            .map(|(n, l)| (n.clone(), *l))
+            .chain(std::iter::once((current, len)))
+            .collect();
+        write_snapshot(
+            &self.name,
+            entries.len(),
+            entries.iter().map(|(n, l)| (n, l)),
+            out,
+        )
+    }
+    fn restore(
+        &mut self,
+        sections: &[&[u8]],
+        index: usize,
+        peers: usize,
+    ) -> tidal_engine::Result<usize> {
+        let mut all: BTreeMap<String, u64> = BTreeMap::new();
+        for (i, section) in sections.iter().enumerate() {
+            let origin = format!("section {i} of state '{}'", self.name);
+            all.extend(KeyedState::<String, u64>::read_snapshot(*section, &origin)?);
+        }
+        self.restored.set(true);
+        if index == 0 {
+            remove_other_parts(&self.dir, self.ext, &all);
+        }
+        for (visible, len) in all {
+            if worker_for(key_hash(&visible), peers) != index {
+                continue;
             }
+            commit_restored_part(Path::new(&visible), len)?;
+            self.committed.insert(visible, len);
+        }
+        Ok(self.committed.len())
+    }
+}
+
+/// Removes the visible part files (of this sink's kind) in `dir` whose paths are not in `keep`:
+/// an earlier output, or the parts of runs after the cut.
+fn remove_other_parts(dir: &Path, ext: &str, keep: &BTreeMap<String, u64>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let visible_part = name.starts_with("part-") && name.ends_with(&format!(".{ext}"));
+        if visible_part && !keep.contains_key(&*entry.path().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
 
-/// Each worker encodes its records into a buffer and writes its own part file, committed when the
-/// input ends (the frontier is empty).
+/// Makes a part of an earlier run visible with the length it had at the cut (its records after
+/// the cut will be written again by the restored run). A part that is gone is an error unless it
+/// was empty at the cut: its records would be lost.
+fn commit_restored_part(done: &Path, len: u64) -> tidal_engine::Result<()> {
+    let name = done
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = done.with_file_name(in_progress_name(&name));
+    let path = if temp.exists() {
+        temp.clone()
+    } else if done.exists() || len > 0 {
+        done.to_path_buf()
+    } else {
+        return Ok(());
+    };
+    let truncated = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| {
+            let size = f.metadata()?.len();
+            if size < len {
+                return Err(std::io::Error::other(format!(
+                    "it has {size} bytes, the checkpoint says {len}"
+                )));
+            }
+            f.set_len(len)?;
+            f.sync_all()
+        })
+        .and_then(|_| if path == temp { std::fs::rename(&temp, done) } else { Ok(()) });
+    truncated.map_err(|e| {
+        Error::external(format!(
+            "cannot restore output part '{}' written before the checkpoint: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Each worker encodes its records in time order as the frontier passes and writes its own part
+/// file, made visible when the input ends. With checkpoints the sink is exactly-once: a checkpoint
+/// records every part's length at the cut, and a restored run truncates the parts to it (see
+/// [`SinkState`]).
 fn part_file_sink<'s, T: 'static>(
     stream: DataStream<'s, T>,
     dir: &Path,
     ext: &'static str,
     mut encode: impl FnMut(&mut Vec<u8>, &T) -> Result<(), String> + 'static,
 ) {
-    let name = stream.default_name(&format!("write_{ext}"));
     let ctx = stream.context().clone();
-    let mut part = PartFile::create(dir, ext, ctx.index(), ctx.peers());
-    let mut buffer = Vec::with_capacity(1 << 16);
-    stream
-        .into_inner()
-        .sink(Pipeline, &name, move |(input, frontier)| {
-            input.for_each(|_, data| {
-                for (record, _) in data.drain(..) {
-                    if let Err(e) = encode(&mut buffer, &record) {
+    let dir = dir.to_path_buf();
+    let _ = stream.then(&format!("write_{ext}"), move |input, name| {
+        let run = ctx.restored_checkpoint();
+        let visible = part_name(run, ctx.index(), ctx.peers(), ext);
+        let part = Rc::new(RefCell::new(PartFile::create(&dir, &visible)));
+        let restored = Rc::new(Cell::new(false));
+        ctx.register_state(Rc::new(RefCell::new(SinkState {
+            name: name.to_string(),
+            dir: dir.clone(),
+            ext,
+            part: Rc::clone(&part),
+            committed: BTreeMap::new(),
+            restored: Rc::clone(&restored),
+        })));
+        let index = ctx.index();
+        let mut started = false;
+        input.unary_frontier::<CapacityContainerBuilder<Vec<((), Time)>>, _, _, _>(
+            Pipeline,
+            name,
+            move |_, _| {
+                let mut pending: TimeBuffer<Vec<u8>> = TimeBuffer::new();
+                let mut failed = None;
+                move |(input, frontier), _output| {
+                    if !started {
+                        started = true;
+                        // A fresh run (or one whose checkpoint has no state of this sink) starts
+                        // the output anew: worker 0 removes earlier parts.
+                        if index == 0 && !restored.get() {
+                            remove_other_parts(&dir, ext, &BTreeMap::new());
+                        }
+                    }
+                    input.for_each(|message, data| {
+                        let Some((_, bytes)) = pending.at(&message, 0) else {
+                            return;
+                        };
+                        for (record, _) in data.drain(..) {
+                            if let Err(e) = encode(bytes, &record) {
+                                failed.get_or_insert(e);
+                            }
+                        }
+                    });
+                    if let Some(e) = failed.take() {
                         fail(Error::input(format!(
                             "cannot encode a record for '{}': {e}",
-                            part.temp.display()
+                            part.borrow().temp.display()
                         )));
                     }
-                    if buffer.len() >= 1 << 16 {
-                        part.write(&buffer);
-                        buffer.clear();
+                    let mut part = part.borrow_mut();
+                    pending.for_each_ready(frontier, |_, bytes| part.write(bytes));
+                    if frontier.is_empty() {
+                        part.commit();
                     }
                 }
-            });
-            if frontier.is_empty() {
-                part.write(&buffer);
-                buffer.clear();
-                part.commit();
-            }
-        });
+            },
+        )
+    });
 }
 
 /// A byte buffer shared between a csv writer and the part file it feeds.
