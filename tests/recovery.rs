@@ -293,3 +293,113 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
     );
     assert_eq!(read_output(&out_three), expected, "restored on 3 processes");
 }
+
+/// A windowed job whose results are written as they fire (bid_windows: per auction per 10 s
+/// window, count and max price) survives kill -9 of its processes with exactly-once part files:
+/// every window's line appears once, with the model's values.
+#[test]
+fn windowed_output_is_exactly_once_across_kill_9() {
+    let dir = fixture_dir("windowed_output_is_exactly_once");
+    let input = dir.join("bids.csv");
+    let generated = Command::new(example("bid_windows"))
+        .args([
+            "--generate",
+            input.to_str().unwrap(),
+            "--events",
+            "120000",
+            "--seed",
+            "5",
+        ])
+        .status()
+        .unwrap();
+    assert!(generated.success());
+    // The model, from the file.
+    let mut model: BTreeMap<(i64, u64), (u64, u64)> = BTreeMap::new();
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        let end = f[2] - f[2].rem_euclid(10_000) + 10_000;
+        let e = model.entry((end, f[0] as u64)).or_insert((0, 0));
+        e.0 += 1;
+        e.1 = e.1.max(f[1] as u64);
+    }
+    let out = dir.join("out");
+    let mut launcher = Command::new(launcher())
+        .args([
+            "run",
+            "--processes",
+            "2",
+            "--restart-attempts",
+            "5",
+            "--restart-delay",
+            "100ms",
+            "--",
+        ])
+        .arg(example("bid_windows"))
+        .args(["--input", input.to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap()])
+        .args([
+            "--checkpoint-dir",
+            dir.join("checkpoints").to_str().unwrap(),
+        ])
+        .args(["--checkpoint-interval", "200ms", "--rate", "20000"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (pids_tx, pids_rx) = mpsc::channel::<(usize, u32)>();
+    let stderr = launcher.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("tidal: started process ") {
+                let (p, pid) = rest.split_once(" (pid ").unwrap();
+                let _ = pids_tx.send((
+                    p.parse().unwrap(),
+                    pid.trim_end_matches(')').parse().unwrap(),
+                ));
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let mut rng = SmallRng::seed_from_u64(3);
+    for kill in 0..3 {
+        let mut attempt = Vec::new();
+        while attempt.len() < 2 {
+            attempt.push(
+                pids_rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("processes start"),
+            );
+        }
+        let victim = attempt[rng.random_range(0..2)];
+        std::thread::sleep(Duration::from_millis(rng.random_range(500..1500)));
+        let killed = Command::new("kill")
+            .args(["-KILL", &victim.1.to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            killed.success(),
+            "kill {kill}: process {} had already ended",
+            victim.0
+        );
+    }
+    let status = wait_with_limit(&mut launcher, Duration::from_secs(120));
+    let log = log.join().unwrap();
+    assert!(status.success(), "the launcher failed: {status}\n{log}");
+    assert_eq!(log.matches("was killed by signal 9").count(), 3, "{log}");
+    // Every window once, with the model's values.
+    let mut got: BTreeMap<(i64, u64), (u64, u64)> = BTreeMap::new();
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("part-") {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+            let previous = got.insert((f[0], f[1] as u64), (f[2] as u64, f[3] as u64));
+            assert!(previous.is_none(), "window {line} written twice\n{log}");
+        }
+    }
+    assert_eq!(got.len(), model.len(), "windows written");
+    assert_eq!(got, model);
+}

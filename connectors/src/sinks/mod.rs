@@ -241,6 +241,18 @@ impl PartFile {
         }
     }
 
+    /// Hands what was written to the file.
+    fn flush(&mut self) {
+        if let Some(w) = self.writer.as_mut()
+            && let Err(e) = w.flush()
+        {
+            fail(Error::external(format!(
+                "writing '{}': {e}",
+                self.temp.display()
+            )));
+        }
+    }
+
     /// Flushes and syncs what was written, for a checkpoint; returns the length.
     fn sync(&mut self) -> std::io::Result<u64> {
         if let Some(w) = self.writer.as_mut() {
@@ -294,7 +306,10 @@ impl RegisteredState for SinkState {
     fn snapshot_into(&self, out: &mut Vec<u8>) -> tidal_engine::Result<()> {
         let mut part = self.part.borrow_mut();
         let len = part.sync().map_err(|e| {
-            Error::external(format!("syncing '{}' for a checkpoint: {e}", part.temp.display()))
+            Error::external(format!(
+                "syncing '{}' for a checkpoint: {e}",
+                part.temp.display()
+            ))
         })?;
         let current = part.done.to_string_lossy().into_owned();
         let entries: Vec<(String, u64)> = self
@@ -380,7 +395,13 @@ fn commit_restored_part(done: &Path, len: u64) -> tidal_engine::Result<()> {
             f.set_len(len)?;
             f.sync_all()
         })
-        .and_then(|_| if path == temp { std::fs::rename(&temp, done) } else { Ok(()) });
+        .and_then(|_| {
+            if path == temp {
+                std::fs::rename(&temp, done)
+            } else {
+                Ok(())
+            }
+        });
     truncated.map_err(|e| {
         Error::external(format!(
             "cannot restore output part '{}' written before the checkpoint: {e}",
@@ -448,9 +469,14 @@ fn part_file_sink<'s, T: 'static>(
                         )));
                     }
                     let mut part = part.borrow_mut();
+                    let before = part.written;
                     pending.for_each_ready(frontier, |_, bytes| part.write(bytes));
                     if frontier.is_empty() {
                         part.commit();
+                    } else if part.written != before {
+                        // Results reach the file as the frontier passes (not only when the
+                        // buffer fills), so that the output can be followed while the job runs.
+                        part.flush();
                     }
                 }
             },
@@ -469,5 +495,46 @@ impl Write for SharedBuffer {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restored_parts_are_cut_to_their_checkpointed_length_and_made_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        // A part still in progress when its run died, with records after the cut.
+        let visible = dir.path().join("part-00000-of-00002.txt");
+        let hidden = dir.path().join(in_progress_name("part-00000-of-00002.txt"));
+        std::fs::write(&hidden, "before\nafter the cut\n").unwrap();
+        commit_restored_part(&visible, 7).unwrap();
+        assert_eq!(std::fs::read_to_string(&visible).unwrap(), "before\n");
+        assert!(!hidden.exists());
+        // Already visible (its run ended on that worker): cut as well; again: unchanged.
+        std::fs::write(&visible, "before\nmore\n").unwrap();
+        commit_restored_part(&visible, 7).unwrap();
+        commit_restored_part(&visible, 7).unwrap();
+        assert_eq!(std::fs::read_to_string(&visible).unwrap(), "before\n");
+        // Gone although it held records at the cut: an error naming it; empty at the cut: fine.
+        let gone = dir.path().join("part-00001-of-00002.txt");
+        let err = commit_restored_part(&gone, 5).unwrap_err().to_string();
+        assert!(err.contains("part-00001-of-00002.txt"), "{err}");
+        commit_restored_part(&gone, 0).unwrap();
+    }
+
+    #[test]
+    fn other_visible_parts_are_removed_and_listed_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = dir.path().join("part-00000-of-00001.txt");
+        let stale = dir.path().join("part-r000000003-00000-of-00002.txt");
+        let other_kind = dir.path().join("part-00000-of-00001.csv");
+        for f in [&keep, &stale, &other_kind] {
+            std::fs::write(f, "x\n").unwrap();
+        }
+        let listed = BTreeMap::from([(keep.to_string_lossy().into_owned(), 2)]);
+        remove_other_parts(dir.path(), "txt", &listed);
+        assert!(keep.exists() && !stale.exists() && other_kind.exists());
     }
 }
