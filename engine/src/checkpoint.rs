@@ -3,31 +3,43 @@
 //! ## The consistency argument
 //! A checkpoint is a **cut time** `T` of timely time (a watermark): it holds exactly the effect of
 //! the records that sources sent at times below `T`.
-//! 1. Worker 0 asks every worker to *fence* its sources: no source capability may move past the
-//!    fence, which is the largest capability among the worker's sources. Each worker answers with
-//!    its fence + 1; the cut `T` is the largest answer, so every source is still below `T` when
-//!    it learns of it.
-//! 2. Every worker learns `T` and fences its sources at `T`. A source records its **position** (what
-//!    it has still to read) at the moment its capability reaches `T`, before sending anything at
-//!    `T`; records it sends from then on are at `T` or later, after the cut.
+//! 1. Every source instance notes, each time its capability moves, where its reader stands then
+//!    (before it sends anything at the new capability). So for any `T` at or below its capability
+//!    it knows its **position** at `T`: what it had still to read when its capability first
+//!    reached `T`. Every record it sent before that is below `T`, every later one at or above.
+//! 2. Worker 0 asks every worker to *fence* its sources (no capability may move past the least
+//!    capability on the worker) and to say, per source, where its furthest-behind instance there
+//!    stands. The cut `T` is one past the furthest-behind instance of each source, the latest of
+//!    those over the sources. Every worker then fences its sources at `T`: the instances behind
+//!    move up to `T`, those ahead stay where they are (they are past `T` already, and step 1 gives
+//!    their positions at `T`).
 //! 3. Stateful operators change their state only in time order as their input frontier passes
 //!    (see [`state`](crate::state)) and hold a capability for every time whose input they buffer.
-//!    So when a stateful operator's *output* frontier reaches `T`, it has folded in every record
-//!    below `T`, and — because every source is fenced at `T` — none at `T` or later: its state is
-//!    the state as of `T`. The worker watches all its stateful operators' outputs with one probe.
-//! 4. When its probe has reached `T` and its sources have their positions, a worker writes its
-//!    **part**: every registered state's snapshot and every source's position. When all parts are
-//!    written, worker 0 writes the **manifest**, which marks the checkpoint complete, and lifts the
-//!    fences. Between 2 and 4 the sources keep reading; their records wait in the operators'
-//!    per-time buffers (the cost of a checkpoint is that wait, not a stop).
+//!    An operator fed through an exchange by every instance of its sources has an input frontier
+//!    no later than the furthest-behind instance of each: fenced, it stops exactly at `T`. When
+//!    its *output* frontier reaches `T` it has folded in every record below `T` and none at or
+//!    above: its state is the state as of `T`. An operator fed by a pipeline from one instance (a
+//!    sink after a source) may run past `T`; it gives its state as of `T` itself (a sink keeps the
+//!    length its part had before each time it wrote). The worker watches all its stateful
+//!    operators' outputs with one probe.
+//! 4. When its probe has reached `T` and every source of its has reached `T` (or ended), a worker
+//!    writes its **part**: every registered state's snapshot as of `T` and every source's position
+//!    at `T`. When all parts are written, worker 0 writes the **manifest**, which marks the
+//!    checkpoint complete, and lifts the fences. Meanwhile the sources keep reading; their records
+//!    wait in the operators' per-time buffers (the cost of a checkpoint is that wait, about one
+//!    `--tick`, not a stop). A source that ends meanwhile keeps its capability at the fence until
+//!    the checkpoint is over, so that no operator runs to the end of input before its snapshot.
 //!
 //! Restoring reads every part of a complete, valid checkpoint on every worker: each stateful
 //! operator keeps the keys it owns among the new number of workers (so any worker count works),
-//! and each source resumes from the positions of all former instances, redistributed.
+//! and each source resumes from the positions of all former instances, redistributed; restored
+//! sources start at `T`.
 //!
-//! A cut needs every source's watermark to reach `T`: an event-time source whose watermark stands
-//! still (no records, no idleness timeout) delays checkpoints as it delays windows. The checkpoint
-//! times out after `--checkpoint-timeout` and is abandoned; the fences are lifted.
+//! Instances of one source far apart in event time (file splits read side by side) do not slow
+//! checkpoints: the cut follows the one behind. Two *different* sources far apart do: the cut
+//! waits for the one behind to reach the other. A source whose watermark stands still (no
+//! records, no idleness timeout) holds checkpoints back as it holds windows back; a checkpoint not
+//! complete after `--checkpoint-timeout` is abandoned and the fences are lifted.
 //!
 //! ## Format (version 1)
 //! `DIR/chk-NNNNNNNNN/part-WWWWW-of-PPPPP`, one per worker: magic `TDCP`, version (u32 LE), a

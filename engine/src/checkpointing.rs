@@ -28,11 +28,39 @@ pub(crate) struct SourceSlot {
     pub(crate) operator: Option<Rc<OperatorMeta>>,
     /// The instance's capability (`None` once it has ended).
     pub(crate) cap: Option<Time>,
-    /// Its position at the pending cut, once reached: (checkpoint id, position).
-    pub(crate) position: Option<(u64, std::result::Result<SourcePosition, String>)>,
+    /// Where the instance stood each time its capability moved: (the new capability, its position
+    /// then — before it sent anything at the new capability). Entries below the last cut are
+    /// dropped.
+    pub(crate) log: std::collections::VecDeque<(Time, PositionResult)>,
 }
 
+/// A source position, or why the source cannot give one.
+pub(crate) type PositionResult = std::result::Result<SourcePosition, String>;
+
 impl SourceSlot {
+    /// Notes that the capability moved to `cap` with the reader at `position`.
+    pub(crate) fn moved(&mut self, cap: Time, position: PositionResult) {
+        self.cap = Some(cap);
+        self.log.push_back((cap, position));
+    }
+    /// The position at cut `cut`: where the instance stood when its capability first reached the
+    /// cut (every record it sent before is below the cut). `None` while it is below the cut.
+    pub(crate) fn position_at(&self, cut: Time) -> Option<PositionResult> {
+        if self.cap.is_some_and(|c| c < cut) {
+            return None;
+        }
+        match self.log.iter().find(|(at, _)| *at >= cut) {
+            Some((_, position)) => Some(position.clone()),
+            // Ended below the cut: everything it read was sent below it.
+            None => Some(Ok(SourcePosition::Done)),
+        }
+    }
+    /// Forgets the positions no cut after `cut` can need.
+    fn forget_before(&mut self, cut: Time) {
+        while self.log.len() > 1 && self.log.get(1).is_some_and(|(at, _)| *at <= cut) {
+            self.log.pop_front();
+        }
+    }
     /// The source's identity in checkpoints: its operator's final name.
     pub(crate) fn name(&self) -> String {
         match &self.operator {
@@ -94,18 +122,13 @@ impl WorkerCheckpoints {
         self.fence.get()
     }
 
-    /// The pending cut (checkpoint id, cut time), if a checkpoint is being taken.
-    pub(crate) fn pending_cut(&self) -> Option<(u64, Time)> {
-        self.cut.get()
-    }
-
     /// Registers a source instance.
     pub(crate) fn register_source(&self, name: &str) -> Rc<RefCell<SourceSlot>> {
         let slot = Rc::new(RefCell::new(SourceSlot {
             created_as: name.to_string(),
             operator: None,
             cap: Some(Time::MIN),
-            position: None,
+            log: std::collections::VecDeque::new(),
         }));
         self.sources.borrow_mut().push(Rc::clone(&slot));
         slot
@@ -121,7 +144,7 @@ impl WorkerCheckpoints {
         peers: usize,
         stopping: bool,
         post: &mut dyn FnMut(Control),
-        snapshot: &dyn Fn() -> Result<Vec<(String, Vec<u8>)>>,
+        snapshot: &dyn Fn(Time) -> Result<Vec<(String, Vec<u8>)>>,
         savepoint_request: &dyn Fn() -> Option<bool>,
         stop_job: &dyn Fn(),
     ) -> Result<()> {
@@ -132,19 +155,25 @@ impl WorkerCheckpoints {
         for message in messages {
             match message {
                 Control::CheckpointPrepare { id } => {
-                    // Hold every source where the furthest one is; propose a cut just past it,
-                    // so that each source is still below the cut when it learns of it.
-                    let furthest = self
-                        .sources
-                        .borrow()
-                        .iter()
-                        .filter_map(|s| s.borrow().cap)
-                        .max();
-                    if let Some(furthest) = furthest {
-                        self.fence.set(furthest);
+                    // Hold every source where this worker's furthest-behind one is, and say
+                    // where each source's furthest-behind instance here stands.
+                    let sources = self.sources.borrow();
+                    let mut least: BTreeMap<String, Time> = BTreeMap::new();
+                    for s in sources.iter() {
+                        let s = s.borrow();
+                        if let Some(cap) = s.cap {
+                            let e = least.entry(s.name()).or_insert(cap);
+                            *e = (*e).min(cap);
+                        }
                     }
-                    let at = furthest.map(|c| c.saturating_add(1));
-                    post(Control::CheckpointFenced { id, worker, at });
+                    if let Some(lowest) = least.values().min() {
+                        self.fence.set(*lowest);
+                    }
+                    post(Control::CheckpointFenced {
+                        id,
+                        worker,
+                        at: least.into_iter().collect(),
+                    });
                 }
                 Control::CheckpointCut { id, cut, savepoint } => {
                     self.fence.set(cut);
@@ -153,8 +182,13 @@ impl WorkerCheckpoints {
                 }
                 Control::Stop => stop_job(),
                 Control::CheckpointEnd { id } => {
-                    if self.cut.get().is_none_or(|(pending, _)| pending <= id) {
+                    if let Some((pending, cut)) = self.cut.get()
+                        && pending <= id
+                    {
                         self.cut.set(None);
+                        for s in self.sources.borrow().iter() {
+                            s.borrow_mut().forget_before(cut);
+                        }
                     }
                     self.fence.set(Time::MAX);
                 }
@@ -178,10 +212,9 @@ impl WorkerCheckpoints {
             && !self.probe.less_than(&cut)
         {
             let sources = self.sources.borrow();
-            let ready = sources.iter().all(|s| {
-                let s = s.borrow();
-                s.cap.is_none() || s.position.as_ref().is_some_and(|(p, _)| *p == id)
-            });
+            let ready = sources
+                .iter()
+                .all(|s| s.borrow().position_at(cut).is_some());
             if ready {
                 let folder = config.folder(id, self.savepoint.get());
                 let part = self.part(id, cut, worker, peers, &sources, snapshot);
@@ -208,18 +241,16 @@ impl WorkerCheckpoints {
         worker: usize,
         peers: usize,
         sources: &[Rc<RefCell<SourceSlot>>],
-        snapshot: &dyn Fn() -> Result<Vec<(String, Vec<u8>)>>,
+        snapshot: &dyn Fn(Time) -> Result<Vec<(String, Vec<u8>)>>,
     ) -> Result<Part> {
         let mut positions = Vec::with_capacity(sources.len());
         for s in sources {
             let s = s.borrow();
-            let position = match &s.position {
-                _ if s.cap.is_none() && s.position.is_none() => SourcePosition::Done,
-                Some((p, Ok(position))) if *p == id => position.clone(),
-                Some((_, Err(why))) => return Err(Error::config(why.clone())),
-                _ => SourcePosition::Done,
-            };
-            positions.push((s.name(), position));
+            match s.position_at(cut) {
+                Some(Ok(position)) => positions.push((s.name(), position)),
+                Some(Err(why)) => return Err(Error::config(why)),
+                None => unreachable!("parts are written once every source reached the cut"),
+            }
         }
         Ok(Part {
             checkpoint: id,
@@ -227,7 +258,7 @@ impl WorkerCheckpoints {
             worker,
             peers,
             sources: positions,
-            states: snapshot()?,
+            states: snapshot(cut)?,
         })
     }
 }
@@ -271,7 +302,7 @@ enum Phase {
         id: u64,
         kind: Kind,
         started: Instant,
-        fenced: BTreeMap<usize, Option<Time>>,
+        fenced: BTreeMap<usize, Vec<(String, Time)>>,
     },
     Writing {
         id: u64,
@@ -283,7 +314,7 @@ enum Phase {
 }
 
 impl Coordinator {
-    fn fenced(&mut self, id: u64, worker: usize, at: Option<Time>) {
+    fn fenced(&mut self, id: u64, worker: usize, at: Vec<(String, Time)>) {
         if let Phase::Preparing {
             id: current,
             fenced,
@@ -348,7 +379,14 @@ impl Coordinator {
             } => {
                 let (id, kind) = (*id, *kind);
                 if fenced.len() == peers {
-                    match fenced.values().flatten().max() {
+                    // The cut: just past the furthest-behind instance of each source (the one
+                    // that holds back the operators downstream of it), the latest of those.
+                    let mut least: BTreeMap<&str, Time> = BTreeMap::new();
+                    for (name, cap) in fenced.values().flatten() {
+                        let e = least.entry(name.as_str()).or_insert(*cap);
+                        *e = (*e).min(*cap);
+                    }
+                    match least.values().max() {
                         // No source is running any more: the job is ending.
                         None => {
                             if kind.is_savepoint() {
@@ -357,7 +395,8 @@ impl Coordinator {
                             self.end(id, post)
                         }
                         Some(&at) => {
-                            let cut = at.max(self.last_cut.saturating_add(1));
+                            let cut = at.saturating_add(1).max(self.last_cut.saturating_add(1));
+                            self.last_cut = cut;
                             post(Control::CheckpointCut {
                                 id,
                                 cut,

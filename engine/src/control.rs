@@ -30,11 +30,12 @@ pub(crate) enum Control {
     },
     /// Worker 0 starts checkpoint `id`: fence your sources, say where.
     CheckpointPrepare { id: u64 },
-    /// A worker's fence: its sources' largest capability + 1 (`None`: no source running).
+    /// A worker has fenced its sources: per source, the least capability of its running
+    /// instances on the worker (empty: no source running).
     CheckpointFenced {
         id: u64,
         worker: usize,
-        at: Option<Time>,
+        at: Vec<(String, Time)>,
     },
     /// The cut of checkpoint `id` (a savepoint when `savepoint`).
     CheckpointCut { id: u64, cut: Time, savepoint: bool },

@@ -440,12 +440,13 @@ impl WorkerContext {
             .map(|e| (e.name(), e.state.borrow().keys()))
             .collect()
     }
-    /// A snapshot of every state registered on this worker: operator name and encoded entries.
-    pub fn snapshot_states(&self) -> Result<Vec<(String, Vec<u8>)>> {
+    /// A snapshot of every state registered on this worker as of cut `cut`: operator name and
+    /// encoded entries.
+    pub fn snapshot_states(&self, cut: Time) -> Result<Vec<(String, Vec<u8>)>> {
         let mut parts = Vec::new();
         for entry in self.states.borrow().iter() {
             let mut bytes = Vec::new();
-            entry.state.borrow().snapshot_into(&mut bytes)?;
+            entry.state.borrow().snapshot_into(cut, &mut bytes)?;
             parts.push((entry.name(), bytes));
         }
         Ok(parts)
@@ -707,7 +708,7 @@ impl Job {
                             ctx.peers,
                             ctx.stop_requested(),
                             &mut |m| ctx.outbox.borrow_mut().push(m),
-                            &|| ctx.snapshot_states(),
+                            &|cut| ctx.snapshot_states(cut),
                             &|| shared.stop.take_savepoint(),
                             &|| shared.stop.stop(),
                         );

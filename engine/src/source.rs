@@ -13,6 +13,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
 
 use crate::checkpoint::SourcePosition;
+use crate::checkpointing::PositionResult;
 use crate::runtime::Env;
 use crate::stream::DataStream;
 use crate::time::{TickClock, Time, now_millis};
@@ -144,6 +145,28 @@ impl<'s> Env<'s> {
                 let mut changed: Vec<SplitId> = Vec::new();
                 let mut restoring = driver_ctx.checkpoints.restored.clone();
                 let mut finished = false;
+                let checkpointing = driver_ctx.checkpointing();
+                let mut started_logging = false;
+                let position_of = {
+                    let source_name = source_name.clone();
+                    move |reader: &R, clock: &SourceClock<R::Item>, cap: Time| -> PositionResult {
+                        let watermark = match clock {
+                            SourceClock::Ingestion => cap.saturating_sub(1),
+                            SourceClock::Event { splits, .. } => splits.watermark(None).0,
+                        };
+                        reader
+                            .position()
+                            .map(|position| SourcePosition::At {
+                                position,
+                                watermark,
+                            })
+                            .ok_or_else(|| {
+                                format!(
+                                    "source '{source_name}' cannot be checkpointed: its reader does not report positions (SourceReader::position)"
+                                )
+                            })
+                    }
+                };
                 move |output| {
                     let Some(cap) = capability.as_mut() else {
                         return;
@@ -157,12 +180,6 @@ impl<'s> Env<'s> {
                         // fence: dropping it would let every operator run to the end of input
                         // (final results, window flushes) before it has snapshotted the cut.
                         let checkpoints = &driver_ctx.checkpoints;
-                        if let Some((id, _)) = checkpoints.pending_cut() {
-                            let mut slot = slot.borrow_mut();
-                            if slot.position.as_ref().is_none_or(|(p, _)| *p != id) {
-                                slot.position = Some((id, Ok(SourcePosition::Done)));
-                            }
-                        }
                         if checkpoints.fence() == Time::MAX {
                             capability = None;
                             slot.borrow_mut().cap = None;
@@ -174,7 +191,7 @@ impl<'s> Env<'s> {
                             let fence = checkpoints.fence();
                             if *cap.time() < fence {
                                 cap.downgrade(&fence);
-                                slot.borrow_mut().cap = Some(fence);
+                                slot.borrow_mut().moved(fence, Ok(SourcePosition::Done));
                             }
                             activator.activate_after(Duration::from_millis(1));
                         }
@@ -204,8 +221,13 @@ impl<'s> Env<'s> {
                         }
                         if *cap.time() < restored.cut {
                             cap.downgrade(&restored.cut);
-                            slot.borrow_mut().cap = Some(restored.cut);
                         }
+                    }
+                    // Where the source starts, for checkpoints whose cut comes before it moves.
+                    if checkpointing && !started_logging {
+                        started_logging = true;
+                        let position = position_of(&reader, &clock, *cap.time());
+                        slot.borrow_mut().moved(*cap.time(), position);
                     }
                     let started = Instant::now();
                     let mut done = false;
@@ -232,34 +254,18 @@ impl<'s> Env<'s> {
                             }
                             SourceClock::Event { .. } => None,
                         };
-                        // Never past a checkpoint's fence; record the position on reaching a cut.
+                        // Never past a checkpoint's fence; note the position at every move.
                         let next = next.map(|n| n.min(driver_ctx.checkpoints.fence()));
                         if let Some(next) = next
                             && *cap.time() < next
                         {
-                            if let Some((id, cut)) = driver_ctx.checkpoints.pending_cut()
-                                && *cap.time() < cut
-                                && next >= cut
-                            {
-                                let watermark = match &clock {
-                                    SourceClock::Ingestion => next - 1,
-                                    SourceClock::Event { splits, .. } => splits.watermark(None).0,
-                                };
-                                let position = reader
-                                    .position()
-                                    .map(|position| SourcePosition::At {
-                                        position,
-                                        watermark,
-                                    })
-                                    .ok_or_else(|| {
-                                        format!(
-                                            "source '{source_name}' cannot be checkpointed: its reader does not report positions (SourceReader::position)"
-                                        )
-                                    });
-                                slot.borrow_mut().position = Some((id, position));
-                            }
                             cap.downgrade(&next);
-                            slot.borrow_mut().cap = Some(next);
+                            if checkpointing {
+                                let position = position_of(&reader, &clock, next);
+                                slot.borrow_mut().moved(next, position);
+                            } else {
+                                slot.borrow_mut().cap = Some(next);
+                            }
                         }
                         // Read and emit under this capability until the slice ends or it is due to
                         // advance (one session, so batches stay large).

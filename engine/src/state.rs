@@ -256,8 +256,13 @@ pub trait RegisteredState {
     fn name(&self) -> &str;
     /// Number of keys held.
     fn keys(&self) -> usize;
-    /// Writes a snapshot of the state (see [`KeyedState::snapshot`]).
-    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()>;
+    /// Writes a snapshot of the state as of checkpoint cut `cut` (see [`KeyedState::snapshot`]).
+    ///
+    /// It is called when the operator's output frontier has reached the cut. An operator
+    /// downstream of an exchange from every instance of its sources is then exactly at the cut
+    /// (its state is the state as of the cut). One fed by a pipeline from a single source
+    /// instance (a sink) may be past it, and must give its state as of the cut itself.
+    fn snapshot_into(&self, cut: crate::Time, out: &mut Vec<u8>) -> Result<()>;
     /// Loads the entries this worker owns (worker `index` of `peers`) from every part's snapshot
     /// of this state, as a checkpoint is restored; returns how many it kept.
     fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize>;
@@ -274,7 +279,7 @@ where
     fn keys(&self) -> usize {
         self.map.len()
     }
-    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
+    fn snapshot_into(&self, _cut: crate::Time, out: &mut Vec<u8>) -> Result<()> {
         self.snapshot(out)
     }
     fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {

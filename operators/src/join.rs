@@ -51,7 +51,7 @@ impl<K: Key, A: Value, B: Value> RegisteredState for JoinState<K, A, B> {
             self.name
         )))
     }
-    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
+    fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> Result<()> {
         write_snapshot(&self.name, self.sides.len(), self.sides.iter(), out)
     }
 }

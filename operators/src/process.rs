@@ -271,7 +271,7 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> RegisteredState for Proc
     fn keys(&self) -> usize {
         self.values.borrow().len()
     }
-    fn snapshot_into(&self, out: &mut Vec<u8>) -> tidal_engine::Result<()> {
+    fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> tidal_engine::Result<()> {
         let values = self.values.borrow();
         let timers = self.timers.borrow();
         let written = self.written.borrow();

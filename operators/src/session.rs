@@ -45,7 +45,7 @@ impl<K: Key, A: Value> RegisteredState for SessionState<K, A> {
             self.name
         )))
     }
-    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
+    fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> Result<()> {
         let entries: Vec<(&K, (Window, bool, &A))> = self
             .sessions
             .iter()

@@ -533,7 +533,7 @@ where
         }
         Ok(kept)
     }
-    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<()> {
+    fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> Result<()> {
         // Entries are (key, (window, accumulator)), routed by key on restore.
         let entries: Vec<(&K, (Window, &A))> = self
             .open

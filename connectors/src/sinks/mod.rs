@@ -192,6 +192,12 @@ struct PartFile {
     writer: Option<BufWriter<File>>,
     /// Bytes handed to the writer so far.
     written: u64,
+    /// Per time written since the last checkpoint, the length before its records: the length
+    /// at a cut is the length before the first time at or after it (records go out in time
+    /// order), for a checkpoint whose cut this sink has passed.
+    lengths: std::collections::VecDeque<(Time, u64)>,
+    /// Whether the job checkpoints (the lengths are kept only then).
+    checkpointing: bool,
 }
 
 /// The name of worker `index`'s part file among `peers`: `part-WWWWW-of-NNNNN.EXT` for a fresh
@@ -226,6 +232,8 @@ impl PartFile {
             done,
             writer: Some(BufWriter::with_capacity(1 << 16, file)),
             written: 0,
+            lengths: std::collections::VecDeque::new(),
+            checkpointing: false,
         }
     }
 
@@ -253,13 +261,32 @@ impl PartFile {
         }
     }
 
-    /// Flushes and syncs what was written, for a checkpoint; returns the length.
-    fn sync(&mut self) -> std::io::Result<u64> {
+    /// Writes the records of time `time`.
+    fn write_at(&mut self, time: Time, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            if self.checkpointing {
+                self.lengths.push_back((time, self.written));
+            }
+            self.write(bytes);
+        }
+    }
+
+    /// Flushes and syncs what was written, for the checkpoint with cut `cut`; returns the length
+    /// of the records below the cut, and forgets what no later cut needs.
+    fn sync(&mut self, cut: Time) -> std::io::Result<u64> {
         if let Some(w) = self.writer.as_mut() {
             w.flush()?;
             w.get_ref().sync_data()?;
         }
-        Ok(self.written)
+        let len = self
+            .lengths
+            .iter()
+            .find(|(t, _)| *t >= cut)
+            .map_or(self.written, |(_, len)| *len);
+        while self.lengths.front().is_some_and(|(t, _)| *t < cut) {
+            self.lengths.pop_front();
+        }
+        Ok(len)
     }
 
     /// Flushes, syncs and renames the part to its visible name.
@@ -303,9 +330,9 @@ impl RegisteredState for SinkState {
     fn keys(&self) -> usize {
         self.committed.len() + 1
     }
-    fn snapshot_into(&self, out: &mut Vec<u8>) -> tidal_engine::Result<()> {
+    fn snapshot_into(&self, cut: Time, out: &mut Vec<u8>) -> tidal_engine::Result<()> {
         let mut part = self.part.borrow_mut();
-        let len = part.sync().map_err(|e| {
+        let len = part.sync(cut).map_err(|e| {
             Error::external(format!(
                 "syncing '{}' for a checkpoint: {e}",
                 part.temp.display()
@@ -392,6 +419,12 @@ fn commit_restored_part(done: &Path, len: u64) -> tidal_engine::Result<()> {
                     "it has {size} bytes, the checkpoint says {len}"
                 )));
             }
+            if size > len {
+                eprintln!(
+                    "tidal: output part {} cut from {size} to {len} bytes (what followed the checkpoint is written again)",
+                    path.display()
+                );
+            }
             f.set_len(len)?;
             f.sync_all()
         })
@@ -425,7 +458,9 @@ fn part_file_sink<'s, T: 'static>(
     let _ = stream.then(&format!("write_{ext}"), move |input, name| {
         let run = ctx.restored_checkpoint();
         let visible = part_name(run, ctx.index(), ctx.peers(), ext);
-        let part = Rc::new(RefCell::new(PartFile::create(&dir, &visible)));
+        let mut file = PartFile::create(&dir, &visible);
+        file.checkpointing = ctx.checkpointing();
+        let part = Rc::new(RefCell::new(file));
         let restored = Rc::new(Cell::new(false));
         ctx.register_state(Rc::new(RefCell::new(SinkState {
             name: name.to_string(),
@@ -470,7 +505,8 @@ fn part_file_sink<'s, T: 'static>(
                     }
                     let mut part = part.borrow_mut();
                     let before = part.written;
-                    pending.for_each_ready(frontier, |_, bytes| part.write(bytes));
+                    pending
+                        .for_each_ready(frontier, |cap, bytes| part.write_at(*cap.time(), bytes));
                     if frontier.is_empty() {
                         part.commit();
                     } else if part.written != before {
