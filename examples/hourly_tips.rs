@@ -28,8 +28,7 @@ fn main() -> ExitCode {
             let hour = Windows::tumbling(Duration::from_secs(3600));
             let fares = taxi::fares(
                 env,
-                &args.fares,
-                args.generate,
+                &args,
                 WatermarkStrategy::monotonous().with_timestamps(|f: &taxi::TaxiFare| f.start_time),
             );
             let per_driver = fares

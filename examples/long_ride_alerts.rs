@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         job.run(move |env| {
             let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_secs(60))
                 .with_timestamps(|r: &TaxiRide| r.event_time);
-            let alerts = taxi::rides(env, &args.rides, args.generate, strategy)
+            let alerts = taxi::rides(env, &args, strategy)
                 .key_by(|r| r.ride_id)
                 .process(AlertFunction)
                 .name("long rides")

@@ -23,12 +23,7 @@ fn main() -> ExitCode {
     taxi::main_with(|args| {
         let job = Job::new(&args.tidal)?;
         job.run(move |env| {
-            let rides = taxi::rides(
-                env,
-                &args.rides,
-                args.generate,
-                WatermarkStrategy::ingestion_time(),
-            );
+            let rides = taxi::rides(env, &args, WatermarkStrategy::ingestion_time());
             let kept = rides
                 .filter(|r| r.in_nyc())
                 .name("in NYC")

@@ -21,16 +21,11 @@ fn main() -> ExitCode {
     taxi::main_with(|args| {
         let job = Job::new(&args.tidal)?;
         job.run(move |env| {
-            let counts = taxi::rides(
-                env,
-                &args.rides,
-                args.generate,
-                WatermarkStrategy::ingestion_time(),
-            )
-            .key_by(|r| r.driver_id)
-            .count()
-            .final_values()
-            .map(|(driver, n)| format!("{driver},{n}"));
+            let counts = taxi::rides(env, &args, WatermarkStrategy::ingestion_time())
+                .key_by(|r| r.driver_id)
+                .count()
+                .final_values()
+                .map(|(driver, n)| format!("{driver},{n}"));
             taxi::emit(counts, &args.output);
         })
     })

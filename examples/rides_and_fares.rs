@@ -61,21 +61,11 @@ fn main() -> ExitCode {
     taxi::main_with(|args| {
         let job = Job::new(&args.tidal)?;
         job.run(move |env| {
-            let rides = taxi::rides(
-                env,
-                &args.rides,
-                args.generate,
-                WatermarkStrategy::ingestion_time(),
-            )
-            .filter(|r| r.is_start)
-            .key_by(|r| r.ride_id);
-            let fares = taxi::fares(
-                env,
-                &args.fares,
-                args.generate,
-                WatermarkStrategy::ingestion_time(),
-            )
-            .key_by(|f| f.ride_id);
+            let rides = taxi::rides(env, &args, WatermarkStrategy::ingestion_time())
+                .filter(|r| r.is_start)
+                .key_by(|r| r.ride_id);
+            let fares =
+                taxi::fares(env, &args, WatermarkStrategy::ingestion_time()).key_by(|f| f.ride_id);
             let pairs = rides
                 .connect(fares)
                 .process(Enrich)

@@ -408,3 +408,138 @@ fn windowed_output_is_exactly_once_across_kill_9() {
     assert_eq!(got.len(), model.len(), "windows written");
     assert_eq!(got, model);
 }
+
+/// Rides for long_ride_alerts: START every 2 s of event time, END 10 min to 3 h later (none for
+/// every seventh ride), events up to 30 s out of order. Returns the rides that must be alerted.
+fn write_rides(path: &Path, rides: u64, seed: u64) -> std::collections::BTreeSet<i64> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let base = 1_577_880_000_000i64;
+    let mut events: Vec<(i64, String)> = Vec::new();
+    let mut alerts = std::collections::BTreeSet::new();
+    for id in 1..=rides as i64 {
+        let start = base + id * 2000;
+        let mut duration = rng.random_range(600_000..3 * 3_600_000i64);
+        if duration == 2 * 3_600_000 {
+            duration += 1;
+        }
+        let line = |is_start: bool, t: i64| {
+            format!(
+                "{id},{is_start},{t},-73.9,40.7,-73.8,40.8,1,{},{}",
+                2013000000 + id % 500,
+                2013000000 + id % 500
+            )
+        };
+        events.push((start + rng.random_range(0..30_000), line(true, start)));
+        if id % 7 == 0 {
+            alerts.insert(id);
+        } else {
+            events.push((
+                start + duration + rng.random_range(0..30_000),
+                line(false, start + duration),
+            ));
+            if duration > 2 * 3_600_000 {
+                alerts.insert(id);
+            }
+        }
+    }
+    // In arrival order: event time displaced by up to 30 s.
+    events.sort();
+    let text: String = std::iter::once(
+        "rideId,isStart,eventTime,startLon,startLat,endLon,endLat,passengerCnt,taxiId,driverId"
+            .to_string(),
+    )
+    .chain(events.into_iter().map(|(_, l)| l))
+    .map(|l| l + "\n")
+    .collect();
+    std::fs::write(path, text).unwrap();
+    alerts
+}
+
+/// A keyed process-function job with event-time timers (long_ride_alerts) survives kill -9 of its
+/// processes: every long ride is alerted exactly once.
+#[test]
+fn long_ride_alerts_are_exactly_once_across_kill_9() {
+    let dir = fixture_dir("long_ride_alerts_are_exactly_once");
+    let rides = dir.join("rides.csv");
+    let expected = write_rides(&rides, 80_000, 21);
+    let out = dir.join("out");
+    // 160 000 events at 20 000 events/s: about 8 s without failures.
+    let mut launcher = Command::new(launcher())
+        .args([
+            "run",
+            "--processes",
+            "2",
+            "--restart-attempts",
+            "5",
+            "--restart-delay",
+            "100ms",
+            "--",
+        ])
+        .arg(example("long_ride_alerts"))
+        .args(["--rides", rides.to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap()])
+        .args([
+            "--checkpoint-dir",
+            dir.join("checkpoints").to_str().unwrap(),
+        ])
+        .args(["--checkpoint-interval", "200ms", "--rate", "20000"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (pids_tx, pids_rx) = mpsc::channel::<(usize, u32)>();
+    let stderr = launcher.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("tidal: started process ") {
+                let (p, pid) = rest.split_once(" (pid ").unwrap();
+                let _ = pids_tx.send((
+                    p.parse().unwrap(),
+                    pid.trim_end_matches(')').parse().unwrap(),
+                ));
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let mut rng = SmallRng::seed_from_u64(8);
+    for kill in 0..3 {
+        let mut attempt = Vec::new();
+        while attempt.len() < 2 {
+            attempt.push(
+                pids_rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("processes start"),
+            );
+        }
+        let victim = attempt[rng.random_range(0..2)];
+        std::thread::sleep(Duration::from_millis(rng.random_range(1200..2200)));
+        let killed = Command::new("kill")
+            .args(["-KILL", &victim.1.to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            killed.success(),
+            "kill {kill}: process {} had already ended",
+            victim.0
+        );
+    }
+    let status = wait_with_limit(&mut launcher, Duration::from_secs(120));
+    let log = log.join().unwrap();
+    assert!(status.success(), "the launcher failed: {status}\n{log}");
+    assert_eq!(log.matches("was killed by signal 9").count(), 3, "{log}");
+    assert!(log.contains("tidal: restoring checkpoint"), "{log}");
+    let mut got = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("part-") {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            let id: i64 = line.parse().unwrap();
+            assert!(got.insert(id), "ride {id} alerted twice\n{log}");
+        }
+    }
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+}

@@ -156,19 +156,30 @@ pub struct TaxiArgs {
     /// Write CSV part files into this directory instead of printing to stdout.
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Read at most this many ride (or fare) events per second over the whole job.
+    #[arg(long, value_name = "EVENTS_PER_S")]
+    pub rate: Option<f64>,
 }
 
 /// The ride events, from `--rides` or generated (`--generate` rides), with timestamps and
 /// watermarks from `strategy`.
 pub fn rides<'s>(
     env: &mut Env<'s>,
-    path: &Option<String>,
-    generate: u64,
+    args: &TaxiArgs,
     strategy: WatermarkStrategy<TaxiRide>,
 ) -> DataStream<'s, TaxiRide> {
-    match path {
-        Some(p) => env.read_with(CsvFiles::<TaxiRide>::new(p), strategy),
-        None => env.from_iter_with(generator::rides(generate), strategy),
+    match (&args.rides, args.rate) {
+        (Some(p), None) => env.read_with(CsvFiles::<TaxiRide>::new(p), strategy),
+        (Some(p), Some(r)) => env.read_with(CsvFiles::<TaxiRide>::new(p).rate(r), strategy),
+        (None, None) => env.from_iter_with(generator::rides(args.generate), strategy),
+        (None, Some(r)) => {
+            let events: Vec<TaxiRide> = generator::rides(args.generate).collect();
+            let n = events.len() as u64;
+            let g = Generator::new(move |i| events[i as usize].clone())
+                .count(n)
+                .rate(r);
+            env.generate_with(g, strategy)
+        }
     }
 }
 
@@ -176,13 +187,21 @@ pub fn rides<'s>(
 /// from `strategy`.
 pub fn fares<'s>(
     env: &mut Env<'s>,
-    path: &Option<String>,
-    generate: u64,
+    args: &TaxiArgs,
     strategy: WatermarkStrategy<TaxiFare>,
 ) -> DataStream<'s, TaxiFare> {
-    match path {
-        Some(p) => env.read_with(CsvFiles::<TaxiFare>::new(p), strategy),
-        None => env.from_iter_with(generator::fares(generate), strategy),
+    match (&args.fares, args.rate) {
+        (Some(p), None) => env.read_with(CsvFiles::<TaxiFare>::new(p), strategy),
+        (Some(p), Some(r)) => env.read_with(CsvFiles::<TaxiFare>::new(p).rate(r), strategy),
+        (None, None) => env.from_iter_with(generator::fares(args.generate), strategy),
+        (None, Some(r)) => {
+            let events: Vec<TaxiFare> = generator::fares(args.generate).collect();
+            let n = events.len() as u64;
+            let g = Generator::new(move |i| events[i as usize].clone())
+                .count(n)
+                .rate(r);
+            env.generate_with(g, strategy)
+        }
     }
 }
 
