@@ -287,6 +287,20 @@ fn windows_restore_from_a_checkpoint_on_every_shape() {
         .map(|((k, end), (s, n))| (k, end, s, n))
         .collect();
 
+    check_window_restore(test, 5_000, model, job);
+}
+
+/// Runs `job` with checkpoints on 2 threads until a checkpoint with cut past `min_cut` exists,
+/// stops it, and restores that checkpoint on every shape: the windows the first run fired before
+/// the cut (their end at or before it) with those each restored run fires equal `model`, none twice.
+fn check_window_restore<F>(test: &str, min_cut: i64, model: Vec<(u64, i64, i64, u64)>, job: F)
+where
+    F: Fn(&mut Env<'_>, Option<f64>) -> Collected<(u64, i64, i64, u64)>
+        + Send
+        + Sync
+        + Copy
+        + 'static,
+{
     let dir = fixture_dir(test);
     let first = dir.join("first");
     let fired_first = dir.join("fired-first.txt");
@@ -296,14 +310,14 @@ fn windows_restore_from_a_checkpoint_on_every_shape() {
             .quiet()
             .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(20)));
         let stop = job_a.stop_handle();
-        let runner = std::thread::spawn(move || job_a.run(|env| job(env, Some(10_000.0))));
+        let runner = std::thread::spawn(move || job_a.run(move |env| job(env, Some(10_000.0))));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             assert!(
                 Instant::now() < deadline && !runner.is_finished(),
                 "no mid-run checkpoint"
             );
-            if latest_valid(&first).is_some_and(|c| c.cut > 5_000) {
+            if latest_valid(&first).is_some_and(|c| c.cut > min_cut) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -329,7 +343,7 @@ fn windows_restore_from_a_checkpoint_on_every_shape() {
                     CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
                 )
             },
-            |env| job(env, None),
+            move |env| job(env, None),
         );
         if is_child() {
             continue;
@@ -352,6 +366,68 @@ fn windows_restore_from_a_checkpoint_on_every_shape() {
         all.extend(out);
         assert_eq!(sorted(all), model, "{shape:?}");
     }
+}
+
+/// Session windows (gap 41 ms, per key; bursts of events 10 ms apart, 1 s between bursts)
+/// checkpointed mid-run and restored on every shape: sessions before the cut plus the restored
+/// runs' equal the model, none twice.
+#[test]
+fn session_windows_restore_from_a_checkpoint_on_every_shape() {
+    use tidal::engine::WatermarkStrategy;
+    const EVENTS: u64 = 30_000;
+    // Event i: key i % 5, value i % 13, timestamp 2i ms plus 1 s after every 500 events.
+    fn event(i: u64) -> (u64, i64, i64) {
+        (
+            i % 5,
+            (i % 13) as i64,
+            2 * i as i64 + 1000 * (i / 500) as i64,
+        )
+    }
+    fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, i64, i64, u64)> {
+        let mut events = Generator::new(event).count(EVENTS);
+        if let Some(rate) = rate {
+            events = events.rate(rate);
+        }
+        let strategy = WatermarkStrategy::monotonous().with_timestamps(|e: &(u64, i64, i64)| e.2);
+        env.generate_with(events, strategy)
+            .map(|(k, v, _)| (k, v))
+            .keyed()
+            .window(Windows::session(Duration::from_millis(41)))
+            .aggregate_with(
+                |v: i64| (v, 1u64),
+                |a, v| {
+                    a.0 += v;
+                    a.1 += 1
+                },
+                |a, b| {
+                    a.0 += b.0;
+                    a.1 += b.1
+                },
+                |k: &u64, w: &Window, a: &(i64, u64)| (*k, w.end, a.0, a.1),
+            )
+            .collect()
+    }
+    // Per key, a session per burst: it ends 41 ms after the key's last event of the burst.
+    let mut model: BTreeMap<(u64, u64), (i64, i64, u64)> = BTreeMap::new();
+    for i in 0..EVENTS {
+        let (k, v, ts) = event(i);
+        let e = model.entry((k, i / 500)).or_insert((0, 0, 0));
+        e.0 = e.0.max(ts + 41);
+        e.1 += v;
+        e.2 += 1;
+    }
+    let model: Vec<(u64, i64, i64, u64)> = sorted(
+        model
+            .into_iter()
+            .map(|((k, _), (end, sum, n))| (k, end, sum, n))
+            .collect(),
+    );
+    check_window_restore(
+        "session_windows_restore_from_a_checkpoint_on_every_shape",
+        10_000,
+        model,
+        job,
+    );
 }
 
 /// A keyed process function with state and event-time timers (per key, the sum and count of the

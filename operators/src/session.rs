@@ -39,11 +39,26 @@ impl<K: Key, A: Value> RegisteredState for SessionState<K, A> {
     fn keys(&self) -> usize {
         self.sessions.values().map(Vec::len).sum()
     }
-    fn restore(&mut self, _: &[&[u8]], _: usize, _: usize) -> Result<usize> {
-        Err(tidal_engine::Error::config(format!(
-            "operator '{}' cannot be restored from a checkpoint: restoring session window state (open windows and their timers) is not built yet",
-            self.name
-        )))
+    fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
+        let mut kept = 0;
+        for (i, section) in sections.iter().enumerate() {
+            let origin = format!("section {i} of state '{}'", self.name);
+            let entries =
+                tidal_engine::KeyedState::<K, (Window, bool, A)>::read_snapshot(*section, &origin)?;
+            for (k, (w, fired, acc)) in entries {
+                if tidal_engine::worker_for(tidal_engine::key_hash(&k), peers) != index {
+                    continue;
+                }
+                self.sessions.entry(k).or_default().push(Session {
+                    start: w.start,
+                    end: w.end,
+                    acc,
+                    fired,
+                });
+                kept += 1;
+            }
+        }
+        Ok(kept)
     }
     fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> Result<()> {
         let entries: Vec<(&K, (Window, bool, &A))> = self
@@ -95,10 +110,14 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     let ctx = Rc::clone(ctx);
     let name = name.to_string();
 
+    let restored_cut = ctx.restored_cut();
+    let initial: Option<crate::window::InitialCaps> =
+        restored_cut.map(|_| Rc::new(RefCell::new(Vec::new())));
+    let mut restoring = restored_cut.zip(initial.clone());
     keyed_window_operator(
         input,
         &name.clone(),
-        None,
+        initial,
         move |mut input, mut main_out, mut late_out, _activator| {
             let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
             // Sessions to fire, by end: a capability to emit with, and the keys (stale entries, whose
@@ -115,6 +134,29 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                 receive(&mut input, &mut pending, keep_late);
                 let mut state = state.borrow_mut();
                 let sessions = &mut state.sessions;
+                // Restored: sessions ending at or before the cut fired before the snapshot; the
+                // others are due, with capabilities from the operator's initial one.
+                if let Some((cut, initial)) = restoring.take() {
+                    fired = cut;
+                    let caps = std::mem::take(&mut *initial.borrow_mut());
+                    if let Some(first) = caps.first() {
+                        for (k, list) in sessions.iter() {
+                            for s in list {
+                                if s.fired {
+                                    expiry
+                                        .entry(s.end.saturating_add(lateness))
+                                        .or_default()
+                                        .push(k.clone());
+                                } else {
+                                    let (_, keys) = due.entry(s.end).or_insert_with(|| {
+                                        (first.delayed(&cut.max(s.end - 1)), Vec::new())
+                                    });
+                                    keys.push(k.clone());
+                                }
+                            }
+                        }
+                    }
+                }
 
                 // Fires every session with end <= limit, then forgets those past their lateness.
                 let fire_up_to =
