@@ -287,14 +287,21 @@ fn windows_restore_from_a_checkpoint_on_every_shape() {
         .map(|((k, end), (s, n))| (k, end, s, n))
         .collect();
 
-    check_window_restore(test, 5_000, model, job);
+    check_restore(test, 5_000, model, |end, cut| end <= cut, job);
 }
 
 /// Runs `job` with checkpoints on 2 threads until a checkpoint with cut past `min_cut` exists,
-/// stops it, and restores that checkpoint on every shape: the windows the first run fired before
-/// the cut (their end at or before it) with those each restored run fires equal `model`, none twice.
-fn check_window_restore<F>(test: &str, min_cut: i64, model: Vec<(u64, i64, i64, u64)>, job: F)
-where
+/// stops it, and restores that checkpoint on every shape. Results carry in their second field the
+/// time they fired for (a window's end, a timer's time); `before_cut(time, cut)` says whether the
+/// first run fired it before the cut. Those, with what each restored run fires, equal `model`,
+/// none twice.
+fn check_restore<F>(
+    test: &str,
+    min_cut: i64,
+    model: Vec<(u64, i64, i64, u64)>,
+    before_cut: fn(i64, i64) -> bool,
+    job: F,
+) where
     F: Fn(&mut Env<'_>, Option<f64>) -> Collected<(u64, i64, i64, u64)>
         + Send
         + Sync
@@ -348,10 +355,10 @@ where
         if is_child() {
             continue;
         }
-        // The restored run fires only windows ending after the cut; the first run fired the others.
+        // The restored run fires only what comes after the cut; the first run fired the rest.
         assert!(
-            out.iter().all(|w| w.1 > cut),
-            "{shape:?}: a window fired twice"
+            out.iter().all(|w| !before_cut(w.1, cut)),
+            "{shape:?}: a result fired twice"
         );
         let before: Vec<(u64, i64, i64, u64)> = std::fs::read_to_string(&fired_first)
             .unwrap()
@@ -360,7 +367,7 @@ where
                 let f: Vec<i64> = l.split(' ').map(|x| x.parse().unwrap()).collect();
                 (f[0] as u64, f[1], f[2], f[3] as u64)
             })
-            .filter(|w| w.1 <= cut)
+            .filter(|w| before_cut(w.1, cut))
             .collect();
         let mut all = before;
         all.extend(out);
@@ -422,10 +429,11 @@ fn session_windows_restore_from_a_checkpoint_on_every_shape() {
             .map(|((k, _), (end, sum, n))| (k, end, sum, n))
             .collect(),
     );
-    check_window_restore(
+    check_restore(
         "session_windows_restore_from_a_checkpoint_on_every_shape",
         10_000,
         model,
+        |end, cut| end <= cut,
         job,
     );
 }
@@ -500,68 +508,6 @@ fn process_functions_restore_state_and_timers_on_every_shape() {
         .map(|((k, at), (s, n))| (k, at, s, n))
         .collect();
 
-    let dir = fixture_dir(test);
-    let first = dir.join("first");
-    let fired_first = dir.join("fired-first.txt");
-    if !is_child() {
-        let job_a = Job::local(2)
-            .with_tick(Duration::from_millis(2))
-            .quiet()
-            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(20)));
-        let stop = job_a.stop_handle();
-        let runner = std::thread::spawn(move || job_a.run(|env| job(env, Some(10_000.0))));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(
-                Instant::now() < deadline && !runner.is_finished(),
-                "no mid-run checkpoint"
-            );
-            if latest_valid(&first).is_some_and(|c| c.cut > 2_000) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        stop.stop();
-        let fired = runner.join().unwrap().unwrap();
-        let text: String = fired
-            .iter()
-            .map(|r| format!("{} {} {} {}\n", r.0, r.1, r.2, r.3))
-            .collect();
-        std::fs::write(&fired_first, text).unwrap();
-    }
-    let checkpoint = latest_valid(&first).expect("a checkpoint");
-    let cut = checkpoint.cut;
-    for (i, shape) in SHAPES.into_iter().enumerate() {
-        let restore = checkpoint.path.clone();
-        let own = dir.join(format!("restored-{i}"));
-        let out = run_with(
-            test,
-            shape,
-            move |job| {
-                job.with_checkpoints(
-                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
-                )
-            },
-            |env| job(env, None),
-        );
-        if is_child() {
-            continue;
-        }
-        assert!(
-            out.iter().all(|r| r.1 >= cut),
-            "{shape:?}: a timer fired twice"
-        );
-        let before: Vec<(u64, Time, i64, u64)> = std::fs::read_to_string(&fired_first)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let f: Vec<i64> = l.split(' ').map(|x| x.parse().unwrap()).collect();
-                (f[0] as u64, f[1], f[2], f[3] as u64)
-            })
-            .filter(|r| r.1 < cut)
-            .collect();
-        let mut all = before;
-        all.extend(out);
-        assert_eq!(sorted(all), model, "{shape:?}");
-    }
+    // A timer fires before the cut when its time is below it.
+    check_restore(test, 2_000, model, |at, cut| at < cut, job);
 }

@@ -71,32 +71,37 @@ fn read_output(dir: &Path) -> BTreeMap<String, u64> {
     counts
 }
 
-#[test]
-fn wordcount_survives_kill_9_of_its_processes() {
-    let dir = fixture_dir("wordcount_survives_kill_9");
-    let input = dir.join("input.txt");
-    let expected = write_input(&input, 120_000, 7);
-    let out = dir.join("out");
-    let checkpoints = dir.join("checkpoints");
-    // 120 000 lines at 20 000 lines/s: about 6 s without failures.
+/// Runs `program` with `args` on 2 processes under the launcher (checkpoints every 200 ms into
+/// `checkpoints`, up to 5 restarts), kills one of its two processes with `kill -9` three times, at
+/// a moment drawn from `delays` (ms after the attempt's processes started; seeded by `seed`), and
+/// returns the launcher's log once the job has finished well. Fails when a kill finds its process
+/// gone, the job fails, or no restart restored a checkpoint.
+fn run_with_kills(
+    program: &str,
+    args: &[&str],
+    checkpoints: &Path,
+    delays: std::ops::Range<u64>,
+    seed: u64,
+) -> String {
     let mut launcher = Command::new(launcher())
         .args([
             "run",
             "--processes",
             "2",
-            "--restart-strategy",
-            "fixed-delay",
             "--restart-attempts",
             "5",
             "--restart-delay",
             "100ms",
             "--",
         ])
-        .arg(example("wordcount"))
-        .args(["--input", input.to_str().unwrap()])
-        .args(["--output", out.to_str().unwrap()])
-        .args(["--checkpoint-dir", checkpoints.to_str().unwrap()])
-        .args(["--checkpoint-interval", "200ms", "--rate", "20000"])
+        .arg(example(program))
+        .args(args)
+        .args([
+            "--checkpoint-dir",
+            checkpoints.to_str().unwrap(),
+            "--checkpoint-interval",
+            "200ms",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -108,19 +113,15 @@ fn wordcount_survives_kill_9_of_its_processes() {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("tidal: started process ") {
                 let (p, pid) = rest.split_once(" (pid ").unwrap();
-                let _ = pids_tx.send((
-                    p.parse().unwrap(),
-                    pid.trim_end_matches(')').parse().unwrap(),
-                ));
+                let pid = pid.trim_end_matches(')').parse().unwrap();
+                let _ = pids_tx.send((p.parse().unwrap(), pid));
             }
             log.push_str(&line);
             log.push('\n');
         }
         log
     });
-
-    // Three times: wait for the attempt's processes, then kill one of them at a random moment.
-    let mut rng = SmallRng::seed_from_u64(99);
+    let mut rng = SmallRng::seed_from_u64(seed);
     for kill in 0..3 {
         let mut attempt = Vec::new();
         while attempt.len() < 2 {
@@ -131,7 +132,7 @@ fn wordcount_survives_kill_9_of_its_processes() {
             );
         }
         let victim = attempt[rng.random_range(0..2)];
-        std::thread::sleep(Duration::from_millis(rng.random_range(500..1500)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(delays.clone())));
         let killed = Command::new("kill")
             .args(["-KILL", &victim.1.to_string()])
             .status()
@@ -150,6 +151,25 @@ fn wordcount_survives_kill_9_of_its_processes() {
         log.contains("tidal: restoring checkpoint"),
         "no restart restored a checkpoint:\n{log}"
     );
+    log
+}
+
+#[test]
+fn wordcount_survives_kill_9_of_its_processes() {
+    let dir = fixture_dir("wordcount_survives_kill_9");
+    let input = dir.join("input.txt");
+    let expected = write_input(&input, 120_000, 7);
+    let out = dir.join("out");
+    // 120 000 lines at 20 000 lines/s: about 6 s without failures.
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--rate",
+        "20000",
+    ];
+    run_with_kills("wordcount", &args, &dir.join("checkpoints"), 500..1500, 99);
     assert_eq!(read_output(&out), expected);
 }
 
@@ -307,7 +327,7 @@ fn windowed_output_is_exactly_once_across_kill_9() {
             "--generate",
             input.to_str().unwrap(),
             "--events",
-            "120000",
+            "160000",
             "--seed",
             "5",
         ])
@@ -324,71 +344,21 @@ fn windowed_output_is_exactly_once_across_kill_9() {
         e.1 = e.1.max(f[1] as u64);
     }
     let out = dir.join("out");
-    let mut launcher = Command::new(launcher())
-        .args([
-            "run",
-            "--processes",
-            "2",
-            "--restart-attempts",
-            "5",
-            "--restart-delay",
-            "100ms",
-            "--",
-        ])
-        .arg(example("bid_windows"))
-        .args(["--input", input.to_str().unwrap()])
-        .args(["--output", out.to_str().unwrap()])
-        .args([
-            "--checkpoint-dir",
-            dir.join("checkpoints").to_str().unwrap(),
-        ])
-        .args(["--checkpoint-interval", "200ms", "--rate", "20000"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (pids_tx, pids_rx) = mpsc::channel::<(usize, u32)>();
-    let stderr = launcher.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("tidal: started process ") {
-                let (p, pid) = rest.split_once(" (pid ").unwrap();
-                let _ = pids_tx.send((
-                    p.parse().unwrap(),
-                    pid.trim_end_matches(')').parse().unwrap(),
-                ));
-            }
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log
-    });
-    let mut rng = SmallRng::seed_from_u64(3);
-    for kill in 0..3 {
-        let mut attempt = Vec::new();
-        while attempt.len() < 2 {
-            attempt.push(
-                pids_rx
-                    .recv_timeout(Duration::from_secs(60))
-                    .expect("processes start"),
-            );
-        }
-        let victim = attempt[rng.random_range(0..2)];
-        std::thread::sleep(Duration::from_millis(rng.random_range(1200..2200)));
-        let killed = Command::new("kill")
-            .args(["-KILL", &victim.1.to_string()])
-            .status()
-            .unwrap();
-        assert!(
-            killed.success(),
-            "kill {kill}: process {} had already ended",
-            victim.0
-        );
-    }
-    let status = wait_with_limit(&mut launcher, Duration::from_secs(120));
-    let log = log.join().unwrap();
-    assert!(status.success(), "the launcher failed: {status}\n{log}");
-    assert_eq!(log.matches("was killed by signal 9").count(), 3, "{log}");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--rate",
+        "20000",
+    ];
+    let log = run_with_kills(
+        "bid_windows",
+        &args,
+        &dir.join("checkpoints"),
+        1200..2200,
+        3,
+    );
     eprintln!(
         "{} output part(s) were cut back to a checkpoint",
         log.matches(" cut from ").count()
@@ -464,72 +434,21 @@ fn long_ride_alerts_are_exactly_once_across_kill_9() {
     let expected = write_rides(&rides, 80_000, 21);
     let out = dir.join("out");
     // 160 000 events at 20 000 events/s: about 8 s without failures.
-    let mut launcher = Command::new(launcher())
-        .args([
-            "run",
-            "--processes",
-            "2",
-            "--restart-attempts",
-            "5",
-            "--restart-delay",
-            "100ms",
-            "--",
-        ])
-        .arg(example("long_ride_alerts"))
-        .args(["--rides", rides.to_str().unwrap()])
-        .args(["--output", out.to_str().unwrap()])
-        .args([
-            "--checkpoint-dir",
-            dir.join("checkpoints").to_str().unwrap(),
-        ])
-        .args(["--checkpoint-interval", "200ms", "--rate", "20000"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (pids_tx, pids_rx) = mpsc::channel::<(usize, u32)>();
-    let stderr = launcher.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("tidal: started process ") {
-                let (p, pid) = rest.split_once(" (pid ").unwrap();
-                let _ = pids_tx.send((
-                    p.parse().unwrap(),
-                    pid.trim_end_matches(')').parse().unwrap(),
-                ));
-            }
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log
-    });
-    let mut rng = SmallRng::seed_from_u64(8);
-    for kill in 0..3 {
-        let mut attempt = Vec::new();
-        while attempt.len() < 2 {
-            attempt.push(
-                pids_rx
-                    .recv_timeout(Duration::from_secs(60))
-                    .expect("processes start"),
-            );
-        }
-        let victim = attempt[rng.random_range(0..2)];
-        std::thread::sleep(Duration::from_millis(rng.random_range(1200..2200)));
-        let killed = Command::new("kill")
-            .args(["-KILL", &victim.1.to_string()])
-            .status()
-            .unwrap();
-        assert!(
-            killed.success(),
-            "kill {kill}: process {} had already ended",
-            victim.0
-        );
-    }
-    let status = wait_with_limit(&mut launcher, Duration::from_secs(120));
-    let log = log.join().unwrap();
-    assert!(status.success(), "the launcher failed: {status}\n{log}");
-    assert_eq!(log.matches("was killed by signal 9").count(), 3, "{log}");
-    assert!(log.contains("tidal: restoring checkpoint"), "{log}");
+    let args = [
+        "--rides",
+        rides.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--rate",
+        "20000",
+    ];
+    let log = run_with_kills(
+        "long_ride_alerts",
+        &args,
+        &dir.join("checkpoints"),
+        1200..2200,
+        8,
+    );
     let mut got = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(&out).unwrap().flatten() {
         if !entry.file_name().to_string_lossy().starts_with("part-") {
