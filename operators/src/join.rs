@@ -45,11 +45,20 @@ impl<K: Key, A: Value, B: Value> RegisteredState for JoinState<K, A, B> {
     fn keys(&self) -> usize {
         self.sides.len()
     }
-    fn restore(&mut self, _: &[&[u8]], _: usize, _: usize) -> Result<usize> {
-        Err(tidal_engine::Error::config(format!(
-            "operator '{}' cannot be restored from a checkpoint: restoring join state (open windows and their timers) is not built yet",
-            self.name
-        )))
+    fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
+        let mut kept = 0;
+        for (i, section) in sections.iter().enumerate() {
+            let origin = format!("section {i} of state '{}'", self.name);
+            for (k, sides) in
+                tidal_engine::KeyedState::<K, Buffered<A, B>>::read_snapshot(*section, &origin)?
+            {
+                if tidal_engine::worker_for(key_hash(&k), peers) == index {
+                    self.sides.insert(k, sides);
+                    kept += 1;
+                }
+            }
+        }
+        Ok(kept)
     }
     fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> Result<()> {
         write_snapshot(&self.name, self.sides.len(), self.sides.iter(), out)
@@ -96,6 +105,7 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
             }));
             ctx.register_state(state.clone());
             let name = name.to_string();
+            let mut restoring = ctx.restored_cut();
             builder.build(move |_| {
                 let mut pending: TimeBuffer<Vec<Tagged<K, A, B>>> = TimeBuffer::new();
                 // Keys with buffered records, by the time their earliest record may be dropped.
@@ -111,6 +121,21 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                         }
                     });
                     let mut state = state.borrow_mut();
+                    // Restored: the join had acted on the watermark up to the cut; schedule the
+                    // restored records' cleanup.
+                    if let Some(cut) = restoring.take() {
+                        passed = cut;
+                        for (k, (lefts, rights)) in state.sides.iter() {
+                            for (t, _) in lefts {
+                                let at = t.saturating_add(upper).saturating_add(1);
+                                cleanup.entry(at).or_default().push(k.clone());
+                            }
+                            for (t, _) in rights {
+                                let at = t.saturating_sub(lower).saturating_add(1);
+                                cleanup.entry(at).or_default().push(k.clone());
+                            }
+                        }
+                    }
                     let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
                     for (cap, records) in pending.ready(frontier) {
                         passed = passed.max(*cap.time());
