@@ -489,6 +489,8 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
 struct WindowState<K, A> {
     name: String,
     open: BTreeMap<Time, OpenWindow<K, A>>,
+    /// With a count trigger: records per (window end, key) so far.
+    counts: FastMap<(Time, K), u64>,
 }
 
 struct OpenWindow<K, A> {
@@ -514,10 +516,13 @@ where
         for (i, section) in sections.iter().enumerate() {
             let origin = format!("section {i} of state '{}'", self.name);
             let entries =
-                tidal_engine::KeyedState::<K, (Window, A)>::read_snapshot(*section, &origin)?;
-            for (k, (w, a)) in entries {
+                tidal_engine::KeyedState::<K, (Window, A, u64)>::read_snapshot(*section, &origin)?;
+            for (k, (w, a, count)) in entries {
                 if tidal_engine::worker_for(key_hash(&k), peers) != index {
                     continue;
+                }
+                if count > 0 {
+                    self.counts.insert((w.end, k.clone()), count);
                 }
                 self.open
                     .entry(w.end)
@@ -534,12 +539,14 @@ where
         Ok(kept)
     }
     fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> Result<()> {
-        // Entries are (key, (window, accumulator)), routed by key on restore.
-        let entries: Vec<(&K, (Window, &A))> = self
+        // Entries are (key, (window, accumulator, count)), routed by key on restore; the count is
+        // the records so far with a count trigger (0 without).
+        let entries: Vec<(&K, (Window, &A, u64))> = self
             .open
             .iter()
             .flat_map(|(&end, w)| {
                 w.keys.iter().map(move |(k, a)| {
+                    let count = self.counts.get(&(end, k.clone())).copied().unwrap_or(0);
                     (
                         k,
                         (
@@ -548,6 +555,7 @@ where
                                 end,
                             },
                             a,
+                            count,
                         ),
                     )
                 })
@@ -666,6 +674,7 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     let state = Rc::new(RefCell::new(WindowState::<K, A> {
         name: name.to_string(),
         open: BTreeMap::new(),
+        counts: FastMap::default(),
     }));
     ctx.register_state(state.clone());
     let ctx = Rc::clone(ctx);
@@ -678,11 +687,6 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
         Trigger::Time => 0,
     };
     let restored_cut = ctx.restored_cut();
-    if restored_cut.is_some() && count_every > 0 {
-        tidal_engine::fail(tidal_engine::Error::config(format!(
-            "operator '{name}' cannot be restored from a checkpoint: restoring count-triggered windows is not built yet"
-        )));
-    }
     let initial: Option<InitialCaps> = restored_cut.map(|_| Rc::new(RefCell::new(Vec::new())));
     keyed_window_operator(
         input,
@@ -690,7 +694,6 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
         initial.clone(),
         move |mut input, mut main_out, mut late_out, activator| {
             let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
-            let mut counts: FastMap<(Time, K), u64> = FastMap::default();
             // Windows with end <= `fired` have fired: the frontier reached their end.
             let mut fired: Time = Time::MIN;
             let mut assigned: Vec<Window> = Vec::new();
@@ -703,7 +706,7 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                 let mut late = late_out.activate();
                 receive(&mut input, &mut pending, keep_late);
                 let mut state = state.borrow_mut();
-                let WindowState { open, .. } = &mut *state;
+                let WindowState { open, counts, .. } = &mut *state;
                 // Restored: the snapshot was taken with every window ending at or before the cut
                 // fired; the others get capabilities to fire with, from the initial one.
                 if let Some((cut, initial)) = restoring.take() {
