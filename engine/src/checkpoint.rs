@@ -26,9 +26,10 @@
 //!    writes its **part**: every registered state's snapshot as of `T` and every source's position
 //!    at `T`. When all parts are written, worker 0 writes the **manifest**, which marks the
 //!    checkpoint complete, and lifts the fences. Meanwhile the sources keep reading; their records
-//!    wait in the operators' per-time buffers (the cost of a checkpoint is that wait, about one
-//!    `--tick`, not a stop). A source that ends meanwhile keeps its capability at the fence until
-//!    the checkpoint is over, so that no operator runs to the end of input before its snapshot.
+//!    wait in the operators' per-time buffers (the cost of a checkpoint is that wait — tens of
+//!    milliseconds: a source behind the cut moves to it at once, not at its next tick — not a
+//!    stop). A source that ends meanwhile keeps its capability at the fence until the checkpoint
+//!    is over, so that no operator runs to the end of input before its snapshot.
 //!
 //! Restoring reads every part of a complete, valid checkpoint on every worker: each stateful
 //! operator keeps the keys it owns among the new number of workers (so any worker count works),

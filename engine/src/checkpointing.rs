@@ -122,6 +122,11 @@ impl WorkerCheckpoints {
         self.fence.get()
     }
 
+    /// The pending cut, when a checkpoint waits for a source whose capability is `cap`.
+    pub(crate) fn cut_above(&self, cap: Time) -> Option<Time> {
+        self.cut.get().map(|(_, cut)| cut).filter(|cut| cap < *cut)
+    }
+
     /// Registers a source instance.
     pub(crate) fn register_source(&self, name: &str) -> Rc<RefCell<SourceSlot>> {
         let slot = Rc::new(RefCell::new(SourceSlot {

@@ -236,9 +236,18 @@ impl<'s> Env<'s> {
                         // every record when the tick is zero: deterministic, for tests).
                         let now = now_millis();
                         let next = match &clock {
-                            SourceClock::Ingestion => Some(ticks.current()),
+                            // A pending cut above the capability: move to it now (the tick clock
+                            // would get there only at the next tick).
+                            SourceClock::Ingestion => {
+                                Some(match driver_ctx.checkpoints.cut_above(*cap.time()) {
+                                    Some(cut) => ticks.current().max(cut),
+                                    None => ticks.current(),
+                                })
+                            }
                             SourceClock::Event { splits, .. }
-                                if per_record || now >= last_advance.saturating_add(tick_ms) =>
+                                if per_record
+                                    || now >= last_advance.saturating_add(tick_ms)
+                                    || driver_ctx.checkpoints.cut_above(*cap.time()).is_some() =>
                             {
                                 last_advance = now;
                                 let (own, idle) = splits.watermark(idleness);
@@ -312,12 +321,15 @@ impl<'s> Env<'s> {
                                     break 'slice;
                                 }
                             }
-                            let due = match &clock {
-                                SourceClock::Ingestion => ticks.current() > *cap.time(),
-                                SourceClock::Event { .. } => {
-                                    per_record || now >= last_advance.saturating_add(tick_ms)
-                                }
-                            };
+                            // Due to move: a tick has passed, or a checkpoint waits for this source.
+                            let hurry = driver_ctx.checkpoints.cut_above(*cap.time()).is_some();
+                            let due = hurry
+                                || match &clock {
+                                    SourceClock::Ingestion => ticks.current() > *cap.time(),
+                                    SourceClock::Event { .. } => {
+                                        per_record || now >= last_advance.saturating_add(tick_ms)
+                                    }
+                                };
                             if due {
                                 break;
                             }
