@@ -294,10 +294,14 @@ impl<'s> Env<'s> {
                                     for id in changed.drain(..) {
                                         splits.start_split(id, seen);
                                     }
-                                    for r in buffer.drain(..) {
-                                        let ts = assign(&r);
-                                        splits.on_event(split, &r, ts, seen);
-                                        session.give((r, ts));
+                                    if !buffer.is_empty() {
+                                        // One read is of one split: one generator lookup.
+                                        let generator = splits.generator_for(split, seen);
+                                        for r in buffer.drain(..) {
+                                            let ts = assign(&r);
+                                            generator.on_event(&r, ts);
+                                            session.give((r, ts));
+                                        }
                                     }
                                     reader.finished_splits(&mut changed);
                                     for id in changed.drain(..) {

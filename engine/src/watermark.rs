@@ -182,24 +182,22 @@ pub(crate) struct SplitWatermarks<T> {
 }
 
 impl<T: 'static> SplitWatermarks<T> {
-    /// Feeds a record of `split` (or of no split).
-    pub(crate) fn on_event(
+    /// The generator for the records of one read, from `split` (or of no split), seen at `now`.
+    pub(crate) fn generator_for(
         &mut self,
         split: Option<SplitId>,
-        record: &T,
-        timestamp: Time,
         now: Instant,
-    ) {
+    ) -> &mut dyn WatermarkGenerator<T> {
         match split {
             None => {
-                self.whole.on_event(record, timestamp);
                 self.whole_seen = now;
+                &mut *self.whole
             }
             Some(id) => {
                 let make = &self.make;
                 let (generator, seen) = self.per_split.entry(id).or_insert_with(|| (make(), now));
-                generator.on_event(record, timestamp);
                 *seen = now;
+                &mut **generator
             }
         }
     }
