@@ -217,9 +217,13 @@ fn in_progress_name(visible: &str) -> String {
 
 impl PartFile {
     fn create(dir: &Path, visible: &str) -> PartFile {
+        // Absolute paths: checkpoints name the parts, and a restored job may run elsewhere.
+        let dir = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::canonicalize(dir))
+            .unwrap_or_else(|_| dir.to_path_buf());
         let temp = dir.join(in_progress_name(visible));
         let done = dir.join(visible);
-        let file = std::fs::create_dir_all(dir)
+        let file = std::fs::create_dir_all(&dir)
             .and_then(|_| File::create(&temp))
             .unwrap_or_else(|e| {
                 fail(Error::external(format!(
@@ -321,6 +325,8 @@ struct SinkState {
     committed: BTreeMap<String, u64>,
     /// Whether `restore` ran (a restored job whose checkpoint holds this sink).
     restored: Rc<Cell<bool>>,
+    /// The checkpoint this run was restored from (it names the run's parts).
+    run: Option<u64>,
 }
 
 impl RegisteredState for SinkState {
@@ -365,7 +371,8 @@ impl RegisteredState for SinkState {
         }
         self.restored.set(true);
         if index == 0 {
-            remove_other_parts(&self.dir, self.ext, &all);
+            let current = run_parts(self.run, peers, self.ext);
+            remove_other_parts(&self.dir, self.ext, &all, &current);
         }
         for (visible, len) in all {
             if worker_for(key_hash(&visible), peers) != index {
@@ -378,19 +385,58 @@ impl RegisteredState for SinkState {
     }
 }
 
-/// Removes the visible part files (of this sink's kind) in `dir` whose paths are not in `keep`:
-/// an earlier output, or the parts of runs after the cut.
-fn remove_other_parts(dir: &Path, ext: &str, keep: &BTreeMap<String, u64>) {
+/// Removes the part files (of this sink's kind) in `dir` whose paths are not in `keep`: an
+/// earlier output, or the parts of runs after the cut — visible ones, and hidden in-progress ones
+/// left by runs that failed, except those of the run now starting (`current`: its parts' names).
+fn remove_other_parts(
+    dir: &Path,
+    ext: &str,
+    keep: &BTreeMap<String, u64>,
+    current: &std::collections::BTreeSet<String>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let suffix = format!(".{ext}");
+    // Compared as canonical paths: the restored job may spell the directory another way.
+    let keep: std::collections::BTreeSet<PathBuf> =
+        keep.keys().map(|k| canonical(Path::new(k))).collect();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let visible_part = name.starts_with("part-") && name.ends_with(&format!(".{ext}"));
-        if visible_part && !keep.contains_key(&*entry.path().to_string_lossy()) {
+        let visible = match name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".inprogress"))
+        {
+            Some(hidden) => hidden.to_string(),
+            None => name.clone(),
+        };
+        if !visible.starts_with("part-") || !visible.ends_with(&suffix) {
+            continue;
+        }
+        let kept = keep.contains(&canonical(&dir.join(&visible)));
+        if !kept && !current.contains(&visible) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// `path` with its directory made canonical (the file itself may not exist).
+fn canonical(path: &Path) -> PathBuf {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .map(|d| d.join(name))
+        .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The names of the parts a run writes: `peers` workers, restored from checkpoint `run`.
+fn run_parts(run: Option<u64>, peers: usize, ext: &str) -> std::collections::BTreeSet<String> {
+    (0..peers).map(|w| part_name(run, w, peers, ext)).collect()
 }
 
 /// Makes a part of an earlier run visible with the length it had at the cut (its records after
@@ -469,8 +515,9 @@ fn part_file_sink<'s, T: 'static>(
             part: Rc::clone(&part),
             committed: BTreeMap::new(),
             restored: Rc::clone(&restored),
+            run,
         })));
-        let index = ctx.index();
+        let (index, peers) = (ctx.index(), ctx.peers());
         let mut started = false;
         input.unary_frontier::<CapacityContainerBuilder<Vec<((), Time)>>, _, _, _>(
             Pipeline,
@@ -484,7 +531,8 @@ fn part_file_sink<'s, T: 'static>(
                         // A fresh run (or one whose checkpoint has no state of this sink) starts
                         // the output anew: worker 0 removes earlier parts.
                         if index == 0 && !restored.get() {
-                            remove_other_parts(&dir, ext, &BTreeMap::new());
+                            let current = run_parts(run, peers, ext);
+                            remove_other_parts(&dir, ext, &BTreeMap::new(), &current);
                         }
                     }
                     input.for_each(|message, data| {
@@ -569,8 +617,19 @@ mod tests {
         for f in [&keep, &stale, &other_kind] {
             std::fs::write(f, "x\n").unwrap();
         }
-        let listed = BTreeMap::from([(keep.to_string_lossy().into_owned(), 2)]);
-        remove_other_parts(dir.path(), "txt", &listed);
+        // Listed with the directory spelled another way (as a restored job may give it).
+        let other_spelling = dir.path().join(".").join("part-00000-of-00001.txt");
+        let listed = BTreeMap::from([(other_spelling.to_string_lossy().into_owned(), 2)]);
+        let failed_run = dir
+            .path()
+            .join(".part-r000000002-00001-of-00002.txt.inprogress");
+        let this_run = dir
+            .path()
+            .join(".part-r000000004-00001-of-00002.txt.inprogress");
+        std::fs::write(&failed_run, "x\n").unwrap();
+        std::fs::write(&this_run, "").unwrap();
+        remove_other_parts(dir.path(), "txt", &listed, &run_parts(Some(4), 2, "txt"));
         assert!(keep.exists() && !stale.exists() && other_kind.exists());
+        assert!(!failed_run.exists() && this_run.exists());
     }
 }
