@@ -250,6 +250,49 @@ where
         .map_err(|e| Error::external(format!("writing snapshot of '{name}': {e}")))
 }
 
+/// Reads every part's snapshot (`sections`) of the state called `name`, in the format of
+/// [`write_snapshot`], and returns all its entries, in part order.
+pub fn read_sections<K, V>(name: &str, sections: &[&[u8]]) -> Result<Vec<(K, V)>>
+where
+    K: Hash + Eq + Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    let mut all = Vec::new();
+    for (i, section) in sections.iter().enumerate() {
+        let origin = format!("section {i} of state '{name}'");
+        all.extend(KeyedState::<K, V>::read_snapshot(*section, &origin)?);
+    }
+    Ok(all)
+}
+
+/// Like [`read_sections`], keeping the entries whose keys worker `index` of `peers` owns: what
+/// a [`RegisteredState::restore`] loads.
+///
+/// ```
+/// use tidal_engine::{KeyedState, RegisteredState, state::read_owned};
+/// let mut s: KeyedState<u32, u32> = KeyedState::new("s");
+/// for k in 0..10 { s.insert(k, k); }
+/// let mut part = Vec::new();
+/// s.snapshot(&mut part).unwrap();
+/// let mine: Vec<(u32, u32)> = read_owned("s", &[&part[..]], 0, 2).unwrap();
+/// let theirs: Vec<(u32, u32)> = read_owned("s", &[&part[..]], 1, 2).unwrap();
+/// assert_eq!(mine.len() + theirs.len(), 10);
+/// ```
+pub fn read_owned<K, V>(
+    name: &str,
+    sections: &[&[u8]],
+    index: usize,
+    peers: usize,
+) -> Result<Vec<(K, V)>>
+where
+    K: Hash + Eq + Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    let mut entries = read_sections(name, sections)?;
+    entries.retain(|(k, _)| worker_for(key_hash(k), peers) == index);
+    Ok(entries)
+}
+
 /// What the worker's state registry knows of an operator's state.
 pub trait RegisteredState {
     /// The operator's name (its identity in snapshots).
@@ -283,12 +326,9 @@ where
         self.snapshot(out)
     }
     fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
-        let mut kept = 0;
-        for (i, section) in sections.iter().enumerate() {
-            let origin = format!("section {i} of state '{}'", self.name);
-            let entries = Self::read_snapshot(*section, &origin)?;
-            kept += self.restore_into(entries, index, peers);
-        }
+        let entries = read_owned(&self.name, sections, index, peers)?;
+        let kept = entries.len();
+        self.map.extend(entries);
         Ok(kept)
     }
 }

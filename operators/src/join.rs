@@ -46,18 +46,10 @@ impl<K: Key, A: Value, B: Value> RegisteredState for JoinState<K, A, B> {
         self.sides.len()
     }
     fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
-        let mut kept = 0;
-        for (i, section) in sections.iter().enumerate() {
-            let origin = format!("section {i} of state '{}'", self.name);
-            for (k, sides) in
-                tidal_engine::KeyedState::<K, Buffered<A, B>>::read_snapshot(*section, &origin)?
-            {
-                if tidal_engine::worker_for(key_hash(&k), peers) == index {
-                    self.sides.insert(k, sides);
-                    kept += 1;
-                }
-            }
-        }
+        let entries: Vec<(K, Buffered<A, B>)> =
+            tidal_engine::state::read_owned(&self.name, sections, index, peers)?;
+        let kept = entries.len();
+        self.sides.extend(entries);
         Ok(kept)
     }
     fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> Result<()> {

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tidal_engine::{
     DataStream, FastMap, KeyedState, RegisteredState, Time, TimeBuffer, key_hash, timely,
-    worker_for, write_snapshot,
+    write_snapshot,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -305,31 +305,24 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> RegisteredState for Proc
         index: usize,
         peers: usize,
     ) -> tidal_engine::Result<usize> {
-        let mut kept = 0;
+        let entries: Vec<(K, ProcessEntry<S>)> =
+            tidal_engine::state::read_owned(&self.name, sections, index, peers)?;
+        let kept = entries.len();
         let mut values = self.values.borrow_mut();
         let mut timers = self.timers.borrow_mut();
         let mut written = self.written.borrow_mut();
-        for (i, section) in sections.iter().enumerate() {
-            let origin = format!("section {i} of state '{}'", self.name);
-            for (k, (state, event, processing, wrote)) in
-                KeyedState::<K, ProcessEntry<S>>::read_snapshot(*section, &origin)?
-            {
-                if worker_for(key_hash(&k), peers) != index {
-                    continue;
-                }
-                for ts in event {
-                    timers.event.insert(ts, k.clone());
-                }
-                for ts in processing {
-                    timers.processing.insert(ts, k.clone());
-                }
-                if let Some(w) = wrote {
-                    written.insert(k.clone(), w);
-                }
-                if let Some(state) = state {
-                    values.insert(k, state);
-                }
-                kept += 1;
+        for (k, (state, event, processing, wrote)) in entries {
+            for ts in event {
+                timers.event.insert(ts, k.clone());
+            }
+            for ts in processing {
+                timers.processing.insert(ts, k.clone());
+            }
+            if let Some(w) = wrote {
+                written.insert(k.clone(), w);
+            }
+            if let Some(state) = state {
+                values.insert(k, state);
             }
         }
         Ok(kept)

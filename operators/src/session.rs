@@ -40,23 +40,16 @@ impl<K: Key, A: Value> RegisteredState for SessionState<K, A> {
         self.sessions.values().map(Vec::len).sum()
     }
     fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
-        let mut kept = 0;
-        for (i, section) in sections.iter().enumerate() {
-            let origin = format!("section {i} of state '{}'", self.name);
-            let entries =
-                tidal_engine::KeyedState::<K, (Window, bool, A)>::read_snapshot(*section, &origin)?;
-            for (k, (w, fired, acc)) in entries {
-                if tidal_engine::worker_for(tidal_engine::key_hash(&k), peers) != index {
-                    continue;
-                }
-                self.sessions.entry(k).or_default().push(Session {
-                    start: w.start,
-                    end: w.end,
-                    acc,
-                    fired,
-                });
-                kept += 1;
-            }
+        let entries: Vec<(K, (Window, bool, A))> =
+            tidal_engine::state::read_owned(&self.name, sections, index, peers)?;
+        let kept = entries.len();
+        for (k, (w, fired, acc)) in entries {
+            self.sessions.entry(k).or_default().push(Session {
+                start: w.start,
+                end: w.end,
+                acc,
+                fired,
+            });
         }
         Ok(kept)
     }

@@ -512,29 +512,22 @@ where
         self.open.values().map(|w| w.keys.len()).sum()
     }
     fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
-        let mut kept = 0;
-        for (i, section) in sections.iter().enumerate() {
-            let origin = format!("section {i} of state '{}'", self.name);
-            let entries =
-                tidal_engine::KeyedState::<K, (Window, A, u64)>::read_snapshot(*section, &origin)?;
-            for (k, (w, a, count)) in entries {
-                if tidal_engine::worker_for(key_hash(&k), peers) != index {
-                    continue;
-                }
-                if count > 0 {
-                    self.counts.insert((w.end, k.clone()), count);
-                }
-                self.open
-                    .entry(w.end)
-                    .or_insert_with(|| OpenWindow {
-                        start: w.start,
-                        cap: None,
-                        keys: FastMap::default(),
-                    })
-                    .keys
-                    .insert(k, a);
-                kept += 1;
+        let entries: Vec<(K, (Window, A, u64))> =
+            tidal_engine::state::read_owned(&self.name, sections, index, peers)?;
+        let kept = entries.len();
+        for (k, (w, a, count)) in entries {
+            if count > 0 {
+                self.counts.insert((w.end, k.clone()), count);
             }
+            self.open
+                .entry(w.end)
+                .or_insert_with(|| OpenWindow {
+                    start: w.start,
+                    cap: None,
+                    keys: FastMap::default(),
+                })
+                .keys
+                .insert(k, a);
         }
         Ok(kept)
     }

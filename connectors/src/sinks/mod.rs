@@ -11,8 +11,8 @@ use std::rc::Rc;
 
 use serde::Serialize;
 use tidal_engine::{
-    Collected, DataStream, Error, KeyedState, RegisteredState, Time, TimeBuffer, fail, key_hash,
-    timely, worker_for, write_snapshot,
+    Collected, DataStream, Error, RegisteredState, Time, TimeBuffer, fail, key_hash, timely,
+    worker_for, write_snapshot,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -364,11 +364,11 @@ impl RegisteredState for SinkState {
         index: usize,
         peers: usize,
     ) -> tidal_engine::Result<usize> {
-        let mut all: BTreeMap<String, u64> = BTreeMap::new();
-        for (i, section) in sections.iter().enumerate() {
-            let origin = format!("section {i} of state '{}'", self.name);
-            all.extend(KeyedState::<String, u64>::read_snapshot(*section, &origin)?);
-        }
+        // Every part of every worker: worker 0 needs them all to tell which files to remove.
+        let all: BTreeMap<String, u64> =
+            tidal_engine::state::read_sections::<String, u64>(&self.name, sections)?
+                .into_iter()
+                .collect();
         self.restored.set(true);
         if index == 0 {
             let current = run_parts(self.run, peers, self.ext);
