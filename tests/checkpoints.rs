@@ -26,13 +26,41 @@ fn oracle() -> Vec<(String, u64)> {
     counts.into_iter().collect()
 }
 
+/// `count` records of `make`, at most `rate` per second when given (the first run of each test is
+/// throttled so that it is checkpointed mid-run; the restored runs are not).
+fn events<T: 'static>(
+    make: impl Fn(u64) -> T + Send + Sync + 'static,
+    count: u64,
+    rate: Option<f64>,
+) -> Generator<T> {
+    let generator = Generator::new(make).count(count);
+    match rate {
+        Some(rate) => generator.rate(rate),
+        None => generator,
+    }
+}
+
+/// Per key and window: the sum of the values and their number, with the window's end.
+fn sum_and_count(
+    windowed: tidal::operators::WindowedStream<'_, u64, i64>,
+) -> DataStream<'_, (u64, i64, i64, u64)> {
+    windowed.aggregate_with(
+        |v: i64| (v, 1u64),
+        |a, v| {
+            a.0 += v;
+            a.1 += 1
+        },
+        |a, b| {
+            a.0 += b.0;
+            a.1 += b.1
+        },
+        |k: &u64, w: &Window, a: &(i64, u64)| (*k, w.end, a.0, a.1),
+    )
+}
+
 /// The job: a throttled sequence of words, counted per word; the final counts.
 fn word_counts(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(String, u64)> {
-    let mut generator = Generator::new(word).count(RECORDS);
-    if let Some(rate) = rate {
-        generator = generator.rate(rate);
-    }
-    env.generate(generator)
+    env.generate(events(word, RECORDS, rate))
         .key_by(|w| w.clone())
         .count()
         .final_values()
@@ -251,29 +279,15 @@ fn windows_restore_from_a_checkpoint_on_every_shape() {
         (i % 7, (i % 13) as i64, (i as i64 - jitter).max(0))
     }
     fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, i64, i64, u64)> {
-        let mut events = Generator::new(event).count(EVENTS);
-        if let Some(rate) = rate {
-            events = events.rate(rate);
-        }
+        let events = events(event, EVENTS, rate);
         let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(40))
             .with_timestamps(|e: &(u64, i64, i64)| e.2);
-        env.generate_with(events, strategy)
+        let windowed = env
+            .generate_with(events, strategy)
             .map(|(k, v, _)| (k, v))
             .keyed()
-            .window(Windows::tumbling(Duration::from_millis(100)))
-            .aggregate_with(
-                |v: i64| (v, 1u64),
-                |a, v| {
-                    a.0 += v;
-                    a.1 += 1
-                },
-                |a, b| {
-                    a.0 += b.0;
-                    a.1 += b.1
-                },
-                |k: &u64, w: &Window, a: &(i64, u64)| (*k, w.end, a.0, a.1),
-            )
-            .collect()
+            .window(Windows::tumbling(Duration::from_millis(100)));
+        sum_and_count(windowed).collect()
     }
     let mut model: BTreeMap<(u64, i64), (i64, u64)> = BTreeMap::new();
     for i in 0..EVENTS {
@@ -391,28 +405,14 @@ fn session_windows_restore_from_a_checkpoint_on_every_shape() {
         )
     }
     fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, i64, i64, u64)> {
-        let mut events = Generator::new(event).count(EVENTS);
-        if let Some(rate) = rate {
-            events = events.rate(rate);
-        }
+        let events = events(event, EVENTS, rate);
         let strategy = WatermarkStrategy::monotonous().with_timestamps(|e: &(u64, i64, i64)| e.2);
-        env.generate_with(events, strategy)
+        let windowed = env
+            .generate_with(events, strategy)
             .map(|(k, v, _)| (k, v))
             .keyed()
-            .window(Windows::session(Duration::from_millis(41)))
-            .aggregate_with(
-                |v: i64| (v, 1u64),
-                |a, v| {
-                    a.0 += v;
-                    a.1 += 1
-                },
-                |a, b| {
-                    a.0 += b.0;
-                    a.1 += b.1
-                },
-                |k: &u64, w: &Window, a: &(i64, u64)| (*k, w.end, a.0, a.1),
-            )
-            .collect()
+            .window(Windows::session(Duration::from_millis(41)));
+        sum_and_count(windowed).collect()
     }
     // Per key, a session per burst: it ends 41 ms after the key's last event of the burst.
     let mut model: BTreeMap<(u64, u64), (i64, i64, u64)> = BTreeMap::new();
@@ -485,10 +485,7 @@ fn process_functions_restore_state_and_timers_on_every_shape() {
         }
     }
     fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, Time, i64, u64)> {
-        let mut events = Generator::new(event).count(EVENTS);
-        if let Some(rate) = rate {
-            events = events.rate(rate);
-        }
+        let events = events(event, EVENTS, rate);
         let strategy = WatermarkStrategy::monotonous().with_timestamps(|e: &(u64, i64, i64)| e.2);
         env.generate_with(events, strategy)
             .map(|(k, v, ts)| (k, (v, ts)))
@@ -526,20 +523,16 @@ fn interval_joins_restore_from_a_checkpoint_on_every_shape() {
         (i % 5, 3 * i as i64 + 1)
     }
     fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, i64, i64, u64)> {
-        let throttled = |g: Generator<(u64, i64)>| match rate {
-            Some(r) => g.rate(r),
-            None => g,
-        };
         let ts = |e: &(u64, i64)| e.1;
         let lefts = env
             .generate_with(
-                throttled(Generator::new(left).count(EVENTS)),
+                events(left, EVENTS, rate),
                 WatermarkStrategy::monotonous().with_timestamps(ts),
             )
             .keyed();
         let rights = env
             .generate_with(
-                throttled(Generator::new(right).count(EVENTS)),
+                events(right, EVENTS, rate),
                 WatermarkStrategy::monotonous().with_timestamps(ts),
             )
             .keyed();
@@ -585,10 +578,7 @@ fn count_triggered_windows_restore_from_a_checkpoint_on_every_shape() {
         (i % 3, i as i64)
     }
     fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, i64, i64, u64)> {
-        let mut events = Generator::new(event).count(EVENTS);
-        if let Some(rate) = rate {
-            events = events.rate(rate);
-        }
+        let events = events(event, EVENTS, rate);
         let strategy = WatermarkStrategy::monotonous().with_timestamps(|e: &(u64, i64)| e.1);
         env.generate_with(events, strategy)
             .map(|(k, _)| (k, 1u64))
