@@ -8,9 +8,26 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{SHAPES, fixture_dir, is_child, run_with, sorted};
-use tidal::engine::checkpoint::{decode_part, latest_valid, list_checkpoints, read_checkpoint};
+use tidal::engine::checkpoint::{self, Restored, Section, decode_part};
 use tidal::engine::{CheckpointConfig, Restore, SourcePosition};
 use tidal::prelude::*;
+
+// The checkpoint functions on local directories, as these tests use them.
+fn latest_valid(dir: &Path) -> Option<Restored> {
+    checkpoint::latest_valid(&dir.into()).unwrap()
+}
+
+fn list_checkpoints(dir: &Path) -> Vec<(u64, PathBuf)> {
+    checkpoint::list_checkpoints(&dir.into())
+        .unwrap()
+        .into_iter()
+        .map(|(id, at)| (id, at.as_local().unwrap().to_path_buf()))
+        .collect()
+}
+
+fn read_checkpoint(path: &Path) -> tidal::Result<Restored> {
+    checkpoint::read_checkpoint(&path.into())
+}
 
 const RECORDS: u64 = 40_000;
 
@@ -97,7 +114,7 @@ fn checkpoint_mid_run(dir: &Path) -> PathBuf {
                 .flat_map(|p| &p.sources)
                 .all(|(_, s)| matches!(s, SourcePosition::At { .. }));
             if state_bytes > 4_000 && mid_run {
-                break c.path;
+                break c.path.as_local().unwrap().to_path_buf();
             }
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -182,7 +199,7 @@ fn restore_latest_passes_over_a_corrupt_checkpoint_and_names_it() {
     if let Some((path, why)) = damaged {
         let err = Job::local(1)
             .quiet()
-            .with_checkpoints(CheckpointConfig::new(&first).restore(Restore::Path(path)))
+            .with_checkpoints(CheckpointConfig::new(&first).restore(Restore::Path(path.into())))
             .run(|env| word_counts(env, None))
             .unwrap_err()
             .to_string();
@@ -201,7 +218,9 @@ fn a_checkpoint_of_another_job_shape_is_refused_with_the_operator_name() {
     // The same counting, but the count operator has another name.
     let err = Job::local(1)
         .quiet()
-        .with_checkpoints(CheckpointConfig::new(dir.join("second")).restore(Restore::Path(chosen)))
+        .with_checkpoints(
+            CheckpointConfig::new(dir.join("second")).restore(Restore::Path(chosen.into())),
+        )
         .run(|env| -> Collected<(String, u64)> {
             env.generate(Generator::new(word).count(RECORDS))
                 .key_by(|w| w.clone())
@@ -249,7 +268,10 @@ fn every_checkpoint_is_a_consistent_cut() {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut latest: BTreeMap<String, u64> = BTreeMap::new();
         for part in &parts {
-            for (name, bytes) in &part.states {
+            for (name, section) in &part.states {
+                let Section::Full(bytes) = section else {
+                    panic!("checkpoints are not incremental here");
+                };
                 if name.starts_with("count") {
                     counts.extend(
                         KeyedState::<String, u64>::read_snapshot(&bytes[..], name).unwrap(),
@@ -611,4 +633,111 @@ fn count_triggered_windows_restore_from_a_checkpoint_on_every_shape() {
         |_, _| false,
         job,
     );
+}
+
+const HOT_RECORDS: u64 = 60_000;
+
+/// Records 0..20 000 bring 20 000 keys; the rest fall on 40 hot keys: after the first second,
+/// each checkpoint interval changes a few dozen of 20 000 entries.
+fn hot_key(i: u64) -> u64 {
+    if i < 20_000 { i } else { i % 40 }
+}
+
+fn hot_counts(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, u64)> {
+    env.generate(events(hot_key, HOT_RECORDS, rate))
+        .key_by(|k| *k)
+        .count()
+        .final_values()
+        .collect()
+}
+
+/// The newest complete checkpoint in `dir` taken mid-run that builds on earlier ones and whose
+/// parts take less than a tenth of the state they restore.
+fn small_incremental(dir: &Path) -> Option<Restored> {
+    for (_, path) in list_checkpoints(dir) {
+        let Ok(c) = read_checkpoint(&path) else {
+            continue;
+        };
+        let mid_run = c
+            .parts
+            .iter()
+            .flat_map(|p| &p.sources)
+            .all(|(_, s)| matches!(s, SourcePosition::At { .. }));
+        let state_bytes: usize = c
+            .parts
+            .iter()
+            .flat_map(|p| &p.states)
+            .map(|s| s.1.len())
+            .sum();
+        if mid_run && !c.needs.is_empty() && (c.bytes as usize) * 10 < state_bytes {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[test]
+fn incremental_checkpoints_write_what_changed_and_restore_on_every_shape() {
+    let test = "incremental_checkpoints_write_what_changed_and_restore_on_every_shape";
+    let dir = fixture_dir(test);
+    let first = dir.join("first");
+    if !is_child() {
+        let job = Job::local(2)
+            .with_tick(Duration::from_millis(5))
+            .quiet()
+            .with_checkpoints(
+                CheckpointConfig::new(&first)
+                    .interval(Duration::from_millis(50))
+                    .keep(10_000)
+                    .incremental(true),
+            );
+        let stop = job.stop_handle();
+        // About 3 s of input at 20 000 records/s.
+        let runner = std::thread::spawn(move || job.run(|env| hot_counts(env, Some(20_000.0))));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while small_incremental(&first).is_none() {
+            assert!(
+                Instant::now() < deadline && !runner.is_finished(),
+                "no small incremental checkpoint was taken mid-run"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.stop();
+        runner.join().unwrap().unwrap();
+    }
+    let chosen = small_incremental(&first)
+        .expect("found by the first run")
+        .path;
+    let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+    for i in 0..HOT_RECORDS {
+        *counts.entry(hot_key(i)).or_insert(0) += 1;
+    }
+    let oracle: Vec<(u64, u64)> = counts.into_iter().collect();
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let restore = chosen.clone();
+        let own = dir.join(format!("restored-{i}"));
+        let out = run_with(
+            test,
+            shape,
+            move |job| {
+                job.with_checkpoints(
+                    CheckpointConfig::new(&own)
+                        .interval(Duration::from_millis(20))
+                        .incremental(true)
+                        .restore(Restore::Path(restore.clone())),
+                )
+            },
+            |env| hot_counts(env, None),
+        );
+        if !is_child() {
+            let out = sorted(out);
+            let wrong = out.iter().zip(&oracle).filter(|(a, b)| a != b).count();
+            assert!(
+                out.len() == oracle.len() && wrong == 0,
+                "{shape:?}: {} keys restored ({} expected), {wrong} counts wrong",
+                out.len(),
+                oracle.len()
+            );
+        }
+    }
 }

@@ -12,64 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{fixture_dir, wait_with_limit};
+use common::{example, fixture_dir, launcher, read_word_counts, wait_with_limit, write_words};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(bin.exists(), "{} is built by cargo test", bin.display());
-    bin
-}
-
-fn launcher() -> &'static str {
-    env!("CARGO_BIN_EXE_tidal")
-}
-
-/// `lines` lines of words from a vocabulary of 3000, seeded.
-fn write_input(path: &Path, lines: usize, seed: u64) -> BTreeMap<String, u64> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut text = String::new();
-    let mut counts = BTreeMap::new();
-    for _ in 0..lines {
-        let n = rng.random_range(1..10);
-        for i in 0..n {
-            let word = format!("w{}", rng.random_range(0..3000));
-            if i > 0 {
-                text.push(' ');
-            }
-            text.push_str(&word);
-            *counts.entry(word).or_insert(0) += 1;
-        }
-        text.push('\n');
-    }
-    std::fs::write(path, text).unwrap();
-    counts
-}
-
-/// The union of the `word count` lines of every part file in `dir`.
-fn read_output(dir: &Path) -> BTreeMap<String, u64> {
-    let mut counts = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !name.starts_with("part-") {
-            continue;
-        }
-        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
-            let (word, n) = line.rsplit_once(' ').unwrap();
-            let previous = counts.insert(word.to_string(), n.parse().unwrap());
-            assert!(previous.is_none(), "{word} appears twice in the output");
-        }
-    }
-    counts
-}
 
 /// Runs `program` with `args` on 2 processes under the launcher (checkpoints every 200 ms into
 /// `checkpoints`, up to 5 restarts), kills one of its two processes with `kill -9` three times, at
@@ -158,7 +103,7 @@ fn run_with_kills(
 fn wordcount_survives_kill_9_of_its_processes() {
     let dir = fixture_dir("wordcount_survives_kill_9");
     let input = dir.join("input.txt");
-    let expected = write_input(&input, 120_000, 7);
+    let expected = write_words(&input, 120_000, 7);
     let out = dir.join("out");
     // 120 000 lines at 20 000 lines/s: about 6 s without failures.
     let args = [
@@ -170,7 +115,7 @@ fn wordcount_survives_kill_9_of_its_processes() {
         "20000",
     ];
     run_with_kills("wordcount", &args, &dir.join("checkpoints"), 500..1500, 99);
-    assert_eq!(read_output(&out), expected);
+    assert_eq!(read_word_counts(&out), expected);
 }
 
 #[test]
@@ -210,7 +155,7 @@ fn a_job_out_of_restarts_exits_non_zero_with_its_last_cause() {
 fn stop_with_savepoint_then_restore_on_other_shapes() {
     let dir = fixture_dir("stop_with_savepoint");
     let input = dir.join("input.txt");
-    let expected = write_input(&input, 100_000, 11);
+    let expected = write_words(&input, 100_000, 11);
     let savepoints = dir.join("savepoints");
     let job_args = |out: &Path| -> Vec<String> {
         vec![
@@ -274,7 +219,7 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
         .unwrap_or_else(|| panic!("no savepoint was reported:\n{log}"));
     assert!(log.contains("stopping the job after savepoint"), "{log}");
     // It was taken mid-run: the stopped job's output is not the whole count.
-    assert_ne!(read_output(&dir.join("out-first")), expected);
+    assert_ne!(read_word_counts(&dir.join("out-first")), expected);
 
     // 1 process × 1 worker.
     let out_one = dir.join("out-one");
@@ -288,7 +233,7 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
         "{}",
         String::from_utf8_lossy(&one.stderr)
     );
-    assert_eq!(read_output(&out_one), expected, "restored on 1 worker");
+    assert_eq!(read_word_counts(&out_one), expected, "restored on 1 worker");
 
     // 3 processes.
     let out_three = dir.join("out-three");
@@ -311,7 +256,11 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
         "{}",
         String::from_utf8_lossy(&three.stderr)
     );
-    assert_eq!(read_output(&out_three), expected, "restored on 3 processes");
+    assert_eq!(
+        read_word_counts(&out_three),
+        expected,
+        "restored on 3 processes"
+    );
 }
 
 /// A windowed job whose results are written as they fire (bid_windows: per auction per 10 s

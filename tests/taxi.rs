@@ -9,21 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_addresses, wait_with_limit};
+use common::{example, free_addresses, wait_with_limit};
 
 const RIDES: &str = include_str!("../examples/data/rides.csv");
 const FARES: &str = include_str!("../examples/data/fares.csv");
-
-fn example(name: &str) -> PathBuf {
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = deps.parent().unwrap().join("examples").join(name);
-    assert!(bin.exists(), "{} is built by cargo test", bin.display());
-    bin
-}
 
 /// Runs an example and returns its stdout lines, sorted; fails the test on a non-zero exit.
 fn run(name: &str, args: &[&str]) -> Vec<String> {

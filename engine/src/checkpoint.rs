@@ -42,26 +42,31 @@
 //! records, no idleness timeout) holds checkpoints back as it holds windows back; a checkpoint not
 //! complete after `--checkpoint-timeout` is abandoned and the fences are lifted.
 //!
-//! ## Format (version 1)
+//! ## Format (version 2)
 //! `DIR/chk-NNNNNNNNN/part-WWWWW-of-PPPPP`, one per worker: magic `TDCP`, version (u32 LE), a
-//! postcard-encoded [`Part`], CRC-32 (LE) of everything before it. Each state section is itself a
-//! keyed-state snapshot (own magic, version and checksum). `DIR/chk-NNNNNNNNN/MANIFEST`, written
-//! last (temp file, fsync, rename): text lines `tidal-checkpoint 1`, `id`, `cut`, `created_ms`,
-//! `workers`, and `part NAME BYTES CRC32` per part.
+//! postcard-encoded [`StoredPart`], CRC-32 (LE) of everything before it. Each state's section is
+//! either full — a keyed-state snapshot (own magic, version and checksum) — or, with incremental
+//! checkpoints, a delta on the same worker's part of an earlier checkpoint (see
+//! [`incremental`](crate::incremental)). `DIR/chk-NNNNNNNNN/MANIFEST`, written last: text lines
+//! `tidal-checkpoint 2`, `id`, `cut`, `created_ms`, `workers`, `part NAME BYTES CRC32` per part
+//! (the CRC-32 the part ends with),
+//! and `needs ID...` when deltas build on earlier checkpoints. Version 1 (no deltas) is still read.
+//!
+//! `DIR` is a local directory or an S3 prefix (see [`storage`](crate::storage)); on disk each
+//! file is written to a temporary name, synced and renamed, on S3 each is one PUT.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::incremental::Section;
+use crate::storage::{self, Location};
 use crate::time::Time;
 
-/// Version of the checkpoint format this Tidal writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// Version of the checkpoint format this Tidal writes (it reads versions 1 and 2).
+pub const CHECKPOINT_VERSION: u32 = 2;
 const PART_MAGIC: &[u8; 4] = b"TDCP";
 const MANIFEST_HEADER: &str = "tidal-checkpoint";
 
@@ -76,8 +81,8 @@ const MANIFEST_HEADER: &str = "tidal-checkpoint";
 /// ```
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {
-    /// Directory of the checkpoints (one sub-directory each).
-    pub dir: PathBuf,
+    /// Directory of the checkpoints (one sub-directory each): a local path or an S3 prefix.
+    pub dir: Location,
     /// Time between the end of one checkpoint and the start of the next.
     pub interval: Duration,
     /// How many complete checkpoints to keep (older ones are deleted).
@@ -89,9 +94,12 @@ pub struct CheckpointConfig {
     /// What to restore from at start, if anything.
     pub restore: Option<Restore>,
     /// Where savepoints go (taken on SIGUSR1, or on SIGUSR2 before the job stops).
-    pub savepoint_dir: Option<PathBuf>,
+    pub savepoint_dir: Option<Location>,
     /// Whether checkpoints are taken every `interval` (only savepoints otherwise).
     pub periodic: bool,
+    /// Whether checkpoints write only what changed since the last complete one (see
+    /// [`incremental`](crate::incremental)); savepoints are always whole.
+    pub incremental: bool,
 }
 
 /// What to restore a job from.
@@ -100,12 +108,12 @@ pub enum Restore {
     /// The newest complete, valid checkpoint in the checkpoint directory (none: start afresh).
     Latest,
     /// One checkpoint directory; an error if it is incomplete or invalid.
-    Path(PathBuf),
+    Path(Location),
 }
 
 impl CheckpointConfig {
     /// Checkpoints in `dir` every 10 s, keeping 3.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
+    pub fn new(dir: impl Into<Location>) -> Self {
         CheckpointConfig {
             dir: dir.into(),
             interval: Duration::from_secs(10),
@@ -115,17 +123,18 @@ impl CheckpointConfig {
             restore: None,
             savepoint_dir: None,
             periodic: true,
+            incremental: false,
         }
     }
     /// The folder of checkpoint or savepoint `id`.
-    pub fn folder(&self, id: u64, savepoint: bool) -> PathBuf {
+    pub fn folder(&self, id: u64, savepoint: bool) -> Location {
         match (&self.savepoint_dir, savepoint) {
             (Some(dir), true) => savepoint_path(dir, id),
             _ => checkpoint_path(&self.dir, id),
         }
     }
     /// Takes savepoints into `dir` when asked (SIGUSR1; SIGUSR2: a savepoint, then a clean stop).
-    pub fn savepoints(mut self, dir: impl Into<PathBuf>) -> Self {
+    pub fn savepoints(mut self, dir: impl Into<Location>) -> Self {
         self.savepoint_dir = Some(dir.into());
         self
     }
@@ -139,6 +148,11 @@ impl CheckpointConfig {
         self.keep = keep.max(1);
         self
     }
+    /// Writes incremental checkpoints (or not).
+    pub fn incremental(mut self, incremental: bool) -> Self {
+        self.incremental = incremental;
+        self
+    }
     /// Restores from `restore` at start.
     pub fn restore(mut self, restore: Restore) -> Self {
         self.restore = Some(restore);
@@ -146,7 +160,42 @@ impl CheckpointConfig {
     }
 }
 
-/// One worker's part of a checkpoint.
+/// One worker's part of a checkpoint as it is stored: each state's section full or a delta.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredPart {
+    /// Checkpoint id.
+    pub checkpoint: u64,
+    /// The cut time.
+    pub cut: Time,
+    /// Writing worker.
+    pub worker: usize,
+    /// Number of workers of the job that wrote it.
+    pub peers: usize,
+    /// Per source name: the position of this worker's instance (opaque to the engine).
+    pub sources: Vec<(String, SourcePosition)>,
+    /// Per stateful operator name: its section.
+    pub states: Vec<(String, Section)>,
+}
+
+impl StoredPart {
+    /// A part whose sections are all full.
+    pub fn full(part: Part) -> StoredPart {
+        StoredPart {
+            checkpoint: part.checkpoint,
+            cut: part.cut,
+            worker: part.worker,
+            peers: part.peers,
+            sources: part.sources,
+            states: part
+                .states
+                .into_iter()
+                .map(|(n, b)| (n, Section::Full(b)))
+                .collect(),
+        }
+    }
+}
+
+/// One worker's part of a checkpoint, every state whole (as restored).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Part {
     /// Checkpoint id.
@@ -161,6 +210,19 @@ pub struct Part {
     pub sources: Vec<(String, SourcePosition)>,
     /// Per stateful operator name: its keyed-state snapshot.
     pub states: Vec<(String, Vec<u8>)>,
+}
+
+/// What the coordinator learns of a written part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WrittenPart {
+    /// File name in the checkpoint's folder.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// CRC-32 of the file.
+    pub crc: u32,
+    /// Earlier checkpoints its deltas build on.
+    pub needs: Vec<u64>,
 }
 
 /// Where a source instance stood at a cut.
@@ -181,11 +243,17 @@ pub enum SourcePosition {
 #[derive(Debug, Clone)]
 pub struct Restored {
     /// The checkpoint's directory.
-    pub path: PathBuf,
+    pub path: Location,
     /// Checkpoint id.
     pub id: u64,
     /// The cut time: restored sources start at it.
     pub cut: Time,
+    /// When it was completed (ms since the epoch).
+    pub created_ms: i64,
+    /// Bytes of its parts.
+    pub bytes: u64,
+    /// Earlier checkpoints its incremental parts build on.
+    pub needs: Vec<u64>,
     /// Every worker's part.
     pub parts: Vec<Part>,
 }
@@ -222,13 +290,13 @@ impl Restored {
 }
 
 /// The directory of checkpoint `id` under `dir`.
-pub fn checkpoint_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("chk-{id:09}"))
+pub fn checkpoint_path(dir: &Location, id: u64) -> Location {
+    dir.join(&format!("chk-{id:09}"))
 }
 
 /// The directory of savepoint `id` under `dir` (savepoints are never pruned).
-pub fn savepoint_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("sp-{id:09}"))
+pub fn savepoint_path(dir: &Location, id: u64) -> Location {
+    dir.join(&format!("sp-{id:09}"))
 }
 
 fn part_name(worker: usize, peers: usize) -> String {
@@ -236,7 +304,7 @@ fn part_name(worker: usize, peers: usize) -> String {
 }
 
 /// Encodes a part (magic, version, body, checksum).
-pub fn encode_part(part: &Part) -> Result<Vec<u8>> {
+pub fn encode_part(part: &StoredPart) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(PART_MAGIC);
     bytes.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
@@ -248,7 +316,7 @@ pub fn encode_part(part: &Part) -> Result<Vec<u8>> {
 }
 
 /// Decodes a part; `origin` names it in errors.
-pub fn decode_part(bytes: &[u8], origin: &str) -> Result<Part> {
+pub fn decode_part(bytes: &[u8], origin: &str) -> Result<StoredPart> {
     let corrupt = |why: &str| Error::input(format!("checkpoint part {origin} is corrupt: {why}"));
     if bytes.len() < 12 || &bytes[..4] != PART_MAGIC {
         return Err(corrupt("not a Tidal checkpoint part"));
@@ -258,34 +326,31 @@ pub fn decode_part(bytes: &[u8], origin: &str) -> Result<Part> {
         return Err(corrupt("checksum mismatch (truncated or modified)"));
     }
     let version = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes"));
-    if version != CHECKPOINT_VERSION {
-        return Err(Error::input(format!(
-            "checkpoint part {origin} has format version {version}; this Tidal reads version {CHECKPOINT_VERSION}"
-        )));
+    match version {
+        1 => postcard::from_bytes(&body[8..])
+            .map(StoredPart::full)
+            .map_err(|e| corrupt(&e.to_string())),
+        CHECKPOINT_VERSION => postcard::from_bytes(&body[8..]).map_err(|e| corrupt(&e.to_string())),
+        _ => Err(Error::input(format!(
+            "checkpoint part {origin} has format version {version}; this Tidal reads versions 1 and {CHECKPOINT_VERSION}"
+        ))),
     }
-    postcard::from_bytes(&body[8..]).map_err(|e| corrupt(&e.to_string()))
 }
 
-/// Writes `bytes` to `path` durably: a temporary file, fsync, rename.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)
+/// The checksum that identifies a part file: the CRC-32 it ends with (of everything before it).
+/// (The CRC-32 of a whole part file is the same constant for every part, the CRC residue.)
+pub fn part_crc(bytes: &[u8]) -> u32 {
+    crc32fast::hash(&bytes[..bytes.len().saturating_sub(4)])
 }
 
 /// Writes worker `part.worker`'s part into the checkpoint's `folder`; returns (name, bytes, crc).
-pub fn write_part(folder: &Path, part: &Part) -> Result<(String, u64, u32)> {
+pub fn write_part(folder: &Location, part: &StoredPart) -> Result<(String, u64, u32)> {
     let bytes = encode_part(part)?;
     let name = part_name(part.worker, part.peers);
     let path = folder.join(&name);
-    fs::create_dir_all(folder)
-        .and_then(|_| write_durably(&path, &bytes))
-        .map_err(|e| Error::external(format!("writing checkpoint part {}: {e}", path.display())))?;
-    Ok((name, bytes.len() as u64, crc32fast::hash(&bytes)))
+    storage::write(&path, &bytes)
+        .map_err(|e| Error::external(format!("checkpoint part not written: {e}")))?;
+    Ok((name, bytes.len() as u64, part_crc(&bytes)))
 }
 
 /// What a manifest says.
@@ -301,6 +366,8 @@ pub struct Manifest {
     pub workers: usize,
     /// Per part: file name, size in bytes, CRC-32 of the file.
     pub parts: Vec<(String, u64, u32)>,
+    /// Earlier checkpoints its incremental parts build on.
+    pub needs: Vec<u64>,
 }
 
 impl Manifest {
@@ -312,6 +379,10 @@ impl Manifest {
         for (name, len, crc) in &self.parts {
             let _ = writeln!(text, "part {name} {len} {crc:08x}");
         }
+        if !self.needs.is_empty() {
+            let ids: Vec<String> = self.needs.iter().map(u64::to_string).collect();
+            let _ = writeln!(text, "needs {}", ids.join(" "));
+        }
         text
     }
 
@@ -321,7 +392,9 @@ impl Manifest {
         };
         let mut lines = text.lines().enumerate();
         match lines.next() {
-            Some((_, l)) if l == format!("{MANIFEST_HEADER} {CHECKPOINT_VERSION}") => {}
+            Some((_, l))
+                if l == format!("{MANIFEST_HEADER} {CHECKPOINT_VERSION}")
+                    || l == format!("{MANIFEST_HEADER} 1") => {}
             Some((_, l)) if l.starts_with(MANIFEST_HEADER) => {
                 return Err(bad(
                     1,
@@ -336,6 +409,7 @@ impl Manifest {
             created_ms: 0,
             workers: 0,
             parts: Vec::new(),
+            needs: Vec::new(),
         };
         let mut seen = 0;
         for (i, line) in lines {
@@ -355,6 +429,12 @@ impl Manifest {
                         .map_err(|_| bad(i + 1, "expected a hexadecimal CRC-32"))?;
                     manifest.parts.push((words[1].to_string(), len, crc));
                 }
+                Some("needs") => {
+                    for w in &words[1..] {
+                        manifest.needs.push(number(Some(w))? as u64);
+                    }
+                    continue;
+                }
                 None => continue,
                 Some(other) => return Err(bad(i + 1, &format!("unknown entry '{other}'"))),
             }
@@ -372,107 +452,239 @@ impl Manifest {
 
 /// Writes the manifest into the `folder` of a checkpoint whose parts are all written: the
 /// checkpoint is complete.
-pub fn write_manifest(folder: &Path, manifest: &Manifest) -> Result<()> {
+pub fn write_manifest(folder: &Location, manifest: &Manifest) -> Result<()> {
     let path = folder.join("MANIFEST");
-    write_durably(&path, manifest.render().as_bytes())
-        .map_err(|e| Error::external(format!("writing {}: {e}", path.display())))
+    storage::write(&path, manifest.render().as_bytes())
+        .map_err(|e| Error::external(format!("checkpoint manifest not written: {e}")))
 }
 
 /// Reads and checks one checkpoint directory: manifest, every part present with its size and
 /// checksum, and decodable.
-pub fn read_checkpoint(path: &Path) -> Result<Restored> {
+///
+/// A checkpoint that is not there whole is an error of kind [`Input`](crate::ErrorKind::Input);
+/// one that cannot be read now (an S3 server unreachable) is [`External`](crate::ErrorKind::External).
+pub fn read_checkpoint(path: &Location) -> Result<Restored> {
     let manifest_path = path.join("MANIFEST");
-    let text = fs::read_to_string(&manifest_path).map_err(|e| {
-        Error::input(format!(
-            "checkpoint {} is incomplete or missing: cannot read its MANIFEST ({e})",
-            path.display()
-        ))
-    })?;
-    let manifest = Manifest::parse(&text, &manifest_path.display().to_string())?;
+    // `missing`: what to say when the object is not there.
+    let read = |at: &Location, missing: &str| {
+        storage::read(at).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::input(format!("checkpoint {path} {missing} ({e})"))
+            } else {
+                Error::external(format!("checkpoint {path} cannot be read now: {e}"))
+            }
+        })
+    };
+    let text = read(
+        &manifest_path,
+        "is incomplete or missing: it has no MANIFEST",
+    )?;
+    let text = String::from_utf8_lossy(&text);
+    let manifest = Manifest::parse(&text, &manifest_path.to_string())?;
     let mut parts = Vec::with_capacity(manifest.parts.len());
     for (name, len, crc) in &manifest.parts {
         let part_path = path.join(name);
-        let bytes = fs::read(&part_path).map_err(|e| {
-            Error::input(format!(
-                "checkpoint {} is missing part {name} ({e})",
-                path.display()
-            ))
-        })?;
-        if bytes.len() as u64 != *len || crc32fast::hash(&bytes) != *crc {
+        let bytes = read(&part_path, &format!("is missing part {name}"))?;
+        // (Manifests of version 1 hold the CRC-32 of the whole file.)
+        if bytes.len() as u64 != *len
+            || (part_crc(&bytes) != *crc && crc32fast::hash(&bytes) != *crc)
+        {
             return Err(Error::input(format!(
-                "checkpoint part {} is corrupt: {} bytes with CRC-32 {:08x}, the manifest says {len} bytes with {crc:08x}",
-                part_path.display(),
+                "checkpoint part {part_path} is corrupt: {} bytes with CRC-32 {:08x}, the manifest says {len} bytes with {crc:08x}",
                 bytes.len(),
-                crc32fast::hash(&bytes)
+                part_crc(&bytes)
             )));
         }
-        parts.push(decode_part(&bytes, &part_path.display().to_string())?);
+        parts.push(decode_part(&bytes, &part_path.to_string())?);
     }
+    let parts = whole_parts(path, parts)?;
     Ok(Restored {
-        path: path.to_path_buf(),
+        path: path.clone(),
         id: manifest.id,
         cut: manifest.cut,
+        created_ms: manifest.created_ms,
+        bytes: manifest.parts.iter().map(|p| p.1).sum(),
+        needs: manifest.needs,
         parts,
     })
 }
 
-/// The checkpoint directories under `dir`, newest (highest id) first.
-pub fn list_checkpoints(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut found: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+/// Turns stored parts into whole ones: every delta section (of an incremental checkpoint) is
+/// applied on its chain, read from the same worker's parts of earlier checkpoints next to `path`.
+fn whole_parts(path: &Location, stored: Vec<StoredPart>) -> Result<Vec<Part>> {
+    use std::collections::HashMap;
+    let dir = path.parent();
+    // Base parts read so far, by (checkpoint, worker).
+    let mut bases: HashMap<(u64, usize), StoredPart> = HashMap::new();
+    let mut whole = Vec::with_capacity(stored.len());
+    for part in &stored {
+        let name = part_name(part.worker, part.peers);
+        let origin = format!("{path}/{name}");
+        let mut states = Vec::with_capacity(part.states.len());
+        for (state, section) in &part.states {
+            // Walk back to the full section, loading base parts as needed.
+            let mut keys: Vec<(u64, usize)> = Vec::new();
+            let mut current = section;
+            let mut here = part;
+            while let Section::Delta { base, base_crc, .. } = current {
+                let (base, base_crc) = (*base, *base_crc);
+                if keys.len() > crate::incremental::MAX_LINKS {
+                    return Err(Error::input(format!(
+                        "{origin}: state '{state}' has too long a chain of deltas"
+                    )));
+                }
+                let key = (base, here.worker);
+                if let std::collections::hash_map::Entry::Vacant(slot) = bases.entry(key) {
+                    let at = checkpoint_path(&dir, base).join(&name);
+                    let bytes = storage::read(&at).map_err(|e| {
+                        let message = format!(
+                            "checkpoint {path} builds on checkpoint {base}, whose part {name} cannot be read ({e})"
+                        );
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            Error::input(message)
+                        } else {
+                            Error::external(message)
+                        }
+                    })?;
+                    if part_crc(&bytes) != base_crc {
+                        return Err(Error::input(format!(
+                            "checkpoint {path} builds on part {at}, which has changed since (CRC-32 {:08x}, expected {base_crc:08x})",
+                            part_crc(&bytes)
+                        )));
+                    }
+                    slot.insert(decode_part(&bytes, &at.to_string())?);
+                }
+                keys.push(key);
+                here = &bases[&key];
+                current = here
+                    .states
+                    .iter()
+                    .find(|(n, _)| n == state)
+                    .map(|(_, s)| s)
+                    .ok_or_else(|| {
+                        Error::input(format!(
+                            "{origin}: state '{state}' builds on checkpoint {}, which lacks it",
+                            key.0
+                        ))
+                    })?;
+            }
+            let mut chain: Vec<&Section> = vec![current];
+            for key in keys.iter().rev().skip(1) {
+                let base = &bases[key];
+                chain.push(
+                    &base
+                        .states
+                        .iter()
+                        .find(|(n, _)| n == state)
+                        .expect("found above")
+                        .1,
+                );
+            }
+            if !keys.is_empty() {
+                chain.push(section);
+            }
+            states.push((
+                state.clone(),
+                crate::incremental::apply(state, &chain, &origin)?,
+            ));
+        }
+        whole.push(Part {
+            checkpoint: part.checkpoint,
+            cut: part.cut,
+            worker: part.worker,
+            peers: part.peers,
+            sources: part.sources.clone(),
+            states,
+        });
+    }
+    Ok(whole)
+}
+
+/// The checkpoint directories under `dir`, newest (highest id) first; an error when `dir`
+/// cannot be listed (an S3 server unreachable), none when it does not exist.
+pub fn list_checkpoints(dir: &Location) -> Result<Vec<(u64, Location)>> {
+    let listed = storage::list(dir)
+        .map_err(|e| Error::external(format!("listing checkpoints in {dir}: {e}")))?;
+    let mut found: Vec<(u64, Location)> = listed
         .into_iter()
-        .flatten()
-        .flatten()
+        .filter(|e| e.is_dir)
         .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let id = name.strip_prefix("chk-")?.parse().ok()?;
-            Some((id, e.path()))
+            let id = e.name.strip_prefix("chk-")?.parse().ok()?;
+            Some((id, dir.join(&e.name)))
         })
         .collect();
     found.sort_by_key(|c| std::cmp::Reverse(c.0));
-    found
+    Ok(found)
 }
 
 /// The newest complete and valid checkpoint under `dir`, telling on stderr why newer ones were
-/// passed over; `None` when there is none.
-pub fn latest_valid(dir: &Path) -> Option<Restored> {
-    for (id, path) in list_checkpoints(dir) {
+/// passed over; `None` when there is none. A checkpoint that cannot be read now (storage
+/// unreachable) is an error, not a reason to pass over it: starting afresh would lose state.
+pub fn latest_valid(dir: &Location) -> Result<Option<Restored>> {
+    for (id, path) in list_checkpoints(dir)? {
         match read_checkpoint(&path) {
-            Ok(restored) => return Some(restored),
+            Ok(restored) => return Ok(Some(restored)),
+            Err(e) if e.kind() == crate::ErrorKind::External => return Err(e),
             Err(e) => eprintln!("tidal: passing over checkpoint {id}: {e}"),
         }
     }
-    None
+    Ok(None)
 }
 
 /// Resolves what a job restores from.
 pub fn resolve_restore(config: &CheckpointConfig) -> Result<Option<Restored>> {
     match &config.restore {
         None => Ok(None),
-        Some(Restore::Latest) => Ok(latest_valid(&config.dir)),
+        Some(Restore::Latest) => latest_valid(&config.dir),
         Some(Restore::Path(path)) => read_checkpoint(path).map(Some),
     }
 }
 
-/// Deletes complete checkpoints beyond the newest `keep`, and incomplete ones older than the
-/// newest complete one.
-pub fn prune(dir: &Path, keep: usize, newest_complete: u64) {
-    let mut kept = 0;
-    for (id, path) in list_checkpoints(dir) {
-        if id > newest_complete {
+/// Deletes complete checkpoints beyond the newest `keep` (but not those a kept checkpoint builds
+/// on), and incomplete ones older than the newest complete one. What cannot be deleted now is
+/// left for a later prune.
+pub fn prune(dir: &Location, keep: usize, newest_complete: u64) -> Result<()> {
+    let listed = list_checkpoints(dir)?;
+    let mut kept = std::collections::BTreeSet::new();
+    let mut complete = 0;
+    for (id, path) in &listed {
+        if *id > newest_complete || complete >= keep {
             continue;
         }
-        let complete = path.join("MANIFEST").exists();
-        if complete && kept < keep {
-            kept += 1;
-            continue;
+        let manifest_path = path.join("MANIFEST");
+        let text = match storage::read(&manifest_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::external(format!("pruning {path}: {e}"))),
+        };
+        if let Ok(manifest) = Manifest::parse(&String::from_utf8_lossy(&text), "") {
+            complete += 1;
+            kept.insert(*id);
+            kept.extend(manifest.needs);
         }
-        let _ = fs::remove_dir_all(&path);
     }
+    for (id, path) in listed {
+        if id > newest_complete || kept.contains(&id) {
+            continue;
+        }
+        storage::remove_all(&path).map_err(|e| Error::external(format!("deleting {path}: {e}")))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    fn loc(dir: &Path) -> Location {
+        Location::from(dir)
+    }
+
+    fn local(at: Location) -> PathBuf {
+        at.as_local().unwrap().to_path_buf()
+    }
 
     fn part(worker: usize, peers: usize) -> Part {
         Part {
@@ -485,9 +697,10 @@ mod tests {
         }
     }
 
-    fn complete_checkpoint(dir: &Path) -> PathBuf {
+    fn complete_checkpoint(dir: &Path) -> Location {
+        let dir = &loc(dir);
         let parts: Vec<_> = (0..2)
-            .map(|w| write_part(&checkpoint_path(dir, 7), &part(w, 2)).unwrap())
+            .map(|w| write_part(&checkpoint_path(dir, 7), &StoredPart::full(part(w, 2))).unwrap())
             .collect();
         write_manifest(
             &checkpoint_path(dir, 7),
@@ -497,6 +710,7 @@ mod tests {
                 created_ms: 1,
                 workers: 2,
                 parts,
+                needs: vec![],
             },
         )
         .unwrap();
@@ -517,7 +731,7 @@ mod tests {
     fn truncated_flipped_missing_and_unfinished_checkpoints_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = complete_checkpoint(dir.path());
-        let part0 = path.join(part_name(0, 2));
+        let part0 = local(path.join(&part_name(0, 2)));
         let good = fs::read(&part0).unwrap();
 
         fs::write(&part0, &good[..good.len() - 3]).unwrap();
@@ -547,7 +761,7 @@ mod tests {
 
         fs::write(&part0, &good).unwrap();
         assert!(read_checkpoint(&path).is_ok());
-        fs::remove_file(path.join("MANIFEST")).unwrap();
+        fs::remove_file(local(path.join("MANIFEST"))).unwrap();
         assert!(
             read_checkpoint(&path)
                 .unwrap_err()
@@ -558,35 +772,114 @@ mod tests {
 
     #[test]
     fn latest_falls_back_to_the_newest_valid_checkpoint_and_prune_keeps_k() {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = &loc(tmp.path());
         for id in 1..=4 {
             let mut p = part(0, 1);
             p.checkpoint = id;
-            let written = write_part(&checkpoint_path(dir.path(), id), &p).unwrap();
+            let written = write_part(&checkpoint_path(dir, id), &StoredPart::full(p)).unwrap();
             write_manifest(
-                &checkpoint_path(dir.path(), id),
+                &checkpoint_path(dir, id),
                 &Manifest {
                     id,
                     cut: id as i64,
                     created_ms: 0,
                     workers: 1,
                     parts: vec![written],
+                    needs: vec![],
                 },
             )
             .unwrap();
         }
         // Checkpoint 4 gets a flipped byte; 5 never got its manifest.
-        let p4 = checkpoint_path(dir.path(), 4).join(part_name(0, 1));
+        let p4 = local(checkpoint_path(dir, 4).join(&part_name(0, 1)));
         let mut bytes = fs::read(&p4).unwrap();
         bytes[9] ^= 1;
         fs::write(&p4, bytes).unwrap();
         let mut p5 = part(0, 1);
         p5.checkpoint = 5;
-        write_part(&checkpoint_path(dir.path(), 5), &p5).unwrap();
-        assert_eq!(latest_valid(dir.path()).unwrap().id, 3);
+        write_part(&checkpoint_path(dir, 5), &StoredPart::full(p5)).unwrap();
+        assert_eq!(latest_valid(dir).unwrap().unwrap().id, 3);
 
-        prune(dir.path(), 2, 3);
-        let left: Vec<u64> = list_checkpoints(dir.path()).iter().map(|c| c.0).collect();
+        prune(dir, 2, 3).unwrap();
+        let left: Vec<u64> = list_checkpoints(dir).unwrap().iter().map(|c| c.0).collect();
         assert_eq!(left, vec![5, 4, 3, 2]);
+    }
+
+    /// Writes checkpoint `id` of one worker holding `state` through `tracker`.
+    fn write_incremental(
+        dir: &Location,
+        id: u64,
+        tracker: &mut crate::incremental::Tracker,
+        state: &crate::KeyedState<u64, u64>,
+    ) {
+        let mut bytes = Vec::new();
+        state.snapshot(&mut bytes).unwrap();
+        let (sections, needs) = tracker.sections(id, vec![("s".into(), bytes)]).unwrap();
+        let stored = StoredPart {
+            checkpoint: id,
+            cut: id as i64,
+            worker: 0,
+            peers: 1,
+            sources: vec![],
+            states: sections,
+        };
+        let written = write_part(&checkpoint_path(dir, id), &stored).unwrap();
+        tracker.written(id, written.2);
+        let manifest = Manifest {
+            id,
+            cut: id as i64,
+            created_ms: 0,
+            workers: 1,
+            parts: vec![written],
+            needs,
+        };
+        write_manifest(&checkpoint_path(dir, id), &manifest).unwrap();
+        tracker.ended(id, true);
+    }
+
+    #[test]
+    fn incremental_checkpoints_restore_whole_and_keep_what_they_build_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = &loc(tmp.path());
+        let mut tracker = crate::incremental::Tracker::default();
+        let mut state: crate::KeyedState<u64, u64> = crate::KeyedState::new("s");
+        for k in 0..5000 {
+            state.insert(k, k);
+        }
+        for id in 1..=4u64 {
+            state.insert(id, 100 + id);
+            state.remove(&(1000 + id));
+            write_incremental(dir, id, &mut tracker, &state);
+        }
+        let restored = read_checkpoint(&checkpoint_path(dir, 4)).unwrap();
+        assert_eq!(restored.needs, vec![1, 2, 3]);
+        let mut back: Vec<(u64, u64)> =
+            crate::state::read_sections("s", &[&restored.parts[0].states[0].1[..]]).unwrap();
+        back.sort();
+        let mut expected: Vec<(u64, u64)> = state.iter().map(|(k, v)| (*k, *v)).collect();
+        expected.sort();
+        assert_eq!(back, expected);
+        // The later checkpoints are small: deltas.
+        assert!(restored.bytes * 10 < read_checkpoint(&checkpoint_path(dir, 1)).unwrap().bytes);
+
+        // Keeping 1 keeps what checkpoint 4 builds on.
+        prune(dir, 1, 4).unwrap();
+        assert_eq!(list_checkpoints(dir).unwrap().len(), 4);
+
+        // A base overwritten since (here: checkpoint 2 rewritten whole) is detected.
+        let mut other = crate::incremental::Tracker::default();
+        write_incremental(dir, 2, &mut other, &state);
+        let e = read_checkpoint(&checkpoint_path(dir, 4))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has changed since"), "{e}");
+        // A missing base makes the checkpoint invalid, and latest falls back past it.
+        storage::remove_all(&checkpoint_path(dir, 3)).unwrap();
+        let e = read_checkpoint(&checkpoint_path(dir, 4))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("builds on checkpoint 3"), "{e}");
+        assert_eq!(latest_valid(dir).unwrap().unwrap().id, 2);
     }
 }

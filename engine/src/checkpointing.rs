@@ -13,10 +13,12 @@ use std::time::Instant;
 use timely::dataflow::ProbeHandle;
 
 use crate::checkpoint::{
-    self, CheckpointConfig, Manifest, Part, Restored, SourcePosition, write_manifest, write_part,
+    self, CheckpointConfig, Manifest, Part, Restored, SourcePosition, StoredPart, WrittenPart,
+    write_manifest, write_part,
 };
 use crate::control::Control;
 use crate::error::{Error, ErrorKind, Result};
+use crate::incremental::Tracker;
 use crate::stream::OperatorMeta;
 use crate::time::{Time, now_millis};
 
@@ -87,6 +89,8 @@ pub(crate) struct WorkerCheckpoints {
     /// Checkpoint messages received, in order.
     pub(crate) inbox: Rc<RefCell<Vec<Control>>>,
     coordinator: RefCell<Option<Coordinator>>,
+    /// What this worker's incremental checkpoints build on.
+    tracker: RefCell<Tracker>,
 }
 
 impl WorkerCheckpoints {
@@ -94,12 +98,13 @@ impl WorkerCheckpoints {
         config: Option<Arc<CheckpointConfig>>,
         restored: Option<Arc<Restored>>,
         index: usize,
+        next_id: u64,
     ) -> Self {
         let coordinator = (index == 0 && config.is_some()).then(|| Coordinator {
             phase: Phase::Idle {
                 since: Instant::now(),
             },
-            next_id: restored.as_ref().map_or(1, |r| r.id + 1),
+            next_id,
             last_cut: restored.as_ref().map_or(Time::MIN, |r| r.cut),
             failures: 0,
         });
@@ -114,6 +119,7 @@ impl WorkerCheckpoints {
             probe: ProbeHandle::new(),
             inbox: Rc::new(RefCell::new(Vec::new())),
             coordinator: RefCell::new(coordinator),
+            tracker: RefCell::new(Tracker::default()),
         }
     }
 
@@ -186,7 +192,8 @@ impl WorkerCheckpoints {
                     self.savepoint.set(savepoint);
                 }
                 Control::Stop => stop_job(),
-                Control::CheckpointEnd { id } => {
+                Control::CheckpointEnd { id, complete } => {
+                    self.tracker.borrow_mut().ended(id, complete);
                     if let Some((pending, cut)) = self.cut.get()
                         && pending <= id
                     {
@@ -221,9 +228,36 @@ impl WorkerCheckpoints {
                 .iter()
                 .all(|s| s.borrow().position_at(cut).is_some());
             if ready {
-                let folder = config.folder(id, self.savepoint.get());
-                let part = self.part(id, cut, worker, peers, &sources, snapshot);
-                let part = part.and_then(|p| write_part(&folder, &p));
+                let savepoint = self.savepoint.get();
+                let folder = config.folder(id, savepoint);
+                let part = self
+                    .part(id, cut, worker, peers, &sources, snapshot)
+                    .and_then(|part| {
+                        let mut needs = Vec::new();
+                        let stored = if config.incremental && !savepoint {
+                            let mut tracker = self.tracker.borrow_mut();
+                            let (sections, needed) = tracker.sections(id, part.states)?;
+                            needs = needed;
+                            StoredPart {
+                                checkpoint: part.checkpoint,
+                                cut: part.cut,
+                                worker: part.worker,
+                                peers: part.peers,
+                                sources: part.sources,
+                                states: sections,
+                            }
+                        } else {
+                            StoredPart::full(part)
+                        };
+                        let (name, bytes, crc) = write_part(&folder, &stored)?;
+                        self.tracker.borrow_mut().written(id, crc);
+                        Ok(WrittenPart {
+                            name,
+                            bytes,
+                            crc,
+                            needs,
+                        })
+                    });
                 self.written.set(Some(id));
                 post(Control::CheckpointWritten {
                     id,
@@ -277,8 +311,6 @@ struct Coordinator {
     failures: usize,
 }
 
-type WrittenPart = std::result::Result<(String, u64, u32), String>;
-
 /// A periodic checkpoint, or a savepoint (and whether the job stops after it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -314,7 +346,7 @@ enum Phase {
         kind: Kind,
         cut: Time,
         started: Instant,
-        parts: BTreeMap<usize, WrittenPart>,
+        parts: BTreeMap<usize, std::result::Result<WrittenPart, String>>,
     },
 }
 
@@ -331,7 +363,7 @@ impl Coordinator {
         }
     }
 
-    fn written(&mut self, id: u64, worker: usize, part: WrittenPart) {
+    fn written(&mut self, id: u64, worker: usize, part: std::result::Result<WrittenPart, String>) {
         if let Phase::Writing {
             id: current, parts, ..
         } = &mut self.phase
@@ -397,7 +429,7 @@ impl Coordinator {
                             if kind.is_savepoint() {
                                 eprintln!("tidal: savepoint {id} not taken: the job is ending");
                             }
-                            self.end(id, post)
+                            self.end(id, false, post)
                         }
                         Some(&at) => {
                             let cut = at.saturating_add(1).max(self.last_cut.saturating_add(1));
@@ -431,10 +463,14 @@ impl Coordinator {
                 let (id, kind, cut) = (*id, *kind, *cut);
                 if parts.len() == peers {
                     let mut written = Vec::with_capacity(peers);
+                    let mut needs = std::collections::BTreeSet::new();
                     let mut error = None;
                     for (worker, part) in std::mem::take(parts) {
                         match part {
-                            Ok(p) => written.push(p),
+                            Ok(p) => {
+                                needs.extend(p.needs);
+                                written.push((p.name, p.bytes, p.crc));
+                            }
                             Err(e) => {
                                 error.get_or_insert(format!("worker {worker}: {e}"));
                             }
@@ -449,6 +485,7 @@ impl Coordinator {
                         created_ms: now_millis(),
                         workers: peers,
                         parts: written,
+                        needs: needs.into_iter().collect(),
                     };
                     let folder = config.folder(id, kind.is_savepoint());
                     if let Err(e) = write_manifest(&folder, &manifest) {
@@ -460,14 +497,16 @@ impl Coordinator {
                         kind.word(),
                         manifest.parts.len(),
                         started.elapsed().as_millis(),
-                        folder.display()
+                        folder
                     );
                     if !kind.is_savepoint() {
-                        checkpoint::prune(&config.dir, config.keep, id);
+                        if let Err(e) = checkpoint::prune(&config.dir, config.keep, id) {
+                            eprintln!("tidal: pruning old checkpoints (left for later): {e}");
+                        }
                         self.failures = 0;
                     }
                     self.last_cut = cut;
-                    self.end(id, post);
+                    self.end(id, true, post);
                     if kind == (Kind::Savepoint { stop: true }) {
                         eprintln!("tidal: stopping the job after savepoint {id}");
                         post(Control::Stop);
@@ -484,8 +523,8 @@ impl Coordinator {
         Ok(())
     }
 
-    fn end(&mut self, id: u64, post: &mut dyn FnMut(Control)) {
-        post(Control::CheckpointEnd { id });
+    fn end(&mut self, id: u64, complete: bool, post: &mut dyn FnMut(Control)) {
+        post(Control::CheckpointEnd { id, complete });
         self.phase = Phase::Idle {
             since: Instant::now(),
         };
@@ -500,7 +539,7 @@ impl Coordinator {
         post: &mut dyn FnMut(Control),
     ) -> Result<()> {
         eprintln!("tidal: {} {id} failed: {why}", kind.word());
-        self.end(id, post);
+        self.end(id, false, post);
         if kind.is_savepoint() {
             // A failed savepoint does not count against the job; it keeps running.
             return Ok(());

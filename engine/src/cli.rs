@@ -14,6 +14,7 @@ use clap::{Arg, ArgAction, Parser};
 use crate::checkpoint::{CheckpointConfig, Restore};
 use crate::cluster::{ClusterSpec, Hostfile};
 use crate::error::{Error, Result};
+use crate::storage::Location;
 
 /// The flags every Tidal job accepts.
 ///
@@ -57,7 +58,8 @@ pub struct JobArgs {
     pub tick: Duration,
     /// Directory for checkpoints (one sub-directory each); without it no checkpoints are taken.
     #[arg(long = "checkpoint-dir", value_name = "DIR")]
-    pub checkpoint_dir: Option<PathBuf>,
+    #[arg(long = "checkpoint-dir", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub checkpoint_dir: Option<String>,
     /// Time from the end of one checkpoint to the start of the next (e.g. 1s, 10s).
     #[arg(long = "checkpoint-interval", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub checkpoint_interval: Duration,
@@ -74,14 +76,26 @@ pub struct JobArgs {
         value_name = "N"
     )]
     pub tolerable_checkpoint_failures: usize,
+    /// Each checkpoint writes only the state entries that changed since the last complete one
+    /// (restoring applies the chain); savepoints stay whole.
+    #[arg(long = "incremental-checkpoints")]
+    pub incremental_checkpoints: bool,
     /// Restore at start: `latest` (the newest complete, valid checkpoint in --checkpoint-dir, or a
     /// fresh start when there is none) or the path of one checkpoint directory.
     #[arg(long = "restore", value_name = "latest|PATH")]
     pub restore: Option<String>,
     /// Directory for savepoints: SIGUSR1 to process 0 takes one, SIGUSR2 takes one and then stops
     /// the job cleanly. Savepoints are never deleted; restore one with --restore PATH.
-    #[arg(long = "savepoint-dir", value_name = "DIR")]
-    pub savepoint_dir: Option<PathBuf>,
+    #[arg(long = "savepoint-dir", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub savepoint_dir: Option<String>,
+    /// Endpoint of an S3-compatible server for s3:// locations (default: $AWS_ENDPOINT_URL_S3,
+    /// $AWS_ENDPOINT_URL, or AWS itself). Credentials come from $AWS_ACCESS_KEY_ID and
+    /// $AWS_SECRET_ACCESS_KEY.
+    #[arg(long = "s3-endpoint", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Region for s3:// locations (default: $AWS_REGION, $AWS_DEFAULT_REGION, or us-east-1).
+    #[arg(long = "s3-region", value_name = "REGION")]
+    pub s3_region: Option<String>,
 }
 
 impl Default for JobArgs {
@@ -98,8 +112,11 @@ impl Default for JobArgs {
             checkpoint_timeout: Duration::from_secs(120),
             checkpoints_kept: 3,
             tolerable_checkpoint_failures: 3,
+            incremental_checkpoints: false,
             restore: None,
             savepoint_dir: None,
+            s3_endpoint: None,
+            s3_region: None,
         }
     }
 }
@@ -118,12 +135,22 @@ impl JobArgs {
         let restore = match self.restore.as_deref() {
             None => None,
             Some("latest") => Some(Restore::Latest),
-            Some(path) => Some(Restore::Path(PathBuf::from(path))),
+            Some(path) => Some(Restore::Path(Location::parse(path)?)),
         };
-        let periodic = self.checkpoint_dir.is_some();
-        let dir = match (&self.checkpoint_dir, &restore) {
-            (Some(dir), _) => dir.clone(),
-            (None, None) => match &self.savepoint_dir {
+        let checkpoint_dir = self
+            .checkpoint_dir
+            .as_deref()
+            .map(Location::parse)
+            .transpose()?;
+        let savepoint_dir = self
+            .savepoint_dir
+            .as_deref()
+            .map(Location::parse)
+            .transpose()?;
+        let periodic = checkpoint_dir.is_some();
+        let dir = match (checkpoint_dir, &restore) {
+            (Some(dir), _) => dir,
+            (None, None) => match &savepoint_dir {
                 Some(dir) => dir.clone(),
                 None => return Ok(None),
             },
@@ -133,10 +160,7 @@ impl JobArgs {
                 ));
             }
             // New checkpoints go next to the restored one.
-            (None, Some(Restore::Path(path))) => path
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(".")),
+            (None, Some(Restore::Path(path))) => path.parent(),
         };
         if self.checkpoint_interval.is_zero() {
             return Err(Error::config(
@@ -149,9 +173,22 @@ impl JobArgs {
         config.timeout = self.checkpoint_timeout;
         config.tolerable_failures = self.tolerable_checkpoint_failures;
         config.restore = restore;
-        config.savepoint_dir = self.savepoint_dir.clone();
+        config.savepoint_dir = savepoint_dir;
+        config.incremental = self.incremental_checkpoints;
         config.periodic = periodic;
         Ok(Some(config))
+    }
+
+    /// Applies `--s3-endpoint` and `--s3-region` to this process's S3 client (see
+    /// [`storage`](crate::storage)).
+    pub fn configure_s3(&self) {
+        if self.s3_endpoint.is_some() || self.s3_region.is_some() {
+            crate::storage::configure_s3(crate::storage::S3Settings {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                credentials: None,
+            });
+        }
     }
 
     /// Checks the flags and reads the hostfile, giving what is needed to start this process.

@@ -39,14 +39,14 @@ pub(crate) enum Control {
     },
     /// The cut of checkpoint `id` (a savepoint when `savepoint`).
     CheckpointCut { id: u64, cut: Time, savepoint: bool },
-    /// A worker wrote its part (file name, bytes, CRC-32), or could not.
+    /// A worker wrote its part, or could not.
     CheckpointWritten {
         id: u64,
         worker: usize,
-        part: Result<(String, u64, u32), String>,
+        part: Result<crate::checkpoint::WrittenPart, String>,
     },
-    /// Checkpoint `id` is over (complete or abandoned): lift the fences.
-    CheckpointEnd { id: u64 },
+    /// Checkpoint `id` is over (`complete`, or abandoned): lift the fences.
+    CheckpointEnd { id: u64, complete: bool },
     /// Stop the job cleanly (after a stop-with-savepoint).
     Stop,
 }

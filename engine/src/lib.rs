@@ -21,6 +21,8 @@
 //! - [`operator`]: what every stateful operator is built from — [`TimeBuffer`] (input buffered per
 //!   time, released in time order as the frontier passes) and the worker's state registry
 //!   ([`WorkerContext::register_state`]), where keyed state is listed and snapshotted by name.
+//! - [`storage`]: [`Location`](storage::Location) — a local path or `s3://bucket/prefix` — and
+//!   atomic writes, reads, listing and deletion on either (checkpoints and savepoints use it).
 //! - [`error`]: classified errors; [`fail`] ends a job with a clear message instead of a panic trace.
 //!
 //! ## How records flow
@@ -53,10 +55,12 @@ pub mod cluster;
 pub mod control;
 pub mod error;
 pub mod hash;
+pub mod incremental;
 pub mod operator;
 pub mod runtime;
 pub mod source;
 pub mod state;
+pub mod storage;
 pub mod stream;
 pub mod supervise;
 pub mod time;

@@ -409,9 +409,7 @@ impl WorkerContext {
                     .state
                     .borrow_mut()
                     .restore(&sections, self.index, self.peers)
-                    .map_err(|e| {
-                        e.context(format!("restoring checkpoint {}", restored.path.display()))
-                    })?;
+                    .map_err(|e| e.context(format!("restoring checkpoint {}", restored.path)))?;
             }
         }
         Ok(())
@@ -487,6 +485,7 @@ impl<'s> Env<'s> {
 impl Job {
     /// A job shaped by the standard flags (workers, processes, hostfile, timeouts, tick).
     pub fn new(args: &JobArgs) -> Result<Job> {
+        args.configure_s3();
         Ok(Job {
             spec: args.cluster_spec()?,
             tick: args.tick,
@@ -587,11 +586,23 @@ impl Job {
         if let Some(r) = &restored {
             eprintln!(
                 "tidal: restoring checkpoint {} (cut {}, written by {} worker(s))",
-                r.path.display(),
+                r.path,
                 r.cut,
                 r.parts.len()
             );
         }
+        // New checkpoints take ids after every one in the directory (a restore from an older one
+        // must not overwrite newer ones, which later checkpoints of theirs may build on).
+        let first_checkpoint = match &self.checkpoints {
+            Some(config) => {
+                let newest = checkpoint::list_checkpoints(&config.dir)
+                    .ok()
+                    .and_then(|listed| listed.first().map(|c| c.0))
+                    .unwrap_or(0);
+                newest.max(restored.as_ref().map_or(0, |r| r.id)) + 1
+            }
+            None => 1,
+        };
         let checkpoint_config = self.checkpoints.clone().map(Arc::new);
         let spec = self.spec;
         let processes = spec.processes();
@@ -671,6 +682,7 @@ impl Job {
                     checkpoint_config.clone(),
                     restored.clone(),
                     worker.index(),
+                    first_checkpoint,
                 ),
             });
             let index = ctx.index;
@@ -814,7 +826,7 @@ fn check_restored_names(ctx: &WorkerContext, restored: &Restored) {
             "checkpoint {} holds state of operator '{name}', which this job does not have: \
              give the operator the same name as in the job that wrote the checkpoint (.name(...)), \
              or start without --restore",
-            restored.path.display()
+            restored.path
         )));
     }
 }

@@ -215,7 +215,7 @@ impl<'s> Env<'s> {
                             {
                                 crate::fail(e.context(format!(
                                     "restoring source '{name}' from checkpoint {}",
-                                    restored.path.display()
+                                    restored.path
                                 )));
                             }
                         }

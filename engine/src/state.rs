@@ -32,8 +32,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::hash::{FastMap, key_hash, worker_for};
 
-/// Version of the snapshot encoding written by [`KeyedState::snapshot`].
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Version of the snapshot encoding written by [`KeyedState::snapshot`]. Version 2 prefixes every
+/// entry with its length (a varint), so that entries can be told apart without knowing their
+/// types (what incremental checkpoints need); version 1 is still read.
+pub const SNAPSHOT_VERSION: u32 = 2;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"TDKS";
 
 /// Per-key state of one operator on one worker.
@@ -135,25 +137,8 @@ where
     /// let back: Vec<(u32, String)> = KeyedState::<u32, String>::read_snapshot(&bytes[..], "part-0").unwrap();
     /// assert_eq!(back, vec![(1, "one".to_string())]);
     /// ```
-    pub fn snapshot<W: Write>(&self, mut out: W) -> Result<()> {
-        let mut body = Vec::new();
-        body.extend_from_slice(SNAPSHOT_MAGIC);
-        body.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        let header = Header {
-            name: self.name.clone(),
-            entries: self.map.len() as u64,
-        };
-        let encode = |e: postcard::Error| {
-            Error::new(crate::ErrorKind::UserCode, format!("encoding state: {e}"))
-        };
-        body = postcard::to_extend(&header, body).map_err(encode)?;
-        for entry in self.map.iter() {
-            body = postcard::to_extend(&entry, body).map_err(encode)?;
-        }
-        let crc = crc32fast::hash(&body);
-        body.extend_from_slice(&crc.to_le_bytes());
-        out.write_all(&body)
-            .map_err(|e| Error::external(format!("writing snapshot of '{}': {e}", self.name)))
+    pub fn snapshot<W: Write>(&self, out: W) -> Result<()> {
+        write_snapshot(&self.name, self.map.len(), self.map.iter(), out)
     }
 
     /// Reads the entries of one snapshot part; `origin` names it in error messages.
@@ -164,30 +149,23 @@ where
             .read_to_end(&mut bytes)
             .map_err(|e| Error::external(format!("reading snapshot {origin}: {e}")))?;
         let corrupt = |why: &str| Error::input(format!("snapshot {origin} is corrupt: {why}"));
-        if bytes.len() < 12 || &bytes[..4] != SNAPSHOT_MAGIC {
-            return Err(corrupt("not a Tidal keyed-state snapshot"));
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().unwrap()) {
-            return Err(corrupt("checksum mismatch (truncated or modified)"));
-        }
-        let version = u32::from_le_bytes(body[4..8].try_into().unwrap());
-        if version != SNAPSHOT_VERSION {
-            return Err(Error::input(format!(
-                "snapshot {origin} has format version {version}; this Tidal reads version {SNAPSHOT_VERSION}"
-            )));
-        }
-        let (header, mut rest): (Header, &[u8]) =
-            postcard::take_from_bytes(&body[8..]).map_err(|e| corrupt(&e.to_string()))?;
+        let (version, header, rest) = open_snapshot(&bytes, origin)?;
         let mut entries = Vec::with_capacity(header.entries as usize);
-        for _ in 0..header.entries {
-            let (entry, tail): ((K, V), &[u8]) =
-                postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
-            entries.push(entry);
-            rest = tail;
-        }
-        if !rest.is_empty() {
-            return Err(corrupt("trailing bytes after the last entry"));
+        if version == 1 {
+            let mut rest = rest;
+            for _ in 0..header.entries {
+                let (entry, tail): ((K, V), &[u8]) =
+                    postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
+                entries.push(entry);
+                rest = tail;
+            }
+            if !rest.is_empty() {
+                return Err(corrupt("trailing bytes after the last entry"));
+            }
+        } else {
+            for entry in split_entries(rest, header.entries, origin)? {
+                entries.push(postcard::from_bytes(entry).map_err(|e| corrupt(&e.to_string()))?);
+            }
         }
         Ok(entries)
     }
@@ -208,6 +186,102 @@ where
         }
         kept
     }
+}
+
+/// Checks a snapshot's magic, checksum and version; gives the version, the header and the bytes
+/// of the entries.
+fn open_snapshot<'a>(bytes: &'a [u8], origin: &str) -> Result<(u32, Header, &'a [u8])> {
+    let corrupt = |why: &str| Error::input(format!("snapshot {origin} is corrupt: {why}"));
+    if bytes.len() < 12 || &bytes[..4] != SNAPSHOT_MAGIC {
+        return Err(corrupt("not a Tidal keyed-state snapshot"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+        return Err(corrupt("checksum mismatch (truncated or modified)"));
+    }
+    let version = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes"));
+    if version != SNAPSHOT_VERSION && version != 1 {
+        return Err(Error::input(format!(
+            "snapshot {origin} has format version {version}; this Tidal reads versions 1 and {SNAPSHOT_VERSION}"
+        )));
+    }
+    let (header, rest): (Header, &[u8]) =
+        postcard::take_from_bytes(&body[8..]).map_err(|e| corrupt(&e.to_string()))?;
+    Ok((version, header, rest))
+}
+
+/// Splits `count` length-prefixed entries (version 2).
+fn split_entries<'a>(mut rest: &'a [u8], count: u64, origin: &str) -> Result<Vec<&'a [u8]>> {
+    let corrupt = |why: &str| Error::input(format!("snapshot {origin} is corrupt: {why}"));
+    let mut entries = Vec::with_capacity(count.min(1 << 20) as usize);
+    for _ in 0..count {
+        let (len, tail): (u64, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
+        if tail.len() < len as usize {
+            return Err(corrupt("an entry runs past the end"));
+        }
+        let (entry, tail) = tail.split_at(len as usize);
+        entries.push(entry);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(corrupt("trailing bytes after the last entry"));
+    }
+    Ok(entries)
+}
+
+/// The state name and the encoded entries of a snapshot (version 2), without decoding them: each
+/// entry is the postcard encoding of one `(key, value)`. What incremental checkpoints compare.
+///
+/// ```
+/// use tidal_engine::{KeyedState, state};
+/// let mut s: KeyedState<u32, u32> = KeyedState::new("sums");
+/// s.insert(1, 10);
+/// s.insert(2, 20);
+/// let mut bytes = Vec::new();
+/// s.snapshot(&mut bytes).unwrap();
+/// let (name, entries) = state::snapshot_entries(&bytes, "example").unwrap();
+/// assert_eq!((name.as_str(), entries.len()), ("sums", 2));
+/// // The same entries, reassembled, read back as the same state.
+/// let again = state::snapshot_from_entries(&name, entries.iter().copied());
+/// let back: Vec<(u32, u32)> = state::read_sections("sums", &[&again[..]]).unwrap();
+/// assert_eq!(back.len(), 2);
+/// ```
+pub fn snapshot_entries<'a>(bytes: &'a [u8], origin: &str) -> Result<(String, Vec<&'a [u8]>)> {
+    let (version, header, rest) = open_snapshot(bytes, origin)?;
+    if version == 1 {
+        return Err(Error::input(format!(
+            "snapshot {origin} has format version 1, whose entries cannot be told apart"
+        )));
+    }
+    let entries = split_entries(rest, header.entries, origin)?;
+    Ok((header.name, entries))
+}
+
+/// A snapshot (version 2) of the state called `name` holding the encoded `entries` (as given by
+/// [`snapshot_entries`]).
+pub fn snapshot_from_entries<'a>(name: &str, entries: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(SNAPSHOT_MAGIC);
+    body.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    let header_at = body.len();
+    let mut count = 0u64;
+    let mut rest = Vec::new();
+    for entry in entries {
+        rest = postcard::to_extend(&(entry.len() as u64), rest).expect("a varint encodes");
+        rest.extend_from_slice(entry);
+        count += 1;
+    }
+    let header = Header {
+        name: name.to_string(),
+        entries: count,
+    };
+    body = postcard::to_extend(&header, body).expect("a header encodes");
+    debug_assert!(body.len() > header_at);
+    body.extend_from_slice(&rest);
+    let crc = crc32fast::hash(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    body
 }
 
 /// Writes a snapshot part of `len` entries (the format of [`KeyedState::snapshot`]): any keyed
@@ -239,11 +313,22 @@ where
     };
     body = postcard::to_extend(&header, body).map_err(encode)?;
     let mut written = 0;
+    let mut varint = [0u8; 10];
     for entry in entries {
+        // Encode the entry, then put its length (a varint) in front of it.
+        let start = body.len();
         body = postcard::to_extend(&entry, body).map_err(encode)?;
+        let prefix = postcard::to_slice(&((body.len() - start) as u64), &mut varint)
+            .expect("10 bytes hold a varint");
+        body.splice(start..start, prefix.iter().copied());
         written += 1;
     }
-    debug_assert_eq!(written, len, "entry count of '{name}'");
+    if written != len {
+        return Err(Error::new(
+            crate::ErrorKind::UserCode,
+            format!("state '{name}' announced {len} entries and gave {written}"),
+        ));
+    }
     let crc = crc32fast::hash(&body);
     body.extend_from_slice(&crc.to_le_bytes());
     out.write_all(&body)

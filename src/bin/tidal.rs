@@ -16,7 +16,6 @@
 //! cleanly) and ends the launcher without restarting.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +24,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use tidal::engine::checkpoint::{list_checkpoints, read_checkpoint};
 use tidal::engine::parse_duration;
+use tidal::engine::storage::{self, Location};
 use tidal::engine::supervise::{RestartStrategy, Restarts};
 
 #[derive(Parser)]
@@ -45,6 +45,9 @@ enum Commands {
     Checkpoints {
         #[command(subcommand)]
         what: CheckpointCommand,
+        /// Endpoint of an S3-compatible server for s3:// locations (default: $AWS_ENDPOINT_URL).
+        #[arg(long = "s3-endpoint", value_name = "URL", global = true)]
+        s3_endpoint: Option<String>,
     },
 }
 
@@ -52,13 +55,13 @@ enum Commands {
 enum CheckpointCommand {
     /// One line per checkpoint: id, cut, completion time, parts, bytes, validity.
     List {
-        /// The job's --checkpoint-dir.
-        dir: PathBuf,
+        /// The job's --checkpoint-dir (a path or s3://BUCKET/PREFIX).
+        dir: String,
     },
     /// One checkpoint in detail: its parts, operators' states and source positions.
     Inspect {
-        /// A checkpoint directory (chk-NNNNNNNNN).
-        path: PathBuf,
+        /// A checkpoint directory (chk-NNNNNNNNN), local or on S3.
+        path: String,
     },
 }
 
@@ -108,12 +111,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Run(args) => run(args),
-        Commands::Checkpoints {
-            what: CheckpointCommand::List { dir },
-        } => list(&dir),
-        Commands::Checkpoints {
-            what: CheckpointCommand::Inspect { path },
-        } => inspect(&path),
+        Commands::Checkpoints { what, s3_endpoint } => {
+            if s3_endpoint.is_some() {
+                storage::configure_s3(storage::S3Settings {
+                    endpoint: s3_endpoint,
+                    region: None,
+                    credentials: None,
+                });
+            }
+            let (CheckpointCommand::List { dir: at } | CheckpointCommand::Inspect { path: at }) =
+                &what;
+            match (Location::parse(at), what) {
+                (Err(e), _) => Err(e.to_string()),
+                (Ok(dir), CheckpointCommand::List { .. }) => list(&dir),
+                (Ok(path), CheckpointCommand::Inspect { .. }) => inspect(&path),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -330,10 +343,10 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-fn list(dir: &std::path::Path) -> Result<(), String> {
-    let found = list_checkpoints(dir);
+fn list(dir: &Location) -> Result<(), String> {
+    let found = list_checkpoints(dir).map_err(|e| e.to_string())?;
     if found.is_empty() {
-        println!("no checkpoints in {}", dir.display());
+        println!("no checkpoints in {dir}");
         return Ok(());
     }
     println!(
@@ -342,27 +355,13 @@ fn list(dir: &std::path::Path) -> Result<(), String> {
     );
     for (id, path) in found {
         match read_checkpoint(&path) {
-            Ok(c) => {
-                let bytes: u64 = std::fs::read_dir(&path)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum();
-                let created = std::fs::read_to_string(path.join("MANIFEST"))
-                    .ok()
-                    .and_then(|t| {
-                        t.lines()
-                            .find_map(|l| l.strip_prefix("created_ms ").map(str::to_string))
-                    })
-                    .unwrap_or_default();
-                println!(
-                    "{id:>10}  {:>16}  {created:>15}  {:>5}  {bytes:>12}  valid",
-                    c.cut,
-                    c.parts.len()
-                );
-            }
+            Ok(c) => println!(
+                "{id:>10}  {:>16}  {:>15}  {:>5}  {:>12}  valid",
+                c.cut,
+                c.created_ms,
+                c.parts.len(),
+                c.bytes
+            ),
             Err(e) => println!(
                 "{id:>10}  {:>16}  {:>15}  {:>5}  {:>12}  INVALID: {e}",
                 "-", "-", "-", "-"
@@ -372,10 +371,17 @@ fn list(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn inspect(path: &std::path::Path) -> Result<(), String> {
+fn inspect(path: &Location) -> Result<(), String> {
     let c = read_checkpoint(path).map_err(|e| e.to_string())?;
-    println!("checkpoint {} at {}", c.id, path.display());
+    println!("checkpoint {} at {path}", c.id);
     println!("cut {} (restored sources start at this time)", c.cut);
+    if !c.needs.is_empty() {
+        let ids: Vec<String> = c.needs.iter().map(u64::to_string).collect();
+        println!(
+            "incremental: builds on checkpoints {} (sizes below are restored sizes)",
+            ids.join(" ")
+        );
+    }
     for part in &c.parts {
         println!("part of worker {} of {}:", part.worker, part.peers);
         for (name, state) in &part.states {

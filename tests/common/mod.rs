@@ -5,12 +5,17 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tidal::engine::ClusterSpec;
 use tidal::prelude::*;
 
@@ -250,4 +255,61 @@ pub fn wait_with_limit(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The path of example `name`, built by `cargo test` beside the test binaries.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(bin.exists(), "{} is built by cargo test", bin.display());
+    bin
+}
+
+/// The `tidal` launcher binary.
+pub fn launcher() -> &'static str {
+    env!("CARGO_BIN_EXE_tidal")
+}
+
+/// `lines` lines of words from a vocabulary of 3000, seeded.
+pub fn write_words(path: &Path, lines: usize, seed: u64) -> BTreeMap<String, u64> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut text = String::new();
+    let mut counts = BTreeMap::new();
+    for _ in 0..lines {
+        let n = rng.random_range(1..10);
+        for i in 0..n {
+            let word = format!("w{}", rng.random_range(0..3000));
+            if i > 0 {
+                text.push(' ');
+            }
+            text.push_str(&word);
+            *counts.entry(word).or_insert(0) += 1;
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+    counts
+}
+
+/// The union of the `word count` lines of every part file in `dir`.
+pub fn read_word_counts(dir: &Path) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with("part-") {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            let (word, n) = line.rsplit_once(' ').unwrap();
+            let previous = counts.insert(word.to_string(), n.parse().unwrap());
+            assert!(previous.is_none(), "{word} appears twice in the output");
+        }
+    }
+    counts
 }
