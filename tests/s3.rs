@@ -173,3 +173,85 @@ fn checkpoints_on_s3_survive_an_outage_and_a_kill_9() {
     assert!(listed.contains("valid"), "{listed}");
     assert!(!listed.contains("INVALID"), "{listed}");
 }
+
+#[test]
+fn file_sources_read_s3_objects_prefixes_and_patterns() {
+    let dir = fixture_dir("file_sources_read_s3_objects");
+    let server = S3Server::start("data");
+    // Objects of about 3.6 MB and 0.5 MB (on 2 workers the first is read as two splits, the
+    // second from a byte in its middle), one more that the pattern leaves out, and a hidden one.
+    let input = dir.join("input.txt");
+    let mut expected = std::collections::BTreeMap::new();
+    for (i, (name, lines)) in [("books/a.txt", 130_000), ("books/b.txt", 20_000)]
+        .iter()
+        .enumerate()
+    {
+        let counts = write_words(&input, *lines, 40 + i as u64);
+        for (w, n) in counts {
+            *expected.entry(w).or_insert(0) += n;
+        }
+        server.put(&format!("/data/{name}"), &std::fs::read(&input).unwrap());
+    }
+    server.put("/data/books/notes.md", b"left out by the pattern\n");
+    server.put("/data/books/_SUCCESS", b"");
+    for (k, source) in ["s3://data/books/*.txt", "s3://data/books"]
+        .iter()
+        .enumerate()
+    {
+        let out = dir.join(format!("out-{k}"));
+        let run = Command::new(launcher())
+            .args([
+                "run",
+                "--processes",
+                "2",
+                "--restart-strategy",
+                "none",
+                "--",
+            ])
+            .arg(example("wordcount"))
+            .args([
+                "--input",
+                source,
+                "--output",
+                out.to_str().unwrap(),
+                "--s3-endpoint",
+                &server.endpoint,
+            ])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "eu-west-1")
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let mut got = read_word_counts(&out);
+        if k == 1 {
+            // The prefix reads notes.md too (but not _SUCCESS).
+            for w in ["left", "out", "by", "the", "pattern"] {
+                assert_eq!(got.remove(w), Some(1), "{w}");
+            }
+        }
+        assert_eq!(got, expected, "{source}");
+    }
+    // A pattern that matches nothing, and a missing bucket: errors that name them.
+    for (source, says) in [
+        ("s3://data/none/*.txt", "matches no file"),
+        ("s3://nobucket/x", "NoSuchBucket"),
+    ] {
+        let run = Command::new(example("wordcount"))
+            .args(["--input", source, "--s3-endpoint", &server.endpoint])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "eu-west-1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && stderr.contains(source) && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+}

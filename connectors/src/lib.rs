@@ -12,7 +12,12 @@
 //! | [`JsonLinesFiles`] | serde records, one JSON value per line | same |
 //!
 //! File sources take a file, a directory (read recursively, skipping names that start with `.` or
-//! `_`) or a glob. A missing path fails the job naming it. A line that does not decode fails the job
+//! `_`) or a glob, on this machine or on S3: `s3://bucket/key` (an object, or every object under
+//! the prefix `key/`) or `s3://bucket/logs/*.csv` (keys matching the pattern). S3 objects are read
+//! in ranged GETs of 8 MiB and split by byte range like files (a split that starts mid-object
+//! reads the bytes before it once, to number its lines). A missing path fails the job naming it;
+//! so does an S3 read that fails mid-run (the restart strategy then restarts the job from its
+//! last checkpoint). A line that does not decode fails the job
 //! naming the file, line and field — or, with [`OnError::DeadLetter`], goes to a dead-letter file
 //! with its error and the job goes on; the count set aside is reported when the job ends.
 //!

@@ -435,6 +435,146 @@ pub fn list(at: &Location) -> io::Result<Vec<Listed>> {
     Ok(found)
 }
 
+/// Every object (file) at or under `at`, recursively, with its size, sorted; names starting with
+/// `.` or `_` (hidden and temporary files, other tools' markers) are left out below `at`. A
+/// location that does not exist has none.
+pub fn list_files(at: &Location) -> io::Result<Vec<(Location, u64)>> {
+    let mut found = Vec::new();
+    let hidden = |name: &str| name.starts_with('.') || name.starts_with('_');
+    match at {
+        Location::Local(path) => {
+            fn walk(dir: &Path, found: &mut Vec<(Location, u64)>) -> io::Result<()> {
+                for entry in fs::read_dir(dir).map_err(|e| local_error("listing", dir, e))? {
+                    let entry = entry.map_err(|e| local_error("listing", dir, e))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') || name.starts_with('_') {
+                        continue;
+                    }
+                    let path = entry.path();
+                    let meta = fs::metadata(&path).map_err(|e| local_error("listing", &path, e))?;
+                    if meta.is_dir() {
+                        walk(&path, found)?;
+                    } else {
+                        found.push((Location::Local(path), meta.len()));
+                    }
+                }
+                Ok(())
+            }
+            match fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => walk(path, &mut found)?,
+                Ok(meta) => found.push((at.clone(), meta.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(local_error("listing", path, e)),
+            }
+        }
+        Location::S3 { bucket: b, key } => {
+            // The object itself, and everything under `key/`.
+            let pages = bucket(b)?
+                .list(key.clone(), None)
+                .map_err(|e| s3_error("LIST", b, key, e))?;
+            for object in pages.into_iter().flat_map(|p| p.contents) {
+                let below = if key.is_empty() {
+                    Some(object.key.as_str())
+                } else {
+                    object.key.strip_prefix(&format!("{key}/"))
+                };
+                let visible = match below {
+                    Some(rest) => !rest.split('/').any(hidden),
+                    None => object.key == *key,
+                };
+                if visible && !object.key.ends_with('/') {
+                    found.push((
+                        Location::S3 {
+                            bucket: b.clone(),
+                            key: object.key,
+                        },
+                        object.size,
+                    ));
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Anything that reads and seeks: a local file, or an S3 object read in ranges.
+pub trait ReadSeek: io::Read + io::Seek {}
+impl<T: io::Read + io::Seek> ReadSeek for T {}
+
+/// Opens the object at `at` to read; an S3 object is fetched in ranges of 8 MiB as it is read.
+pub fn open(at: &Location) -> io::Result<Box<dyn ReadSeek>> {
+    match at {
+        Location::Local(path) => Ok(Box::new(
+            fs::File::open(path).map_err(|e| local_error("opening", path, e))?,
+        )),
+        Location::S3 { bucket: b, key } => {
+            let (head, _) = bucket(b)?
+                .head_object(key)
+                .map_err(|e| s3_error("HEAD", b, key, e))?;
+            Ok(Box::new(ObjectReader {
+                at: at.clone(),
+                size: head.content_length.unwrap_or(0).max(0) as u64,
+                pos: 0,
+                chunk: Vec::new(),
+                chunk_start: 0,
+            }))
+        }
+    }
+}
+
+const RANGE: u64 = 8 << 20;
+
+/// An S3 object read through ranged GETs.
+struct ObjectReader {
+    at: Location,
+    size: u64,
+    pos: u64,
+    chunk: Vec<u8>,
+    chunk_start: u64,
+}
+
+impl io::Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let in_chunk =
+            self.pos >= self.chunk_start && self.pos < self.chunk_start + self.chunk.len() as u64;
+        if !in_chunk {
+            let len = RANGE.min(self.size - self.pos);
+            self.chunk = read_range(&self.at, self.pos, len)?;
+            self.chunk_start = self.pos;
+            if self.chunk.is_empty() {
+                return Ok(0);
+            }
+        }
+        let offset = (self.pos - self.chunk_start) as usize;
+        let n = buf.len().min(self.chunk.len() - offset);
+        buf[..n].copy_from_slice(&self.chunk[offset..offset + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl io::Seek for ObjectReader {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            io::SeekFrom::Start(n) => n as i128,
+            io::SeekFrom::End(n) => self.size as i128 + n as i128,
+            io::SeekFrom::Current(n) => self.pos as i128 + n as i128,
+        };
+        if target < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of an object",
+            ));
+        }
+        self.pos = target as u64;
+        Ok(self.pos)
+    }
+}
+
 /// Deletes the object at `at` (nothing if there is none).
 pub fn remove(at: &Location) -> io::Result<()> {
     match at {

@@ -57,14 +57,26 @@ impl S3Server {
         server
     }
 
+    /// Stores `body` as the object `/bucket/key`.
+    pub fn put(&self, path: &str, body: &[u8]) {
+        let status = self.request_with("PUT", path, body).unwrap();
+        assert_eq!(status, 200, "PUT {path}");
+    }
+
     /// Sends a bare HTTP request (moto does not check signatures) and returns the status code.
     fn request(&self, method: &str, path: &str) -> std::io::Result<u16> {
+        self.request_with(method, path, b"")
+    }
+
+    fn request_with(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<u16> {
         let mut stream = TcpStream::connect(&self.address)?;
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.address
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.address,
+            body.len()
         )?;
+        stream.write_all(body)?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         response

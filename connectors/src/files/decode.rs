@@ -1,7 +1,7 @@
 //! Turning one line into one record.
 
 use std::marker::PhantomData;
-use std::path::Path;
+use tidal_engine::storage::Location;
 
 use serde::de::DeserializeOwned;
 
@@ -12,7 +12,7 @@ pub trait Decoder: 'static {
     /// The record type.
     type Item: 'static;
     /// Called before reading a split of `path` starting at byte `start`.
-    fn open(&mut self, path: &Path, start: u64) -> std::io::Result<()>;
+    fn open(&mut self, path: &Location, start: u64) -> std::io::Result<()>;
     /// Decodes one line (with its line break); an error message names the field when it can.
     fn decode(&mut self, line: &[u8]) -> Result<Option<Self::Item>, String>;
 }
@@ -27,7 +27,7 @@ pub struct TextDecoder;
 
 impl Decoder for TextDecoder {
     type Item = String;
-    fn open(&mut self, _: &Path, _: u64) -> std::io::Result<()> {
+    fn open(&mut self, _: &Location, _: u64) -> std::io::Result<()> {
         Ok(())
     }
     fn decode(&mut self, line: &[u8]) -> Result<Option<String>, String> {
@@ -52,7 +52,7 @@ impl<T> JsonDecoder<T> {
 
 impl<T: DeserializeOwned + 'static> Decoder for JsonDecoder<T> {
     type Item = T;
-    fn open(&mut self, _: &Path, _: u64) -> std::io::Result<()> {
+    fn open(&mut self, _: &Location, _: u64) -> std::io::Result<()> {
         Ok(())
     }
     fn decode(&mut self, line: &[u8]) -> Result<Option<T>, String> {
@@ -163,7 +163,7 @@ impl<T> CsvDecoder<T> {
 
 impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
     type Item = T;
-    fn open(&mut self, path: &Path, start: u64) -> std::io::Result<()> {
+    fn open(&mut self, path: &Location, start: u64) -> std::io::Result<()> {
         self.skip_next = self.has_headers && start == 0;
         if self.has_headers {
             let mut lines = SplitLines::open(path, 0, 1)?;

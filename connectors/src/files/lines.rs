@@ -1,13 +1,13 @@
 //! Reading the lines a split owns.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufRead, BufReader, SeekFrom};
+
+use tidal_engine::storage::{self, Location, ReadSeek};
 
 /// The lines of one file that start inside `[start, end)`, with their line numbers.
 pub(crate) struct SplitLines {
-    reader: BufReader<File>,
-    path: PathBuf,
+    reader: BufReader<Box<dyn ReadSeek>>,
+    path: Location,
     /// Offset of the next line's first byte.
     pos: u64,
     end: u64,
@@ -16,8 +16,8 @@ pub(crate) struct SplitLines {
 }
 
 impl SplitLines {
-    pub(crate) fn open(path: &Path, start: u64, end: u64) -> io::Result<SplitLines> {
-        let mut file = File::open(path)?;
+    pub(crate) fn open(path: &Location, start: u64, end: u64) -> io::Result<SplitLines> {
+        let mut file = storage::open(path)?;
         let (pos, next_number) = if start == 0 {
             (0, 1)
         } else {
@@ -28,12 +28,12 @@ impl SplitLines {
             let n = reader.read_until(b'\n', &mut skipped)? as u64;
             let pos = start - 1 + n;
             drop(reader);
-            (pos, 1 + count_newlines(&mut file, pos)?)
+            (pos, 1 + count_newlines(&mut *file, pos)?)
         };
         file.seek(SeekFrom::Start(pos))?;
         Ok(SplitLines {
             reader: BufReader::with_capacity(1 << 16, file),
-            path: path.to_path_buf(),
+            path: path.clone(),
             pos,
             end,
             next_number,
@@ -60,17 +60,13 @@ impl SplitLines {
         (self.pos, self.end)
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Location {
         &self.path
-    }
-
-    pub(crate) fn display(&self) -> std::path::Display<'_> {
-        self.path.display()
     }
 }
 
-/// Line breaks in the first `upto` bytes of `file`.
-fn count_newlines(file: &mut File, upto: u64) -> io::Result<u64> {
+/// Line breaks in the first `upto` bytes of `file` (on S3: a read of those bytes).
+fn count_newlines(file: &mut dyn ReadSeek, upto: u64) -> io::Result<u64> {
     file.seek(SeekFrom::Start(0))?;
     let mut remaining = upto;
     let mut buf = vec![0u8; 1 << 16];

@@ -11,8 +11,8 @@ mod lines;
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use tidal_engine::storage::{self, Location};
 
 use serde::de::DeserializeOwned;
 use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext, fail};
@@ -341,13 +341,13 @@ impl<D: Decoder> SourceReader for FileReader<D> {
         let current = self.current.as_ref().map(|(_, lines)| {
             let (start, end) = lines.remaining();
             FileRange {
-                path: lines.path().to_string_lossy().into_owned(),
+                path: lines.path().to_string(),
                 start,
                 end,
             }
         });
         let queued = self.splits.iter().map(|(_, s)| FileRange {
-            path: s.path.to_string_lossy().into_owned(),
+            path: s.path.to_string(),
             start: s.start,
             end: s.end,
         });
@@ -363,7 +363,7 @@ impl<D: Decoder> SourceReader for FileReader<D> {
             .enumerate()
             .map(|(j, r)| {
                 let split = Split {
-                    path: PathBuf::from(r.path),
+                    path: Location::from(r.path.as_str()),
                     start: r.start,
                     end: r.end,
                 };
@@ -414,10 +414,7 @@ impl<D: Decoder> FileReader<D> {
                         self.opened.push(id);
                         self.current = Some((id, lines));
                     }
-                    Err(e) => fail(Error::input(format!(
-                        "cannot read '{}': {e}",
-                        split.path.display()
-                    ))),
+                    Err(e) => fail(Error::input(format!("cannot read '{}': {e}", split.path))),
                 }
             }
             let (id, lines) = self.current.as_mut().expect("opened above");
@@ -430,7 +427,7 @@ impl<D: Decoder> FileReader<D> {
                     }
                     Ok(None) => {}
                     Err(error) => {
-                        let file = lines.display().to_string();
+                        let file = lines.path().to_string();
                         self.dead.reject(&file, number, &error, &self.line);
                     }
                 },
@@ -442,10 +439,7 @@ impl<D: Decoder> FileReader<D> {
                         return Ok(Poll::Ready);
                     }
                 }
-                Err(e) => fail(Error::input(format!(
-                    "cannot read '{}': {e}",
-                    lines.display()
-                ))),
+                Err(e) => fail(Error::input(format!("cannot read '{}': {e}", lines.path()))),
             }
         }
         Ok(Poll::Ready)
@@ -463,25 +457,21 @@ struct FileRange {
 /// A byte range of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Split {
-    pub(crate) path: PathBuf,
+    pub(crate) path: Location,
     pub(crate) start: u64,
     pub(crate) end: u64,
 }
 
 const MIN_SPLIT: u64 = 1 << 20;
 
-/// Cuts every file into splits of about total / workers bytes (at least [`MIN_SPLIT`]).
-pub(crate) fn plan_splits(files: &[PathBuf], workers: usize) -> Result<Vec<Split>> {
-    let mut sizes = Vec::with_capacity(files.len());
-    for f in files {
-        let meta = std::fs::metadata(f)
-            .map_err(|e| Error::input(format!("cannot read '{}': {e}", f.display())))?;
-        sizes.push(meta.len());
-    }
-    let total: u64 = sizes.iter().sum();
+/// Cuts every file (with its size) into splits of about total / workers bytes (at least
+/// [`MIN_SPLIT`]).
+pub(crate) fn plan_splits(files: &[(Location, u64)], workers: usize) -> Result<Vec<Split>> {
+    let total: u64 = files.iter().map(|f| f.1).sum();
     let target = total.div_ceil(workers.max(1) as u64).max(MIN_SPLIT);
     let mut splits = Vec::new();
-    for (f, &size) in files.iter().zip(&sizes) {
+    for (f, size) in files {
+        let size = *size;
         if size == 0 {
             continue;
         }
@@ -501,8 +491,9 @@ pub(crate) fn plan_splits(files: &[PathBuf], workers: usize) -> Result<Vec<Split
     Ok(splits)
 }
 
-/// Resolves files, directories and globs into a sorted, de-duplicated list of files.
-pub(crate) fn resolve_all(paths: &[String]) -> Result<Vec<PathBuf>> {
+/// Resolves files, directories and globs — local, or `s3://bucket/key` objects, prefixes and
+/// patterns — into a sorted, de-duplicated list of files with their sizes.
+pub(crate) fn resolve_all(paths: &[String]) -> Result<Vec<(Location, u64)>> {
     if paths.is_empty() {
         return Err(Error::config("a file source was given no input path"));
     }
@@ -515,57 +506,51 @@ pub(crate) fn resolve_all(paths: &[String]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn resolve(pattern: &str, files: &mut Vec<PathBuf>) -> Result<()> {
-    let path = Path::new(pattern);
-    if path.exists() {
-        if path.is_dir() {
-            walk(path, files)
-                .map_err(|e| Error::input(format!("cannot list directory '{pattern}': {e}")))?;
-        } else {
-            files.push(path.to_path_buf());
-        }
-        return Ok(());
-    }
-    if pattern.contains(['*', '?', '[']) {
-        let entries = glob::glob(pattern)
-            .map_err(|e| Error::config(format!("input pattern '{pattern}': {e}")))?;
-        let before = files.len();
-        for entry in entries {
-            let p = entry.map_err(|e| Error::input(format!("input pattern '{pattern}': {e}")))?;
-            if p.is_dir() {
-                walk(&p, files).map_err(|e| {
-                    Error::input(format!("cannot list directory '{}': {e}", p.display()))
-                })?;
-            } else {
-                files.push(p);
-            }
-        }
-        if files.len() == before {
+fn resolve(pattern: &str, files: &mut Vec<(Location, u64)>) -> Result<()> {
+    let list = |at: &Location| {
+        storage::list_files(at).map_err(|e| Error::input(format!("cannot list '{at}': {e}")))
+    };
+    let globbed = pattern.contains(['*', '?', '[']);
+    if !globbed {
+        let found = list(&Location::parse(pattern)?)?;
+        if found.is_empty() {
             return Err(Error::input(format!(
-                "input pattern '{pattern}' matches no file"
+                "input path '{pattern}' does not exist (or holds no file)"
             )));
         }
+        files.extend(found);
         return Ok(());
     }
-    Err(Error::input(format!(
-        "input path '{pattern}' does not exist"
-    )))
-}
-
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
+    let matcher = glob::Pattern::new(pattern)
+        .map_err(|e| Error::config(format!("input pattern '{pattern}': {e}")))?;
+    let before = files.len();
+    if pattern.starts_with("s3://") {
+        // List below the pattern's literal prefix, keep the keys that match it (or lie in a
+        // "directory" that does).
+        let literal = &pattern[..pattern.find(['*', '?', '[']).expect("globbed")];
+        let prefix = literal.rsplit_once('/').map_or(literal, |(p, _)| p);
+        for (at, size) in list(&Location::parse(prefix)?)? {
+            let text = at.to_string();
+            let matches = matcher.matches(&text)
+                || text
+                    .match_indices('/')
+                    .any(|(i, _)| matcher.matches(&text[..i]));
+            if matches {
+                files.push((at, size));
+            }
         }
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, files)?;
-        } else {
-            files.push(path);
+    } else {
+        let entries = glob::glob(pattern)
+            .map_err(|e| Error::config(format!("input pattern '{pattern}': {e}")))?;
+        for entry in entries {
+            let p = entry.map_err(|e| Error::input(format!("input pattern '{pattern}': {e}")))?;
+            files.extend(list(&Location::from(p))?);
         }
+    }
+    if files.len() == before {
+        return Err(Error::input(format!(
+            "input pattern '{pattern}' matches no file"
+        )));
     }
     Ok(())
 }
@@ -596,7 +581,7 @@ mod tests {
             let mut start = 0;
             while start < size {
                 let end = (start + piece).min(size);
-                let mut lines = SplitLines::open(&path, start, end).unwrap();
+                let mut lines = SplitLines::open(&Location::from(&path), start, end).unwrap();
                 let mut buf = Vec::new();
                 while let Some(n) = lines.next_line(&mut buf).unwrap() {
                     let text = String::from_utf8(buf.clone()).unwrap();
