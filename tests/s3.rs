@@ -15,6 +15,13 @@ use common::s3::{Outage, S3Server};
 use common::{example, fixture_dir, launcher, read_word_counts, wait_with_limit, write_words};
 use tidal::engine::storage::{self, Location, S3Settings};
 
+/// Credentials (moto accepts any) and region for the jobs these tests start.
+const S3_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", "eu-west-1"),
+];
+
 #[test]
 fn s3_objects_write_read_list_and_delete() {
     let server = S3Server::start("store");
@@ -94,9 +101,7 @@ fn checkpoints_on_s3_survive_an_outage_and_a_kill_9() {
             "1000",
         ])
         .args(["--s3-endpoint", &outage.endpoint])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "eu-west-1")
+        .envs(S3_ENV)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -164,9 +169,7 @@ fn checkpoints_on_s3_survive_an_outage_and_a_kill_9() {
             "--s3-endpoint",
             &server.endpoint,
         ])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "eu-west-1")
+        .envs(S3_ENV)
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
@@ -217,9 +220,7 @@ fn file_sources_read_s3_objects_prefixes_and_patterns() {
                 "--s3-endpoint",
                 &server.endpoint,
             ])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "eu-west-1")
+            .envs(S3_ENV)
             .output()
             .unwrap();
         assert!(
@@ -243,9 +244,7 @@ fn file_sources_read_s3_objects_prefixes_and_patterns() {
     ] {
         let run = Command::new(example("wordcount"))
             .args(["--input", source, "--s3-endpoint", &server.endpoint])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "eu-west-1")
+            .envs(S3_ENV)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&run.stderr);

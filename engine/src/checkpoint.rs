@@ -179,18 +179,23 @@ pub struct StoredPart {
 
 impl StoredPart {
     /// A part whose sections are all full.
-    pub fn full(part: Part) -> StoredPart {
+    pub fn full(mut part: Part) -> StoredPart {
+        let states = std::mem::take(&mut part.states)
+            .into_iter()
+            .map(|(n, b)| (n, Section::Full(b)))
+            .collect();
+        StoredPart::with_sections(part, states)
+    }
+
+    /// `part`'s facts and sources with `states` for its state sections.
+    pub fn with_sections(part: Part, states: crate::incremental::Sections) -> StoredPart {
         StoredPart {
             checkpoint: part.checkpoint,
             cut: part.cut,
             worker: part.worker,
             peers: part.peers,
             sources: part.sources,
-            states: part
-                .states
-                .into_iter()
-                .map(|(n, b)| (n, Section::Full(b)))
-                .collect(),
+            states,
         }
     }
 }

@@ -235,17 +235,12 @@ impl WorkerCheckpoints {
                     .and_then(|part| {
                         let mut needs = Vec::new();
                         let stored = if config.incremental && !savepoint {
-                            let mut tracker = self.tracker.borrow_mut();
-                            let (sections, needed) = tracker.sections(id, part.states)?;
+                            let mut part = part;
+                            let states = std::mem::take(&mut part.states);
+                            let (sections, needed) =
+                                self.tracker.borrow_mut().sections(id, states)?;
                             needs = needed;
-                            StoredPart {
-                                checkpoint: part.checkpoint,
-                                cut: part.cut,
-                                worker: part.worker,
-                                peers: part.peers,
-                                sources: part.sources,
-                                states: sections,
-                            }
+                            StoredPart::with_sections(part, sections)
                         } else {
                             StoredPart::full(part)
                         };
