@@ -52,7 +52,7 @@
 //! (the CRC-32 the part ends with),
 //! and `needs ID...` when deltas build on earlier checkpoints. Version 1 (no deltas) is still read.
 //!
-//! `DIR` is a local directory or an S3 prefix (see [`storage`](crate::storage)); on disk each
+//! `DIR` is a local directory or an S3 prefix (see [`storage`](crate::storage::Location)); on disk each
 //! file is written to a temporary name, synced and renamed, on S3 each is one PUT.
 
 use std::fmt::Write as _;

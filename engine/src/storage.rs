@@ -2,9 +2,9 @@
 //!
 //! A [`Location`] is a local path or `s3://bucket/key`. The functions here read, write, list and
 //! delete objects at locations, the same way for both:
-//! - [`write`] is atomic and durable: on disk a temporary file, fsync, rename; on S3 one PUT (an
+//! - [`write()`] is atomic and durable: on disk a temporary file, fsync, rename; on S3 one PUT (an
 //!   object is visible whole or not at all).
-//! - [`list`] gives the children of a location (one level, like `ls`), with sizes.
+//! - [`list()`] gives the children of a location (one level, like `ls`), with sizes.
 //! - A missing object is an error of kind [`std::io::ErrorKind::NotFound`]. Every error names
 //!   the operation and the location, and for S3 the HTTP status and the server's error code (or
 //!   the connection failure), so a log line says what failed where.
