@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::fmt::Write as _;
+
 use tidal::engine::checkpoint::{list_checkpoints, read_checkpoint};
 use tidal::engine::parse_duration;
 use tidal::engine::storage::{self, Location};
@@ -344,61 +346,92 @@ fn describe(status: ExitStatus) -> String {
 }
 
 fn list(dir: &Location) -> Result<(), String> {
+    let mut out = String::new();
     let found = list_checkpoints(dir).map_err(|e| e.to_string())?;
     if found.is_empty() {
-        println!("no checkpoints in {dir}");
-        return Ok(());
+        outln!(out, "no checkpoints in {dir}");
+        return print(&out);
     }
-    println!(
+    outln!(
+        out,
         "{:>10}  {:>16}  {:>15}  {:>5}  {:>12}  status",
-        "id", "cut", "completed_ms", "parts", "bytes"
+        "id",
+        "cut",
+        "completed_ms",
+        "parts",
+        "bytes"
     );
     for (id, path) in found {
         match read_checkpoint(&path) {
-            Ok(c) => println!(
+            Ok(c) => outln!(
+                out,
                 "{id:>10}  {:>16}  {:>15}  {:>5}  {:>12}  valid",
                 c.cut,
                 c.created_ms,
                 c.parts.len(),
                 c.bytes
             ),
-            Err(e) => println!(
+            Err(e) => outln!(
+                out,
                 "{id:>10}  {:>16}  {:>15}  {:>5}  {:>12}  INVALID: {e}",
-                "-", "-", "-", "-"
+                "-",
+                "-",
+                "-",
+                "-"
             ),
         }
     }
-    Ok(())
+    print(&out)
 }
 
 fn inspect(path: &Location) -> Result<(), String> {
+    let mut out = String::new();
     let c = read_checkpoint(path).map_err(|e| e.to_string())?;
-    println!("checkpoint {} at {path}", c.id);
-    println!("cut {} (restored sources start at this time)", c.cut);
+    outln!(out, "checkpoint {} at {path}", c.id);
+    outln!(out, "cut {} (restored sources start at this time)", c.cut);
     if !c.needs.is_empty() {
         let ids: Vec<String> = c.needs.iter().map(u64::to_string).collect();
-        println!(
+        outln!(
+            out,
             "incremental: builds on checkpoints {} (sizes below are restored sizes)",
             ids.join(" ")
         );
     }
     for part in &c.parts {
-        println!("part of worker {} of {}:", part.worker, part.peers);
+        outln!(out, "part of worker {} of {}:", part.worker, part.peers);
         for (name, state) in &part.states {
-            println!("  state '{name}': {} bytes", state.len());
+            outln!(out, "  state '{name}': {} bytes", state.len());
         }
         for (name, position) in &part.sources {
             match position {
-                tidal::engine::SourcePosition::Done => println!("  source '{name}': done"),
+                tidal::engine::SourcePosition::Done => outln!(out, "  source '{name}': done"),
                 tidal::engine::SourcePosition::At {
                     position,
                     watermark,
-                } => println!(
+                } => outln!(
+                    out,
                     "  source '{name}': {} bytes of position, watermark {watermark}",
                     position.len()
                 ),
             }
         }
     }
-    Ok(())
+    print(&out)
+}
+
+/// A line of a command's output (into a `String`, which cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+use outln;
+
+/// Writes a command's output to stdout; a reader that went away (`| head`) is not an error.
+fn print(out: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing: {e}")),
+        _ => Ok(()),
+    }
 }
