@@ -134,6 +134,30 @@ fn a_checkpoint_restores_on_one_worker_two_threads_and_two_processes() {
     }
     // The child process finds the same checkpoint: the first job has ended before it starts.
     let checkpoint = latest_valid(&first).expect("a complete checkpoint").path;
+    restore_on_every_shape(
+        test,
+        &dir,
+        &checkpoint,
+        false,
+        |env| word_counts(env, None),
+        |shape, out| assert_eq!(sorted(out), oracle(), "{shape:?}"),
+    );
+}
+
+/// Restores `checkpoint` into the job `build` on 1 worker, 2 threads and 2 processes (taking
+/// checkpoints of its own every 20 ms, `incremental` or not), and hands what process 0 collected
+/// to `check` (in the test process only).
+fn restore_on_every_shape<T, F>(
+    test: &str,
+    dir: &Path,
+    checkpoint: &tidal::engine::storage::Location,
+    incremental: bool,
+    build: F,
+    check: impl Fn(common::Shape, Vec<T>),
+) where
+    T: Send + 'static,
+    F: Fn(&mut Env<'_>) -> Collected<T> + Clone + Send + Sync + 'static,
+{
     for (i, shape) in SHAPES.into_iter().enumerate() {
         let restore = checkpoint.clone();
         let own = dir.join(format!("restored-{i}"));
@@ -144,13 +168,14 @@ fn a_checkpoint_restores_on_one_worker_two_threads_and_two_processes() {
                 job.with_checkpoints(
                     CheckpointConfig::new(&own)
                         .interval(Duration::from_millis(20))
+                        .incremental(incremental)
                         .restore(Restore::Path(restore.clone())),
                 )
             },
-            |env| word_counts(env, None),
+            build.clone(),
         );
         if !is_child() {
-            assert_eq!(sorted(out), oracle(), "{shape:?}");
+            check(shape, out);
         }
     }
 }
@@ -713,23 +738,13 @@ fn incremental_checkpoints_write_what_changed_and_restore_on_every_shape() {
         *counts.entry(hot_key(i)).or_insert(0) += 1;
     }
     let oracle: Vec<(u64, u64)> = counts.into_iter().collect();
-    for (i, shape) in SHAPES.into_iter().enumerate() {
-        let restore = chosen.clone();
-        let own = dir.join(format!("restored-{i}"));
-        let out = run_with(
-            test,
-            shape,
-            move |job| {
-                job.with_checkpoints(
-                    CheckpointConfig::new(&own)
-                        .interval(Duration::from_millis(20))
-                        .incremental(true)
-                        .restore(Restore::Path(restore.clone())),
-                )
-            },
-            |env| hot_counts(env, None),
-        );
-        if !is_child() {
+    restore_on_every_shape(
+        test,
+        &dir,
+        &chosen,
+        true,
+        |env| hot_counts(env, None),
+        |shape, out| {
             let out = sorted(out);
             let wrong = out.iter().zip(&oracle).filter(|(a, b)| a != b).count();
             assert!(
@@ -738,6 +753,6 @@ fn incremental_checkpoints_write_what_changed_and_restore_on_every_shape() {
                 out.len(),
                 oracle.len()
             );
-        }
-    }
+        },
+    );
 }
