@@ -19,9 +19,9 @@
 //!    no later than the furthest-behind instance of each: fenced, it stops exactly at `T`. When
 //!    its *output* frontier reaches `T` it has folded in every record below `T` and none at or
 //!    above: its state is the state as of `T`. An operator fed by a pipeline from one instance (a
-//!    sink after a source) may run past `T`; it gives its state as of `T` itself (a sink keeps the
-//!    length its part had before each time it wrote). The worker watches all its stateful
-//!    operators' outputs with one probe.
+//!    sink after a source) may run past `T`; it gives its state as of `T` itself (a file sink keeps
+//!    the length its part had before each time it wrote, and seals what is below `T`). The worker
+//!    watches all its stateful operators' outputs with one probe.
 //! 4. When its probe has reached `T` and every source of its has reached `T` (or ended), a worker
 //!    writes its **part**: every registered state's snapshot as of `T` and every source's position
 //!    at `T`. When all parts are written, worker 0 writes the **manifest**, which marks the
@@ -30,6 +30,13 @@
 //!    milliseconds: a source behind the cut moves to it at once, not at its next tick — not a
 //!    stop). A source that ends meanwhile keeps its capability at the fence until the checkpoint
 //!    is over, so that no operator runs to the end of input before its snapshot.
+//!
+//! 5. Once the manifest is written, every worker tells its states that the checkpoint is
+//!    complete ([`RegisteredState::checkpoint_complete`](crate::RegisteredState::checkpoint_complete)):
+//!    side effects held back until then are released — the file sinks commit the parts they
+//!    sealed at `T` (a two-phase commit: the snapshot is the prepare, the manifest the decision).
+//!    The notice can be lost (a process dies after the manifest), so a restore releases what the
+//!    checkpoint holds back as well.
 //!
 //! Restoring reads every part of a complete, valid checkpoint on every worker: each stateful
 //! operator keeps the keys it owns among the new number of workers (so any worker count works),

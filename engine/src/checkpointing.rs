@@ -147,7 +147,8 @@ impl WorkerCheckpoints {
 
     /// Handles received messages, writes this worker's part when it can, and (worker 0)
     /// coordinates. `post` sends a message to every worker; `snapshot` encodes every registered
-    /// state. An error fails the job (too many failed checkpoints in a row).
+    /// state; `completed` tells every registered state that a checkpoint is complete. An error
+    /// fails the job (too many failed checkpoints in a row, or a state's error on completion).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn poll(
         &self,
@@ -156,6 +157,7 @@ impl WorkerCheckpoints {
         stopping: bool,
         post: &mut dyn FnMut(Control),
         snapshot: &dyn Fn(Time) -> Result<Vec<(String, Vec<u8>)>>,
+        completed: &dyn Fn(u64) -> Result<()>,
         savepoint_request: &dyn Fn() -> Option<bool>,
         stop_job: &dyn Fn(),
     ) -> Result<()> {
@@ -203,6 +205,9 @@ impl WorkerCheckpoints {
                         }
                     }
                     self.fence.set(Time::MAX);
+                    if complete && self.written.get() == Some(id) {
+                        completed(id)?;
+                    }
                 }
                 Control::CheckpointFenced { id, worker, at } => {
                     if let Some(c) = self.coordinator.borrow_mut().as_mut() {

@@ -103,13 +103,14 @@ impl ClusterSpec {
     }
 }
 
-const MAGIC: &[u8; 8] = b"TIDAL\x00\x01\x00";
+const MAGIC: &[u8; 8] = b"TIDAL\x00\x02\x00";
 
 /// Connects this process to every other one, within the spec's deadline.
 ///
 /// Returns one socket per process in process order (`None` at this process's index), each already
 /// past timely's own handshake (the connecting process's index as a big-endian u64).
-pub(crate) fn connect(spec: &ClusterSpec) -> Result<Vec<Option<TcpStream>>> {
+/// Also returns the run id of process 0, which every process adopts (see [`fresh_run_id`]).
+pub(crate) fn connect(spec: &ClusterSpec) -> Result<(Vec<Option<TcpStream>>, u64)> {
     let me = spec.process;
     let n = spec.processes();
     let deadline = Instant::now() + spec.connect_timeout;
@@ -130,7 +131,9 @@ pub(crate) fn connect(spec: &ClusterSpec) -> Result<Vec<Option<TcpStream>>> {
     let mut sockets: Vec<Option<TcpStream>> = (0..n).map(|_| None).collect();
     let mut pending_connect: BTreeSet<usize> = (0..me).collect();
     let mut pending_accept: BTreeSet<usize> = (me + 1..n).collect();
-    let hello = hello_bytes(spec);
+    let own_run = fresh_run_id();
+    let mut run = own_run;
+    let hello = hello_bytes(spec, own_run);
     let mut last_connect_error: Option<String> = None;
 
     while !pending_connect.is_empty() || !pending_accept.is_empty() {
@@ -149,7 +152,10 @@ pub(crate) fn connect(spec: &ClusterSpec) -> Result<Vec<Option<TcpStream>>> {
                                 spec.addresses[peer]
                             ))
                         })?;
-                    check_hello(&mut stream, spec, peer, deadline)?;
+                    let theirs = check_hello(&mut stream, spec, peer, deadline)?;
+                    if peer == 0 {
+                        run = theirs;
+                    }
                     finish_socket(&stream)?;
                     sockets[peer] = Some(stream);
                     pending_connect.remove(&peer);
@@ -216,7 +222,23 @@ pub(crate) fn connect(spec: &ClusterSpec) -> Result<Vec<Option<TcpStream>>> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    Ok(sockets)
+    Ok((sockets, run))
+}
+
+/// A fresh id for a run of a job: random, so that the runs of a job (a restart, a restore) tell
+/// their files apart. Process 0 draws it and hands it to the others in the handshake.
+pub(crate) fn fresh_run_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the operating system's randomness once per process; mixing in
+    // the time and the process id keeps ids apart across processes and calls.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 fn resolve(address: &str, process: usize) -> Result<SocketAddr> {
@@ -235,10 +257,11 @@ fn resolve(address: &str, process: usize) -> Result<SocketAddr> {
         })
 }
 
-fn hello_bytes(spec: &ClusterSpec) -> Vec<u8> {
+fn hello_bytes(spec: &ClusterSpec, run: u64) -> Vec<u8> {
     let mut hello = MAGIC.to_vec();
     hello.extend_from_slice(&(spec.processes() as u32).to_be_bytes());
     hello.extend_from_slice(&(spec.workers as u32).to_be_bytes());
+    hello.extend_from_slice(&run.to_be_bytes());
     hello
 }
 
@@ -247,9 +270,9 @@ fn check_hello(
     spec: &ClusterSpec,
     peer: usize,
     deadline: Instant,
-) -> Result<()> {
+) -> Result<u64> {
     set_read_deadline(stream, deadline)?;
-    let mut hello = [0u8; 16];
+    let mut hello = [0u8; 24];
     stream.read_exact(&mut hello).map_err(|e| {
         Error::external(format!(
             "process {peer} at {} did not complete Tidal's handshake ({e}); is something else listening there?",
@@ -273,7 +296,7 @@ fn check_hello(
             spec.workers
         )));
     }
-    Ok(())
+    Ok(u64::from_be_bytes(hello[16..24].try_into().unwrap()))
 }
 
 fn set_read_deadline(stream: &TcpStream, deadline: Instant) -> Result<()> {

@@ -286,6 +286,7 @@ pub struct WorkerContext {
     clock: JobClock,
     job: Arc<JobShared>,
     next_id: Cell<usize>,
+    run_id: u64,
     states: RefCell<Vec<StateEntry>>,
     /// Control messages waiting to be sent, and the sequence number of the last one.
     outbox: RefCell<Vec<Control>>,
@@ -312,6 +313,22 @@ impl WorkerContext {
     /// Number of processes.
     pub fn processes(&self) -> usize {
         self.processes
+    }
+    /// This run's id: the same on every worker of every process, and another one each time the
+    /// job is started (a restart or restore is a new run). Sinks name their files with it, so that
+    /// a run can tell its own files from those of earlier runs.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let ids = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&ids);
+    /// tidal_engine::Job::local(2).run(move |env| seen.lock().unwrap().push(env.context().run_id())).unwrap();
+    /// let ids = ids.lock().unwrap();
+    /// assert_eq!(ids.len(), 2);
+    /// assert_eq!(ids[0], ids[1]);
+    /// ```
+    pub fn run_id(&self) -> u64 {
+        self.run_id
     }
     /// The processing-time tick (`--tick`).
     pub fn tick(&self) -> Duration {
@@ -448,6 +465,18 @@ impl WorkerContext {
             parts.push((entry.name(), bytes));
         }
         Ok(parts)
+    }
+    /// Tells every registered state that checkpoint `id` is complete.
+    fn checkpoint_complete(&self, id: u64) -> Result<()> {
+        for entry in self.states.borrow().iter() {
+            let name = entry.name();
+            entry
+                .state
+                .borrow_mut()
+                .checkpoint_complete(id)
+                .map_err(|e| e.context(format!("'{name}' after checkpoint {id}")))?;
+        }
+        Ok(())
     }
     /// A fresh operator number, for default operator names.
     pub fn next_operator_id(&self) -> usize {
@@ -609,7 +638,9 @@ impl Job {
         let builders: Vec<AllocatorBuilder>;
         let others: Box<dyn std::any::Any + Send>;
         let hooks = Hooks::default();
+        let run_id;
         if processes == 1 {
+            run_id = crate::cluster::fresh_run_id();
             builders = ProcessBuilder::new_typed_vector(
                 spec.workers,
                 hooks.refill.clone(),
@@ -620,7 +651,8 @@ impl Job {
             .collect();
             others = Box::new(());
         } else {
-            let sockets = connect(&spec)?;
+            let sockets;
+            (sockets, run_id) = connect(&spec)?;
             let process_allocators = ProcessBuilder::new_typed_vector(
                 spec.workers,
                 hooks.refill.clone(),
@@ -674,6 +706,7 @@ impl Job {
                 clock: clock.clone(),
                 job: Arc::clone(shared),
                 next_id: Cell::new(0),
+                run_id,
                 states: RefCell::new(Vec::new()),
                 outbox: RefCell::new(Vec::new()),
                 sequence: Cell::new(0),
@@ -721,6 +754,7 @@ impl Job {
                             ctx.stop_requested(),
                             &mut |m| ctx.outbox.borrow_mut().push(m),
                             &|cut| ctx.snapshot_states(cut),
+                            &|id| ctx.checkpoint_complete(id),
                             &|| shared.stop.take_savepoint(),
                             &|| shared.stop.stop(),
                         );

@@ -394,6 +394,15 @@ pub trait RegisteredState {
     /// Loads the entries this worker owns (worker `index` of `peers`) from every part's snapshot
     /// of this state, as a checkpoint is restored; returns how many it kept.
     fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize>;
+    /// Called on every worker once checkpoint (or savepoint) `id` is complete — every part and
+    /// its manifest are written — in the order checkpoints complete. State that holds side effects
+    /// back until then (the file sinks' pending part files) releases them here; a notice may be
+    /// lost (the process dies first), so what a checkpoint holds back must also be released when
+    /// it is restored. An error fails the job. Does nothing unless overridden.
+    fn checkpoint_complete(&mut self, id: u64) -> Result<()> {
+        let _ = id;
+        Ok(())
+    }
 }
 
 impl<K, V> RegisteredState for KeyedState<K, V>

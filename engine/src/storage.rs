@@ -174,6 +174,26 @@ impl From<&str> for Location {
     }
 }
 
+/// As `From<&str>`.
+impl From<String> for Location {
+    fn from(text: String) -> Self {
+        Location::from(text.as_str())
+    }
+}
+
+/// For flags (`clap` parses a `Location` with it): as [`Location::parse`].
+///
+/// ```
+/// let out: tidal_engine::storage::Location = "s3://b/out".parse().unwrap();
+/// assert!(out.is_s3());
+/// ```
+impl std::str::FromStr for Location {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Location> {
+        Location::parse(text)
+    }
+}
+
 impl From<&PathBuf> for Location {
     fn from(path: &PathBuf) -> Self {
         Location::Local(path.clone())
@@ -285,10 +305,14 @@ fn s3_error(op: &str, bucket: &str, key: &str, e: s3::error::S3Error) -> io::Err
             } else {
                 io::ErrorKind::Other
             };
-            io::Error::new(
-                kind,
-                format!("S3 {op} {at}: HTTP {status} {code}: {message}"),
-            )
+            let detail = if code.is_empty() {
+                // Not an S3 error document: show what the server said.
+                let body: String = body.chars().take(300).collect();
+                format!("unexpected answer: {body}")
+            } else {
+                format!("{code}: {message}")
+            };
+            io::Error::new(kind, format!("S3 {op} {at}: HTTP {status} {detail}"))
         }
         other => io::Error::other(format!("S3 {op} {at}: {other}")),
     }
@@ -612,6 +636,111 @@ pub fn remove_all(at: &Location) -> io::Result<()> {
             Ok(())
         }
     }
+}
+
+// Uploads in pieces (S3 multipart uploads): the object stays invisible until `upload_complete`
+// assembles it, atomically. Every piece but the last must be at least 5 MiB (S3's rule).
+
+/// The bucket and key of an `s3://` location; an error naming `op` for a local one.
+fn s3_only(op: &str, at: &Location) -> io::Result<(Box<s3::Bucket>, String, String)> {
+    match at {
+        Location::S3 { bucket: b, key } => Ok((bucket(b)?, b.clone(), key.clone())),
+        Location::Local(path) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{op} is for s3:// locations, not '{}'", path.display()),
+        )),
+    }
+}
+
+/// Starts an upload in pieces of the object at `at` (S3 only); returns the upload's id.
+pub fn upload_begin(at: &Location) -> io::Result<String> {
+    let (handle, b, key) = s3_only("an upload in pieces", at)?;
+    Ok(handle
+        .initiate_multipart_upload(&key, "application/octet-stream")
+        .map_err(|e| s3_error("CreateMultipartUpload", &b, &key, e))?
+        .upload_id)
+}
+
+/// Uploads piece `number` (from 1) of upload `upload`; returns its ETag, which
+/// [`upload_complete`] needs.
+pub fn upload_piece(at: &Location, upload: &str, number: u32, bytes: &[u8]) -> io::Result<String> {
+    let (handle, b, key) = s3_only("an upload in pieces", at)?;
+    Ok(handle
+        .put_multipart_chunk(bytes, &key, number, upload, "application/octet-stream")
+        .map_err(|e| s3_error("UploadPart", &b, &key, e))?
+        .etag)
+}
+
+/// Assembles upload `upload` from its pieces (number, ETag) into the object at `at`, which then
+/// appears whole. Completing an upload that was already completed succeeds when the object is
+/// there (so that a commit can be repeated after a failure).
+pub fn upload_complete(at: &Location, upload: &str, pieces: &[(u32, String)]) -> io::Result<()> {
+    let (handle, b, key) = s3_only("an upload in pieces", at)?;
+    let parts = pieces
+        .iter()
+        .map(|(n, etag)| s3::serde_types::Part {
+            part_number: *n,
+            etag: etag.clone(),
+        })
+        .collect();
+    match handle.complete_multipart_upload(&key, upload, parts) {
+        Ok(_) => Ok(()),
+        // A success whose answer is not the document AWS sends (moto, some S3-compatible
+        // servers, name the root element differently): the object tells.
+        Err(s3::error::S3Error::HttpFailWithBody(200..=299, body))
+            if !body.contains("<Error>") && exists(at)? =>
+        {
+            Ok(())
+        }
+        Err(e) => {
+            let e = s3_error("CompleteMultipartUpload", &b, &key, e);
+            if e.to_string().contains("NoSuchUpload") && exists(at)? {
+                return Ok(());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Abandons upload `upload` and its pieces (nothing if it is gone already).
+pub fn upload_abort(at: &Location, upload: &str) -> io::Result<()> {
+    let (handle, b, key) = s3_only("an upload in pieces", at)?;
+    match handle.abort_upload(&key, upload) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = s3_error("AbortMultipartUpload", &b, &key, e);
+            if e.to_string().contains("NoSuchUpload") {
+                return Ok(());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The uploads in pieces not yet completed of objects directly under `at`: (object, upload id).
+pub fn uploads_under(at: &Location) -> io::Result<Vec<(Location, String)>> {
+    let (handle, b, key) = s3_only("listing uploads", at)?;
+    let prefix = if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}/")
+    };
+    let pages = handle
+        .list_multiparts_uploads(Some(&prefix), Some("/"))
+        .map_err(|e| s3_error("ListMultipartUploads", &b, &prefix, e))?;
+    Ok(pages
+        .into_iter()
+        .flat_map(|p| p.uploads)
+        .map(|u| {
+            (
+                Location::S3 {
+                    bucket: b.clone(),
+                    key: u.key,
+                },
+                u.id,
+            )
+        })
+        .collect())
 }
 
 #[cfg(test)]
