@@ -35,9 +35,9 @@ struct Args {
     /// CSV file(s) of `auction,price,event_time_ms`; without it, generated bids.
     #[arg(long, value_name = "PATH")]
     input: Vec<String>,
-    /// Write part files into this directory instead of printing.
+    /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of printing.
     #[arg(long, value_name = "DIR")]
-    output: Option<PathBuf>,
+    output: Option<tidal::engine::storage::Location>,
     /// Read at most this many bids per second over the whole job.
     #[arg(long, value_name = "BIDS_PER_S")]
     rate: Option<f64>,
@@ -136,7 +136,7 @@ fn run(args: Args) -> tidal::Result<()> {
             )
             .name("count and max per auction");
         match &output {
-            Some(dir) => windows.write_text(dir),
+            Some(dir) => windows.write_text(dir.clone()),
             None => windows.print(),
         }
     })

@@ -13,7 +13,6 @@
 //! cargo run --release --example fraud_detection [-- --count 100000 -w 2 --output DIR]
 //! ```
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -118,9 +117,9 @@ struct Args {
     /// Generated transactions per second (default: as fast as possible).
     #[arg(long)]
     rate: Option<f64>,
-    /// Write part files into this directory instead of printing.
+    /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of printing.
     #[arg(long, value_name = "DIR")]
-    output: Option<PathBuf>,
+    output: Option<tidal::engine::storage::Location>,
 }
 
 fn main() -> ExitCode {
@@ -157,7 +156,7 @@ fn main() -> ExitCode {
                 .name("fraud detector")
                 .map(|t| format!("{},{},{:.2}", t.account_id, t.timestamp, t.amount));
             match &output {
-                Some(dir) => alerts.write_text(dir),
+                Some(dir) => alerts.write_text(dir.clone()),
                 None => alerts.print(),
             }
         })

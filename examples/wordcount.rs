@@ -15,7 +15,6 @@
 //! cargo run --release --example wordcount -- --input 'books/*.txt' -w 2 --output counts/
 //! ```
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -36,9 +35,9 @@ struct Args {
     /// Input file, directory or glob; repeat for more. Without it, an embedded text is counted.
     #[arg(long, value_name = "PATH")]
     input: Vec<String>,
-    /// Write part files into this directory instead of printing.
+    /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of printing.
     #[arg(long, value_name = "DIR")]
-    output: Option<PathBuf>,
+    output: Option<tidal::engine::storage::Location>,
     /// Read at most this many lines per second over the whole job (to make a run last).
     #[arg(long, value_name = "LINES_PER_S")]
     rate: Option<f64>,
@@ -90,7 +89,7 @@ fn run(args: Args) -> tidal::Result<()> {
             .final_values()
             .map(|(word, count)| format!("{word} {count}"));
         match &output {
-            Some(dir) => counts.write_text(dir),
+            Some(dir) => counts.write_text(dir.clone()),
             None => counts.print(),
         }
     })

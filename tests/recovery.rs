@@ -9,94 +9,26 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{example, fixture_dir, launcher, read_word_counts, wait_with_limit, write_words};
+use common::{
+    Kills, add_windows, example, fixture_dir, launcher, read_word_counts, run_with_kills,
+    wait_with_limit, write_bids, write_words,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// Runs `program` with `args` on 2 processes under the launcher (checkpoints every 200 ms into
-/// `checkpoints`, up to 5 restarts), kills one of its two processes with `kill -9` three times, at
-/// a moment drawn from `delays` (ms after the attempt's processes started; seeded by `seed`), and
-/// returns the launcher's log once the job has finished well. Fails when a kill finds its process
-/// gone, the job fails, or no restart restored a checkpoint.
-fn run_with_kills(
-    program: &str,
-    args: &[&str],
-    checkpoints: &Path,
-    delays: std::ops::Range<u64>,
-    seed: u64,
-) -> String {
-    let mut launcher = Command::new(launcher())
-        .args([
-            "run",
-            "--processes",
-            "2",
-            "--restart-attempts",
-            "5",
-            "--restart-delay",
-            "100ms",
-            "--",
-        ])
-        .arg(example(program))
-        .args(args)
-        .args([
-            "--checkpoint-dir",
-            checkpoints.to_str().unwrap(),
-            "--checkpoint-interval",
-            "200ms",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The launcher names every process it starts: "started process P (pid N)".
-    let (pids_tx, pids_rx) = mpsc::channel::<(usize, u32)>();
-    let stderr = launcher.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("tidal: started process ") {
-                let (p, pid) = rest.split_once(" (pid ").unwrap();
-                let pid = pid.trim_end_matches(')').parse().unwrap();
-                let _ = pids_tx.send((p.parse().unwrap(), pid));
-            }
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log
-    });
-    let mut rng = SmallRng::seed_from_u64(seed);
-    for kill in 0..3 {
-        let mut attempt = Vec::new();
-        while attempt.len() < 2 {
-            attempt.push(
-                pids_rx
-                    .recv_timeout(Duration::from_secs(60))
-                    .expect("processes start"),
-            );
-        }
-        let victim = attempt[rng.random_range(0..2)];
-        std::thread::sleep(Duration::from_millis(rng.random_range(delays.clone())));
-        let killed = Command::new("kill")
-            .args(["-KILL", &victim.1.to_string()])
-            .status()
-            .unwrap();
-        assert!(
-            killed.success(),
-            "kill {kill}: process {} had already ended",
-            victim.0
-        );
+/// Three kills at moments drawn from `delays` with `seed`; checkpoints on disk in `checkpoints`.
+fn three_kills(checkpoints: &Path, delays: std::ops::Range<u64>, seed: u64) -> Kills<'_> {
+    fn nothing() {}
+    Kills {
+        checkpoints: checkpoints.to_str().unwrap(),
+        kills: 3,
+        delays,
+        seed,
+        envs: &[],
+        before_first_kill: &nothing,
     }
-    let status = wait_with_limit(&mut launcher, Duration::from_secs(120));
-    let log = log.join().unwrap();
-    assert!(status.success(), "the launcher failed: {status}\n{log}");
-    assert_eq!(log.matches("was killed by signal 9").count(), 3, "{log}");
-    assert!(
-        log.contains("tidal: restoring checkpoint"),
-        "no restart restored a checkpoint:\n{log}"
-    );
-    log
 }
 
 #[test]
@@ -114,7 +46,11 @@ fn wordcount_survives_kill_9_of_its_processes() {
         "--rate",
         "20000",
     ];
-    run_with_kills("wordcount", &args, &dir.join("checkpoints"), 500..1500, 99);
+    run_with_kills(
+        "wordcount",
+        &args,
+        three_kills(&dir.join("checkpoints"), 500..1500, 99),
+    );
     assert_eq!(read_word_counts(&out), expected);
 }
 
@@ -271,27 +207,7 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
 fn windowed_output_is_exactly_once_across_kill_9() {
     let dir = fixture_dir("windowed_output_is_exactly_once");
     let input = dir.join("bids.csv");
-    let generated = Command::new(example("bid_windows"))
-        .args([
-            "--generate",
-            input.to_str().unwrap(),
-            "--events",
-            "160000",
-            "--seed",
-            "5",
-        ])
-        .status()
-        .unwrap();
-    assert!(generated.success());
-    // The model, from the file.
-    let mut model: BTreeMap<(i64, u64), (u64, u64)> = BTreeMap::new();
-    for line in std::fs::read_to_string(&input).unwrap().lines() {
-        let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
-        let end = f[2] - f[2].rem_euclid(10_000) + 10_000;
-        let e = model.entry((end, f[0] as u64)).or_insert((0, 0));
-        e.0 += 1;
-        e.1 = e.1.max(f[1] as u64);
-    }
+    let model = write_bids(&input, 160_000, 5);
     let out = dir.join("out");
     let args = [
         "--input",
@@ -304,24 +220,18 @@ fn windowed_output_is_exactly_once_across_kill_9() {
     let log = run_with_kills(
         "bid_windows",
         &args,
-        &dir.join("checkpoints"),
-        1200..2200,
-        3,
+        three_kills(&dir.join("checkpoints"), 1200..2200, 3),
     );
     eprintln!(
-        "{} output part(s) were cut back to a checkpoint",
-        log.matches(" cut from ").count()
+        "{} output part(s) written after a restored checkpoint's cut were removed",
+        log.matches("removing output part").count()
     );
     // Every window once, with the model's values.
-    let mut got: BTreeMap<(i64, u64), (u64, u64)> = BTreeMap::new();
+    let mut got = BTreeMap::new();
     for entry in std::fs::read_dir(&out).unwrap().flatten() {
-        if !entry.file_name().to_string_lossy().starts_with("part-") {
-            continue;
-        }
-        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
-            let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
-            let previous = got.insert((f[0], f[1] as u64), (f[2] as u64, f[3] as u64));
-            assert!(previous.is_none(), "window {line} written twice\n{log}");
+        if entry.file_name().to_string_lossy().starts_with("part-") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            add_windows(&text, &mut got, &log);
         }
     }
     assert_eq!(got.len(), model.len(), "windows written");
@@ -394,9 +304,7 @@ fn long_ride_alerts_are_exactly_once_across_kill_9() {
     let log = run_with_kills(
         "long_ride_alerts",
         &args,
-        &dir.join("checkpoints"),
-        1200..2200,
-        8,
+        three_kills(&dir.join("checkpoints"), 1200..2200, 8),
     );
     let mut got = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(&out).unwrap().flatten() {
@@ -410,4 +318,101 @@ fn long_ride_alerts_are_exactly_once_across_kill_9() {
     }
     assert_eq!(got.len(), expected.len());
     assert_eq!(got, expected);
+}
+
+/// Restoring an older checkpoint than the latest, after the job committed output past it: the
+/// parts committed after its cut are removed (their windows are written again), so the output
+/// is still every window once. bid_windows on 2 worker threads, checkpoints every 200 ms; killed
+/// (`kill -9`) once output beyond the first checkpoint was committed; restored from the first
+/// checkpoint taken after some output was committed.
+#[test]
+fn restoring_an_older_checkpoint_removes_output_committed_after_it() {
+    let dir = fixture_dir("restoring_an_older_checkpoint");
+    let input = dir.join("bids.csv");
+    let model = write_bids(&input, 120_000, 21);
+    let out = dir.join("out");
+    let checkpoints = dir.join("checkpoints");
+    let job = |extra: &[&str]| {
+        let mut command = Command::new(example("bid_windows"));
+        command
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&out)
+            .arg("--checkpoint-dir")
+            .arg(&checkpoints)
+            .args([
+                "--checkpoint-interval",
+                "200ms",
+                "--checkpoints-kept",
+                "100",
+            ])
+            .args(["-w", "2"])
+            .args(extra);
+        command
+    };
+    let mut first = job(&["--rate", "20000"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = first.stderr.take().unwrap();
+    let visible = || {
+        std::fs::read_dir(&out)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Kill once parts beyond the first checkpoint's were committed: more than the two (one per
+    // worker) its completion may still commit after its log line.
+    let mut first_checkpoint = None;
+    let mut at_first = 0;
+    let mut committed = 0;
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if line.contains(" complete at cut ") {
+            let folder = line.rsplit_once(": ").unwrap().1.to_string();
+            if first_checkpoint.is_none() {
+                // The first checkpoint after some output was committed.
+                if visible() > 0 {
+                    first_checkpoint = Some(folder);
+                    at_first = visible();
+                }
+            } else if visible() >= at_first + 3 {
+                committed = visible();
+                break;
+            }
+        }
+    }
+    assert!(
+        committed > 0,
+        "the job ended before committing enough output"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let first_checkpoint = first_checkpoint.unwrap();
+    let restored = job(&["--restore", &first_checkpoint]).output().unwrap();
+    let log = String::from_utf8_lossy(&restored.stderr).into_owned();
+    assert!(restored.status.success(), "{log}");
+    let mut got = common::Windows::new();
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("part-"),
+            "only committed parts are left: {name}"
+        );
+        add_windows(
+            &std::fs::read_to_string(entry.path()).unwrap(),
+            &mut got,
+            &log,
+        );
+    }
+    assert_eq!(got.len(), model.len(), "windows written\n{log}");
+    assert_eq!(got, model);
+    let removed = log.matches("removing output part").count();
+    assert!(
+        removed > 0,
+        "{committed} parts were visible, none removed:\n{log}"
+    );
 }

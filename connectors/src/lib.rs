@@ -24,7 +24,7 @@
 //! | sink | where |
 //! |---|---|
 //! | [`Sinks::print`] | stdout of process 0 (records gathered on worker 0), one `Display` line each |
-//! | [`Sinks::write_text`], [`Sinks::write_csv`], [`Sinks::write_jsonl`] | a directory of part files, one per worker |
+//! | [`Sinks::write_text`], [`Sinks::write_csv`], [`Sinks::write_jsonl`] | part files in a directory or under an `s3://` prefix, exactly-once with checkpoints (see [`sinks::parts`]) |
 //! | [`Sinks::collect`] | a `Vec` returned by `Job::run` on process 0 |
 
 pub mod collection;

@@ -5,7 +5,6 @@
 
 pub mod generator;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
@@ -153,9 +152,9 @@ pub struct TaxiArgs {
     /// do (1000 gives exactly the training's data files for rides 1..1000).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub generate: u64,
-    /// Write CSV part files into this directory instead of printing to stdout.
+    /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of printing to stdout.
     #[arg(long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
+    pub output: Option<tidal::engine::storage::Location>,
     /// Read at most this many ride (or fare) events per second over the whole job.
     #[arg(long, value_name = "EVENTS_PER_S")]
     pub rate: Option<f64>,
@@ -206,9 +205,9 @@ pub fn fares<'s>(
 }
 
 /// Writes lines to part files in `output`, or prints them on process 0.
-pub fn emit(lines: DataStream<'_, String>, output: &Option<PathBuf>) {
+pub fn emit(lines: DataStream<'_, String>, output: &Option<tidal::engine::storage::Location>) {
     match output {
-        Some(dir) => lines.write_text(dir),
+        Some(dir) => lines.write_text(dir.clone()),
         None => lines.print(),
     }
 }

@@ -8,10 +8,12 @@
 pub mod s3;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -312,4 +314,137 @@ pub fn read_word_counts(dir: &Path) -> BTreeMap<String, u64> {
         }
     }
     counts
+}
+
+/// How [`run_with_kills`] treats a job.
+pub struct Kills<'a> {
+    /// Where checkpoints go (a path or `s3://...`).
+    pub checkpoints: &'a str,
+    /// How many times a process is killed.
+    pub kills: usize,
+    /// When (ms after the attempt's processes started), drawn with `seed`.
+    pub delays: std::ops::Range<u64>,
+    pub seed: u64,
+    /// Environment of the processes.
+    pub envs: &'a [(&'a str, &'a str)],
+    /// Called once the first attempt's processes have started, before the first kill.
+    pub before_first_kill: &'a dyn Fn(),
+}
+
+/// Runs `program` with `args` on 2 processes under the launcher (checkpoints every 200 ms, up to
+/// 5 restarts), kills one of its two processes with `kill -9` as `plan` says, and returns the
+/// launcher's log once the job has finished well. Fails when a kill finds its process gone, the
+/// job fails, or no restart restored a checkpoint.
+pub fn run_with_kills(program: &str, args: &[&str], plan: Kills<'_>) -> String {
+    let mut launcher = Command::new(launcher())
+        .args([
+            "run",
+            "--processes",
+            "2",
+            "--restart-attempts",
+            "5",
+            "--restart-delay",
+            "100ms",
+            "--",
+        ])
+        .arg(example(program))
+        .args(args)
+        .args([
+            "--checkpoint-dir",
+            plan.checkpoints,
+            "--checkpoint-interval",
+            "200ms",
+        ])
+        .envs(plan.envs.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The launcher names every process it starts: "started process P (pid N)".
+    let (pids_tx, pids_rx) = mpsc::channel::<(usize, u32)>();
+    let stderr = launcher.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("tidal: started process ") {
+                let (p, pid) = rest.split_once(" (pid ").unwrap();
+                let pid = pid.trim_end_matches(')').parse().unwrap();
+                let _ = pids_tx.send((p.parse().unwrap(), pid));
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let mut rng = SmallRng::seed_from_u64(plan.seed);
+    for kill in 0..plan.kills {
+        let mut attempt = Vec::new();
+        while attempt.len() < 2 {
+            attempt.push(
+                pids_rx
+                    .recv_timeout(Duration::from_secs(60))
+                    .expect("processes start"),
+            );
+        }
+        if kill == 0 {
+            (plan.before_first_kill)();
+        }
+        let victim = attempt[rng.random_range(0..2)];
+        std::thread::sleep(Duration::from_millis(rng.random_range(plan.delays.clone())));
+        let killed = Command::new("kill")
+            .args(["-KILL", &victim.1.to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            killed.success(),
+            "kill {kill}: process {} had already ended",
+            victim.0
+        );
+    }
+    let status = wait_with_limit(&mut launcher, Duration::from_secs(120));
+    let log = log.join().unwrap();
+    assert!(status.success(), "the launcher failed: {status}\n{log}");
+    assert_eq!(
+        log.matches("was killed by signal 9").count(),
+        plan.kills,
+        "{log}"
+    );
+    assert!(
+        log.contains("tidal: restoring checkpoint"),
+        "no restart restored a checkpoint:\n{log}"
+    );
+    log
+}
+
+/// A window of bid_windows: (window end, auction) → (count, max price).
+pub type Windows = BTreeMap<(i64, u64), (u64, u64)>;
+
+/// Generates `events` bids into `path` with the bid_windows example (`--seed seed`), and returns
+/// the model: every window's count and max price, computed from the file.
+pub fn write_bids(path: &Path, events: u64, seed: u64) -> Windows {
+    let generated = Command::new(example("bid_windows"))
+        .arg("--generate")
+        .arg(path)
+        .args(["--events", &events.to_string(), "--seed", &seed.to_string()])
+        .status()
+        .unwrap();
+    assert!(generated.success());
+    let mut model = Windows::new();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        let end = f[2] - f[2].rem_euclid(10_000) + 10_000;
+        let e = model.entry((end, f[0] as u64)).or_insert((0, 0));
+        e.0 += 1;
+        e.1 = e.1.max(f[1] as u64);
+    }
+    model
+}
+
+/// Adds the lines of bid_windows output `text` to `got`; a window written twice fails (showing
+/// `log`).
+pub fn add_windows(text: &str, got: &mut Windows, log: &str) {
+    for line in text.lines() {
+        let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        let previous = got.insert((f[0], f[1] as u64), (f[2] as u64, f[3] as u64));
+        assert!(previous.is_none(), "window {line} written twice\n{log}");
+    }
 }
