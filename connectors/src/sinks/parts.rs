@@ -193,6 +193,24 @@ struct Writer {
 }
 
 impl Writer {
+    /// Worker `worker`'s writer of run `run`'s parts in `dir`, nothing written yet.
+    fn new(dir: Location, ext: &'static str, run: u64, worker: usize, checkpointing: bool) -> Self {
+        Writer {
+            dir,
+            ext,
+            run,
+            worker,
+            checkpointing,
+            seq: 0,
+            file: None,
+            written: 0,
+            lengths: VecDeque::new(),
+            streaming: None,
+            pending: Vec::new(),
+            sealed: None,
+        }
+    }
+
     fn at(&self, seq: u64) -> Location {
         self.dir
             .join(&part_name(self.run, self.worker, seq, self.ext))
@@ -641,20 +659,13 @@ pub(super) fn part_file_sink<'s, T: 'static>(
     };
     let _ = stream.then(&format!("write_{ext}"), move |input, name| {
         let run = ctx.run_id();
-        let writer = Rc::new(RefCell::new(Writer {
-            dir: dir.clone(),
+        let writer = Rc::new(RefCell::new(Writer::new(
+            dir.clone(),
             ext,
             run,
-            worker: ctx.index(),
-            checkpointing: ctx.checkpointing(),
-            seq: 0,
-            file: None,
-            written: 0,
-            lengths: VecDeque::new(),
-            streaming: None,
-            pending: Vec::new(),
-            sealed: None,
-        }));
+            ctx.index(),
+            ctx.checkpointing(),
+        )));
         let restored = Rc::new(Cell::new(false));
         ctx.register_state(Rc::new(RefCell::new(SinkState {
             name: name.to_string(),
@@ -719,20 +730,7 @@ mod tests {
     use super::*;
 
     fn writer(dir: &Path, checkpointing: bool) -> Writer {
-        Writer {
-            dir: Location::from(dir),
-            ext: "txt",
-            run: 0xabc,
-            worker: 1,
-            checkpointing,
-            seq: 0,
-            file: None,
-            written: 0,
-            lengths: VecDeque::new(),
-            streaming: None,
-            pending: Vec::new(),
-            sealed: None,
-        }
+        Writer::new(Location::from(dir), "txt", 0xabc, 1, checkpointing)
     }
 
     fn visible(dir: &Path) -> Vec<(String, String)> {
