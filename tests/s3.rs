@@ -284,9 +284,11 @@ fn file_sources_read_s3_objects_prefixes_and_patterns() {
 }
 
 /// A windowed job writing its results to S3 (`bid_windows --output s3://...`, checkpoints on S3
-/// too) under the launcher on 2 processes, killed with `kill -9` twice: results are visible while
-/// it runs (each completed checkpoint commits the parts sealed at its cut), and in the end the
-/// visible objects hold every window once, with the model's values; no upload is left incomplete.
+/// too) under the launcher on 2 processes: results are visible while it runs (each completed
+/// checkpoint commits the parts sealed at its cut); the server then becomes unreachable for a
+/// while (checkpoints fail, naming the location; the job goes on); then the job is killed with
+/// `kill -9` twice. In the end the visible objects hold every window once, with the model's
+/// values; no upload is left incomplete.
 #[test]
 fn windowed_output_on_s3_is_exactly_once_across_kill_9() {
     let dir = fixture_dir("windowed_output_on_s3");
@@ -296,6 +298,7 @@ fn windowed_output_on_s3_is_exactly_once_across_kill_9() {
         region: Some("eu-west-1".into()),
         credentials: Some(("test".into(), "test".into())),
     });
+    let outage = Outage::proxy(&server.address);
     let input = dir.join("bids.csv");
     let model = write_bids(&input, 160_000, 11);
     let out = Location::parse("s3://out/windows").unwrap();
@@ -307,7 +310,9 @@ fn windowed_output_on_s3_is_exactly_once_across_kill_9() {
         "--rate",
         "20000",
         "--s3-endpoint",
-        &server.endpoint,
+        &outage.endpoint,
+        "--tolerable-checkpoint-failures",
+        "1000",
     ];
     let visible_while_running = std::cell::Cell::new(0);
     let wait_for_output = || {
@@ -316,7 +321,7 @@ fn windowed_output_on_s3_is_exactly_once_across_kill_9() {
             let parts = storage::list_files(&out).unwrap();
             if !parts.is_empty() {
                 visible_while_running.set(parts.len());
-                return;
+                break;
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -324,6 +329,17 @@ fn windowed_output_on_s3_is_exactly_once_across_kill_9() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // An outage that turns away several of the job's requests.
+        outage.begin();
+        let turned_away = outage.refused();
+        while outage.refused() < turned_away + 4 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job made no request to S3 during the outage"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        outage.end();
     };
     let log = run_with_kills(
         "bid_windows",
@@ -338,6 +354,13 @@ fn windowed_output_on_s3_is_exactly_once_across_kill_9() {
         },
     );
     assert!(visible_while_running.get() > 0);
+    let failure = log
+        .lines()
+        .find(|l| l.contains(" failed") && l.contains("s3://out/"))
+        .unwrap_or_else(|| {
+            panic!("the outage failed a checkpoint or a commit, naming the location:\n{log}")
+        });
+    eprintln!("during the outage: {failure}");
     let mut got = Windows::new();
     let parts = storage::list_files(&out).unwrap();
     for (at, _) in &parts {

@@ -101,6 +101,7 @@ pub struct Outage {
     /// `http://127.0.0.1:PORT` of the proxy.
     pub endpoint: String,
     down: Arc<AtomicBool>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Outage {
@@ -109,11 +110,13 @@ impl Outage {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let down = Arc::new(AtomicBool::new(false));
-        let (d, upstream) = (down.clone(), upstream.to_string());
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (d, r, upstream) = (down.clone(), refused.clone(), upstream.to_string());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if d.load(Ordering::SeqCst) {
                     let _ = client.shutdown(Shutdown::Both);
+                    r.fetch_add(1, Ordering::SeqCst);
                     continue;
                 }
                 let Ok(server) = TcpStream::connect(&upstream) else {
@@ -127,7 +130,16 @@ impl Outage {
                 pump(server, client, d.clone());
             }
         });
-        Outage { endpoint, down }
+        Outage {
+            endpoint,
+            down,
+            refused,
+        }
+    }
+
+    /// How many connections were turned away during outages so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// The server becomes unreachable (open connections are cut within 50 ms).
