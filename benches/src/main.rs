@@ -1,22 +1,29 @@
 //! Throughput runner: Tidal jobs against the same jobs written directly on timely.
 //!
 //! ```text
+//! cargo run --release -p tidal-bench -- all            # W1 and W2, 1 and 2 workers, a table
+//! cargo run --release -p tidal-bench -- all --quick    # smaller inputs, one repetition
+//! cargo run --release -p tidal-bench -- timely-wordcount --input FILE --output DIR -w 2
+//! cargo run --release -p tidal-bench -- timely-bid-windows --input FILE --output DIR -w 2
 //! cargo run --release -p tidal-bench -- gen-text --words 8000000 --out /tmp/w1.txt
 //! cargo run --release -p tidal-bench -- wordcount --input /tmp/w1.txt --workers 1 --reps 5
 //! ```
 //!
-//! Each repetition runs Tidal and the baseline back to back (alternating which goes first), in
-//! this process; the table shows medians and the ratio Tidal / baseline (lower is better).
+//! `all` runs each job as a whole process (the examples for Tidal, this binary's baselines for
+//! timely), alternating; the table shows medians, peak RSS and the ratio Tidal / timely (lower
+//! is better). `wordcount` runs both in this process, back to back.
+
+mod baselines;
+mod runner;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rustc_hash::FxHashMap;
 use tidal::prelude::*;
 
 #[global_allocator]
@@ -34,6 +41,47 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// W1 and W2 on Tidal and on hand-written timely, 1 and 2 workers: a table.
+    All {
+        /// Smaller inputs (1 M words, 1 M bids) and one repetition.
+        #[arg(long)]
+        quick: bool,
+        /// Repetitions per job.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Where inputs are generated (and kept) and outputs written.
+        #[arg(long, default_value = "target/tidal-bench")]
+        data: PathBuf,
+        /// Words of W1's input (default 8 M, 1 M with --quick).
+        #[arg(long)]
+        words: Option<u64>,
+        /// Bids of W2's input (default 5 M, 1 M with --quick).
+        #[arg(long)]
+        bids: Option<u64>,
+    },
+    /// W1 hand-written on timely: `word count` lines into DIR/part-WWWWW.txt.
+    TimelyWordcount {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// W2 hand-written on timely: `window_end,auction,count,max_price` lines into DIR.
+    TimelyBidWindows {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// Runs a program; prints its wall time, peak RSS (KiB) and exit code (used by `all`).
+    Measure {
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
     /// Writes a text of WORDS words (about 100 k distinct, Zipf-like frequencies, mixed case).
     GenText {
         /// Number of words.
@@ -63,6 +111,30 @@ enum Command {
 fn main() {
     let args = Args::parse();
     match args.command {
+        Command::All {
+            quick,
+            reps,
+            data,
+            words,
+            bids,
+        } => runner::all(&runner::Options {
+            quick,
+            reps,
+            data,
+            words,
+            bids,
+        }),
+        Command::TimelyWordcount {
+            input,
+            output,
+            workers,
+        } => baselines::wordcount(&input, workers, baselines::Out::Dir(output)),
+        Command::TimelyBidWindows {
+            input,
+            output,
+            workers,
+        } => baselines::bid_windows(&input, workers, baselines::Out::Dir(output)),
+        Command::Measure { command } => runner::measure(&command),
         Command::GenText { words, out, seed } => gen_text(words, &out, seed),
         Command::Wordcount {
             input,
@@ -72,7 +144,7 @@ fn main() {
     }
 }
 
-fn gen_text(words: u64, out: &Path, seed: u64) {
+pub(crate) fn gen_text(words: u64, out: &Path, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let syllables = [
         "ta", "de", "ri", "mo", "su", "la", "ne", "ko", "vi", "ma", "é", "ü", "an", "or", "es",
@@ -171,7 +243,7 @@ fn wordcount(input: &Path, workers: usize, reps: usize) {
     );
 }
 
-fn count_words(input: &Path) -> u64 {
+pub(crate) fn count_words(input: &Path) -> u64 {
     let file = BufReader::new(std::fs::File::open(input).expect("open input"));
     file.lines()
         .map(|l| tidal::words(&l.unwrap()).count() as u64)
@@ -193,102 +265,16 @@ fn tidal_wordcount(input: &Path, workers: usize) -> Vec<(String, u64)> {
         .unwrap()
 }
 
-/// The same job directly on timely: each worker reads its byte range of the file, splits words,
-/// exchanges every word by hash, and counts in a hash map, emitting the counts at the end.
+/// The baseline of [`baselines::wordcount`], its lines gathered here.
 fn timely_wordcount(input: &Path, workers: usize) -> Vec<(String, u64)> {
-    use timely::dataflow::channels::pact::Exchange;
-    use timely::dataflow::operators::core::Inspect;
-    use timely::dataflow::operators::generic::Operator;
-    use timely::dataflow::operators::vec::{Map, ToStream};
-
-    let path = input.to_path_buf();
-    let results = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = std::sync::Arc::clone(&results);
-    timely::execute(timely::Config::process(workers), move |worker| {
-        let (index, peers) = (worker.index(), worker.peers());
-        let lines = LineRange::new(&path, index, peers);
-        let sink = std::sync::Arc::clone(&sink);
-        worker.dataflow::<u64, _, _>(|scope| {
-            lines
-                .to_stream(scope)
-                .flat_map(|line: String| tidal::into_words(line))
-                .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(String, u64)>>, _, _, _>(
-                    Exchange::new(|w: &String| {
-                        use std::hash::{Hash, Hasher};
-                        let mut h = rustc_hash::FxHasher::default();
-                        w.hash(&mut h);
-                        h.finish()
-                    }),
-                    "count",
-                    |_, _| {
-                        let mut counts: FxHashMap<String, u64> = FxHashMap::default();
-                        let mut cap = None;
-                        move |(input, frontier), output| {
-                            input.for_each(|c, data| {
-                                if cap.is_none() {
-                                    cap = c.retain_least(0);
-                                }
-                                for w in data.drain(..) {
-                                    *counts.entry(w).or_insert(0) += 1;
-                                }
-                            });
-                            if frontier.is_empty()
-                                && let Some(c) = cap.take() {
-                                    output.session(&c).give_iterator(counts.drain());
-                                }
-                        }
-                    },
-                )
-                .inspect(move |x: &(String, u64)| sink.lock().unwrap().push(x.clone()));
-        });
-    })
-    .unwrap();
-    std::mem::take(&mut *results.lock().unwrap())
-}
-
-/// The lines starting in this worker's byte range of the file.
-struct LineRange {
-    reader: BufReader<std::fs::File>,
-    pos: u64,
-    end: u64,
-}
-
-impl LineRange {
-    fn new(path: &Path, index: usize, peers: usize) -> Self {
-        let mut file = std::fs::File::open(path).unwrap();
-        let size = file.metadata().unwrap().len();
-        let (start, end) = (
-            size * index as u64 / peers as u64,
-            size * (index as u64 + 1) / peers as u64,
-        );
-        let mut pos = start;
-        if start > 0 {
-            file.seek(SeekFrom::Start(start - 1)).unwrap();
-            let mut r = BufReader::new(&mut file);
-            let mut skip = Vec::new();
-            pos = start - 1 + r.read_until(b'\n', &mut skip).unwrap() as u64;
-        }
-        file.seek(SeekFrom::Start(pos)).unwrap();
-        LineRange {
-            reader: BufReader::with_capacity(1 << 16, file),
-            pos,
-            end,
-        }
-    }
-}
-
-impl Iterator for LineRange {
-    type Item = String;
-    fn next(&mut self) -> Option<String> {
-        if self.pos >= self.end {
-            return None;
-        }
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).unwrap();
-        if n == 0 {
-            return None;
-        }
-        self.pos += n as u64;
-        Some(line)
-    }
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    baselines::wordcount(input, workers, baselines::Out::Lines(lines.clone()));
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
+    lines
+        .into_iter()
+        .map(|l| {
+            let (w, n) = l.rsplit_once(' ').expect("word count");
+            (w.to_string(), n.parse().expect("count"))
+        })
+        .collect()
 }

@@ -1,0 +1,236 @@
+//! The benchmark jobs written directly on timely: the overhead floor Tidal is measured against.
+//!
+//! They read the same files and write the same lines as the examples (`wordcount`,
+//! `bid_windows`), one part file per worker, so that outputs can be compared line for line.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+/// Where a baseline's results go: part files in a directory, or lines collected in memory.
+#[derive(Clone)]
+pub enum Out {
+    /// `DIR/part-WWWWW.txt`, one per worker (appended to: the directory should start empty).
+    Dir(PathBuf),
+    /// Every line, gathered from all workers.
+    Lines(Arc<Mutex<Vec<String>>>),
+}
+
+impl Out {
+    /// Hands worker `index`'s lines to their destination.
+    fn emit(&self, index: usize, lines: impl Iterator<Item = String>) {
+        match self {
+            Out::Dir(dir) => {
+                std::fs::create_dir_all(dir).expect("create the output directory");
+                let path = dir.join(format!("part-{index:05}.txt"));
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .expect("open a part file");
+                let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
+                for line in lines {
+                    writeln!(file, "{line}").expect("write a part file");
+                }
+                file.flush().expect("write a part file");
+            }
+            Out::Lines(all) => all.lock().unwrap().extend(lines),
+        }
+    }
+}
+
+fn fx_hash<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// W1 on timely: each worker reads its byte range of the file, splits words, exchanges every
+/// word by hash, and counts in a hash map; at the end of the input each worker writes its counts
+/// as `word count` lines.
+pub fn wordcount(input: &Path, workers: usize, out: Out) {
+    use timely::dataflow::operators::vec::{Map, ToStream};
+    let path = input.to_path_buf();
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let lines = LineRange::new(&path, index, peers);
+        let out = out.clone();
+        worker.dataflow::<u64, _, _>(|scope| {
+            lines.to_stream(scope).flat_map(tidal::into_words).sink(
+                Exchange::new(|w: &String| fx_hash(w)),
+                "count",
+                {
+                    let mut counts: FxHashMap<String, u64> = FxHashMap::default();
+                    let mut done = false;
+                    move |(input, frontier)| {
+                        input.for_each(|_, data| {
+                            for w in data.drain(..) {
+                                *counts.entry(w).or_insert(0) += 1;
+                            }
+                        });
+                        if frontier.is_empty() && !done {
+                            done = true;
+                            out.emit(index, counts.drain().map(|(w, n)| format!("{w} {n}")));
+                        }
+                    }
+                },
+            );
+        });
+    })
+    .expect("timely runs");
+}
+
+/// W2 on timely: each worker reads its byte range of the CSV of bids; a bid is sent at the end
+/// of its 10 s window, the source's capability follows the watermark (the largest event time
+/// read minus 2 s); bids are exchanged by auction, counted and maxed per window end, and a
+/// window is written (`window_end,auction,count,max_price`) once the frontier passes its end.
+pub fn bid_windows(input: &Path, workers: usize, out: Out) {
+    const WINDOW: i64 = 10_000;
+    const OUT_OF_ORDER: i64 = 2_000;
+    let path = input.to_path_buf();
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let mut lines = LineRange::new(&path, index, peers);
+        let out = out.clone();
+        worker.dataflow::<i64, _, _>(|scope| {
+            let bids = timely::dataflow::operators::generic::operator::source::<
+                _,
+                timely::container::CapacityContainerBuilder<Vec<(u64, u64)>>,
+                _,
+                _,
+            >(scope, "bids", |cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut cap = Some(cap);
+                let mut max_seen = i64::MIN;
+                let mut line = String::new();
+                move |output| {
+                    let Some(c) = cap.as_mut() else {
+                        return;
+                    };
+                    // A batch of lines; consecutive bids mostly share a window, sent together.
+                    let mut current: Option<(i64, Vec<(u64, u64)>)> = None;
+                    let mut ended = false;
+                    for _ in 0..4096 {
+                        line.clear();
+                        if !lines.next_into(&mut line) {
+                            ended = true;
+                            break;
+                        }
+                        let mut fields = line.trim_end().split(',');
+                        let mut field = || fields.next().expect("three fields");
+                        let auction: u64 = field().parse().expect("auction");
+                        let price: u64 = field().parse().expect("price");
+                        let time: i64 = field().parse().expect("event time");
+                        max_seen = max_seen.max(time);
+                        let end = time - time.rem_euclid(WINDOW) + WINDOW;
+                        match &mut current {
+                            Some((e, batch)) if *e == end => batch.push((auction, price)),
+                            _ => {
+                                if let Some((e, mut batch)) = current.take() {
+                                    output.session(&c.delayed(&e)).give_container(&mut batch);
+                                }
+                                current = Some((end, vec![(auction, price)]));
+                            }
+                        }
+                    }
+                    if let Some((e, mut batch)) = current.take() {
+                        output.session(&c.delayed(&e)).give_container(&mut batch);
+                    }
+                    if ended {
+                        cap = None;
+                    } else {
+                        let watermark = max_seen.saturating_sub(OUT_OF_ORDER);
+                        if watermark > *c.time() {
+                            c.downgrade(&watermark);
+                        }
+                        activator.activate();
+                    }
+                }
+            });
+            bids.sink(Exchange::new(|b: &(u64, u64)| fx_hash(&b.0)), "windows", {
+                let mut windows: BTreeMap<i64, FxHashMap<u64, (u64, u64)>> = BTreeMap::new();
+                move |(input, frontier)| {
+                    input.for_each(|cap, data| {
+                        let window = windows.entry(*cap.least().expect("a time")).or_default();
+                        for (auction, price) in data.drain(..) {
+                            let e = window.entry(auction).or_insert((0, 0));
+                            e.0 += 1;
+                            e.1 = e.1.max(price);
+                        }
+                    });
+                    let mut fired = Vec::new();
+                    while let Some((&end, _)) = windows.first_key_value() {
+                        if frontier.less_equal(&end) {
+                            break;
+                        }
+                        let window = windows.remove(&end).expect("present");
+                        fired.extend(
+                            window
+                                .into_iter()
+                                .map(|(auction, (n, max))| format!("{end},{auction},{n},{max}")),
+                        );
+                    }
+                    if !fired.is_empty() || frontier.is_empty() {
+                        out.emit(index, fired.into_iter());
+                    }
+                }
+            });
+        });
+    })
+    .expect("timely runs");
+}
+
+/// The lines starting in worker `index`'s byte range (of `peers`) of a file.
+pub struct LineRange {
+    reader: BufReader<std::fs::File>,
+    pos: u64,
+    end: u64,
+}
+
+impl LineRange {
+    pub fn new(path: &Path, index: usize, peers: usize) -> Self {
+        let mut file = std::fs::File::open(path).expect("open the input");
+        let size = file.metadata().expect("input metadata").len();
+        let (start, end) = (
+            size * index as u64 / peers as u64,
+            size * (index as u64 + 1) / peers as u64,
+        );
+        let mut pos = start;
+        if start > 0 {
+            file.seek(SeekFrom::Start(start - 1)).expect("seek");
+            let mut r = BufReader::new(&mut file);
+            let mut skip = Vec::new();
+            pos = start - 1 + r.read_until(b'\n', &mut skip).expect("read") as u64;
+        }
+        file.seek(SeekFrom::Start(pos)).expect("seek");
+        LineRange {
+            reader: BufReader::with_capacity(1 << 16, file),
+            pos,
+            end,
+        }
+    }
+
+    /// Reads the next line into `line`; false at the end of the range.
+    pub fn next_into(&mut self, line: &mut String) -> bool {
+        if self.pos >= self.end {
+            return false;
+        }
+        let n = self.reader.read_line(line).expect("read the input");
+        self.pos += n as u64;
+        n > 0
+    }
+}
+
+impl Iterator for LineRange {
+    type Item = String;
+    fn next(&mut self) -> Option<String> {
+        let mut line = String::new();
+        self.next_into(&mut line).then_some(line)
+    }
+}
