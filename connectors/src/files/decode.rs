@@ -78,12 +78,17 @@ impl<T: DeserializeOwned + 'static> Decoder for JsonDecoder<T> {
 /// CSV records, one per line, matched to `T` by header names or by position.
 pub struct CsvDecoder<T> {
     has_headers: bool,
+    delimiter: u8,
     headers: Option<csv::ByteRecord>,
     skip_next: bool,
     core: csv_core::Reader,
     output: Vec<u8>,
     ends: Vec<usize>,
     record: csv::ByteRecord,
+    /// The header names, when they are UTF-8 (the fast path needs them so).
+    names: Option<Vec<String>>,
+    /// Where each field of a line without quotes ends (the fast path).
+    field_ends: Vec<usize>,
     _marker: PhantomData<fn() -> T>,
 }
 
@@ -91,12 +96,15 @@ impl<T> CsvDecoder<T> {
     pub(crate) fn new(has_headers: bool, delimiter: u8) -> Self {
         CsvDecoder {
             has_headers,
+            delimiter,
             headers: None,
             skip_next: false,
             core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
             output: vec![0; 1024],
             ends: vec![0; 64],
             record: csv::ByteRecord::new(),
+            names: None,
+            field_ends: Vec::new(),
             _marker: PhantomData,
         }
     }
@@ -104,6 +112,14 @@ impl<T> CsvDecoder<T> {
     /// Splits one line into `self.record`'s fields.
     fn parse(&mut self, line: &[u8]) {
         use csv_core::ReadRecordResult::*;
+        // Without quotes a field is what lies between delimiters: no need for the full parser.
+        if memchr::memchr(b'"', line).is_none() {
+            self.record.clear();
+            for field in line.split(|b| *b == self.delimiter) {
+                self.record.push_field(field);
+            }
+            return;
+        }
         self.core.reset();
         let (mut input, mut out, mut end) = (0, 0, 0);
         loop {
@@ -182,6 +198,10 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
                 }
                 headers = fixed;
             }
+            self.names = headers
+                .iter()
+                .map(|h| String::from_utf8(h.to_vec()).ok())
+                .collect();
             self.headers = Some(headers);
         }
         Ok(())
@@ -194,6 +214,30 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
         let line = trim_line_break(line);
         if line.is_empty() {
             return Ok(None);
+        }
+        // Fast path: a line without quotes, decoded where it lies (see `fields`); anything it
+        // does not handle, and every error, goes the csv crate's way below.
+        if memchr::memchr(b'"', line).is_none() && (self.headers.is_none() || self.names.is_some())
+        {
+            self.field_ends.clear();
+            self.field_ends
+                .extend(memchr::memchr_iter(self.delimiter, line));
+            self.field_ends.push(line.len());
+            let fields_match = self
+                .names
+                .as_ref()
+                .is_none_or(|n| n.len() == self.field_ends.len());
+            if fields_match {
+                let mut record = super::fields::Record {
+                    line,
+                    ends: &self.field_ends,
+                    headers: self.names.as_deref(),
+                    next: 0,
+                };
+                if let Ok(value) = T::deserialize(&mut record) {
+                    return Ok(Some(value));
+                }
+            }
         }
         self.parse(line);
         if let Some(h) = &self.headers

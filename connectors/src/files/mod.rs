@@ -7,6 +7,7 @@
 //! quoted fields.
 
 mod decode;
+mod fields;
 mod lines;
 
 use std::collections::VecDeque;
