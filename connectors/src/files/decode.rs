@@ -217,16 +217,23 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
         }
         // Fast path: a line without quotes, decoded where it lies (see `fields`); anything it
         // does not handle, and every error, goes the csv crate's way below.
-        if memchr::memchr(b'"', line).is_none() && (self.headers.is_none() || self.names.is_some())
-        {
+        if self.headers.is_none() || self.names.is_some() {
+            // One pass finds the delimiters and any quote (which needs the full parser).
             self.field_ends.clear();
-            self.field_ends
-                .extend(memchr::memchr_iter(self.delimiter, line));
+            let mut quoted = false;
+            for at in memchr::memchr2_iter(self.delimiter, b'"', line) {
+                if line[at] == b'"' {
+                    quoted = true;
+                    break;
+                }
+                self.field_ends.push(at);
+            }
             self.field_ends.push(line.len());
-            let fields_match = self
-                .names
-                .as_ref()
-                .is_none_or(|n| n.len() == self.field_ends.len());
+            let fields_match = !quoted
+                && self
+                    .names
+                    .as_ref()
+                    .is_none_or(|n| n.len() == self.field_ends.len());
             if fields_match {
                 let mut record = super::fields::Record {
                     line,
@@ -273,5 +280,32 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
                 }
                 other => format!("{other:?}"),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_lines_take_the_full_parser_and_plain_ones_the_fast_path_with_the_same_values() {
+        let mut d = CsvDecoder::<(u64, String, i64)>::new(false, b',');
+        assert_eq!(
+            d.decode(b"1,\"a,b\",-3\n").unwrap(),
+            Some((1, "a,b".to_string(), -3))
+        );
+        assert_eq!(
+            d.decode(b"1,a,-3\r\n").unwrap(),
+            Some((1, "a".to_string(), -3))
+        );
+        assert_eq!(
+            d.decode(b"2,\"say \"\"hi\"\"\",4").unwrap(),
+            Some((2, "say \"hi\"".to_string(), 4))
+        );
+        // An error still names the field and the value (worded by the csv crate).
+        let err = d.decode(b"1,a,x").unwrap_err();
+        assert!(err.contains("field 3") && err.contains("'x'"), "{err}");
+        let mut semi = CsvDecoder::<(u64, u64)>::new(false, b';');
+        assert_eq!(semi.decode(b"5;6").unwrap(), Some((5, 6)));
     }
 }

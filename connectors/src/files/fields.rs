@@ -149,6 +149,17 @@ impl Field<'_> {
             return Err(Unhandled);
         }
         let mut n: u64 = 0;
+        if digits.len() <= 19 {
+            // 19 digits cannot overflow a u64.
+            for &b in digits {
+                let d = b.wrapping_sub(b'0');
+                if d > 9 {
+                    return Err(Unhandled);
+                }
+                n = n * 10 + d as u64;
+            }
+            return Ok(n);
+        }
         for &b in digits {
             if !b.is_ascii_digit() {
                 return Err(Unhandled);
