@@ -39,6 +39,20 @@ struct Args {
     command: Command,
 }
 
+/// The flags of a baseline job: those of the example it stands beside.
+#[derive(clap::Args)]
+struct Baseline {
+    /// Input file.
+    #[arg(long)]
+    input: PathBuf,
+    /// Directory for the part files.
+    #[arg(long)]
+    output: PathBuf,
+    /// Worker threads.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// W1 and W2 on Tidal and on hand-written timely, 1 and 2 workers: a table.
@@ -60,23 +74,9 @@ enum Command {
         bids: Option<u64>,
     },
     /// W1 hand-written on timely: `word count` lines into DIR/part-WWWWW.txt.
-    TimelyWordcount {
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
-        #[arg(short = 'w', long, default_value_t = 1)]
-        workers: usize,
-    },
+    TimelyWordcount(Baseline),
     /// W2 hand-written on timely: `window_end,auction,count,max_price` lines into DIR.
-    TimelyBidWindows {
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
-        #[arg(short = 'w', long, default_value_t = 1)]
-        workers: usize,
-    },
+    TimelyBidWindows(Baseline),
     /// Runs a program; prints its wall time, peak RSS (KiB) and exit code (used by `all`).
     Measure {
         #[arg(trailing_var_arg = true, required = true)]
@@ -124,16 +124,12 @@ fn main() {
             words,
             bids,
         }),
-        Command::TimelyWordcount {
-            input,
-            output,
-            workers,
-        } => baselines::wordcount(&input, workers, baselines::Out::Dir(output)),
-        Command::TimelyBidWindows {
-            input,
-            output,
-            workers,
-        } => baselines::bid_windows(&input, workers, baselines::Out::Dir(output)),
+        Command::TimelyWordcount(b) => {
+            baselines::wordcount(&b.input, b.workers, baselines::Out::Dir(b.output))
+        }
+        Command::TimelyBidWindows(b) => {
+            baselines::bid_windows(&b.input, b.workers, baselines::Out::Dir(b.output))
+        }
         Command::Measure { command } => runner::measure(&command),
         Command::GenText { words, out, seed } => gen_text(words, &out, seed),
         Command::Wordcount {

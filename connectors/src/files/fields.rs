@@ -274,13 +274,8 @@ impl<'de> de::Deserializer<'de> for Field<'_> {
         visitor.visit_unit()
     }
     // Inferred types, nested sequences and maps in a field: left to the csv crate.
-    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
-        Err(Unhandled)
-    }
+    unhandled! { deserialize_any deserialize_seq deserialize_map }
     fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, _: V) -> Result<V::Value> {
-        Err(Unhandled)
-    }
-    fn deserialize_seq<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
         Err(Unhandled)
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value> {
@@ -292,9 +287,6 @@ impl<'de> de::Deserializer<'de> for Field<'_> {
         _: usize,
         _: V,
     ) -> Result<V::Value> {
-        Err(Unhandled)
-    }
-    fn deserialize_map<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
         Err(Unhandled)
     }
     fn deserialize_struct<V: Visitor<'de>>(
