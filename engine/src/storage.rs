@@ -414,9 +414,12 @@ pub fn list(at: &Location) -> io::Result<Vec<Listed>> {
             };
             for entry in entries {
                 let entry = entry.map_err(|e| local_error("listing", path, e))?;
-                let meta = entry
-                    .metadata()
-                    .map_err(|e| local_error("listing", &entry.path(), e))?;
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    // Deleted since the directory was read (a prune running beside): gone.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(local_error("listing", &entry.path(), e)),
+                };
                 found.push(Listed {
                     name: entry.file_name().to_string_lossy().into_owned(),
                     size: if meta.is_dir() { 0 } else { meta.len() },
@@ -475,7 +478,11 @@ pub fn list_files(at: &Location) -> io::Result<Vec<(Location, u64)>> {
                         continue;
                     }
                     let path = entry.path();
-                    let meta = fs::metadata(&path).map_err(|e| local_error("listing", &path, e))?;
+                    let meta = match fs::metadata(&path) {
+                        Ok(meta) => meta,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(local_error("listing", &path, e)),
+                    };
                     if meta.is_dir() {
                         walk(&path, found)?;
                     } else {
