@@ -109,6 +109,10 @@ pub type SplitId = u64;
 const BATCH: usize = 1024;
 /// How long one activation of a source may run before downstream operators get a turn.
 const SLICE: Duration = Duration::from_millis(2);
+/// An event-time source moves its watermark at least once per tick, and also after this many
+/// records: a source reading as fast as it can would otherwise leave a whole tick's records
+/// (hundreds of thousands) waiting in the buffers of the operators downstream, out of cache.
+const ADVANCE_RECORDS: usize = 32 * 1024;
 
 impl<'s> Env<'s> {
     /// Turns this worker's reader into a stream with ingestion-time timestamps (see [`SourceReader`]).
@@ -142,6 +146,7 @@ impl<'s> Env<'s> {
                 let mut capability = Some(capability);
                 let mut buffer: Vec<R::Item> = Vec::with_capacity(BATCH);
                 let mut last_advance = Time::MIN;
+                let mut since_advance: usize = 0;
                 let mut changed: Vec<SplitId> = Vec::new();
                 let mut restoring = driver_ctx.checkpoints.restored.clone();
                 let mut finished = false;
@@ -232,8 +237,9 @@ impl<'s> Env<'s> {
                     let started = Instant::now();
                     let mut done = false;
                     'slice: loop {
-                        // Advance the capability to the watermark + 1, at most once per tick (after
-                        // every record when the tick is zero: deterministic, for tests).
+                        // Advance the capability to the watermark + 1, once per tick or per
+                        // ADVANCE_RECORDS records (after every record when the tick is zero:
+                        // deterministic, for tests).
                         let now = now_millis();
                         let next = match &clock {
                             // A pending cut above the capability: move to it now (the tick clock
@@ -247,9 +253,11 @@ impl<'s> Env<'s> {
                             SourceClock::Event { splits, .. }
                                 if per_record
                                     || now >= last_advance.saturating_add(tick_ms)
+                                    || since_advance >= ADVANCE_RECORDS
                                     || driver_ctx.checkpoints.cut_above(*cap.time()).is_some() =>
                             {
                                 last_advance = now;
+                                since_advance = 0;
                                 let (own, idle) = splits.watermark(idleness);
                                 if idleness.is_none() {
                                     Some(own.saturating_add(1))
@@ -294,6 +302,7 @@ impl<'s> Env<'s> {
                                     for id in changed.drain(..) {
                                         splits.start_split(id, seen);
                                     }
+                                    since_advance += buffer.len();
                                     if !buffer.is_empty() {
                                         // One read is of one split: one generator lookup.
                                         let generator = splits.generator_for(split, seen);
@@ -331,7 +340,9 @@ impl<'s> Env<'s> {
                                 || match &clock {
                                     SourceClock::Ingestion => ticks.current() > *cap.time(),
                                     SourceClock::Event { .. } => {
-                                        per_record || now >= last_advance.saturating_add(tick_ms)
+                                        per_record
+                                            || now >= last_advance.saturating_add(tick_ms)
+                                            || since_advance >= ADVANCE_RECORDS
                                     }
                                 };
                             if due {
