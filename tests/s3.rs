@@ -26,14 +26,19 @@ const S3_ENV: [(&str, &str); 3] = [
     ("AWS_REGION", "eu-west-1"),
 ];
 
-#[test]
-fn s3_objects_write_read_list_and_delete() {
-    let server = S3Server::start("store");
+/// Points this process's S3 client (the checks these tests make) at `server`.
+fn talk_to(server: &S3Server) {
     storage::configure_s3(S3Settings {
         endpoint: Some(server.endpoint.clone()),
         region: Some("eu-west-1".into()),
         credentials: Some(("test".into(), "test".into())),
     });
+}
+
+#[test]
+fn s3_objects_write_read_list_and_delete() {
+    let server = S3Server::start("store");
+    talk_to(&server);
     let root = Location::parse("s3://store/jobs/one").unwrap();
     let at = root.join("chk-000000001").join("part-00000-of-00001");
     storage::write(&at, b"0123456789").unwrap();
@@ -293,11 +298,7 @@ fn file_sources_read_s3_objects_prefixes_and_patterns() {
 fn windowed_output_on_s3_is_exactly_once_across_kill_9() {
     let dir = fixture_dir("windowed_output_on_s3");
     let server = S3Server::start("out");
-    storage::configure_s3(S3Settings {
-        endpoint: Some(server.endpoint.clone()),
-        region: Some("eu-west-1".into()),
-        credentials: Some(("test".into(), "test".into())),
-    });
+    talk_to(&server);
     let outage = Outage::proxy(&server.address);
     let input = dir.join("bids.csv");
     let model = write_bids(&input, 160_000, 11);
@@ -386,11 +387,7 @@ fn windowed_output_on_s3_is_exactly_once_across_kill_9() {
 #[test]
 fn large_output_goes_to_s3_in_pieces() {
     let server = S3Server::start("big");
-    storage::configure_s3(S3Settings {
-        endpoint: Some(server.endpoint.clone()),
-        region: Some("eu-west-1".into()),
-        credentials: Some(("test".into(), "test".into())),
-    });
+    talk_to(&server);
     // 200 000 lines of 100 bytes: 20 MB.
     let n: u64 = 200_000;
     let line = |i: u64| format!("{i:010}-{}", "x".repeat(88));
