@@ -31,6 +31,7 @@ pub mod collection;
 pub mod deadletter;
 pub mod files;
 pub mod generator;
+pub mod nexmark;
 mod position;
 pub mod sinks;
 mod throttle;
