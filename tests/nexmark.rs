@@ -43,17 +43,28 @@ fn nexmark_q0_to_q2_equal_the_model_on_every_shape() {
     for query in ["q0", "q1", "q2"] {
         let expected = model(query, events);
         assert!(!expected.is_empty());
-        for workers in ["1", "2"] {
+        // 1 worker, 2 worker threads, 2 processes (under the launcher).
+        for workers in ["1", "2", "2 processes"] {
             let out = dir.join(format!("{query}-{workers}"));
-            let run = Command::new(example("nexmark"))
-                .args([
-                    "--query",
-                    query,
-                    "--events",
-                    &events.to_string(),
-                    "-w",
-                    workers,
+            let mut command = if workers == "2 processes" {
+                let mut c = Command::new(launcher());
+                c.args([
+                    "run",
+                    "--processes",
+                    "2",
+                    "--restart-strategy",
+                    "none",
+                    "--",
                 ])
+                .arg(example("nexmark"));
+                c
+            } else {
+                let mut c = Command::new(example("nexmark"));
+                c.args(["-w", workers]);
+                c
+            };
+            let run = command
+                .args(["--query", query, "--events", &events.to_string()])
                 .arg("--output")
                 .arg(&out)
                 .output()
