@@ -379,11 +379,16 @@ pub fn run_with_kills(program: &str, args: &[&str], plan: Kills<'_>) -> String {
     for kill in 0..plan.kills {
         let mut attempt = Vec::new();
         while attempt.len() < 2 {
-            attempt.push(
-                pids_rx
-                    .recv_timeout(Duration::from_secs(60))
-                    .expect("processes start"),
-            );
+            match pids_rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(started) => attempt.push(started),
+                Err(e) => {
+                    // The launcher ended (or hangs) before the kills were done: show why.
+                    let _ = launcher.kill();
+                    let status = launcher.wait();
+                    let log = log.join().unwrap_or_default();
+                    panic!("kill {kill}: no new processes ({e}); launcher {status:?}:\n{log}");
+                }
+            }
         }
         if kill == 0 {
             (plan.before_first_kill)();
