@@ -77,14 +77,7 @@ fn splitmix(x: u64) -> u64 {
 }
 
 fn main() -> ExitCode {
-    let args: Args = tidal::parse_args();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tidal::main_with(run)
 }
 
 fn run(args: Args) -> tidal::Result<()> {

@@ -123,8 +123,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = tidal::parse_args();
-    let run = || -> tidal::Result<()> {
+    tidal::main_with(|args: Args| {
         let job = Job::new(&args.tidal)?;
         let (input, count, rate, output) = (
             args.input.clone(),
@@ -160,12 +159,5 @@ fn main() -> ExitCode {
                 None => alerts.print(),
             }
         })
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -44,14 +44,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = tidal::parse_args();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tidal::main_with(run)
 }
 
 fn run(args: Args) -> tidal::Result<()> {

@@ -44,6 +44,31 @@ pub use tidal_engine::{
     Time, parse_args, parse_args_from,
 };
 
+/// The `main` of a job's program: parses the flags into `A` (exiting with clap's message on a bad
+/// one), runs `run`, and on an error prints `error: ...` and exits with status 1.
+///
+/// ```no_run
+/// #[derive(clap::Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     tidal: tidal::JobArgs,
+/// }
+/// fn main() -> std::process::ExitCode {
+///     tidal::main_with(|args: Args| {
+///         tidal::Job::new(&args.tidal)?.run(|_env| ())
+///     })
+/// }
+/// ```
+pub fn main_with<A: clap::Parser>(run: impl FnOnce(A) -> Result<()>) -> std::process::ExitCode {
+    match run(parse_args()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Everything needed to write a Tidal job.
 pub mod prelude {
     pub use tidal_connectors::prelude::*;

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{example, fixture_dir, launcher};
+use common::{example, fixture_dir, launch_once};
 use tidal::connectors::nexmark::{Event, NexmarkConfig};
 
 /// The results of `query` over the first `events` events, as the example writes them, sorted.
@@ -47,16 +47,8 @@ fn nexmark_q0_to_q2_equal_the_model_on_every_shape() {
         for workers in ["1", "2", "2 processes"] {
             let out = dir.join(format!("{query}-{workers}"));
             let mut command = if workers == "2 processes" {
-                let mut c = Command::new(launcher());
-                c.args([
-                    "run",
-                    "--processes",
-                    "2",
-                    "--restart-strategy",
-                    "none",
-                    "--",
-                ])
-                .arg(example("nexmark"));
+                let mut c = launch_once(2);
+                c.arg(example("nexmark"));
                 c
             } else {
                 let mut c = Command::new(example("nexmark"));

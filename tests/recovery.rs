@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Kills, add_windows, example, fixture_dir, launcher, read_word_counts, run_with_kills,
-    wait_with_limit, write_bids, write_words,
+    Kills, add_windows, example, fixture_dir, launch_once, launcher, read_word_counts,
+    run_with_kills, wait_with_limit, write_bids, write_words,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -104,15 +104,7 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
         ]
     };
     // 100 000 lines at 10 000 lines/s: about 10 s if it were not stopped.
-    let mut first = Command::new(launcher())
-        .args([
-            "run",
-            "--processes",
-            "2",
-            "--restart-strategy",
-            "none",
-            "--",
-        ])
+    let mut first = launch_once(2)
         .arg(example("wordcount"))
         .args(job_args(&dir.join("out-first")))
         .args(["-w", "2", "--rate", "10000"])
@@ -173,15 +165,7 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
 
     // 3 processes.
     let out_three = dir.join("out-three");
-    let three = Command::new(launcher())
-        .args([
-            "run",
-            "--processes",
-            "3",
-            "--restart-strategy",
-            "none",
-            "--",
-        ])
+    let three = launch_once(3)
         .arg(example("wordcount"))
         .args(job_args(&out_three))
         .args(["--restore", savepoint.to_str().unwrap()])

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::s3::{Outage, S3Server};
 use common::{
-    Kills, Windows, add_windows, example, fixture_dir, launcher, read_word_counts, run_with_kills,
-    wait_with_limit, write_bids, write_words,
+    Kills, Windows, add_windows, example, fixture_dir, launch_once, launcher, read_word_counts,
+    run_with_kills, wait_with_limit, write_bids, write_words,
 };
 use tidal::engine::storage::{self, Location, S3Settings};
 
@@ -235,15 +235,7 @@ fn file_sources_read_s3_objects_prefixes_and_patterns() {
         .enumerate()
     {
         let out = dir.join(format!("out-{k}"));
-        let run = Command::new(launcher())
-            .args([
-                "run",
-                "--processes",
-                "2",
-                "--restart-strategy",
-                "none",
-                "--",
-            ])
+        let run = launch_once(2)
             .arg(example("wordcount"))
             .args([
                 "--input",

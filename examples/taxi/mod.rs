@@ -214,12 +214,5 @@ pub fn emit(lines: DataStream<'_, String>, output: &Option<tidal::engine::storag
 
 /// Runs an example's `run`, printing an error and exiting with 1 on failure.
 pub fn main_with(run: impl FnOnce(TaxiArgs) -> tidal::Result<()>) -> ExitCode {
-    let args: TaxiArgs = tidal::parse_args();
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tidal::main_with(run)
 }

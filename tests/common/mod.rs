@@ -453,3 +453,12 @@ pub fn add_windows(text: &str, got: &mut Windows, log: &str) {
         assert!(previous.is_none(), "window {line} written twice\n{log}");
     }
 }
+
+/// The launcher set to run a program on `processes` processes on this machine, without restarts:
+/// `tidal run --processes N --restart-strategy none --`; add the program and its arguments.
+pub fn launch_once(processes: usize) -> Command {
+    let mut command = Command::new(launcher());
+    command.args(["run", "--processes", &processes.to_string()]);
+    command.args(["--restart-strategy", "none", "--"]);
+    command
+}
