@@ -1,28 +1,52 @@
-//! Nexmark queries on generated events (see `tidal_connectors::nexmark`).
+//! Nexmark queries on generated events (see `tidal_connectors::nexmark`), in event time (each
+//! event's `date_time`; the generator's events are in time order on every worker).
 //!
-//! - `q0` pass-through: every bid, unchanged;
-//! - `q1` currency conversion: every bid with its price in euros (× 0.908, as an integer);
-//! - `q2` selection: the bids on auctions whose id is a multiple of 123: `auction,price`.
+//! | query | what | output lines |
+//! |---|---|---|
+//! | `q0` | pass-through: every bid | `auction,bidder,price,date_time` |
+//! | `q1` | currency conversion: every bid, price in euros (× 0.908, integer) | `auction,bidder,price,date_time` |
+//! | `q2` | selection: bids on auctions whose id is a multiple of 123 | `auction,price` |
+//! | `q3` | local item suggestion: auctions of category 10 by sellers in OR, ID or CA (incremental join) | `name,city,state,auction` |
+//! | `q4` | average winning price per category (running) | `category,closed_auctions,average` |
+//! | `q5` | hot items: the auctions with the most bids per 10 s window sliding by 2 s | `window_end,auction,bids` |
+//! | `q6` | average winning price of each seller's last 10 closed auctions (running) | `seller,closed_auctions,average` |
+//! | `q7` | highest bid per 10 s window | `window_end,auction,bidder,price,date_time` |
+//! | `q8` | new users: people who opened an auction in the 10 s window they registered in | `person,name,window_start` |
+//! | `q11` | bids per user session (10 s inactivity gap) | `bidder,session_start,session_end,bids` |
+//! | `q12` | bids per bidder per 10 s processing-time window | `bidder,window_end,bids` |
 //!
-//! Output: CSV lines `auction,bidder,price,date_time` (q0, q1) or `auction,price` (q2) as part
-//! files with `--output DIR`; without it the results are counted and dropped. The number of
-//! events, the results and events/s are printed on stderr.
+//! q4 and q6 close each auction when the watermark passes its `expires`: the winning bid is the
+//! highest at or above the reserve among the auction's bids in `[date_time, expires)`; auctions
+//! without one are not counted. Their running results are a changelog: a line per changed key at
+//! most once per tick; a key's last line (the most closed auctions) is its final value. In q6 the
+//! "last 10" are the 10 with the latest `(expires, auction)`. Averages are integer (floor).
+//!
+//! Output goes to part files with `--output DIR`; without it the results are counted and dropped.
+//! The number of events, the results and events/s are printed on stderr.
 //!
 //! ```text
-//! cargo run --release --example nexmark -- --query q1 --events 10000000 -w 2
+//! cargo run --release --example nexmark -- --query q5 --events 10000000 -w 2
 //! ```
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tidal::connectors::nexmark::{Event, NexmarkConfig};
+use serde::{Deserialize, Serialize};
+use tidal::connectors::nexmark::{Auction, Event, NexmarkConfig, Person};
+use tidal::engine::{Time, WatermarkStrategy};
+use tidal::operators::{KeyedCoProcessFunction, ProcessContext, TimeDomain, Window, Windows};
 use tidal::prelude::*;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The queries this example runs.
+const QUERIES: [&str; 11] = [
+    "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q11", "q12",
+];
 
 /// Runs one Nexmark query on generated events.
 #[derive(Parser)]
@@ -30,15 +54,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Args {
     #[command(flatten)]
     tidal: JobArgs,
-    /// The query: q0, q1 or q2.
+    /// The query: q0 to q8, q11 or q12.
     #[arg(long, default_value = "q0")]
     query: String,
     /// How many events to generate (people, auctions and bids).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     events: u64,
-    /// Generate at most this many events per second (default: as fast as possible).
+    /// Generate at most this many events per second of wall-clock time (default: as fast as
+    /// possible).
     #[arg(long, value_name = "EVENTS_PER_S")]
     rate: Option<f64>,
+    /// Events per second of event time (how far apart the events' `date_time`s are).
+    #[arg(long, default_value_t = 10_000, value_name = "EVENTS_PER_S")]
+    event_rate: u64,
     /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of counting.
     #[arg(long, value_name = "DIR")]
     output: Option<tidal::engine::storage::Location>,
@@ -50,39 +78,38 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> tidal::Result<()> {
     let query = args.query.clone();
-    if !["q0", "q1", "q2"].contains(&query.as_str()) {
+    if !QUERIES.contains(&query.as_str()) {
         return Err(tidal::Error::config(format!(
-            "--query {query}: this example runs q0, q1 and q2"
+            "--query {query}: this example runs {}",
+            QUERIES.join(", ")
         )));
+    }
+    if args.event_rate == 0 {
+        return Err(tidal::Error::config(
+            "--event-rate 0: give at least 1 event per second of event time",
+        ));
     }
     let job = Job::new(&args.tidal)?;
     let (events, rate, output) = (args.events, args.rate, args.output);
+    let config = NexmarkConfig {
+        events_per_second: args.event_rate,
+        ..NexmarkConfig::default()
+    };
     let results = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&results);
     let started = Instant::now();
     job.run(move |env| {
-        let mut generator = NexmarkConfig::default().generator(Some(events));
+        let mut generator = config.generator(Some(events));
         if let Some(rate) = rate {
             generator = generator.rate(rate);
         }
-        let bids = env
-            .generate(generator)
-            .name("nexmark events")
-            .flat_map(|e| match e {
-                Event::Bid(b) => Some(b),
-                _ => None,
-            });
-        let lines = match query.as_str() {
-            "q0" => bids.map(|b| format!("{},{},{},{}", b.auction, b.bidder, b.price, b.date_time)),
-            "q1" => bids.map(|b| {
-                let euros = b.price * 908 / 1000;
-                format!("{},{},{euros},{}", b.auction, b.bidder, b.date_time)
-            }),
-            _ => bids
-                .filter(|b| b.auction % 123 == 0)
-                .map(|b| format!("{},{}", b.auction, b.price)),
-        }
-        .name(&query);
+        let events = env
+            .generate_with(
+                generator,
+                WatermarkStrategy::monotonous().with_timestamps(|e: &Event| e.date_time()),
+            )
+            .name("nexmark events");
+        let lines = query_lines(&query, events).name(&query);
         match &output {
             Some(dir) => lines.write_text(dir.clone()),
             None => {
@@ -105,4 +132,354 @@ fn run(args: Args) -> tidal::Result<()> {
         events as f64 / seconds
     );
     Ok(())
+}
+
+/// A bid without its channel: `(auction, bidder, price, date_time)`.
+type BidRow = (u64, u64, u64, i64);
+
+fn bids<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, BidRow> {
+    events.clone().flat_map(|e| match e {
+        Event::Bid(b) => Some((b.auction, b.bidder, b.price, b.date_time)),
+        _ => None,
+    })
+}
+
+fn people<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, Person> {
+    events.clone().flat_map(|e| match e {
+        Event::Person(p) => Some(p),
+        _ => None,
+    })
+}
+
+fn auctions<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, Auction> {
+    events.clone().flat_map(|e| match e {
+        Event::Auction(a) => Some(a),
+        _ => None,
+    })
+}
+
+/// The query's output lines.
+fn query_lines<'s>(query: &str, events: DataStream<'s, Event>) -> DataStream<'s, String> {
+    let ten_seconds = Duration::from_secs(10);
+    match query {
+        "q0" => bids(&events).map(|(a, b, p, t)| format!("{a},{b},{p},{t}")),
+        "q1" => bids(&events).map(|(a, b, p, t)| format!("{a},{b},{},{t}", p * 908 / 1000)),
+        "q2" => bids(&events)
+            .filter(|b| b.0 % 123 == 0)
+            .map(|(a, _, p, _)| format!("{a},{p}")),
+        "q3" => {
+            let sellers = people(&events)
+                .filter(|p| ["OR", "ID", "CA"].contains(&p.state.as_str()))
+                .map(|p| (p.id, p))
+                .keyed();
+            let items = auctions(&events)
+                .filter(|a| a.category == 10)
+                .map(|a| (a.seller, a))
+                .keyed();
+            sellers.connect(items).process(LocalItemSuggestion)
+        }
+        "q4" => closed_auctions(&events)
+            .map(|(a, price)| (a.category, (1u64, price)))
+            .keyed()
+            .reduce(|acc, v| {
+                acc.0 += v.0;
+                acc.1 += v.1;
+            })
+            .map(|(category, (n, sum))| format!("{category},{n},{}", sum / n)),
+        "q5" => bids(&events)
+            .map(|b| (b.0, ()))
+            .keyed()
+            .window(Windows::sliding(ten_seconds, Duration::from_secs(2)))
+            .aggregate_with(
+                |_| 1u64,
+                |n, _| *n += 1,
+                |n, m| *n += m,
+                |auction: &u64, w: &Window, n: &u64| (w.end, (*auction, *n)),
+            )
+            .name("bids per auction per window")
+            .keyed()
+            // Every result of a sliding window ending at `end` has the timestamp `end - 1`:
+            // one 2 s tumbling window gathers them all.
+            .window(Windows::tumbling(Duration::from_secs(2)))
+            .aggregate_with(
+                |(auction, n)| (n, vec![auction]),
+                most_bids,
+                |acc, (n, auctions)| {
+                    for a in auctions {
+                        most_bids(acc, (a, n));
+                    }
+                },
+                |end: &Time, _: &Window, (n, auctions): &(u64, Vec<u64>)| {
+                    auctions
+                        .iter()
+                        .map(|a| format!("{end},{a},{n}"))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .flat_map(|lines| lines),
+        "q6" => closed_auctions(&events)
+            .map(|(a, price)| (a.seller, (1u64, vec![(a.expires, a.id, price)])))
+            .keyed()
+            .reduce(|acc, v| {
+                acc.0 += v.0;
+                acc.1.extend(v.1);
+                acc.1.sort_unstable();
+                let excess = acc.1.len().saturating_sub(10);
+                acc.1.drain(..excess);
+            })
+            .map(|(seller, (n, last))| {
+                let sum: u64 = last.iter().map(|l| l.2).sum();
+                format!("{seller},{n},{}", sum / last.len() as u64)
+            }),
+        "q7" => bids(&events)
+            .map(|b| (b.0, b))
+            .keyed()
+            .window(Windows::tumbling(ten_seconds))
+            .aggregate_with(
+                |b| vec![b],
+                highest,
+                |acc, more| {
+                    for b in more {
+                        highest(acc, b);
+                    }
+                },
+                |_: &u64, w: &Window, best: &Vec<BidRow>| (w.end, best.clone()),
+            )
+            .name("highest bids per auction per window")
+            .keyed()
+            .window(Windows::tumbling(ten_seconds))
+            .aggregate_with(
+                |best| best,
+                |acc, more| {
+                    for b in more {
+                        highest(acc, b);
+                    }
+                },
+                |acc, more| {
+                    for b in more {
+                        highest(acc, b);
+                    }
+                },
+                |end: &Time, _: &Window, best: &Vec<BidRow>| {
+                    best.iter()
+                        .map(|(a, b, p, t)| format!("{end},{a},{b},{p},{t}"))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .flat_map(|lines| lines),
+        "q8" => people(&events)
+            .map(|p| (p.id, Some(p.name)))
+            .union(auctions(&events).map(|a| (a.seller, None)))
+            .keyed()
+            .window(Windows::tumbling(ten_seconds))
+            .aggregate_with(
+                |v: Option<String>| {
+                    let opened = v.is_none();
+                    (v, opened)
+                },
+                |acc, v| match v {
+                    Some(name) => acc.0 = Some(name),
+                    None => acc.1 = true,
+                },
+                |acc, (name, opened)| {
+                    acc.0 = acc.0.take().or(name);
+                    acc.1 |= opened;
+                },
+                |person: &u64, w: &Window, (name, opened): &(Option<String>, bool)| match name {
+                    Some(name) if *opened => Some(format!("{person},{name},{}", w.start)),
+                    _ => None,
+                },
+            )
+            .flat_map(|line| line),
+        "q11" => bids(&events)
+            .map(|b| (b.1, ()))
+            .keyed()
+            .window(Windows::session(ten_seconds))
+            .aggregate_with(
+                |_| 1u64,
+                |n, _| *n += 1,
+                |n, m| *n += m,
+                |bidder: &u64, w: &Window, n: &u64| format!("{bidder},{},{},{n}", w.start, w.end),
+            ),
+        "q12" => bids(&events)
+            .map(|b| (b.1, ()))
+            .keyed()
+            .window(Windows::tumbling(ten_seconds))
+            .in_processing_time()
+            .aggregate_with(
+                |_| 1u64,
+                |n, _| *n += 1,
+                |n, m| *n += m,
+                |bidder: &u64, w: &Window, n: &u64| format!("{bidder},{},{n}", w.end),
+            ),
+        other => unreachable!("query {other} was checked"),
+    }
+}
+
+/// q5's accumulator: the most bids in a window and the auctions that have them.
+fn most_bids(acc: &mut (u64, Vec<u64>), (auction, n): (u64, u64)) {
+    if n > acc.0 {
+        *acc = (n, vec![auction]);
+    } else if n == acc.0 {
+        acc.1.push(auction);
+    }
+}
+
+/// q7's accumulator: the bids with the highest price.
+fn highest(acc: &mut Vec<BidRow>, bid: BidRow) {
+    match acc.first().map(|b| b.2) {
+        Some(best) if bid.2 < best => {}
+        Some(best) if bid.2 == best => acc.push(bid),
+        _ => *acc = vec![bid],
+    }
+}
+
+/// q3: joins sellers (people) with their auctions, whichever arrives first. A seller registers
+/// before their auctions (in event time), so an auction still waiting when the watermark passes
+/// its time has no seller here (not in OR, ID or CA) and is dropped. Sellers are kept for good.
+struct LocalItemSuggestion;
+
+#[derive(Default, Serialize, Deserialize)]
+struct SellerState {
+    /// Name, city and state.
+    seller: Option<(String, String, String)>,
+    /// Auctions that arrived before their seller: their time and id.
+    waiting: Vec<(Time, u64)>,
+}
+
+impl KeyedCoProcessFunction<u64, Person, Auction> for LocalItemSuggestion {
+    type State = SellerState;
+    type Out = String;
+    type Side = ();
+    fn process_first(
+        &mut self,
+        p: Person,
+        ctx: &mut ProcessContext<'_, u64, SellerState, String, ()>,
+    ) {
+        let waiting = std::mem::take(&mut ctx.state().waiting);
+        for (_, auction) in waiting {
+            ctx.output(format!("{},{},{},{auction}", p.name, p.city, p.state));
+        }
+        ctx.state().seller = Some((p.name, p.city, p.state));
+    }
+    fn process_second(
+        &mut self,
+        a: Auction,
+        ctx: &mut ProcessContext<'_, u64, SellerState, String, ()>,
+    ) {
+        match &ctx.state().seller {
+            Some((name, city, state)) => {
+                let line = format!("{name},{city},{state},{}", a.id);
+                ctx.output(line);
+            }
+            None => {
+                let at = ctx.timestamp();
+                ctx.state().waiting.push((at, a.id));
+                ctx.register_event_time_timer(at);
+            }
+        }
+    }
+    fn on_timer(
+        &mut self,
+        at: Time,
+        _: TimeDomain,
+        ctx: &mut ProcessContext<'_, u64, SellerState, String, ()>,
+    ) {
+        let state = ctx.state();
+        state.waiting.retain(|(t, _)| *t > at);
+        if state.seller.is_none() && state.waiting.is_empty() {
+            ctx.clear_state();
+        }
+    }
+}
+
+/// Closed auctions with their winning price (q4, q6), emitted when the watermark passes the
+/// auction's `expires`.
+fn closed_auctions<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, (Auction, u64)> {
+    let opened = auctions(events).map(|a| (a.id, a)).keyed();
+    let bids = bids(events).map(|b| (b.0, (b.2, b.3))).keyed();
+    opened
+        .connect(bids)
+        .process(WinningBids)
+        .name("closed auctions")
+}
+
+/// Keyed by auction: the auction, its best qualifying price so far, and bids that came before it.
+struct WinningBids;
+
+#[derive(Default, Serialize, Deserialize)]
+struct AuctionState {
+    auction: Option<Auction>,
+    best: Option<u64>,
+    /// Bids that arrived before their auction: `(date_time, price)`.
+    early: Vec<(Time, u64)>,
+}
+
+fn qualifies(a: &Auction, at: Time, price: u64) -> bool {
+    (a.date_time..a.expires).contains(&at) && price >= a.reserve
+}
+
+impl KeyedCoProcessFunction<u64, Auction, (u64, Time)> for WinningBids {
+    type State = AuctionState;
+    type Out = (Auction, u64);
+    type Side = ();
+    fn process_first(
+        &mut self,
+        a: Auction,
+        ctx: &mut ProcessContext<'_, u64, AuctionState, (Auction, u64), ()>,
+    ) {
+        let expires = a.expires;
+        let state = ctx.state();
+        for (at, price) in std::mem::take(&mut state.early) {
+            if qualifies(&a, at, price) {
+                state.best = state.best.max(Some(price));
+            }
+        }
+        state.auction = Some(a);
+        ctx.register_event_time_timer(expires);
+    }
+    fn process_second(
+        &mut self,
+        (price, at): (u64, Time),
+        ctx: &mut ProcessContext<'_, u64, AuctionState, (Auction, u64), ()>,
+    ) {
+        let state = ctx.state();
+        match &state.auction {
+            Some(a) => {
+                if qualifies(a, at, price) {
+                    state.best = state.best.max(Some(price));
+                }
+            }
+            None => {
+                // Its auction is older: it arrives before the watermark passes `at`, or the
+                // auction has closed already and this bid is too late for it.
+                state.early.push((at, price));
+                ctx.register_event_time_timer(at);
+            }
+        }
+    }
+    fn on_timer(
+        &mut self,
+        at: Time,
+        _: TimeDomain,
+        ctx: &mut ProcessContext<'_, u64, AuctionState, (Auction, u64), ()>,
+    ) {
+        let state = ctx.state();
+        match &state.auction {
+            Some(a) if at >= a.expires => {
+                let won = state.best.map(|price| (state.auction.take(), price));
+                ctx.clear_state();
+                if let Some((Some(a), price)) = won {
+                    ctx.output((a, price));
+                }
+            }
+            Some(_) => {}
+            None => {
+                state.early.retain(|(t, _)| *t > at);
+                if state.early.is_empty() {
+                    ctx.clear_state();
+                }
+            }
+        }
+    }
 }
