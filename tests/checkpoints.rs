@@ -130,7 +130,8 @@ fn a_checkpoint_restores_on_one_worker_two_threads_and_two_processes() {
     let dir = fixture_dir(test);
     let first = dir.join("first");
     if !is_child() {
-        checkpoint_mid_run(&first);
+        let taken = checkpoint_mid_run(&first);
+        inspect_reports_keys(&taken);
     }
     // The child process finds the same checkpoint: the first job has ended before it starts.
     let checkpoint = latest_valid(&first).expect("a complete checkpoint").path;
@@ -142,6 +143,60 @@ fn a_checkpoint_restores_on_one_worker_two_threads_and_two_processes() {
         |env| word_counts(env, None),
         |shape, out| assert_eq!(sorted(out), oracle(), "{shape:?}"),
     );
+}
+
+/// `tidal checkpoints inspect` reports the keys of each keyed state: for the word counts, summed
+/// over the parts, as many as the checkpoint holds (each an input word, counted at most as often
+/// as the input has it).
+fn inspect_reports_keys(checkpoint: &Path) {
+    let run = std::process::Command::new(common::launcher())
+        .args(["checkpoints", "inspect"])
+        .arg(checkpoint)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{text}");
+    let mut reported: BTreeMap<String, usize> = BTreeMap::new();
+    for line in text.lines() {
+        let Some((name, tail)) = line
+            .trim()
+            .strip_prefix("state '")
+            .and_then(|r| r.split_once("': "))
+        else {
+            continue;
+        };
+        if let Some(keys) = tail.split(", ").nth(1).and_then(|f| f.split(' ').next()) {
+            *reported.entry(name.to_string()).or_default() += keys.parse::<usize>().unwrap();
+        }
+    }
+    let c = read_checkpoint(checkpoint).unwrap();
+    let counts = c.parts[0]
+        .states
+        .iter()
+        .map(|s| s.0.clone())
+        .find(|n| n.starts_with("count"))
+        .expect("the count's state");
+    let sections: Vec<&[u8]> = c
+        .parts
+        .iter()
+        .flat_map(|p| &p.states)
+        .filter(|s| s.0 == counts)
+        .map(|s| &s.1[..])
+        .collect();
+    let entries: Vec<(String, u64)> =
+        tidal::engine::state::read_sections(&counts, &sections).unwrap();
+    let all: BTreeMap<String, u64> = oracle().into_iter().collect();
+    assert!(
+        entries.len() > 100,
+        "{} words in the checkpoint",
+        entries.len()
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|(w, n)| all.get(w).is_some_and(|total| n <= total))
+    );
+    assert_eq!(reported.get(&counts), Some(&entries.len()), "{text}");
 }
 
 /// Restores `checkpoint` into the job `build` on 1 worker, 2 threads and 2 processes (taking

@@ -44,7 +44,64 @@ impl Out {
     }
 }
 
-fn fx_hash<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+/// Lines written by one worker as they come: to its part file, or gathered in memory.
+pub struct LineWriter {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    memory: Option<(Shared, Vec<String>)>,
+}
+
+/// Lines gathered from every worker.
+type Shared = Arc<Mutex<Vec<String>>>;
+
+impl LineWriter {
+    /// Writes `lines`, each followed by a newline.
+    pub fn write_lines(&mut self, lines: impl Iterator<Item = String>) {
+        if let Some(file) = &mut self.file {
+            for line in lines {
+                writeln!(file, "{line}").expect("write a part file");
+            }
+        } else if let Some((_, kept)) = &mut self.memory {
+            kept.extend(lines);
+        }
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if let Some(file) = &mut self.file
+            && let Err(e) = file.flush()
+        {
+            eprintln!("writing a part file failed: {e}");
+            std::process::exit(1);
+        }
+        if let Some((all, kept)) = &mut self.memory {
+            all.lock().unwrap().append(kept);
+        }
+    }
+}
+
+impl Out {
+    /// A writer for worker `index`'s lines.
+    pub fn writer(&self, index: usize) -> LineWriter {
+        match self {
+            Out::Dir(dir) => {
+                std::fs::create_dir_all(dir).expect("create the output directory");
+                let file = std::fs::File::create(dir.join(format!("part-{index:05}.txt")))
+                    .expect("create a part file");
+                LineWriter {
+                    file: Some(std::io::BufWriter::with_capacity(1 << 16, file)),
+                    memory: None,
+                }
+            }
+            Out::Lines(all) => LineWriter {
+                file: None,
+                memory: Some((Arc::clone(all), Vec::new())),
+            },
+        }
+    }
+}
+
+pub(crate) fn fx_hash<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
     use std::hash::Hasher;
     let mut h = rustc_hash::FxHasher::default();
     value.hash(&mut h);

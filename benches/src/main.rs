@@ -14,6 +14,7 @@
 //! is better). `wordcount` runs both in this process, back to back.
 
 mod baselines;
+mod nexmark;
 mod runner;
 
 use std::collections::HashMap;
@@ -72,11 +73,36 @@ enum Command {
         /// Bids of W2's input (default 5 M, 1 M with --quick).
         #[arg(long)]
         bids: Option<u64>,
+        /// Events of each Nexmark query (default 5 M, 200 k with --quick).
+        #[arg(long)]
+        events: Option<u64>,
+        /// Run only these workloads, comma-separated: W1, W2, checkpoints, nexmark, q0 ... q12.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// W1 hand-written on timely: `word count` lines into DIR/part-WWWWW.txt.
     TimelyWordcount(Baseline),
     /// W2 hand-written on timely: `window_end,auction,count,max_price` lines into DIR.
     TimelyBidWindows(Baseline),
+    /// Nexmark queries hand-written on timely (q0, q1, q2, q3, q5, q7, q8): the example's lines
+    /// into DIR.
+    TimelyNexmark {
+        /// The query.
+        #[arg(long)]
+        query: String,
+        /// How many events to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events per second of event time.
+        #[arg(long, default_value_t = 10_000)]
+        event_rate: u64,
+        /// Directory for the part files.
+        #[arg(long)]
+        output: PathBuf,
+        /// Worker threads.
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+    },
     /// Runs a program; prints its wall time, peak RSS (KiB) and exit code (used by `all`).
     Measure {
         #[arg(trailing_var_arg = true, required = true)]
@@ -117,18 +143,44 @@ fn main() {
             data,
             words,
             bids,
+            events,
+            only,
         } => runner::all(&runner::Options {
             quick,
             reps,
             data,
             words,
             bids,
+            events,
+            only,
         }),
         Command::TimelyWordcount(b) => {
             baselines::wordcount(&b.input, b.workers, baselines::Out::Dir(b.output))
         }
         Command::TimelyBidWindows(b) => {
             baselines::bid_windows(&b.input, b.workers, baselines::Out::Dir(b.output))
+        }
+        Command::TimelyNexmark {
+            query,
+            events,
+            event_rate,
+            output,
+            workers,
+        } => {
+            if !nexmark::QUERIES.contains(&query.as_str()) {
+                eprintln!(
+                    "error: --query {query}: the timely baselines are {}",
+                    nexmark::QUERIES.join(", ")
+                );
+                std::process::exit(2);
+            }
+            nexmark::run(
+                &query,
+                events,
+                event_rate,
+                workers,
+                baselines::Out::Dir(output),
+            )
         }
         Command::Measure { command } => runner::measure(&command),
         Command::GenText { words, out, seed } => gen_text(words, &out, seed),

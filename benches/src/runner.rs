@@ -1,6 +1,7 @@
-//! `tidal-bench all`: W1 and W2 on Tidal (the example binaries) and on hand-written timely (this
-//! binary's baselines), each run as a whole process on the same input file, alternating, on 1 and
-//! 2 workers; a table of medians, peak memory and the ratio Tidal / timely; outputs compared.
+//! `tidal-bench all`: W1, W2 and the Nexmark queries on Tidal (the example binaries) and on
+//! hand-written timely (this binary's baselines), and W2 with and without checkpoints every
+//! second, each run as a whole process, alternating, on 1 and 2 workers; a table of medians, peak
+//! memory and the ratio to the reference with its target; outputs compared.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,12 @@ pub struct Options {
     pub reps: usize,
     /// Where inputs are generated (kept for later runs) and outputs written.
     pub data: PathBuf,
-    /// Input sizes other than the defaults: words of W1, bids of W2.
+    /// Input sizes other than the defaults: words of W1, bids of W2, Nexmark events.
     pub words: Option<u64>,
     pub bids: Option<u64>,
+    pub events: Option<u64>,
+    /// Run only these workloads (`W1`, `W2`, `checkpoints`, `nexmark`, `q0` … `q12`).
+    pub only: Vec<String>,
 }
 
 /// One measured run of a process.
@@ -118,37 +122,74 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// A workload: its name, its input, how many events it holds, and how each engine runs it.
+/// One way to run a workload: a program and its arguments (before `--output DIR -w N`), and
+/// directories to empty before each run.
+struct Job {
+    label: String,
+    program: PathBuf,
+    args: Vec<String>,
+    scratch: Vec<PathBuf>,
+}
+
+/// A workload: its name, how many events it processes, Tidal's job and the job it is compared
+/// with (a hand-written baseline, or Tidal itself without a feature), and the ratio it must meet.
 struct Workload {
-    name: &'static str,
-    input: PathBuf,
+    name: String,
     events: u64,
-    tidal: PathBuf,
-    baseline: &'static str,
+    tidal: Job,
+    reference: Option<Job>,
+    /// Most Tidal / reference may be.
+    target: f64,
+    /// Whether both write the same lines (not so for processing-time windows).
+    same_output: bool,
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// Whether `--only` selects the workload `name` (e.g. `W1`, `W2`, `checkpoints`, `q5`).
+fn selected(only: &[String], name: &str) -> bool {
+    only.is_empty()
+        || only.iter().any(|o| {
+            name.split([' ', '+'])
+                .next()
+                .is_some_and(|first| first.eq_ignore_ascii_case(o))
+                || name.eq_ignore_ascii_case(o)
+                || (o.eq_ignore_ascii_case("nexmark") && name.starts_with("nexmark"))
+                || (o.eq_ignore_ascii_case("checkpoints") && name.contains("checkpoints"))
+                || name.ends_with(&format!(" {o}"))
+        })
 }
 
 pub fn all(options: &Options) {
     std::fs::create_dir_all(&options.data).expect("create the data directory");
-    let (words, bids) = if options.quick {
-        (1_000_000, 1_000_000)
+    let (words, bids, events) = if options.quick {
+        (1_000_000, 1_000_000, 200_000)
     } else {
-        (8_000_000, 5_000_000)
+        (8_000_000, 5_000_000, 5_000_000)
     };
-    let (words, bids) = (options.words.unwrap_or(words), options.bids.unwrap_or(bids));
+    let (words, bids, events) = (
+        options.words.unwrap_or(words),
+        options.bids.unwrap_or(bids),
+        options.events.unwrap_or(events),
+    );
     let reps = if options.quick {
         1
     } else {
         options.reps.max(1)
     };
+    let me = std::env::current_exe().expect("own path");
+    let only = &options.only;
 
     let text = options.data.join(format!("w1-{words}.txt"));
-    if !text.exists() {
+    if selected(only, "W1") && !text.exists() {
         eprintln!("generating {} ...", text.display());
         crate::gen_text(words, &text, 1);
     }
     let bid_windows = example("bid_windows");
     let csv = options.data.join(format!("w2-{bids}.csv"));
-    if !csv.exists() {
+    if (selected(only, "W2") || selected(only, "checkpoints")) && !csv.exists() {
         eprintln!("generating {} ...", csv.display());
         let status = Command::new(&bid_windows)
             .arg("--generate")
@@ -158,104 +199,243 @@ pub fn all(options: &Options) {
             .expect("run bid_windows --generate");
         assert!(status.success());
     }
-    let workloads = [
-        Workload {
-            name: "W1 wordcount",
+    let mut workloads = Vec::new();
+    if selected(only, "W1") {
+        workloads.push(Workload {
+            name: "W1 wordcount".into(),
             events: crate::count_words(&text),
-            input: text,
-            tidal: example("wordcount"),
-            baseline: "timely-wordcount",
-        },
-        Workload {
-            name: "W2 bid_windows",
+            tidal: Job {
+                label: "tidal".into(),
+                program: example("wordcount"),
+                args: vec!["--input".into(), text.display().to_string()],
+                scratch: vec![],
+            },
+            reference: Some(Job {
+                label: "timely (hand)".into(),
+                program: me.clone(),
+                args: vec![
+                    "timely-wordcount".into(),
+                    "--input".into(),
+                    text.display().to_string(),
+                ],
+                scratch: vec![],
+            }),
+            target: 1.25,
+            same_output: true,
+        });
+    }
+    let w2_input = vec!["--input".to_string(), csv.display().to_string()];
+    if selected(only, "W2") {
+        workloads.push(Workload {
+            name: "W2 bid_windows".into(),
             events: bids,
-            input: csv,
-            tidal: bid_windows,
-            baseline: "timely-bid-windows",
-        },
-    ];
-    let me = std::env::current_exe().expect("own path");
+            tidal: Job {
+                label: "tidal".into(),
+                program: bid_windows.clone(),
+                args: w2_input.clone(),
+                scratch: vec![],
+            },
+            reference: Some(Job {
+                label: "timely (hand)".into(),
+                program: me.clone(),
+                args: [vec!["timely-bid-windows".to_string()], w2_input.clone()].concat(),
+                scratch: vec![],
+            }),
+            target: 1.25,
+            same_output: true,
+        });
+    }
+    let checkpoints = options.data.join("checkpoints");
+    if selected(only, "checkpoints") {
+        let mut args = w2_input.clone();
+        args.extend(strings(&[
+            "--checkpoint-interval",
+            "1s",
+            "--checkpoint-dir",
+        ]));
+        args.push(checkpoints.display().to_string());
+        workloads.push(Workload {
+            name: "W2+checkpoints 1s".into(),
+            events: bids,
+            tidal: Job {
+                label: "tidal, 1 s ckpt".into(),
+                program: bid_windows.clone(),
+                args,
+                scratch: vec![checkpoints.clone()],
+            },
+            reference: Some(Job {
+                label: "tidal, no ckpt".into(),
+                program: bid_windows.clone(),
+                args: w2_input.clone(),
+                scratch: vec![],
+            }),
+            target: 1.05,
+            same_output: true,
+        });
+    }
+    let nexmark = example("nexmark");
+    for query in [
+        "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q11", "q12",
+    ] {
+        let name = format!("nexmark {query}");
+        if !selected(only, &name) {
+            continue;
+        }
+        let args = strings(&["--query", query, "--events", &events.to_string()]);
+        workloads.push(Workload {
+            name,
+            events,
+            tidal: Job {
+                label: "tidal".into(),
+                program: nexmark.clone(),
+                args: args.clone(),
+                scratch: vec![],
+            },
+            reference: crate::nexmark::QUERIES.contains(&query).then(|| Job {
+                label: "timely (hand)".into(),
+                program: me.clone(),
+                args: [vec!["timely-nexmark".to_string()], args].concat(),
+                scratch: vec![],
+            }),
+            target: 2.0,
+            same_output: query != "q12",
+        });
+    }
+    assert!(
+        !workloads.is_empty(),
+        "--only {}: no such workload (W1, W2, checkpoints, nexmark, q0 ... q12)",
+        only.join(",")
+    );
+
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "tidal-bench all{}: {reps} rep(s) per job, alternating Tidal and timely; medians; {cores} core(s)",
+        "tidal-bench all{}: {reps} rep(s) per job, alternating each job with its reference; medians; {cores} core(s)",
         if options.quick { " --quick" } else { "" }
     );
     println!(
-        "{:<15} {:>7} {:<16} {:>10} {:>9} {:>12} {:>10} {:>8}",
-        "workload", "workers", "job", "events", "seconds", "events/s", "peak MB", "ratio"
+        "{:<18} {:>7} {:<16} {:>10} {:>9} {:>12} {:>10} {:>8} {:>7}",
+        "workload", "workers", "job", "events", "seconds", "events/s", "peak MB", "ratio", "target"
     );
-    let mut summary: BTreeMap<(&str, usize), f64> = BTreeMap::new();
+    let mut summary: Vec<(String, usize, f64, f64)> = Vec::new();
+    let mut compared = 0;
     for w in &workloads {
         for workers in [1usize, 2] {
-            let out_tidal = options.data.join("out-tidal");
-            let out_timely = options.data.join("out-timely");
-            let args = |out: &Path| -> Vec<String> {
-                vec![
-                    "--input".into(),
-                    w.input.display().to_string(),
+            let outs = [
+                options.data.join("out-tidal"),
+                options.data.join("out-reference"),
+            ];
+            let jobs: Vec<&Job> = std::iter::once(&w.tidal).chain(&w.reference).collect();
+            let args = |job: &Job, out: &Path| -> Vec<String> {
+                let mut a = job.args.clone();
+                a.extend([
                     "--output".into(),
                     out.display().to_string(),
                     "-w".into(),
                     workers.to_string(),
-                ]
+                ]);
+                a
             };
-            let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+            let mut runs: Vec<Vec<Run>> = vec![Vec::new(); jobs.len()];
             for rep in 0..reps {
-                let order = if rep % 2 == 0 { [0, 1] } else { [1, 0] };
-                for job in order {
-                    let out = if job == 0 { &out_tidal } else { &out_timely };
-                    let _ = std::fs::remove_dir_all(out);
-                    let run = if job == 0 {
-                        measured(&w.tidal, &args(out))
-                    } else {
-                        let mut a = vec![w.baseline.to_string()];
-                        a.extend(args(out));
-                        measured(&me, &a)
-                    };
-                    runs[job].push(run);
+                let mut order: Vec<usize> = (0..jobs.len()).collect();
+                if rep % 2 == 1 {
+                    order.reverse();
                 }
-                if rep == 0 {
-                    let (t, b) = (sorted_lines(&out_tidal), sorted_lines(&out_timely));
+                for j in order {
+                    let _ = std::fs::remove_dir_all(&outs[j]);
+                    for dir in &jobs[j].scratch {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    runs[j].push(measured(&jobs[j].program, &args(jobs[j], &outs[j])));
+                }
+                if rep == 0 && jobs.len() == 2 && w.same_output {
+                    let (t, b) = (sorted_lines(&outs[0]), sorted_lines(&outs[1]));
                     assert!(
                         t == b,
-                        "{} on {workers} worker(s): Tidal wrote {} lines, timely {}; they differ",
+                        "{} on {workers} worker(s): {} wrote {} lines, {} {}; they differ",
                         w.name,
+                        jobs[0].label,
                         t.len(),
+                        jobs[1].label,
                         b.len()
                     );
+                    compared += 1;
                 }
             }
             let seconds: Vec<f64> = runs
                 .iter()
                 .map(|r| median(r.iter().map(|x| x.seconds).collect()))
                 .collect();
-            for (job, name) in ["tidal", "timely (hand)"].iter().enumerate() {
-                let peak = runs[job].iter().map(|r| r.peak_rss_kb).max().unwrap_or(0);
-                let ratio = if job == 0 {
-                    format!("{:.2}", seconds[0] / seconds[1])
+            for (j, job) in jobs.iter().enumerate() {
+                let peak = runs[j].iter().map(|r| r.peak_rss_kb).max().unwrap_or(0);
+                let (ratio, target) = if j == 0 && jobs.len() == 2 {
+                    (
+                        format!("{:.2}", seconds[0] / seconds[1]),
+                        format!("{:.2}", w.target),
+                    )
                 } else {
-                    String::new()
+                    (String::new(), String::new())
                 };
                 println!(
-                    "{:<15} {:>7} {:<16} {:>10} {:>9.3} {:>12.0} {:>10.1} {:>8}",
+                    "{:<18} {:>7} {:<16} {:>10} {:>9.3} {:>12.0} {:>10.1} {:>8} {:>7}",
                     w.name,
                     workers,
-                    name,
+                    job.label,
                     w.events,
-                    seconds[job],
-                    w.events as f64 / seconds[job],
+                    seconds[j],
+                    w.events as f64 / seconds[j],
                     peak as f64 / 1024.0,
-                    ratio
+                    ratio,
+                    target
                 );
             }
-            summary.insert((w.name, workers), seconds[0] / seconds[1]);
+            if jobs.len() == 2 {
+                summary.push((w.name.clone(), workers, seconds[0] / seconds[1], w.target));
+            }
+            if !w.tidal.scratch.is_empty() {
+                state_per_key(&w.tidal.scratch[0]);
+            }
         }
     }
-    println!("outputs of Tidal and timely were equal in every configuration");
-    for ((name, workers), ratio) in &summary {
-        let target = if *ratio <= 1.25 { "within" } else { "OVER" };
-        println!(
-            "{name}, {workers} worker(s): Tidal / timely = {ratio:.2} ({target} the 1.25 target)"
-        );
+    println!("outputs were compared in {compared} configuration(s) and were equal");
+    for (name, workers, ratio, target) in &summary {
+        let verdict = if ratio <= target { "within" } else { "OVER" };
+        println!("{name}, {workers} worker(s): {ratio:.2} ({verdict} the {target:.2} target)");
+    }
+}
+
+/// Prints the number of keys and the snapshot bytes per key of each keyed state in the newest
+/// checkpoint under `dir`.
+fn state_per_key(dir: &Path) {
+    use tidal::engine::checkpoint::{list_checkpoints, read_checkpoint};
+    use tidal::engine::storage::Location;
+    let location = Location::from(dir.display().to_string());
+    // Newest first; an incomplete one (no manifest) is passed over.
+    let listed = list_checkpoints(&location).unwrap_or_default();
+    let Some(checkpoint) = listed
+        .iter()
+        .find_map(|(_, path)| read_checkpoint(path).ok())
+    else {
+        println!("  (no complete checkpoint: the run was shorter than the interval)");
+        return;
+    };
+    let mut per_state: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for part in &checkpoint.parts {
+        for (name, bytes) in &part.states {
+            if let Ok((_, entries)) = tidal::engine::state::snapshot_entries(bytes, name) {
+                let e = per_state.entry(name.clone()).or_default();
+                e.0 += entries.len();
+                e.1 += bytes.len();
+            }
+        }
+    }
+    for (name, (keys, bytes)) in per_state {
+        if keys > 0 {
+            println!(
+                "  checkpoint {} state '{name}': {keys} keys, {bytes} bytes, {:.1} bytes per key",
+                checkpoint.id,
+                bytes as f64 / keys as f64
+            );
+        }
     }
 }

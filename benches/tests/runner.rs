@@ -1,13 +1,24 @@
-//! The benchmark runner end to end, on small inputs: `tidal-bench all --quick` runs W1 and W2 on
-//! Tidal (the example binaries) and on the hand-written timely baselines, 1 and 2 workers, and
-//! finds their outputs equal (it fails otherwise); the table has a row per job.
+//! The benchmark runner end to end, on small inputs: `tidal-bench all --quick` runs W1, W2 and
+//! Nexmark queries on Tidal (the example binaries) and on the hand-written timely baselines, and
+//! W2 with checkpoints against W2 without, 1 and 2 workers, and finds their outputs equal (it
+//! fails otherwise); the table has a row per job.
 
 #[test]
 fn the_runner_compares_tidal_and_timely_and_their_outputs_agree() {
     let data = std::env::temp_dir().join(format!("tidal-bench-test-{}", std::process::id()));
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_tidal-bench"))
         .args([
-            "all", "--quick", "--words", "60000", "--bids", "60000", "--data",
+            "all",
+            "--quick",
+            "--words",
+            "60000",
+            "--bids",
+            "60000",
+            "--events",
+            "60000",
+            "--only",
+            "W1,W2,checkpoints,q3,q5,q12",
+            "--data",
         ])
         .arg(&data)
         .output()
@@ -17,16 +28,27 @@ fn the_runner_compares_tidal_and_timely_and_their_outputs_agree() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("outputs of Tidal and timely were equal in every configuration"),
+        stdout.contains("outputs were compared in 10 configuration(s) and were equal"),
         "{stdout}"
     );
-    for workload in ["W1 wordcount", "W2 bid_windows"] {
+    let rows = |workload: &str, job: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with(workload) && l.contains(job))
+            .count()
+    };
+    assert_eq!(rows("W2+checkpoints 1s", "tidal, 1 s ckpt"), 2, "{stdout}");
+    assert_eq!(rows("W2+checkpoints 1s", "tidal, no ckpt"), 2, "{stdout}");
+    // q12 (processing-time windows) has no baseline: Tidal's rows alone.
+    assert_eq!(rows("nexmark q12", "tidal"), 2, "{stdout}");
+    assert_eq!(rows("nexmark q12", "timely"), 0, "{stdout}");
+    for workload in ["W1 wordcount", "W2 bid_windows", "nexmark q3", "nexmark q5"] {
         for job in ["tidal", "timely (hand)"] {
-            let rows = stdout
-                .lines()
-                .filter(|l| l.starts_with(workload) && l.contains(job))
-                .count();
-            assert_eq!(rows, 2, "{workload} {job} on 1 and 2 workers:\n{stdout}");
+            assert_eq!(
+                rows(workload, job),
+                2,
+                "{workload} {job} on 1 and 2 workers:\n{stdout}"
+            );
         }
     }
 }

@@ -57,7 +57,6 @@ pub struct JobArgs {
     #[arg(long = "tick", default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
     pub tick: Duration,
     /// Directory for checkpoints (one sub-directory each); without it no checkpoints are taken.
-    #[arg(long = "checkpoint-dir", value_name = "DIR")]
     #[arg(long = "checkpoint-dir", value_name = "DIR|s3://BUCKET/PREFIX")]
     pub checkpoint_dir: Option<String>,
     /// Time from the end of one checkpoint to the start of the next (e.g. 1s, 10s).

@@ -400,7 +400,17 @@ fn inspect(path: &Location) -> Result<(), String> {
     for part in &c.parts {
         outln!(out, "part of worker {} of {}:", part.worker, part.peers);
         for (name, state) in &part.states {
-            outln!(out, "  state '{name}': {} bytes", state.len());
+            // Keyed states (the usual format) also tell their number of keys.
+            match tidal::engine::state::snapshot_entries(state, name) {
+                Ok((_, entries)) if !entries.is_empty() => outln!(
+                    out,
+                    "  state '{name}': {} bytes, {} keys ({:.1} bytes per key)",
+                    state.len(),
+                    entries.len(),
+                    state.len() as f64 / entries.len() as f64
+                ),
+                _ => outln!(out, "  state '{name}': {} bytes", state.len()),
+            }
         }
         for (name, position) in &part.sources {
             match position {
