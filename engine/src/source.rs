@@ -145,6 +145,9 @@ impl<'s> Env<'s> {
                 let activator = scope.activator_for(info.address);
                 let mut capability = Some(capability);
                 let mut buffer: Vec<R::Item> = Vec::with_capacity(BATCH);
+                // The records of one read with their timestamps, handed on as one container
+                // (moved, not copied again record by record into the output's own buffer).
+                let mut tagged: Vec<(R::Item, Time)> = Vec::new();
                 let mut last_advance = Time::MIN;
                 let mut since_advance: usize = 0;
                 let mut changed: Vec<SplitId> = Vec::new();
@@ -293,7 +296,12 @@ impl<'s> Env<'s> {
                             match &mut clock {
                                 SourceClock::Ingestion => {
                                     let at = now.max(*cap.time());
-                                    session.give_iterator(buffer.drain(..).map(|r| (r, at)));
+                                    if !buffer.is_empty() {
+                                        tagged.reserve(buffer.len());
+                                        tagged.extend(buffer.drain(..).map(|r| (r, at)));
+                                        session.give_container(&mut tagged);
+                                        tagged.clear();
+                                    }
                                 }
                                 SourceClock::Event { assign, splits } => {
                                     let split = reader.last_split();
@@ -306,11 +314,14 @@ impl<'s> Env<'s> {
                                     if !buffer.is_empty() {
                                         // One read is of one split: one generator lookup.
                                         let generator = splits.generator_for(split, seen);
-                                        for r in buffer.drain(..) {
+                                        tagged.reserve(buffer.len());
+                                        tagged.extend(buffer.drain(..).map(|r| {
                                             let ts = assign(&r);
                                             generator.on_event(&r, ts);
-                                            session.give((r, ts));
-                                        }
+                                            (r, ts)
+                                        }));
+                                        session.give_container(&mut tagged);
+                                        tagged.clear();
                                     }
                                     reader.finished_splits(&mut changed);
                                     for id in changed.drain(..) {

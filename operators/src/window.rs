@@ -750,14 +750,16 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                                 cap: None,
                                 keys: FastMap::default(),
                             });
-                            if w.end > fired
-                                && window.cap.as_ref().is_none_or(|c| *c.time() > *cap.time())
-                            {
-                                let at = if processing_time {
-                                    *cap.time()
-                                } else {
-                                    (*cap.time()).max(w.max_timestamp())
-                                };
+                            // The window emits at its last timestamp (or, for a record that
+                            // arrives later within the lateness, at the record's time): hold a
+                            // capability for that, made anew only when it must be earlier than the
+                            // one held (each new capability is progress-tracking work).
+                            let at = if processing_time {
+                                *cap.time()
+                            } else {
+                                (*cap.time()).max(w.max_timestamp())
+                            };
+                            if w.end > fired && window.cap.as_ref().is_none_or(|c| *c.time() > at) {
                                 window.cap = Some(cap.delayed(&at));
                             }
                             match window.keys.get_mut(&k) {
