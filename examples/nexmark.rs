@@ -37,7 +37,9 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use tidal::connectors::nexmark::{Auction, Event, NexmarkConfig, Person};
 use tidal::engine::{Time, WatermarkStrategy};
-use tidal::operators::{KeyedCoProcessFunction, ProcessContext, TimeDomain, Window, Windows};
+use tidal::operators::{
+    KeyedCoProcessFunction, OutputTag, Process, ProcessContext, TimeDomain, Window, Windows,
+};
 use tidal::prelude::*;
 
 #[global_allocator]
@@ -144,20 +146,6 @@ fn bids<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, BidRow> {
     })
 }
 
-fn people<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, Person> {
-    events.clone().flat_map(|e| match e {
-        Event::Person(p) => Some(p),
-        _ => None,
-    })
-}
-
-fn auctions<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, Auction> {
-    events.clone().flat_map(|e| match e {
-        Event::Auction(a) => Some(a),
-        _ => None,
-    })
-}
-
 /// The query's output lines.
 fn query_lines<'s>(query: &str, events: DataStream<'s, Event>) -> DataStream<'s, String> {
     let ten_seconds = Duration::from_secs(10);
@@ -168,15 +156,26 @@ fn query_lines<'s>(query: &str, events: DataStream<'s, Event>) -> DataStream<'s,
             .filter(|b| b.0 % 123 == 0)
             .map(|(a, _, p, _)| format!("{a},{p}")),
         "q3" => {
-            let sellers = people(&events)
-                .filter(|p| ["OR", "ID", "CA"].contains(&p.state.as_str()))
-                .map(|p| (p.id, p))
+            // One pass splits the events: auctions of category 10 (keyed by seller) on the main
+            // output, people of OR, ID and CA on the side.
+            let sellers = OutputTag::new();
+            let items = events
+                .process_with_side_output(
+                    |e, out| match e {
+                        Event::Auction(a) if a.category == 10 => out.output((a.seller, a)),
+                        Event::Person(p) if ["OR", "ID", "CA"].contains(&p.state.as_str()) => {
+                            out.side_output((p.id, p))
+                        }
+                        _ => {}
+                    },
+                    &sellers,
+                )
                 .keyed();
-            let items = auctions(&events)
-                .filter(|a| a.category == 10)
-                .map(|a| (a.seller, a))
-                .keyed();
-            sellers.connect(items).process(LocalItemSuggestion)
+            sellers
+                .stream()
+                .keyed()
+                .connect(items)
+                .process(LocalItemSuggestion)
         }
         "q4" => closed_auctions(&events)
             .map(|(a, price)| (a.category, (1u64, price)))
@@ -267,9 +266,12 @@ fn query_lines<'s>(query: &str, events: DataStream<'s, Event>) -> DataStream<'s,
                 },
             )
             .flat_map(|lines| lines),
-        "q8" => people(&events)
-            .map(|p| (p.id, Some(p.name)))
-            .union(auctions(&events).map(|a| (a.seller, None)))
+        "q8" => events
+            .flat_map(|e| match e {
+                Event::Person(p) => Some((p.id, Some(p.name))),
+                Event::Auction(a) => Some((a.seller, None)),
+                Event::Bid(_) => None,
+            })
             .keyed()
             .window(Windows::tumbling(ten_seconds))
             .aggregate_with(
@@ -396,9 +398,22 @@ impl KeyedCoProcessFunction<u64, Person, Auction> for LocalItemSuggestion {
 /// Closed auctions with their winning price (q4, q6), emitted when the watermark passes the
 /// auction's `expires`.
 fn closed_auctions<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, (Auction, u64)> {
-    let opened = auctions(events).map(|a| (a.id, a)).keyed();
-    let bids = bids(events).map(|b| (b.0, (b.2, b.3))).keyed();
+    // One pass splits the events: bids keyed by auction on the main output, auctions on the side.
+    let opened = OutputTag::new();
+    let bids = events
+        .clone()
+        .process_with_side_output(
+            |e, out| match e {
+                Event::Bid(b) => out.output((b.auction, (b.price, b.date_time))),
+                Event::Auction(a) => out.side_output((a.id, a)),
+                Event::Person(_) => {}
+            },
+            &opened,
+        )
+        .keyed();
     opened
+        .stream()
+        .keyed()
         .connect(bids)
         .process(WinningBids)
         .name("closed auctions")
