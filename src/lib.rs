@@ -109,54 +109,92 @@ pub struct IntoWords {
 impl Iterator for IntoWords {
     type Item = String;
     fn next(&mut self) -> Option<String> {
-        let line = self.line.as_str();
-        let bytes = line.as_bytes();
-        // Skip to the first alphanumeric character; ASCII bytes are checked without decoding.
-        let mut i = self.pos;
-        let start = loop {
-            let &b = bytes.get(i)?;
-            if b < 0x80 {
-                if b.is_ascii_alphanumeric() {
-                    break i;
-                }
-                i += 1;
-            } else {
-                let c = line[i..].chars().next().expect("i is at a char boundary");
-                if c.is_alphanumeric() {
-                    break i;
-                }
-                i += c.len_utf8();
-            }
-        };
-        // Find the end of the word, noting whether it is all ASCII.
-        let mut ascii = true;
-        let mut end = start;
-        while let Some(&b) = bytes.get(end) {
-            if b < 0x80 {
-                if !b.is_ascii_alphanumeric() {
-                    break;
-                }
-                end += 1;
-            } else {
-                let c = line[end..]
-                    .chars()
-                    .next()
-                    .expect("end is at a char boundary");
-                if !c.is_alphanumeric() {
-                    break;
-                }
-                ascii = false;
-                end += c.len_utf8();
-            }
-        }
+        let (start, end, ascii) = next_word(&self.line, self.pos)?;
         self.pos = end;
-        let word = &line[start..end];
+        let word = &self.line[start..end];
         Some(if ascii {
             word.to_ascii_lowercase()
         } else {
             word.to_lowercase()
         })
     }
+}
+
+/// Calls `f` with each word of `line` (the same words as [`words`]) without allocating per word:
+/// a word already in lowercase is passed where it lies in `line`, others are lowercased into
+/// `scratch` (reuse it across lines). For counting into a map that is looked up by `&str`.
+///
+/// ```
+/// let (mut seen, mut scratch) = (Vec::new(), String::new());
+/// tidal::for_each_word("Été, l'ÉTÉ! x2", &mut scratch, |w| seen.push(w.to_string()));
+/// assert_eq!(seen, vec!["été", "l", "été", "x2"]);
+/// ```
+pub fn for_each_word(line: &str, scratch: &mut String, mut f: impl FnMut(&str)) {
+    let buf = scratch;
+    let mut pos = 0;
+    while let Some((start, end, ascii)) = next_word(line, pos) {
+        pos = end;
+        let word = &line[start..end];
+        if ascii {
+            if word.bytes().any(|b| b.is_ascii_uppercase()) {
+                buf.clear();
+                buf.push_str(word);
+                buf.make_ascii_lowercase();
+                f(buf);
+            } else {
+                f(word);
+            }
+        } else {
+            buf.clear();
+            buf.push_str(&word.to_lowercase());
+            f(buf);
+        }
+    }
+}
+
+/// The next word of `line` at or after byte `pos`: its byte range and whether it is all ASCII.
+/// ASCII bytes are classified without decoding.
+fn next_word(line: &str, pos: usize) -> Option<(usize, usize, bool)> {
+    let bytes = line.as_bytes();
+    // Skip to the first alphanumeric character.
+    let mut i = pos;
+    let start = loop {
+        let &b = bytes.get(i)?;
+        if b < 0x80 {
+            if b.is_ascii_alphanumeric() {
+                break i;
+            }
+            i += 1;
+        } else {
+            let c = line[i..].chars().next().expect("i is at a char boundary");
+            if c.is_alphanumeric() {
+                break i;
+            }
+            i += c.len_utf8();
+        }
+    };
+    // Find the end of the word, noting whether it is all ASCII.
+    let mut ascii = true;
+    let mut end = start;
+    while let Some(&b) = bytes.get(end) {
+        if b < 0x80 {
+            if !b.is_ascii_alphanumeric() {
+                break;
+            }
+            end += 1;
+        } else {
+            let c = line[end..]
+                .chars()
+                .next()
+                .expect("end is at a char boundary");
+            if !c.is_alphanumeric() {
+                break;
+            }
+            ascii = false;
+            end += c.len_utf8();
+        }
+    }
+    Some((start, end, ascii))
 }
 
 fn lowercase(word: &str) -> String {
@@ -170,3 +208,43 @@ fn lowercase(word: &str) -> String {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng, rngs::SmallRng};
+
+    /// The three word splitters agree on text mixing cases, accents, digits, punctuation and
+    /// letters whose lowercase differs in length ('İ') or depends on context ('Σ').
+    #[test]
+    fn word_splitters_agree() {
+        let alphabet: Vec<char> = "aZq9 ,.'-\t\u{e9}\u{c9}\u{130}\u{3a3}\u{3c3}\u{df}\u{4e2d}_!X"
+            .chars()
+            .collect();
+        let mut rng = SmallRng::seed_from_u64(5);
+        let mut scratch = String::new();
+        for _ in 0..2000 {
+            let len = rng.random_range(0..40);
+            let line: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let expected: Vec<String> = line
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(|w| w.to_lowercase())
+                .collect();
+            assert_eq!(
+                super::words(&line).collect::<Vec<_>>(),
+                expected,
+                "{line:?}"
+            );
+            assert_eq!(
+                super::into_words(line.clone()).collect::<Vec<_>>(),
+                expected,
+                "{line:?}"
+            );
+            let mut each = Vec::new();
+            super::for_each_word(&line, &mut scratch, |w| each.push(w.to_string()));
+            assert_eq!(each, expected, "{line:?}");
+        }
+    }
+}

@@ -108,27 +108,58 @@ pub(crate) fn fx_hash<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
     h.finish()
 }
 
-/// W1 on timely: each worker reads its byte range of the file, splits words, exchanges every
-/// word by hash, and counts in a hash map; at the end of the input each worker writes its counts
-/// as `word count` lines.
+/// W1 on timely, written for speed as one would by hand: each worker reads its byte range of the
+/// file and counts its words in a local hash map looked up by `&str` (a `String` is made only for
+/// a word it has not seen before); at the end of its input it sends each word's partial count to
+/// the word's owner, which adds them up and writes `word count` lines.
 pub fn wordcount(input: &Path, workers: usize, out: Out) {
-    use timely::dataflow::operators::vec::{Map, ToStream};
     let path = input.to_path_buf();
     timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
-        let lines = LineRange::new(&path, index, peers);
+        let mut lines = LineRange::new(&path, index, peers);
         let out = out.clone();
         worker.dataflow::<u64, _, _>(|scope| {
-            lines.to_stream(scope).flat_map(tidal::into_words).sink(
-                Exchange::new(|w: &String| fx_hash(w)),
+            let partials = timely::dataflow::operators::generic::operator::source::<
+                _,
+                timely::container::CapacityContainerBuilder<Vec<(String, u64)>>,
+                _,
+                _,
+            >(scope, "count locally", |cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut cap = Some(cap);
+                let mut counts: FxHashMap<String, u64> = FxHashMap::default();
+                let (mut line, mut scratch) = (String::new(), String::new());
+                move |output| {
+                    let Some(c) = cap.as_ref() else {
+                        return;
+                    };
+                    for _ in 0..4096 {
+                        line.clear();
+                        if !lines.next_into(&mut line) {
+                            output.session(c).give_iterator(counts.drain());
+                            cap = None;
+                            return;
+                        }
+                        tidal::for_each_word(&line, &mut scratch, |w| match counts.get_mut(w) {
+                            Some(n) => *n += 1,
+                            None => {
+                                counts.insert(w.to_string(), 1);
+                            }
+                        });
+                    }
+                    activator.activate();
+                }
+            });
+            partials.sink(
+                Exchange::new(|(w, _): &(String, u64)| fx_hash(w)),
                 "count",
                 {
                     let mut counts: FxHashMap<String, u64> = FxHashMap::default();
                     let mut done = false;
                     move |(input, frontier)| {
                         input.for_each(|_, data| {
-                            for w in data.drain(..) {
-                                *counts.entry(w).or_insert(0) += 1;
+                            for (w, n) in data.drain(..) {
+                                *counts.entry(w).or_insert(0) += n;
                             }
                         });
                         if frontier.is_empty() && !done {
