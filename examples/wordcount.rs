@@ -74,7 +74,7 @@ fn run(args: Args) -> tidal::Result<()> {
             env.read(files).name("input files")
         };
         let counts = lines
-            .flat_map(|line| tidal::into_words(line).map(|word| (word, ())))
+            .flat_map(|line| tidal::into_word_keys(line).map(|word| (word, ())))
             .name("split words")
             .keyed()
             .count()

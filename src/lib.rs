@@ -120,6 +120,35 @@ impl Iterator for IntoWords {
     }
 }
 
+/// A word as a key: a string kept inline, without a heap allocation, when it is at most 24 bytes
+/// long (nearly every word), and compared without following a pointer.
+pub type Word = compact_str::CompactString;
+
+/// The words of an owned line as [`Word`]s (the same words as [`words`]): splitting a line into
+/// keys allocates only for words longer than 24 bytes.
+///
+/// ```
+/// let words: Vec<tidal::Word> = tidal::into_word_keys("Tide, TIDE".to_string()).collect();
+/// assert_eq!(words, vec!["tide", "tide"]);
+/// ```
+pub fn into_word_keys(line: String) -> impl Iterator<Item = Word> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let (start, end, ascii) = next_word(&line, pos)?;
+        pos = end;
+        let word = &line[start..end];
+        Some(if ascii {
+            let mut w = Word::from(word);
+            if word.bytes().any(|b| b.is_ascii_uppercase()) {
+                w.make_ascii_lowercase();
+            }
+            w
+        } else {
+            Word::from(word.to_lowercase())
+        })
+    })
+}
+
 /// Calls `f` with each word of `line` (the same words as [`words`]) without allocating per word:
 /// a word already in lowercase is passed where it lies in `line`, others are lowercased into
 /// `scratch` (reuse it across lines). For counting into a map that is looked up by `&str`.
@@ -239,6 +268,11 @@ mod tests {
             );
             assert_eq!(
                 super::into_words(line.clone()).collect::<Vec<_>>(),
+                expected,
+                "{line:?}"
+            );
+            assert_eq!(
+                super::into_word_keys(line.clone()).collect::<Vec<_>>(),
                 expected,
                 "{line:?}"
             );
