@@ -332,7 +332,10 @@ fn highest(acc: &mut Vec<BidRow>, bid: BidRow) {
     match acc.first().map(|b| b.2) {
         Some(best) if bid.2 < best => {}
         Some(best) if bid.2 == best => acc.push(bid),
-        _ => *acc = vec![bid],
+        _ => {
+            acc.clear();
+            acc.push(bid);
+        }
     }
 }
 

@@ -217,7 +217,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                     let t = *cap.time();
                     fire_up_to(t, sessions, &mut due, &mut expiry, &mut fired, &mut main);
                     let mut refire = Vec::new();
-                    for ((k, v), ts) in arrivals.records {
+                    for ((k, v), ts) in arrivals.records.into_iter().flatten() {
                         let list = sessions.entry(k.clone()).or_default();
                         // Merge with every session of the key that overlaps or touches [ts, ts + gap).
                         let (mut start, mut end) = (ts, ts + gap);

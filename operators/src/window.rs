@@ -559,9 +559,10 @@ where
     }
 }
 
-/// Input of one time: records with their timestamps, and a capability for the late output.
+/// Input of one time: records with their timestamps, as the containers they came in (kept, not
+/// copied into one growing buffer), and a capability for the late output.
 pub(crate) struct Arrivals<K, V> {
-    pub(crate) records: Vec<((K, V), Time)>,
+    pub(crate) records: Vec<Vec<((K, V), Time)>>,
     pub(crate) late_cap: Option<Capability<Time>>,
 }
 
@@ -640,7 +641,9 @@ pub(crate) fn receive<K, V>(
         if keep_late && arrivals.late_cap.is_none() {
             arrivals.late_cap = message.retain_least(1);
         }
-        arrivals.records.append(data);
+        if !data.is_empty() {
+            arrivals.records.push(std::mem::take(data));
+        }
     });
 }
 
@@ -736,7 +739,7 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                             emit_at_end,
                         );
                     }
-                    for ((k, v), ts) in arrivals.records {
+                    for ((k, v), ts) in arrivals.records.into_iter().flatten() {
                         assigned.clear();
                         windows.assign(if processing_time { now } else { ts }, &mut assigned);
                         let mut kept = false;
