@@ -235,32 +235,20 @@ fn query_lines<'s>(query: &str, events: DataStream<'s, Event>) -> DataStream<'s,
             .keyed()
             .window(Windows::tumbling(ten_seconds))
             .aggregate_with(
-                |b| vec![b],
-                highest,
-                |acc, more| {
-                    for b in more {
-                        highest(acc, b);
-                    }
-                },
-                |_: &u64, w: &Window, best: &Vec<BidRow>| (w.end, best.clone()),
+                Highest::of,
+                Highest::add,
+                Highest::merge,
+                |_: &u64, w: &Window, best: &Highest| (w.end, best.clone()),
             )
             .name("highest bids per auction per window")
             .keyed()
             .window(Windows::tumbling(ten_seconds))
             .aggregate_with(
                 |best| best,
-                |acc, more| {
-                    for b in more {
-                        highest(acc, b);
-                    }
-                },
-                |acc, more| {
-                    for b in more {
-                        highest(acc, b);
-                    }
-                },
-                |end: &Time, _: &Window, best: &Vec<BidRow>| {
-                    best.iter()
+                Highest::merge,
+                Highest::merge,
+                |end: &Time, _: &Window, best: &Highest| {
+                    best.bids()
                         .map(|(a, b, p, t)| format!("{end},{a},{b},{p},{t}"))
                         .collect::<Vec<_>>()
                 },
@@ -327,15 +315,37 @@ fn most_bids(acc: &mut (u64, Vec<u64>), (auction, n): (u64, u64)) {
     }
 }
 
-/// q7's accumulator: the bids with the highest price.
-fn highest(acc: &mut Vec<BidRow>, bid: BidRow) {
-    match acc.first().map(|b| b.2) {
-        Some(best) if bid.2 < best => {}
-        Some(best) if bid.2 == best => acc.push(bid),
-        _ => {
-            acc.clear();
-            acc.push(bid);
+/// q7's accumulator: the bids with the highest price — one, or more on a tie (kept without an
+/// allocation for the usual single bid).
+#[derive(Clone, Serialize, Deserialize)]
+struct Highest {
+    best: BidRow,
+    ties: Vec<BidRow>,
+}
+
+impl Highest {
+    fn of(bid: BidRow) -> Self {
+        Highest {
+            best: bid,
+            ties: Vec::new(),
         }
+    }
+    fn add(&mut self, bid: BidRow) {
+        if bid.2 > self.best.2 {
+            self.best = bid;
+            self.ties.clear();
+        } else if bid.2 == self.best.2 {
+            self.ties.push(bid);
+        }
+    }
+    fn merge(&mut self, other: Highest) {
+        self.add(other.best);
+        for bid in other.ties {
+            self.add(bid);
+        }
+    }
+    fn bids(&self) -> impl Iterator<Item = &BidRow> {
+        std::iter::once(&self.best).chain(&self.ties)
     }
 }
 

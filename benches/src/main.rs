@@ -56,7 +56,8 @@ struct Baseline {
 
 #[derive(Subcommand)]
 enum Command {
-    /// W1 and W2 on Tidal and on hand-written timely, 1 and 2 workers: a table.
+    /// W1, W2 and Nexmark on Tidal and on hand-written timely, and W2 with checkpoints against W2
+    /// without, 1 and 2 workers: a table.
     All {
         /// Smaller inputs (1 M words, 1 M bids) and one repetition.
         #[arg(long)]
@@ -76,6 +77,10 @@ enum Command {
         /// Events of each Nexmark query (default 5 M, 200 k with --quick).
         #[arg(long)]
         events: Option<u64>,
+        /// Bids of the input of W2 with and without checkpoints (default 30 M, so that a run
+        /// lasts several checkpoint intervals; with --quick, as many as --bids).
+        #[arg(long)]
+        checkpoint_bids: Option<u64>,
         /// Run only these workloads, comma-separated: W1, W2, checkpoints, nexmark, q0 ... q12.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -144,6 +149,7 @@ fn main() {
             words,
             bids,
             events,
+            checkpoint_bids,
             only,
         } => runner::all(&runner::Options {
             quick,
@@ -152,6 +158,7 @@ fn main() {
             words,
             bids,
             events,
+            checkpoint_bids,
             only,
         }),
         Command::TimelyWordcount(b) => {

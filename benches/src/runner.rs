@@ -19,6 +19,8 @@ pub struct Options {
     pub words: Option<u64>,
     pub bids: Option<u64>,
     pub events: Option<u64>,
+    /// Bids of the input of W2 with and without checkpoints.
+    pub checkpoint_bids: Option<u64>,
     /// Run only these workloads (`W1`, `W2`, `checkpoints`, `nexmark`, `q0` … `q12`).
     pub only: Vec<String>,
 }
@@ -188,16 +190,23 @@ pub fn all(options: &Options) {
         crate::gen_text(words, &text, 1);
     }
     let bid_windows = example("bid_windows");
+    let bids_file = |n: u64| {
+        let csv = options.data.join(format!("w2-{n}.csv"));
+        if !csv.exists() {
+            eprintln!("generating {} ...", csv.display());
+            let status = Command::new(&bid_windows)
+                .arg("--generate")
+                .arg(&csv)
+                .args(["--events", &n.to_string(), "--seed", "1"])
+                .status()
+                .expect("run bid_windows --generate");
+            assert!(status.success());
+        }
+        csv
+    };
     let csv = options.data.join(format!("w2-{bids}.csv"));
-    if (selected(only, "W2") || selected(only, "checkpoints")) && !csv.exists() {
-        eprintln!("generating {} ...", csv.display());
-        let status = Command::new(&bid_windows)
-            .arg("--generate")
-            .arg(&csv)
-            .args(["--events", &bids.to_string(), "--seed", "1"])
-            .status()
-            .expect("run bid_windows --generate");
-        assert!(status.success());
+    if selected(only, "W2") {
+        bids_file(bids);
     }
     let mut workloads = Vec::new();
     if selected(only, "W1") {
@@ -247,6 +256,12 @@ pub fn all(options: &Options) {
     }
     let checkpoints = options.data.join("checkpoints");
     if selected(only, "checkpoints") {
+        // A run lasting several intervals: 30 M bids take 3-4 s on one worker here.
+        let ckpt_bids = options
+            .checkpoint_bids
+            .unwrap_or(if options.quick { bids } else { 30_000_000 });
+        let ckpt_csv = bids_file(ckpt_bids);
+        let w2_input = vec!["--input".to_string(), ckpt_csv.display().to_string()];
         let mut args = w2_input.clone();
         args.extend(strings(&[
             "--checkpoint-interval",
@@ -256,7 +271,7 @@ pub fn all(options: &Options) {
         args.push(checkpoints.display().to_string());
         workloads.push(Workload {
             name: "W2+checkpoints 1s".into(),
-            events: bids,
+            events: ckpt_bids,
             tidal: Job {
                 label: "tidal, 1 s ckpt".into(),
                 program: bid_windows.clone(),
