@@ -257,9 +257,10 @@ pub fn all(options: &Options) {
     let checkpoints = options.data.join("checkpoints");
     if selected(only, "checkpoints") {
         // A run lasting several intervals: 30 M bids take 3-4 s on one worker here.
-        let ckpt_bids = options
-            .checkpoint_bids
-            .unwrap_or(if options.quick { bids } else { 30_000_000 });
+        let ckpt_bids =
+            options
+                .checkpoint_bids
+                .unwrap_or(if options.quick { bids } else { 30_000_000 });
         let ckpt_csv = bids_file(ckpt_bids);
         let w2_input = vec!["--input".to_string(), ckpt_csv.display().to_string()];
         let mut args = w2_input.clone();

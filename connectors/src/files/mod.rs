@@ -1,10 +1,11 @@
 //! File sources: which files, how they are split across workers, and how lines are decoded.
 //!
 //! Every worker computes the same plan: the input paths resolved to a sorted list of files, each cut
-//! into byte ranges ("splits") of about `total size / workers` (at least 1 MiB). Split `j` goes to
-//! worker `j % workers`. A split owns the lines that *start* inside its byte range, so every line is
-//! read exactly once whatever the cut. CSV records must therefore not contain line breaks inside
-//! quoted fields.
+//! into byte ranges ("splits") of about `total size / (workers × k)`, with the least `k` that keeps
+//! them at most 16 MiB (on more than one worker), and at least 1 MiB. Split `j` goes to worker
+//! `j % workers`, so workers read neighbouring parts of a large file. A split owns the lines that
+//! *start* inside its byte range, so every line is read exactly once whatever the cut. CSV records
+//! must therefore not contain line breaks inside quoted fields.
 
 mod decode;
 mod fields;
@@ -464,12 +465,26 @@ pub(crate) struct Split {
 }
 
 const MIN_SPLIT: u64 = 1 << 20;
+/// Splits are at most this large, so that workers reading a file sorted by event time read
+/// neighbouring parts of it: with one half each, the second half's records would wait in the
+/// window operators until the first half had been read (a run of W2 on 30 M bids held 385 MB).
+const MAX_SPLIT: u64 = 16 << 20;
 
-/// Cuts every file (with its size) into splits of about total / workers bytes (at least
-/// [`MIN_SPLIT`]).
+/// Cuts every file (with its size) into splits of about total / (workers × k) bytes, with the
+/// least k that keeps them under [`MAX_SPLIT`] (so that every worker gets as many; k = 1 for one
+/// worker), and at least [`MIN_SPLIT`].
 pub(crate) fn plan_splits(files: &[(Location, u64)], workers: usize) -> Result<Vec<Split>> {
     let total: u64 = files.iter().map(|f| f.1).sum();
-    let target = total.div_ceil(workers.max(1) as u64).max(MIN_SPLIT);
+    let workers = workers.max(1) as u64;
+    // One worker has no other to keep pace with: one split per file.
+    let rounds = if workers == 1 {
+        1
+    } else {
+        total.div_ceil(workers.saturating_mul(MAX_SPLIT)).max(1)
+    };
+    let target = total
+        .div_ceil(workers.saturating_mul(rounds))
+        .max(MIN_SPLIT);
     let mut splits = Vec::new();
     for (f, size) in files {
         let size = *size;
@@ -560,6 +575,35 @@ fn resolve(pattern: &str, files: &mut Vec<(Location, u64)>) -> Result<()> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Large inputs are cut into splits of at most 16 MiB, as many for every worker, covering
+    /// every byte once; one worker reads each file as one split.
+    #[test]
+    fn split_plans_are_bounded_and_even() {
+        let files = vec![
+            (Location::from(std::path::Path::new("a")), 100 << 20),
+            (Location::from(std::path::Path::new("b")), 3 << 20),
+        ];
+        for workers in [1usize, 2, 3, 8] {
+            let splits = plan_splits(&files, workers).unwrap();
+            let bytes: u64 = splits.iter().map(|s| s.end - s.start).sum();
+            assert_eq!(bytes, 103 << 20, "{workers} workers");
+            if workers == 1 {
+                assert_eq!(splits.len(), 2);
+                continue;
+            }
+            assert!(
+                splits.iter().all(|s| s.end - s.start <= MAX_SPLIT),
+                "{workers}"
+            );
+            let per_worker = |w: usize| (w..splits.len()).step_by(workers).count();
+            let (most, least) = (per_worker(0), per_worker(workers - 1));
+            assert!(
+                most - least <= 1,
+                "{workers} workers: {most} and {least} splits"
+            );
+        }
+    }
 
     /// Every line is owned by exactly one split, whatever the split size.
     #[test]
