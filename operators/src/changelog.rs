@@ -37,7 +37,9 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
                 Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
                 name,
                 move |initial, _| {
-                    let mut pending: TimeBuffer<Vec<((K, V), Time)>> = TimeBuffer::new();
+                    // Each time's updates as the containers they came in (no copy into one
+                    // growing buffer).
+                    let mut pending: TimeBuffer<Chunks<K, V>> = TimeBuffer::new();
                     // Held from the start, following the frontier, so that the final values can be
                     // emitted even when no update arrives (e.g. all restored from a checkpoint).
                     let mut held: Option<Capability<Time>> = Some(initial);
@@ -50,13 +52,15 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
                             if held.as_ref().is_none_or(|h| h.time() > cap.time()) {
                                 held = Some(cap.clone());
                             }
-                            buffer.append(data);
+                            if !data.is_empty() {
+                                buffer.push(std::mem::take(data));
+                            }
                         });
                         // Fold updates into the latest values in time order: a later time wins,
                         // and within one time the later arrival.
                         let mut latest = latest.borrow_mut();
                         pending.for_each_ready(frontier, |_, updates| {
-                            for ((k, v), ts) in updates.drain(..) {
+                            for ((k, v), ts) in updates.drain(..).flatten() {
                                 latest.insert(k, (v, ts));
                             }
                         });
@@ -80,3 +84,6 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
         })
     }
 }
+
+/// Updates of one time, as the containers they arrived in.
+type Chunks<K, V> = Vec<Vec<((K, V), Time)>>;
