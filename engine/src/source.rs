@@ -61,6 +61,28 @@ pub trait SourceReader: 'static {
     ///
     /// A reader that meets an error it must not hide calls [`fail`](crate::fail).
     fn read(&mut self, out: &mut Vec<Self::Item>, max: usize) -> Poll;
+    /// Like [`read`](SourceReader::read), but appends each record with its timestamp
+    /// `stamp(&record)` to `out`. The driver calls this one; the default reads into `scratch` and
+    /// moves the records from there. A reader that makes records one at a time (a generator) can
+    /// push them stamped where they belong, sparing a copy of every record.
+    fn read_stamped<F: FnMut(&Self::Item) -> Time>(
+        &mut self,
+        scratch: &mut Vec<Self::Item>,
+        out: &mut Vec<(Self::Item, Time)>,
+        max: usize,
+        mut stamp: F,
+    ) -> Poll
+    where
+        Self: Sized,
+    {
+        let poll = self.read(scratch, max);
+        out.reserve(scratch.len());
+        out.extend(scratch.drain(..).map(|r| {
+            let ts = stamp(&r);
+            (r, ts)
+        }));
+        poll
+    }
     /// Called once when the source ends (exhausted or stopped), e.g. to flush a dead-letter file.
     fn finish(&mut self) {}
     /// For checkpoints: what this instance has still to read, encoded by the reader (`None`: the
@@ -292,34 +314,36 @@ impl<'s> Env<'s> {
                         let mut session = output.session(&*cap);
                         loop {
                             let now = now_millis();
-                            let poll = reader.read(&mut buffer, if per_record { 1 } else { BATCH });
-                            match &mut clock {
+                            let max = if per_record { 1 } else { BATCH };
+                            let poll = match &mut clock {
                                 SourceClock::Ingestion => {
                                     let at = now.max(*cap.time());
-                                    if !buffer.is_empty() {
-                                        tagged.reserve(buffer.len());
-                                        tagged.extend(buffer.drain(..).map(|r| (r, at)));
+                                    let poll =
+                                        reader.read_stamped(&mut buffer, &mut tagged, max, |_| at);
+                                    if !tagged.is_empty() {
                                         session.give_container(&mut tagged);
                                         tagged.clear();
                                     }
+                                    poll
                                 }
                                 SourceClock::Event { assign, splits } => {
+                                    let poll =
+                                        reader.read_stamped(&mut buffer, &mut tagged, max, |r| {
+                                            assign(r)
+                                        });
                                     let split = reader.last_split();
                                     let seen = Instant::now();
                                     reader.started_splits(&mut changed);
                                     for id in changed.drain(..) {
                                         splits.start_split(id, seen);
                                     }
-                                    since_advance += buffer.len();
-                                    if !buffer.is_empty() {
+                                    since_advance += tagged.len();
+                                    if !tagged.is_empty() {
                                         // One read is of one split: one generator lookup.
                                         let generator = splits.generator_for(split, seen);
-                                        tagged.reserve(buffer.len());
-                                        tagged.extend(buffer.drain(..).map(|r| {
-                                            let ts = assign(&r);
-                                            generator.on_event(&r, ts);
-                                            (r, ts)
-                                        }));
+                                        for (r, ts) in &tagged {
+                                            generator.on_event(r, *ts);
+                                        }
                                         session.give_container(&mut tagged);
                                         tagged.clear();
                                     }
@@ -327,8 +351,9 @@ impl<'s> Env<'s> {
                                     for id in changed.drain(..) {
                                         splits.finish_split(id);
                                     }
+                                    poll
                                 }
-                            }
+                            };
                             match poll {
                                 Poll::Ready => {
                                     if started.elapsed() >= SLICE {
