@@ -84,9 +84,12 @@ pub mod prelude {
 /// assert_eq!(words, vec!["été", "l", "été", "x2"]);
 /// ```
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(lowercase)
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let (start, end, ascii) = next_word(text, pos)?;
+        pos = end;
+        Some(lowercase(&text[start..end], ascii))
+    })
 }
 
 /// The words of an owned line, as an iterator that owns it (no copy of the line is made): the same
@@ -111,12 +114,7 @@ impl Iterator for IntoWords {
     fn next(&mut self) -> Option<String> {
         let (start, end, ascii) = next_word(&self.line, self.pos)?;
         self.pos = end;
-        let word = &self.line[start..end];
-        Some(if ascii {
-            word.to_ascii_lowercase()
-        } else {
-            word.to_lowercase()
-        })
+        Some(lowercase(&self.line[start..end], ascii))
     }
 }
 
@@ -226,8 +224,9 @@ fn next_word(line: &str, pos: usize) -> Option<(usize, usize, bool)> {
     Some((start, end, ascii))
 }
 
-fn lowercase(word: &str) -> String {
-    if word.is_ascii() {
+/// A word lowercased (`ascii`: it is all ASCII, so no Unicode case mapping is needed).
+fn lowercase(word: &str, ascii: bool) -> String {
+    if ascii {
         word.to_ascii_lowercase()
     } else {
         word.to_lowercase()
