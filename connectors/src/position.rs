@@ -70,6 +70,26 @@ impl Sequence {
             c.next += c.step;
         }
     }
+    /// Takes the next numbers in order, up to `max` of them, as long as they are consecutive in one
+    /// class: `(first, step, count)`, or `None` when no number is left below `end`. With one class
+    /// (a sequence not restored onto another number of instances) that is all `max` numbers.
+    pub(crate) fn take_run(&mut self, end: Option<u64>, max: usize) -> Option<(u64, u64, usize)> {
+        let n = self.peek(end)?;
+        let single = self.classes.len() == 1;
+        let class = self
+            .classes
+            .iter_mut()
+            .find(|c| c.next == n)
+            .expect("peek returned a class's next number");
+        let step = class.step;
+        let mut count = if single { max.max(1) } else { 1 };
+        if let Some(end) = end {
+            // Numbers n, n + step, ... below end.
+            count = count.min((end - n).div_ceil(step) as usize);
+        }
+        class.next = n + step * count as u64;
+        Some((n, step, count))
+    }
     /// Whether `n` is one of this sequence's numbers still to come.
     pub(crate) fn owns(&self, n: u64) -> bool {
         self.classes
@@ -98,5 +118,30 @@ mod tests {
         }
         assert_eq!(out, vec![2, 4, 5, 7, 8, 10, 11]);
         assert!(s.owns(13) && s.owns(14) && !s.owns(12));
+    }
+
+    #[test]
+    fn runs_follow_the_same_order() {
+        for classes in [
+            vec![Residues { next: 1, step: 3 }],
+            vec![Residues { next: 4, step: 3 }, Residues { next: 2, step: 3 }],
+        ] {
+            for max in [1, 2, 5, 100] {
+                let mut by_number = Sequence::new(classes.clone());
+                let mut expected = Vec::new();
+                while let Some(n) = by_number.peek(Some(40)) {
+                    expected.push(n);
+                    by_number.advance(n);
+                }
+                let mut by_run = Sequence::new(classes.clone());
+                let mut out = Vec::new();
+                while let Some((first, step, count)) = by_run.take_run(Some(40), max) {
+                    assert!(count >= 1 && count <= max);
+                    out.extend((0..count as u64).map(|i| first + i * step));
+                }
+                assert_eq!(out, expected, "{classes:?}, runs of up to {max}");
+                assert!(by_run.peek(None).is_some_and(|n| n >= 40));
+            }
+        }
     }
 }
