@@ -230,29 +230,17 @@ fn query_lines<'s>(query: &str, events: DataStream<'s, Event>) -> DataStream<'s,
                 let sum: u64 = last.iter().map(|l| l.2).sum();
                 format!("{seller},{n},{}", sum / last.len() as u64)
             }),
-        // Two stages, as a local-global aggregation: the highest bids of each of 64 buckets of
-        // auctions (spread over the workers; few keys per window, so each bid updates a state
-        // entry in cache), then the highest of those per window.
+        // One window over all bids; the aggregation combines bids on each worker before the
+        // exchange, so only a few partial maxima per window reach the window's worker.
         "q7" => bids(&events)
-            .map(|b| (b.0 % 64, b))
-            .keyed()
-            .window(Windows::tumbling(ten_seconds))
+            .window_all(Windows::tumbling(ten_seconds))
             .aggregate_with(
                 Highest::of,
                 Highest::add,
                 Highest::merge,
-                |_: &u64, w: &Window, best: &Highest| (w.end, best.clone()),
-            )
-            .name("highest bids per bucket per window")
-            .keyed()
-            .window(Windows::tumbling(ten_seconds))
-            .aggregate_with(
-                |best| best,
-                Highest::merge,
-                Highest::merge,
-                |end: &Time, _: &Window, best: &Highest| {
+                |_: &(), w: &Window, best: &Highest| {
                     best.bids()
-                        .map(|(a, b, p, t)| format!("{end},{a},{b},{p},{t}"))
+                        .map(|(a, b, p, t)| format!("{},{a},{b},{p},{t}", w.end))
                         .collect::<Vec<_>>()
                 },
             )

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{on_every_shape, sorted};
+use common::{SHAPES, on_every_shape, run_with, sorted};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tidal::engine::WatermarkStrategy;
@@ -662,4 +662,139 @@ fn an_idle_source_instance_in_another_process_does_not_hold_back_windows() {
             );
         },
     );
+}
+
+/// Aggregations combine records into partial accumulators before the exchange; a window function
+/// that sees all values (`process`) does not. In one job both read the same stream, so each
+/// record arrives at both at the same watermark step: results, late refires and the late side
+/// output must be the same. Late input comes from records displaced far behind the watermark;
+/// with a tick of zero every record is its own watermark step, with 1 ms a step holds many.
+#[test]
+#[allow(clippy::type_complexity)]
+fn combining_before_the_exchange_changes_no_result() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    let mut t = 0i64;
+    let input: Arc<Vec<(u8, i64, i64)>> = Arc::new(
+        (0..30_000)
+            .map(|i| {
+                t += rng.random_range(0..3);
+                let ts = if i % 41 == 0 {
+                    t - rng.random_range(0..600)
+                } else {
+                    t
+                };
+                (rng.random_range(0..5), rng.random_range(-9..10), ts)
+            })
+            .collect(),
+    );
+    for (tick, windows) in [
+        (
+            Duration::ZERO,
+            Windows::tumbling(Duration::from_millis(100)),
+        ),
+        (
+            Duration::ZERO,
+            Windows::sliding(Duration::from_millis(200), Duration::from_millis(50)),
+        ),
+        (
+            Duration::from_millis(1),
+            Windows::sliding(Duration::from_millis(200), Duration::from_millis(50)),
+        ),
+    ] {
+        for shape in SHAPES {
+            let data = Arc::clone(&input);
+            let out = run_with(
+                "combining_before_the_exchange_changes_no_result",
+                shape,
+                move |job| job.with_tick(tick),
+                move |env| {
+                    // (path: 0 combined, 1 plain; late?; key; window start or timestamp; sum
+                    // or value; count)
+                    let events = env
+                        .from_iter_with(data.to_vec(), strategy(20))
+                        .map(|(k, v, ts)| (k, (v, ts)));
+                    let (combined_late, plain_late) = (OutputTag::new(), OutputTag::new());
+                    let combined = events
+                        .clone()
+                        .keyed()
+                        .window(windows)
+                        .allowed_lateness(Duration::from_millis(120))
+                        .side_output_late_data(&combined_late)
+                        .aggregate_with(
+                            |v: (i64, i64)| (v.0, 1u64),
+                            |a, v| {
+                                a.0 += v.0;
+                                a.1 += 1
+                            },
+                            |a, b| {
+                                a.0 += b.0;
+                                a.1 += b.1
+                            },
+                            |k: &u8, w: &Window, a: &(i64, u64)| {
+                                (0u8, false, *k, w.start, a.0, a.1)
+                            },
+                        );
+                    let plain = events
+                        .keyed()
+                        .window(windows)
+                        .allowed_lateness(Duration::from_millis(120))
+                        .side_output_late_data(&plain_late)
+                        .process(|k: &u8, w: &Window, vs: &[(i64, i64)]| {
+                            let sum = vs.iter().map(|v| v.0).sum();
+                            (1u8, false, *k, w.start, sum, vs.len() as u64)
+                        });
+                    combined
+                        .union(plain)
+                        .union(
+                            combined_late
+                                .stream()
+                                .map(|(k, (v, ts))| (0u8, true, k, ts, v, 1u64)),
+                        )
+                        .union(
+                            plain_late
+                                .stream()
+                                .map(|(k, (v, ts))| (1u8, true, k, ts, v, 1u64)),
+                        )
+                        .collect()
+                },
+            );
+            if common::is_child() {
+                continue; // process 1 of a run: process 0 checks
+            }
+            // Per path: per (key, window start) the number of results and the final result (the
+            // one with the most records), and the late records. Within a watermark step, records
+            // from two workers arrive in no fixed order, so intermediate refire results may differ.
+            let of = |path: u8| {
+                let mut windows: BTreeMap<(u8, i64), (usize, (u64, i64))> = BTreeMap::new();
+                let mut late = Vec::new();
+                for &(p, is_late, k, at, sum, n) in &out {
+                    if p != path {
+                        continue;
+                    }
+                    if is_late {
+                        late.push((k, at, sum));
+                    } else {
+                        let e = windows.entry((k, at)).or_insert((0, (0, 0)));
+                        e.0 += 1;
+                        e.1 = e.1.max((n, sum));
+                    }
+                }
+                (windows, sorted(late))
+            };
+            let (combined, plain) = (of(0), of(1));
+            assert!(
+                combined == plain,
+                "{shape:?} tick {tick:?} {windows:?}: combined and plain windows differ"
+            );
+            let (results, late) = plain;
+            let refires: usize = results.values().map(|r| r.0 - 1).sum();
+            if tick == Duration::ZERO {
+                assert!(!late.is_empty(), "{shape:?}: the input has late records");
+                assert!(
+                    refires > 0,
+                    "{shape:?}: late records within the allowed lateness refire windows"
+                );
+            }
+        }
+    }
 }

@@ -12,6 +12,15 @@
 //! Input is folded into the window state in time order as the frontier passes (see
 //! [`TimeBuffer`]), so the state always reflects exactly the input below the frontier; the state is
 //! registered with the worker under the operator's name.
+//!
+//! Aggregations (`reduce`, `aggregate`, `aggregate_with`) over event-time tumbling and sliding
+//! windows with the default trigger **combine before the exchange**, as rolling aggregates do: on
+//! the worker that read them, the records of each watermark step are folded into one partial
+//! accumulator per key and window, and only those cross to the key's worker, which merges them.
+//! Late records within the allowed lateness are not combined (each fires its window again), and
+//! records too late for all their windows reach the side output as they came. The combiner holds
+//! nothing past its input frontier, so checkpoints need nothing from it. `process`, session
+//! windows, count triggers and processing-time windows send every record.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -27,9 +36,12 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::Message;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::channels::pact::LogPuller;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::vec::Map;
 use timely::progress::frontier::MutableAntichain;
 use timely::scheduling::Activator;
 
@@ -418,21 +430,69 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
         self,
         f: impl Fn(&K, &Window, &[V]) -> O + 'static,
     ) -> DataStream<'s, O> {
-        self.aggregate_with(
+        // No combiner: a window's accumulator holds all its values, so combining them before
+        // the exchange would only copy them once more.
+        self.build(
             |v| vec![v],
             |acc: &mut Vec<V>, v| acc.push(v),
             |acc: &mut Vec<V>, mut more| acc.append(&mut more),
             move |k, w, values: &Vec<V>| f(k, w, values),
+            false,
         )
     }
     /// Incremental aggregation and a final function with the window's key and bounds: `finish`
     /// turns the accumulator into the result each time the window fires.
+    ///
+    /// With event-time tumbling or sliding windows and the time trigger, records are folded into
+    /// partial accumulators per key and window on the worker that reads them, once per watermark
+    /// step, and only the partials cross to the key's worker, where `merge` folds them in: the
+    /// local-global aggregation that keeps a window over few keys (or over the whole stream,
+    /// [`window_all`](WindowAll::window_all)) from sending every record to one worker. `merge`
+    /// must therefore agree with `add`: merging the accumulators of two parts of a window's
+    /// records gives the accumulator of all of them. Records too late for all their windows are
+    /// not combined; they reach the late-data side output as they came.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// use tidal_operators::{Window, Windows};
+    /// // The mean reading per 10 ms window, as "end: mean", over all sensors.
+    /// let mut out: Vec<String> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter_with(vec![(2.0f64, 1i64), (4.0, 3), (9.0, 12)],
+    ///         WatermarkStrategy::monotonous().with_timestamps(|r: &(f64, i64)| r.1))
+    ///         .map(|(reading, _)| reading)
+    ///         .window_all(Windows::tumbling(Duration::from_millis(10)))
+    ///         .aggregate_with(
+    ///             |r| (r, 1u32),
+    ///             |acc, r| { acc.0 += r; acc.1 += 1 },
+    ///             |acc, other| { acc.0 += other.0; acc.1 += other.1 },
+    ///             |_: &(), w: &Window, (sum, n): &(f64, u32)| format!("{}: {}", w.end, sum / *n as f64),
+    ///         )
+    ///         .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec!["10: 3".to_string(), "20: 9".to_string()]);
+    /// ```
     pub fn aggregate_with<A: Value, O: 'static>(
         self,
         create: impl Fn(V) -> A + Clone + 'static,
         add: impl Fn(&mut A, V) + Clone + 'static,
         merge: impl Fn(&mut A, A) + Clone + 'static,
         finish: impl Fn(&K, &Window, &A) -> O + 'static,
+    ) -> DataStream<'s, O> {
+        self.build(create, add, merge, finish, true)
+    }
+
+    /// The window operator, with a combiner before the exchange when `combine` is set and the
+    /// windows allow one (see [`aggregate_with`](Self::aggregate_with)).
+    fn build<A: Value, O: 'static>(
+        self,
+        create: impl Fn(V) -> A + Clone + 'static,
+        add: impl Fn(&mut A, V) + Clone + 'static,
+        merge: impl Fn(&mut A, A) + Clone + 'static,
+        finish: impl Fn(&K, &Window, &A) -> O + 'static,
+        combine: bool,
     ) -> DataStream<'s, O> {
         let WindowedStream {
             stream,
@@ -459,18 +519,55 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
                     merge,
                     finish,
                 )
+            } else if combine && trigger == Trigger::Time && !processing_time {
+                // Combined before the exchange: the window operator receives partial
+                // accumulators, each for one window, and the records too late to combine.
+                let combined =
+                    combine_windows(input, name, windows, lateness, create.clone(), add.clone());
+                let (main, late_out) = window_operator(
+                    combined,
+                    name,
+                    &ctx,
+                    move |part: &Part<V, A>, ts, out: &mut Vec<Window>| match part {
+                        Part::Partial(w, _) | Part::Single(w, _) => out.push(*w),
+                        Part::Record(_) => windows.assign(ts, out),
+                    },
+                    (trigger, processing_time),
+                    lateness,
+                    late.is_some(),
+                    {
+                        let create = create.clone();
+                        move |part| match part {
+                            Part::Record(v) | Part::Single(_, v) => create(v),
+                            Part::Partial(_, a) => a,
+                        }
+                    },
+                    {
+                        let merge = merge.clone();
+                        move |acc: &mut A, part| match part {
+                            Part::Record(v) | Part::Single(_, v) => add(acc, v),
+                            Part::Partial(_, a) => merge(acc, a),
+                        }
+                    },
+                    finish,
+                );
+                let late_out = late_out.flat_map(|((k, part), ts)| match part {
+                    Part::Record(v) => Some(((k, v), ts)),
+                    // Never late: made only for windows the record is in time for.
+                    Part::Single(..) | Part::Partial(..) => None,
+                });
+                (main, late_out)
             } else {
                 window_operator(
                     input,
                     name,
                     &ctx,
-                    windows,
+                    move |_: &V, ts, out: &mut Vec<Window>| windows.assign(ts, out),
                     (trigger, processing_time),
                     lateness,
                     late.is_some(),
                     create,
                     add,
-                    merge,
                     finish,
                 )
             };
@@ -652,21 +749,128 @@ pub(crate) type Streams<'s, O, K, V> = (
     timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
 );
 
+/// What reaches a window operator that has a combiner before it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+enum Part<V, A> {
+    /// A record too late for all its windows, as it came (for the late-data output).
+    Record(V),
+    /// A record for one window that has fired, within the allowed lateness: not combined, so
+    /// that it fires the window again by itself.
+    Single(Window, V),
+    /// The accumulator of some records of one window that has not fired, from one worker and one
+    /// watermark step.
+    Partial(Window, A),
+}
+
+/// The combiner before a window operator's exchange: folds the records of each watermark step
+/// into partial accumulators per key and window, and sends them on when the frontier passes the
+/// step (or early, once it holds [`COMBINE_LIMIT`] of them), each with its window's last
+/// timestamp. It keeps nothing past its frontier, so it has no state to checkpoint.
+///
+/// The window operator folds step `t` after firing every window ending at or before `t`, so the
+/// combiner can tell at step `t` what the window operator will do with each record: a window
+/// with `end > t` has not fired (the record joins a partial); one with `end <= t < end +
+/// lateness` has fired and fires again for each late record (the record goes alone); and one
+/// with `end + lateness <= t` is gone (a record with no other window goes on as it came, to the
+/// late-data output).
+fn combine_windows<'s, K: Key, V: Value, A: Value>(
+    input: timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
+    name: &str,
+    windows: Windows,
+    lateness: Time,
+    create: impl Fn(V) -> A + 'static,
+    add: impl Fn(&mut A, V) + 'static,
+) -> Combined<'s, K, V, A> {
+    use std::collections::hash_map::Entry;
+    type Out<K, V, A> = CapacityContainerBuilder<Vec<((K, Part<V, A>), Time)>>;
+    input.unary_frontier::<Out<K, V, A>, _, _, _>(
+        Pipeline,
+        &format!("{name}/combine"),
+        move |_, _| {
+            let mut pending: TimeBuffer<FastMap<(K, Window), A>> = TimeBuffer::new();
+            let mut assigned: Vec<Window> = Vec::new();
+            move |(input, frontier), output| {
+                let port = output.output_index();
+                input.for_each(|message, data| {
+                    let Some((cap, partials)) = pending.at(&message, port) else {
+                        return;
+                    };
+                    let step = *cap.time();
+                    let mut late = output.session(cap);
+                    for ((k, v), ts) in data.drain(..) {
+                        assigned.clear();
+                        windows.assign(ts, &mut assigned);
+                        assigned.retain(|w| w.end.saturating_add(lateness) > step);
+                        if assigned.is_empty() {
+                            late.give(((k, Part::Record(v)), ts));
+                            continue;
+                        }
+                        // Windows that have fired take the record alone.
+                        if assigned.iter().any(|w| w.end <= step) {
+                            for w in assigned.iter().filter(|w| w.end <= step) {
+                                late.give(((k.clone(), Part::Single(*w, v.clone())), ts));
+                            }
+                            assigned.retain(|w| w.end > step);
+                        }
+                        let Some((last, others)) = assigned.split_last() else {
+                            continue;
+                        };
+                        for w in others {
+                            match partials.entry((k.clone(), *w)) {
+                                Entry::Occupied(mut e) => add(e.get_mut(), v.clone()),
+                                Entry::Vacant(e) => {
+                                    e.insert(create(v.clone()));
+                                }
+                            }
+                        }
+                        match partials.entry((k, *last)) {
+                            Entry::Occupied(mut e) => add(e.get_mut(), v),
+                            Entry::Vacant(e) => {
+                                e.insert(create(v));
+                            }
+                        }
+                    }
+                    drop(late);
+                    if partials.len() >= COMBINE_LIMIT {
+                        output
+                            .session(cap)
+                            .give_iterator(partials.drain().map(partial));
+                    }
+                });
+                pending.for_each_ready(frontier, |cap, partials| {
+                    output
+                        .session(cap)
+                        .give_iterator(partials.drain().map(partial));
+                });
+            }
+        },
+    )
+}
+
+/// What a combiner sends to its window operator.
+type Combined<'s, K, V, A> = timely::dataflow::StreamVec<'s, Time, ((K, Part<V, A>), Time)>;
+
+/// A combiner's partial as the window operator receives it, at its window's last timestamp.
+fn partial<K, V, A>(((k, w), a): ((K, Window), A)) -> ((K, Part<V, A>), Time) {
+    ((k, Part::Partial(w, a)), w.max_timestamp())
+}
+
+/// A combiner sends its partials for a step early once it holds this many.
+const COMBINE_LIMIT: usize = 1 << 16;
+
 #[allow(clippy::too_many_arguments)]
 fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     input: timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
     name: &str,
     ctx: &Rc<tidal_engine::WorkerContext>,
-    windows: Windows,
+    assign: impl Fn(&V, Time, &mut Vec<Window>) + 'static,
     (trigger, processing_time): (Trigger, bool),
     lateness: Time,
     keep_late: bool,
     create: impl Fn(V) -> A + 'static,
     add: impl Fn(&mut A, V) + 'static,
-    merge: impl Fn(&mut A, A) + 'static,
     finish: impl Fn(&K, &Window, &A) -> O + 'static,
 ) -> Streams<'s, O, K, V> {
-    let _ = merge;
     let state = Rc::new(RefCell::new(WindowState::<K, A> {
         name: name.to_string(),
         open: BTreeMap::new(),
@@ -693,7 +897,6 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
             // Windows with end <= `fired` have fired: the frontier reached their end.
             let mut fired: Time = Time::MIN;
             let mut assigned: Vec<Window> = Vec::new();
-            let mut refire: Vec<(Time, K)> = Vec::new();
             let mut dropped: u64 = 0;
             let mut restoring = restored_cut.zip(initial);
             move |frontiers| {
@@ -741,13 +944,27 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                     }
                     for ((k, v), ts) in arrivals.records.into_iter().flatten() {
                         assigned.clear();
-                        windows.assign(if processing_time { now } else { ts }, &mut assigned);
-                        let mut kept = false;
-                        for w in assigned.iter() {
-                            if !processing_time && w.end.saturating_add(lateness) <= fired {
-                                continue; // too late for this window
+                        assign(&v, if processing_time { now } else { ts }, &mut assigned);
+                        // Drop the windows the record is too late for.
+                        assigned
+                            .retain(|w| processing_time || w.end.saturating_add(lateness) > fired);
+                        if assigned.is_empty() {
+                            match (&arrivals.late_cap, keep_late) {
+                                (Some(late_cap), true) => late.session(late_cap).give(((k, v), ts)),
+                                _ => dropped += 1,
                             }
-                            kept = true;
+                            continue;
+                        }
+                        // The value is copied for every window but the last, which takes it.
+                        let mut v = Some(v);
+                        let windows_of_record = assigned.len();
+                        for (i, w) in assigned.iter().enumerate() {
+                            let value = if i + 1 == windows_of_record {
+                                v.take()
+                            } else {
+                                v.clone()
+                            }
+                            .expect("taken at the last window only");
                             let window = open.entry(w.end).or_insert_with(|| OpenWindow {
                                 start: w.start,
                                 cap: None,
@@ -766,9 +983,9 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                                 window.cap = Some(cap.delayed(&at));
                             }
                             match window.keys.get_mut(&k) {
-                                Some(acc) => add(acc, v.clone()),
+                                Some(acc) => add(acc, value),
                                 None => {
-                                    window.keys.insert(k.clone(), create(v.clone()));
+                                    window.keys.insert(k.clone(), create(value));
                                 }
                             }
                             if count_every > 0 {
@@ -783,30 +1000,11 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                                 continue;
                             }
                             if w.end <= fired {
-                                refire.push((w.end, k.clone()));
-                            }
-                        }
-                        if !kept {
-                            match (&arrivals.late_cap, keep_late) {
-                                (Some(late_cap), true) => late.session(late_cap).give(((k, v), ts)),
-                                _ => dropped += 1,
-                            }
-                        }
-                    }
-                    // Late records within the allowed lateness fire their window again.
-                    if !refire.is_empty() {
-                        let mut session = main.session(&cap);
-                        refire.sort_by_key(|a| a.0);
-                        refire.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-                        for (end, k) in refire.drain(..) {
-                            if let Some(w) = open.get(&end)
-                                && let Some(acc) = w.keys.get(&k)
-                            {
-                                let window = Window {
-                                    start: w.start,
-                                    end,
-                                };
-                                session.give((finish(&k, &window, acc), window.max_timestamp()));
+                                // A late record within the allowed lateness fires its window
+                                // again, with the record in it.
+                                let acc = window.keys.get(&k).expect("just added");
+                                main.session(&cap)
+                                    .give((finish(&k, w, acc), w.max_timestamp()));
                             }
                         }
                     }
