@@ -42,7 +42,7 @@ pub struct KeyedStream<'s, K, V> {
 }
 
 /// A combiner flushes its partials for a tick early once it holds this many keys.
-const COMBINE_LIMIT: usize = 1 << 16;
+pub(crate) const COMBINE_LIMIT: usize = 1 << 16;
 
 impl<'s, K: 'static, V: 'static> KeyedStream<'s, K, V> {
     /// A keyed stream of `(key, value)` pairs.

@@ -45,7 +45,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::progress::frontier::MutableAntichain;
 use timely::scheduling::Activator;
 
-use crate::keyed::{Key, KeyedStream, Value};
+use crate::keyed::{COMBINE_LIMIT, Key, KeyedStream, Value};
 
 /// A window: the timestamps `start <= t < end`.
 #[derive(
@@ -764,7 +764,7 @@ enum Part<V, A> {
 
 /// The combiner before a window operator's exchange: folds the records of each watermark step
 /// into partial accumulators per key and window, and sends them on when the frontier passes the
-/// step (or early, once it holds [`COMBINE_LIMIT`] of them), each with its window's last
+/// step (or early, once it holds [`COMBINE_LIMIT`] of them, as rolling aggregates do), each with its window's last
 /// timestamp. It keeps nothing past its frontier, so it has no state to checkpoint.
 ///
 /// The window operator folds step `t` after firing every window ending at or before `t`, so the
@@ -806,27 +806,21 @@ fn combine_windows<'s, K: Key, V: Value, A: Value>(
                             continue;
                         }
                         // Windows that have fired take the record alone.
-                        if assigned.iter().any(|w| w.end <= step) {
-                            for w in assigned.iter().filter(|w| w.end <= step) {
-                                late.give(((k.clone(), Part::Single(*w, v.clone())), ts));
+                        let (mut k, mut v) = (Some(k), Some(v));
+                        let windows_of_record = assigned.len();
+                        for (i, w) in assigned.iter().enumerate() {
+                            let last = i + 1 == windows_of_record;
+                            let (k, v) = (take_or_clone(&mut k, last), take_or_clone(&mut v, last));
+                            if w.end <= step {
+                                // Fired: the record goes alone, to fire it again.
+                                late.give(((k, Part::Single(*w, v)), ts));
+                                continue;
                             }
-                            assigned.retain(|w| w.end > step);
-                        }
-                        let Some((last, others)) = assigned.split_last() else {
-                            continue;
-                        };
-                        for w in others {
-                            match partials.entry((k.clone(), *w)) {
-                                Entry::Occupied(mut e) => add(e.get_mut(), v.clone()),
+                            match partials.entry((k, *w)) {
+                                Entry::Occupied(mut e) => add(e.get_mut(), v),
                                 Entry::Vacant(e) => {
-                                    e.insert(create(v.clone()));
+                                    e.insert(create(v));
                                 }
-                            }
-                        }
-                        match partials.entry((k, *last)) {
-                            Entry::Occupied(mut e) => add(e.get_mut(), v),
-                            Entry::Vacant(e) => {
-                                e.insert(create(v));
                             }
                         }
                     }
@@ -855,8 +849,12 @@ fn partial<K, V, A>(((k, w), a): ((K, Window), A)) -> ((K, Part<V, A>), Time) {
     ((k, Part::Partial(w, a)), w.max_timestamp())
 }
 
-/// A combiner sends its partials for a step early once it holds this many.
-const COMBINE_LIMIT: usize = 1 << 16;
+/// A copy of what `slot` holds, or, for its last use (`last`), the value itself: a record in
+/// several windows is copied for each but the last.
+fn take_or_clone<T: Clone>(slot: &mut Option<T>, last: bool) -> T {
+    let value = if last { slot.take() } else { slot.clone() };
+    value.expect("taken at its last use only")
+}
 
 #[allow(clippy::too_many_arguments)]
 fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
@@ -955,16 +953,10 @@ fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                             }
                             continue;
                         }
-                        // The value is copied for every window but the last, which takes it.
                         let mut v = Some(v);
                         let windows_of_record = assigned.len();
                         for (i, w) in assigned.iter().enumerate() {
-                            let value = if i + 1 == windows_of_record {
-                                v.take()
-                            } else {
-                                v.clone()
-                            }
-                            .expect("taken at the last window only");
+                            let value = take_or_clone(&mut v, i + 1 == windows_of_record);
                             let window = open.entry(w.end).or_insert_with(|| OpenWindow {
                                 start: w.start,
                                 cap: None,
