@@ -535,19 +535,13 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
                     (trigger, processing_time),
                     lateness,
                     late.is_some(),
-                    {
-                        let create = create.clone();
-                        move |part| match part {
-                            Part::Record(v) | Part::Single(_, v) => create(v),
-                            Part::Partial(_, a) => a,
-                        }
+                    move |part| match part {
+                        Part::Record(v) | Part::Single(_, v) => create(v),
+                        Part::Partial(_, a) => a,
                     },
-                    {
-                        let merge = merge.clone();
-                        move |acc: &mut A, part| match part {
-                            Part::Record(v) | Part::Single(_, v) => add(acc, v),
-                            Part::Partial(_, a) => merge(acc, a),
-                        }
+                    move |acc: &mut A, part| match part {
+                        Part::Record(v) | Part::Single(_, v) => add(acc, v),
+                        Part::Partial(_, a) => merge(acc, a),
                     },
                     finish,
                 );
