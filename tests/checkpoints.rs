@@ -367,6 +367,46 @@ fn every_checkpoint_is_a_consistent_cut() {
     }
 }
 
+/// A job stopped while a checkpoint is under way finishes that checkpoint with where its sources
+/// really were, not as if they had read everything: restoring the newest checkpoint after a stop
+/// gives the whole count. Checkpoints are taken back to back (every millisecond), so most stops
+/// land while one is under way; a few rounds make sure one of them does.
+#[test]
+fn a_checkpoint_finished_after_a_stop_restores_the_whole_input() {
+    let dir = fixture_dir("a_checkpoint_finished_after_a_stop_restores_the_whole_input");
+    for round in 0..12 {
+        let first = dir.join(format!("round-{round}"));
+        let job = Job::local(2)
+            .with_tick(Duration::from_millis(2))
+            .quiet()
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(1)));
+        let stop = job.stop_handle();
+        let runner = std::thread::spawn(move || job.run(|env| word_counts(env, Some(10_000.0))));
+        while latest_valid(&first).is_none() {
+            assert!(!runner.is_finished(), "round {round}: no checkpoint");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        stop.stop();
+        runner.join().unwrap().unwrap();
+        let restored = latest_valid(&first).expect("a checkpoint");
+        let out = Job::local(1)
+            .quiet()
+            .with_checkpoints(
+                CheckpointConfig::new(dir.join(format!("restored-{round}")))
+                    .restore(Restore::Path(restored.path.clone())),
+            )
+            .run(|env| word_counts(env, None))
+            .unwrap();
+        assert_eq!(
+            sorted(out),
+            oracle(),
+            "round {round}: restored from {} (cut {})",
+            restored.path,
+            restored.cut
+        );
+    }
+}
+
 /// A windowed job (per key, 100 ms tumbling event-time windows, sum and count) checkpointed
 /// mid-run on 2 threads and restored on 1 worker, 2 threads and 2 processes: the windows the first
 /// run fired before the cut, with those the restored run fires, are exactly the model's.

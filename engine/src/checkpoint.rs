@@ -29,7 +29,12 @@
 //!    wait in the operators' per-time buffers (the cost of a checkpoint is that wait — tens of
 //!    milliseconds: a source behind the cut moves to it at once, not at its next tick — not a
 //!    stop). A source that ends meanwhile keeps its capability at the fence until the checkpoint
-//!    is over, so that no operator runs to the end of input before its snapshot.
+//!    is over, so that no operator runs to the end of input before its snapshot; one stopped
+//!    (Ctrl-C, [`StopHandle::stop`](crate::StopHandle::stop)) rather than read to its end gives
+//!    its true position at the cut, so the checkpoint restores what it had still to read. A
+//!    checkpoint asked for after a worker was told to stop is not taken: a source there may have
+//!    ended early and let the operators run past what it had left (take a savepoint and then
+//!    stop instead — SIGUSR2 or [`StopHandle::savepoint`](crate::StopHandle::savepoint)).
 //!
 //! 5. Once the manifest is written, every worker tells its states that the checkpoint is
 //!    complete ([`RegisteredState::checkpoint_complete`](crate::RegisteredState::checkpoint_complete)):

@@ -186,6 +186,7 @@ impl WorkerCheckpoints {
                         id,
                         worker,
                         at: least.into_iter().collect(),
+                        stopping,
                     });
                 }
                 Control::CheckpointCut { id, cut, savepoint } => {
@@ -209,9 +210,14 @@ impl WorkerCheckpoints {
                         completed(id)?;
                     }
                 }
-                Control::CheckpointFenced { id, worker, at } => {
+                Control::CheckpointFenced {
+                    id,
+                    worker,
+                    at,
+                    stopping,
+                } => {
                     if let Some(c) = self.coordinator.borrow_mut().as_mut() {
-                        c.fenced(id, worker, at);
+                        c.fenced(id, worker, at, stopping);
                     }
                 }
                 Control::CheckpointWritten { id, worker, part } => {
@@ -340,6 +346,8 @@ enum Phase {
         kind: Kind,
         started: Instant,
         fenced: BTreeMap<usize, Vec<(String, Time)>>,
+        /// Some worker was asked to stop before it fenced its sources.
+        stopping: bool,
     },
     Writing {
         id: u64,
@@ -351,15 +359,17 @@ enum Phase {
 }
 
 impl Coordinator {
-    fn fenced(&mut self, id: u64, worker: usize, at: Vec<(String, Time)>) {
+    fn fenced(&mut self, id: u64, worker: usize, at: Vec<(String, Time)>, stopped: bool) {
         if let Phase::Preparing {
             id: current,
             fenced,
+            stopping,
             ..
         } = &mut self.phase
             && *current == id
         {
             fenced.insert(worker, at);
+            *stopping |= stopped;
         }
     }
 
@@ -405,6 +415,7 @@ impl Coordinator {
                         kind,
                         started: Instant::now(),
                         fenced: BTreeMap::new(),
+                        stopping: false,
                     };
                 }
             }
@@ -413,9 +424,16 @@ impl Coordinator {
                 kind,
                 started,
                 fenced,
+                stopping,
             } => {
                 let (id, kind) = (*id, *kind);
-                if fenced.len() == peers {
+                if fenced.len() == peers && *stopping {
+                    // A source that saw the stop before its worker fenced it may have ended
+                    // without reading everything, and the cut would pass over what it had left
+                    // (a checkpoint under way when the stop came keeps its sources at the fence).
+                    eprintln!("tidal: {} {id} not taken: the job is stopping", kind.word());
+                    self.end(id, false, post);
+                } else if fenced.len() == peers {
                     // The cut: just past the furthest-behind instance of each source (the one
                     // that holds back the operators downstream of it), the latest of those.
                     let mut least: BTreeMap<&str, Time> = BTreeMap::new();

@@ -31,11 +31,13 @@ pub(crate) enum Control {
     /// Worker 0 starts checkpoint `id`: fence your sources, say where.
     CheckpointPrepare { id: u64 },
     /// A worker has fenced its sources: per source, the least capability of its running
-    /// instances on the worker (empty: no source running).
+    /// instances on the worker (empty: no source running), and whether the worker was asked to
+    /// stop (its sources may have ended without reading everything: no consistent cut).
     CheckpointFenced {
         id: u64,
         worker: usize,
         at: Vec<(String, Time)>,
+        stopping: bool,
     },
     /// The cut of checkpoint `id` (a savepoint when `savepoint`).
     CheckpointCut { id: u64, cut: Time, savepoint: bool },

@@ -175,6 +175,8 @@ impl<'s> Env<'s> {
                 let mut changed: Vec<SplitId> = Vec::new();
                 let mut restoring = driver_ctx.checkpoints.restored.clone();
                 let mut finished = false;
+                // Whether the reader ended because it had read everything (not stopped).
+                let mut exhausted = false;
                 let checkpointing = driver_ctx.checkpointing();
                 let mut started_logging = false;
                 let position_of = {
@@ -221,7 +223,15 @@ impl<'s> Env<'s> {
                             let fence = checkpoints.fence();
                             if *cap.time() < fence {
                                 cap.downgrade(&fence);
-                                slot.borrow_mut().moved(fence, Ok(SourcePosition::Done));
+                                // A stopped reader still has its remaining work: a checkpoint
+                                // finished after the stop must say so, or a restore of it
+                                // would skip that work.
+                                let position = if exhausted {
+                                    Ok(SourcePosition::Done)
+                                } else {
+                                    position_of(&reader, &clock, fence)
+                                };
+                                slot.borrow_mut().moved(fence, position);
                             }
                             activator.activate_after(Duration::from_millis(1));
                         }
@@ -389,6 +399,7 @@ impl<'s> Env<'s> {
                     if done {
                         reader.finish();
                         finished = true;
+                        exhausted = true;
                         activator.activate();
                     }
                 }
