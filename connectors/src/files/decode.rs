@@ -218,15 +218,18 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
         // Fast path: a line without quotes, decoded where it lies (see `fields`); anything it
         // does not handle, and every error, goes the csv crate's way below.
         if self.headers.is_none() || self.names.is_some() {
-            // One pass finds the delimiters and any quote (which needs the full parser).
+            // One pass finds the delimiters and any quote (which needs the full parser). A plain
+            // loop: lines are short, and a vector search's set-up per call cost more than it saved
+            // (a third of the decoding of W2's 20-byte lines).
             self.field_ends.clear();
             let mut quoted = false;
-            for at in memchr::memchr2_iter(self.delimiter, b'"', line) {
-                if line[at] == b'"' {
+            for (at, &b) in line.iter().enumerate() {
+                if b == self.delimiter {
+                    self.field_ends.push(at);
+                } else if b == b'"' {
                     quoted = true;
                     break;
                 }
-                self.field_ends.push(at);
             }
             self.field_ends.push(line.len());
             let fields_match = !quoted

@@ -13,6 +13,10 @@ pub(crate) struct SplitLines {
     end: u64,
     /// Number of the next line (1-based).
     next_number: u64,
+    /// Bytes of the reader's buffer that the line last lent out takes (consumed at the next call).
+    lent: usize,
+    /// A line that did not lie whole in the reader's buffer, copied.
+    spill: Vec<u8>,
 }
 
 impl SplitLines {
@@ -37,11 +41,43 @@ impl SplitLines {
             pos,
             end,
             next_number,
+            lent: 0,
+            spill: Vec::new(),
         })
+    }
+
+    /// The next owned line (with its line break, if any) and its number, lent where it lies in
+    /// the read buffer when it lies there whole (most lines: no copy).
+    pub(crate) fn next_line_ref(&mut self) -> io::Result<Option<(u64, &[u8])>> {
+        self.reader.consume(std::mem::take(&mut self.lent));
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let buffered = self.reader.fill_buf()?;
+        if buffered.is_empty() {
+            return Ok(None);
+        }
+        let number = self.next_number;
+        self.next_number += 1;
+        match memchr::memchr(b'\n', buffered) {
+            Some(at) => {
+                self.lent = at + 1;
+                self.pos += self.lent as u64;
+                Ok(Some((number, &self.reader.buffer()[..at + 1])))
+            }
+            None => {
+                // The line runs past the buffer (or is the last, without a line break).
+                self.spill.clear();
+                let n = self.reader.read_until(b'\n', &mut self.spill)?;
+                self.pos += n as u64;
+                Ok(Some((number, &self.spill)))
+            }
+        }
     }
 
     /// Appends the next owned line (with its line break, if any) to `buf`; returns its number.
     pub(crate) fn next_line(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
+        self.reader.consume(std::mem::take(&mut self.lent));
         if self.pos >= self.end {
             return Ok(None);
         }
@@ -55,7 +91,7 @@ impl SplitLines {
         Ok(Some(number))
     }
 
-    /// Offset of the next line's first byte, and the end of the range.
+    /// Offset of the next line's first byte (past any line lent out), and the end of the range.
     pub(crate) fn remaining(&self) -> (u64, u64) {
         (self.pos, self.end)
     }
@@ -81,4 +117,67 @@ fn count_newlines(file: &mut dyn ReadSeek, upto: u64) -> io::Result<u64> {
         remaining -= n as u64;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines lent from the read buffer and lines copied because they cross it (or outgrow it)
+    /// come out the same as the file's lines, in every split, with their numbers and positions.
+    #[test]
+    fn lent_lines_are_the_files_lines_across_buffer_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        // Lengths chosen so that lines straddle the 64 KiB buffer's end, one outgrows it, and
+        // the last has no line break.
+        let mut expected: Vec<Vec<u8>> = Vec::new();
+        for i in 0..5_000u64 {
+            let len = if i == 2_500 {
+                100_000
+            } else {
+                (i * 7919 % 97) as usize
+            };
+            let mut line: Vec<u8> = (0..len)
+                .map(|j| b'a' + ((i as usize + j) % 26) as u8)
+                .collect();
+            if i < 4_999 {
+                line.push(b'\n');
+            }
+            expected.push(line);
+        }
+        let bytes: Vec<u8> = expected.concat();
+        std::fs::write(&path, &bytes).unwrap();
+        let location = Location::from(path.as_path());
+        let total = bytes.len() as u64;
+        for (start, end) in [(0, total), (0, total / 3), (total / 3, total)] {
+            let mut lines = SplitLines::open(&location, start, end).unwrap();
+            let mut got = Vec::new();
+            let mut first_number = None;
+            loop {
+                let before = lines.remaining().0;
+                let Some((number, line)) = lines.next_line_ref().unwrap() else {
+                    break;
+                };
+                let line = line.to_vec();
+                assert_eq!(lines.remaining().0, before + line.len() as u64);
+                first_number.get_or_insert(number);
+                got.push(line);
+            }
+            // The lines starting in [start, end), numbered from the file's first line.
+            let mut offset = 0u64;
+            let mut owned = Vec::new();
+            let mut first_owned = None;
+            for (k, line) in expected.iter().enumerate() {
+                if offset >= start && offset < end {
+                    first_owned.get_or_insert(k as u64 + 1);
+                    owned.push(line.clone());
+                }
+                offset += line.len() as u64;
+            }
+            assert_eq!(got.len(), owned.len(), "split {start}..{end}");
+            assert!(got == owned, "split {start}..{end}: lines differ");
+            assert_eq!(first_number, first_owned, "split {start}..{end}");
+        }
+    }
 }

@@ -285,7 +285,6 @@ pub struct FileReader<D: Decoder> {
     dead: DeadLetters,
     ctx: Rc<WorkerContext>,
     name: String,
-    line: Vec<u8>,
 }
 
 impl<D: Decoder> FileReader<D> {
@@ -313,7 +312,6 @@ impl<D: Decoder> FileReader<D> {
             dead: DeadLetters::new(on_error, name, ctx.index()),
             ctx: Rc::clone(ctx),
             name: name.to_string(),
-            line: Vec::new(),
         })
     }
 }
@@ -420,17 +418,17 @@ impl<D: Decoder> FileReader<D> {
                 }
             }
             let (id, lines) = self.current.as_mut().expect("opened above");
-            self.line.clear();
-            match lines.next_line(&mut self.line) {
-                Ok(Some(number)) => match self.decoder.decode(&self.line) {
+            match lines.next_line_ref() {
+                Ok(Some((number, line))) => match self.decoder.decode(line) {
                     Ok(Some(item)) => {
                         out.push(item);
                         produced += 1;
                     }
                     Ok(None) => {}
                     Err(error) => {
+                        let line = line.to_vec();
                         let file = lines.path().to_string();
-                        self.dead.reject(&file, number, &error, &self.line);
+                        self.dead.reject(&file, number, &error, &line);
                     }
                 },
                 Ok(None) => {
