@@ -63,7 +63,7 @@ pub fn main_with<A: clap::Parser>(run: impl FnOnce(A) -> Result<()>) -> std::pro
     match run(parse_args()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            tidal_engine::say(format_args!("error: {e}"));
             std::process::ExitCode::FAILURE
         }
     }

@@ -118,7 +118,7 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
         let line = lines.next().expect("the launcher starts process 0");
         log.push_str(&line);
         log.push('\n');
-        if let Some(rest) = line.strip_prefix("tidal: started process 0 (pid ") {
+        if let Some((_, rest)) = line.split_once("tidal: started process 0 (pid ") {
             break rest.trim_end_matches(')').to_string();
         }
     };

@@ -156,7 +156,7 @@ fn checkpoints_on_s3_survive_an_outage_and_a_kill_9() {
             let line = lines
                 .recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|_| panic!("no log line with '{needle}' within 60 s"));
-            if let Some(rest) = line.strip_prefix("tidal: started process ") {
+            if let Some((_, rest)) = line.split_once("tidal: started process ") {
                 let pid: u32 = rest
                     .split_once(" (pid ")
                     .unwrap()

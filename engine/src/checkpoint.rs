@@ -642,7 +642,7 @@ pub fn latest_valid(dir: &Location) -> Result<Option<Restored>> {
         match read_checkpoint(&path) {
             Ok(restored) => return Ok(Some(restored)),
             Err(e) if e.kind() == crate::ErrorKind::External => return Err(e),
-            Err(e) => eprintln!("tidal: passing over checkpoint {id}: {e}"),
+            Err(e) => crate::say(format_args!("tidal: passing over checkpoint {id}: {e}")),
         }
     }
     Ok(None)

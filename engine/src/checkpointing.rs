@@ -396,9 +396,9 @@ impl Coordinator {
                 let kind = match savepoint_request() {
                     Some(stop) if config.savepoint_dir.is_some() => Some(Kind::Savepoint { stop }),
                     Some(_) => {
-                        eprintln!(
+                        crate::say(format_args!(
                             "tidal: a savepoint was asked for, but the job has no --savepoint-dir"
-                        );
+                        ));
                         None
                     }
                     None => (config.periodic && since.elapsed() >= config.interval)
@@ -431,7 +431,10 @@ impl Coordinator {
                     // A source that saw the stop before its worker fenced it may have ended
                     // without reading everything, and the cut would pass over what it had left
                     // (a checkpoint under way when the stop came keeps its sources at the fence).
-                    eprintln!("tidal: {} {id} not taken: the job is stopping", kind.word());
+                    crate::say(format_args!(
+                        "tidal: {} {id} not taken: the job is stopping",
+                        kind.word()
+                    ));
                     self.end(id, false, post);
                 } else if fenced.len() == peers {
                     // The cut: just past the furthest-behind instance of each source (the one
@@ -445,7 +448,9 @@ impl Coordinator {
                         // No source is running any more: the job is ending.
                         None => {
                             if kind.is_savepoint() {
-                                eprintln!("tidal: savepoint {id} not taken: the job is ending");
+                                crate::say(format_args!(
+                                    "tidal: savepoint {id} not taken: the job is ending"
+                                ));
                             }
                             self.end(id, false, post)
                         }
@@ -510,23 +515,25 @@ impl Coordinator {
                         return self.failed(id, kind, e.to_string(), config, post);
                     }
                     let bytes: u64 = manifest.parts.iter().map(|p| p.1).sum();
-                    eprintln!(
+                    crate::say(format_args!(
                         "tidal: {} {id} complete at cut {cut}: {} part(s), {bytes} bytes, {} ms: {}",
                         kind.word(),
                         manifest.parts.len(),
                         started.elapsed().as_millis(),
                         folder
-                    );
+                    ));
                     if !kind.is_savepoint() {
                         if let Err(e) = checkpoint::prune(&config.dir, config.keep, id) {
-                            eprintln!("tidal: pruning old checkpoints (left for later): {e}");
+                            crate::say(format_args!(
+                                "tidal: pruning old checkpoints (left for later): {e}"
+                            ));
                         }
                         self.failures = 0;
                     }
                     self.last_cut = cut;
                     self.end(id, true, post);
                     if kind == (Kind::Savepoint { stop: true }) {
-                        eprintln!("tidal: stopping the job after savepoint {id}");
+                        crate::say(format_args!("tidal: stopping the job after savepoint {id}"));
                         post(Control::Stop);
                     }
                 } else if started.elapsed() > config.timeout {
@@ -556,7 +563,7 @@ impl Coordinator {
         config: &CheckpointConfig,
         post: &mut dyn FnMut(Control),
     ) -> Result<()> {
-        eprintln!("tidal: {} {id} failed: {why}", kind.word());
+        crate::say(format_args!("tidal: {} {id} failed: {why}", kind.word()));
         self.end(id, false, post);
         if kind.is_savepoint() {
             // A failed savepoint does not count against the job; it keeps running.

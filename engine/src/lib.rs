@@ -79,5 +79,20 @@ pub use stream::{DataStream, OperatorMeta};
 pub use time::{JobClock, ManualClock, TickClock, Time, now_millis};
 pub use watermark::{WatermarkGenerator, WatermarkStrategy};
 
+/// Writes one line to standard error in a single write, so that the lines of a job's processes
+/// (which share the launcher's standard error) never run into each other, as `eprintln!`'s
+/// piece-by-piece writes can. Every message of the engine and the launcher goes through it.
+///
+/// ```
+/// tidal_engine::say(format_args!("tidal: checkpoint {} complete", 7));
+/// ```
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut text = line.to_string();
+    text.push('\n');
+    // Nothing sensible is left to do when standard error cannot be written.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// Timely itself, for operators written directly against it.
 pub use timely;

@@ -239,7 +239,7 @@ impl JobShared {
         if self.cluster {
             // timely cannot shut down part of a cluster: the other processes would wait forever.
             // End this process; its peers see the connection drop and fail in turn.
-            eprintln!("error: process {}: {error}", self.process);
+            crate::say(format_args!("error: process {}: {error}", self.process));
             std::process::exit(1);
         }
         let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
@@ -587,14 +587,14 @@ impl Job {
         let (merged, report) = self.run_with_report(build)?;
         if !quiet {
             for (source, (n, destination)) in &report.skipped {
-                eprintln!(
+                crate::say(format_args!(
                     "tidal: source '{source}' set aside {n} record(s) that failed to decode; see {destination}"
-                );
+                ));
             }
             for (operator, n) in &report.late_dropped {
-                eprintln!(
+                crate::say(format_args!(
                     "tidal: '{operator}' dropped {n} late record(s); give it a side output for late data to keep them"
-                );
+                ));
             }
         }
         Ok(merged)
@@ -613,12 +613,12 @@ impl Job {
             None => None,
         };
         if let Some(r) = &restored {
-            eprintln!(
+            crate::say(format_args!(
                 "tidal: restoring checkpoint {} (cut {}, written by {} worker(s))",
                 r.path,
                 r.cut,
                 r.parts.len()
-            );
+            ));
         }
         // New checkpoints take ids after every one in the directory (a restore from an older one
         // must not overwrite newer ones, which later checkpoints of theirs may build on).

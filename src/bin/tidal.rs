@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tidal: {e}");
+            tidal::engine::say(format_args!("tidal: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -210,7 +210,10 @@ fn run(args: RunArgs) -> Result<(), String> {
             let child = command
                 .spawn()
                 .map_err(|e| format!("cannot start '{program}': {e}"))?;
-            eprintln!("tidal: started process {p} (pid {})", child.id());
+            tidal::engine::say(format_args!(
+                "tidal: started process {p} (pid {})",
+                child.id()
+            ));
             children.push(Some(child));
         }
         restarts.started(Instant::now());
@@ -219,7 +222,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             Outcome::Stopped => return Err("stopped by a signal".into()),
             Outcome::Failed(cause) => match restarts.after_failure(Instant::now()) {
                 Some(delay) => {
-                    eprintln!(
+                    tidal::engine::say(format_args!(
                         "tidal: {cause}; restarting all processes in {delay:?} (restart {}, strategy {}){}",
                         restarts.restarts(),
                         strategy.describe(),
@@ -228,7 +231,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                         } else {
                             " from the beginning (the job has no --checkpoint-dir)"
                         }
-                    );
+                    ));
                     std::thread::sleep(delay);
                 }
                 None => {

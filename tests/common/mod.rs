@@ -365,7 +365,9 @@ pub fn run_with_kills(program: &str, args: &[&str], plan: Kills<'_>) -> String {
     let log = std::thread::spawn(move || {
         let mut log = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("tidal: started process ") {
+            // Found anywhere in the line: output that is not the launcher's (a panic message
+            // is written piece by piece) may have run into it.
+            if let Some((_, rest)) = line.split_once("tidal: started process ") {
                 let (p, pid) = rest.split_once(" (pid ").unwrap();
                 let pid = pid.trim_end_matches(')').parse().unwrap();
                 let _ = pids_tx.send((p.parse().unwrap(), pid));

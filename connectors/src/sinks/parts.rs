@@ -406,10 +406,10 @@ impl Writer {
                 if !part.at.is_s3() {
                     return Err(Error::external(e.to_string()));
                 }
-                eprintln!(
+                tidal_engine::say(format_args!(
                     "tidal: committing output part {} failed (tried again after the next checkpoint): {e}",
                     part.at
-                );
+                ));
                 left.push(part);
             }
         }
@@ -609,10 +609,10 @@ fn remove_other_parts(
         };
         if !keep(&named) {
             if named.visible && lineage.is_some() {
-                eprintln!(
+                tidal_engine::say(format_args!(
                     "tidal: removing output part {} (written after the restored checkpoint's cut; its records are written again)",
                     dir.join(&listed.name)
-                );
+                ));
             }
             storage::remove(&dir.join(&listed.name)).map_err(cleaning)?;
         }
