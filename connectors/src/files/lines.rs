@@ -77,18 +77,10 @@ impl SplitLines {
 
     /// Appends the next owned line (with its line break, if any) to `buf`; returns its number.
     pub(crate) fn next_line(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
-        self.reader.consume(std::mem::take(&mut self.lent));
-        if self.pos >= self.end {
-            return Ok(None);
-        }
-        let n = self.reader.read_until(b'\n', buf)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        self.pos += n as u64;
-        let number = self.next_number;
-        self.next_number += 1;
-        Ok(Some(number))
+        Ok(self.next_line_ref()?.map(|(number, line)| {
+            buf.extend_from_slice(line);
+            number
+        }))
     }
 
     /// Offset of the next line's first byte (past any line lent out), and the end of the range.
