@@ -37,7 +37,7 @@
 //!    stop instead — SIGUSR2 or [`StopHandle::savepoint`](crate::StopHandle::savepoint)).
 //!
 //! 5. Once the manifest is written, every worker tells its states that the checkpoint is
-//!    complete ([`RegisteredState::checkpoint_complete`](crate::RegisteredState::checkpoint_complete)):
+//!    complete ([`KeyedStore::checkpoint_complete`](crate::KeyedStore::checkpoint_complete)):
 //!    side effects held back until then are released — the file sinks commit the parts they
 //!    sealed at `T` (a two-phase commit: the snapshot is the prepare, the manifest the decision).
 //!    The notice can be lost (a process dies after the manifest), so a restore releases what the

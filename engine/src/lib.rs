@@ -74,7 +74,7 @@ pub use hash::{FastMap, key_hash, worker_for};
 pub use operator::{Clear, TimeBuffer};
 pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, WorkerOutput};
 pub use source::{Poll, SourceReader, SplitId};
-pub use state::{KeyedState, RegisteredState, write_snapshot};
+pub use state::{KeyedState, KeyedStore};
 pub use stream::{DataStream, OperatorMeta};
 pub use time::{JobClock, ManualClock, TickClock, Time, now_millis};
 pub use watermark::{WatermarkGenerator, WatermarkStrategy};

@@ -23,7 +23,7 @@ use crate::cli::JobArgs;
 use crate::cluster::{ClusterSpec, connect};
 use crate::control::{Control, WatermarkBoard};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
-use crate::state::RegisteredState;
+use crate::state::{KeyedStore, Owner, StateHandle};
 use crate::stream::OperatorMeta;
 use crate::time::{JobClock, Time};
 
@@ -261,7 +261,9 @@ impl JobShared {
 
 /// A registered state and the operator it belongs to (with its number among that operator's).
 struct StateEntry {
-    state: Rc<RefCell<dyn RegisteredState>>,
+    state: Box<dyn StateHandle>,
+    /// The name it was registered under, until its operator is known.
+    registered_as: String,
     operator: Option<(Rc<OperatorMeta>, usize)>,
 }
 
@@ -271,7 +273,7 @@ impl StateEntry {
         match &self.operator {
             Some((meta, 0)) => meta.name(),
             Some((meta, k)) => format!("{}/{k}", meta.name()),
-            None => self.state.borrow().name().to_string(),
+            None => self.registered_as.clone(),
         }
     }
 }
@@ -403,9 +405,14 @@ impl WorkerContext {
     /// registered it (as finally named with [`DataStream::name`](crate::DataStream::name)); when the
     /// job restores a checkpoint, the state is loaded with the keys this worker owns once the
     /// dataflow is built, and a state that cannot be restored fails the job with the reason.
-    pub fn register_state(&self, state: Rc<RefCell<dyn RegisteredState>>) {
+    ///
+    /// Operators built with the keyed-operator builder of `tidal-operators` are registered by it;
+    /// call this directly only for state outside keyed operators (a sink's, say). `name` is the
+    /// state's identity until the operator it belongs to is named.
+    pub fn register_state<S: KeyedStore>(&self, name: &str, state: Rc<RefCell<S>>) {
         self.states.borrow_mut().push(StateEntry {
-            state,
+            state: Box::new(state),
+            registered_as: name.to_string(),
             operator: None,
         });
     }
@@ -422,10 +429,13 @@ impl WorkerContext {
             let name = entry.name();
             let sections: Vec<&[u8]> = restored.state_sections(&name).collect();
             if !sections.is_empty() {
+                let owner = Owner {
+                    index: self.index,
+                    peers: self.peers,
+                };
                 entry
                     .state
-                    .borrow_mut()
-                    .restore(&sections, self.index, self.peers)
+                    .restore(&name, &sections, owner)
                     .map_err(|e| e.context(format!("restoring checkpoint {}", restored.path)))?;
             }
         }
@@ -452,7 +462,7 @@ impl WorkerContext {
         self.states
             .borrow()
             .iter()
-            .map(|e| (e.name(), e.state.borrow().keys()))
+            .map(|e| (e.name(), e.state.key_count()))
             .collect()
     }
     /// A snapshot of every state registered on this worker as of cut `cut`: operator name and
@@ -460,9 +470,9 @@ impl WorkerContext {
     pub fn snapshot_states(&self, cut: Time) -> Result<Vec<(String, Vec<u8>)>> {
         let mut parts = Vec::new();
         for entry in self.states.borrow().iter() {
-            let mut bytes = Vec::new();
-            entry.state.borrow().snapshot_into(cut, &mut bytes)?;
-            parts.push((entry.name(), bytes));
+            let name = entry.name();
+            let bytes = entry.state.snapshot(&name, cut)?;
+            parts.push((name, bytes));
         }
         Ok(parts)
     }
@@ -472,7 +482,6 @@ impl WorkerContext {
             let name = entry.name();
             entry
                 .state
-                .borrow_mut()
                 .checkpoint_complete(id)
                 .map_err(|e| e.context(format!("'{name}' after checkpoint {id}")))?;
         }

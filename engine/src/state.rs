@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hash::{FastMap, key_hash, worker_for};
+use crate::time::Time;
 
 /// Version of the snapshot encoding written by [`KeyedState::snapshot`]. Version 2 prefixes every
 /// entry with its length (a varint), so that entries can be told apart without knowing their
@@ -123,8 +124,8 @@ impl<K: Hash + Eq, V> KeyedState<K, V> {
 
 impl<K, V> KeyedState<K, V>
 where
-    K: Hash + Eq + Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
+    K: Hash + Eq + Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
 {
     /// Writes every entry: magic, version, header, entries (postcard), CRC-32 of all before it.
     ///
@@ -137,39 +138,18 @@ where
     /// let back: Vec<(u32, String)> = KeyedState::<u32, String>::read_snapshot(&bytes[..], "part-0").unwrap();
     /// assert_eq!(back, vec![(1, "one".to_string())]);
     /// ```
-    pub fn snapshot<W: Write>(&self, out: W) -> Result<()> {
-        write_snapshot(&self.name, self.map.len(), self.map.iter(), out)
+    pub fn snapshot<W: Write>(&self, mut out: W) -> Result<()> {
+        let name = &self.name;
+        let bytes = snapshot_store(name, self, 0)?;
+        out.write_all(&bytes)
+            .map_err(|e| Error::external(format!("writing snapshot of '{name}': {e}")))
     }
 
     /// Reads the entries of one snapshot part; `origin` names it in error messages.
     /// A wrong magic, an unknown version, a bad checksum or a truncated part is an error.
-    pub fn read_snapshot<R: Read>(mut input: R, origin: &str) -> Result<Vec<(K, V)>> {
-        let mut bytes = Vec::new();
-        input
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::external(format!("reading snapshot {origin}: {e}")))?;
-        let corrupt = |why: &str| Error::input(format!("snapshot {origin} is corrupt: {why}"));
-        let (version, header, rest) = open_snapshot(&bytes, origin)?;
-        let mut entries = Vec::with_capacity(header.entries as usize);
-        if version == 1 {
-            let mut rest = rest;
-            for _ in 0..header.entries {
-                let (entry, tail): ((K, V), &[u8]) =
-                    postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
-                entries.push(entry);
-                rest = tail;
-            }
-            if !rest.is_empty() {
-                return Err(corrupt("trailing bytes after the last entry"));
-            }
-        } else {
-            for entry in split_entries(rest, header.entries, origin)? {
-                entries.push(postcard::from_bytes(entry).map_err(|e| corrupt(&e.to_string()))?);
-            }
-        }
-        Ok(entries)
+    pub fn read_snapshot<R: Read>(input: R, origin: &str) -> Result<Vec<(K, V)>> {
+        read_part(input, origin)
     }
-
     /// Inserts the entries that worker `index` of `peers` owns; returns how many it kept.
     pub fn restore_into(
         &mut self,
@@ -186,6 +166,37 @@ where
         }
         kept
     }
+}
+
+/// Reads the entries of one snapshot part (see [`KeyedState::read_snapshot`]).
+fn read_part<K: DeserializeOwned, V: DeserializeOwned, R: Read>(
+    mut input: R,
+    origin: &str,
+) -> Result<Vec<(K, V)>> {
+    let mut bytes = Vec::new();
+    input
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::external(format!("reading snapshot {origin}: {e}")))?;
+    let corrupt = |why: &str| Error::input(format!("snapshot {origin} is corrupt: {why}"));
+    let (version, header, rest) = open_snapshot(&bytes, origin)?;
+    let mut entries = Vec::with_capacity(header.entries as usize);
+    if version == 1 {
+        let mut rest = rest;
+        for _ in 0..header.entries {
+            let (entry, tail): ((K, V), &[u8]) =
+                postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
+            entries.push(entry);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(corrupt("trailing bytes after the last entry"));
+        }
+    } else {
+        for entry in split_entries(rest, header.entries, origin)? {
+            entries.push(postcard::from_bytes(entry).map_err(|e| corrupt(&e.to_string()))?);
+        }
+    }
+    Ok(entries)
 }
 
 /// Checks a snapshot's magic, checksum and version; gives the version, the header and the bytes
@@ -284,116 +295,89 @@ pub fn snapshot_from_entries<'a>(name: &str, entries: impl Iterator<Item = &'a [
     body
 }
 
-/// Writes a snapshot part of `len` entries (the format of [`KeyedState::snapshot`]): any keyed
-/// structure can be snapshotted this way, as long as its entries are `(key, value)` pairs routed by
-/// the key.
-pub fn write_snapshot<'a, K, V, W>(
-    name: &str,
-    len: usize,
-    entries: impl Iterator<Item = (&'a K, &'a V)>,
-    mut out: W,
-) -> Result<()>
-where
-    K: Serialize + 'a,
-    V: Serialize + 'a,
-    W: Write,
-{
-    let mut body = Vec::new();
-    body.extend_from_slice(SNAPSHOT_MAGIC);
-    body.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    let header = Header {
-        name: name.to_string(),
-        entries: len as u64,
-    };
-    let encode = |e: postcard::Error| {
-        Error::new(
-            crate::ErrorKind::UserCode,
-            format!("encoding state of '{name}': {e}"),
-        )
-    };
-    body = postcard::to_extend(&header, body).map_err(encode)?;
-    let mut written = 0;
-    let mut varint = [0u8; 10];
-    for entry in entries {
-        // Encode the entry, then put its length (a varint) in front of it.
-        let start = body.len();
-        body = postcard::to_extend(&entry, body).map_err(encode)?;
-        let prefix = postcard::to_slice(&((body.len() - start) as u64), &mut varint)
-            .expect("10 bytes hold a varint");
-        body.splice(start..start, prefix.iter().copied());
-        written += 1;
-    }
-    if written != len {
-        return Err(Error::new(
-            crate::ErrorKind::UserCode,
-            format!("state '{name}' announced {len} entries and gave {written}"),
-        ));
-    }
-    let crc = crc32fast::hash(&body);
-    body.extend_from_slice(&crc.to_le_bytes());
-    out.write_all(&body)
-        .map_err(|e| Error::external(format!("writing snapshot of '{name}': {e}")))
-}
-
 /// Reads every part's snapshot (`sections`) of the state called `name`, in the format of
 /// [`write_snapshot`], and returns all its entries, in part order.
 pub fn read_sections<K, V>(name: &str, sections: &[&[u8]]) -> Result<Vec<(K, V)>>
 where
-    K: Hash + Eq + Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
+    K: DeserializeOwned,
+    V: DeserializeOwned,
 {
     let mut all = Vec::new();
     for (i, section) in sections.iter().enumerate() {
         let origin = format!("section {i} of state '{name}'");
-        all.extend(KeyedState::<K, V>::read_snapshot(*section, &origin)?);
+        all.extend(read_part::<K, V, _>(*section, &origin)?);
     }
     Ok(all)
 }
 
-/// Like [`read_sections`], keeping the entries whose keys worker `index` of `peers` owns: what
-/// a [`RegisteredState::restore`] loads.
+/// Keyed state as checkpoints see it: `(key, entry)` pairs written as of a cut and loaded again
+/// on any number of workers, each entry going to the worker that owns its key.
+///
+/// Every stateful operator keeps its state in one value of a type that implements this trait
+/// and registers it once with [`WorkerContext::register_state`](crate::WorkerContext::register_state)
+/// (the keyed-operator builder of `tidal-operators` does that for every keyed operator). The
+/// engine does the rest the same way for all of them: the snapshot format (version, checksum,
+/// length-prefixed entries), routing restored entries by key, the number of keys in reports, and
+/// the notice that a checkpoint is complete. A store says only how its structure maps to entries.
 ///
 /// ```
-/// use tidal_engine::{KeyedState, RegisteredState, state::read_owned};
-/// let mut s: KeyedState<u32, u32> = KeyedState::new("s");
-/// for k in 0..10 { s.insert(k, k); }
-/// let mut part = Vec::new();
-/// s.snapshot(&mut part).unwrap();
-/// let mine: Vec<(u32, u32)> = read_owned("s", &[&part[..]], 0, 2).unwrap();
-/// let theirs: Vec<(u32, u32)> = read_owned("s", &[&part[..]], 1, 2).unwrap();
-/// assert_eq!(mine.len() + theirs.len(), 10);
+/// use tidal_engine::state::{EntryWriter, KeyedStore, Owner};
+/// use tidal_engine::{Result, Time};
+/// use std::collections::BTreeMap;
+///
+/// /// Per key, the readings of each minute (a structure that is not a plain map of keys).
+/// #[derive(Default)]
+/// struct Minutes(BTreeMap<(u32, Time), f64>);
+///
+/// impl KeyedStore for Minutes {
+///     type Key = u32;
+///     type Entry = (Time, f64);
+///     fn key_count(&self) -> usize {
+///         self.0.len()
+///     }
+///     fn write_entries(&self, _cut: Time, out: &mut EntryWriter<'_, u32>) -> Result<()> {
+///         for ((sensor, minute), sum) in &self.0 {
+///             out.entry(sensor, &(*minute, *sum))?;
+///         }
+///         Ok(())
+///     }
+///     fn restore(&mut self, entries: Vec<(u32, (Time, f64))>, _owner: Owner) -> Result<()> {
+///         for (sensor, (minute, sum)) in entries {
+///             self.0.insert((sensor, minute), sum);
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let mut m = Minutes::default();
+/// m.0.insert((7, 60_000), 2.5);
+/// let bytes = tidal_engine::state::snapshot_store("minutes", &m, 0).unwrap();
+/// let mut back = Minutes::default();
+/// tidal_engine::state::restore_store(&mut back, "minutes", &[&bytes[..]], Owner { index: 0, peers: 1 }).unwrap();
+/// assert_eq!(back.0.get(&(7, 60_000)), Some(&2.5));
 /// ```
-pub fn read_owned<K, V>(
-    name: &str,
-    sections: &[&[u8]],
-    index: usize,
-    peers: usize,
-) -> Result<Vec<(K, V)>>
-where
-    K: Hash + Eq + Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-{
-    let mut entries = read_sections(name, sections)?;
-    entries.retain(|(k, _)| worker_for(key_hash(k), peers) == index);
-    Ok(entries)
-}
-
-/// What the worker's state registry knows of an operator's state.
-pub trait RegisteredState {
-    /// The operator's name (its identity in snapshots).
-    fn name(&self) -> &str;
-    /// Number of keys held.
-    fn keys(&self) -> usize;
-    /// Writes a snapshot of the state as of checkpoint cut `cut` (see [`KeyedState::snapshot`]).
+pub trait KeyedStore: 'static {
+    /// The key that decides which worker owns an entry.
+    type Key: Hash + Eq + Serialize + DeserializeOwned;
+    /// What a snapshot holds per entry. A store may write it in any form that encodes the same
+    /// (a tuple of references for a tuple of values, say), so that snapshots copy nothing.
+    type Entry: DeserializeOwned;
+    /// Whether a restore hands the store only the entries whose keys this worker owns (`true`,
+    /// the default) or every entry of every part (for state that is about the job's output as a
+    /// whole rather than about keys, such as a file sink's list of committed parts).
+    const ROUTED: bool = true;
+    /// Number of keys held, for reports.
+    fn key_count(&self) -> usize;
+    /// Writes the state as of checkpoint cut `cut`, one [`EntryWriter::entry`] per entry.
     ///
     /// It is called when the operator's output frontier has reached the cut. An operator
     /// downstream of an exchange from every instance of its sources is then exactly at the cut
     /// (its state is the state as of the cut). One fed by a pipeline from a single source
     /// instance (a sink) may be past it, and must give its state as of the cut itself.
-    fn snapshot_into(&self, cut: crate::Time, out: &mut Vec<u8>) -> Result<()>;
-    /// Loads the entries this worker owns (worker `index` of `peers`) from every part's snapshot
-    /// of this state, as a checkpoint is restored; returns how many it kept.
-    fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize>;
+    fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, Self::Key>) -> Result<()>;
+    /// Loads restored entries: those this worker owns, or all of them when not
+    /// [`ROUTED`](Self::ROUTED). Called once per restore, with every part's entries together.
+    fn restore(&mut self, entries: Vec<(Self::Key, Self::Entry)>, owner: Owner) -> Result<()>;
     /// Called on every worker once checkpoint (or savepoint) `id` is complete — every part and
     /// its manifest are written — in the order checkpoints complete. State that holds side effects
     /// back until then (the file sinks' pending part files) releases them here; a notice may be
@@ -405,25 +389,151 @@ pub trait RegisteredState {
     }
 }
 
-impl<K, V> RegisteredState for KeyedState<K, V>
-where
-    K: Hash + Eq + Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-{
-    fn name(&self) -> &str {
-        &self.name
+/// Which worker a restore runs on: worker `index` of `peers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// This worker's index.
+    pub index: usize,
+    /// Number of workers of the job.
+    pub peers: usize,
+}
+
+impl Owner {
+    /// Whether this worker owns `key`.
+    ///
+    /// ```
+    /// use tidal_engine::state::Owner;
+    /// let alone = Owner { index: 0, peers: 1 };
+    /// assert!(alone.owns(&"any key"));
+    /// ```
+    pub fn owns<K: Hash + ?Sized>(&self, key: &K) -> bool {
+        worker_for(key_hash(key), self.peers) == self.index
     }
-    fn keys(&self) -> usize {
+}
+
+/// Where a [`KeyedStore`] writes its entries during a snapshot.
+pub struct EntryWriter<'a, K> {
+    name: &'a str,
+    body: Vec<u8>,
+    count: u64,
+    key: std::marker::PhantomData<fn(&K)>,
+}
+
+impl<K: Serialize> EntryWriter<'_, K> {
+    /// Writes one entry: the key and what the store keeps for it (which must encode as the
+    /// store's [`Entry`](KeyedStore::Entry) type).
+    pub fn entry<E: Serialize + ?Sized>(&mut self, key: &K, entry: &E) -> Result<()> {
+        let start = self.body.len();
+        self.body = postcard::to_extend(&(key, entry), std::mem::take(&mut self.body))
+            .map_err(|e| encode_error(self.name, e))?;
+        // Put the entry's length (a varint) in front of it.
+        let mut varint = [0u8; 10];
+        let prefix = postcard::to_slice(&((self.body.len() - start) as u64), &mut varint)
+            .expect("10 bytes hold a varint");
+        self.body.splice(start..start, prefix.iter().copied());
+        self.count += 1;
+        Ok(())
+    }
+    /// Number of entries written so far.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+    /// Whether no entry was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+fn encode_error(name: &str, e: postcard::Error) -> Error {
+    Error::new(
+        crate::ErrorKind::UserCode,
+        format!("encoding state of '{name}': {e}"),
+    )
+}
+
+/// A snapshot of `store` as of `cut`, under the state name `name` (the format of
+/// [`KeyedState::snapshot`]).
+pub fn snapshot_store<S: KeyedStore>(name: &str, store: &S, cut: Time) -> Result<Vec<u8>> {
+    let mut writer = EntryWriter {
+        name,
+        body: Vec::new(),
+        count: 0,
+        key: std::marker::PhantomData,
+    };
+    store.write_entries(cut, &mut writer)?;
+    let mut out = Vec::with_capacity(writer.body.len() + 32);
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    let header = Header {
+        name: name.to_string(),
+        entries: writer.count,
+    };
+    out = postcard::to_extend(&header, out).map_err(|e| encode_error(name, e))?;
+    out.extend_from_slice(&writer.body);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Loads every part's snapshot (`sections`) of the state called `name` into `store`: the
+/// entries `owner` owns, or all of them for a store that is not [`ROUTED`](KeyedStore::ROUTED).
+pub fn restore_store<S: KeyedStore>(
+    store: &mut S,
+    name: &str,
+    sections: &[&[u8]],
+    owner: Owner,
+) -> Result<usize> {
+    let mut entries: Vec<(S::Key, S::Entry)> = read_sections(name, sections)?;
+    if S::ROUTED {
+        entries.retain(|(k, _)| owner.owns(k));
+    }
+    let kept = entries.len();
+    store.restore(entries, owner)?;
+    Ok(kept)
+}
+
+/// The registry's view of one registered store, whatever its type.
+pub(crate) trait StateHandle {
+    fn key_count(&self) -> usize;
+    fn snapshot(&self, name: &str, cut: Time) -> Result<Vec<u8>>;
+    fn restore(&self, name: &str, sections: &[&[u8]], owner: Owner) -> Result<usize>;
+    fn checkpoint_complete(&self, id: u64) -> Result<()>;
+}
+
+impl<S: KeyedStore> StateHandle for std::rc::Rc<std::cell::RefCell<S>> {
+    fn key_count(&self) -> usize {
+        self.borrow().key_count()
+    }
+    fn snapshot(&self, name: &str, cut: Time) -> Result<Vec<u8>> {
+        snapshot_store(name, &*self.borrow(), cut)
+    }
+    fn restore(&self, name: &str, sections: &[&[u8]], owner: Owner) -> Result<usize> {
+        restore_store(&mut *self.borrow_mut(), name, sections, owner)
+    }
+    fn checkpoint_complete(&self, id: u64) -> Result<()> {
+        self.borrow_mut().checkpoint_complete(id)
+    }
+}
+
+impl<K, V> KeyedStore for KeyedState<K, V>
+where
+    K: Hash + Eq + Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    type Key = K;
+    type Entry = V;
+    fn key_count(&self) -> usize {
         self.map.len()
     }
-    fn snapshot_into(&self, _cut: crate::Time, out: &mut Vec<u8>) -> Result<()> {
-        self.snapshot(out)
+    fn write_entries(&self, _cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
+        for (k, v) in self.map.iter() {
+            out.entry(k, v)?;
+        }
+        Ok(())
     }
-    fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
-        let entries = read_owned(&self.name, sections, index, peers)?;
-        let kept = entries.len();
+    fn restore(&mut self, entries: Vec<(K, V)>, _owner: Owner) -> Result<()> {
         self.map.extend(entries);
-        Ok(kept)
+        Ok(())
     }
 }
 

@@ -1,10 +1,9 @@
 //! Changelogs: streams of `(key, value)` updates where a later value replaces an earlier one.
 
-use tidal_engine::{DataStream, KeyedState, Time, TimeBuffer, key_hash, timely};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
+use tidal_engine::{DataStream, KeyedState, Time, TimeBuffer, timely};
 use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::generic::Operator;
+
+use crate::build::{Activation, keyed_operator};
 
 use crate::keyed::{Key, Value};
 
@@ -29,58 +28,57 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
     fn final_values(self) -> DataStream<'s, (K, V)> {
         let ctx = std::rc::Rc::clone(self.context());
         self.then("final_values", move |input, name| {
-            let latest = std::rc::Rc::new(std::cell::RefCell::new(
-                KeyedState::<K, (V, Time)>::new(name),
-            ));
-            ctx.register_state(latest.clone());
-            input.unary_frontier::<CapacityContainerBuilder<Vec<((K, V), Time)>>, _, _, _>(
-                Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
-                name,
-                move |initial, _| {
-                    // Each time's updates as the containers they came in (no copy into one
-                    // growing buffer).
-                    let mut pending: TimeBuffer<Chunks<K, V>> = TimeBuffer::new();
-                    // Held from the start, following the frontier, so that the final values can be
-                    // emitted even when no update arrives (e.g. all restored from a checkpoint).
-                    let mut held: Option<Capability<Time>> = Some(initial);
-                    move |(input, frontier), output| {
-                        let port = output.output_index();
-                        input.for_each(|message, data| {
-                            let Some((cap, buffer)) = pending.at(&message, port) else {
-                                return;
-                            };
-                            if held.as_ref().is_none_or(|h| h.time() > cap.time()) {
-                                held = Some(cap.clone());
-                            }
-                            if !data.is_empty() {
-                                buffer.push(std::mem::take(data));
-                            }
-                        });
-                        // Fold updates into the latest values in time order: a later time wins,
-                        // and within one time the later arrival.
-                        let mut latest = latest.borrow_mut();
-                        pending.for_each_ready(frontier, |_, updates| {
-                            for ((k, v), ts) in updates.drain(..).flatten() {
-                                latest.insert(k, (v, ts));
-                            }
-                        });
-                        if frontier.is_empty() {
-                            if let Some(cap) = held.take() {
-                                output
-                                    .session(&cap)
-                                    .give_iterator(latest.drain().map(|(k, (v, ts))| ((k, v), ts)));
-                            }
-                        } else if let (Some(cap), Some(least)) =
-                            (held.as_mut(), frontier.frontier().first())
-                        {
-                            // Follow the frontier so that the held capability does not hold back time downstream.
-                            if cap.time() < least {
-                                cap.downgrade(least);
-                            }
+            let latest = KeyedState::<K, (V, Time)>::new(name);
+            // The initial capability is held from the start, following the frontier, so that the
+            // final values can be emitted even when no update arrives (all restored, say).
+            let operator = keyed_operator(&ctx, input, name, latest).keep_initial_capabilities();
+            let (out, _) = operator.build(|setup| {
+                let latest = setup.state;
+                // Each time's updates as the containers they came in (no copy into one growing
+                // buffer).
+                let mut pending: TimeBuffer<Chunks<K, V>> = TimeBuffer::new();
+                let mut held: Option<Capability<Time>> = None;
+                move |mut act: Activation<'_, K, V, (K, V), ()>| {
+                    if let Some(initial) = act.initial.take() {
+                        held = Some(initial.output);
+                    }
+                    act.input.for_each(|message, data| {
+                        let Some((cap, buffer)) = pending.at(&message, 0) else {
+                            return;
+                        };
+                        if held.as_ref().is_none_or(|h| h.time() > cap.time()) {
+                            held = Some(cap.clone());
+                        }
+                        if !data.is_empty() {
+                            buffer.push(std::mem::take(data));
+                        }
+                    });
+                    // Fold updates into the latest values in time order: a later time wins, and
+                    // within one time the later arrival.
+                    let mut latest = latest.borrow_mut();
+                    pending.for_each_ready(act.frontier, |_, updates| {
+                        for ((k, v), ts) in updates.drain(..).flatten() {
+                            latest.insert(k, (v, ts));
+                        }
+                    });
+                    if act.frontier.is_empty() {
+                        if let Some(cap) = held.take() {
+                            act.output
+                                .session(&cap)
+                                .give_iterator(latest.drain().map(|(k, (v, ts))| ((k, v), ts)));
+                        }
+                    } else if let (Some(cap), Some(least)) =
+                        (held.as_mut(), act.frontier.frontier().first())
+                    {
+                        // Follow the frontier so that the held capability does not hold back
+                        // time downstream.
+                        if cap.time() < least {
+                            cap.downgrade(least);
                         }
                     }
-                },
-            )
+                }
+            });
+            out
         })
     }
 }

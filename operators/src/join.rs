@@ -8,19 +8,12 @@
 //! - [`ConnectedStreams::window_join`]: every pair of the same key in the same window (tumbling,
 //!   sliding or session), emitted when the window fires with the window's last timestamp.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use tidal_engine::{
-    DataStream, FastMap, RegisteredState, Result, Time, TimeBuffer, key_hash, timely,
-    write_snapshot,
-};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use tidal_engine::{DataStream, KeyedState, Time, TimeBuffer};
 
+use crate::build::{Activation, keyed_operator};
 use crate::connect::{ConnectedStreams, Either};
 use crate::keyed::{Key, Value};
 use crate::transform::{KeyedPairs, Transform};
@@ -31,31 +24,6 @@ type Buffered<A, B> = (Vec<(Time, A)>, Vec<(Time, B)>);
 
 /// Records of both inputs, as they travel: key, value, timestamp.
 type Tagged<K, A, B> = ((K, Either<A, B>), Time);
-
-/// Buffered records of both sides, per key.
-struct JoinState<K, A, B> {
-    name: String,
-    sides: FastMap<K, Buffered<A, B>>,
-}
-
-impl<K: Key, A: Value, B: Value> RegisteredState for JoinState<K, A, B> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn keys(&self) -> usize {
-        self.sides.len()
-    }
-    fn restore(&mut self, sections: &[&[u8]], index: usize, peers: usize) -> Result<usize> {
-        let entries: Vec<(K, Buffered<A, B>)> =
-            tidal_engine::state::read_owned(&self.name, sections, index, peers)?;
-        let kept = entries.len();
-        self.sides.extend(entries);
-        Ok(kept)
-    }
-    fn snapshot_into(&self, _cut: Time, out: &mut Vec<u8>) -> Result<()> {
-        write_snapshot(&self.name, self.sides.len(), self.sides.iter(), out)
-    }
-}
 
 impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
     /// Joins records of the two inputs with the same key whose timestamps satisfy
@@ -84,40 +52,34 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
         let merged = self.into_either();
         let ctx = Rc::clone(merged.context());
         merged.then("interval_join", move |input, name| {
-            let mut builder = OperatorBuilder::new(name.to_string(), input.scope());
-            let mut input = builder.new_input(
-                input,
-                Exchange::new(|((k, _), _): &((K, Either<A, B>), Time)| key_hash(k)),
-            );
-            let (out, stream) = builder.new_output::<Vec<(O, Time)>>();
-            let mut out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(O, Time)>>>::from(out);
-            let state = Rc::new(RefCell::new(JoinState::<K, A, B> {
-                name: name.to_string(),
-                sides: FastMap::default(),
-            }));
-            ctx.register_state(state.clone());
-            let name = name.to_string();
-            let mut restoring = ctx.restored_cut();
-            builder.build(move |_| {
+            // Buffered records of both sides, per key.
+            let state = KeyedState::<K, Buffered<A, B>>::new(name);
+            let (stream, _) = keyed_operator(&ctx, input, name, state).build(move |setup| {
+                let state = setup.state;
                 let mut pending: TimeBuffer<Vec<Tagged<K, A, B>>> = TimeBuffer::new();
                 // Keys with buffered records, by the time their earliest record may be dropped.
                 let mut cleanup: BTreeMap<Time, Vec<K>> = BTreeMap::new();
                 let mut passed: Time = Time::MIN; // the watermark + 1 the join has acted on
-                let mut dropped = 0u64;
-                move |frontiers| {
-                    let frontier = &frontiers[0];
-                    let mut out = out.activate();
+                move |act: Activation<'_, K, Either<A, B>, O, ()>| {
+                    let Activation {
+                        input,
+                        frontier,
+                        output: mut out,
+                        initial,
+                        late_dropped,
+                        ..
+                    } = act;
                     input.for_each(|message, data| {
                         if let Some((_, records)) = pending.at(&message, 0) {
                             records.append(data);
                         }
                     });
-                    let mut state = state.borrow_mut();
+                    let mut sides = state.borrow_mut();
                     // Restored: the join had acted on the watermark up to the cut; schedule the
                     // restored records' cleanup.
-                    if let Some(cut) = restoring.take() {
+                    if let Some(cut) = initial.and_then(|i| i.restored_cut) {
                         passed = cut;
-                        for (k, (lefts, rights)) in state.sides.iter() {
+                        for (k, (lefts, rights)) in sides.iter() {
                             for (t, _) in lefts {
                                 let at = t.saturating_add(upper).saturating_add(1);
                                 cleanup.entry(at).or_default().push(k.clone());
@@ -134,10 +96,10 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                         let mut session = out.session(&cap);
                         for ((k, value), ts) in records {
                             if ts < passed {
-                                dropped += 1; // late: its partners may be gone
+                                *late_dropped += 1; // late: its partners may be gone
                                 continue;
                             }
-                            let (lefts, rights) = state.sides.entry(k.clone()).or_default();
+                            let (lefts, rights) = sides.entry(k.clone()).or_default();
                             match value {
                                 Either::First(a) => {
                                     for (bt, b) in rights.iter() {
@@ -173,18 +135,14 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                             break;
                         }
                         for k in entry.remove() {
-                            if let Some((lefts, rights)) = state.sides.get_mut(&k) {
+                            if let Some((lefts, rights)) = sides.get_mut(&k) {
                                 lefts.retain(|(t, _)| t.saturating_add(upper) >= passed);
                                 rights.retain(|(t, _)| t.saturating_sub(lower) >= passed);
                                 if lefts.is_empty() && rights.is_empty() {
-                                    state.sides.remove(&k);
+                                    sides.remove(&k);
                                 }
                             }
                         }
-                    }
-                    if dropped > 0 {
-                        ctx.report_late_dropped(&name, dropped);
-                        dropped = 0;
                     }
                 }
             });

@@ -17,14 +17,15 @@
 //!    aggregates are emitted at that tick. State thus always reflects exactly the input below the
 //!    frontier — the property checkpoints rely on (see `tidal_engine::state`).
 
-use std::cell::RefCell;
 use std::hash::Hash;
 use std::rc::Rc;
 
-use tidal_engine::{DataStream, FastMap, KeyedState, Time, TimeBuffer, key_hash, timely};
+use tidal_engine::{DataStream, FastMap, KeyedState, Time, TimeBuffer, timely};
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
+
+use crate::build::{Activation, keyed_operator};
 
 /// Keys in keyed state: hashable, comparable, clonable and able to cross processes.
 pub trait Key: timely::ExchangeData + Hash + Eq + Clone {}
@@ -307,40 +308,36 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
             );
 
         // Step 2: on the key's owner, fold partials into state in time order and emit the changes.
-        let state = Rc::new(RefCell::new(KeyedState::<K, A>::new(name)));
-        ctx.register_state(state.clone());
-        combined.unary_frontier::<CapacityContainerBuilder<Vec<((K, A), Time)>>, _, _, _>(
-            Exchange::new(|((k, _), _): &((K, A), Time)| key_hash(k)),
-            name,
-            move |_, _| {
-                let mut pending: TimeBuffer<FastMap<K, (A, Time)>> = TimeBuffer::new();
-                move |(input, frontier), output| {
-                    let port = output.output_index();
-                    input.for_each(|message, data| {
-                        let Some((_, partials)) = pending.at(&message, port) else {
-                            return;
-                        };
-                        fold_into(partials, data.drain(..), |a| a, &merge);
-                    });
-                    let mut state = state.borrow_mut();
-                    pending.for_each_ready(frontier, |cap, partials| {
-                        let mut session = output.session(cap);
-                        for (k, (a, ts)) in partials.drain() {
-                            match state.get_mut(&k) {
-                                Some(acc) => {
-                                    merge2(acc, a);
-                                    session.give(((k, acc.clone()), ts));
-                                }
-                                None => {
-                                    session.give(((k.clone(), a.clone()), ts));
-                                    state.insert(k, a);
-                                }
+        let state = KeyedState::<K, A>::new(name);
+        let (changes, _) = keyed_operator(&ctx, combined, name, state).build(move |setup| {
+            let state = setup.state;
+            let mut pending: TimeBuffer<FastMap<K, (A, Time)>> = TimeBuffer::new();
+            move |mut act: Activation<'_, K, A, (K, A), ()>| {
+                act.input.for_each(|message, data| {
+                    let Some((_, partials)) = pending.at(&message, 0) else {
+                        return;
+                    };
+                    fold_into(partials, data.drain(..), |a| a, &merge);
+                });
+                let mut state = state.borrow_mut();
+                pending.for_each_ready(act.frontier, |cap, partials| {
+                    let mut session = act.output.session(cap);
+                    for (k, (a, ts)) in partials.drain() {
+                        match state.get_mut(&k) {
+                            Some(acc) => {
+                                merge2(acc, a);
+                                session.give(((k, acc.clone()), ts));
+                            }
+                            None => {
+                                session.give(((k.clone(), a.clone()), ts));
+                                state.insert(k, a);
                             }
                         }
-                    });
-                }
-            },
-        )
+                    }
+                });
+            }
+        });
+        changes
     })
 }
 

@@ -33,13 +33,13 @@
 //! assert_eq!(counts, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
 //! ```
 
+pub mod build;
 pub mod changelog;
 pub mod connect;
 pub mod join;
 pub mod keyed;
 pub mod partition;
 pub mod process;
-mod session;
 pub mod transform;
 pub mod window;
 

@@ -50,11 +50,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use tidal_engine::state::{EntryWriter, KeyedStore, Owner};
 use tidal_engine::storage::{self, Location};
-use tidal_engine::{
-    DataStream, Error, RegisteredState, Time, TimeBuffer, fail, key_hash, timely, worker_for,
-    write_snapshot,
-};
+use tidal_engine::{DataStream, Error, Time, TimeBuffer, fail, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -469,7 +467,6 @@ impl Writer {
 /// What a part-file sink keeps in checkpoints: the lineage and the pending parts (see the
 /// module's documentation).
 struct SinkState {
-    name: String,
     writer: Rc<RefCell<Writer>>,
     /// Lineage of earlier runs this worker carries (restored, by hash of their key).
     lineage: BTreeMap<String, Entry>,
@@ -482,57 +479,45 @@ fn lineage_key(run: u64, worker: usize) -> String {
     format!("lineage/{run:016x}/{worker:05}")
 }
 
-impl RegisteredState for SinkState {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn keys(&self) -> usize {
+impl KeyedStore for SinkState {
+    type Key = String;
+    type Entry = Entry;
+    /// Every worker sees every entry: worker 0 settles the parts the checkpoint left pending, and
+    /// each keeps the lineage entries it owns.
+    const ROUTED: bool = false;
+    fn key_count(&self) -> usize {
         let w = self.writer.borrow();
         self.lineage.len() + w.pending.len() + usize::from(w.sealed.is_some())
     }
-    fn snapshot_into(&self, cut: Time, out: &mut Vec<u8>) -> tidal_engine::Result<()> {
+    fn write_entries(
+        &self,
+        cut: Time,
+        out: &mut EntryWriter<'_, String>,
+    ) -> tidal_engine::Result<()> {
         let mut w = self.writer.borrow_mut();
         w.seal(cut)?;
-        let mut entries: Vec<(String, Entry)> = self
-            .lineage
-            .iter()
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect();
+        for (k, e) in &self.lineage {
+            out.entry(k, e)?;
+        }
         if let Some(upto) = w.sealed {
-            entries.push((
-                lineage_key(w.run, w.worker),
-                Entry::Lineage {
-                    run: w.run,
-                    worker: w.worker,
-                    upto,
-                },
-            ));
+            let entry = Entry::Lineage {
+                run: w.run,
+                worker: w.worker,
+                upto,
+            };
+            out.entry(&lineage_key(w.run, w.worker), &entry)?;
         }
         for p in &w.pending {
             let at = p.at.to_string();
-            entries.push((
-                at.clone(),
-                Entry::Pending {
-                    at,
-                    upload: p.upload.clone(),
-                },
-            ));
+            let entry = Entry::Pending {
+                at: at.clone(),
+                upload: p.upload.clone(),
+            };
+            out.entry(&at, &entry)?;
         }
-        write_snapshot(
-            &self.name,
-            entries.len(),
-            entries.iter().map(|(k, e)| (k, e)),
-            out,
-        )
+        Ok(())
     }
-    fn restore(
-        &mut self,
-        sections: &[&[u8]],
-        index: usize,
-        peers: usize,
-    ) -> tidal_engine::Result<usize> {
-        let all: Vec<(String, Entry)> =
-            tidal_engine::state::read_sections::<String, Entry>(&self.name, sections)?;
+    fn restore(&mut self, all: Vec<(String, Entry)>, owner: Owner) -> tidal_engine::Result<()> {
         self.restored.set(true);
         let (dir, ext, run) = {
             let w = self.writer.borrow();
@@ -545,7 +530,7 @@ impl RegisteredState for SinkState {
                 *e = (*e).max(*upto);
             }
         }
-        if index == 0 {
+        if owner.index == 0 {
             // Worker 0 commits what the checkpoint left pending, then removes what is not in
             // its lineage, before any record of this run is written.
             for (_, entry) in &all {
@@ -564,12 +549,11 @@ impl RegisteredState for SinkState {
             remove_other_parts(&dir, ext, Some(&lineage), run)?;
         }
         for (key, entry) in all {
-            if matches!(entry, Entry::Lineage { .. }) && worker_for(key_hash(&key), peers) == index
-            {
+            if matches!(entry, Entry::Lineage { .. }) && owner.owns(&key) {
                 self.lineage.insert(key, entry);
             }
         }
-        Ok(self.lineage.len())
+        Ok(())
     }
     fn checkpoint_complete(&mut self, _id: u64) -> tidal_engine::Result<()> {
         // Checkpoints are taken one at a time: every part sealed so far is below the cut of the
@@ -667,12 +651,12 @@ pub(super) fn part_file_sink<'s, T: 'static>(
             ctx.checkpointing(),
         )));
         let restored = Rc::new(Cell::new(false));
-        ctx.register_state(Rc::new(RefCell::new(SinkState {
-            name: name.to_string(),
+        let state = SinkState {
             writer: Rc::clone(&writer),
             lineage: BTreeMap::new(),
             restored: Rc::clone(&restored),
-        })));
+        };
+        ctx.register_state(name, Rc::new(RefCell::new(state)));
         let index = ctx.index();
         let mut started = false;
         input.unary_frontier::<CapacityContainerBuilder<Vec<((), Time)>>, _, _, _>(

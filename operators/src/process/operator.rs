@@ -1,0 +1,224 @@
+//! The keyed process operator: records handled in time order as the frontier passes, event-time
+//! timers fired before the records of each watermark step, processing-time timers when the clock
+//! passes them.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use tidal_engine::{DataStream, Time, TimeBuffer};
+use timely::dataflow::operators::Capability;
+
+use crate::build::{Activation, Initial, keyed_operator, timely};
+use crate::keyed::{Key, KeyedStream, Value};
+use crate::process::state::{ProcessStore, TimerQueue, Timers, TtlState};
+use crate::process::{KeyedProcessFunction, ProcessContext, TimeDomain};
+use crate::window::OutputTag;
+
+impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
+    /// Applies a keyed process function (see [`KeyedProcessFunction`]).
+    pub fn process<F: KeyedProcessFunction<K, V>>(self, function: F) -> DataStream<'s, F::Out> {
+        self.process_core(function, None)
+    }
+    /// Applies a keyed process function whose side output goes to `tag`.
+    pub fn process_with_side_output<F: KeyedProcessFunction<K, V>>(
+        self,
+        function: F,
+        tag: &OutputTag<'s, F::Side>,
+    ) -> DataStream<'s, F::Out> {
+        self.process_core(function, Some(tag.clone()))
+    }
+
+    fn process_core<F: KeyedProcessFunction<K, V>>(
+        self,
+        mut function: F,
+        tag: Option<OutputTag<'s, F::Side>>,
+    ) -> DataStream<'s, F::Out> {
+        let ttl = self.state_ttl;
+        let stream = self.into_stream();
+        let ctx = Rc::clone(stream.context());
+        let mut side_stream = None;
+        let out = stream.then("process", |input, name| {
+            let store = ProcessStore::<K, F::State>::new(ttl);
+            let (main_stream, side) =
+                keyed_operator(&ctx, input, name, store).build(move |setup| {
+                    let store = setup.state;
+                    let clock = setup.clock;
+                    let activator = setup.activator;
+                    let mut pending: TimeBuffer<Vec<((K, V), Time)>> = TimeBuffer::new();
+                    let mut side_caps: TimeBuffer<()> = TimeBuffer::new();
+                    // Capabilities (main, side) held for pending timers.
+                    let mut timer_caps: Option<(Capability<Time>, Capability<Time>)> = None;
+                    let mut out_buf: Vec<(F::Out, Time)> = Vec::new();
+                    let mut side_buf: Vec<(F::Side, Time)> = Vec::new();
+                    move |act: Activation<'_, K, V, F::Out, F::Side>| {
+                        let Activation {
+                            input,
+                            frontier,
+                            output: mut main,
+                            mut side,
+                            initial,
+                            ..
+                        } = act;
+                        let mut store = store.borrow_mut();
+                        let ProcessStore {
+                            values: state,
+                            timers,
+                        } = &mut *store;
+                        // Restored: timers below the cut fired before the snapshot; the others
+                        // fire with capabilities taken from the initial ones.
+                        if let Some(Initial {
+                            restored_cut: Some(cut),
+                            output: main_cap,
+                            side: side_cap,
+                        }) = initial
+                            && (!timers.event.is_empty() || !timers.processing.is_empty())
+                        {
+                            timer_caps = Some((main_cap.delayed(&cut), side_cap.delayed(&cut)));
+                        }
+                        input.for_each(|message, data| {
+                            if let Some((_, records)) = pending.at(&message, 0) {
+                                records.append(data);
+                            }
+                            let _ = side_caps.at(&message, 1);
+                        });
+                        let now = clock.now();
+
+                        let mut ready: Vec<_> = pending.ready(frontier).collect();
+                        let side_ready: Vec<(Capability<Time>, ())> =
+                            side_caps.ready(frontier).collect();
+                        for ((cap, records), (side_cap, _)) in ready.drain(..).zip(side_ready) {
+                            let t = *cap.time();
+                            // Timers first: the records of time t were sent at watermark t - 1.
+                            if let Some((main_cap, side_cap_t)) = &timer_caps {
+                                fire_event_timers(
+                                    &mut function,
+                                    t,
+                                    now,
+                                    state,
+                                    timers,
+                                    &mut out_buf,
+                                    &mut side_buf,
+                                );
+                                main.session(main_cap).give_iterator(out_buf.drain(..));
+                                side.session(side_cap_t).give_iterator(side_buf.drain(..));
+                            }
+                            for ((key, value), ts) in records {
+                                let now = clock.now();
+                                let mut slot = state.take(&key, now);
+                                let mut c = ProcessContext {
+                                    key: &key,
+                                    state: &mut slot,
+                                    timestamp: ts,
+                                    watermark: t - 1,
+                                    processing_time: now,
+                                    out: &mut out_buf,
+                                    side: &mut side_buf,
+                                    timers,
+                                };
+                                function.process_element(value, &mut c);
+                                state.put(key, slot, now);
+                            }
+                            main.session(&cap).give_iterator(out_buf.drain(..));
+                            side.session(&side_cap).give_iterator(side_buf.drain(..));
+                            // Hold capabilities for the timers now pending.
+                            if (!timers.event.is_empty() || !timers.processing.is_empty())
+                                && timer_caps.as_ref().is_none_or(|(c, _)| *c.time() > t)
+                            {
+                                timer_caps = Some((cap.clone(), side_cap.clone()));
+                            }
+                        }
+                        // Timers the frontier has passed, then processing-time timers that are due.
+                        let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+                        if let Some((main_cap, side_cap)) = &timer_caps {
+                            fire_event_timers(
+                                &mut function,
+                                reached,
+                                now,
+                                state,
+                                timers,
+                                &mut out_buf,
+                                &mut side_buf,
+                            );
+                            while let Some((ts, key)) =
+                                timers.processing.pop_before(now.saturating_add(1))
+                            {
+                                let mut slot = state.take(&key, now);
+                                let mut c = ProcessContext {
+                                    key: &key,
+                                    state: &mut slot,
+                                    timestamp: *main_cap.time(),
+                                    watermark: reached.saturating_sub(1),
+                                    processing_time: now,
+                                    out: &mut out_buf,
+                                    side: &mut side_buf,
+                                    timers,
+                                };
+                                function.on_timer(ts, TimeDomain::ProcessingTime, &mut c);
+                                state.put(key, slot, now);
+                            }
+                            main.session(main_cap).give_iterator(out_buf.drain(..));
+                            side.session(side_cap).give_iterator(side_buf.drain(..));
+                        }
+                        // At the end of the input, processing-time timers that are not due are dropped
+                        // (as in Flink), so that a bounded job ends.
+                        if frontier.is_empty() {
+                            timers.processing = TimerQueue::new();
+                        }
+                        // Keep the timer capabilities at the earliest time still needed.
+                        if timers.event.is_empty() && timers.processing.is_empty() {
+                            timer_caps = None;
+                        } else if let Some((main_cap, side_cap)) = timer_caps.as_mut() {
+                            let mut needed = reached;
+                            if let Some(ts) = timers.event.first_time() {
+                                needed = needed.min(ts);
+                            }
+                            if *main_cap.time() < needed {
+                                main_cap.downgrade(&needed);
+                                side_cap.downgrade(&needed);
+                            }
+                        }
+                        state.expire(now);
+                        if let Some(ts) = timers.processing.first_time() {
+                            let wait = (ts - now).clamp(1, 1000) as u64;
+                            activator.activate_after(Duration::from_millis(wait));
+                        }
+                    }
+                });
+            side_stream = Some(side);
+            main_stream
+        });
+        if let (Some(tag), Some(side)) = (tag, side_stream) {
+            let name = format!("{}/side", out.operator_name());
+            tag.fill(out.derive(side, name));
+        }
+        out
+    }
+}
+
+/// Calls `on_timer` for every event-time timer below `limit` (the frontier: watermark + 1), in
+/// timestamp order, including timers registered meanwhile.
+fn fire_event_timers<K: Key, V, F: KeyedProcessFunction<K, V>>(
+    function: &mut F,
+    limit: Time,
+    now: Time,
+    state: &mut TtlState<K, F::State>,
+    timers: &mut Timers<K>,
+    out_buf: &mut Vec<(F::Out, Time)>,
+    side_buf: &mut Vec<(F::Side, Time)>,
+) {
+    while let Some((ts, key)) = timers.event.pop_before(limit) {
+        let mut slot = state.take(&key, now);
+        let mut c = ProcessContext {
+            key: &key,
+            state: &mut slot,
+            timestamp: ts,
+            watermark: limit.saturating_sub(1),
+            processing_time: now,
+            out: out_buf,
+            side: side_buf,
+            timers,
+        };
+        function.on_timer(ts, TimeDomain::EventTime, &mut c);
+        state.put(key, slot, now);
+    }
+}

@@ -1,0 +1,220 @@
+//! What a keyed process function keeps: per key its state (with an optional time to live) and its
+//! pending timers, as checkpoints see them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tidal_engine::{FastMap, Result, Time};
+
+use crate::build::{EntryWriter, KeyedStore, Owner};
+use crate::keyed::Key;
+
+/// The state of one process operator on one worker: per-key values and pending timers, kept
+/// apart so that a function can hold a key's value and the timers at once.
+pub(crate) struct ProcessStore<K, S> {
+    pub(crate) values: TtlState<K, S>,
+    pub(crate) timers: Timers<K>,
+}
+
+impl<K: Key, S> ProcessStore<K, S> {
+    /// Empty state; values expire `ttl` after their last write, if given.
+    pub(crate) fn new(ttl: Option<Time>) -> Self {
+        ProcessStore {
+            values: TtlState {
+                values: FastMap::default(),
+                ttl,
+                written: FastMap::default(),
+                expiry: BTreeMap::new(),
+            },
+            timers: Timers {
+                event: TimerQueue::new(),
+                processing: TimerQueue::new(),
+            },
+        }
+    }
+}
+
+/// One key's entry in a snapshot: state, event-time timers, processing-time timers, last write.
+type ProcessEntry<S> = (Option<S>, Vec<Time>, Vec<Time>, Option<Time>);
+/// The same, borrowing the state, as it is written.
+type ProcessEntryRef<'a, S> = (Option<&'a S>, Vec<Time>, Vec<Time>, Option<Time>);
+
+impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessStore<K, S> {
+    type Key = K;
+    type Entry = ProcessEntry<S>;
+    fn key_count(&self) -> usize {
+        self.values.values.len()
+    }
+    fn write_entries(&self, _cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
+        let mut entries: FastMap<&K, ProcessEntryRef<'_, S>> = FastMap::default();
+        for (k, v) in self.values.values.iter() {
+            entries.entry(k).or_default().0 = Some(v);
+        }
+        for (ts, keys) in &self.timers.event.by_time {
+            for k in keys.keys() {
+                entries.entry(k).or_default().1.push(*ts);
+            }
+        }
+        for (ts, keys) in &self.timers.processing.by_time {
+            for k in keys.keys() {
+                entries.entry(k).or_default().2.push(*ts);
+            }
+        }
+        for (k, w) in self.values.written.iter() {
+            entries.entry(k).or_default().3 = Some(*w);
+        }
+        for (k, e) in &entries {
+            out.entry(k, e)?;
+        }
+        Ok(())
+    }
+    fn restore(&mut self, entries: Vec<(K, ProcessEntry<S>)>, _owner: Owner) -> Result<()> {
+        for (k, (state, event, processing, wrote)) in entries {
+            for ts in event {
+                self.timers.event.insert(ts, k.clone());
+            }
+            for ts in processing {
+                self.timers.processing.insert(ts, k.clone());
+            }
+            if let Some(w) = wrote {
+                self.values.written.insert(k.clone(), w);
+            }
+            if let Some(state) = state {
+                self.values.values.insert(k, state);
+            }
+        }
+        self.values.schedule_restored();
+        Ok(())
+    }
+}
+
+/// Per-key state with an optional time to live since the last write.
+pub(crate) struct TtlState<K, S> {
+    values: FastMap<K, S>,
+    ttl: Option<Time>,
+    /// When each key's state was last written (kept only with a time to live).
+    written: FastMap<K, Time>,
+    expiry: BTreeMap<Time, Vec<K>>,
+}
+
+impl<K: Key, S> TtlState<K, S> {
+    /// Takes a key's state out for an invocation; expired state is dropped, not returned.
+    pub(crate) fn take(&mut self, key: &K, now: Time) -> Option<S> {
+        let value = self.values.remove(key);
+        match self.ttl {
+            Some(ttl)
+                if self
+                    .written
+                    .get(key)
+                    .is_some_and(|w| now.saturating_sub(*w) >= ttl) =>
+            {
+                self.written.remove(key);
+                None
+            }
+            _ => value,
+        }
+    }
+    /// Puts a key's state back after an invocation (a write, for the time to live).
+    pub(crate) fn put(&mut self, key: K, value: Option<S>, now: Time) {
+        match value {
+            Some(v) => {
+                if let Some(ttl) = self.ttl {
+                    self.written.insert(key.clone(), now);
+                    self.expiry
+                        .entry(now.saturating_add(ttl))
+                        .or_default()
+                        .push(key.clone());
+                }
+                self.values.insert(key, v);
+            }
+            None => {
+                self.written.remove(&key);
+            }
+        }
+    }
+    /// Rebuilds the expiry schedule from the write times (after a restore).
+    fn schedule_restored(&mut self) {
+        let Some(ttl) = self.ttl else { return };
+        for (key, w) in self.written.iter() {
+            self.expiry
+                .entry(w.saturating_add(ttl))
+                .or_default()
+                .push(key.clone());
+        }
+    }
+    /// Removes state whose time to live has passed.
+    pub(crate) fn expire(&mut self, now: Time) {
+        let Some(ttl) = self.ttl else { return };
+        while let Some(entry) = self.expiry.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            for key in entry.remove() {
+                if self
+                    .written
+                    .get(&key)
+                    .is_some_and(|w| now.saturating_sub(*w) >= ttl)
+                {
+                    self.written.remove(&key);
+                    self.values.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Pending timers of one operator on one worker.
+pub(crate) struct Timers<K> {
+    pub(crate) event: TimerQueue<K>,
+    pub(crate) processing: TimerQueue<K>,
+}
+
+/// Timers in timestamp order; at most one per (timestamp, key).
+pub(crate) struct TimerQueue<K> {
+    by_time: BTreeMap<Time, FastMap<K, ()>>,
+}
+
+impl<K: Key> TimerQueue<K> {
+    pub(crate) fn new() -> Self {
+        TimerQueue {
+            by_time: BTreeMap::new(),
+        }
+    }
+    pub(crate) fn insert(&mut self, ts: Time, key: K) {
+        self.by_time.entry(ts).or_default().insert(key, ());
+    }
+    pub(crate) fn remove(&mut self, ts: Time, key: &K) {
+        if let Some(keys) = self.by_time.get_mut(&ts) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_time.remove(&ts);
+            }
+        }
+    }
+    pub(crate) fn first_time(&self) -> Option<Time> {
+        self.by_time.first_key_value().map(|(t, _)| *t)
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_time.is_empty()
+    }
+    /// Removes the earliest timer, if its time is below `limit`.
+    pub(crate) fn pop_before(&mut self, limit: Time) -> Option<(Time, K)> {
+        let mut entry = self.by_time.first_entry()?;
+        let ts = *entry.key();
+        if ts >= limit {
+            return None;
+        }
+        let key = entry
+            .get()
+            .keys()
+            .next()
+            .cloned()
+            .expect("no empty timer sets are kept");
+        entry.get_mut().remove(&key);
+        if entry.get().is_empty() {
+            entry.remove();
+        }
+        Some((ts, key))
+    }
+}
