@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tidal::engine::WatermarkStrategy;
 use tidal::prelude::*;
 
 #[global_allocator]
@@ -37,7 +36,7 @@ struct Args {
     input: Vec<String>,
     /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of printing.
     #[arg(long, value_name = "DIR")]
-    output: Option<tidal::engine::storage::Location>,
+    output: Option<Location>,
     /// Read at most this many bids per second over the whole job.
     #[arg(long, value_name = "BIDS_PER_S")]
     rate: Option<f64>,

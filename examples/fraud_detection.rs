@@ -17,7 +17,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
-use tidal::engine::{Time, WatermarkStrategy};
 use tidal::prelude::*;
 
 #[global_allocator]
@@ -119,7 +118,7 @@ struct Args {
     rate: Option<f64>,
     /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of printing.
     #[arg(long, value_name = "DIR")]
-    output: Option<tidal::engine::storage::Location>,
+    output: Option<Location>,
 }
 
 fn main() -> ExitCode {

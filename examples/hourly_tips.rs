@@ -15,7 +15,6 @@ mod taxi;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tidal::engine::WatermarkStrategy;
 use tidal::prelude::*;
 
 #[global_allocator]

@@ -16,7 +16,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use taxi::TaxiRide;
-use tidal::engine::{Time, WatermarkStrategy};
 use tidal::prelude::*;
 
 #[global_allocator]

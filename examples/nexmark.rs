@@ -34,12 +34,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use nexmark::{Auction, Event, NexmarkConfig, Person};
 use serde::{Deserialize, Serialize};
-use tidal::connectors::nexmark::{Auction, Event, NexmarkConfig, Person};
-use tidal::engine::{Time, WatermarkStrategy};
-use tidal::operators::{
-    KeyedCoProcessFunction, OutputTag, Process, ProcessContext, TimeDomain, Window, Windows,
-};
 use tidal::prelude::*;
 
 #[global_allocator]
@@ -71,7 +67,7 @@ struct Args {
     event_rate: u64,
     /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of counting.
     #[arg(long, value_name = "DIR")]
-    output: Option<tidal::engine::storage::Location>,
+    output: Option<Location>,
 }
 
 fn main() -> ExitCode {

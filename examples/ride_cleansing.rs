@@ -13,7 +13,6 @@ mod taxi;
 
 use std::process::ExitCode;
 
-use tidal::engine::WatermarkStrategy;
 use tidal::prelude::*;
 
 #[global_allocator]

@@ -14,7 +14,6 @@ mod taxi;
 use std::process::ExitCode;
 
 use taxi::{TaxiFare, TaxiRide};
-use tidal::engine::WatermarkStrategy;
 use tidal::prelude::*;
 
 #[global_allocator]

@@ -37,7 +37,7 @@ struct Args {
     input: Vec<String>,
     /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of printing.
     #[arg(long, value_name = "DIR")]
-    output: Option<tidal::engine::storage::Location>,
+    output: Option<Location>,
     /// Read at most this many lines per second over the whole job (to make a run last).
     #[arg(long, value_name = "LINES_PER_S")]
     rate: Option<f64>,

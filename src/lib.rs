@@ -69,10 +69,24 @@ pub fn main_with<A: clap::Parser>(run: impl FnOnce(A) -> Result<()>) -> std::pro
     }
 }
 
-/// Everything needed to write a Tidal job.
+/// Everything needed to write a Tidal job: `use tidal::prelude::*;` and nothing else.
+///
+/// ```
+/// use tidal::prelude::*;
+/// // Timestamps, watermarks, windows and locations come with the prelude.
+/// let strategy = WatermarkStrategy::bounded_out_of_orderness(std::time::Duration::from_secs(2))
+///     .with_timestamps(|r: &(u32, Time)| r.1);
+/// let _ = (strategy, Windows::tumbling(std::time::Duration::from_secs(10)));
+/// let out: Location = "out/".parse().unwrap();
+/// assert_eq!(out.to_string(), "out/");
+/// ```
 pub mod prelude {
     pub use tidal_connectors::prelude::*;
-    pub use tidal_engine::{Collected, DataStream, Env, Job, JobArgs, StopHandle};
+    pub use tidal_engine::storage::Location;
+    pub use tidal_engine::{
+        CheckpointConfig, Collected, DataStream, Env, Job, JobArgs, JobClock, ManualClock, Restore,
+        StopHandle, Time, WatermarkGenerator, WatermarkStrategy,
+    };
     pub use tidal_operators::prelude::*;
 }
 

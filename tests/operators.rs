@@ -311,7 +311,7 @@ fn partitioning_operators_deliver_every_record() {
     );
 }
 
-/// A keyed aggregate after rebalance gives the same result, whichever worker the records start on.
+/// `name` renames the operator that made a stream; operators without a name get `kind#N`.
 #[test]
 fn operator_names_can_be_set() {
     tidal::Job::local(1)

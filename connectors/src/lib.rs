@@ -44,5 +44,6 @@ pub use sinks::Sinks;
 
 /// Everything needed to read and write: `use tidal_connectors::prelude::*;`.
 pub mod prelude {
+    pub use crate::nexmark;
     pub use crate::{CsvFiles, Generator, JsonLinesFiles, OnError, Sinks, Sources, TextFiles};
 }

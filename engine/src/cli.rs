@@ -251,31 +251,13 @@ impl JobArgs {
 /// ```
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (examples: 30s, 200ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "us" => value / 1e6,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "'{text}': unknown unit '{other}' (use ms, s, m or h)"
-            ));
-        }
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!(
-            "'{text}' is not a duration (examples: 30s, 200ms, 2m)"
-        ));
+    // A bare number is seconds (`--checkpoint-interval 5`); anything else is humantime's syntax.
+    if let Ok(seconds) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("'{text}' is not a duration (examples: 30s, 200ms, 2m)"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    humantime::parse_duration(t)
+        .map_err(|e| format!("'{text}' is not a duration ({e}; examples: 30s, 200ms, 2m, 1h 30m)"))
 }
 
 /// Parses the process's command line into `A`, a clap parser that flattens [`JobArgs`].

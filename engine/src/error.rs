@@ -19,6 +19,8 @@ pub enum ErrorKind {
     UserCode,
     /// The job was cancelled (Ctrl-C twice, or a peer asked to stop).
     Cancelled,
+    /// A broken invariant of Tidal itself: a bug to report, not something the job can fix.
+    Internal,
 }
 
 impl ErrorKind {
@@ -67,6 +69,15 @@ impl Error {
     /// A failure of something outside the job (network, file system, peer).
     pub fn external(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::External, message)
+    }
+    /// A broken invariant of Tidal itself (a bug).
+    ///
+    /// ```
+    /// let e = tidal_engine::Error::internal("a window fired twice");
+    /// assert_eq!(e.kind(), tidal_engine::ErrorKind::Internal);
+    /// ```
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
     }
     /// The kind of error.
     pub fn kind(&self) -> ErrorKind {

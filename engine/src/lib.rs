@@ -6,24 +6,29 @@
 //! re-exports all three as a prelude.
 //!
 //! ## Layers
-//! - [`cli`]: the standard flags (`-w`, `-n`, `-p`, `-h`, `--connect-timeout`, `--tick`).
-//! - [`cluster`]: the hostfile, and connecting processes with a deadline and a handshake.
-//! - [`control`]: the control plane — small messages (source watermarks) every worker sees.
-//! - [`runtime`]: [`Job`] starts the workers, builds the dataflow on each with an [`Env`], runs it to
-//!   the end, stops every worker on the first failure, and stops cleanly on Ctrl-C / SIGTERM.
+//! Listed from the bottom up: each module uses only those above it in this list (no import
+//! circles; `DESIGN.md` at the repository's root has the whole map).
+//! - [`error`]: classified errors ([`ErrorKind`]); [`fail`] ends a running job with a clear message.
 //! - [`time`]: timely timestamps are watermarks ([`Time`], ms since the epoch); frontiers are the
-//!   watermarks every operator sees; [`JobClock`] is processing time (manual in tests).
-//! - [`watermark`]: [`WatermarkStrategy`] — how sources assign event timestamps and watermarks.
-//! - [`stream`]: [`DataStream`], the typed stream every operator extends.
-//! - [`source`]: the one source driver ([`SourceReader`]): batching, ticks, the end of input.
-//! - [`state`]: [`KeyedState`], the one state structure of every stateful operator, and its snapshot
-//!   format; [`hash`]: the stable key hash that decides which worker owns a key.
-//! - [`operator`]: what every stateful operator is built from — [`TimeBuffer`] (input buffered per
-//!   time, released in time order as the frontier passes) and the worker's state registry
-//!   ([`WorkerContext::register_state`]), where keyed state is listed and snapshotted by name.
+//!   watermarks every operator sees; [`JobClock`] is processing time (manual in tests);
+//!   [`time::watermark`]: [`WatermarkStrategy`], how sources assign timestamps and watermarks.
+//! - [`operator`]: an operator's identity ([`OperatorMeta`]: its name, by which its state is found).
+//! - [`state`]: keyed state — [`KeyedStore`], the one interface through which every stateful
+//!   operator's state is snapshotted and restored, [`KeyedState`] (a hash map), the snapshot
+//!   format, [`TimeBuffer`] (input held per time until the frontier passes), the key hash.
 //! - [`storage`]: [`Location`](storage::Location) — a local path or `s3://bucket/prefix` — and
 //!   atomic writes, reads, listing and deletion on either (checkpoints and savepoints use it).
-//! - [`error`]: classified errors; [`fail`] ends a job with a clear message instead of a panic trace.
+//! - [`cluster`]: the hostfile, connecting processes with a deadline and a handshake, and the
+//!   restart strategies the launcher supervises a job with.
+//! - [`checkpoint`]: what a checkpoint is — the consistency argument, the format, restoring,
+//!   incremental deltas.
+//! - [`cli`]: the standard flags (`-w`, `-n`, `-p`, `-h`, checkpoints, `--tick`).
+//! - [`runtime`]: [`Job`] starts the workers, builds the dataflow on each with an [`Env`], runs it
+//!   to the end, stops every worker on the first failure, and stops cleanly on Ctrl-C / SIGTERM;
+//!   the control plane and each worker's side of checkpointing live here.
+//! - [`stream`]: [`DataStream`], the typed stream every operator extends.
+//! - [`source`]: the one source driver ([`SourceReader`]): batching, ticks, positions, the end of
+//!   input.
 //!
 //! ## How records flow
 //! Records travel in batches (`Vec<T>`) at the time of their tick; progress tracking costs one update
@@ -49,35 +54,30 @@
 //! ```
 
 pub mod checkpoint;
-mod checkpointing;
 pub mod cli;
 pub mod cluster;
-pub mod control;
 pub mod error;
-pub mod hash;
-pub mod incremental;
 pub mod operator;
 pub mod runtime;
 pub mod source;
 pub mod state;
 pub mod storage;
 pub mod stream;
-pub mod supervise;
 pub mod time;
-pub mod watermark;
 
 pub use checkpoint::{CheckpointConfig, Restore, Restored, SourcePosition};
 pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
 pub use cluster::{ClusterSpec, Hostfile};
 pub use error::{Error, ErrorKind, JobFailure, Result, fail};
-pub use hash::{FastMap, key_hash, worker_for};
-pub use operator::{Clear, TimeBuffer};
+pub use operator::OperatorMeta;
 pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, WorkerOutput};
 pub use source::{Poll, SourceReader, SplitId};
+pub use state::buffer::{Clear, TimeBuffer};
+pub use state::hash::{FastMap, key_hash, worker_for};
 pub use state::{KeyedState, KeyedStore};
-pub use stream::{DataStream, OperatorMeta};
+pub use stream::DataStream;
+pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use time::{JobClock, ManualClock, TickClock, Time, now_millis};
-pub use watermark::{WatermarkGenerator, WatermarkStrategy};
 
 /// Writes one line to standard error in a single write, so that the lines of a job's processes
 /// (which share the launcher's standard error) never run into each other, as `eprintln!`'s

@@ -1,11 +1,11 @@
 //! [`DataStream`]: a typed stream of records on one worker, the handle every operator extends.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::Probe;
 
+use crate::operator::OperatorMeta;
 use crate::runtime::WorkerContext;
 use crate::time::Time;
 
@@ -37,20 +37,6 @@ where
     }
 }
 
-/// What Tidal knows of the operator that produced a stream: its name (renamable with
-/// [`DataStream::name`], for metrics, logs and checkpoint identities).
-#[derive(Debug)]
-pub struct OperatorMeta {
-    name: RefCell<String>,
-}
-
-impl OperatorMeta {
-    /// The operator's current name.
-    pub fn name(&self) -> String {
-        self.name.borrow().clone()
-    }
-}
-
 impl<'s, T: 'static> DataStream<'s, T> {
     /// Wraps a timely stream produced by an operator called `name`.
     pub fn from_timely(
@@ -61,9 +47,7 @@ impl<'s, T: 'static> DataStream<'s, T> {
         DataStream {
             inner,
             ctx,
-            meta: Rc::new(OperatorMeta {
-                name: RefCell::new(name.into()),
-            }),
+            meta: Rc::new(OperatorMeta::new(name)),
         }
     }
     /// A stream produced by a new operator `name` downstream of this one, on the same worker.
@@ -133,7 +117,7 @@ impl<'s, T: 'static> DataStream<'s, T> {
     /// # }
     /// ```
     pub fn name(self, name: impl Into<String>) -> Self {
-        *self.meta.name.borrow_mut() = name.into();
+        self.meta.rename(name);
         self
     }
     /// A default name for a new operator of kind `kind`: `kind#N`, N unique on this worker.

@@ -8,7 +8,6 @@ pub mod generator;
 use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
-use tidal::engine::WatermarkStrategy;
 use tidal::prelude::*;
 
 /// A START or END event of a taxi ride (the columns of `rides.csv`).
@@ -154,7 +153,7 @@ pub struct TaxiArgs {
     pub generate: u64,
     /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of printing to stdout.
     #[arg(long, value_name = "DIR")]
-    pub output: Option<tidal::engine::storage::Location>,
+    pub output: Option<Location>,
     /// Read at most this many ride (or fare) events per second over the whole job.
     #[arg(long, value_name = "EVENTS_PER_S")]
     pub rate: Option<f64>,
@@ -205,7 +204,7 @@ pub fn fares<'s>(
 }
 
 /// Writes lines to part files in `output`, or prints them on process 0.
-pub fn emit(lines: DataStream<'_, String>, output: &Option<tidal::engine::storage::Location>) {
+pub fn emit(lines: DataStream<'_, String>, output: &Option<Location>) {
     match output {
         Some(dir) => lines.write_text(dir.clone()),
         None => lines.print(),

@@ -25,9 +25,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::fmt::Write as _;
 
 use tidal::engine::checkpoint::{list_checkpoints, read_checkpoint};
+use tidal::engine::cluster::supervise::{RestartStrategy, Restarts};
 use tidal::engine::parse_duration;
 use tidal::engine::storage::{self, Location};
-use tidal::engine::supervise::{RestartStrategy, Restarts};
 
 #[derive(Parser)]
 #[command(
@@ -276,9 +276,8 @@ fn watch(children: &mut [Option<Child>], stop: &AtomicBool) -> Outcome {
         if stop.load(Ordering::Relaxed) && !forwarded {
             for child in children.iter().flatten() {
                 // Ask for a clean stop (sources end, results are flushed).
-                let _ = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status();
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             }
             forwarded = true;
         }

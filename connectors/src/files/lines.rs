@@ -2,7 +2,9 @@
 
 use std::io::{self, BufRead, BufReader, SeekFrom};
 
-use tidal_engine::storage::{self, Location, ReadSeek};
+use tidal_engine::storage::Location;
+
+use super::object::{self, ReadSeek};
 
 /// The lines of one file that start inside `[start, end)`, with their line numbers.
 pub(crate) struct SplitLines {
@@ -21,7 +23,7 @@ pub(crate) struct SplitLines {
 
 impl SplitLines {
     pub(crate) fn open(path: &Location, start: u64, end: u64) -> io::Result<SplitLines> {
-        let mut file = storage::open(path)?;
+        let mut file = object::open(path)?;
         let (pos, next_number) = if start == 0 {
             (0, 1)
         } else {

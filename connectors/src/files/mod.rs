@@ -10,6 +10,7 @@
 mod decode;
 mod fields;
 mod lines;
+mod object;
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;

@@ -35,7 +35,7 @@ pub trait Sinks<'s, T> {
     /// job starts, so the union of the visible part files is the result. With checkpoints the
     /// output is exactly-once across failures and restores: a restored job commits what its
     /// checkpoint left pending and removes parts written after its cut (see
-    /// [`parts`](crate::sinks::parts) for the stages of a part and the argument). One directory
+    /// [`parts`] for the stages of a part and the argument). One directory
     /// holds the output of one sink.
     ///
     /// ```

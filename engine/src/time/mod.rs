@@ -9,6 +9,8 @@
 //! tick (`--tick`, 200 ms by default). Records carry no per-record timely time of their own; each
 //! batch travels at its tick, so progress tracking costs one update per tick, not per record.
 
+pub mod watermark;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A timely timestamp: milliseconds since the Unix epoch (a watermark, or an ingestion tick).

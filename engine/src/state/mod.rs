@@ -1,27 +1,30 @@
 //! Keyed state, and how it is snapshotted.
 //!
-//! Every stateful operator keeps its per-key state in a [`KeyedState`]: a hash map from key to a
-//! value, owned by the worker that owns the key (keys are routed by [`key_hash`](crate::key_hash())).
-//! The discipline that makes the state snapshot-able at a frontier:
+//! Every stateful operator keeps its state in one value of a type implementing [`KeyedStore`]
+//! (the plain case is a [`KeyedState`]: a hash map from key to value), owned by the worker that
+//! owns the key (keys are routed by [`key_hash`](crate::key_hash())), and registers it once
+//! with its worker. The discipline that makes the state snapshot-able at a frontier:
 //!
-//! 1. **State changes only in time order.** An operator buffers input by timestamp and folds the
-//!    buffered input for time `t` into its `KeyedState` only when its input frontier has passed `t`.
-//!    So at any moment the state reflects exactly the input with times below the frontier, and a
-//!    snapshot taken when the frontier reaches a checkpoint time `c` is the state "as of `c`".
-//! 2. **State is stored without its worker assignment.** [`KeyedState::snapshot`] writes the
-//!    `(key, value)` entries, with a format version and a CRC-32 checksum. Restoring on `m` workers
-//!    reads every part, and routes each entry to the worker that owns its key among the `m`
-//!    ([`KeyedState::restore_into`] keeps those that belong to a given worker; a dataflow can also
-//!    feed them through the exchange).
-//! 3. **Buffered input is state too.** Input waiting for the frontier (per-time buffers) lives in
-//!    the same kind of structure and is captured with the operator's state.
+//! 1. **State changes only in time order.** An operator buffers input by timestamp
+//!    ([`buffer::TimeBuffer`]) and folds the buffered input for time `t` into its state only when
+//!    its input frontier has passed `t`. So at any moment the state reflects exactly the input
+//!    with times below the frontier, and a snapshot taken when the frontier reaches a checkpoint
+//!    time `c` is the state "as of `c`". Input buffered at or after `c` is not part of it: the
+//!    sources' positions at `c` bring it back on a restore.
+//! 2. **State is stored without its worker assignment.** A snapshot is the `(key, entry)` pairs,
+//!    with a format version and a CRC-32 checksum ([`snapshot_store`]). Restoring on `m` workers
+//!    reads every part and hands each store the entries whose keys its worker owns among the `m`
+//!    ([`restore_store`]), so a checkpoint restores on any number of workers.
+//! 3. **One path for every operator.** The engine writes, reads, routes and counts entries the same
+//!    way for all stores; a store says only how its structure maps to entries. The
+//!    keyed-operator builder of `tidal-operators` registers every keyed operator's store; the
+//!    incremental collections register their arrangements' snapshots the same way.
 //!
-//! Why a hash map and not a differential arrangement: rolling aggregates, windows and process
-//! functions only ever need the *current* value per key, and an arrangement costs per tick about as
-//! much as the number of keys changed in it (≈ 0.25 s per 100 k changed keys, measured for
-//! `../shared/ENGINE-NOTES.md`), several times the cost of a hash map update. Arrangements remain the
-//! tool for operators that need history or indexed joins of collections; a snapshot of either is the
-//! same thing — the `(key, value)` pairs as of a frontier.
+//! Why current-value state is a hash map and not a differential arrangement: see `DESIGN.md` at
+//! the repository's root ("Keyed state").
+
+pub mod buffer;
+pub mod hash;
 
 use std::hash::Hash;
 use std::io::{Read, Write};
@@ -30,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::hash::{FastMap, key_hash, worker_for};
+use crate::state::hash::{FastMap, key_hash, worker_for};
 use crate::time::Time;
 
 /// Version of the snapshot encoding written by [`KeyedState::snapshot`]. Version 2 prefixes every
@@ -296,7 +299,7 @@ pub fn snapshot_from_entries<'a>(name: &str, entries: impl Iterator<Item = &'a [
 }
 
 /// Reads every part's snapshot (`sections`) of the state called `name`, in the format of
-/// [`write_snapshot`], and returns all its entries, in part order.
+/// [`snapshot_store`], and returns all its entries, in part order.
 pub fn read_sections<K, V>(name: &str, sections: &[&[u8]]) -> Result<Vec<(K, V)>>
 where
     K: DeserializeOwned,

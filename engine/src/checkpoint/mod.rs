@@ -59,7 +59,7 @@
 //! postcard-encoded [`StoredPart`], CRC-32 (LE) of everything before it. Each state's section is
 //! either full — a keyed-state snapshot (own magic, version and checksum) — or, with incremental
 //! checkpoints, a delta on the same worker's part of an earlier checkpoint (see
-//! [`incremental`](crate::incremental)). `DIR/chk-NNNNNNNNN/MANIFEST`, written last: text lines
+//! [`incremental`]). `DIR/chk-NNNNNNNNN/MANIFEST`, written last: text lines
 //! `tidal-checkpoint 2`, `id`, `cut`, `created_ms`, `workers`, `part NAME BYTES CRC32` per part
 //! (the CRC-32 the part ends with),
 //! and `needs ID...` when deltas build on earlier checkpoints. Version 1 (no deltas) is still read.
@@ -67,13 +67,15 @@
 //! `DIR` is a local directory or an S3 prefix (see [`storage`](crate::storage::Location)); on disk each
 //! file is written to a temporary name, synced and renamed, on S3 each is one PUT.
 
+pub mod incremental;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::checkpoint::incremental::Section;
 use crate::error::{Error, Result};
-pub use crate::incremental::Section;
 use crate::storage::{self, Location};
 use crate::time::Time;
 
@@ -110,7 +112,7 @@ pub struct CheckpointConfig {
     /// Whether checkpoints are taken every `interval` (only savepoints otherwise).
     pub periodic: bool,
     /// Whether checkpoints write only what changed since the last complete one (see
-    /// [`incremental`](crate::incremental)); savepoints are always whole.
+    /// [`incremental`]); savepoints are always whole.
     pub incremental: bool,
 }
 
@@ -200,7 +202,10 @@ impl StoredPart {
     }
 
     /// `part`'s facts and sources with `states` for its state sections.
-    pub fn with_sections(part: Part, states: crate::incremental::Sections) -> StoredPart {
+    pub fn with_sections(
+        part: Part,
+        states: crate::checkpoint::incremental::Sections,
+    ) -> StoredPart {
         StoredPart {
             checkpoint: part.checkpoint,
             cut: part.cut,
@@ -545,7 +550,7 @@ fn whole_parts(path: &Location, stored: Vec<StoredPart>) -> Result<Vec<Part>> {
             let mut here = part;
             while let Section::Delta { base, base_crc, .. } = current {
                 let (base, base_crc) = (*base, *base_crc);
-                if keys.len() > crate::incremental::MAX_LINKS {
+                if keys.len() > crate::checkpoint::incremental::MAX_LINKS {
                     return Err(Error::input(format!(
                         "{origin}: state '{state}' has too long a chain of deltas"
                     )));
@@ -602,7 +607,7 @@ fn whole_parts(path: &Location, stored: Vec<StoredPart>) -> Result<Vec<Part>> {
             }
             states.push((
                 state.clone(),
-                crate::incremental::apply(state, &chain, &origin)?,
+                crate::checkpoint::incremental::apply(state, &chain, &origin)?,
             ));
         }
         whole.push(Part {
@@ -827,7 +832,7 @@ mod tests {
     fn write_incremental(
         dir: &Location,
         id: u64,
-        tracker: &mut crate::incremental::Tracker,
+        tracker: &mut crate::checkpoint::incremental::Tracker,
         state: &crate::KeyedState<u64, u64>,
     ) {
         let mut bytes = Vec::new();
@@ -859,7 +864,7 @@ mod tests {
     fn incremental_checkpoints_restore_whole_and_keep_what_they_build_on() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = &loc(tmp.path());
-        let mut tracker = crate::incremental::Tracker::default();
+        let mut tracker = crate::checkpoint::incremental::Tracker::default();
         let mut state: crate::KeyedState<u64, u64> = crate::KeyedState::new("s");
         for k in 0..5000 {
             state.insert(k, k);
@@ -885,7 +890,7 @@ mod tests {
         assert_eq!(list_checkpoints(dir).unwrap().len(), 4);
 
         // A base overwritten since (here: checkpoint 2 rewritten whole) is detected.
-        let mut other = crate::incremental::Tracker::default();
+        let mut other = crate::checkpoint::incremental::Tracker::default();
         write_incremental(dir, 2, &mut other, &state);
         let e = read_checkpoint(&checkpoint_path(dir, 4))
             .unwrap_err()

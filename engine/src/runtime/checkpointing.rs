@@ -2,7 +2,7 @@
 //!
 //! The protocol and why it is consistent are described in [`checkpoint`](crate::checkpoint).
 //! Every worker runs [`WorkerCheckpoints::poll`] after each step of its dataflow; worker 0 also
-//! coordinates. Messages travel on the control plane ([`control`](crate::control)).
+//! coordinates. Messages travel on the control plane ([`control`](crate::runtime::control)).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -12,14 +12,14 @@ use std::time::Instant;
 
 use timely::dataflow::ProbeHandle;
 
+use crate::checkpoint::incremental::Tracker;
 use crate::checkpoint::{
     self, CheckpointConfig, Manifest, Part, Restored, SourcePosition, StoredPart, WrittenPart,
     write_manifest, write_part,
 };
-use crate::control::Control;
 use crate::error::{Error, ErrorKind, Result};
-use crate::incremental::Tracker;
-use crate::stream::OperatorMeta;
+use crate::operator::OperatorMeta;
+use crate::runtime::control::Control;
 use crate::time::{Time, now_millis};
 
 /// A source instance as the checkpoints see it.

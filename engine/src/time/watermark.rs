@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::source::SplitId;
+/// Identifies a split of a source (a file range, a partition) within the source.
+pub type SplitId = u64;
+
 use crate::time::Time;
 
 /// Produces a source instance's watermark from the records it has seen.

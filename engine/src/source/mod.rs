@@ -13,11 +13,11 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
 
 use crate::checkpoint::SourcePosition;
-use crate::checkpointing::PositionResult;
 use crate::runtime::Env;
+use crate::runtime::checkpointing::PositionResult;
 use crate::stream::DataStream;
+use crate::time::watermark::{SourceClock, WatermarkStrategy};
 use crate::time::{TickClock, Time, now_millis};
-use crate::watermark::{SourceClock, WatermarkStrategy};
 
 /// What a [`SourceReader`] says after a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,8 +124,7 @@ pub trait SourceReader: 'static {
     fn finished_splits(&mut self, _finished: &mut Vec<SplitId>) {}
 }
 
-/// Identifies a split of a source (a file range, a partition) within the source.
-pub type SplitId = u64;
+pub use crate::time::watermark::SplitId;
 
 /// Records handed downstream per read.
 const BATCH: usize = 1024;

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result};
-use crate::hash::FastMap;
 use crate::state;
+use crate::state::hash::FastMap;
 
 /// The longest chain of deltas on one full section.
 pub const MAX_LINKS: usize = 16;

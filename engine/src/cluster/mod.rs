@@ -4,6 +4,8 @@
 //! deadline, a handshake that checks every process was started with the same shape (-n, -w), and
 //! errors that name the address or the missing processes, then hands the sockets to timely.
 
+pub mod supervise;
+
 use std::collections::BTreeSet;
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use std::time::Duration;
-/// use tidal_engine::supervise::{RestartStrategy, Restarts};
+/// use tidal_engine::cluster::supervise::{RestartStrategy, Restarts};
 /// let mut restarts = Restarts::new(RestartStrategy::FixedDelay {
 ///     attempts: 2,
 ///     delay: Duration::from_millis(10),

@@ -1,0 +1,458 @@
+//! Running a job: starting workers on threads and processes, catching failures, stopping cleanly.
+//!
+//! - [`Job`] (here): starts the workers, builds the dataflow on each, runs it to the end.
+//! - [`worker`]: what each worker's operators see ([`WorkerContext`], [`Env`]) and the state
+//!   registry.
+//! - [`output`]: what a job returns ([`Collected`], [`WorkerOutput`], [`JobReport`]).
+//! - [`signals`]: stopping ([`StopHandle`], Ctrl-C / SIGTERM, savepoint signals) and the panic hook.
+
+pub(crate) mod checkpointing;
+pub mod control;
+pub mod output;
+pub mod signals;
+pub mod worker;
+
+pub use output::{Collected, JobReport, WorkerOutput};
+pub use signals::StopHandle;
+pub use worker::{Env, WorkerContext};
+
+use signals::{install_panic_hook, install_signal_handlers, register_active, unregister_active};
+use worker::{JobShared, StateEntry};
+
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
+use timely::communication::{Hooks, initialize_from};
+use timely::dataflow::operators::Inspect;
+use timely::dataflow::operators::vec::{Broadcast, Input};
+use timely::worker::Worker;
+
+use crate::checkpoint::{self, CheckpointConfig, Restored};
+use crate::cli::JobArgs;
+use crate::cluster::{ClusterSpec, connect};
+use crate::error::{Error, ErrorKind, JobFailure, Result};
+use crate::runtime::checkpointing::WorkerCheckpoints;
+use crate::runtime::control::{Control, WatermarkBoard};
+use crate::time::{JobClock, Time};
+
+/// A job ready to run: how many workers and processes, and how to reach the other processes.
+///
+/// The closure given to [`Job::run`] is called once on every worker to build the same dataflow;
+/// the job then runs until every source is exhausted and every operator has flushed (the final
+/// watermark), or until it is stopped (Ctrl-C, SIGTERM or a [`StopHandle`]), or until a worker
+/// fails — then every worker stops and `run` returns the first failure.
+///
+/// ```
+/// use tidal_engine::{Job, Collected};
+/// let job = Job::local(2);
+/// let indexes: Vec<usize> = job.run(|env| {
+///     let seen = Collected::new();
+///     seen.extend([env.worker_index()]);
+///     seen
+/// }).unwrap();
+/// assert_eq!(indexes.len(), 2);
+/// ```
+pub struct Job {
+    spec: ClusterSpec,
+    clock: JobClock,
+    tick: Duration,
+    stop: StopHandle,
+    quiet: bool,
+    checkpoints: Option<CheckpointConfig>,
+}
+
+impl Job {
+    /// A job shaped by the standard flags (workers, processes, hostfile, timeouts, tick).
+    pub fn new(args: &JobArgs) -> Result<Job> {
+        args.configure_s3();
+        Ok(Job {
+            spec: args.cluster_spec()?,
+            tick: args.tick,
+            stop: StopHandle::default(),
+            quiet: false,
+            clock: JobClock::system(),
+            checkpoints: args.checkpoint_config()?,
+        })
+    }
+    /// A job of one process with `workers` threads.
+    pub fn local(workers: usize) -> Job {
+        Job {
+            spec: ClusterSpec::local(workers.max(1)),
+            tick: Duration::from_millis(200),
+            stop: StopHandle::default(),
+            quiet: false,
+            clock: JobClock::system(),
+            checkpoints: None,
+        }
+    }
+    /// A job from an explicit cluster spec.
+    pub fn from_spec(spec: ClusterSpec) -> Job {
+        Job {
+            spec,
+            tick: Duration::from_millis(200),
+            stop: StopHandle::default(),
+            quiet: false,
+            clock: JobClock::system(),
+            checkpoints: None,
+        }
+    }
+    /// Uses `clock` for processing time (timers), e.g. a [`ManualClock`](crate::ManualClock) in tests.
+    pub fn with_clock(mut self, clock: JobClock) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Takes checkpoints (and restores one at start) as `config` says.
+    pub fn with_checkpoints(mut self, config: CheckpointConfig) -> Self {
+        self.checkpoints = Some(config);
+        self
+    }
+    /// Sets the processing-time tick.
+    pub fn with_tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+    /// Does not print the end-of-job report (skipped records) to stderr.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+    /// A handle that stops the job cleanly when asked.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+    /// The process layout this job runs with.
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    /// Builds the dataflow with `build` on every worker and runs it to the end.
+    ///
+    /// Returns the merged outputs of this process's workers (e.g. collected records).
+    pub fn run<R, F>(self, build: F) -> Result<R::Merged>
+    where
+        R: WorkerOutput,
+        F: Fn(&mut Env<'_>) -> R + Send + Sync + 'static,
+    {
+        let quiet = self.quiet;
+        let (merged, report) = self.run_with_report(build)?;
+        if !quiet {
+            for (source, (n, destination)) in &report.skipped {
+                crate::say(format_args!(
+                    "tidal: source '{source}' set aside {n} record(s) that failed to decode; see {destination}"
+                ));
+            }
+            for (operator, n) in &report.late_dropped {
+                crate::say(format_args!(
+                    "tidal: '{operator}' dropped {n} late record(s); give it a side output for late data to keep them"
+                ));
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Like [`Job::run`], and also returns the end-of-job report instead of printing it.
+    pub fn run_with_report<R, F>(self, build: F) -> Result<(R::Merged, JobReport)>
+    where
+        R: WorkerOutput,
+        F: Fn(&mut Env<'_>) -> R + Send + Sync + 'static,
+    {
+        install_panic_hook();
+        install_signal_handlers();
+        let restored = match &self.checkpoints {
+            Some(config) => checkpoint::resolve_restore(config)?.map(Arc::new),
+            None => None,
+        };
+        if let Some(r) = &restored {
+            crate::say(format_args!(
+                "tidal: restoring checkpoint {} (cut {}, written by {} worker(s))",
+                r.path,
+                r.cut,
+                r.parts.len()
+            ));
+        }
+        // New checkpoints take ids after every one in the directory (a restore from an older one
+        // must not overwrite newer ones, which later checkpoints of theirs may build on).
+        let first_checkpoint = match &self.checkpoints {
+            Some(config) => {
+                let newest = checkpoint::list_checkpoints(&config.dir)
+                    .ok()
+                    .and_then(|listed| listed.first().map(|c| c.0))
+                    .unwrap_or(0);
+                newest.max(restored.as_ref().map_or(0, |r| r.id)) + 1
+            }
+            None => 1,
+        };
+        let checkpoint_config = self.checkpoints.clone().map(Arc::new);
+        let spec = self.spec;
+        let processes = spec.processes();
+        let builders: Vec<AllocatorBuilder>;
+        let others: Box<dyn std::any::Any + Send>;
+        let hooks = Hooks::default();
+        let run_id;
+        if processes == 1 {
+            run_id = crate::cluster::fresh_run_id();
+            builders = ProcessBuilder::new_typed_vector(
+                spec.workers,
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            )
+            .into_iter()
+            .map(AllocatorBuilder::Process)
+            .collect();
+            others = Box::new(());
+        } else {
+            let sockets;
+            (sockets, run_id) = connect(&spec)?;
+            let process_allocators = ProcessBuilder::new_typed_vector(
+                spec.workers,
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            );
+            let (tcp, guard) = initialize_networking_from_sockets(
+                process_allocators,
+                sockets,
+                spec.process,
+                spec.workers,
+                hooks,
+            )
+            .map_err(|e| Error::external(format!("starting network threads: {e}")))?;
+            builders = tcp.into_iter().map(AllocatorBuilder::Tcp).collect();
+            others = Box::new(guard);
+        }
+
+        let shared = Arc::new(JobShared {
+            stop: self.stop.clone(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            report: Mutex::new(JobReport::default()),
+            cluster: processes > 1,
+            process: spec.process,
+            watermarks: Mutex::new(WatermarkBoard::default()),
+        });
+        register_active(&shared);
+        let tick = self.tick;
+        let clock = self.clock.clone();
+        let worker_shared = Arc::clone(&shared);
+        let guards = initialize_from(builders, others, move |allocator| {
+            let shared = &worker_shared;
+            IN_WORKER.with(|w| w.set(true));
+            shared
+                .threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(std::thread::current());
+            let mut worker = Worker::new(
+                timely::WorkerConfig::default(),
+                allocator,
+                Some(Instant::now()),
+            );
+            let ctx = Rc::new(WorkerContext {
+                index: worker.index(),
+                peers: worker.peers(),
+                process: spec.process,
+                processes,
+                tick,
+                clock: clock.clone(),
+                job: Arc::clone(shared),
+                next_id: Cell::new(0),
+                run_id,
+                states: RefCell::new(Vec::new()),
+                outbox: RefCell::new(Vec::new()),
+                sequence: Cell::new(0),
+                sent_watermarks: RefCell::new(std::collections::HashMap::new()),
+                checkpoints: WorkerCheckpoints::new(
+                    checkpoint_config.clone(),
+                    restored.clone(),
+                    worker.index(),
+                    first_checkpoint,
+                ),
+            });
+            let index = ctx.index;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let main = worker.next_dataflow_index();
+                let out = worker.dataflow::<Time, _, _>(|scope| {
+                    let mut env = Env {
+                        scope,
+                        ctx: Rc::clone(&ctx),
+                    };
+                    build(&mut env)
+                });
+                if let Some(restored) = &ctx.checkpoints.restored {
+                    check_restored_names(&ctx, restored);
+                    if let Err(e) = ctx.restore_states(restored) {
+                        crate::fail(e);
+                    }
+                }
+                let mut control = Some(worker.dataflow::<u64, _, _>(|scope| {
+                    let (input, messages) = scope.new_input::<Control>();
+                    let shared = Arc::clone(shared);
+                    let inbox = Rc::clone(&ctx.checkpoints.inbox);
+                    messages.broadcast().inspect(move |message| match message {
+                        Control::Watermark { .. } => shared.apply_control(message),
+                        _ => inbox.borrow_mut().push(message.clone()),
+                    });
+                    input
+                }));
+                // With checkpoints, worker 0 wakes up to start them on time.
+                let park = ctx.checkpointing().then_some(Duration::from_millis(5));
+                while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(park) {
+                    if control.is_some() {
+                        let polled = ctx.checkpoints.poll(
+                            ctx.index,
+                            ctx.peers,
+                            ctx.stop_requested(),
+                            &mut |m| ctx.outbox.borrow_mut().push(m),
+                            &|cut| ctx.snapshot_states(cut),
+                            &|id| ctx.checkpoint_complete(id),
+                            &|| shared.stop.take_savepoint(),
+                            &|| shared.stop.stop(),
+                        );
+                        if let Err(e) = polled {
+                            shared.fail(e);
+                        }
+                    }
+                    if let Some(input) = control.as_mut() {
+                        let mut outbox = ctx.outbox.borrow_mut();
+                        if !outbox.is_empty() {
+                            for message in outbox.drain(..) {
+                                input.send(message);
+                            }
+                            let next = *input.time() + 1;
+                            input.advance_to(next);
+                        }
+                        drop(outbox);
+                        // The job's dataflow has finished here: nothing more to say.
+                        if !worker.installed_dataflows().contains(&main) {
+                            control = None;
+                        }
+                    }
+                }
+                let mut report = shared.report.lock().unwrap_or_else(|p| p.into_inner());
+                for (name, keys) in ctx.state_keys() {
+                    *report.state_keys.entry(name).or_insert(0) += keys;
+                }
+                out
+            }));
+            match outcome {
+                Ok(out) if !shared.failed.load(Ordering::SeqCst) => Some(out),
+                Ok(_) => None,
+                Err(payload) => {
+                    shared.fail(failure_from_panic(index, payload));
+                    None
+                }
+            }
+        })
+        .map_err(|e| Error::external(format!("starting worker threads: {e}")))?;
+
+        let results = guards.join();
+        unregister_active(&shared);
+        if let Some(error) = shared
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(error);
+        }
+        let mut parts = Vec::with_capacity(results.len());
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(Some(out)) => parts.push(out),
+                Ok(None) => {
+                    return Err(Error::new(
+                        ErrorKind::Cancelled,
+                        format!("worker {i} stopped"),
+                    ));
+                }
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::UserCode,
+                        format!("worker {i} failed: {e}"),
+                    ));
+                }
+            }
+        }
+        let report = shared
+            .report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok((R::merge(parts), report))
+    }
+}
+
+/// Fails the job when the checkpoint holds state or a source position for an operator this job
+/// does not have (a renamed or removed operator): it would be lost silently.
+pub(super) fn check_restored_names(ctx: &WorkerContext, restored: &Restored) {
+    let states: std::collections::BTreeSet<String> =
+        ctx.states.borrow().iter().map(StateEntry::name).collect();
+    let sources: std::collections::BTreeSet<String> = ctx
+        .checkpoints
+        .sources
+        .borrow()
+        .iter()
+        .map(|s| s.borrow().name())
+        .collect();
+    let missing = restored
+        .state_names()
+        .into_iter()
+        .find(|n| !states.contains(*n))
+        .or_else(|| {
+            restored
+                .parts
+                .iter()
+                .flat_map(|p| p.sources.iter().map(|(n, _)| n.as_str()))
+                .find(|n| !sources.contains(*n))
+        });
+    if let Some(name) = missing {
+        crate::fail(Error::config(format!(
+            "checkpoint {} holds state of operator '{name}', which this job does not have: \
+             give the operator the same name as in the job that wrote the checkpoint (.name(...)), \
+             or start without --restore",
+            restored.path
+        )));
+    }
+}
+
+thread_local! {
+    static IN_WORKER: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+pub(super) fn failure_from_panic(worker: usize, payload: Box<dyn std::any::Any + Send>) -> Error {
+    let payload = match payload.downcast::<JobFailure>() {
+        Ok(failure) => return failure.0,
+        Err(p) => p,
+    };
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    };
+    if message.contains("timely communication error") {
+        return lost_peer(&message);
+    }
+    let at = LAST_PANIC_AT
+        .with(|l| l.borrow_mut().take())
+        .map(|l| format!(" (at {l})"))
+        .unwrap_or_default();
+    Error::new(
+        ErrorKind::UserCode,
+        format!("worker {worker} failed in user code: {message}{at}"),
+    )
+}
+
+pub(super) fn lost_peer(detail: &str) -> Error {
+    Error::external(format!(
+        "lost the connection to another process of the job ({detail}); it failed or was killed: see its own output for the cause"
+    ))
+}

@@ -1,0 +1,347 @@
+//! What a worker's operators see: the [`WorkerContext`] (its place in the job, the state
+//! registry, reports and control messages) and the [`Env`] handed to the build closure.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use timely::dataflow::Scope;
+
+use crate::checkpoint::Restored;
+use crate::error::{Error, Result};
+use crate::operator::OperatorMeta;
+use crate::runtime::checkpointing::WorkerCheckpoints;
+use crate::runtime::control::{Control, WatermarkBoard};
+use crate::state::{KeyedStore, Owner, StateHandle};
+use crate::time::{JobClock, Time};
+
+use super::output::JobReport;
+use super::signals::{StopHandle, signalled};
+
+/// A watermark sent on the control plane (own watermark and idle flag, or ended), and when.
+type SentWatermark = (Option<(Time, bool)>, Instant);
+
+/// How often a moving watermark is sent to other processes at most.
+const CONTROL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// State shared by the workers of one job in this process.
+pub(crate) struct JobShared {
+    pub(super) stop: StopHandle,
+    pub(super) failed: AtomicBool,
+    pub(super) failure: Mutex<Option<Error>>,
+    pub(super) threads: Mutex<Vec<Thread>>,
+    pub(super) report: Mutex<JobReport>,
+    pub(super) cluster: bool,
+    pub(super) process: usize,
+    /// Per source name: each instance's own watermark and whether it is idle (every process's,
+    /// through the control plane).
+    pub(super) watermarks: Mutex<WatermarkBoard>,
+}
+
+impl JobShared {
+    /// Applies a control message from another worker (those of this process are applied already).
+    pub(super) fn apply_control(&self, message: &Control) {
+        // Checkpoint messages are handled by each worker (see the control dataflow).
+        if let Control::Watermark {
+            source,
+            worker,
+            process,
+            seq,
+            value,
+        } = message
+            && *process != self.process
+        {
+            self.watermarks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set(source, *worker, *seq, *value);
+        }
+    }
+
+    pub(super) fn fail(&self, error: Error) {
+        if self.cluster {
+            // timely cannot shut down part of a cluster: the other processes would wait forever.
+            // End this process; its peers see the connection drop and fail in turn.
+            crate::say(format_args!("error: process {}: {error}", self.process));
+            std::process::exit(1);
+        }
+        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        drop(slot);
+        self.failed.store(true, Ordering::SeqCst);
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            t.unpark();
+        }
+    }
+}
+
+/// A registered state and the operator it belongs to (with its number among that operator's).
+pub(super) struct StateEntry {
+    state: Box<dyn StateHandle>,
+    /// The name it was registered under, until its operator is known.
+    registered_as: String,
+    operator: Option<(Rc<OperatorMeta>, usize)>,
+}
+
+impl StateEntry {
+    /// The state's identity: its operator's name (with `/k` for an operator's k-th extra state).
+    pub(super) fn name(&self) -> String {
+        match &self.operator {
+            Some((meta, 0)) => meta.name(),
+            Some((meta, k)) => format!("{}/{k}", meta.name()),
+            None => self.registered_as.clone(),
+        }
+    }
+}
+
+/// What every operator of a worker can see about where it runs.
+pub struct WorkerContext {
+    pub(super) index: usize,
+    pub(super) peers: usize,
+    pub(super) process: usize,
+    pub(super) processes: usize,
+    pub(super) tick: Duration,
+    pub(super) clock: JobClock,
+    pub(super) job: Arc<JobShared>,
+    pub(super) next_id: Cell<usize>,
+    pub(super) run_id: u64,
+    pub(super) states: RefCell<Vec<StateEntry>>,
+    /// Control messages waiting to be sent, and the sequence number of the last one.
+    pub(super) outbox: RefCell<Vec<Control>>,
+    pub(super) sequence: Cell<u64>,
+    /// Per source: the watermark last sent on the control plane, and when.
+    pub(super) sent_watermarks: RefCell<std::collections::HashMap<String, SentWatermark>>,
+    /// This worker's side of checkpointing (fences, cuts, sources, restored state).
+    pub(crate) checkpoints: WorkerCheckpoints,
+}
+
+impl WorkerContext {
+    /// This worker's index among all workers of the job.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    /// Number of workers in the job (all processes).
+    pub fn peers(&self) -> usize {
+        self.peers
+    }
+    /// This process's index.
+    pub fn process(&self) -> usize {
+        self.process
+    }
+    /// Number of processes.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+    /// This run's id: the same on every worker of every process, and another one each time the
+    /// job is started (a restart or restore is a new run). Sinks name their files with it, so that
+    /// a run can tell its own files from those of earlier runs.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let ids = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&ids);
+    /// tidal_engine::Job::local(2).run(move |env| seen.lock().unwrap().push(env.context().run_id())).unwrap();
+    /// let ids = ids.lock().unwrap();
+    /// assert_eq!(ids.len(), 2);
+    /// assert_eq!(ids[0], ids[1]);
+    /// ```
+    pub fn run_id(&self) -> u64 {
+        self.run_id
+    }
+    /// The processing-time tick (`--tick`).
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+    /// The job's processing-time clock.
+    pub fn clock(&self) -> JobClock {
+        self.clock.clone()
+    }
+    /// Whether the job was asked to stop (sources end when they see this).
+    pub fn stop_requested(&self) -> bool {
+        self.job.stop.is_stopped() || signalled().load(Ordering::Relaxed)
+    }
+    /// Counts `n` records that source `source` set aside, written to `destination`.
+    pub fn report_skipped(&self, source: &str, n: u64, destination: &str) {
+        let mut report = self.job.report.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = report
+            .skipped
+            .entry(source.to_string())
+            .or_insert((0, destination.to_string()));
+        entry.0 += n;
+    }
+    /// Publishes this worker's own watermark for `source` and whether it is idle (`None`: the
+    /// instance is done and leaves the board), to every worker of the job. Returns what an idle
+    /// instance may follow: the least watermark of the other active instances in any process, or,
+    /// when all of them are idle, the least of their own watermarks — an idle instance never
+    /// holds back the others' progress.
+    pub fn publish_watermark(&self, source: &str, watermark: Option<(Time, bool)>) -> Option<Time> {
+        let seq = self.sequence.get() + 1;
+        self.sequence.set(seq);
+        let mut board = self
+            .job
+            .watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        board.set(source, self.index, seq, watermark);
+        let follow = board.follow(source, self.index);
+        drop(board);
+        if self.processes > 1 {
+            // Other processes hear of a change in the idle flag or the end at once, of a moving
+            // watermark at most every few milliseconds.
+            let mut sent = self.sent_watermarks.borrow_mut();
+            let due = match sent.get(source) {
+                None => true,
+                Some((last, at)) => {
+                    last.map(|(_, idle)| idle) != watermark.map(|(_, idle)| idle)
+                        || (*last != watermark && at.elapsed() >= CONTROL_INTERVAL.max(self.tick))
+                }
+            };
+            if due {
+                sent.insert(source.to_string(), (watermark, Instant::now()));
+                self.outbox.borrow_mut().push(Control::Watermark {
+                    source: source.to_string(),
+                    worker: self.index,
+                    process: self.process,
+                    seq,
+                    value: watermark,
+                });
+            }
+        }
+        follow
+    }
+    /// Counts `n` late records that operator `operator` dropped.
+    pub fn report_late_dropped(&self, operator: &str, n: u64) {
+        let mut report = self.job.report.lock().unwrap_or_else(|p| p.into_inner());
+        *report.late_dropped.entry(operator.to_string()).or_insert(0) += n;
+    }
+    /// Registers an operator's keyed state with this worker.
+    ///
+    /// Every stateful operator registers its state when it is built, so that the worker can list,
+    /// measure and snapshot all of it. Its identity in checkpoints is the name of the operator that
+    /// registered it (as finally named with [`DataStream::name`](crate::DataStream::name)); when the
+    /// job restores a checkpoint, the state is loaded with the keys this worker owns once the
+    /// dataflow is built, and a state that cannot be restored fails the job with the reason.
+    ///
+    /// Operators built with the keyed-operator builder of `tidal-operators` are registered by it;
+    /// call this directly only for state outside keyed operators (a sink's, say). `name` is the
+    /// state's identity until the operator it belongs to is named.
+    pub fn register_state<S: KeyedStore>(&self, name: &str, state: Rc<RefCell<S>>) {
+        self.states.borrow_mut().push(StateEntry {
+            state: Box::new(state),
+            registered_as: name.to_string(),
+            operator: None,
+        });
+    }
+    /// Ties the states registered since `first` to the operator `meta` (see [`DataStream::then`]).
+    pub(crate) fn assign_states(&self, first: usize, meta: &Rc<OperatorMeta>) {
+        let mut states = self.states.borrow_mut();
+        for (k, entry) in states.iter_mut().skip(first).enumerate() {
+            entry.operator = Some((Rc::clone(meta), k));
+        }
+    }
+    /// Loads every registered state from a restored checkpoint.
+    pub(super) fn restore_states(&self, restored: &Restored) -> Result<()> {
+        for entry in self.states.borrow().iter() {
+            let name = entry.name();
+            let sections: Vec<&[u8]> = restored.state_sections(&name).collect();
+            if !sections.is_empty() {
+                let owner = Owner {
+                    index: self.index,
+                    peers: self.peers,
+                };
+                entry
+                    .state
+                    .restore(&name, &sections, owner)
+                    .map_err(|e| e.context(format!("restoring checkpoint {}", restored.path)))?;
+            }
+        }
+        Ok(())
+    }
+    /// Number of states registered on this worker.
+    pub(crate) fn state_count(&self) -> usize {
+        self.states.borrow().len()
+    }
+    /// Whether the job restores a checkpoint: the cut time the restored state is as of.
+    pub fn restored_cut(&self) -> Option<Time> {
+        self.checkpoints.restored.as_ref().map(|r| r.cut)
+    }
+    /// When the job restores a checkpoint: its id.
+    pub fn restored_checkpoint(&self) -> Option<u64> {
+        self.checkpoints.restored.as_ref().map(|r| r.id)
+    }
+    /// Whether checkpoints are taken.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpoints.config.is_some()
+    }
+    /// The states registered on this worker: operator name and number of keys.
+    pub fn state_keys(&self) -> Vec<(String, usize)> {
+        self.states
+            .borrow()
+            .iter()
+            .map(|e| (e.name(), e.state.key_count()))
+            .collect()
+    }
+    /// A snapshot of every state registered on this worker as of cut `cut`: operator name and
+    /// encoded entries.
+    pub fn snapshot_states(&self, cut: Time) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut parts = Vec::new();
+        for entry in self.states.borrow().iter() {
+            let name = entry.name();
+            let bytes = entry.state.snapshot(&name, cut)?;
+            parts.push((name, bytes));
+        }
+        Ok(parts)
+    }
+    /// Tells every registered state that checkpoint `id` is complete.
+    pub(super) fn checkpoint_complete(&self, id: u64) -> Result<()> {
+        for entry in self.states.borrow().iter() {
+            let name = entry.name();
+            entry
+                .state
+                .checkpoint_complete(id)
+                .map_err(|e| e.context(format!("'{name}' after checkpoint {id}")))?;
+        }
+        Ok(())
+    }
+    /// A fresh operator number, for default operator names.
+    pub fn next_operator_id(&self) -> usize {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+}
+
+/// The place a job's dataflow is built: one per worker, handed to the build closure.
+pub struct Env<'s> {
+    pub(super) scope: Scope<'s, Time>,
+    pub(super) ctx: Rc<WorkerContext>,
+}
+
+impl<'s> Env<'s> {
+    /// The timely scope, for operators written directly on timely.
+    pub fn scope(&self) -> Scope<'s, Time> {
+        self.scope
+    }
+    /// The worker's context.
+    pub fn context(&self) -> &Rc<WorkerContext> {
+        &self.ctx
+    }
+    /// This worker's index among all workers of the job.
+    pub fn worker_index(&self) -> usize {
+        self.ctx.index
+    }
+    /// Number of workers in the job.
+    pub fn peers(&self) -> usize {
+        self.ctx.peers
+    }
+}
