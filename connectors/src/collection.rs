@@ -83,6 +83,16 @@ pub trait Sources<'s> {
     ) -> DataStream<'s, S::Item>;
 }
 
+/// The reader of a source that could not be set up (the job is failing already).
+struct NoRecords<T>(std::marker::PhantomData<T>);
+
+impl<T: 'static> SourceReader for NoRecords<T> {
+    type Item = T;
+    fn read(&mut self, _out: &mut Vec<T>, _max: usize) -> Poll {
+        Poll::Done
+    }
+}
+
 struct IterReader<I: Iterator> {
     items: I,
     /// Global position of the next item.
@@ -181,9 +191,14 @@ impl<'s> Sources<'s> for Env<'s> {
         strategy: WatermarkStrategy<S::Item>,
     ) -> DataStream<'s, S::Item> {
         let name = format!("{}#{}", source.kind(), self.context().next_operator_id());
-        let reader = source
-            .reader(self.context(), &name)
-            .unwrap_or_else(|e| tidal_engine::fail(e));
-        self.source_with(&name, reader, strategy)
+        match source.reader(self.context(), &name) {
+            Ok(reader) => self.source_with(&name, reader, strategy),
+            Err(e) => {
+                // The job fails with the reason before it reads anything; the source is empty.
+                self.context().fail(e);
+                let nothing = NoRecords(std::marker::PhantomData);
+                self.source_with(&name, nothing, WatermarkStrategy::ingestion_time())
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use serde::Serialize;
-use tidal_engine::{Error, fail};
+use tidal_engine::Error;
 
 /// The policy for records that fail to decode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,24 +48,33 @@ impl DeadLetters {
         }
     }
 
-    /// A record at `file:line` failed with `error`: fail the job, or set it aside.
-    pub(crate) fn reject(&mut self, file: &str, line: u64, error: &str, record: &[u8]) {
+    /// A record at `file:line` failed with `error`: an error that fails the job (the fail policy,
+    /// or a dead-letter file that cannot be written), or the record set aside.
+    pub(crate) fn reject(
+        &mut self,
+        file: &str,
+        line: u64,
+        error: &str,
+        record: &[u8],
+    ) -> Result<(), Error> {
         let dir = match &self.policy {
-            OnError::Fail => fail(Error::input(format!(
-                "{file} line {line}: {error} (to set such records aside and go on, give the source a dead-letter directory)"
-            ))),
+            OnError::Fail => {
+                return Err(Error::input(format!(
+                    "{file} line {line}: {error} (to set such records aside and go on, give the source a dead-letter directory)"
+                )));
+            }
             OnError::DeadLetter(dir) => dir.clone(),
         };
         if self.writer.is_none() {
             let path = dir.join(format!("part-{:05}.jsonl", self.worker));
             let file = std::fs::create_dir_all(&dir)
                 .and_then(|_| File::create(&path))
-                .unwrap_or_else(|e| {
-                    fail(Error::external(format!(
+                .map_err(|e| {
+                    Error::external(format!(
                         "cannot create dead-letter file '{}': {e}",
                         path.display()
-                    )))
-                });
+                    ))
+                })?;
             self.writer = Some(BufWriter::new(file));
         }
         let record = String::from_utf8_lossy(record);
@@ -80,25 +89,26 @@ impl DeadLetters {
         let written = serde_json::to_writer(&mut *writer, &entry)
             .map_err(std::io::Error::from)
             .and_then(|_| writer.write_all(b"\n"));
-        if let Err(e) = written {
-            fail(Error::external(format!(
+        written.map_err(|e| {
+            Error::external(format!(
                 "writing dead-letter file in '{}': {e}",
                 dir.display()
-            )));
-        }
+            ))
+        })?;
         self.count += 1;
+        Ok(())
     }
 
     /// Flushes the dead-letter file; returns where records went, if any were set aside.
-    pub(crate) fn finish(&mut self) -> Option<String> {
-        if let Some(mut w) = self.writer.take()
-            && let Err(e) = w.flush().and_then(|_| w.get_ref().sync_all())
-        {
-            fail(Error::external(format!("flushing dead-letter file: {e}")));
+    pub(crate) fn finish(&mut self) -> Result<Option<String>, Error> {
+        if let Some(mut w) = self.writer.take() {
+            w.flush()
+                .and_then(|_| w.get_ref().sync_all())
+                .map_err(|e| Error::external(format!("flushing dead-letter file: {e}")))?;
         }
-        match (&self.policy, self.count) {
+        Ok(match (&self.policy, self.count) {
             (OnError::DeadLetter(dir), n) if n > 0 => Some(dir.display().to_string()),
             _ => None,
-        }
+        })
     }
 }

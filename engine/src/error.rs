@@ -111,12 +111,16 @@ impl std::error::Error for Error {}
 /// Result with Tidal's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Stops the current worker with `error`: the job fails, and `error` is what the user is shown.
+/// Stops the current worker with `error` by unwinding: the job fails, and `error` is what the
+/// user is shown.
 ///
-/// Operators and connectors call this when they meet a failure they must not hide (a record that
-/// does not decode under the fail policy, a sink that cannot write). The runtime catches it on the
-/// worker thread, stops the other workers, and returns it from [`Job::run`](crate::Job::run);
-/// no panic message is printed for it.
+/// For a mistake in a job's definition found while its dataflow is being built, deep in code
+/// that has nothing to return it to (taking a side output nobody writes). The runtime catches it
+/// on the worker thread, stops the other workers, and returns it from
+/// [`Job::run`](crate::Job::run); no panic message is printed for it. Running operators and
+/// connectors do not unwind: they report failures with
+/// [`WorkerContext::fail`](crate::WorkerContext::fail) (sinks, state) or
+/// [`Poll::Failed`](crate::Poll::Failed) (sources) and return.
 ///
 /// ```should_panic
 /// tidal_engine::fail(tidal_engine::Error::input("line 3: bad field"));

@@ -8,7 +8,8 @@
 //! ## Layers
 //! Listed from the bottom up: each module uses only those above it in this list (no import
 //! circles; `DESIGN.md` at the repository's root has the whole map).
-//! - [`error`]: classified errors ([`ErrorKind`]); [`fail`] ends a running job with a clear message.
+//! - [`error`]: classified errors ([`ErrorKind`]); a running operator ends a job with
+//!   [`WorkerContext::fail`], a source with [`Poll::Failed`].
 //! - [`time`]: timely timestamps are watermarks ([`Time`], ms since the epoch); frontiers are the
 //!   watermarks every operator sees; [`JobClock`] is processing time (manual in tests);
 //!   [`time::watermark`]: [`WatermarkStrategy`], how sources assign timestamps and watermarks.

@@ -13,9 +13,13 @@
 //!   process them with a [`KeyedCoProcessFunction`] sharing state and timers, or join them on event
 //!   time ([`join`]: interval join, window join).
 //!
-//! Every keyed operator is built on one builder ([`keyed::rolling`]) that combines records per key
-//! within a tick on the sending worker, exchanges the partial results by [`key_hash`](tidal_engine::key_hash),
-//! and folds them into a [`KeyedState`](tidal_engine::KeyedState) in time order as the frontier passes.
+//! Every keyed operator — rolling aggregates, `final_values`, windows, sessions, process and
+//! co-process functions, joins — is made with one builder, [`build::keyed_operator`]: exchange by
+//! [`key_hash`](tidal_engine::key_hash), state registered once for checkpoints (a
+//! [`KeyedStore`](tidal_engine::KeyedStore)), restored capabilities and late-record counting.
+//! Aggregations combine records per key within a tick on the sending worker first, so the exchange
+//! carries partial results; state is changed in time order as the frontier passes. Operator
+//! authors find the builder and the engine pieces they need in [`build`].
 //!
 //! ```
 //! use tidal_operators::prelude::*;

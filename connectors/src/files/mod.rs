@@ -18,7 +18,7 @@ use std::rc::Rc;
 use tidal_engine::storage::{self, Location};
 
 use serde::de::DeserializeOwned;
-use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext, fail};
+use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext};
 
 use crate::deadletter::{DeadLetters, OnError};
 use crate::position;
@@ -379,11 +379,12 @@ impl<D: Decoder> SourceReader for FileReader<D> {
     fn finished_splits(&mut self, finished: &mut Vec<SplitId>) {
         finished.append(&mut self.ended);
     }
-    fn finish(&mut self) {
-        if let Some(destination) = self.dead.finish() {
+    fn finish(&mut self) -> Result<()> {
+        if let Some(destination) = self.dead.finish()? {
             self.ctx
                 .report_skipped(&self.name, self.dead.count, &destination);
         }
+        Ok(())
     }
 }
 
@@ -415,7 +416,10 @@ impl<D: Decoder> FileReader<D> {
                         self.opened.push(id);
                         self.current = Some((id, lines));
                     }
-                    Err(e) => fail(Error::input(format!("cannot read '{}': {e}", split.path))),
+                    Err(e) => {
+                        let e = Error::input(format!("cannot read '{}': {e}", split.path));
+                        return Ok(Poll::Failed(e));
+                    }
                 }
             }
             let (id, lines) = self.current.as_mut().expect("opened above");
@@ -429,7 +433,9 @@ impl<D: Decoder> FileReader<D> {
                     Err(error) => {
                         let line = line.to_vec();
                         let file = lines.path().to_string();
-                        self.dead.reject(&file, number, &error, &line);
+                        if let Err(e) = self.dead.reject(&file, number, &error, &line) {
+                            return Ok(Poll::Failed(e));
+                        }
                     }
                 },
                 Ok(None) => {
@@ -440,7 +446,10 @@ impl<D: Decoder> FileReader<D> {
                         return Ok(Poll::Ready);
                     }
                 }
-                Err(e) => fail(Error::input(format!("cannot read '{}': {e}", lines.path()))),
+                Err(e) => {
+                    let e = Error::input(format!("cannot read '{}': {e}", lines.path()));
+                    return Ok(Poll::Failed(e));
+                }
             }
         }
         Ok(Poll::Ready)

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde::Serialize;
 use tidal_engine::storage::Location;
-use tidal_engine::{Collected, DataStream, Error, Time, fail, timely};
+use tidal_engine::{Collected, DataStream, Error, Time, timely};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
@@ -106,6 +106,7 @@ impl<'s, T: 'static> Sinks<'s, T> for DataStream<'s, T> {
         T: Display + timely::ExchangeData,
     {
         let name = self.default_name("print");
+        let ctx = std::rc::Rc::clone(self.context());
         self.into_inner().sink(
             Exchange::new(|_: &(T, Time)| 0),
             &name,
@@ -123,7 +124,7 @@ impl<'s, T: 'static> Sinks<'s, T> for DataStream<'s, T> {
                 if let Err(e) = result.and_then(|_| out.flush())
                     && e.kind() != std::io::ErrorKind::BrokenPipe
                 {
-                    fail(Error::external(format!("writing to stdout: {e}")));
+                    ctx.fail(Error::external(format!("writing to stdout: {e}")));
                 }
             },
         );

@@ -52,7 +52,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use tidal_engine::state::{EntryWriter, KeyedStore, Owner};
 use tidal_engine::storage::{self, Location};
-use tidal_engine::{DataStream, Error, Time, TimeBuffer, fail, timely};
+use tidal_engine::{DataStream, Error, Time, TimeBuffer, WorkerContext, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -167,6 +167,10 @@ impl Pending {
 
 /// The part one worker writes, and those it sealed and has not committed yet.
 struct Writer {
+    /// Where a failure is reported (it ends the job); none in unit tests.
+    ctx: Option<Rc<WorkerContext>>,
+    /// Set once a write failed: the job is failing, and nothing more is written or committed.
+    broken: bool,
     dir: Location,
     ext: &'static str,
     run: u64,
@@ -194,6 +198,8 @@ impl Writer {
     /// Worker `worker`'s writer of run `run`'s parts in `dir`, nothing written yet.
     fn new(dir: Location, ext: &'static str, run: u64, worker: usize, checkpointing: bool) -> Self {
         Writer {
+            ctx: None,
+            broken: false,
             dir,
             ext,
             run,
@@ -237,6 +243,21 @@ impl Writer {
         Ok(self.file.as_mut().expect("opened"))
     }
 
+    /// The writer of worker `ctx`'s parts, reporting failures to it.
+    fn for_worker(ctx: &Rc<WorkerContext>, dir: Location, ext: &'static str) -> Self {
+        let mut w = Writer::new(dir, ext, ctx.run_id(), ctx.index(), ctx.checkpointing());
+        w.ctx = Some(Rc::clone(ctx));
+        w
+    }
+
+    /// Ends the job with `error`; this writer does nothing more.
+    fn fail(&mut self, error: Error) {
+        if let Some(ctx) = &self.ctx {
+            ctx.fail(error);
+        }
+        self.broken = true;
+    }
+
     /// Names the part in progress in errors.
     fn describe(&self) -> String {
         match self.at(self.seq) {
@@ -254,7 +275,8 @@ impl Writer {
             self.lengths.push_back((time, self.written));
         }
         if let Err(e) = self.open().and_then(|f| f.write_all(bytes)) {
-            fail(Error::external(format!("writing {}: {e}", self.describe())));
+            let e = Error::external(format!("writing {}: {e}", self.describe()));
+            return self.fail(e);
         }
         self.written += bytes.len() as u64;
         if !self.checkpointing && self.dir.is_s3() && self.written >= PIECE {
@@ -267,7 +289,8 @@ impl Writer {
         if let Some(f) = self.file.as_mut()
             && let Err(e) = f.flush()
         {
-            fail(Error::external(format!("writing {}: {e}", self.describe())));
+            let e = Error::external(format!("writing {}: {e}", self.describe()));
+            self.fail(e);
         }
     }
 
@@ -303,7 +326,7 @@ impl Writer {
             Ok::<(), std::io::Error>(())
         })();
         if let Err(e) = uploaded {
-            fail(Error::external(format!("uploading output part {at}: {e}")));
+            return self.fail(Error::external(format!("uploading output part {at}: {e}")));
         }
         self.written = 0;
     }
@@ -336,6 +359,9 @@ impl Writer {
     /// Seals the part in progress at cut `cut`: what it holds below the cut becomes a pending
     /// part, durable; what it holds at or after the cut starts the next part.
     fn seal(&mut self, cut: Time) -> tidal_engine::Result<()> {
+        if self.broken {
+            return Err(Error::external("the output part failed earlier"));
+        }
         let len = self
             .lengths
             .iter()
@@ -345,9 +371,14 @@ impl Writer {
             return Ok(());
         }
         let at = self.at(self.seq);
-        let tail = self
-            .read(len, self.written)
-            .unwrap_or_else(|e| fail(Error::external(format!("reading {}: {e}", self.describe()))));
+        let tail = match self.read(len, self.written) {
+            Ok(tail) => tail,
+            Err(e) => {
+                let e = Error::external(format!("reading {}: {e}", self.describe()));
+                self.fail(e.clone());
+                return Err(e);
+            }
+        };
         let upload = match &at {
             Location::Local(path) => {
                 let file = self.file.take().expect("written").into_inner();
@@ -361,10 +392,13 @@ impl Writer {
                     Ok(())
                 });
                 if let Err(e) = sealed {
-                    fail(Error::external(format!(
+                    // The part in progress is in an unknown state: the job cannot go on.
+                    let e = Error::external(format!(
                         "sealing output part '{}' for a checkpoint: {e}",
                         hidden(path, "pending").display()
-                    )));
+                    ));
+                    self.fail(e.clone());
+                    return Err(e);
                 }
                 None
             }
@@ -388,7 +422,9 @@ impl Writer {
         }
         if !tail.is_empty() {
             if let Err(e) = self.open().and_then(|f| f.write_all(&tail)) {
-                fail(Error::external(format!("writing {}: {e}", self.describe())));
+                let e = Error::external(format!("writing {}: {e}", self.describe()));
+                self.fail(e.clone());
+                return Err(e);
             }
             self.written = tail.len() as u64;
         }
@@ -398,6 +434,9 @@ impl Writer {
     /// Commits the pending parts (after a checkpoint completed). On S3 a part that cannot be
     /// committed now stays pending, to be tried again.
     fn commit_pending(&mut self) -> tidal_engine::Result<()> {
+        if self.broken {
+            return Ok(());
+        }
         let mut left = Vec::new();
         for part in std::mem::take(&mut self.pending) {
             if let Err(e) = part.commit() {
@@ -418,13 +457,14 @@ impl Writer {
     /// Commits everything (the input has ended): the pending parts and the part in progress.
     fn finish(&mut self) {
         if let Err(e) = self.commit_pending() {
-            fail(e);
+            return self.fail(e);
         }
         if let Some(part) = self.pending.first() {
-            fail(Error::external(format!(
+            let e = Error::external(format!(
                 "output part {} could not be committed at the end of the input",
                 part.at
-            )));
+            ));
+            return self.fail(e);
         }
         if self.file.is_none() && self.streaming.is_none() {
             return;
@@ -457,7 +497,7 @@ impl Writer {
             })(),
         };
         if let Err(e) = done {
-            fail(Error::external(format!("finishing output part {at}: {e}")));
+            return self.fail(Error::external(format!("finishing output part {at}: {e}")));
         }
         self.file = None;
         self.written = 0;
@@ -629,27 +669,24 @@ pub(super) fn part_file_sink<'s, T: 'static>(
     let ctx = stream.context().clone();
     // Absolute paths: checkpoints name pending parts, and a restored job may run elsewhere.
     let dir = match dir {
-        Location::Local(path) => Location::Local(
-            std::fs::create_dir_all(&path)
-                .and_then(|_| std::fs::canonicalize(&path))
-                .unwrap_or_else(|e| {
-                    fail(Error::external(format!(
+        Location::Local(path) => {
+            match std::fs::create_dir_all(&path).and_then(|_| std::fs::canonicalize(&path)) {
+                Ok(absolute) => Location::Local(absolute),
+                Err(e) => {
+                    // The job fails with this before it runs.
+                    ctx.fail(Error::external(format!(
                         "cannot create output directory '{}': {e}",
                         path.display()
-                    )))
-                }),
-        ),
+                    )));
+                    Location::Local(path)
+                }
+            }
+        }
         s3 => s3,
     };
     let _ = stream.then(&format!("write_{ext}"), move |input, name| {
         let run = ctx.run_id();
-        let writer = Rc::new(RefCell::new(Writer::new(
-            dir.clone(),
-            ext,
-            run,
-            ctx.index(),
-            ctx.checkpointing(),
-        )));
+        let writer = Rc::new(RefCell::new(Writer::for_worker(&ctx, dir.clone(), ext)));
         let restored = Rc::new(Cell::new(false));
         let state = SinkState {
             writer: Rc::clone(&writer),
@@ -674,7 +711,7 @@ pub(super) fn part_file_sink<'s, T: 'static>(
                             && !restored.get()
                             && let Err(e) = remove_other_parts(&dir, ext, None, run)
                         {
-                            fail(e);
+                            writer.borrow_mut().fail(e);
                         }
                     }
                     input.for_each(|message, data| {
@@ -689,13 +726,23 @@ pub(super) fn part_file_sink<'s, T: 'static>(
                     });
                     let mut w = writer.borrow_mut();
                     if let Some(e) = failed.take() {
-                        fail(Error::input(format!(
+                        let e = Error::input(format!(
                             "cannot encode a record for {}: {e}",
                             w.describe()
-                        )));
+                        ));
+                        w.fail(e);
+                    }
+                    if w.broken {
+                        // The job is failing: nothing more is written.
+                        pending.for_each_ready(frontier, |_, bytes| bytes.clear());
+                        return;
                     }
                     let before = w.written;
-                    pending.for_each_ready(frontier, |cap, bytes| w.write_at(*cap.time(), bytes));
+                    pending.for_each_ready(frontier, |cap, bytes| {
+                        if !w.broken {
+                            w.write_at(*cap.time(), bytes);
+                        }
+                    });
                     if frontier.is_empty() {
                         w.finish();
                     } else if w.written != before {

@@ -285,9 +285,10 @@ impl Job {
                     build(&mut env)
                 });
                 if let Some(restored) = &ctx.checkpoints.restored {
-                    check_restored_names(&ctx, restored);
-                    if let Err(e) = ctx.restore_states(restored) {
-                        crate::fail(e);
+                    let loaded = check_restored_names(&ctx, restored)
+                        .and_then(|()| ctx.restore_states(restored));
+                    if let Err(e) = loaded {
+                        shared.fail(e);
                     }
                 }
                 let mut control = Some(worker.dataflow::<u64, _, _>(|scope| {
@@ -390,7 +391,7 @@ impl Job {
 
 /// Fails the job when the checkpoint holds state or a source position for an operator this job
 /// does not have (a renamed or removed operator): it would be lost silently.
-pub(super) fn check_restored_names(ctx: &WorkerContext, restored: &Restored) {
+pub(super) fn check_restored_names(ctx: &WorkerContext, restored: &Restored) -> Result<()> {
     let states: std::collections::BTreeSet<String> =
         ctx.states.borrow().iter().map(StateEntry::name).collect();
     let sources: std::collections::BTreeSet<String> = ctx
@@ -411,13 +412,14 @@ pub(super) fn check_restored_names(ctx: &WorkerContext, restored: &Restored) {
                 .flat_map(|p| p.sources.iter().map(|(n, _)| n.as_str()))
                 .find(|n| !sources.contains(*n))
         });
-    if let Some(name) = missing {
-        crate::fail(Error::config(format!(
+    match missing {
+        Some(name) => Err(Error::config(format!(
             "checkpoint {} holds state of operator '{name}', which this job does not have: \
              give the operator the same name as in the job that wrote the checkpoint (.name(...)), \
              or start without --restore",
             restored.path
-        )));
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -166,6 +166,28 @@ impl WorkerContext {
     pub fn clock(&self) -> JobClock {
         self.clock.clone()
     }
+    /// Ends the job with `error`, from inside a running dataflow, where there is no caller to
+    /// return it to: this worker stops at the end of its current step, the other workers stop
+    /// too, and [`Job::run`](crate::Job::run) returns `error` (in a job of several processes, this
+    /// process prints it and exits with status 1, and its peers see it go). The operator that
+    /// calls it returns normally and does no more work (see [`failed`](Self::failed)).
+    ///
+    /// ```
+    /// use tidal_engine::{Error, ErrorKind, Job};
+    /// let err = Job::local(1).quiet().run(|env| {
+    ///     env.context().fail(Error::input("line 3 of 'bids.csv': field 'price': not a number"));
+    /// }).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Input);
+    /// assert!(err.to_string().contains("line 3"));
+    /// ```
+    pub fn fail(&self, error: Error) {
+        self.job.fail(error);
+    }
+    /// Whether the job is failing (some worker called [`fail`](Self::fail)): an operator that
+    /// sees it does no more work.
+    pub fn failed(&self) -> bool {
+        self.job.failed.load(Ordering::Relaxed)
+    }
     /// Whether the job was asked to stop (sources end when they see this).
     pub fn stop_requested(&self) -> bool {
         self.job.stop.is_stopped() || signalled().load(Ordering::Relaxed)

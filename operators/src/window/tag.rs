@@ -58,13 +58,27 @@ impl<'s, T: 'static> OutputTag<'s, T> {
     }
     /// The side output, once the operator writing to it has been built.
     ///
-    /// Fails the job with a clear error if no operator writes to this tag.
+    /// Taking a side output that no operator writes to is a mistake in the job's definition: the
+    /// job fails with a configuration error saying so (see [`try_stream`](Self::try_stream) to
+    /// handle it instead).
     pub fn stream(&self) -> DataStream<'s, T> {
-        self.slot.borrow_mut().take().unwrap_or_else(|| {
-            tidal_engine::fail(tidal_engine::Error::config(
+        self.try_stream().unwrap_or_else(|e| tidal_engine::fail(e))
+    }
+    /// The side output, or an error if no operator writes to this tag (or it was taken already).
+    ///
+    /// ```
+    /// use tidal_operators::OutputTag;
+    /// tidal_engine::Job::local(1).run(|_env| {
+    ///     let tag: OutputTag<'_, u32> = OutputTag::new();
+    ///     assert!(tag.try_stream().is_err());
+    /// }).unwrap();
+    /// ```
+    pub fn try_stream(&self) -> tidal_engine::Result<DataStream<'s, T>> {
+        self.slot.borrow_mut().take().ok_or_else(|| {
+            tidal_engine::Error::config(
                 "OutputTag::stream: no operator writes to this tag (build the window before taking its side output), \
                  or the stream was taken already",
-            ))
+            )
         })
     }
     pub(crate) fn fill(&self, stream: DataStream<'s, T>) {
