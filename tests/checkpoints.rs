@@ -5,14 +5,46 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{SHAPES, fixture_dir, is_child, run_with, sorted};
 use tidal::engine::checkpoint::{self, Restored, Section, decode_part};
-use tidal::engine::{CheckpointConfig, Restore, SourcePosition};
+use tidal::engine::{CompletedCheckpoint, SourcePosition};
 use tidal::prelude::*;
 
 // The checkpoint functions on local directories, as these tests use them.
+/// Waits, checkpoint by checkpoint as the job reports them ([`Job::on_checkpoint`]), until
+/// `found` gives something for one; fails after 60 s, or when the job ends first.
+fn wait_for_checkpoint<T>(
+    completed: &mpsc::Receiver<CompletedCheckpoint>,
+    what: &str,
+    mut found: impl FnMut(&CompletedCheckpoint) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match completed.recv_timeout(left) {
+            Ok(c) => {
+                if let Some(t) = found(&c) {
+                    return t;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: none within 60 s"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the job ended first"),
+        }
+    }
+}
+
+/// A channel of the checkpoints a job completes, and the listener that fills it.
+fn checkpoint_channel() -> (
+    impl Fn(&CompletedCheckpoint) + Send + Sync + 'static,
+    mpsc::Receiver<CompletedCheckpoint>,
+) {
+    let (tx, rx) = mpsc::channel();
+    (move |c: &CompletedCheckpoint| drop(tx.send(c.clone())), rx)
+}
+
 fn latest_valid(dir: &Path) -> Option<Restored> {
     checkpoint::latest_valid(&dir.into()).unwrap()
 }
@@ -87,38 +119,31 @@ fn word_counts(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(String, u64)>
 /// Runs the job on 2 threads with checkpoints every 20 ms until a checkpoint has been taken with
 /// part of the input read, then stops it. Returns that checkpoint's directory.
 fn checkpoint_mid_run(dir: &Path) -> PathBuf {
+    let (listener, completed) = checkpoint_channel();
     let job = Job::local(2)
         .with_tick(Duration::from_millis(5))
         .quiet()
-        .with_checkpoints(CheckpointConfig::new(dir).interval(Duration::from_millis(20)));
+        .with_checkpoints(CheckpointConfig::new(dir).interval(Duration::from_millis(20)))
+        .on_checkpoint(listener);
     let stop = job.stop_handle();
     // About 2 s of input at 20 000 records/s.
     let runner = std::thread::spawn(move || job.run(|env| word_counts(env, Some(20_000.0))));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let chosen = loop {
-        assert!(
-            Instant::now() < deadline && !runner.is_finished(),
-            "no checkpoint was taken mid-run"
-        );
-        // A checkpoint with counts in its state and sources that had more to read.
-        if let Some(c) = latest_valid(dir) {
-            let state_bytes: usize = c
-                .parts
-                .iter()
-                .flat_map(|p| &p.states)
-                .map(|s| s.1.len())
-                .sum();
-            let mid_run = c
-                .parts
-                .iter()
-                .flat_map(|p| &p.sources)
-                .all(|(_, s)| matches!(s, SourcePosition::At { .. }));
-            if state_bytes > 4_000 && mid_run {
-                break c.path.as_local().unwrap().to_path_buf();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    // A checkpoint with counts in its state and sources that had more to read.
+    let chosen = wait_for_checkpoint(&completed, "a mid-run checkpoint", |done| {
+        let c = read_checkpoint(done.location.as_local()?).ok()?;
+        let state_bytes: usize = c
+            .parts
+            .iter()
+            .flat_map(|p| &p.states)
+            .map(|s| s.1.len())
+            .sum();
+        let mid_run = c
+            .parts
+            .iter()
+            .flat_map(|p| &p.sources)
+            .all(|(_, s)| matches!(s, SourcePosition::At { .. }));
+        (state_bytes > 4_000 && mid_run).then(|| c.path.as_local().unwrap().to_path_buf())
+    });
     stop.stop();
     runner.join().unwrap().unwrap();
     chosen
@@ -384,16 +409,17 @@ fn a_checkpoint_finished_after_a_stop_restores_the_whole_input() {
     let dir = fixture_dir("a_checkpoint_finished_after_a_stop_restores_the_whole_input");
     for round in 0..12 {
         let first = dir.join(format!("round-{round}"));
+        let (listener, completed) = checkpoint_channel();
         let job = Job::local(2)
             .with_tick(Duration::from_millis(2))
             .quiet()
-            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(1)));
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(1)))
+            .on_checkpoint(listener);
         let stop = job.stop_handle();
         let runner = std::thread::spawn(move || job.run(|env| word_counts(env, Some(10_000.0))));
-        while latest_valid(&first).is_none() {
-            assert!(!runner.is_finished(), "round {round}: no checkpoint");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_checkpoint(&completed, &format!("round {round}: a checkpoint"), |_| {
+            Some(())
+        });
         stop.stop();
         runner.join().unwrap().unwrap();
         let restored = latest_valid(&first).expect("a checkpoint");
@@ -476,23 +502,17 @@ fn check_restore<F>(
     let first = dir.join("first");
     let fired_first = dir.join("fired-first.txt");
     if !is_child() {
+        let (listener, completed) = checkpoint_channel();
         let job_a = Job::local(2)
             .with_tick(Duration::from_millis(2))
             .quiet()
-            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(20)));
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(20)))
+            .on_checkpoint(listener);
         let stop = job_a.stop_handle();
         let runner = std::thread::spawn(move || job_a.run(move |env| job(env, Some(10_000.0))));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            assert!(
-                Instant::now() < deadline && !runner.is_finished(),
-                "no mid-run checkpoint"
-            );
-            if latest_valid(&first).is_some_and(|c| c.cut > min_cut) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_checkpoint(&completed, "a mid-run checkpoint past the cut", |c| {
+            (c.cut > min_cut).then_some(())
+        });
         stop.stop();
         let fired = runner.join().unwrap().unwrap();
         let text: String = fired
@@ -810,6 +830,7 @@ fn incremental_checkpoints_write_what_changed_and_restore_on_every_shape() {
     let dir = fixture_dir(test);
     let first = dir.join("first");
     if !is_child() {
+        let (listener, completed) = checkpoint_channel();
         let job = Job::local(2)
             .with_tick(Duration::from_millis(5))
             .quiet()
@@ -818,18 +839,14 @@ fn incremental_checkpoints_write_what_changed_and_restore_on_every_shape() {
                     .interval(Duration::from_millis(50))
                     .keep(10_000)
                     .incremental(true),
-            );
+            )
+            .on_checkpoint(listener);
         let stop = job.stop_handle();
         // About 3 s of input at 20 000 records/s.
         let runner = std::thread::spawn(move || job.run(|env| hot_counts(env, Some(20_000.0))));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while small_incremental(&first).is_none() {
-            assert!(
-                Instant::now() < deadline && !runner.is_finished(),
-                "no small incremental checkpoint was taken mid-run"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_checkpoint(&completed, "a small incremental checkpoint mid-run", |_| {
+            small_incremental(&first).map(|_| ())
+        });
         stop.stop();
         runner.join().unwrap().unwrap();
     }

@@ -66,7 +66,7 @@ pub mod storage;
 pub mod stream;
 pub mod time;
 
-pub use checkpoint::{CheckpointConfig, Restore, Restored, SourcePosition};
+pub use checkpoint::{CheckpointConfig, CompletedCheckpoint, Restore, Restored, SourcePosition};
 pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
 pub use cluster::{ClusterSpec, Hostfile};
 pub use error::{Error, ErrorKind, JobFailure, Result, fail};

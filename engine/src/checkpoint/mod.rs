@@ -247,6 +247,25 @@ pub struct WrittenPart {
     pub needs: Vec<u64>,
 }
 
+/// A checkpoint or savepoint that has just completed: its manifest is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedCheckpoint {
+    /// Its number.
+    pub id: u64,
+    /// The cut it holds the state as of.
+    pub cut: Time,
+    /// Its directory.
+    pub location: Location,
+    /// Whether it is a savepoint.
+    pub savepoint: bool,
+    /// Bytes of all its parts.
+    pub bytes: u64,
+}
+
+/// Called once for every checkpoint and savepoint that completes (see
+/// [`Job::on_checkpoint`](crate::Job::on_checkpoint)).
+pub type CheckpointListener = std::sync::Arc<dyn Fn(&CompletedCheckpoint) + Send + Sync>;
+
 /// Where a source instance stood at a cut.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum SourcePosition {

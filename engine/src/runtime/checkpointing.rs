@@ -14,8 +14,8 @@ use timely::dataflow::ProbeHandle;
 
 use crate::checkpoint::incremental::Tracker;
 use crate::checkpoint::{
-    self, CheckpointConfig, Manifest, Part, Restored, SourcePosition, StoredPart, WrittenPart,
-    write_manifest, write_part,
+    self, CheckpointConfig, CheckpointListener, CompletedCheckpoint, Manifest, Part, Restored,
+    SourcePosition, StoredPart, WrittenPart, write_manifest, write_part,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::operator::OperatorMeta;
@@ -99,8 +99,10 @@ impl WorkerCheckpoints {
         restored: Option<Arc<Restored>>,
         index: usize,
         next_id: u64,
+        listeners: Vec<CheckpointListener>,
     ) -> Self {
         let coordinator = (index == 0 && config.is_some()).then(|| Coordinator {
+            listeners,
             phase: Phase::Idle {
                 since: Instant::now(),
             },
@@ -310,6 +312,8 @@ impl WorkerCheckpoints {
 
 /// Worker 0's view of the checkpoint in progress.
 struct Coordinator {
+    /// Told of every checkpoint that completes.
+    listeners: Vec<CheckpointListener>,
     phase: Phase,
     next_id: u64,
     last_cut: Time,
@@ -522,6 +526,16 @@ impl Coordinator {
                         started.elapsed().as_millis(),
                         folder
                     ));
+                    let completed = CompletedCheckpoint {
+                        id,
+                        cut,
+                        location: folder.clone(),
+                        savepoint: kind.is_savepoint(),
+                        bytes,
+                    };
+                    for listener in &self.listeners {
+                        listener(&completed);
+                    }
                     if !kind.is_savepoint() {
                         if let Err(e) = checkpoint::prune(&config.dir, config.keep, id) {
                             crate::say(format_args!(

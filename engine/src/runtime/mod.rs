@@ -33,7 +33,9 @@ use timely::dataflow::operators::Inspect;
 use timely::dataflow::operators::vec::{Broadcast, Input};
 use timely::worker::Worker;
 
-use crate::checkpoint::{self, CheckpointConfig, Restored};
+use crate::checkpoint::{
+    self, CheckpointConfig, CheckpointListener, CompletedCheckpoint, Restored,
+};
 use crate::cli::JobArgs;
 use crate::cluster::{ClusterSpec, connect};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
@@ -65,6 +67,7 @@ pub struct Job {
     stop: StopHandle,
     quiet: bool,
     checkpoints: Option<CheckpointConfig>,
+    listeners: Vec<CheckpointListener>,
 }
 
 impl Job {
@@ -78,6 +81,7 @@ impl Job {
             quiet: false,
             clock: JobClock::system(),
             checkpoints: args.checkpoint_config()?,
+            listeners: Vec::new(),
         })
     }
     /// A job of one process with `workers` threads.
@@ -89,6 +93,7 @@ impl Job {
             quiet: false,
             clock: JobClock::system(),
             checkpoints: None,
+            listeners: Vec::new(),
         }
     }
     /// A job from an explicit cluster spec.
@@ -100,6 +105,7 @@ impl Job {
             quiet: false,
             clock: JobClock::system(),
             checkpoints: None,
+            listeners: Vec::new(),
         }
     }
     /// Uses `clock` for processing time (timers), e.g. a [`ManualClock`](crate::ManualClock) in tests.
@@ -110,6 +116,49 @@ impl Job {
     /// Takes checkpoints (and restores one at start) as `config` says.
     pub fn with_checkpoints(mut self, config: CheckpointConfig) -> Self {
         self.checkpoints = Some(config);
+        self
+    }
+    /// Calls `listener` once for every checkpoint and savepoint that completes (its manifest is
+    /// written), on the thread of worker 0 in process 0, before the next one starts: to follow a
+    /// job's checkpoints from a program or a test without polling the checkpoint directory. It
+    /// should return quickly.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use tidal_engine::{CheckpointConfig, Job, Poll, SourceReader};
+    /// /// A source that never ends (and can be checkpointed).
+    /// struct Forever;
+    /// impl SourceReader for Forever {
+    ///     type Item = u8;
+    ///     fn read(&mut self, _: &mut Vec<u8>, _: usize) -> Poll {
+    ///         Poll::Pending(std::time::Duration::from_millis(5))
+    ///     }
+    ///     fn position(&self) -> Option<Vec<u8>> {
+    ///         Some(Vec::new())
+    ///     }
+    /// }
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let (done, completed) = mpsc::channel();
+    /// let job = Job::local(1)
+    ///     .quiet()
+    ///     .with_checkpoints(
+    ///         CheckpointConfig::new(dir.path().join("chk")).savepoints(dir.path().join("sp")),
+    ///     )
+    ///     .on_checkpoint(move |c| done.send(c.clone()).unwrap());
+    /// // Take a savepoint, then stop (as SIGUSR2 does).
+    /// job.stop_handle().savepoint(true);
+    /// job.run(|env| {
+    ///     let _ = env.source("forever", Forever);
+    /// })
+    /// .unwrap();
+    /// let savepoint = completed.recv().unwrap();
+    /// assert!(savepoint.savepoint);
+    /// ```
+    pub fn on_checkpoint(
+        mut self,
+        listener: impl Fn(&CompletedCheckpoint) + Send + Sync + 'static,
+    ) -> Self {
+        self.listeners.push(Arc::new(listener));
         self
     }
     /// Sets the processing-time tick.
@@ -189,6 +238,7 @@ impl Job {
             None => 1,
         };
         let checkpoint_config = self.checkpoints.clone().map(Arc::new);
+        let listeners = self.listeners.clone();
         let spec = self.spec;
         let processes = spec.processes();
         let builders: Vec<AllocatorBuilder>;
@@ -272,6 +322,7 @@ impl Job {
                     restored.clone(),
                     worker.index(),
                     first_checkpoint,
+                    listeners.clone(),
                 ),
             });
             let index = ctx.index;
