@@ -23,7 +23,8 @@ use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext};
 use crate::deadletter::{DeadLetters, OnError};
 use crate::position;
 use crate::throttle::Throttle;
-use decode::{CsvDecoder, Decoder, JsonDecoder, TextDecoder};
+pub use decode::Decoder;
+use decode::{CsvDecoder, JsonDecoder, TextDecoder};
 use lines::SplitLines;
 
 /// A file source: built into one reader per worker by [`Sources::read`](crate::Sources::read).
@@ -36,6 +37,30 @@ pub trait FileSource: 'static {
     fn kind(&self) -> &'static str;
     /// Resolves the paths and builds this worker's reader; fails if a path is missing.
     fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader>;
+}
+
+/// A file source: which files (a file, a directory or a glob, local or on S3; several with
+/// [`paths`](Files::paths)), what to do with a line that does not decode, an optional rate, and
+/// the line format `F` ([`Text`], [`Csv`], [`JsonLines`]). Usually named by its format's alias:
+/// [`TextFiles`], [`CsvFiles`], [`JsonLinesFiles`].
+#[derive(Debug, Clone)]
+pub struct Files<F> {
+    paths: Vec<String>,
+    on_error: OnError,
+    rate: Option<f64>,
+    format: F,
+}
+
+/// How the lines of a file source are decoded into records.
+pub trait Format: Clone + 'static {
+    /// The records read.
+    type Item: 'static;
+    /// The decoder of one worker's reader.
+    type Decoder: Decoder<Item = Self::Item>;
+    /// A short name of the format, used in operator names.
+    const KIND: &'static str;
+    /// A decoder for one worker.
+    fn decoder(&self) -> Self::Decoder;
 }
 
 /// Lines of text files, as `String`s without the line break.
@@ -51,42 +76,7 @@ pub trait FileSource: 'static {
 /// lines.sort();
 /// assert_eq!(lines, vec!["one", "two"]);
 /// ```
-#[derive(Debug, Clone)]
-pub struct TextFiles {
-    paths: Vec<String>,
-    on_error: OnError,
-    rate: Option<f64>,
-}
-
-impl TextFiles {
-    /// Reads a file, a directory or a glob.
-    pub fn new(path: impl AsRef<str>) -> Self {
-        TextFiles {
-            paths: vec![path.as_ref().to_string()],
-            on_error: OnError::Fail,
-            rate: None,
-        }
-    }
-    /// Reads several files, directories or globs.
-    pub fn paths<I: IntoIterator<Item = S>, S: AsRef<str>>(paths: I) -> Self {
-        TextFiles {
-            paths: paths.into_iter().map(|p| p.as_ref().to_string()).collect(),
-            on_error: OnError::Fail,
-            rate: None,
-        }
-    }
-    /// Reads at most `per_second` records per second over the whole job (for demos and tests
-    /// that must run for a chosen time).
-    pub fn rate(mut self, per_second: f64) -> Self {
-        self.rate = Some(per_second);
-        self
-    }
-    /// What to do with a line that is not valid UTF-8 (default: fail the job).
-    pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = policy;
-        self
-    }
-}
+pub type TextFiles = Files<Text>;
 
 /// CSV files decoded with serde into `T` (one record per line).
 ///
@@ -106,66 +96,7 @@ impl TextFiles {
 ///     .unwrap();
 /// assert_eq!(fares, vec![Fare { ride: 1, tip: 2.5 }, Fare { ride: 2, tip: 0.0 }]);
 /// ```
-pub struct CsvFiles<T> {
-    paths: Vec<String>,
-    on_error: OnError,
-    rate: Option<f64>,
-    has_headers: bool,
-    delimiter: u8,
-    _marker: PhantomData<fn() -> T>,
-}
-
-impl<T> Clone for CsvFiles<T> {
-    fn clone(&self) -> Self {
-        CsvFiles {
-            paths: self.paths.clone(),
-            on_error: self.on_error.clone(),
-            rate: self.rate,
-            has_headers: self.has_headers,
-            delimiter: self.delimiter,
-            _marker: PhantomData,
-        }
-    }
-}
-
-impl<T> CsvFiles<T> {
-    /// Reads a file, a directory or a glob.
-    pub fn new(path: impl AsRef<str>) -> Self {
-        Self::paths([path])
-    }
-    /// Reads several files, directories or globs.
-    pub fn paths<I: IntoIterator<Item = S>, S: AsRef<str>>(paths: I) -> Self {
-        CsvFiles {
-            paths: paths.into_iter().map(|p| p.as_ref().to_string()).collect(),
-            on_error: OnError::Fail,
-            rate: None,
-            has_headers: true,
-            delimiter: b',',
-            _marker: PhantomData,
-        }
-    }
-    /// Whether the first line of every file is a header (default: yes).
-    pub fn has_headers(mut self, yes: bool) -> Self {
-        self.has_headers = yes;
-        self
-    }
-    /// The field delimiter (default `,`).
-    pub fn delimiter(mut self, delimiter: u8) -> Self {
-        self.delimiter = delimiter;
-        self
-    }
-    /// Reads at most `per_second` records per second over the whole job (for demos and tests
-    /// that must run for a chosen time).
-    pub fn rate(mut self, per_second: f64) -> Self {
-        self.rate = Some(per_second);
-        self
-    }
-    /// What to do with a line that does not decode (default: fail the job).
-    pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = policy;
-        self
-    }
-}
+pub type CsvFiles<T> = Files<Csv<T>>;
 
 /// JSON Lines files: one JSON value per line, decoded with serde into `T`. Blank lines are skipped.
 ///
@@ -182,38 +113,97 @@ impl<T> CsvFiles<T> {
 ///     .unwrap();
 /// assert_eq!(bids.len(), 2);
 /// ```
-pub struct JsonLinesFiles<T> {
-    paths: Vec<String>,
-    on_error: OnError,
-    rate: Option<f64>,
-    _marker: PhantomData<fn() -> T>,
+pub type JsonLinesFiles<T> = Files<JsonLines<T>>;
+
+/// The text format: each line a `String` (a line that is not UTF-8 does not decode).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Text;
+
+/// The CSV format, decoding into `T`: whether files have a header line, and the delimiter.
+#[derive(Debug)]
+pub struct Csv<T> {
+    has_headers: bool,
+    delimiter: u8,
+    record: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for JsonLinesFiles<T> {
+/// The JSON Lines format, decoding into `T`.
+#[derive(Debug)]
+pub struct JsonLines<T>(PhantomData<fn() -> T>);
+
+// Not derived: a derive would ask `T: Clone` of the records, which these never hold.
+impl<T> Clone for Csv<T> {
     fn clone(&self) -> Self {
-        JsonLinesFiles {
-            paths: self.paths.clone(),
-            on_error: self.on_error.clone(),
-            rate: self.rate,
-            _marker: PhantomData,
+        Csv { ..*self }
+    }
+}
+
+impl<T> Clone for JsonLines<T> {
+    fn clone(&self) -> Self {
+        JsonLines(PhantomData)
+    }
+}
+
+impl<T> Default for Csv<T> {
+    fn default() -> Self {
+        Csv {
+            has_headers: true,
+            delimiter: b',',
+            record: PhantomData,
         }
     }
 }
 
-impl<T> JsonLinesFiles<T> {
+impl<T> Default for JsonLines<T> {
+    fn default() -> Self {
+        JsonLines(PhantomData)
+    }
+}
+
+impl Format for Text {
+    type Item = String;
+    type Decoder = TextDecoder;
+    const KIND: &'static str = "text";
+    fn decoder(&self) -> TextDecoder {
+        TextDecoder
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Format for Csv<T> {
+    type Item = T;
+    type Decoder = CsvDecoder<T>;
+    const KIND: &'static str = "csv";
+    fn decoder(&self) -> CsvDecoder<T> {
+        CsvDecoder::new(self.has_headers, self.delimiter)
+    }
+}
+
+impl<T: DeserializeOwned + 'static> Format for JsonLines<T> {
+    type Item = T;
+    type Decoder = JsonDecoder<T>;
+    const KIND: &'static str = "jsonl";
+    fn decoder(&self) -> JsonDecoder<T> {
+        JsonDecoder::new()
+    }
+}
+
+impl<F: Default> Files<F> {
     /// Reads a file, a directory or a glob.
     pub fn new(path: impl AsRef<str>) -> Self {
         Self::paths([path])
     }
     /// Reads several files, directories or globs.
     pub fn paths<I: IntoIterator<Item = S>, S: AsRef<str>>(paths: I) -> Self {
-        JsonLinesFiles {
+        Files {
             paths: paths.into_iter().map(|p| p.as_ref().to_string()).collect(),
             on_error: OnError::Fail,
             rate: None,
-            _marker: PhantomData,
+            format: F::default(),
         }
     }
+}
+
+impl<F> Files<F> {
     /// Reads at most `per_second` records per second over the whole job (for demos and tests
     /// that must run for a chosen time).
     pub fn rate(mut self, per_second: f64) -> Self {
@@ -227,49 +217,28 @@ impl<T> JsonLinesFiles<T> {
     }
 }
 
-impl FileSource for TextFiles {
-    type Item = String;
-    type Reader = FileReader<TextDecoder>;
-    fn kind(&self) -> &'static str {
-        "text"
+impl<T> Files<Csv<T>> {
+    /// Whether the first line of every file is a header (default: yes).
+    pub fn has_headers(mut self, yes: bool) -> Self {
+        self.format.has_headers = yes;
+        self
     }
-    fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader> {
-        FileReader::new(
-            &self.paths,
-            TextDecoder,
-            (self.on_error, self.rate),
-            ctx,
-            name,
-        )
+    /// The field delimiter (default `,`).
+    pub fn delimiter(mut self, delimiter: u8) -> Self {
+        self.format.delimiter = delimiter;
+        self
     }
 }
 
-impl<T: DeserializeOwned + 'static> FileSource for CsvFiles<T> {
-    type Item = T;
-    type Reader = FileReader<CsvDecoder<T>>;
+impl<F: Format> FileSource for Files<F> {
+    type Item = F::Item;
+    type Reader = FileReader<F::Decoder>;
     fn kind(&self) -> &'static str {
-        "csv"
+        F::KIND
     }
     fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader> {
-        let decoder = CsvDecoder::new(self.has_headers, self.delimiter);
+        let decoder = self.format.decoder();
         FileReader::new(&self.paths, decoder, (self.on_error, self.rate), ctx, name)
-    }
-}
-
-impl<T: DeserializeOwned + 'static> FileSource for JsonLinesFiles<T> {
-    type Item = T;
-    type Reader = FileReader<JsonDecoder<T>>;
-    fn kind(&self) -> &'static str {
-        "jsonl"
-    }
-    fn reader(self, ctx: &Rc<WorkerContext>, name: &str) -> Result<Self::Reader> {
-        FileReader::new(
-            &self.paths,
-            JsonDecoder::new(),
-            (self.on_error, self.rate),
-            ctx,
-            name,
-        )
     }
 }
 
