@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
-use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
+use timely::communication::allocator::{Allocator, AllocatorBuilder, ProcessBuilder};
 use timely::communication::{Hooks, initialize_from};
 use timely::dataflow::operators::Inspect;
 use timely::dataflow::operators::vec::{Broadcast, Input};
@@ -213,10 +213,49 @@ impl Job {
     {
         install_panic_hook();
         install_signal_handlers();
-        let restored = match &self.checkpoints {
-            Some(config) => checkpoint::resolve_restore(config)?.map(Arc::new),
-            None => None,
+        let (restored, first_checkpoint) = self.restore_point()?;
+        let (builders, others, run_id) = communication(&self.spec)?;
+        let processes = self.spec.processes();
+        let shared = Arc::new(JobShared {
+            stop: self.stop.clone(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            report: Mutex::new(JobReport::default()),
+            cluster: processes > 1,
+            process: self.spec.process,
+            watermarks: Mutex::new(WatermarkBoard::default()),
+        });
+        register_active(&shared);
+        let plan = WorkerPlan {
+            shared: Arc::clone(&shared),
+            process: self.spec.process,
+            processes,
+            tick: self.tick,
+            clock: self.clock.clone(),
+            run_id,
+            checkpoints: self.checkpoints.clone().map(Arc::new),
+            restored,
+            first_checkpoint,
+            listeners: self.listeners.clone(),
         };
+        let guards = initialize_from(builders, others, move |allocator| {
+            run_worker(allocator, &plan, &build)
+        })
+        .map_err(|e| Error::external(format!("starting worker threads: {e}")))?;
+        let results = guards.join();
+        unregister_active(&shared);
+        collect_results::<R>(results, &shared)
+    }
+
+    /// The checkpoint to restore, if any (and says so), and the id the job's first new
+    /// checkpoint takes: after every one in the directory, since a restore from an older one must
+    /// not overwrite newer ones, which later checkpoints of theirs may build on.
+    fn restore_point(&self) -> Result<(Option<Arc<Restored>>, u64)> {
+        let Some(config) = &self.checkpoints else {
+            return Ok((None, 1));
+        };
+        let restored = checkpoint::resolve_restore(config)?.map(Arc::new);
         if let Some(r) = &restored {
             crate::say(format_args!(
                 "tidal: restoring checkpoint {} (cut {}, written by {} worker(s))",
@@ -225,219 +264,227 @@ impl Job {
                 r.parts.len()
             ));
         }
-        // New checkpoints take ids after every one in the directory (a restore from an older one
-        // must not overwrite newer ones, which later checkpoints of theirs may build on).
-        let first_checkpoint = match &self.checkpoints {
-            Some(config) => {
-                let newest = checkpoint::list_checkpoints(&config.dir)
-                    .ok()
-                    .and_then(|listed| listed.first().map(|c| c.0))
-                    .unwrap_or(0);
-                newest.max(restored.as_ref().map_or(0, |r| r.id)) + 1
-            }
-            None => 1,
-        };
-        let checkpoint_config = self.checkpoints.clone().map(Arc::new);
-        let listeners = self.listeners.clone();
-        let spec = self.spec;
-        let processes = spec.processes();
-        let builders: Vec<AllocatorBuilder>;
-        let others: Box<dyn std::any::Any + Send>;
-        let hooks = Hooks::default();
-        let run_id;
-        if processes == 1 {
-            run_id = crate::cluster::fresh_run_id();
-            builders = ProcessBuilder::new_typed_vector(
-                spec.workers,
-                hooks.refill.clone(),
-                hooks.spill.clone(),
-            )
-            .into_iter()
-            .map(AllocatorBuilder::Process)
-            .collect();
-            others = Box::new(());
-        } else {
-            let sockets;
-            (sockets, run_id) = connect(&spec)?;
-            let process_allocators = ProcessBuilder::new_typed_vector(
-                spec.workers,
-                hooks.refill.clone(),
-                hooks.spill.clone(),
-            );
-            let (tcp, guard) = initialize_networking_from_sockets(
-                process_allocators,
-                sockets,
-                spec.process,
-                spec.workers,
-                hooks,
-            )
-            .map_err(|e| Error::external(format!("starting network threads: {e}")))?;
-            builders = tcp.into_iter().map(AllocatorBuilder::Tcp).collect();
-            others = Box::new(guard);
-        }
-
-        let shared = Arc::new(JobShared {
-            stop: self.stop.clone(),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            threads: Mutex::new(Vec::new()),
-            report: Mutex::new(JobReport::default()),
-            cluster: processes > 1,
-            process: spec.process,
-            watermarks: Mutex::new(WatermarkBoard::default()),
-        });
-        register_active(&shared);
-        let tick = self.tick;
-        let clock = self.clock.clone();
-        let worker_shared = Arc::clone(&shared);
-        let guards = initialize_from(builders, others, move |allocator| {
-            let shared = &worker_shared;
-            IN_WORKER.with(|w| w.set(true));
-            shared
-                .threads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(std::thread::current());
-            let mut worker = Worker::new(
-                timely::WorkerConfig::default(),
-                allocator,
-                Some(Instant::now()),
-            );
-            let ctx = Rc::new(WorkerContext {
-                index: worker.index(),
-                peers: worker.peers(),
-                process: spec.process,
-                processes,
-                tick,
-                clock: clock.clone(),
-                job: Arc::clone(shared),
-                next_id: Cell::new(0),
-                run_id,
-                states: RefCell::new(Vec::new()),
-                outbox: RefCell::new(Vec::new()),
-                sequence: Cell::new(0),
-                sent_watermarks: RefCell::new(std::collections::HashMap::new()),
-                checkpoints: WorkerCheckpoints::new(
-                    checkpoint_config.clone(),
-                    restored.clone(),
-                    worker.index(),
-                    first_checkpoint,
-                    listeners.clone(),
-                ),
-            });
-            let index = ctx.index;
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                let main = worker.next_dataflow_index();
-                let out = worker.dataflow::<Time, _, _>(|scope| {
-                    let mut env = Env {
-                        scope,
-                        ctx: Rc::clone(&ctx),
-                    };
-                    build(&mut env)
-                });
-                if let Some(restored) = &ctx.checkpoints.restored {
-                    let loaded = check_restored_names(&ctx, restored)
-                        .and_then(|()| ctx.restore_states(restored));
-                    if let Err(e) = loaded {
-                        shared.fail(e);
-                    }
-                }
-                let mut control = Some(worker.dataflow::<u64, _, _>(|scope| {
-                    let (input, messages) = scope.new_input::<Control>();
-                    let shared = Arc::clone(shared);
-                    let inbox = Rc::clone(&ctx.checkpoints.inbox);
-                    messages.broadcast().inspect(move |message| match message {
-                        Control::Watermark { .. } => shared.apply_control(message),
-                        _ => inbox.borrow_mut().push(message.clone()),
-                    });
-                    input
-                }));
-                // With checkpoints, worker 0 wakes up to start them on time.
-                let park = ctx.checkpointing().then_some(Duration::from_millis(5));
-                while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(park) {
-                    if control.is_some() {
-                        let polled = ctx.checkpoints.poll(
-                            ctx.index,
-                            ctx.peers,
-                            ctx.stop_requested(),
-                            &mut |m| ctx.outbox.borrow_mut().push(m),
-                            &|cut| ctx.snapshot_states(cut),
-                            &|id| ctx.checkpoint_complete(id),
-                            &|| shared.stop.take_savepoint(),
-                            &|| shared.stop.stop(),
-                        );
-                        if let Err(e) = polled {
-                            shared.fail(e);
-                        }
-                    }
-                    if let Some(input) = control.as_mut() {
-                        let mut outbox = ctx.outbox.borrow_mut();
-                        if !outbox.is_empty() {
-                            for message in outbox.drain(..) {
-                                input.send(message);
-                            }
-                            let next = *input.time() + 1;
-                            input.advance_to(next);
-                        }
-                        drop(outbox);
-                        // The job's dataflow has finished here: nothing more to say.
-                        if !worker.installed_dataflows().contains(&main) {
-                            control = None;
-                        }
-                    }
-                }
-                let mut report = shared.report.lock().unwrap_or_else(|p| p.into_inner());
-                for (name, keys) in ctx.state_keys() {
-                    *report.state_keys.entry(name).or_insert(0) += keys;
-                }
-                out
-            }));
-            match outcome {
-                Ok(out) if !shared.failed.load(Ordering::SeqCst) => Some(out),
-                Ok(_) => None,
-                Err(payload) => {
-                    shared.fail(failure_from_panic(index, payload));
-                    None
-                }
-            }
-        })
-        .map_err(|e| Error::external(format!("starting worker threads: {e}")))?;
-
-        let results = guards.join();
-        unregister_active(&shared);
-        if let Some(error) = shared
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            return Err(error);
-        }
-        let mut parts = Vec::with_capacity(results.len());
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(Some(out)) => parts.push(out),
-                Ok(None) => {
-                    return Err(Error::new(
-                        ErrorKind::Cancelled,
-                        format!("worker {i} stopped"),
-                    ));
-                }
-                Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::UserCode,
-                        format!("worker {i} failed: {e}"),
-                    ));
-                }
-            }
-        }
-        let report = shared
-            .report
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Ok((R::merge(parts), report))
+        let newest = checkpoint::list_checkpoints(&config.dir)
+            .ok()
+            .and_then(|listed| listed.first().map(|c| c.0))
+            .unwrap_or(0);
+        let first = newest.max(restored.as_ref().map_or(0, |r| r.id)) + 1;
+        Ok((restored, first))
     }
+}
+
+/// What every worker of this process starts from.
+struct WorkerPlan {
+    shared: Arc<JobShared>,
+    process: usize,
+    processes: usize,
+    tick: Duration,
+    clock: JobClock,
+    run_id: u64,
+    checkpoints: Option<Arc<CheckpointConfig>>,
+    restored: Option<Arc<Restored>>,
+    first_checkpoint: u64,
+    listeners: Vec<CheckpointListener>,
+}
+
+/// The allocators of this process's workers (threads, and with several processes the network
+/// between them, connected with a deadline), what keeps the network threads alive, and the run's
+/// id.
+fn communication(
+    spec: &ClusterSpec,
+) -> Result<(Vec<AllocatorBuilder>, Box<dyn std::any::Any + Send>, u64)> {
+    let hooks = Hooks::default();
+    let threads =
+        ProcessBuilder::new_typed_vector(spec.workers, hooks.refill.clone(), hooks.spill.clone());
+    if spec.processes() == 1 {
+        let builders = threads.into_iter().map(AllocatorBuilder::Process).collect();
+        return Ok((builders, Box::new(()), crate::cluster::fresh_run_id()));
+    }
+    let (sockets, run_id) = connect(spec)?;
+    let (tcp, guard) =
+        initialize_networking_from_sockets(threads, sockets, spec.process, spec.workers, hooks)
+            .map_err(|e| Error::external(format!("starting network threads: {e}")))?;
+    let builders = tcp.into_iter().map(AllocatorBuilder::Tcp).collect();
+    Ok((builders, Box::new(guard), run_id))
+}
+
+/// One worker thread: builds the job's dataflow and runs it to its end; `None` when the job
+/// failed (the failure is in the shared state) or the worker's build or run panicked.
+fn run_worker<R, F>(allocator: Allocator, plan: &WorkerPlan, build: &F) -> Option<R>
+where
+    F: Fn(&mut Env<'_>) -> R,
+{
+    let shared = &plan.shared;
+    IN_WORKER.with(|w| w.set(true));
+    shared
+        .threads
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(std::thread::current());
+    let mut worker = Worker::new(
+        timely::WorkerConfig::default(),
+        allocator,
+        Some(Instant::now()),
+    );
+    let ctx = Rc::new(WorkerContext {
+        index: worker.index(),
+        peers: worker.peers(),
+        process: plan.process,
+        processes: plan.processes,
+        tick: plan.tick,
+        clock: plan.clock.clone(),
+        job: Arc::clone(shared),
+        next_id: Cell::new(0),
+        run_id: plan.run_id,
+        states: RefCell::new(Vec::new()),
+        outbox: RefCell::new(Vec::new()),
+        sequence: Cell::new(0),
+        sent_watermarks: RefCell::new(std::collections::HashMap::new()),
+        checkpoints: WorkerCheckpoints::new(
+            plan.checkpoints.clone(),
+            plan.restored.clone(),
+            worker.index(),
+            plan.first_checkpoint,
+            plan.listeners.clone(),
+        ),
+    });
+    let index = ctx.index;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let out = run_dataflows(&mut worker, &ctx, build);
+        let mut report = shared.report.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, keys) in ctx.state_keys() {
+            *report.state_keys.entry(name).or_insert(0) += keys;
+        }
+        out
+    }));
+    match outcome {
+        Ok(out) if !shared.failed.load(Ordering::SeqCst) => Some(out),
+        Ok(_) => None,
+        Err(payload) => {
+            shared.fail(failure_from_panic(index, payload));
+            None
+        }
+    }
+}
+
+/// Builds the job's dataflow on `worker`, restores its state from the checkpoint (if any), adds
+/// the control dataflow (watermarks and checkpoint messages between workers), and steps until
+/// the job's dataflow ends or the job fails.
+fn run_dataflows<R, F>(worker: &mut Worker, ctx: &Rc<WorkerContext>, build: &F) -> R
+where
+    F: Fn(&mut Env<'_>) -> R,
+{
+    let shared = &ctx.job;
+    let main = worker.next_dataflow_index();
+    let out = worker.dataflow::<Time, _, _>(|scope| {
+        let mut env = Env {
+            scope,
+            ctx: Rc::clone(ctx),
+        };
+        build(&mut env)
+    });
+    if let Some(restored) = &ctx.checkpoints.restored {
+        let loaded =
+            check_restored_names(ctx, restored).and_then(|()| ctx.restore_states(restored));
+        if let Err(e) = loaded {
+            shared.fail(e);
+        }
+    }
+    let mut control = Some(worker.dataflow::<u64, _, _>(|scope| {
+        let (input, messages) = scope.new_input::<Control>();
+        let shared = Arc::clone(shared);
+        let inbox = Rc::clone(&ctx.checkpoints.inbox);
+        messages.broadcast().inspect(move |message| match message {
+            Control::Watermark { .. } => shared.apply_control(message),
+            _ => inbox.borrow_mut().push(message.clone()),
+        });
+        input
+    }));
+    // With checkpoints, worker 0 wakes up to start them on time.
+    let park = ctx.checkpointing().then_some(Duration::from_millis(5));
+    while !shared.failed.load(Ordering::Relaxed) && worker.step_or_park(park) {
+        let Some(input) = control.as_mut() else {
+            continue;
+        };
+        step_checkpoints(ctx);
+        send_control(ctx, input);
+        // The job's dataflow has finished here: nothing more to say.
+        if !worker.installed_dataflows().contains(&main) {
+            control = None;
+        }
+    }
+    out
+}
+
+/// This worker's part of checkpointing after a step: handle received messages, write its part
+/// when it can, and on worker 0 coordinate. A failure fails the job.
+fn step_checkpoints(ctx: &WorkerContext) {
+    let shared = &ctx.job;
+    let polled = ctx.checkpoints.poll(
+        ctx.index,
+        ctx.peers,
+        ctx.stop_requested(),
+        &mut |m| ctx.outbox.borrow_mut().push(m),
+        &|cut| ctx.snapshot_states(cut),
+        &|id| ctx.checkpoint_complete(id),
+        &|| shared.stop.take_savepoint(),
+        &|| shared.stop.stop(),
+    );
+    if let Err(e) = polled {
+        shared.fail(e);
+    }
+}
+
+/// Sends this worker's waiting control messages to every worker.
+fn send_control(ctx: &WorkerContext, input: &mut timely::dataflow::InputHandleVec<u64, Control>) {
+    let mut outbox = ctx.outbox.borrow_mut();
+    if !outbox.is_empty() {
+        for message in outbox.drain(..) {
+            input.send(message);
+        }
+        let next = *input.time() + 1;
+        input.advance_to(next);
+    }
+}
+
+/// The job's result from its workers' results: the first failure, or every worker's output
+/// merged, with the job's report.
+fn collect_results<R: WorkerOutput>(
+    results: Vec<std::result::Result<Option<R>, String>>,
+    shared: &JobShared,
+) -> Result<(R::Merged, JobReport)> {
+    if let Some(error) = shared
+        .failure
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        return Err(error);
+    }
+    let mut parts = Vec::with_capacity(results.len());
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(Some(out)) => parts.push(out),
+            Ok(None) => {
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    format!("worker {i} stopped"),
+                ));
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::UserCode,
+                    format!("worker {i} failed: {e}"),
+                ));
+            }
+        }
+    }
+    let report = shared
+        .report
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    Ok((R::merge(parts), report))
 }
 
 /// Fails the job when the checkpoint holds state or a source position for an operator this job
