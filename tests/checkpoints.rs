@@ -344,7 +344,7 @@ fn a_checkpoint_of_another_job_shape_is_refused_with_the_operator_name() {
 /// ends (when operators must not run to the end of input before the cut is snapshotted).
 #[test]
 fn every_checkpoint_is_a_consistent_cut() {
-    use tidal::engine::KeyedState;
+    use tidal::engine::state::KeyedState;
     let dir = fixture_dir("every_checkpoint_is_a_consistent_cut");
     let out = Job::local(2)
         .with_tick(Duration::from_millis(2))

@@ -9,8 +9,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tidal::engine::KeyedState;
 use tidal::engine::WatermarkStrategy;
+use tidal::engine::state::KeyedState;
 use tidal::prelude::*;
 
 #[global_allocator]

@@ -13,10 +13,10 @@
 //! - [`time`]: timely timestamps are watermarks ([`Time`], ms since the epoch); frontiers are the
 //!   watermarks every operator sees; [`JobClock`] is processing time (manual in tests);
 //!   [`time::watermark`]: [`WatermarkStrategy`], how sources assign timestamps and watermarks.
-//! - [`operator`]: an operator's identity ([`OperatorMeta`]: its name, by which its state is found).
-//! - [`state`]: keyed state — [`KeyedStore`], the one interface through which every stateful
-//!   operator's state is snapshotted and restored, [`KeyedState`] (a hash map), the snapshot
-//!   format, [`TimeBuffer`] (input held per time until the frontier passes), the key hash.
+//! - [`operator`]: an operator's identity ([`OperatorMeta`](operator::OperatorMeta): its name, by which its state is found).
+//! - [`state`]: keyed state — [`KeyedStore`](state::KeyedStore), the one interface through which every stateful
+//!   operator's state is snapshotted and restored, [`KeyedState`](state::KeyedState) (a hash map), the snapshot
+//!   format, [`TimeBuffer`](state::TimeBuffer) (input held per time until the frontier passes), the key hash.
 //! - [`storage`]: [`Location`](storage::Location) — a local path or `s3://bucket/prefix` — and
 //!   atomic writes, reads, listing and deletion on either (checkpoints and savepoints use it).
 //! - [`cluster`]: the hostfile, connecting processes with a deadline and a handshake, and the
@@ -69,13 +69,9 @@ pub mod time;
 pub use checkpoint::{CheckpointConfig, CompletedCheckpoint, Restore, Restored, SourcePosition};
 pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
 pub use cluster::{ClusterSpec, Hostfile};
-pub use error::{Error, ErrorKind, JobFailure, Result, fail};
-pub use operator::OperatorMeta;
+pub use error::{Error, ErrorKind, Result, fail};
 pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, WorkerOutput};
 pub use source::{Poll, SourceReader, SplitId};
-pub use state::buffer::{Clear, TimeBuffer};
-pub use state::hash::{FastMap, key_hash, worker_for};
-pub use state::{KeyedState, KeyedStore};
 pub use stream::DataStream;
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use time::{JobClock, ManualClock, TickClock, Time, now_millis};

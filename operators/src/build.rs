@@ -77,10 +77,10 @@ use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, Outpu
 use timely::progress::frontier::MutableAntichain;
 use timely::scheduling::Activator;
 
-pub use tidal_engine::state::{EntryWriter, KeyedStore, Owner};
-pub use tidal_engine::{
-    Clear, FastMap, JobClock, KeyedState, Time, TimeBuffer, WorkerContext, key_hash, timely,
+pub use tidal_engine::state::{
+    Clear, EntryWriter, FastMap, KeyedState, KeyedStore, Owner, TimeBuffer, key_hash,
 };
+pub use tidal_engine::{JobClock, Time, WorkerContext, timely};
 
 use crate::keyed::Key;
 

@@ -1,6 +1,7 @@
 //! Changelogs: streams of `(key, value)` updates where a later value replaces an earlier one.
 
-use tidal_engine::{DataStream, KeyedState, Time, TimeBuffer, timely};
+use crate::build::{KeyedState, TimeBuffer};
+use tidal_engine::{DataStream, Time, timely};
 use timely::dataflow::operators::Capability;
 
 use crate::build::{Activation, keyed_operator};

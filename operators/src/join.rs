@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use tidal_engine::{DataStream, KeyedState, Time, TimeBuffer};
+use crate::build::{KeyedState, TimeBuffer};
+use tidal_engine::{DataStream, Time};
 
 use crate::build::{Activation, keyed_operator};
 use crate::connect::{ConnectedStreams, Either};

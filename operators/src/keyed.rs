@@ -20,7 +20,8 @@
 use std::hash::Hash;
 use std::rc::Rc;
 
-use tidal_engine::{DataStream, FastMap, KeyedState, Time, TimeBuffer, timely};
+use crate::build::{FastMap, KeyedState, TimeBuffer};
+use tidal_engine::{DataStream, Time, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;

@@ -15,8 +15,8 @@
 //!
 //! Every keyed operator — rolling aggregates, `final_values`, windows, sessions, process and
 //! co-process functions, joins — is made with one builder, [`build::keyed_operator`]: exchange by
-//! [`key_hash`](tidal_engine::key_hash), state registered once for checkpoints (a
-//! [`KeyedStore`](tidal_engine::KeyedStore)), restored capabilities and late-record counting.
+//! [`key_hash`](tidal_engine::state::key_hash), state registered once for checkpoints (a
+//! [`KeyedStore`](tidal_engine::state::KeyedStore)), restored capabilities and late-record counting.
 //! Aggregations combine records per key within a tick on the sending worker first, so the exchange
 //! carries partial results; state is changed in time order as the frontier passes. Operator
 //! authors find the builder and the engine pieces they need in [`build`].

@@ -239,7 +239,7 @@ pub(crate) fn apply(name: &str, chain: &[&Section], origin: &str) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyedState;
+    use crate::state::KeyedState;
 
     fn snapshot(state: &KeyedState<u64, u64>) -> Vec<u8> {
         let mut bytes = Vec::new();

@@ -37,7 +37,7 @@
 //!    stop instead — SIGUSR2 or [`StopHandle::savepoint`](crate::StopHandle::savepoint)).
 //!
 //! 5. Once the manifest is written, every worker tells its states that the checkpoint is
-//!    complete ([`KeyedStore::checkpoint_complete`](crate::KeyedStore::checkpoint_complete)):
+//!    complete ([`KeyedStore::checkpoint_complete`](crate::state::KeyedStore::checkpoint_complete)):
 //!    side effects held back until then are released — the file sinks commit the parts they
 //!    sealed at `T` (a two-phase commit: the snapshot is the prepare, the manifest the decision).
 //!    The notice can be lost (a process dies after the manifest), so a restore releases what the
@@ -359,7 +359,7 @@ mod tests {
         dir: &Location,
         id: u64,
         tracker: &mut crate::checkpoint::incremental::Tracker,
-        state: &crate::KeyedState<u64, u64>,
+        state: &crate::state::KeyedState<u64, u64>,
     ) {
         let mut bytes = Vec::new();
         state.snapshot(&mut bytes).unwrap();
@@ -391,7 +391,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = &loc(tmp.path());
         let mut tracker = crate::checkpoint::incremental::Tracker::default();
-        let mut state: crate::KeyedState<u64, u64> = crate::KeyedState::new("s");
+        let mut state: crate::state::KeyedState<u64, u64> = crate::state::KeyedState::new("s");
         for k in 0..5000 {
             state.insert(k, k);
         }

@@ -5,7 +5,7 @@
 //! sources, their watermark), hands out batches for a few milliseconds per activation so that the
 //! operators downstream run in between, and drops the capability when the reader is exhausted or
 //! the job is asked to stop — which is the final watermark for everything downstream. The driver
-//! itself is [`driver::SourceDriver`], one activation made of named steps.
+//! itself is `SourceDriver` (in `source/driver.rs`), one activation made of named steps.
 
 mod driver;
 

@@ -17,7 +17,7 @@ use crate::time::Time;
 /// Input buffered per timestamp, each buffer holding a capability for its time.
 ///
 /// ```
-/// use tidal_engine::TimeBuffer;
+/// use tidal_engine::state::TimeBuffer;
 /// let buffer: TimeBuffer<Vec<u64>> = TimeBuffer::new();
 /// assert!(buffer.is_empty());
 /// ```

@@ -9,9 +9,9 @@ use std::hash::{Hash, Hasher};
 /// Hashes a key for routing and partitioning. Stable across processes and runs.
 ///
 /// ```
-/// let a = tidal_engine::key_hash(&"tide");
-/// assert_eq!(a, tidal_engine::key_hash(&"tide"));
-/// assert_ne!(a, tidal_engine::key_hash(&"wave"));
+/// let a = tidal_engine::state::key_hash(&"tide");
+/// assert_eq!(a, tidal_engine::state::key_hash(&"tide"));
+/// assert_ne!(a, tidal_engine::state::key_hash(&"wave"));
 /// ```
 #[inline]
 pub fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
@@ -23,8 +23,8 @@ pub fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
 /// The worker (of `peers`) that owns a key with hash `hash`: the same rule the exchange uses.
 ///
 /// ```
-/// let h = tidal_engine::key_hash(&42u64);
-/// assert!(tidal_engine::worker_for(h, 3) < 3);
+/// let h = tidal_engine::state::key_hash(&42u64);
+/// assert!(tidal_engine::state::worker_for(h, 3) < 3);
 /// ```
 #[inline]
 pub fn worker_for(hash: u64, peers: usize) -> usize {

@@ -2,7 +2,7 @@
 //!
 //! Every stateful operator keeps its state in one value of a type implementing [`KeyedStore`]
 //! (the plain case is a [`KeyedState`]: a hash map from key to value), owned by the worker that
-//! owns the key (keys are routed by [`key_hash`](crate::key_hash())), and registers it once
+//! owns the key (keys are routed by [`key_hash`](key_hash())), and registers it once
 //! with its worker. The discipline that makes the state snapshot-able at a frontier:
 //!
 //! 1. **State changes only in time order.** An operator buffers input by timestamp
@@ -26,6 +26,9 @@
 pub mod buffer;
 pub mod hash;
 
+pub use buffer::{Clear, TimeBuffer};
+pub use hash::{FastMap, key_hash, worker_for};
+
 use std::hash::Hash;
 use std::io::{Read, Write};
 
@@ -33,7 +36,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::state::hash::{FastMap, key_hash, worker_for};
 use crate::time::Time;
 
 /// Version of the snapshot encoding written by [`KeyedState::snapshot`]. Version 2 prefixes every
@@ -45,7 +47,7 @@ const SNAPSHOT_MAGIC: &[u8; 4] = b"TDKS";
 /// Per-key state of one operator on one worker.
 ///
 /// ```
-/// use tidal_engine::KeyedState;
+/// use tidal_engine::state::KeyedState;
 /// let mut counts: KeyedState<String, u64> = KeyedState::new("word-count");
 /// *counts.entry("tide".to_string()).or_insert(0) += 2;
 /// assert_eq!(counts.get("tide"), Some(&2));
@@ -133,7 +135,7 @@ where
     /// Writes every entry: magic, version, header, entries (postcard), CRC-32 of all before it.
     ///
     /// ```
-    /// use tidal_engine::KeyedState;
+    /// use tidal_engine::state::KeyedState;
     /// let mut s: KeyedState<u32, String> = KeyedState::new("names");
     /// s.insert(1, "one".into());
     /// let mut bytes = Vec::new();
@@ -248,7 +250,7 @@ fn split_entries<'a>(mut rest: &'a [u8], count: u64, origin: &str) -> Result<Vec
 /// entry is the postcard encoding of one `(key, value)`. What incremental checkpoints compare.
 ///
 /// ```
-/// use tidal_engine::{KeyedState, state};
+/// use tidal_engine::state::{self, KeyedState};
 /// let mut s: KeyedState<u32, u32> = KeyedState::new("sums");
 /// s.insert(1, 10);
 /// s.insert(2, 20);

@@ -9,7 +9,7 @@
 //!
 //! Processing-time timers that are not due when the input ends are dropped, so a bounded job ends.
 //!
-//! Records are handled in time order as the frontier passes (see [`TimeBuffer`](tidal_engine::TimeBuffer)); before the
+//! Records are handled in time order as the frontier passes (see [`TimeBuffer`](tidal_engine::state::TimeBuffer)); before the
 //! records sent at time `t` (when their source's watermark was `t - 1`), every event-time timer
 //! `<= t - 1` fires — Flink's order of watermarks and records. The per-key state, the pending
 //! timers and the last write times (for the time to live) are registered with the worker under

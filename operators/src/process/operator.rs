@@ -5,7 +5,8 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use tidal_engine::{DataStream, Time, TimeBuffer};
+use crate::build::TimeBuffer;
+use tidal_engine::{DataStream, Time};
 use timely::dataflow::operators::Capability;
 
 use crate::build::{Activation, Initial, keyed_operator, timely};

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::build::FastMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tidal_engine::{FastMap, Result, Time};
+use tidal_engine::{Result, Time};
 
 use crate::build::{EntryWriter, KeyedStore, Owner};
 use crate::keyed::Key;

@@ -1,7 +1,8 @@
 //! The combiner before a window operator's exchange (local-global aggregation), and what it
 //! sends.
 
-use tidal_engine::{FastMap, Time, TimeBuffer, timely};
+use crate::build::{FastMap, TimeBuffer};
+use tidal_engine::{Time, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;

@@ -10,7 +10,7 @@
 //! job report.
 //!
 //! Input is folded into the window state in time order as the frontier passes (see
-//! [`TimeBuffer`](tidal_engine::TimeBuffer)), so the state always reflects exactly the input below the frontier; the state is
+//! [`TimeBuffer`](tidal_engine::state::TimeBuffer)), so the state always reflects exactly the input below the frontier; the state is
 //! registered with the worker under the operator's name.
 //!
 //! Aggregations (`reduce`, `aggregate`, `aggregate_with`) over event-time tumbling and sliding

@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use std::collections::BTreeMap;
 
-use tidal_engine::{FastMap, Time, TimeBuffer, timely};
+use crate::build::{FastMap, TimeBuffer};
+use tidal_engine::{Time, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilderSession;

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use tidal_engine::{FastMap, Result, Time, TimeBuffer, WorkerContext, timely};
+use crate::build::{FastMap, TimeBuffer};
+use tidal_engine::{Result, Time, WorkerContext, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
 

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use tidal_engine::{FastMap, Result, Time};
+use crate::build::FastMap;
+use tidal_engine::{Result, Time};
 use timely::dataflow::operators::Capability;
 
 use crate::build::{EntryWriter, KeyedStore, Owner, timely};

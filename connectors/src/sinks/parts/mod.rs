@@ -49,9 +49,10 @@ use std::rc::Rc;
 mod writer;
 
 use serde::{Deserialize, Serialize};
+use tidal_engine::state::TimeBuffer;
 use tidal_engine::state::{EntryWriter, KeyedStore, Owner};
 use tidal_engine::storage::{self, Location};
-use tidal_engine::{DataStream, Error, Time, TimeBuffer, timely};
+use tidal_engine::{DataStream, Error, Time, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
