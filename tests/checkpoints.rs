@@ -45,6 +45,23 @@ fn checkpoint_channel() -> (
     (move |c: &CompletedCheckpoint| drop(tx.send(c.clone())), rx)
 }
 
+/// Bytes of every state section of a checkpoint.
+fn state_bytes(c: &Restored) -> usize {
+    c.parts
+        .iter()
+        .flat_map(|p| &p.states)
+        .map(|s| s.1.len())
+        .sum()
+}
+
+/// Whether every source had more to read at the checkpoint's cut.
+fn mid_run(c: &Restored) -> bool {
+    c.parts
+        .iter()
+        .flat_map(|p| &p.sources)
+        .all(|(_, s)| matches!(s, SourcePosition::At { .. }))
+}
+
 fn latest_valid(dir: &Path) -> Option<Restored> {
     checkpoint::latest_valid(&dir.into()).unwrap()
 }
@@ -131,18 +148,7 @@ fn checkpoint_mid_run(dir: &Path) -> PathBuf {
     // A checkpoint with counts in its state and sources that had more to read.
     let chosen = wait_for_checkpoint(&completed, "a mid-run checkpoint", |done| {
         let c = read_checkpoint(done.location.as_local()?).ok()?;
-        let state_bytes: usize = c
-            .parts
-            .iter()
-            .flat_map(|p| &p.states)
-            .map(|s| s.1.len())
-            .sum();
-        let mid_run = c
-            .parts
-            .iter()
-            .flat_map(|p| &p.sources)
-            .all(|(_, s)| matches!(s, SourcePosition::At { .. }));
-        (state_bytes > 4_000 && mid_run).then(|| c.path.as_local().unwrap().to_path_buf())
+        (state_bytes(&c) > 4_000 && mid_run(&c)).then(|| c.path.as_local().unwrap().to_path_buf())
     });
     stop.stop();
     runner.join().unwrap().unwrap();
@@ -806,18 +812,7 @@ fn small_incremental(dir: &Path) -> Option<Restored> {
         let Ok(c) = read_checkpoint(&path) else {
             continue;
         };
-        let mid_run = c
-            .parts
-            .iter()
-            .flat_map(|p| &p.sources)
-            .all(|(_, s)| matches!(s, SourcePosition::At { .. }));
-        let state_bytes: usize = c
-            .parts
-            .iter()
-            .flat_map(|p| &p.states)
-            .map(|s| s.1.len())
-            .sum();
-        if mid_run && !c.needs.is_empty() && (c.bytes as usize) * 10 < state_bytes {
+        if mid_run(&c) && !c.needs.is_empty() && (c.bytes as usize) * 10 < state_bytes(&c) {
             return Some(c);
         }
     }

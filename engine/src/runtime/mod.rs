@@ -86,15 +86,7 @@ impl Job {
     }
     /// A job of one process with `workers` threads.
     pub fn local(workers: usize) -> Job {
-        Job {
-            spec: ClusterSpec::local(workers.max(1)),
-            tick: Duration::from_millis(200),
-            stop: StopHandle::default(),
-            quiet: false,
-            clock: JobClock::system(),
-            checkpoints: None,
-            listeners: Vec::new(),
-        }
+        Job::from_spec(ClusterSpec::local(workers.max(1)))
     }
     /// A job from an explicit cluster spec.
     pub fn from_spec(spec: ClusterSpec) -> Job {
