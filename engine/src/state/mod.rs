@@ -155,22 +155,6 @@ where
     pub fn read_snapshot<R: Read>(input: R, origin: &str) -> Result<Vec<(K, V)>> {
         read_part(input, origin)
     }
-    /// Inserts the entries that worker `index` of `peers` owns; returns how many it kept.
-    pub fn restore_into(
-        &mut self,
-        entries: impl IntoIterator<Item = (K, V)>,
-        index: usize,
-        peers: usize,
-    ) -> usize {
-        let mut kept = 0;
-        for (k, v) in entries {
-            if worker_for(key_hash(&k), peers) == index {
-                self.map.insert(k, v);
-                kept += 1;
-            }
-        }
-        kept
-    }
 }
 
 /// Reads the entries of one snapshot part (see [`KeyedState::read_snapshot`]).
@@ -568,14 +552,10 @@ mod tests {
         for peers in [1, 2, 3, 5] {
             let mut total = 0;
             let mut seen = std::collections::BTreeMap::new();
-            for i in 0..peers {
+            for index in 0..peers {
                 let mut s: KeyedState<u64, u64> = KeyedState::new("sum");
-                for (j, part) in written.iter().enumerate() {
-                    let entries =
-                        KeyedState::<u64, u64>::read_snapshot(&part[..], &format!("part-{j}"))
-                            .unwrap();
-                    total += s.restore_into(entries, i, peers);
-                }
+                let sections: Vec<&[u8]> = written.iter().map(|p| &p[..]).collect();
+                total += restore_store(&mut s, "sum", &sections, Owner { index, peers }).unwrap();
                 for (k, v) in s.iter() {
                     assert!(seen.insert(*k, *v).is_none(), "key {k} restored twice");
                 }
