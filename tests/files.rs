@@ -310,3 +310,48 @@ fn missing_inputs_are_named() {
         .unwrap_err();
     assert!(err.to_string().contains("matches no file"), "{err}");
 }
+
+/// A sink that cannot make its output directory fails the job with an error naming it, returned
+/// by `Job::run` (the operator reports it and stops; nothing unwinds).
+#[test]
+fn an_output_directory_that_cannot_be_made_fails_the_job_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let out = blocker.join("out");
+    let err = Job::local(2)
+        .quiet()
+        .run(move |env| {
+            env.from_iter(vec!["x".to_string()]).write_text(out.clone());
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), tidal::ErrorKind::External);
+    let msg = err.to_string();
+    assert!(msg.contains("cannot create output directory"), "{msg}");
+    assert!(msg.contains("a-file"), "{msg}");
+}
+
+/// A record set aside into a dead-letter directory that cannot be made fails the job with an
+/// error naming the dead-letter file (the record is not lost silently).
+#[test]
+fn a_dead_letter_directory_that_cannot_be_made_fails_the_job_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readings.csv");
+    std::fs::write(&path, "sensor,value\na,1\nb,oops\n").unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let dead = blocker.join("dead");
+    let p = path.to_str().unwrap().to_string();
+    let err = Job::local(1)
+        .quiet()
+        .run(move |env| {
+            env.read(CsvFiles::<Reading>::new(&p).on_error(OnError::DeadLetter(dead.clone())))
+                .collect()
+        })
+        .map(|_: Vec<Reading>| ())
+        .unwrap_err();
+    assert_eq!(err.kind(), tidal::ErrorKind::External);
+    let msg = err.to_string();
+    assert!(msg.contains("cannot create dead-letter file"), "{msg}");
+    assert!(msg.contains("a-file"), "{msg}");
+}
