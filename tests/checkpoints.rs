@@ -124,9 +124,11 @@ fn sum_and_count(
     )
 }
 
-/// The job: a throttled sequence of words, counted per word; the final counts.
+/// The job: a throttled sequence of words, counted per word; the final counts. The source is
+/// renamed, as jobs that checkpoint should: it is found in the checkpoint by that name.
 fn word_counts(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(String, u64)> {
     env.generate(events(word, RECORDS, rate))
+        .name("words")
         .key_by(|w| w.clone())
         .count()
         .final_values()
