@@ -214,7 +214,7 @@ where
             keep_initial,
         } = self;
         let scope = input.scope();
-        let mut builder = OperatorBuilder::new(name.clone(), scope.clone());
+        let mut builder = OperatorBuilder::new(name.clone(), scope);
         let activator = scope.activator_for(builder.operator_info().address);
         let mut input = builder.new_input(
             input,
