@@ -192,11 +192,6 @@ where
         self
     }
 
-    /// The operator's state, shared with the logic (for a builder that wires it elsewhere too).
-    pub fn state(&self) -> &Rc<RefCell<S>> {
-        &self.state
-    }
-
     /// Builds the operator: `logic` is made once from the [`Setup`] and called on every
     /// activation.
     pub fn build<O: 'static, D: 'static, L>(

@@ -423,14 +423,6 @@ impl<K: Serialize> EntryWriter<'_, K> {
         self.count += 1;
         Ok(())
     }
-    /// Number of entries written so far.
-    pub fn len(&self) -> u64 {
-        self.count
-    }
-    /// Whether no entry was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
 }
 
 fn encode_error(name: &str, e: postcard::Error) -> Error {
