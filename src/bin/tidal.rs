@@ -314,18 +314,42 @@ fn watch(children: &mut [Option<Child>], stop: &AtomicBool) -> Outcome {
     }
 }
 
+/// How long the other processes are given to end by themselves once one has failed, so that the
+/// cause found is the first failure rather than its echo.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// The failure to report when process `first` was seen failing: a process killed by a signal
 /// comes first (the others then fail because they lost it), then the first one seen.
+///
+/// A process killed with `kill -9` is not always reaped before its peers notice the closed
+/// connection and exit with code 1, so when the first failure seen is an exit code, the others
+/// are given up to [`SETTLE`] to end (they do, having lost a peer) before the cause is chosen.
 fn root_cause(children: &mut [Option<Child>], first: usize, status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     if status.signal().is_none() {
-        for (p, slot) in children.iter_mut().enumerate() {
-            if let Some(child) = slot
-                && let Ok(Some(other)) = child.try_wait()
-                && other.signal().is_some()
-            {
-                return format!("process {p} {}", describe(other));
+        let deadline = Instant::now() + SETTLE;
+        let mut ended: Vec<Option<ExitStatus>> = vec![None; children.len()];
+        ended[first] = Some(status);
+        loop {
+            for (p, slot) in children.iter_mut().enumerate() {
+                if ended[p].is_none()
+                    && let Some(child) = slot
+                    && let Ok(Some(other)) = child.try_wait()
+                {
+                    if other.signal().is_some() {
+                        return format!("process {p} {}", describe(other));
+                    }
+                    ended[p] = Some(other);
+                }
             }
+            let all_ended = ended
+                .iter()
+                .zip(children.iter())
+                .all(|(e, c)| e.is_some() || c.is_none());
+            if all_ended || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
     format!("process {first} {}", describe(status))
