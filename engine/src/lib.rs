@@ -13,6 +13,8 @@
 //! - [`time`]: timely timestamps are watermarks ([`Time`], ms since the epoch); frontiers are the
 //!   watermarks every operator sees; [`JobClock`] is processing time (manual in tests);
 //!   [`time::watermark`]: [`WatermarkStrategy`], how sources assign timestamps and watermarks.
+//! - [`change`]: the row kinds of a changelog ([`RowKind`](change::RowKind): `+I`, `-U`, `+U`,
+//!   `-D`) and [`Change`](change::Change), shared by change-data sources and incremental collections.
 //! - [`operator`]: an operator's identity ([`OperatorMeta`](operator::OperatorMeta): its name, by which its state is found).
 //! - [`state`]: keyed state — [`KeyedStore`](state::KeyedStore), the one interface through which every stateful
 //!   operator's state is snapshotted and restored, [`KeyedState`](state::KeyedState) (a hash map), the snapshot
@@ -54,6 +56,7 @@
 //! assert_eq!(sizes, vec![2, 2]);
 //! ```
 
+pub mod change;
 pub mod checkpoint;
 pub mod cli;
 pub mod cluster;

@@ -39,6 +39,7 @@
 
 pub mod build;
 pub mod changelog;
+pub mod collection;
 pub mod connect;
 pub mod join;
 pub mod keyed;
@@ -57,6 +58,10 @@ pub use window::{OutputTag, Trigger, Window, WindowAll, WindowedStream, Windows}
 
 /// Everything needed to write pipelines: `use tidal_operators::prelude::*;`.
 pub mod prelude {
+    pub use crate::collection::{
+        Arranged, Change, ChangelogIntoCollection, Collection, IntoCollection, RowKind, Totals,
+        UpdatesIntoCollection, UpsertByKey,
+    };
     pub use crate::{
         Changelog, ConnectedStreams, Either, KeyedCoProcessFunction, KeyedPairs,
         KeyedProcessFunction, KeyedStream, OutputTag, Outputs, Partition, Process, ProcessContext,
