@@ -38,12 +38,17 @@ mod throttle;
 
 pub use collection::Sources;
 pub use deadletter::OnError;
-pub use files::{CsvFiles, JsonLinesFiles, TextFiles};
+pub use files::{
+    ChangelogCsvFiles, CsvFiles, DebeziumEvent, DebeziumJsonFiles, JsonLinesFiles, TextFiles,
+};
 pub use generator::Generator;
 pub use sinks::Sinks;
 
 /// Everything needed to read and write: `use tidal_connectors::prelude::*;`.
 pub mod prelude {
     pub use crate::nexmark;
-    pub use crate::{CsvFiles, Generator, JsonLinesFiles, OnError, Sinks, Sources, TextFiles};
+    pub use crate::{
+        ChangelogCsvFiles, CsvFiles, DebeziumEvent, DebeziumJsonFiles, Generator, JsonLinesFiles,
+        OnError, Sinks, Sources, TextFiles,
+    };
 }

@@ -17,7 +17,7 @@ pub trait Decoder: 'static {
     fn decode(&mut self, line: &[u8]) -> Result<Option<Self::Item>, String>;
 }
 
-fn trim_line_break(line: &[u8]) -> &[u8] {
+pub(super) fn trim_line_break(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }

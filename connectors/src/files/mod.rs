@@ -7,6 +7,7 @@
 //! *start* inside its byte range, so every line is read exactly once whatever the cut. CSV records
 //! must therefore not contain line breaks inside quoted fields.
 
+mod changes;
 mod decode;
 mod fields;
 mod lines;
@@ -23,6 +24,9 @@ use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext};
 use crate::deadletter::{DeadLetters, OnError};
 use crate::position;
 use crate::throttle::Throttle;
+pub use changes::{
+    ChangelogCsv, ChangelogCsvDecoder, DebeziumDecoder, DebeziumEvent, DebeziumJson,
+};
 pub use decode::Decoder;
 use decode::{CsvDecoder, JsonDecoder, TextDecoder};
 use lines::SplitLines;
@@ -114,6 +118,46 @@ pub type CsvFiles<T> = Files<Csv<T>>;
 /// assert_eq!(bids.len(), 2);
 /// ```
 pub type JsonLinesFiles<T> = Files<JsonLines<T>>;
+
+/// Debezium JSON change events (see [`DebeziumJson`]), rows decoded into `T`.
+///
+/// ```
+/// use tidal_connectors::prelude::*;
+/// use tidal_engine::WatermarkStrategy;
+/// #[derive(serde::Deserialize, Debug, Clone, PartialEq)]
+/// struct Customer { id: u32, region: String }
+/// let dir = tempfile::tempdir().unwrap();
+/// let file = dir.path().join("customers.jsonl");
+/// std::fs::write(&file, concat!(
+///     r#"{"before":null,"after":{"id":1,"region":"emea"},"op":"c","ts_ms":1}"#, "\n",
+///     r#"{"before":{"id":1,"region":"emea"},"after":{"id":1,"region":"apac"},"op":"u","ts_ms":2}"#, "\n",
+/// )).unwrap();
+/// let path = file.to_str().unwrap().to_string();
+/// let changes: Vec<String> = tidal_engine::Job::local(1).run(move |env| {
+///     env.read_with(DebeziumJsonFiles::<Customer>::new(&path),
+///             WatermarkStrategy::monotonous().with_timestamps(|e: &DebeziumEvent<Customer>| e.ts_ms))
+///         .flat_map(|event| event)
+///         .map(|c| format!("{} {}", c.kind, c.row.region))
+///         .collect()
+/// }).unwrap();
+/// assert_eq!(changes, vec!["+I emea", "-U emea", "+U apac"]);
+/// ```
+pub type DebeziumJsonFiles<T> = Files<DebeziumJson<T>>;
+
+/// CSV changelogs (see [`ChangelogCsv`]): `+I,1,emea` lines, rows decoded into `T` by position.
+///
+/// ```
+/// use tidal_connectors::prelude::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let file = dir.path().join("log.csv");
+/// std::fs::write(&file, "+I,1,emea\n-D,1,emea\n").unwrap();
+/// let path = file.to_str().unwrap().to_string();
+/// let changes: Vec<tidal_engine::change::Change<(u32, String)>> = tidal_engine::Job::local(1)
+///     .run(move |env| env.read(ChangelogCsvFiles::<(u32, String)>::new(&path)).collect())
+///     .unwrap();
+/// assert_eq!(changes[1].kind, tidal_engine::change::RowKind::Delete);
+/// ```
+pub type ChangelogCsvFiles<T> = Files<ChangelogCsv<T>>;
 
 /// The text format: each line a `String` (a line that is not UTF-8 does not decode).
 #[derive(Debug, Clone, Copy, Default)]
@@ -219,6 +263,19 @@ impl<F> Files<F> {
 
 impl<T> Files<Csv<T>> {
     /// Whether the first line of every file is a header (default: yes).
+    pub fn has_headers(mut self, yes: bool) -> Self {
+        self.format.has_headers = yes;
+        self
+    }
+    /// The field delimiter (default `,`).
+    pub fn delimiter(mut self, delimiter: u8) -> Self {
+        self.format.delimiter = delimiter;
+        self
+    }
+}
+
+impl<T> Files<ChangelogCsv<T>> {
+    /// Whether the first line of every file is a header, skipped (default: no).
     pub fn has_headers(mut self, yes: bool) -> Self {
         self.format.has_headers = yes;
         self

@@ -21,8 +21,8 @@ use std::rc::Rc;
 
 use differential_dataflow::AsCollection;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Map;
 
 use super::{Change, Collection, Row};
@@ -69,7 +69,9 @@ impl<'s, T: 'static> IntoCollection<'s, T> for DataStream<'s, T> {
                         let mut session = output.session(&cap);
                         for batch in data {
                             // A late record takes effect at the earliest time still open.
-                            session.give_iterator(batch.drain(..).map(|(row, t)| (row, t.max(at), 1isize)));
+                            session.give_iterator(
+                                batch.drain(..).map(|(row, t)| (row, t.max(at), 1isize)),
+                            );
                         }
                     });
                 }
@@ -180,7 +182,7 @@ impl<'s, K: Row, V: Row> UpsertByKey<'s, K, V> for DataStream<'s, (K, Option<V>)
             let (out, _) = keyed_operator(&ctx, input, name, store).build(|setup| {
                 let store = setup.state;
                 let mut staged = Staged::default();
-                move |mut act: Activation<'_, K, Option<V>, ((K, V), isize), ()>| {
+                move |mut act: UpsertActivation<'_, K, V>| {
                     staged.take_input(&mut act);
                     let mut store = store.borrow_mut();
                     let store = &mut *store;
@@ -231,8 +233,14 @@ impl<'s, K: Row, V: Row> UpsertByKey<'s, K, V> for DataStream<'s, (K, Option<V>)
     }
 }
 
+/// An activation of an upsert root: upserts in, updates of `(key, value)` rows out.
+type UpsertActivation<'a, K, V> = Activation<'a, K, Option<V>, ((K, V), isize), ()>;
+
 /// Builds a keyed root from updates `((row, diff), time)`; `validate`: refuse a count below zero.
-fn updates_root<'s, D: Row>(updates: DataStream<'s, (D, isize)>, validate: bool) -> Collection<'s, D> {
+fn updates_root<'s, D: Row>(
+    updates: DataStream<'s, (D, isize)>,
+    validate: bool,
+) -> Collection<'s, D> {
     let ctx = Rc::clone(updates.context());
     let out = updates.then("root", move |input, name| {
         let store = RootStore::<D> {
@@ -273,25 +281,29 @@ fn updates_root<'s, D: Row>(updates: DataStream<'s, (D, isize)>, validate: bool)
                         break;
                     }
                     let (t, updates) = store.pending.pop_first().expect("a first entry");
+                    // The changes of one time are simultaneous: a row may go below zero within
+                    // a time (a deletion read before its insertion), but not at its end.
+                    let mut below_zero = Vec::new();
                     for (row, diff) in updates {
                         let count = store.counts.entry(row.clone()).or_insert(0);
-                        let new = *count + diff;
-                        if validate && new < 0 {
+                        *count += diff;
+                        if *count == 0 {
+                            store.counts.remove(&row);
+                        } else if validate && *count < 0 {
+                            below_zero.push(row.clone());
+                        }
+                        out.push(((row, diff), t));
+                    }
+                    for row in below_zero {
+                        if let Some(&count) = store.counts.get(&row)
+                            && count < 0
+                        {
                             fail_ctx.fail(Error::input(format!(
-                                "{root}: the change at time {t} removes {} cop{} of row {row:?}, which has {} there: the changelog is not the history of a table (a deletion or update-before without the row's insertion, or a row deleted twice); fix the input or start reading it where its history starts",
-                                -diff,
-                                if diff == -1 { "y" } else { "ies" },
-                                *count
+                                "{root}: the changes at time {t} leave row {row:?} with count {count}: the changelog is not the history of a table (a deletion or update-before of a row never inserted, or deleted twice); fix the input, or start reading it where the table's history starts"
                             )));
                             failed = true;
                             return;
                         }
-                        if new == 0 {
-                            store.counts.remove(&row);
-                        } else {
-                            *count = new;
-                        }
-                        out.push(((row, diff), t));
                     }
                 }
                 staged.emit(&mut act, out, store.pending.keys().next().copied());

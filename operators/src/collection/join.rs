@@ -77,7 +77,10 @@ impl<'s, K: Row, V: Row, T: CollectionTime> Collection<'s, (K, V), T> {
         }
     }
     /// Inner join with an arranged collection: `(key, (w, v))`, `w` from the arrangement.
-    pub fn join_arranged<W: Row>(self, other: &Arranged<'s, K, W, T>) -> Collection<'s, (K, (W, V)), T> {
+    pub fn join_arranged<W: Row>(
+        self,
+        other: &Arranged<'s, K, W, T>,
+    ) -> Collection<'s, (K, (W, V)), T> {
         other.join(&self.arrange_by_key())
     }
     /// Inner join: `(key, (v, w))` for every pair of rows with equal keys (counts multiply).
@@ -117,10 +120,9 @@ impl<'s, K: Row, V: Row, T: CollectionTime> Collection<'s, (K, V), T> {
         let right = other.clone().arrange_by_key();
         let matched = left.join(&right).map(|(k, (v, w))| (k, (v, Some(w))));
         let keys = other.map(|(k, _)| k).distinct().inner.arrange_by_self();
-        let with_match = left
-            .inner
-            .clone()
-            .join_core(keys, |k: &K, v: &V, _: &()| Some((k.clone(), (v.clone(), None))));
+        let with_match = left.inner.clone().join_core(keys, |k: &K, v: &V, _: &()| {
+            Some((k.clone(), (v.clone(), None)))
+        });
         let unmatched = self
             .map(|(k, v)| (k, (v, None)))
             .concat(self_wrap(&left.source, with_match).negate());

@@ -113,7 +113,10 @@ impl<'s, D: Clone + 'static, T: Timestamp> Clone for Collection<'s, D, T> {
 impl<'s, D: Row, T: CollectionTime> Collection<'s, D, T> {
     /// Wraps a differential-dataflow collection made on the worker `ctx` (for jobs that use an
     /// operator of differential directly; see [`into_differential`](Self::into_differential)).
-    pub fn from_differential(inner: VecCollection<'s, T, D, isize>, ctx: Rc<WorkerContext>) -> Self {
+    pub fn from_differential(
+        inner: VecCollection<'s, T, D, isize>,
+        ctx: Rc<WorkerContext>,
+    ) -> Self {
         Collection { inner, ctx }
     }
     /// The differential-dataflow collection underneath, to use any of its operators.

@@ -42,9 +42,14 @@ impl<'s, D: Row> Collection<'s, D> {
     /// assert_eq!(out, vec![('a', 1, 2), ('b', 2, 1)]);
     /// ```
     pub fn changes(self) -> DataStream<'s, (D, Time, isize)> {
-        consolidated(self, "changes", |row: &D| key_hash(row), |t, rows, out| {
-            out.extend(rows.into_iter().map(|(row, diff)| ((row, t, diff), t)));
-        })
+        consolidated(
+            self,
+            "changes",
+            |row: &D| key_hash(row),
+            |t, rows, out| {
+                out.extend(rows.into_iter().map(|(row, diff)| ((row, t, diff), t)));
+            },
+        )
     }
     /// The collection's changes as a changelog: `+I` for each copy of a row that comes, `-D` for
     /// each that goes, at the time of the change (the record's event time).
@@ -58,15 +63,24 @@ impl<'s, D: Row> Collection<'s, D> {
     /// assert_eq!(out, vec![Change::new(RowKind::Insert, 3)]);
     /// ```
     pub fn changelog(self) -> DataStream<'s, Change<D>> {
-        consolidated(self, "changelog", |row: &D| key_hash(row), |t, rows, out| {
-            for (row, diff) in rows {
-                let kind = if diff > 0 { RowKind::Insert } else { RowKind::Delete };
-                for _ in 1..diff.unsigned_abs() {
-                    out.push((Change::new(kind, row.clone()), t));
+        consolidated(
+            self,
+            "changelog",
+            |row: &D| key_hash(row),
+            |t, rows, out| {
+                for (row, diff) in rows {
+                    let kind = if diff > 0 {
+                        RowKind::Insert
+                    } else {
+                        RowKind::Delete
+                    };
+                    for _ in 1..diff.unsigned_abs() {
+                        out.push((Change::new(kind, row.clone()), t));
+                    }
+                    out.push((Change::new(kind, row), t));
                 }
-                out.push((Change::new(kind, row), t));
-            }
-        })
+            },
+        )
     }
     /// The rows of the collection once the input has ended (or the job is stopped): each row as
     /// many times as it is there. Emitted once, on the worker that owns the row.
@@ -165,8 +179,14 @@ impl<'s, K: Row, V: Row> Collection<'s, (K, V)> {
                         gone.remove(0);
                         come.remove(0);
                     }
-                    out.extend(gone.into_iter().map(|row| (Change::new(RowKind::Delete, row), t)));
-                    out.extend(come.into_iter().map(|row| (Change::new(RowKind::Insert, row), t)));
+                    out.extend(
+                        gone.into_iter()
+                            .map(|row| (Change::new(RowKind::Delete, row), t)),
+                    );
+                    out.extend(
+                        come.into_iter()
+                            .map(|row| (Change::new(RowKind::Insert, row), t)),
+                    );
                     i = j;
                 }
             },
