@@ -263,8 +263,8 @@ fn joins_and_aggregates_equal_recomputing_from_scratch() {
                         let n = region_of.values().filter(|x| *x == r).count() as i64;
                         put(&mut e, "per_region", (r, n), 1);
                     }
-                    for (a, _) in &os {
-                        for (b, _) in &os {
+                    for a in os.keys() {
+                        for b in os.keys() {
                             if a.0 == b.0 {
                                 put(&mut e, "self_join", (a.0, (a.1.0, b.1.0)), 1);
                             }

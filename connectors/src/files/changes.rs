@@ -30,7 +30,7 @@ use super::decode::{CsvDecoder, Decoder, trim_line_break};
 /// let kinds: Vec<RowKind> = event.into_iter().map(|c| c.kind).collect();
 /// assert_eq!(kinds, vec![RowKind::UpdateBefore, RowKind::UpdateAfter]);
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct DebeziumEvent<T> {
     /// The event's time (Debezium's `ts_ms`): the changes' event time.
     pub ts_ms: Time,

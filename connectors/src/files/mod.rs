@@ -124,7 +124,7 @@ pub type JsonLinesFiles<T> = Files<JsonLines<T>>;
 /// ```
 /// use tidal_connectors::prelude::*;
 /// use tidal_engine::WatermarkStrategy;
-/// #[derive(serde::Deserialize, Debug, Clone, PartialEq)]
+/// #[derive(serde::Deserialize, serde::Serialize, Debug, Clone, PartialEq)]
 /// struct Customer { id: u32, region: String }
 /// let dir = tempfile::tempdir().unwrap();
 /// let file = dir.path().join("customers.jsonl");
@@ -133,13 +133,16 @@ pub type JsonLinesFiles<T> = Files<JsonLines<T>>;
 ///     r#"{"before":{"id":1,"region":"emea"},"after":{"id":1,"region":"apac"},"op":"u","ts_ms":2}"#, "\n",
 /// )).unwrap();
 /// let path = file.to_str().unwrap().to_string();
-/// let changes: Vec<String> = tidal_engine::Job::local(1).run(move |env| {
+/// let events: Vec<DebeziumEvent<Customer>> = tidal_engine::Job::local(1).run(move |env| {
 ///     env.read_with(DebeziumJsonFiles::<Customer>::new(&path),
 ///             WatermarkStrategy::monotonous().with_timestamps(|e: &DebeziumEvent<Customer>| e.ts_ms))
-///         .flat_map(|event| event)
-///         .map(|c| format!("{} {}", c.kind, c.row.region))
 ///         .collect()
 /// }).unwrap();
+/// let changes: Vec<String> = events
+///     .into_iter()
+///     .flatten()
+///     .map(|c| format!("{} {}", c.kind, c.row.region))
+///     .collect();
 /// assert_eq!(changes, vec!["+I emea", "-U emea", "+U apac"]);
 /// ```
 pub type DebeziumJsonFiles<T> = Files<DebeziumJson<T>>;

@@ -16,6 +16,7 @@
 //! the wrong type — are caught earlier, by the source's decoder, and follow its bad-record
 //! policy.)
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -27,7 +28,7 @@ use timely::dataflow::operators::vec::Map;
 
 use super::{Change, Collection, Row};
 use crate::build::{Activation, EntryWriter, FastMap, KeyedStore, Owner, keyed_operator};
-use tidal_engine::{DataStream, Error, Result, Time};
+use tidal_engine::{DataStream, Error, Result, Time, WorkerContext};
 
 /// DataStreams that become collections.
 pub trait IntoCollection<'s, T: 'static> {
@@ -178,9 +179,13 @@ impl<'s, K: Row, V: Row> UpsertByKey<'s, K, V> for DataStream<'s, (K, Option<V>)
             let store = UpsertStore::<K, V> {
                 current: FastMap::default(),
                 pending: BTreeMap::new(),
+                recent: Vec::new(),
+                record: ctx.checkpointing(),
+                snapshot_cut: Cell::new(Time::MIN),
             };
             let (out, _) = keyed_operator(&ctx, input, name, store).build(|setup| {
                 let store = setup.state;
+                let ctx = setup.context;
                 let mut staged = Staged::default();
                 move |mut act: UpsertActivation<'_, K, V>| {
                     staged.take_input(&mut act);
@@ -199,22 +204,28 @@ impl<'s, K: Row, V: Row> UpsertByKey<'s, K, V> for DataStream<'s, (K, Option<V>)
                         drop(session);
                         staged.hold(&cap);
                     }
-                    staged.stage_into(act.frontier, |t, (k, v)| {
-                        store.pending.entry(t).or_default().push((k, v))
+                    staged.stage_into(act.frontier, |t, (k, v), at| {
+                        store.pending.entry(t).or_default().push((k, v, at))
                     });
                     let mut out = Vec::new();
+                    let stopped = stopped_early(&act, &ctx);
                     while let Some((&t, _)) = store.pending.first_key_value() {
-                        if act.frontier.less_equal(&t) {
+                        if stopped || act.frontier.less_equal(&t) {
                             break;
                         }
                         let (t, upserts) = store.pending.pop_first().expect("a first entry");
-                        for (k, v) in upserts {
+                        for (k, v, at) in upserts {
                             let old = match &v {
                                 Some(v) => store.current.insert(k.clone(), v.clone()),
                                 None => store.current.remove(&k),
                             };
                             if old == v {
                                 continue;
+                            }
+                            if store.record {
+                                store
+                                    .recent
+                                    .push((k.clone(), old.clone(), v.clone(), t, at));
                             }
                             if let Some(old) = old {
                                 out.push((((k.clone(), old), -1), t));
@@ -225,6 +236,9 @@ impl<'s, K: Row, V: Row> UpsertByKey<'s, K, V> for DataStream<'s, (K, Option<V>)
                         }
                     }
                     staged.emit(&mut act, out, store.pending.keys().next().copied());
+                    if stopped && act.frontier.is_empty() {
+                        staged.release();
+                    }
                 }
             });
             out
@@ -246,6 +260,9 @@ fn updates_root<'s, D: Row>(
         let store = RootStore::<D> {
             counts: FastMap::default(),
             pending: BTreeMap::new(),
+            recent: Vec::new(),
+            record: ctx.checkpointing(),
+            snapshot_cut: Cell::new(Time::MIN),
         };
         let root = name.to_string();
         let fail_ctx = Rc::clone(&ctx);
@@ -272,19 +289,23 @@ fn updates_root<'s, D: Row>(
                     drop(session);
                     staged.hold(&cap);
                 }
-                staged.stage_into(act.frontier, |t, update| {
-                    store.pending.entry(t).or_default().push(update)
+                staged.stage_into(act.frontier, |t, (row, diff), at| {
+                    store.pending.entry(t).or_default().push((row, diff, at))
                 });
                 let mut out = Vec::new();
+                let stopped = stopped_early(&act, &fail_ctx);
                 while let Some((&t, _)) = store.pending.first_key_value() {
-                    if act.frontier.less_equal(&t) {
+                    if stopped || act.frontier.less_equal(&t) {
                         break;
                     }
                     let (t, updates) = store.pending.pop_first().expect("a first entry");
                     // The changes of one time are simultaneous: a row may go below zero within
                     // a time (a deletion read before its insertion), but not at its end.
                     let mut below_zero = Vec::new();
-                    for (row, diff) in updates {
+                    for (row, diff, at) in updates {
+                        if store.record {
+                            store.recent.push((row.clone(), diff, t, at));
+                        }
                         let count = store.counts.entry(row.clone()).or_insert(0);
                         *count += diff;
                         if *count == 0 {
@@ -307,11 +328,25 @@ fn updates_root<'s, D: Row>(
                     }
                 }
                 staged.emit(&mut act, out, store.pending.keys().next().copied());
+                if stopped && act.frontier.is_empty() {
+                    staged.release();
+                }
             }
         });
         out
     });
     differential_of(out)
+}
+
+/// Whether the job is being stopped (Ctrl-C, SIGTERM, stop with a savepoint) rather than reading
+/// its input to the end. Sources then end between records, some instances (other splits) ahead
+/// of others, and the frontier moves past times whose input was not all read: the updates still
+/// waiting are incomplete. They stay in the state (a savepoint holds them, a restore goes on
+/// from there) instead of being released; the collection stays as of the last time its input was
+/// complete. (A stop asked for after the input was read to its end, but before the last times
+/// were released, keeps those times back too.)
+fn stopped_early<K, V, O, D>(_act: &Activation<'_, K, V, O, D>, ctx: &WorkerContext) -> bool {
+    ctx.stop_requested()
 }
 
 /// The differential collection of a root's output `((row, diff), time)`.
@@ -357,6 +392,12 @@ impl<U: 'static> Staged<U> {
             batch.extend(data.drain(..).map(|(kv, t)| (kv.into(), t.max(at))));
         });
     }
+    /// Lets go of the capability: the job is stopping and the input has ended, so nothing more
+    /// will be sent (what is still held stays in the state, unsent).
+    fn release(&mut self) {
+        self.cap = None;
+        self.by_arrival.clear();
+    }
     /// Holds `cap` too (a restored root's, at the instant before the cut).
     fn hold(&mut self, cap: &Capability<Time>) {
         if self.cap.as_ref().is_none_or(|c| c.time() > cap.time()) {
@@ -368,15 +409,15 @@ impl<U: 'static> Staged<U> {
     fn stage_into(
         &mut self,
         frontier: &timely::progress::frontier::MutableAntichain<Time>,
-        mut into_state: impl FnMut(Time, U),
+        mut into_state: impl FnMut(Time, U, Time),
     ) {
         while let Some((&at, _)) = self.by_arrival.first_key_value() {
             if frontier.less_equal(&at) {
                 break;
             }
-            let (_, batch) = self.by_arrival.pop_first().expect("a first entry");
+            let (at, batch) = self.by_arrival.pop_first().expect("a first entry");
             for (u, t) in batch {
-                into_state(t, u);
+                into_state(t, u, at);
             }
         }
     }
@@ -405,10 +446,23 @@ impl<U: 'static> Staged<U> {
 }
 
 /// A root's state: the rows as of its input frontier, and the updates (from records that arrived
-/// below it) waiting for the frontier to pass their time.
+/// below it) waiting for the frontier to pass their time, each with the time it arrived at.
+///
+/// A root fed only by sources that run ahead of a checkpoint's cut (a small table read to its
+/// end while a large one is still at the cut) has applied records that arrived at or after the
+/// cut, which its sources will read again after a restore. So with checkpoints on, the root
+/// remembers the updates it applied since the last complete checkpoint, with their arrival
+/// times, and its snapshot takes back those that arrived at or after the cut: the rows it writes
+/// are exactly those of the records that arrived below it.
 struct RootStore<D> {
     counts: FastMap<D, isize>,
-    pending: BTreeMap<Time, Vec<(D, isize)>>,
+    pending: BTreeMap<Time, Vec<(D, isize, Time)>>,
+    /// Updates applied since the last complete checkpoint: row, diff, time, arrival time.
+    recent: Vec<(D, isize, Time, Time)>,
+    /// Whether to keep `recent` (the job checkpoints).
+    record: bool,
+    /// The cut of the latest snapshot (what `checkpoint_complete` may forget below).
+    snapshot_cut: Cell<Time>,
 }
 
 impl<D: Row> KeyedStore for RootStore<D> {
@@ -418,13 +472,35 @@ impl<D: Row> KeyedStore for RootStore<D> {
     fn key_count(&self) -> usize {
         self.counts.len()
     }
-    fn write_entries(&self, _cut: Time, out: &mut EntryWriter<'_, D>) -> Result<()> {
+    fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, D>) -> Result<()> {
+        self.snapshot_cut.set(cut);
+        // Take back what arrived at or after the cut (its sources read it again after a
+        // restore), and what arrived below it for a time at or after it (it waits again).
+        let mut after: FastMap<&D, isize> = FastMap::default();
+        for (row, diff, t, at) in &self.recent {
+            if *at >= cut || *t >= cut {
+                *after.entry(row).or_insert(0) += diff;
+            }
+            if *at < cut && *t >= cut {
+                out.entry(row, &(Some(*t), *diff))?;
+            }
+        }
         for (row, count) in &self.counts {
-            out.entry(row, &(None::<Time>, *count))?;
+            let count = count - after.remove(row).unwrap_or(0);
+            if count != 0 {
+                out.entry(row, &(None::<Time>, count))?;
+            }
+        }
+        for (row, diff) in after {
+            if diff != 0 {
+                out.entry(row, &(None::<Time>, -diff))?;
+            }
         }
         for (t, updates) in &self.pending {
-            for (row, diff) in updates {
-                out.entry(row, &(Some(*t), *diff))?;
+            for (row, diff, at) in updates {
+                if *at < cut {
+                    out.entry(row, &(Some(*t), *diff))?;
+                }
             }
         }
         Ok(())
@@ -433,18 +509,34 @@ impl<D: Row> KeyedStore for RootStore<D> {
         for (row, (time, diff)) in entries {
             match time {
                 None => *self.counts.entry(row).or_insert(0) += diff,
-                Some(t) => self.pending.entry(t).or_default().push((row, diff)),
+                Some(t) => self
+                    .pending
+                    .entry(t)
+                    .or_default()
+                    .push((row, diff, Time::MIN)),
             }
         }
         self.counts.retain(|_, c| *c != 0);
         Ok(())
     }
+    fn checkpoint_complete(&mut self, _id: u64) -> Result<()> {
+        let cut = self.snapshot_cut.get();
+        self.recent.retain(|(_, _, t, at)| *at >= cut || *t >= cut);
+        Ok(())
+    }
 }
 
-/// An upsert root's state: each key's current value, and the upserts waiting for their time.
+/// An upsert root's state: each key's current value, and the upserts waiting for their time
+/// (with their arrival times). Like [`RootStore`], it remembers what it changed since the last
+/// complete checkpoint (each key's value before), so that its snapshot is as of the cut.
 struct UpsertStore<K, V> {
     current: FastMap<K, V>,
-    pending: BTreeMap<Time, Vec<(K, Option<V>)>>,
+    pending: BTreeMap<Time, Vec<(K, Option<V>, Time)>>,
+    /// Changes applied since the last complete checkpoint: key, value before, value after,
+    /// time, arrival time.
+    recent: Vec<Applied<K, V>>,
+    record: bool,
+    snapshot_cut: Cell<Time>,
 }
 
 impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
@@ -454,13 +546,39 @@ impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
     fn key_count(&self) -> usize {
         self.current.len()
     }
-    fn write_entries(&self, _cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
+    fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
+        self.snapshot_cut.set(cut);
+        // Each key changed by an upsert that arrived at or after the cut (read again after a
+        // restore) or that is for a time at or after it goes back to its value before the first
+        // such upsert; those that arrived below the cut wait again, at their times.
+        let mut before: FastMap<&K, &Option<V>> = FastMap::default();
+        for (k, old, _, t, at) in self.recent.iter().rev() {
+            if *at >= cut || *t >= cut {
+                before.insert(k, old);
+            }
+        }
+        for (k, _, new, t, at) in &self.recent {
+            if *at < cut && *t >= cut {
+                out.entry(k, &(Some(*t), new))?;
+            }
+        }
         for (k, v) in &self.current {
-            out.entry(k, &(None::<Time>, Some(v)))?;
+            match before.remove(k) {
+                None => out.entry(k, &(None::<Time>, Some(v)))?,
+                Some(Some(old)) => out.entry(k, &(None::<Time>, Some(old)))?,
+                Some(None) => {}
+            }
+        }
+        for (k, old) in before {
+            if let Some(old) = old {
+                out.entry(k, &(None::<Time>, Some(old)))?;
+            }
         }
         for (t, upserts) in &self.pending {
-            for (k, v) in upserts {
-                out.entry(k, &(Some(*t), v))?;
+            for (k, v, at) in upserts {
+                if *at < cut {
+                    out.entry(k, &(Some(*t), v))?;
+                }
             }
         }
         Ok(())
@@ -472,9 +590,18 @@ impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
                     self.current.insert(k, v);
                 }
                 (None, None) => {}
-                (Some(t), v) => self.pending.entry(t).or_default().push((k, v)),
+                (Some(t), v) => self.pending.entry(t).or_default().push((k, v, Time::MIN)),
             }
         }
         Ok(())
     }
+    fn checkpoint_complete(&mut self, _id: u64) -> Result<()> {
+        let cut = self.snapshot_cut.get();
+        self.recent
+            .retain(|(_, _, _, t, at)| *at >= cut || *t >= cut);
+        Ok(())
+    }
 }
+
+/// An upsert applied: key, value before, value after, time, arrival time.
+type Applied<K, V> = (K, Option<V>, Option<V>, Time, Time);
