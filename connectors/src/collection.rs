@@ -67,6 +67,33 @@ pub trait Sources<'s> {
         I::IntoIter: 'static,
         I::Item: 'static;
 
+    /// A bounded stream of updates `(row, diff)` from `(row, time, diff)` triples, each at its
+    /// time (the items are put in time order first; watermarks follow them), to become a
+    /// collection with `updates_into_collection` (in `tidal-operators`).
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// let mut out: Vec<(char, isize)> = tidal_engine::Job::local(2)
+    ///     .run(|env| env.updates_from_iter(vec![('a', 5, 1), ('b', 1, 2)]).collect())
+    ///     .unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![('a', 1), ('b', 2)]);
+    /// ```
+    fn updates_from_iter<D: 'static>(
+        &mut self,
+        updates: impl IntoIterator<Item = (D, tidal_engine::Time, isize)>,
+    ) -> DataStream<'s, (D, isize)> {
+        let mut updates: Vec<(D, tidal_engine::Time, isize)> = updates.into_iter().collect();
+        updates.sort_by_key(|(_, t, _)| *t);
+        let strategy = WatermarkStrategy::monotonous()
+            .with_timestamps(|(_, t, _): &(D, tidal_engine::Time, isize)| *t);
+        let stream = self.from_iter_with(updates, strategy);
+        stream.then("updates", |s, _| {
+            use timely::dataflow::operators::vec::Map;
+            s.map(|((row, _, diff), t)| ((row, diff), t))
+        })
+    }
+
     /// Like [`generate`](Sources::generate), with event timestamps and watermarks from `strategy`.
     fn generate_with<T: 'static>(
         &mut self,
