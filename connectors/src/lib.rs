@@ -42,13 +42,13 @@ pub use files::{
     ChangelogCsvFiles, CsvFiles, DebeziumEvent, DebeziumJsonFiles, JsonLinesFiles, TextFiles,
 };
 pub use generator::Generator;
-pub use sinks::Sinks;
+pub use sinks::{ChangelogSinks, Sinks};
 
 /// Everything needed to read and write: `use tidal_connectors::prelude::*;`.
 pub mod prelude {
     pub use crate::nexmark;
     pub use crate::{
-        ChangelogCsvFiles, CsvFiles, DebeziumEvent, DebeziumJsonFiles, Generator, JsonLinesFiles,
-        OnError, Sinks, Sources, TextFiles,
+        ChangelogCsvFiles, ChangelogSinks, CsvFiles, DebeziumEvent, DebeziumJsonFiles, Generator,
+        JsonLinesFiles, OnError, Sinks, Sources, TextFiles,
     };
 }

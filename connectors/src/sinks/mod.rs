@@ -1,5 +1,6 @@
 //! Sinks: stdout, part files, and records returned to the caller.
 
+mod changes;
 pub mod parts;
 
 use std::fmt::Display;
@@ -11,6 +12,7 @@ use tidal_engine::{Collected, DataStream, Error, Time, timely};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
+pub use changes::ChangelogSinks;
 use parts::part_file_sink;
 
 /// Sinks on a [`DataStream`].
