@@ -19,7 +19,11 @@ const CUSTOMERS: &str = concat!(
 
 /// Runs cdc_revenue on `customers` (appended to two good lines) and an order; returns stderr.
 fn run_cdc(dir: &Path, customers: &str) -> (bool, String) {
-    std::fs::write(dir.join("customers.jsonl"), format!("{CUSTOMERS}{customers}\n")).unwrap();
+    std::fs::write(
+        dir.join("customers.jsonl"),
+        format!("{CUSTOMERS}{customers}\n"),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("orders.jsonl"),
         r#"{"before":null,"after":{"id":9,"customer_id":1,"amount_cents":5},"op":"c","ts_ms":1500}"#,
@@ -30,7 +34,10 @@ fn run_cdc(dir: &Path, customers: &str) -> (bool, String) {
         .args(["--orders", dir.join("orders.jsonl").to_str().unwrap()])
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -49,13 +56,22 @@ fn malformed_changes_fail_the_job_naming_file_line_and_field() {
             r#"{"before":null,"after":{"id":"three","region":"apac"},"op":"c","ts_ms":2000}"#,
             "field 'after.id'",
         ),
-        (r#"{"before":null,"after":{"id":3,"region":"x"},"op":"c"}"#, "field 'ts_ms'"),
+        (
+            r#"{"before":null,"after":{"id":3,"region":"x"},"op":"c"}"#,
+            "field 'ts_ms'",
+        ),
     ];
     for (line, field) in cases {
         let (ok, stderr) = run_cdc(&dir, line);
         assert!(!ok, "{line}: the job should fail");
-        assert!(stderr.contains("customers.jsonl line 3"), "{line}: {stderr}");
-        assert!(stderr.contains(field), "{line}: expected {field} in {stderr}");
+        assert!(
+            stderr.contains("customers.jsonl line 3"),
+            "{line}: {stderr}"
+        );
+        assert!(
+            stderr.contains(field),
+            "{line}: expected {field} in {stderr}"
+        );
     }
 }
 
@@ -68,7 +84,10 @@ fn a_deletion_of_a_row_that_is_not_there_fails_the_job_naming_the_row() {
         r#"{"before":{"id":1,"region":"apac"},"after":null,"op":"d","ts_ms":2000}"#,
     );
     assert!(!ok, "the job should fail: {stderr}");
-    assert!(stderr.contains(r#"row (1, "apac") with count -1"#), "{stderr}");
+    assert!(
+        stderr.contains(r#"row (1, "apac") with count -1"#),
+        "{stderr}"
+    );
     assert!(stderr.contains("at time 2000"), "{stderr}");
     // The same row deleted as it is, then again: the second deletion fails.
     let twice = concat!(
@@ -78,10 +97,15 @@ fn a_deletion_of_a_row_that_is_not_there_fails_the_job_naming_the_row() {
     );
     let (ok, stderr) = run_cdc(&dir, twice);
     assert!(!ok, "the job should fail: {stderr}");
-    assert!(stderr.contains(r#"row (2, "apac") with count -1"#), "{stderr}");
+    assert!(
+        stderr.contains(r#"row (2, "apac") with count -1"#),
+        "{stderr}"
+    );
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 struct Customer {
     id: i64,
     region: String,
@@ -120,8 +144,14 @@ fn malformed_changes_can_go_to_the_dead_letter_directory() {
     assert_eq!(
         table,
         vec![
-            Customer { id: 1, region: "emea".into() },
-            Customer { id: 2, region: "anz".into() }
+            Customer {
+                id: 1,
+                region: "emea".into()
+            },
+            Customer {
+                id: 2,
+                region: "anz".into()
+            }
         ]
     );
     assert_eq!(report.total_skipped(), 1);
@@ -131,5 +161,8 @@ fn malformed_changes_can_go_to_the_dead_letter_directory() {
     }
     let v: serde_json::Value = serde_json::from_str(set_aside.trim()).unwrap();
     assert_eq!(v["line"].as_u64(), Some(3));
-    assert!(v["error"].as_str().unwrap().contains("field 'before'"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("field 'before'"),
+        "{v}"
+    );
 }

@@ -14,6 +14,7 @@
 //! is better). `wordcount` runs both in this process, back to back.
 
 mod baselines;
+mod differential;
 mod nexmark;
 mod runner;
 
@@ -109,6 +110,51 @@ enum Command {
         workers: usize,
     },
     /// Runs a program; prints its wall time, peak RSS (KiB) and exit code (used by `all`).
+    /// `cdc_revenue` written directly on differential-dataflow.
+    DifferentialCdc {
+        #[arg(long)]
+        customers: PathBuf,
+        #[arg(long)]
+        orders: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// `graph_components` written directly on differential-dataflow.
+    DifferentialComponents {
+        #[arg(long)]
+        edges: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// Writes the inputs of the cdc workload (`customers.jsonl`, `orders.jsonl`) into `--out`.
+    GenCdc {
+        #[arg(long, default_value_t = 20_000)]
+        customers: i64,
+        #[arg(long, default_value_t = 1_000_000)]
+        order_events: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Writes the edge log of the components workload to `--out`.
+    GenEdges {
+        #[arg(long, default_value_t = 300_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        nodes: u64,
+        /// Changes per millisecond of event time (each distinct time is a round of the fixed point).
+        #[arg(long, default_value_t = 1_000)]
+        per_ms: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     Measure {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
@@ -189,6 +235,30 @@ fn main() {
                 baselines::Out::Dir(output),
             )
         }
+        Command::DifferentialCdc {
+            customers,
+            orders,
+            output,
+            workers,
+        } => differential::cdc(&customers, &orders, workers, baselines::Out::Dir(output)),
+        Command::DifferentialComponents {
+            edges,
+            output,
+            workers,
+        } => differential::components(&edges, workers, baselines::Out::Dir(output)),
+        Command::GenCdc {
+            customers,
+            order_events,
+            out,
+            seed,
+        } => differential::gen_cdc(&out, customers, order_events, seed),
+        Command::GenEdges {
+            events,
+            nodes,
+            per_ms,
+            out,
+            seed,
+        } => differential::gen_edges(&out, events, nodes, per_ms, seed),
         Command::Measure { command } => runner::measure(&command),
         Command::GenText { words, out, seed } => gen_text(words, &out, seed),
         Command::Wordcount {

@@ -21,7 +21,8 @@ pub struct Options {
     pub events: Option<u64>,
     /// Bids of the input of W2 with and without checkpoints.
     pub checkpoint_bids: Option<u64>,
-    /// Run only these workloads (`W1`, `W2`, `checkpoints`, `nexmark`, `q0` … `q12`).
+    /// Run only these workloads (`W1`, `W2`, `checkpoints`, `nexmark`, `q0` … `q12`, `cdc`,
+    /// `components`).
     pub only: Vec<String>,
 }
 
@@ -317,9 +318,79 @@ pub fn all(options: &Options) {
             same_output: query != "q12",
         });
     }
+    if selected(only, "cdc") {
+        // cdc_revenue against the same job on differential: Debezium logs of customers and
+        // orders, joined and grouped by region.
+        let (customers, order_events) = if options.quick {
+            (2_000, 100_000)
+        } else {
+            (20_000, 1_000_000)
+        };
+        let dir = options.data.join(format!("cdc-{customers}-{order_events}"));
+        if !dir.join("orders.jsonl").exists() {
+            eprintln!("generating {} ...", dir.display());
+            crate::differential::gen_cdc(&dir, customers, order_events, 1);
+        }
+        let args = vec![
+            "--customers".to_string(),
+            dir.join("customers.jsonl").display().to_string(),
+            "--orders".to_string(),
+            dir.join("orders.jsonl").display().to_string(),
+        ];
+        workloads.push(Workload {
+            name: "cdc_revenue".into(),
+            events: order_events,
+            tidal: Job {
+                label: "tidal".into(),
+                program: example("cdc_revenue"),
+                args: args.clone(),
+                scratch: vec![],
+            },
+            reference: Some(Job {
+                label: "differential".into(),
+                program: me.clone(),
+                args: [vec!["differential-cdc".to_string()], args].concat(),
+                scratch: vec![],
+            }),
+            target: 1.15,
+            same_output: true,
+        });
+    }
+    if selected(only, "components") {
+        // graph_components against the same fixed point on differential.
+        let (events, nodes) = if options.quick {
+            (10_000, 4_000)
+        } else {
+            (60_000, 20_000)
+        };
+        let edges = options.data.join(format!("edges-{events}-{nodes}.csv"));
+        if !edges.exists() {
+            eprintln!("generating {} ...", edges.display());
+            crate::differential::gen_edges(&edges, events, nodes, 2_000, 1);
+        }
+        let args = vec!["--edges".to_string(), edges.display().to_string()];
+        workloads.push(Workload {
+            name: "graph_components".into(),
+            events,
+            tidal: Job {
+                label: "tidal".into(),
+                program: example("graph_components"),
+                args: args.clone(),
+                scratch: vec![],
+            },
+            reference: Some(Job {
+                label: "differential".into(),
+                program: me.clone(),
+                args: [vec!["differential-components".to_string()], args].concat(),
+                scratch: vec![],
+            }),
+            target: 1.15,
+            same_output: true,
+        });
+    }
     assert!(
         !workloads.is_empty(),
-        "--only {}: no such workload (W1, W2, checkpoints, nexmark, q0 ... q12)",
+        "--only {}: no such workload (W1, W2, checkpoints, nexmark, q0 ... q12, cdc, components)",
         only.join(",")
     );
 

@@ -7,8 +7,8 @@ use tidal_engine::storage::Location;
 use tidal_engine::timely::dataflow::operators::vec::Map;
 use tidal_engine::{DataStream, Time};
 
-use super::parts::part_file_sink;
 use super::SharedBuffer;
+use super::parts::part_file_sink;
 
 /// Sinks for changelogs (streams of [`Change`]s, as collections emit them).
 pub trait ChangelogSinks<'s, T: 'static> {

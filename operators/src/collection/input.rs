@@ -259,7 +259,7 @@ fn updates_root<'s, D: Row>(
     let out = updates.then("root", move |input, name| {
         let store = RootStore::<D> {
             counts: FastMap::default(),
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
             recent: Vec::new(),
             record: ctx.checkpointing(),
             snapshot_cut: Cell::new(Time::MIN),
@@ -290,32 +290,41 @@ fn updates_root<'s, D: Row>(
                     staged.hold(&cap);
                 }
                 staged.stage_into(act.frontier, |t, (row, diff), at| {
-                    store.pending.entry(t).or_default().push((row, diff, at))
+                    store.pending.push((t, row, diff, at))
                 });
                 let mut out = Vec::new();
                 let stopped = stopped_early(&act, &fail_ctx);
-                while let Some((&t, _)) = store.pending.first_key_value() {
-                    if stopped || act.frontier.less_equal(&t) {
-                        break;
-                    }
-                    let (t, updates) = store.pending.pop_first().expect("a first entry");
-                    // The changes of one time are simultaneous: a row may go below zero within
-                    // a time (a deletion read before its insertion), but not at its end.
-                    let mut below_zero = Vec::new();
-                    for (row, diff, at) in updates {
+                let ready = if stopped { Vec::new() } else { store.take_ready(act.frontier) };
+                // The changes of one time are simultaneous: a row may go below zero within a time
+                // (a deletion read before its insertion), but not at its end.
+                let mut below_zero: Vec<(Time, D)> = Vec::new();
+                let mut i = 0;
+                while i < ready.len() {
+                    let t = ready[i].0;
+                    while i < ready.len() && ready[i].0 == t {
+                        let (_, row, diff, at) = &ready[i];
                         if store.record {
-                            store.recent.push((row.clone(), diff, t, at));
+                            store.recent.push((row.clone(), *diff, t, *at));
                         }
-                        let count = store.counts.entry(row.clone()).or_insert(0);
-                        *count += diff;
-                        if *count == 0 {
-                            store.counts.remove(&row);
-                        } else if validate && *count < 0 {
-                            below_zero.push(row.clone());
+                        match store.counts.get_mut(row) {
+                            Some(count) => {
+                                *count += diff;
+                                if *count == 0 {
+                                    store.counts.remove(row);
+                                } else if validate && *count < 0 {
+                                    below_zero.push((t, row.clone()));
+                                }
+                            }
+                            None => {
+                                store.counts.insert(row.clone(), *diff);
+                                if validate && *diff < 0 {
+                                    below_zero.push((t, row.clone()));
+                                }
+                            }
                         }
-                        out.push(((row, diff), t));
+                        i += 1;
                     }
-                    for row in below_zero {
+                    for (t, row) in below_zero.drain(..) {
                         if let Some(&count) = store.counts.get(&row)
                             && count < 0
                         {
@@ -327,7 +336,8 @@ fn updates_root<'s, D: Row>(
                         }
                     }
                 }
-                staged.emit(&mut act, out, store.pending.keys().next().copied());
+                out.extend(ready.into_iter().map(|(t, row, diff, _)| ((row, diff), t)));
+                staged.emit(&mut act, out, store.earliest_pending());
                 if stopped && act.frontier.is_empty() {
                     staged.release();
                 }
@@ -456,13 +466,37 @@ impl<U: 'static> Staged<U> {
 /// are exactly those of the records that arrived below it.
 struct RootStore<D> {
     counts: FastMap<D, isize>,
-    pending: BTreeMap<Time, Vec<(D, isize, Time)>>,
+    /// Updates waiting for their time: time, row, diff, arrival time (in arrival order).
+    pending: Vec<(Time, D, isize, Time)>,
     /// Updates applied since the last complete checkpoint: row, diff, time, arrival time.
     recent: Vec<(D, isize, Time, Time)>,
     /// Whether to keep `recent` (the job checkpoints).
     record: bool,
     /// The cut of the latest snapshot (what `checkpoint_complete` may forget below).
     snapshot_cut: Cell<Time>,
+}
+
+impl<D: Row> RootStore<D> {
+    /// Removes and returns the waiting updates whose time the frontier has passed, in time order
+    /// (arrival order within a time).
+    fn take_ready(
+        &mut self,
+        frontier: &timely::progress::frontier::MutableAntichain<Time>,
+    ) -> Vec<(Time, D, isize, Time)> {
+        if self.pending.iter().all(|(t, ..)| frontier.less_equal(t)) {
+            return Vec::new();
+        }
+        let (mut ready, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(t, ..)| !frontier.less_equal(t));
+        self.pending = keep;
+        ready.sort_by_key(|(t, ..)| *t);
+        ready
+    }
+    /// The earliest time an update waits for.
+    fn earliest_pending(&self) -> Option<Time> {
+        self.pending.iter().map(|(t, ..)| *t).min()
+    }
 }
 
 impl<D: Row> KeyedStore for RootStore<D> {
@@ -496,11 +530,9 @@ impl<D: Row> KeyedStore for RootStore<D> {
                 out.entry(row, &(None::<Time>, -diff))?;
             }
         }
-        for (t, updates) in &self.pending {
-            for (row, diff, at) in updates {
-                if *at < cut {
-                    out.entry(row, &(Some(*t), *diff))?;
-                }
+        for (t, row, diff, at) in &self.pending {
+            if *at < cut {
+                out.entry(row, &(Some(*t), *diff))?;
             }
         }
         Ok(())
@@ -509,11 +541,7 @@ impl<D: Row> KeyedStore for RootStore<D> {
         for (row, (time, diff)) in entries {
             match time {
                 None => *self.counts.entry(row).or_insert(0) += diff,
-                Some(t) => self
-                    .pending
-                    .entry(t)
-                    .or_default()
-                    .push((row, diff, Time::MIN)),
+                Some(t) => self.pending.push((t, row, diff, Time::MIN)),
             }
         }
         self.counts.retain(|_, c| *c != 0);
