@@ -155,6 +155,17 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Upserts on a fixed set of keys through an incremental collection (a count of keys per
+    /// value): peak memory should not grow with the number of upserts, as arrangements compact
+    /// up to the watermark.
+    LiveKeys {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+    },
     Measure {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
@@ -259,6 +270,11 @@ fn main() {
             out,
             seed,
         } => differential::gen_edges(&out, events, nodes, per_ms, seed),
+        Command::LiveKeys {
+            events,
+            keys,
+            workers,
+        } => live_keys(events, keys, workers),
         Command::Measure { command } => runner::measure(&command),
         Command::GenText { words, out, seed } => gen_text(words, &out, seed),
         Command::Wordcount {
@@ -402,4 +418,31 @@ fn timely_wordcount(input: &Path, workers: usize) -> Vec<(String, u64)> {
             (w.to_string(), n.parse().expect("count"))
         })
         .collect()
+}
+
+/// See [`Command::LiveKeys`]: upsert `i % keys` to a value derived from `i`, one per ms of event
+/// time; count keys per value; print the final table's size and the time taken.
+fn live_keys(events: u64, keys: u64, workers: usize) {
+    let started = Instant::now();
+    let out: Vec<(u64, i64)> = Job::local(workers)
+        .quiet()
+        .run(move |env| {
+            let upserts = Generator::new(move |i| (i % keys, Some((i * 7919) % 97))).count(events);
+            env.generate_with(
+                upserts,
+                WatermarkStrategy::monotonous().with_timestamps(|_| tidal::engine::now_millis()),
+            )
+            .upsert_by_key()
+            .map(|(_, v)| (v, ()))
+            .count_by_key()
+            .final_table()
+            .collect()
+        })
+        .expect("the live-keys job");
+    let total: i64 = out.iter().map(|(_, n)| n).sum();
+    println!(
+        "{events} upserts on {keys} keys: {} values, {total} keys at the end, {:.2} s",
+        out.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
