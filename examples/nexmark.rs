@@ -15,6 +15,13 @@
 //! | `q11` | bids per user session (10 s inactivity gap) | `bidder,session_start,session_end,bids` |
 //! | `q12` | bids per bidder per 10 s processing-time window | `bidder,window_end,bids` |
 //!
+//! With `--updating`, q4 and q6 run instead as updating queries on incremental collections, as
+//! Flink SQL runs them: the winning price of every auction (the highest qualifying bid, over a join
+//! of all bids with the auctions) is kept up to date as bids arrive, and so are the per-category and
+//! per-seller results, written as a changelog `op,category|seller,closed_auctions,average` (`op`
+//! one of `+I -U +U -D`) whose fold at the end of input is the final value of every key the running
+//! q4 and q6 end with. (The collections keep every bid: memory grows with the input.)
+//!
 //! q4 and q6 close each auction when the watermark passes its `expires`: the winning bid is the
 //! highest at or above the reserve among the auction's bids in `[date_time, expires)`; auctions
 //! without one are not counted. Their running results are a changelog: a line per changed key at
@@ -68,6 +75,9 @@ struct Args {
     /// Write part files into this directory (or s3://BUCKET/PREFIX) instead of counting.
     #[arg(long, value_name = "DIR")]
     output: Option<Location>,
+    /// q4 and q6 as updating queries on incremental collections (a changelog of their results).
+    #[arg(long)]
+    updating: bool,
 }
 
 fn main() -> ExitCode {
@@ -82,13 +92,18 @@ fn run(args: Args) -> tidal::Result<()> {
             QUERIES.join(", ")
         )));
     }
+    if args.updating && query != "q4" && query != "q6" {
+        return Err(tidal::Error::config(format!(
+            "--updating: only q4 and q6 have an updating form, not {query}"
+        )));
+    }
     if args.event_rate == 0 {
         return Err(tidal::Error::config(
             "--event-rate 0: give at least 1 event per second of event time",
         ));
     }
     let job = Job::new(&args.tidal)?;
-    let (events, rate, output) = (args.events, args.rate, args.output);
+    let (events, rate, output, updating) = (args.events, args.rate, args.output, args.updating);
     let config = NexmarkConfig {
         events_per_second: args.event_rate,
         ..NexmarkConfig::default()
@@ -107,7 +122,11 @@ fn run(args: Args) -> tidal::Result<()> {
                 WatermarkStrategy::monotonous().with_timestamps(|e: &Event| e.date_time()),
             )
             .name("nexmark events");
-        let lines = query_lines(&query, events).name(&query);
+        let lines = if updating {
+            updating_lines(&query, events).name(&query)
+        } else {
+            query_lines(&query, events).name(&query)
+        };
         match &output {
             Some(dir) => lines.write_text(dir.clone()),
             None => {
@@ -140,6 +159,57 @@ fn bids<'s>(events: &DataStream<'s, Event>) -> DataStream<'s, BidRow> {
         Event::Bid(b) => Some((b.auction, b.bidder, b.price, b.date_time)),
         _ => None,
     })
+}
+
+/// q4 and q6 as updating queries: a changelog of their results (see the module docs).
+fn updating_lines<'s>(query: &str, events: DataStream<'s, Event>) -> DataStream<'s, String> {
+    // (auction, (category, seller, date_time, expires, reserve))
+    let auctions = events
+        .clone()
+        .flat_map(|e| match e {
+            Event::Auction(a) => Some((
+                a.id,
+                (a.category, a.seller, a.date_time, a.expires, a.reserve),
+            )),
+            _ => None,
+        })
+        .into_collection();
+    // (auction, (price, date_time))
+    let bids = events
+        .flat_map(|e| match e {
+            Event::Bid(b) => Some((b.auction, (b.price, b.date_time))),
+            _ => None,
+        })
+        .into_collection();
+    // ((auction, category, seller, expires), winning price): the highest qualifying bid.
+    let winning = bids
+        .join(auctions)
+        .filter(|(_, ((price, at), (_, _, start, expires, reserve)))| {
+            (*start..*expires).contains(at) && price >= reserve
+        })
+        .map(|(id, ((price, _), (category, seller, _, expires, _)))| {
+            ((id, category, seller, expires), price)
+        })
+        .max_by_key();
+    let results = if query == "q4" {
+        winning
+            .map(|((_, category, _, _), price)| (category, price))
+            .totals_by_key(|price| *price as i64)
+            .map(|(category, t)| (category, (t.count as u64, (t.sum / t.count) as u64)))
+    } else {
+        // Per seller: the number of auctions won and the average of the last 10 by expiry.
+        winning
+            .map(|((id, _, seller, expires), price)| (seller, (expires, id, price)))
+            .reduce(|_, closed, out| {
+                let n: isize = closed.iter().map(|(_, count)| count).sum();
+                let last: Vec<u64> = closed.iter().rev().take(10).map(|(c, _)| c.2).collect();
+                let average = last.iter().sum::<u64>() / last.len() as u64;
+                out.push(((n as u64, average), 1));
+            })
+    };
+    results
+        .changelog_by_key()
+        .map(|c| format!("{},{},{},{}", c.kind, c.row.0, c.row.1.0, c.row.1.1))
 }
 
 /// The query's output lines.

@@ -46,7 +46,13 @@ fn events() -> Events {
 
 /// Runs the example's `query` on one shape and returns its output lines, sorted.
 fn run_query(query: &str, workers: &str) -> Vec<String> {
-    let out = fixture_dir(&format!("nexmark_{query}")).join(workers.replace(' ', "-"));
+    run_query_with(query, workers, &[])
+}
+
+/// Like [`run_query`], with more flags for the example.
+fn run_query_with(query: &str, workers: &str, flags: &[&str]) -> Vec<String> {
+    let out =
+        fixture_dir(&format!("nexmark_{query}{}", flags.join(""))).join(workers.replace(' ', "-"));
     let mut command = if workers == "2 processes" {
         let mut c = launch_once(2);
         c.arg(example("nexmark"));
@@ -59,6 +65,7 @@ fn run_query(query: &str, workers: &str) -> Vec<String> {
     let run = command
         .args(["--query", query, "--events", &EVENTS.to_string()])
         .args(["--event-rate", &EVENT_RATE.to_string()])
+        .args(flags)
         .arg("--output")
         .arg(&out)
         .output()
@@ -253,6 +260,23 @@ fn q4_and_q6_running_averages_of_winning_bids_end_at_the_model() {
                 "{query} on {workers}: final lines {:?}…, expected {:?}…",
                 got.values().take(5).collect::<Vec<_>>(),
                 expected.values().take(5).collect::<Vec<_>>()
+            );
+            // The updating form on collections: its changelog folds to the same final lines.
+            let changes = run_query_with(query, workers, &["--updating"]);
+            let mut folded: BTreeMap<String, i64> = BTreeMap::new();
+            for line in &changes {
+                let (op, row) = line.split_once(',').unwrap();
+                let diff = if op.starts_with('+') { 1 } else { -1 };
+                *folded.entry(row.to_string()).or_insert(0) += diff;
+            }
+            folded.retain(|_, n| *n != 0);
+            let expected_rows: BTreeMap<String, i64> =
+                expected.values().map(|l| (l.clone(), 1)).collect();
+            assert!(
+                folded == expected_rows,
+                "{query} --updating on {workers}: the changelog folds to {:?}…, expected {:?}…",
+                folded.iter().take(5).collect::<Vec<_>>(),
+                expected_rows.iter().take(5).collect::<Vec<_>>()
             );
         }
     }

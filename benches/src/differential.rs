@@ -68,7 +68,7 @@ pub fn cdc(customers: &Path, orders: &Path, workers: usize, out: Out) {
     let (customers, orders) = (customers.to_path_buf(), orders.to_path_buf());
     timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
-        let mut probe = Handle::new();
+        let probe = Handle::new();
         let table = std::rc::Rc::new(std::cell::RefCell::new(BTreeMap::new()));
         let sink = std::rc::Rc::clone(&table);
         let (mut c_in, mut o_in) = worker.dataflow::<i64, _, _>(|scope| {
@@ -84,7 +84,7 @@ pub fn cdc(customers: &Path, orders: &Path, workers: usize, out: Out) {
                         .entry((region.clone(), *n, *sum))
                         .or_insert(0) += *diff;
                 })
-                .probe_with(&mut probe);
+                .probe_with(&probe);
             (c_in, o_in)
         });
         let mut c_lines = LineRange::new(&customers, index, peers);
@@ -146,7 +146,7 @@ pub fn components(edges: &Path, workers: usize, out: Out) {
     let edges = edges.to_path_buf();
     timely::execute(timely::Config::process(workers), move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
-        let mut probe = Handle::new();
+        let probe = Handle::new();
         let table = std::rc::Rc::new(std::cell::RefCell::new(BTreeMap::new()));
         let sink = std::rc::Rc::clone(&table);
         let mut input = worker.dataflow::<i64, _, _>(|scope| {
@@ -166,7 +166,7 @@ pub fn components(edges: &Path, workers: usize, out: Out) {
                 .inspect(move |((node, label), _, diff)| {
                     *sink.borrow_mut().entry((*node, *label)).or_insert(0) += *diff;
                 })
-                .probe_with(&mut probe);
+                .probe_with(&probe);
             input
         });
         let mut lines = LineRange::new(&edges, index, peers);
