@@ -1,7 +1,8 @@
 //! The benchmark runner end to end, on small inputs: `tidal-bench all --quick` runs W1, W2 and
 //! Nexmark queries on Tidal (the example binaries) and on the hand-written timely baselines, and
-//! W2 with checkpoints against W2 without, 1 and 2 workers, and finds their outputs equal (it
-//! fails otherwise); the table has a row per job.
+//! W2 with checkpoints against W2 without, and the incremental jobs cdc_revenue and
+//! graph_components against the same jobs on differential, 1 and 2 workers, and finds their
+//! outputs equal (it fails otherwise); the table has a row per job.
 
 #[test]
 fn the_runner_compares_tidal_and_timely_and_their_outputs_agree() {
@@ -17,7 +18,7 @@ fn the_runner_compares_tidal_and_timely_and_their_outputs_agree() {
             "--events",
             "60000",
             "--only",
-            "W1,W2,checkpoints,q3,q5,q12",
+            "W1,W2,checkpoints,q3,q5,q12,cdc,components",
             "--data",
         ])
         .arg(&data)
@@ -28,7 +29,7 @@ fn the_runner_compares_tidal_and_timely_and_their_outputs_agree() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("outputs were compared in 10 configuration(s) and were equal"),
+        stdout.contains("outputs were compared in 14 configuration(s) and were equal"),
         "{stdout}"
     );
     let rows = |workload: &str, job: &str| {
@@ -42,6 +43,15 @@ fn the_runner_compares_tidal_and_timely_and_their_outputs_agree() {
     // q12 (processing-time windows) has no baseline: Tidal's rows alone.
     assert_eq!(rows("nexmark q12", "tidal"), 2, "{stdout}");
     assert_eq!(rows("nexmark q12", "timely"), 0, "{stdout}");
+    for workload in ["cdc_revenue", "graph_components"] {
+        for job in ["tidal", "differential"] {
+            assert_eq!(
+                rows(workload, job),
+                2,
+                "{workload} {job} on 1 and 2 workers:\n{stdout}"
+            );
+        }
+    }
     for workload in ["W1 wordcount", "W2 bid_windows", "nexmark q3", "nexmark q5"] {
         for job in ["tidal", "timely (hand)"] {
             assert_eq!(
