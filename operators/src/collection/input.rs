@@ -86,7 +86,7 @@ impl<'s, T: 'static> IntoCollection<'s, T> for DataStream<'s, T> {
 /// collection of rows they describe.
 pub trait ChangelogIntoCollection<'s, D: 'static> {
     /// The table the changes build: `+I`/`+U` insert their row, `-U`/`-D` delete theirs. A
-    /// deletion of a row that is not there fails the job (see the [module docs](self)).
+    /// deletion of a row that is not there fails the job (see [`collection`](crate::collection)).
     ///
     /// ```
     /// use tidal_operators::prelude::*;
