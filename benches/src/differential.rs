@@ -56,6 +56,20 @@ where
     }
 }
 
+/// Writes worker `index`'s rows of the final table (those with a positive count) as lines.
+fn write_table<R>(
+    out: &Out,
+    index: usize,
+    table: &BTreeMap<R, isize>,
+    line: impl Fn(&R) -> String,
+) {
+    let lines = table
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(row, _)| line(row));
+    out.writer(index).write_lines(lines);
+}
+
 /// Lines read per input between steps of the worker (the frontier moves once per chunk): the
 /// cadence of Tidal's sources, which move their watermark every 32 Ki records (or 200 ms), so
 /// that both jobs stream at the same granularity. (Fed as one batch, all times at once,
@@ -129,13 +143,9 @@ pub fn cdc(customers: &Path, orders: &Path, workers: usize, out: Out) {
         while !probe.done() {
             worker.step();
         }
-        let lines: Vec<String> = table
-            .borrow()
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|((region, n, sum), _)| format!("{region},{n},{sum}"))
-            .collect();
-        out.writer(index).write_lines(lines.into_iter());
+        write_table(&out, index, &table.borrow(), |(region, n, sum)| {
+            format!("{region},{n},{sum}")
+        });
     })
     .expect("the differential cdc job");
 }
@@ -194,13 +204,9 @@ pub fn components(edges: &Path, workers: usize, out: Out) {
         while !probe.done() {
             worker.step();
         }
-        let lines: Vec<String> = table
-            .borrow()
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|((node, label), _)| format!("{node},{label}"))
-            .collect();
-        out.writer(index).write_lines(lines.into_iter());
+        write_table(&out, index, &table.borrow(), |(node, label)| {
+            format!("{node},{label}")
+        });
     })
     .expect("the differential components job");
 }

@@ -16,7 +16,7 @@ use tidal_engine::change::{Change, RowKind};
 use tidal_engine::storage::Location;
 
 use super::Format;
-use super::decode::{CsvDecoder, Decoder, trim_line_break};
+use super::decode::{CsvDecoder, Decoder, json_value, trim_line_break};
 
 /// The changes of one Debezium event, at its time `ts_ms`: one (`c`, `r`: `+I`; `d`: `-D`) or
 /// two (`u`: `-U` of the row before, `+U` of the row after). Iterate over it for the changes.
@@ -69,17 +69,7 @@ fn none<T>() -> Option<T> {
 impl<T: DeserializeOwned> DebeziumEvent<T> {
     /// Decodes one line; the error names the field at fault.
     pub fn parse(line: &[u8]) -> Result<Self, String> {
-        let mut de = serde_json::Deserializer::from_slice(line);
-        let envelope: Envelope<T> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path.is_empty() {
-                format!("{inner}")
-            } else {
-                format!("field '{path}': {inner}")
-            }
-        })?;
-        de.end().map_err(|e| format!("{e}"))?;
+        let envelope: Envelope<T> = json_value(line)?;
         let envelope = match envelope.payload {
             Some(payload) => *payload,
             None => envelope,

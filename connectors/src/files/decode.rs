@@ -60,19 +60,24 @@ impl<T: DeserializeOwned + 'static> Decoder for JsonDecoder<T> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let mut de = serde_json::Deserializer::from_slice(line);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path.is_empty() {
-                format!("{inner}")
-            } else {
-                format!("field '{path}': {inner}")
-            }
-        })?;
-        de.end().map_err(|e| format!("{e}"))?;
-        Ok(Some(value))
+        json_value(line).map(Some)
     }
+}
+
+/// Decodes one JSON value (the whole of `line`); the error names the field at fault.
+pub(super) fn json_value<T: DeserializeOwned>(line: &[u8]) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            format!("{inner}")
+        } else {
+            format!("field '{path}': {inner}")
+        }
+    })?;
+    de.end().map_err(|e| format!("{e}"))?;
+    Ok(value)
 }
 
 /// CSV records, one per line, matched to `T` by header names or by position.

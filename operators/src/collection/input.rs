@@ -191,19 +191,12 @@ impl<'s, K: Row, V: Row> UpsertByKey<'s, K, V> for DataStream<'s, (K, Option<V>)
                     staged.take_input(&mut act);
                     let mut store = store.borrow_mut();
                     let store = &mut *store;
-                    if let Some(initial) = act.initial.take()
-                        && let Some(cut) = initial.restored_cut
-                    {
-                        // The restored table comes back at the instant before the cut.
-                        let mut cap = initial.output;
-                        cap.downgrade(&(cut - 1));
-                        let mut session = act.output.session(&cap);
-                        for (k, v) in &store.current {
-                            session.give((((k.clone(), v.clone()), 1), cut - 1));
-                        }
-                        drop(session);
-                        staged.hold(&cap);
-                    }
+                    staged.restore(&mut act, || {
+                        store
+                            .current
+                            .iter()
+                            .map(|(k, v)| ((k.clone(), v.clone()), 1))
+                    });
                     staged.stage_into(act.frontier, |t, (k, v), at| {
                         store.pending.entry(t).or_default().push((k, v, at))
                     });
@@ -277,18 +270,9 @@ fn updates_root<'s, D: Row>(
                 }
                 let mut store = store.borrow_mut();
                 let store = &mut *store;
-                if let Some(initial) = act.initial.take()
-                    && let Some(cut) = initial.restored_cut
-                {
-                    let mut cap = initial.output;
-                    cap.downgrade(&(cut - 1));
-                    let mut session = act.output.session(&cap);
-                    for (row, count) in &store.counts {
-                        session.give(((row.clone(), *count), cut - 1));
-                    }
-                    drop(session);
-                    staged.hold(&cap);
-                }
+                staged.restore(&mut act, || {
+                    store.counts.iter().map(|(row, count)| (row.clone(), *count))
+                });
                 staged.stage_into(act.frontier, |t, (row, diff), at| {
                     store.pending.push((t, row, diff, at))
                 });
@@ -408,10 +392,28 @@ impl<U: 'static> Staged<U> {
         self.cap = None;
         self.by_arrival.clear();
     }
-    /// Holds `cap` too (a restored root's, at the instant before the cut).
-    fn hold(&mut self, cap: &Capability<Time>) {
+    /// On a restored root's first activation: sends the restored rows (`rows()`) at the instant
+    /// before the cut, and holds a capability there for the updates restored as waiting.
+    fn restore<K, V, O, D, I>(
+        &mut self,
+        act: &mut Activation<'_, K, V, O, D>,
+        rows: impl FnOnce() -> I,
+    ) where
+        I: Iterator<Item = O>,
+    {
+        let Some(initial) = act.initial.take() else {
+            return;
+        };
+        let Some(cut) = initial.restored_cut else {
+            return;
+        };
+        let mut cap = initial.output;
+        cap.downgrade(&(cut - 1));
+        act.output
+            .session(&cap)
+            .give_iterator(rows().map(|row| (row, cut - 1)));
         if self.cap.as_ref().is_none_or(|c| c.time() > cap.time()) {
-            self.cap = Some(cap.clone());
+            self.cap = Some(cap);
         }
     }
     /// Moves the records whose arrival time the frontier has passed into the state, by the time
