@@ -5,12 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Kills, example, fixture_dir, launch_once, run_with_kills, wait_with_limit};
+use common::{Kills, example, fixture_dir, launch_once, run_with_kills, stop_with_savepoint};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -236,51 +235,6 @@ fn cdc_changelog_is_exactly_once_across_kill_9() {
         eprintln!("{log}");
     }
     assert_same(&folded, &revenue_rows(&expected), "the changelog folded");
-}
-
-/// Starts `program` on 2 processes × 2 workers, stops it with a savepoint (SIGUSR2) after
-/// `after`, and returns the savepoint's path.
-fn stop_with_savepoint(program: &str, args: &[String], after: Duration) -> PathBuf {
-    let mut first = launch_once(2)
-        .arg(example(program))
-        .args(args)
-        .args(["-w", "2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = first.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
-    let mut log = String::new();
-    let pid0 = loop {
-        let line = lines.next().expect("the launcher starts process 0");
-        log.push_str(&line);
-        log.push('\n');
-        if let Some((_, rest)) = line.split_once("tidal: started process 0 (pid ") {
-            break rest.trim_end_matches(')').to_string();
-        }
-    };
-    std::thread::sleep(after);
-    assert!(
-        Command::new("kill")
-            .args(["-USR2", &pid0])
-            .status()
-            .unwrap()
-            .success()
-    );
-    for line in lines {
-        log.push_str(&line);
-        log.push('\n');
-    }
-    let status = wait_with_limit(&mut first, Duration::from_secs(60));
-    assert!(status.success(), "{log}");
-    assert!(log.contains("stopping the job after savepoint"), "{log}");
-    log.lines()
-        .find_map(|l| {
-            l.strip_prefix("tidal: savepoint ")
-                .and_then(|rest| rest.rsplit_once(": "))
-                .map(|(_, path)| PathBuf::from(path))
-        })
-        .unwrap_or_else(|| panic!("no savepoint was reported:\n{log}"))
 }
 
 /// Runs `program` restoring `savepoint` on `processes` processes (1: without the launcher).

@@ -7,13 +7,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
     Kills, add_windows, example, fixture_dir, launch_once, launcher, read_word_counts,
-    run_with_kills, wait_with_limit, write_bids, write_words,
+    run_with_kills, stop_with_savepoint, write_bids, write_words,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -103,49 +103,11 @@ fn stop_with_savepoint_then_restore_on_other_shapes() {
             savepoints.to_str().unwrap().into(),
         ]
     };
-    // 100 000 lines at 10 000 lines/s: about 10 s if it were not stopped.
-    let mut first = launch_once(2)
-        .arg(example("wordcount"))
-        .args(job_args(&dir.join("out-first")))
-        .args(["-w", "2", "--rate", "10000"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = first.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
-    let mut log = String::new();
-    let pid0 = loop {
-        let line = lines.next().expect("the launcher starts process 0");
-        log.push_str(&line);
-        log.push('\n');
-        if let Some((_, rest)) = line.split_once("tidal: started process 0 (pid ") {
-            break rest.trim_end_matches(')').to_string();
-        }
-    };
-    // Once the job has made progress (its first output would only come at the end), stop it.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        Command::new("kill")
-            .args(["-USR2", &pid0])
-            .status()
-            .unwrap()
-            .success()
-    );
-    for line in lines {
-        log.push_str(&line);
-        log.push('\n');
-    }
-    let status = wait_with_limit(&mut first, Duration::from_secs(60));
-    assert!(status.success(), "{log}");
-    let savepoint = log
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("tidal: savepoint ")
-                .and_then(|rest| rest.rsplit_once(": "))
-                .map(|(_, path)| PathBuf::from(path))
-        })
-        .unwrap_or_else(|| panic!("no savepoint was reported:\n{log}"));
-    assert!(log.contains("stopping the job after savepoint"), "{log}");
+    // 100 000 lines at 10 000 lines/s: about 10 s if it were not stopped. Once the job has made
+    // progress (its first output would only come at the end), stop it.
+    let mut first_args = job_args(&dir.join("out-first"));
+    first_args.extend(["--rate".to_string(), "10000".to_string()]);
+    let savepoint = stop_with_savepoint("wordcount", &first_args, Duration::from_millis(1500));
     // It was taken mid-run: the stopped job's output is not the whole count.
     assert_ne!(read_word_counts(&dir.join("out-first")), expected);
 

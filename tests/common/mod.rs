@@ -464,3 +464,48 @@ pub fn launch_once(processes: usize) -> Command {
     command.args(["--restart-strategy", "none", "--"]);
     command
 }
+
+/// Starts `program` on 2 processes × 2 workers, stops it with a savepoint (SIGUSR2) after
+/// `after`, and returns the savepoint's path.
+pub fn stop_with_savepoint(program: &str, args: &[String], after: Duration) -> PathBuf {
+    let mut first = launch_once(2)
+        .arg(example(program))
+        .args(args)
+        .args(["-w", "2"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = first.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let mut log = String::new();
+    let pid0 = loop {
+        let line = lines.next().expect("the launcher starts process 0");
+        log.push_str(&line);
+        log.push('\n');
+        if let Some((_, rest)) = line.split_once("tidal: started process 0 (pid ") {
+            break rest.trim_end_matches(')').to_string();
+        }
+    };
+    std::thread::sleep(after);
+    assert!(
+        Command::new("kill")
+            .args(["-USR2", &pid0])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for line in lines {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let status = wait_with_limit(&mut first, Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("stopping the job after savepoint"), "{log}");
+    log.lines()
+        .find_map(|l| {
+            l.strip_prefix("tidal: savepoint ")
+                .and_then(|rest| rest.rsplit_once(": "))
+                .map(|(_, path)| PathBuf::from(path))
+        })
+        .unwrap_or_else(|| panic!("no savepoint was reported:\n{log}"))
+}
