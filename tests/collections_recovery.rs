@@ -258,40 +258,67 @@ fn restore(program: &str, args: &[String], savepoint: &Path, processes: usize) {
     );
 }
 
-#[test]
-fn cdc_changelog_stopped_with_a_savepoint_continues_on_other_shapes() {
-    let dir = fixture_dir("cdc_savepoint");
-    let expected = write_cdc(&dir, 200, 16_000, 8);
+/// A changelog folded: each row with its net count.
+type Folded = BTreeMap<String, i64>;
+
+/// Runs `program` with `inputs` and `--changelog` on 2 processes × 2 workers at 4 000 records/s,
+/// stops it with a savepoint after 1.5 s, then restores the savepoint on each of `shapes`
+/// (processes) into a copy of the stopped job's output directory (the restored job removes what
+/// the stopped one wrote after the cut and writes it again). Returns the stopped job's folded
+/// changelog and, per shape, the folded changelog of the whole output.
+fn stop_then_restore(
+    dir: &Path,
+    program: &str,
+    inputs: &[String],
+    shapes: &[usize],
+) -> (Folded, Vec<(usize, Folded)>) {
     let savepoints = dir.join("savepoints");
     let args = |out: &Path| -> Vec<String> {
-        [
-            "--customers",
-            dir.join("customers.jsonl").to_str().unwrap(),
-            "--orders",
-            dir.join("orders.jsonl").to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--changelog",
-            "--savepoint-dir",
-            savepoints.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut args = inputs.to_vec();
+        args.extend(
+            [
+                "--output",
+                out.to_str().unwrap(),
+                "--changelog",
+                "--savepoint-dir",
+                savepoints.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        args
     };
     let first = dir.join("out-first");
     let mut first_args = args(&first);
     first_args.extend(["--rate".to_string(), "4000".to_string()]);
-    // 16 000 order events at 4 000/s: about 4 s if it were not stopped.
-    let savepoint = stop_with_savepoint("cdc_revenue", &first_args, Duration::from_millis(1500));
+    let savepoint = stop_with_savepoint(program, &first_args, Duration::from_millis(1500));
     let before = fold(&part_lines(std::slice::from_ref(&first)));
+    let restored = shapes
+        .iter()
+        .map(|&processes| {
+            let out = dir.join(format!("out-{processes}"));
+            copy_dir(&first, &out);
+            restore(program, &args(&out), &savepoint, processes);
+            (processes, fold(&part_lines(&[out])))
+        })
+        .collect();
+    (before, restored)
+}
+
+#[test]
+fn cdc_changelog_stopped_with_a_savepoint_continues_on_other_shapes() {
+    let dir = fixture_dir("cdc_savepoint");
+    let expected = write_cdc(&dir, 200, 16_000, 8);
+    let inputs = [
+        "--customers",
+        dir.join("customers.jsonl").to_str().unwrap(),
+        "--orders",
+        dir.join("orders.jsonl").to_str().unwrap(),
+    ]
+    .map(String::from);
+    // 16 000 order events at 4 000/s: about 4 s if it were not stopped.
+    let (before, restored) = stop_then_restore(&dir, "cdc_revenue", &inputs, &[1, 3]);
     assert_ne!(before, revenue_rows(&expected), "stopped mid-run");
-    for processes in [1, 3] {
-        // The restored job writes into the same directory (a copy per shape here): it removes
-        // what the stopped job wrote after the savepoint's cut and writes it again.
-        let out = dir.join(format!("out-{processes}"));
-        copy_dir(&first, &out);
-        restore("cdc_revenue", &args(&out), &savepoint, processes);
-        let folded = fold(&part_lines(&[out]));
+    for (processes, folded) in restored {
         assert_same(
             &folded,
             &revenue_rows(&expected),
@@ -347,32 +374,12 @@ fn graph_components_stopped_with_a_savepoint_continue_on_one_worker() {
     let dir = fixture_dir("graph_savepoint");
     let edges = dir.join("edges.csv");
     let expected = write_edges(&edges, 12_000, 3_000, 4);
-    let savepoints = dir.join("savepoints");
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "--edges",
-            edges.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--changelog",
-            "--savepoint-dir",
-            savepoints.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    let first = dir.join("out-first");
-    let mut first_args = args(&first);
-    first_args.extend(["--rate".to_string(), "4000".to_string()]);
-    let savepoint =
-        stop_with_savepoint("graph_components", &first_args, Duration::from_millis(1500));
-    let out = dir.join("out-one");
-    copy_dir(&first, &out);
-    restore("graph_components", &args(&out), &savepoint, 1);
-    let folded = fold(&part_lines(&[out]));
+    let inputs = ["--edges", edges.to_str().unwrap()].map(String::from);
+    let (_, restored) = stop_then_restore(&dir, "graph_components", &inputs, &[1]);
+    let folded = &restored[0].1;
     let expected: BTreeMap<String, i64> = expected
         .iter()
         .map(|(n, c)| (format!("{n},{c}"), 1))
         .collect();
-    assert_same(&folded, &expected, "components restored on 1 worker");
+    assert_same(folded, &expected, "components restored on 1 worker");
 }
