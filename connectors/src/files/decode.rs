@@ -65,7 +65,13 @@ impl<T: DeserializeOwned + 'static> Decoder for JsonDecoder<T> {
 }
 
 /// Decodes one JSON value (the whole of `line`); the error names the field at fault.
+///
+/// Lines are decoded without tracking where the decoder stands (tracking allocates a string
+/// for every key it passes); only a line that fails is decoded again, tracked, to name the field.
 pub(super) fn json_value<T: DeserializeOwned>(line: &[u8]) -> Result<T, String> {
+    if let Ok(value) = serde_json::from_slice(line) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(line);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
