@@ -7,14 +7,23 @@ use tidal_engine::storage::Location;
 use super::object::{self, ReadSeek};
 
 /// The lines of one file that start inside `[start, end)`, with their line numbers.
+///
+/// Lines come out with their index in the split; [`SplitLines::line_number`] turns an index
+/// into the line's number in the file. That number needs the line breaks before the split
+/// counted (a read of the file up to it), so it is worked out only when asked — for a record
+/// that fails to decode — and not at every split's start.
 pub(crate) struct SplitLines {
     reader: BufReader<Box<dyn ReadSeek>>,
     path: Location,
+    /// Offset of the split's first owned line.
+    first: u64,
+    /// Number in the file of the split's first owned line, once worked out.
+    first_number: Option<u64>,
     /// Offset of the next line's first byte.
     pos: u64,
     end: u64,
-    /// Number of the next line (1-based).
-    next_number: u64,
+    /// Index in the split of the next line (0-based).
+    next_index: u64,
     /// Bytes of the reader's buffer that the line last lent out takes (consumed at the next call).
     lent: usize,
     /// A line that did not lie whole in the reader's buffer, copied.
@@ -24,8 +33,8 @@ pub(crate) struct SplitLines {
 impl SplitLines {
     pub(crate) fn open(path: &Location, start: u64, end: u64) -> io::Result<SplitLines> {
         let mut file = object::open(path)?;
-        let (pos, next_number) = if start == 0 {
-            (0, 1)
+        let (pos, first_number) = if start == 0 {
+            (0, Some(1))
         } else {
             // The first owned line starts after the first line break at or after `start - 1`.
             file.seek(SeekFrom::Start(start - 1))?;
@@ -34,22 +43,24 @@ impl SplitLines {
             let n = reader.read_until(b'\n', &mut skipped)? as u64;
             let pos = start - 1 + n;
             drop(reader);
-            (pos, 1 + count_newlines(&mut *file, pos)?)
+            (pos, None)
         };
         file.seek(SeekFrom::Start(pos))?;
         Ok(SplitLines {
             reader: BufReader::with_capacity(1 << 16, file),
             path: path.clone(),
+            first: pos,
+            first_number,
             pos,
             end,
-            next_number,
+            next_index: 0,
             lent: 0,
             spill: Vec::new(),
         })
     }
 
-    /// The next owned line (with its line break, if any) and its number, lent where it lies in
-    /// the read buffer when it lies there whole (most lines: no copy).
+    /// The next owned line (with its line break, if any) and its index in the split, lent where
+    /// it lies in the read buffer when it lies there whole (most lines: no copy).
     pub(crate) fn next_line_ref(&mut self) -> io::Result<Option<(u64, &[u8])>> {
         self.reader.consume(std::mem::take(&mut self.lent));
         if self.pos >= self.end {
@@ -59,8 +70,8 @@ impl SplitLines {
         if buffered.is_empty() {
             return Ok(None);
         }
-        let number = self.next_number;
-        self.next_number += 1;
+        let number = self.next_index;
+        self.next_index += 1;
         match memchr::memchr(b'\n', buffered) {
             Some(at) => {
                 self.lent = at + 1;
@@ -77,11 +88,12 @@ impl SplitLines {
         }
     }
 
-    /// Appends the next owned line (with its line break, if any) to `buf`; returns its number.
+    /// Appends the next owned line (with its line break, if any) to `buf`; returns its index in
+    /// the split.
     pub(crate) fn next_line(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
-        Ok(self.next_line_ref()?.map(|(number, line)| {
+        Ok(self.next_line_ref()?.map(|(index, line)| {
             buf.extend_from_slice(line);
-            number
+            index
         }))
     }
 
@@ -92,6 +104,21 @@ impl SplitLines {
 
     pub(crate) fn path(&self) -> &Location {
         &self.path
+    }
+
+    /// The number in the file (1-based) of the line with this index in the split. The first
+    /// call on a split that does not start the file reads the file up to the split.
+    pub(crate) fn line_number(&mut self, index: u64) -> io::Result<u64> {
+        let first = match self.first_number {
+            Some(first) => first,
+            None => {
+                let mut file = object::open(&self.path)?;
+                let first = 1 + count_newlines(&mut *file, self.first)?;
+                self.first_number = Some(first);
+                first
+            }
+        };
+        Ok(first + index)
     }
 }
 
@@ -150,12 +177,15 @@ mod tests {
             let mut first_number = None;
             loop {
                 let before = lines.remaining().0;
-                let Some((number, line)) = lines.next_line_ref().unwrap() else {
+                let Some((index, line)) = lines.next_line_ref().unwrap() else {
                     break;
                 };
                 let line = line.to_vec();
                 assert_eq!(lines.remaining().0, before + line.len() as u64);
-                first_number.get_or_insert(number);
+                assert_eq!(index, got.len() as u64);
+                if first_number.is_none() {
+                    first_number = Some(lines.line_number(index).unwrap());
+                }
                 got.push(line);
             }
             // The lines starting in [start, end), numbered from the file's first line.

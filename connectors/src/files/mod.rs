@@ -453,7 +453,7 @@ impl<D: Decoder> FileReader<D> {
             }
             let (id, lines) = self.current.as_mut().expect("opened above");
             match lines.next_line_ref() {
-                Ok(Some((number, line))) => match self.decoder.decode(line) {
+                Ok(Some((index, line))) => match self.decoder.decode(line) {
                     Ok(Some(item)) => {
                         out.push(item);
                         produced += 1;
@@ -462,6 +462,13 @@ impl<D: Decoder> FileReader<D> {
                     Err(error) => {
                         let line = line.to_vec();
                         let file = lines.path().to_string();
+                        let number = match lines.line_number(index) {
+                            Ok(number) => number,
+                            Err(e) => {
+                                let e = Error::input(format!("cannot read '{file}': {e}"));
+                                return Ok(Poll::Failed(e));
+                            }
+                        };
                         if let Err(e) = self.dead.reject(&file, number, &error, &line) {
                             return Ok(Poll::Failed(e));
                         }
@@ -665,7 +672,8 @@ mod tests {
                 let end = (start + piece).min(size);
                 let mut lines = SplitLines::open(&Location::from(&path), start, end).unwrap();
                 let mut buf = Vec::new();
-                while let Some(n) = lines.next_line(&mut buf).unwrap() {
+                while let Some(index) = lines.next_line(&mut buf).unwrap() {
+                    let n = lines.line_number(index).unwrap();
                     let text = String::from_utf8(buf.clone()).unwrap();
                     got.push((n, text.trim_end_matches('\n').to_string()));
                     buf.clear();
