@@ -118,8 +118,9 @@ fn run(args: Args) -> tidal::Result<()> {
             .map(|c| Change::new(c.kind, (c.row.customer_id, (c.row.id, c.row.amount_cents))))
             .changelog_into_collection();
         let per_region = orders
-            .join(customers)
-            .map(|(_customer, ((_order, amount), region))| (region, amount))
+            .join_map(customers, |_customer, (_order, amount), region| {
+                (region.clone(), *amount)
+            })
             .totals_by_key(|amount| *amount);
         let lines = if changelog {
             per_region

@@ -39,11 +39,31 @@ impl<'s, K: Row, V: Row, T: CollectionTime> Arranged<'s, K, V, T> {
     /// assert_eq!(out.len(), 2);
     /// ```
     pub fn join<W: Row>(&self, other: &Arranged<'s, K, W, T>) -> Collection<'s, (K, (V, W)), T> {
+        self.join_map(other, |k, v, w| (k.clone(), (v.clone(), w.clone())))
+    }
+    /// Inner join with another arrangement, each matching pair made into a row by `logic`
+    /// (in the join itself: no copy of the pair is made only to be mapped).
+    ///
+    /// ```
+    /// use tidal_operators::prelude::*;
+    /// use tidal_connectors::prelude::*;
+    /// let out: Vec<String> = tidal_engine::Job::local(2).run(|env| {
+    ///     let a = env.from_iter(vec![(1u8, 'a')]).into_collection().arrange_by_key();
+    ///     let b = env.from_iter(vec![(1u8, 'x'), (2, 'y')]).into_collection().arrange_by_key();
+    ///     a.join_map(&b, |k, v, w| format!("{k}{v}{w}")).final_table().collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec!["1ax".to_string()]);
+    /// ```
+    pub fn join_map<W: Row, R: Row>(
+        &self,
+        other: &Arranged<'s, K, W, T>,
+        logic: impl Fn(&K, &V, &W) -> R + 'static,
+    ) -> Collection<'s, R, T> {
         let inner = self
             .inner
             .clone()
-            .join_core(other.inner.clone(), |k: &K, v: &V, w: &W| {
-                Some((k.clone(), (v.clone(), w.clone())))
+            .join_core(other.inner.clone(), move |k: &K, v: &V, w: &W| {
+                Some(logic(k, v, w))
             });
         self.source.wrap(inner)
     }
@@ -97,6 +117,27 @@ impl<'s, K: Row, V: Row, T: CollectionTime> Collection<'s, (K, V), T> {
     /// ```
     pub fn join<W: Row>(self, other: Collection<'s, (K, W), T>) -> Collection<'s, (K, (V, W)), T> {
         self.arrange_by_key().join(&other.arrange_by_key())
+    }
+    /// Inner join, each matching pair made into a row by `logic` — the same as
+    /// [`join`](Self::join) followed by [`map`](Collection::map), without the intermediate rows.
+    ///
+    /// ```
+    /// use tidal_operators::prelude::*;
+    /// use tidal_connectors::prelude::*;
+    /// let out: Vec<(char, u32)> = tidal_engine::Job::local(2).run(|env| {
+    ///     let names = env.from_iter(vec![(1u8, 'a'), (2, 'b')]).into_collection();
+    ///     let amounts = env.from_iter(vec![(1u8, 10u32), (1, 5), (3, 30)]).into_collection();
+    ///     names.join_map(amounts, |_id, name, amount| (*name, *amount)).final_table().collect()
+    /// }).unwrap();
+    /// let mut out = out; out.sort();
+    /// assert_eq!(out, vec![('a', 5), ('a', 10)]);
+    /// ```
+    pub fn join_map<W: Row, R: Row>(
+        self,
+        other: Collection<'s, (K, W), T>,
+        logic: impl Fn(&K, &V, &W) -> R + 'static,
+    ) -> Collection<'s, R, T> {
+        self.arrange_by_key().join_map(&other.arrange_by_key(), logic)
     }
     /// Left outer join: the inner join's rows, and `(key, (v, None))` for each row whose key has
     /// no match on the right. When a first match arrives, the `None` row is retracted.
