@@ -873,3 +873,105 @@ fn incremental_checkpoints_write_what_changed_and_restore_on_every_shape() {
         },
     );
 }
+
+/// Two independent pipelines in one job: a long stream, and a small table whose timestamps run
+/// far ahead of the stream's, read to its end long before the stream. A checkpoint taken after
+/// the table has ended, at a cut the table's timestamps had passed while it was still being read,
+/// restored on every shape: each pipeline's final counts equal a count of its whole input (the
+/// table's records are neither lost nor counted twice, although the operator counting them is
+/// fed by no source still running).
+#[test]
+fn a_source_that_ended_ahead_of_the_cut_is_restored_exactly_once() {
+    use tidal::engine::WatermarkStrategy;
+    let test = "a_source_that_ended_ahead_of_the_cut_is_restored_exactly_once";
+    const STREAM: u64 = 30_000;
+    const TABLE: u64 = 1_000;
+    /// (pipeline, key, count): pipeline 0 counts the stream, 1 the table, per key i % 7.
+    fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u8, u64, u64)> {
+        // The stream: 10 000 records/s in the first run, timestamps 1 ms apart (3 s of input).
+        let by_ms = WatermarkStrategy::monotonous().with_timestamps(|i: &u64| *i as i64);
+        let stream = env
+            .generate_with(events(|i| i, STREAM, rate), by_ms)
+            .name("stream")
+            .key_by(|i| i % 7)
+            .count()
+            .final_values()
+            .map(|(k, n)| (0u8, k, n));
+        // The table: 2 000 records/s in the first run (half a second), 100 ms apart.
+        let by_100ms = WatermarkStrategy::monotonous().with_timestamps(|i: &u64| *i as i64 * 100);
+        let table = env
+            .generate_with(events(|i| i, TABLE, rate.map(|r| r / 5.0)), by_100ms)
+            .name("table")
+            .key_by(|i| i % 7)
+            .count()
+            .final_values()
+            .map(|(k, n)| (1u8, k, n));
+        stream.union(table).collect()
+    }
+    let mut model = Vec::new();
+    for (pipeline, n) in [(0u8, STREAM), (1, TABLE)] {
+        for k in 0..7 {
+            model.push((pipeline, k, (0..n).filter(|i| i % 7 == k).count() as u64));
+        }
+    }
+    let dir = fixture_dir(test);
+    let first = dir.join("first");
+    let first_table = dir.join("first-table.txt");
+    if !is_child() {
+        let (listener, completed) = checkpoint_channel();
+        let job_a = Job::local(2)
+            .with_tick(Duration::from_millis(2))
+            .quiet()
+            // The first checkpoint starts 1 s in: the table has ended by then, unfenced.
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_secs(1)))
+            .on_checkpoint(listener);
+        let stop = job_a.stop_handle();
+        let runner = std::thread::spawn(move || job_a.run(move |env| job(env, Some(10_000.0))));
+        // The first checkpoint, a third of the way through the stream.
+        wait_for_checkpoint(&completed, "a checkpoint mid-way through the stream", |c| {
+            (c.cut > 5_000 && c.cut < STREAM as i64).then_some(())
+        });
+        stop.stop();
+        // The table's pipeline finished in the first run, before the cut: its counts are
+        // results of that run (a sink commits them with the checkpoint).
+        let table: String = runner
+            .join()
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.0 == 1)
+            .map(|(p, k, n)| format!("{p} {k} {n}\n"))
+            .collect();
+        std::fs::write(&first_table, table).unwrap();
+    }
+    let checkpoint = latest_valid(&first).expect("a checkpoint");
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let restore = checkpoint.path.clone();
+        let own = dir.join(format!("restored-{i}"));
+        let out = run_with(
+            test,
+            shape,
+            move |job| {
+                job.with_checkpoints(
+                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
+                )
+            },
+            move |env| job(env, None),
+        );
+        if is_child() {
+            continue;
+        }
+        // Every count exactly once across the two runs: the stream's from the restored run,
+        // the table's from whichever run finished its pipeline.
+        let mut all: Vec<(u8, u64, u64)> = std::fs::read_to_string(&first_table)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<u64> = l.split(' ').map(|x| x.parse().unwrap()).collect();
+                (f[0] as u8, f[1], f[2])
+            })
+            .collect();
+        all.extend(out);
+        assert_eq!(sorted(all), model, "{shape:?}");
+    }
+}

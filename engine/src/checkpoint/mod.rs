@@ -48,6 +48,15 @@
 //! and each source resumes from the positions of all former instances, redistributed; restored
 //! sources start at `T`.
 //!
+//! One more condition keeps step 3 true for an operator fed only by sources that have ended: no
+//! source may have passed a cut before it was chosen. The cut follows the sources behind; a
+//! source ahead of them that sent records at or above a later cut and then ended would be
+//! restored at its position there and send them again, to an operator that had already applied
+//! them. So while a job checkpoints, every event-time source instance keeps its capability at or
+//! below the least own watermark of the other event-time sources' active instances, published
+//! cluster-wide on the watermark board (an instance not yet heard of holds, an idle or ended one
+//! does not; a source held back goes on reading). Ingestion-time sources are not held.
+//!
 //! Instances of one source far apart in event time (file splits read side by side) do not slow
 //! checkpoints: the cut follows the one behind. Two *different* sources far apart do: the cut
 //! waits for the one behind to reach the other. A source whose watermark stands still (no

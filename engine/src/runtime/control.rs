@@ -85,6 +85,26 @@ impl WatermarkBoard {
         }
     }
 
+    /// The least own watermark of the active instances of `sources` (`workers` instances each),
+    /// or `Time::MIN` while an instance has not been heard of yet; `None` when every instance
+    /// is idle or has ended.
+    pub(crate) fn least_of(&self, sources: &[String], workers: usize) -> Option<Time> {
+        let mut least: Option<Time> = None;
+        for source in sources {
+            let instances = self.sources.get(source);
+            for worker in 0..workers {
+                match instances.and_then(|i| i.get(&worker)) {
+                    None => return Some(Time::MIN),
+                    Some((_, Some((watermark, false)))) => {
+                        least = Some(least.map_or(*watermark, |l| l.min(*watermark)));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        least
+    }
+
     /// What `worker`'s idle instance of `source` may follow: the least watermark of the other
     /// active instances, or, when all of them are idle, the least of their own watermarks.
     pub(crate) fn follow(&self, source: &str, worker: usize) -> Option<Time> {
@@ -124,5 +144,26 @@ mod tests {
         board.set("s", 2, 3, None);
         assert_eq!(board.follow("s", 0), None);
         assert_eq!(board.follow("other", 0), None);
+    }
+
+    #[test]
+    fn aligned_sources_are_held_by_the_least_active_watermark_of_the_others() {
+        let mut board = WatermarkBoard::default();
+        let others = ["a".to_string(), "b".to_string()];
+        board.set("a", 0, 1, Some((100, false)));
+        board.set("a", 1, 1, Some((40, false)));
+        // An instance not heard of yet holds everything.
+        assert_eq!(board.least_of(&others, 2), Some(Time::MIN));
+        board.set("b", 0, 1, Some((70, false)));
+        board.set("b", 1, 1, Some((10, true)));
+        // Idle instances do not hold; the least active one does.
+        assert_eq!(board.least_of(&others, 2), Some(40));
+        board.set("a", 1, 2, None);
+        assert_eq!(board.least_of(&others, 2), Some(70));
+        board.set("a", 0, 2, None);
+        board.set("b", 0, 2, None);
+        // All ended or idle: nothing holds.
+        assert_eq!(board.least_of(&others, 2), None);
+        assert_eq!(board.least_of(&[], 2), None);
     }
 }

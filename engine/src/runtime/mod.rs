@@ -332,6 +332,7 @@ where
         outbox: RefCell::new(Vec::new()),
         sequence: Cell::new(0),
         sent_watermarks: RefCell::new(std::collections::HashMap::new()),
+        aligned_sources: RefCell::new(Vec::new()),
         checkpoints: WorkerCheckpoints::new(
             plan.checkpoints.clone(),
             plan.restored.clone(),

@@ -121,6 +121,9 @@ pub struct WorkerContext {
     pub(super) sequence: Cell<u64>,
     /// Per source: the watermark last sent on the control plane, and when.
     pub(super) sent_watermarks: RefCell<std::collections::HashMap<String, SentWatermark>>,
+    /// The board keys of this worker's event-time source instances that keep in step while
+    /// the job checkpoints (the same on every worker: every worker builds the same dataflow).
+    pub(super) aligned_sources: RefCell<Vec<String>>,
     /// This worker's side of checkpointing (fences, cuts, sources, restored state).
     pub(crate) checkpoints: WorkerCheckpoints,
 }
@@ -240,6 +243,35 @@ impl WorkerContext {
             }
         }
         follow
+    }
+    /// Registers an event-time source instance that keeps in step with the others while the job
+    /// checkpoints; returns the key it publishes its watermark under.
+    pub(crate) fn register_aligned_source(&self) -> String {
+        let mut aligned = self.aligned_sources.borrow_mut();
+        // A key no source name can take (names are the user's; this counts instances).
+        let key = format!("\u{1}aligned#{}", aligned.len());
+        aligned.push(key.clone());
+        key
+    }
+    /// The least own watermark of the active instances of every aligned source but `key`, on
+    /// every worker (`Time::MIN` until all have been heard of; `None` when none is active).
+    pub(crate) fn least_aligned_watermark(&self, key: &str) -> Option<Time> {
+        let others: Vec<String> = self
+            .aligned_sources
+            .borrow()
+            .iter()
+            .filter(|k| *k != key)
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let board = self
+            .job
+            .watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        board.least_of(&others, self.peers)
     }
     /// Counts `n` late records that operator `operator` dropped.
     pub fn report_late_dropped(&self, operator: &str, n: u64) {

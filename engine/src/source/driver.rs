@@ -84,6 +84,9 @@ pub(crate) struct SourceDriver<R: SourceReader> {
     /// Whether the reader ended because it had read everything (not stopped).
     exhausted: bool,
     started_logging: bool,
+    /// With checkpoints, an event-time source's key on the watermark board: its capability never
+    /// passes the least watermark of the other event-time sources (see [`advance`](Self::advance)).
+    aligned: Option<String>,
 }
 
 impl<R: SourceReader> SourceDriver<R> {
@@ -96,10 +99,14 @@ impl<R: SourceReader> SourceDriver<R> {
         capability: Capability<Time>,
         activator: Activator,
     ) -> Self {
+        let clock = strategy.instance();
+        let aligned = (ctx.checkpointing() && matches!(clock, SourceClock::Event { .. }))
+            .then(|| ctx.register_aligned_source());
         SourceDriver {
             name,
             reader,
-            clock: strategy.instance(),
+            clock,
+            aligned,
             idleness: strategy.idleness(),
             slot,
             capability: Some(capability),
@@ -192,6 +199,9 @@ impl<R: SourceReader> SourceDriver<R> {
             self.slot.borrow_mut().cap = None;
             if self.idleness.is_some() {
                 self.ctx.publish_watermark(&self.name, None);
+            }
+            if let Some(key) = &self.aligned {
+                self.ctx.publish_watermark(key, None);
             }
             return;
         }
@@ -338,14 +348,29 @@ impl<R: SourceReader> SourceDriver<R> {
                 self.last_advance = now;
                 self.since_advance = 0;
                 let (own, idle) = splits.watermark(self.idleness);
-                if self.idleness.is_none() {
-                    Some(own.saturating_add(1))
+                let next = if self.idleness.is_none() {
+                    own.saturating_add(1)
                 } else {
                     // Idle: follow the other instances of this source.
                     let others = self.ctx.publish_watermark(&self.name, Some((own, idle)));
                     let follow = if idle { others } else { None };
-                    Some(follow.map_or(own, |o| o.max(own)).saturating_add(1))
-                }
+                    follow.map_or(own, |o| o.max(own)).saturating_add(1)
+                };
+                Some(match &self.aligned {
+                    Some(key) => {
+                        // In step with the other event-time sources: a checkpoint's cut follows
+                        // the sources behind, and a source ahead of it could otherwise have sent
+                        // records at or above the cut and then ended, leaving operators fed by it
+                        // alone past the cut (they would apply those records again after a
+                        // restore, when the source reads them again).
+                        self.ctx.publish_watermark(key, Some((own, idle)));
+                        match self.ctx.least_aligned_watermark(key) {
+                            Some(least) => next.min(least.saturating_add(1)),
+                            None => next,
+                        }
+                    }
+                    None => next,
+                })
             }
             SourceClock::Event { .. } => None,
         };
