@@ -85,6 +85,13 @@ impl WatermarkBoard {
         }
     }
 
+    /// Whether every one of `workers` workers has posted under `key`.
+    pub(crate) fn heard_from_all(&self, key: &str, workers: usize) -> bool {
+        self.sources
+            .get(key)
+            .is_some_and(|posted| (0..workers).all(|w| posted.contains_key(&w)))
+    }
+
     /// The least own watermark of the active instances of `sources` (`workers` instances each),
     /// or `Time::MIN` while an instance has not been heard of yet; `None` when every instance
     /// is idle or has ended.
@@ -165,5 +172,15 @@ mod tests {
         // All ended or idle: nothing holds.
         assert_eq!(board.least_of(&others, 2), None);
         assert_eq!(board.least_of(&[], 2), None);
+    }
+
+    #[test]
+    fn a_key_is_heard_from_all_once_every_worker_posted_it() {
+        let mut board = WatermarkBoard::default();
+        assert!(!board.heard_from_all("k", 2));
+        board.set("k", 1, 1, Some((0, false)));
+        assert!(!board.heard_from_all("k", 2));
+        board.set("k", 0, 1, Some((0, false)));
+        assert!(board.heard_from_all("k", 2));
     }
 }

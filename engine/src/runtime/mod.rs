@@ -333,6 +333,7 @@ where
         sequence: Cell::new(0),
         sent_watermarks: RefCell::new(std::collections::HashMap::new()),
         aligned_sources: RefCell::new(Vec::new()),
+        stop_announced: Cell::new(false),
         checkpoints: WorkerCheckpoints::new(
             plan.checkpoints.clone(),
             plan.restored.clone(),
@@ -400,6 +401,7 @@ where
             continue;
         };
         step_checkpoints(ctx);
+        ctx.announce_stop();
         send_control(ctx, input);
         // The job's dataflow has finished here: nothing more to say.
         if !worker.installed_dataflows().contains(&main) {

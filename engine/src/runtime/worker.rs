@@ -26,6 +26,9 @@ type SentWatermark = (Option<(Time, bool)>, Instant);
 
 /// How often a moving watermark is sent to other processes at most.
 const CONTROL_INTERVAL: Duration = Duration::from_millis(5);
+/// The watermark board's key under which each worker says it knows the job is stopping (no
+/// source name can take it).
+const STOP_SEEN: &str = "\u{1}stop seen";
 
 /// State shared by the workers of one job in this process.
 pub(crate) struct JobShared {
@@ -124,6 +127,8 @@ pub struct WorkerContext {
     /// The board keys of this worker's event-time source instances that keep in step while
     /// the job checkpoints (the same on every worker: every worker builds the same dataflow).
     pub(super) aligned_sources: RefCell<Vec<String>>,
+    /// Whether this worker has told the others that it knows the job is stopping.
+    pub(super) stop_announced: Cell<bool>,
     /// This worker's side of checkpointing (fences, cuts, sources, restored state).
     pub(crate) checkpoints: WorkerCheckpoints,
 }
@@ -243,6 +248,29 @@ impl WorkerContext {
             }
         }
         follow
+    }
+    /// Tells every worker, once, that this one knows the job is stopping (called after each step).
+    pub(super) fn announce_stop(&self) {
+        if !self.stop_announced.get() && self.stop_requested() {
+            self.stop_announced.set(true);
+            // A stop one process was given (a signal to it alone) is the whole job's.
+            if self.processes > 1 {
+                self.outbox.borrow_mut().push(Control::Stop);
+            }
+            self.publish_watermark(STOP_SEEN, Some((0, false)));
+        }
+    }
+    /// Whether every worker of the job knows that it is stopping. A source stopped before its
+    /// end keeps its capability until then: dropping it earlier would let the frontier pass
+    /// times whose input was not all read on a worker that does not yet know of the stop, where
+    /// collection roots would release those times as complete.
+    pub(crate) fn stop_seen_everywhere(&self) -> bool {
+        let board = self
+            .job
+            .watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        board.heard_from_all(STOP_SEEN, self.peers)
     }
     /// Registers an event-time source instance that keeps in step with the others while the job
     /// checkpoints; returns the key it publishes its watermark under.

@@ -194,6 +194,14 @@ impl<R: SourceReader> SourceDriver<R> {
     /// it has snapshotted the cut, so it stays at the fence until the checkpoint is over.
     fn wind_down(&mut self) {
         let fence = self.ctx.checkpoints.fence();
+        if fence == Time::MAX && !self.exhausted && !self.ctx.failed()
+            && !self.ctx.stop_seen_everywhere()
+        {
+            // Stopped before its end: keep the capability until every worker knows of the stop
+            // (see `WorkerContext::stop_seen_everywhere`).
+            self.activator.activate_after(Duration::from_millis(1));
+            return;
+        }
         if fence == Time::MAX || self.ctx.failed() {
             self.capability = None;
             self.slot.borrow_mut().cap = None;
