@@ -194,7 +194,9 @@ impl<R: SourceReader> SourceDriver<R> {
     /// it has snapshotted the cut, so it stays at the fence until the checkpoint is over.
     fn wind_down(&mut self) {
         let fence = self.ctx.checkpoints.fence();
-        if fence == Time::MAX && !self.exhausted && !self.ctx.failed()
+        if fence == Time::MAX
+            && !self.exhausted
+            && !self.ctx.failed()
             && !self.ctx.stop_seen_everywhere()
         {
             // Stopped before its end: keep the capability until every worker knows of the stop

@@ -137,7 +137,8 @@ impl<'s, K: Row, V: Row, T: CollectionTime> Collection<'s, (K, V), T> {
         other: Collection<'s, (K, W), T>,
         logic: impl Fn(&K, &V, &W) -> R + 'static,
     ) -> Collection<'s, R, T> {
-        self.arrange_by_key().join_map(&other.arrange_by_key(), logic)
+        self.arrange_by_key()
+            .join_map(&other.arrange_by_key(), logic)
     }
     /// Left outer join: the inner join's rows, and `(key, (v, None))` for each row whose key has
     /// no match on the right. When a first match arrives, the `None` row is retracted.
