@@ -488,6 +488,58 @@ fn windows_restore_from_a_checkpoint_on_every_shape() {
     check_restore(test, 5_000, model, |end, cut| end <= cut, job);
 }
 
+/// Runs `job` (throttled at `rate` records per second) on 2 threads with checkpoints into `dir`
+/// every `interval` until a checkpoint whose cut `wanted` accepts is complete, then stops it;
+/// returns what the job collected.
+fn run_until_checkpoint<T, F>(
+    dir: &Path,
+    interval: Duration,
+    rate: f64,
+    wanted: impl Fn(i64) -> bool,
+    job: F,
+) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut Env<'_>, Option<f64>) -> Collected<T> + Send + Sync + 'static,
+{
+    let (listener, completed) = checkpoint_channel();
+    let first = Job::local(2)
+        .with_tick(Duration::from_millis(2))
+        .quiet()
+        .with_checkpoints(CheckpointConfig::new(dir).interval(interval))
+        .on_checkpoint(listener);
+    let stop = first.stop_handle();
+    let runner = std::thread::spawn(move || first.run(move |env| job(env, Some(rate))));
+    wait_for_checkpoint(&completed, "a checkpoint at the wanted cut", |c| {
+        wanted(c.cut).then_some(())
+    });
+    stop.stop();
+    runner.join().unwrap().unwrap()
+}
+
+/// Runs `job` unthrottled on `shape`, restored from `checkpoint`, checkpointing into `own`.
+fn run_restored<T, F>(
+    test: &str,
+    shape: common::Shape,
+    checkpoint: &Location,
+    own: PathBuf,
+    job: F,
+) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut Env<'_>, Option<f64>) -> Collected<T> + Send + Sync + 'static,
+{
+    let restore = checkpoint.clone();
+    run_with(
+        test,
+        shape,
+        move |j| {
+            j.with_checkpoints(CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())))
+        },
+        move |env| job(env, None),
+    )
+}
+
 /// Runs `job` with checkpoints on 2 threads until a checkpoint with cut past `min_cut` exists,
 /// stops it, and restores that checkpoint on every shape. Results carry in their second field the
 /// time they fired for (a window's end, a timer's time); `before_cut(time, cut)` says whether the
@@ -510,19 +562,13 @@ fn check_restore<F>(
     let first = dir.join("first");
     let fired_first = dir.join("fired-first.txt");
     if !is_child() {
-        let (listener, completed) = checkpoint_channel();
-        let job_a = Job::local(2)
-            .with_tick(Duration::from_millis(2))
-            .quiet()
-            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(20)))
-            .on_checkpoint(listener);
-        let stop = job_a.stop_handle();
-        let runner = std::thread::spawn(move || job_a.run(move |env| job(env, Some(10_000.0))));
-        wait_for_checkpoint(&completed, "a mid-run checkpoint past the cut", |c| {
-            (c.cut > min_cut).then_some(())
-        });
-        stop.stop();
-        let fired = runner.join().unwrap().unwrap();
+        let fired = run_until_checkpoint(
+            &first,
+            Duration::from_millis(20),
+            10_000.0,
+            |cut| cut > min_cut,
+            job,
+        );
         let text: String = fired
             .iter()
             .map(|r| format!("{} {} {} {}\n", r.0, r.1, r.2, r.3))
@@ -532,18 +578,8 @@ fn check_restore<F>(
     let checkpoint = latest_valid(&first).expect("a checkpoint");
     let cut = checkpoint.cut;
     for (i, shape) in SHAPES.into_iter().enumerate() {
-        let restore = checkpoint.path.clone();
         let own = dir.join(format!("restored-{i}"));
-        let out = run_with(
-            test,
-            shape,
-            move |job| {
-                job.with_checkpoints(
-                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
-                )
-            },
-            move |env| job(env, None),
-        );
+        let out = run_restored(test, shape, &checkpoint.path, own, job);
         if is_child() {
             continue;
         }
@@ -918,26 +954,18 @@ fn a_source_that_ended_ahead_of_the_cut_is_restored_exactly_once() {
     let first = dir.join("first");
     let first_table = dir.join("first-table.txt");
     if !is_child() {
-        let (listener, completed) = checkpoint_channel();
-        let job_a = Job::local(2)
-            .with_tick(Duration::from_millis(2))
-            .quiet()
-            // The first checkpoint starts 1 s in: the table has ended by then, unfenced.
-            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_secs(1)))
-            .on_checkpoint(listener);
-        let stop = job_a.stop_handle();
-        let runner = std::thread::spawn(move || job_a.run(move |env| job(env, Some(10_000.0))));
-        // The first checkpoint, a third of the way through the stream.
-        wait_for_checkpoint(&completed, "a checkpoint mid-way through the stream", |c| {
-            (c.cut > 5_000 && c.cut < STREAM as i64).then_some(())
-        });
-        stop.stop();
+        // The first checkpoint starts 1 s in, a third of the way through the stream: the table
+        // has ended by then, unfenced.
+        let fired = run_until_checkpoint(
+            &first,
+            Duration::from_secs(1),
+            10_000.0,
+            |cut| cut > 5_000 && cut < STREAM as i64,
+            job,
+        );
         // The table's pipeline finished in the first run, before the cut: its counts are
         // results of that run (a sink commits them with the checkpoint).
-        let table: String = runner
-            .join()
-            .unwrap()
-            .unwrap()
+        let table: String = fired
             .into_iter()
             .filter(|r| r.0 == 1)
             .map(|(p, k, n)| format!("{p} {k} {n}\n"))
@@ -946,18 +974,8 @@ fn a_source_that_ended_ahead_of_the_cut_is_restored_exactly_once() {
     }
     let checkpoint = latest_valid(&first).expect("a checkpoint");
     for (i, shape) in SHAPES.into_iter().enumerate() {
-        let restore = checkpoint.path.clone();
         let own = dir.join(format!("restored-{i}"));
-        let out = run_with(
-            test,
-            shape,
-            move |job| {
-                job.with_checkpoints(
-                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
-                )
-            },
-            move |env| job(env, None),
-        );
+        let out = run_restored(test, shape, &checkpoint.path, own, job);
         if is_child() {
             continue;
         }
