@@ -95,7 +95,11 @@ impl WatermarkBoard {
     /// The least own watermark of the active instances of `sources` (`workers` instances each),
     /// or `Time::MIN` while an instance has not been heard of yet; `None` when every instance
     /// is idle or has ended.
-    pub(crate) fn least_of(&self, sources: &[String], workers: usize) -> Option<Time> {
+    pub(crate) fn least_of<'a>(
+        &self,
+        sources: impl IntoIterator<Item = &'a String>,
+        workers: usize,
+    ) -> Option<Time> {
         let mut least: Option<Time> = None;
         for source in sources {
             let instances = self.sources.get(source);
@@ -171,7 +175,7 @@ mod tests {
         board.set("b", 0, 2, None);
         // All ended or idle: nothing holds.
         assert_eq!(board.least_of(&others, 2), None);
-        assert_eq!(board.least_of(&[], 2), None);
+        assert_eq!(board.least_of(&[] as &[String], 2), None);
     }
 
     #[test]

@@ -284,14 +284,9 @@ impl WorkerContext {
     /// The least own watermark of the active instances of every aligned source but `key`, on
     /// every worker (`Time::MIN` until all have been heard of; `None` when none is active).
     pub(crate) fn least_aligned_watermark(&self, key: &str) -> Option<Time> {
-        let others: Vec<String> = self
-            .aligned_sources
-            .borrow()
-            .iter()
-            .filter(|k| *k != key)
-            .cloned()
-            .collect();
-        if others.is_empty() {
+        let aligned = self.aligned_sources.borrow();
+        let others = aligned.iter().filter(|k| *k != key);
+        if others.clone().next().is_none() {
             return None;
         }
         let board = self
@@ -299,8 +294,9 @@ impl WorkerContext {
             .watermarks
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        board.least_of(&others, self.peers)
+        board.least_of(others, self.peers)
     }
+
     /// Counts `n` late records that operator `operator` dropped.
     pub fn report_late_dropped(&self, operator: &str, n: u64) {
         let mut report = self.job.report.lock().unwrap_or_else(|p| p.into_inner());
