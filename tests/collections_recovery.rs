@@ -198,6 +198,34 @@ fn revenue_rows(revenue: &Revenue) -> BTreeMap<String, i64> {
         .collect()
 }
 
+/// The sections of every part of every checkpoint left in `dir`: (full, delta, changes).
+fn section_kinds(dir: &Path) -> (usize, usize, usize) {
+    use tidal::engine::checkpoint::{Section, decode_part};
+    let mut kinds = (0, 0, 0);
+    for checkpoint in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+        for part in std::fs::read_dir(&checkpoint)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+        {
+            let name = part.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.starts_with("part-") {
+                continue;
+            }
+            let stored = decode_part(&std::fs::read(&part).unwrap(), &name).unwrap();
+            for (_, section) in &stored.states {
+                match section {
+                    Section::Full(_) => kinds.0 += 1,
+                    Section::Delta { .. } => kinds.1 += 1,
+                    Section::Changes { .. } => kinds.2 += 1,
+                }
+            }
+        }
+    }
+    kinds
+}
+
+/// With incremental checkpoints: the roots write only the rows changed since the last complete
+/// checkpoint, and restores rebuild them from the chains.
 #[test]
 fn cdc_changelog_is_exactly_once_across_kill_9() {
     let dir = fixture_dir("cdc_changelog_exactly_once");
@@ -215,6 +243,7 @@ fn cdc_changelog_is_exactly_once_across_kill_9() {
         "--changelog",
         "--rate",
         "6000",
+        "--incremental-checkpoints",
     ];
     fn nothing() {}
     let checkpoints = dir.join("checkpoints");
@@ -235,6 +264,11 @@ fn cdc_changelog_is_exactly_once_across_kill_9() {
         eprintln!("{log}");
     }
     assert_same(&folded, &revenue_rows(&expected), "the changelog folded");
+    let (full, _, changes) = section_kinds(&checkpoints);
+    assert!(
+        full > 0 && changes > 0,
+        "{full} full and {changes} changes sections in the checkpoints left"
+    );
 }
 
 /// Runs `program` restoring `savepoint` on `processes` processes (1: without the launcher).

@@ -78,7 +78,7 @@ use timely::progress::frontier::MutableAntichain;
 use timely::scheduling::Activator;
 
 pub use tidal_engine::state::{
-    Clear, EntryWriter, FastMap, KeyedState, KeyedStore, Owner, TimeBuffer, key_hash,
+    ChangeWriter, Clear, EntryWriter, FastMap, KeyedState, KeyedStore, Owner, TimeBuffer, key_hash,
 };
 pub use tidal_engine::{JobClock, Time, WorkerContext, timely};
 

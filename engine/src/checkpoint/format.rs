@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 use crate::storage::{self, Location};
 use crate::time::Time;
 
-/// Version of the checkpoint format this Tidal writes (it reads versions 1 and 2).
-pub const CHECKPOINT_VERSION: u32 = 2;
+/// Version of the checkpoint format this Tidal writes (it reads versions 1 to 3). Version 3 adds
+/// the changes section ([`Section::Changes`]); a part of version 2 decodes the same way.
+pub const CHECKPOINT_VERSION: u32 = 3;
 const PART_MAGIC: &[u8; 4] = b"TDCP";
 const MANIFEST_HEADER: &str = "tidal-checkpoint";
 
@@ -86,6 +87,8 @@ pub struct WrittenPart {
     pub crc: u32,
     /// Earlier checkpoints its deltas build on.
     pub needs: Vec<u64>,
+    /// Microseconds the worker took to snapshot its states and write the part.
+    pub took_us: u64,
 }
 
 pub(super) fn part_name(worker: usize, peers: usize) -> String {
@@ -119,9 +122,11 @@ pub fn decode_part(bytes: &[u8], origin: &str) -> Result<StoredPart> {
         1 => postcard::from_bytes(&body[8..])
             .map(StoredPart::full)
             .map_err(|e| corrupt(&e.to_string())),
-        CHECKPOINT_VERSION => postcard::from_bytes(&body[8..]).map_err(|e| corrupt(&e.to_string())),
+        2..=CHECKPOINT_VERSION => {
+            postcard::from_bytes(&body[8..]).map_err(|e| corrupt(&e.to_string()))
+        }
         _ => Err(Error::input(format!(
-            "checkpoint part {origin} has format version {version}; this Tidal reads versions 1 and {CHECKPOINT_VERSION}"
+            "checkpoint part {origin} has format version {version}; this Tidal reads versions 1 to {CHECKPOINT_VERSION}"
         ))),
     }
 }
@@ -182,12 +187,11 @@ impl Manifest {
         let mut lines = text.lines().enumerate();
         match lines.next() {
             Some((_, l))
-                if l == format!("{MANIFEST_HEADER} {CHECKPOINT_VERSION}")
-                    || l == format!("{MANIFEST_HEADER} 1") => {}
+                if (1..=CHECKPOINT_VERSION).any(|v| l == format!("{MANIFEST_HEADER} {v}")) => {}
             Some((_, l)) if l.starts_with(MANIFEST_HEADER) => {
                 return Err(bad(
                     1,
-                    &format!("format '{l}'; this Tidal reads version {CHECKPOINT_VERSION}"),
+                    &format!("format '{l}'; this Tidal reads versions 1 to {CHECKPOINT_VERSION}"),
                 ));
             }
             _ => return Err(bad(1, "not a Tidal checkpoint manifest")),

@@ -63,15 +63,16 @@
 //! records, no idleness timeout) holds checkpoints back as it holds windows back; a checkpoint not
 //! complete after `--checkpoint-timeout` is abandoned and the fences are lifted.
 //!
-//! ## Format (version 2)
+//! ## Format (version 3)
 //! `DIR/chk-NNNNNNNNN/part-WWWWW-of-PPPPP`, one per worker: magic `TDCP`, version (u32 LE), a
 //! postcard-encoded [`StoredPart`], CRC-32 (LE) of everything before it. Each state's section is
 //! either full — a keyed-state snapshot (own magic, version and checksum) — or, with incremental
-//! checkpoints, a delta on the same worker's part of an earlier checkpoint (see
-//! [`incremental`]). `DIR/chk-NNNNNNNNN/MANIFEST`, written last: text lines
-//! `tidal-checkpoint 2`, `id`, `cut`, `created_ms`, `workers`, `part NAME BYTES CRC32` per part
+//! checkpoints, a delta on the same worker's part of an earlier checkpoint, or the changes its
+//! store wrote since one (see [`incremental`]). `DIR/chk-NNNNNNNNN/MANIFEST`, written last: text
+//! lines `tidal-checkpoint 3`, `id`, `cut`, `created_ms`, `workers`, `part NAME BYTES CRC32` per part
 //! (the CRC-32 the part ends with),
-//! and `needs ID...` when deltas build on earlier checkpoints. Version 1 (no deltas) is still read.
+//! and `needs ID...` when deltas build on earlier checkpoints. Versions 1 (no deltas) and 2 (no
+//! changes sections) are still read.
 //!
 //! `DIR` is a local directory or an S3 prefix (see [`storage`](crate::storage::Location)); on disk each
 //! file is written to a temporary name, synced and renamed, on S3 each is one PUT.
@@ -372,7 +373,15 @@ mod tests {
     ) {
         let mut bytes = Vec::new();
         state.snapshot(&mut bytes).unwrap();
-        let (sections, needs) = tracker.sections(id, vec![("s".into(), bytes)]).unwrap();
+        let (sections, needs) = tracker
+            .sections(
+                id,
+                vec![(
+                    "s".into(),
+                    crate::checkpoint::incremental::Taken::Whole(bytes),
+                )],
+            )
+            .unwrap();
         let stored = StoredPart {
             checkpoint: id,
             cut: id as i64,

@@ -125,8 +125,7 @@ fn whole_parts(path: &Location, stored: Vec<StoredPart>) -> Result<Vec<Part>> {
             let mut keys: Vec<(u64, usize)> = Vec::new();
             let mut current = section;
             let mut here = part;
-            while let Section::Delta { base, base_crc, .. } = current {
-                let (base, base_crc) = (*base, *base_crc);
+            while let Some((base, base_crc)) = current.base() {
                 if keys.len() > crate::checkpoint::incremental::MAX_LINKS {
                     return Err(Error::input(format!(
                         "{origin}: state '{state}' has too long a chain of deltas"

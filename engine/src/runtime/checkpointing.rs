@@ -12,7 +12,11 @@ use std::time::Instant;
 
 use timely::dataflow::ProbeHandle;
 
-use crate::checkpoint::incremental::Tracker;
+use crate::checkpoint::incremental::{Taken, Tracker};
+
+/// Takes every state's snapshot as of a cut, given the checkpoint each state may build on.
+pub(crate) type Snapshotter<'a> =
+    dyn Fn(Time, &dyn Fn(&str) -> Option<u64>) -> Result<Vec<(String, Taken)>> + 'a;
 use crate::checkpoint::{
     self, CheckpointConfig, CheckpointListener, CompletedCheckpoint, Manifest, Part, Restored,
     SourcePosition, StoredPart, WrittenPart, write_manifest, write_part,
@@ -158,7 +162,7 @@ impl WorkerCheckpoints {
         peers: usize,
         stopping: bool,
         post: &mut dyn FnMut(Control),
-        snapshot: &dyn Fn(Time) -> Result<Vec<(String, Vec<u8>)>>,
+        snapshot: &Snapshotter<'_>,
         completed: &dyn Fn(u64) -> Result<()>,
         savepoint_request: &dyn Fn() -> Option<bool>,
         stop_job: &dyn Fn(),
@@ -243,18 +247,34 @@ impl WorkerCheckpoints {
             if ready {
                 let savepoint = self.savepoint.get();
                 let folder = config.folder(id, savepoint);
+                let incremental = config.incremental && !savepoint;
+                let writing = std::time::Instant::now();
                 let part = self
-                    .part(id, cut, worker, peers, &sources, snapshot)
+                    .part(id, cut, worker, peers, &sources)
                     .and_then(|part| {
+                        let taken = {
+                            let tracker = self.tracker.borrow();
+                            let base = |name: &str| incremental.then(|| tracker.base_for(name))?;
+                            snapshot(cut, &base)?
+                        };
                         let mut needs = Vec::new();
-                        let stored = if config.incremental && !savepoint {
-                            let mut part = part;
-                            let states = std::mem::take(&mut part.states);
+                        let stored = if incremental {
                             let (sections, needed) =
-                                self.tracker.borrow_mut().sections(id, states)?;
+                                self.tracker.borrow_mut().sections(id, taken)?;
                             needs = needed;
                             StoredPart::with_sections(part, sections)
                         } else {
+                            let mut part = part;
+                            for (name, taken) in taken {
+                                match taken {
+                                    Taken::Whole(bytes) => part.states.push((name, bytes)),
+                                    Taken::Changes { .. } => {
+                                        return Err(Error::internal(format!(
+                                            "state '{name}' wrote changes for a whole checkpoint"
+                                        )));
+                                    }
+                                }
+                            }
                             StoredPart::full(part)
                         };
                         let (name, bytes, crc) = write_part(&folder, &stored)?;
@@ -264,6 +284,7 @@ impl WorkerCheckpoints {
                             bytes,
                             crc,
                             needs,
+                            took_us: writing.elapsed().as_micros() as u64,
                         })
                     });
                 self.written.set(Some(id));
@@ -288,7 +309,6 @@ impl WorkerCheckpoints {
         worker: usize,
         peers: usize,
         sources: &[Rc<RefCell<SourceSlot>>],
-        snapshot: &dyn Fn(Time) -> Result<Vec<(String, Vec<u8>)>>,
     ) -> Result<Part> {
         let mut positions = Vec::with_capacity(sources.len());
         for s in sources {
@@ -305,7 +325,7 @@ impl WorkerCheckpoints {
             worker,
             peers,
             sources: positions,
-            states: snapshot(cut)?,
+            states: Vec::new(),
         })
     }
 }
@@ -492,9 +512,11 @@ impl Coordinator {
                     let mut written = Vec::with_capacity(peers);
                     let mut needs = std::collections::BTreeSet::new();
                     let mut error = None;
+                    let mut slowest_us = 0;
                     for (worker, part) in std::mem::take(parts) {
                         match part {
                             Ok(p) => {
+                                slowest_us = slowest_us.max(p.took_us);
                                 needs.extend(p.needs);
                                 written.push((p.name, p.bytes, p.crc));
                             }
@@ -520,10 +542,11 @@ impl Coordinator {
                     }
                     let bytes: u64 = manifest.parts.iter().map(|p| p.1).sum();
                     crate::say(format_args!(
-                        "tidal: {} {id} complete at cut {cut}: {} part(s), {bytes} bytes, {} ms: {}",
+                        "tidal: {} {id} complete at cut {cut}: {} part(s), {bytes} bytes, {} ms (parts taken and written in at most {:.1} ms): {}",
                         kind.word(),
                         manifest.parts.len(),
                         started.elapsed().as_millis(),
+                        slowest_us as f64 / 1000.0,
                         folder
                     ));
                     let completed = CompletedCheckpoint {

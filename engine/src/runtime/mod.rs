@@ -420,7 +420,7 @@ fn step_checkpoints(ctx: &WorkerContext) {
         ctx.peers,
         ctx.stop_requested(),
         &mut |m| ctx.outbox.borrow_mut().push(m),
-        &|cut| ctx.snapshot_states(cut),
+        &|cut, base| ctx.take_states(cut, base),
         &|id| ctx.checkpoint_complete(id),
         &|| shared.stop.take_savepoint(),
         &|| shared.stop.stop(),

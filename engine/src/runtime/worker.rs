@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use timely::dataflow::Scope;
 
 use crate::checkpoint::Restored;
+use crate::checkpoint::incremental::Taken;
 use crate::error::{Error, Result};
 use crate::operator::OperatorMeta;
 use crate::runtime::checkpointing::WorkerCheckpoints;
@@ -286,9 +287,7 @@ impl WorkerContext {
     pub(crate) fn least_aligned_watermark(&self, key: &str) -> Option<Time> {
         let aligned = self.aligned_sources.borrow();
         let others = aligned.iter().filter(|k| *k != key);
-        if others.clone().next().is_none() {
-            return None;
-        }
+        others.clone().next()?;
         let board = self
             .job
             .watermarks
@@ -377,6 +376,32 @@ impl WorkerContext {
             let name = entry.name();
             let bytes = entry.state.snapshot(&name, cut)?;
             parts.push((name, bytes));
+        }
+        Ok(parts)
+    }
+    /// Every registered state's snapshot as of cut `cut` for a checkpoint: what its store changed
+    /// since the checkpoint `base` names for it, when it names one and the store can tell, else
+    /// whole.
+    pub(super) fn take_states(
+        &self,
+        cut: Time,
+        base: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<Vec<(String, Taken)>> {
+        let mut parts = Vec::new();
+        for entry in self.states.borrow().iter() {
+            let name = entry.name();
+            let changes = match base(&name) {
+                Some(on) => entry
+                    .state
+                    .changes(&name, cut, on)?
+                    .map(|changes| Taken::Changes { base: on, changes }),
+                None => None,
+            };
+            let taken = match changes {
+                Some(taken) => taken,
+                None => Taken::Whole(entry.state.snapshot(&name, cut)?),
+            };
+            parts.push((name, taken));
         }
         Ok(parts)
     }

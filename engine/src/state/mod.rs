@@ -40,8 +40,11 @@ use crate::time::Time;
 
 /// Version of the snapshot encoding written by [`KeyedState::snapshot`]. Version 2 prefixes every
 /// entry with its length (a varint), so that entries can be told apart without knowing their
-/// types (what incremental checkpoints need); version 1 is still read.
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// types (what incremental checkpoints need); version 3 adds the length of the entry's key (a
+/// second varint), so that the entries of a key can be found without knowing its type (what the
+/// changes a store writes since an earlier checkpoint need, see [`KeyedStore::write_changes`]).
+/// Versions 1 and 2 are still read.
+pub const SNAPSHOT_VERSION: u32 = 3;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"TDKS";
 
 /// Per-key state of one operator on one worker.
@@ -181,8 +184,8 @@ fn read_part<K: DeserializeOwned, V: DeserializeOwned, R: Read>(
             return Err(corrupt("trailing bytes after the last entry"));
         }
     } else {
-        for entry in split_entries(rest, header.entries, origin)? {
-            entries.push(postcard::from_bytes(entry).map_err(|e| corrupt(&e.to_string()))?);
+        for entry in split_entries(rest, version, header.entries, origin)? {
+            entries.push(postcard::from_bytes(entry.bytes).map_err(|e| corrupt(&e.to_string()))?);
         }
     }
     Ok(entries)
@@ -200,9 +203,9 @@ fn open_snapshot<'a>(bytes: &'a [u8], origin: &str) -> Result<(u32, Header, &'a 
         return Err(corrupt("checksum mismatch (truncated or modified)"));
     }
     let version = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes"));
-    if version != SNAPSHOT_VERSION && version != 1 {
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
         return Err(Error::input(format!(
-            "snapshot {origin} has format version {version}; this Tidal reads versions 1 and {SNAPSHOT_VERSION}"
+            "snapshot {origin} has format version {version}; this Tidal reads versions 1 to {SNAPSHOT_VERSION}"
         )));
     }
     let (header, rest): (Header, &[u8]) =
@@ -210,18 +213,63 @@ fn open_snapshot<'a>(bytes: &'a [u8], origin: &str) -> Result<(u32, Header, &'a 
     Ok((version, header, rest))
 }
 
-/// Splits `count` length-prefixed entries (version 2).
-fn split_entries<'a>(mut rest: &'a [u8], count: u64, origin: &str) -> Result<Vec<&'a [u8]>> {
+/// One encoded entry of a snapshot: the postcard encoding of `(key, value)`, and how many of its
+/// first bytes encode the key (not known in snapshots of version 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawEntry<'a> {
+    /// The encoding of `(key, value)`.
+    pub bytes: &'a [u8],
+    /// Length of the key's encoding at the start of `bytes`.
+    pub key_len: Option<usize>,
+}
+
+impl<'a> RawEntry<'a> {
+    /// The encoding of the entry's key, when known.
+    ///
+    /// ```
+    /// use tidal_engine::state::{self, KeyedState};
+    /// let mut s: KeyedState<String, u32> = KeyedState::new("lengths");
+    /// s.insert("tide".into(), 4);
+    /// let mut bytes = Vec::new();
+    /// s.snapshot(&mut bytes).unwrap();
+    /// let (_, entries) = state::snapshot_entries(&bytes, "example").unwrap();
+    /// assert_eq!(entries[0].key(), Some(&postcard::to_allocvec("tide").unwrap()[..]));
+    /// ```
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.key_len.map(|n| &self.bytes[..n])
+    }
+}
+
+/// Splits `count` length-prefixed entries (versions 2 and 3).
+fn split_entries<'a>(
+    mut rest: &'a [u8],
+    version: u32,
+    count: u64,
+    origin: &str,
+) -> Result<Vec<RawEntry<'a>>> {
     let corrupt = |why: &str| Error::input(format!("snapshot {origin} is corrupt: {why}"));
     let mut entries = Vec::with_capacity(count.min(1 << 20) as usize);
     for _ in 0..count {
         let (len, tail): (u64, &[u8]) =
             postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
+        let (key_len, tail) = if version >= 3 {
+            let (key_len, tail): (u64, &[u8]) =
+                postcard::take_from_bytes(tail).map_err(|e| corrupt(&e.to_string()))?;
+            if key_len > len {
+                return Err(corrupt("an entry's key is longer than the entry"));
+            }
+            (Some(key_len as usize), tail)
+        } else {
+            (None, tail)
+        };
         if tail.len() < len as usize {
             return Err(corrupt("an entry runs past the end"));
         }
         let (entry, tail) = tail.split_at(len as usize);
-        entries.push(entry);
+        entries.push(RawEntry {
+            bytes: entry,
+            key_len,
+        });
         rest = tail;
     }
     if !rest.is_empty() {
@@ -230,8 +278,8 @@ fn split_entries<'a>(mut rest: &'a [u8], count: u64, origin: &str) -> Result<Vec
     Ok(entries)
 }
 
-/// The state name and the encoded entries of a snapshot (version 2), without decoding them: each
-/// entry is the postcard encoding of one `(key, value)`. What incremental checkpoints compare.
+/// The state name and the encoded entries of a snapshot (version 2 or 3), without decoding them:
+/// each entry is the postcard encoding of one `(key, value)`. What incremental checkpoints compare.
 ///
 /// ```
 /// use tidal_engine::state::{self, KeyedState};
@@ -247,37 +295,46 @@ fn split_entries<'a>(mut rest: &'a [u8], count: u64, origin: &str) -> Result<Vec
 /// let back: Vec<(u32, u32)> = state::read_sections("sums", &[&again[..]]).unwrap();
 /// assert_eq!(back.len(), 2);
 /// ```
-pub fn snapshot_entries<'a>(bytes: &'a [u8], origin: &str) -> Result<(String, Vec<&'a [u8]>)> {
+pub fn snapshot_entries<'a>(bytes: &'a [u8], origin: &str) -> Result<(String, Vec<RawEntry<'a>>)> {
     let (version, header, rest) = open_snapshot(bytes, origin)?;
     if version == 1 {
         return Err(Error::input(format!(
             "snapshot {origin} has format version 1, whose entries cannot be told apart"
         )));
     }
-    let entries = split_entries(rest, header.entries, origin)?;
+    let entries = split_entries(rest, version, header.entries, origin)?;
     Ok((header.name, entries))
 }
 
-/// A snapshot (version 2) of the state called `name` holding the encoded `entries` (as given by
-/// [`snapshot_entries`]).
-pub fn snapshot_from_entries<'a>(name: &str, entries: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(SNAPSHOT_MAGIC);
-    body.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    let header_at = body.len();
-    let mut count = 0u64;
+/// A snapshot of the state called `name` holding the encoded `entries` (as given by
+/// [`snapshot_entries`]): of version 3 when every entry's key length is known, else of version 2.
+pub fn snapshot_from_entries<'a>(
+    name: &str,
+    entries: impl Iterator<Item = RawEntry<'a>>,
+) -> Vec<u8> {
+    let entries: Vec<RawEntry<'a>> = entries.collect();
+    let version = if entries.iter().all(|e| e.key_len.is_some()) {
+        SNAPSHOT_VERSION
+    } else {
+        2
+    };
     let mut rest = Vec::new();
-    for entry in entries {
-        rest = postcard::to_extend(&(entry.len() as u64), rest).expect("a varint encodes");
-        rest.extend_from_slice(entry);
-        count += 1;
+    for entry in &entries {
+        rest = postcard::to_extend(&(entry.bytes.len() as u64), rest).expect("a varint encodes");
+        if version >= 3 {
+            let key_len = entry.key_len.expect("checked above") as u64;
+            rest = postcard::to_extend(&key_len, rest).expect("a varint encodes");
+        }
+        rest.extend_from_slice(entry.bytes);
     }
     let header = Header {
         name: name.to_string(),
-        entries: count,
+        entries: entries.len() as u64,
     };
+    let mut body = Vec::with_capacity(rest.len() + name.len() + 32);
+    body.extend_from_slice(SNAPSHOT_MAGIC);
+    body.extend_from_slice(&version.to_le_bytes());
     body = postcard::to_extend(&header, body).expect("a header encodes");
-    debug_assert!(body.len() > header_at);
     body.extend_from_slice(&rest);
     let crc = crc32fast::hash(&body);
     body.extend_from_slice(&crc.to_le_bytes());
@@ -364,6 +421,27 @@ pub trait KeyedStore: 'static {
     /// (its state is the state as of the cut). One fed by a pipeline from a single source
     /// instance (a sink) may be past it, and must give its state as of the cut itself.
     fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, Self::Key>) -> Result<()>;
+    /// Writes, as of cut `cut`, only what changed since the snapshot this store wrote for
+    /// checkpoint `base`: every entry of each key whose entries are not the same as then, and
+    /// each key that has no entries left ([`ChangeWriter::changed`]). Restoring puts these in
+    /// place of the base's entries of the same keys. Returns `false` when the store cannot tell
+    /// what changed since `base` (it is not the last checkpoint the store was told is complete,
+    /// say); the engine then takes a whole snapshot with [`write_entries`](Self::write_entries).
+    ///
+    /// An incremental checkpoint calls this instead of `write_entries` when the state's part of
+    /// checkpoint `base` is there to build on. Without it (the default) the engine compares the
+    /// whole snapshot with the base's entry by entry: the bytes written follow the changes, but
+    /// the snapshot still reads the whole state. A store that knows which keys it changed since
+    /// a checkpoint makes the whole cost of an incremental checkpoint follow the changes.
+    fn write_changes(
+        &self,
+        cut: Time,
+        base: u64,
+        out: &mut ChangeWriter<'_, Self::Key>,
+    ) -> Result<bool> {
+        let _ = (cut, base, out);
+        Ok(false)
+    }
     /// Loads restored entries: those this worker owns, or all of them when not
     /// [`ROUTED`](Self::ROUTED). Called once per restore, with every part's entries together.
     fn restore(&mut self, entries: Vec<(Self::Key, Self::Entry)>, owner: Owner) -> Result<()>;
@@ -412,17 +490,138 @@ impl<K: Serialize> EntryWriter<'_, K> {
     /// Writes one entry: the key and what the store keeps for it (which must encode as the
     /// store's [`Entry`](KeyedStore::Entry) type).
     pub fn entry<E: Serialize + ?Sized>(&mut self, key: &K, entry: &E) -> Result<()> {
+        self.entry_with_key(key, entry).map(|_| ())
+    }
+
+    /// Writes one entry and gives the range of `body` its key's encoding takes.
+    fn entry_with_key<E: Serialize + ?Sized>(
+        &mut self,
+        key: &K,
+        entry: &E,
+    ) -> Result<std::ops::Range<usize>> {
         let start = self.body.len();
-        self.body = postcard::to_extend(&(key, entry), std::mem::take(&mut self.body))
+        // The encoding of `(key, entry)` is the key's followed by the entry's.
+        self.body = postcard::to_extend(key, std::mem::take(&mut self.body))
             .map_err(|e| encode_error(self.name, e))?;
-        // Put the entry's length (a varint) in front of it.
-        let mut varint = [0u8; 10];
-        let prefix = postcard::to_slice(&((self.body.len() - start) as u64), &mut varint)
-            .expect("10 bytes hold a varint");
-        self.body.splice(start..start, prefix.iter().copied());
+        let key_len = self.body.len() - start;
+        self.body = postcard::to_extend(entry, std::mem::take(&mut self.body))
+            .map_err(|e| encode_error(self.name, e))?;
+        // Put the entry's length and its key's (varints) in front of it.
+        let mut varints = [0u8; 20];
+        let used = {
+            let first = postcard::to_slice(&((self.body.len() - start) as u64), &mut varints)
+                .expect("10 bytes hold a varint")
+                .len();
+            let (_, tail) = varints.split_at_mut(first);
+            first
+                + postcard::to_slice(&(key_len as u64), tail)
+                    .expect("10 bytes hold a varint")
+                    .len()
+        };
+        self.body
+            .splice(start..start, varints[..used].iter().copied());
         self.count += 1;
+        let key_start = start + used;
+        Ok(key_start..key_start + key_len)
+    }
+}
+
+/// Where a [`KeyedStore`] writes what changed since an earlier checkpoint
+/// ([`KeyedStore::write_changes`]).
+pub struct ChangeWriter<'a, K> {
+    entries: EntryWriter<'a, K>,
+    /// The encodings of the changed keys, each once.
+    keys: FastMap<Vec<u8>, ()>,
+}
+
+impl<K: Serialize> ChangeWriter<'_, K> {
+    /// Writes one entry of a changed key (the key counts as changed).
+    pub fn entry<E: Serialize + ?Sized>(&mut self, key: &K, entry: &E) -> Result<()> {
+        let range = self.entries.entry_with_key(key, entry)?;
+        let encoded = &self.entries.body[range];
+        if !self.keys.contains_key(encoded) {
+            self.keys.insert(encoded.to_vec(), ());
+        }
         Ok(())
     }
+    /// Marks `key` as changed: a restore drops the base's entries of it and keeps only those
+    /// written here. A key whose entries are all gone needs only this.
+    pub fn changed(&mut self, key: &K) -> Result<()> {
+        let encoded = postcard::to_allocvec(key).map_err(|e| encode_error(self.entries.name, e))?;
+        self.keys.insert(encoded, ());
+        Ok(())
+    }
+}
+
+/// What a store wrote since an earlier checkpoint: the changed keys and their entries now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The changed keys' encodings, each with its length (a varint) in front.
+    pub keys: Vec<u8>,
+    /// A snapshot (the format of [`snapshot_store`]) of the changed keys' entries.
+    pub entries: Vec<u8>,
+}
+
+impl Changes {
+    /// The changed keys' encodings; `origin` names the changes in errors.
+    ///
+    /// ```
+    /// use tidal_engine::state::{self, Changes};
+    /// let mut keys = Vec::new();
+    /// for key in [&b"ab"[..], &b"c"[..]] {
+    ///     keys.push(key.len() as u8);
+    ///     keys.extend_from_slice(key);
+    /// }
+    /// let changes = Changes { keys, entries: Vec::new() };
+    /// assert_eq!(changes.key_list("example").unwrap(), vec![&b"ab"[..], &b"c"[..]]);
+    /// ```
+    pub fn key_list(&self, origin: &str) -> Result<Vec<&[u8]>> {
+        let corrupt = |why: &str| Error::input(format!("changes {origin} are corrupt: {why}"));
+        let mut rest = &self.keys[..];
+        let mut keys = Vec::new();
+        while !rest.is_empty() {
+            let (len, tail): (u64, &[u8]) =
+                postcard::take_from_bytes(rest).map_err(|e| corrupt(&e.to_string()))?;
+            if tail.len() < len as usize {
+                return Err(corrupt("a key runs past the end"));
+            }
+            let (key, tail) = tail.split_at(len as usize);
+            keys.push(key);
+            rest = tail;
+        }
+        Ok(keys)
+    }
+}
+
+/// What `store` changed since its snapshot for checkpoint `base`, as of `cut` (see
+/// [`KeyedStore::write_changes`]), under the state name `name`; `None` when it cannot tell.
+pub fn snapshot_changes<S: KeyedStore>(
+    name: &str,
+    store: &S,
+    cut: Time,
+    base: u64,
+) -> Result<Option<Changes>> {
+    let mut writer = ChangeWriter {
+        entries: EntryWriter {
+            name,
+            body: Vec::new(),
+            count: 0,
+            key: std::marker::PhantomData,
+        },
+        keys: FastMap::default(),
+    };
+    if !store.write_changes(cut, base, &mut writer)? {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for key in writer.keys.keys() {
+        keys = postcard::to_extend(&(key.len() as u64), keys).expect("a varint encodes");
+        keys.extend_from_slice(key);
+    }
+    Ok(Some(Changes {
+        keys,
+        entries: finish_snapshot(name, writer.entries)?,
+    }))
 }
 
 fn encode_error(name: &str, e: postcard::Error) -> Error {
@@ -442,6 +641,11 @@ pub fn snapshot_store<S: KeyedStore>(name: &str, store: &S, cut: Time) -> Result
         key: std::marker::PhantomData,
     };
     store.write_entries(cut, &mut writer)?;
+    finish_snapshot(name, writer)
+}
+
+/// Puts the magic, version, header and checksum around the entries `writer` holds.
+fn finish_snapshot<K>(name: &str, writer: EntryWriter<'_, K>) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(writer.body.len() + 32);
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
@@ -477,6 +681,7 @@ pub fn restore_store<S: KeyedStore>(
 pub(crate) trait StateHandle {
     fn key_count(&self) -> usize;
     fn snapshot(&self, name: &str, cut: Time) -> Result<Vec<u8>>;
+    fn changes(&self, name: &str, cut: Time, base: u64) -> Result<Option<Changes>>;
     fn restore(&self, name: &str, sections: &[&[u8]], owner: Owner) -> Result<usize>;
     fn checkpoint_complete(&self, id: u64) -> Result<()>;
 }
@@ -487,6 +692,9 @@ impl<S: KeyedStore> StateHandle for std::rc::Rc<std::cell::RefCell<S>> {
     }
     fn snapshot(&self, name: &str, cut: Time) -> Result<Vec<u8>> {
         snapshot_store(name, &*self.borrow(), cut)
+    }
+    fn changes(&self, name: &str, cut: Time, base: u64) -> Result<Option<Changes>> {
+        snapshot_changes(name, &*self.borrow(), cut, base)
     }
     fn restore(&self, name: &str, sections: &[&[u8]], owner: Owner) -> Result<usize> {
         restore_store(&mut *self.borrow_mut(), name, sections, owner)
