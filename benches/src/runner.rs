@@ -1,7 +1,8 @@
 //! `tidal-bench all`: W1, W2 and the Nexmark queries on Tidal (the example binaries) and on
 //! hand-written timely (this binary's baselines), and W2 with and without checkpoints every
 //! second, each run as a whole process, alternating, on 1 and 2 workers; a table of medians, peak
-//! memory and the ratio to the reference with its target; outputs compared.
+//! memory and the ratio to the reference with its target; outputs compared. Then what each
+//! checkpoint of `cdc_revenue` writes, whole and incremental.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ pub struct Options {
     /// Bids of the input of W2 with and without checkpoints.
     pub checkpoint_bids: Option<u64>,
     /// Run only these workloads (`W1`, `W2`, `checkpoints`, `nexmark`, `q0` … `q12`, `cdc`,
-    /// `components`).
+    /// `components`); `cdc` and `checkpoints` also select the checkpoint sizes of `cdc_revenue`.
     pub only: Vec<String>,
 }
 
@@ -321,16 +322,7 @@ pub fn all(options: &Options) {
     if selected(only, "cdc") {
         // cdc_revenue against the same job on differential: Debezium logs of customers and
         // orders, joined and grouped by region.
-        let (customers, order_events) = if options.quick {
-            (2_000, 100_000)
-        } else {
-            (20_000, 1_000_000)
-        };
-        let dir = options.data.join(format!("cdc-{customers}-{order_events}"));
-        if !dir.join("orders.jsonl").exists() {
-            eprintln!("generating {} ...", dir.display());
-            crate::differential::gen_cdc(&dir, customers, order_events, 1);
-        }
+        let (dir, order_events) = cdc_input(options);
         let args = vec![
             "--customers".to_string(),
             dir.join("customers.jsonl").display().to_string(),
@@ -488,6 +480,113 @@ pub fn all(options: &Options) {
     for (name, workers, ratio, target) in &summary {
         let verdict = if ratio <= target { "within" } else { "OVER" };
         println!("{name}, {workers} worker(s): {ratio:.2} ({verdict} the {target:.2} target)");
+    }
+    if selected(only, "cdc+checkpoints") {
+        checkpoint_sizes(options);
+    }
+}
+
+/// The cdc workload's input directory (generated when missing) and its number of order events.
+fn cdc_input(options: &Options) -> (PathBuf, u64) {
+    let (customers, order_events) = if options.quick {
+        (2_000, 100_000)
+    } else {
+        (20_000, 1_000_000)
+    };
+    let dir = options.data.join(format!("cdc-{customers}-{order_events}"));
+    if !dir.join("orders.jsonl").exists() {
+        eprintln!("generating {} ...", dir.display());
+        crate::differential::gen_cdc(&dir, customers, order_events, 1);
+    }
+    (dir, order_events)
+}
+
+/// What each checkpoint of `cdc_revenue` writes, whole and incremental: the job reads its orders
+/// at a fixed rate (so the change per interval is the same all along while the tables grow) and
+/// checkpoints every 500 ms on one worker; per checkpoint, the bytes written and the time the
+/// worker took to snapshot and write its part, from the job's log.
+fn checkpoint_sizes(options: &Options) {
+    let (dir, order_events) = cdc_input(options);
+    let rate = if options.quick { 50_000 } else { 100_000 };
+    println!(
+        "checkpoints of cdc_revenue ({order_events} order events at {rate}/s, every 500 ms, 1 worker): bytes and ms per checkpoint"
+    );
+    println!(
+        "{:<12} {:>6} {:>14} {:>14} {:>14} {:>10} {:>10}",
+        "checkpoints", "count", "first MB", "median MB", "last MB", "median ms", "max ms"
+    );
+    let mut outputs = Vec::new();
+    for incremental in [false, true] {
+        let checkpoints = options.data.join("checkpoints-cdc");
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        let mut command = Command::new(example("cdc_revenue"));
+        command.args([
+            "--customers",
+            &dir.join("customers.jsonl").display().to_string(),
+            "--orders",
+            &dir.join("orders.jsonl").display().to_string(),
+            "--rate",
+            &rate.to_string(),
+            "--checkpoint-interval",
+            "500ms",
+            "--checkpoint-dir",
+            &checkpoints.display().to_string(),
+        ]);
+        if incremental {
+            command.arg("--incremental-checkpoints");
+        }
+        let output = command.output().expect("run cdc_revenue");
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "cdc_revenue failed:\n{log}");
+        // "checkpoint N complete at cut C: 1 part(s), BYTES bytes, MS ms (parts taken and
+        // written in at most MS ms): DIR"
+        let mut written: Vec<(f64, f64)> = Vec::new();
+        for line in log.lines().filter(|l| l.contains(" complete at cut ")) {
+            let number_before = |what: &str| -> Option<f64> {
+                let at = line.find(what)?;
+                line[..at].rsplit(' ').next()?.parse().ok()
+            };
+            if let (Some(bytes), Some(ms)) = (
+                number_before(" bytes,"),
+                line.split("at most ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse().ok()),
+            ) {
+                written.push((bytes / 1e6, ms));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        let Some(first) = written.first().copied() else {
+            println!("  (no checkpoint completed: the run was shorter than the interval)");
+            continue;
+        };
+        let last = written.last().copied().unwrap_or(first);
+        let mb = median(written.iter().map(|w| w.0).collect());
+        let ms = median(written.iter().map(|w| w.1).collect());
+        let max_ms = written.iter().map(|w| w.1).fold(0.0, f64::max);
+        println!(
+            "{:<12} {:>6} {:>14.2} {:>14.2} {:>14.2} {:>10.1} {:>10.1}",
+            if incremental { "incremental" } else { "whole" },
+            written.len(),
+            first.0,
+            mb,
+            last.0,
+            ms,
+            max_ms
+        );
+        let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        outputs.push(lines);
+    }
+    if outputs.len() == 2 {
+        assert!(
+            outputs[0] == outputs[1],
+            "cdc_revenue wrote other results with incremental checkpoints"
+        );
     }
 }
 

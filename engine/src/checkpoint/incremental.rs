@@ -18,9 +18,9 @@
 //!
 //! A store that knows what it changed since a checkpoint
 //! ([`KeyedStore::write_changes`](crate::state::KeyedStore::write_changes), as the roots of
-//! incremental collections do) writes a **changes** section instead: the keys it changed since
-//! the base and every entry of those keys now. Then not even the snapshot reads the whole state:
-//! the cost of the checkpoint follows the changes. The worker keeps no hashes for such a state.
+//! incremental collections do) writes a **changes** section instead: every entry now of each key
+//! it changed since the base, and the changed keys left with none. Then not even the snapshot
+//! reads the whole state: the cost of the checkpoint follows the changes. The worker keeps no hashes for such a state.
 //! The chain rules are the same; the size that a chain's deltas are weighed against is that of
 //! its full section.
 //!
@@ -64,9 +64,10 @@ pub enum Section {
         base: u64,
         /// CRC-32 of that worker's part file of `base`.
         base_crc: u32,
-        /// The changed keys' encodings, each with its length (a varint) in front.
+        /// The encodings of the changed keys left with no entries, each with its length (a
+        /// varint) in front.
         keys: Vec<u8>,
-        /// A keyed-state snapshot of every entry of the changed keys.
+        /// A keyed-state snapshot of every entry of the other changed keys.
         entries: Vec<u8>,
     },
 }
@@ -353,8 +354,15 @@ pub fn apply(name: &str, chain: &[&Section], origin: &str) -> Result<Vec<u8>> {
                     keys: keys.clone(),
                     entries: Vec::new(),
                 };
-                let keys: std::collections::HashSet<&[u8]> =
+                let (_, now) = state::snapshot_entries(now, origin)?;
+                // The changed keys: those listed (left with no entries) and those of the entries.
+                let mut keys: std::collections::HashSet<&[u8]> =
                     changes.key_list(origin)?.into_iter().collect();
+                for entry in &now {
+                    keys.insert(entry.key().ok_or_else(|| {
+                        corrupt("has changes whose entries' keys cannot be told".into())
+                    })?);
+                }
                 let mut unkeyed = false;
                 entries.retain(|_, (_, entry)| match entry.key() {
                     Some(key) => !keys.contains(key),
@@ -369,7 +377,7 @@ pub fn apply(name: &str, chain: &[&Section], origin: &str) -> Result<Vec<u8>> {
                             .into(),
                     ));
                 }
-                add(&mut entries, state::snapshot_entries(now, origin)?.1);
+                add(&mut entries, now);
             }
         }
     }

@@ -423,8 +423,8 @@ pub trait KeyedStore: 'static {
     fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, Self::Key>) -> Result<()>;
     /// Writes, as of cut `cut`, only what changed since the snapshot this store wrote for
     /// checkpoint `base`: every entry of each key whose entries are not the same as then, and
-    /// each key that has no entries left ([`ChangeWriter::changed`]). Restoring puts these in
-    /// place of the base's entries of the same keys. Returns `false` when the store cannot tell
+    /// each such key that has no entries left ([`ChangeWriter::changed`]). Restoring puts these
+    /// in place of the base's entries of the same keys. Returns `false` when the store cannot tell
     /// what changed since `base` (it is not the last checkpoint the store was told is complete,
     /// say); the engine then takes a whole snapshot with [`write_entries`](Self::write_entries).
     ///
@@ -499,6 +499,7 @@ impl<K: Serialize> EntryWriter<'_, K> {
         key: &K,
         entry: &E,
     ) -> Result<std::ops::Range<usize>> {
+        // (The key's range is for callers that need its encoding.)
         let start = self.body.len();
         // The encoding of `(key, entry)` is the key's followed by the entry's.
         self.body = postcard::to_extend(key, std::mem::take(&mut self.body))
@@ -530,22 +531,17 @@ impl<K: Serialize> EntryWriter<'_, K> {
 /// ([`KeyedStore::write_changes`]).
 pub struct ChangeWriter<'a, K> {
     entries: EntryWriter<'a, K>,
-    /// The encodings of the changed keys, each once.
+    /// The encodings of the changed keys left with no entries, each once.
     keys: FastMap<Vec<u8>, ()>,
 }
 
 impl<K: Serialize> ChangeWriter<'_, K> {
-    /// Writes one entry of a changed key (the key counts as changed).
+    /// Writes one entry of a changed key (the key counts as changed: a restore drops the base's
+    /// entries of it and keeps only those written here).
     pub fn entry<E: Serialize + ?Sized>(&mut self, key: &K, entry: &E) -> Result<()> {
-        let range = self.entries.entry_with_key(key, entry)?;
-        let encoded = &self.entries.body[range];
-        if !self.keys.contains_key(encoded) {
-            self.keys.insert(encoded.to_vec(), ());
-        }
-        Ok(())
+        self.entries.entry_with_key(key, entry).map(|_| ())
     }
-    /// Marks `key` as changed: a restore drops the base's entries of it and keeps only those
-    /// written here. A key whose entries are all gone needs only this.
+    /// Marks `key` as changed and left with no entries: a restore drops the base's entries of it.
     pub fn changed(&mut self, key: &K) -> Result<()> {
         let encoded = postcard::to_allocvec(key).map_err(|e| encode_error(self.entries.name, e))?;
         self.keys.insert(encoded, ());
@@ -553,10 +549,13 @@ impl<K: Serialize> ChangeWriter<'_, K> {
     }
 }
 
-/// What a store wrote since an earlier checkpoint: the changed keys and their entries now.
+/// What a store wrote since an earlier checkpoint: the changed keys' entries now, and the changed
+/// keys that have none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changes {
-    /// The changed keys' encodings, each with its length (a varint) in front.
+    /// The encodings of the changed keys left with no entries, each with its length (a varint)
+    /// in front. (The keys of `entries` are changed too; listing them again would double what
+    /// a store whose key is its whole row writes.)
     pub keys: Vec<u8>,
     /// A snapshot (the format of [`snapshot_store`]) of the changed keys' entries.
     pub entries: Vec<u8>,

@@ -460,8 +460,8 @@ struct RootStore<D> {
     record: bool,
     /// The cut of the latest snapshot (what `checkpoint_complete` may forget below).
     snapshot_cut: Cell<Time>,
-    /// The last checkpoint known complete: `recent` holds what changed since its snapshot.
-    complete: Option<u64>,
+    /// The last checkpoint known complete and its cut: `recent` holds what changed since.
+    complete: Option<(u64, Time)>,
 }
 
 impl<D: Row> RootStore<D> {
@@ -546,26 +546,36 @@ impl<D: Row> KeyedStore for RootStore<D> {
         Ok(())
     }
     fn write_changes(&self, cut: Time, base: u64, out: &mut ChangeWriter<'_, D>) -> Result<bool> {
-        if !self.record || self.complete != Some(base) {
+        let Some(from) = changed_since(self.record, self.complete, base, cut) else {
             return Ok(false);
-        }
+        };
         self.snapshot_cut.set(cut);
-        // The rows whose entries may differ from the base's: every row an update was applied to
-        // since (or taken back at the base), and every row an update waits for. For each, what
-        // `write_entries` writes: its count as of the cut and the updates waiting for their time.
+        // The rows whose entries may differ from the base's: those of updates that arrived, or
+        // are for a time, in [from, cut). For each, what `write_entries` writes: its count as
+        // of the cut and the updates waiting for their time.
         let mut changed: FastMap<&D, isize> = FastMap::default();
-        for (row, diff, t, at) in &self.recent {
-            let after = changed.entry(row).or_insert(0);
-            if *at >= cut || *t >= cut {
-                *after += diff;
+        for (row, _, t, at) in &self.recent {
+            if moved(from, cut, *t, *at) {
+                changed.insert(row, 0);
             }
-            if *at < cut && *t >= cut {
-                out.entry(row, &(Some(*t), *diff))?;
+        }
+        for (t, row, _, at) in &self.pending {
+            if moved(from, cut, *t, *at) {
+                changed.insert(row, 0);
+            }
+        }
+        for (row, diff, t, at) in &self.recent {
+            if let Some(after) = changed.get_mut(row) {
+                if *at >= cut || *t >= cut {
+                    *after += diff;
+                }
+                if *at < cut && *t >= cut {
+                    out.entry(row, &(Some(*t), *diff))?;
+                }
             }
         }
         for (t, row, diff, at) in &self.pending {
-            changed.entry(row).or_insert(0);
-            if *at < cut {
+            if *at < cut && changed.contains_key(row) {
                 out.entry(row, &(Some(*t), *diff))?;
             }
         }
@@ -592,7 +602,7 @@ impl<D: Row> KeyedStore for RootStore<D> {
     fn checkpoint_complete(&mut self, id: u64) -> Result<()> {
         let cut = self.snapshot_cut.get();
         self.recent.retain(|(_, _, t, at)| *at >= cut || *t >= cut);
-        self.complete = Some(id);
+        self.complete = Some((id, cut));
         Ok(())
     }
 }
@@ -608,11 +618,37 @@ struct UpsertStore<K, V> {
     recent: Vec<Applied<K, V>>,
     record: bool,
     snapshot_cut: Cell<Time>,
-    /// The last checkpoint known complete: `recent` holds what changed since its snapshot.
-    complete: Option<u64>,
+    /// The last checkpoint known complete and its cut: `recent` holds what changed since.
+    complete: Option<(u64, Time)>,
 }
 
 impl<K: Row, V: Row> UpsertStore<K, V> {
+    /// The upserts of the keys `keep` accepts that a snapshot at `cut` holds as waiting (those
+    /// that arrived below it for a later time, applied already or not): the last of each key
+    /// and time only, which is all that decides the key's value at that time — so that a
+    /// restore need not keep the order of entries.
+    fn waiting_at(&self, cut: Time, keep: impl Fn(&K) -> bool) -> Vec<(&K, Time, &Option<V>)> {
+        let mut last: FastMap<(&K, Time), &Option<V>> = FastMap::default();
+        let applied = self
+            .recent
+            .iter()
+            .filter(|(_, _, _, t, at)| *at < cut && *t >= cut)
+            .map(|(k, _, new, t, _)| (k, *t, new));
+        let waiting = self.pending.iter().flat_map(|(t, upserts)| {
+            upserts
+                .iter()
+                .filter(|(_, _, at)| *at < cut)
+                .map(move |(k, v, _)| (k, *t, v))
+        });
+        // In the order they were (or will be) applied: a later one replaces an earlier one.
+        for (k, t, v) in applied.chain(waiting) {
+            if keep(k) {
+                last.insert((k, t), v);
+            }
+        }
+        last.into_iter().map(|((k, t), v)| (k, t, v)).collect()
+    }
+
     /// Applies an upsert whose time the frontier has passed: the key's value before it, or
     /// `None` when it changed nothing.
     fn apply(&mut self, k: &K, v: &Option<V>, t: Time, at: Time) -> Option<Option<V>> {
@@ -647,10 +683,8 @@ impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
                 before.insert(k, old);
             }
         }
-        for (k, _, new, t, at) in &self.recent {
-            if *at < cut && *t >= cut {
-                out.entry(k, &(Some(*t), new))?;
-            }
+        for (k, t, v) in self.waiting_at(cut, |_| true) {
+            out.entry(k, &(Some(t), v))?;
         }
         for (k, v) in &self.current {
             match before.remove(k) {
@@ -664,42 +698,38 @@ impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
                 out.entry(k, &(None::<Time>, Some(old)))?;
             }
         }
-        for (t, upserts) in &self.pending {
-            for (k, v, at) in upserts {
-                if *at < cut {
-                    out.entry(k, &(Some(*t), v))?;
-                }
-            }
-        }
         Ok(())
     }
     fn write_changes(&self, cut: Time, base: u64, out: &mut ChangeWriter<'_, K>) -> Result<bool> {
-        if !self.record || self.complete != Some(base) {
+        let Some(from) = changed_since(self.record, self.complete, base, cut) else {
             return Ok(false);
-        }
+        };
         self.snapshot_cut.set(cut);
-        // The keys whose entries may differ from the base's: every key upserted since (or taken
-        // back at the base), and every key an upsert waits for; each as `write_entries` writes
-        // it. `Some(old)`: the key's value before the first upsert taken back at this cut.
+        // The keys whose entries may differ from the base's: those of upserts that arrived, or
+        // are for a time, in [from, cut); each as `write_entries` writes it. `Some(old)`: the
+        // key's value before the first upsert taken back at this cut.
         let mut changed: FastMap<&K, Option<&Option<V>>> = FastMap::default();
-        for (k, old, _, t, at) in self.recent.iter().rev() {
-            let before = changed.entry(k).or_insert(None);
-            if *at >= cut || *t >= cut {
-                *before = Some(old);
-            }
-        }
-        for (k, _, new, t, at) in &self.recent {
-            if *at < cut && *t >= cut {
-                out.entry(k, &(Some(*t), new))?;
+        for (k, _, _, t, at) in &self.recent {
+            if moved(from, cut, *t, *at) {
+                changed.insert(k, None);
             }
         }
         for (t, upserts) in &self.pending {
-            for (k, v, at) in upserts {
-                changed.entry(k).or_insert(None);
-                if *at < cut {
-                    out.entry(k, &(Some(*t), v))?;
+            for (k, _, at) in upserts {
+                if moved(from, cut, *t, *at) {
+                    changed.insert(k, None);
                 }
             }
+        }
+        for (k, old, _, t, at) in self.recent.iter().rev() {
+            if let Some(before) = changed.get_mut(k)
+                && (*at >= cut || *t >= cut)
+            {
+                *before = Some(old);
+            }
+        }
+        for (k, t, v) in self.waiting_at(cut, |k| changed.contains_key(k)) {
+            out.entry(k, &(Some(t), v))?;
         }
         for (k, before) in changed {
             let value = match before {
@@ -729,9 +759,31 @@ impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
         let cut = self.snapshot_cut.get();
         self.recent
             .retain(|(_, _, _, t, at)| *at >= cut || *t >= cut);
-        self.complete = Some(id);
+        self.complete = Some((id, cut));
         Ok(())
     }
+}
+
+/// The cut of checkpoint `base` when a root can write its changes since it for a checkpoint at
+/// `cut`: it records what it applies (`record`), `base` is the last checkpoint it was told is
+/// complete (`complete`: id and cut), and the cuts are in order.
+fn changed_since(
+    record: bool,
+    complete: Option<(u64, Time)>,
+    base: u64,
+    cut: Time,
+) -> Option<Time> {
+    let (id, from) = complete?;
+    (record && id == base && from <= cut).then_some(from)
+}
+
+/// Whether an update for time `t` that arrived at `at` plays a different part in a snapshot at
+/// `cut` than in one at `from`: a snapshot applies an update that arrived and is for a time
+/// below its cut, holds one that arrived below it for a later time as waiting, and leaves out
+/// one that arrived at or after it. So only updates with a time or an arrival in [from, cut)
+/// change their part, and only the rows (keys) they touch have other entries.
+fn moved(from: Time, cut: Time, t: Time, at: Time) -> bool {
+    (from..cut).contains(&t) || (from..cut).contains(&at)
 }
 
 /// An upsert applied: key, value before, value after, time, arrival time.
@@ -779,6 +831,7 @@ mod tests {
             };
             let mut chain: Vec<Section> = Vec::new();
             let mut frontier: Time = 0;
+            let mut last_cut: Time = 0;
             let mut changes_written = 0;
             for id in 1..=40u64 {
                 for _ in 0..rng.below(30) {
@@ -791,10 +844,12 @@ mod tests {
                 for (t, row, diff, at) in store.take_ready(&MutableAntichain::from_elem(frontier)) {
                     store.apply(t, &row, diff, at);
                 }
-                let cut = frontier - rng.below(3) as Time;
+                // Cuts only move forward.
+                let cut = (frontier - rng.below(3) as Time).max(last_cut);
+                last_cut = cut;
                 let whole = snapshot_store("root", &store, cut).unwrap();
                 let section = match (store.complete, chain.is_empty()) {
-                    (Some(base), false) => {
+                    (Some((base, _)), false) => {
                         let changes = snapshot_changes("root", &store, cut, base).unwrap().expect(
                             "the store knows what changed since its last complete checkpoint",
                         );
@@ -847,6 +902,7 @@ mod tests {
             };
             let mut chain: Vec<Section> = Vec::new();
             let mut frontier: Time = 0;
+            let mut last_cut: Time = 0;
             let mut changes_written = 0;
             for id in 1..=40u64 {
                 for _ in 0..rng.below(30) {
@@ -865,10 +921,12 @@ mod tests {
                         store.apply(&k, &v, t, at);
                     }
                 }
-                let cut = frontier - rng.below(3) as Time;
+                // Cuts only move forward.
+                let cut = (frontier - rng.below(3) as Time).max(last_cut);
+                last_cut = cut;
                 let whole = snapshot_store("upsert", &store, cut).unwrap();
                 let section = match (store.complete, chain.is_empty()) {
-                    (Some(base), false) => {
+                    (Some((base, _)), false) => {
                         let changes = snapshot_changes("upsert", &store, cut, base)
                             .unwrap()
                             .expect(
