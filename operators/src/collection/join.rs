@@ -1,8 +1,11 @@
 //! Joins of keyed collections: inner and left outer, semijoin and antijoin, and arrangements
 //! shared between the joins that read the same index.
 
+use differential_dataflow::AsCollection;
 use differential_dataflow::operators::arrange::{Arranged as DdArranged, TraceAgent};
+use differential_dataflow::operators::join::join_traces;
 use differential_dataflow::trace::implementations::ValSpine;
+use timely::container::{CapacityContainerBuilder, PushInto};
 
 use super::{Collection, CollectionTime, Row};
 
@@ -59,12 +62,19 @@ impl<'s, K: Row, V: Row, T: CollectionTime> Arranged<'s, K, V, T> {
         other: &Arranged<'s, K, W, T>,
         logic: impl Fn(&K, &V, &W) -> R + 'static,
     ) -> Collection<'s, R, T> {
-        let inner = self
-            .inner
-            .clone()
-            .join_core(other.inner.clone(), move |k: &K, v: &V, w: &W| {
-                Some(logic(k, v, w))
-            });
+        // The pairs go out as they are matched, not consolidated: the rows a join makes are
+        // often cheap to make and dear to sort (a string first, where the key was a number), and
+        // every consumer consolidates anyway — an arrangement in its batcher, an output before it
+        // writes. (`join_core` sorts each output container by row.)
+        let inner = join_traces::<_, _, _, _, CapacityContainerBuilder<Vec<(R, T, isize)>>>(
+            self.inner.clone(),
+            other.inner.clone(),
+            "JoinMap",
+            move |k: &K, v: &V, w: &W, t: T, d1: &isize, d2: &isize, out| {
+                out.push_into((logic(k, v, w), t, d1 * d2));
+            },
+        )
+        .as_collection();
         self.source.wrap(inner)
     }
     /// The arranged collection itself.
