@@ -89,6 +89,11 @@ fn a_deletion_of_a_row_that_is_not_there_fails_the_job_naming_the_row() {
         "{stderr}"
     );
     assert!(stderr.contains("at time 2000"), "{stderr}");
+    // The collection is named after the source it reads.
+    assert!(
+        stderr.contains("the collection read from 'customers'"),
+        "{stderr}"
+    );
     // The same row deleted as it is, then again: the second deletion fails.
     let twice = concat!(
         r#"{"before":{"id":2,"region":"apac"},"after":null,"op":"d","ts_ms":2000}"#,

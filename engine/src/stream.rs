@@ -47,7 +47,7 @@ impl<'s, T: 'static> DataStream<'s, T> {
         DataStream {
             inner,
             ctx,
-            meta: Rc::new(OperatorMeta::new(name)),
+            meta: Rc::new(OperatorMeta::new(name, None)),
         }
     }
     /// A stream produced by a new operator `name` downstream of this one, on the same worker.
@@ -56,7 +56,38 @@ impl<'s, T: 'static> DataStream<'s, T> {
         inner: StreamVec<'s, Time, (U, Time)>,
         name: impl Into<String>,
     ) -> DataStream<'s, U> {
-        DataStream::from_timely(inner, Rc::clone(&self.ctx), name)
+        DataStream {
+            inner,
+            ctx: Rc::clone(&self.ctx),
+            meta: Rc::new(OperatorMeta::new(name, Some(Rc::clone(&self.meta)))),
+        }
+    }
+    /// The name the job gave (with [`name`](Self::name)) to the operator that makes this stream
+    /// or to the nearest one upstream of it — usually the source's — to say in a message where
+    /// records come from; `None` when none was named.
+    ///
+    /// ```
+    /// tidal_engine::Job::local(1).run(|env| {
+    ///     let numbers = env.source("numbers", tidal_engine_doc::Empty);
+    ///     assert_eq!(numbers.named_origin(), None);
+    ///     let numbers = numbers.name("my numbers");
+    ///     let doubled = numbers.then("double", |s, _| {
+    ///         use timely::dataflow::operators::vec::Map;
+    ///         s.map(|(n, t)| (n * 2, t))
+    ///     });
+    ///     assert!(doubled.operator_name().starts_with("double#"));
+    ///     assert_eq!(doubled.named_origin().as_deref(), Some("my numbers"));
+    /// }).unwrap();
+    /// # mod tidal_engine_doc {
+    /// #     pub struct Empty;
+    /// #     impl tidal_engine::SourceReader for Empty {
+    /// #         type Item = u8;
+    /// #         fn read(&mut self, _: &mut Vec<u8>, _: usize) -> tidal_engine::Poll { tidal_engine::Poll::Done }
+    /// #     }
+    /// # }
+    /// ```
+    pub fn named_origin(&self) -> Option<String> {
+        self.meta.named_origin()
     }
     /// Adds an operator of kind `kind` downstream: `build` gets the timely stream and the new
     /// operator's name (`kind#N`) and returns the operator's output. Every Tidal operator is added
@@ -74,7 +105,11 @@ impl<'s, T: 'static> DataStream<'s, T> {
             // A stateful operator: checkpoints wait for its output to reach their cut.
             inner = inner.probe_with(&self.ctx.checkpoints.probe);
         }
-        let out = DataStream::from_timely(inner, self.ctx, name);
+        let out = DataStream {
+            inner,
+            ctx: self.ctx,
+            meta: Rc::new(OperatorMeta::new(name, Some(self.meta))),
+        };
         if stateful {
             out.ctx.assign_states(states, &out.meta);
         }

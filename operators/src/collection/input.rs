@@ -243,6 +243,10 @@ fn updates_root<'s, D: Row>(
     validate: bool,
 ) -> Collection<'s, D> {
     let ctx = Rc::clone(updates.context());
+    let origin = updates
+        .named_origin()
+        .map(|o| format!(" (the collection read from '{o}')"))
+        .unwrap_or_default();
     let out = updates.then("root", move |input, name| {
         let store = RootStore::<D> {
             counts: FastMap::default(),
@@ -252,7 +256,7 @@ fn updates_root<'s, D: Row>(
             snapshot_cut: Cell::new(Time::MIN),
             complete: None,
         };
-        let root = name.to_string();
+        let root = format!("{name}{origin}");
         let fail_ctx = Rc::clone(&ctx);
         let (out, _) = keyed_operator(&ctx, input, name, store).build(|setup| {
             let store = setup.state;
