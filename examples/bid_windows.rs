@@ -46,6 +46,9 @@ struct Args {
     /// Generated bids: the seed.
     #[arg(long, default_value_t = 1, value_name = "S")]
     seed: u64,
+    /// Generated bids: over how many auctions (a tenth of them get three quarters of the bids).
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(10..))]
+    auctions: u64,
     /// Write the generated bids to FILE as CSV and exit.
     #[arg(long, value_name = "FILE")]
     generate: Option<PathBuf>,
@@ -55,13 +58,13 @@ struct Args {
 type Bid = (u64, u64, i64);
 
 /// Bid `i` of the generated sequence for `seed`: one bid per ms of event time, displaced by up to
-/// 1999 ms, over 1000 auctions of which a tenth get most bids.
-fn bid(seed: u64, i: u64) -> Bid {
+/// 1999 ms, over `auctions` auctions of which a tenth get most bids.
+fn bid(seed: u64, auctions: u64, i: u64) -> Bid {
     let h = splitmix(seed ^ splitmix(i));
     let auction = if h.is_multiple_of(4) {
-        (h >> 8) % 1000
+        (h >> 8) % auctions
     } else {
-        (h >> 8) % 100
+        (h >> 8) % (auctions / 10)
     };
     let price = 1 + (h >> 24) % 10_000;
     let time = 1_700_000_000_000 + i as i64 - ((h >> 40) % 2000) as i64;
@@ -81,7 +84,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> tidal::Result<()> {
     if let Some(path) = &args.generate {
-        return generate(path, args.events, args.seed);
+        return generate(path, args.events, args.seed, args.auctions);
     }
     if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         return Err(tidal::Error::config(
@@ -89,13 +92,19 @@ fn run(args: Args) -> tidal::Result<()> {
         ));
     }
     let job = Job::new(&args.tidal)?;
-    let (inputs, output, rate, events, seed) =
-        (args.input, args.output, args.rate, args.events, args.seed);
+    let (inputs, output, rate, events, seed, auctions) = (
+        args.input,
+        args.output,
+        args.rate,
+        args.events,
+        args.seed,
+        args.auctions,
+    );
     job.run(move |env| {
         let strategy = WatermarkStrategy::bounded_out_of_orderness(Duration::from_secs(2))
             .with_timestamps(|b: &Bid| b.2);
         let bids = if inputs.is_empty() {
-            let mut generator = Generator::new(move |i| bid(seed, i)).count(events);
+            let mut generator = Generator::new(move |i| bid(seed, auctions, i)).count(events);
             if let Some(rate) = rate {
                 generator = generator.rate(rate);
             }
@@ -134,12 +143,12 @@ fn run(args: Args) -> tidal::Result<()> {
     })
 }
 
-fn generate(path: &PathBuf, events: u64, seed: u64) -> tidal::Result<()> {
+fn generate(path: &PathBuf, events: u64, seed: u64, auctions: u64) -> tidal::Result<()> {
     let file = std::fs::File::create(path)
         .map_err(|e| tidal::Error::external(format!("cannot create '{}': {e}", path.display())))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let written = (0..events).try_for_each(|i| {
-        let (auction, price, time) = bid(seed, i);
+        let (auction, price, time) = bid(seed, auctions, i);
         writeln!(out, "{auction},{price},{time}")
     });
     written
