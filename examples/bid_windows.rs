@@ -57,6 +57,27 @@ struct Args {
 /// A bid: auction, price, event time (ms).
 type Bid = (u64, u64, i64);
 
+/// One window's result for one auction. Its `Display` is the output line
+/// `window_end,auction,count,max_price`, which the sink formats straight into its buffer (no
+/// string is made per result).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct WindowRow {
+    end: Time,
+    auction: u64,
+    count: u64,
+    max_price: u64,
+}
+
+impl std::fmt::Display for WindowRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{},{},{},{}",
+            self.end, self.auction, self.count, self.max_price
+        )
+    }
+}
+
 /// Bid `i` of the generated sequence for `seed`: one bid per ms of event time, displaced by up to
 /// 1999 ms, over `auctions` auctions of which a tenth get most bids.
 fn bid(seed: u64, auctions: u64, i: u64) -> Bid {
@@ -131,8 +152,11 @@ fn run(args: Args) -> tidal::Result<()> {
                     a.0 += b.0;
                     a.1 = a.1.max(b.1)
                 },
-                |auction: &u64, w: &Window, a: &(u64, u64)| {
-                    format!("{},{auction},{},{}", w.end, a.0, a.1)
+                |auction: &u64, w: &Window, a: &(u64, u64)| WindowRow {
+                    end: w.end,
+                    auction: *auction,
+                    count: a.0,
+                    max_price: a.1,
                 },
             )
             .name("count and max per auction");

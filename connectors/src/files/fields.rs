@@ -174,22 +174,39 @@ impl<'de, 'a> de::MapAccess<'de> for Record<'a> {
     }
 }
 
-/// The number eight ASCII digits make, or `None` when one of the bytes is not a digit. SWAR:
-/// the digits are combined pairwise by three multiplications instead of eight dependent steps.
-fn eight_digits(bytes: [u8; 8]) -> Option<u64> {
-    let chunk = u64::from_le_bytes(bytes);
-    // Every byte 0x30..=0x39: high nibble 3, and adding 6 does not carry out of the low nibble.
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const THREES: u64 = 0x3030_3030_3030_3030;
-    if chunk & HIGH != THREES || (chunk + 0x0606_0606_0606_0606) & HIGH != THREES {
-        return None;
+/// The number the leading ASCII digits of `bytes` make (as many as there are, up to eight), and
+/// how many there are. SWAR: the digits are found and combined with a few word operations instead
+/// of a step per digit.
+fn leading_digits(bytes: [u8; 8]) -> (u64, usize) {
+    // The first character is the lowest byte. Subtracting '0' from every byte leaves a digit's
+    // value in its byte; a byte that is not a digit ends up above 9 — or, below '0', borrows and
+    // has its high bit set — and adding 0x76 sets the high bit of any byte above 9. A borrow or
+    // carry only reaches later characters, after the first one that is not a digit.
+    let v = u64::from_le_bytes(bytes).wrapping_sub(0x3030_3030_3030_3030);
+    let not_digit = (v | v.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
+    let count = (not_digit.trailing_zeros() / 8) as usize;
+    if count == 0 {
+        return (0, 0);
     }
-    // The first digit is the lowest byte: fold neighbours, 2 then 4 then 8 digits.
-    let v = chunk & 0x0F0F_0F0F_0F0F_0F0F;
+    // Keep the `count` digits, moved up so that zeros lead them; fold neighbours, 2, 4, 8.
+    let v = (v & 0x0F0F_0F0F_0F0F_0F0F) << (8 * (8 - count));
     let v = (v.wrapping_mul(10 * 256 + 1) >> 8) & 0x00FF_00FF_00FF_00FF;
     let v = (v.wrapping_mul(100 * 65_536 + 1) >> 16) & 0x0000_FFFF_0000_FFFF;
-    Some(v.wrapping_mul(10_000 * (1 << 32) + 1) >> 32)
+    (v.wrapping_mul(10_000 * (1 << 32) + 1) >> 32, count)
 }
+
+/// Powers of ten up to 10^8.
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
 
 /// One field: the line from where it starts (it ends at the next delimiter). Reading it sets
 /// `end` to its length.
@@ -225,38 +242,38 @@ impl<'a> Field<'a, '_> {
     fn digits(&self, skip: usize) -> Result<u64> {
         let rest = &self.rest[skip..];
         let start = usize::from(rest.first() == Some(&b'+'));
+        let digits = &rest[start..];
         let mut n: u64 = 0;
-        let mut i = start;
-        // Eight digits at a time while they cannot overflow (a timestamp in ms has 13).
-        while i - start + 8 <= 19
-            && let Some(chunk) = rest.get(i..i + 8)
-            && let Some(eight) = eight_digits(chunk.try_into().expect("8 bytes"))
-        {
-            n = n * 100_000_000 + eight;
-            i += 8;
+        let mut i = 0;
+        // Eight bytes at a time while there are eight; the last few of the line one by one.
+        while let Some(eight) = digits.get(i..i + 8) {
+            let (value, count) = leading_digits(eight.try_into().expect("8 bytes"));
+            n = n
+                .checked_mul(POW10[count])
+                .and_then(|n| n.checked_add(value))
+                .ok_or(Unhandled)?;
+            i += count;
+            if count < 8 {
+                break;
+            }
         }
-        while let Some(&b) = rest.get(i) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                if b == self.delimiter {
+        if digits.len() - i < 8 {
+            while let Some(&b) = digits.get(i) {
+                let d = b.wrapping_sub(b'0');
+                if d > 9 {
                     break;
                 }
-                return Err(Unhandled);
-            }
-            // 19 digits cannot overflow a u64; past them, check.
-            n = if i - start < 19 {
-                n * 10 + d as u64
-            } else {
-                n.checked_mul(10)
+                n = n
+                    .checked_mul(10)
                     .and_then(|n| n.checked_add(d as u64))
-                    .ok_or(Unhandled)?
-            };
-            i += 1;
+                    .ok_or(Unhandled)?;
+                i += 1;
+            }
         }
-        if i == start {
+        if i == 0 || digits.get(i).is_some_and(|b| *b != self.delimiter) {
             return Err(Unhandled);
         }
-        self.end.set(Some(skip + i));
+        self.end.set(Some(skip + start + i));
         Ok(n)
     }
     fn unsigned(&self) -> Result<u64> {
@@ -428,15 +445,34 @@ mod tests {
     }
 
     #[test]
-    fn eight_digits_at_once_are_the_number_they_spell() {
-        for n in [0u64, 1, 12_345_678, 99_999_999, 10_000_000, 40_302_010] {
-            let text = format!("{n:08}");
+    fn leading_digits_are_found_and_read_at_once() {
+        for (text, want) in [
+            ("12345678", (12_345_678, 8)),
+            ("00000000", (0, 8)),
+            ("99999999", (99_999_999, 8)),
+            ("1234,678", (1234, 4)),
+            ("7,000000", (7, 1)),
+            (",1234567", (0, 0)),
+            ("123/4567", (123, 3)),
+            ("123:4567", (123, 3)),
+            ("1234567a", (1_234_567, 7)),
+            ("-1234567", (0, 0)),
+            ("0000001\0", (1, 7)),
+        ] {
             let bytes: [u8; 8] = text.as_bytes().try_into().unwrap();
-            assert_eq!(eight_digits(bytes), Some(n), "{text}");
+            assert_eq!(leading_digits(bytes), want, "{text}");
         }
-        for text in ["1234567a", "/2345678", ":2345678", "1234 678", "12345-78"] {
-            let bytes: [u8; 8] = text.as_bytes().try_into().unwrap();
-            assert_eq!(eight_digits(bytes), None, "{text}");
+        // Every byte that is not a digit stops the digits, wherever it is.
+        for stop in (0u8..=255).filter(|b| !b.is_ascii_digit()) {
+            for at in 0..8 {
+                let mut bytes = *b"98765432";
+                bytes[at] = stop;
+                let want: u64 = std::str::from_utf8(&bytes[..at])
+                    .unwrap()
+                    .parse()
+                    .unwrap_or(0);
+                assert_eq!(leading_digits(bytes), (want, at), "byte {stop} at {at}");
+            }
         }
         // Every length and value around the fast path's edges parses as str::parse does.
         for line in [
