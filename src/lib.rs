@@ -100,7 +100,7 @@ pub mod prelude {
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     let mut pos = 0;
     std::iter::from_fn(move || {
-        let (start, end, ascii) = next_word(text, pos)?;
+        let (start, end, ascii, _) = next_word(text, pos)?;
         pos = end;
         Some(lowercase(&text[start..end], ascii))
     })
@@ -126,7 +126,7 @@ pub struct IntoWords {
 impl Iterator for IntoWords {
     type Item = String;
     fn next(&mut self) -> Option<String> {
-        let (start, end, ascii) = next_word(&self.line, self.pos)?;
+        let (start, end, ascii, _) = next_word(&self.line, self.pos)?;
         self.pos = end;
         Some(lowercase(&self.line[start..end], ascii))
     }
@@ -146,12 +146,12 @@ pub type Word = compact_str::CompactString;
 pub fn into_word_keys(line: String) -> impl Iterator<Item = Word> {
     let mut pos = 0;
     std::iter::from_fn(move || {
-        let (start, end, ascii) = next_word(&line, pos)?;
+        let (start, end, ascii, upper) = next_word(&line, pos)?;
         pos = end;
         let word = &line[start..end];
         Some(if ascii {
             let mut w = Word::from(word);
-            if word.bytes().any(|b| b.is_ascii_uppercase()) {
+            if upper {
                 w.make_ascii_lowercase();
             }
             w
@@ -173,11 +173,11 @@ pub fn into_word_keys(line: String) -> impl Iterator<Item = Word> {
 pub fn for_each_word(line: &str, scratch: &mut String, mut f: impl FnMut(&str)) {
     let buf = scratch;
     let mut pos = 0;
-    while let Some((start, end, ascii)) = next_word(line, pos) {
+    while let Some((start, end, ascii, upper)) = next_word(line, pos) {
         pos = end;
         let word = &line[start..end];
         if ascii {
-            if word.bytes().any(|b| b.is_ascii_uppercase()) {
+            if upper {
                 buf.clear();
                 buf.push_str(word);
                 buf.make_ascii_lowercase();
@@ -193,49 +193,83 @@ pub fn for_each_word(line: &str, scratch: &mut String, mut f: impl FnMut(&str)) 
     }
 }
 
-/// The next word of `line` at or after byte `pos`: its byte range and whether it is all ASCII.
-/// ASCII bytes are classified without decoding.
-fn next_word(line: &str, pos: usize) -> Option<(usize, usize, bool)> {
+/// How a byte takes part in a word: not at all (an ASCII byte that is not a letter or a digit),
+/// as an ASCII letter or digit (upper case apart), or as part of a multi-byte character, which is
+/// decoded to decide.
+const SEPARATOR: u8 = 0;
+const ASCII_WORD: u8 = 1;
+const ASCII_UPPER: u8 = 2;
+const NON_ASCII: u8 = 3;
+
+/// The class of every byte value (see [`SEPARATOR`] and the others).
+static BYTE_CLASS: [u8; 256] = {
+    let mut class = [NON_ASCII; 256];
+    let mut b = 0;
+    while b < 128 {
+        let byte = b as u8;
+        class[b] = if byte.is_ascii_uppercase() {
+            ASCII_UPPER
+        } else if byte.is_ascii_alphanumeric() {
+            ASCII_WORD
+        } else {
+            SEPARATOR
+        };
+        b += 1;
+    }
+    class
+};
+
+/// The next word of `line` at or after byte `pos`: its byte range, whether it is all ASCII and
+/// whether it has an ASCII capital. ASCII bytes are classified by a table, without decoding.
+fn next_word(line: &str, pos: usize) -> Option<(usize, usize, bool, bool)> {
     let bytes = line.as_bytes();
     // Skip to the first alphanumeric character.
     let mut i = pos;
     let start = loop {
         let &b = bytes.get(i)?;
-        if b < 0x80 {
-            if b.is_ascii_alphanumeric() {
-                break i;
-            }
+        let class = BYTE_CLASS[b as usize];
+        if class == SEPARATOR {
             i += 1;
-        } else {
-            let c = line[i..].chars().next().expect("i is at a char boundary");
-            if c.is_alphanumeric() {
-                break i;
+            continue;
+        }
+        match class {
+            NON_ASCII => {
+                let c = line[i..].chars().next().expect("i is at a char boundary");
+                if c.is_alphanumeric() {
+                    break i;
+                }
+                i += c.len_utf8();
             }
-            i += c.len_utf8();
+            _ => break i,
         }
     };
-    // Find the end of the word, noting whether it is all ASCII.
-    let mut ascii = true;
+    // Find the end of the word, noting whether it is all ASCII and has a capital.
+    let (mut ascii, mut upper) = (true, false);
     let mut end = start;
     while let Some(&b) = bytes.get(end) {
-        if b < 0x80 {
-            if !b.is_ascii_alphanumeric() {
-                break;
-            }
+        let class = BYTE_CLASS[b as usize];
+        // The common case first, without a jump table: an ASCII letter or digit.
+        if class == ASCII_WORD || class == ASCII_UPPER {
+            upper |= class == ASCII_UPPER;
             end += 1;
-        } else {
-            let c = line[end..]
-                .chars()
-                .next()
-                .expect("end is at a char boundary");
-            if !c.is_alphanumeric() {
-                break;
+            continue;
+        }
+        match class {
+            SEPARATOR => break,
+            _ => {
+                let c = line[end..]
+                    .chars()
+                    .next()
+                    .expect("end is at a char boundary");
+                if !c.is_alphanumeric() {
+                    break;
+                }
+                ascii = false;
+                end += c.len_utf8();
             }
-            ascii = false;
-            end += c.len_utf8();
         }
     }
-    Some((start, end, ascii))
+    Some((start, end, ascii, upper))
 }
 
 /// A word lowercased (`ascii`: it is all ASCII, so no Unicode case mapping is needed).
