@@ -109,7 +109,6 @@ enum Command {
         #[arg(short = 'w', long, default_value_t = 1)]
         workers: usize,
     },
-    /// Runs a program; prints its wall time, peak RSS (KiB) and exit code (used by `all`).
     /// `cdc_revenue` written directly on differential-dataflow.
     DifferentialCdc {
         #[arg(long)]
@@ -166,6 +165,7 @@ enum Command {
         #[arg(short = 'w', long, default_value_t = 1)]
         workers: usize,
     },
+    /// Runs a program; prints its wall time, peak RSS (KiB) and exit code (used by `all`).
     Measure {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
