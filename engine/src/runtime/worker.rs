@@ -47,6 +47,12 @@ pub(crate) struct JobShared {
 
 impl JobShared {
     /// Applies a control message from another worker (those of this process are applied already).
+    /// The cluster-wide watermark board (a poisoned lock is taken as it is: the board holds
+    /// plain values, each set whole).
+    pub(super) fn board(&self) -> std::sync::MutexGuard<'_, WatermarkBoard> {
+        self.watermarks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(super) fn apply_control(&self, message: &Control) {
         // Checkpoint messages are handled by each worker (see the control dataflow).
         if let Control::Watermark {
@@ -58,10 +64,7 @@ impl JobShared {
         } = message
             && *process != self.process
         {
-            self.watermarks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .set(source, *worker, *seq, *value);
+            self.board().set(source, *worker, *seq, *value);
         }
     }
 
@@ -218,11 +221,7 @@ impl WorkerContext {
     pub fn publish_watermark(&self, source: &str, watermark: Option<(Time, bool)>) -> Option<Time> {
         let seq = self.sequence.get() + 1;
         self.sequence.set(seq);
-        let mut board = self
-            .job
-            .watermarks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut board = self.job.board();
         board.set(source, self.index, seq, watermark);
         let follow = board.follow(source, self.index);
         drop(board);
@@ -266,12 +265,7 @@ impl WorkerContext {
     /// times whose input was not all read on a worker that does not yet know of the stop, where
     /// collection roots would release those times as complete.
     pub(crate) fn stop_seen_everywhere(&self) -> bool {
-        let board = self
-            .job
-            .watermarks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        board.heard_from_all(STOP_SEEN, self.peers)
+        self.job.board().heard_from_all(STOP_SEEN, self.peers)
     }
     /// Registers an event-time source instance that keeps in step with the others while the job
     /// checkpoints; returns the key it publishes its watermark under.
@@ -288,12 +282,7 @@ impl WorkerContext {
         let aligned = self.aligned_sources.borrow();
         let others = aligned.iter().filter(|k| *k != key);
         others.clone().next()?;
-        let board = self
-            .job
-            .watermarks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        board.least_of(others, self.peers)
+        self.job.board().least_of(others, self.peers)
     }
 
     /// Counts `n` late records that operator `operator` dropped.

@@ -816,6 +816,58 @@ mod tests {
         entries
     }
 
+    /// Takes checkpoint `id` of `store` at `cut` as an incremental checkpoint would — its changes
+    /// since `complete` (the last checkpoint it was told is complete) when `chain` has a base,
+    /// else whole — checks that the chain with it rebuilds exactly the whole snapshot, and, when
+    /// the checkpoint `completes`, adds it to the chain and tells the store. Gives 1 when it
+    /// wrote changes.
+    fn checkpoint_and_check<S, E>(
+        store: &mut S,
+        chain: &mut Vec<Section>,
+        (complete, id, cut): (Option<u64>, u64, Time),
+        completes: bool,
+        what: &str,
+    ) -> usize
+    where
+        S: KeyedStore<Key = u64>,
+        E: Ord + serde::de::DeserializeOwned,
+    {
+        let whole = snapshot_store("s", &*store, cut).unwrap();
+        let section = match complete.filter(|_| !chain.is_empty()) {
+            Some(base) => {
+                let changes = snapshot_changes("s", &*store, cut, base)
+                    .unwrap()
+                    .expect("the store knows what changed since its last complete checkpoint");
+                Section::Changes {
+                    base,
+                    base_crc: 0,
+                    keys: changes.keys,
+                    entries: changes.entries,
+                }
+            }
+            None => Section::Full(whole.clone()),
+        };
+        let wrote_changes = usize::from(matches!(section, Section::Changes { .. }));
+        let mut links: Vec<&Section> = chain.iter().collect();
+        links.push(&section);
+        let rebuilt = apply("s", &links, "test").unwrap();
+        let read = |bytes: &[u8]| -> Vec<(u64, E)> {
+            sorted(state::read_sections("s", &[bytes]).unwrap())
+        };
+        assert!(
+            read(&rebuilt) == read(&whole),
+            "{what}: the chain does not rebuild the snapshot"
+        );
+        if completes {
+            if matches!(section, Section::Full(_)) {
+                chain.clear();
+            }
+            chain.push(section);
+            store.checkpoint_complete(id).unwrap();
+        }
+        wrote_changes
+    }
+
     /// The root's discipline, driven by hand: updates arrive (at the frontier, for times at or
     /// after it), the frontier moves, ready updates are applied; checkpoints are taken at cuts
     /// at or a little below the frontier (a root fed by a source that ran ahead), and some
@@ -851,37 +903,14 @@ mod tests {
                 // Cuts only move forward.
                 let cut = (frontier - rng.below(3) as Time).max(last_cut);
                 last_cut = cut;
-                let whole = snapshot_store("root", &store, cut).unwrap();
-                let section = match (store.complete, chain.is_empty()) {
-                    (Some((base, _)), false) => {
-                        let changes = snapshot_changes("root", &store, cut, base).unwrap().expect(
-                            "the store knows what changed since its last complete checkpoint",
-                        );
-                        changes_written += 1;
-                        Section::Changes {
-                            base,
-                            base_crc: 0,
-                            keys: changes.keys,
-                            entries: changes.entries,
-                        }
-                    }
-                    _ => Section::Full(whole.clone()),
-                };
-                let mut links: Vec<&Section> = chain.iter().collect();
-                links.push(&section);
-                let rebuilt = apply("root", &links, "test").unwrap();
-                let read = |bytes: &[u8]| -> Vec<(u64, (Option<Time>, isize))> {
-                    sorted(state::read_sections("root", &[bytes]).unwrap())
-                };
-                assert_eq!(read(&rebuilt), read(&whole), "seed {seed}, checkpoint {id}");
-                // One in five checkpoints fails: the next builds on the last complete one.
-                if rng.below(5) != 0 {
-                    if matches!(section, Section::Full(_)) {
-                        chain.clear();
-                    }
-                    chain.push(section);
-                    store.checkpoint_complete(id).unwrap();
-                }
+                let complete = store.complete.map(|(id, _)| id);
+                changes_written += checkpoint_and_check::<_, (Option<Time>, isize)>(
+                    &mut store,
+                    &mut chain,
+                    (complete, id, cut),
+                    rng.below(5) != 0, // one in five checkpoints fails
+                    &format!("seed {seed}, checkpoint {id}"),
+                );
             }
             assert!(
                 changes_written > 20,
@@ -928,39 +957,14 @@ mod tests {
                 // Cuts only move forward.
                 let cut = (frontier - rng.below(3) as Time).max(last_cut);
                 last_cut = cut;
-                let whole = snapshot_store("upsert", &store, cut).unwrap();
-                let section = match (store.complete, chain.is_empty()) {
-                    (Some((base, _)), false) => {
-                        let changes = snapshot_changes("upsert", &store, cut, base)
-                            .unwrap()
-                            .expect(
-                                "the store knows what changed since its last complete checkpoint",
-                            );
-                        changes_written += 1;
-                        Section::Changes {
-                            base,
-                            base_crc: 0,
-                            keys: changes.keys,
-                            entries: changes.entries,
-                        }
-                    }
-                    _ => Section::Full(whole.clone()),
-                };
-                let mut links: Vec<&Section> = chain.iter().collect();
-                links.push(&section);
-                let rebuilt = apply("upsert", &links, "test").unwrap();
-                type Entries = Vec<(u64, (Option<Time>, Option<u64>))>;
-                let read = |bytes: &[u8]| -> Entries {
-                    sorted(state::read_sections("upsert", &[bytes]).unwrap())
-                };
-                assert_eq!(read(&rebuilt), read(&whole), "seed {seed}, checkpoint {id}");
-                if rng.below(5) != 0 {
-                    if matches!(section, Section::Full(_)) {
-                        chain.clear();
-                    }
-                    chain.push(section);
-                    store.checkpoint_complete(id).unwrap();
-                }
+                let complete = store.complete.map(|(id, _)| id);
+                changes_written += checkpoint_and_check::<_, (Option<Time>, Option<u64>)>(
+                    &mut store,
+                    &mut chain,
+                    (complete, id, cut),
+                    rng.below(5) != 0, // one in five checkpoints fails
+                    &format!("seed {seed}, checkpoint {id}"),
+                );
             }
             assert!(
                 changes_written > 20,
