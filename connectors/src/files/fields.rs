@@ -1,5 +1,9 @@
 //! A fast way from the fields of a CSV line to a serde value, for the common case: the fields are
-//! read where they lie in the line (no copy into a record), integers are parsed from the bytes.
+//! read where they lie in the line (no copy into a record), one after another as the value asks
+//! for them, and an integer is parsed in the same pass that finds its end, eight bytes at a time.
+//! A quote in a field that is read leaves the line to the csv crate (quoting changes where fields
+//! end); fields after those a value takes by position are not looked at, as the csv crate ignores
+//! them too.
 //!
 //! It gives the same value as the `csv` crate's deserializer whenever it succeeds; when it
 //! cannot (a shape it does not handle, or a field that does not parse), the caller falls back to
