@@ -532,6 +532,11 @@ mod tests {
         }
         assert_eq!(fast::<Row>("ann,yes,3,Start,1", Some(&headers)), None);
         assert_eq!(fast::<Row>("ann,true,3,Middle,1", Some(&headers)), None);
+        // Fields past those a tuple takes: as the csv crate does with them.
+        assert_eq!(
+            fast::<(u64, u64)>("1,2,3", None),
+            slow::<(u64, u64)>("1,2,3", None)
+        );
         // Structs by position without headers, as the csv crate does.
         let line = "3,Start,,al,true";
         assert_eq!(fast::<Row>(line, None), slow::<Row>(line, None));
