@@ -875,76 +875,52 @@ mod tests {
     /// gives exactly the whole snapshot.
     #[test]
     fn changes_since_the_last_complete_checkpoint_rebuild_the_whole_snapshot() {
-        for seed in 1..=20u64 {
-            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut store = RootStore::<u64> {
+        drive::<_, (Option<Time>, isize)>(
+            0x9E37_79B9_7F4A_7C15,
+            || RootStore::<u64> {
                 counts: FastMap::default(),
                 pending: Vec::new(),
                 recent: Vec::new(),
                 record: true,
                 snapshot_cut: Cell::new(Time::MIN),
                 complete: None,
-            };
-            let mut chain: Vec<Section> = Vec::new();
-            let mut frontier: Time = 0;
-            let mut last_cut: Time = 0;
-            let mut changes_written = 0;
-            for id in 1..=40u64 {
-                for _ in 0..rng.below(30) {
-                    let row = rng.below(40);
-                    let diff = if rng.below(3) == 0 { -1 } else { 1 };
-                    let t = frontier + rng.below(4) as Time;
-                    store.pending.push((t, row, diff, frontier));
-                }
-                frontier += 1 + rng.below(3) as Time;
+            },
+            |store, rng, frontier| {
+                let row = rng.below(40);
+                let diff = if rng.below(3) == 0 { -1 } else { 1 };
+                let t = frontier + rng.below(4) as Time;
+                store.pending.push((t, row, diff, frontier));
+            },
+            |store, frontier| {
                 for (t, row, diff, at) in store.take_ready(&MutableAntichain::from_elem(frontier)) {
                     store.apply(t, &row, diff, at);
                 }
-                // Cuts only move forward.
-                let cut = (frontier - rng.below(3) as Time).max(last_cut);
-                last_cut = cut;
-                let complete = store.complete.map(|(id, _)| id);
-                changes_written += checkpoint_and_check::<_, (Option<Time>, isize)>(
-                    &mut store,
-                    &mut chain,
-                    (complete, id, cut),
-                    rng.below(5) != 0, // one in five checkpoints fails
-                    &format!("seed {seed}, checkpoint {id}"),
-                );
-            }
-            assert!(
-                changes_written > 20,
-                "seed {seed}: {changes_written} changes sections"
-            );
-        }
+            },
+            |store| store.complete.map(|(id, _)| id),
+        );
     }
 
     /// The same for an upsert root: keys set, changed and deleted, checkpoints at or below the
     /// frontier, some failing.
     #[test]
     fn upsert_changes_since_the_last_complete_checkpoint_rebuild_the_whole_snapshot() {
-        for seed in 1..=20u64 {
-            let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
-            let mut store = UpsertStore::<u64, u64> {
+        drive::<_, (Option<Time>, Option<u64>)>(
+            0x2545_F491_4F6C_DD1D,
+            || UpsertStore::<u64, u64> {
                 current: FastMap::default(),
                 pending: BTreeMap::new(),
                 recent: Vec::new(),
                 record: true,
                 snapshot_cut: Cell::new(Time::MIN),
                 complete: None,
-            };
-            let mut chain: Vec<Section> = Vec::new();
-            let mut frontier: Time = 0;
-            let mut last_cut: Time = 0;
-            let mut changes_written = 0;
-            for id in 1..=40u64 {
-                for _ in 0..rng.below(30) {
-                    let k = rng.below(40);
-                    let v = (rng.below(4) != 0).then(|| rng.below(3));
-                    let t = frontier + rng.below(4) as Time;
-                    store.pending.entry(t).or_default().push((k, v, frontier));
-                }
-                frontier += 1 + rng.below(3) as Time;
+            },
+            |store, rng, frontier| {
+                let k = rng.below(40);
+                let v = (rng.below(4) != 0).then(|| rng.below(3));
+                let t = frontier + rng.below(4) as Time;
+                store.pending.entry(t).or_default().push((k, v, frontier));
+            },
+            |store, frontier| {
                 while let Some((&t, _)) = store.pending.first_key_value() {
                     if t >= frontier {
                         break;
@@ -954,15 +930,46 @@ mod tests {
                         store.apply(&k, &v, t, at);
                     }
                 }
-                // Cuts only move forward.
+            },
+            |store| store.complete.map(|(id, _)| id),
+        );
+    }
+
+    /// Drives a root store through 20 seeds of 40 checkpoints: up to 30 updates arrive at the
+    /// frontier (`arrive`), the frontier moves by 1 to 3 and ready updates are applied
+    /// (`release`), and a checkpoint is taken at a cut up to 2 below the frontier (a root fed by a
+    /// source that ran ahead), never below the last; one in five fails. Every checkpoint is
+    /// checked with [`checkpoint_and_check`]; most must have been written as changes.
+    fn drive<S, E>(
+        salt: u64,
+        new: impl Fn() -> S,
+        mut arrive: impl FnMut(&mut S, &mut Rng, Time),
+        mut release: impl FnMut(&mut S, Time),
+        complete: impl Fn(&S) -> Option<u64>,
+    ) where
+        S: KeyedStore<Key = u64>,
+        E: Ord + serde::de::DeserializeOwned,
+    {
+        for seed in 1..=20u64 {
+            let mut rng = Rng(seed.wrapping_mul(salt));
+            let mut store = new();
+            let mut chain: Vec<Section> = Vec::new();
+            let (mut frontier, mut last_cut): (Time, Time) = (0, 0);
+            let mut changes_written = 0;
+            for id in 1..=40u64 {
+                for _ in 0..rng.below(30) {
+                    arrive(&mut store, &mut rng, frontier);
+                }
+                frontier += 1 + rng.below(3) as Time;
+                release(&mut store, frontier);
                 let cut = (frontier - rng.below(3) as Time).max(last_cut);
                 last_cut = cut;
-                let complete = store.complete.map(|(id, _)| id);
-                changes_written += checkpoint_and_check::<_, (Option<Time>, Option<u64>)>(
+                let base = complete(&store);
+                changes_written += checkpoint_and_check::<_, E>(
                     &mut store,
                     &mut chain,
-                    (complete, id, cut),
-                    rng.below(5) != 0, // one in five checkpoints fails
+                    (base, id, cut),
+                    rng.below(5) != 0,
                     &format!("seed {seed}, checkpoint {id}"),
                 );
             }
