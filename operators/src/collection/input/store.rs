@@ -1,444 +1,14 @@
-//! Into collections: DataStreams of rows, of changes, of updates and of upserts become
-//! [`Collection`]s at a *root*.
-//!
-//! A root that must know the current rows — for a changelog (to refuse the deletion of a row
-//! that is not there), for upserts (to retract the older value), or whenever the job checkpoints
-//! — is a keyed operator: rows are exchanged by their hash, held until the watermark passes their
-//! time, then applied to the root's [`KeyedStore`] and handed to differential. Its snapshot is
-//! the rows as of the cut and the updates still waiting; a restore re-inserts the rows at the
-//! instant before the cut (see the [module docs](super)). An insert-only root without
-//! checkpoints hands records straight to differential, each at its event time.
-//!
-//! A change that would drive a row's count below zero (a `-D` or `-U` of a row never inserted,
-//! or deleted twice) fails the job with the row, its time and the root's name: it means the
-//! changelog is not the history of a table, and silently dropping it or going negative would make
-//! every result downstream wrong. (Malformed lines — an unknown kind, a missing image, a field of
-//! the wrong type — are caught earlier, by the source's decoder, and follow its bad-record
-//! policy.)
+//! The roots' keyed state: [`RootStore`] (rows and their counts, for changelogs and updates) and
+//! [`UpsertStore`] (each key's current value), each with the updates still waiting for their
+//! time, and what they changed since the last complete checkpoint — so that a snapshot is as of
+//! its cut and an incremental checkpoint writes only the rows changed since its base.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
-use differential_dataflow::AsCollection;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::generic::operator::Operator;
-use timely::dataflow::operators::vec::Map;
-
-use super::{Change, Collection, Row};
-use crate::build::{
-    Activation, ChangeWriter, EntryWriter, FastMap, KeyedStore, Owner, keyed_operator,
-};
-use tidal_engine::{DataStream, Error, Result, Time, WorkerContext};
-
-/// DataStreams that become collections.
-pub trait IntoCollection<'s, T: 'static> {
-    /// Each record an insertion at its event time.
-    ///
-    /// ```
-    /// use tidal_operators::prelude::*;
-    /// use tidal_connectors::prelude::*;
-    /// let out: Vec<(u32, i64)> = tidal_engine::Job::local(2).run(|env| {
-    ///     env.from_iter(vec![7u32, 7, 8]).into_collection().count().final_table().collect()
-    /// }).unwrap();
-    /// let mut out = out; out.sort();
-    /// assert_eq!(out, vec![(7, 2), (8, 1)]);
-    /// ```
-    fn into_collection(self) -> Collection<'s, T>
-    where
-        T: Row;
-}
-
-impl<'s, T: 'static> IntoCollection<'s, T> for DataStream<'s, T> {
-    fn into_collection(self) -> Collection<'s, T>
-    where
-        T: Row,
-    {
-        let ctx = Rc::clone(self.context());
-        if ctx.checkpointing() {
-            let updates = self.then("collection", |s, _| {
-                s.map(|(row, time)| ((row, 1isize), time))
-            });
-            return updates_root(updates, false);
-        }
-        let name = self.default_name("collection");
-        let inner = self
-            .into_inner()
-            .unary(Pipeline, &name, |_, _| {
-                move |input, output| {
-                    input.for_each_stamp(|cap, data| {
-                        let Some(&at) = cap.least() else { return };
-                        let mut session = output.session(&cap);
-                        for batch in data {
-                            // A late record takes effect at the earliest time still open.
-                            session.give_iterator(
-                                batch.drain(..).map(|(row, t)| (row, t.max(at), 1isize)),
-                            );
-                        }
-                    });
-                }
-            })
-            .as_collection();
-        Collection { inner, ctx }
-    }
-}
-
-/// Changelog streams (`+I`, `-U`, `+U`, `-D` of rows, at their event times) that become the
-/// collection of rows they describe.
-pub trait ChangelogIntoCollection<'s, D: 'static> {
-    /// The table the changes build: `+I`/`+U` insert their row, `-U`/`-D` delete theirs. A
-    /// deletion of a row that is not there fails the job (see [`collection`](crate::collection)).
-    ///
-    /// ```
-    /// use tidal_operators::prelude::*;
-    /// use tidal_connectors::prelude::*;
-    /// use tidal_engine::WatermarkStrategy;
-    /// let out: Vec<char> = tidal_engine::Job::local(1).run(|env| {
-    ///     env.from_iter_with(
-    ///         vec![(1, Change::new(RowKind::Insert, 'a')), (2, Change::new(RowKind::Insert, 'b')),
-    ///              (3, Change::new(RowKind::Delete, 'a'))],
-    ///         WatermarkStrategy::monotonous().with_timestamps(|(t, _)| *t),
-    ///     )
-    ///     .map(|(_, change)| change)
-    ///     .changelog_into_collection()
-    ///     .final_table()
-    ///     .collect()
-    /// }).unwrap();
-    /// assert_eq!(out, vec!['b']);
-    /// ```
-    fn changelog_into_collection(self) -> Collection<'s, D>;
-}
-
-impl<'s, D: Row> ChangelogIntoCollection<'s, D> for DataStream<'s, Change<D>> {
-    fn changelog_into_collection(self) -> Collection<'s, D> {
-        let updates = self.then("changelog", |s, _| {
-            s.map(|(change, time)| ((change.row, change.kind.diff()), time))
-        });
-        updates_root(updates, true)
-    }
-}
-
-/// Streams of updates `(row, diff)` (at their event times) that become a collection.
-pub trait UpdatesIntoCollection<'s, D: 'static> {
-    /// The collection the updates build: `diff` copies of `row` come (positive) or go
-    /// (negative). An update that would leave a row's count below zero fails the job.
-    ///
-    /// ```
-    /// use tidal_operators::prelude::*;
-    /// use tidal_connectors::prelude::*;
-    /// use tidal_engine::WatermarkStrategy;
-    /// let out: Vec<(char, i64)> = tidal_engine::Job::local(1).run(|env| {
-    ///     env.from_iter_with(vec![('a', 1, 3isize), ('a', 2, -1)],
-    ///             WatermarkStrategy::monotonous().with_timestamps(|(_, t, _)| *t))
-    ///         .map(|(row, _, diff)| (row, diff))
-    ///         .updates_into_collection()
-    ///         .count()
-    ///         .final_table()
-    ///         .collect()
-    /// }).unwrap();
-    /// assert_eq!(out, vec![('a', 2)]);
-    /// ```
-    fn updates_into_collection(self) -> Collection<'s, D>;
-}
-
-impl<'s, D: Row> UpdatesIntoCollection<'s, D> for DataStream<'s, (D, isize)> {
-    fn updates_into_collection(self) -> Collection<'s, D> {
-        let updates = self.then("updates", |s, _| s.map(|x| x));
-        updates_root(updates, true)
-    }
-}
-
-/// Streams of upserts `(key, Some(value))` / tombstones `(key, None)` that become the table of
-/// each key's latest value.
-pub trait UpsertByKey<'s, K: 'static, V: 'static> {
-    /// Each key's latest value: a newer value retracts the older, a tombstone (`None`) deletes
-    /// the key. Upserts of one key at the same event time apply in the order they arrive.
-    ///
-    /// ```
-    /// use tidal_operators::prelude::*;
-    /// use tidal_connectors::prelude::*;
-    /// use tidal_engine::WatermarkStrategy;
-    /// let out: Vec<(char, u32)> = tidal_engine::Job::local(2).run(|env| {
-    ///     env.from_iter_with(
-    ///         vec![(1, ('a', Some(1u32))), (2, ('b', Some(2))), (3, ('a', Some(3))), (4, ('b', None))],
-    ///         WatermarkStrategy::monotonous().with_timestamps(|(t, _)| *t),
-    ///     )
-    ///     .map(|(_, upsert)| upsert)
-    ///     .upsert_by_key()
-    ///     .final_table()
-    ///     .collect()
-    /// }).unwrap();
-    /// assert_eq!(out, vec![('a', 3)]);
-    /// ```
-    fn upsert_by_key(self) -> Collection<'s, (K, V)>;
-}
-
-impl<'s, K: Row, V: Row> UpsertByKey<'s, K, V> for DataStream<'s, (K, Option<V>)> {
-    fn upsert_by_key(self) -> Collection<'s, (K, V)> {
-        let ctx = Rc::clone(self.context());
-        let out = self.then("upsert", move |input, name| {
-            let store = UpsertStore::<K, V> {
-                current: FastMap::default(),
-                pending: BTreeMap::new(),
-                recent: Vec::new(),
-                record: ctx.checkpointing(),
-                snapshot_cut: Cell::new(Time::MIN),
-                complete: None,
-            };
-            let (out, _) = keyed_operator(&ctx, input, name, store).build(|setup| {
-                let store = setup.state;
-                let ctx = setup.context;
-                let mut staged = Staged::default();
-                move |mut act: UpsertActivation<'_, K, V>| {
-                    staged.take_input(&mut act);
-                    let mut store = store.borrow_mut();
-                    let store = &mut *store;
-                    staged.restore(&mut act, || {
-                        store
-                            .current
-                            .iter()
-                            .map(|(k, v)| ((k.clone(), v.clone()), 1))
-                    });
-                    staged.stage_into(act.frontier, |t, (k, v), at| {
-                        store.pending.entry(t).or_default().push((k, v, at))
-                    });
-                    let mut out = Vec::new();
-                    let stopped = stopped_early(&act, &ctx);
-                    while let Some((&t, _)) = store.pending.first_key_value() {
-                        if stopped || act.frontier.less_equal(&t) {
-                            break;
-                        }
-                        let (t, upserts) = store.pending.pop_first().expect("a first entry");
-                        for (k, v, at) in upserts {
-                            let Some(old) = store.apply(&k, &v, t, at) else {
-                                continue;
-                            };
-                            if let Some(old) = old {
-                                out.push((((k.clone(), old), -1), t));
-                            }
-                            if let Some(v) = v {
-                                out.push((((k, v), 1), t));
-                            }
-                        }
-                    }
-                    staged.emit(&mut act, out, store.pending.keys().next().copied());
-                    if stopped && act.frontier.is_empty() {
-                        staged.release();
-                    }
-                }
-            });
-            out
-        });
-        differential_of(out)
-    }
-}
-
-/// An activation of an upsert root: upserts in, updates of `(key, value)` rows out.
-type UpsertActivation<'a, K, V> = Activation<'a, K, Option<V>, ((K, V), isize), ()>;
-
-/// Builds a keyed root from updates `((row, diff), time)`; `validate`: refuse a count below zero.
-fn updates_root<'s, D: Row>(
-    updates: DataStream<'s, (D, isize)>,
-    validate: bool,
-) -> Collection<'s, D> {
-    let ctx = Rc::clone(updates.context());
-    let origin = updates
-        .named_origin()
-        .map(|o| format!(" (the collection read from '{o}')"))
-        .unwrap_or_default();
-    let out = updates.then("root", move |input, name| {
-        let store = RootStore::<D> {
-            counts: FastMap::default(),
-            pending: Vec::new(),
-            recent: Vec::new(),
-            record: ctx.checkpointing(),
-            snapshot_cut: Cell::new(Time::MIN),
-            complete: None,
-        };
-        let root = format!("{name}{origin}");
-        let fail_ctx = Rc::clone(&ctx);
-        let (out, _) = keyed_operator(&ctx, input, name, store).build(|setup| {
-            let store = setup.state;
-            let mut staged = Staged::default();
-            let mut failed = false;
-            move |mut act: Activation<'_, D, isize, (D, isize), ()>| {
-                staged.take_input(&mut act);
-                if failed {
-                    return;
-                }
-                let mut store = store.borrow_mut();
-                let store = &mut *store;
-                staged.restore(&mut act, || {
-                    store.counts.iter().map(|(row, count)| (row.clone(), *count))
-                });
-                staged.stage_into(act.frontier, |t, (row, diff), at| {
-                    store.pending.push((t, row, diff, at))
-                });
-                let mut out = Vec::new();
-                let stopped = stopped_early(&act, &fail_ctx);
-                let ready = if stopped { Vec::new() } else { store.take_ready(act.frontier) };
-                // The changes of one time are simultaneous: a row may go below zero within a time
-                // (a deletion read before its insertion), but not at its end.
-                let mut below_zero: Vec<(Time, D)> = Vec::new();
-                let mut i = 0;
-                while i < ready.len() {
-                    let t = ready[i].0;
-                    while i < ready.len() && ready[i].0 == t {
-                        let (_, row, diff, at) = &ready[i];
-                        if store.apply(t, row, *diff, *at) < 0 && validate {
-                            below_zero.push((t, row.clone()));
-                        }
-                        i += 1;
-                    }
-                    for (t, row) in below_zero.drain(..) {
-                        if let Some(&count) = store.counts.get(&row)
-                            && count < 0
-                        {
-                            fail_ctx.fail(Error::input(format!(
-                                "{root}: the changes at time {t} leave row {row:?} with count {count}: the changelog is not the history of a table (a deletion or update-before of a row never inserted, or deleted twice); fix the input, or start reading it where the table's history starts"
-                            )));
-                            failed = true;
-                            return;
-                        }
-                    }
-                }
-                out.extend(ready.into_iter().map(|(t, row, diff, _)| ((row, diff), t)));
-                staged.emit(&mut act, out, store.earliest_pending());
-                if stopped && act.frontier.is_empty() {
-                    staged.release();
-                }
-            }
-        });
-        out
-    });
-    differential_of(out)
-}
-
-/// Whether the job is being stopped (Ctrl-C, SIGTERM, stop with a savepoint) rather than reading
-/// its input to the end. Sources then end between records, some instances (other splits) ahead
-/// of others, and the frontier moves past times whose input was not all read: the updates still
-/// waiting are incomplete. They stay in the state (a savepoint holds them, a restore goes on
-/// from there) instead of being released; the collection stays as of the last time its input was
-/// complete. (A stop asked for after the input was read to its end, but before the last times
-/// were released, keeps those times back too.)
-fn stopped_early<K, V, O, D>(_act: &Activation<'_, K, V, O, D>, ctx: &WorkerContext) -> bool {
-    ctx.stop_requested()
-}
-
-/// The differential collection of a root's output `((row, diff), time)`.
-fn differential_of<'s, D: Row>(out: DataStream<'s, (D, isize)>) -> Collection<'s, D> {
-    let ctx = Rc::clone(out.context());
-    let inner = out
-        .into_inner()
-        .map(|((row, diff), t)| (row, t, diff))
-        .as_collection();
-    Collection { inner, ctx }
-}
-
-/// A root's records between their arrival and the watermark passing the time they came at
-/// (operator-local: they are not yet part of the state), and the one capability the root holds:
-/// at or below every time it still holds anything for.
-struct Staged<U> {
-    by_arrival: BTreeMap<Time, Vec<(U, Time)>>,
-    cap: Option<Capability<Time>>,
-}
-
-impl<U> Default for Staged<U> {
-    fn default() -> Self {
-        Staged {
-            by_arrival: BTreeMap::new(),
-            cap: None,
-        }
-    }
-}
-
-impl<U: 'static> Staged<U> {
-    /// Takes in what arrived, holding a capability at or below each arrival time.
-    fn take_input<K, V, O, D>(&mut self, act: &mut Activation<'_, K, V, O, D>)
-    where
-        (K, V): Into<U>,
-    {
-        act.input.for_each(|message, data| {
-            let Some(&at) = message.least() else { return };
-            let below = self.cap.as_ref().is_none_or(|c| *c.time() > at);
-            if below && let Some(cap) = message.retain_least(0) {
-                self.cap = Some(cap);
-            }
-            let batch = self.by_arrival.entry(at).or_default();
-            batch.extend(data.drain(..).map(|(kv, t)| (kv.into(), t.max(at))));
-        });
-    }
-    /// Lets go of the capability: the job is stopping and the input has ended, so nothing more
-    /// will be sent (what is still held stays in the state, unsent).
-    fn release(&mut self) {
-        self.cap = None;
-        self.by_arrival.clear();
-    }
-    /// On a restored root's first activation: sends the restored rows (`rows()`) at the instant
-    /// before the cut, and holds a capability there for the updates restored as waiting.
-    fn restore<K, V, O, D, I>(
-        &mut self,
-        act: &mut Activation<'_, K, V, O, D>,
-        rows: impl FnOnce() -> I,
-    ) where
-        I: Iterator<Item = O>,
-    {
-        let Some(initial) = act.initial.take() else {
-            return;
-        };
-        let Some(cut) = initial.restored_cut else {
-            return;
-        };
-        let mut cap = initial.output;
-        cap.downgrade(&(cut - 1));
-        act.output
-            .session(&cap)
-            .give_iterator(rows().map(|row| (row, cut - 1)));
-        if self.cap.as_ref().is_none_or(|c| c.time() > cap.time()) {
-            self.cap = Some(cap);
-        }
-    }
-    /// Moves the records whose arrival time the frontier has passed into the state, by the time
-    /// each takes effect at.
-    fn stage_into(
-        &mut self,
-        frontier: &timely::progress::frontier::MutableAntichain<Time>,
-        mut into_state: impl FnMut(Time, U, Time),
-    ) {
-        while let Some((&at, _)) = self.by_arrival.first_key_value() {
-            if frontier.less_equal(&at) {
-                break;
-            }
-            let (at, batch) = self.by_arrival.pop_first().expect("a first entry");
-            for (u, t) in batch {
-                into_state(t, u, at);
-            }
-        }
-    }
-    /// Sends `out` (every record's time at or above the held capability) and moves the
-    /// capability down to the earliest time still held (`pending`: the state's earliest).
-    fn emit<K, V, O, D>(
-        &mut self,
-        act: &mut Activation<'_, K, V, O, D>,
-        out: Vec<(O, Time)>,
-        pending: Option<Time>,
-    ) {
-        let Some(cap) = self.cap.as_mut() else {
-            debug_assert!(out.is_empty());
-            return;
-        };
-        if !out.is_empty() {
-            let mut out = out;
-            act.output.session(&*cap).give_container(&mut out);
-        }
-        let staged = self.by_arrival.keys().next().copied();
-        match [pending, staged].into_iter().flatten().min() {
-            Some(t) => cap.downgrade(&t.max(*cap.time())),
-            None => self.cap = None,
-        }
-    }
-}
+use super::super::Row;
+use crate::build::{ChangeWriter, EntryWriter, FastMap, KeyedStore, Owner};
+use tidal_engine::{Result, Time};
 
 /// A root's state: the rows as of its input frontier, and the updates (from records that arrived
 /// below it) waiting for the frontier to pass their time, each with the time it arrived at.
@@ -454,24 +24,24 @@ impl<U: 'static> Staged<U> {
 /// checkpoint are those of `recent` and `pending`, so a checkpoint that builds on it writes only
 /// those rows' entries ([`KeyedStore::write_changes`]) — the batch of changes the collection took
 /// in between the two cuts — reading nothing else of the state.
-struct RootStore<D> {
-    counts: FastMap<D, isize>,
+pub(super) struct RootStore<D> {
+    pub(super) counts: FastMap<D, isize>,
     /// Updates waiting for their time: time, row, diff, arrival time (in arrival order).
-    pending: Vec<(Time, D, isize, Time)>,
+    pub(super) pending: Vec<(Time, D, isize, Time)>,
     /// Updates applied since the last complete checkpoint: row, diff, time, arrival time.
-    recent: Vec<(D, isize, Time, Time)>,
+    pub(super) recent: Vec<(D, isize, Time, Time)>,
     /// Whether to keep `recent` (the job checkpoints).
-    record: bool,
+    pub(super) record: bool,
     /// The cut of the latest snapshot (what `checkpoint_complete` may forget below).
-    snapshot_cut: Cell<Time>,
+    pub(super) snapshot_cut: Cell<Time>,
     /// The last checkpoint known complete and its cut: `recent` holds what changed since.
-    complete: Option<(u64, Time)>,
+    pub(super) complete: Option<(u64, Time)>,
 }
 
 impl<D: Row> RootStore<D> {
     /// Removes and returns the waiting updates whose time the frontier has passed, in time order
     /// (arrival order within a time).
-    fn take_ready(
+    pub(super) fn take_ready(
         &mut self,
         frontier: &timely::progress::frontier::MutableAntichain<Time>,
     ) -> Vec<(Time, D, isize, Time)> {
@@ -486,7 +56,7 @@ impl<D: Row> RootStore<D> {
         ready
     }
     /// Applies an update whose time the frontier has passed; gives the row's count after it.
-    fn apply(&mut self, t: Time, row: &D, diff: isize, at: Time) -> isize {
+    pub(super) fn apply(&mut self, t: Time, row: &D, diff: isize, at: Time) -> isize {
         if self.record {
             self.recent.push((row.clone(), diff, t, at));
         }
@@ -506,7 +76,7 @@ impl<D: Row> RootStore<D> {
         }
     }
     /// The earliest time an update waits for.
-    fn earliest_pending(&self) -> Option<Time> {
+    pub(super) fn earliest_pending(&self) -> Option<Time> {
         self.pending.iter().map(|(t, ..)| *t).min()
     }
 }
@@ -614,16 +184,16 @@ impl<D: Row> KeyedStore for RootStore<D> {
 /// An upsert root's state: each key's current value, and the upserts waiting for their time
 /// (with their arrival times). Like [`RootStore`], it remembers what it changed since the last
 /// complete checkpoint (each key's value before), so that its snapshot is as of the cut.
-struct UpsertStore<K, V> {
-    current: FastMap<K, V>,
-    pending: BTreeMap<Time, Vec<(K, Option<V>, Time)>>,
+pub(super) struct UpsertStore<K, V> {
+    pub(super) current: FastMap<K, V>,
+    pub(super) pending: BTreeMap<Time, Vec<(K, Option<V>, Time)>>,
     /// Changes applied since the last complete checkpoint: key, value before, value after,
     /// time, arrival time.
-    recent: Vec<Applied<K, V>>,
-    record: bool,
-    snapshot_cut: Cell<Time>,
+    pub(super) recent: Vec<Applied<K, V>>,
+    pub(super) record: bool,
+    pub(super) snapshot_cut: Cell<Time>,
     /// The last checkpoint known complete and its cut: `recent` holds what changed since.
-    complete: Option<(u64, Time)>,
+    pub(super) complete: Option<(u64, Time)>,
 }
 
 impl<K: Row, V: Row> UpsertStore<K, V> {
@@ -631,7 +201,11 @@ impl<K: Row, V: Row> UpsertStore<K, V> {
     /// that arrived below it for a later time, applied already or not): the last of each key
     /// and time only, which is all that decides the key's value at that time — so that a
     /// restore need not keep the order of entries.
-    fn waiting_at(&self, cut: Time, keep: impl Fn(&K) -> bool) -> Vec<(&K, Time, &Option<V>)> {
+    pub(super) fn waiting_at(
+        &self,
+        cut: Time,
+        keep: impl Fn(&K) -> bool,
+    ) -> Vec<(&K, Time, &Option<V>)> {
         let mut last: FastMap<(&K, Time), &Option<V>> = FastMap::default();
         let applied = self
             .recent
@@ -655,7 +229,7 @@ impl<K: Row, V: Row> UpsertStore<K, V> {
 
     /// Applies an upsert whose time the frontier has passed: the key's value before it, or
     /// `None` when it changed nothing.
-    fn apply(&mut self, k: &K, v: &Option<V>, t: Time, at: Time) -> Option<Option<V>> {
+    pub(super) fn apply(&mut self, k: &K, v: &Option<V>, t: Time, at: Time) -> Option<Option<V>> {
         let old = match v {
             Some(v) => self.current.insert(k.clone(), v.clone()),
             None => self.current.remove(k),
