@@ -82,6 +82,13 @@ enum Command {
         /// lasts several checkpoint intervals; with --quick, as many as --bids).
         #[arg(long)]
         checkpoint_bids: Option<u64>,
+        /// The directory of an independent hand-written timely build of W1 and W2 (`timely_w1`,
+        /// `timely_w2`, run as `BIN WORKERS INPUT OUTPUT`), e.g.
+        /// `../shared/yardstick/rust/target/release`: each becomes a third job of its workload,
+        /// and W1 then reads plain text (lowercase ASCII words separated by spaces, which both
+        /// word rules split alike) so that all outputs can be compared.
+        #[arg(long, value_name = "DIR")]
+        yardstick: Option<PathBuf>,
         /// Run only these workloads, comma-separated: W1, W2, checkpoints, nexmark, q0 ... q12.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -207,6 +214,7 @@ fn main() {
             bids,
             events,
             checkpoint_bids,
+            yardstick,
             only,
         } => runner::all(&runner::Options {
             quick,
@@ -216,6 +224,7 @@ fn main() {
             bids,
             events,
             checkpoint_bids,
+            yardstick,
             only,
         }),
         Command::TimelyWordcount(b) => {
@@ -325,6 +334,38 @@ pub(crate) fn gen_text(words: u64, out: &Path, seed: u64) {
             " "
         };
         write!(file, "{sep}").unwrap();
+    }
+    file.flush().unwrap();
+}
+
+/// Writes a plain text of `words` words: lowercase ASCII words of 2 to 10 letters from a
+/// vocabulary of 100 000, Zipf-like frequencies, ten words a line separated by single spaces — a
+/// text that splitting on whitespace and splitting into alphanumeric runs cut alike.
+pub(crate) fn gen_plain_text(words: u64, out: &Path, seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut seen = std::collections::HashSet::new();
+    let mut vocabulary: Vec<String> = Vec::with_capacity(100_000);
+    while vocabulary.len() < 100_000 {
+        let len = rng.random_range(2..=10);
+        let w: String = (0..len)
+            .map(|_| char::from(rng.random_range(b'a'..=b'z')))
+            .collect();
+        if seen.insert(w.clone()) {
+            vocabulary.push(w);
+        }
+    }
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out).expect("create output"));
+    for n in 0..words {
+        let u: f64 = rng.random::<f64>();
+        let rank = ((vocabulary.len() as f64).powf(u) as usize)
+            .saturating_sub(1)
+            .min(vocabulary.len() - 1);
+        let sep = if n % 10 == 9 || n + 1 == words {
+            "\n"
+        } else {
+            " "
+        };
+        write!(file, "{}{sep}", vocabulary[rank]).unwrap();
     }
     file.flush().unwrap();
 }

@@ -3,6 +3,11 @@
 //! second, each run as a whole process, alternating, on 1 and 2 workers; a table of medians, peak
 //! memory and the ratio to the reference with its target; outputs compared. Then what each
 //! checkpoint of `cdc_revenue` writes, whole and incremental.
+//!
+//! With `--yardstick DIR`, W1 and W2 are also run by an independent hand-written timely build
+//! (`DIR/timely_w1`, `DIR/timely_w2`), on the same inputs, alternating with the others; the
+//! summary then gives Tidal's time and peak memory against it, and the project's own baseline's
+//! time against it (which must not be slower, or the baseline flatters Tidal).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +29,9 @@ pub struct Options {
     pub events: Option<u64>,
     /// Bids of the input of W2 with and without checkpoints.
     pub checkpoint_bids: Option<u64>,
+    /// The directory of the independent yardstick's `timely_w1` and `timely_w2`: a third job
+    /// for W1 and W2 (W1 then reads plain text, see `gen_plain_text`).
+    pub yardstick: Option<PathBuf>,
     /// Run only these workloads (`W1`, `W2`, `checkpoints`, `nexmark`, `q0` … `q12`, `cdc`,
     /// `components`, `scaling`); `cdc` and `checkpoints` also select the checkpoint sizes of
     /// `cdc_revenue`.
@@ -136,15 +144,67 @@ struct Job {
     program: PathBuf,
     args: Vec<String>,
     scratch: Vec<PathBuf>,
+    /// Run as the yardstick's programs are: `PROGRAM WORKERS INPUT OUTPUT_FILE`, where `args` is
+    /// the input alone.
+    yardstick: bool,
 }
 
-/// A workload: its name, how many events it processes, Tidal's job and the job it is compared
-/// with (a hand-written baseline, or Tidal itself without a feature), and the ratio it must meet.
+impl Job {
+    /// A job run with `--output DIR -w N` after its arguments.
+    fn new(label: &str, program: &Path, args: Vec<String>) -> Job {
+        Job {
+            label: label.into(),
+            program: program.to_path_buf(),
+            args,
+            scratch: vec![],
+            yardstick: false,
+        }
+    }
+
+    /// The yardstick's program `name` in `dir`, reading `input`.
+    fn yardstick(dir: &Path, name: &str, input: &Path) -> Job {
+        let program = dir.join(name);
+        assert!(
+            program.exists(),
+            "{} is missing: build the yardstick first (cargo build --release in its rust/ folder)",
+            program.display()
+        );
+        Job {
+            label: format!("yardstick {name}"),
+            program,
+            args: vec![input.display().to_string()],
+            scratch: vec![],
+            yardstick: true,
+        }
+    }
+
+    /// The arguments of a run on `workers` workers writing to the directory `out`.
+    fn args(&self, workers: usize, out: &Path) -> Vec<String> {
+        if self.yardstick {
+            std::fs::create_dir_all(out).expect("create an output directory");
+            let file = out.join("part-0").display().to_string();
+            vec![workers.to_string(), self.args[0].clone(), file]
+        } else {
+            let mut a = self.args.clone();
+            a.extend([
+                "--output".into(),
+                out.display().to_string(),
+                "-w".into(),
+                workers.to_string(),
+            ]);
+            a
+        }
+    }
+}
+
+/// A workload: its name, how many events it processes, Tidal's job and the jobs it is compared
+/// with (a hand-written baseline, or Tidal itself without a feature; and the yardstick), and the
+/// ratio it must meet against each.
 struct Workload {
     name: String,
     events: u64,
     tidal: Job,
-    reference: Option<Job>,
+    references: Vec<Job>,
     /// Most Tidal / reference may be.
     target: f64,
     /// Whether both write the same lines (not so for processing-time windows).
@@ -189,10 +249,17 @@ pub fn all(options: &Options) {
     let me = std::env::current_exe().expect("own path");
     let only = &options.only;
 
-    let text = options.data.join(format!("w1-{words}.txt"));
+    let yardstick = options.yardstick.as_deref();
+    let text = match yardstick {
+        Some(_) => options.data.join(format!("w1-plain-{words}.txt")),
+        None => options.data.join(format!("w1-{words}.txt")),
+    };
     if selected(only, "W1") && !text.exists() {
         eprintln!("generating {} ...", text.display());
-        crate::gen_text(words, &text, 1);
+        match yardstick {
+            Some(_) => crate::gen_plain_text(words, &text, 1),
+            None => crate::gen_text(words, &text, 1),
+        }
     }
     let bid_windows = example("bid_windows");
     let bids_file = |n: u64| {
@@ -218,22 +285,23 @@ pub fn all(options: &Options) {
         workloads.push(Workload {
             name: "W1 wordcount".into(),
             events: crate::count_words(&text),
-            tidal: Job {
-                label: "tidal".into(),
-                program: example("wordcount"),
-                args: vec!["--input".into(), text.display().to_string()],
-                scratch: vec![],
-            },
-            reference: Some(Job {
-                label: "timely (hand)".into(),
-                program: me.clone(),
-                args: vec![
+            tidal: Job::new(
+                "tidal",
+                &example("wordcount"),
+                vec!["--input".into(), text.display().to_string()],
+            ),
+            references: [Job::new(
+                "timely (hand)",
+                &me,
+                vec![
                     "timely-wordcount".into(),
                     "--input".into(),
                     text.display().to_string(),
                 ],
-                scratch: vec![],
-            }),
+            )]
+            .into_iter()
+            .chain(yardstick.map(|dir| Job::yardstick(dir, "timely_w1", &text)))
+            .collect(),
             target: 1.25,
             same_output: true,
         });
@@ -243,18 +311,15 @@ pub fn all(options: &Options) {
         workloads.push(Workload {
             name: "W2 bid_windows".into(),
             events: bids,
-            tidal: Job {
-                label: "tidal".into(),
-                program: bid_windows.clone(),
-                args: w2_input.clone(),
-                scratch: vec![],
-            },
-            reference: Some(Job {
-                label: "timely (hand)".into(),
-                program: me.clone(),
-                args: [vec!["timely-bid-windows".to_string()], w2_input.clone()].concat(),
-                scratch: vec![],
-            }),
+            tidal: Job::new("tidal", &bid_windows, w2_input.clone()),
+            references: [Job::new(
+                "timely (hand)",
+                &me,
+                [vec!["timely-bid-windows".to_string()], w2_input.clone()].concat(),
+            )]
+            .into_iter()
+            .chain(yardstick.map(|dir| Job::yardstick(dir, "timely_w2", &csv)))
+            .collect(),
             target: 1.25,
             same_output: true,
         });
@@ -279,17 +344,10 @@ pub fn all(options: &Options) {
             name: "W2+checkpoints 1s".into(),
             events: ckpt_bids,
             tidal: Job {
-                label: "tidal, 1 s ckpt".into(),
-                program: bid_windows.clone(),
-                args,
                 scratch: vec![checkpoints.clone()],
+                ..Job::new("tidal, 1 s ckpt", &bid_windows, args)
             },
-            reference: Some(Job {
-                label: "tidal, no ckpt".into(),
-                program: bid_windows.clone(),
-                args: w2_input.clone(),
-                scratch: vec![],
-            }),
+            references: vec![Job::new("tidal, no ckpt", &bid_windows, w2_input.clone())],
             target: 1.05,
             same_output: true,
         });
@@ -306,19 +364,19 @@ pub fn all(options: &Options) {
         workloads.push(Workload {
             name,
             events,
-            tidal: Job {
-                label: "tidal".into(),
-                program: nexmark.clone(),
-                args: args.clone(),
-                scratch: vec![],
-            },
-            reference: crate::nexmark::QUERIES.contains(&query).then(|| Job {
-                label: "timely (hand)".into(),
-                program: me.clone(),
-                args: [vec!["timely-nexmark".to_string()], args].concat(),
-                scratch: vec![],
-            }),
-            target: 2.0,
+            tidal: Job::new("tidal", &nexmark, args.clone()),
+            references: crate::nexmark::QUERIES
+                .contains(&query)
+                .then(|| {
+                    Job::new(
+                        "timely (hand)",
+                        &me,
+                        [vec!["timely-nexmark".to_string()], args].concat(),
+                    )
+                })
+                .into_iter()
+                .collect(),
+            target: 1.5,
             same_output: query != "q12",
         });
     }
@@ -335,18 +393,12 @@ pub fn all(options: &Options) {
         workloads.push(Workload {
             name: "cdc_revenue".into(),
             events: order_events,
-            tidal: Job {
-                label: "tidal".into(),
-                program: example("cdc_revenue"),
-                args: args.clone(),
-                scratch: vec![],
-            },
-            reference: Some(Job {
-                label: "differential".into(),
-                program: me.clone(),
-                args: [vec!["differential-cdc".to_string()], args].concat(),
-                scratch: vec![],
-            }),
+            tidal: Job::new("tidal", &example("cdc_revenue"), args.clone()),
+            references: vec![Job::new(
+                "differential",
+                &me,
+                [vec!["differential-cdc".to_string()], args].concat(),
+            )],
             target: 1.15,
             same_output: true,
         });
@@ -367,18 +419,12 @@ pub fn all(options: &Options) {
         workloads.push(Workload {
             name: "graph_components".into(),
             events,
-            tidal: Job {
-                label: "tidal".into(),
-                program: example("graph_components"),
-                args: args.clone(),
-                scratch: vec![],
-            },
-            reference: Some(Job {
-                label: "differential".into(),
-                program: me.clone(),
-                args: [vec!["differential-components".to_string()], args].concat(),
-                scratch: vec![],
-            }),
+            tidal: Job::new("tidal", &example("graph_components"), args.clone()),
+            references: vec![Job::new(
+                "differential",
+                &me,
+                [vec!["differential-components".to_string()], args].concat(),
+            )],
             target: 1.15,
             same_output: true,
         });
@@ -397,7 +443,7 @@ pub fn all(options: &Options) {
     );
     if !workloads.is_empty() {
         println!(
-            "{:<18} {:>7} {:<16} {:>10} {:>9} {:>12} {:>10} {:>8} {:>7}",
+            "{:<18} {:>7} {:<18} {:>10} {:>9} {:>12} {:>10} {:>8} {:>7}",
             "workload",
             "workers",
             "job",
@@ -409,25 +455,14 @@ pub fn all(options: &Options) {
             "target"
         );
     }
-    let mut summary: Vec<(String, usize, f64, f64)> = Vec::new();
+    let mut summary: Vec<(String, usize, String, f64, f64)> = Vec::new();
     let mut compared = 0;
     for w in &workloads {
         for workers in [1usize, 2] {
-            let outs = [
-                options.data.join("out-tidal"),
-                options.data.join("out-reference"),
-            ];
-            let jobs: Vec<&Job> = std::iter::once(&w.tidal).chain(&w.reference).collect();
-            let args = |job: &Job, out: &Path| -> Vec<String> {
-                let mut a = job.args.clone();
-                a.extend([
-                    "--output".into(),
-                    out.display().to_string(),
-                    "-w".into(),
-                    workers.to_string(),
-                ]);
-                a
-            };
+            let jobs: Vec<&Job> = std::iter::once(&w.tidal).chain(&w.references).collect();
+            let outs: Vec<PathBuf> = (0..jobs.len())
+                .map(|j| options.data.join(format!("out-{j}")))
+                .collect();
             let mut runs: Vec<Vec<Run>> = vec![Vec::new(); jobs.len()];
             for rep in 0..reps {
                 let mut order: Vec<usize> = (0..jobs.len()).collect();
@@ -439,20 +474,23 @@ pub fn all(options: &Options) {
                     for dir in &jobs[j].scratch {
                         let _ = std::fs::remove_dir_all(dir);
                     }
-                    runs[j].push(measured(&jobs[j].program, &args(jobs[j], &outs[j])));
+                    runs[j].push(measured(&jobs[j].program, &jobs[j].args(workers, &outs[j])));
                 }
-                if rep == 0 && jobs.len() == 2 && w.same_output {
-                    let (t, b) = (sorted_lines(&outs[0]), sorted_lines(&outs[1]));
-                    assert!(
-                        t == b,
-                        "{} on {workers} worker(s): {} wrote {} lines, {} {}; they differ",
-                        w.name,
-                        jobs[0].label,
-                        t.len(),
-                        jobs[1].label,
-                        b.len()
-                    );
-                    compared += 1;
+                if rep == 0 && w.same_output {
+                    let tidal = sorted_lines(&outs[0]);
+                    for j in 1..jobs.len() {
+                        let other = sorted_lines(&outs[j]);
+                        assert!(
+                            tidal == other,
+                            "{} on {workers} worker(s): {} wrote {} lines, {} {}; they differ",
+                            w.name,
+                            jobs[0].label,
+                            tidal.len(),
+                            jobs[j].label,
+                            other.len()
+                        );
+                        compared += 1;
+                    }
                 }
             }
             let seconds: Vec<f64> = runs
@@ -461,16 +499,17 @@ pub fn all(options: &Options) {
                 .collect();
             for (j, job) in jobs.iter().enumerate() {
                 let peak = runs[j].iter().map(|r| r.peak_rss_kb).max().unwrap_or(0);
-                let (ratio, target) = if j == 0 && jobs.len() == 2 {
+                // On each reference's row: Tidal's time over its time, and the target.
+                let (ratio, target) = if j > 0 {
                     (
-                        format!("{:.2}", seconds[0] / seconds[1]),
+                        format!("{:.2}", seconds[0] / seconds[j]),
                         format!("{:.2}", w.target),
                     )
                 } else {
                     (String::new(), String::new())
                 };
                 println!(
-                    "{:<18} {:>7} {:<16} {:>10} {:>9.3} {:>12.0} {:>10.1} {:>8} {:>7}",
+                    "{:<18} {:>7} {:<18} {:>10} {:>9.3} {:>12.0} {:>10.1} {:>8} {:>7}",
                     w.name,
                     workers,
                     job.label,
@@ -481,9 +520,33 @@ pub fn all(options: &Options) {
                     ratio,
                     target
                 );
+                if j > 0 {
+                    summary.push((
+                        w.name.clone(),
+                        workers,
+                        format!("tidal / {}", job.label),
+                        seconds[0] / seconds[j],
+                        w.target,
+                    ));
+                }
             }
-            if jobs.len() == 2 {
-                summary.push((w.name.clone(), workers, seconds[0] / seconds[1], w.target));
+            // The project's own baseline must be no slower than the independent yardstick.
+            if let Some(y) = jobs.iter().position(|j| j.yardstick) {
+                summary.push((
+                    w.name.clone(),
+                    workers,
+                    format!("{} / {}", jobs[1].label, jobs[y].label),
+                    seconds[1] / seconds[y],
+                    1.0,
+                ));
+                let peak = |j: usize| runs[j].iter().map(|r| r.peak_rss_kb).max().unwrap_or(0);
+                summary.push((
+                    w.name.clone(),
+                    workers,
+                    format!("tidal / {} peak memory", jobs[y].label),
+                    peak(0) as f64 / peak(y).max(1) as f64,
+                    2.0,
+                ));
             }
             if !w.tidal.scratch.is_empty() {
                 state_per_key(&w.tidal.scratch[0]);
@@ -493,14 +556,45 @@ pub fn all(options: &Options) {
     if !workloads.is_empty() {
         println!("outputs were compared in {compared} configuration(s) and were equal");
     }
-    for (name, workers, ratio, target) in &summary {
+    for (name, workers, what, ratio, target) in &summary {
         let verdict = if ratio <= target { "within" } else { "OVER" };
-        println!("{name}, {workers} worker(s): {ratio:.2} ({verdict} the {target:.2} target)");
+        println!(
+            "{name}, {workers} worker(s), {what}: {ratio:.2} ({verdict} the {target:.2} target)"
+        );
     }
     if selected(only, "cdc+checkpoints") {
         checkpoint_sizes(options);
     }
     if selected(only, "scaling") {
         scaling(options);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Job;
+    use std::path::Path;
+
+    /// Tidal's jobs and the project's baselines take `--output DIR -w N` after their arguments;
+    /// the yardstick's programs take `WORKERS INPUT OUTPUT_FILE`.
+    #[test]
+    fn each_kind_of_job_gets_its_arguments() {
+        let out = tempfile::tempdir().expect("a temporary directory");
+        let tidal = Job::new(
+            "tidal",
+            Path::new("wordcount"),
+            vec!["--input".into(), "t".into()],
+        );
+        let dir = out.path().display().to_string();
+        assert_eq!(
+            tidal.args(2, out.path()),
+            ["--input", "t", "--output", &dir, "-w", "2"]
+        );
+        let yardstick = Job {
+            yardstick: true,
+            ..Job::new("yardstick", Path::new("timely_w1"), vec!["t".into()])
+        };
+        let file = out.path().join("part-0").display().to_string();
+        assert_eq!(yardstick.args(2, out.path()), ["2", "t", &file]);
     }
 }
