@@ -7,8 +7,10 @@
 //! capability per window end and fire when the frontier passes their last timestamp. The results
 //! are the example's lines, written as they are made to one part file per worker.
 //!
-//! The queries: q0, q1, q2 (stateless), q3 (incremental join of sellers and auctions), q5 (hot
-//! items, sliding windows), q7 (highest bid, tumbling windows), q8 (new users, a window join).
+//! The queries: q0, q1, q2 (stateless), q3 (incremental join of sellers and auctions), q4 and q6
+//! (winning bids of closed auctions, averaged per category / over each seller's last 10), q5 (hot
+//! items, sliding windows), q7 (highest bid, tumbling windows), q8 (new users, a window join),
+//! q11 (bids per user session) and q12 (bids per bidder per processing-time window).
 
 use std::collections::BTreeMap;
 
@@ -25,7 +27,9 @@ use timely::dataflow::{Scope, StreamVec};
 use crate::baselines::{Out, fx_hash};
 
 /// The queries with a baseline.
-pub const QUERIES: [&str; 7] = ["q0", "q1", "q2", "q3", "q5", "q7", "q8"];
+pub const QUERIES: [&str; 11] = [
+    "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q11", "q12",
+];
 
 /// `(auction, bidder, price, date_time)`.
 type BidRow = (u64, u64, u64, i64);
@@ -76,9 +80,13 @@ pub fn run(query: &str, events: u64, event_rate: u64, workers: usize, out: Out) 
                         })
                 }
                 "q3" => q3(events, out, index),
+                "q4" => q4(closed_auctions(events), out, index),
                 "q5" => q5(events, out, index),
+                "q6" => q6(closed_auctions(events), out, index),
                 "q7" => q7(events, out, index),
-                _ => q8(events, out, index),
+                "q8" => q8(events, out, index),
+                "q11" => q11(events, out, index),
+                _ => q12(events, out, index),
             }
         });
     })
@@ -361,6 +369,309 @@ fn q8(events: StreamVec<'_, i64, Event>, out: Out, index: usize) {
                         .map(|name| format!("{id},{name},{start}"))
                 }));
             });
+        },
+    );
+}
+
+/// What q4 and q6 need of a closed auction: `(id, category, seller, expires)`.
+type ClosedAuction = (u64, u64, u64, i64);
+
+/// One auction's side of the winning-bid join.
+#[derive(Default)]
+struct Bidding {
+    /// `(date_time, expires, reserve, category, seller)` once the auction has arrived.
+    auction: Option<(i64, i64, u64, u64, u64)>,
+    /// The highest qualifying price so far.
+    best: Option<u64>,
+    /// Bids that came before their auction: `(date_time, price)`.
+    early: Vec<(i64, u64)>,
+}
+
+/// The winning price of every auction, emitted at its `expires` once the frontier has passed it:
+/// the highest bid at or above the reserve among the auction's bids in `[date_time, expires)`;
+/// auctions without one emit nothing. Auctions and bids are exchanged by auction.
+fn closed_auctions<'s>(
+    events: StreamVec<'s, i64, Event>,
+) -> StreamVec<'s, i64, (ClosedAuction, u64)> {
+    // An auction `Ok((id, date_time, expires, reserve, category, seller))` or a bid
+    // `Err((auction, date_time, price))`.
+    type Side = Result<(u64, i64, i64, u64, u64, u64), (u64, i64, u64)>;
+    let sides = events.flat_map(|e| match e {
+        Event::Auction(a) => Some(Ok((
+            a.id,
+            a.date_time,
+            a.expires,
+            a.reserve,
+            a.category,
+            a.seller,
+        ))),
+        Event::Bid(b) => Some(Err((b.auction, b.date_time, b.price))),
+        Event::Person(_) => None,
+    });
+    sides.unary_frontier::<CapacityContainerBuilder<Vec<(ClosedAuction, u64)>>, _, _, _>(
+        Exchange::new(|s: &Side| match s {
+            Ok(a) => fx_hash(&a.0),
+            Err(b) => fx_hash(&b.0),
+        }),
+        "winning bids",
+        |_, _| {
+            let mut open: FxHashMap<u64, Bidding> = FxHashMap::default();
+            // Auctions by `expires`, with a capability for that time.
+            let mut closing: Pending<Vec<u64>> = Pending::new();
+            // Auctions with bids waiting for them, by the bids' times.
+            let mut waiting: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let cap = cap.retain_least(0).expect("an input capability");
+                    for side in data.drain(..) {
+                        match side {
+                            Ok((id, opened, expires, reserve, category, seller)) => {
+                                let entry = open.entry(id).or_default();
+                                for (at, price) in std::mem::take(&mut entry.early) {
+                                    if (opened..expires).contains(&at) && price >= reserve {
+                                        entry.best = entry.best.max(Some(price));
+                                    }
+                                }
+                                entry.auction = Some((opened, expires, reserve, category, seller));
+                                // `Pending::at` holds a capability for `end - 1`.
+                                closing.at(expires + 1, Some(&cap)).push(id);
+                            }
+                            Err((auction, at, price)) => {
+                                let entry = open.entry(auction).or_default();
+                                match entry.auction {
+                                    Some((opened, expires, reserve, _, _)) => {
+                                        if (opened..expires).contains(&at) && price >= reserve {
+                                            entry.best = entry.best.max(Some(price));
+                                        }
+                                    }
+                                    None => {
+                                        entry.early.push((at, price));
+                                        waiting.entry(at).or_default().push(auction);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+                // Bids whose auction has not come by the time the frontier passes them never
+                // qualify (an auction comes before its bids in event time).
+                while let Some((&at, _)) = waiting.first_key_value() {
+                    if frontier.less_equal(&at) {
+                        break;
+                    }
+                    for auction in waiting.remove(&at).expect("present") {
+                        if let Some(entry) = open.get_mut(&auction)
+                            && entry.auction.is_none()
+                        {
+                            entry.early.retain(|(t, _)| *t > at);
+                            if entry.early.is_empty() {
+                                open.remove(&auction);
+                            }
+                        }
+                    }
+                }
+                closing.fire(frontier, |_, cap, ids| {
+                    let cap = cap.expect("held");
+                    let mut session = output.session(&cap);
+                    for id in ids {
+                        if let Some(Bidding {
+                            auction: Some((_, expires, _, category, seller)),
+                            best: Some(price),
+                            ..
+                        }) = open.remove(&id)
+                        {
+                            session.give(((id, category, seller, expires), price));
+                        } else {
+                            open.remove(&id);
+                        }
+                    }
+                });
+            }
+        },
+    )
+}
+
+/// q4: the average winning price per category, a line `category,closed,average` per category
+/// changed by a batch of closed auctions.
+fn q4(closed: StreamVec<'_, i64, (ClosedAuction, u64)>, out: Out, index: usize) {
+    let mut writer = out.writer(index);
+    let mut totals: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
+    closed.sink(
+        Exchange::new(|c: &(ClosedAuction, u64)| fx_hash(&c.0.1)),
+        "q4 averages",
+        move |(input, _)| {
+            input.for_each(|_, data| {
+                let mut changed: Vec<u64> = Vec::new();
+                for ((_, category, _, _), price) in data.drain(..) {
+                    let total = totals.entry(category).or_insert((0, 0));
+                    total.0 += 1;
+                    total.1 += price;
+                    changed.push(category);
+                }
+                changed.sort_unstable();
+                changed.dedup();
+                writer.write_lines(changed.into_iter().map(|c| {
+                    let (n, sum) = totals[&c];
+                    format!("{c},{n},{}", sum / n)
+                }));
+            });
+        },
+    );
+}
+
+/// q6: per seller, the number of auctions won and the average winning price of the last 10 by
+/// `(expires, auction)`, a line `seller,closed,average` per seller changed by a batch.
+fn q6(closed: StreamVec<'_, i64, (ClosedAuction, u64)>, out: Out, index: usize) {
+    let mut writer = out.writer(index);
+    // Per seller: auctions won, and the last 10 as `(expires, auction, price)` in order.
+    type Won = (u64, Vec<(i64, u64, u64)>);
+    let mut sellers: FxHashMap<u64, Won> = FxHashMap::default();
+    closed.sink(
+        Exchange::new(|c: &(ClosedAuction, u64)| fx_hash(&c.0.2)),
+        "q6 averages",
+        move |(input, _)| {
+            input.for_each(|_, data| {
+                let mut changed: Vec<u64> = Vec::new();
+                for ((id, _, seller, expires), price) in data.drain(..) {
+                    let (n, last) = sellers.entry(seller).or_default();
+                    *n += 1;
+                    let at = last.partition_point(|l| (l.0, l.1) < (expires, id));
+                    last.insert(at, (expires, id, price));
+                    if last.len() > 10 {
+                        last.remove(0);
+                    }
+                    changed.push(seller);
+                }
+                changed.sort_unstable();
+                changed.dedup();
+                writer.write_lines(changed.into_iter().map(|s| {
+                    let (n, last) = &sellers[&s];
+                    let sum: u64 = last.iter().map(|l| l.2).sum();
+                    format!("{s},{n},{}", sum / last.len() as u64)
+                }));
+            });
+        },
+    );
+}
+
+/// A bidder's session: `[start, end)` and its bids.
+type Session = (i64, i64, u64);
+
+/// q11: bids per bidder session (a 10 s gap), exchanged by bidder. Bids are folded in the order
+/// of their batches' times; before a batch at time `t`, the sessions ending at or before `t` are
+/// closed. A bid's window `[date_time, date_time + 10 s)` merges with every open session of its
+/// bidder that it overlaps or touches.
+fn q11(events: StreamVec<'_, i64, Event>, out: Out, index: usize) {
+    let bids = events.flat_map(|e| match e {
+        Event::Bid(b) => Some((b.bidder, b.date_time)),
+        _ => None,
+    });
+    let mut writer = out.writer(index);
+    let mut sessions: FxHashMap<u64, Vec<Session>> = FxHashMap::default();
+    // Open sessions by end: the bidders that have one ending then.
+    let mut ends: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    let mut batches: BTreeMap<i64, Vec<(u64, i64)>> = BTreeMap::new();
+    // Closes the sessions ending at or before `limit`.
+    let close = |limit: i64,
+                 sessions: &mut FxHashMap<u64, Vec<Session>>,
+                 ends: &mut BTreeMap<i64, Vec<u64>>,
+                 lines: &mut Vec<String>| {
+        while let Some((&end, _)) = ends.first_key_value() {
+            if end > limit {
+                break;
+            }
+            for bidder in ends.remove(&end).expect("present") {
+                let Some(list) = sessions.get_mut(&bidder) else {
+                    continue;
+                };
+                if let Some(i) = list.iter().position(|s| s.1 == end) {
+                    let (start, end, n) = list.swap_remove(i);
+                    lines.push(format!("{bidder},{start},{end},{n}"));
+                }
+                if list.is_empty() {
+                    sessions.remove(&bidder);
+                }
+            }
+        }
+    };
+    bids.sink(
+        Exchange::new(|b: &(u64, i64)| fx_hash(&b.0)),
+        "q11 sessions",
+        move |(input, frontier)| {
+            input.for_each(|cap, data| {
+                let t = *cap.least().expect("a message time");
+                batches.entry(t).or_default().append(data);
+            });
+            let mut lines = Vec::new();
+            while let Some((&t, _)) = batches.first_key_value() {
+                if frontier.less_equal(&t) {
+                    break;
+                }
+                let batch = batches.remove(&t).expect("present");
+                close(t, &mut sessions, &mut ends, &mut lines);
+                for (bidder, at) in batch {
+                    let list = sessions.entry(bidder).or_default();
+                    let (mut start, mut end, mut n) = (at, at + TEN_SECONDS, 1);
+                    let mut i = 0;
+                    while i < list.len() {
+                        let s = list[i];
+                        if s.0 <= end && start <= s.1 {
+                            list.swap_remove(i);
+                            start = start.min(s.0);
+                            end = end.max(s.1);
+                            n += s.2;
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    list.push((start, end, n));
+                    // A merged session's old end stays listed; closing finds no session with it.
+                    ends.entry(end).or_default().push(bidder);
+                }
+            }
+            let reached = frontier.frontier().first().copied().unwrap_or(i64::MAX);
+            close(reached, &mut sessions, &mut ends, &mut lines);
+            writer.write_lines(lines.into_iter());
+        },
+    );
+}
+
+/// q12: bids per bidder per 10 s window of processing time (the wall clock when the bid is
+/// counted), exchanged by bidder; a window's counts are written when the clock passes its end,
+/// and those still open when the input ends are written then.
+fn q12(events: StreamVec<'_, i64, Event>, out: Out, index: usize) {
+    let bids = events.flat_map(|e| match e {
+        Event::Bid(b) => Some(b.bidder),
+        _ => None,
+    });
+    let mut writer = out.writer(index);
+    let mut windows: BTreeMap<i64, FxHashMap<u64, u64>> = BTreeMap::new();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as i64
+    };
+    bids.sink(
+        Exchange::new(|b: &u64| fx_hash(b)),
+        "q12 counts",
+        move |(input, frontier)| {
+            let clock = now();
+            let end = clock - clock.rem_euclid(TEN_SECONDS) + TEN_SECONDS;
+            input.for_each(|_, data| {
+                let counts = windows.entry(end).or_default();
+                for bidder in data.drain(..) {
+                    *counts.entry(bidder).or_insert(0) += 1;
+                }
+            });
+            let limit = if frontier.is_empty() { i64::MAX } else { clock };
+            while let Some((&end, _)) = windows.first_key_value() {
+                if end > limit {
+                    break;
+                }
+                let counts = windows.remove(&end).expect("present");
+                writer.write_lines(counts.into_iter().map(|(b, n)| format!("{b},{end},{n}")));
+            }
         },
     );
 }
