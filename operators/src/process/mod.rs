@@ -21,7 +21,7 @@ mod state;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tidal_engine::{DataStream, Time, timely};
+use tidal_engine::{DataStream, JobClock, Time, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -107,7 +107,8 @@ pub struct ProcessContext<'a, K, S, O, D> {
     state: &'a mut Option<S>,
     timestamp: Time,
     watermark: Time,
-    processing_time: Time,
+    /// Read when asked: most functions never ask, and a clock read per record is not free.
+    clock: &'a JobClock,
     out: &'a mut Vec<(O, Time)>,
     side: &'a mut Vec<(D, Time)>,
     timers: &'a mut Timers<K>,
@@ -138,9 +139,9 @@ impl<K: Key, S: Default, O, D> ProcessContext<'_, K, S, O, D> {
     pub fn current_watermark(&self) -> Time {
         self.watermark
     }
-    /// The job's processing time (ms since the epoch).
+    /// The job's processing time (ms since the epoch), read from its clock now.
     pub fn current_processing_time(&self) -> Time {
-        self.processing_time
+        self.clock.now()
     }
     /// Emits a record with the current timestamp.
     pub fn output(&mut self, record: O) {

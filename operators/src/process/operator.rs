@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::build::TimeBuffer;
-use tidal_engine::{DataStream, Time};
+use tidal_engine::{DataStream, JobClock, Time};
 use timely::dataflow::operators::Capability;
 
 use crate::build::{Activation, Initial, keyed_operator, timely};
@@ -94,7 +94,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 fire_event_timers(
                                     &mut function,
                                     t,
-                                    now,
+                                    &clock,
                                     state,
                                     timers,
                                     &mut out_buf,
@@ -103,21 +103,23 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 main.session(main_cap).give_iterator(out_buf.drain(..));
                                 side.session(side_cap_t).give_iterator(side_buf.drain(..));
                             }
+                            // The clock is read per record only for state with a time to
+                            // live: a read per record cost a seventh of a keyed join's time.
                             for ((key, value), ts) in records {
-                                let now = clock.now();
-                                let mut slot = state.take(&key, now);
-                                let mut c = ProcessContext {
-                                    key: &key,
-                                    state: &mut slot,
-                                    timestamp: ts,
-                                    watermark: t - 1,
-                                    processing_time: now,
-                                    out: &mut out_buf,
-                                    side: &mut side_buf,
-                                    timers,
-                                };
-                                function.process_element(value, &mut c);
-                                state.put(key, slot, now);
+                                let now = if state.expires() { clock.now() } else { now };
+                                state.with(key, now, |key, slot| {
+                                    let mut c = ProcessContext {
+                                        key,
+                                        state: slot,
+                                        timestamp: ts,
+                                        watermark: t - 1,
+                                        clock: &clock,
+                                        out: &mut out_buf,
+                                        side: &mut side_buf,
+                                        timers,
+                                    };
+                                    function.process_element(value, &mut c);
+                                });
                             }
                             main.session(&cap).give_iterator(out_buf.drain(..));
                             side.session(&side_cap).give_iterator(side_buf.drain(..));
@@ -134,7 +136,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             fire_event_timers(
                                 &mut function,
                                 reached,
-                                now,
+                                &clock,
                                 state,
                                 timers,
                                 &mut out_buf,
@@ -143,19 +145,19 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             while let Some((ts, key)) =
                                 timers.processing.pop_before(now.saturating_add(1))
                             {
-                                let mut slot = state.take(&key, now);
-                                let mut c = ProcessContext {
-                                    key: &key,
-                                    state: &mut slot,
-                                    timestamp: *main_cap.time(),
-                                    watermark: reached.saturating_sub(1),
-                                    processing_time: now,
-                                    out: &mut out_buf,
-                                    side: &mut side_buf,
-                                    timers,
-                                };
-                                function.on_timer(ts, TimeDomain::ProcessingTime, &mut c);
-                                state.put(key, slot, now);
+                                state.with(key, now, |key, slot| {
+                                    let mut c = ProcessContext {
+                                        key,
+                                        state: slot,
+                                        timestamp: *main_cap.time(),
+                                        watermark: reached.saturating_sub(1),
+                                        clock: &clock,
+                                        out: &mut out_buf,
+                                        side: &mut side_buf,
+                                        timers,
+                                    };
+                                    function.on_timer(ts, TimeDomain::ProcessingTime, &mut c);
+                                });
                             }
                             main.session(main_cap).give_iterator(out_buf.drain(..));
                             side.session(side_cap).give_iterator(side_buf.drain(..));
@@ -201,25 +203,26 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
 fn fire_event_timers<K: Key, V, F: KeyedProcessFunction<K, V>>(
     function: &mut F,
     limit: Time,
-    now: Time,
+    clock: &JobClock,
     state: &mut TtlState<K, F::State>,
     timers: &mut Timers<K>,
     out_buf: &mut Vec<(F::Out, Time)>,
     side_buf: &mut Vec<(F::Side, Time)>,
 ) {
     while let Some((ts, key)) = timers.event.pop_before(limit) {
-        let mut slot = state.take(&key, now);
-        let mut c = ProcessContext {
-            key: &key,
-            state: &mut slot,
-            timestamp: ts,
-            watermark: limit.saturating_sub(1),
-            processing_time: now,
-            out: out_buf,
-            side: side_buf,
-            timers,
-        };
-        function.on_timer(ts, TimeDomain::EventTime, &mut c);
-        state.put(key, slot, now);
+        let now = if state.expires() { clock.now() } else { 0 };
+        state.with(key, now, |key, slot| {
+            let mut c = ProcessContext {
+                key,
+                state: slot,
+                timestamp: ts,
+                watermark: limit.saturating_sub(1),
+                clock,
+                out: out_buf,
+                side: side_buf,
+                timers,
+            };
+            function.on_timer(ts, TimeDomain::EventTime, &mut c);
+        });
     }
 }

@@ -50,7 +50,7 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessSt
     fn write_entries(&self, _cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
         let mut entries: FastMap<&K, ProcessEntryRef<'_, S>> = FastMap::default();
         for (k, v) in self.values.values.iter() {
-            entries.entry(k).or_default().0 = Some(v);
+            entries.entry(k).or_default().0 = v.as_ref();
         }
         for (ts, keys) in &self.timers.event.by_time {
             for k in keys.keys() {
@@ -81,7 +81,7 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessSt
             if let Some(w) = wrote {
                 self.values.written.insert(k.clone(), w);
             }
-            if let Some(state) = state {
+            if state.is_some() {
                 self.values.values.insert(k, state);
             }
         }
@@ -92,7 +92,8 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessSt
 
 /// Per-key state with an optional time to live since the last write.
 pub(crate) struct TtlState<K, S> {
-    values: FastMap<K, S>,
+    /// Per key its state; never `None` between invocations (a slot emptied is removed).
+    values: FastMap<K, Option<S>>,
     ttl: Option<Time>,
     /// When each key's state was last written (kept only with a time to live).
     written: FastMap<K, Time>,
@@ -100,39 +101,61 @@ pub(crate) struct TtlState<K, S> {
 }
 
 impl<K: Key, S> TtlState<K, S> {
-    /// Takes a key's state out for an invocation; expired state is dropped, not returned.
-    pub(crate) fn take(&mut self, key: &K, now: Time) -> Option<S> {
-        let value = self.values.remove(key);
-        match self.ttl {
-            Some(ttl)
-                if self
-                    .written
-                    .get(key)
-                    .is_some_and(|w| now.saturating_sub(*w) >= ttl) =>
-            {
-                self.written.remove(key);
-                None
-            }
-            _ => value,
-        }
+    /// Whether state expires (has a time to live).
+    pub(crate) fn expires(&self) -> bool {
+        self.ttl.is_some()
     }
-    /// Puts a key's state back after an invocation (a write, for the time to live).
-    pub(crate) fn put(&mut self, key: K, value: Option<S>, now: Time) {
-        match value {
-            Some(v) => {
-                if let Some(ttl) = self.ttl {
-                    self.written.insert(key.clone(), now);
-                    self.expiry
-                        .entry(now.saturating_add(ttl))
-                        .or_default()
-                        .push(key.clone());
+    /// Runs an invocation `f` on a key's state where it lies (`None` when the key has none, or
+    /// its time to live has passed): state the invocation leaves is a write (for the time to
+    /// live), state it clears is removed. A key with state costs one lookup (taking the state out
+    /// and putting it back cost a removal and an insertion).
+    pub(crate) fn with<R>(
+        &mut self,
+        key: K,
+        now: Time,
+        f: impl FnOnce(&K, &mut Option<S>) -> R,
+    ) -> R {
+        let expired = self.ttl.is_some_and(|ttl| {
+            self.written
+                .get(&key)
+                .is_some_and(|w| now.saturating_sub(*w) >= ttl)
+        });
+        let (result, kept) = match self.values.get_mut(&key) {
+            Some(slot) => {
+                if expired {
+                    *slot = None;
                 }
-                self.values.insert(key, v);
+                let result = f(&key, slot);
+                let kept = slot.is_some();
+                if !kept {
+                    self.values.remove(&key);
+                }
+                (result, kept)
             }
             None => {
+                let mut slot = None;
+                let result = f(&key, &mut slot);
+                let kept = slot.is_some();
+                if kept {
+                    self.values.insert(key.clone(), slot);
+                }
+                (result, kept)
+            }
+        };
+        match (kept, self.ttl) {
+            (true, Some(ttl)) => {
+                self.written.insert(key.clone(), now);
+                self.expiry
+                    .entry(now.saturating_add(ttl))
+                    .or_default()
+                    .push(key);
+            }
+            (false, Some(_)) => {
                 self.written.remove(&key);
             }
+            (_, None) => {}
         }
+        result
     }
     /// Rebuilds the expiry schedule from the write times (after a restore).
     fn schedule_restored(&mut self) {
