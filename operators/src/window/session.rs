@@ -63,6 +63,66 @@ impl<K: Key, A: Value> KeyedStore for SessionState<K, A> {
     }
 }
 
+/// Sessions to fire, by end: the time their results are emitted at and the keys (stale entries,
+/// whose session grew or merged, are skipped when they come up), with one capability at or below
+/// every such time. (A capability per end — thousands of distinct times — had timely's progress
+/// tracking sort them on every step: a third of a session job's time.)
+struct Due<K> {
+    by_end: BTreeMap<Time, (Time, Vec<K>)>,
+    held: Option<Capability<Time>>,
+}
+
+impl<K> Due<K> {
+    fn new() -> Self {
+        Due {
+            by_end: BTreeMap::new(),
+            held: None,
+        }
+    }
+
+    /// Makes `key`'s session ending at `end` due, emitted at `at` (at least `end - 1`); `cap` is
+    /// at or below `at`.
+    fn add(&mut self, end: Time, at: Time, cap: &Capability<Time>, key: K) {
+        let (at, keys) = self.by_end.entry(end).or_insert_with(|| (at, Vec::new()));
+        keys.push(key);
+        if self.held.as_ref().is_none_or(|h| h.time() > at) {
+            self.held = Some(cap.delayed(at));
+        }
+    }
+
+    /// Takes the first sessions due at or before `limit`: their end, the capability to emit
+    /// them with, and their keys.
+    fn next_up_to(&mut self, limit: Time) -> Option<(Time, Capability<Time>, Vec<K>)> {
+        let entry = self.by_end.first_entry()?;
+        if *entry.key() > limit {
+            return None;
+        }
+        let end = *entry.key();
+        let (at, keys) = entry.remove();
+        let cap = self
+            .held
+            .as_ref()
+            .expect("held while sessions are due")
+            .delayed(&at);
+        Some((end, cap, keys))
+    }
+
+    /// Moves the capability up to the first end still due (every time still to be emitted at is
+    /// at least that end - 1), or drops it when none is.
+    fn settle(&mut self) {
+        match self.by_end.first_key_value() {
+            None => self.held = None,
+            Some((&end, _)) => {
+                if let Some(held) = self.held.as_mut()
+                    && *held.time() < end - 1
+                {
+                    held.downgrade(&(end - 1));
+                }
+            }
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     input: timely::dataflow::StreamVec<'s, Time, ((K, V), Time)>,
@@ -82,9 +142,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
     keyed_operator(ctx, input, name, state).build(move |setup| {
         let state = setup.state;
         let mut pending: TimeBuffer<Arrivals<K, V>> = TimeBuffer::new();
-        // Sessions to fire, by end: a capability to emit with, and the keys (stale entries, whose
-        // session grew or merged, are skipped when they come up).
-        let mut due: BTreeMap<Time, (Capability<Time>, Vec<K>)> = BTreeMap::new();
+        let mut due: Due<K> = Due::new();
         // Fired sessions to forget once past their allowed lateness, by end + lateness.
         let mut expiry: BTreeMap<Time, Vec<K>> = BTreeMap::new();
         let mut fired: Time = Time::MIN;
@@ -117,10 +175,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                                 .or_default()
                                 .push(k.clone());
                         } else {
-                            let (_, keys) = due.entry(s.end).or_insert_with(|| {
-                                (first.delayed(&cut.max(s.end - 1)), Vec::new())
-                            });
-                            keys.push(k.clone());
+                            due.add(s.end, cut.max(s.end - 1), &first, k.clone());
                         }
                     }
                 }
@@ -130,7 +185,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
             let fire_up_to =
                 |limit: Time,
                  sessions: &mut FastMap<K, Vec<Session<A>>>,
-                 due: &mut BTreeMap<Time, (Capability<Time>, Vec<K>)>,
+                 due: &mut Due<K>,
                  expiry: &mut BTreeMap<Time, Vec<K>>,
                  fired: &mut Time,
                  main: &mut timely::dataflow::operators::generic::OutputBuilderSession<
@@ -141,12 +196,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                     if limit <= *fired {
                         return;
                     }
-                    while let Some(entry) = due.first_entry() {
-                        if *entry.key() > limit {
-                            break;
-                        }
-                        let end = *entry.key();
-                        let (cap, keys) = entry.remove();
+                    while let Some((end, cap, keys)) = due.next_up_to(limit) {
                         let mut session = main.session(&cap);
                         for k in keys {
                             let Some(list) = sessions.get_mut(&k) else {
@@ -166,6 +216,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                             }
                         }
                     }
+                    due.settle();
                     *fired = limit;
                     while let Some(entry) = expiry.first_entry() {
                         if *entry.key() > *fired {
@@ -245,10 +296,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                     if fired_now {
                         refire.push((k, start, end));
                     } else {
-                        let (_, keys) = due
-                            .entry(end)
-                            .or_insert_with(|| (cap.delayed(&t.max(end - 1)), Vec::new()));
-                        keys.push(k);
+                        due.add(end, t.max(end - 1), &cap, k);
                     }
                 }
                 // Late records within the allowed lateness fire their session again.
