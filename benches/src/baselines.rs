@@ -142,7 +142,7 @@ pub fn wordcount(input: &Path, workers: usize, out: Out) {
                     let Some(c) = cap.as_ref() else {
                         return;
                     };
-                    for _ in 0..4096 {
+                    for _ in 0..8192 {
                         line.clear();
                         if !lines.next_into(&mut line) {
                             output.session(c).give_iterator(counts.drain());
@@ -213,7 +213,7 @@ pub fn bid_windows(input: &Path, workers: usize, out: Out) {
                     // A batch of lines; consecutive bids mostly share a window, sent together.
                     let mut current: Option<(i64, Vec<(u64, u64)>)> = None;
                     let mut ended = false;
-                    for _ in 0..4096 {
+                    for _ in 0..8192 {
                         line.clear();
                         if !lines.next_bytes(&mut line) {
                             ended = true;
@@ -246,7 +246,7 @@ pub fn bid_windows(input: &Path, workers: usize, out: Out) {
                     }
                 }
             });
-            bids.sink(Exchange::new(|b: &(u64, u64)| fx_hash(&b.0)), "windows", {
+            bids.sink(Exchange::new(|b: &(u64, u64)| b.0), "windows", {
                 let mut windows: BTreeMap<i64, FxHashMap<u64, (u64, u64)>> = BTreeMap::new();
                 let mut writer = out.writer(index);
                 move |(input, frontier)| {
@@ -278,22 +278,31 @@ pub fn bid_windows(input: &Path, workers: usize, out: Out) {
 /// byte by byte: the baseline's input path should cost no more than the least a hand-written
 /// job would do.
 fn parse_bid(line: &[u8]) -> (u64, u64, i64) {
-    let mut fields = [0u64; 3];
-    let mut at = 0;
-    for &b in line {
-        match b {
-            b'0'..=b'9' => fields[at] = fields[at] * 10 + u64::from(b - b'0'),
-            b',' if at < 2 => at += 1,
-            b'\n' | b'\r' => break,
-            _ => panic!("not a bid line: {:?}", String::from_utf8_lossy(line)),
+    let bad = || -> ! { panic!("not a bid line: {:?}", String::from_utf8_lossy(line)) };
+    let mut rest = line;
+    // One field's digits folded in a register, then its separator: a comma, or the line's end
+    // after the last field.
+    let mut field = |last: bool| -> u64 {
+        let mut value = 0u64;
+        let mut i = 0;
+        while i < rest.len() && rest[i].is_ascii_digit() {
+            value = value * 10 + u64::from(rest[i] - b'0');
+            i += 1;
         }
-    }
-    assert!(
-        at == 2,
-        "not a bid line: {:?}",
-        String::from_utf8_lossy(line)
-    );
-    (fields[0], fields[1], fields[2] as i64)
+        if i == 0 {
+            bad();
+        }
+        match (last, rest.get(i)) {
+            (false, Some(b',')) => rest = &rest[i + 1..],
+            (true, None | Some(b'\n' | b'\r')) => rest = &rest[i..],
+            _ => bad(),
+        }
+        value
+    };
+    let auction = field(false);
+    let price = field(false);
+    let time = field(true);
+    (auction, price, time as i64)
 }
 
 /// The lines starting in worker `index`'s byte range (of `peers`) of a file.
