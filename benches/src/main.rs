@@ -315,12 +315,7 @@ pub(crate) fn gen_text(words: u64, out: &Path, seed: u64) {
         .collect();
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).expect("create output"));
     for n in 0..words {
-        // Zipf-like: small ranks much more frequent.
-        let u: f64 = rng.random::<f64>();
-        let rank = ((vocabulary.len() as f64).powf(u) as usize)
-            .saturating_sub(1)
-            .min(vocabulary.len() - 1);
-        let w = &vocabulary[rank];
+        let w = &vocabulary[zipf_rank(&mut rng, vocabulary.len())];
         if rng.random_range(0..10) == 0 {
             write!(file, "{}", w.to_uppercase()).unwrap();
         } else {
@@ -336,6 +331,13 @@ pub(crate) fn gen_text(words: u64, out: &Path, seed: u64) {
         write!(file, "{sep}").unwrap();
     }
     file.flush().unwrap();
+}
+
+/// A rank below `n` drawn with Zipf-like frequencies (rank r about as often as 1/r): `n` to a
+/// uniform power, so that the logarithm of the rank is uniform.
+fn zipf_rank(rng: &mut SmallRng, n: usize) -> usize {
+    let u: f64 = rng.random::<f64>();
+    ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
 }
 
 /// Writes a plain text of `words` words: lowercase ASCII words of 2 to 10 letters from a
@@ -356,10 +358,7 @@ pub(crate) fn gen_plain_text(words: u64, out: &Path, seed: u64) {
     }
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).expect("create output"));
     for n in 0..words {
-        let u: f64 = rng.random::<f64>();
-        let rank = ((vocabulary.len() as f64).powf(u) as usize)
-            .saturating_sub(1)
-            .min(vocabulary.len() - 1);
+        let rank = zipf_rank(&mut rng, vocabulary.len());
         let sep = if n % 10 == 9 || n + 1 == words {
             "\n"
         } else {
