@@ -261,7 +261,19 @@ impl<'a> Field<'a, '_> {
                 break;
             }
         }
-        if digits.len() - i < 8 {
+        let left = digits.len() - i;
+        if (1..8).contains(&left) && digits.len() >= 8 {
+            // The last few bytes of the line: the line's last eight moved down past those read
+            // already, zeros (not digits) above them — one more word step instead of a step
+            // (a multiply and a branch) per digit.
+            let last = u64::from_le_bytes(digits[digits.len() - 8..].try_into().expect("8 bytes"));
+            let (value, count) = leading_digits((last >> (8 * (8 - left))).to_le_bytes());
+            n = n
+                .checked_mul(POW10[count])
+                .and_then(|n| n.checked_add(value))
+                .ok_or(Unhandled)?;
+            i += count;
+        } else if left < 8 {
             while let Some(&b) = digits.get(i) {
                 let d = b.wrapping_sub(b'0');
                 if d > 9 {
@@ -498,6 +510,18 @@ mod tests {
         }
         assert_eq!(fast::<(u64,)>("18446744073709551616", None), None);
         assert_eq!(fast::<(u64,)>("123456789012345678901", None), None);
+        // A last field of every length, its last digits read from the line's last eight bytes;
+        // a non-digit among them leaves the line to the general path.
+        let digits = "98765432109876543210";
+        for len in 1..=20 {
+            for first in ["7", "12345678"] {
+                let number = &digits[..len];
+                let line = format!("{first},{number}");
+                let want = number.parse::<u64>().ok().map(|n| (first.parse().unwrap(), n));
+                assert_eq!(fast::<(u64, u64)>(&line, None), want, "{line}");
+                assert_eq!(fast::<(u64, u64)>(&format!("{line}x"), None), None, "{line}x");
+            }
+        }
     }
 
     #[test]
