@@ -59,7 +59,13 @@ impl<'s, K: Key, V: Value> Changelog<'s, K, V> for DataStream<'s, (K, V)> {
                     let mut latest = latest.borrow_mut();
                     pending.for_each_ready(act.frontier, |_, updates| {
                         for ((k, v), ts) in updates.drain(..).flatten() {
-                            latest.insert(k, (v, ts));
+                            // In place for a key already held: no key moved in, none dropped.
+                            match latest.get_mut(&k) {
+                                Some(slot) => *slot = (v, ts),
+                                None => {
+                                    latest.insert(k, (v, ts));
+                                }
+                            }
                         }
                     });
                     if act.frontier.is_empty() {
