@@ -517,9 +517,16 @@ mod tests {
             for first in ["7", "12345678"] {
                 let number = &digits[..len];
                 let line = format!("{first},{number}");
-                let want = number.parse::<u64>().ok().map(|n| (first.parse().unwrap(), n));
+                let want = number
+                    .parse::<u64>()
+                    .ok()
+                    .map(|n| (first.parse().unwrap(), n));
                 assert_eq!(fast::<(u64, u64)>(&line, None), want, "{line}");
-                assert_eq!(fast::<(u64, u64)>(&format!("{line}x"), None), None, "{line}x");
+                assert_eq!(
+                    fast::<(u64, u64)>(&format!("{line}x"), None),
+                    None,
+                    "{line}x"
+                );
             }
         }
     }
