@@ -491,65 +491,77 @@ fn closed_auctions<'s>(
     )
 }
 
-/// q4: the average winning price per category, a line `category,closed,average` per category
-/// changed by a batch of closed auctions.
-fn q4(closed: StreamVec<'_, i64, (ClosedAuction, u64)>, out: Out, index: usize) {
+/// A running result per key over closed auctions, exchanged by `key`: each closed auction folded
+/// into its key's state, then a line per key a batch changed.
+fn running_per_key<S: Default + 'static>(
+    closed: StreamVec<'_, i64, (ClosedAuction, u64)>,
+    out: Out,
+    index: usize,
+    name: &str,
+    key: fn(&ClosedAuction) -> u64,
+    fold: fn(&mut S, &ClosedAuction, u64),
+    line: fn(u64, &S) -> String,
+) {
     let mut writer = out.writer(index);
-    let mut totals: FxHashMap<u64, (u64, u64)> = FxHashMap::default();
+    let mut state: FxHashMap<u64, S> = FxHashMap::default();
     closed.sink(
-        Exchange::new(|c: &(ClosedAuction, u64)| fx_hash(&c.0.1)),
-        "q4 averages",
+        Exchange::new(move |c: &(ClosedAuction, u64)| fx_hash(&key(&c.0))),
+        name,
         move |(input, _)| {
             input.for_each(|_, data| {
                 let mut changed: Vec<u64> = Vec::new();
-                for ((_, category, _, _), price) in data.drain(..) {
-                    let total = totals.entry(category).or_insert((0, 0));
-                    total.0 += 1;
-                    total.1 += price;
-                    changed.push(category);
+                for (auction, price) in data.drain(..) {
+                    let k = key(&auction);
+                    fold(state.entry(k).or_default(), &auction, price);
+                    changed.push(k);
                 }
                 changed.sort_unstable();
                 changed.dedup();
-                writer.write_lines(changed.into_iter().map(|c| {
-                    let (n, sum) = totals[&c];
-                    format!("{c},{n},{}", sum / n)
-                }));
+                writer.write_lines(changed.into_iter().map(|k| line(k, &state[&k])));
             });
         },
+    );
+}
+
+/// q4: the average winning price per category, a line `category,closed,average` per category
+/// changed by a batch of closed auctions.
+fn q4(closed: StreamVec<'_, i64, (ClosedAuction, u64)>, out: Out, index: usize) {
+    running_per_key::<(u64, u64)>(
+        closed,
+        out,
+        index,
+        "q4 averages",
+        |a| a.1,
+        |total, _, price| {
+            total.0 += 1;
+            total.1 += price;
+        },
+        |category, (n, sum)| format!("{category},{n},{}", sum / n),
     );
 }
 
 /// q6: per seller, the number of auctions won and the average winning price of the last 10 by
 /// `(expires, auction)`, a line `seller,closed,average` per seller changed by a batch.
 fn q6(closed: StreamVec<'_, i64, (ClosedAuction, u64)>, out: Out, index: usize) {
-    let mut writer = out.writer(index);
     // Per seller: auctions won, and the last 10 as `(expires, auction, price)` in order.
     type Won = (u64, Vec<(i64, u64, u64)>);
-    let mut sellers: FxHashMap<u64, Won> = FxHashMap::default();
-    closed.sink(
-        Exchange::new(|c: &(ClosedAuction, u64)| fx_hash(&c.0.2)),
+    running_per_key::<Won>(
+        closed,
+        out,
+        index,
         "q6 averages",
-        move |(input, _)| {
-            input.for_each(|_, data| {
-                let mut changed: Vec<u64> = Vec::new();
-                for ((id, _, seller, expires), price) in data.drain(..) {
-                    let (n, last) = sellers.entry(seller).or_default();
-                    *n += 1;
-                    let at = last.partition_point(|l| (l.0, l.1) < (expires, id));
-                    last.insert(at, (expires, id, price));
-                    if last.len() > 10 {
-                        last.remove(0);
-                    }
-                    changed.push(seller);
-                }
-                changed.sort_unstable();
-                changed.dedup();
-                writer.write_lines(changed.into_iter().map(|s| {
-                    let (n, last) = &sellers[&s];
-                    let sum: u64 = last.iter().map(|l| l.2).sum();
-                    format!("{s},{n},{}", sum / last.len() as u64)
-                }));
-            });
+        |a| a.2,
+        |(n, last), &(id, _, _, expires), price| {
+            *n += 1;
+            let at = last.partition_point(|l| (l.0, l.1) < (expires, id));
+            last.insert(at, (expires, id, price));
+            if last.len() > 10 {
+                last.remove(0);
+            }
+        },
+        |seller, (n, last)| {
+            let sum: u64 = last.iter().map(|l| l.2).sum();
+            format!("{seller},{n},{}", sum / last.len() as u64)
         },
     );
 }
