@@ -2,6 +2,8 @@
 //! result equals a from-scratch count of the whole input.
 
 mod common;
+#[path = "common/rules.rs"]
+mod rules;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -721,6 +723,52 @@ fn process_functions_restore_state_and_timers_on_every_shape() {
 
     // A timer fires before the cut when its time is below it.
     check_restore(test, 2_000, model, |at, cut| at < cut, job);
+}
+
+/// Broadcast state: rule versions broadcast to every worker and matched against a keyed stream
+/// in event-time timers, checkpointed mid-run on 2 threads and restored on 1 worker, 2 threads and
+/// 2 processes. The rules are read before the cut, so after a restore every worker has them only
+/// from the checkpoint (written once, by worker 0): matches before the cut plus the restored run's
+/// are the model's, none twice.
+#[test]
+fn broadcast_state_restores_on_every_worker_of_every_shape() {
+    use tidal::engine::WatermarkStrategy;
+    use tidal::operators::MapStateDescriptor;
+    const EVENTS: u64 = 30_000;
+    const VERSIONS: u64 = rules::RULES * 8;
+    fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, i64, i64, u64)> {
+        let by_effect = |r: &(u64, i64, i64)| r.1;
+        let by_time = |e: &(u64, i64, i64)| e.2;
+        let rules = env
+            .generate_with(
+                events(rules::rule, VERSIONS, rate),
+                WatermarkStrategy::monotonous().with_timestamps(by_effect),
+            )
+            .name("rules")
+            .broadcast_state(&MapStateDescriptor::new("rules"));
+        env.generate_with(
+            events(rules::event, EVENTS, rate),
+            WatermarkStrategy::monotonous().with_timestamps(by_time),
+        )
+        .name("events")
+        .map(|(account, amount, ts)| (account, (amount, ts)))
+        .keyed()
+        .connect(rules)
+        .process(rules::MatchRules)
+        .filter(|r| r.0 != rules::ACCEPTED)
+        .collect()
+    }
+    let model: Vec<(u64, i64, i64, u64)> = rules::model(EVENTS, VERSIONS)
+        .into_iter()
+        .filter(|r| r.0 != rules::ACCEPTED)
+        .collect();
+    check_restore(
+        "broadcast_state_restores_on_every_worker_of_every_shape",
+        2_000,
+        model,
+        |at, cut| at < cut,
+        job,
+    );
 }
 
 /// An interval join (pairs of the two inputs with the same key, the second 0..=25 ms after the

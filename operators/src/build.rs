@@ -70,10 +70,11 @@ use timely::communication::Pull;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::Message;
-use timely::dataflow::channels::pact::{Exchange, LogPuller};
+use timely::dataflow::channels::pact::{Exchange, LogPuller, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::vec::Broadcast;
 use timely::progress::frontier::MutableAntichain;
 use timely::scheduling::Activator;
 
@@ -91,6 +92,14 @@ pub type KeyedInput<K, V> = InputHandleCore<
     LogPuller<Box<dyn Pull<Message<Time, Vec<((K, V), Time)>>>>>,
 >;
 
+/// The broadcast input of a keyed operator (see [`KeyedOperator::with_broadcast_input`]): every
+/// record of the broadcast stream, on every worker.
+pub type BroadcastInput<B> = InputHandleCore<
+    Time,
+    Vec<(B, Time)>,
+    <Pipeline as ParallelizationContract<Time, Vec<(B, Time)>>>::Puller,
+>;
+
 /// An activated output of a keyed operator: records of type `O` with their timestamps.
 pub type Output<'a, O> = OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<(O, Time)>>>;
 
@@ -100,9 +109,11 @@ pub type Outputs<'s, O, D> = (
     StreamVec<'s, Time, (D, Time)>,
 );
 
-/// A keyed operator under construction (see the [module docs](self)).
-pub struct KeyedOperator<'s, K, V, S> {
+/// A keyed operator under construction (see the [module docs](self)); `B` is the type of its
+/// broadcast input's records, if it has one.
+pub struct KeyedOperator<'s, K, V, S, B: 'static = ()> {
     input: StreamVec<'s, Time, ((K, V), Time)>,
+    broadcast: Option<StreamVec<'s, Time, (B, Time)>>,
     name: String,
     ctx: Rc<WorkerContext>,
     state: Rc<RefCell<S>>,
@@ -130,6 +141,7 @@ where
     ctx.register_state(name, Rc::clone(&state));
     KeyedOperator {
         input,
+        broadcast: None,
         name: name.to_string(),
         ctx,
         state,
@@ -162,10 +174,13 @@ pub struct Initial {
 }
 
 /// One activation of a keyed operator.
-pub struct Activation<'a, K: 'static, V: 'static, O: 'static, D: 'static> {
+pub struct Activation<'a, K: 'static, V: 'static, O: 'static, D: 'static, B: 'static = ()> {
     /// The records that arrived, exchanged by key.
     pub input: &'a mut KeyedInput<K, V>,
-    /// The input frontier: one past the watermark.
+    /// The records of the broadcast input that arrived (all of them, on every worker), when the
+    /// operator has one.
+    pub broadcast: Option<&'a mut BroadcastInput<B>>,
+    /// The input frontier: one past the watermark (of both inputs, with a broadcast input).
     pub frontier: &'a MutableAntichain<Time>,
     /// The main output (port 0).
     pub output: Output<'a, O>,
@@ -184,6 +199,40 @@ where
     V: timely::ExchangeData,
     S: KeyedStore,
 {
+    /// Gives the operator a second input whose records reach every worker (each worker gets every
+    /// record), for state that every worker keeps whole, such as broadcast state. Its frontier
+    /// joins the keyed input's in [`Activation::frontier`].
+    pub fn with_broadcast_input<B: timely::ExchangeData + Clone>(
+        self,
+        records: StreamVec<'s, Time, (B, Time)>,
+    ) -> KeyedOperator<'s, K, V, S, B> {
+        self.with_optional_broadcast(Some(records))
+    }
+
+    /// [`with_broadcast_input`](Self::with_broadcast_input) when `records` is given; otherwise an
+    /// operator without one whose [`Activation`] type still names `B`.
+    pub(crate) fn with_optional_broadcast<B: timely::ExchangeData + Clone>(
+        self,
+        records: Option<StreamVec<'s, Time, (B, Time)>>,
+    ) -> KeyedOperator<'s, K, V, S, B> {
+        KeyedOperator {
+            input: self.input,
+            broadcast: records,
+            name: self.name,
+            ctx: self.ctx,
+            state: self.state,
+            keep_initial: self.keep_initial,
+        }
+    }
+}
+
+impl<'s, K, V, S, B> KeyedOperator<'s, K, V, S, B>
+where
+    K: Key,
+    V: timely::ExchangeData,
+    S: KeyedStore,
+    B: timely::ExchangeData + Clone,
+{
     /// Hands the initial capabilities to the first activation even when not restoring (for an
     /// operator that must be able to emit before any input arrives, such as one that emits its
     /// state when the input ends).
@@ -199,10 +248,11 @@ where
         logic: impl FnOnce(Setup<S>) -> L,
     ) -> Outputs<'s, O, D>
     where
-        L: FnMut(Activation<'_, K, V, O, D>) + 'static,
+        L: FnMut(Activation<'_, K, V, O, D, B>) + 'static,
     {
         let KeyedOperator {
             input,
+            broadcast,
             name,
             ctx,
             state,
@@ -215,6 +265,7 @@ where
             input,
             Exchange::new(|((k, _), _): &((K, V), Time)| key_hash(k)),
         );
+        let mut broadcast = broadcast.map(|b| builder.new_input(b.broadcast(), Pipeline));
         let (main_out, main_stream) = builder.new_output::<Vec<(O, Time)>>();
         let (side_out, side_stream) = builder.new_output::<Vec<(D, Time)>>();
         let mut main_out = OutputBuilder::<_, CapacityContainerBuilder<_>>::from(main_out);
@@ -238,10 +289,21 @@ where
                 None
             };
             let mut dropped = 0u64;
+            // With a broadcast input: the least of both inputs' frontiers.
+            let mut both = MutableAntichain::new();
             move |frontiers| {
+                let frontier = if broadcast.is_some() {
+                    both.clear();
+                    let times = frontiers.iter().flat_map(|f| f.frontier().to_vec());
+                    both.update_iter(times.map(|t| (t, 1)));
+                    &both
+                } else {
+                    &frontiers[0]
+                };
                 let activation = Activation {
                     input: &mut input,
-                    frontier: &frontiers[0],
+                    broadcast: broadcast.as_mut(),
+                    frontier,
                     output: main_out.activate(),
                     side: side_out.activate(),
                     initial: initial.take(),

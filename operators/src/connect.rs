@@ -92,13 +92,31 @@ pub struct ConnectedStreams<'s, K, A, B> {
     second: KeyedStream<'s, K, B>,
 }
 
-impl<'s, K: Key, A: Value> KeyedStream<'s, K, A> {
-    /// Connects this keyed stream with another keyed the same way.
-    pub fn connect<B: Value>(self, other: KeyedStream<'s, K, B>) -> ConnectedStreams<'s, K, A, B> {
+/// What a keyed stream can be connected with: another stream keyed the same way (giving
+/// [`ConnectedStreams`]) or a broadcast stream (giving
+/// [`BroadcastConnectedStream`](crate::broadcast::BroadcastConnectedStream)).
+pub trait Connectable<'s, K, A> {
+    /// The connected streams.
+    type Connected;
+    /// Connects `keyed` (the first input) with this stream.
+    fn connect_to(self, keyed: KeyedStream<'s, K, A>) -> Self::Connected;
+}
+
+impl<'s, K: Key, A: Value, B: Value> Connectable<'s, K, A> for KeyedStream<'s, K, B> {
+    type Connected = ConnectedStreams<'s, K, A, B>;
+    fn connect_to(self, keyed: KeyedStream<'s, K, A>) -> Self::Connected {
         ConnectedStreams {
-            first: self,
-            second: other,
+            first: keyed,
+            second: self,
         }
+    }
+}
+
+impl<'s, K: Key, A: Value> KeyedStream<'s, K, A> {
+    /// Connects this keyed stream with another keyed the same way, or with a broadcast stream
+    /// ([`Partition::broadcast_state`](crate::Partition::broadcast_state)).
+    pub fn connect<C: Connectable<'s, K, A>>(self, other: C) -> C::Connected {
+        other.connect_to(self)
     }
 }
 

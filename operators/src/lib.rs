@@ -37,6 +37,7 @@
 //! assert_eq!(counts, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
 //! ```
 
+pub mod broadcast;
 pub mod build;
 pub mod changelog;
 pub mod collection;
@@ -48,8 +49,12 @@ pub mod process;
 pub mod transform;
 pub mod window;
 
+pub use broadcast::{
+    BroadcastConnectedStream, BroadcastContext, BroadcastState, BroadcastStream,
+    KeyedBroadcastProcessFunction, MapStateDescriptor,
+};
 pub use changelog::Changelog;
-pub use connect::{ConnectedStreams, Either, KeyedCoProcessFunction};
+pub use connect::{Connectable, ConnectedStreams, Either, KeyedCoProcessFunction};
 pub use keyed::KeyedStream;
 pub use partition::Partition;
 pub use process::{KeyedProcessFunction, Outputs, Process, ProcessContext, TimeDomain};
@@ -63,8 +68,9 @@ pub mod prelude {
         UpdatesIntoCollection, UpsertByKey,
     };
     pub use crate::{
-        Changelog, ConnectedStreams, Either, KeyedCoProcessFunction, KeyedPairs,
-        KeyedProcessFunction, KeyedStream, OutputTag, Outputs, Partition, Process, ProcessContext,
+        BroadcastContext, BroadcastState, Changelog, ConnectedStreams, Either,
+        KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedPairs, KeyedProcessFunction,
+        KeyedStream, MapStateDescriptor, OutputTag, Outputs, Partition, Process, ProcessContext,
         TimeDomain, Transform, Window, WindowAll, Windows,
     };
 }

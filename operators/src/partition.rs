@@ -3,6 +3,8 @@
 use std::cell::Cell;
 
 use tidal_engine::{DataStream, timely};
+
+use crate::broadcast::{BroadcastStream, MapStateDescriptor};
 use timely::dataflow::operators::core::Exchange;
 use timely::dataflow::operators::vec::Broadcast;
 
@@ -44,6 +46,24 @@ pub trait Partition<'s, T>: Sized {
     fn broadcast(self) -> DataStream<'s, T>
     where
         T: Clone;
+    /// Makes this stream the broadcast side of the broadcast-state pattern: connected with a
+    /// keyed stream, every record reaches every worker, where it may change the map `descriptor`
+    /// describes (see [`broadcast`](crate::broadcast)).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use tidal_operators::broadcast::MapStateDescriptor;
+    /// tidal_engine::Job::local(1).run(|env| {
+    ///     let rules = env.from_iter(vec![(1u32, "x > 2".to_string())]);
+    ///     let _broadcast = rules.broadcast_state(&MapStateDescriptor::<u32, String>::new("rules"));
+    /// }).unwrap();
+    /// ```
+    fn broadcast_state<MK, MV>(
+        self,
+        descriptor: &MapStateDescriptor<MK, MV>,
+    ) -> BroadcastStream<'s, T, MK, MV>
+    where
+        T: Clone;
 }
 
 impl<'s, T> Partition<'s, T> for DataStream<'s, T>
@@ -83,5 +103,14 @@ where
         T: Clone,
     {
         self.then("broadcast", |s, _| s.broadcast())
+    }
+    fn broadcast_state<MK, MV>(
+        self,
+        descriptor: &MapStateDescriptor<MK, MV>,
+    ) -> BroadcastStream<'s, T, MK, MV>
+    where
+        T: Clone,
+    {
+        BroadcastStream::new(self, descriptor)
     }
 }

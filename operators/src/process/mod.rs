@@ -16,7 +16,7 @@
 //! the operator's name, so checkpoints capture them and a restore on any number of workers brings
 //! back each key's state and timers.
 
-mod operator;
+pub(crate) mod operator;
 mod state;
 
 use serde::Serialize;

@@ -31,162 +31,220 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
 
     fn process_core<F: KeyedProcessFunction<K, V>>(
         self,
-        mut function: F,
+        function: F,
         tag: Option<OutputTag<'s, F::Side>>,
     ) -> DataStream<'s, F::Out> {
+        self.process_with_broadcast::<F, (), _>(
+            function,
+            tag,
+            None,
+            |_: &mut F, _: &mut BroadcastCall<'_, F::Out, F::Side>, _| {},
+        )
+    }
+
+    /// The keyed process operator, with a broadcast input whose records every worker hands to
+    /// `on_broadcast` (at each time, after the event-time timers and before the keyed records),
+    /// or without one (`broadcast` is `None`). `register` registers more state of the operator
+    /// under its name (called once, after the process state).
+    pub(crate) fn process_with_broadcast<F, B, H>(
+        self,
+        mut function: F,
+        tag: Option<OutputTag<'s, F::Side>>,
+        broadcast: Option<BroadcastSide<'s, B>>,
+        mut on_broadcast: H,
+    ) -> DataStream<'s, F::Out>
+    where
+        F: KeyedProcessFunction<K, V>,
+        B: timely::ExchangeData + Clone,
+        H: FnMut(&mut F, &mut BroadcastCall<'_, F::Out, F::Side>, B) + 'static,
+    {
         let ttl = self.state_ttl;
         let stream = self.into_stream();
         let ctx = Rc::clone(stream.context());
         let mut side_stream = None;
+        let (broadcast, register) = match broadcast {
+            Some((b, register)) => (Some(b.into_inner()), Some(register)),
+            None => (None, None),
+        };
         let out = stream.then("process", |input, name| {
             let store = ProcessStore::<K, F::State>::new(ttl);
+            let operator = keyed_operator(&ctx, input, name, store);
+            if let Some(register) = register {
+                register(name);
+            }
             let (main_stream, side) =
-                keyed_operator(&ctx, input, name, store).build(move |setup| {
-                    let store = setup.state;
-                    let clock = setup.clock;
-                    let activator = setup.activator;
-                    let mut pending: TimeBuffer<Vec<((K, V), Time)>> = TimeBuffer::new();
-                    let mut side_caps: TimeBuffer<()> = TimeBuffer::new();
-                    // Capabilities (main, side) held for pending timers.
-                    let mut timer_caps: Option<(Capability<Time>, Capability<Time>)> = None;
-                    let mut out_buf: Vec<(F::Out, Time)> = Vec::new();
-                    let mut side_buf: Vec<(F::Side, Time)> = Vec::new();
-                    move |act: Activation<'_, K, V, F::Out, F::Side>| {
-                        let Activation {
-                            input,
-                            frontier,
-                            output: mut main,
-                            mut side,
-                            initial,
-                            ..
-                        } = act;
-                        let mut store = store.borrow_mut();
-                        let ProcessStore {
-                            values: state,
-                            timers,
-                        } = &mut *store;
-                        // Restored: timers below the cut fired before the snapshot; the others
-                        // fire with capabilities taken from the initial ones.
-                        if let Some(Initial {
-                            restored_cut: Some(cut),
-                            output: main_cap,
-                            side: side_cap,
-                        }) = initial
-                            && (!timers.event.is_empty() || !timers.processing.is_empty())
-                        {
-                            timer_caps = Some((main_cap.delayed(&cut), side_cap.delayed(&cut)));
-                        }
-                        input.for_each(|message, data| {
-                            if let Some((_, records)) = pending.at(&message, 0) {
-                                records.append(data);
+                operator
+                    .with_optional_broadcast(broadcast)
+                    .build(move |setup| {
+                        let store = setup.state;
+                        let clock = setup.clock;
+                        let activator = setup.activator;
+                        // Per time: the broadcast records, then the keyed ones.
+                        let mut pending: TimeBuffer<Batch<K, V, B>> = TimeBuffer::new();
+                        let mut side_caps: TimeBuffer<()> = TimeBuffer::new();
+                        // Capabilities (main, side) held for pending timers.
+                        let mut timer_caps: Option<(Capability<Time>, Capability<Time>)> = None;
+                        let mut out_buf: Vec<(F::Out, Time)> = Vec::new();
+                        let mut side_buf: Vec<(F::Side, Time)> = Vec::new();
+                        move |act: Activation<'_, K, V, F::Out, F::Side, B>| {
+                            let Activation {
+                                input,
+                                broadcast,
+                                frontier,
+                                output: mut main,
+                                mut side,
+                                initial,
+                                ..
+                            } = act;
+                            let mut store = store.borrow_mut();
+                            let ProcessStore {
+                                values: state,
+                                timers,
+                            } = &mut *store;
+                            // Restored: timers below the cut fired before the snapshot; the others
+                            // fire with capabilities taken from the initial ones.
+                            if let Some(Initial {
+                                restored_cut: Some(cut),
+                                output: main_cap,
+                                side: side_cap,
+                            }) = initial
+                                && (!timers.event.is_empty() || !timers.processing.is_empty())
+                            {
+                                timer_caps = Some((main_cap.delayed(&cut), side_cap.delayed(&cut)));
                             }
-                            let _ = side_caps.at(&message, 1);
-                        });
-                        let now = clock.now();
+                            input.for_each(|message, data| {
+                                if let Some((_, (_, records))) = pending.at(&message, 0) {
+                                    records.append(data);
+                                }
+                                let _ = side_caps.at(&message, 1);
+                            });
+                            if let Some(broadcast) = broadcast {
+                                broadcast.for_each(|message, data| {
+                                    if let Some((_, (records, _))) = pending.at(&message, 0) {
+                                        records.append(data);
+                                    }
+                                    let _ = side_caps.at(&message, 1);
+                                });
+                            }
+                            let now = clock.now();
 
-                        let mut ready: Vec<_> = pending.ready(frontier).collect();
-                        let side_ready: Vec<(Capability<Time>, ())> =
-                            side_caps.ready(frontier).collect();
-                        for ((cap, records), (side_cap, _)) in ready.drain(..).zip(side_ready) {
-                            let t = *cap.time();
-                            // Timers first: the records of time t were sent at watermark t - 1.
-                            if let Some((main_cap, side_cap_t)) = &timer_caps {
+                            let mut ready: Vec<_> = pending.ready(frontier).collect();
+                            let side_ready: Vec<(Capability<Time>, ())> =
+                                side_caps.ready(frontier).collect();
+                            for ((cap, (broadcast, records)), (side_cap, _)) in
+                                ready.drain(..).zip(side_ready)
+                            {
+                                let t = *cap.time();
+                                // Timers first: the records of time t were sent at watermark t - 1.
+                                if let Some((main_cap, side_cap_t)) = &timer_caps {
+                                    fire_event_timers(
+                                        &mut function,
+                                        t,
+                                        &clock,
+                                        state,
+                                        timers,
+                                        &mut out_buf,
+                                        &mut side_buf,
+                                    );
+                                    main.session(main_cap).give_iterator(out_buf.drain(..));
+                                    side.session(side_cap_t).give_iterator(side_buf.drain(..));
+                                }
+                                // Then the broadcast records of time t: every worker handles
+                                // them in the same order, at the same point of the keyed input.
+                                for (value, ts) in broadcast {
+                                    let mut call = BroadcastCall {
+                                        timestamp: ts,
+                                        watermark: t - 1,
+                                        clock: &clock,
+                                        out: &mut out_buf,
+                                        side: &mut side_buf,
+                                    };
+                                    on_broadcast(&mut function, &mut call, value);
+                                }
+                                // The clock is read per record only for state with a time to
+                                // live: a read per record cost a seventh of a keyed join's time.
+                                for ((key, value), ts) in records {
+                                    let now = if state.expires() { clock.now() } else { now };
+                                    state.with(key, now, |key, slot| {
+                                        let mut c = ProcessContext {
+                                            key,
+                                            state: slot,
+                                            timestamp: ts,
+                                            watermark: t - 1,
+                                            clock: &clock,
+                                            out: &mut out_buf,
+                                            side: &mut side_buf,
+                                            timers,
+                                        };
+                                        function.process_element(value, &mut c);
+                                    });
+                                }
+                                main.session(&cap).give_iterator(out_buf.drain(..));
+                                side.session(&side_cap).give_iterator(side_buf.drain(..));
+                                // Hold capabilities for the timers now pending.
+                                if (!timers.event.is_empty() || !timers.processing.is_empty())
+                                    && timer_caps.as_ref().is_none_or(|(c, _)| *c.time() > t)
+                                {
+                                    timer_caps = Some((cap.clone(), side_cap.clone()));
+                                }
+                            }
+                            // Timers the frontier has passed, then processing-time timers that are due.
+                            let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+                            if let Some((main_cap, side_cap)) = &timer_caps {
                                 fire_event_timers(
                                     &mut function,
-                                    t,
+                                    reached,
                                     &clock,
                                     state,
                                     timers,
                                     &mut out_buf,
                                     &mut side_buf,
                                 );
+                                while let Some((ts, key)) =
+                                    timers.processing.pop_before(now.saturating_add(1))
+                                {
+                                    state.with(key, now, |key, slot| {
+                                        let mut c = ProcessContext {
+                                            key,
+                                            state: slot,
+                                            timestamp: *main_cap.time(),
+                                            watermark: reached.saturating_sub(1),
+                                            clock: &clock,
+                                            out: &mut out_buf,
+                                            side: &mut side_buf,
+                                            timers,
+                                        };
+                                        function.on_timer(ts, TimeDomain::ProcessingTime, &mut c);
+                                    });
+                                }
                                 main.session(main_cap).give_iterator(out_buf.drain(..));
-                                side.session(side_cap_t).give_iterator(side_buf.drain(..));
+                                side.session(side_cap).give_iterator(side_buf.drain(..));
                             }
-                            // The clock is read per record only for state with a time to
-                            // live: a read per record cost a seventh of a keyed join's time.
-                            for ((key, value), ts) in records {
-                                let now = if state.expires() { clock.now() } else { now };
-                                state.with(key, now, |key, slot| {
-                                    let mut c = ProcessContext {
-                                        key,
-                                        state: slot,
-                                        timestamp: ts,
-                                        watermark: t - 1,
-                                        clock: &clock,
-                                        out: &mut out_buf,
-                                        side: &mut side_buf,
-                                        timers,
-                                    };
-                                    function.process_element(value, &mut c);
-                                });
+                            // At the end of the input, processing-time timers that are not due are dropped
+                            // (as in Flink), so that a bounded job ends.
+                            if frontier.is_empty() {
+                                timers.processing = TimerQueue::new();
                             }
-                            main.session(&cap).give_iterator(out_buf.drain(..));
-                            side.session(&side_cap).give_iterator(side_buf.drain(..));
-                            // Hold capabilities for the timers now pending.
-                            if (!timers.event.is_empty() || !timers.processing.is_empty())
-                                && timer_caps.as_ref().is_none_or(|(c, _)| *c.time() > t)
-                            {
-                                timer_caps = Some((cap.clone(), side_cap.clone()));
+                            // Keep the timer capabilities at the earliest time still needed.
+                            if timers.event.is_empty() && timers.processing.is_empty() {
+                                timer_caps = None;
+                            } else if let Some((main_cap, side_cap)) = timer_caps.as_mut() {
+                                let mut needed = reached;
+                                if let Some(ts) = timers.event.first_time() {
+                                    needed = needed.min(ts);
+                                }
+                                if *main_cap.time() < needed {
+                                    main_cap.downgrade(&needed);
+                                    side_cap.downgrade(&needed);
+                                }
+                            }
+                            state.expire(now);
+                            if let Some(ts) = timers.processing.first_time() {
+                                let wait = (ts - now).clamp(1, 1000) as u64;
+                                activator.activate_after(Duration::from_millis(wait));
                             }
                         }
-                        // Timers the frontier has passed, then processing-time timers that are due.
-                        let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-                        if let Some((main_cap, side_cap)) = &timer_caps {
-                            fire_event_timers(
-                                &mut function,
-                                reached,
-                                &clock,
-                                state,
-                                timers,
-                                &mut out_buf,
-                                &mut side_buf,
-                            );
-                            while let Some((ts, key)) =
-                                timers.processing.pop_before(now.saturating_add(1))
-                            {
-                                state.with(key, now, |key, slot| {
-                                    let mut c = ProcessContext {
-                                        key,
-                                        state: slot,
-                                        timestamp: *main_cap.time(),
-                                        watermark: reached.saturating_sub(1),
-                                        clock: &clock,
-                                        out: &mut out_buf,
-                                        side: &mut side_buf,
-                                        timers,
-                                    };
-                                    function.on_timer(ts, TimeDomain::ProcessingTime, &mut c);
-                                });
-                            }
-                            main.session(main_cap).give_iterator(out_buf.drain(..));
-                            side.session(side_cap).give_iterator(side_buf.drain(..));
-                        }
-                        // At the end of the input, processing-time timers that are not due are dropped
-                        // (as in Flink), so that a bounded job ends.
-                        if frontier.is_empty() {
-                            timers.processing = TimerQueue::new();
-                        }
-                        // Keep the timer capabilities at the earliest time still needed.
-                        if timers.event.is_empty() && timers.processing.is_empty() {
-                            timer_caps = None;
-                        } else if let Some((main_cap, side_cap)) = timer_caps.as_mut() {
-                            let mut needed = reached;
-                            if let Some(ts) = timers.event.first_time() {
-                                needed = needed.min(ts);
-                            }
-                            if *main_cap.time() < needed {
-                                main_cap.downgrade(&needed);
-                                side_cap.downgrade(&needed);
-                            }
-                        }
-                        state.expire(now);
-                        if let Some(ts) = timers.processing.first_time() {
-                            let wait = (ts - now).clamp(1, 1000) as u64;
-                            activator.activate_after(Duration::from_millis(wait));
-                        }
-                    }
-                });
+                    });
             side_stream = Some(side);
             main_stream
         });
@@ -196,6 +254,22 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
         }
         out
     }
+}
+
+/// A broadcast input of the keyed process operator: the stream, and what registers its state
+/// (given the operator's name).
+pub(crate) type BroadcastSide<'s, B> = (DataStream<'s, B>, Box<dyn FnOnce(&str)>);
+
+/// The input of one time: broadcast records, then keyed records.
+type Batch<K, V, B> = (Vec<(B, Time)>, Vec<((K, V), Time)>);
+
+/// What the keyed process operator hands its broadcast handler with each broadcast record.
+pub(crate) struct BroadcastCall<'a, O, D> {
+    pub(crate) timestamp: Time,
+    pub(crate) watermark: Time,
+    pub(crate) clock: &'a JobClock,
+    pub(crate) out: &'a mut Vec<(O, Time)>,
+    pub(crate) side: &'a mut Vec<(D, Time)>,
 }
 
 /// Calls `on_timer` for every event-time timer below `limit` (the frontier: watermark + 1), in

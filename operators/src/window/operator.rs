@@ -53,6 +53,7 @@ pub(crate) fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                 side: mut late,
                 initial,
                 late_dropped,
+                ..
             } = act;
             receive(input, &mut pending, keep_late);
             let mut state = state.borrow_mut();

@@ -154,6 +154,7 @@ pub(crate) fn session_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                 side: mut late,
                 initial,
                 late_dropped,
+                ..
             } = act;
             receive(input, &mut pending, keep_late);
             let mut state = state.borrow_mut();
