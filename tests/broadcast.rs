@@ -5,7 +5,11 @@ mod common;
 #[path = "common/rules.rs"]
 mod rules;
 
-use common::{on_every_shape, sorted};
+use std::collections::{BTreeMap, VecDeque};
+
+use common::{example_on_every_shape, on_every_shape, run_example, sorted};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use rules::{MatchRules, event, model, rule};
 use tidal::engine::WatermarkStrategy;
 use tidal::prelude::*;
@@ -61,4 +65,134 @@ fn broadcast_rules_changed_mid_run_match_the_model() {
             }
         },
     );
+}
+
+/// A rule version of the `fraud_rules` example, as the model reads it.
+struct Version {
+    from: i64,
+    id: u32,
+    kind: &'static str,
+    limit: f64,
+    window: i64,
+}
+
+/// The `fraud_rules` example on files — rule versions of every kind (including `off`) changing
+/// every 1.5 s of event time, transactions of 5 accounts with several at one timestamp — against
+/// a model that replays both in event-time order; on 1 worker, 2 threads and 2 processes.
+#[test]
+fn fraud_rules_example_gives_the_model_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = SmallRng::seed_from_u64(19);
+    let base = 1_000_000i64;
+    let versions: Vec<Version> = (0..16)
+        .map(|k| {
+            let kind = ["max_amount", "max_count", "off"][rng.random_range(0..3)];
+            Version {
+                from: base + k * 1_500 + rng.random_range(0..1_000),
+                id: rng.random_range(1..=3),
+                kind,
+                limit: match kind {
+                    "max_amount" => rng.random_range(800..990) as f64,
+                    "max_count" => rng.random_range(2..6) as f64,
+                    _ => 0.0,
+                },
+                window: rng.random_range(5..40) * 10,
+            }
+        })
+        .collect();
+    let mut rules = String::from("effectiveFrom,ruleId,kind,limit,windowMs\n");
+    for v in &versions {
+        let window = if v.kind == "max_count" {
+            v.window.to_string()
+        } else {
+            String::new()
+        };
+        rules.push_str(&format!(
+            "{},{},{},{},{window}\n",
+            v.from, v.id, v.kind, v.limit
+        ));
+    }
+    // Transactions: two per timestamp, 10 ms apart.
+    let transactions: Vec<(u32, i64, f64)> = (0..3_000)
+        .map(|i| {
+            let amount = rng.random_range(1..100_000) as f64 / 100.0;
+            (rng.random_range(1..=5), base + (i / 2) * 10, amount)
+        })
+        .collect();
+    let mut text = String::from("accountId,timestamp,amount\n");
+    for (account, ts, amount) in &transactions {
+        text.push_str(&format!("{account},{ts},{amount}\n"));
+    }
+    let (rules_path, input_path) = (
+        dir.path().join("rules.csv"),
+        dir.path().join("transactions.csv"),
+    );
+    std::fs::write(&rules_path, rules).unwrap();
+    std::fs::write(&input_path, text).unwrap();
+
+    // The model: per rule the version in effect at each timestamp; per account its timestamps.
+    let mut recent: BTreeMap<u32, VecDeque<i64>> = BTreeMap::new();
+    let mut expected = Vec::new();
+    let mut by_time: BTreeMap<i64, Vec<(u32, f64)>> = BTreeMap::new();
+    for (account, ts, amount) in &transactions {
+        by_time.entry(*ts).or_default().push((*account, *amount));
+    }
+    for (ts, here) in &by_time {
+        for (account, _) in here {
+            recent.entry(*account).or_default().push_back(*ts);
+        }
+        for (account, amount) in here {
+            for id in 1..=3u32 {
+                // (Versions are in order of `from`.)
+                let Some(v) = versions.iter().rev().find(|v| v.id == id && v.from <= *ts) else {
+                    continue;
+                };
+                let hit = match v.kind {
+                    "max_amount" => *amount > v.limit,
+                    "max_count" => {
+                        let n = recent[account]
+                            .iter()
+                            .filter(|t| **t > ts - v.window)
+                            .count();
+                        n as f64 > v.limit
+                    }
+                    _ => false,
+                };
+                if hit {
+                    expected.push(format!("{id},{account},{ts},{amount:.2}"));
+                }
+            }
+        }
+    }
+    expected.sort();
+    let kinds: Vec<char> = expected.iter().map(|l| l.as_bytes()[0] as char).collect();
+    assert!(
+        expected.len() > 100 && ('1'..='3').all(|id| kinds.contains(&id)),
+        "the model alerts on every rule"
+    );
+    let args = [
+        "--rules",
+        rules_path.to_str().unwrap(),
+        "--input",
+        input_path.to_str().unwrap(),
+    ];
+    let got = run_example("fraud_rules", &[&args[..], &["-w", "1"]].concat());
+    if got != expected {
+        let extra: Vec<_> = got
+            .iter()
+            .filter(|l| !expected.contains(l))
+            .take(5)
+            .collect();
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|l| !got.contains(l))
+            .take(5)
+            .collect();
+        panic!(
+            "{} alerts against the model's {}; extra {extra:?}, missing {missing:?}",
+            got.len(),
+            expected.len()
+        );
+    }
+    example_on_every_shape("fraud_rules", &args, &expected);
 }

@@ -6,73 +6,11 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{example, free_addresses, wait_with_limit};
+use common::{example_on_every_shape as on_every_shape, run_example as run};
 
 const RIDES: &str = include_str!("../examples/data/rides.csv");
 const FARES: &str = include_str!("../examples/data/fares.csv");
-
-/// Runs an example and returns its stdout lines, sorted; fails the test on a non-zero exit.
-fn run(name: &str, args: &[&str]) -> Vec<String> {
-    let mut child = Command::new(example(name))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
-        s
-    });
-    let status = wait_with_limit(&mut child, Duration::from_secs(120));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(status.success(), "{name} {args:?} failed: {err}");
-    let mut lines: Vec<String> = reader.join().unwrap().lines().map(String::from).collect();
-    lines.sort();
-    lines
-}
-
-/// Runs an example on every shape (1 worker, 2 workers, 2 processes) and checks each output.
-fn on_every_shape(name: &str, args: &[&str], expected: &[String]) {
-    let mut expected = expected.to_vec();
-    expected.sort();
-    for workers in ["1", "2"] {
-        let mut a = args.to_vec();
-        a.extend(["-w", workers]);
-        assert!(
-            run(name, &a) == expected,
-            "{name} -w {workers} differs from the model"
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let hosts = dir.path().join("hosts");
-    std::fs::write(&hosts, free_addresses(2).join("\n")).unwrap();
-    let h = hosts.to_str().unwrap().to_string();
-    let (n, a1) = (
-        name.to_string(),
-        args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    );
-    let h1 = h.clone();
-    let p1 = std::thread::spawn(move || {
-        let mut a: Vec<&str> = a1.iter().map(String::as_str).collect();
-        a.extend(["-n", "2", "-p", "1", "-h", &h1]);
-        run(&n, &a)
-    });
-    let mut a = args.to_vec();
-    a.extend(["-n", "2", "-p", "0", "-h", &h]);
-    let p0 = run(name, &a);
-    assert!(p1.join().unwrap().is_empty(), "only process 0 prints");
-    assert!(
-        p0 == expected,
-        "{name} on 2 processes differs from the model"
-    );
-}
 
 fn columns(line: &str) -> Vec<&str> {
     line.split(',').collect()

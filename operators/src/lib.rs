@@ -12,6 +12,9 @@
 //!   processing-time timers, and a side output; [`KeyedStream::connect`] two keyed streams and
 //!   process them with a [`KeyedCoProcessFunction`] sharing state and timers, or join them on event
 //!   time ([`join`]: interval join, window join).
+//! - [`broadcast`]: a keyed stream connected with a broadcast stream
+//!   ([`Partition::broadcast_state`]) and processed with a [`KeyedBroadcastProcessFunction`] —
+//!   rules or configuration in a map every worker keeps the same.
 //!
 //! Every keyed operator — rolling aggregates, `final_values`, windows, sessions, process and
 //! co-process functions, joins — is made with one builder, [`build::keyed_operator`]: exchange by
