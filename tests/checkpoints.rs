@@ -670,16 +670,25 @@ fn process_functions_restore_state_and_timers_on_every_shape() {
     }
     /// Per key: (sum, count) per report time.
     type Pending = BTreeMap<Time, (i64, u64)>;
-    struct ReportLater;
+    /// `opened`: whether `open` was called (before any record or timer, restored ones too).
+    struct ReportLater {
+        opened: Option<bool>,
+    }
     impl KeyedProcessFunction<u64, (i64, i64)> for ReportLater {
         type State = Pending;
         type Out = (u64, Time, i64, u64);
         type Side = ();
+        fn open(&mut self, ctx: &tidal::operators::RuntimeContext<'_>) -> tidal::Result<()> {
+            assert!(self.opened.is_none(), "opened once");
+            self.opened = Some(ctx.restored());
+            Ok(())
+        }
         fn process_element(
             &mut self,
             (v, ts): (i64, i64),
             ctx: &mut ProcessContext<'_, u64, Pending, Self::Out, ()>,
         ) {
+            assert!(self.opened.is_some(), "a record before open");
             let e = ctx.state().entry(ts + 50).or_insert((0, 0));
             e.0 += v;
             e.1 += 1;
@@ -691,6 +700,7 @@ fn process_functions_restore_state_and_timers_on_every_shape() {
             _: TimeDomain,
             ctx: &mut ProcessContext<'_, u64, Pending, Self::Out, ()>,
         ) {
+            assert!(self.opened.is_some(), "a timer before open");
             let key = *ctx.key();
             if let Some((sum, n)) = ctx.state().remove(&at) {
                 ctx.output((key, at, sum, n));
@@ -706,7 +716,7 @@ fn process_functions_restore_state_and_timers_on_every_shape() {
         env.generate_with(events, strategy)
             .map(|(k, v, ts)| (k, (v, ts)))
             .keyed()
-            .process(ReportLater)
+            .process(ReportLater { opened: None })
             .collect()
     }
     let mut model: BTreeMap<(u64, Time), (i64, u64)> = BTreeMap::new();

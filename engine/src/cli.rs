@@ -6,6 +6,7 @@
 //! its own flags next to them by flattening [`JobArgs`] into its own clap parser and parsing with
 //! [`parse_args`], which frees `-h` for the hostfile and keeps `--help`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -95,6 +96,10 @@ pub struct JobArgs {
     /// Region for s3:// locations (default: $AWS_REGION, $AWS_DEFAULT_REGION, or us-east-1).
     #[arg(long = "s3-region", value_name = "REGION")]
     pub s3_region: Option<String>,
+    /// A job parameter, read by the job's functions when they open (Flink's global job
+    /// parameters); repeat for more.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
 }
 
 impl Default for JobArgs {
@@ -116,11 +121,33 @@ impl Default for JobArgs {
             savepoint_dir: None,
             s3_endpoint: None,
             s3_region: None,
+            params: Vec::new(),
         }
     }
 }
 
 impl JobArgs {
+    /// The job parameters given with `--param KEY=VALUE`; a later one replaces an earlier one of
+    /// the same key.
+    ///
+    /// ```
+    /// let mut args = tidal_engine::JobArgs::default();
+    /// args.params = vec!["region=eu".into(), "limit=5".into()];
+    /// assert_eq!(args.parameters().unwrap().get("limit").map(String::as_str), Some("5"));
+    /// args.params.push("oops".into());
+    /// assert!(args.parameters().unwrap_err().to_string().contains("--param 'oops'"));
+    /// ```
+    pub fn parameters(&self) -> Result<BTreeMap<String, String>> {
+        self.params
+            .iter()
+            .map(|p| match p.split_once('=') {
+                Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+                _ => Err(Error::config(format!(
+                    "--param '{p}': expected KEY=VALUE, a non-empty key, '=' and the value"
+                ))),
+            })
+            .collect()
+    }
     /// The checkpoint settings the flags ask for (`None`: no checkpoints, no restore).
     ///
     /// ```

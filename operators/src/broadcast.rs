@@ -35,6 +35,7 @@ use tidal_engine::state::{EntryWriter, KeyedStore, Owner};
 use tidal_engine::{DataStream, JobClock, Result, Time};
 
 use crate::connect::Connectable;
+use crate::function::RuntimeContext;
 use crate::keyed::{Key, KeyedStream, Value};
 use crate::process::operator::BroadcastCall;
 use crate::process::{KeyedProcessFunction, ProcessContext, TimeDomain};
@@ -262,6 +263,16 @@ pub trait KeyedBroadcastProcessFunction<K, V, B>: 'static {
     ) {
         let _ = (timestamp, domain, broadcast, ctx);
     }
+    /// Sets the function up on one worker, before its first record or timer (after a restore has
+    /// loaded the state); an error fails the job. See [`function`](crate::function).
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+    /// Tears the function down on one worker, after the last record and timer.
+    fn close(&mut self) -> tidal_engine::Result<()> {
+        Ok(())
+    }
 }
 
 /// What `process_broadcast_element` can see and do: change the map, emit records.
@@ -431,6 +442,12 @@ where
     ) {
         let store = self.store.borrow();
         self.function.on_timer(timestamp, domain, &store.state, ctx);
+    }
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+        self.function.open(ctx)
+    }
+    fn close(&mut self) -> tidal_engine::Result<()> {
+        self.function.close()
     }
 }
 

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use tidal_engine::{DataStream, Time};
 
+use crate::function::RuntimeContext;
 use crate::keyed::{Key, KeyedStream, Value};
 use crate::process::{KeyedProcessFunction, ProcessContext, TimeDomain};
 use crate::transform::{KeyedPairs, Transform};
@@ -84,6 +85,16 @@ pub trait KeyedCoProcessFunction<K, A, B>: 'static {
     ) {
         let _ = (timestamp, domain, ctx);
     }
+    /// Sets the function up on one worker, before its first record or timer (after a restore has
+    /// loaded the state); an error fails the job. See [`function`](crate::function).
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+    /// Tears the function down on one worker, after the last record and timer.
+    fn close(&mut self) -> tidal_engine::Result<()> {
+        Ok(())
+    }
 }
 
 /// Two keyed streams with the same key type, to be processed together.
@@ -145,6 +156,12 @@ impl<K: Key, A: Value, B: Value, F: KeyedCoProcessFunction<K, A, B>>
         ctx: &mut ProcessContext<'_, K, F::State, F::Out, F::Side>,
     ) {
         self.0.on_timer(timestamp, domain, ctx)
+    }
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+        self.0.open(ctx)
+    }
+    fn close(&mut self) -> tidal_engine::Result<()> {
+        self.0.close()
     }
 }
 

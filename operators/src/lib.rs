@@ -2,6 +2,9 @@
 //!
 //! Methods on [`DataStream`](tidal_engine::DataStream), added by extension traits:
 //! - [`Transform`]: `map`, `flat_map`, `filter`, `inspect`, `union`, `key_by`, `keyed`.
+//! - [`RichTransform`]: `rich_map`, `rich_flat_map`, `rich_filter` with functions that have a
+//!   lifecycle ([`Lifecycle`]: `open` once per worker before the first record, `close` after the
+//!   last; process functions have the same two methods).
 //! - [`Partition`]: `rebalance`, `shuffle`, `broadcast`.
 //! - [`KeyedStream`]: rolling `reduce`, `sum`, `min`, `max`, `count`, `min_by`, `max_by`,
 //!   `aggregate` — each a **changelog**: the new value of every key that changed, once per tick.
@@ -45,6 +48,7 @@ pub mod build;
 pub mod changelog;
 pub mod collection;
 pub mod connect;
+pub mod function;
 pub mod join;
 pub mod keyed;
 pub mod partition;
@@ -58,6 +62,9 @@ pub use broadcast::{
 };
 pub use changelog::Changelog;
 pub use connect::{Connectable, ConnectedStreams, Either, KeyedCoProcessFunction};
+pub use function::{
+    FilterFunction, FlatMapFunction, Lifecycle, MapFunction, RichTransform, RuntimeContext,
+};
 pub use keyed::KeyedStream;
 pub use partition::Partition;
 pub use process::{KeyedProcessFunction, Outputs, Process, ProcessContext, TimeDomain};
@@ -71,9 +78,10 @@ pub mod prelude {
         UpdatesIntoCollection, UpsertByKey,
     };
     pub use crate::{
-        BroadcastContext, BroadcastState, Changelog, ConnectedStreams, Either,
-        KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedPairs, KeyedProcessFunction,
-        KeyedStream, MapStateDescriptor, OutputTag, Outputs, Partition, Process, ProcessContext,
-        TimeDomain, Transform, Window, WindowAll, Windows,
+        BroadcastContext, BroadcastState, Changelog, ConnectedStreams, Either, FilterFunction,
+        FlatMapFunction, KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedPairs,
+        KeyedProcessFunction, KeyedStream, Lifecycle, MapFunction, MapStateDescriptor, OutputTag,
+        Outputs, Partition, Process, ProcessContext, RichTransform, RuntimeContext, TimeDomain,
+        Transform, Window, WindowAll, Windows,
     };
 }

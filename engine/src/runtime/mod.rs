@@ -20,6 +20,7 @@ use signals::{install_panic_hook, install_signal_handlers, register_active, unre
 use worker::{JobShared, StateEntry};
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +69,7 @@ pub struct Job {
     quiet: bool,
     checkpoints: Option<CheckpointConfig>,
     listeners: Vec<CheckpointListener>,
+    parameters: BTreeMap<String, String>,
 }
 
 impl Job {
@@ -82,6 +84,7 @@ impl Job {
             clock: JobClock::system(),
             checkpoints: args.checkpoint_config()?,
             listeners: Vec::new(),
+            parameters: args.parameters()?,
         })
     }
     /// A job of one process with `workers` threads.
@@ -98,7 +101,28 @@ impl Job {
             clock: JobClock::system(),
             checkpoints: None,
             listeners: Vec::new(),
+            parameters: BTreeMap::new(),
         }
+    }
+    /// Sets a job parameter (as `--param KEY=VALUE` does), for the job's functions to read
+    /// ([`WorkerContext::parameter`]).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let record = Arc::clone(&seen);
+    /// tidal_engine::Job::local(2)
+    ///     .with_parameter("region", "eu")
+    ///     .run(move |env| {
+    ///         let region = env.context().parameter("region").map(String::from);
+    ///         record.lock().unwrap().push(region);
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), vec![Some("eu".to_string()); 2]);
+    /// ```
+    pub fn with_parameter(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.parameters.insert(key.into(), value.into());
+        self
     }
     /// Uses `clock` for processing time (timers), e.g. a [`ManualClock`](crate::ManualClock) in tests.
     pub fn with_clock(mut self, clock: JobClock) -> Self {
@@ -230,6 +254,7 @@ impl Job {
             restored,
             first_checkpoint,
             listeners: self.listeners.clone(),
+            parameters: Arc::new(self.parameters.clone()),
         };
         let guards = initialize_from(builders, others, move |allocator| {
             run_worker(allocator, &plan, &build)
@@ -277,6 +302,7 @@ struct WorkerPlan {
     restored: Option<Arc<Restored>>,
     first_checkpoint: u64,
     listeners: Vec<CheckpointListener>,
+    parameters: Arc<BTreeMap<String, String>>,
 }
 
 /// The allocators of this process's workers (threads, and with several processes the network
@@ -328,6 +354,7 @@ where
         job: Arc::clone(shared),
         next_id: Cell::new(0),
         run_id: plan.run_id,
+        parameters: Arc::clone(&plan.parameters),
         states: RefCell::new(Vec::new()),
         outbox: RefCell::new(Vec::new()),
         sequence: Cell::new(0),

@@ -122,6 +122,7 @@ pub struct WorkerContext {
     pub(super) job: Arc<JobShared>,
     pub(super) next_id: Cell<usize>,
     pub(super) run_id: u64,
+    pub(super) parameters: Arc<std::collections::BTreeMap<String, String>>,
     pub(super) states: RefCell<Vec<StateEntry>>,
     /// Control messages waiting to be sent, and the sequence number of the last one.
     pub(super) outbox: RefCell<Vec<Control>>,
@@ -169,6 +170,14 @@ impl WorkerContext {
     /// ```
     pub fn run_id(&self) -> u64 {
         self.run_id
+    }
+    /// The job parameter `key` (`--param KEY=VALUE`, [`Job::with_parameter`](crate::Job::with_parameter)).
+    pub fn parameter(&self, key: &str) -> Option<&str> {
+        self.parameters.get(key).map(String::as_str)
+    }
+    /// Every job parameter, by key.
+    pub fn parameters(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.parameters
     }
     /// The processing-time tick (`--tick`).
     pub fn tick(&self) -> Duration {

@@ -26,6 +26,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
+use crate::function::RuntimeContext;
 use crate::keyed::Key;
 use crate::window::OutputTag;
 use state::Timers;
@@ -98,6 +99,34 @@ pub trait KeyedProcessFunction<K, V>: 'static {
         ctx: &mut ProcessContext<'_, K, Self::State, Self::Out, Self::Side>,
     ) {
         let _ = (timestamp, domain, ctx);
+    }
+    /// Sets the function up on one worker, before its first record or timer (after a restore has
+    /// loaded the state); an error fails the job. See [`function`](crate::function).
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+    /// Tears the function down on one worker, after the last record and timer.
+    fn close(&mut self) -> tidal_engine::Result<()> {
+        Ok(())
+    }
+}
+
+/// A process function seen through its lifecycle methods.
+pub(crate) struct ProcessLifecycle<F, K, V>(pub(crate) F, std::marker::PhantomData<fn(K, V)>);
+
+impl<F, K, V> ProcessLifecycle<F, K, V> {
+    pub(crate) fn new(function: F) -> Self {
+        ProcessLifecycle(function, std::marker::PhantomData)
+    }
+}
+
+impl<F: KeyedProcessFunction<K, V>, K, V> crate::function::Lifecycle for ProcessLifecycle<F, K, V> {
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+        self.0.open(ctx)
+    }
+    fn close(&mut self) -> tidal_engine::Result<()> {
+        self.0.close()
     }
 }
 

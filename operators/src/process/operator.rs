@@ -10,9 +10,10 @@ use tidal_engine::{DataStream, JobClock, Time};
 use timely::dataflow::operators::Capability;
 
 use crate::build::{Activation, Initial, keyed_operator, timely};
+use crate::function::Opened;
 use crate::keyed::{Key, KeyedStream, Value};
 use crate::process::state::{ProcessStore, TimerQueue, Timers, TtlState};
-use crate::process::{KeyedProcessFunction, ProcessContext, TimeDomain};
+use crate::process::{KeyedProcessFunction, ProcessContext, ProcessLifecycle, TimeDomain};
 use crate::window::OutputTag;
 
 impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
@@ -48,7 +49,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     /// under its name (called once, after the process state).
     pub(crate) fn process_with_broadcast<F, B, H>(
         self,
-        mut function: F,
+        function: F,
         tag: Option<OutputTag<'s, F::Side>>,
         broadcast: Option<BroadcastSide<'s, B>>,
         mut on_broadcast: H,
@@ -77,6 +78,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                     .with_optional_broadcast(broadcast)
                     .build(move |setup| {
                         let store = setup.state;
+                        let mut opened =
+                            Opened::new(ProcessLifecycle::new(function), setup.context, name);
                         let clock = setup.clock;
                         let activator = setup.activator;
                         // Per time: the broadcast records, then the keyed ones.
@@ -112,6 +115,15 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             {
                                 timer_caps = Some((main_cap.delayed(&cut), side_cap.delayed(&cut)));
                             }
+                            if !opened.open_once() {
+                                // Its open failed, and so does the job: the input is dropped.
+                                input.for_each(|_, data| data.clear());
+                                if let Some(broadcast) = broadcast {
+                                    broadcast.for_each(|_, data| data.clear());
+                                }
+                                return;
+                            }
+                            let function: &mut F = &mut opened.function.0;
                             input.for_each(|message, data| {
                                 if let Some((_, (_, records))) = pending.at(&message, 0) {
                                     records.append(data);
@@ -138,7 +150,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 // Timers first: the records of time t were sent at watermark t - 1.
                                 if let Some((main_cap, side_cap_t)) = &timer_caps {
                                     fire_event_timers(
-                                        &mut function,
+                                        function,
                                         t,
                                         &clock,
                                         state,
@@ -159,7 +171,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                         out: &mut out_buf,
                                         side: &mut side_buf,
                                     };
-                                    on_broadcast(&mut function, &mut call, value);
+                                    on_broadcast(function, &mut call, value);
                                 }
                                 // The clock is read per record only for state with a time to
                                 // live: a read per record cost a seventh of a keyed join's time.
@@ -192,7 +204,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
                             if let Some((main_cap, side_cap)) = &timer_caps {
                                 fire_event_timers(
-                                    &mut function,
+                                    function,
                                     reached,
                                     &clock,
                                     state,
@@ -242,6 +254,10 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             if let Some(ts) = timers.processing.first_time() {
                                 let wait = (ts - now).clamp(1, 1000) as u64;
                                 activator.activate_after(Duration::from_millis(wait));
+                            }
+                            // The input has ended and every timer has fired or been dropped.
+                            if frontier.is_empty() {
+                                opened.close_once();
                             }
                         }
                     });
