@@ -798,3 +798,225 @@ fn combining_before_the_exchange_changes_no_result() {
         }
     }
 }
+
+/// Custom triggers: the built-in triggers reimplemented on [`WindowTrigger`] give what the
+/// window operator gives for the same input in the same job (event time with records late and
+/// within the allowed lateness, refires and the late side output; the count trigger), on every
+/// shape.
+#[test]
+#[allow(clippy::type_complexity)]
+fn built_in_triggers_on_the_trigger_trait_match_the_window_operator() {
+    use tidal::operators::Trigger;
+    use tidal::operators::window::{CountTrigger, EventTimeTrigger};
+    // Out of order by up to 600 ms against a bound of 40 ms: many records are late.
+    let input = events(41, 20_000, 600);
+    let windows = Windows::sliding(Duration::from_millis(200), Duration::from_millis(100));
+    type Out = (u8, i64, i64, u64);
+    let data = Arc::clone(&input);
+    let test = "built_in_triggers_on_the_trigger_trait_match_the_window_operator";
+    for shape in SHAPES {
+        let data = Arc::clone(&data);
+        // Read over 0.2 s, the watermark advances between batches: many records are late.
+        let out = run_with(
+            test,
+            shape,
+            |job| job.with_tick(Duration::ZERO).quiet(),
+            move |env| {
+                let (data, n) = (Arc::clone(&data), data.len() as u64);
+                let events = env
+                    .generate_with(
+                        Generator::new(move |i| data[i as usize])
+                            .count(n)
+                            .rate(100_000.0),
+                        strategy(40),
+                    )
+                    .map(|(k, v, ts)| (k, (v, ts)));
+                let finish = |k: &u8, w: &Window, a: &(i64, u64)| (*k, w.start, a.0, a.1);
+                let create = |v: (i64, i64)| (v.0, 1u64);
+                let add = |a: &mut (i64, u64), v: (i64, i64)| {
+                    a.0 += v.0;
+                    a.1 += 1
+                };
+                let merge = |a: &mut (i64, u64), b: (i64, u64)| {
+                    a.0 += b.0;
+                    a.1 += b.1
+                };
+                let (late_a, late_b) = (OutputTag::new(), OutputTag::new());
+                let lateness = Duration::from_millis(50);
+                // Tag 0: the window operator; 1: the trigger trait; 2, 3: the same with counts.
+                let a = events
+                    .clone()
+                    .keyed()
+                    .window(windows)
+                    .allowed_lateness(lateness)
+                    .side_output_late_data(&late_a)
+                    .aggregate_with(create, add, merge, finish)
+                    .map(|r| (0u8, r));
+                let b = events
+                    .clone()
+                    .keyed()
+                    .window(windows)
+                    .with_trigger(EventTimeTrigger)
+                    .allowed_lateness(lateness)
+                    .side_output_late_data(&late_b)
+                    .aggregate_with(create, add, finish)
+                    .map(|r| (1u8, r));
+                let c = events
+                    .clone()
+                    .keyed()
+                    .window(windows)
+                    .trigger(Trigger::Count(5))
+                    .aggregate_with(create, add, merge, finish)
+                    .map(|r| (2u8, r));
+                let d = events
+                    .keyed()
+                    .window(windows)
+                    .with_trigger(CountTrigger::of(5))
+                    .aggregate_with(create, add, finish)
+                    .map(|r| (3u8, r));
+                let late_a = late_a.stream().map(|(k, (v, ts))| (4u8, (k, ts, v, 0u64)));
+                let late_b = late_b.stream().map(|(k, (v, ts))| (5u8, (k, ts, v, 0u64)));
+                a.union(b)
+                    .union(c)
+                    .union(d)
+                    .union(late_a)
+                    .union(late_b)
+                    .collect()
+            },
+        );
+        if common::is_child() {
+            continue;
+        }
+        let out: Vec<(u8, Out)> = out;
+        let part = |tag: u8| {
+            sorted(
+                out.iter()
+                    .filter(|r| r.0 == tag)
+                    .map(|r| r.1)
+                    .collect::<Vec<Out>>(),
+            )
+        };
+        let (a, b, c, d, la, lb) = (part(0), part(1), part(2), part(3), part(4), part(5));
+        assert!(
+            a.len() > 1000 && !la.is_empty() && c.len() > 50,
+            "{shape:?}: enough to compare: {} {} {} {} {} {}",
+            a.len(),
+            b.len(),
+            c.len(),
+            d.len(),
+            la.len(),
+            lb.len()
+        );
+        assert!(
+            a == b,
+            "{shape:?}: event-time trigger: {} results against {}",
+            b.len(),
+            a.len()
+        );
+        assert!(
+            la == lb,
+            "{shape:?}: late records: {} against {}",
+            lb.len(),
+            la.len()
+        );
+        assert!(
+            c == d,
+            "{shape:?}: count trigger: {} results against {}",
+            d.len(),
+            c.len()
+        );
+    }
+}
+
+/// An evictor that keeps the records within 30 ms of a window's latest one, and global windows
+/// that fire and purge every 4 records of a key (with [`PurgingTrigger`] on [`CountTrigger`]):
+/// against the model, on every shape.
+#[test]
+fn evictors_and_global_windows_match_the_model() {
+    use tidal::operators::window::{CountTrigger, Evictor, PurgingTrigger};
+    let input = events(43, 10_000, 50);
+    let windows = Windows::tumbling(Duration::from_millis(250));
+    // Per window: the sum and count of the values within 30 ms of its latest timestamp.
+    let mut by_window: BTreeMap<(u8, i64), Vec<(i64, i64)>> = BTreeMap::new();
+    for &(k, v, ts) in input.iter() {
+        by_window
+            .entry((k, windows.windows_of(ts)[0].start))
+            .or_default()
+            .push((v, ts));
+    }
+    let evicted: Vec<(u8, i64, i64, u64)> = by_window
+        .iter()
+        .map(|((k, start), records)| {
+            let latest = records.iter().map(|r| r.1).max().unwrap();
+            let kept: Vec<_> = records.iter().filter(|r| r.1 > latest - 30).collect();
+            (
+                *k,
+                *start,
+                kept.iter().map(|r| r.0).sum(),
+                kept.len() as u64,
+            )
+        })
+        .collect();
+    let mut per_key: BTreeMap<u8, u64> = BTreeMap::new();
+    for &(k, _, _) in input.iter() {
+        *per_key.entry(k).or_insert(0) += 1;
+    }
+    let data = Arc::clone(&input);
+    on_every_shape(
+        "evictors_and_global_windows_match_the_model",
+        move |env| {
+            let events = env
+                .from_iter_with(data.to_vec(), strategy(50))
+                .map(|(k, v, ts)| (k, (v, ts)));
+            let evicting = events
+                .clone()
+                .keyed()
+                .window(windows)
+                .evictor(Evictor::time(Duration::from_millis(30)))
+                .aggregate_with(
+                    |v: (i64, i64)| (v.0, 1u64),
+                    |a, v| {
+                        a.0 += v.0;
+                        a.1 += 1
+                    },
+                    |k: &u8, w: &Window, a: &(i64, u64)| (*k, w.start, a.0, a.1),
+                );
+            let counted = events
+                .keyed()
+                .window(Windows::Global)
+                .with_trigger(PurgingTrigger::of(CountTrigger::of(4)))
+                .aggregate(|_| 1u64, |n, _| *n += 1)
+                .map(|(k, n)| (k, i64::MIN, 0i64, n));
+            evicting.union(counted).collect()
+        },
+        |shape, out| {
+            let (global, evicting): (Vec<_>, Vec<_>) =
+                out.into_iter().partition(|r| r.1 == i64::MIN);
+            assert_eq!(sorted(evicting), evicted, "{shape:?}: evicting windows");
+            // Every firing holds 4 records; per key, one firing per 4 records.
+            let mut firings: BTreeMap<u8, u64> = BTreeMap::new();
+            for (k, _, _, n) in global {
+                assert_eq!(n, 4, "{shape:?}: a purging count window of 4");
+                *firings.entry(k).or_insert(0) += 1;
+            }
+            let expected: BTreeMap<u8, u64> = per_key.iter().map(|(k, n)| (*k, n / 4)).collect();
+            assert_eq!(firings, expected, "{shape:?}: global windows");
+        },
+    );
+}
+
+/// Custom triggers on session windows (whose windows merge) fail the job with a clear message.
+#[test]
+fn custom_triggers_on_session_windows_are_refused() {
+    use tidal::operators::window::CountTrigger;
+    let result: tidal::Result<Vec<(u8, i64)>> = Job::local(1).quiet().run(|env| {
+        env.from_iter(vec![(1u8, 1i64), (1, 2)])
+            .keyed()
+            .window(Windows::session(Duration::from_millis(10)))
+            .with_trigger(CountTrigger::of(2))
+            .reduce(|a, b| *a += b)
+            .collect()
+    });
+    let err = result.expect_err("refused").to_string();
+    assert!(err.contains("not yet on session windows"), "{err}");
+}

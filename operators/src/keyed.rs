@@ -38,7 +38,7 @@ impl<T: timely::ExchangeData + Clone> Value for T {}
 
 /// A stream of `(key, value)` pairs, partitioned by key for keyed operators.
 pub struct KeyedStream<'s, K, V> {
-    stream: DataStream<'s, (K, V)>,
+    pub(crate) stream: DataStream<'s, (K, V)>,
     /// Time to live of per-key state in process functions (processing time since last write).
     pub(crate) state_ttl: Option<tidal_engine::Time>,
 }

@@ -180,6 +180,10 @@ impl<K: Key, S: Default, O, D> ProcessContext<'_, K, S, O, D> {
     pub fn side_output(&mut self, record: D) {
         self.side.push((record, self.timestamp));
     }
+    /// Emits a record with timestamp `ts` (a window's result, at the window's last timestamp).
+    pub(crate) fn output_at(&mut self, record: O, ts: Time) {
+        self.out.push((record, ts));
+    }
     /// Calls `on_timer` for this key when the watermark reaches `timestamp`.
     pub fn register_event_time_timer(&mut self, timestamp: Time) {
         self.timers.event.insert(timestamp, self.key.clone());

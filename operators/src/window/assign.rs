@@ -30,6 +30,25 @@ impl Window {
 /// Which windows a record belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Windows {
+    /// One window per key holding all its records, which never ends (Flink's `GlobalWindows`): it
+    /// emits only when a trigger says so ([`WindowedStream::with_trigger`](crate::WindowedStream::with_trigger),
+    /// or [`Trigger::Count`](crate::Trigger::Count)); without one it emits nothing.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use tidal_operators::window::CountTrigger;
+    /// // Per key, the sum of every 3 values (a count window).
+    /// let mut out: Vec<(char, u32)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter(vec![('a', 1u32), ('a', 2), ('a', 3), ('a', 4), ('b', 5)])
+    ///         .keyed()
+    ///         .window(Windows::Global)
+    ///         .with_trigger(tidal_operators::window::PurgingTrigger::of(CountTrigger::of(3)))
+    ///         .reduce(|a, b| *a += b)
+    ///         .collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![('a', 6)]);
+    /// ```
+    Global,
     /// Per key, records closer than `gap` ms to each other form one window (a session): each record
     /// opens `[ts, ts + gap)`, and windows of a key that overlap or touch merge.
     Session {
@@ -125,6 +144,7 @@ impl Windows {
                 offset: o.rem_euclid(size),
             },
             Windows::Session { gap } => Windows::Session { gap },
+            Windows::Global => Windows::Global,
             Windows::Sliding { size, slide, .. } => Windows::Sliding {
                 size,
                 slide,
@@ -140,6 +160,10 @@ impl Windows {
     }
     pub(crate) fn assign(&self, ts: Time, out: &mut Vec<Window>) {
         match *self {
+            Windows::Global => out.push(Window {
+                start: Time::MIN,
+                end: Time::MAX,
+            }),
             Windows::Session { gap } => out.push(Window {
                 start: ts,
                 end: ts + gap,

@@ -21,18 +21,33 @@
 //! records too late for all their windows reach the side output as they came. The combiner holds
 //! nothing past its input frontier, so checkpoints need nothing from it. `process`, session
 //! windows, count triggers and processing-time windows send every record.
+//!
+//! Custom triggers ([`WindowTrigger`], with the built-ins implemented on it), evictors
+//! ([`Evictor`]) and global windows ([`Windows::Global`]) run as a keyed process function that
+//! keeps each key's windows with their contents and trigger state (see [`trigger`]); the two
+//! built-in triggers of the [`Trigger`] enum on time windows keep the operator above, which
+//! fires all keys of a window at once.
 
 mod all;
 mod assign;
 mod combine;
+mod custom;
 mod operator;
 mod session;
 mod state;
 mod tag;
+pub mod trigger;
+mod triggered;
 
 pub use all::WindowAll;
 pub use assign::{Window, Windows};
 pub use tag::OutputTag;
+pub use trigger::{
+    ContinuousEventTimeTrigger, CountTrigger, EventTimeTrigger, Evictor, NeverTrigger,
+    ProcessingTimeTrigger, PurgingTrigger, TimeTrigger, TriggerContext, TriggerResult,
+    WindowTrigger,
+};
+pub use triggered::TriggeredWindows;
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -121,6 +136,44 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
     pub fn trigger(mut self, trigger: Trigger) -> Self {
         self.trigger = trigger;
         self
+    }
+    /// Decides when windows fire with a custom trigger (see [`trigger`](crate::window::trigger)).
+    pub fn with_trigger<T: WindowTrigger<V>>(self, trigger: T) -> TriggeredWindows<'s, K, V, T> {
+        TriggeredWindows {
+            stream: self.stream,
+            windows: self.windows,
+            lateness: self.lateness,
+            late: self.late,
+            processing_time: self.processing_time,
+            trigger,
+            evictor: None,
+        }
+    }
+    /// Removes records from each window before (or after) its function runs; the windows fire
+    /// when time passes their end (see [`Evictor`]).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// use tidal_operators::window::Evictor;
+    /// // The sum of the last two readings of each 10 ms window.
+    /// let out: Vec<(char, u32)> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter_with(vec![('a', 1u32, 1i64), ('a', 2, 2), ('a', 3, 3)],
+    ///             WatermarkStrategy::monotonous().with_timestamps(|r: &(char, u32, i64)| r.2))
+    ///         .map(|(k, v, _)| (k, v))
+    ///         .keyed()
+    ///         .window(Windows::tumbling(Duration::from_millis(10)))
+    ///         .evictor(Evictor::count(2))
+    ///         .reduce(|a, b| *a += b)
+    ///         .collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![('a', 5)]);
+    /// ```
+    pub fn evictor(self, evictor: Evictor<V>) -> TriggeredWindows<'s, K, V, TimeTrigger> {
+        let processing_time = self.processing_time;
+        self.with_trigger(TimeTrigger::new(processing_time))
+            .evictor(evictor)
     }
     /// Assigns records to windows by the job's processing-time clock when they are handled, and
     /// fires windows when the clock passes their end (Flink's processing-time windows); at the end
@@ -260,6 +313,16 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
         finish: impl Fn(&K, &Window, &A) -> O + 'static,
         combine: bool,
     ) -> DataStream<'s, O> {
+        if self.windows == Windows::Global {
+            // Global windows end only when a trigger says so: a count, or never.
+            let count = match self.trigger {
+                Trigger::Count(n) => Some(CountTrigger::of(n)),
+                Trigger::Time => None,
+            };
+            return self
+                .with_trigger(trigger::GlobalDefault(count))
+                .aggregate_with(create, add, finish);
+        }
         let WindowedStream {
             stream,
             windows,

@@ -1,0 +1,324 @@
+//! Windows with a custom trigger or an evictor, and global windows: a keyed process function
+//! that keeps, per key, its open windows (contents and trigger state) and which windows asked for
+//! a timer when. The process operator gives it what every keyed operator has — time order,
+//! timers, checkpoints and restores on any worker count.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tidal_engine::Time;
+
+use crate::keyed::{Key, Value};
+use crate::process::{KeyedProcessFunction, ProcessContext, TimeDomain};
+use crate::window::trigger::{Evictor, TriggerContext, TriggerResult, WindowTrigger};
+use crate::window::{Window, Windows};
+
+/// A window's contents: the accumulator, or (with an evictor) the records themselves.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "A: Serialize, V: Serialize",
+    deserialize = "A: DeserializeOwned, V: DeserializeOwned"
+))]
+pub(crate) struct Contents<A, V> {
+    acc: Option<A>,
+    records: Vec<(V, Time)>,
+}
+
+/// Per key: the open windows (contents and trigger state), and the windows waiting for each
+/// event-time and processing-time timer.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "A: Serialize, V: Serialize, S: Serialize",
+    deserialize = "A: DeserializeOwned, V: DeserializeOwned, S: DeserializeOwned"
+))]
+pub(crate) struct KeyWindows<A, V, S> {
+    windows: BTreeMap<Window, (Contents<A, V>, S)>,
+    event: BTreeMap<Time, BTreeSet<Window>>,
+    processing: BTreeMap<Time, BTreeSet<Window>>,
+}
+
+impl<A, V, S> Default for KeyWindows<A, V, S> {
+    fn default() -> Self {
+        KeyWindows {
+            windows: BTreeMap::new(),
+            event: BTreeMap::new(),
+            processing: BTreeMap::new(),
+        }
+    }
+}
+
+/// The window function of a windowed stream with a custom trigger or an evictor.
+pub(crate) struct TriggerWindows<K, V, A, O, T, Cr, Ad, Fi> {
+    pub(crate) types: std::marker::PhantomData<fn(&K, A) -> O>,
+    pub(crate) windows: Windows,
+    pub(crate) processing_time: bool,
+    pub(crate) trigger: T,
+    pub(crate) evictor: Option<Evictor<V>>,
+    pub(crate) lateness: Time,
+    pub(crate) keep_late: bool,
+    pub(crate) create: Cr,
+    pub(crate) add: Ad,
+    pub(crate) finish: Fi,
+}
+
+/// The window `ts` falls in for global windows: all time.
+const GLOBAL: Window = Window {
+    start: Time::MIN,
+    end: Time::MAX,
+};
+
+impl<K, V, A, O, T, Cr, Ad, Fi> TriggerWindows<K, V, A, O, T, Cr, Ad, Fi> {
+    /// Whether `w` is past its end plus the allowed lateness at watermark `watermark`.
+    fn expired(&self, w: &Window, watermark: Time) -> bool {
+        w.end != Time::MAX && w.max_timestamp().saturating_add(self.lateness) <= watermark
+    }
+}
+
+type Ctx<'a, K, A, V, S, O> = ProcessContext<'a, K, KeyWindows<A, V, S>, O, (K, V)>;
+
+impl<K, V, A, O, T, Cr, Ad, Fi> TriggerWindows<K, V, A, O, T, Cr, Ad, Fi>
+where
+    K: Key,
+    V: Value,
+    A: Value + Serialize + DeserializeOwned,
+    O: 'static,
+    T: WindowTrigger<V>,
+    Cr: Fn(V) -> A + 'static,
+    Ad: Fn(&mut A, V) + 'static,
+    Fi: Fn(&K, &Window, &A) -> O + 'static,
+{
+    /// Calls the trigger through `call` for window `w` and acts on its answer: timers it asked
+    /// for, a firing, a purge.
+    fn run_trigger(
+        &self,
+        w: Window,
+        ctx: &mut Ctx<'_, K, A, V, T::State, O>,
+        call: impl FnOnce(&T, &mut T::State, &mut TriggerContext<'_>) -> TriggerResult,
+    ) {
+        let (watermark, now) = (ctx.current_watermark(), ctx.current_processing_time());
+        let key = ctx.key().clone();
+        let (mut event, mut processing, mut no_event, mut no_processing) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let result = {
+            let Some((_, trigger_state)) = ctx.state().windows.get_mut(&w) else {
+                return;
+            };
+            let mut tctx = TriggerContext {
+                watermark,
+                now,
+                event_timers: &mut event,
+                processing_timers: &mut processing,
+                deleted_event: &mut no_event,
+                deleted_processing: &mut no_processing,
+            };
+            call(&self.trigger, trigger_state, &mut tctx)
+        };
+        for t in event {
+            ctx.state().event.entry(t).or_default().insert(w);
+            ctx.register_event_time_timer(t);
+        }
+        for t in processing {
+            ctx.state().processing.entry(t).or_default().insert(w);
+            ctx.register_processing_time_timer(t);
+        }
+        for t in no_event {
+            if forget(&mut ctx.state().event, t, &w) {
+                ctx.delete_event_time_timer(t);
+            }
+        }
+        for t in no_processing {
+            if forget(&mut ctx.state().processing, t, &w) {
+                ctx.delete_processing_time_timer(t);
+            }
+        }
+        if result.fires()
+            && let Some(out) = self.result(&key, &w, ctx)
+        {
+            ctx.output_at(out, w.max_timestamp());
+        }
+        if result.purges()
+            && let Some((contents, _)) = ctx.state().windows.get_mut(&w)
+        {
+            contents.acc = None;
+            contents.records.clear();
+        }
+    }
+
+    /// The window's result now (`None` when it is empty), evicting as the evictor says.
+    fn result(&self, key: &K, w: &Window, ctx: &mut Ctx<'_, K, A, V, T::State, O>) -> Option<O> {
+        let (contents, _) = ctx.state().windows.get_mut(w)?;
+        let Some(evictor) = &self.evictor else {
+            return contents.acc.as_ref().map(|acc| (self.finish)(key, w, acc));
+        };
+        if !evictor.is_after() {
+            evictor.evict(&mut contents.records, w);
+        }
+        let mut values = contents.records.iter().map(|(v, _)| v.clone());
+        let mut acc = (self.create)(values.next()?);
+        for v in values {
+            (self.add)(&mut acc, v);
+        }
+        let out = (self.finish)(key, w, &acc);
+        if evictor.is_after() {
+            evictor.evict(&mut contents.records, w);
+        }
+        Some(out)
+    }
+
+    /// Drops window `w` and its timers.
+    fn drop_window(&self, w: &Window, ctx: &mut Ctx<'_, K, A, V, T::State, O>) {
+        let state = ctx.state();
+        state.windows.remove(w);
+        let event: Vec<Time> = state
+            .event
+            .iter()
+            .filter(|(_, ws)| ws.contains(w))
+            .map(|(t, _)| *t)
+            .collect();
+        let processing: Vec<Time> = state
+            .processing
+            .iter()
+            .filter(|(_, ws)| ws.contains(w))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in event {
+            if forget(&mut ctx.state().event, t, w) {
+                ctx.delete_event_time_timer(t);
+            }
+        }
+        for t in processing {
+            if forget(&mut ctx.state().processing, t, w) {
+                ctx.delete_processing_time_timer(t);
+            }
+        }
+    }
+}
+
+/// Removes `w` from the windows waiting for timer `t`; whether none is left waiting for it.
+fn forget(timers: &mut BTreeMap<Time, BTreeSet<Window>>, t: Time, w: &Window) -> bool {
+    let Some(windows) = timers.get_mut(&t) else {
+        return false;
+    };
+    windows.remove(w);
+    if windows.is_empty() {
+        timers.remove(&t);
+        true
+    } else {
+        false
+    }
+}
+
+impl<K, V, A, O, T, Cr, Ad, Fi> KeyedProcessFunction<K, V>
+    for TriggerWindows<K, V, A, O, T, Cr, Ad, Fi>
+where
+    K: Key,
+    V: Value,
+    A: Value + Serialize + DeserializeOwned,
+    O: 'static,
+    T: WindowTrigger<V>,
+    Cr: Fn(V) -> A + 'static,
+    Ad: Fn(&mut A, V) + 'static,
+    Fi: Fn(&K, &Window, &A) -> O + 'static,
+{
+    type State = KeyWindows<A, V, T::State>;
+    type Out = O;
+    type Side = (K, V);
+
+    fn process_element(&mut self, value: V, ctx: &mut Ctx<'_, K, A, V, T::State, O>) {
+        let watermark = ctx.current_watermark();
+        let ts = if self.processing_time {
+            ctx.current_processing_time()
+        } else {
+            ctx.timestamp()
+        };
+        let mut assigned = Vec::new();
+        match self.windows {
+            Windows::Global => assigned.push(GLOBAL),
+            windows => windows.assign(ts, &mut assigned),
+        }
+        if !self.processing_time {
+            assigned.retain(|w| !self.expired(w, watermark));
+        }
+        if assigned.is_empty() {
+            if self.keep_late {
+                let key = ctx.key().clone();
+                ctx.side_output((key, value));
+            }
+            if ctx.state().windows.is_empty() {
+                ctx.clear_state();
+            }
+            return;
+        }
+        let n = assigned.len();
+        let mut value = Some(value);
+        for (i, w) in assigned.into_iter().enumerate() {
+            let v = if i + 1 == n {
+                value.take().expect("taken once")
+            } else {
+                value.clone().expect("not taken yet")
+            };
+            let is_new = !ctx.state().windows.contains_key(&w);
+            let (contents, _) = ctx.state().windows.entry(w).or_insert_with(|| {
+                (
+                    Contents {
+                        acc: None,
+                        records: Vec::new(),
+                    },
+                    T::State::default(),
+                )
+            });
+            let trigger_value = v.clone();
+            if self.evictor.is_some() {
+                contents.records.push((v, ts));
+            } else {
+                match contents.acc.as_mut() {
+                    Some(acc) => (self.add)(acc, v),
+                    None => contents.acc = Some((self.create)(v)),
+                }
+            }
+            // A cleanup timer: when the window is past its allowed lateness (event time), or
+            // when the clock passes its end (processing time).
+            if is_new && w.end != Time::MAX {
+                if self.processing_time {
+                    let at = w.max_timestamp();
+                    ctx.state().processing.entry(at).or_default().insert(w);
+                    ctx.register_processing_time_timer(at);
+                } else {
+                    let at = w.max_timestamp().saturating_add(self.lateness);
+                    ctx.state().event.entry(at).or_default().insert(w);
+                    ctx.register_event_time_timer(at);
+                }
+            }
+            self.run_trigger(w, ctx, |trigger, state, tctx| {
+                trigger.on_element(&trigger_value, ts, &w, state, tctx)
+            });
+        }
+    }
+
+    fn on_timer(&mut self, at: Time, domain: TimeDomain, ctx: &mut Ctx<'_, K, A, V, T::State, O>) {
+        let waiting = match domain {
+            TimeDomain::EventTime => ctx.state().event.remove(&at),
+            TimeDomain::ProcessingTime => ctx.state().processing.remove(&at),
+        };
+        for w in waiting.into_iter().flatten() {
+            self.run_trigger(w, ctx, |trigger, state, tctx| match domain {
+                TimeDomain::EventTime => trigger.on_event_time(at, &w, state, tctx),
+                TimeDomain::ProcessingTime => trigger.on_processing_time(at, &w, state, tctx),
+            });
+            let cleanup = match domain {
+                TimeDomain::EventTime => self.expired(&w, at),
+                // Processing-time windows end when the clock passes them.
+                TimeDomain::ProcessingTime => {
+                    self.processing_time && w.end != Time::MAX && w.max_timestamp() <= at
+                }
+            };
+            if cleanup {
+                self.drop_window(&w, ctx);
+            }
+        }
+        if ctx.state().windows.is_empty() {
+            ctx.clear_state();
+        }
+    }
+}
