@@ -257,6 +257,28 @@ fn dropped_late_records_are_reported() {
         "{:?}",
         report.late_dropped
     );
+    // The same with a custom trigger (windows run as a process function).
+    let (_, report) = Job::local(1)
+        .with_tick(Duration::ZERO)
+        .quiet()
+        .run_with_report(|env| {
+            env.from_iter_with(
+                vec![(0u8, 5i64), (0, 50), (0, 1), (0, 2)],
+                WatermarkStrategy::monotonous().with_timestamps(|e: &(u8, i64)| e.1),
+            )
+            .keyed()
+            .window(Windows::tumbling(Duration::from_millis(10)))
+            .with_trigger(tidal::operators::window::EventTimeTrigger)
+            .reduce(|a, b| *a += b)
+            .collect()
+        })
+        .unwrap();
+    assert_eq!(
+        report.late_dropped.values().sum::<u64>(),
+        2,
+        "custom trigger: {:?}",
+        report.late_dropped
+    );
 }
 
 /// Session windows: per key, sorted timestamps split where a record starts after the session's

@@ -26,13 +26,17 @@ use timely::dataflow::operators::generic::Operator;
 
 /// What a function sees when it opens: where it runs and the job's parameters.
 pub struct RuntimeContext<'a> {
-    worker: &'a WorkerContext,
+    worker: &'a Rc<WorkerContext>,
     operator: &'a str,
 }
 
 impl<'a> RuntimeContext<'a> {
-    pub(crate) fn new(worker: &'a WorkerContext, operator: &'a str) -> Self {
+    pub(crate) fn new(worker: &'a Rc<WorkerContext>, operator: &'a str) -> Self {
         RuntimeContext { worker, operator }
+    }
+    /// The worker, for operators built on functions (to report what they drop).
+    pub(crate) fn worker(&self) -> &Rc<WorkerContext> {
+        self.worker
     }
     /// The index of the worker the function runs on (among all workers of the job).
     pub fn worker_index(&self) -> usize {

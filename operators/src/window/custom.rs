@@ -7,7 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tidal_engine::Time;
+use std::rc::Rc;
+
+use tidal_engine::{Time, WorkerContext};
+
+use crate::function::RuntimeContext;
 
 use crate::keyed::{Key, Value};
 use crate::process::{KeyedProcessFunction, ProcessContext, TimeDomain};
@@ -51,6 +55,8 @@ impl<A, V, S> Default for KeyWindows<A, V, S> {
 /// The window function of a windowed stream with a custom trigger or an evictor.
 pub(crate) struct TriggerWindows<K, V, A, O, T, Cr, Ad, Fi> {
     pub(crate) types: std::marker::PhantomData<fn(&K, A) -> O>,
+    /// Where dropped late records are reported (set when the function opens).
+    pub(crate) report: Option<(Rc<WorkerContext>, String)>,
     pub(crate) windows: Windows,
     pub(crate) processing_time: bool,
     pub(crate) trigger: T,
@@ -225,6 +231,11 @@ where
     type Out = O;
     type Side = (K, V);
 
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+        self.report = Some((Rc::clone(ctx.worker()), ctx.operator_name().to_string()));
+        Ok(())
+    }
+
     fn process_element(&mut self, value: V, ctx: &mut Ctx<'_, K, A, V, T::State, O>) {
         let watermark = ctx.current_watermark();
         let ts = if self.processing_time {
@@ -244,6 +255,8 @@ where
             if self.keep_late {
                 let key = ctx.key().clone();
                 ctx.side_output((key, value));
+            } else if let Some((worker, operator)) = &self.report {
+                worker.report_late_dropped(operator, 1);
             }
             if ctx.state().windows.is_empty() {
                 ctx.clear_state();

@@ -102,6 +102,7 @@ impl<'s, K: Key, V: Value, T: WindowTrigger<V>> TriggeredWindows<'s, K, V, T> {
         }
         let function = TriggerWindows {
             types: std::marker::PhantomData,
+            report: None,
             windows: self.windows,
             processing_time: self.processing_time,
             trigger: self.trigger,
