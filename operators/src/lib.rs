@@ -5,6 +5,8 @@
 //! - [`RichTransform`]: `rich_map`, `rich_flat_map`, `rich_filter` with functions that have a
 //!   lifecycle ([`Lifecycle`]: `open` once per worker before the first record, `close` after the
 //!   last; process functions have the same two methods).
+//! - [`AsyncMap`]: `async_map` calls an `async` function per record, many at once, in order or
+//!   not ([`async_io`]).
 //! - [`Partition`]: `rebalance`, `shuffle`, `broadcast`.
 //! - [`KeyedStream`]: rolling `reduce`, `sum`, `min`, `max`, `count`, `min_by`, `max_by`,
 //!   `aggregate` — each a **changelog**: the new value of every key that changed, once per tick.
@@ -43,6 +45,7 @@
 //! assert_eq!(counts, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
 //! ```
 
+pub mod async_io;
 pub mod broadcast;
 pub mod build;
 pub mod changelog;
@@ -56,6 +59,7 @@ pub mod process;
 pub mod transform;
 pub mod window;
 
+pub use async_io::{AsyncMap, AsyncOptions};
 pub use broadcast::{
     BroadcastConnectedStream, BroadcastContext, BroadcastState, BroadcastStream,
     KeyedBroadcastProcessFunction, MapStateDescriptor,
@@ -78,10 +82,10 @@ pub mod prelude {
         UpdatesIntoCollection, UpsertByKey,
     };
     pub use crate::{
-        BroadcastContext, BroadcastState, Changelog, ConnectedStreams, Either, FilterFunction,
-        FlatMapFunction, KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedPairs,
-        KeyedProcessFunction, KeyedStream, Lifecycle, MapFunction, MapStateDescriptor, OutputTag,
-        Outputs, Partition, Process, ProcessContext, RichTransform, RuntimeContext, TimeDomain,
-        Transform, Window, WindowAll, Windows,
+        AsyncMap, AsyncOptions, BroadcastContext, BroadcastState, Changelog, ConnectedStreams,
+        Either, FilterFunction, FlatMapFunction, KeyedBroadcastProcessFunction,
+        KeyedCoProcessFunction, KeyedPairs, KeyedProcessFunction, KeyedStream, Lifecycle,
+        MapFunction, MapStateDescriptor, OutputTag, Outputs, Partition, Process, ProcessContext,
+        RichTransform, RuntimeContext, TimeDomain, Transform, Window, WindowAll, Windows,
     };
 }

@@ -137,7 +137,7 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
         self.trigger = trigger;
         self
     }
-    /// Decides when windows fire with a custom trigger (see [`trigger`](crate::window::trigger)).
+    /// Decides when windows fire with a custom trigger (see [`trigger`]).
     pub fn with_trigger<T: WindowTrigger<V>>(self, trigger: T) -> TriggeredWindows<'s, K, V, T> {
         TriggeredWindows {
             stream: self.stream,
