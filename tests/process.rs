@@ -216,3 +216,50 @@ fn processing_time_timers_follow_the_job_clock() {
         );
     }
 }
+
+/// State with a time to live is removed once it expires: keys that are never written again do
+/// not stay. 50 000 keys, each written once while the job's clock moves 1 ms per record handled;
+/// with a time to live of 100 ms only the last ones are still held when the input ends (the job
+/// report counts the keys held), without one all are.
+#[test]
+fn expired_state_is_removed_so_the_keys_held_stay_bounded() {
+    /// Keeps 64 bytes per key; the job's clock moves 1 ms per record.
+    struct Keep(ManualClock);
+    impl KeyedProcessFunction<u64, u64> for Keep {
+        type State = Vec<u8>;
+        type Out = ();
+        type Side = ();
+        fn process_element(&mut self, _: u64, ctx: &mut ProcessContext<'_, u64, Vec<u8>, (), ()>) {
+            ctx.state().resize(64, 1);
+            self.0.advance(Duration::from_millis(1));
+        }
+    }
+    const KEYS: u64 = 50_000;
+    for ttl in [None, Some(Duration::from_millis(100))] {
+        let clock = ManualClock::new(1_000_000);
+        let moving = clock.clone();
+        let (_, report) = Job::local(1)
+            .with_clock(JobClock::manual(&clock))
+            .quiet()
+            .run_with_report(move |env| {
+                let moving = moving.clone();
+                let keyed = env
+                    .generate(Generator::new(|i| i).count(KEYS))
+                    .key_by(|i| *i);
+                let keyed = match ttl {
+                    Some(ttl) => keyed.with_state_ttl(ttl),
+                    None => keyed,
+                };
+                keyed.process(Keep(moving)).collect()
+            })
+            .unwrap();
+        let held: usize = report.state_keys.values().sum();
+        match ttl {
+            None => assert_eq!(held, KEYS as usize, "without a time to live"),
+            Some(_) => assert!(
+                held > 0 && held <= 2_000,
+                "with a time to live of 100 ms, {held} keys were still held"
+            ),
+        }
+    }
+}

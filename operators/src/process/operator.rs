@@ -250,9 +250,19 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                     side_cap.downgrade(&needed);
                                 }
                             }
-                            state.expire(now);
-                            if let Some(ts) = timers.processing.first_time() {
-                                let wait = (ts - now).clamp(1, 1000) as u64;
+                            // Expired state goes now (the clock read afresh: this activation
+                            // may have taken a while), and the operator wakes when more expires
+                            // even if no record comes.
+                            let mut wake = timers.processing.first_time();
+                            if state.expires() {
+                                let now = clock.now();
+                                state.expire(now);
+                                if let Some(at) = state.next_expiry() {
+                                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                                }
+                            }
+                            if let Some(ts) = wake {
+                                let wait = (ts - clock.now()).clamp(1, 1000) as u64;
                                 activator.activate_after(Duration::from_millis(wait));
                             }
                             // The input has ended and every timer has fired or been dropped.

@@ -167,6 +167,10 @@ impl<K: Key, S> TtlState<K, S> {
                 .push(key.clone());
         }
     }
+    /// When the next state may expire (with a time to live, while any is held).
+    pub(crate) fn next_expiry(&self) -> Option<Time> {
+        self.expiry.first_key_value().map(|(t, _)| *t)
+    }
     /// Removes state whose time to live has passed.
     pub(crate) fn expire(&mut self, now: Time) {
         let Some(ttl) = self.ttl else { return };
