@@ -17,6 +17,7 @@ mod baselines;
 mod differential;
 mod nexmark;
 mod runner;
+mod ttl;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -172,6 +173,28 @@ enum Command {
         #[arg(short = 'w', long, default_value_t = 1)]
         workers: usize,
     },
+    /// State that expires: a key space that turns over every `--period-ms` through a keyed
+    /// process function; prints resident memory every second (flat with `--ttl-ms`, growing
+    /// without).
+    TtlMemory {
+        /// How long the job reads, in seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Records per second.
+        #[arg(long, default_value_t = 200_000.0)]
+        rate: f64,
+        /// Keys of each period.
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+        /// How long a set of keys lasts, in ms.
+        #[arg(long, default_value_t = 1_000)]
+        period_ms: u64,
+        /// The state's time to live in ms (none: no expiry).
+        #[arg(long)]
+        ttl_ms: Option<u64>,
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+    },
     /// Runs a program; prints its wall time, peak RSS (KiB) and exit code (used by `all`).
     Measure {
         #[arg(trailing_var_arg = true, required = true)]
@@ -284,6 +307,21 @@ fn main() {
             keys,
             workers,
         } => live_keys(events, keys, workers),
+        Command::TtlMemory {
+            seconds,
+            rate,
+            keys,
+            period_ms,
+            ttl_ms,
+            workers,
+        } => ttl::ttl_memory(ttl::TtlRun {
+            seconds,
+            rate,
+            keys,
+            period: Duration::from_millis(period_ms),
+            ttl: ttl_ms.map(Duration::from_millis),
+            workers,
+        }),
         Command::Measure { command } => runner::measure(&command),
         Command::GenText { words, out, seed } => gen_text(words, &out, seed),
         Command::Wordcount {
