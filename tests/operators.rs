@@ -365,3 +365,45 @@ fn keyed_state_is_registered_and_each_key_held_once() {
         );
     }
 }
+
+/// Co-flat-map over two keyed streams and over a keyed and a plain stream: every record of each
+/// input goes through its own function once, on every shape.
+#[test]
+fn co_flat_maps_match_oracle() {
+    let left = pairs(21, 10_000, 40);
+    let right = pairs(22, 8_000, 40);
+    let expected: Vec<(u32, i64)> = sorted(
+        left.iter()
+            .filter(|(_, v)| v % 2 == 0)
+            .map(|&(k, v)| (k, v + 1))
+            .chain(right.iter().flat_map(|&(k, v)| [(k, v), (k + 100, v)]))
+            .collect(),
+    );
+    let (l, r) = (Arc::clone(&left), Arc::clone(&right));
+    on_every_shape(
+        "co_flat_maps_match_oracle",
+        move |env| {
+            let a = env.from_iter(l.to_vec()).keyed();
+            let b = env.from_iter(r.to_vec()).keyed();
+            let both_keyed = a.connect(b).flat_map(
+                |k, v| (v % 2 == 0).then_some((*k, v + 1)),
+                |k, v| [(*k, v), (*k + 100, v)],
+            );
+            // The same with the second input not keyed, tagged to tell the two apart.
+            let c = env.from_iter(l.to_vec()).keyed();
+            let d = env.from_iter(r.to_vec());
+            let with_plain = c.connect(d).flat_map(
+                |k, v| (v % 2 == 0).then_some((*k + 1_000_000, v + 1)),
+                |(k, v)| [(k + 1_000_000, v), (k + 1_000_100, v)],
+            );
+            both_keyed.union(with_plain).collect()
+        },
+        |shape, out: Vec<(u32, i64)>| {
+            let (plain, keyed): (Vec<_>, Vec<_>) = out.into_iter().partition(|r| r.0 >= 1_000_000);
+            assert_eq!(sorted(keyed), expected, "{shape:?}: keyed with keyed");
+            let plain: Vec<(u32, i64)> =
+                plain.into_iter().map(|(k, v)| (k - 1_000_000, v)).collect();
+            assert_eq!(sorted(plain), expected, "{shape:?}: keyed with plain");
+        },
+    );
+}

@@ -123,8 +123,59 @@ impl<'s, K: Key, A: Value, B: Value> Connectable<'s, K, A> for KeyedStream<'s, K
     }
 }
 
+/// A keyed stream connected with a plain (non-keyed) one, for functions without state: each
+/// record is handled on the worker that made it.
+pub struct KeyedAndPlainStreams<'s, K, A, B> {
+    keyed: KeyedStream<'s, K, A>,
+    plain: DataStream<'s, B>,
+}
+
+impl<'s, K: Key, A: Value, B: 'static> Connectable<'s, K, A> for DataStream<'s, B> {
+    type Connected = KeyedAndPlainStreams<'s, K, A, B>;
+    fn connect_to(self, keyed: KeyedStream<'s, K, A>) -> Self::Connected {
+        KeyedAndPlainStreams { keyed, plain: self }
+    }
+}
+
+impl<'s, K: Key, A: Value, B: 'static> KeyedAndPlainStreams<'s, K, A, B> {
+    /// Applies `keyed` to the records of the keyed input, with their key, and `plain` to those of
+    /// the plain input, each returning any number of records (Flink's `CoFlatMapFunction`).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let mut out: Vec<String> = tidal_engine::Job::local(2).run(|env| {
+    ///     let orders = env.from_iter(vec![(1u32, 2.5f64), (2, 4.0)]).keyed();
+    ///     let notes = env.from_iter(vec!["closing early".to_string()]);
+    ///     orders
+    ///         .connect(notes)
+    ///         .flat_map(|k, amount| Some(format!("{k}: {amount}")), |note| Some(format!("note: {note}")))
+    ///         .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec!["1: 2.5", "2: 4", "note: closing early"]);
+    /// ```
+    pub fn flat_map<O: 'static, I1, I2>(
+        self,
+        mut keyed: impl FnMut(&K, A) -> I1 + 'static,
+        mut plain: impl FnMut(B) -> I2 + 'static,
+    ) -> DataStream<'s, O>
+    where
+        I1: IntoIterator<Item = O>,
+        I2: IntoIterator<Item = O>,
+    {
+        let a = self
+            .keyed
+            .into_stream()
+            .flat_map(move |(k, a)| keyed(&k, a).into_iter().collect::<Vec<_>>());
+        let b = self
+            .plain
+            .flat_map(move |b| plain(b).into_iter().collect::<Vec<_>>());
+        a.union(b)
+    }
+}
+
 impl<'s, K: Key, A: Value> KeyedStream<'s, K, A> {
-    /// Connects this keyed stream with another keyed the same way, or with a broadcast stream
+    /// Connects this keyed stream with another keyed the same way, a plain stream, or a broadcast stream
     /// ([`Partition::broadcast_state`](crate::Partition::broadcast_state)).
     pub fn connect<C: Connectable<'s, K, A>>(self, other: C) -> C::Connected {
         other.connect_to(self)
