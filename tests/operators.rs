@@ -407,3 +407,33 @@ fn co_flat_maps_match_oracle() {
         },
     );
 }
+
+/// A rolling count with a time to live starts anew for a key written again after its state
+/// expired: records 400 ms apart with a 50 ms time to live all count 1; with 60 s they count up.
+#[test]
+fn rolling_aggregates_with_a_time_to_live_start_anew_after_it() {
+    use std::time::Duration;
+    for (ttl, expected) in [(50u64, vec![1u64, 1, 1, 1]), (60_000, vec![1, 2, 3, 4])] {
+        let out: Vec<(u8, u64)> = Job::local(1)
+            .with_tick(Duration::ZERO)
+            .quiet()
+            .run(move |env| {
+                // Each record its own event time: with a tick of zero, each its own step.
+                env.generate_with(
+                    Generator::new(|i| (7u8, i as i64 * 1000))
+                        .count(4)
+                        .rate(2.5),
+                    tidal::engine::WatermarkStrategy::monotonous()
+                        .with_timestamps(|r: &(u8, i64)| r.1),
+                )
+                .map(|(k, _)| k)
+                .key_by(|k| *k)
+                .with_state_ttl(Duration::from_millis(ttl))
+                .count()
+                .collect()
+            })
+            .unwrap();
+        let counts: Vec<u64> = out.into_iter().map(|(_, n)| n).collect();
+        assert_eq!(counts, expected, "time to live {ttl} ms");
+    }
+}

@@ -20,7 +20,8 @@
 use std::hash::Hash;
 use std::rc::Rc;
 
-use crate::build::{FastMap, KeyedState, TimeBuffer};
+use crate::build::{FastMap, TimeBuffer};
+use crate::ttl::RollingState;
 use tidal_engine::{DataStream, Time, timely};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -57,9 +58,12 @@ impl<'s, K: 'static, V: 'static> KeyedStream<'s, K, V> {
             state_ttl: None,
         }
     }
-    /// Lets the per-key state of a following [`process`](KeyedStream::process) function expire
-    /// `ttl` after it was last written (in the job's processing time): expired state is never
-    /// handed to the function, and is removed (as Flink's state TTL with never-return-expired).
+    /// Lets the per-key state of a following [`process`](KeyedStream::process) function or
+    /// rolling aggregate (`reduce`, `sum`, `count`, ...) expire `ttl` after it was last written
+    /// (in the job's processing time): expired state is never used again — a process function
+    /// gets none, an aggregate starts anew with the key's next record — and is removed, also
+    /// when no record comes (as Flink's state TTL with never-return-expired). Memory then
+    /// follows the keys written lately rather than every key seen (`tidal-bench ttl-memory`).
     ///
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
@@ -122,7 +126,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     /// ```
     pub fn reduce(self, f: impl Fn(&mut V, V) + Clone + 'static) -> DataStream<'s, (K, V)> {
         let g = f.clone();
-        rolling(self.stream, "reduce", |v| v, f, g)
+        rolling_with_ttl(self.stream, self.state_ttl, "reduce", |v| v, f, g)
     }
 
     /// Rolling sum of the values per key.
@@ -138,8 +142,9 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     where
         V: std::ops::AddAssign,
     {
-        rolling(
+        rolling_with_ttl(
             self.stream,
+            self.state_ttl,
             "sum",
             |v| v,
             |a: &mut V, v| *a += v,
@@ -165,7 +170,14 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                 *a = v
             }
         };
-        rolling(self.stream, "min", |v| v, keep_min, keep_min)
+        rolling_with_ttl(
+            self.stream,
+            self.state_ttl,
+            "min",
+            |v| v,
+            keep_min,
+            keep_min,
+        )
     }
 
     /// Rolling maximum of the values per key.
@@ -186,7 +198,14 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                 *a = v
             }
         };
-        rolling(self.stream, "max", |v| v, keep_max, keep_max)
+        rolling_with_ttl(
+            self.stream,
+            self.state_ttl,
+            "max",
+            |v| v,
+            keep_max,
+            keep_max,
+        )
     }
 
     /// Rolling count of records per key.
@@ -200,8 +219,9 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     /// assert_eq!(out, vec![('a', 2), ('b', 1)]);
     /// ```
     pub fn count(self) -> DataStream<'s, (K, u64)> {
-        rolling(
+        rolling_with_ttl(
             self.stream,
+            self.state_ttl,
             "count",
             |_| 1u64,
             |a: &mut u64, _| *a += 1,
@@ -224,7 +244,14 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
         by: impl Fn(&V) -> O + Clone + 'static,
     ) -> DataStream<'s, (K, V)> {
         let keep = keep_if(by, std::cmp::Ordering::Less);
-        rolling(self.stream, "min_by", |v| v, keep.clone(), keep)
+        rolling_with_ttl(
+            self.stream,
+            self.state_ttl,
+            "min_by",
+            |v| v,
+            keep.clone(),
+            keep,
+        )
     }
 
     /// Rolling record with the largest `by(&record)` per key (the earlier one on ties).
@@ -241,7 +268,14 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
         by: impl Fn(&V) -> O + Clone + 'static,
     ) -> DataStream<'s, (K, V)> {
         let keep = keep_if(by, std::cmp::Ordering::Greater);
-        rolling(self.stream, "max_by", |v| v, keep.clone(), keep)
+        rolling_with_ttl(
+            self.stream,
+            self.state_ttl,
+            "max_by",
+            |v| v,
+            keep.clone(),
+            keep,
+        )
     }
 
     /// Rolling aggregate with an accumulator: `create(first value)`, `add(&mut acc, value)`,
@@ -265,7 +299,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
         add: impl Fn(&mut A, V) + Clone + 'static,
         merge: impl Fn(&mut A, A) + Clone + 'static,
     ) -> DataStream<'s, (K, A)> {
-        rolling(self.stream, "aggregate", create, add, merge)
+        rolling_with_ttl(self.stream, self.state_ttl, "aggregate", create, add, merge)
     }
 }
 
@@ -274,6 +308,19 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
 /// the changed keys' aggregates once per tick.
 pub fn rolling<'s, K: Key, V: 'static, A: Value>(
     stream: DataStream<'s, (K, V)>,
+    kind: &str,
+    create: impl Fn(V) -> A + Clone + 'static,
+    add: impl Fn(&mut A, V) + Clone + 'static,
+    merge: impl Fn(&mut A, A) + Clone + 'static,
+) -> DataStream<'s, (K, A)> {
+    rolling_with_ttl(stream, None, kind, create, add, merge)
+}
+
+/// [`rolling`], with each key's aggregate expiring `ttl` ms of processing time after it was last
+/// written (when given): the key's next record starts a new aggregate.
+fn rolling_with_ttl<'s, K: Key, V: 'static, A: Value>(
+    stream: DataStream<'s, (K, V)>,
+    ttl: Option<Time>,
     kind: &str,
     create: impl Fn(V) -> A + Clone + 'static,
     add: impl Fn(&mut A, V) + Clone + 'static,
@@ -312,9 +359,10 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
             );
 
         // Step 2: on the key's owner, fold partials into state in time order and emit the changes.
-        let state = KeyedState::<K, A>::new(name);
+        let state = RollingState::<K, A>::new(name, ttl, ctx.clock());
         let (changes, _) = keyed_operator(&ctx, combined, name, state).build(move |setup| {
             let state = setup.state;
+            let (clock, activator) = (setup.clock, setup.activator);
             let mut pending: TimeBuffer<FastMap<K, (A, Time)>> = TimeBuffer::new();
             move |mut act: Activation<'_, K, A, (K, A), ()>| {
                 act.input.for_each(|message, data| {
@@ -324,21 +372,33 @@ pub fn rolling<'s, K: Key, V: 'static, A: Value>(
                     fold_into(partials, data.drain(..), |a| a, &merge);
                 });
                 let mut state = state.borrow_mut();
+                let RollingState { values, ttl } = &mut *state;
                 pending.for_each_ready(act.frontier, |cap, partials| {
                     let mut session = act.output.session(cap);
                     for (k, (a, ts)) in partials.drain() {
-                        match state.get_mut(&k) {
+                        // With a time to live, an expired aggregate is not merged into.
+                        if let Some(ttl) = ttl.as_mut() {
+                            ttl.write(&k, clock.now(), values);
+                        }
+                        match values.get_mut(&k) {
                             Some(acc) => {
                                 merge2(acc, a);
                                 session.give(((k, acc.clone()), ts));
                             }
                             None => {
                                 session.give(((k.clone(), a.clone()), ts));
-                                state.insert(k, a);
+                                values.insert(k, a);
                             }
                         }
                     }
                 });
+                if let Some(ttl) = ttl.as_mut() {
+                    ttl.expire(clock.now(), values);
+                    if let Some(at) = ttl.next_expiry() {
+                        let wait = (at - clock.now()).clamp(1, 1000) as u64;
+                        activator.activate_after(std::time::Duration::from_millis(wait));
+                    }
+                }
             }
         });
         changes

@@ -57,6 +57,7 @@ pub mod keyed;
 pub mod partition;
 pub mod process;
 pub mod transform;
+mod ttl;
 pub mod window;
 
 pub use async_io::{AsyncMap, AsyncOptions};
