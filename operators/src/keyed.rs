@@ -13,9 +13,11 @@
 //!    partials are sent to the workers owning their keys. The exchange carries one message per key per
 //!    tick, not one per record.
 //! 2. **Fold in time order** (on the owning worker): partials are buffered per tick and folded into
-//!    the operator's [`KeyedState`] when the frontier passes the tick; then the changed keys' new
-//!    aggregates are emitted at that tick. State thus always reflects exactly the input below the
-//!    frontier — the property checkpoints rely on (see `tidal_engine::state`).
+//!    the operator's keyed state (a [`KeyedState`](crate::build::KeyedState) of aggregates, with
+//!    their last writes when the stream has a time to live) when the frontier passes the tick;
+//!    then the changed keys' new aggregates are emitted at that tick. State thus always reflects
+//!    exactly the input below the frontier — the property checkpoints rely on (see
+//!    `tidal_engine::state`).
 
 use std::hash::Hash;
 use std::rc::Rc;
