@@ -833,6 +833,78 @@ fn broadcast_state_restores_on_every_worker_of_every_shape() {
     );
 }
 
+/// The same with named states: per key a map state of (sum, count) per report time and a value
+/// state counting reports, checkpointed mid-run and restored on every shape: reports before the
+/// cut plus the restored run's are the model's, none twice (the named states come back, decoded
+/// on first use).
+#[test]
+fn named_states_restore_on_every_shape() {
+    use tidal::engine::{Time, WatermarkStrategy};
+    use tidal::operators::process::named::{self, Map, StateDescriptor, Value};
+    use tidal::operators::{KeyedProcessFunction, ProcessContext, TimeDomain};
+    let test = "named_states_restore_on_every_shape";
+    const EVENTS: u64 = 30_000;
+    fn event(i: u64) -> (u64, i64, i64) {
+        (i % 5, (i % 17) as i64, (i / 3) as i64)
+    }
+    struct ReportLater {
+        pending: StateDescriptor<Map<Time, (i64, u64)>>,
+        reports: StateDescriptor<Value<u64>>,
+    }
+    impl KeyedProcessFunction<u64, (i64, i64)> for ReportLater {
+        type State = ();
+        type Out = (u64, Time, i64, u64);
+        type Side = ();
+        fn process_element(
+            &mut self,
+            (v, ts): (i64, i64),
+            ctx: &mut ProcessContext<'_, u64, (), Self::Out, ()>,
+        ) {
+            let mut s = ctx.named();
+            let (sum, n) = s.map_get(&self.pending, &(ts + 50)).unwrap_or((0, 0));
+            s.map_put(&self.pending, ts + 50, (sum + v, n + 1));
+            ctx.register_event_time_timer(ts + 50);
+        }
+        fn on_timer(
+            &mut self,
+            at: Time,
+            _: TimeDomain,
+            ctx: &mut ProcessContext<'_, u64, (), Self::Out, ()>,
+        ) {
+            let key = *ctx.key();
+            let mut s = ctx.named();
+            let reports = s.value(&self.reports).unwrap_or(0);
+            s.set_value(&self.reports, reports + 1);
+            if let Some((sum, n)) = s.map_remove(&self.pending, &at) {
+                ctx.output((key, at, sum, n));
+            }
+        }
+    }
+    fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(u64, Time, i64, u64)> {
+        let strategy = WatermarkStrategy::monotonous().with_timestamps(|e: &(u64, i64, i64)| e.2);
+        env.generate_with(events(event, EVENTS, rate), strategy)
+            .map(|(k, v, ts)| (k, (v, ts)))
+            .keyed()
+            .process(ReportLater {
+                pending: named::map_state("pending"),
+                reports: named::value_state("reports"),
+            })
+            .collect()
+    }
+    let mut model: BTreeMap<(u64, Time), (i64, u64)> = BTreeMap::new();
+    for i in 0..EVENTS {
+        let (k, v, ts) = event(i);
+        let e = model.entry((k, ts + 50)).or_insert((0, 0));
+        e.0 += v;
+        e.1 += 1;
+    }
+    let model: Vec<(u64, Time, i64, u64)> = model
+        .into_iter()
+        .map(|((k, at), (s, n))| (k, at, s, n))
+        .collect();
+    check_restore(test, 2_000, model, |at, cut| at < cut, job);
+}
+
 /// An interval join (pairs of the two inputs with the same key, the second 0..=25 ms after the
 /// first), counted per key, checkpointed mid-run and restored on every shape: the final counts
 /// equal the model's (the join's buffered records and the counts both come back).

@@ -263,3 +263,168 @@ fn expired_state_is_removed_so_the_keys_held_stay_bounded() {
         }
     }
 }
+
+/// Named states of every kind (value, list, map, reducing, aggregating), folded per key and
+/// reported by an event-time timer after the input: against the model, on every shape.
+#[test]
+fn named_states_match_the_model() {
+    use tidal::operators::process::named::{
+        self, Aggregating, List, Map, Reducing, StateDescriptor, Value,
+    };
+    struct Fold {
+        max: StateDescriptor<Value<i64>>,
+        seen: StateDescriptor<List<i64>>,
+        signs: StateDescriptor<Map<bool, u32>>,
+        sum: StateDescriptor<Reducing<i64>>,
+        mean: StateDescriptor<Aggregating<i64, (i64, i64), i64>>,
+    }
+    type Out = (u8, i64, usize, u32, u32, i64, i64);
+    impl KeyedProcessFunction<u8, i64> for Fold {
+        type State = ();
+        type Out = Out;
+        type Side = ();
+        fn process_element(&mut self, v: i64, ctx: &mut ProcessContext<'_, u8, (), Out, ()>) {
+            let mut s = ctx.named();
+            if s.value(&self.max).is_none_or(|m| v > m) {
+                s.set_value(&self.max, v);
+            }
+            s.add_to_list(&self.seen, v);
+            let n = s.map_get(&self.signs, &(v >= 0)).unwrap_or(0);
+            s.map_put(&self.signs, v >= 0, n + 1);
+            s.reduce(&self.sum, v);
+            s.aggregate(&self.mean, v);
+            ctx.register_event_time_timer(1_000_000);
+        }
+        fn on_timer(
+            &mut self,
+            _: Time,
+            _: TimeDomain,
+            ctx: &mut ProcessContext<'_, u8, (), Out, ()>,
+        ) {
+            let k = *ctx.key();
+            let mut s = ctx.named();
+            let signs: BTreeMap<bool, u32> = s.map_entries(&self.signs).into_iter().collect();
+            let out = (
+                k,
+                s.value(&self.max).unwrap(),
+                s.list(&self.seen).len(),
+                signs.get(&true).copied().unwrap_or(0),
+                signs.get(&false).copied().unwrap_or(0),
+                s.reduced(&self.sum).unwrap(),
+                s.aggregated(&self.mean).unwrap(),
+            );
+            s.clear(&self.max);
+            s.clear(&self.seen);
+            s.clear(&self.signs);
+            s.clear(&self.sum);
+            s.clear(&self.mean);
+            ctx.output(out);
+        }
+    }
+    let input = events(8, 20_000, 0);
+    let mut model: BTreeMap<u8, Vec<i64>> = BTreeMap::new();
+    for (k, v, _) in input.iter() {
+        model.entry(*k).or_default().push(*v);
+    }
+    let expected: Vec<Out> = model
+        .iter()
+        .map(|(k, vs)| {
+            let sum: i64 = vs.iter().sum();
+            let pos = vs.iter().filter(|v| **v >= 0).count() as u32;
+            (
+                *k,
+                *vs.iter().max().unwrap(),
+                vs.len(),
+                pos,
+                vs.len() as u32 - pos,
+                sum,
+                sum / vs.len() as i64,
+            )
+        })
+        .collect();
+    let data = Arc::clone(&input);
+    on_every_shape(
+        "named_states_match_the_model",
+        move |env| {
+            env.from_iter_with(
+                data.to_vec(),
+                WatermarkStrategy::monotonous().with_timestamps(|e: &(u8, i64, i64)| e.2),
+            )
+            .map(|(k, v, _)| (k, v))
+            .keyed()
+            .process(Fold {
+                max: named::value_state("max"),
+                seen: named::list_state("seen"),
+                signs: named::map_state("signs"),
+                sum: named::reducing_state("sum", |a, b| *a += b),
+                mean: named::aggregating_state(
+                    "mean",
+                    |v| (v, 1),
+                    |a, v| {
+                        a.0 += v;
+                        a.1 += 1
+                    },
+                    |a| a.0 / a.1,
+                ),
+            })
+            .collect()
+        },
+        |shape, out| assert_eq!(sorted(out), expected, "{shape:?}"),
+    );
+}
+
+/// Each named state expires after its own time to live: with the clock moving 20 ms per record,
+/// a state kept 10 ms after each write is gone at every next record, one kept an hour is not,
+/// and one kept 30 ms after each access lives on while it is read every record.
+#[test]
+fn named_states_expire_each_after_its_own_time_to_live() {
+    use tidal::operators::process::named::{self, StateDescriptor, StateTtl, Value};
+    struct Three {
+        clock: ManualClock,
+        short: StateDescriptor<Value<u8>>,
+        long: StateDescriptor<Value<u8>>,
+        touched: StateDescriptor<Value<u8>>,
+    }
+    impl KeyedProcessFunction<u8, u8> for Three {
+        type State = ();
+        type Out = (bool, bool, bool);
+        type Side = ();
+        fn process_element(&mut self, _: u8, ctx: &mut ProcessContext<'_, u8, (), Self::Out, ()>) {
+            let mut s = ctx.named();
+            let seen = (
+                s.value(&self.short).is_some(),
+                s.value(&self.long).is_some(),
+                s.value(&self.touched).is_some(),
+            );
+            s.set_value(&self.short, 1);
+            s.set_value(&self.long, 1);
+            if !seen.2 {
+                s.set_value(&self.touched, 1);
+            }
+            ctx.output(seen);
+            self.clock.advance(Duration::from_millis(20));
+        }
+    }
+    let clock = ManualClock::new(1_000_000);
+    let c = clock.clone();
+    let out = Job::local(1)
+        .with_clock(JobClock::manual(&clock))
+        .run(move |env| {
+            env.from_iter(vec![(0u8, 0u8); 5])
+                .keyed()
+                .process(Three {
+                    clock: c.clone(),
+                    short: named::value_state("short")
+                        .with_ttl(StateTtl::after_write(Duration::from_millis(10))),
+                    long: named::value_state("long")
+                        .with_ttl(StateTtl::after_write(Duration::from_secs(3600))),
+                    touched: named::value_state("touched")
+                        .with_ttl(StateTtl::after_access(Duration::from_millis(30))),
+                })
+                .collect()
+        })
+        .unwrap();
+    let mut expected = vec![(false, false, false)];
+    expected.extend(std::iter::repeat_n((false, true, true), 4));
+    assert_eq!(out, expected);
+}

@@ -16,6 +16,7 @@
 //! the operator's name, so checkpoints capture them and a restore on any number of workers brings
 //! back each key's state and timers.
 
+pub mod named;
 pub(crate) mod operator;
 mod state;
 
@@ -141,6 +142,8 @@ pub struct ProcessContext<'a, K, S, O, D> {
     out: &'a mut Vec<(O, Time)>,
     side: &'a mut Vec<(D, Time)>,
     timers: &'a mut Timers<K>,
+    named: &'a mut named::NamedStates<K>,
+    errors: &'a mut Vec<tidal_engine::Error>,
 }
 
 impl<K: Key, S: Default, O, D> ProcessContext<'_, K, S, O, D> {
@@ -159,6 +162,48 @@ impl<K: Key, S: Default, O, D> ProcessContext<'_, K, S, O, D> {
     /// Removes the key's state.
     pub fn clear_state(&mut self) {
         *self.state = None;
+    }
+    /// The key's named states (value, list, map, reducing, aggregating), each found by its
+    /// descriptor and with a time to live of its own (see [`named`]).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use tidal_operators::process::named::{self, StateDescriptor, Value, List};
+    /// use tidal_operators::{KeyedProcessFunction, ProcessContext};
+    ///
+    /// /// Emits each key's number of records and the last three values, from named states.
+    /// struct Recent {
+    ///     count: StateDescriptor<Value<u32>>,
+    ///     last: StateDescriptor<List<i32>>,
+    /// }
+    /// impl KeyedProcessFunction<char, i32> for Recent {
+    ///     type State = ();
+    ///     type Out = (char, u32, Vec<i32>);
+    ///     type Side = ();
+    ///     fn process_element(&mut self, v: i32, ctx: &mut ProcessContext<'_, char, (), Self::Out, ()>) {
+    ///         let mut states = ctx.named();
+    ///         let n = states.value(&self.count).unwrap_or(0) + 1;
+    ///         states.set_value(&self.count, n);
+    ///         states.add_to_list(&self.last, v);
+    ///         let last: Vec<i32> = states.list(&self.last).into_iter().rev().take(3).collect();
+    ///         let k = *ctx.key();
+    ///         ctx.output((k, n, last));
+    ///     }
+    /// }
+    /// let out = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter(vec![('a', 1), ('a', 2), ('a', 3), ('a', 4)]).keyed()
+    ///         .process(Recent { count: named::value_state("count"), last: named::list_state("last") })
+    ///         .collect()
+    /// }).unwrap();
+    /// assert_eq!(out.last(), Some(&('a', 4, vec![4, 3, 2])));
+    /// ```
+    pub fn named(&mut self) -> named::NamedAccess<'_, K> {
+        named::NamedAccess {
+            states: self.named,
+            key: self.key,
+            now: self.clock.now(),
+            errors: self.errors,
+        }
     }
     /// The timestamp of the record being handled, or of the timer that fired.
     pub fn timestamp(&self) -> Time {

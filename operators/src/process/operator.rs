@@ -12,6 +12,7 @@ use timely::dataflow::operators::Capability;
 use crate::build::{Activation, Initial, keyed_operator, timely};
 use crate::function::Opened;
 use crate::keyed::{Key, KeyedStream, Value};
+use crate::process::named::NamedStates;
 use crate::process::state::{ProcessStore, TimerQueue, Timers, TtlState};
 use crate::process::{KeyedProcessFunction, ProcessContext, ProcessLifecycle, TimeDomain};
 use crate::window::OutputTag;
@@ -68,7 +69,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
             None => (None, None),
         };
         let out = stream.then("process", |input, name| {
-            let store = ProcessStore::<K, F::State>::new(ttl);
+            let store = ProcessStore::<K, F::State>::new(ttl, ctx.clock());
             let operator = keyed_operator(&ctx, input, name, store);
             if let Some(register) = register {
                 register(name);
@@ -78,6 +79,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                     .with_optional_broadcast(broadcast)
                     .build(move |setup| {
                         let store = setup.state;
+                        let failure = Rc::clone(&setup.context);
+                        let operator = name.to_string();
                         let mut opened =
                             Opened::new(ProcessLifecycle::new(function), setup.context, name);
                         let clock = setup.clock;
@@ -89,6 +92,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                         let mut timer_caps: Option<(Capability<Time>, Capability<Time>)> = None;
                         let mut out_buf: Vec<(F::Out, Time)> = Vec::new();
                         let mut side_buf: Vec<(F::Side, Time)> = Vec::new();
+                        // Errors of named states (a restored state of another type, say).
+                        let mut errors: Vec<tidal_engine::Error> = Vec::new();
                         move |act: Activation<'_, K, V, F::Out, F::Side, B>| {
                             let Activation {
                                 input,
@@ -103,6 +108,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                             let ProcessStore {
                                 values: state,
                                 timers,
+                                named,
+                                ..
                             } = &mut *store;
                             // Restored: timers below the cut fired before the snapshot; the others
                             // fire with capabilities taken from the initial ones.
@@ -155,6 +162,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                         &clock,
                                         state,
                                         timers,
+                                        named,
+                                        &mut errors,
                                         &mut out_buf,
                                         &mut side_buf,
                                     );
@@ -187,6 +196,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                             out: &mut out_buf,
                                             side: &mut side_buf,
                                             timers,
+                                            named,
+                                            errors: &mut errors,
                                         };
                                         function.process_element(value, &mut c);
                                     });
@@ -209,6 +220,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                     &clock,
                                     state,
                                     timers,
+                                    named,
+                                    &mut errors,
                                     &mut out_buf,
                                     &mut side_buf,
                                 );
@@ -225,6 +238,8 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                             out: &mut out_buf,
                                             side: &mut side_buf,
                                             timers,
+                                            named,
+                                            errors: &mut errors,
                                         };
                                         function.on_timer(ts, TimeDomain::ProcessingTime, &mut c);
                                     });
@@ -260,6 +275,15 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                 if let Some(at) = state.next_expiry() {
                                     wake = Some(wake.map_or(at, |w| w.min(at)));
                                 }
+                            }
+                            if named.next_expiry().is_some() {
+                                named.expire(clock.now());
+                                if let Some(at) = named.next_expiry() {
+                                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                                }
+                            }
+                            if let Some(e) = errors.drain(..).next() {
+                                failure.fail(e.context(format!("in operator '{operator}'")));
                             }
                             if let Some(ts) = wake {
                                 let wait = (ts - clock.now()).clamp(1, 1000) as u64;
@@ -300,12 +324,15 @@ pub(crate) struct BroadcastCall<'a, O, D> {
 
 /// Calls `on_timer` for every event-time timer below `limit` (the frontier: watermark + 1), in
 /// timestamp order, including timers registered meanwhile.
+#[allow(clippy::too_many_arguments)]
 fn fire_event_timers<K: Key, V, F: KeyedProcessFunction<K, V>>(
     function: &mut F,
     limit: Time,
     clock: &JobClock,
     state: &mut TtlState<K, F::State>,
     timers: &mut Timers<K>,
+    named: &mut NamedStates<K>,
+    errors: &mut Vec<tidal_engine::Error>,
     out_buf: &mut Vec<(F::Out, Time)>,
     side_buf: &mut Vec<(F::Side, Time)>,
 ) {
@@ -321,6 +348,8 @@ fn fire_event_timers<K: Key, V, F: KeyedProcessFunction<K, V>>(
                 out: out_buf,
                 side: side_buf,
                 timers,
+                named,
+                errors,
             };
             function.on_timer(ts, TimeDomain::EventTime, &mut c);
         });

@@ -10,18 +10,26 @@ use tidal_engine::{Result, Time};
 
 use crate::build::{EntryWriter, KeyedStore, Owner};
 use crate::keyed::Key;
+use crate::process::named::{NamedEntry, NamedStates};
+use tidal_engine::JobClock;
 
 /// The state of one process operator on one worker: per-key values and pending timers, kept
 /// apart so that a function can hold a key's value and the timers at once.
 pub(crate) struct ProcessStore<K, S> {
     pub(crate) values: TtlState<K, S>,
     pub(crate) timers: Timers<K>,
+    /// The function's named states (value, list, map, ...).
+    pub(crate) named: NamedStates<K>,
+    /// For leaving expired named states out of snapshots.
+    pub(crate) clock: JobClock,
 }
 
 impl<K: Key, S> ProcessStore<K, S> {
     /// Empty state; values expire `ttl` after their last write, if given.
-    pub(crate) fn new(ttl: Option<Time>) -> Self {
+    pub(crate) fn new(ttl: Option<Time>, clock: JobClock) -> Self {
         ProcessStore {
+            named: NamedStates::new(),
+            clock,
             values: TtlState {
                 values: FastMap::default(),
                 ttl,
@@ -36,16 +44,28 @@ impl<K: Key, S> ProcessStore<K, S> {
     }
 }
 
-/// One key's entry in a snapshot: state, event-time timers, processing-time timers, last write.
-type ProcessEntry<S> = (Option<S>, Vec<Time>, Vec<Time>, Option<Time>);
+/// One key's entry in a snapshot: state, event-time timers, processing-time timers, last write,
+/// named states.
+type ProcessEntry<S> = (Option<S>, Vec<Time>, Vec<Time>, Option<Time>, NamedEntry);
 /// The same, borrowing the state, as it is written.
-type ProcessEntryRef<'a, S> = (Option<&'a S>, Vec<Time>, Vec<Time>, Option<Time>);
+type ProcessEntryRef<'a, S> = (
+    Option<&'a S>,
+    Vec<Time>,
+    Vec<Time>,
+    Option<Time>,
+    NamedEntry,
+);
 
 impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessStore<K, S> {
     type Key = K;
     type Entry = ProcessEntry<S>;
     fn key_count(&self) -> usize {
-        self.values.values.len()
+        let only_named = self
+            .named
+            .keys()
+            .filter(|k| !self.values.contains_key(k))
+            .count();
+        self.values.values.len() + only_named
     }
     fn write_entries(&self, _cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
         let mut entries: FastMap<&K, ProcessEntryRef<'_, S>> = FastMap::default();
@@ -65,13 +85,18 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessSt
         for (k, w) in self.values.written.iter() {
             entries.entry(k).or_default().3 = Some(*w);
         }
+        let now = self.clock.now();
+        for k in self.named.keys() {
+            entries.entry(k).or_default().4 = self.named.entry(k, now)?;
+        }
         for (k, e) in &entries {
             out.entry(k, e)?;
         }
         Ok(())
     }
     fn restore(&mut self, entries: Vec<(K, ProcessEntry<S>)>, _owner: Owner) -> Result<()> {
-        for (k, (state, event, processing, wrote)) in entries {
+        for (k, (state, event, processing, wrote, named)) in entries {
+            self.named.restore(k.clone(), named);
             for ts in event {
                 self.timers.event.insert(ts, k.clone());
             }
@@ -101,6 +126,10 @@ pub(crate) struct TtlState<K, S> {
 }
 
 impl<K: Key, S> TtlState<K, S> {
+    /// Whether `key` has state.
+    pub(crate) fn contains_key(&self, key: &K) -> bool {
+        self.values.contains_key(key)
+    }
     /// Whether state expires (has a time to live).
     pub(crate) fn expires(&self) -> bool {
         self.ttl.is_some()
