@@ -140,6 +140,14 @@ fn word_counts(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(String, u64)>
 /// Runs the job on 2 threads with checkpoints every 20 ms until a checkpoint has been taken with
 /// part of the input read, then stops it. Returns that checkpoint's directory.
 fn checkpoint_mid_run(dir: &Path) -> PathBuf {
+    checkpoint_mid_run_of(dir, word_counts)
+}
+
+/// [`checkpoint_mid_run`] of another word-count job.
+fn checkpoint_mid_run_of(
+    dir: &Path,
+    word_counts: fn(&mut Env<'_>, Option<f64>) -> Collected<(String, u64)>,
+) -> PathBuf {
     let (listener, completed) = checkpoint_channel();
     let job = Job::local(2)
         .with_tick(Duration::from_millis(5))
@@ -148,7 +156,7 @@ fn checkpoint_mid_run(dir: &Path) -> PathBuf {
         .on_checkpoint(listener);
     let stop = job.stop_handle();
     // About 2 s of input at 20 000 records/s.
-    let runner = std::thread::spawn(move || job.run(|env| word_counts(env, Some(20_000.0))));
+    let runner = std::thread::spawn(move || job.run(move |env| word_counts(env, Some(20_000.0))));
     // A checkpoint with counts in its state and sources that had more to read.
     let chosen = wait_for_checkpoint(&completed, "a mid-run checkpoint", |done| {
         let c = read_checkpoint(done.location.as_local()?).ok()?;
@@ -237,6 +245,37 @@ fn inspect_reports_keys(checkpoint: &Path) {
 /// Restores `checkpoint` into the job `build` on 1 worker, 2 threads and 2 processes (taking
 /// checkpoints of its own every 20 ms, `incremental` or not), and hands what process 0 collected
 /// to `check` (in the test process only).
+/// Rolling aggregates with a time to live snapshot each key's last write with its aggregate: a
+/// mid-run checkpoint of a word count whose state lives an hour restores on every shape and
+/// gives the whole input's counts (nothing expires within the run).
+#[test]
+fn rolling_aggregates_with_a_time_to_live_restore_on_every_shape() {
+    fn counts_with_ttl(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(String, u64)> {
+        env.generate(events(word, RECORDS, rate))
+            .name("words")
+            .key_by(|w| w.clone())
+            .with_state_ttl(Duration::from_secs(3600))
+            .count()
+            .final_values()
+            .collect()
+    }
+    let test = "rolling_aggregates_with_a_time_to_live_restore_on_every_shape";
+    let dir = fixture_dir(test);
+    let first = dir.join("first");
+    if !is_child() {
+        checkpoint_mid_run_of(&first, counts_with_ttl);
+    }
+    let checkpoint = latest_valid(&first).expect("a complete checkpoint").path;
+    restore_on_every_shape(
+        test,
+        &dir,
+        &checkpoint,
+        false,
+        |env| counts_with_ttl(env, None),
+        |shape, out| assert_eq!(sorted(out), oracle(), "{shape:?}"),
+    );
+}
+
 fn restore_on_every_shape<T, F>(
     test: &str,
     dir: &Path,
