@@ -143,11 +143,11 @@ fn checkpoint_mid_run(dir: &Path) -> PathBuf {
     checkpoint_mid_run_of(dir, word_counts)
 }
 
+/// A word-count job, given the rate it reads at (`None`: as fast as it can).
+type WordCountJob = fn(&mut Env<'_>, Option<f64>) -> Collected<(String, u64)>;
+
 /// [`checkpoint_mid_run`] of another word-count job.
-fn checkpoint_mid_run_of(
-    dir: &Path,
-    word_counts: fn(&mut Env<'_>, Option<f64>) -> Collected<(String, u64)>,
-) -> PathBuf {
+fn checkpoint_mid_run_of(dir: &Path, word_counts: WordCountJob) -> PathBuf {
     let (listener, completed) = checkpoint_channel();
     let job = Job::local(2)
         .with_tick(Duration::from_millis(5))
