@@ -1027,18 +1027,126 @@ fn evictors_and_global_windows_match_the_model() {
     );
 }
 
-/// Custom triggers on session windows (whose windows merge) fail the job with a clear message.
+/// Session windows with custom triggers merge as records join them: with the trait's
+/// event-time trigger (and a count evictor that keeps everything) they give what the session
+/// operator gives in the same job, on every shape; a trigger that cannot merge fails the job
+/// saying so.
 #[test]
-fn custom_triggers_on_session_windows_are_refused() {
-    use tidal::operators::window::CountTrigger;
+fn session_windows_with_custom_triggers_merge_like_the_session_operator() {
+    use tidal::operators::window::{
+        EventTimeTrigger, Evictor, TriggerContext, TriggerResult, WindowTrigger,
+    };
+    let input = events(47, 10_000, 30);
+    let gap = Duration::from_millis(25);
+    let data = Arc::clone(&input);
+    type Out = (u8, i64, i64, i64, u64);
+    let test = "session_windows_with_custom_triggers_merge_like_the_session_operator";
+    for shape in SHAPES {
+        let data = Arc::clone(&data);
+        let out = run_with(
+            test,
+            shape,
+            |job| job,
+            move |env| {
+                let (data, n) = (Arc::clone(&data), data.len() as u64);
+                let events = env
+                    .generate_with(
+                        Generator::new(move |i| data[i as usize])
+                            .count(n)
+                            .rate(50_000.0),
+                        strategy(10),
+                    )
+                    .map(|(k, v, ts)| (k, (v, ts)));
+                let finish = |k: &u8, w: &Window, a: &(i64, u64)| (*k, w.start, w.end, a.0, a.1);
+                let create = |v: (i64, i64)| (v.0, 1u64);
+                let add = |a: &mut (i64, u64), v: (i64, i64)| {
+                    a.0 += v.0;
+                    a.1 += 1
+                };
+                let merge = |a: &mut (i64, u64), b: (i64, u64)| {
+                    a.0 += b.0;
+                    a.1 += b.1
+                };
+                let a = events
+                    .clone()
+                    .keyed()
+                    .window(Windows::session(gap))
+                    .aggregate_with(create, add, merge, finish)
+                    .map(|r| (0u8, r));
+                let b = events
+                    .clone()
+                    .keyed()
+                    .window(Windows::session(gap))
+                    .with_trigger(EventTimeTrigger)
+                    .aggregate_with(create, add, finish)
+                    .map(|r| (1u8, r));
+                let c = events
+                    .keyed()
+                    .window(Windows::session(gap))
+                    .evictor(Evictor::count(usize::MAX))
+                    .aggregate_with(create, add, finish)
+                    .map(|r| (2u8, r));
+                a.union(b).union(c).collect()
+            },
+        );
+        if common::is_child() {
+            continue;
+        }
+        let part = |tag: u8| {
+            sorted(
+                out.iter()
+                    .filter(|r: &&(u8, Out)| r.0 == tag)
+                    .map(|r| r.1)
+                    .collect::<Vec<Out>>(),
+            )
+        };
+        let (a, b, c) = (part(0), part(1), part(2));
+        assert!(a.len() > 100, "{shape:?}: {} sessions", a.len());
+        assert!(
+            a == b,
+            "{shape:?}: trigger: {} sessions against {}",
+            b.len(),
+            a.len()
+        );
+        assert!(
+            a == c,
+            "{shape:?}: evictor: {} sessions against {}",
+            c.len(),
+            a.len()
+        );
+    }
+
+    /// Fires every record, and cannot merge.
+    #[derive(Clone)]
+    struct Eager;
+    impl WindowTrigger<i64> for Eager {
+        type State = ();
+        fn on_element(
+            &self,
+            _: &i64,
+            _: i64,
+            _: &Window,
+            _: &mut (),
+            _: &mut TriggerContext<'_>,
+        ) -> TriggerResult {
+            TriggerResult::Fire
+        }
+    }
     let result: tidal::Result<Vec<(u8, i64)>> = Job::local(1).quiet().run(|env| {
-        env.from_iter(vec![(1u8, 1i64), (1, 2)])
-            .keyed()
-            .window(Windows::session(Duration::from_millis(10)))
-            .with_trigger(CountTrigger::of(2))
-            .reduce(|a, b| *a += b)
-            .collect()
+        env.from_iter_with(
+            vec![(1u8, 1i64, 1i64), (1, 2, 5)],
+            WatermarkStrategy::monotonous().with_timestamps(|r: &(u8, i64, i64)| r.2),
+        )
+        .map(|(k, v, _)| (k, v))
+        .keyed()
+        .window(Windows::session(Duration::from_millis(10)))
+        .with_trigger(Eager)
+        .reduce(|a, b| *a += b)
+        .collect()
     });
     let err = result.expect_err("refused").to_string();
-    assert!(err.contains("not yet on session windows"), "{err}");
+    assert!(
+        err.contains("cannot merge session windows") && err.contains("Eager"),
+        "{err}"
+    );
 }

@@ -154,11 +154,12 @@ where
     /// The window's result now (`None` when it is empty), evicting as the evictor says.
     fn result(&self, key: &K, w: &Window, ctx: &mut Ctx<'_, K, A, V, T::State, O>) -> Option<O> {
         let (contents, _) = ctx.state().windows.get_mut(w)?;
-        let Some(evictor) = &self.evictor else {
+        if !self.keeps_records() {
             return contents.acc.as_ref().map(|acc| (self.finish)(key, w, acc));
-        };
-        if !evictor.is_after() {
-            evictor.evict(&mut contents.records, w);
+        }
+        let evictor = self.evictor.as_ref();
+        if let Some(e) = evictor.filter(|e| !e.is_after()) {
+            e.evict(&mut contents.records, w);
         }
         let mut values = contents.records.iter().map(|(v, _)| v.clone());
         let mut acc = (self.create)(values.next()?);
@@ -166,39 +167,118 @@ where
             (self.add)(&mut acc, v);
         }
         let out = (self.finish)(key, w, &acc);
-        if evictor.is_after() {
-            evictor.evict(&mut contents.records, w);
+        if let Some(e) = evictor.filter(|e| e.is_after()) {
+            e.evict(&mut contents.records, w);
         }
         Some(out)
+    }
+
+    /// Whether windows keep their records rather than an accumulator: with an evictor, and for
+    /// sessions (whose accumulators would have to merge).
+    fn keeps_records(&self) -> bool {
+        self.evictor.is_some() || matches!(self.windows, Windows::Session { .. })
+    }
+
+    /// The session window a record at `ts` joins: `[ts, ts + gap)` merged with every window of
+    /// the key it overlaps or touches. Merged windows' records move to the new one, their timers
+    /// go, and the trigger gives the merged state ([`WindowTrigger::on_merge`]).
+    fn merge_session(
+        &self,
+        ts: Time,
+        gap: Time,
+        ctx: &mut Ctx<'_, K, A, V, T::State, O>,
+    ) -> Window {
+        let mut w = Window {
+            start: ts,
+            end: ts.saturating_add(gap),
+        };
+        let touching: Vec<Window> = ctx
+            .state()
+            .windows
+            .keys()
+            .filter(|o| o.start <= w.end && w.start <= o.end)
+            .copied()
+            .collect();
+        for o in &touching {
+            w.start = w.start.min(o.start);
+            w.end = w.end.max(o.end);
+        }
+        if touching.is_empty() || touching == [w] {
+            return w;
+        }
+        let mut records = Vec::new();
+        let mut states = Vec::new();
+        for o in &touching {
+            if let Some((contents, state)) = ctx.state().windows.remove(o) {
+                records.extend(contents.records);
+                states.push(state);
+            }
+            self.drop_window(o, ctx);
+        }
+        ctx.state()
+            .windows
+            .insert(w, (Contents { acc: None, records }, T::State::default()));
+        if w.end != Time::MAX {
+            let at = if self.processing_time {
+                w.max_timestamp()
+            } else {
+                w.max_timestamp().saturating_add(self.lateness)
+            };
+            let timers = if self.processing_time {
+                &mut ctx.state().processing
+            } else {
+                &mut ctx.state().event
+            };
+            timers.entry(at).or_default().insert(w);
+            if self.processing_time {
+                ctx.register_processing_time_timer(at);
+            } else {
+                ctx.register_event_time_timer(at);
+            }
+        }
+        let report = self.report.clone();
+        self.run_trigger(w, ctx, |trigger, state, tctx| {
+            match trigger.on_merge(&w, states, tctx) {
+                Some(merged) => *state = merged,
+                None => {
+                    if let Some((worker, operator)) = report {
+                        worker.fail(tidal_engine::Error::config(format!(
+                            "operator '{operator}': the window trigger {} cannot merge session \
+                             windows (it does not implement WindowTrigger::on_merge)",
+                            std::any::type_name::<T>()
+                        )));
+                    }
+                }
+            }
+            TriggerResult::Continue
+        });
+        w
     }
 
     /// Drops window `w` and its timers.
     fn drop_window(&self, w: &Window, ctx: &mut Ctx<'_, K, A, V, T::State, O>) {
         let state = ctx.state();
         state.windows.remove(w);
-        let event: Vec<Time> = state
-            .event
-            .iter()
-            .filter(|(_, ws)| ws.contains(w))
-            .map(|(t, _)| *t)
-            .collect();
-        let processing: Vec<Time> = state
-            .processing
-            .iter()
-            .filter(|(_, ws)| ws.contains(w))
-            .map(|(t, _)| *t)
-            .collect();
-        for t in event {
-            if forget(&mut ctx.state().event, t, w) {
-                ctx.delete_event_time_timer(t);
-            }
+        for t in forget_everywhere(&mut state.event, w) {
+            ctx.delete_event_time_timer(t);
         }
-        for t in processing {
-            if forget(&mut ctx.state().processing, t, w) {
-                ctx.delete_processing_time_timer(t);
-            }
+        for t in forget_everywhere(&mut ctx.state().processing, w) {
+            ctx.delete_processing_time_timer(t);
         }
     }
+}
+
+/// Removes `w` from the windows waiting for any timer; the timers none is left waiting for.
+fn forget_everywhere(timers: &mut BTreeMap<Time, BTreeSet<Window>>, w: &Window) -> Vec<Time> {
+    let waiting: Vec<Time> = timers
+        .iter()
+        .filter(|(_, ws)| ws.contains(w))
+        .map(|(t, _)| *t)
+        .collect();
+    waiting
+        .into_iter()
+        .filter(|t| forget(timers, *t, w))
+        .collect()
 }
 
 /// Removes `w` from the windows waiting for timer `t`; whether none is left waiting for it.
@@ -246,6 +326,10 @@ where
         let mut assigned = Vec::new();
         match self.windows {
             Windows::Global => assigned.push(GLOBAL),
+            Windows::Session { gap } => {
+                let w = self.merge_session(ts, gap, ctx);
+                assigned.push(w);
+            }
             windows => windows.assign(ts, &mut assigned),
         }
         if !self.processing_time {
@@ -282,7 +366,7 @@ where
                 )
             });
             let trigger_value = v.clone();
-            if self.evictor.is_some() {
+            if self.keeps_records() {
                 contents.records.push((v, ts));
             } else {
                 match contents.acc.as_mut() {

@@ -14,7 +14,10 @@
 //! records rather than an accumulator.
 //!
 //! Windows are still dropped once the watermark passes their end plus the allowed lateness,
-//! whatever the trigger says.
+//! whatever the trigger says. Session windows merge as records join them: a trigger follows that
+//! with [`WindowTrigger::on_merge`] (all the built-ins do); the merged windows' records are kept
+//! (sessions with a custom trigger keep records, not an accumulator, since accumulators of two
+//! sessions need not merge) and the window function folds them when it fires.
 
 use std::rc::Rc;
 
@@ -155,6 +158,19 @@ pub trait WindowTrigger<V>: Clone + 'static {
         let _ = (time, window, state, ctx);
         TriggerResult::Continue
     }
+    /// Session windows merged into `window`, whose trigger states were `states`: the merged
+    /// window's state, after registering the timers it needs (the merged windows' timers are
+    /// gone). `None` (the default): this trigger cannot follow merging windows, and a session
+    /// window that merges fails the job saying so.
+    fn on_merge(
+        &self,
+        window: &Window,
+        states: Vec<Self::State>,
+        ctx: &mut TriggerContext<'_>,
+    ) -> Option<Self::State> {
+        let _ = (window, states, ctx);
+        None
+    }
 }
 
 /// Fires a window once, when the watermark passes its end (the default for time windows).
@@ -191,6 +207,12 @@ impl<V> WindowTrigger<V> for EventTimeTrigger {
             TriggerResult::Continue
         }
     }
+    fn on_merge(&self, window: &Window, _: Vec<()>, ctx: &mut TriggerContext<'_>) -> Option<()> {
+        if window.max_timestamp() > ctx.current_watermark() {
+            ctx.register_event_time_timer(window.max_timestamp());
+        }
+        Some(())
+    }
 }
 
 /// Fires a window once, when the job's clock passes its end.
@@ -218,6 +240,10 @@ impl<V> WindowTrigger<V> for ProcessingTimeTrigger {
         _: &mut TriggerContext<'_>,
     ) -> TriggerResult {
         TriggerResult::Fire
+    }
+    fn on_merge(&self, window: &Window, _: Vec<()>, ctx: &mut TriggerContext<'_>) -> Option<()> {
+        ctx.register_processing_time_timer(window.max_timestamp());
+        Some(())
     }
 }
 
@@ -251,6 +277,9 @@ impl<V> WindowTrigger<V> for CountTrigger {
         } else {
             TriggerResult::Continue
         }
+    }
+    fn on_merge(&self, _: &Window, counts: Vec<u64>, _: &mut TriggerContext<'_>) -> Option<u64> {
+        Some(counts.into_iter().sum())
     }
 }
 
@@ -310,6 +339,19 @@ impl<V> WindowTrigger<V> for ContinuousEventTimeTrigger {
         }
         TriggerResult::Continue
     }
+    fn on_merge(
+        &self,
+        window: &Window,
+        nexts: Vec<Option<Time>>,
+        ctx: &mut TriggerContext<'_>,
+    ) -> Option<Option<Time>> {
+        ctx.register_event_time_timer(window.max_timestamp());
+        let next = nexts.into_iter().flatten().min();
+        if let Some(at) = next {
+            ctx.register_event_time_timer(at);
+        }
+        Some(next)
+    }
 }
 
 /// Turns every firing of `inner` into a firing that also drops the window's contents.
@@ -363,6 +405,14 @@ impl<V, T: WindowTrigger<V>> WindowTrigger<V> for PurgingTrigger<T> {
     ) -> TriggerResult {
         purging(self.inner.on_processing_time(time, window, state, ctx))
     }
+    fn on_merge(
+        &self,
+        window: &Window,
+        states: Vec<T::State>,
+        ctx: &mut TriggerContext<'_>,
+    ) -> Option<T::State> {
+        self.inner.on_merge(window, states, ctx)
+    }
 }
 
 /// Never fires (the default of global windows, which need a trigger of their own).
@@ -380,6 +430,9 @@ impl<V> WindowTrigger<V> for NeverTrigger {
         _: &mut TriggerContext<'_>,
     ) -> TriggerResult {
         TriggerResult::Continue
+    }
+    fn on_merge(&self, _: &Window, _: Vec<()>, _: &mut TriggerContext<'_>) -> Option<()> {
+        Some(())
     }
 }
 
@@ -558,6 +611,23 @@ impl<V> WindowTrigger<V> for TimeTrigger {
             TriggerResult::Continue
         }
     }
+    fn on_merge(
+        &self,
+        window: &Window,
+        states: Vec<()>,
+        ctx: &mut TriggerContext<'_>,
+    ) -> Option<()> {
+        if self.processing_time {
+            <ProcessingTimeTrigger as WindowTrigger<V>>::on_merge(
+                &ProcessingTimeTrigger,
+                window,
+                states,
+                ctx,
+            )
+        } else {
+            <EventTimeTrigger as WindowTrigger<V>>::on_merge(&EventTimeTrigger, window, states, ctx)
+        }
+    }
 }
 
 /// The trigger of global windows given only the [`Trigger`](crate::Trigger) enum: a count, or
@@ -579,5 +649,8 @@ impl<V> WindowTrigger<V> for GlobalDefault {
             Some(counter) => counter.on_element(value, ts, window, count, ctx),
             None => TriggerResult::Continue,
         }
+    }
+    fn on_merge(&self, _: &Window, counts: Vec<u64>, _: &mut TriggerContext<'_>) -> Option<u64> {
+        Some(counts.into_iter().sum())
     }
 }

@@ -89,17 +89,6 @@ impl<'s, K: Key, V: Value, T: WindowTrigger<V>> TriggeredWindows<'s, K, V, T> {
         add: impl Fn(&mut A, V) + 'static,
         finish: impl Fn(&K, &Window, &A) -> O + 'static,
     ) -> DataStream<'s, O> {
-        if let Windows::Session { .. } = self.windows {
-            // Sessions merge windows, which triggers here cannot follow yet.
-            self.stream
-                .stream
-                .context()
-                .fail(tidal_engine::Error::config(
-                    "custom triggers and evictors work on tumbling, sliding and global windows, \
-                     not yet on session windows: use the session windows' own trigger, or a \
-                     keyed process function",
-                ));
-        }
         let function = TriggerWindows {
             types: std::marker::PhantomData,
             report: None,
