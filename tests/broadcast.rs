@@ -196,3 +196,88 @@ fn fraud_rules_example_gives_the_model_alerts() {
     }
     example_on_every_shape("fraud_rules", &args, &expected);
 }
+
+/// `apply_to_keyed_state` reaches every key's state on every worker: a broadcast "reset" sent
+/// after all events (its timestamp is after theirs; with a tick of zero the watermark follows
+/// every record) clears every count, each worker reporting how many it cleared.
+#[test]
+fn a_broadcast_record_can_change_the_state_of_every_key() {
+    use tidal::operators::broadcast::{
+        BroadcastContext, BroadcastState, KeyedBroadcastProcessFunction,
+    };
+    struct Counts;
+    impl KeyedBroadcastProcessFunction<u64, i64, String> for Counts {
+        type State = u64;
+        type MapKey = u8;
+        type MapValue = ();
+        type Out = (String, u64);
+        type Side = ();
+        fn process_element(
+            &mut self,
+            _: i64,
+            _: &BroadcastState<u8, ()>,
+            ctx: &mut ProcessContext<'_, u64, u64, (String, u64), ()>,
+        ) {
+            *ctx.state() += 1;
+        }
+        fn process_broadcast_element(
+            &mut self,
+            command: String,
+            ctx: &mut BroadcastContext<'_, u8, (), (String, u64), ()>,
+        ) {
+            let mut cleared = 0u64;
+            let mut total = 0u64;
+            ctx.apply_to_keyed_state(|_: &u64, count: &mut Option<u64>| {
+                total += count.unwrap_or(0);
+                cleared += 1;
+                *count = None;
+            })
+            .unwrap();
+            ctx.output((command.clone(), cleared));
+            ctx.output((format!("{command} total"), total));
+            // The wrong types are an error, not a panic.
+            assert!(
+                ctx.apply_to_keyed_state(|_: &u32, _: &mut Option<u64>| {})
+                    .is_err()
+            );
+        }
+    }
+    let test = "a_broadcast_record_can_change_the_state_of_every_key";
+    for shape in common::SHAPES {
+        let out: Vec<(String, u64)> = common::run_with(
+            test,
+            shape,
+            |job| job.with_tick(std::time::Duration::ZERO),
+            |env| {
+                // 1 000 events over 10 keys, then a sentinel at a later time.
+                let mut input: Vec<(u64, i64)> = (0..1000).map(|i| (i % 10, i as i64)).collect();
+                input.push((u64::MAX, 5_000));
+                let events = env.from_iter_with(
+                    input,
+                    WatermarkStrategy::monotonous().with_timestamps(|e: &(u64, i64)| e.1),
+                );
+                let reset = events
+                    .clone()
+                    .filter(|e| e.0 == u64::MAX)
+                    .map(|_| "reset".to_string())
+                    .broadcast_state(&MapStateDescriptor::<u8, ()>::new("commands"));
+                events
+                    .filter(|e| e.0 != u64::MAX)
+                    .keyed()
+                    .connect(reset)
+                    .process(Counts)
+                    .collect()
+            },
+        );
+        if common::is_child() {
+            continue;
+        }
+        let sum = |what: &str| -> u64 { out.iter().filter(|r| r.0 == what).map(|r| r.1).sum() };
+        assert_eq!(
+            sum("reset"),
+            10,
+            "{shape:?}: every key cleared once: {out:?}"
+        );
+        assert_eq!(sum("reset total"), 1000, "{shape:?}: the counts it cleared");
+    }
+}

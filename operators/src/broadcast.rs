@@ -278,6 +278,8 @@ pub trait KeyedBroadcastProcessFunction<K, V, B>: 'static {
 /// What `process_broadcast_element` can see and do: change the map, emit records.
 pub struct BroadcastContext<'a, MK, MV, O, D> {
     state: &'a mut BroadcastState<MK, MV>,
+    /// This worker's keyed states (see [`apply_to_keyed_state`](Self::apply_to_keyed_state)).
+    keyed: &'a mut dyn std::any::Any,
     worker: usize,
     timestamp: Time,
     watermark: Time,
@@ -316,6 +318,55 @@ impl<MK, MV, O, D> BroadcastContext<'_, MK, MV, O, D> {
     /// Emits a record to the side output, with the broadcast record's timestamp.
     pub fn side_output(&mut self, record: D) {
         self.side.push((record, self.timestamp));
+    }
+    /// Calls `f` with every key's state on this worker (Flink's `applyToKeyedState`): to change
+    /// or clear (`*state = None`) the state of all keys when a rule changes, say. `K` and `S` are
+    /// the function's key and `State` types; other types are an error. State that expired (with
+    /// a time to live) is left out.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use tidal_operators::broadcast::{BroadcastContext, BroadcastState, KeyedBroadcastProcessFunction, MapStateDescriptor};
+    /// /// Counts records per key; a broadcast "reset" clears every count.
+    /// struct Counts;
+    /// impl KeyedBroadcastProcessFunction<u8, (), String> for Counts {
+    ///     type State = u32;
+    ///     type MapKey = u8;
+    ///     type MapValue = ();
+    ///     type Out = (u8, u32);
+    ///     type Side = ();
+    ///     fn process_element(&mut self, _: (), _: &BroadcastState<u8, ()>, ctx: &mut ProcessContext<'_, u8, u32, (u8, u32), ()>) {
+    ///         *ctx.state() += 1;
+    ///         let (k, n) = (*ctx.key(), *ctx.state());
+    ///         ctx.output((k, n));
+    ///     }
+    ///     fn process_broadcast_element(&mut self, command: String, ctx: &mut BroadcastContext<'_, u8, (), (u8, u32), ()>) {
+    ///         if command == "reset" {
+    ///             ctx.apply_to_keyed_state(|_: &u8, count: &mut Option<u32>| *count = None).unwrap();
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = Counts;
+    /// ```
+    pub fn apply_to_keyed_state<K: Key, S: 'static>(
+        &mut self,
+        f: impl FnMut(&K, &mut Option<S>),
+    ) -> tidal_engine::Result<()> {
+        let now = self.clock.now();
+        match self
+            .keyed
+            .downcast_mut::<crate::process::TtlStateOf<K, S>>()
+        {
+            Some(states) => {
+                states.for_each_mut(now, f);
+                Ok(())
+            }
+            None => Err(tidal_engine::Error::config(format!(
+                "apply_to_keyed_state with key {} and state {}: not the function's key and state types",
+                std::any::type_name::<K>(),
+                std::any::type_name::<S>()
+            ))),
+        }
     }
 }
 
@@ -395,6 +446,7 @@ impl<'s, K: Key, V: Value, B: Value, MK: MapKey, MV: MapValue>
                 let BroadcastStore { state, worker, .. } = &mut *store;
                 let mut ctx = BroadcastContext {
                     state,
+                    keyed: &mut *call.keyed,
                     worker: *worker,
                     timestamp: call.timestamp,
                     watermark: call.watermark,

@@ -32,6 +32,9 @@ use crate::keyed::Key;
 use crate::window::OutputTag;
 use state::Timers;
 
+/// The keyed states of a process operator on one worker (for `apply_to_keyed_state`).
+pub(crate) type TtlStateOf<K, S> = state::TtlState<K, S>;
+
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TimeDomain {

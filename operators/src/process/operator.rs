@@ -179,6 +179,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
                                         clock: &clock,
                                         out: &mut out_buf,
                                         side: &mut side_buf,
+                                        keyed: state,
                                     };
                                     on_broadcast(function, &mut call, value);
                                 }
@@ -320,6 +321,8 @@ pub(crate) struct BroadcastCall<'a, O, D> {
     pub(crate) clock: &'a JobClock,
     pub(crate) out: &'a mut Vec<(O, Time)>,
     pub(crate) side: &'a mut Vec<(D, Time)>,
+    /// The keyed states of this worker (a `TtlState<K, S>` of the function's key and state).
+    pub(crate) keyed: &'a mut dyn std::any::Any,
 }
 
 /// Calls `on_timer` for every event-time timer below `limit` (the frontier: watermark + 1), in

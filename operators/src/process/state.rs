@@ -126,6 +126,31 @@ pub(crate) struct TtlState<K, S> {
 }
 
 impl<K: Key, S> TtlState<K, S> {
+    /// Calls `f` with every key's state that has not expired at `now` (with a time to live);
+    /// state `f` clears is removed.
+    pub(crate) fn for_each_mut(&mut self, now: Time, mut f: impl FnMut(&K, &mut Option<S>)) {
+        let ttl = self.ttl;
+        let written = &self.written;
+        let mut cleared = Vec::new();
+        for (k, slot) in self.values.iter_mut() {
+            let expired = ttl.is_some_and(|ttl| {
+                written
+                    .get(k)
+                    .is_some_and(|w| now.saturating_sub(*w) >= ttl)
+            });
+            if expired {
+                continue;
+            }
+            f(k, slot);
+            if slot.is_none() {
+                cleared.push(k.clone());
+            }
+        }
+        for k in cleared {
+            self.values.remove(&k);
+            self.written.remove(&k);
+        }
+    }
     /// Whether `key` has state.
     pub(crate) fn contains_key(&self, key: &K) -> bool {
         self.values.contains_key(key)
