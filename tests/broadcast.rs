@@ -46,23 +46,7 @@ fn broadcast_rules_changed_mid_run_match_the_model() {
         },
         |shape, out| {
             let out = sorted(out);
-            if out != expected {
-                let extra: Vec<_> = out
-                    .iter()
-                    .filter(|r| !expected.contains(r))
-                    .take(5)
-                    .collect();
-                let missing: Vec<_> = expected
-                    .iter()
-                    .filter(|r| !out.contains(r))
-                    .take(5)
-                    .collect();
-                panic!(
-                    "{shape:?}: {} records against the model's {}; extra {extra:?}, missing {missing:?}",
-                    out.len(),
-                    expected.len()
-                );
-            }
+            common::assert_same(&out, &expected, &format!("{shape:?}"));
         },
     );
 }
@@ -177,23 +161,7 @@ fn fraud_rules_example_gives_the_model_alerts() {
         input_path.to_str().unwrap(),
     ];
     let got = run_example("fraud_rules", &[&args[..], &["-w", "1"]].concat());
-    if got != expected {
-        let extra: Vec<_> = got
-            .iter()
-            .filter(|l| !expected.contains(l))
-            .take(5)
-            .collect();
-        let missing: Vec<_> = expected
-            .iter()
-            .filter(|l| !got.contains(l))
-            .take(5)
-            .collect();
-        panic!(
-            "{} alerts against the model's {}; extra {extra:?}, missing {missing:?}",
-            got.len(),
-            expected.len()
-        );
-    }
+    common::assert_same(&got, &expected, "fraud_rules on 1 worker");
     example_on_every_shape("fraud_rules", &args, &expected);
 }
 

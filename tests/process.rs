@@ -142,23 +142,11 @@ fn event_time_timers_and_state_match_the_model() {
             |shape, out| {
                 let (side, main): (Vec<_>, Vec<_>) = out.into_iter().partition(|r| r.1 == -1);
                 let main = sorted(main);
-                if main != expected {
-                    let extra: Vec<_> = main
-                        .iter()
-                        .filter(|r| !expected.contains(r))
-                        .take(5)
-                        .collect();
-                    let missing: Vec<_> = expected
-                        .iter()
-                        .filter(|r| !main.contains(r))
-                        .take(5)
-                        .collect();
-                    panic!(
-                        "{shape:?} seed {seed}: sessions differ from the model ({} vs {}); extra {extra:?}, missing {missing:?}",
-                        main.len(),
-                        expected.len()
-                    );
-                }
+                common::assert_same(
+                    &main,
+                    &expected,
+                    &format!("{shape:?} seed {seed}: sessions"),
+                );
                 let side: Vec<(u8, i64)> = sorted(side.into_iter().map(|r| (r.0, r.3)).collect());
                 assert_eq!(side, expected_side, "{shape:?} seed {seed}: side output");
             },

@@ -569,3 +569,26 @@ pub fn example_on_every_shape(name: &str, args: &[&str], expected: &[String]) {
         "{name} on 2 processes differs from the model"
     );
 }
+
+/// Fails with `what`, the sizes and up to five records each of what `got` has that `expected`
+/// lacks and the reverse, unless the two are equal.
+pub fn assert_same<T: PartialEq + std::fmt::Debug>(got: &[T], expected: &[T], what: &str) {
+    if got == expected {
+        return;
+    }
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|r| !expected.contains(r))
+        .take(5)
+        .collect();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|r| !got.contains(r))
+        .take(5)
+        .collect();
+    panic!(
+        "{what}: {} records against the model's {}; extra {extra:?}, missing {missing:?}",
+        got.len(),
+        expected.len()
+    );
+}
