@@ -294,8 +294,9 @@ where
             move |frontiers| {
                 let frontier = if broadcast.is_some() {
                     both.clear();
-                    let times = frontiers.iter().flat_map(|f| f.frontier().to_vec());
-                    both.update_iter(times.map(|t| (t, 1)));
+                    for f in frontiers.iter() {
+                        both.update_iter(f.frontier().iter().map(|t| (*t, 1)));
+                    }
                     &both
                 } else {
                     &frontiers[0]
