@@ -693,6 +693,31 @@ fn session_windows_restore_from_a_checkpoint_on_every_shape() {
     );
 }
 
+/// Events of the process-function restore tests.
+const REPORT_EVENTS: u64 = 30_000;
+
+/// Event i of the process-function restore tests: key i % 5, value i % 17, timestamp i / 3 ms
+/// (in order).
+fn report_event(i: u64) -> (u64, i64, i64) {
+    (i % 5, (i % 17) as i64, (i / 3) as i64)
+}
+
+/// What those tests report: per key and report time (50 ms after the values' timestamp), the
+/// sum and count of the values.
+fn report_later_model() -> Vec<(u64, tidal::engine::Time, i64, u64)> {
+    let mut model: BTreeMap<(u64, i64), (i64, u64)> = BTreeMap::new();
+    for i in 0..REPORT_EVENTS {
+        let (k, v, ts) = report_event(i);
+        let e = model.entry((k, ts + 50)).or_insert((0, 0));
+        e.0 += v;
+        e.1 += 1;
+    }
+    model
+        .into_iter()
+        .map(|((k, at), (s, n))| (k, at, s, n))
+        .collect()
+}
+
 /// A keyed process function with state and event-time timers (per key, the sum and count of the
 /// values at each timestamp, reported by a timer 50 ms later), checkpointed mid-run on 2 threads
 /// and restored on 1 worker, 2 threads and 2 processes: reports before the cut plus the restored
@@ -702,11 +727,8 @@ fn process_functions_restore_state_and_timers_on_every_shape() {
     use tidal::engine::{Time, WatermarkStrategy};
     use tidal::operators::{KeyedProcessFunction, ProcessContext, TimeDomain};
     let test = "process_functions_restore_state_and_timers_on_every_shape";
-    const EVENTS: u64 = 30_000;
-    /// Event i: key i % 5, value i % 17, timestamp i / 3 ms (in order).
-    fn event(i: u64) -> (u64, i64, i64) {
-        (i % 5, (i % 17) as i64, (i / 3) as i64)
-    }
+    const EVENTS: u64 = REPORT_EVENTS;
+    use report_event as event;
     /// Per key: (sum, count) per report time.
     type Pending = BTreeMap<Time, (i64, u64)>;
     /// `opened`: whether `open` was called (before any record or timer, restored ones too).
@@ -758,17 +780,7 @@ fn process_functions_restore_state_and_timers_on_every_shape() {
             .process(ReportLater { opened: None })
             .collect()
     }
-    let mut model: BTreeMap<(u64, Time), (i64, u64)> = BTreeMap::new();
-    for i in 0..EVENTS {
-        let (k, v, ts) = event(i);
-        let e = model.entry((k, ts + 50)).or_insert((0, 0));
-        e.0 += v;
-        e.1 += 1;
-    }
-    let model: Vec<(u64, Time, i64, u64)> = model
-        .into_iter()
-        .map(|((k, at), (s, n))| (k, at, s, n))
-        .collect();
+    let model = report_later_model();
 
     // A timer fires before the cut when its time is below it.
     check_restore(test, 2_000, model, |at, cut| at < cut, job);
@@ -872,8 +884,8 @@ fn broadcast_state_restores_on_every_worker_of_every_shape() {
     );
 }
 
-/// The same with named states: per key a map state of (sum, count) per report time and a value
-/// state counting reports, checkpointed mid-run and restored on every shape: reports before the
+/// [`process_functions_restore_state_and_timers_on_every_shape`] with named states: per key a
+/// map state of (sum, count) per report time and a value state counting reports, checkpointed mid-run and restored on every shape: reports before the
 /// cut plus the restored run's are the model's, none twice (the named states come back, decoded
 /// on first use).
 #[test]
@@ -882,10 +894,8 @@ fn named_states_restore_on_every_shape() {
     use tidal::operators::process::named::{self, Map, StateDescriptor, Value};
     use tidal::operators::{KeyedProcessFunction, ProcessContext, TimeDomain};
     let test = "named_states_restore_on_every_shape";
-    const EVENTS: u64 = 30_000;
-    fn event(i: u64) -> (u64, i64, i64) {
-        (i % 5, (i % 17) as i64, (i / 3) as i64)
-    }
+    const EVENTS: u64 = REPORT_EVENTS;
+    use report_event as event;
     struct ReportLater {
         pending: StateDescriptor<Map<Time, (i64, u64)>>,
         reports: StateDescriptor<Value<u64>>,
@@ -930,17 +940,7 @@ fn named_states_restore_on_every_shape() {
             })
             .collect()
     }
-    let mut model: BTreeMap<(u64, Time), (i64, u64)> = BTreeMap::new();
-    for i in 0..EVENTS {
-        let (k, v, ts) = event(i);
-        let e = model.entry((k, ts + 50)).or_insert((0, 0));
-        e.0 += v;
-        e.1 += 1;
-    }
-    let model: Vec<(u64, Time, i64, u64)> = model
-        .into_iter()
-        .map(|((k, at), (s, n))| (k, at, s, n))
-        .collect();
+    let model = report_later_model();
     check_restore(test, 2_000, model, |at, cut| at < cut, job);
 }
 
