@@ -416,3 +416,71 @@ fn named_states_expire_each_after_its_own_time_to_live() {
     expected.extend(std::iter::repeat_n((false, true, true), 4));
     assert_eq!(out, expected);
 }
+
+/// A time to live set on a keyed stream holds for a co-process function on it (a join of two
+/// streams written as one, the state of a key expiring when neither side writes it): orders wait
+/// for their payment, and an order whose payment comes after the time to live is forgotten.
+#[test]
+fn co_process_functions_keep_the_time_to_live_of_their_input() {
+    use tidal::operators::KeyedCoProcessFunction;
+    /// Pairs an order with its payment; the clock moves 1 s per record.
+    struct Pair(ManualClock);
+    impl KeyedCoProcessFunction<u32, String, u32> for Pair {
+        type State = Option<String>;
+        type Out = (u32, String, u32);
+        type Side = ();
+        fn process_first(
+            &mut self,
+            order: String,
+            ctx: &mut ProcessContext<'_, u32, Self::State, Self::Out, ()>,
+        ) {
+            *ctx.state() = Some(order);
+            self.0.advance(Duration::from_secs(1));
+        }
+        fn process_second(
+            &mut self,
+            cents: u32,
+            ctx: &mut ProcessContext<'_, u32, Self::State, Self::Out, ()>,
+        ) {
+            if let Some(order) = ctx.state_if_any().cloned().flatten() {
+                let k = *ctx.key();
+                ctx.output((k, order, cents));
+            }
+            self.0.advance(Duration::from_secs(1));
+        }
+    }
+    for (ttl, paired) in [
+        (Duration::from_secs(60), 2usize),
+        (Duration::from_millis(1500), 1),
+    ] {
+        let clock = ManualClock::new(0);
+        let c = clock.clone();
+        let out: Vec<(u32, String, u32)> = Job::local(1)
+            .with_clock(JobClock::manual(&clock))
+            .with_tick(Duration::ZERO)
+            .run(move |env| {
+                // Order 1 is paid a record (1 s) later; order 2 three records (3 s) later.
+                let events = env.from_iter_with(
+                    vec![
+                        (0i64, 1u32, Some("tea"), None),
+                        (1, 1, None, Some(250u32)),
+                        (2, 2, Some("cake"), None),
+                        (3, 3, None, Some(100)),
+                        (4, 3, None, Some(100)),
+                        (5, 2, None, Some(450)),
+                    ],
+                    WatermarkStrategy::monotonous()
+                        .with_timestamps(|e: &(i64, u32, Option<&'static str>, Option<u32>)| e.0),
+                );
+                let orders = events
+                    .clone()
+                    .flat_map(|e| e.2.map(|o| (e.1, o.to_string())))
+                    .keyed()
+                    .with_state_ttl(ttl);
+                let payments = events.flat_map(|e| e.3.map(|p| (e.1, p))).keyed();
+                orders.connect(payments).process(Pair(c.clone())).collect()
+            })
+            .unwrap();
+        assert_eq!(out.len(), paired, "time to live {ttl:?}: {out:?}");
+    }
+}

@@ -227,8 +227,13 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
             .map(|(k, b)| (k, Either::Second(b)));
         first.union(second)
     }
+    /// Both inputs as one keyed stream, keeping a time to live set on either
+    /// ([`with_state_ttl`](KeyedStream::with_state_ttl)): the shared state expires as it says.
     fn merged(self) -> KeyedStream<'s, K, Either<A, B>> {
-        self.into_either().keyed()
+        let ttl = self.first.state_ttl.or(self.second.state_ttl);
+        let mut merged = self.into_either().keyed();
+        merged.state_ttl = ttl;
+        merged
     }
     /// Applies a co-process function with shared keyed state and timers.
     pub fn process<F: KeyedCoProcessFunction<K, A, B>>(
