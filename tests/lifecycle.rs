@@ -263,3 +263,83 @@ fn process_functions_open_with_the_parameters_and_close_after_their_last_timer()
         assert_eq!(emitted, expected.len() as u64, "{shape:?}");
     }
 }
+
+/// An async function with a lifecycle: opened once per worker before its first call (with the
+/// job's parameters), closed after its last call has answered; the calls each worker's close saw
+/// add up to the input. On every shape.
+#[test]
+fn async_functions_open_before_their_calls_and_close_after_the_last_answer() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tidal::operators::async_io::{AsyncFunction, AsyncOptions};
+    struct Scale {
+        dir: PathBuf,
+        factor: u64,
+        worker: usize,
+        calls: Arc<AtomicU64>,
+    }
+    impl Lifecycle for Scale {
+        fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal::Result<()> {
+            self.factor = ctx.parameter("factor").unwrap_or("1").parse().unwrap();
+            self.worker = ctx.worker_index();
+            Ok(())
+        }
+        fn close(&mut self) -> tidal::Result<()> {
+            record_close(
+                &self.dir,
+                self.worker,
+                self.calls.load(Ordering::SeqCst).to_string(),
+            )
+        }
+    }
+    impl AsyncFunction<u64> for Scale {
+        type Out = u64;
+        type Error = String;
+        fn call(
+            &self,
+            x: u64,
+        ) -> impl Future<Output = Result<u64, String>> + Send + 'static + use<> {
+            let (factor, calls) = (self.factor, Arc::clone(&self.calls));
+            async move {
+                tokio::time::sleep(std::time::Duration::from_micros(x % 500)).await;
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(x * factor)
+            }
+        }
+    }
+    const N: u64 = 3_000;
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let test = "async_functions_open_before_their_calls_and_close_after_the_last_answer";
+        let dir = fixture_dir(&format!("{test}-{i}"));
+        let d = dir.to_path_buf();
+        let out = run_with(
+            test,
+            shape,
+            |job| job.with_parameter("factor", "3"),
+            move |env| {
+                let f = Scale {
+                    dir: d.clone(),
+                    factor: 0,
+                    worker: usize::MAX,
+                    calls: Arc::new(AtomicU64::new(0)),
+                };
+                env.generate(Generator::new(|i| i).count(N))
+                    .rich_async_map(f, AsyncOptions::new().capacity(32))
+                    .collect()
+            },
+        );
+        if is_child() {
+            continue;
+        }
+        assert_eq!(
+            sorted(out),
+            (0..N).map(|x| x * 3).collect::<Vec<_>>(),
+            "{shape:?}"
+        );
+        let closed = closes(&dir);
+        assert_eq!(closed.len(), workers(shape), "{shape:?}: {closed:?}");
+        let calls: u64 = closed.iter().map(|(_, t)| t.parse::<u64>().unwrap()).sum();
+        assert_eq!(calls, N, "{shape:?}: the closes saw every call answered");
+    }
+}

@@ -26,10 +26,12 @@ use std::fmt::Display;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tidal_engine::{DataStream, Error, Time, timely};
+
+use crate::function::{Lifecycle, Opened, RuntimeContext};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
@@ -139,7 +141,76 @@ pub trait AsyncMap<'s, T> {
         Fut: Future<Output = Result<O, E>> + Send + 'static,
         O: Send + 'static,
         E: Display + Send + 'static;
+
+    /// Like [`async_map`](AsyncMap::async_map), with an [`AsyncFunction`]: opened on every worker
+    /// before its first call (a client made from the job's parameters, say) and closed once the
+    /// last call has answered.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::future::Future;
+    /// use tidal_operators::async_io::{AsyncFunction, AsyncMap, AsyncOptions};
+    /// use tidal_operators::function::{Lifecycle, RuntimeContext};
+    ///
+    /// /// Adds the job parameter `offset`, read when the function opens.
+    /// #[derive(Default)]
+    /// struct AddOffset { offset: u64 }
+    /// impl Lifecycle for AddOffset {
+    ///     fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+    ///         self.offset = ctx.parameter("offset").unwrap_or("0").parse().unwrap_or(0);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// impl AsyncFunction<u64> for AddOffset {
+    ///     type Out = u64;
+    ///     type Error = String;
+    ///     fn call(&self, x: u64) -> impl Future<Output = Result<u64, String>> + Send + 'static + use<> {
+    ///         let offset = self.offset;
+    ///         async move { Ok(x + offset) }
+    ///     }
+    /// }
+    /// let out: Vec<u64> = tidal_engine::Job::local(1).with_parameter("offset", "10")
+    ///     .run(|env| env.from_iter(0..3u64).rich_async_map(AddOffset::default(), AsyncOptions::new()).collect())
+    ///     .unwrap();
+    /// assert_eq!(out, vec![10, 11, 12]);
+    /// ```
+    fn rich_async_map<F: AsyncFunction<T>>(
+        self,
+        function: F,
+        options: AsyncOptions,
+    ) -> DataStream<'s, F::Out>;
 }
+
+/// An asynchronous function with a lifecycle (Flink's `RichAsyncFunction`), for
+/// [`AsyncMap::rich_async_map`]. `call` makes the future of one record's call; it may be called
+/// again for the same record (retries), from the runtime's threads.
+pub trait AsyncFunction<T>: Lifecycle + Send + 'static {
+    /// What a call gives.
+    type Out: Send + 'static;
+    /// Why a call failed.
+    type Error: Display + Send + 'static;
+    /// The call for `value`.
+    fn call(
+        &self,
+        value: T,
+    ) -> impl Future<Output = Result<Self::Out, Self::Error>> + Send + 'static + use<Self, T>;
+}
+
+/// A function shared with the calls under way, its lifecycle reached through the lock.
+struct Shared<F>(Arc<Mutex<F>>);
+
+impl<F: Lifecycle> Lifecycle for Shared<F> {
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal_engine::Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).open(ctx)
+    }
+    fn close(&mut self) -> tidal_engine::Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).close()
+    }
+}
+
+/// No lifecycle (plain `async_map`).
+struct NoLifecycle;
+impl Lifecycle for NoLifecycle {}
 
 /// A finished call: the record's number and the result.
 type Done<O> = (u64, Result<O, String>);
@@ -159,9 +230,42 @@ impl<'s, T: Clone + Send + 'static> AsyncMap<'s, T> for DataStream<'s, T> {
         O: Send + 'static,
         E: Display + Send + 'static,
     {
-        let ctx = Rc::clone(self.context());
+        async_core(self, "async_map", f, options, NoLifecycle)
+    }
+
+    fn rich_async_map<F: AsyncFunction<T>>(
+        self,
+        function: F,
+        options: AsyncOptions,
+    ) -> DataStream<'s, F::Out> {
+        let shared = Arc::new(Mutex::new(function));
+        let calls = Arc::clone(&shared);
+        let call = move |value: T| calls.lock().unwrap_or_else(|p| p.into_inner()).call(value);
+        async_core(self, "rich_async_map", call, options, Shared(shared))
+    }
+}
+
+/// The async operator: `f` per record, `lifecycle` opened before the first call and closed after
+/// the last answer.
+fn async_core<'s, T, O, E, Fut, F, L>(
+    stream: DataStream<'s, T>,
+    kind: &str,
+    f: F,
+    options: AsyncOptions,
+    lifecycle: L,
+) -> DataStream<'s, O>
+where
+    T: Clone + Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    O: Send + 'static,
+    E: Display + Send + 'static,
+    L: Lifecycle + 'static,
+{
+    {
+        let ctx = Rc::clone(stream.context());
         let f = Arc::new(f);
-        self.then("async_map", move |input, name| {
+        stream.then(kind, move |input, name| {
             let scope = input.scope();
             let name = name.to_string();
             input.unary_frontier::<CapacityContainerBuilder<Vec<(O, Time)>>, _, _, _>(
@@ -178,7 +282,12 @@ impl<'s, T: Clone + Send + 'static> AsyncMap<'s, T> for DataStream<'s, T> {
                     let mut next: u64 = 0;
                     let mut under_way = 0usize;
                     let mut failed = false;
-                    move |(input, _frontier), output| {
+                    let mut opened = Opened::new(lifecycle, Rc::clone(&ctx), &name);
+                    move |(input, frontier), output| {
+                        // Opened before the first call; an open that fails fails the job.
+                        if !failed && !opened.open_once() {
+                            failed = true;
+                        }
                         input.for_each(|message, data| {
                             let Some(cap) = message.retain_least(0) else {
                                 return;
@@ -253,6 +362,10 @@ impl<'s, T: Clone + Send + 'static> AsyncMap<'s, T> for DataStream<'s, T> {
                                 let _ = done.send((seq, result));
                                 let _ = activator.activate();
                             });
+                        }
+                        // Every call has answered and no more will come: close.
+                        if frontier.is_empty() && waiting.is_empty() && slots.is_empty() {
+                            opened.close_once();
                         }
                     }
                 },
