@@ -371,6 +371,26 @@ fn note<T>(errors: &mut Vec<Error>, r: Result<T>) -> Option<T> {
 }
 
 impl<K: Key> NamedAccess<'_, K> {
+    /// Writes state `name`: made from `input` with `create` when absent or expired, otherwise
+    /// `input` folded into it with `fold`.
+    fn create_or_fold<T: Serialize + DeserializeOwned + 'static, X>(
+        &mut self,
+        name: &str,
+        ttl: Option<StateTtl>,
+        input: X,
+        create: impl FnOnce(X) -> T,
+        fold: impl FnOnce(&mut T, X),
+    ) {
+        let mut input = Some(input);
+        let r = self.states.write::<T>(self.key, name, ttl, self.now, || {
+            create(input.take().expect("taken once"))
+        });
+        // `input` is still there when the state existed: fold it in.
+        if let (Some(state), Some(x)) = (note(self.errors, r), input) {
+            fold(state, x);
+        }
+    }
+
     /// The value state's value, if set and not expired.
     pub fn value<T: Serialize + DeserializeOwned + Clone + 'static>(
         &mut self,
@@ -385,15 +405,7 @@ impl<K: Key> NamedAccess<'_, K> {
         d: &StateDescriptor<Value<T>>,
         value: T,
     ) {
-        let mut value = Some(value);
-        let r = self
-            .states
-            .write::<T>(self.key, &d.name, d.ttl, self.now, || {
-                value.take().expect("once")
-            });
-        if let (Some(slot), Some(v)) = (note(self.errors, r), value) {
-            *slot = v;
-        }
+        self.create_or_fold(&d.name, d.ttl, value, |v| v, |slot, v| *slot = v);
     }
     /// The list state's elements (empty if unset or expired).
     pub fn list<T: Serialize + DeserializeOwned + Clone + 'static>(
@@ -479,15 +491,7 @@ impl<K: Key> NamedAccess<'_, K> {
         d: &StateDescriptor<Reducing<T>>,
         value: T,
     ) {
-        let mut first = Some(value);
-        let r = self
-            .states
-            .write::<T>(self.key, &d.name, d.ttl, self.now, || {
-                first.take().expect("once")
-            });
-        if let (Some(acc), Some(v)) = (note(self.errors, r), first) {
-            (d.kind.reduce)(acc, v);
-        }
+        self.create_or_fold(&d.name, d.ttl, value, |v| v, d.kind.reduce);
     }
     /// The reducing state's value.
     pub fn reduced<T: Serialize + DeserializeOwned + Clone + 'static>(
@@ -503,16 +507,7 @@ impl<K: Key> NamedAccess<'_, K> {
         d: &StateDescriptor<Aggregating<I, A, O>>,
         input: I,
     ) {
-        let mut first = Some(input);
-        let create = d.kind.create;
-        let r = self
-            .states
-            .write::<A>(self.key, &d.name, d.ttl, self.now, || {
-                create(first.take().expect("once"))
-            });
-        if let (Some(acc), Some(i)) = (note(self.errors, r), first) {
-            (d.kind.add)(acc, i);
-        }
+        self.create_or_fold(&d.name, d.ttl, input, d.kind.create, d.kind.add);
     }
     /// The aggregating state's result.
     pub fn aggregated<I, A: Serialize + DeserializeOwned + 'static, O>(
