@@ -237,48 +237,36 @@ fn late_records_go_to_the_side_output_and_allowed_lateness_refires() {
 /// Late records without a side output are dropped and counted in the job report.
 #[test]
 fn dropped_late_records_are_reported() {
-    let (_, report) = Job::local(1)
-        .with_tick(Duration::ZERO)
-        .quiet()
-        .run_with_report(|env| {
-            env.from_iter_with(
-                vec![(0u8, 5i64), (0, 50), (0, 1), (0, 2)],
-                WatermarkStrategy::monotonous().with_timestamps(|e: &(u8, i64)| e.1),
-            )
-            .keyed()
-            .window(Windows::tumbling(Duration::from_millis(10)))
-            .reduce(|a, b| *a += b)
-            .collect()
-        })
-        .unwrap();
-    assert_eq!(
-        report.late_dropped.values().sum::<u64>(),
-        2,
-        "{:?}",
-        report.late_dropped
-    );
-    // The same with a custom trigger (windows run as a process function).
-    let (_, report) = Job::local(1)
-        .with_tick(Duration::ZERO)
-        .quiet()
-        .run_with_report(|env| {
-            env.from_iter_with(
-                vec![(0u8, 5i64), (0, 50), (0, 1), (0, 2)],
-                WatermarkStrategy::monotonous().with_timestamps(|e: &(u8, i64)| e.1),
-            )
-            .keyed()
-            .window(Windows::tumbling(Duration::from_millis(10)))
-            .with_trigger(tidal::operators::window::EventTimeTrigger)
-            .reduce(|a, b| *a += b)
-            .collect()
-        })
-        .unwrap();
-    assert_eq!(
-        report.late_dropped.values().sum::<u64>(),
-        2,
-        "custom trigger: {:?}",
-        report.late_dropped
-    );
+    // The window operator, and the same windows with a custom trigger (a process function).
+    for custom in [false, true] {
+        let (_, report) = Job::local(1)
+            .with_tick(Duration::ZERO)
+            .quiet()
+            .run_with_report(move |env| {
+                let windowed = env
+                    .from_iter_with(
+                        vec![(0u8, 5i64), (0, 50), (0, 1), (0, 2)],
+                        WatermarkStrategy::monotonous().with_timestamps(|e: &(u8, i64)| e.1),
+                    )
+                    .keyed()
+                    .window(Windows::tumbling(Duration::from_millis(10)));
+                if custom {
+                    windowed
+                        .with_trigger(tidal::operators::window::EventTimeTrigger)
+                        .reduce(|a, b| *a += b)
+                        .collect()
+                } else {
+                    windowed.reduce(|a, b| *a += b).collect()
+                }
+            })
+            .unwrap();
+        assert_eq!(
+            report.late_dropped.values().sum::<u64>(),
+            2,
+            "custom trigger {custom}: {:?}",
+            report.late_dropped
+        );
+    }
 }
 
 /// Session windows: per key, sorted timestamps split where a record starts after the session's
