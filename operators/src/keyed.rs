@@ -374,7 +374,7 @@ fn rolling_with_ttl<'s, K: Key, V: 'static, A: Value>(
                     fold_into(partials, data.drain(..), |a| a, &merge);
                 });
                 let mut state = state.borrow_mut();
-                let RollingState { values, ttl } = &mut *state;
+                let RollingState { values, ttl, .. } = &mut *state;
                 pending.for_each_ready(act.frontier, |cap, partials| {
                     let mut session = act.output.session(cap);
                     for (k, (a, ts)) in partials.drain() {
@@ -395,7 +395,9 @@ fn rolling_with_ttl<'s, K: Key, V: 'static, A: Value>(
                     }
                 });
                 if let Some(ttl) = ttl.as_mut() {
-                    ttl.expire(clock.now(), values);
+                    ttl.expire(clock.now(), |k| {
+                        values.remove(k);
+                    });
                     if let Some(at) = ttl.next_expiry() {
                         let wait = (at - clock.now()).clamp(1, 1000) as u64;
                         activator.activate_after(std::time::Duration::from_millis(wait));

@@ -10,34 +10,37 @@ use tidal_engine::{JobClock, Result, Time};
 use crate::build::FastMap;
 use crate::keyed::{Key, Value};
 
-/// When each key was last written, and when keys may expire.
+/// When each key was last written, and when keys may expire: the bookkeeping of every state
+/// with a time to live (process functions' and rolling aggregates').
 pub(crate) struct Expiry<K> {
     ttl: Time,
-    clock: JobClock,
     written: FastMap<K, Time>,
     schedule: BTreeMap<Time, Vec<K>>,
 }
 
 impl<K: Key> Expiry<K> {
-    pub(crate) fn new(ttl: Time, clock: JobClock) -> Self {
+    pub(crate) fn new(ttl: Time) -> Self {
         Expiry {
             ttl,
-            clock,
             written: FastMap::default(),
             schedule: BTreeMap::new(),
         }
     }
 
-    /// Before `key` is written at `now`: drops its value from `values` if it has expired, then
-    /// notes the write.
-    pub(crate) fn write<V>(&mut self, key: &K, now: Time, values: &mut KeyedState<K, V>) {
-        if let Some(w) = self.written.get_mut(key) {
-            if now.saturating_sub(*w) >= self.ttl {
-                values.remove(key);
+    /// Whether `key`'s value has expired at `now` (it was written `ttl` or more before).
+    pub(crate) fn expired(&self, key: &K, now: Time) -> bool {
+        self.written
+            .get(key)
+            .is_some_and(|w| now.saturating_sub(*w) >= self.ttl)
+    }
+
+    /// Notes that `key` was written at `now`.
+    pub(crate) fn wrote(&mut self, key: &K, now: Time) {
+        match self.written.get_mut(key) {
+            Some(w) => *w = now,
+            None => {
+                self.written.insert(key.clone(), now);
             }
-            *w = now;
-        } else {
-            self.written.insert(key.clone(), now);
         }
         self.schedule
             .entry(now.saturating_add(self.ttl))
@@ -45,20 +48,31 @@ impl<K: Key> Expiry<K> {
             .push(key.clone());
     }
 
-    /// Removes the values whose time to live has passed at `now`.
-    pub(crate) fn expire<V>(&mut self, now: Time, values: &mut KeyedState<K, V>) {
+    /// Forgets `key` (its value is gone).
+    pub(crate) fn forget(&mut self, key: &K) {
+        self.written.remove(key);
+    }
+
+    /// When `key` was last written.
+    pub(crate) fn written(&self, key: &K) -> Option<Time> {
+        self.written.get(key).copied()
+    }
+
+    /// Every key's last write.
+    pub(crate) fn writes(&self) -> impl Iterator<Item = (&K, &Time)> {
+        self.written.iter()
+    }
+
+    /// Calls `remove` for each key whose time to live has passed at `now`, and forgets it.
+    pub(crate) fn expire(&mut self, now: Time, mut remove: impl FnMut(&K)) {
         while let Some(entry) = self.schedule.first_entry() {
             if *entry.key() > now {
                 break;
             }
             for key in entry.remove() {
-                if self
-                    .written
-                    .get(&key)
-                    .is_some_and(|w| now.saturating_sub(*w) >= self.ttl)
-                {
+                if self.expired(&key, now) {
                     self.written.remove(&key);
-                    values.remove(&key);
+                    remove(&key);
                 }
             }
         }
@@ -75,14 +89,28 @@ impl<K: Key> Expiry<K> {
 pub(crate) struct RollingState<K, A> {
     pub(crate) values: KeyedState<K, A>,
     pub(crate) ttl: Option<Expiry<K>>,
+    /// For restored aggregates without a last write.
+    clock: JobClock,
 }
 
 impl<K: Key, A> RollingState<K, A> {
     pub(crate) fn new(name: &str, ttl: Option<Time>, clock: JobClock) -> Self {
         RollingState {
             values: KeyedState::new(name),
-            ttl: ttl.map(|ttl| Expiry::new(ttl, clock)),
+            ttl: ttl.map(Expiry::new),
+            clock,
         }
+    }
+}
+
+impl<K: Key> Expiry<K> {
+    /// Before `key`'s aggregate is written at `now`: drops it from `values` if it has expired
+    /// (the key starts anew), then notes the write.
+    pub(crate) fn write<V>(&mut self, key: &K, now: Time, values: &mut KeyedState<K, V>) {
+        if self.expired(key, now) {
+            values.remove(key);
+        }
+        self.wrote(key, now);
     }
 }
 
@@ -94,7 +122,7 @@ impl<K: Key, A: Value> KeyedStore for RollingState<K, A> {
     }
     fn write_entries(&self, _cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
         for (k, a) in self.values.iter() {
-            let written = self.ttl.as_ref().and_then(|t| t.written.get(k).copied());
+            let written = self.ttl.as_ref().and_then(|t| t.written(k));
             out.entry(k, &(a, written))?;
         }
         Ok(())
@@ -103,12 +131,7 @@ impl<K: Key, A: Value> KeyedStore for RollingState<K, A> {
         for (k, (a, written)) in entries {
             if let Some(ttl) = self.ttl.as_mut() {
                 // Written before the job had a time to live: as if written now.
-                let at = written.unwrap_or_else(|| ttl.clock.now());
-                ttl.written.insert(k.clone(), at);
-                ttl.schedule
-                    .entry(at.saturating_add(ttl.ttl))
-                    .or_default()
-                    .push(k.clone());
+                ttl.wrote(&k, written.unwrap_or_else(|| self.clock.now()));
             }
             self.values.insert(k, a);
         }
@@ -123,20 +146,24 @@ mod tests {
     #[test]
     fn values_expire_a_time_to_live_after_their_last_write() {
         let mut values: KeyedState<u32, u64> = KeyedState::new("sum");
-        let mut ttl = Expiry::new(100, JobClock::system());
+        let mut ttl = Expiry::new(100);
         // Written at 0 and 50: alive at 149, gone at 150.
         ttl.write(&1, 0, &mut values);
         values.insert(1, 10);
         ttl.write(&1, 50, &mut values);
         assert_eq!(values.get(&1), Some(&10), "written again before it expired");
-        ttl.expire(149, &mut values);
+        ttl.expire(149, |k| {
+            values.remove(k);
+        });
         assert_eq!(values.get(&1), Some(&10));
         assert_eq!(
             ttl.next_expiry(),
             Some(150),
             "due 100 ms after the last write"
         );
-        ttl.expire(150, &mut values);
+        ttl.expire(150, |k| {
+            values.remove(k);
+        });
         assert_eq!(values.get(&1), None, "100 ms after its last write");
         // A write after expiry (before the schedule ran) starts from nothing.
         values.insert(2, 5);

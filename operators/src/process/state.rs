@@ -11,6 +11,7 @@ use tidal_engine::{Result, Time};
 use crate::build::{EntryWriter, KeyedStore, Owner};
 use crate::keyed::Key;
 use crate::process::named::{NamedEntry, NamedStates};
+use crate::ttl::Expiry;
 use tidal_engine::JobClock;
 
 /// The state of one process operator on one worker: per-key values and pending timers, kept
@@ -32,9 +33,7 @@ impl<K: Key, S> ProcessStore<K, S> {
             clock,
             values: TtlState {
                 values: FastMap::default(),
-                ttl,
-                written: FastMap::default(),
-                expiry: BTreeMap::new(),
+                expiry: ttl.map(Expiry::new),
             },
             timers: Timers {
                 event: TimerQueue::new(),
@@ -82,7 +81,7 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessSt
                 entries.entry(k).or_default().2.push(*ts);
             }
         }
-        for (k, w) in self.values.written.iter() {
+        for (k, w) in self.values.expiry.iter().flat_map(|e| e.writes()) {
             entries.entry(k).or_default().3 = Some(*w);
         }
         let now = self.clock.now();
@@ -103,14 +102,13 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessSt
             for ts in processing {
                 self.timers.processing.insert(ts, k.clone());
             }
-            if let Some(w) = wrote {
-                self.values.written.insert(k.clone(), w);
+            if let (Some(w), Some(expiry)) = (wrote, self.values.expiry.as_mut()) {
+                expiry.wrote(&k, w);
             }
             if state.is_some() {
                 self.values.values.insert(k, state);
             }
         }
-        self.values.schedule_restored();
         Ok(())
     }
 }
@@ -119,26 +117,22 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessSt
 pub(crate) struct TtlState<K, S> {
     /// Per key its state; never `None` between invocations (a slot emptied is removed).
     values: FastMap<K, Option<S>>,
-    ttl: Option<Time>,
-    /// When each key's state was last written (kept only with a time to live).
-    written: FastMap<K, Time>,
-    expiry: BTreeMap<Time, Vec<K>>,
+    /// With a time to live: when each key was last written.
+    expiry: Option<Expiry<K>>,
 }
 
 impl<K: Key, S> TtlState<K, S> {
+    /// Whether `key`'s state has expired at `now`.
+    fn expired(&self, key: &K, now: Time) -> bool {
+        self.expiry.as_ref().is_some_and(|e| e.expired(key, now))
+    }
     /// Calls `f` with every key's state that has not expired at `now` (with a time to live);
     /// state `f` clears is removed.
     pub(crate) fn for_each_mut(&mut self, now: Time, mut f: impl FnMut(&K, &mut Option<S>)) {
-        let ttl = self.ttl;
-        let written = &self.written;
+        let expiry = self.expiry.as_ref();
         let mut cleared = Vec::new();
         for (k, slot) in self.values.iter_mut() {
-            let expired = ttl.is_some_and(|ttl| {
-                written
-                    .get(k)
-                    .is_some_and(|w| now.saturating_sub(*w) >= ttl)
-            });
-            if expired {
+            if expiry.is_some_and(|e| e.expired(k, now)) {
                 continue;
             }
             f(k, slot);
@@ -148,7 +142,9 @@ impl<K: Key, S> TtlState<K, S> {
         }
         for k in cleared {
             self.values.remove(&k);
-            self.written.remove(&k);
+            if let Some(e) = self.expiry.as_mut() {
+                e.forget(&k);
+            }
         }
     }
     /// Whether `key` has state.
@@ -157,7 +153,7 @@ impl<K: Key, S> TtlState<K, S> {
     }
     /// Whether state expires (has a time to live).
     pub(crate) fn expires(&self) -> bool {
-        self.ttl.is_some()
+        self.expiry.is_some()
     }
     /// Runs an invocation `f` on a key's state where it lies (`None` when the key has none, or
     /// its time to live has passed): state the invocation leaves is a write (for the time to
@@ -169,11 +165,7 @@ impl<K: Key, S> TtlState<K, S> {
         now: Time,
         f: impl FnOnce(&K, &mut Option<S>) -> R,
     ) -> R {
-        let expired = self.ttl.is_some_and(|ttl| {
-            self.written
-                .get(&key)
-                .is_some_and(|w| now.saturating_sub(*w) >= ttl)
-        });
+        let expired = self.expired(&key, now);
         let (result, kept) = match self.values.get_mut(&key) {
             Some(slot) => {
                 if expired {
@@ -196,52 +188,26 @@ impl<K: Key, S> TtlState<K, S> {
                 (result, kept)
             }
         };
-        match (kept, self.ttl) {
-            (true, Some(ttl)) => {
-                self.written.insert(key.clone(), now);
-                self.expiry
-                    .entry(now.saturating_add(ttl))
-                    .or_default()
-                    .push(key);
+        if let Some(e) = self.expiry.as_mut() {
+            if kept {
+                e.wrote(&key, now);
+            } else {
+                e.forget(&key);
             }
-            (false, Some(_)) => {
-                self.written.remove(&key);
-            }
-            (_, None) => {}
         }
         result
     }
-    /// Rebuilds the expiry schedule from the write times (after a restore).
-    fn schedule_restored(&mut self) {
-        let Some(ttl) = self.ttl else { return };
-        for (key, w) in self.written.iter() {
-            self.expiry
-                .entry(w.saturating_add(ttl))
-                .or_default()
-                .push(key.clone());
-        }
-    }
     /// When the next state may expire (with a time to live, while any is held).
     pub(crate) fn next_expiry(&self) -> Option<Time> {
-        self.expiry.first_key_value().map(|(t, _)| *t)
+        self.expiry.as_ref().and_then(|e| e.next_expiry())
     }
     /// Removes state whose time to live has passed.
     pub(crate) fn expire(&mut self, now: Time) {
-        let Some(ttl) = self.ttl else { return };
-        while let Some(entry) = self.expiry.first_entry() {
-            if *entry.key() > now {
-                break;
-            }
-            for key in entry.remove() {
-                if self
-                    .written
-                    .get(&key)
-                    .is_some_and(|w| now.saturating_sub(*w) >= ttl)
-                {
-                    self.written.remove(&key);
-                    self.values.remove(&key);
-                }
-            }
+        let values = &mut self.values;
+        if let Some(e) = self.expiry.as_mut() {
+            e.expire(now, |k| {
+                values.remove(k);
+            });
         }
     }
 }
