@@ -242,9 +242,6 @@ fn inspect_reports_keys(checkpoint: &Path) {
     assert_eq!(reported.get(&counts), Some(&entries.len()), "{text}");
 }
 
-/// Restores `checkpoint` into the job `build` on 1 worker, 2 threads and 2 processes (taking
-/// checkpoints of its own every 20 ms, `incremental` or not), and hands what process 0 collected
-/// to `check` (in the test process only).
 /// Rolling aggregates with a time to live snapshot each key's last write with its aggregate: a
 /// mid-run checkpoint of a word count whose state lives an hour restores on every shape and
 /// gives the whole input's counts (nothing expires within the run).
@@ -276,6 +273,9 @@ fn rolling_aggregates_with_a_time_to_live_restore_on_every_shape() {
     );
 }
 
+/// Restores `checkpoint` into the job `build` on 1 worker, 2 threads and 2 processes (taking
+/// checkpoints of its own every 20 ms, `incremental` or not), and hands what process 0 collected
+/// to `check` (in the test process only).
 fn restore_on_every_shape<T, F>(
     test: &str,
     dir: &Path,
@@ -1126,6 +1126,139 @@ fn incremental_checkpoints_write_what_changed_and_restore_on_every_shape() {
                 "{shape:?}: {} keys restored ({} expected), {wrong} counts wrong",
                 out.len(),
                 oracle.len()
+            );
+        },
+    );
+}
+
+/// Upserts with a time to live (200 ms of event time), checkpointed incrementally mid-run while
+/// keys expire between and across checkpoints, restored on every shape: the first run's changes
+/// before the cut and the restored run's after it (none before), accumulated to every time,
+/// equal the table recomputed from the whole input. Keys upserted before the cut expire when
+/// the first run would have expired them (their last upsert time is in the checkpoint).
+#[test]
+fn upserts_with_a_time_to_live_restore_on_every_shape() {
+    use tidal::engine::WatermarkStrategy;
+    const EVENTS: u64 = 30_000;
+    const TTL: Time = 200;
+    type Upsert = (Time, u64, Option<u64>);
+    type Row = (u64, u64);
+    /// Upsert i: at i / 3 ms, one of 600 keys, a value 0..7 or (one in ten) a deletion.
+    fn upsert(i: u64) -> Upsert {
+        let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+        (
+            (i / 3) as Time,
+            h % 600,
+            (!h.is_multiple_of(10)).then_some(h % 7),
+        )
+    }
+    fn job(env: &mut Env<'_>, rate: Option<f64>) -> Collected<(Row, Time, isize)> {
+        let strategy = WatermarkStrategy::monotonous().with_timestamps(|e: &Upsert| e.0);
+        env.generate_with(events(upsert, EVENTS, rate), strategy)
+            .name("upserts")
+            .map(|(_, k, v)| (k, v))
+            .upsert_by_key_with_ttl(Duration::from_millis(TTL as u64))
+            .changes()
+            .collect()
+    }
+    /// The newest complete incremental checkpoint taken mid-run with a cut past 1 s.
+    fn chosen(dir: &Path) -> Option<Restored> {
+        list_checkpoints(dir).into_iter().find_map(|(_, path)| {
+            let c = read_checkpoint(&path).ok()?;
+            (mid_run(&c) && !c.needs.is_empty() && c.cut > 1_000).then_some(c)
+        })
+    }
+    let test = "upserts_with_a_time_to_live_restore_on_every_shape";
+    let dir = fixture_dir(test);
+    let first = dir.join("first");
+    let mut first_out = Vec::new();
+    if !is_child() {
+        let (listener, completed) = checkpoint_channel();
+        let job1 = Job::local(2)
+            .with_tick(Duration::from_millis(5))
+            .quiet()
+            .with_checkpoints(
+                CheckpointConfig::new(&first)
+                    .interval(Duration::from_millis(50))
+                    .keep(10_000)
+                    .incremental(true),
+            )
+            .on_checkpoint(listener);
+        let stop = job1.stop_handle();
+        // About 3 s of input at 10 000 upserts/s.
+        let runner = std::thread::spawn(move || job1.run(|env| job(env, Some(10_000.0))));
+        wait_for_checkpoint(&completed, "an incremental checkpoint past 1 s", |_| {
+            chosen(&first).map(|_| ())
+        });
+        stop.stop();
+        first_out = runner.join().unwrap().unwrap();
+    }
+    let checkpoint = chosen(&first).expect("found by the first run");
+    let cut = checkpoint.cut;
+    let upserts: Vec<Upsert> = (0..EVENTS).map(upsert).collect();
+    let times: std::collections::BTreeSet<Time> =
+        upserts.iter().flat_map(|(t, ..)| [*t, *t + TTL]).collect();
+    first_out.retain(|(_, t, _)| *t < cut);
+    restore_on_every_shape(
+        test,
+        &dir,
+        &checkpoint.path,
+        true,
+        |env| job(env, None),
+        |shape, out| {
+            assert!(
+                out.iter().all(|(_, t, _)| *t >= cut),
+                "{shape:?}: a change before the cut"
+            );
+            let mut by_time: BTreeMap<Time, Vec<(Row, isize)>> = BTreeMap::new();
+            let expiries_after_cut = out.iter().filter(|(_, _, d)| *d < 0).count();
+            for (row, t, diff) in first_out.iter().cloned().chain(out) {
+                by_time.entry(t).or_default().push((row, diff));
+            }
+            let mut table: BTreeMap<Row, isize> = BTreeMap::new();
+            let mut changes = by_time.into_iter().peekable();
+            // The model, swept through time: each key's last upsert so far.
+            let mut last: BTreeMap<u64, (Time, Option<u64>)> = BTreeMap::new();
+            let mut read = upserts.iter().peekable();
+            for &t in &times {
+                while let Some((time, _)) = changes.peek()
+                    && *time <= t
+                {
+                    for (row, diff) in changes.next().unwrap().1 {
+                        *table.entry(row).or_insert(0) += diff;
+                    }
+                }
+                table.retain(|_, n| *n != 0);
+                while let Some((time, k, v)) = read.next_if(|u| u.0 <= t) {
+                    last.insert(*k, (*time, *v));
+                }
+                // Each key's last upsert at or before t, if a value less than TTL old.
+                let expected: BTreeMap<Row, isize> = last
+                    .iter()
+                    .filter_map(|(k, (w, v))| v.filter(|_| t < w + TTL).map(|v| ((*k, v), 1)))
+                    .collect();
+                assert!(
+                    table == expected,
+                    "{shape:?}: cut {cut}, at {t} the table has {} rows, {} expected; {} differ",
+                    table.len(),
+                    expected.len(),
+                    table
+                        .iter()
+                        .filter(|(r, n)| expected.get(*r) != Some(n))
+                        .count()
+                        + expected
+                            .iter()
+                            .filter(|(r, _)| !table.contains_key(*r))
+                            .count()
+                );
+            }
+            assert!(
+                changes.next().is_none(),
+                "{shape:?}: a change after the last expiry"
+            );
+            assert!(
+                expiries_after_cut > 100,
+                "{shape:?}: {expiries_after_cut} retractions after the cut"
             );
         },
     );

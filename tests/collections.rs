@@ -341,6 +341,89 @@ fn upserts_keep_each_keys_latest_value() {
     );
 }
 
+/// Upserts with a time to live: a key not upserted for 30 ms of event time is deleted then. The
+/// table, a count per value and a join on the value (pairs of keys holding the same value),
+/// accumulated to every upsert time and every time a key may expire, equal the table
+/// recomputed from scratch (each key's last upsert up to that time, if it holds a value and is
+/// less than 30 ms old) — on every shape.
+#[test]
+fn upserts_with_a_time_to_live_expire_their_keys_everywhere_downstream() {
+    const TTL: Time = 30;
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut upserts: Vec<(Time, (u32, Option<u32>))> = Vec::new();
+    let mut t = 1_000;
+    for _ in 0..300 {
+        t += rng.random_range(1..3);
+        let mut keys: Vec<u32> = (0..rng.random_range(1..4))
+            .map(|_| rng.random_range(0..40))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            let v = (!rng.random_bool(0.15)).then(|| rng.random_range(0..4));
+            upserts.push((t, (k, v)));
+        }
+    }
+    let times: BTreeSet<Time> = upserts
+        .iter()
+        .flat_map(|(t, _)| [*t, *t + TTL - 1, *t + TTL])
+        .collect();
+    let input = Arc::new(disorder(upserts.clone(), &mut rng));
+    on_every_shape(
+        "upserts_with_a_time_to_live_expire_their_keys_everywhere_downstream",
+        move |env| {
+            let table = env
+                .from_iter_with(
+                    input.to_vec(),
+                    strategy(|e: &(Time, (u32, Option<u32>))| e.0),
+                )
+                .map(|(_, u)| u)
+                .upsert_by_key_with_ttl(Duration::from_millis(TTL as u64));
+            let per_value = table.clone().map(|(_, v)| (v, ())).count_by_key();
+            let by_value = table.clone().map(|(k, v)| (v, k));
+            let same_value = by_value
+                .clone()
+                .join(by_value)
+                .filter(|(_, (a, b))| a < b)
+                .map(|(_, pair)| pair);
+            tagged("table", table.changes())
+                .union(tagged("per_value", per_value.changes()))
+                .union(tagged("same_value", same_value.changes()))
+                .collect()
+        },
+        |shape, out| {
+            check_every_time(shape, out, &times, |t| {
+                // Each key's last upsert at or before t.
+                let mut last: BTreeMap<u32, (Time, Option<u32>)> = BTreeMap::new();
+                for (time, (k, v)) in &upserts {
+                    if *time <= t {
+                        last.insert(*k, (*time, *v));
+                    }
+                }
+                let live: BTreeMap<u32, u32> = last
+                    .into_iter()
+                    .filter_map(|(k, (w, v))| v.filter(|_| t < w + TTL).map(|v| (k, v)))
+                    .collect();
+                let mut e = BTreeMap::new();
+                let mut per_value: BTreeMap<u32, i64> = BTreeMap::new();
+                for (k, v) in &live {
+                    put(&mut e, "table", (*k, *v), 1);
+                    *per_value.entry(*v).or_insert(0) += 1;
+                    for (k2, v2) in &live {
+                        if v2 == v && k < k2 {
+                            put(&mut e, "same_value", (*k, *k2), 1);
+                        }
+                    }
+                }
+                for (v, n) in per_value {
+                    put(&mut e, "per_value", (v, n), 1);
+                }
+                e
+            });
+        },
+    );
+}
+
 /// Components by union-find over the edges present: node -> least node connected to it.
 fn components_from_scratch(edges: &BTreeMap<(u32, u32), isize>) -> BTreeMap<u32, u32> {
     let mut parent: BTreeMap<u32, u32> = BTreeMap::new();

@@ -174,8 +174,8 @@ enum Command {
         workers: usize,
     },
     /// State that expires: a key space that turns over every `--period-ms` through a keyed
-    /// process function; prints resident memory every second (flat with `--ttl-ms`, growing
-    /// without).
+    /// process function (or, with `--upserts`, an upsert table joined with itself); prints
+    /// resident memory every second (flat with `--ttl-ms`, growing without).
     TtlMemory {
         /// How long the job reads, in seconds.
         #[arg(long, default_value_t = 20)]
@@ -192,6 +192,10 @@ enum Command {
         /// The state's time to live in ms (none: no expiry).
         #[arg(long)]
         ttl_ms: Option<u64>,
+        /// The keys go through an upsert table (event time following the clock) joined with a
+        /// copy of itself, instead of a process function: the time to live is the table's.
+        #[arg(long)]
+        upserts: bool,
         #[arg(short = 'w', long, default_value_t = 1)]
         workers: usize,
     },
@@ -313,6 +317,7 @@ fn main() {
             keys,
             period_ms,
             ttl_ms,
+            upserts,
             workers,
         } => ttl::ttl_memory(ttl::TtlRun {
             seconds,
@@ -320,6 +325,7 @@ fn main() {
             keys,
             period: Duration::from_millis(period_ms),
             ttl: ttl_ms.map(Duration::from_millis),
+            upserts,
             workers,
         }),
         Command::Measure { command } => runner::measure(&command),

@@ -5,6 +5,11 @@
 //! process function keeps about a hundred bytes per key. With a time to live of one period the
 //! state of the keys no longer written expires, so resident memory should level off at what two
 //! periods of keys need; without one it grows with every key ever seen.
+//!
+//! With `upserts`, each record is an upsert of its key at an event time that follows the clock
+//! (record i at i / rate s), into a table joined with a copy of itself by key: the table's root
+//! and both sides of the join's arrangements hold every live key. A time to live on the table
+//! deletes the keys not upserted for that long, and the join's state follows the deletions.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -62,6 +67,8 @@ pub struct TtlRun {
     pub period: Duration,
     /// The state's time to live (`None`: no expiry).
     pub ttl: Option<Duration>,
+    /// Through an upsert table and a join instead of a process function.
+    pub upserts: bool,
     /// Worker threads.
     pub workers: usize,
 }
@@ -74,6 +81,7 @@ pub fn ttl_memory(run: TtlRun) {
         keys,
         period,
         ttl,
+        upserts,
         workers,
     } = run;
     let events = (rate * seconds as f64) as u64;
@@ -82,7 +90,12 @@ pub fn ttl_memory(run: TtlRun) {
     let watching = Arc::clone(&done);
     let started = Instant::now();
     println!(
-        "ttl-memory: {events} records at {rate}/s, {keys} new keys every {period:?}, time to live {}",
+        "ttl-memory: {events} records at {rate}/s, {keys} new keys every {period:?}, through {}, time to live {}",
+        if upserts {
+            "an upsert table joined with itself"
+        } else {
+            "a process function"
+        },
         ttl.map_or("none".to_string(), |t| format!("{t:?}"))
     );
     println!("{:>6} {:>10} {:>12}", "s", "RSS MB", "key space");
@@ -108,9 +121,31 @@ pub fn ttl_memory(run: TtlRun) {
     let (_, report) = Job::local(workers)
         .quiet()
         .run_with_report(move |env| {
-            let records = Generator::new(move |i| (i / per_period) * keys + splitmix(i) % keys)
-                .count(events)
-                .rate(rate);
+            let key = move |i: u64| (i / per_period) * keys + splitmix(i) % keys;
+            if upserts {
+                // Record i at i / rate seconds of event time: the watermark follows the clock.
+                let at = move |i: u64| (i as f64 * 1000.0 / rate) as Time;
+                let records = Generator::new(move |i| (at(i), key(i), i))
+                    .count(events)
+                    .rate(rate);
+                let strategy =
+                    WatermarkStrategy::monotonous().with_timestamps(|r: &(Time, u64, u64)| r.0);
+                let upserts = env
+                    .generate_with(records, strategy)
+                    .map(|(_, k, i)| (k, Some(i)));
+                let table = match ttl {
+                    Some(ttl) => upserts.upsert_by_key_with_ttl(ttl),
+                    None => upserts.upsert_by_key(),
+                };
+                return table
+                    .clone()
+                    .join(table)
+                    .changes()
+                    .filter(|_| false)
+                    .map(|_| ())
+                    .collect();
+            }
+            let records = Generator::new(key).count(events).rate(rate);
             let keyed = env.generate(records).key_by(|k| *k);
             let keyed = match ttl {
                 Some(ttl) => keyed.with_state_ttl(ttl),

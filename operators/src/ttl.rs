@@ -27,6 +27,11 @@ impl<K: Key> Expiry<K> {
         }
     }
 
+    /// How long a value lives after its last write.
+    pub(crate) fn ttl(&self) -> Time {
+        self.ttl
+    }
+
     /// Whether `key`'s value has expired at `now` (it was written `ttl` or more before).
     pub(crate) fn expired(&self, key: &K, now: Time) -> bool {
         self.written
@@ -65,14 +70,20 @@ impl<K: Key> Expiry<K> {
 
     /// Calls `remove` for each key whose time to live has passed at `now`, and forgets it.
     pub(crate) fn expire(&mut self, now: Time, mut remove: impl FnMut(&K)) {
+        self.expire_written(now, |k, _| remove(k));
+    }
+
+    /// [`expire`](Self::expire), telling `remove` each key's last write too.
+    pub(crate) fn expire_written(&mut self, now: Time, mut remove: impl FnMut(&K, Time)) {
         while let Some(entry) = self.schedule.first_entry() {
             if *entry.key() > now {
                 break;
             }
             for key in entry.remove() {
-                if self.expired(&key, now) {
-                    self.written.remove(&key);
-                    remove(&key);
+                if self.expired(&key, now)
+                    && let Some(written) = self.written.remove(&key)
+                {
+                    remove(&key, written);
                 }
             }
         }

@@ -173,66 +173,103 @@ pub trait UpsertByKey<'s, K: 'static, V: 'static> {
     /// assert_eq!(out, vec![('a', 3)]);
     /// ```
     fn upsert_by_key(self) -> Collection<'s, (K, V)>;
+
+    /// [`upsert_by_key`](Self::upsert_by_key) where each key lives `ttl` of **event time** after
+    /// its last upsert: a key not upserted again by then is deleted at that time (a retraction
+    /// of its row, which every join, aggregate and arrangement downstream follows, so their
+    /// state drops the key too). The deletion comes when the watermark passes it, before the
+    /// upserts of the same time; an upsert — even of the same value — starts the key's time
+    /// anew. Deterministic: the same input gives the same table at every time on any number of
+    /// workers, after a restore as in one run (the last upsert time is checkpointed with each
+    /// value; a snapshot taken without a time to live restores with the clock starting at the
+    /// cut).
+    ///
+    /// At the end of a bounded input the watermark passes every time, so every key expires:
+    /// the final table is empty, and the changelog shows each key's deletion at its time. The
+    /// time to live bounds the state of unbounded jobs whose keys keep changing (sessions,
+    /// devices, users that go quiet); it is not a filter on a finished table.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidal_operators::prelude::*;
+    /// use tidal_connectors::prelude::*;
+    /// use tidal_engine::WatermarkStrategy;
+    /// let mut changes: Vec<((char, u32), i64, isize)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter_with(
+    ///         vec![(0, ('a', Some(1u32))), (50, ('b', Some(2))), (80, ('a', Some(3)))],
+    ///         WatermarkStrategy::monotonous().with_timestamps(|(t, _)| *t),
+    ///     )
+    ///     .map(|(_, upsert)| upsert)
+    ///     .upsert_by_key_with_ttl(Duration::from_millis(100))
+    ///     .changes()
+    ///     .collect()
+    /// }).unwrap();
+    /// changes.sort_by_key(|c| (c.1, c.2));
+    /// assert_eq!(changes, vec![
+    ///     (('a', 1), 0, 1),
+    ///     (('b', 2), 50, 1),
+    ///     (('a', 1), 80, -1), (('a', 3), 80, 1),
+    ///     (('b', 2), 150, -1),  // 100 ms after its last upsert
+    ///     (('a', 3), 180, -1),
+    /// ]);
+    /// ```
+    fn upsert_by_key_with_ttl(self, ttl: std::time::Duration) -> Collection<'s, (K, V)>;
 }
 
 impl<'s, K: Row, V: Row> UpsertByKey<'s, K, V> for DataStream<'s, (K, Option<V>)> {
     fn upsert_by_key(self) -> Collection<'s, (K, V)> {
-        let ctx = Rc::clone(self.context());
-        let out = self.then("upsert", move |input, name| {
-            let store = UpsertStore::<K, V> {
-                current: FastMap::default(),
-                pending: BTreeMap::new(),
-                recent: Vec::new(),
-                record: ctx.checkpointing(),
-                snapshot_cut: Cell::new(Time::MIN),
-                complete: None,
-            };
-            let (out, _) = keyed_operator(&ctx, input, name, store).build(|setup| {
-                let store = setup.state;
-                let ctx = setup.context;
-                let mut staged = Staged::default();
-                move |mut act: UpsertActivation<'_, K, V>| {
-                    staged.take_input(&mut act);
-                    let mut store = store.borrow_mut();
-                    let store = &mut *store;
-                    staged.restore(&mut act, || {
-                        store
-                            .current
-                            .iter()
-                            .map(|(k, v)| ((k.clone(), v.clone()), 1))
-                    });
-                    staged.stage_into(act.frontier, |t, (k, v), at| {
-                        store.pending.entry(t).or_default().push((k, v, at))
-                    });
-                    let mut out = Vec::new();
-                    let stopped = stopped_early(&act, &ctx);
-                    while let Some((&t, _)) = store.pending.first_key_value() {
-                        if stopped || act.frontier.less_equal(&t) {
-                            break;
-                        }
-                        let (t, upserts) = store.pending.pop_first().expect("a first entry");
-                        for (k, v, at) in upserts {
-                            let Some(old) = store.apply(&k, &v, t, at) else {
-                                continue;
-                            };
-                            if let Some(old) = old {
-                                out.push((((k.clone(), old), -1), t));
-                            }
-                            if let Some(v) = v {
-                                out.push((((k, v), 1), t));
-                            }
-                        }
-                    }
-                    staged.emit(&mut act, out, store.pending.keys().next().copied());
-                    if stopped && act.frontier.is_empty() {
-                        staged.release();
-                    }
-                }
-            });
-            out
-        });
-        differential_of(out)
+        upsert_root(self, None)
     }
+    fn upsert_by_key_with_ttl(self, ttl: std::time::Duration) -> Collection<'s, (K, V)> {
+        let ms = Time::try_from(ttl.as_millis()).unwrap_or(Time::MAX).max(1);
+        upsert_root(self, Some(ms))
+    }
+}
+
+/// Builds an upsert root; `ttl`: event time (ms, at least 1) a key lives after its last upsert.
+fn upsert_root<'s, K: Row, V: Row>(
+    upserts: DataStream<'s, (K, Option<V>)>,
+    ttl: Option<Time>,
+) -> Collection<'s, (K, V)> {
+    let ctx = Rc::clone(upserts.context());
+    let out = upserts.then("upsert", move |input, name| {
+        let store = UpsertStore::<K, V>::new(ctx.checkpointing(), ttl);
+        let (out, _) = keyed_operator(&ctx, input, name, store).build(|setup| {
+            let store = setup.state;
+            let ctx = setup.context;
+            let mut staged = Staged::default();
+            move |mut act: UpsertActivation<'_, K, V>| {
+                staged.take_input(&mut act);
+                let mut store = store.borrow_mut();
+                let store = &mut *store;
+                staged.restore(&mut act, |cut| {
+                    store.settle_restored(cut);
+                    store
+                        .current
+                        .iter()
+                        .map(|(k, v)| ((k.clone(), v.clone()), 1))
+                });
+                staged.stage_into(act.frontier, |t, (k, v), at| {
+                    store.pending.entry(t).or_default().push((k, v, at))
+                });
+                let mut out = Vec::new();
+                let stopped = stopped_early(&act, &ctx);
+                if !stopped {
+                    let frontier = act.frontier;
+                    store.release(
+                        |t| !frontier.less_equal(&t),
+                        |t, k, v, diff| out.push((((k, v), diff), t)),
+                    );
+                }
+                staged.emit(&mut act, out, store.earliest());
+                if stopped && act.frontier.is_empty() {
+                    staged.release();
+                }
+            }
+        });
+        out
+    });
+    differential_of(out)
 }
 
 /// An activation of an upsert root: upserts in, updates of `(key, value)` rows out.
@@ -270,7 +307,7 @@ fn updates_root<'s, D: Row>(
                 }
                 let mut store = store.borrow_mut();
                 let store = &mut *store;
-                staged.restore(&mut act, || {
+                staged.restore(&mut act, |_| {
                     store.counts.iter().map(|(row, count)| (row.clone(), *count))
                 });
                 staged.stage_into(act.frontier, |t, (row, diff), at| {
@@ -376,12 +413,12 @@ impl<U: 'static> Staged<U> {
         self.cap = None;
         self.by_arrival.clear();
     }
-    /// On a restored root's first activation: sends the restored rows (`rows()`) at the instant
+    /// On a restored root's first activation: sends the restored rows (`rows(cut)`) at the instant
     /// before the cut, and holds a capability there for the updates restored as waiting.
     fn restore<K, V, O, D, I>(
         &mut self,
         act: &mut Activation<'_, K, V, O, D>,
-        rows: impl FnOnce() -> I,
+        rows: impl FnOnce(Time) -> I,
     ) where
         I: Iterator<Item = O>,
     {
@@ -395,7 +432,7 @@ impl<U: 'static> Staged<U> {
         cap.downgrade(&(cut - 1));
         act.output
             .session(&cap)
-            .give_iterator(rows().map(|row| (row, cut - 1)));
+            .give_iterator(rows(cut).map(|row| (row, cut - 1)));
         if self.cap.as_ref().is_none_or(|c| c.time() > cap.time()) {
             self.cap = Some(cap);
         }

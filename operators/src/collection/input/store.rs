@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::super::Row;
 use crate::build::{ChangeWriter, EntryWriter, FastMap, KeyedStore, Owner};
+use crate::ttl::Expiry;
 use tidal_engine::{Result, Time};
 
 /// A root's state: the rows as of its input frontier, and the updates (from records that arrived
@@ -184,23 +185,48 @@ impl<D: Row> KeyedStore for RootStore<D> {
 /// An upsert root's state: each key's current value, and the upserts waiting for their time
 /// (with their arrival times). Like [`RootStore`], it remembers what it changed since the last
 /// complete checkpoint (each key's value before), so that its snapshot is as of the cut.
+///
+/// With a time to live (`expiry`), each key's value is deleted `ttl` of event time after its last
+/// upsert: the deletion is an update at that time, applied when the frontier passes it, before
+/// the upserts of the same time. A snapshot writes each key's last upsert time with its value, so
+/// that a restore expires it when the first run would have.
 pub(super) struct UpsertStore<K, V> {
     pub(super) current: FastMap<K, V>,
     pub(super) pending: BTreeMap<Time, Vec<(K, Option<V>, Time)>>,
-    /// Changes applied since the last complete checkpoint: key, value before, value after,
-    /// time, arrival time.
+    /// Changes applied since the last complete checkpoint (when `record`).
     pub(super) recent: Vec<Applied<K, V>>,
     pub(super) record: bool,
     pub(super) snapshot_cut: Cell<Time>,
     /// The last checkpoint known complete and its cut: `recent` holds what changed since.
     pub(super) complete: Option<(u64, Time)>,
+    /// With a time to live: each key's last upsert (event time) and when keys expire.
+    pub(super) expiry: Option<Expiry<K>>,
+    /// Keys restored without a last upsert time (from a snapshot taken without a time to live):
+    /// their time to live starts at the restore ([`UpsertStore::settle_restored`]).
+    pub(super) unstamped: Vec<K>,
 }
 
 impl<K: Row, V: Row> UpsertStore<K, V> {
+    /// An empty store; `record`: remember changes for checkpoints; `ttl`: event time a key lives
+    /// after its last upsert.
+    pub(super) fn new(record: bool, ttl: Option<Time>) -> Self {
+        UpsertStore {
+            current: FastMap::default(),
+            pending: BTreeMap::new(),
+            recent: Vec::new(),
+            record,
+            snapshot_cut: Cell::new(Time::MIN),
+            complete: None,
+            expiry: ttl.map(Expiry::new),
+            unstamped: Vec::new(),
+        }
+    }
+
     /// The upserts of the keys `keep` accepts that a snapshot at `cut` holds as waiting (those
     /// that arrived below it for a later time, applied already or not): the last of each key
     /// and time only, which is all that decides the key's value at that time — so that a
-    /// restore need not keep the order of entries.
+    /// restore need not keep the order of entries. (Expiries are never waiting: they follow
+    /// from the last upsert time written with each value; they arrive at their own time.)
     pub(super) fn waiting_at(
         &self,
         cut: Time,
@@ -210,8 +236,8 @@ impl<K: Row, V: Row> UpsertStore<K, V> {
         let applied = self
             .recent
             .iter()
-            .filter(|(_, _, _, t, at)| *at < cut && *t >= cut)
-            .map(|(k, _, new, t, _)| (k, *t, new));
+            .filter(|a| a.at < cut && a.t >= cut)
+            .map(|a| (&a.key, a.t, &a.new));
         let waiting = self.pending.iter().flat_map(|(t, upserts)| {
             upserts
                 .iter()
@@ -234,46 +260,179 @@ impl<K: Row, V: Row> UpsertStore<K, V> {
             Some(v) => self.current.insert(k.clone(), v.clone()),
             None => self.current.remove(k),
         };
+        let written_before = match self.expiry.as_mut() {
+            Some(expiry) => {
+                let before = expiry.written(k);
+                match v {
+                    Some(_) => expiry.wrote(k, t),
+                    None => expiry.forget(k),
+                }
+                before
+            }
+            None => None,
+        };
         // Recorded even when it changed nothing: a checkpoint may hold it as waiting, and the
         // next one's changes must say it waits no more.
         if self.record {
-            self.recent.push((k.clone(), old.clone(), v.clone(), t, at));
+            self.recent.push(Applied {
+                key: k.clone(),
+                old: old.clone(),
+                new: v.clone(),
+                t,
+                at,
+                written_before,
+            });
         }
         (old != *v).then_some(old)
     }
+
+    /// Applies, in time order, the expiries and the waiting upserts of every time `ready`
+    /// accepts (the frontier has passed it), expiries of a time before its upserts, and hands
+    /// each change of a row to `emit` as `(time, key, value, diff)`.
+    pub(super) fn release(
+        &mut self,
+        ready: impl Fn(Time) -> bool,
+        mut emit: impl FnMut(Time, K, V, isize),
+    ) {
+        loop {
+            let upserts = self.pending.first_key_value().map(|(t, _)| *t);
+            let expiries = self.next_expiry();
+            let Some(t) = [upserts, expiries].into_iter().flatten().min() else {
+                return;
+            };
+            if !ready(t) {
+                return;
+            }
+            if expiries == Some(t) {
+                self.expire(t, &mut emit);
+            }
+            if upserts == Some(t) {
+                let (t, upserts) = self.pending.pop_first().expect("a first entry");
+                for (k, v, at) in upserts {
+                    let Some(old) = self.apply(&k, &v, t, at) else {
+                        continue;
+                    };
+                    if let Some(old) = old {
+                        emit(t, k.clone(), old, -1);
+                    }
+                    if let Some(v) = v {
+                        emit(t, k, v, 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes the keys whose time to live ends at or before `t`, each at the time it ends.
+    fn expire(&mut self, t: Time, emit: &mut impl FnMut(Time, K, V, isize)) {
+        let Some(expiry) = self.expiry.as_mut() else {
+            return;
+        };
+        let ttl = expiry.ttl();
+        let (current, recent, record) = (&mut self.current, &mut self.recent, self.record);
+        expiry.expire_written(t, |k, written| {
+            let Some(old) = current.remove(k) else {
+                return;
+            };
+            let at = written.saturating_add(ttl);
+            if record {
+                // Its arrival is its own time: taken back by a snapshot whose cut is at or
+                // below it, never held as waiting.
+                recent.push(Applied {
+                    key: k.clone(),
+                    old: Some(old.clone()),
+                    new: None,
+                    t: at,
+                    at,
+                    written_before: Some(written),
+                });
+            }
+            emit(at, k.clone(), old, -1);
+        });
+    }
+
+    /// When the next key may expire.
+    pub(super) fn next_expiry(&self) -> Option<Time> {
+        self.expiry.as_ref().and_then(Expiry::next_expiry)
+    }
+
+    /// The earliest time the store holds anything for: an upsert waiting, or an expiry.
+    pub(super) fn earliest(&self) -> Option<Time> {
+        let upserts = self.pending.keys().next().copied();
+        [upserts, self.next_expiry()].into_iter().flatten().min()
+    }
+
+    /// After a restore at `cut`: keys restored without a last upsert time live from the instant
+    /// before the cut, and keys whose time to live ended before it (kept past their end by a
+    /// job stopped early) are dropped — the restored table is as of the instant before the cut.
+    pub(super) fn settle_restored(&mut self, cut: Time) {
+        let Some(expiry) = self.expiry.as_mut() else {
+            self.unstamped.clear();
+            return;
+        };
+        for k in self.unstamped.drain(..) {
+            expiry.wrote(&k, cut - 1);
+        }
+        let current = &mut self.current;
+        expiry.expire(cut - 1, |k| {
+            current.remove(k);
+        });
+    }
+
+    /// A key's entry in a snapshot: its value and, with a time to live, its last upsert time.
+    fn value_entry<'v>(&self, value: &'v V, written: Option<Time>) -> UpsertEntry<&'v V> {
+        match written.filter(|_| self.expiry.is_some()) {
+            Some(w) => UpsertEntry::Written(value, w),
+            None => UpsertEntry::Current(Some(value)),
+        }
+    }
+}
+
+/// An upsert root's snapshot entry. The first two variants encode (postcard) exactly as the
+/// `(Option<Time>, Option<V>)` pair that snapshots held before keys could expire — `(None, v)`
+/// and `(Some(t), v)` — so those still restore.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub(super) enum UpsertEntry<V> {
+    /// The key's current value (`None`: none).
+    Current(Option<V>),
+    /// An upsert waiting for its time.
+    Waiting(Time, Option<V>),
+    /// The key's current value and its last upsert time (with a time to live).
+    Written(V, Time),
 }
 
 impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
     type Key = K;
-    /// `(None, Some(v))`: the key's current value; `(Some(t), v)`: an upsert waiting for `t`.
-    type Entry = (Option<Time>, Option<V>);
+    type Entry = UpsertEntry<V>;
     fn key_count(&self) -> usize {
         self.current.len()
     }
     fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
         self.snapshot_cut.set(cut);
-        // Each key changed by an upsert that arrived at or after the cut (read again after a
-        // restore) or that is for a time at or after it goes back to its value before the first
-        // such upsert; those that arrived below the cut wait again, at their times.
-        let mut before: FastMap<&K, &Option<V>> = FastMap::default();
-        for (k, old, _, t, at) in self.recent.iter().rev() {
-            if *at >= cut || *t >= cut {
-                before.insert(k, old);
+        // Each key changed by an upsert (or expiry) that arrived at or after the cut (read
+        // again after a restore) or that is for a time at or after it goes back to its value
+        // (and last upsert time) before the first such change; upserts that arrived below the
+        // cut wait again, at their times.
+        let mut before: FastMap<&K, (&Option<V>, Option<Time>)> = FastMap::default();
+        for a in self.recent.iter().rev() {
+            if a.at >= cut || a.t >= cut {
+                before.insert(&a.key, (&a.old, a.written_before));
             }
         }
         for (k, t, v) in self.waiting_at(cut, |_| true) {
-            out.entry(k, &(Some(t), v))?;
+            out.entry(k, &UpsertEntry::Waiting(t, v.as_ref()))?;
         }
+        let written = |k: &K| self.expiry.as_ref().and_then(|e| e.written(k));
         for (k, v) in &self.current {
             match before.remove(k) {
-                None => out.entry(k, &(None::<Time>, Some(v)))?,
-                Some(Some(old)) => out.entry(k, &(None::<Time>, Some(old)))?,
-                Some(None) => {}
+                None => out.entry(k, &self.value_entry(v, written(k)))?,
+                Some((Some(old), w)) => out.entry(k, &self.value_entry(old, w))?,
+                Some((None, _)) => {}
             }
         }
-        for (k, old) in before {
+        for (k, (old, w)) in before {
             if let Some(old) = old {
-                out.entry(k, &(None::<Time>, Some(old)))?;
+                out.entry(k, &self.value_entry(old, w))?;
             }
         }
         Ok(())
@@ -283,13 +442,15 @@ impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
             return Ok(false);
         };
         self.snapshot_cut.set(cut);
-        // The keys whose entries may differ from the base's: those of upserts that arrived, or
-        // are for a time, in [from, cut); each as `write_entries` writes it. `Some(old)`: the
-        // key's value before the first upsert taken back at this cut.
-        let mut changed: FastMap<&K, Option<&Option<V>>> = FastMap::default();
-        for (k, _, _, t, at) in &self.recent {
-            if moved(from, cut, *t, *at) {
-                changed.insert(k, None);
+        // The keys whose entries may differ from the base's: those of upserts (and expiries)
+        // that arrived, or are for a time, in [from, cut); each as `write_entries` writes it.
+        // `Some(..)`: the key's value and last upsert time before the first change taken back at
+        // this cut.
+        type Before<'a, V> = Option<(&'a Option<V>, Option<Time>)>;
+        let mut changed: FastMap<&K, Before<'_, V>> = FastMap::default();
+        for a in &self.recent {
+            if moved(from, cut, a.t, a.at) {
+                changed.insert(&a.key, None);
             }
         }
         for (t, upserts) in &self.pending {
@@ -299,44 +460,57 @@ impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
                 }
             }
         }
-        for (k, old, _, t, at) in self.recent.iter().rev() {
-            if let Some(before) = changed.get_mut(k)
-                && (*at >= cut || *t >= cut)
+        for a in self.recent.iter().rev() {
+            if let Some(before) = changed.get_mut(&a.key)
+                && (a.at >= cut || a.t >= cut)
             {
-                *before = Some(old);
+                *before = Some((&a.old, a.written_before));
             }
         }
         for (k, t, v) in self.waiting_at(cut, |k| changed.contains_key(k)) {
-            out.entry(k, &(Some(t), v))?;
+            out.entry(k, &UpsertEntry::Waiting(t, v.as_ref()))?;
         }
         for (k, before) in changed {
-            let value = match before {
-                Some(old) => old.as_ref(),
-                None => self.current.get(k),
+            let (value, written) = match before {
+                Some((old, w)) => (old.as_ref(), w),
+                None => (
+                    self.current.get(k),
+                    self.expiry.as_ref().and_then(|e| e.written(k)),
+                ),
             };
             match value {
-                Some(v) => out.entry(k, &(None::<Time>, Some(v)))?,
+                Some(v) => out.entry(k, &self.value_entry(v, written))?,
                 None => out.changed(k)?,
             }
         }
         Ok(true)
     }
     fn restore(&mut self, entries: Vec<(K, Self::Entry)>, _owner: Owner) -> Result<()> {
-        for (k, (time, v)) in entries {
-            match (time, v) {
-                (None, Some(v)) => {
+        for (k, entry) in entries {
+            match entry {
+                UpsertEntry::Current(Some(v)) => {
+                    if self.expiry.is_some() {
+                        self.unstamped.push(k.clone());
+                    }
                     self.current.insert(k, v);
                 }
-                (None, None) => {}
-                (Some(t), v) => self.pending.entry(t).or_default().push((k, v, Time::MIN)),
+                UpsertEntry::Current(None) => {}
+                UpsertEntry::Written(v, w) => {
+                    if let Some(expiry) = self.expiry.as_mut() {
+                        expiry.wrote(&k, w);
+                    }
+                    self.current.insert(k, v);
+                }
+                UpsertEntry::Waiting(t, v) => {
+                    self.pending.entry(t).or_default().push((k, v, Time::MIN))
+                }
             }
         }
         Ok(())
     }
     fn checkpoint_complete(&mut self, id: u64) -> Result<()> {
         let cut = self.snapshot_cut.get();
-        self.recent
-            .retain(|(_, _, _, t, at)| *at >= cut || *t >= cut);
+        self.recent.retain(|a| a.at >= cut || a.t >= cut);
         self.complete = Some((id, cut));
         Ok(())
     }
@@ -364,8 +538,21 @@ fn moved(from: Time, cut: Time, t: Time, at: Time) -> bool {
     (from..cut).contains(&t) || (from..cut).contains(&at)
 }
 
-/// An upsert applied: key, value before, value after, time, arrival time.
-type Applied<K, V> = (K, Option<V>, Option<V>, Time, Time);
+/// A change an upsert root applied: an upsert, or an expiry (no value after; it arrives at its
+/// own time).
+pub(super) struct Applied<K, V> {
+    key: K,
+    /// The value before.
+    old: Option<V>,
+    /// The value after.
+    new: Option<V>,
+    /// Its time.
+    t: Time,
+    /// Its arrival time.
+    at: Time,
+    /// The key's last upsert time before (with a time to live).
+    written_before: Option<Time>,
+}
 
 #[cfg(test)]
 mod tests {
@@ -475,37 +662,87 @@ mod tests {
     }
 
     /// The same for an upsert root: keys set, changed and deleted, checkpoints at or below the
-    /// frontier, some failing.
+    /// frontier, some failing — without and with a time to live (keys expiring between and
+    /// across cuts).
     #[test]
     fn upsert_changes_since_the_last_complete_checkpoint_rebuild_the_whole_snapshot() {
-        drive::<_, (Option<Time>, Option<u64>)>(
-            0x2545_F491_4F6C_DD1D,
-            || UpsertStore::<u64, u64> {
-                current: FastMap::default(),
-                pending: BTreeMap::new(),
-                recent: Vec::new(),
-                record: true,
-                snapshot_cut: Cell::new(Time::MIN),
-                complete: None,
-            },
-            |store, rng, frontier| {
-                let k = rng.below(40);
-                let v = (rng.below(4) != 0).then(|| rng.below(3));
-                let t = frontier + rng.below(4) as Time;
-                store.pending.entry(t).or_default().push((k, v, frontier));
-            },
-            |store, frontier| {
-                while let Some((&t, _)) = store.pending.first_key_value() {
-                    if t >= frontier {
-                        break;
-                    }
-                    let (t, upserts) = store.pending.pop_first().expect("a first entry");
-                    for (k, v, at) in upserts {
-                        store.apply(&k, &v, t, at);
-                    }
-                }
-            },
-            |store| store.complete.map(|(id, _)| id),
+        for ttl in [None, Some(3), Some(6)] {
+            drive::<_, UpsertEntry<u64>>(
+                0x2545_F491_4F6C_DD1D ^ ttl.unwrap_or(0) as u64,
+                || UpsertStore::<u64, u64>::new(true, ttl),
+                |store, rng, frontier| {
+                    let k = rng.below(40);
+                    let v = (rng.below(4) != 0).then(|| rng.below(3));
+                    let t = frontier + rng.below(4) as Time;
+                    store.pending.entry(t).or_default().push((k, v, frontier));
+                },
+                |store, frontier| store.release(|t| t < frontier, |_, _, _, _| {}),
+                |store| store.complete.map(|(id, _)| id),
+            );
+        }
+    }
+
+    /// A snapshot taken with a time to live and restored holds each key's last upsert time:
+    /// the restored store expires the keys when the first would have, and drops those whose
+    /// time ended before the cut. One taken without restores with the clock starting at the cut.
+    #[test]
+    fn restored_upserts_expire_when_the_first_run_would_have() {
+        let mut first = UpsertStore::<u64, u64>::new(true, Some(10));
+        for (t, k) in [(1, 1u64), (4, 2), (6, 1)] {
+            first
+                .pending
+                .entry(t)
+                .or_default()
+                .push((k, Some(k * 100), t));
+        }
+        let mut changes = Vec::new();
+        first.release(|t| t < 8, |t, k, _, diff| changes.push((t, k, diff)));
+        // Key 1's second upsert (the same value) changes no row but starts its time anew.
+        assert_eq!(changes, vec![(1, 1, 1), (4, 2, 1)]);
+        let bytes = snapshot_store("s", &first, 8).unwrap();
+        let entries: Vec<(u64, UpsertEntry<u64>)> =
+            sorted(state::read_sections("s", &[&bytes[..]]).unwrap());
+        assert_eq!(
+            entries,
+            vec![
+                (1, UpsertEntry::Written(100, 6)),
+                (2, UpsertEntry::Written(200, 4))
+            ]
+        );
+        let mut restored = UpsertStore::<u64, u64>::new(true, Some(10));
+        restored
+            .restore(entries.clone(), Owner { index: 0, peers: 1 })
+            .unwrap();
+        restored.settle_restored(8);
+        let mut out = Vec::new();
+        restored.release(|t| t < 100, |t, k, v, diff| out.push((t, k, v, diff)));
+        assert_eq!(out, vec![(14, 2, 200, -1), (16, 1, 100, -1)]);
+        // Restored at a later cut (a job stopped with key 2's expiry due): dropped on restore.
+        let mut late = UpsertStore::<u64, u64>::new(true, Some(10));
+        late.restore(entries, Owner { index: 0, peers: 1 }).unwrap();
+        late.settle_restored(15);
+        assert_eq!(late.current.keys().collect::<Vec<_>>(), vec![&1]);
+        // Entries of a store without a time to live: (None, Some(v)) as it wrote them.
+        let old: Vec<u8> = postcard::to_allocvec(&(None::<Time>, Some(7u64))).unwrap();
+        let read: UpsertEntry<u64> = postcard::from_bytes(&old).unwrap();
+        assert_eq!(read, UpsertEntry::Current(Some(7)));
+        let waiting: Vec<u8> = postcard::to_allocvec(&(Some(-3 as Time), None::<u64>)).unwrap();
+        let read: UpsertEntry<u64> = postcard::from_bytes(&waiting).unwrap();
+        assert_eq!(read, UpsertEntry::Waiting(-3, None));
+        let mut stamped = UpsertStore::<u64, u64>::new(true, Some(10));
+        stamped
+            .restore(
+                vec![(5, UpsertEntry::Current(Some(7)))],
+                Owner { index: 0, peers: 1 },
+            )
+            .unwrap();
+        stamped.settle_restored(20);
+        let mut out = Vec::new();
+        stamped.release(|t| t < 100, |t, k, _, diff| out.push((t, k, diff)));
+        assert_eq!(
+            out,
+            vec![(29, 5, -1)],
+            "lives from the instant before the cut"
         );
     }
 
