@@ -73,7 +73,9 @@ pub use checkpoint::{CheckpointConfig, CompletedCheckpoint, Restore, Restored, S
 pub use cli::{JobArgs, parse_args, parse_args_from, parse_duration};
 pub use cluster::{ClusterSpec, Hostfile};
 pub use error::{Error, ErrorKind, Result, fail};
-pub use runtime::{Collected, Env, Job, JobReport, StopHandle, WorkerContext, WorkerOutput};
+pub use runtime::{
+    Collected, Env, Job, JobReport, SourceHold, StopHandle, WorkerContext, WorkerOutput,
+};
 pub use source::{Poll, SourceReader, SplitId};
 pub use stream::DataStream;
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};

@@ -2,8 +2,18 @@
 //! an external service, say — and many calls are under way at once, without stalling the worker.
 //!
 //! [`AsyncMap::async_map`] starts the function's future for each record on a small tokio runtime
-//! shared by the process (two threads), up to [`AsyncOptions::capacity`] at once per worker;
-//! records beyond that wait in the operator, in order. A call that does not finish within the
+//! shared by the process (two threads), up to [`AsyncOptions::capacity`] records per worker
+//! between a call's start and its result leaving (as in Flink, a result that is ready but waits
+//! for an earlier one in ordered mode still counts); records beyond that wait in the operator, in
+//! order.
+//!
+//! **Backpressure.** When as many records wait as the capacity, the operator holds back its
+//! process's sources ([`WorkerContext::hold_back_sources`](tidal_engine::WorkerContext::hold_back_sources))
+//! until half of them have started: a service slower than the input makes the sources read at
+//! its pace, instead of the waiting records filling memory. (Sources in other processes feeding
+//! the operator through an exchange are not held back.)
+//!
+//! A call that does not finish within the
 //! timeout, or returns an error, is tried again as [`AsyncOptions::retries`] says (waiting twice
 //! as long after each failure); when the attempts are used up the job fails, naming the operator
 //! and the last error.
@@ -29,7 +39,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tidal_engine::{DataStream, Error, Time, timely};
+use tidal_engine::{DataStream, Error, SourceHold, Time, timely};
 
 use crate::function::{Lifecycle, Opened, RuntimeContext};
 use timely::container::CapacityContainerBuilder;
@@ -75,12 +85,13 @@ impl AsyncOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    /// At most `n` calls under way at once per worker (at least 1).
+    /// At most `n` records per worker between the start of their call and their result leaving
+    /// (at least 1); as many more wait before the sources are held back.
     pub fn capacity(mut self, n: usize) -> Self {
         self.capacity = n.max(1);
         self
     }
-    /// The calls under way at once per worker.
+    /// The records per worker between the start of their call and their result leaving.
     pub fn get_capacity(&self) -> usize {
         self.capacity
     }
@@ -280,7 +291,10 @@ where
                     let mut slots: VecDeque<Option<Slot<O>>> = VecDeque::new();
                     let mut first: u64 = 0;
                     let mut next: u64 = 0;
-                    let mut under_way = 0usize;
+                    // Started and not yet left (the capacity's count).
+                    let mut unemitted = 0usize;
+                    // Held while `waiting` is full (backpressure on this process's sources).
+                    let mut hold: Option<SourceHold> = None;
                     let mut failed = false;
                     let mut opened = Opened::new(lifecycle, Rc::clone(&ctx), &name);
                     move |(input, frontier), output| {
@@ -298,7 +312,6 @@ where
                         });
                         // Results that came back.
                         while let Ok((seq, result)) = done_rx.try_recv() {
-                            under_way -= 1;
                             if let Some(Some(slot)) = slots.get_mut((seq - first) as usize) {
                                 slot.result = Some(result);
                             }
@@ -315,6 +328,7 @@ where
                                 continue;
                             }
                             let slot = slots[i].take().expect("ready");
+                            unemitted -= 1;
                             match slot.result.expect("ready") {
                                 Ok(out) if !failed => {
                                     output.session(&slot.cap).give((out, slot.ts));
@@ -339,16 +353,17 @@ where
                             // The job is failing: start nothing more, hold no time.
                             waiting.clear();
                             slots.clear();
+                            hold = None;
                             return;
                         }
                         // Start calls up to the capacity.
-                        while under_way < options.capacity {
+                        while unemitted < options.capacity {
                             let Some((cap, value, ts)) = waiting.pop_front() else {
                                 break;
                             };
                             let seq = next;
                             next += 1;
-                            under_way += 1;
+                            unemitted += 1;
                             slots.push_back(Some(Slot {
                                 cap,
                                 ts,
@@ -362,6 +377,15 @@ where
                                 let _ = done.send((seq, result));
                                 let _ = activator.activate();
                             });
+                        }
+                        // Backpressure: hold the sources back while a capacity's worth waits,
+                        // until half of it has started.
+                        if waiting.len() >= options.capacity {
+                            if hold.is_none() {
+                                hold = Some(ctx.hold_back_sources());
+                            }
+                        } else if waiting.len() <= options.capacity / 2 {
+                            hold = None;
                         }
                         // Every call has answered and no more will come: close.
                         if frontier.is_empty() && waiting.is_empty() && slots.is_empty() {

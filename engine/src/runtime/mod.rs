@@ -14,7 +14,7 @@ pub mod worker;
 
 pub use output::{Collected, JobReport, WorkerOutput};
 pub use signals::StopHandle;
-pub use worker::{Env, WorkerContext};
+pub use worker::{Env, SourceHold, WorkerContext};
 
 use signals::{install_panic_hook, install_signal_handlers, register_active, unregister_active};
 use worker::{JobShared, StateEntry};
@@ -241,6 +241,7 @@ impl Job {
             cluster: processes > 1,
             process: self.spec.process,
             watermarks: Mutex::new(WatermarkBoard::default()),
+            held_back: std::sync::atomic::AtomicUsize::new(0),
         });
         register_active(&shared);
         let plan = WorkerPlan {

@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -43,6 +43,8 @@ pub(crate) struct JobShared {
     /// Per source name: each instance's own watermark and whether it is idle (every process's,
     /// through the control plane).
     pub(super) watermarks: Mutex<WatermarkBoard>,
+    /// How many [`SourceHold`]s are held in this process: while any is, its sources read nothing.
+    pub(super) held_back: AtomicUsize,
 }
 
 impl JobShared {
@@ -108,6 +110,18 @@ impl StateEntry {
             Some((meta, k)) => format!("{}/{k}", meta.name()),
             None => self.registered_as.clone(),
         }
+    }
+}
+
+/// A hold on this process's sources, taken by an operator whose backlog is over its bound
+/// ([`WorkerContext::hold_back_sources`]); dropping it releases them.
+pub struct SourceHold {
+    job: Arc<JobShared>,
+}
+
+impl Drop for SourceHold {
+    fn drop(&mut self) {
+        self.job.held_back.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -208,6 +222,34 @@ impl WorkerContext {
     /// sees it does no more work.
     pub fn failed(&self) -> bool {
         self.job.failed.load(Ordering::Relaxed)
+    }
+    /// Backpressure: an operator whose backlog of records is over its bound (records it has taken
+    /// in but cannot work on yet, such as an `async_map` waiting for its service) takes a hold,
+    /// and while any hold is taken in this process, this process's sources read nothing — they
+    /// look again every millisecond — so the backlog stops growing. Dropping the hold lets them
+    /// read again. Holds are per process: a source in another process feeding this one through an
+    /// exchange is not held back.
+    ///
+    /// ```
+    /// tidal_engine::Job::local(1).run(|env| {
+    ///     let ctx = env.context();
+    ///     assert!(!ctx.sources_held_back());
+    ///     let hold = ctx.hold_back_sources();
+    ///     assert!(ctx.sources_held_back());
+    ///     drop(hold);
+    ///     assert!(!ctx.sources_held_back());
+    /// }).unwrap();
+    /// ```
+    pub fn hold_back_sources(&self) -> SourceHold {
+        self.job.held_back.fetch_add(1, Ordering::SeqCst);
+        SourceHold {
+            job: Arc::clone(&self.job),
+        }
+    }
+    /// Whether an operator of this process holds its sources back
+    /// ([`hold_back_sources`](Self::hold_back_sources)).
+    pub fn sources_held_back(&self) -> bool {
+        self.job.held_back.load(Ordering::Relaxed) > 0
     }
     /// Whether the job was asked to stop (sources end when they see this).
     pub fn stop_requested(&self) -> bool {

@@ -6,7 +6,9 @@
 //!    watermark), or holds it at the fence of a checkpoint under way.
 //! 3. [`restore_once`](SourceDriver::restore_once): a restored source takes its share of the
 //!    positions in the checkpoint and starts at its cut.
-//! 4. [`run_slice`](SourceDriver::run_slice): for a slice of a few milliseconds, move the
+//! 4. Backpressure: while an operator of the process holds its sources back
+//!    ([`WorkerContext::hold_back_sources`]), read nothing and look again in a millisecond.
+//! 5. [`run_slice`](SourceDriver::run_slice): for a slice of a few milliseconds, move the
 //!    capability to the watermark ([`advance`](SourceDriver::advance)) when a tick has passed or a
 //!    checkpoint waits, and read batches ([`read_batch`](SourceDriver::read_batch)) under it.
 //!
@@ -40,6 +42,8 @@ const SLICE: Duration = Duration::from_millis(2);
 /// (word count on 2 workers: peak RSS 75-100 MB with the time limit alone, 51-63 MB with this;
 /// time the same or less).
 const SLICE_BATCHES: usize = 2;
+/// How often a source held back by backpressure looks whether it may read again.
+const HELD_BACK_POLL: Duration = Duration::from_millis(1);
 /// An event-time source moves its watermark at least once per tick, and also after this many
 /// records: a source reading as fast as it can would otherwise leave a whole tick's records
 /// (hundreds of thousands) waiting in the buffers of the operators downstream, out of cache.
@@ -157,6 +161,12 @@ impl<R: SourceReader> SourceDriver<R> {
             let at = self.cap_time();
             let position = self.position_at(at);
             self.slot.borrow_mut().moved(at, position);
+        }
+        if self.ctx.sources_held_back() {
+            // An operator of this process has more waiting than it can work on: read nothing
+            // until it lets go (backpressure; see `WorkerContext::hold_back_sources`).
+            self.activator.activate_after(HELD_BACK_POLL);
+            return;
         }
         match self.run_slice(output) {
             SliceEnd::Later => {}
