@@ -264,6 +264,140 @@ fn process_functions_open_with_the_parameters_and_close_after_their_last_timer()
     }
 }
 
+/// Sums each window's values and labels them with the `unit` parameter; counts its windows.
+struct SumWindow {
+    dir: PathBuf,
+    unit: String,
+    worker: usize,
+    opens: u32,
+    windows: u64,
+}
+
+impl Lifecycle for SumWindow {
+    fn open(&mut self, ctx: &RuntimeContext<'_>) -> tidal::Result<()> {
+        self.opens += 1;
+        self.worker = ctx.worker_index();
+        self.unit = ctx
+            .parameter("unit")
+            .ok_or_else(|| Error::config("no --param unit"))?
+            .to_string();
+        // The window operator's name (a process operator's with an evictor), not the pass-through's.
+        let name = ctx.operator_name();
+        assert!(
+            name.starts_with("window#") || name.starts_with("process#"),
+            "{name}"
+        );
+        Ok(())
+    }
+    fn close(&mut self) -> tidal::Result<()> {
+        record_close(
+            &self.dir,
+            self.worker,
+            format!("{} {}", self.opens, self.windows),
+        )
+    }
+}
+
+impl ProcessWindowFunction<u8, i64> for SumWindow {
+    type Out = (u8, Time, i64, String);
+    fn process(&mut self, key: &u8, window: &Window, values: &[i64]) -> Self::Out {
+        assert_eq!(self.opens, 1, "process before open");
+        self.windows += 1;
+        (*key, window.end, values.iter().sum(), self.unit.clone())
+    }
+}
+
+/// A window function with a lifecycle, on tumbling windows and on windows with an evictor:
+/// opened once per worker with the job's parameters before its first window, closed after the
+/// last; its results equal the per-window sums, and the windows each worker's close counted add
+/// up to them. On every shape.
+#[test]
+fn window_functions_open_before_their_first_window_and_close_after_the_last() {
+    const N: i64 = 10_000;
+    // Key i % 5, value i % 13, at i ms; 100 ms windows; with the evictor, the values within 30 ms
+    // of the window's latest (its last 6: a key's records are 5 ms apart).
+    let mut model: std::collections::BTreeMap<(u8, Time), Vec<i64>> = Default::default();
+    for i in 0..N {
+        model
+            .entry(((i % 5) as u8, (i / 100 + 1) * 100))
+            .or_default()
+            .push(i % 13);
+    }
+    for evict in [false, true] {
+        let expected: Vec<(u8, Time, i64, String)> = sorted(
+            model
+                .iter()
+                .map(|((k, end), values)| {
+                    let kept = if evict {
+                        &values[values.len() - 6..]
+                    } else {
+                        &values[..]
+                    };
+                    (*k, *end, kept.iter().sum(), "ms".to_string())
+                })
+                .collect(),
+        );
+        for (i, shape) in SHAPES.into_iter().enumerate() {
+            let test = "window_functions_open_before_their_first_window_and_close_after_the_last";
+            let dir = fixture_dir(&format!("{test}-{evict}-{i}"));
+            let d = dir.to_path_buf();
+            let out = run_with(
+                test,
+                shape,
+                |job| job.with_parameter("unit", "ms"),
+                move |env| {
+                    let f = SumWindow {
+                        dir: d.clone(),
+                        unit: String::new(),
+                        worker: usize::MAX,
+                        opens: 0,
+                        windows: 0,
+                    };
+                    let windowed = env
+                        .generate_with(
+                            Generator::new(|i| i as i64).count(N as u64),
+                            WatermarkStrategy::monotonous().with_timestamps(|i: &i64| *i),
+                        )
+                        .map(|i| ((i % 5) as u8, i % 13))
+                        .keyed()
+                        .window(Windows::tumbling(std::time::Duration::from_millis(100)));
+                    if evict {
+                        windowed
+                            .evictor(tidal::operators::window::Evictor::time(
+                                std::time::Duration::from_millis(30),
+                            ))
+                            .process_with(f)
+                            .collect()
+                    } else {
+                        windowed.process_with(f).collect()
+                    }
+                },
+            );
+            if is_child() {
+                continue;
+            }
+            let out = sorted(out);
+            assert!(
+                out == expected,
+                "{shape:?}, evictor {evict}: other results, first {:?} against {:?}",
+                out.iter().zip(&expected).find(|(a, b)| a != b),
+                (out.len(), expected.len())
+            );
+            let closed = closes(&dir);
+            assert_eq!(closed.len(), workers(shape), "{shape:?}: {closed:?}");
+            let windows: u64 = closed
+                .iter()
+                .map(|(_, t)| {
+                    let (opens, windows) = t.split_once(' ').unwrap();
+                    assert_eq!(opens, "1", "{shape:?}: opened {opens} times");
+                    windows.parse::<u64>().unwrap()
+                })
+                .sum();
+            assert_eq!(windows, expected.len() as u64, "{shape:?}");
+        }
+    }
+}
+
 /// An async function with a lifecycle: opened once per worker before its first call (with the
 /// job's parameters), closed after its last call has answered; the calls each worker's close saw
 /// add up to the input. On every shape.

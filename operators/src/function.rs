@@ -270,6 +270,12 @@ impl<F: Lifecycle> Opened<F> {
         }
     }
 
+    /// Names the operator the function belongs to (for its context and errors), when it is known
+    /// only after the function was wrapped.
+    pub(crate) fn set_operator(&mut self, operator: &str) {
+        self.operator = operator.to_string();
+    }
+
     /// Opens the function if it is not yet; whether it is open.
     pub(crate) fn open_once(&mut self) -> bool {
         if self.stage == Stage::New {

@@ -74,7 +74,9 @@ pub use keyed::KeyedStream;
 pub use partition::Partition;
 pub use process::{KeyedProcessFunction, Outputs, Process, ProcessContext, TimeDomain};
 pub use transform::{KeyedPairs, Transform};
-pub use window::{OutputTag, Trigger, Window, WindowAll, WindowedStream, Windows};
+pub use window::{
+    OutputTag, ProcessWindowFunction, Trigger, Window, WindowAll, WindowedStream, Windows,
+};
 
 /// Everything needed to write pipelines: `use tidal_operators::prelude::*;`.
 pub mod prelude {
@@ -87,6 +89,7 @@ pub mod prelude {
         Either, FilterFunction, FlatMapFunction, KeyedBroadcastProcessFunction,
         KeyedCoProcessFunction, KeyedPairs, KeyedProcessFunction, KeyedStream, Lifecycle,
         MapFunction, MapStateDescriptor, OutputTag, Outputs, Partition, Process, ProcessContext,
-        RichTransform, RuntimeContext, TimeDomain, Transform, Window, WindowAll, Windows,
+        ProcessWindowFunction, RichTransform, RuntimeContext, TimeDomain, Transform, Window,
+        WindowAll, Windows,
     };
 }

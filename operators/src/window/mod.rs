@@ -32,6 +32,7 @@ mod all;
 mod assign;
 mod combine;
 mod custom;
+mod function;
 mod operator;
 mod session;
 mod state;
@@ -41,6 +42,7 @@ mod triggered;
 
 pub use all::WindowAll;
 pub use assign::{Window, Windows};
+pub use function::ProcessWindowFunction;
 pub use tag::OutputTag;
 pub use trigger::{
     ContinuousEventTimeTrigger, CountTrigger, EventTimeTrigger, Evictor, NeverTrigger,
@@ -258,6 +260,18 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
             move |k, w, values: &Vec<V>| f(k, w, values),
             false,
         )
+    }
+    /// [`process`](Self::process) with a window function that has a lifecycle: opened once per
+    /// worker before its first window, closed after the operator's last result (see
+    /// [`ProcessWindowFunction`], whose example uses it).
+    pub fn process_with<F: ProcessWindowFunction<K, V>>(
+        self,
+        function: F,
+    ) -> DataStream<'s, F::Out> {
+        let ctx = Rc::clone(self.stream.stream.context());
+        function::with_window_lifecycle(&ctx, function, |call| {
+            self.process(move |k, w, values| call(k, w, values))
+        })
     }
     /// Incremental aggregation and a final function with the window's key and bounds: `finish`
     /// turns the accumulator into the result each time the window fires.

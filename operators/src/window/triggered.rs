@@ -80,6 +80,44 @@ impl<'s, K: Key, V: Value, T: WindowTrigger<V>> TriggeredWindows<'s, K, V, T> {
             move |k, w, values: &Vec<V>| f(k, w, values),
         )
     }
+    /// [`process`](Self::process) with a window function that has a lifecycle: opened once per
+    /// worker before its first window, closed after the operator's last result (see
+    /// [`ProcessWindowFunction`](crate::ProcessWindowFunction)).
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// use tidal_operators::window::Evictor;
+    /// // The last two readings of each 10 ms window, counted over the windows a worker fired.
+    /// struct LastTwo { fired: u32 }
+    /// impl Lifecycle for LastTwo {}
+    /// impl ProcessWindowFunction<char, i64> for LastTwo {
+    ///     type Out = (u32, Vec<i64>);
+    ///     fn process(&mut self, _: &char, _: &Window, values: &[i64]) -> (u32, Vec<i64>) {
+    ///         self.fired += 1;
+    ///         (self.fired, values.to_vec())
+    ///     }
+    /// }
+    /// let out: Vec<(u32, Vec<i64>)> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter_with(vec![('a', 1i64), ('a', 4), ('a', 7), ('a', 11)], WatermarkStrategy::monotonous().with_timestamps(|r: &(char, i64)| r.1))
+    ///         .keyed()
+    ///         .window(Windows::tumbling(Duration::from_millis(10)))
+    ///         .evictor(Evictor::count(2))
+    ///         .process_with(LastTwo { fired: 0 })
+    ///         .collect()
+    /// }).unwrap();
+    /// assert_eq!(out, vec![(1, vec![4, 7]), (2, vec![11])]);
+    /// ```
+    pub fn process_with<F: crate::ProcessWindowFunction<K, V>>(
+        self,
+        function: F,
+    ) -> DataStream<'s, F::Out> {
+        let ctx = std::rc::Rc::clone(self.stream.stream.context());
+        crate::window::function::with_window_lifecycle(&ctx, function, |call| {
+            self.process(move |k, w, values| call(k, w, values))
+        })
+    }
     /// Incremental aggregation (`create`, `add`) and a final function with the window's key and
     /// bounds, called each time the window fires. With an evictor, the window's remaining
     /// records are aggregated anew at each firing.
