@@ -111,7 +111,7 @@ pub trait Sources<'s> {
 }
 
 /// The reader of a source that could not be set up (the job is failing already).
-struct NoRecords<T>(std::marker::PhantomData<T>);
+pub(crate) struct NoRecords<T>(pub(crate) std::marker::PhantomData<T>);
 
 impl<T: 'static> SourceReader for NoRecords<T> {
     type Item = T;

@@ -10,6 +10,7 @@
 //! | [`TextFiles`] | lines as `String` | byte ranges of every file, aligned to lines |
 //! | [`CsvFiles`] | serde records | same |
 //! | [`JsonLinesFiles`] | serde records, one JSON value per line | same |
+//! | [`kafka::KafkaSource`] (with [`kafka::KafkaSources::kafka`]) | decoded values, or whole messages | partition `k` of the topics on worker `k % peers` |
 //!
 //! File sources take a file, a directory (read recursively, skipping names that start with `.` or
 //! `_`) or a glob, on this machine or on S3: `s3://bucket/key` (an object, or every object under
@@ -31,6 +32,7 @@ pub mod collection;
 pub mod deadletter;
 pub mod files;
 pub mod generator;
+pub mod kafka;
 pub mod nexmark;
 mod position;
 pub mod sinks;
@@ -46,6 +48,7 @@ pub use sinks::{ChangelogSinks, Sinks};
 
 /// Everything needed to read and write: `use tidal_connectors::prelude::*;`.
 pub mod prelude {
+    pub use crate::kafka::{KafkaSource, KafkaSources};
     pub use crate::nexmark;
     pub use crate::{
         ChangelogCsvFiles, ChangelogSinks, CsvFiles, DebeziumEvent, DebeziumJsonFiles, Generator,

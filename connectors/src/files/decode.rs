@@ -68,7 +68,7 @@ impl<T: DeserializeOwned + 'static> Decoder for JsonDecoder<T> {
 ///
 /// Lines are decoded without tracking where the decoder stands (tracking allocates a string
 /// for every key it passes); only a line that fails is decoded again, tracked, to name the field.
-pub(super) fn json_value<T: DeserializeOwned>(line: &[u8]) -> Result<T, String> {
+pub(crate) fn json_value<T: DeserializeOwned>(line: &[u8]) -> Result<T, String> {
     if let Ok(value) = serde_json::from_slice(line) {
         return Ok(value);
     }

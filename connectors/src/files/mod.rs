@@ -8,7 +8,7 @@
 //! must therefore not contain line breaks inside quoted fields.
 
 mod changes;
-mod decode;
+pub(crate) mod decode;
 mod fields;
 mod lines;
 mod object;

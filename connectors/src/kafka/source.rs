@@ -1,0 +1,480 @@
+//! One worker's share of a Kafka source: its partitions, their offsets, and their watermarks.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Headers;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use tidal_engine::state::key_hash;
+use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext};
+
+use super::format::{KafkaFormat, Message};
+use super::{KafkaSource, StartFrom};
+use crate::deadletter::DeadLetters;
+use crate::position;
+use crate::throttle::Throttle;
+
+/// How long one metadata or offset request may take before it is tried again.
+const REQUEST: Duration = Duration::from_secs(2);
+/// How long a reader with nothing to read waits before it polls again.
+const IDLE: Duration = Duration::from_millis(2);
+
+/// A partition this reader reads, and how far.
+#[derive(Debug, Clone)]
+struct Partition {
+    topic: String,
+    partition: i32,
+    /// The offset of the next record not yet handed on.
+    next: i64,
+    /// Bounded: the offset it stops before.
+    end: Option<i64>,
+    split: SplitId,
+    done: bool,
+}
+
+/// A partition in a checkpoint: where its reader stood.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Piece {
+    topic: String,
+    partition: i32,
+    next: i64,
+    end: Option<i64>,
+}
+
+/// The reader of one worker: its own consumer, assigned the partitions that fall to this worker.
+pub struct KafkaReader<F: KafkaFormat> {
+    consumer: BaseConsumer,
+    format: F,
+    parts: Vec<Partition>,
+    /// Every partition of the topics when the job started, in the order they are shared out.
+    all: Vec<(String, i32)>,
+    start: StartFrom,
+    bounded: bool,
+    brokers: String,
+    /// Whether the consumer has been given the partitions (at the first read, after a restore).
+    assigned: bool,
+    /// A record polled for another partition than the current read's: handed on next time.
+    stash: Option<(usize, i64, Option<F::Item>)>,
+    last_split: Option<SplitId>,
+    started: Vec<SplitId>,
+    ended: Vec<SplitId>,
+    throttle: Option<Throttle>,
+    dead: DeadLetters,
+    ctx: Rc<WorkerContext>,
+    name: String,
+}
+
+impl<F: KafkaFormat> KafkaReader<F> {
+    /// Connects, lists the topics' partitions (retrying unreachable brokers until the source's
+    /// connect timeout), takes this worker's share and resolves where each starts.
+    pub(crate) fn connect(
+        source: KafkaSource<F>,
+        ctx: &Rc<WorkerContext>,
+        name: &str,
+    ) -> Result<Self> {
+        let group = source
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("tidal-{name}"));
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &source.brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false");
+        for (k, v) in &source.properties {
+            config.set(k, v);
+        }
+        let consumer: BaseConsumer = config.create().map_err(|e| {
+            Error::config(format!(
+                "Kafka source '{name}': the consumer cannot be made ({e}); check the properties given with .property()"
+            ))
+        })?;
+        let all = partitions(&consumer, &source, name)?;
+        let (index, peers) = (ctx.index(), ctx.peers());
+        let mine: Vec<(String, i32)> = all
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| k % peers == index)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let mut reader = KafkaReader {
+            consumer,
+            format: source.format,
+            parts: Vec::new(),
+            all,
+            start: source.start,
+            bounded: source.bounded,
+            brokers: source.brokers,
+            assigned: false,
+            stash: None,
+            last_split: None,
+            started: Vec::new(),
+            ended: Vec::new(),
+            throttle: source.rate.map(|r| Throttle::new(r, peers)),
+            dead: DeadLetters::new(source.on_error, name, index),
+            ctx: Rc::clone(ctx),
+            name: name.to_string(),
+        };
+        reader.parts = reader.resolve(&mine)?;
+        Ok(reader)
+    }
+
+    /// Where each of `partitions` starts ([`StartFrom`]) and, when bounded, ends.
+    fn resolve(&self, partitions: &[(String, i32)]) -> Result<Vec<Partition>> {
+        let mut out = Vec::with_capacity(partitions.len());
+        let committed = if self.start == StartFrom::Committed && !partitions.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in partitions {
+                tpl.add_partition(t, *p);
+            }
+            Some(
+                self.consumer
+                    .committed_offsets(tpl, REQUEST)
+                    .map_err(|e| self.broker_error("reading the group's committed offsets", &e))?,
+            )
+        } else {
+            None
+        };
+        for (topic, partition) in partitions {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(topic, *partition, REQUEST)
+                .map_err(|e| {
+                    self.broker_error(&format!("reading the offsets of {topic}/{partition}"), &e)
+                })?;
+            let next = match self.start {
+                StartFrom::Earliest => low,
+                StartFrom::Latest => high,
+                StartFrom::Committed => committed
+                    .as_ref()
+                    .and_then(|c| c.find_partition(topic, *partition))
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    .unwrap_or(low)
+                    .max(low),
+                StartFrom::Timestamp(ms) => {
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition_offset(topic, *partition, Offset::Offset(ms))
+                        .map_err(|e| Error::input(e.to_string()))?;
+                    let found = self.consumer.offsets_for_times(tpl, REQUEST).map_err(|e| {
+                        self.broker_error(
+                            &format!("finding the offset at time {ms} in {topic}/{partition}"),
+                            &e,
+                        )
+                    })?;
+                    match found.find_partition(topic, *partition).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) => o,
+                        _ => high,
+                    }
+                }
+            };
+            let end = self.bounded.then_some(high);
+            out.push(Partition {
+                topic: topic.clone(),
+                partition: *partition,
+                next,
+                end,
+                split: key_hash(&(topic.as_str(), *partition)),
+                done: end.is_some_and(|e| next >= e),
+            });
+        }
+        Ok(out)
+    }
+
+    fn broker_error(&self, doing: &str, e: &KafkaError) -> Error {
+        Error::external(format!(
+            "Kafka source '{}': {doing} from brokers {}: {e}",
+            self.name, self.brokers
+        ))
+    }
+
+    /// Gives the consumer this reader's partitions at their offsets.
+    fn assign(&mut self) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for p in self.parts.iter().filter(|p| !p.done) {
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+                .map_err(|e| Error::input(e.to_string()))?;
+        }
+        self.consumer.assign(&tpl).map_err(|e| {
+            Error::external(format!(
+                "Kafka source '{}': assigning its partitions: {e}",
+                self.name
+            ))
+        })?;
+        self.started
+            .extend(self.parts.iter().filter(|p| !p.done).map(|p| p.split));
+        self.assigned = true;
+        Ok(())
+    }
+
+    /// Hands on a decoded record of partition `part` at `offset`.
+    fn take(&mut self, part: usize, offset: i64, item: Option<F::Item>, out: &mut Vec<F::Item>) {
+        out.extend(item);
+        let p = &mut self.parts[part];
+        p.next = offset + 1;
+        self.last_split = Some(p.split);
+        if p.end.is_some_and(|e| p.next >= e) && !p.done {
+            p.done = true;
+            self.ended.push(p.split);
+        }
+    }
+
+    /// Bounded: partitions whose consumer position has reached their end (past control records
+    /// of transactions, which are never handed on) are done.
+    fn check_positions(&mut self) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for p in self.parts.iter_mut().filter(|p| !p.done) {
+            let Some(end) = p.end else { continue };
+            let at = positions
+                .find_partition(&p.topic, p.partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            if at.is_some_and(|o| o >= end) && self.stash.is_none() {
+                p.next = p.next.max(end);
+                p.done = true;
+                self.ended.push(p.split);
+            }
+        }
+    }
+}
+
+/// Every partition of the source's topics, in the order they are shared out; retries brokers
+/// that cannot be reached until the connect timeout.
+fn partitions<F>(
+    consumer: &BaseConsumer,
+    source: &KafkaSource<F>,
+    name: &str,
+) -> Result<Vec<(String, i32)>> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    for topic in &source.topics {
+        let metadata = loop {
+            match consumer.fetch_metadata(Some(topic), REQUEST) {
+                Ok(m) => break m,
+                Err(e) => {
+                    let waited = started.elapsed();
+                    if waited >= source.connect_timeout {
+                        return Err(Error::external(format!(
+                            "Kafka source '{name}': no answer from brokers {} within {:?} ({e}); check the address and that the brokers run",
+                            source.brokers, source.connect_timeout
+                        )));
+                    }
+                    eprintln!(
+                        "tidal: Kafka source '{name}': cannot reach brokers {} ({e}); trying again ({:.0} s of {:?} passed)",
+                        source.brokers,
+                        waited.as_secs_f64(),
+                        source.connect_timeout
+                    );
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        };
+        let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Err(unknown_topic(name, topic, &source.brokers));
+        };
+        if t.error().is_some() || t.partitions().is_empty() {
+            return Err(unknown_topic(name, topic, &source.brokers));
+        }
+        let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+        ids.sort_unstable();
+        out.extend(ids.into_iter().map(|p| (topic.clone(), p)));
+    }
+    Ok(out)
+}
+
+fn unknown_topic(name: &str, topic: &str, brokers: &str) -> Error {
+    Error::input(format!(
+        "Kafka source '{name}': topic '{topic}' does not exist on brokers {brokers}; create it or correct the name"
+    ))
+}
+
+impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
+    type Item = F::Item;
+
+    fn read(&mut self, out: &mut Vec<F::Item>, max: usize) -> Poll {
+        if !self.assigned
+            && let Err(e) = self.assign()
+        {
+            return Poll::Failed(e);
+        }
+        let max = match self.throttle.as_mut().map(|t| t.allowed(max)) {
+            Some(Err(wait)) => return Poll::Pending(wait),
+            Some(Ok(n)) => n,
+            None => max,
+        };
+        let before = out.len();
+        let mut split: Option<SplitId> = None;
+        if let Some((part, offset, item)) = self.stash.take() {
+            split = Some(self.parts[part].split);
+            self.take(part, offset, item, out);
+        }
+        while out.len() - before < max {
+            let message = match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    // librdkafka retries brokers itself; a fatal error ends the job.
+                    if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+                        return Poll::Failed(self.broker_error("reading", &e));
+                    }
+                    eprintln!("tidal: Kafka source '{}': {e} (retrying)", self.name);
+                    break;
+                }
+            };
+            let (topic, partition, offset) =
+                (message.topic(), message.partition(), message.offset());
+            let Some(part) = self
+                .parts
+                .iter()
+                .position(|p| p.partition == partition && p.topic == topic)
+            else {
+                continue;
+            };
+            let p = &self.parts[part];
+            if p.done || offset < p.next {
+                // Past the end of a bounded partition, or before where it stands.
+                continue;
+            }
+            let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
+            if let Some(h) = message.headers() {
+                headers.extend(h.iter().map(|h| (h.key, h.value)));
+            }
+            let decoded = self.format.decode(&Message {
+                topic,
+                partition,
+                offset,
+                timestamp: message.timestamp().to_millis(),
+                key: message.key(),
+                payload: message.payload(),
+                headers: &headers,
+            });
+            let item = match decoded {
+                Ok(item) => item,
+                Err(error) => {
+                    let at = format!("topic '{topic}' partition {partition}");
+                    let payload = message.payload().unwrap_or_default();
+                    let at_offset = u64::try_from(offset).unwrap_or_default();
+                    if let Err(e) = self.dead.reject(&at, at_offset, &error, payload) {
+                        return Poll::Failed(Error::input(format!(
+                            "Kafka source '{}': {} (the line is the offset)",
+                            self.name, e
+                        )));
+                    }
+                    None
+                }
+            };
+            drop(headers);
+            drop(message);
+            let this = self.parts[part].split;
+            if split.is_some_and(|s| s != this) {
+                // One partition per read, so that each has its own watermark.
+                self.stash = Some((part, offset, item));
+                break;
+            }
+            split = Some(this);
+            self.take(part, offset, item, out);
+        }
+        if let Some(t) = self.throttle.as_mut() {
+            t.made(out.len() - before);
+        }
+        if self.bounded && out.len() == before && self.stash.is_none() {
+            self.check_positions();
+        }
+        if self.bounded && self.stash.is_none() && self.parts.iter().all(|p| p.done) {
+            return Poll::Done;
+        }
+        if out.len() > before || self.stash.is_some() {
+            Poll::Ready
+        } else {
+            Poll::Pending(IDLE)
+        }
+    }
+
+    fn last_split(&self) -> Option<SplitId> {
+        self.last_split
+    }
+
+    fn started_splits(&mut self, started: &mut Vec<SplitId>) {
+        started.append(&mut self.started);
+    }
+
+    fn finished_splits(&mut self, finished: &mut Vec<SplitId>) {
+        finished.append(&mut self.ended);
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        let pieces: Vec<Piece> = self
+            .parts
+            .iter()
+            .map(|p| Piece {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                next: p.next,
+                end: p.end,
+            })
+            .collect();
+        position::encode(&pieces)
+    }
+
+    fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> Result<()> {
+        // Every partition any former instance had, shared out anew; partitions that appeared
+        // since the checkpoint start where the source starts.
+        let mut known: std::collections::HashSet<(String, i32)> = Default::default();
+        for position in positions {
+            let pieces: Vec<Piece> = postcard::from_bytes(position).map_err(|e| {
+                Error::input(format!(
+                    "Kafka source '{}': a checkpointed position does not decode ({e}): the checkpoint was written by another source under this name",
+                    self.name
+                ))
+            })?;
+            known.extend(pieces.into_iter().map(|p| (p.topic, p.partition)));
+        }
+        let pieces: Vec<Piece> = position::share(positions, index, peers)?;
+        let mut parts: Vec<Partition> = pieces
+            .into_iter()
+            .map(|p| {
+                let split = key_hash(&(p.topic.as_str(), p.partition));
+                Partition {
+                    done: p.end.is_some_and(|e| p.next >= e),
+                    topic: p.topic,
+                    partition: p.partition,
+                    next: p.next,
+                    end: p.end,
+                    split,
+                }
+            })
+            .collect();
+        let new: Vec<(String, i32)> = self
+            .all
+            .iter()
+            .filter(|p| !known.contains(*p))
+            .enumerate()
+            .filter(|(k, _)| k % peers == index)
+            .map(|(_, p)| p.clone())
+            .collect();
+        parts.extend(self.resolve(&new)?);
+        self.parts = parts;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(destination) = self.dead.finish()? {
+            self.ctx
+                .report_skipped(&self.name, self.dead.count, &destination);
+        }
+        Ok(())
+    }
+}

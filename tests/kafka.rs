@@ -1,0 +1,391 @@
+//! The Kafka source against a real Kafka-protocol broker on loopback: librdkafka's mock cluster,
+//! started by each test in its own process (the second process of a 2-process run connects to
+//! it over TCP). Every partition read once on every shape, a watermark per partition, offsets in
+//! checkpoints restored on every shape, and clear errors.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{SHAPES, fixture_dir, is_child, on_every_shape, run_with, sorted};
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use tidal::connectors::kafka::{KafkaRecord, KafkaSource, KafkaSources};
+use tidal::engine::checkpoint::{self, Restored};
+use tidal::engine::{CompletedCheckpoint, SourcePosition, WatermarkStrategy};
+use tidal::prelude::*;
+
+type Cluster = MockCluster<'static, DefaultProducerContext>;
+
+/// In the test process: starts a mock cluster with `topics` (name, partitions), writes its
+/// address into `dir` for the processes the test starts, and returns both. In such a process:
+/// reads the address.
+fn cluster(dir: &Path, topics: &[(&str, i32)]) -> (Option<Cluster>, String) {
+    let file = dir.join("brokers");
+    if is_child() {
+        return (None, std::fs::read_to_string(file).unwrap());
+    }
+    let cluster = MockCluster::new(1).unwrap();
+    for (topic, partitions) in topics {
+        cluster.create_topic(topic, *partitions, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    std::fs::write(file, &brokers).unwrap();
+    (Some(cluster), brokers)
+}
+
+/// Writes `(partition, key, value, timestamp)` messages to `topic`.
+fn produce(brokers: &str, topic: &str, messages: &[(i32, String, String, i64)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    for (partition, key, value, ts) in messages {
+        let record = BaseRecord::to(topic)
+            .partition(*partition)
+            .key(key)
+            .payload(value)
+            .timestamp(*ts);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+struct Bid {
+    auction: u64,
+    price: u64,
+    time: i64,
+}
+
+fn bid(i: u64) -> Bid {
+    Bid {
+        auction: (i * 7) % 97,
+        price: 1 + (i * 13) % 500,
+        time: 1_000 + i as i64,
+    }
+}
+
+/// Bids as JSON messages, partition by auction.
+fn bid_messages(n: u64, partitions: u64) -> Vec<(i32, String, String, i64)> {
+    (0..n)
+        .map(|i| {
+            let b = bid(i);
+            let json = serde_json::to_string(&b).unwrap();
+            (
+                (b.auction % partitions) as i32,
+                b.auction.to_string(),
+                json,
+                b.time,
+            )
+        })
+        .collect()
+}
+
+/// A bounded source over a topic of 4 partitions reads every message once on every shape: the
+/// values decoded from JSON, and with metadata each (partition, offset) once and the key and
+/// timestamp the producer gave.
+#[test]
+fn a_bounded_source_reads_every_partition_once_on_every_shape() {
+    const N: u64 = 20_000;
+    let test = "a_bounded_source_reads_every_partition_once_on_every_shape";
+    let dir = fixture_dir(test);
+    let (_cluster, brokers) = cluster(&dir, &[("bids", 4)]);
+    if !is_child() {
+        produce(&brokers, "bids", &bid_messages(N, 4));
+    }
+    let expected: Vec<Bid> = sorted((0..N).map(bid).collect());
+    let b = brokers.clone();
+    on_every_shape(
+        test,
+        move |env| {
+            let source = KafkaSource::new(b.as_str(), &["bids"])
+                .json::<Bid>()
+                .bounded()
+                .with_metadata();
+            env.kafka(source).collect()
+        },
+        |shape, out: Vec<KafkaRecord<Bid>>| {
+            let values: Vec<Bid> = sorted(out.iter().filter_map(|r| r.value.clone()).collect());
+            assert!(values == expected, "{shape:?}: not every bid once");
+            let mut at: Vec<(i32, i64)> = out.iter().map(|r| (r.partition, r.offset)).collect();
+            at.sort();
+            at.dedup();
+            assert_eq!(at.len(), N as usize, "{shape:?}: a message read twice");
+            for r in &out {
+                let v = r.value.as_ref().unwrap();
+                assert_eq!(r.partition as u64, v.auction % 4, "{shape:?}");
+                assert_eq!(r.key.as_deref(), Some(v.auction.to_string().as_bytes()));
+                assert_eq!(r.timestamp, Some(v.time), "{shape:?}");
+            }
+        },
+    );
+}
+
+/// Each partition has its own watermark: partition p holds events at 1 + p * 100 s onwards, in
+/// order, and the partitions are read interleaved (small fetches, a paced read), so one watermark
+/// for the whole source would run ahead with partition 3 and find the others' records late. Per 1 s window and partition, the counts equal the model's
+/// and no record is dropped as late — on every shape (one worker reads all four partitions).
+#[test]
+fn each_partition_has_its_own_watermark() {
+    const PER: i64 = 5_000;
+    let test = "each_partition_has_its_own_watermark";
+    let dir = fixture_dir(test);
+    let (_cluster, brokers) = cluster(&dir, &[("skewed", 4)]);
+    let messages: Vec<(i32, String, String, i64)> = (0..4)
+        .flat_map(|p| {
+            (0..PER).map(move |i| {
+                // Not 0: librdkafka stamps a message given timestamp 0 with the current time.
+                let ts = 1_000 + p as i64 * 100_000 + i * 3;
+                (p, p.to_string(), ts.to_string(), ts)
+            })
+        })
+        .collect();
+    if !is_child() {
+        produce(&brokers, "skewed", &messages);
+    }
+    let mut model: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for (p, _, _, ts) in &messages {
+        *model
+            .entry((p.to_string(), ts / 1000 * 1000 + 1000))
+            .or_insert(0) += 1;
+    }
+    let model: Vec<(String, i64, u64)> = model.into_iter().map(|((k, e), n)| (k, e, n)).collect();
+    let b = brokers.clone();
+    on_every_shape(
+        test,
+        move |env| {
+            let strategy = WatermarkStrategy::monotonous()
+                .with_timestamps(|r: &KafkaRecord<String>| r.timestamp.unwrap());
+            // Small fetches and a paced read, so that the partitions are read interleaved.
+            let source = KafkaSource::new(b.as_str(), &["skewed"])
+                .utf8()
+                .bounded()
+                .property("max.partition.fetch.bytes", "2000")
+                .rate(40_000.0)
+                .with_metadata();
+            let late = OutputTag::new();
+            let counts = env
+                .kafka_with(source, strategy)
+                .map(|r| (r.partition.to_string(), 1u64))
+                .keyed()
+                .window(Windows::tumbling(Duration::from_secs(1)))
+                .side_output_late_data(&late)
+                .aggregate_with(
+                    |_| 1u64,
+                    |n, _| *n += 1,
+                    |n, m| *n += m,
+                    |k: &String, w: &Window, n: &u64| (k.clone(), w.end, *n as i64, 0u64),
+                );
+            let late = late.stream().map(|(k, _)| (k, -1, -1, 1u64));
+            counts.union(late).collect()
+        },
+        |shape, out: Vec<(String, i64, i64, u64)>| {
+            let late = out.iter().filter(|r| r.3 == 1).count();
+            assert_eq!(late, 0, "{shape:?}: records dropped as late");
+            let got: Vec<(String, i64, u64)> = sorted(
+                out.into_iter()
+                    .map(|(k, e, n, _)| (k, e, n as u64))
+                    .collect(),
+            );
+            assert!(
+                got == model,
+                "{shape:?}: other window counts ({} windows, {} expected; first different: {:?} against {:?})",
+                got.len(),
+                model.len(),
+                got.iter().zip(&model).find(|(a, b)| a != b).map(|p| p.0),
+                got.iter().zip(&model).find(|(a, b)| a != b).map(|p| p.1),
+            );
+        },
+    );
+}
+
+/// Whether every source had more to read at the checkpoint's cut.
+fn mid_run(c: &Restored) -> bool {
+    c.parts
+        .iter()
+        .flat_map(|p| &p.sources)
+        .all(|(_, s)| matches!(s, SourcePosition::At { .. }))
+}
+
+/// Offsets are part of the checkpoint: a count per key over a topic of 4 partitions, read at
+/// 10 000 messages/s on 2 threads and stopped after a checkpoint taken mid-run, restored on 1
+/// worker, 2 threads and 2 processes, gives the count of the whole topic (nothing read twice or
+/// skipped across the restore).
+#[test]
+fn offsets_restore_from_a_checkpoint_on_every_shape() {
+    const N: u64 = 30_000;
+    let test = "offsets_restore_from_a_checkpoint_on_every_shape";
+    let dir = fixture_dir(test);
+    let (_cluster, brokers) = cluster(&dir, &[("words", 4)]);
+    let word = |i: u64| format!("w{}", (i * 31) % 113);
+    if !is_child() {
+        let messages: Vec<(i32, String, String, i64)> = (0..N)
+            .map(|i| ((i % 4) as i32, String::new(), word(i), 1_000 + i as i64))
+            .collect();
+        produce(&brokers, "words", &messages);
+    }
+    let mut oracle: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..N {
+        *oracle.entry(word(i)).or_insert(0) += 1;
+    }
+    let oracle: Vec<(String, u64)> = oracle.into_iter().collect();
+    let counts = move |env: &mut Env<'_>, brokers: &str, rate: Option<f64>| {
+        let mut source = KafkaSource::new(brokers, &["words"]).utf8().bounded();
+        if let Some(rate) = rate {
+            source = source.rate(rate);
+        }
+        env.kafka(source)
+            .key_by(|w| w.clone())
+            .count()
+            .final_values()
+            .collect()
+    };
+    let first = dir.join("first");
+    if !is_child() {
+        let (tx, completed) = mpsc::channel::<CompletedCheckpoint>();
+        let job = Job::local(2)
+            .quiet()
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(50)))
+            .on_checkpoint(move |c| drop(tx.send(c.clone())));
+        let stop = job.stop_handle();
+        let b = brokers.clone();
+        let runner =
+            std::thread::spawn(move || job.run(move |env| counts(env, &b, Some(10_000.0))));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let c = completed
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("a checkpoint within 60 s");
+            let read = checkpoint::read_checkpoint(&c.location).unwrap();
+            if c.id >= 3 && mid_run(&read) {
+                break;
+            }
+        }
+        stop.stop();
+        runner.join().unwrap().unwrap();
+    }
+    let chosen = checkpoint::latest_valid(&first.as_path().into())
+        .unwrap()
+        .expect("a complete checkpoint");
+    assert!(mid_run(&chosen), "the newest checkpoint was taken mid-run");
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let restore = chosen.path.clone();
+        let own = dir.join(format!("restored-{i}"));
+        let b = brokers.clone();
+        let out = run_with(
+            test,
+            shape,
+            move |job| {
+                job.with_checkpoints(
+                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
+                )
+            },
+            move |env| counts(env, &b, None),
+        );
+        if !is_child() {
+            assert!(
+                sorted(out) == oracle,
+                "{shape:?}: other counts after the restore"
+            );
+        }
+    }
+}
+
+/// Brokers that cannot be reached fail the job after the connect timeout, naming them; a topic
+/// that does not exist fails it naming the topic; a value that does not decode fails it naming
+/// the topic, partition and offset — or, with a dead-letter directory, is set aside with its
+/// offset while the rest is read.
+#[test]
+fn errors_name_the_brokers_the_topic_and_the_offset() {
+    let test = "errors_name_the_brokers_the_topic_and_the_offset";
+    let dir = fixture_dir(test);
+    // Nothing listens on this port.
+    let nowhere = common::free_addresses(1).remove(0);
+    let err = Job::local(1)
+        .quiet()
+        .run(move |env| {
+            let source = KafkaSource::new(nowhere.as_str(), &["bids"])
+                .utf8()
+                .connect_timeout(Duration::from_secs(1));
+            env.kafka(source).collect()
+        })
+        .map(|v: Vec<String>| v.len())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no answer from brokers"), "{err}");
+
+    let (_cluster, brokers) = cluster(&dir, &[("bids", 2)]);
+    let b = brokers.clone();
+    let err = Job::local(1)
+        .quiet()
+        .run(move |env| {
+            env.kafka(KafkaSource::new(b.as_str(), &["no-such-topic"]).utf8())
+                .collect()
+        })
+        .map(|v: Vec<String>| v.len())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("topic 'no-such-topic' does not exist"),
+        "{err}"
+    );
+
+    // Offsets 0..10 of partition 1; offset 4 is not a bid.
+    let mut messages: Vec<(i32, String, String, i64)> = (0..10)
+        .map(|i| {
+            (
+                1,
+                String::new(),
+                serde_json::to_string(&bid(i)).unwrap(),
+                1_000 + i as i64,
+            )
+        })
+        .collect();
+    messages[4].2 = r#"{"auction": "seven"}"#.to_string();
+    produce(&brokers, "bids", &messages);
+    let b = brokers.clone();
+    let err = Job::local(1)
+        .quiet()
+        .run(move |env| {
+            env.kafka(
+                KafkaSource::new(b.as_str(), &["bids"])
+                    .json::<Bid>()
+                    .bounded(),
+            )
+            .collect()
+        })
+        .map(|v: Vec<Bid>| v.len())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("topic 'bids' partition 1 line 4") && err.contains("auction"),
+        "{err}"
+    );
+    let dead = dir.join("dead");
+    let d = dead.clone();
+    let b = brokers.clone();
+    let out: Vec<Bid> = Job::local(1)
+        .quiet()
+        .run(move |env| {
+            let source = KafkaSource::new(b.as_str(), &["bids"])
+                .json::<Bid>()
+                .bounded()
+                .on_error(OnError::DeadLetter(d.clone()));
+            env.kafka(source).collect()
+        })
+        .unwrap();
+    assert_eq!(out.len(), 9);
+    let letters = std::fs::read_to_string(dead.join("part-00000.jsonl")).unwrap();
+    assert_eq!(letters.lines().count(), 1, "{letters}");
+    assert!(
+        letters.contains(r#""line":4"#) && letters.contains("seven"),
+        "{letters}"
+    );
+}
