@@ -48,7 +48,7 @@ pub use sinks::{ChangelogSinks, Sinks};
 
 /// Everything needed to read and write: `use tidal_connectors::prelude::*;`.
 pub mod prelude {
-    pub use crate::kafka::{KafkaSource, KafkaSources};
+    pub use crate::kafka::{KafkaSink, KafkaSinks, KafkaSource, KafkaSources};
     pub use crate::nexmark;
     pub use crate::{
         ChangelogCsvFiles, ChangelogSinks, CsvFiles, DebeziumEvent, DebeziumJsonFiles, Generator,

@@ -1,5 +1,5 @@
 //! Kafka: a source that reads topics with its offsets in Tidal's checkpoints and a watermark per
-//! partition.
+//! partition, and a sink that delivers at least once ([`KafkaSink`]).
 //!
 //! Built on librdkafka (the `rdkafka` crate, compiled from its bundled sources). A
 //! [`KafkaSource`] names the brokers, the topics, where to start, how to decode each message's
@@ -34,9 +34,11 @@
 //! fails the job naming it. This build has no TLS or SASL support compiled into librdkafka.
 
 mod format;
+mod sink;
 mod source;
 
 pub use format::{Bytes, Csv, Json, KafkaFormat, KafkaRecord, Message, Utf8, WithMetadata};
+pub use sink::{KafkaSink, KafkaSinks};
 pub use source::KafkaReader;
 
 use std::time::Duration;
