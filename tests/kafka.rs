@@ -15,6 +15,7 @@ use common::{SHAPES, fixture_dir, is_child, on_every_shape, run_with, sorted};
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use tidal::connectors::DebeziumEvent;
 use tidal::connectors::kafka::{KafkaRecord, KafkaSink, KafkaSinks, KafkaSource, KafkaSources};
 use tidal::engine::checkpoint::{self, Restored};
 use tidal::engine::{CompletedCheckpoint, SourcePosition, WatermarkStrategy};
@@ -576,4 +577,135 @@ fn kafka_bid_windows_delivers_every_window_at_least_once_across_kill_9() {
     distinct.dedup();
     common::assert_same(&distinct, &expected, "window rows (duplicates aside)");
     assert!(got.len() >= expected.len());
+}
+
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+struct Customer {
+    id: u64,
+    region: String,
+}
+
+/// Change data from Kafka into incremental collections, on every shape: a Debezium JSON log of
+/// customers (created, moved between regions, deleted, created again) counted per region, and
+/// an upsert topic of prices (set, changed, deleted by tombstones) kept as a table. The final
+/// tables equal the model's: the last state of every row.
+#[test]
+fn change_data_from_kafka_feeds_collections_on_every_shape() {
+    let test = "change_data_from_kafka_feeds_collections_on_every_shape";
+    let dir = fixture_dir(test);
+    let (_cluster, brokers) = cluster(&dir, &[("customers", 2), ("prices", 3)]);
+    let regions = ["emea", "apac", "amer"];
+    // Customers: 200 ids, 3 000 changes; each id's changes in one partition, in time order.
+    let mut now: BTreeMap<u64, String> = BTreeMap::new();
+    let mut log = Vec::new();
+    for i in 0..3_000u64 {
+        let id = (i * 7919) % 200;
+        let ts = 1_000 + i as i64;
+        let region = regions[((i * 31) % 3) as usize].to_string();
+        let row = |r: &str| format!(r#"{{"id":{id},"region":"{r}"}}"#);
+        let (op, before, after) = match now.get(&id).cloned() {
+            None => ("c", "null".to_string(), row(&region)),
+            Some(old) if i % 5 == 0 => ("d", row(&old), "null".to_string()),
+            Some(old) => ("u", row(&old), row(&region)),
+        };
+        match op {
+            "d" => now.remove(&id),
+            _ => now.insert(id, region.clone()),
+        };
+        let event = format!(r#"{{"before":{before},"after":{after},"op":"{op}","ts_ms":{ts}}}"#);
+        log.push(((id % 2) as i32, id.to_string(), event, ts));
+    }
+    let mut per_region: BTreeMap<String, i64> = BTreeMap::new();
+    for region in now.values() {
+        *per_region.entry(region.clone()).or_insert(0) += 1;
+    }
+    let expected_regions: Vec<(String, i64)> = per_region.into_iter().collect();
+    // Prices: 50 items, 2 000 upserts, every seventh a tombstone.
+    let mut prices: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut upserts = Vec::new();
+    for i in 0..2_000u64 {
+        let item = (i * 13) % 50;
+        let key = item.to_string();
+        let ts = 1_000 + i as i64;
+        let value = if i % 7 == 0 {
+            prices.remove(&item);
+            None
+        } else {
+            prices.insert(item, i);
+            Some(i.to_string())
+        };
+        upserts.push(((item % 3) as i32, key, value, ts));
+    }
+    let expected_prices: Vec<(u64, u64)> = prices.into_iter().collect();
+    if !is_child() {
+        produce(&brokers, "customers", &log);
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        for (partition, key, value, ts) in &upserts {
+            let mut record = BaseRecord::<String, String>::to("prices")
+                .partition(*partition)
+                .key(key)
+                .timestamp(*ts);
+            if let Some(v) = value {
+                record = record.payload(v);
+            }
+            producer.send(record).map_err(|(e, _)| e).unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+    let b = brokers.clone();
+    on_every_shape(
+        test,
+        move |env| {
+            let by_ts = WatermarkStrategy::monotonous()
+                .with_timestamps(|e: &DebeziumEvent<Customer>| e.ts_ms);
+            let customers = env
+                .kafka_with(
+                    KafkaSource::new(b.as_str(), &["customers"])
+                        .debezium_json::<Customer>()
+                        .bounded(),
+                    by_ts,
+                )
+                .flat_map(|event| event)
+                .changelog_into_collection();
+            let regions = customers
+                .map(|c| (c.region, ()))
+                .count_by_key()
+                .final_table()
+                .map(|(region, n)| (0u8, region, n as u64));
+            let prices = env
+                .kafka(
+                    KafkaSource::new(b.as_str(), &["prices"])
+                        .upsert_json::<u64, u64>()
+                        .bounded(),
+                )
+                .upsert_by_key()
+                .final_table()
+                .map(|(item, price)| (1u8, item.to_string(), price));
+            regions.union(prices).collect()
+        },
+        |shape, out: Vec<(u8, String, u64)>| {
+            let got_regions: Vec<(String, i64)> = sorted(
+                out.iter()
+                    .filter(|r| r.0 == 0)
+                    .map(|r| (r.1.clone(), r.2 as i64))
+                    .collect(),
+            );
+            assert_eq!(
+                got_regions, expected_regions,
+                "{shape:?}: customers per region"
+            );
+            let got_prices: Vec<(u64, u64)> = sorted(
+                out.iter()
+                    .filter(|r| r.0 == 1)
+                    .map(|r| (r.1.parse().unwrap(), r.2))
+                    .collect(),
+            );
+            assert_eq!(got_prices, expected_prices, "{shape:?}: prices");
+        },
+    );
 }

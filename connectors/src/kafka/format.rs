@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::files::Decoder;
 use crate::files::decode::{CsvDecoder, json_value};
+use crate::files::{DebeziumEvent, Decoder};
 
 /// One message as a [`KafkaFormat`] sees it (borrowed from the consumer's buffer).
 #[derive(Debug, Clone, Copy)]
@@ -265,5 +265,109 @@ impl<F: KafkaFormat> KafkaFormat for WithMetadata<F> {
                 .collect(),
             value,
         }))
+    }
+}
+
+/// Debezium's JSON change events, one per message, rows decoded into `T` (as
+/// [`DebeziumJsonFiles`](crate::DebeziumJsonFiles) reads them from files): a create or snapshot
+/// read is `+I`, an update `-U` and `+U`, a delete `-D`, at the event's `ts_ms`. Tombstones (the
+/// null value Debezium writes after a delete, for log compaction) are skipped. Flatten the events
+/// into changes and give them to a collection (`changelog_into_collection`).
+///
+/// ```
+/// use tidal_connectors::kafka::{Debezium, KafkaFormat, Message};
+/// let value = br#"{"before":null,"after":{"id":1,"region":"emea"},"op":"c","ts_ms":5}"#;
+/// let m = Message { topic: "customers", partition: 0, offset: 0, timestamp: None, key: None, payload: Some(value), headers: &[] };
+/// let event = Debezium::<serde_json::Value>::new().decode(&m).unwrap().unwrap();
+/// assert_eq!((event.ts_ms, event.into_iter().count()), (5, 1));
+/// ```
+pub struct Debezium<T>(PhantomData<fn() -> T>);
+
+impl<T> Debezium<T> {
+    /// The Debezium JSON format for rows of type `T`.
+    pub fn new() -> Self {
+        Debezium(PhantomData)
+    }
+}
+
+impl<T> Default for Debezium<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for Debezium<T> {
+    fn clone(&self) -> Self {
+        Debezium(PhantomData)
+    }
+}
+
+impl<T> std::fmt::Debug for Debezium<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Debezium")
+    }
+}
+
+impl<T: DeserializeOwned + 'static> KafkaFormat for Debezium<T> {
+    type Item = DebeziumEvent<T>;
+    const KIND: &'static str = "debezium-json";
+    fn decode(&mut self, m: &Message<'_>) -> Result<Option<DebeziumEvent<T>>, String> {
+        match m.payload {
+            None => Ok(None),
+            Some(bytes) => DebeziumEvent::parse(bytes).map(Some),
+        }
+    }
+}
+
+/// Upserts, as Flink's `upsert-kafka` reads them: the key (JSON, decoded into `K`) names the row,
+/// the value (JSON, decoded into `V`) is its new content, and a null value (a tombstone) deletes
+/// it. Each message becomes `(key, Some(value))` or `(key, None)`, ready for
+/// `upsert_by_key()`. A message without a key is an error (it cannot name a row).
+///
+/// ```
+/// use tidal_connectors::kafka::{KafkaFormat, Message, Upsert};
+/// let m = Message { topic: "prices", partition: 0, offset: 3, timestamp: Some(9), key: Some(b"7"), payload: None, headers: &[] };
+/// assert_eq!(Upsert::<u64, f64>::new().decode(&m), Ok(Some((7, None))));
+/// ```
+pub struct Upsert<K, V>(PhantomData<fn() -> (K, V)>);
+
+impl<K, V> Upsert<K, V> {
+    /// The upsert format with JSON keys and values.
+    pub fn new() -> Self {
+        Upsert(PhantomData)
+    }
+}
+
+impl<K, V> Default for Upsert<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> Clone for Upsert<K, V> {
+    fn clone(&self) -> Self {
+        Upsert(PhantomData)
+    }
+}
+
+impl<K, V> std::fmt::Debug for Upsert<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Upsert")
+    }
+}
+
+impl<K: DeserializeOwned + 'static, V: DeserializeOwned + 'static> KafkaFormat for Upsert<K, V> {
+    type Item = (K, Option<V>);
+    const KIND: &'static str = "upsert-json";
+    fn decode(&mut self, m: &Message<'_>) -> Result<Option<(K, Option<V>)>, String> {
+        let Some(key) = m.key else {
+            return Err("the message has no key: an upsert must name its row by its key".into());
+        };
+        let key: K = json_value(key).map_err(|e| format!("the key: {e}"))?;
+        let value = match m.payload {
+            None => None,
+            Some(bytes) => Some(json_value(bytes).map_err(|e| format!("the value: {e}"))?),
+        };
+        Ok(Some((key, value)))
     }
 }

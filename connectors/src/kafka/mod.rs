@@ -37,7 +37,9 @@ mod format;
 mod sink;
 mod source;
 
-pub use format::{Bytes, Csv, Json, KafkaFormat, KafkaRecord, Message, Utf8, WithMetadata};
+pub use format::{
+    Bytes, Csv, Debezium, Json, KafkaFormat, KafkaRecord, Message, Upsert, Utf8, WithMetadata,
+};
 pub use sink::{KafkaSink, KafkaSinks};
 pub use source::KafkaReader;
 
@@ -150,6 +152,21 @@ impl<F: KafkaFormat> KafkaSource<F> {
     /// Values as one CSV row each, fields matched to `T` by position ([`Csv`]).
     pub fn csv<T: serde::de::DeserializeOwned + 'static>(self) -> KafkaSource<Csv<T>> {
         self.format(Csv::new())
+    }
+    /// Debezium JSON change events with rows of type `T` ([`Debezium`]).
+    pub fn debezium_json<T: serde::de::DeserializeOwned + 'static>(
+        self,
+    ) -> KafkaSource<Debezium<T>> {
+        self.format(Debezium::new())
+    }
+    /// Upserts: JSON keys `K`, JSON values `V`, null values deleting ([`Upsert`]), as
+    /// `(key, Option<value>)` for `upsert_by_key()`.
+    pub fn upsert_json<K, V>(self) -> KafkaSource<Upsert<K, V>>
+    where
+        K: serde::de::DeserializeOwned + 'static,
+        V: serde::de::DeserializeOwned + 'static,
+    {
+        self.format(Upsert::new())
     }
     /// Each message whole ([`KafkaRecord`]): topic, partition, offset, timestamp, key, headers
     /// and the value decoded by the current format (`None` for a tombstone).
