@@ -15,6 +15,7 @@
 
 mod baselines;
 mod differential;
+mod kafka;
 mod nexmark;
 mod runner;
 mod ttl;
@@ -199,6 +200,17 @@ enum Command {
         #[arg(short = 'w', long, default_value_t = 1)]
         workers: usize,
     },
+    /// Kafka → Tidal → Kafka throughput against a plain librdkafka consume-produce loop, both on
+    /// an in-process mock cluster (see `src/kafka.rs`).
+    Kafka {
+        /// Bids loaded into the input topic.
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+    },
     /// Runs a program; prints its wall time, peak RSS (KiB) and exit code (used by `all`).
     Measure {
         #[arg(trailing_var_arg = true, required = true)]
@@ -328,6 +340,11 @@ fn main() {
             upserts,
             workers,
         }),
+        Command::Kafka {
+            messages,
+            reps,
+            workers,
+        } => kafka::kafka_throughput(messages, reps, workers),
         Command::Measure { command } => runner::measure(&command),
         Command::GenText { words, out, seed } => gen_text(words, &out, seed),
         Command::Wordcount {
