@@ -710,3 +710,103 @@ fn change_data_from_kafka_feeds_collections_on_every_shape() {
         },
     );
 }
+
+/// A bounded topic read to its end before a checkpoint's cut, in a job whose other source goes
+/// on: restored on every shape, the topic is not read again (its words counted once) and the
+/// other source resumes (its numbers counted once).
+#[test]
+fn a_topic_read_to_its_end_before_the_cut_is_not_read_again() {
+    const N: u64 = 20_000;
+    let test = "a_topic_read_to_its_end_before_the_cut_is_not_read_again";
+    let dir = fixture_dir(test);
+    let (_cluster, brokers) = cluster(&dir, &[("small", 3)]);
+    let word = |i: u64| format!("w{}", i % 17);
+    if !is_child() {
+        let messages: Vec<(i32, String, String, i64)> = (0..1_000)
+            .map(|i| ((i % 3) as i32, String::new(), word(i), 1_000 + i as i64))
+            .collect();
+        produce(&brokers, "small", &messages);
+    }
+    let mut oracle: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..1_000 {
+        *oracle.entry(word(i)).or_insert(0) += 1;
+    }
+    for i in 0..N {
+        *oracle.entry(format!("n{}", i % 11)).or_insert(0) += 1;
+    }
+    let oracle: Vec<(String, u64)> = oracle.into_iter().collect();
+    let job = move |env: &mut Env<'_>, brokers: &str, rate: Option<f64>| {
+        let words = env.kafka(KafkaSource::new(brokers, &["small"]).utf8().bounded());
+        let mut numbers = Generator::new(|i| format!("n{}", i % 11)).count(N);
+        if let Some(rate) = rate {
+            numbers = numbers.rate(rate);
+        }
+        words
+            .union(env.generate(numbers).name("numbers"))
+            .key_by(|w| w.clone())
+            .count()
+            .final_values()
+            .collect()
+    };
+    let first = dir.join("first");
+    let kafka_done = |c: &Restored| {
+        let sources: Vec<&(String, SourcePosition)> =
+            c.parts.iter().flat_map(|p| &p.sources).collect();
+        sources
+            .iter()
+            .filter(|(name, _)| name.starts_with("kafka"))
+            .all(|(_, s)| *s == SourcePosition::Done)
+            && sources
+                .iter()
+                .any(|(name, s)| name == "numbers" && matches!(s, SourcePosition::At { .. }))
+    };
+    if !is_child() {
+        let (tx, completed) = mpsc::channel::<CompletedCheckpoint>();
+        let job1 = Job::local(2)
+            .quiet()
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(50)))
+            .on_checkpoint(move |c| drop(tx.send(c.clone())));
+        let stop = job1.stop_handle();
+        let b = brokers.clone();
+        let runner = std::thread::spawn(move || job1.run(move |env| job(env, &b, Some(10_000.0))));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let c = completed
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("a checkpoint within 60 s");
+            if kafka_done(&checkpoint::read_checkpoint(&c.location).unwrap()) {
+                break;
+            }
+        }
+        stop.stop();
+        runner.join().unwrap().unwrap();
+    }
+    let chosen = checkpoint::latest_valid(&first.as_path().into())
+        .unwrap()
+        .expect("a complete checkpoint");
+    assert!(
+        kafka_done(&chosen),
+        "the topic was read to its end at the cut"
+    );
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let restore = chosen.path.clone();
+        let own = dir.join(format!("restored-{i}"));
+        let b = brokers.clone();
+        let out = run_with(
+            test,
+            shape,
+            move |job| {
+                job.with_checkpoints(
+                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
+                )
+            },
+            move |env| job(env, &b, None),
+        );
+        if !is_child() {
+            assert!(
+                sorted(out) == oracle,
+                "{shape:?}: other counts after the restore"
+            );
+        }
+    }
+}

@@ -225,7 +225,17 @@ impl<F: KafkaFormat> KafkaReader<F> {
         if p.end.is_some_and(|e| p.next >= e) && !p.done {
             p.done = true;
             self.ended.push(p.split);
+            self.pause(part);
         }
+    }
+
+    /// Stops fetching a partition that is done (bounded: at its end).
+    fn pause(&self, part: usize) {
+        let p = &self.parts[part];
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&p.topic, p.partition);
+        // Only saves fetching: records past the end are passed over anyway.
+        let _ = self.consumer.pause(&tpl);
     }
 
     /// Bounded: partitions whose consumer position has reached their end (past control records
@@ -430,6 +440,12 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
     }
 
     fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> Result<()> {
+        if positions.is_empty() {
+            // Every former instance had read everything (a bounded source that ended before
+            // the cut): there is nothing left to read.
+            self.parts.clear();
+            return Ok(());
+        }
         // Every partition any former instance had, shared out anew; partitions that appeared
         // since the checkpoint start where the source starts.
         let mut known: std::collections::HashSet<(String, i32)> = Default::default();
