@@ -204,7 +204,7 @@ enum Command {
     /// an in-process mock cluster (see `src/kafka.rs`).
     Kafka {
         /// Bids loaded into the input topic.
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 500_000)]
         messages: u64,
         #[arg(long, default_value_t = 3)]
         reps: usize,
