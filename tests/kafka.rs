@@ -216,6 +216,75 @@ fn mid_run(c: &Restored) -> bool {
         .all(|(_, s)| matches!(s, SourcePosition::At { .. }))
 }
 
+/// A job over Kafka that counts words: `(env, brokers, rate)`, paced at `rate` records/s when
+/// given.
+type CountJob = fn(&mut Env<'_>, &str, Option<f64>) -> Collected<(String, u64)>;
+
+/// Runs `job` paced at 10 000 records/s on 2 threads with checkpoints every 50 ms into
+/// `dir/first` until a completed checkpoint satisfies `wanted` (in the test process), stops it,
+/// then restores the newest complete checkpoint (which must satisfy `wanted` too) on every shape
+/// unpaced: each restored run's counts equal `oracle`.
+fn restore_counts_on_every_shape(
+    test: &str,
+    dir: &Path,
+    brokers: &str,
+    job: CountJob,
+    wanted: fn(&Restored) -> bool,
+    oracle: &[(String, u64)],
+) {
+    let first = dir.join("first");
+    if !is_child() {
+        let (tx, completed) = mpsc::channel::<CompletedCheckpoint>();
+        let first_run = Job::local(2)
+            .quiet()
+            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(50)))
+            .on_checkpoint(move |c| drop(tx.send(c.clone())));
+        let stop = first_run.stop_handle();
+        let b = brokers.to_string();
+        let runner =
+            std::thread::spawn(move || first_run.run(move |env| job(env, &b, Some(10_000.0))));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let c = completed
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("a checkpoint within 60 s");
+            if wanted(&checkpoint::read_checkpoint(&c.location).unwrap()) {
+                break;
+            }
+        }
+        stop.stop();
+        runner.join().unwrap().unwrap();
+    }
+    let chosen = checkpoint::latest_valid(&first.as_path().into())
+        .unwrap()
+        .expect("a complete checkpoint");
+    assert!(
+        wanted(&chosen),
+        "the newest checkpoint is one the test wanted"
+    );
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let restore = chosen.path.clone();
+        let own = dir.join(format!("restored-{i}"));
+        let b = brokers.to_string();
+        let out = run_with(
+            test,
+            shape,
+            move |job| {
+                job.with_checkpoints(
+                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
+                )
+            },
+            move |env| job(env, &b, None),
+        );
+        if !is_child() {
+            assert!(
+                sorted(out) == oracle,
+                "{shape:?}: other counts after the restore"
+            );
+        }
+    }
+}
+
 /// Offsets are part of the checkpoint: a count per key over a topic of 4 partitions, read at
 /// 10 000 messages/s on 2 threads and stopped after a checkpoint taken mid-run, restored on 1
 /// worker, 2 threads and 2 processes, gives the count of the whole topic (nothing read twice or
@@ -238,7 +307,7 @@ fn offsets_restore_from_a_checkpoint_on_every_shape() {
         *oracle.entry(word(i)).or_insert(0) += 1;
     }
     let oracle: Vec<(String, u64)> = oracle.into_iter().collect();
-    let counts = move |env: &mut Env<'_>, brokers: &str, rate: Option<f64>| {
+    fn counts(env: &mut Env<'_>, brokers: &str, rate: Option<f64>) -> Collected<(String, u64)> {
         let mut source = KafkaSource::new(brokers, &["words"]).utf8().bounded();
         if let Some(rate) = rate {
             source = source.rate(rate);
@@ -248,56 +317,15 @@ fn offsets_restore_from_a_checkpoint_on_every_shape() {
             .count()
             .final_values()
             .collect()
-    };
-    let first = dir.join("first");
-    if !is_child() {
-        let (tx, completed) = mpsc::channel::<CompletedCheckpoint>();
-        let job = Job::local(2)
-            .quiet()
-            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(50)))
-            .on_checkpoint(move |c| drop(tx.send(c.clone())));
-        let stop = job.stop_handle();
-        let b = brokers.clone();
-        let runner =
-            std::thread::spawn(move || job.run(move |env| counts(env, &b, Some(10_000.0))));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let c = completed
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("a checkpoint within 60 s");
-            let read = checkpoint::read_checkpoint(&c.location).unwrap();
-            if c.id >= 3 && mid_run(&read) {
-                break;
-            }
-        }
-        stop.stop();
-        runner.join().unwrap().unwrap();
     }
-    let chosen = checkpoint::latest_valid(&first.as_path().into())
-        .unwrap()
-        .expect("a complete checkpoint");
-    assert!(mid_run(&chosen), "the newest checkpoint was taken mid-run");
-    for (i, shape) in SHAPES.into_iter().enumerate() {
-        let restore = chosen.path.clone();
-        let own = dir.join(format!("restored-{i}"));
-        let b = brokers.clone();
-        let out = run_with(
-            test,
-            shape,
-            move |job| {
-                job.with_checkpoints(
-                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
-                )
-            },
-            move |env| counts(env, &b, None),
-        );
-        if !is_child() {
-            assert!(
-                sorted(out) == oracle,
-                "{shape:?}: other counts after the restore"
-            );
-        }
-    }
+    restore_counts_on_every_shape(
+        test,
+        &dir,
+        &brokers,
+        counts,
+        |c| c.id >= 3 && mid_run(c),
+        &oracle,
+    );
 }
 
 /// Brokers that cannot be reached fail the job after the connect timeout, naming them; a topic
@@ -735,7 +763,7 @@ fn a_topic_read_to_its_end_before_the_cut_is_not_read_again() {
         *oracle.entry(format!("n{}", i % 11)).or_insert(0) += 1;
     }
     let oracle: Vec<(String, u64)> = oracle.into_iter().collect();
-    let job = move |env: &mut Env<'_>, brokers: &str, rate: Option<f64>| {
+    fn job(env: &mut Env<'_>, brokers: &str, rate: Option<f64>) -> Collected<(String, u64)> {
         let words = env.kafka(KafkaSource::new(brokers, &["small"]).utf8().bounded());
         let mut numbers = Generator::new(|i| format!("n{}", i % 11)).count(N);
         if let Some(rate) = rate {
@@ -747,9 +775,9 @@ fn a_topic_read_to_its_end_before_the_cut_is_not_read_again() {
             .count()
             .final_values()
             .collect()
-    };
-    let first = dir.join("first");
-    let kafka_done = |c: &Restored| {
+    }
+    /// The topic's source had read everything at the cut, the generator had not.
+    fn kafka_done(c: &Restored) -> bool {
         let sources: Vec<&(String, SourcePosition)> =
             c.parts.iter().flat_map(|p| &p.sources).collect();
         sources
@@ -759,54 +787,6 @@ fn a_topic_read_to_its_end_before_the_cut_is_not_read_again() {
             && sources
                 .iter()
                 .any(|(name, s)| name == "numbers" && matches!(s, SourcePosition::At { .. }))
-    };
-    if !is_child() {
-        let (tx, completed) = mpsc::channel::<CompletedCheckpoint>();
-        let job1 = Job::local(2)
-            .quiet()
-            .with_checkpoints(CheckpointConfig::new(&first).interval(Duration::from_millis(50)))
-            .on_checkpoint(move |c| drop(tx.send(c.clone())));
-        let stop = job1.stop_handle();
-        let b = brokers.clone();
-        let runner = std::thread::spawn(move || job1.run(move |env| job(env, &b, Some(10_000.0))));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let c = completed
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("a checkpoint within 60 s");
-            if kafka_done(&checkpoint::read_checkpoint(&c.location).unwrap()) {
-                break;
-            }
-        }
-        stop.stop();
-        runner.join().unwrap().unwrap();
     }
-    let chosen = checkpoint::latest_valid(&first.as_path().into())
-        .unwrap()
-        .expect("a complete checkpoint");
-    assert!(
-        kafka_done(&chosen),
-        "the topic was read to its end at the cut"
-    );
-    for (i, shape) in SHAPES.into_iter().enumerate() {
-        let restore = chosen.path.clone();
-        let own = dir.join(format!("restored-{i}"));
-        let b = brokers.clone();
-        let out = run_with(
-            test,
-            shape,
-            move |job| {
-                job.with_checkpoints(
-                    CheckpointConfig::new(&own).restore(Restore::Path(restore.clone())),
-                )
-            },
-            move |env| job(env, &b, None),
-        );
-        if !is_child() {
-            assert!(
-                sorted(out) == oracle,
-                "{shape:?}: other counts after the restore"
-            );
-        }
-    }
+    restore_counts_on_every_shape(test, &dir, &brokers, job, kafka_done, &oracle);
 }
