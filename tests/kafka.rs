@@ -790,3 +790,73 @@ fn a_topic_read_to_its_end_before_the_cut_is_not_read_again() {
     }
     restore_counts_on_every_shape(test, &dir, &brokers, job, kafka_done, &oracle);
 }
+
+/// A topic pattern reads every topic whose whole name matches, and only those, on every shape;
+/// a pattern that matches nothing fails the job naming it.
+#[test]
+fn a_topic_pattern_reads_the_matching_topics() {
+    let test = "a_topic_pattern_reads_the_matching_topics";
+    let dir = fixture_dir(test);
+    let topics = [
+        ("events-a", 2),
+        ("events-b", 1),
+        ("other", 1),
+        ("events-a-old", 1),
+    ];
+    let (_cluster, brokers) = cluster(&dir, &topics);
+    let messages = |topic: &str, partitions: i32| -> Vec<(i32, String, String, i64)> {
+        (0..100)
+            .map(|i| {
+                (
+                    i % partitions,
+                    String::new(),
+                    format!("{topic} {i}"),
+                    1_000 + i as i64,
+                )
+            })
+            .collect()
+    };
+    if !is_child() {
+        for (topic, partitions) in topics {
+            produce(&brokers, topic, &messages(topic, partitions));
+        }
+    }
+    let expected: Vec<String> = sorted(
+        ["events-a", "events-b"]
+            .iter()
+            .flat_map(|t| messages(t, 1).into_iter().map(|m| m.2))
+            .collect(),
+    );
+    let b = brokers.clone();
+    on_every_shape(
+        test,
+        move |env| {
+            env.kafka(
+                KafkaSource::pattern(b.as_str(), "events-[a-z]")
+                    .utf8()
+                    .bounded(),
+            )
+            .collect()
+        },
+        |shape, out: Vec<String>| {
+            assert!(sorted(out) == expected, "{shape:?}: other records");
+        },
+    );
+    if is_child() {
+        return;
+    }
+    let err = Job::local(1)
+        .quiet()
+        .run(move |env| {
+            env.kafka(
+                KafkaSource::pattern(brokers.as_str(), "nothing-.*")
+                    .utf8()
+                    .bounded(),
+            )
+            .collect()
+        })
+        .map(|v: Vec<String>| v.len())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("matches the pattern 'nothing-.*'"), "{err}");
+}

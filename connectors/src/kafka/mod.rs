@@ -85,6 +85,8 @@ pub enum StartFrom {
 pub struct KafkaSource<F> {
     brokers: String,
     topics: Vec<String>,
+    /// Instead of `topics`: every topic whose whole name the regular expression matches.
+    pattern: Option<String>,
     start: StartFrom,
     bounded: bool,
     group: Option<String>,
@@ -108,6 +110,7 @@ impl KafkaSource<Bytes> {
         KafkaSource {
             brokers: brokers.into(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
+            pattern: None,
             start: StartFrom::Earliest,
             bounded: false,
             group: None,
@@ -116,6 +119,23 @@ impl KafkaSource<Bytes> {
             connect_timeout: Duration::from_secs(30),
             rate: None,
             format: Bytes,
+        }
+    }
+}
+
+impl KafkaSource<Bytes> {
+    /// Reads every topic whose whole name matches the regular expression `pattern` (`regex`
+    /// syntax; topics starting with `__`, Kafka's own, are left out), found when the job starts;
+    /// no match fails the job naming the pattern.
+    ///
+    /// ```
+    /// use tidal_connectors::kafka::KafkaSource;
+    /// let _clicks = KafkaSource::pattern("localhost:9092", "clicks-.*").utf8();
+    /// ```
+    pub fn pattern(brokers: impl Into<String>, pattern: impl Into<String>) -> Self {
+        KafkaSource {
+            pattern: Some(pattern.into()),
+            ..KafkaSource::new(brokers, &[])
         }
     }
 }
@@ -131,6 +151,7 @@ impl<F: KafkaFormat> KafkaSource<F> {
         KafkaSource {
             brokers: self.brokers,
             topics: self.topics,
+            pattern: self.pattern,
             start: self.start,
             bounded: self.bounded,
             group: self.group,

@@ -269,29 +269,56 @@ fn partitions<F>(
     name: &str,
 ) -> Result<Vec<(String, i32)>> {
     let started = Instant::now();
-    let mut out = Vec::new();
-    for topic in &source.topics {
-        let metadata = loop {
-            match consumer.fetch_metadata(Some(topic), REQUEST) {
-                Ok(m) => break m,
-                Err(e) => {
-                    let waited = started.elapsed();
-                    if waited >= source.connect_timeout {
-                        return Err(Error::external(format!(
-                            "Kafka source '{name}': no answer from brokers {} within {:?} ({e}); check the address and that the brokers run",
-                            source.brokers, source.connect_timeout
-                        )));
-                    }
-                    eprintln!(
-                        "tidal: Kafka source '{name}': cannot reach brokers {} ({e}); trying again ({:.0} s of {:?} passed)",
-                        source.brokers,
-                        waited.as_secs_f64(),
-                        source.connect_timeout
-                    );
-                    std::thread::sleep(Duration::from_millis(500));
+    // The brokers' metadata (of one topic, or of all), trying again until the connect timeout.
+    let fetch = |topic: Option<&str>| loop {
+        match consumer.fetch_metadata(topic, REQUEST) {
+            Ok(m) => return Ok(m),
+            Err(e) => {
+                let waited = started.elapsed();
+                if waited >= source.connect_timeout {
+                    return Err(Error::external(format!(
+                        "Kafka source '{name}': no answer from brokers {} within {:?} ({e}); check the address and that the brokers run",
+                        source.brokers, source.connect_timeout
+                    )));
                 }
+                eprintln!(
+                    "tidal: Kafka source '{name}': cannot reach brokers {} ({e}); trying again ({:.0} s of {:?} passed)",
+                    source.brokers,
+                    waited.as_secs_f64(),
+                    source.connect_timeout
+                );
+                std::thread::sleep(Duration::from_millis(500));
             }
-        };
+        }
+    };
+    let topics: Vec<String> = match &source.pattern {
+        None => source.topics.clone(),
+        Some(pattern) => {
+            let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                Error::config(format!(
+                    "Kafka source '{name}': topic pattern '{pattern}' is not a regular expression: {e}"
+                ))
+            })?;
+            let metadata = fetch(None)?;
+            let mut matching: Vec<String> = metadata
+                .topics()
+                .iter()
+                .map(|t| t.name().to_string())
+                .filter(|t| !t.starts_with("__") && re.is_match(t))
+                .collect();
+            matching.sort();
+            if matching.is_empty() {
+                return Err(Error::input(format!(
+                    "Kafka source '{name}': no topic on brokers {} matches the pattern '{pattern}'",
+                    source.brokers
+                )));
+            }
+            matching
+        }
+    };
+    let mut out = Vec::new();
+    for topic in &topics {
+        let metadata = fetch(Some(topic))?;
         let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Err(unknown_topic(name, topic, &source.brokers));
         };
