@@ -1078,31 +1078,48 @@ fn small_incremental(dir: &Path) -> Option<Restored> {
     None
 }
 
+/// Runs `job` paced at `rate` records/s on 2 threads with incremental checkpoints every 50 ms
+/// into `first` (all kept) until `found()` holds after a completed checkpoint, stops it, and
+/// returns what it collected.
+fn run_incremental_until<T: Send + 'static>(
+    first: &Path,
+    rate: f64,
+    job: fn(&mut Env<'_>, Option<f64>) -> Collected<T>,
+    what: &str,
+    found: impl Fn() -> bool,
+) -> Vec<T> {
+    let (listener, completed) = checkpoint_channel();
+    let run = Job::local(2)
+        .with_tick(Duration::from_millis(5))
+        .quiet()
+        .with_checkpoints(
+            CheckpointConfig::new(first)
+                .interval(Duration::from_millis(50))
+                .keep(10_000)
+                .incremental(true),
+        )
+        .on_checkpoint(listener);
+    let stop = run.stop_handle();
+    let runner = std::thread::spawn(move || run.run(move |env| job(env, Some(rate))));
+    wait_for_checkpoint(&completed, what, |_| found().then_some(()));
+    stop.stop();
+    runner.join().unwrap().unwrap()
+}
+
 #[test]
 fn incremental_checkpoints_write_what_changed_and_restore_on_every_shape() {
     let test = "incremental_checkpoints_write_what_changed_and_restore_on_every_shape";
     let dir = fixture_dir(test);
     let first = dir.join("first");
     if !is_child() {
-        let (listener, completed) = checkpoint_channel();
-        let job = Job::local(2)
-            .with_tick(Duration::from_millis(5))
-            .quiet()
-            .with_checkpoints(
-                CheckpointConfig::new(&first)
-                    .interval(Duration::from_millis(50))
-                    .keep(10_000)
-                    .incremental(true),
-            )
-            .on_checkpoint(listener);
-        let stop = job.stop_handle();
         // About 3 s of input at 20 000 records/s.
-        let runner = std::thread::spawn(move || job.run(|env| hot_counts(env, Some(20_000.0))));
-        wait_for_checkpoint(&completed, "a small incremental checkpoint mid-run", |_| {
-            small_incremental(&first).map(|_| ())
-        });
-        stop.stop();
-        runner.join().unwrap().unwrap();
+        run_incremental_until(
+            &first,
+            20_000.0,
+            hot_counts,
+            "a small incremental checkpoint mid-run",
+            || small_incremental(&first).is_some(),
+        );
     }
     let chosen = small_incremental(&first)
         .expect("found by the first run")
@@ -1173,25 +1190,14 @@ fn upserts_with_a_time_to_live_restore_on_every_shape() {
     let first = dir.join("first");
     let mut first_out = Vec::new();
     if !is_child() {
-        let (listener, completed) = checkpoint_channel();
-        let job1 = Job::local(2)
-            .with_tick(Duration::from_millis(5))
-            .quiet()
-            .with_checkpoints(
-                CheckpointConfig::new(&first)
-                    .interval(Duration::from_millis(50))
-                    .keep(10_000)
-                    .incremental(true),
-            )
-            .on_checkpoint(listener);
-        let stop = job1.stop_handle();
         // About 3 s of input at 10 000 upserts/s.
-        let runner = std::thread::spawn(move || job1.run(|env| job(env, Some(10_000.0))));
-        wait_for_checkpoint(&completed, "an incremental checkpoint past 1 s", |_| {
-            chosen(&first).map(|_| ())
-        });
-        stop.stop();
-        first_out = runner.join().unwrap().unwrap();
+        first_out = run_incremental_until(
+            &first,
+            10_000.0,
+            job,
+            "an incremental checkpoint past 1 s",
+            || chosen(&first).is_some(),
+        );
     }
     let checkpoint = chosen(&first).expect("found by the first run");
     let cut = checkpoint.cut;
