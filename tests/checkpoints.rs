@@ -1353,3 +1353,94 @@ fn a_source_that_ended_ahead_of_the_cut_is_restored_exactly_once() {
         assert_eq!(sorted(all), model, "{shape:?}");
     }
 }
+
+/// A source reader is told of every checkpoint that completes with its own position in it: on 2
+/// workers with checkpoints every 20 ms, each instance's notices name completed checkpoints, come
+/// in increasing order, and carry exactly the position that instance has in that checkpoint.
+#[test]
+fn readers_learn_of_completed_checkpoints_with_their_position_in_them() {
+    use std::sync::{Arc, Mutex};
+    use tidal::engine::{Poll, SourceReader};
+    /// (worker, checkpoint id, position) of each notice.
+    type Notices = Arc<Mutex<Vec<(u8, u64, Vec<u8>)>>>;
+    /// Counts up, paced; its position is its worker and next number.
+    struct Numbers {
+        worker: u8,
+        next: u64,
+        notices: Notices,
+    }
+    impl SourceReader for Numbers {
+        type Item = u64;
+        fn read(&mut self, out: &mut Vec<u64>, _max: usize) -> Poll {
+            out.extend(self.next..self.next + 20);
+            self.next += 20;
+            Poll::Pending(Duration::from_millis(1))
+        }
+        fn position(&self) -> Option<Vec<u8>> {
+            let mut p = vec![self.worker];
+            p.extend(self.next.to_le_bytes());
+            Some(p)
+        }
+        fn checkpoint_complete(&mut self, id: u64, position: &[u8]) -> tidal::Result<()> {
+            let notice = (self.worker, id, position.to_vec());
+            self.notices.lock().unwrap().push(notice);
+            Ok(())
+        }
+    }
+    let dir = fixture_dir("readers_learn_of_completed_checkpoints");
+    let notices: Notices = Arc::new(Mutex::new(Vec::new()));
+    let (tx, completed) = mpsc::channel::<CompletedCheckpoint>();
+    let job = Job::local(2)
+        .quiet()
+        .with_checkpoints(
+            CheckpointConfig::new(dir.join("c"))
+                .interval(Duration::from_millis(20))
+                .keep(1_000),
+        )
+        .on_checkpoint(move |c| drop(tx.send(c.clone())));
+    let stop = job.stop_handle();
+    let n = Arc::clone(&notices);
+    let runner = std::thread::spawn(move || {
+        job.run(move |env| {
+            let worker = env.worker_index() as u8;
+            let reader = Numbers {
+                worker,
+                next: 0,
+                notices: Arc::clone(&n),
+            };
+            env.source("numbers", reader).map(|_| ()).collect()
+        })
+    });
+    // Run until both instances have heard of at least five checkpoints.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (0..2u8).any(|w| notices.lock().unwrap().iter().filter(|n| n.0 == w).count() < 5) {
+        assert!(Instant::now() < deadline, "too few notices within 60 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.stop();
+    let _: Vec<()> = runner.join().unwrap().unwrap();
+    let checkpoints: BTreeMap<u64, Restored> = completed
+        .try_iter()
+        .map(|c| (c.id, checkpoint::read_checkpoint(&c.location).unwrap()))
+        .collect();
+    let notices = notices.lock().unwrap().clone();
+    for w in 0..2u8 {
+        let ids: Vec<u64> = notices.iter().filter(|n| n.0 == w).map(|n| n.1).collect();
+        assert!(ids.windows(2).all(|p| p[0] < p[1]), "worker {w}: {ids:?}");
+    }
+    for (worker, id, position) in &notices {
+        let c = checkpoints
+            .get(id)
+            .unwrap_or_else(|| panic!("notice of checkpoint {id}, which did not complete"));
+        let theirs: Vec<&Vec<u8>> = c
+            .parts
+            .iter()
+            .flat_map(|p| &p.sources)
+            .filter_map(|(_, s)| match s {
+                SourcePosition::At { position, .. } if position[0] == *worker => Some(position),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(theirs, vec![position], "worker {worker}, checkpoint {id}");
+    }
+}

@@ -12,11 +12,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{SHAPES, fixture_dir, is_child, on_every_shape, run_with, sorted};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tidal::connectors::DebeziumEvent;
-use tidal::connectors::kafka::{KafkaRecord, KafkaSink, KafkaSinks, KafkaSource, KafkaSources};
+use tidal::connectors::kafka::{
+    KafkaRecord, KafkaSink, KafkaSinks, KafkaSource, KafkaSources, StartFrom, checkpointed_offsets,
+};
 use tidal::engine::checkpoint::{self, Restored};
 use tidal::engine::{CompletedCheckpoint, SourcePosition, WatermarkStrategy};
 use tidal::prelude::*;
@@ -859,4 +862,154 @@ fn a_topic_pattern_reads_the_matching_topics() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("matches the pattern 'nothing-.*'"), "{err}");
+}
+
+/// Each partition's offset in `c`, from every worker's part (`(topic, partition)` → next offset).
+fn offsets_in(c: &Restored) -> BTreeMap<(String, i32), i64> {
+    let mut out = BTreeMap::new();
+    for (_, s) in c.parts.iter().flat_map(|p| &p.sources) {
+        if let SourcePosition::At { position, .. } = s {
+            for p in checkpointed_offsets(position).unwrap() {
+                out.insert((p.topic, p.partition), p.next);
+            }
+        }
+    }
+    out
+}
+
+/// The offsets group `group` has committed for `topic`'s `partitions` (`None` where it has none).
+fn group_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    (0..partitions)
+        .map(
+            |p| match committed.find_partition(topic, p).unwrap().offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// With a group id, the offsets of each completed checkpoint are committed to the group: while a
+/// paced job runs on 2 workers, every partition's committed offset becomes its offset in one of the
+/// job's completed checkpoints (past the start); a source without a group id or with commits
+/// turned off commits nothing; and after the job is stopped, a new job that starts from the
+/// committed offsets reads exactly the messages at and after them.
+#[test]
+fn completed_checkpoints_commit_their_offsets_to_the_group() {
+    const N: u64 = 20_000;
+    let test = "completed_checkpoints_commit_their_offsets_to_the_group";
+    let dir = fixture_dir(test);
+    let (_cluster, brokers) = cluster(&dir, &[("clicks", 4)]);
+    let messages: Vec<(i32, String, String, i64)> = (0..N)
+        .map(|i| {
+            (
+                (i % 4) as i32,
+                String::new(),
+                format!("c{i}"),
+                1_000 + i as i64,
+            )
+        })
+        .collect();
+    produce(&brokers, "clicks", &messages);
+
+    let (tx, completed) = mpsc::channel::<CompletedCheckpoint>();
+    let job = Job::local(2)
+        .quiet()
+        .with_checkpoints(
+            CheckpointConfig::new(dir.join("first"))
+                .interval(Duration::from_millis(50))
+                .keep(1_000),
+        )
+        .on_checkpoint(move |c| drop(tx.send(c.clone())));
+    let stop = job.stop_handle();
+    let b = brokers.clone();
+    let runner = std::thread::spawn(move || {
+        job.run(move |env| {
+            let source = |group: Option<&str>| {
+                let s = KafkaSource::new(b.as_str(), &["clicks"])
+                    .utf8()
+                    .rate(10_000.0);
+                match group {
+                    Some(g) => s.group_id(g),
+                    None => s,
+                }
+            };
+            let monitored = env.kafka(source(Some("monitor")));
+            let silent = env.kafka(source(Some("silent")).commit_offsets_on_checkpoint(false));
+            let unnamed = env.kafka(source(None));
+            monitored.union(silent).union(unnamed).map(|_| ()).collect()
+        })
+    });
+    // Every partition's committed offset is its offset in one of the completed checkpoints.
+    let mut seen: Vec<BTreeMap<(String, i32), i64>> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no committed offsets of a checkpoint within 60 s"
+        );
+        if let Ok(c) = completed.recv_timeout(Duration::from_millis(20)) {
+            seen.push(offsets_in(
+                &checkpoint::read_checkpoint(&c.location).unwrap(),
+            ));
+        }
+        let committed = group_offsets(&brokers, "monitor", "clicks", 4);
+        let from_checkpoints = committed.iter().enumerate().all(|(p, o)| {
+            o.is_some_and(|o| {
+                o > 0
+                    && seen
+                        .iter()
+                        .any(|s| s.get(&("clicks".to_string(), p as i32)) == Some(&o))
+            })
+        });
+        if from_checkpoints {
+            break;
+        }
+    }
+    stop.stop();
+    runner.join().unwrap().unwrap();
+    assert_eq!(
+        group_offsets(&brokers, "silent", "clicks", 4),
+        vec![None; 4]
+    );
+
+    // A new job from the group's committed offsets reads the rest of each partition.
+    let committed: Vec<i64> = group_offsets(&brokers, "monitor", "clicks", 4)
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    let b = brokers.clone();
+    let rest: Vec<KafkaRecord<String>> = Job::local(2)
+        .quiet()
+        .run(move |env| {
+            let source = KafkaSource::new(b.as_str(), &["clicks"])
+                .utf8()
+                .group_id("monitor")
+                .start_from(StartFrom::Committed)
+                .bounded()
+                .with_metadata();
+            env.kafka(source).collect()
+        })
+        .unwrap();
+    let mut got: Vec<(i32, i64)> = rest.iter().map(|r| (r.partition, r.offset)).collect();
+    got.sort();
+    let expected: Vec<(i32, i64)> = (0..4)
+        .flat_map(|p| (committed[p as usize]..(N / 4) as i64).map(move |o| (p, o)))
+        .collect();
+    assert!(
+        got == expected,
+        "the new job read other messages than those after the committed offsets"
+    );
 }

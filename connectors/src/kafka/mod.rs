@@ -17,7 +17,10 @@
 //! any number of workers shares the partitions of every former instance out anew (partition `k`
 //! of them all to worker `k % workers`) and seeks each to its offset; partitions that appeared
 //! since the checkpoint start from [`StartFrom`]. Nothing is read twice or skipped: the
-//! checkpoint's cut and the offsets are taken together.
+//! checkpoint's cut and the offsets are taken together. With a [`KafkaSource::group_id`], each
+//! worker also commits its partitions' offsets in every completed checkpoint to the group (for
+//! monitoring, and for jobs that start from [`StartFrom::Committed`]); a restore never reads them.
+//! [`checkpointed_offsets`] decodes a checkpoint's positions.
 //!
 //! **Watermarks per partition.** The reader reports each partition as a split of its own, so the
 //! source's watermark is the least of its partitions' (with the strategy's idleness, an empty
@@ -41,7 +44,7 @@ pub use format::{
     Bytes, Csv, Debezium, Json, KafkaFormat, KafkaRecord, Message, Upsert, Utf8, WithMetadata,
 };
 pub use sink::{KafkaSink, KafkaSinks};
-pub use source::KafkaReader;
+pub use source::{Commits, KafkaReader, PartitionOffset, checkpointed_offsets};
 
 use std::time::Duration;
 
@@ -90,6 +93,7 @@ pub struct KafkaSource<F> {
     start: StartFrom,
     bounded: bool,
     group: Option<String>,
+    commit_offsets: Option<bool>,
     properties: Vec<(String, String)>,
     on_error: OnError,
     connect_timeout: Duration,
@@ -114,6 +118,7 @@ impl KafkaSource<Bytes> {
             start: StartFrom::Earliest,
             bounded: false,
             group: None,
+            commit_offsets: None,
             properties: Vec::new(),
             on_error: OnError::Fail,
             connect_timeout: Duration::from_secs(30),
@@ -155,6 +160,7 @@ impl<F: KafkaFormat> KafkaSource<F> {
             start: self.start,
             bounded: self.bounded,
             group: self.group,
+            commit_offsets: self.commit_offsets,
             properties: self.properties,
             on_error: self.on_error,
             connect_timeout: self.connect_timeout,
@@ -206,10 +212,29 @@ impl<F: KafkaFormat> KafkaSource<F> {
         self.bounded = true;
         self
     }
-    /// The consumer group (`group.id`): where [`StartFrom::Committed`] looks. Tidal assigns
+    /// The consumer group (`group.id`): where [`StartFrom::Committed`] looks, and where the
+    /// offsets of completed checkpoints are committed (see
+    /// [`commit_offsets_on_checkpoint`](Self::commit_offsets_on_checkpoint)). Tidal assigns
     /// partitions itself; the group does not decide who reads what.
     pub fn group_id(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
+        self
+    }
+    /// Whether each worker commits its partitions' offsets to the consumer group when a
+    /// checkpoint completes (the offsets in that checkpoint), so that the group's lag shows in
+    /// Kafka's monitoring tools and a new job can start from [`StartFrom::Committed`]. On by
+    /// default when a [`group_id`](Self::group_id) is given, off otherwise; without checkpoints
+    /// nothing is committed. Commits are asynchronous and a refused one is logged, not fatal:
+    /// a restore reads from the offsets in the checkpoint, never from the group's.
+    ///
+    /// ```
+    /// use tidal_connectors::kafka::KafkaSource;
+    /// let source = KafkaSource::new("localhost:9092", &["bids"])
+    ///     .group_id("bid-monitor")
+    ///     .commit_offsets_on_checkpoint(false);
+    /// ```
+    pub fn commit_offsets_on_checkpoint(mut self, commit: bool) -> Self {
+        self.commit_offsets = Some(commit);
         self
     }
     /// A librdkafka consumer property, passed as it is (e.g. `security.protocol`,

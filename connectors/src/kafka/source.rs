@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message as _;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Headers;
+use rdkafka::{ClientContext, TopicPartitionList as Offsets};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tidal_engine::state::key_hash;
@@ -48,7 +50,9 @@ struct Piece {
 
 /// The reader of one worker: its own consumer, assigned the partitions that fall to this worker.
 pub struct KafkaReader<F: KafkaFormat> {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Commits>,
+    /// The group offsets are committed to when checkpoints complete (`None`: not committed).
+    commit_to: Option<String>,
     format: F,
     parts: Vec<Partition>,
     /// Every partition of the topics when the job started, in the order they are shared out.
@@ -91,7 +95,11 @@ impl<F: KafkaFormat> KafkaReader<F> {
         for (k, v) in &source.properties {
             config.set(k, v);
         }
-        let consumer: BaseConsumer = config.create().map_err(|e| {
+        let commits = Commits {
+            source: name.to_string(),
+            group: group.clone(),
+        };
+        let consumer: BaseConsumer<Commits> = config.create_with_context(commits).map_err(|e| {
             Error::config(format!(
                 "Kafka source '{name}': the consumer cannot be made ({e}); check the properties given with .property()"
             ))
@@ -104,8 +112,13 @@ impl<F: KafkaFormat> KafkaReader<F> {
             .filter(|(k, _)| k % peers == index)
             .map(|(_, p)| p.clone())
             .collect();
+        let commit_to = source
+            .commit_offsets
+            .unwrap_or(source.group.is_some())
+            .then_some(group);
         let mut reader = KafkaReader {
             consumer,
+            commit_to,
             format: source.format,
             parts: Vec::new(),
             all,
@@ -264,7 +277,7 @@ impl<F: KafkaFormat> KafkaReader<F> {
 /// Every partition of the source's topics, in the order they are shared out; retries brokers
 /// that cannot be reached until the connect timeout.
 fn partitions<F>(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Commits>,
     source: &KafkaSource<F>,
     name: &str,
 ) -> Result<Vec<(String, i32)>> {
@@ -466,6 +479,45 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
         position::encode(&pieces)
     }
 
+    fn checkpoint_complete(&mut self, id: u64, position: &[u8]) -> Result<()> {
+        let Some(group) = &self.commit_to else {
+            return Ok(());
+        };
+        let pieces: Vec<Piece> = match postcard::from_bytes(position) {
+            Ok(pieces) => pieces,
+            Err(e) => {
+                eprintln!(
+                    "tidal: Kafka source '{}': the position in checkpoint {id} does not decode ({e}); no offsets committed to group '{group}'",
+                    self.name
+                );
+                return Ok(());
+            }
+        };
+        let mut offsets = Offsets::new();
+        for p in &pieces {
+            if let Err(e) =
+                offsets.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+            {
+                eprintln!(
+                    "tidal: Kafka source '{}': offset {} of {}/{} cannot be committed ({e})",
+                    self.name, p.next, p.topic, p.partition
+                );
+            }
+        }
+        if offsets.count() == 0 {
+            return Ok(());
+        }
+        // Asynchronous: the result comes to `Commits::commit_callback` at a later poll. A
+        // failure is logged, never fatal: the job's own offsets are those in its checkpoints.
+        if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
+            eprintln!(
+                "tidal: Kafka source '{}': committing the offsets of checkpoint {id} to group '{group}' failed ({e}); the job goes on from its checkpoints",
+                self.name
+            );
+        }
+        Ok(())
+    }
+
     fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> Result<()> {
         if positions.is_empty() {
             // Every former instance had read everything (a bounded source that ended before
@@ -520,4 +572,64 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
         }
         Ok(())
     }
+}
+
+/// The consumer's context: logs an offset commit the brokers refused (commits only mirror the
+/// checkpoints for monitoring; a failed one does not stop the job).
+pub struct Commits {
+    source: String,
+    group: String,
+}
+
+impl ClientContext for Commits {}
+
+impl ConsumerContext for Commits {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &Offsets) {
+        if let Err(e) = result {
+            eprintln!(
+                "tidal: Kafka source '{}': the brokers refused the offsets committed to group '{}' ({e}); the job goes on from its checkpoints",
+                self.source, self.group
+            );
+        }
+    }
+}
+
+/// Where a partition stood in a Kafka source's checkpointed position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffset {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset of the first record the job had not yet handed on (what a restore reads first).
+    pub next: i64,
+    /// For a bounded source, the offset the partition is read up to.
+    pub end: Option<i64>,
+}
+
+/// Decodes a Kafka source instance's position in a checkpoint (the bytes of
+/// [`SourcePosition::At`](tidal_engine::SourcePosition)), e.g. to see how far a checkpoint had
+/// read each partition.
+///
+/// ```
+/// use tidal_connectors::kafka::checkpointed_offsets;
+/// // Not a Kafka source's position:
+/// assert!(checkpointed_offsets(&[0xff, 0xff]).is_err());
+/// assert_eq!(checkpointed_offsets(&[0]).unwrap(), vec![]);
+/// ```
+pub fn checkpointed_offsets(position: &[u8]) -> Result<Vec<PartitionOffset>> {
+    let pieces: Vec<Piece> = postcard::from_bytes(position).map_err(|e| {
+        Error::input(format!(
+            "not the position of a Kafka source ({e}): it was written by another kind of source"
+        ))
+    })?;
+    Ok(pieces
+        .into_iter()
+        .map(|p| PartitionOffset {
+            topic: p.topic,
+            partition: p.partition,
+            next: p.next,
+            end: p.end,
+        })
+        .collect())
 }

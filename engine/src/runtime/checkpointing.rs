@@ -38,6 +38,9 @@ pub(crate) struct SourceSlot {
     /// then — before it sent anything at the new capability). Entries below the last cut are
     /// dropped.
     pub(crate) log: std::collections::VecDeque<(Time, PositionResult)>,
+    /// The last checkpoint known complete and this instance's position in it, until the source
+    /// driver hands it to its reader ([`SourceReader::checkpoint_complete`](crate::SourceReader::checkpoint_complete)).
+    pub(crate) completed: Option<(u64, Vec<u8>)>,
 }
 
 /// A source position, or why the source cannot give one.
@@ -146,6 +149,7 @@ impl WorkerCheckpoints {
             operator: None,
             cap: Some(Time::MIN),
             log: std::collections::VecDeque::new(),
+            completed: None,
         }));
         self.sources.borrow_mut().push(Rc::clone(&slot));
         slot
@@ -203,6 +207,21 @@ impl WorkerCheckpoints {
                 Control::Stop => stop_job(),
                 Control::CheckpointEnd { id, complete } => {
                     self.tracker.borrow_mut().ended(id, complete);
+                    if complete
+                        && self.written.get() == Some(id)
+                        && let Some((pending, cut)) = self.cut.get()
+                        && pending == id
+                    {
+                        // Each source's position in the completed checkpoint, for its reader.
+                        for s in self.sources.borrow().iter() {
+                            let mut s = s.borrow_mut();
+                            if let Some(Ok(SourcePosition::At { position, .. })) =
+                                s.position_at(cut)
+                            {
+                                s.completed = Some((id, position));
+                            }
+                        }
+                    }
                     if let Some((pending, cut)) = self.cut.get()
                         && pending <= id
                     {

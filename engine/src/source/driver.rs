@@ -144,6 +144,17 @@ impl<R: SourceReader> SourceDriver<R> {
             return;
         }
         self.check_stop();
+        let completed = self.slot.borrow_mut().completed.take();
+        if let Some((id, position)) = completed
+            && !self.finished
+            && let Err(e) = self.reader.checkpoint_complete(id, &position)
+        {
+            self.fail(e.context(format!(
+                "source '{}' after checkpoint {id} completed",
+                self.name
+            )));
+            return;
+        }
         if self.finished {
             self.wind_down();
             return;

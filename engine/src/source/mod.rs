@@ -113,6 +113,17 @@ pub trait SourceReader: 'static {
             "its reader cannot be restored from a checkpoint (SourceReader::restore)",
         ))
     }
+    /// Called when a checkpoint that holds this instance's `position` (what
+    /// [`position`](SourceReader::position) returned at its cut) is complete on every worker —
+    /// at the instance's next activation, between reads — e.g. to tell an external system how far
+    /// the job has durably read (Kafka's committed group offsets). Only the latest completed
+    /// checkpoint is passed when several completed between two activations. The job's
+    /// correctness must not depend on it: a restore uses the position in the checkpoint. An error
+    /// fails the job; a reader whose acknowledgement may fail without harm logs it instead.
+    fn checkpoint_complete(&mut self, id: u64, position: &[u8]) -> crate::Result<()> {
+        let _ = (id, position);
+        Ok(())
+    }
     /// For readers of several splits (file ranges, partitions) that want a watermark generator per
     /// split, as Flink's per-split watermarks: the split every record of the last
     /// [`read`](SourceReader::read) came from. A reader that says so returns records of one split
