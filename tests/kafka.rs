@@ -1013,3 +1013,131 @@ fn completed_checkpoints_commit_their_offsets_to_the_group() {
         "the new job read other messages than those after the committed offsets"
     );
 }
+
+/// An unbounded source with a topic pattern finds topics created while it runs: on 1 worker and
+/// on 2, a topic matching the pattern created after the job has read the first one is read
+/// from its first message (each of its 3 partitions going to one worker), every message of
+/// both exactly once; a topic that does not match is not read.
+#[test]
+fn topics_created_while_running_are_found_and_read_from_the_start() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = fixture_dir("topics_created_while_running");
+    let (cluster, brokers) = cluster(&dir, &[("live-a", 2)]);
+    let cluster = cluster.unwrap();
+    let messages = |topic: &str, partitions: i32| -> Vec<(i32, String, String, i64)> {
+        (0..300)
+            .map(|i| {
+                (
+                    i % partitions,
+                    String::new(),
+                    format!("{topic} {i}"),
+                    1_000 + i as i64,
+                )
+            })
+            .collect()
+    };
+    produce(&brokers, "live-a", &messages("live-a", 2));
+    for (round, workers) in [1usize, 2].into_iter().enumerate() {
+        let (b_topic, other) = (format!("live-b{round}"), format!("live-c{round}"));
+        let pattern = format!("live-(a|b{round})");
+        let seen = Arc::new(AtomicUsize::new(0));
+        let job = Job::local(workers).quiet();
+        let stop = job.stop_handle();
+        let (b, counter) = (brokers.clone(), Arc::clone(&seen));
+        let runner = std::thread::spawn(move || {
+            job.run(move |env| {
+                let counter = Arc::clone(&counter);
+                let source = KafkaSource::pattern(b.as_str(), pattern.as_str())
+                    .utf8()
+                    .partition_discovery(Duration::from_millis(50));
+                env.kafka(source)
+                    .inspect(move |_| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .collect()
+            })
+        });
+        let wait_for = |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while seen.load(Ordering::SeqCst) < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "{workers} workers: fewer than {n} records within 60 s"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait_for(300);
+        cluster.create_topic(&b_topic, 3, 1).unwrap();
+        cluster.create_topic(&other, 1, 1).unwrap();
+        produce(&brokers, &b_topic, &messages(&b_topic, 3));
+        produce(&brokers, &other, &messages(&other, 1));
+        wait_for(600);
+        stop.stop();
+        let out: Vec<String> = runner.join().unwrap().unwrap();
+        let expected: Vec<String> = sorted(
+            messages("live-a", 1)
+                .into_iter()
+                .chain(messages(&b_topic, 1))
+                .map(|m| m.2)
+                .collect(),
+        );
+        assert!(sorted(out) == expected, "{workers} workers: other records");
+    }
+}
+
+/// A bounded source whose worker finished its partitions before the cut while another had not:
+/// restored on every shape, the finished partitions are not read again and the other resumes
+/// (every word counted once).
+#[test]
+fn partitions_of_a_finished_worker_are_not_read_again_after_a_restore() {
+    let test = "partitions_of_a_finished_worker_are_not_read_again_after_a_restore";
+    let dir = fixture_dir(test);
+    let (_cluster, brokers) = cluster(&dir, &[("uneven", 2)]);
+    // Partition 0 (worker 0 of 2) is short, partition 1 long.
+    let messages: Vec<(i32, String, String, i64)> = (0..20_000u64)
+        .map(|i| {
+            let partition = if i % 400 == 0 { 0 } else { 1 };
+            (
+                partition,
+                String::new(),
+                format!("w{}", i % 13),
+                1_000 + i as i64,
+            )
+        })
+        .collect();
+    if !is_child() {
+        produce(&brokers, "uneven", &messages);
+    }
+    let mut oracle: BTreeMap<String, u64> = BTreeMap::new();
+    for m in &messages {
+        *oracle.entry(m.2.clone()).or_insert(0) += 1;
+    }
+    let oracle: Vec<(String, u64)> = oracle.into_iter().collect();
+    fn counts(env: &mut Env<'_>, brokers: &str, rate: Option<f64>) -> Collected<(String, u64)> {
+        let mut source = KafkaSource::new(brokers, &["uneven"]).utf8().bounded();
+        if let Some(rate) = rate {
+            source = source.rate(rate);
+        }
+        env.kafka(source)
+            .key_by(|w| w.clone())
+            .count()
+            .final_values()
+            .collect()
+    }
+    /// One instance had finished at the cut, the other had not.
+    fn one_finished(c: &Restored) -> bool {
+        let sources: Vec<&SourcePosition> = c
+            .parts
+            .iter()
+            .flat_map(|p| &p.sources)
+            .map(|(_, s)| s)
+            .collect();
+        sources.iter().any(|s| **s == SourcePosition::Done)
+            && sources
+                .iter()
+                .any(|s| matches!(s, SourcePosition::At { .. }))
+    }
+    restore_counts_on_every_shape(test, &dir, &brokers, counts, one_finished, &oracle);
+}

@@ -11,12 +11,18 @@
 //! partition `k` when `k % workers == worker index`. Each worker assigns its partitions to its own
 //! consumer (no consumer-group rebalancing: Tidal, not the broker, decides who reads what, as
 //! Flink's source does), starting at the offsets [`StartFrom`] resolves to when the job starts.
+//! An unbounded source also looks for partitions that appear while it runs
+//! ([`KafkaSource::partition_discovery`], every 5 minutes by default): each goes to the worker
+//! its topic and partition hash to, and is read from its earliest record.
 //!
 //! **Checkpoints.** A source's position is, for each of its partitions, the offset of the next
 //! record it has not yet handed on (and, when bounded, the end offset it stops at). A restore on
 //! any number of workers shares the partitions of every former instance out anew (partition `k`
-//! of them all to worker `k % workers`) and seeks each to its offset; partitions that appeared
-//! since the checkpoint start from [`StartFrom`]. Nothing is read twice or skipped: the
+//! of them all to worker `k % workers`) and seeks each to its offset. Partitions the checkpoint
+//! does not know: of a topic it knows, or matching the pattern, they appeared after the job
+//! started and are read from their earliest record (not at all by a bounded source); of a topic
+//! added to the list since, from [`StartFrom`]. A partition an instance had read to its end before
+//! the cut is not read again. Nothing is read twice or skipped: the
 //! checkpoint's cut and the offsets are taken together. With a [`KafkaSource::group_id`], each
 //! worker also commits its partitions' offsets in every completed checkpoint to the group (for
 //! monitoring, and for jobs that start from [`StartFrom::Committed`]); a restore never reads them.
@@ -51,6 +57,9 @@ use std::time::Duration;
 use tidal_engine::{DataStream, Env, WatermarkStrategy};
 
 use crate::deadletter::OnError;
+
+/// How often unbounded sources look for new partitions unless told otherwise.
+const DEFAULT_DISCOVERY: Duration = Duration::from_secs(300);
 
 /// Where a Kafka source starts reading the partitions it has no checkpointed offset for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +106,7 @@ pub struct KafkaSource<F> {
     properties: Vec<(String, String)>,
     on_error: OnError,
     connect_timeout: Duration,
+    discovery: Duration,
     rate: Option<f64>,
     format: F,
 }
@@ -122,6 +132,7 @@ impl KafkaSource<Bytes> {
             properties: Vec::new(),
             on_error: OnError::Fail,
             connect_timeout: Duration::from_secs(30),
+            discovery: DEFAULT_DISCOVERY,
             rate: None,
             format: Bytes,
         }
@@ -164,6 +175,7 @@ impl<F: KafkaFormat> KafkaSource<F> {
             properties: self.properties,
             on_error: self.on_error,
             connect_timeout: self.connect_timeout,
+            discovery: self.discovery,
             rate: self.rate,
             format,
         }
@@ -251,6 +263,23 @@ impl<F: KafkaFormat> KafkaSource<F> {
     /// How long to keep trying brokers that cannot be reached before the job fails.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+    /// How often an unbounded source looks for partitions that appeared since the job started:
+    /// partitions added to its topics and, with a [`pattern`](Self::pattern), new topics that
+    /// match. Each found partition goes to one worker (by a hash of topic and partition) and is
+    /// read from its earliest record, so nothing written to it is missed. Every 5 minutes by
+    /// default (as Flink's Kafka source); `Duration::ZERO` turns it off. A bounded source reads
+    /// the partitions there were at start.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidal_connectors::kafka::KafkaSource;
+    /// let source = KafkaSource::pattern("localhost:9092", "clicks-.*")
+    ///     .partition_discovery(Duration::from_secs(10));
+    /// ```
+    pub fn partition_discovery(mut self, every: Duration) -> Self {
+        self.discovery = every;
         self
     }
     /// Reads at most this many records per second over the whole job.

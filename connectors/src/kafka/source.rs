@@ -1,6 +1,7 @@
 //! One worker's share of a Kafka source: its partitions, their offsets, and their watermarks.
 
 use std::rc::Rc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message as _;
@@ -39,6 +40,9 @@ struct Partition {
     done: bool,
 }
 
+/// A topic's partition.
+type TopicPartition = (String, i32);
+
 /// A partition in a checkpoint: where its reader stood.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Piece {
@@ -71,6 +75,21 @@ pub struct KafkaReader<F: KafkaFormat> {
     dead: DeadLetters,
     ctx: Rc<WorkerContext>,
     name: String,
+    /// Partitions found while running, from the discovery thread (see [`Discovery`]), and the
+    /// thread's stop signal (dropped with the reader).
+    discovered: Option<(mpsc::Receiver<Vec<Partition>>, mpsc::Sender<()>)>,
+    /// Whether the topics are those matching a pattern (not a list).
+    subscription_is_pattern: bool,
+}
+
+/// The topics of a source: a list or a pattern, on some brokers.
+#[derive(Debug, Clone)]
+struct Subscription {
+    brokers: String,
+    topics: Vec<String>,
+    /// Instead of `topics`: every topic whose whole name this matches (anchored).
+    pattern: Option<(String, regex::Regex)>,
+    connect_timeout: Duration,
 }
 
 impl<F: KafkaFormat> KafkaReader<F> {
@@ -104,7 +123,26 @@ impl<F: KafkaFormat> KafkaReader<F> {
                 "Kafka source '{name}': the consumer cannot be made ({e}); check the properties given with .property()"
             ))
         })?;
-        let all = partitions(&consumer, &source, name)?;
+        let pattern = match &source.pattern {
+            None => None,
+            Some(pattern) => {
+                let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                    Error::config(format!(
+                        "Kafka source '{name}': topic pattern '{pattern}' is not a regular expression: {e}"
+                    ))
+                })?;
+                Some((pattern.clone(), re))
+            }
+        };
+        let subscription = Subscription {
+            brokers: source.brokers.clone(),
+            topics: source.topics.clone(),
+            pattern,
+            connect_timeout: source.connect_timeout,
+        };
+        // Discovery: unbounded sources only (a bounded one reads what there was at start).
+        let discovering = !source.bounded && !source.discovery.is_zero();
+        let all = partitions(&consumer, &subscription, name, true, discovering)?;
         let (index, peers) = (ctx.index(), ctx.peers());
         let mine: Vec<(String, i32)> = all
             .iter()
@@ -134,15 +172,28 @@ impl<F: KafkaFormat> KafkaReader<F> {
             dead: DeadLetters::new(source.on_error, name, index),
             ctx: Rc::clone(ctx),
             name: name.to_string(),
+            discovered: None,
+            subscription_is_pattern: source.pattern.is_some(),
         };
-        reader.parts = reader.resolve(&mine)?;
+        reader.parts = reader.resolve(&mine, reader.start)?;
+        if discovering {
+            let discovery = Discovery {
+                config,
+                subscription,
+                known: reader.all.iter().cloned().collect(),
+                name: name.to_string(),
+                index: index as u64,
+                peers: peers as u64,
+            };
+            reader.discovered = Some(discovery.spawn(source.discovery)?);
+        }
         Ok(reader)
     }
 
-    /// Where each of `partitions` starts ([`StartFrom`]) and, when bounded, ends.
-    fn resolve(&self, partitions: &[(String, i32)]) -> Result<Vec<Partition>> {
+    /// Where each of `partitions` starts (`start`) and, when bounded, ends.
+    fn resolve(&self, partitions: &[(String, i32)], start: StartFrom) -> Result<Vec<Partition>> {
         let mut out = Vec::with_capacity(partitions.len());
-        let committed = if self.start == StartFrom::Committed && !partitions.is_empty() {
+        let committed = if start == StartFrom::Committed && !partitions.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for (t, p) in partitions {
                 tpl.add_partition(t, *p);
@@ -162,7 +213,7 @@ impl<F: KafkaFormat> KafkaReader<F> {
                 .map_err(|e| {
                     self.broker_error(&format!("reading the offsets of {topic}/{partition}"), &e)
                 })?;
-            let next = match self.start {
+            let next = match start {
                 StartFrom::Earliest => low,
                 StartFrom::Latest => high,
                 StartFrom::Committed => committed
@@ -229,6 +280,33 @@ impl<F: KafkaFormat> KafkaReader<F> {
         Ok(())
     }
 
+    /// Takes on the partitions the discovery thread found for this worker.
+    fn take_discovered(&mut self) -> Result<()> {
+        let Some((found, _)) = &self.discovered else {
+            return Ok(());
+        };
+        let added: Vec<Partition> = found.try_iter().flatten().collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        if self.assigned {
+            let mut tpl = TopicPartitionList::new();
+            for p in &added {
+                tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+                    .map_err(|e| Error::input(e.to_string()))?;
+            }
+            self.consumer.incremental_assign(&tpl).map_err(|e| {
+                Error::external(format!(
+                    "Kafka source '{}': assigning partitions found while running: {e}",
+                    self.name
+                ))
+            })?;
+            self.started.extend(added.iter().map(|p| p.split));
+        }
+        self.parts.extend(added);
+        Ok(())
+    }
+
     /// Hands on a decoded record of partition `part` at `offset`.
     fn take(&mut self, part: usize, offset: i64, item: Option<F::Item>, out: &mut Vec<F::Item>) {
         out.extend(item);
@@ -274,12 +352,16 @@ impl<F: KafkaFormat> KafkaReader<F> {
     }
 }
 
-/// Every partition of the source's topics, in the order they are shared out; retries brokers
-/// that cannot be reached until the connect timeout.
-fn partitions<F>(
+/// Every partition of the subscription's topics, in the order they are shared out. `patient`:
+/// retries brokers that cannot be reached until the connect timeout (otherwise one try);
+/// `may_be_empty`: a pattern that matches no topic yet is not an error (topics are discovered
+/// later).
+fn partitions(
     consumer: &BaseConsumer<Commits>,
-    source: &KafkaSource<F>,
+    source: &Subscription,
     name: &str,
+    patient: bool,
+    may_be_empty: bool,
 ) -> Result<Vec<(String, i32)>> {
     let started = Instant::now();
     // The brokers' metadata (of one topic, or of all), trying again until the connect timeout.
@@ -288,10 +370,11 @@ fn partitions<F>(
             Ok(m) => return Ok(m),
             Err(e) => {
                 let waited = started.elapsed();
-                if waited >= source.connect_timeout {
+                if !patient || waited >= source.connect_timeout {
                     return Err(Error::external(format!(
                         "Kafka source '{name}': no answer from brokers {} within {:?} ({e}); check the address and that the brokers run",
-                        source.brokers, source.connect_timeout
+                        source.brokers,
+                        waited.max(REQUEST)
                     )));
                 }
                 eprintln!(
@@ -306,12 +389,7 @@ fn partitions<F>(
     };
     let topics: Vec<String> = match &source.pattern {
         None => source.topics.clone(),
-        Some(pattern) => {
-            let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-                Error::config(format!(
-                    "Kafka source '{name}': topic pattern '{pattern}' is not a regular expression: {e}"
-                ))
-            })?;
+        Some((pattern, re)) => {
             let metadata = fetch(None)?;
             let mut matching: Vec<String> = metadata
                 .topics()
@@ -320,7 +398,7 @@ fn partitions<F>(
                 .filter(|t| !t.starts_with("__") && re.is_match(t))
                 .collect();
             matching.sort();
-            if matching.is_empty() {
+            if matching.is_empty() && !may_be_empty {
                 return Err(Error::input(format!(
                     "Kafka source '{name}': no topic on brokers {} matches the pattern '{pattern}'",
                     source.brokers
@@ -345,6 +423,96 @@ fn partitions<F>(
     Ok(out)
 }
 
+/// Looks for new partitions on a thread of its own, with a consumer of its own (metadata and
+/// offset requests take a round trip each, which a worker should not wait for): every `every`,
+/// lists the subscription's partitions; those not seen before that hash to this worker are
+/// resolved to their earliest offset and sent to the reader. Every worker's thread makes the same
+/// choice, so each new partition is read by exactly one worker, whenever each looks. Brokers that
+/// do not answer are logged and tried again at the next look.
+struct Discovery {
+    config: ClientConfig,
+    subscription: Subscription,
+    known: std::collections::HashSet<(String, i32)>,
+    name: String,
+    index: u64,
+    peers: u64,
+}
+
+impl Discovery {
+    fn spawn(
+        mut self,
+        every: Duration,
+    ) -> Result<(mpsc::Receiver<Vec<Partition>>, mpsc::Sender<()>)> {
+        let (found_tx, found) = mpsc::channel();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let consumer: BaseConsumer<Commits> = self
+            .config
+            .create_with_context(Commits {
+                source: self.name.clone(),
+                group: String::new(),
+            })
+            .map_err(|e| Error::config(format!("Kafka source '{}': {e}", self.name)))?;
+        std::thread::Builder::new()
+            .name(format!("tidal-kafka-discovery-{}", self.index))
+            .spawn(move || {
+                // Ends when the reader is dropped (its stop sender with it).
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    let mine = match self.look(&consumer) {
+                        Ok(mine) => mine,
+                        Err(e) => {
+                            eprintln!(
+                                "tidal: looking for new partitions: {e}; trying again in {every:?}"
+                            );
+                            continue;
+                        }
+                    };
+                    if !mine.is_empty() && found_tx.send(mine).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::external(format!("starting partition discovery: {e}")))?;
+        Ok((found, stop))
+    }
+
+    /// One look: this worker's new partitions, each at its earliest offset.
+    fn look(&mut self, consumer: &BaseConsumer<Commits>) -> Result<Vec<Partition>> {
+        let listed = partitions(consumer, &self.subscription, &self.name, false, true)?;
+        let mut new: Vec<(String, i32)> = listed
+            .into_iter()
+            .filter(|p| !self.known.contains(p))
+            .collect();
+        new.sort();
+        let mut mine = Vec::new();
+        for (topic, partition) in new {
+            if key_hash(&(topic.as_str(), partition)) % self.peers == self.index {
+                let low = match consumer.fetch_watermarks(&topic, partition, REQUEST) {
+                    Ok((low, _)) => low,
+                    Err(e) => {
+                        // This one and the rest at the next look; those resolved go on now.
+                        eprintln!(
+                            "tidal: Kafka source '{}': reading the offsets of new partition {topic}/{partition}: {e}; trying again later",
+                            self.name
+                        );
+                        break;
+                    }
+                };
+                mine.push(Partition {
+                    split: key_hash(&(topic.as_str(), partition)),
+                    topic: topic.clone(),
+                    partition,
+                    next: low,
+                    end: None,
+                    done: false,
+                });
+            }
+            // Known only once resolved: a failed look tries this partition again.
+            self.known.insert((topic, partition));
+        }
+        Ok(mine)
+    }
+}
+
 fn unknown_topic(name: &str, topic: &str, brokers: &str) -> Error {
     Error::input(format!(
         "Kafka source '{name}': topic '{topic}' does not exist on brokers {brokers}; create it or correct the name"
@@ -358,6 +526,9 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
         if !self.assigned
             && let Err(e) = self.assign()
         {
+            return Poll::Failed(e);
+        }
+        if let Err(e) = self.take_discovered() {
             return Poll::Failed(e);
         }
         let max = match self.throttle.as_mut().map(|t| t.allowed(max)) {
@@ -476,7 +647,10 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
                 end: p.end,
             })
             .collect();
-        position::encode(&pieces)
+        // The pieces, then every partition the source had when it started (see `restore`).
+        let mut bytes = position::encode(&pieces)?;
+        bytes.extend(postcard::to_allocvec(&self.all).ok()?);
+        Some(bytes)
     }
 
     fn checkpoint_complete(&mut self, id: u64, position: &[u8]) -> Result<()> {
@@ -519,24 +693,29 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
     }
 
     fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> Result<()> {
+        use std::collections::HashSet;
         if positions.is_empty() {
             // Every former instance had read everything (a bounded source that ended before
             // the cut): there is nothing left to read.
             self.parts.clear();
             return Ok(());
         }
-        // Every partition any former instance had, shared out anew; partitions that appeared
-        // since the checkpoint start where the source starts.
-        let mut known: std::collections::HashSet<(String, i32)> = Default::default();
+        // The partitions in the checkpoint's pieces, and those the source had when it started
+        // (listed in every position): a listed partition with no piece belonged to an instance
+        // that had finished — read to its end — before the cut.
+        let mut in_pieces: HashSet<(String, i32)> = HashSet::new();
+        let mut listed: HashSet<(String, i32)> = HashSet::new();
         for position in positions {
-            let pieces: Vec<Piece> = postcard::from_bytes(position).map_err(|e| {
+            let (pieces, started_with) = decode_position(position).map_err(|e| {
                 Error::input(format!(
                     "Kafka source '{}': a checkpointed position does not decode ({e}): the checkpoint was written by another source under this name",
                     self.name
                 ))
             })?;
-            known.extend(pieces.into_iter().map(|p| (p.topic, p.partition)));
+            in_pieces.extend(pieces.into_iter().map(|p| (p.topic, p.partition)));
+            listed.extend(started_with);
         }
+        listed.extend(in_pieces.iter().cloned());
         let pieces: Vec<Piece> = position::share(positions, index, peers)?;
         let mut parts: Vec<Partition> = pieces
             .into_iter()
@@ -552,16 +731,29 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
                 }
             })
             .collect();
-        let new: Vec<(String, i32)> = self
-            .all
-            .iter()
-            .filter(|p| !known.contains(*p))
-            .enumerate()
-            .filter(|(k, _)| k % peers == index)
-            .map(|(_, p)| p.clone())
-            .collect();
-        parts.extend(self.resolve(&new)?);
+        // Partitions the checkpoint does not know. Of a topic it knows, or matching the pattern:
+        // they appeared after the job started — read from their earliest record, as partitions
+        // found while running are (a bounded source reads only what there was at its start).
+        // Of a topic added to the list since: from where the source starts.
+        let known_topics: HashSet<&str> = listed.iter().map(|(t, _)| t.as_str()).collect();
+        let pattern = self.subscription_is_pattern;
+        let mut added = Vec::new();
+        let mut other = Vec::new();
+        for (k, p) in self.all.iter().filter(|p| !listed.contains(*p)).enumerate() {
+            let appeared = pattern || known_topics.contains(p.0.as_str());
+            if k % peers != index || (appeared && self.bounded) {
+                continue;
+            }
+            if appeared { &mut added } else { &mut other }.push(p.clone());
+        }
+        parts.extend(self.resolve(&added, StartFrom::Earliest)?);
+        parts.extend(self.resolve(&other, self.start)?);
         self.parts = parts;
+        // Later checkpoints list every partition this run knows of.
+        let mut all: Vec<(String, i32)> = listed.into_iter().chain(self.all.drain(..)).collect();
+        all.sort();
+        all.dedup();
+        self.all = all;
         Ok(())
     }
 
@@ -594,6 +786,18 @@ impl ConsumerContext for Commits {
     }
 }
 
+/// A Kafka source's position: its pieces, then (since positions carry it) the partitions the
+/// source had when it started.
+fn decode_position(bytes: &[u8]) -> postcard::Result<(Vec<Piece>, Vec<TopicPartition>)> {
+    let (pieces, rest): (Vec<Piece>, &[u8]) = postcard::take_from_bytes(bytes)?;
+    let started_with = if rest.is_empty() {
+        Vec::new()
+    } else {
+        postcard::from_bytes(rest)?
+    };
+    Ok((pieces, started_with))
+}
+
 /// Where a partition stood in a Kafka source's checkpointed position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionOffset {
@@ -618,7 +822,7 @@ pub struct PartitionOffset {
 /// assert_eq!(checkpointed_offsets(&[0]).unwrap(), vec![]);
 /// ```
 pub fn checkpointed_offsets(position: &[u8]) -> Result<Vec<PartitionOffset>> {
-    let pieces: Vec<Piece> = postcard::from_bytes(position).map_err(|e| {
+    let (pieces, _) = decode_position(position).map_err(|e| {
         Error::input(format!(
             "not the position of a Kafka source ({e}): it was written by another kind of source"
         ))
@@ -632,4 +836,40 @@ pub fn checkpointed_offsets(position: &[u8]) -> Result<Vec<PartitionOffset>> {
             end: p.end,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(partition: i32, next: i64) -> Piece {
+        Piece {
+            topic: "t".into(),
+            partition,
+            next,
+            end: None,
+        }
+    }
+
+    #[test]
+    fn positions_carry_the_starting_partitions_and_older_ones_still_decode() {
+        let pieces = vec![piece(0, 5), piece(2, 7)];
+        let started = vec![
+            ("t".to_string(), 0),
+            ("t".to_string(), 1),
+            ("t".to_string(), 2),
+        ];
+        let mut bytes = position::encode(&pieces).unwrap();
+        // Written before positions listed the starting partitions: the pieces alone.
+        let (old, none) = decode_position(&bytes).unwrap();
+        assert_eq!((old.len(), none.len()), (2, 0));
+        bytes.extend(postcard::to_allocvec(&started).unwrap());
+        let (now, listed) = decode_position(&bytes).unwrap();
+        assert_eq!(now.iter().map(|p| p.next).collect::<Vec<_>>(), vec![5, 7]);
+        assert_eq!(listed, started);
+        // What restores share out reads the pieces only.
+        let shared: Vec<Piece> = position::share(&[&bytes], 0, 1).unwrap();
+        assert_eq!(shared.len(), 2);
+        assert_eq!(checkpointed_offsets(&bytes).unwrap()[1].next, 7);
+    }
 }
