@@ -100,6 +100,15 @@ pub struct JobArgs {
     /// parameters); repeat for more.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Serve the job's metrics in Prometheus's text format on http://HOST:PORT/metrics (process 0,
+    /// for the whole job; the job graph as JSON on /api/graph). Off unless given; give a
+    /// loopback address unless others should reach it.
+    #[arg(long = "metrics-addr", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+    /// Print the job graph (its operators and the streams between them) and exit without
+    /// running the job: as text, or as Graphviz DOT with --explain dot.
+    #[arg(long = "explain", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text")]
+    pub explain: Option<crate::metrics::ExplainFormat>,
 }
 
 impl Default for JobArgs {
@@ -122,6 +131,8 @@ impl Default for JobArgs {
             s3_endpoint: None,
             s3_region: None,
             params: Vec::new(),
+            metrics_addr: None,
+            explain: None,
         }
     }
 }

@@ -61,6 +61,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod cluster;
 pub mod error;
+pub mod metrics;
 pub mod operator;
 pub mod runtime;
 pub mod source;

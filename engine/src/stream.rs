@@ -99,17 +99,28 @@ impl<'s, T: 'static> DataStream<'s, T> {
     ) -> DataStream<'s, U> {
         let name = self.default_name(kind);
         let states = self.ctx.state_count();
+        let first_id = self.inner.scope().worker().peek_identifier();
         let mut inner = build(self.inner, &name);
         let stateful = self.ctx.state_count() > states;
         if stateful && self.ctx.checkpointing() {
             // A stateful operator: checkpoints wait for its output to reach their cut.
             inner = inner.probe_with(&self.ctx.checkpoints.probe);
         }
+        // With metrics on, a probe follows the operator's output: its watermark.
+        let probe = if self.ctx.metrics_on() {
+            let probe = timely::dataflow::ProbeHandle::new();
+            inner = inner.probe_with(&probe);
+            Some(probe)
+        } else {
+            None
+        };
+        let ids = (first_id, inner.scope().worker().peek_identifier());
         let out = DataStream {
             inner,
             ctx: self.ctx,
             meta: Rc::new(OperatorMeta::new(name, Some(self.meta))),
         };
+        out.ctx.watch_operator(&out.meta, kind, ids, probe);
         if stateful {
             out.ctx.assign_states(states, &out.meta);
         }

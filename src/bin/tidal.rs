@@ -207,6 +207,8 @@ fn run(args: RunArgs) -> Result<(), String> {
             if restoring {
                 command.args(["--restore", "latest"]);
             }
+            // For the job's metrics (tidal_restarts_total).
+            command.env("TIDAL_RESTARTS", restarts.restarts().to_string());
             let child = command
                 .spawn()
                 .map_err(|e| format!("cannot start '{program}': {e}"))?;

@@ -198,6 +198,8 @@ pub struct CompletedCheckpoint {
     pub savepoint: bool,
     /// Bytes of all its parts.
     pub bytes: u64,
+    /// From its start to its completion, in milliseconds.
+    pub duration_ms: u64,
 }
 
 /// Called once for every checkpoint and savepoint that completes (see

@@ -116,6 +116,7 @@ impl WorkerCheckpoints {
             next_id,
             last_cut: restored.as_ref().map_or(Time::MIN, |r| r.cut),
             failures: 0,
+            metrics: None,
         });
         WorkerCheckpoints {
             config,
@@ -129,6 +130,13 @@ impl WorkerCheckpoints {
             inbox: Rc::new(RefCell::new(Vec::new())),
             coordinator: RefCell::new(coordinator),
             tracker: RefCell::new(Tracker::default()),
+        }
+    }
+
+    /// Counts this coordinator's checkpoints into `metrics` (worker 0 only; others have none).
+    pub(crate) fn count_into(&self, metrics: crate::metrics::SharedMetrics) {
+        if let Some(c) = self.coordinator.borrow_mut().as_mut() {
+            c.metrics = Some(metrics);
         }
     }
 
@@ -205,6 +213,7 @@ impl WorkerCheckpoints {
                     self.savepoint.set(savepoint);
                 }
                 Control::Stop => stop_job(),
+                Control::Metrics(_) => {}
                 Control::CheckpointEnd { id, complete } => {
                     self.tracker.borrow_mut().ended(id, complete);
                     if complete
@@ -358,6 +367,8 @@ struct Coordinator {
     last_cut: Time,
     /// Failed checkpoints in a row.
     failures: usize,
+    /// Where completed and failed checkpoints are counted, with metrics on.
+    metrics: Option<crate::metrics::SharedMetrics>,
 }
 
 /// A periodic checkpoint, or a savepoint (and whether the job stops after it).
@@ -574,7 +585,13 @@ impl Coordinator {
                         location: folder.clone(),
                         savepoint: kind.is_savepoint(),
                         bytes,
+                        duration_ms: started.elapsed().as_millis() as u64,
                     };
+                    if let Some(m) = &self.metrics {
+                        m.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .checkpoint_completed(&completed, manifest.created_ms);
+                    }
                     for listener in &self.listeners {
                         listener(&completed);
                     }
@@ -620,6 +637,12 @@ impl Coordinator {
         post: &mut dyn FnMut(Control),
     ) -> Result<()> {
         crate::say(format_args!("tidal: {} {id} failed: {why}", kind.word()));
+        if let Some(m) = &self.metrics {
+            m.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .checkpoints
+                .failed += 1;
+        }
         self.end(id, false, post);
         if kind.is_savepoint() {
             // A failed savepoint does not count against the job; it keeps running.

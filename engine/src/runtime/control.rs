@@ -51,6 +51,8 @@ pub(crate) enum Control {
     CheckpointEnd { id: u64, complete: bool },
     /// Stop the job cleanly (after a stop-with-savepoint).
     Stop,
+    /// A worker's metrics (with metrics on), once a second.
+    Metrics(crate::metrics::WorkerMetrics),
 }
 
 /// Every source instance's latest own watermark and idle flag, by source name and worker index

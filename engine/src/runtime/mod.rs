@@ -40,9 +40,11 @@ use crate::checkpoint::{
 use crate::cli::JobArgs;
 use crate::cluster::{ClusterSpec, connect};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
+use crate::metrics::{ExplainFormat, SharedMetrics, Watcher};
 use crate::runtime::checkpointing::WorkerCheckpoints;
 use crate::runtime::control::{Control, WatermarkBoard};
 use crate::time::{JobClock, Time};
+use timely::logging::TimelyEventBuilder;
 
 /// A job ready to run: how many workers and processes, and how to reach the other processes.
 ///
@@ -70,6 +72,11 @@ pub struct Job {
     checkpoints: Option<CheckpointConfig>,
     listeners: Vec<CheckpointListener>,
     parameters: BTreeMap<String, String>,
+    /// With metrics on: where this process keeps them, and where process 0 serves them.
+    metrics: Option<SharedMetrics>,
+    metrics_addr: Option<String>,
+    /// Print the job graph instead of running the job.
+    explain: Option<ExplainFormat>,
 }
 
 impl Job {
@@ -85,6 +92,9 @@ impl Job {
             checkpoints: args.checkpoint_config()?,
             listeners: Vec::new(),
             parameters: args.parameters()?,
+            metrics: args.metrics_addr.is_some().then(SharedMetrics::default),
+            metrics_addr: args.metrics_addr.clone(),
+            explain: args.explain,
         })
     }
     /// A job of one process with `workers` threads.
@@ -102,6 +112,9 @@ impl Job {
             checkpoints: None,
             listeners: Vec::new(),
             parameters: BTreeMap::new(),
+            metrics: None,
+            metrics_addr: None,
+            explain: None,
         }
     }
     /// Sets a job parameter (as `--param KEY=VALUE` does), for the job's functions to read
@@ -177,6 +190,39 @@ impl Job {
         self.listeners.push(Arc::new(listener));
         self
     }
+    /// Collects metrics while the job runs (records in and out, time spent and watermark per
+    /// operator and worker, checkpoints; see [`metrics`](crate::metrics)) and returns where they
+    /// are kept, to read from another thread. With several processes, every process holds every
+    /// worker's latest metrics. `--metrics-addr` turns this on and serves them over HTTP.
+    ///
+    /// ```
+    /// use tidal_engine::{Job, Poll, SourceReader};
+    /// /// Each worker's instance reads 500 numbers.
+    /// struct Numbers(u32);
+    /// impl SourceReader for Numbers {
+    ///     type Item = u32;
+    ///     fn read(&mut self, out: &mut Vec<u32>, _: usize) -> Poll {
+    ///         out.extend(self.0..500);
+    ///         self.0 = 500;
+    ///         Poll::Done
+    ///     }
+    /// }
+    /// let (job, metrics) = Job::local(2).with_metrics();
+    /// job.run(|env| {
+    ///     let _ = env.source("numbers", Numbers(0));
+    /// })
+    /// .unwrap();
+    /// let m = metrics.lock().unwrap();
+    /// let graph = m.graph.as_ref().unwrap();
+    /// let source = graph.nodes.iter().find(|n| n.kind == "source").unwrap();
+    /// let out: u64 = m.workers.values().map(|w| w.operators[source.id].records_out).sum();
+    /// assert_eq!(out, 1000);
+    /// ```
+    pub fn with_metrics(mut self) -> (Self, SharedMetrics) {
+        let metrics = self.metrics.get_or_insert_with(SharedMetrics::default);
+        let handle = SharedMetrics::clone(metrics);
+        (self, handle)
+    }
     /// Sets the processing-time tick.
     pub fn with_tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
@@ -229,7 +275,26 @@ impl Job {
     {
         install_panic_hook();
         install_signal_handlers();
+        if let Some(format) = self.explain {
+            return self.explain_only(format, build);
+        }
         let (restored, first_checkpoint) = self.restore_point()?;
+        if let Some(m) = &self.metrics {
+            let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+            m.started = Some(Instant::now());
+            m.restarts = std::env::var("TIDAL_RESTARTS")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+        }
+        if let (Some(addr), Some(metrics), 0) =
+            (&self.metrics_addr, &self.metrics, self.spec.process)
+        {
+            let bound = crate::metrics::server::serve(addr, SharedMetrics::clone(metrics))?;
+            if !self.quiet {
+                crate::say(format_args!("tidal: metrics on http://{bound}/metrics"));
+            }
+        }
         let (builders, others, run_id) = communication(&self.spec)?;
         let processes = self.spec.processes();
         let shared = Arc::new(JobShared {
@@ -242,6 +307,7 @@ impl Job {
             process: self.spec.process,
             watermarks: Mutex::new(WatermarkBoard::default()),
             held_back: std::sync::atomic::AtomicUsize::new(0),
+            metrics: self.metrics.clone(),
         });
         register_active(&shared);
         let plan = WorkerPlan {
@@ -256,6 +322,7 @@ impl Job {
             first_checkpoint,
             listeners: self.listeners.clone(),
             parameters: Arc::new(self.parameters.clone()),
+            explain: false,
         };
         let guards = initialize_from(builders, others, move |allocator| {
             run_worker(allocator, &plan, &build)
@@ -264,6 +331,71 @@ impl Job {
         let results = guards.join();
         unregister_active(&shared);
         collect_results::<R>(results, &shared)
+    }
+
+    /// `--explain`: builds the dataflow on one worker of this process, prints the job graph
+    /// to stdout and ends the process, without running the job or connecting to other processes.
+    fn explain_only<R, F>(self, format: ExplainFormat, build: F) -> Result<(R::Merged, JobReport)>
+    where
+        R: WorkerOutput,
+        F: Fn(&mut Env<'_>) -> R + Send + Sync + 'static,
+    {
+        let workers = self.spec.workers * self.spec.processes();
+        let shared = Arc::new(JobShared {
+            stop: self.stop.clone(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            report: Mutex::new(JobReport::default()),
+            cluster: false,
+            process: 0,
+            watermarks: Mutex::new(WatermarkBoard::default()),
+            held_back: std::sync::atomic::AtomicUsize::new(0),
+            metrics: Some(SharedMetrics::default()),
+        });
+        let plan = WorkerPlan {
+            shared: Arc::clone(&shared),
+            process: 0,
+            processes: 1,
+            tick: self.tick,
+            clock: self.clock.clone(),
+            run_id: 0,
+            checkpoints: None,
+            restored: None,
+            first_checkpoint: 1,
+            listeners: Vec::new(),
+            parameters: Arc::new(self.parameters.clone()),
+            explain: true,
+        };
+        let (builders, others, _) = communication(&ClusterSpec::local(1))?;
+        let guards = initialize_from(builders, others, move |allocator| {
+            run_worker(allocator, &plan, &build)
+        })
+        .map_err(|e| Error::external(format!("starting worker threads: {e}")))?;
+        drop(guards.join());
+        if let Some(error) = shared
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(error);
+        }
+        let graph = shared
+            .metrics
+            .as_ref()
+            .and_then(|m| m.lock().unwrap_or_else(|p| p.into_inner()).graph.clone())
+            .unwrap_or_default();
+        let graph = crate::metrics::JobGraph { workers, ..graph };
+        let text = match format {
+            ExplainFormat::Text => graph.to_text(),
+            ExplainFormat::Dot => graph.to_dot(),
+        };
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+        std::process::exit(0);
     }
 
     /// The checkpoint to restore, if any (and says so), and the id the job's first new
@@ -304,6 +436,8 @@ struct WorkerPlan {
     first_checkpoint: u64,
     listeners: Vec<CheckpointListener>,
     parameters: Arc<BTreeMap<String, String>>,
+    /// Build the dataflow, record its graph and stop (`--explain`).
+    explain: bool,
 }
 
 /// The allocators of this process's workers (threads, and with several processes the network
@@ -345,7 +479,20 @@ where
         allocator,
         Some(Instant::now()),
     );
+    let watcher = shared.metrics.as_ref().map(|_| {
+        let watcher = Watcher::new();
+        let collector = Rc::clone(&watcher.collector);
+        if let Some(mut registry) = worker.log_register() {
+            registry.insert::<TimelyEventBuilder, _>("timely", move |_, events| {
+                if let Some(events) = events {
+                    collector.borrow_mut().take(events);
+                }
+            });
+        }
+        watcher
+    });
     let ctx = Rc::new(WorkerContext {
+        watcher,
         index: worker.index(),
         peers: worker.peers(),
         process: plan.process,
@@ -371,7 +518,16 @@ where
         ),
     });
     let index = ctx.index;
+    if index == 0
+        && let Some(m) = &shared.metrics
+    {
+        ctx.checkpoints.count_into(SharedMetrics::clone(m));
+    }
+    let explain = plan.explain;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        if explain {
+            return explain_dataflow(&mut worker, &ctx, build);
+        }
         let out = run_dataflows(&mut worker, &ctx, build);
         let mut report = shared.report.lock().unwrap_or_else(|p| p.into_inner());
         for (name, keys) in ctx.state_keys() {
@@ -398,6 +554,9 @@ where
 {
     let shared = &ctx.job;
     let main = worker.next_dataflow_index();
+    if let Some(w) = &ctx.watcher {
+        w.dataflow.set(main);
+    }
     let out = worker.dataflow::<Time, _, _>(|scope| {
         let mut env = Env {
             scope,
@@ -418,6 +577,7 @@ where
         let inbox = Rc::clone(&ctx.checkpoints.inbox);
         messages.broadcast().inspect(move |message| match message {
             Control::Watermark { .. } => shared.apply_control(message),
+            Control::Metrics(m) => shared.record_metrics(m.clone()),
             _ => inbox.borrow_mut().push(message.clone()),
         });
         input
@@ -430,12 +590,43 @@ where
         };
         step_checkpoints(ctx);
         ctx.announce_stop();
+        ctx.publish_metrics(false);
         send_control(ctx, input);
         // The job's dataflow has finished here: nothing more to say.
         if !worker.installed_dataflows().contains(&main) {
+            ctx.publish_metrics(true);
+            send_control(ctx, input);
             control = None;
         }
     }
+    ctx.publish_metrics(true);
+    out
+}
+
+/// `--explain`: builds the job's dataflow, records its graph from the operators timely logged
+/// while building it, and drops it without running it.
+fn explain_dataflow<R, F>(worker: &mut Worker, ctx: &Rc<WorkerContext>, build: &F) -> R
+where
+    F: Fn(&mut Env<'_>) -> R,
+{
+    let main = worker.next_dataflow_index();
+    if let Some(w) = &ctx.watcher {
+        w.dataflow.set(main);
+    }
+    let out = worker.dataflow::<Time, _, _>(|scope| {
+        let mut env = Env {
+            scope,
+            ctx: Rc::clone(ctx),
+        };
+        build(&mut env)
+    });
+    if let Some(mut registry) = worker.log_register() {
+        registry.flush();
+    }
+    if let (Some(w), Some(m)) = (&ctx.watcher, &ctx.job.metrics) {
+        m.lock().unwrap_or_else(|p| p.into_inner()).graph = Some(w.graph(ctx.peers));
+    }
+    worker.drop_dataflow(main);
     out
 }
 

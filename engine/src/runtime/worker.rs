@@ -45,6 +45,8 @@ pub(crate) struct JobShared {
     pub(super) watermarks: Mutex<WatermarkBoard>,
     /// How many [`SourceHold`]s are held in this process: while any is, its sources read nothing.
     pub(super) held_back: AtomicUsize,
+    /// With metrics on: every worker's latest metrics (all processes').
+    pub(super) metrics: Option<crate::metrics::SharedMetrics>,
 }
 
 impl JobShared {
@@ -53,6 +55,13 @@ impl JobShared {
     /// plain values, each set whole).
     pub(super) fn board(&self) -> std::sync::MutexGuard<'_, WatermarkBoard> {
         self.watermarks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps a worker's metrics snapshot (from this process or another).
+    pub(super) fn record_metrics(&self, snapshot: crate::metrics::WorkerMetrics) {
+        if let Some(m) = &self.metrics {
+            m.lock().unwrap_or_else(|p| p.into_inner()).record(snapshot);
+        }
     }
 
     pub(super) fn apply_control(&self, message: &Control) {
@@ -127,6 +136,8 @@ impl Drop for SourceHold {
 
 /// What every operator of a worker can see about where it runs.
 pub struct WorkerContext {
+    /// With metrics on: this worker's collector and registered operators.
+    pub(crate) watcher: Option<crate::metrics::Watcher>,
     pub(super) index: usize,
     pub(super) peers: usize,
     pub(super) process: usize,
@@ -399,6 +410,49 @@ impl WorkerContext {
     /// Whether checkpoints are taken.
     pub fn checkpointing(&self) -> bool {
         self.checkpoints.config.is_some()
+    }
+    /// With metrics on, when due (or `now`): takes this worker's metrics, keeps them in the
+    /// process's metrics and sends them to the other processes. Worker 0 of process 0 also
+    /// keeps the job graph there the first time.
+    pub(super) fn publish_metrics(&self, now: bool) {
+        let Some(w) = &self.watcher else { return };
+        if !now && !w.due() {
+            return;
+        }
+        let keys = self
+            .state_keys()
+            .into_iter()
+            .map(|(name, n)| (name, n as u64))
+            .collect();
+        let snapshot = w.snapshot(self.index, self.process, self.peers, keys);
+        if let Some(m) = &self.job.metrics {
+            let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+            if m.graph.is_none() {
+                m.graph = Some(w.graph(self.peers));
+            }
+            m.record(snapshot.clone());
+        }
+        if self.job.cluster {
+            self.outbox.borrow_mut().push(Control::Metrics(snapshot));
+        }
+    }
+    /// Whether metrics are collected (operators then register themselves and probe their
+    /// outputs).
+    pub fn metrics_on(&self) -> bool {
+        self.watcher.is_some()
+    }
+    /// With metrics on: registers the Tidal operator `meta`, of kind `kind`, built from the timely
+    /// identifiers in `ids`, whose output `probe` follows (for its watermark).
+    pub(crate) fn watch_operator(
+        &self,
+        meta: &Rc<OperatorMeta>,
+        kind: &str,
+        ids: (usize, usize),
+        probe: Option<timely::dataflow::ProbeHandle<Time>>,
+    ) {
+        if let Some(w) = &self.watcher {
+            w.watch(meta, kind, ids, probe);
+        }
     }
     /// The states registered on this worker: operator name and number of keys.
     pub fn state_keys(&self) -> Vec<(String, usize)> {

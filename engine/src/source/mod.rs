@@ -165,6 +165,7 @@ impl<'s> Env<'s> {
         let slot_of_stream = Rc::clone(&slot);
         let driver_ctx = Rc::clone(&ctx);
         let source_name = name.to_string();
+        let first_id = scope.worker().peek_identifier();
         let stream = source::<_, CapacityContainerBuilder<Vec<(R::Item, Time)>>, _, _>(
             scope,
             name,
@@ -182,7 +183,17 @@ impl<'s> Env<'s> {
                 move |output| driver.activate(output)
             },
         );
-        let stream = DataStream::from_timely(stream, ctx, name);
+        // With metrics on, a probe follows the source's output: its watermark.
+        let (stream, probe) = if ctx.metrics_on() {
+            let probe = timely::dataflow::ProbeHandle::new();
+            use timely::dataflow::operators::Probe;
+            (stream.probe_with(&probe), Some(probe))
+        } else {
+            (stream, None)
+        };
+        let ids = (first_id, scope.worker().peek_identifier());
+        let stream = DataStream::from_timely(stream, Rc::clone(&ctx), name);
+        ctx.watch_operator(stream.meta(), "source", ids, probe);
         slot_of_stream.borrow_mut().operator = Some(Rc::clone(stream.meta()));
         stream
     }

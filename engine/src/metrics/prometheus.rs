@@ -1,0 +1,189 @@
+//! The job's metrics in Prometheus's text exposition format (version 0.0.4), as served on
+//! `/metrics`.
+
+use std::fmt::Write;
+
+use super::JobMetrics;
+
+/// Renders `metrics` (every worker's latest snapshot, named by the graph's operators) at
+/// `now_ms` (ms since the epoch, for the watermarks' lag behind the clock).
+///
+/// ```
+/// use tidal_engine::metrics::{prometheus, JobMetrics};
+/// let text = prometheus::render(&JobMetrics::default(), 0);
+/// assert!(text.contains("# TYPE tidal_uptime_seconds gauge"));
+/// ```
+pub fn render(metrics: &JobMetrics, now_ms: i64) -> String {
+    let mut out = String::new();
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let uptime = metrics.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    family(
+        &mut out,
+        "tidal_uptime_seconds",
+        "gauge",
+        "Time since the job started in this process.",
+    );
+    let _ = writeln!(out, "tidal_uptime_seconds {uptime:.3}");
+    family(
+        &mut out,
+        "tidal_restarts_total",
+        "counter",
+        "Times the job was restarted after a failure (by tidal run).",
+    );
+    let _ = writeln!(out, "tidal_restarts_total {}", metrics.restarts);
+    family(
+        &mut out,
+        "tidal_workers",
+        "gauge",
+        "Workers that reported metrics.",
+    );
+    let _ = writeln!(out, "tidal_workers {}", metrics.workers.len());
+
+    let nodes = metrics.graph.as_ref().map(|g| &g.nodes[..]).unwrap_or(&[]);
+    let label = |node: usize, worker: usize| match nodes.get(node) {
+        Some(n) => format!(
+            "operator=\"{}\",kind=\"{}\",worker=\"{worker}\"",
+            escape(&n.name),
+            escape(&n.kind)
+        ),
+        None => format!("operator=\"{node}\",kind=\"\",worker=\"{worker}\""),
+    };
+    type Pick = fn(&super::OperatorMetrics) -> Option<String>;
+    let per_operator: [(&str, &str, &str, Pick); 3] = [
+        (
+            "tidal_operator_records_in_total",
+            "counter",
+            "Records an operator received.",
+            |o| Some(o.records_in.to_string()),
+        ),
+        (
+            "tidal_operator_records_out_total",
+            "counter",
+            "Records an operator produced (each output once).",
+            |o| Some(o.records_out.to_string()),
+        ),
+        (
+            "tidal_operator_busy_seconds_total",
+            "counter",
+            "Time spent running the operator.",
+            |o| Some(format!("{:.6}", o.busy_ns as f64 / 1e9)),
+        ),
+    ];
+    for (name, kind, help, pick) in per_operator {
+        family(&mut out, name, kind, help);
+        for w in metrics.workers.values() {
+            for o in &w.operators {
+                if let Some(v) = pick(o) {
+                    let _ = writeln!(out, "{name}{{{}}} {v}", label(o.node, w.worker));
+                }
+            }
+        }
+    }
+    family(
+        &mut out,
+        "tidal_operator_watermark_ms",
+        "gauge",
+        "An operator's watermark: every record it will still produce has a later time (absent once it has finished).",
+    );
+    for w in metrics.workers.values() {
+        for o in &w.operators {
+            if let Some(wm) = o.watermark {
+                let _ = writeln!(
+                    out,
+                    "tidal_operator_watermark_ms{{{}}} {wm}",
+                    label(o.node, w.worker)
+                );
+            }
+        }
+    }
+    family(
+        &mut out,
+        "tidal_operator_watermark_lag_ms",
+        "gauge",
+        "How far an operator's watermark is behind the clock (event time in ms since the epoch).",
+    );
+    for w in metrics.workers.values() {
+        for o in &w.operators {
+            if let Some(wm) = o.watermark.filter(|wm| *wm > 0) {
+                let _ = writeln!(
+                    out,
+                    "tidal_operator_watermark_lag_ms{{{}}} {}",
+                    label(o.node, w.worker),
+                    now_ms - wm
+                );
+            }
+        }
+    }
+    family(
+        &mut out,
+        "tidal_state_keys",
+        "gauge",
+        "Keys held in a state on a worker.",
+    );
+    for w in metrics.workers.values() {
+        for (state, keys) in &w.state_keys {
+            let _ = writeln!(
+                out,
+                "tidal_state_keys{{state=\"{}\",worker=\"{}\"}} {keys}",
+                escape(state),
+                w.worker
+            );
+        }
+    }
+    let c = &metrics.checkpoints;
+    family(
+        &mut out,
+        "tidal_checkpoints_completed_total",
+        "counter",
+        "Checkpoints and savepoints completed.",
+    );
+    let _ = writeln!(out, "tidal_checkpoints_completed_total {}", c.completed);
+    family(
+        &mut out,
+        "tidal_checkpoints_failed_total",
+        "counter",
+        "Checkpoints abandoned or failed.",
+    );
+    let _ = writeln!(out, "tidal_checkpoints_failed_total {}", c.failed);
+    if let Some((id, bytes, ms, at)) = c.last {
+        family(
+            &mut out,
+            "tidal_last_checkpoint_id",
+            "gauge",
+            "Id of the last completed checkpoint.",
+        );
+        let _ = writeln!(out, "tidal_last_checkpoint_id {id}");
+        family(
+            &mut out,
+            "tidal_last_checkpoint_bytes",
+            "gauge",
+            "Size of the last completed checkpoint.",
+        );
+        let _ = writeln!(out, "tidal_last_checkpoint_bytes {bytes}");
+        family(
+            &mut out,
+            "tidal_last_checkpoint_duration_ms",
+            "gauge",
+            "How long the last completed checkpoint took from start to completion.",
+        );
+        let _ = writeln!(out, "tidal_last_checkpoint_duration_ms {ms}");
+        family(
+            &mut out,
+            "tidal_last_checkpoint_completed_ms",
+            "gauge",
+            "When the last checkpoint completed (ms since the epoch).",
+        );
+        let _ = writeln!(out, "tidal_last_checkpoint_completed_ms {at}");
+    }
+    out
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

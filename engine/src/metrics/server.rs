@@ -1,0 +1,81 @@
+//! The HTTP server of process 0 (`--metrics-addr`): `/metrics` in Prometheus's text format and
+//! `/api/graph` as JSON. It only reads the process's [`JobMetrics`](super::JobMetrics): nothing it
+//! serves changes the job.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::SharedMetrics;
+use crate::error::{Error, Result};
+
+/// Binds `addr` (an error naming it when it cannot) and serves on a thread of its own until the
+/// process ends. Returns the address bound (the port chosen when `addr` asked for port 0).
+pub(crate) fn serve(addr: &str, metrics: SharedMetrics) -> Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        Error::config(format!(
+            "--metrics-addr {addr}: cannot listen there ({e}); give a free HOST:PORT (port 0 picks one)"
+        ))
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::external(format!("metrics server on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::external(format!("metrics server on {addr}: {e}")))?;
+    let app = Router::new()
+        .route("/metrics", get(prometheus))
+        .route("/api/graph", get(graph))
+        .with_state(metrics);
+    std::thread::Builder::new()
+        .name("tidal-metrics".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    crate::say(format_args!("tidal: metrics server stopped: {e}"));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let served = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => axum::serve(listener, app).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
+                    crate::say(format_args!("tidal: metrics server stopped: {e}"));
+                }
+            });
+        })
+        .map_err(|e| Error::external(format!("starting the metrics server: {e}")))?;
+    Ok(bound)
+}
+
+async fn prometheus(State(metrics): State<SharedMetrics>) -> impl IntoResponse {
+    let text = {
+        let m = metrics.lock().unwrap_or_else(|p| p.into_inner());
+        super::prometheus::render(&m, crate::time::now_millis())
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+async fn graph(State(metrics): State<SharedMetrics>) -> impl IntoResponse {
+    let graph = {
+        let m = metrics.lock().unwrap_or_else(|p| p.into_inner());
+        m.graph.clone().unwrap_or_default()
+    };
+    axum::Json(graph)
+}

@@ -1,0 +1,284 @@
+//! Seeing a running job: operator metrics counted from what the dataflow really did, on every
+//! shape (the 2-process run's metrics gathered in process 0); the job graph printed by
+//! `--explain` without running the job; `/metrics` served in Prometheus's text format by
+//! process 0 of a job under `tidal run`, its counters growing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{SHAPES, example, free_addresses, is_child, launch_once, run_example, run_with};
+use tidal::engine::metrics::{JobMetrics, SharedMetrics};
+use tidal::prelude::*;
+
+/// Per node name: records in, records out (summed over workers), and whether every worker's
+/// instance has finished (no watermark left).
+fn totals(m: &JobMetrics) -> BTreeMap<String, (u64, u64, bool)> {
+    let graph = m.graph.as_ref().expect("a job graph");
+    let mut out: BTreeMap<String, (u64, u64, bool)> = BTreeMap::new();
+    for w in m.workers.values() {
+        for o in &w.operators {
+            let e = out
+                .entry(graph.nodes[o.node].name.clone())
+                .or_insert((0, 0, true));
+            e.0 += o.records_in;
+            e.1 += o.records_out;
+            e.2 &= o.watermark.is_none();
+        }
+    }
+    out
+}
+
+/// Records in and out of every operator of a job, summed over its workers, are what the
+/// dataflow did — the source's N records, a filter passing a third, a map passing all, the keyed
+/// sum's input, its changes into `final_values` — and every operator has finished, on 1 worker,
+/// 2 threads and 2 processes (process 0 holding process 1's worker's metrics too).
+#[test]
+fn operator_metrics_count_every_record_on_every_shape() {
+    const N: u64 = 30_000;
+    let test = "operator_metrics_count_every_record_on_every_shape";
+    for shape in SHAPES {
+        let handle: Arc<Mutex<Option<SharedMetrics>>> = Arc::new(Mutex::new(None));
+        let keep = Arc::clone(&handle);
+        let out: Vec<(u64, u64)> = run_with(
+            test,
+            shape,
+            move |job| {
+                let (job, metrics) = job.with_metrics();
+                *keep.lock().unwrap() = Some(metrics);
+                job
+            },
+            |env| {
+                env.generate(Generator::new(|i| i).count(N))
+                    .name("numbers")
+                    .filter(|x| x % 3 == 0)
+                    .name("thirds")
+                    .map(|x| (x % 10, 1u64))
+                    .name("pairs")
+                    .keyed()
+                    .sum()
+                    .name("sums")
+                    .final_values()
+                    .name("final")
+                    .collect()
+            },
+        );
+        if is_child() {
+            continue;
+        }
+        let thirds = N.div_ceil(3);
+        assert_eq!(out.iter().map(|(_, c)| c).sum::<u64>(), thirds, "{shape:?}");
+        let metrics = handle.lock().unwrap().take().unwrap();
+        let m = metrics.lock().unwrap();
+        let workers = if matches!(shape, common::Shape::OneWorker) {
+            1
+        } else {
+            2
+        };
+        assert_eq!(
+            m.workers.len(),
+            workers,
+            "{shape:?}: metrics of every worker"
+        );
+        let t = totals(&m);
+        assert_eq!(t["numbers"].1, N, "{shape:?}: source out");
+        assert_eq!(t["thirds"], (N, thirds, true), "{shape:?}: filter");
+        assert_eq!(t["pairs"], (thirds, thirds, true), "{shape:?}: map");
+        assert_eq!(t["sums"].0, thirds, "{shape:?}: keyed sum in");
+        assert!(t["sums"].1 >= 10, "{shape:?}: at least one change per key");
+        assert_eq!(
+            t["final"].0, t["sums"].1,
+            "{shape:?}: changes into final_values"
+        );
+        assert!(
+            t.values().all(|v| v.2),
+            "{shape:?}: every operator finished: {t:?}"
+        );
+        let graph = m.graph.as_ref().unwrap();
+        let name = |id: usize| graph.nodes[id].name.as_str();
+        let edges: Vec<(&str, &str)> = graph
+            .edges
+            .iter()
+            .map(|(a, b)| (name(*a), name(*b)))
+            .collect();
+        for pair in [
+            ("numbers", "thirds"),
+            ("thirds", "pairs"),
+            ("pairs", "sums"),
+            ("sums", "final"),
+        ] {
+            assert!(edges.contains(&pair), "{shape:?}: {pair:?} in {edges:?}");
+        }
+    }
+}
+
+/// `--explain` prints every operator of the example and the streams between them, as text and
+/// as DOT, and exits without running the job (nothing written).
+#[test]
+fn explain_prints_every_operator_without_running_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out_arg = out.to_str().unwrap();
+    let text = run_example("wordcount", &["--output", out_arg, "--explain"]);
+    let text = text.join("\n");
+    for operator in [
+        "embedded text (source",
+        "split words (flat_map",
+        "count per word (count",
+        "(final_values",
+        "(map",
+        "(write_txt",
+    ] {
+        assert!(text.contains(operator), "no {operator} in:\n{text}");
+    }
+    for stream in [
+        "embedded text -> split words",
+        "split words -> count per word",
+    ] {
+        assert!(text.contains(stream), "no {stream} in:\n{text}");
+    }
+    // The sink may make its directory when it is built; nothing is written into it.
+    let written = std::fs::read_dir(&out).map_or(0, |d| d.count());
+    assert_eq!(written, 0, "--explain ran the job");
+    let dot = run_example("bid_windows", &["--explain", "dot", "-w", "2"]).join("\n");
+    assert!(dot.contains("digraph job {"), "{dot}");
+    let nodes = dot.lines().filter(|l| l.contains("[label=")).count();
+    let edges = dot.lines().filter(|l| l.contains(" -> ")).count();
+    assert!(
+        nodes >= 4 && edges == nodes - 1,
+        "a chain of operators:\n{dot}"
+    );
+}
+
+/// One scrape of `/metrics` at `addr`: the body, or `None` while nothing listens.
+fn scrape(addr: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    Some(body.to_string())
+}
+
+/// Parses Prometheus's text format strictly enough for a scraper: every sample line is
+/// `name{labels} value` or `name value` with a float value, and its family has a `# TYPE` line
+/// before it. Returns each sample's value by its whole name and labels.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        let labels = &series[name.len()..];
+        assert!(
+            labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+            "{line}"
+        );
+        assert!(typed.contains(name), "sample before its # TYPE: {line}");
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+/// A word count under `tidal run --processes 2 --metrics-addr`: process 0 serves `/metrics` in
+/// Prometheus's text format with both processes' workers, and the source's records-out counter
+/// of each grows between two scrapes.
+#[test]
+fn metrics_are_served_by_process_0_for_the_whole_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("words.txt");
+    common::write_words(&input, 200_000, 7);
+    let addr = free_addresses(1).remove(0);
+    let mut job = launch_once(2)
+        .arg(example("wordcount"))
+        .args(["--input", input.to_str().unwrap()])
+        .args(["--output", dir.path().join("out").to_str().unwrap()])
+        .args(["--rate", "20000", "--metrics-addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let source_out = |samples: &BTreeMap<String, f64>, worker: usize| -> f64 {
+        samples
+            .iter()
+            .find(|(k, _)| {
+                k.starts_with("tidal_operator_records_out_total{")
+                    && k.contains("kind=\"source\"")
+                    && k.contains(&format!("worker=\"{worker}\""))
+            })
+            .map(|(_, v)| *v)
+            .unwrap_or(0.0)
+    };
+    // Until both workers have reported records read.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no metrics of both processes within 60 s"
+        );
+        if let Some(body) = scrape(&addr) {
+            let samples = parse_prometheus(&body);
+            if source_out(&samples, 0) > 0.0 && source_out(&samples, 1) > 0.0 {
+                break samples;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(first["tidal_workers"], 2.0);
+    // Each worker's counter grows.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the counters did not grow within 60 s"
+        );
+        let samples = parse_prometheus(&scrape(&addr).expect("process 0 still serves"));
+        if (0..2).all(|w| source_out(&samples, w) > source_out(&first, w)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SIGTERM: the launcher stops both processes.
+    let pid = job.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    common::wait_with_limit(&mut job, Duration::from_secs(60));
+}
