@@ -29,6 +29,8 @@ use tidal::prelude::*;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Count and maximum price of bids per auction per 10 s event-time window, from a Kafka topic to
+/// another
 #[derive(Parser)]
 #[command(name = "kafka_bid_windows")]
 struct Args {

@@ -282,3 +282,34 @@ fn metrics_are_served_by_process_0_for_the_whole_job() {
     );
     common::wait_with_limit(&mut job, Duration::from_secs(60));
 }
+
+/// Every example's `--help` starts with what the example does (not the usage line, not the
+/// documentation of the flags every job shares) and lists the shared flags of this issue.
+#[test]
+fn every_example_says_what_it_does_in_its_help() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let out = std::process::Command::new(example(&name))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let first = help.lines().next().unwrap_or_default();
+        assert!(
+            !first.starts_with("Usage:") && !first.contains("flags every Tidal job"),
+            "{name} --help starts with {first:?}"
+        );
+        for flag in ["--metrics-addr", "--explain", "--checkpoint-dir"] {
+            assert!(help.contains(flag), "{name} --help lacks {flag}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} examples found");
+}

@@ -37,6 +37,9 @@ use crate::storage::Location;
 /// assert_eq!(args.input.as_deref(), Some("x.txt"));
 /// ```
 #[derive(clap::Args, Debug, Clone)]
+// The doc comment above is for rustdoc: without this, clap would print it (example included) as
+// the help text of every program that flattens these flags into its own.
+#[command(about = None, long_about = None)]
 pub struct JobArgs {
     /// Worker threads in each process.
     #[arg(short = 'w', long = "workers", default_value_t = 1, value_name = "N")]

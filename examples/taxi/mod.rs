@@ -136,7 +136,8 @@ pub fn in_nyc(lon: f32, lat: f32) -> bool {
     (-74.05..=-73.7).contains(&lon) && (40.5..=41.0).contains(&lat)
 }
 
-/// Flags of the taxi examples.
+/// A taxi exercise of Flink's hands-on training, on rides and fares read from files or generated
+/// (what it computes: the top of the example's source)
 #[derive(clap::Parser, Debug)]
 pub struct TaxiArgs {
     #[command(flatten)]
