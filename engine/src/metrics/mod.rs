@@ -96,10 +96,41 @@ pub struct CheckpointMetrics {
     pub completed: u64,
     /// Checkpoints abandoned or failed.
     pub failed: u64,
-    /// The last completed one: id, bytes, duration in ms, when (ms since the epoch).
-    pub last: Option<(u64, u64, u64, i64)>,
-    /// The most recent ones (at most 50): id, bytes, duration in ms, completed at, savepoint.
-    pub history: Vec<(u64, u64, u64, i64, bool)>,
+    /// The most recent completed ones, oldest first (at most [`CHECKPOINT_HISTORY`]).
+    pub history: Vec<CheckpointRecord>,
+}
+
+/// How many completed checkpoints [`CheckpointMetrics::history`] keeps.
+pub const CHECKPOINT_HISTORY: usize = 50;
+
+/// A completed checkpoint or savepoint.
+///
+/// ```
+/// use tidal_engine::metrics::CheckpointRecord;
+/// let r = CheckpointRecord { id: 3, bytes: 512, duration_ms: 12, completed_ms: 0, savepoint: false, path: "chk/chk-000000003".into() };
+/// assert!(!r.savepoint);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// Its id.
+    pub id: u64,
+    /// Bytes of its parts.
+    pub bytes: u64,
+    /// From its start to its completion.
+    pub duration_ms: u64,
+    /// When it completed (ms since the epoch).
+    pub completed_ms: i64,
+    /// Whether it is a savepoint.
+    pub savepoint: bool,
+    /// Where it is (restore it with `--restore PATH`).
+    pub path: String,
+}
+
+impl CheckpointMetrics {
+    /// The last completed checkpoint or savepoint.
+    pub fn last(&self) -> Option<&CheckpointRecord> {
+        self.history.last()
+    }
 }
 
 /// What this process knows of the job's metrics (the latest snapshot of every worker, the
@@ -124,14 +155,32 @@ pub type SharedMetrics = std::sync::Arc<Mutex<JobMetrics>>;
 impl JobMetrics {
     /// Counts a completed checkpoint (completed at `at_ms`, ms since the epoch).
     pub(crate) fn checkpoint_completed(&mut self, c: &crate::CompletedCheckpoint, at_ms: i64) {
-        let c_ = &mut self.checkpoints;
-        c_.completed += 1;
-        c_.last = Some((c.id, c.bytes, c.duration_ms, at_ms));
-        c_.history
-            .push((c.id, c.bytes, c.duration_ms, at_ms, c.savepoint));
-        if c_.history.len() > 50 {
-            c_.history.remove(0);
+        let history = &mut self.checkpoints;
+        history.completed += 1;
+        history.history.push(CheckpointRecord {
+            id: c.id,
+            bytes: c.bytes,
+            duration_ms: c.duration_ms,
+            completed_ms: at_ms,
+            savepoint: c.savepoint,
+            path: c.location.to_string(),
+        });
+        if history.history.len() > CHECKPOINT_HISTORY {
+            history.history.remove(0);
         }
+    }
+
+    /// Everything as JSON for the REST API and the dashboard: uptime, restarts, the graph, every
+    /// worker's latest metrics and the checkpoints.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "uptime_ms": self.started.map_or(0, |s| s.elapsed().as_millis() as u64),
+            "restarts": self.restarts,
+            "now_ms": crate::time::now_millis(),
+            "graph": self.graph.clone().unwrap_or_default(),
+            "workers": self.workers.values().collect::<Vec<_>>(),
+            "checkpoints": self.checkpoints,
+        })
     }
 
     /// Records a worker's snapshot unless a later one of that worker is already there.

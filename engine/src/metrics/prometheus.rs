@@ -147,7 +147,14 @@ pub fn render(metrics: &JobMetrics, now_ms: i64) -> String {
         "Checkpoints abandoned or failed.",
     );
     let _ = writeln!(out, "tidal_checkpoints_failed_total {}", c.failed);
-    if let Some((id, bytes, ms, at)) = c.last {
+    if let Some(&super::CheckpointRecord {
+        id,
+        bytes,
+        duration_ms: ms,
+        completed_ms: at,
+        ..
+    }) = c.last()
+    {
         family(
             &mut out,
             "tidal_last_checkpoint_id",

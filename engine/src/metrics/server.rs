@@ -1,5 +1,6 @@
 //! The HTTP server of process 0 (`--metrics-addr`): `/metrics` in Prometheus's text format and
-//! `/api/graph` as JSON. It only reads the process's [`JobMetrics`](super::JobMetrics): nothing it
+//! `/api/graph` and `/api/metrics` (everything: graph, every worker's metrics, checkpoints) as
+//! JSON. It only reads the process's [`JobMetrics`](super::JobMetrics): nothing it
 //! serves changes the job.
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub(crate) fn serve(addr: &str, metrics: SharedMetrics) -> Result<SocketAddr> {
     let app = Router::new()
         .route("/metrics", get(prometheus))
         .route("/api/graph", get(graph))
+        .route("/api/metrics", get(everything))
         .with_state(metrics);
     std::thread::Builder::new()
         .name("tidal-metrics".into())
@@ -78,4 +80,9 @@ async fn graph(State(metrics): State<SharedMetrics>) -> impl IntoResponse {
         m.graph.clone().unwrap_or_default()
     };
     axum::Json(graph)
+}
+
+async fn everything(State(metrics): State<SharedMetrics>) -> impl IntoResponse {
+    let json = metrics.lock().unwrap_or_else(|p| p.into_inner()).to_json();
+    axum::Json(json)
 }

@@ -13,7 +13,8 @@
 //! added when the program was given `--checkpoint-dir`, so that the job goes on from its newest
 //! complete checkpoint. Every restart is logged with its cause; a job out of restarts makes the
 //! launcher exit 1 with the last cause. Ctrl-C or SIGTERM is passed on to the processes (they stop
-//! cleanly) and ends the launcher without restarting.
+//! cleanly) and ends the launcher without restarting. With `--web-addr HOST:PORT` the launcher
+//! serves the job's REST API and dashboard (see `web.rs`), read-only unless `--web-actions`.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, ExitCode, ExitStatus};
@@ -28,6 +29,8 @@ use tidal::engine::checkpoint::{list_checkpoints, read_checkpoint};
 use tidal::engine::cluster::supervise::{RestartStrategy, Restarts};
 use tidal::engine::parse_duration;
 use tidal::engine::storage::{self, Location};
+
+mod web;
 
 #[derive(Parser)]
 #[command(
@@ -104,6 +107,14 @@ struct RunArgs {
     /// failure-rate: the window failures are counted in.
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     failure_interval: Duration,
+    /// Serve the job's REST API and dashboard on http://HOST:PORT (the job's state, graph,
+    /// metrics, checkpoints and restarts; read-only unless --web-actions). Give a loopback
+    /// address unless others should reach it.
+    #[arg(long, value_name = "HOST:PORT")]
+    web_addr: Option<String>,
+    /// Allow the REST API's actions: trigger a savepoint, stop with a savepoint, cancel.
+    #[arg(long, requires = "web_addr")]
+    web_actions: bool,
     /// The job's program and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "PROGRAM ARGS")]
     program: Vec<String>,
@@ -177,6 +188,101 @@ fn run(args: RunArgs) -> Result<(), String> {
         tempfile::NamedTempFile::new().map_err(|e| format!("cannot create a hostfile: {e}"))?;
     let strategy = strategy(&args);
     let mut restarts = Restarts::new(strategy.clone());
+    let state = Arc::new(std::sync::Mutex::new(web::JobState {
+        state: "STARTING",
+        started_ms: tidal::engine::now_millis(),
+        ..web::JobState::default()
+    }));
+    // With --web-addr, process 0 serves its metrics where the launcher can ask for them: the
+    // program's own --metrics-addr, or a free loopback port given to it.
+    let mut extra_args: Vec<String> = Vec::new();
+    if let Some(addr) = &args.web_addr {
+        let metrics_addr = match flag_value(program_args, "--metrics-addr") {
+            Some(a) => a,
+            None => {
+                let free = TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map_err(|e| format!("cannot find a free port: {e}"))?
+                    .to_string();
+                extra_args.extend(["--metrics-addr".to_string(), free.clone()]);
+                free
+            }
+        };
+        let bound = web::serve(
+            addr,
+            web::Web {
+                state: Arc::clone(&state),
+                metrics_addr,
+                cancel: Arc::clone(&stop),
+                actions: args.web_actions,
+                processes: args.processes,
+            },
+        )?;
+        tidal::engine::say(format_args!(
+            "tidal: dashboard and REST API on http://{bound}/{}",
+            if args.web_actions {
+                " (actions allowed)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let set_state = |f: &dyn Fn(&mut web::JobState)| {
+        f(&mut state.lock().unwrap_or_else(|p| p.into_inner()));
+    };
+    let outcome = supervise(
+        &args,
+        program,
+        program_args,
+        &extra_args,
+        checkpoints,
+        &stop,
+        &hostfile,
+        &strategy,
+        &mut restarts,
+        &set_state,
+    );
+    set_state(&|s| {
+        s.pids.clear();
+        s.state = match &outcome {
+            Ok(()) => "FINISHED",
+            Err(e) if e.starts_with("stopped") => "CANCELLED",
+            Err(_) => "FAILED",
+        };
+    });
+    outcome
+}
+
+/// The value given to `flag` among `args` (`--flag VALUE` or `--flag=VALUE`).
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    let prefix = format!("{flag}=");
+    args.iter().enumerate().find_map(|(i, a)| {
+        if a == flag {
+            args.get(i + 1).cloned()
+        } else {
+            a.strip_prefix(&prefix).map(String::from)
+        }
+    })
+}
+
+/// Updates the job's state as the web server shows it.
+type SetState<'a> = dyn Fn(&dyn Fn(&mut web::JobState)) + 'a;
+
+/// Starts the processes, watches them and restarts them as the strategy says, until the job
+/// finishes, is stopped, or is out of restarts.
+#[allow(clippy::too_many_arguments)]
+fn supervise(
+    args: &RunArgs,
+    program: &str,
+    program_args: &[String],
+    extra_args: &[String],
+    checkpoints: bool,
+    stop: &AtomicBool,
+    hostfile: &tempfile::NamedTempFile,
+    strategy: &RestartStrategy,
+    restarts: &mut Restarts,
+    set_state: &SetState<'_>,
+) -> Result<(), String> {
     loop {
         // Fresh loopback ports for every attempt: the old ones may still be held.
         let ports: Vec<TcpListener> = (0..args.processes)
@@ -196,6 +302,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             let mut command = Command::new(program);
             command
                 .args(without_restore(program_args, restoring))
+                .args(extra_args)
                 .args([
                     "-n",
                     &args.processes.to_string(),
@@ -219,11 +326,23 @@ fn run(args: RunArgs) -> Result<(), String> {
             children.push(Some(child));
         }
         restarts.started(Instant::now());
-        match watch(&mut children, &stop) {
+        let pids: Vec<u32> = children.iter().flatten().map(Child::id).collect();
+        set_state(&|s| {
+            s.state = "RUNNING";
+            s.attempt_started_ms = tidal::engine::now_millis();
+            s.pids = pids.clone();
+        });
+        match watch(&mut children, stop) {
             Outcome::Finished => return Ok(()),
-            Outcome::Stopped => return Err("stopped by a signal".into()),
+            Outcome::Stopped => return Err("stopped by a signal or the REST API".into()),
             Outcome::Failed(cause) => match restarts.after_failure(Instant::now()) {
                 Some(delay) => {
+                    set_state(&|s| {
+                        s.state = "RESTARTING";
+                        s.pids.clear();
+                        s.restarts
+                            .push((tidal::engine::now_millis(), cause.clone()));
+                    });
                     tidal::engine::say(format_args!(
                         "tidal: {cause}; restarting all processes in {delay:?} (restart {}, strategy {}){}",
                         restarts.restarts(),
