@@ -55,8 +55,14 @@ fn browse(url: &str, what: &str, budget_ms: u32, profile: &Path) -> String {
 
 /// A plain HTTP/1.0 request to `addr`: (status code, body); `None` while nothing listens.
 fn http(addr: &str, method: &str, path: &str) -> Option<(u16, String)> {
+    http_with(addr, method, path, "")
+}
+
+/// [`http`] with extra header lines (each ending in CRLF).
+fn http_with(addr: &str, method: &str, path: &str, headers: &str) -> Option<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    let request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+    let request =
+        format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
@@ -93,6 +99,17 @@ fn wait_for(
 
 /// Word count under `tidal run --processes 2 --web-addr ADDR` with `extra` launcher flags.
 fn start(input: &Path, output: &Path, savepoints: &Path, extra: &[&str]) -> (Child, String) {
+    start_with(input, output, savepoints, extra, &[])
+}
+
+/// [`start`], with `job` flags for the program.
+fn start_with(
+    input: &Path,
+    output: &Path,
+    savepoints: &Path,
+    extra: &[&str],
+    job: &[&str],
+) -> (Child, String) {
     let addr = free_addresses(1).remove(0);
     let mut launcher = launch_once(2);
     // launch_once ends its flags with `--`: the web flags go before it.
@@ -120,6 +137,7 @@ fn start(input: &Path, output: &Path, savepoints: &Path, extra: &[&str]) -> (Chi
             "--savepoint-dir",
             savepoints.to_str().unwrap(),
         ])
+        .args(job)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -278,4 +296,55 @@ fn a_savepoint_triggered_through_the_rest_api_restores() {
         read_word_counts(&out) == oracle,
         "the restored job's counts differ from the model's"
     );
+}
+
+/// A job with a cluster secret: its REST actions need the token `tidal token` derives from the
+/// secret — refused (401) without it or with another, accepted with it.
+#[test]
+fn rest_actions_need_the_token_of_the_cluster_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("words.txt");
+    write_words(&input, 100_000, 9);
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let secret_arg = ["--cluster-secret-file", secret.to_str().unwrap()];
+    let (mut launcher, addr) = start_with(
+        &input,
+        &dir.path().join("out"),
+        &dir.path().join("sp"),
+        &["--web-actions"],
+        &secret_arg,
+    );
+    wait_for(&addr, "/api/overview", "the job running", |o| {
+        o["state"] == "RUNNING" && o["workers"] == 2
+    });
+    let token = std::process::Command::new(common::launcher())
+        .arg("token")
+        .args(secret_arg)
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(!token.contains("s3cret"));
+    let (code, body) = http(&addr, "POST", "/api/cancel").unwrap();
+    assert_eq!(code, 401, "without a token: {body}");
+    assert!(body.contains("tidal token"), "{body}");
+    let (code, _) = http_with(
+        &addr,
+        "POST",
+        "/api/cancel",
+        "Authorization: Bearer 0123\r\n",
+    )
+    .unwrap();
+    assert_eq!(code, 401, "with another token");
+    let (code, body) = http_with(
+        &addr,
+        "POST",
+        "/api/cancel",
+        &format!("Authorization: Bearer {token}\r\n"),
+    )
+    .unwrap();
+    assert_eq!(code, 202, "with the token: {body}");
+    wait_with_limit(&mut launcher, Duration::from_secs(60));
 }

@@ -103,6 +103,11 @@ pub struct JobArgs {
     /// parameters); repeat for more.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// A file holding the job's cluster secret: every process must prove it knows the same
+    /// secret (challenge and response; the secret never crosses the network) before it joins;
+    /// others are refused and logged. Also from the environment variable TIDAL_CLUSTER_SECRET.
+    #[arg(long = "cluster-secret-file", value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Serve the job's metrics in Prometheus's text format on http://HOST:PORT/metrics (process 0,
     /// for the whole job; the job graph as JSON on /api/graph). Off unless given; give a
     /// loopback address unless others should reach it.
@@ -134,6 +139,7 @@ impl Default for JobArgs {
             s3_endpoint: None,
             s3_region: None,
             params: Vec::new(),
+            cluster_secret_file: None,
             metrics_addr: None,
             explain: None,
         }
@@ -273,11 +279,23 @@ impl JobArgs {
                 .map(|i| format!("localhost:{}", 2101 + i))
                 .collect(),
         };
+        let secret = match (
+            &self.cluster_secret_file,
+            std::env::var("TIDAL_CLUSTER_SECRET"),
+        ) {
+            (Some(path), _) => Some(crate::cluster::ClusterSecret::read(path)?),
+            (None, Ok(text)) => Some(
+                crate::cluster::ClusterSecret::new(&text)
+                    .map_err(|e| Error::config(format!("TIDAL_CLUSTER_SECRET: {e}")))?,
+            ),
+            (None, Err(_)) => None,
+        };
         Ok(ClusterSpec {
             workers: self.workers,
             process: self.process,
             addresses,
             connect_timeout: self.connect_timeout,
+            secret,
         })
     }
 }

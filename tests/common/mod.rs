@@ -129,6 +129,7 @@ where
             process: process.parse().unwrap(),
             addresses,
             connect_timeout: Duration::from_secs(30),
+            secret: None,
         };
         let result = configure(Job::from_spec(spec).with_tick(tick).quiet()).run(build);
         if let Err(e) = &result {
@@ -152,6 +153,7 @@ where
                 process: 0,
                 addresses,
                 connect_timeout: Duration::from_secs(30),
+                secret: None,
             };
             let out = configure(Job::from_spec(spec).with_tick(tick).quiet())
                 .run(build)
@@ -219,6 +221,7 @@ pub fn child_spec() -> Option<ClusterSpec> {
         process,
         addresses,
         connect_timeout: Duration::from_secs(30),
+        secret: None,
     })
 }
 

@@ -3,8 +3,16 @@
 //! timely connects processes by retrying forever; Tidal makes the connections itself, with a
 //! deadline, a handshake that checks every process was started with the same shape (-n, -w), and
 //! errors that name the address or the missing processes, then hands the sockets to timely.
+//!
+//! With a cluster secret (`--cluster-secret-file`, or `TIDAL_CLUSTER_SECRET`), every connection
+//! must also prove it knows the secret (see [`ClusterSecret`]) before timely gets it; a stranger
+//! is refused, logged, and the process goes on waiting for its real peers. Without one, any
+//! program that reaches a process's port during start-up can join the handshake.
 
+mod auth;
 pub mod supervise;
+
+pub use auth::ClusterSecret;
 
 use std::collections::BTreeSet;
 use std::io::{ErrorKind as IoKind, Read, Write};
@@ -87,6 +95,8 @@ pub struct ClusterSpec {
     pub addresses: Vec<String>,
     /// How long to wait for all processes to connect.
     pub connect_timeout: Duration,
+    /// The secret every process must prove it knows (none: any process may join).
+    pub secret: Option<ClusterSecret>,
 }
 
 impl ClusterSpec {
@@ -97,6 +107,7 @@ impl ClusterSpec {
             process: 0,
             addresses: vec!["localhost:2101".into()],
             connect_timeout: Duration::from_secs(30),
+            secret: None,
         }
     }
     /// Number of processes.
@@ -105,7 +116,11 @@ impl ClusterSpec {
     }
 }
 
-const MAGIC: &[u8; 8] = b"TIDAL\x00\x02\x00";
+const MAGIC: &[u8; 8] = b"TIDAL\x00\x03\x00";
+/// Length of the hello: magic, processes, workers, run id, whether a secret is used.
+const HELLO: usize = 25;
+/// How long one incoming handshake may take (a stranger that sends nothing is dropped then).
+const HANDSHAKE: Duration = Duration::from_secs(5);
 
 /// Connects this process to every other one, within the spec's deadline.
 ///
@@ -145,16 +160,7 @@ pub(crate) fn connect(spec: &ClusterSpec) -> Result<(Vec<Option<TcpStream>>, u64
             let address = resolve(&spec.addresses[peer], peer)?;
             match TcpStream::connect_timeout(&address, Duration::from_millis(500)) {
                 Ok(mut stream) => {
-                    stream
-                        .write_all(&(me as u64).to_be_bytes())
-                        .and_then(|_| stream.write_all(&hello))
-                        .map_err(|e| {
-                            Error::external(format!(
-                                "handshake with process {peer} at {}: {e}",
-                                spec.addresses[peer]
-                            ))
-                        })?;
-                    let theirs = check_hello(&mut stream, spec, peer, deadline)?;
+                    let theirs = handshake_out(&mut stream, spec, me, peer, &hello, deadline)?;
                     if peer == 0 {
                         run = theirs;
                     }
@@ -173,28 +179,20 @@ pub(crate) fn connect(spec: &ClusterSpec) -> Result<(Vec<Option<TcpStream>>, u64
                     stream
                         .set_nonblocking(false)
                         .map_err(|e| Error::external(format!("socket from {from}: {e}")))?;
-                    let mut index = [0u8; 8];
-                    set_read_deadline(&stream, deadline)?;
-                    if let Err(e) = stream.read_exact(&mut index) {
-                        return Err(Error::external(format!(
-                            "connection from {from} sent no process index: {e}"
-                        )));
+                    match handshake_in(&mut stream, spec, &pending_accept, &hello, deadline) {
+                        Ok(peer) => {
+                            finish_socket(&stream)?;
+                            sockets[peer] = Some(stream);
+                            pending_accept.remove(&peer);
+                            progressed = true;
+                        }
+                        // With a secret, whoever fails the handshake is refused and the
+                        // process goes on waiting for its peers; without one, as before.
+                        Err(e) if spec.secret.is_some() => crate::say(format_args!(
+                            "tidal: process {me} refused a connection from {from}: {e}"
+                        )),
+                        Err(e) => return Err(e),
                     }
-                    let peer = u64::from_be_bytes(index) as usize;
-                    if !pending_accept.contains(&peer) {
-                        return Err(Error::config(format!(
-                            "process {me} was contacted from {from} by a process calling itself {peer}, which it does not expect \
-                             (duplicate -p, or processes started with different hostfiles)"
-                        )));
-                    }
-                    check_hello(&mut stream, spec, peer, deadline)?;
-                    stream.write_all(&hello).map_err(|e| {
-                        Error::external(format!("handshake with process {peer}: {e}"))
-                    })?;
-                    finish_socket(&stream)?;
-                    sockets[peer] = Some(stream);
-                    pending_accept.remove(&peer);
-                    progressed = true;
                 }
                 Err(e) if e.kind() == IoKind::WouldBlock => break,
                 Err(e) => return Err(Error::external(format!("accepting on {my_address}: {e}"))),
@@ -264,7 +262,103 @@ fn hello_bytes(spec: &ClusterSpec, run: u64) -> Vec<u8> {
     hello.extend_from_slice(&(spec.processes() as u32).to_be_bytes());
     hello.extend_from_slice(&(spec.workers as u32).to_be_bytes());
     hello.extend_from_slice(&run.to_be_bytes());
+    hello.push(u8::from(spec.secret.is_some()));
     hello
+}
+
+/// Connecting to `peer`: index, hello (and with a secret a nonce); the peer's hello (and its
+/// nonce and proof, checked; then ours). Returns the peer's run id.
+fn handshake_out(
+    stream: &mut TcpStream,
+    spec: &ClusterSpec,
+    me: usize,
+    peer: usize,
+    hello: &[u8],
+    deadline: Instant,
+) -> Result<u64> {
+    let address = &spec.addresses[peer];
+    let io = |e: std::io::Error| {
+        Error::external(format!("handshake with process {peer} at {address}: {e}"))
+    };
+    let index = (me as u64).to_be_bytes();
+    let mine = match &spec.secret {
+        Some(_) => Some(auth::nonce()?),
+        None => None,
+    };
+    let mut out = index.to_vec();
+    out.extend_from_slice(hello);
+    out.extend(mine.iter().flatten());
+    stream.write_all(&out).map_err(io)?;
+    let run = check_hello(stream, spec, peer, deadline)?;
+    if let (Some(secret), Some(mine)) = (&spec.secret, mine) {
+        let mut theirs = [0u8; auth::LEN];
+        let mut proof = [0u8; auth::LEN];
+        stream
+            .read_exact(&mut theirs)
+            .and_then(|_| stream.read_exact(&mut proof))
+            .map_err(io)?;
+        if !secret.verify(b"tidal accept", &[&index, &mine, &theirs], &proof) {
+            return Err(Error::config(format!(
+                "process {peer} at {address} does not know this job's cluster secret: start every process with the same --cluster-secret-file (or TIDAL_CLUSTER_SECRET)"
+            )));
+        }
+        let answer = secret.mac(b"tidal connect", &[&index, &theirs, &mine]);
+        stream.write_all(&answer).map_err(io)?;
+    }
+    Ok(run)
+}
+
+/// Accepting a connection: the connector's index and hello (and with a secret its nonce); our
+/// hello (and nonce and proof; then its proof, checked). Returns the connector's index.
+fn handshake_in(
+    stream: &mut TcpStream,
+    spec: &ClusterSpec,
+    expected: &BTreeSet<usize>,
+    hello: &[u8],
+    deadline: Instant,
+) -> Result<usize> {
+    let me = spec.process;
+    let deadline = deadline.min(Instant::now() + HANDSHAKE);
+    set_read_deadline(stream, deadline)?;
+    let mut index = [0u8; 8];
+    stream
+        .read_exact(&mut index)
+        .map_err(|e| Error::external(format!("it sent no process index ({e})")))?;
+    let peer = u64::from_be_bytes(index) as usize;
+    if !expected.contains(&peer) {
+        return Err(Error::config(format!(
+            "process {me} was contacted by a process calling itself {peer}, which it does not expect \
+             (duplicate -p, or processes started with different hostfiles)"
+        )));
+    }
+    let checked = check_hello(stream, spec, peer, deadline);
+    // Our hello goes back even when theirs was wrong, so that they can say what differs.
+    stream
+        .write_all(hello)
+        .map_err(|e| Error::external(format!("handshake with process {peer}: {e}")))?;
+    checked?;
+    if let Some(secret) = &spec.secret {
+        let io = |e: std::io::Error| Error::external(format!("handshake with process {peer}: {e}"));
+        let mut theirs = [0u8; auth::LEN];
+        stream.read_exact(&mut theirs).map_err(io)?;
+        let mine = auth::nonce()?;
+        let proof = secret.mac(b"tidal accept", &[&index, &theirs, &mine]);
+        let mut out = mine.to_vec();
+        out.extend_from_slice(&proof);
+        stream.write_all(&out).map_err(io)?;
+        let mut answer = [0u8; auth::LEN];
+        stream.read_exact(&mut answer).map_err(|e| {
+            Error::config(format!(
+                "it calls itself process {peer} but did not prove that it knows the cluster secret (it closed the connection: {e})"
+            ))
+        })?;
+        if !secret.verify(b"tidal connect", &[&index, &mine, &theirs], &answer) {
+            return Err(Error::config(format!(
+                "it calls itself process {peer} but does not know the cluster secret"
+            )));
+        }
+    }
+    Ok(peer)
 }
 
 fn check_hello(
@@ -274,7 +368,7 @@ fn check_hello(
     deadline: Instant,
 ) -> Result<u64> {
     set_read_deadline(stream, deadline)?;
-    let mut hello = [0u8; 24];
+    let mut hello = [0u8; HELLO];
     stream.read_exact(&mut hello).map_err(|e| {
         Error::external(format!(
             "process {peer} at {} did not complete Tidal's handshake ({e}); is something else listening there?",
@@ -297,6 +391,21 @@ fn check_hello(
             spec.processes(),
             spec.workers
         )));
+    }
+    match (hello[24] == 1, spec.secret.is_some()) {
+        (true, false) => {
+            return Err(Error::config(format!(
+                "process {peer} at {} uses a cluster secret and process {} does not: start every process with the same --cluster-secret-file (or TIDAL_CLUSTER_SECRET)",
+                spec.addresses[peer], spec.process
+            )));
+        }
+        (false, true) => {
+            return Err(Error::config(format!(
+                "process {peer} at {} was started without the cluster secret that process {} uses: start every process with the same --cluster-secret-file (or TIDAL_CLUSTER_SECRET)",
+                spec.addresses[peer], spec.process
+            )));
+        }
+        _ => {}
     }
     Ok(u64::from_be_bytes(hello[16..24].try_into().unwrap()))
 }

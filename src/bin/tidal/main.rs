@@ -46,6 +46,13 @@ struct Cli {
 enum Commands {
     /// Start a job's processes, watch them, restart them all from the latest checkpoint on failure.
     Run(RunArgs),
+    /// Print the token the REST API's actions need when the job has a cluster secret
+    /// (`Authorization: Bearer TOKEN`): derived from the secret, which it does not reveal.
+    Token {
+        /// The job's cluster secret file (or set TIDAL_CLUSTER_SECRET).
+        #[arg(long = "cluster-secret-file", value_name = "FILE")]
+        cluster_secret_file: Option<std::path::PathBuf>,
+    },
     /// What is in a checkpoint directory.
     Checkpoints {
         #[command(subcommand)]
@@ -124,6 +131,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Run(args) => run(args),
+        Commands::Token {
+            cluster_secret_file,
+        } => match cluster_secret(cluster_secret_file.as_deref()) {
+            Ok(Some(secret)) => {
+                println!("{}", secret.token(REST_TOKEN));
+                Ok(())
+            }
+            Ok(None) => Err(
+                "no cluster secret: give --cluster-secret-file FILE or set TIDAL_CLUSTER_SECRET"
+                    .into(),
+            ),
+            Err(e) => Err(e),
+        },
         Commands::Checkpoints { what, s3_endpoint } => {
             if s3_endpoint.is_some() {
                 storage::configure_s3(storage::S3Settings {
@@ -216,6 +236,12 @@ fn run(args: RunArgs) -> Result<(), String> {
                 cancel: Arc::clone(&stop),
                 actions: args.web_actions,
                 processes: args.processes,
+                token: cluster_secret(
+                    flag_value(program_args, "--cluster-secret-file")
+                        .as_deref()
+                        .map(std::path::Path::new),
+                )?
+                .map(|s| s.token(REST_TOKEN)),
             },
         )?;
         tidal::engine::say(format_args!(
@@ -251,6 +277,25 @@ fn run(args: RunArgs) -> Result<(), String> {
         };
     });
     outcome
+}
+
+/// What the REST API's action token is derived for.
+const REST_TOKEN: &str = "rest actions";
+
+/// The cluster secret from `file`, or from TIDAL_CLUSTER_SECRET; `None` without either.
+fn cluster_secret(
+    file: Option<&std::path::Path>,
+) -> Result<Option<tidal::engine::cluster::ClusterSecret>, String> {
+    use tidal::engine::cluster::ClusterSecret;
+    match (file, std::env::var("TIDAL_CLUSTER_SECRET")) {
+        (Some(path), _) => ClusterSecret::read(path)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        (None, Ok(text)) => ClusterSecret::new(&text)
+            .map(Some)
+            .map_err(|e| format!("TIDAL_CLUSTER_SECRET: {e}")),
+        (None, Err(_)) => Ok(None),
+    }
 }
 
 /// The value given to `flag` among `args` (`--flag VALUE` or `--flag=VALUE`).

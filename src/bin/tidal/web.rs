@@ -6,7 +6,9 @@
 //! loopback (process 0 serves it on the `--metrics-addr` the launcher gives the job). Reads
 //! change nothing. Actions (trigger a savepoint, stop with a savepoint, cancel) answer only when
 //! the launcher was started with `--web-actions`; they are the signals a user could send by hand
-//! (SIGUSR1 and SIGUSR2 to process 0, SIGTERM to all).
+//! (SIGUSR1 and SIGUSR2 to process 0, SIGTERM to all). When the job has a cluster secret, an
+//! action must also carry `Authorization: Bearer TOKEN`, the token `tidal token` derives from
+//! the secret (the secret itself is never sent).
 //!
 //! | method and path | answer |
 //! |---|---|
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -57,6 +59,8 @@ pub struct Web {
     pub cancel: Arc<AtomicBool>,
     pub actions: bool,
     pub processes: usize,
+    /// With a cluster secret: the token actions must carry (`Authorization: Bearer TOKEN`).
+    pub token: Option<String>,
 }
 
 /// Binds `addr` (an error naming it when it cannot) and serves on a thread of its own.
@@ -162,29 +166,35 @@ async fn exceptions(State(web): State<Web>) -> impl IntoResponse {
     axum::Json(json!({ "restarts": list }))
 }
 
-async fn savepoint(State(web): State<Web>) -> Response {
-    act(&web, "trigger a savepoint", |pids| {
+async fn savepoint(State(web): State<Web>, headers: HeaderMap) -> Response {
+    act(&web, &headers, "trigger a savepoint", |pids| {
         signal(pids.first().copied(), nix::sys::signal::Signal::SIGUSR1)
     })
 }
 
-async fn stop(State(web): State<Web>) -> Response {
-    act(&web, "stop the job with a savepoint", |pids| {
+async fn stop(State(web): State<Web>, headers: HeaderMap) -> Response {
+    act(&web, &headers, "stop the job with a savepoint", |pids| {
         signal(pids.first().copied(), nix::sys::signal::Signal::SIGUSR2)
     })
 }
 
-async fn cancel(State(web): State<Web>) -> Response {
+async fn cancel(State(web): State<Web>, headers: HeaderMap) -> Response {
     let cancel = Arc::clone(&web.cancel);
-    act(&web, "cancel the job", move |_| {
+    act(&web, &headers, "cancel the job", move |_| {
         cancel.store(true, Ordering::SeqCst);
         Ok(())
     })
 }
 
-/// Runs an action when actions are allowed and the job runs: 202 with what was done, 403 when
-/// actions are off, 409 when no process runs, 500 when the signal could not be sent.
-fn act(web: &Web, what: &str, action: impl FnOnce(&[u32]) -> Result<(), String>) -> Response {
+/// Runs an action when actions are allowed, the request carries the token (with a cluster
+/// secret) and the job runs: 202 with what was done, 403 when actions are off, 401 without the
+/// right token, 409 when no process runs, 500 when the signal could not be sent.
+fn act(
+    web: &Web,
+    headers: &HeaderMap,
+    what: &str,
+    action: impl FnOnce(&[u32]) -> Result<(), String>,
+) -> Response {
     if !web.actions {
         return (
             StatusCode::FORBIDDEN,
@@ -193,6 +203,25 @@ fn act(web: &Web, what: &str, action: impl FnOnce(&[u32]) -> Result<(), String>)
             })),
         )
             .into_response();
+    }
+    if let Some(token) = &web.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same(given.as_bytes(), token.as_bytes()) {
+            tidal::engine::say(format_args!(
+                "tidal: refused a REST request to {what}: no valid token"
+            ));
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({
+                    "error": format!("cannot {what}: the job has a cluster secret; send `Authorization: Bearer TOKEN` with the token `tidal token --cluster-secret-file FILE` prints")
+                })),
+            )
+                .into_response();
+        }
     }
     let pids = {
         let s = web.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -220,6 +249,11 @@ fn act(web: &Web, what: &str, action: impl FnOnce(&[u32]) -> Result<(), String>)
         )
             .into_response(),
     }
+}
+
+/// Whether `a` and `b` are equal, in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 fn signal(pid: Option<u32>, signal: nix::sys::signal::Signal) -> Result<(), String> {
