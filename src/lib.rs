@@ -60,10 +60,11 @@ pub use tidal_engine::{
 /// }
 /// ```
 pub fn main_with<A: clap::Parser>(run: impl FnOnce(A) -> Result<()>) -> std::process::ExitCode {
+    tidal_engine::log::init();
     match run(parse_args()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tidal_engine::say(format_args!("error: {e}"));
+            tidal_engine::log::line(tidal_engine::log::Level::Error, format_args!("error: {e}"));
             std::process::ExitCode::FAILURE
         }
     }

@@ -313,3 +313,63 @@ fn every_example_says_what_it_does_in_its_help() {
     }
     assert!(seen >= 10, "only {seen} examples found");
 }
+
+/// The job's log: lines of each checkpoint by default; none of them with `RUST_LOG=warn` (they
+/// are `info`); with `TIDAL_LOG_FORMAT=json`, every line a JSON object with a timestamp, the
+/// level and the message.
+#[test]
+fn the_log_follows_rust_log_and_can_be_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("words.txt");
+    common::write_words(&input, 20_000, 8);
+    let run = |k: usize, env: &[(&str, &str)]| -> String {
+        let mut command = std::process::Command::new(example("wordcount"));
+        command
+            .args(["--input", input.to_str().unwrap()])
+            .args([
+                "--output",
+                dir.path().join(format!("out-{k}")).to_str().unwrap(),
+            ])
+            .args(["--rate", "40000", "--checkpoint-interval", "100ms"])
+            .args([
+                "--checkpoint-dir",
+                dir.path().join(format!("chk-{k}")).to_str().unwrap(),
+            ])
+            .env_remove("RUST_LOG")
+            .env_remove("TIDAL_LOG_FORMAT");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{env:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let plain = run(0, &[]);
+    assert!(
+        plain
+            .lines()
+            .any(|l| l.starts_with("tidal: checkpoint ") && l.contains(" complete ")),
+        "{plain}"
+    );
+    let quiet = run(1, &[("RUST_LOG", "warn")]);
+    assert!(
+        !quiet.contains("complete"),
+        "RUST_LOG=warn still shows info lines: {quiet}"
+    );
+    let json = run(2, &[("TIDAL_LOG_FORMAT", "json")]);
+    let mut checkpoints = 0;
+    for line in json.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        let message = v["fields"]["message"].as_str().unwrap();
+        if message.starts_with("tidal: checkpoint ") {
+            assert_eq!(v["level"], "INFO");
+            checkpoints += 1;
+        }
+    }
+    assert!(checkpoints > 0, "{json}");
+}

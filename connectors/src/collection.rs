@@ -153,6 +153,17 @@ where
         }
         Poll::Ready
     }
+    fn progress(&self) -> Option<tidal_engine::Progress> {
+        // Every instance walks the whole iterator (taking its own items): how far it has
+        // walked, when the iterator knows its length.
+        match self.items.size_hint() {
+            (left, Some(exact)) if left == exact => Some(tidal_engine::Progress {
+                done: self.position,
+                total: self.position + left as u64,
+            }),
+            _ => None,
+        }
+    }
     fn position(&self) -> Option<Vec<u8>> {
         position::encode(self.mine.classes())
     }

@@ -1,6 +1,6 @@
 //! A generator source: records made from sequence numbers, as fast as possible or at a set rate.
 
-use tidal_engine::{Poll, Result, SourceReader, Time};
+use tidal_engine::{Poll, Progress, Result, SourceReader, Time};
 
 use crate::position::{self, Residues, Sequence};
 use crate::throttle::Throttle;
@@ -79,12 +79,15 @@ impl<T: 'static> Generator<T> {
             }],
         };
         let instances = if self.single { 1.0 } else { peers as f64 };
-        GeneratorReader {
+        let mut reader = GeneratorReader {
             make: self.make,
             sequence: Sequence::new(classes),
             end: self.count,
             throttle: self.rate.map(|r| Throttle::new(r, instances as usize)),
-        }
+            total: 0,
+        };
+        reader.total = reader.left().unwrap_or(0);
+        reader
     }
 }
 
@@ -93,9 +96,23 @@ pub(crate) struct GeneratorReader<T> {
     sequence: Sequence,
     end: Option<u64>,
     throttle: Option<Throttle>,
+    /// Records it had to make when it started (or was restored), with a count.
+    total: u64,
 }
 
 impl<T: 'static> GeneratorReader<T> {
+    /// Records still to make (`None`: without a count, no end).
+    fn left(&self) -> Option<u64> {
+        let end = self.end?;
+        Some(
+            self.sequence
+                .classes()
+                .iter()
+                .filter(|c| c.next < end)
+                .map(|c| (end - c.next).div_ceil(c.step))
+                .sum(),
+        )
+    }
     /// Makes up to `max` records (fewer when throttled or at the end): `emit` gets the record
     /// maker and each record's number, so that it can make the record where it belongs.
     fn make_each(&mut self, max: usize, mut emit: impl FnMut(&dyn Fn(u64) -> T, u64)) -> Poll {
@@ -151,6 +168,14 @@ impl<T: 'static> SourceReader for GeneratorReader<T> {
     }
     fn restore(&mut self, positions: &[&[u8]], index: usize, peers: usize) -> Result<()> {
         self.sequence = Sequence::new(position::share(positions, index, peers)?);
+        self.total = self.left().unwrap_or(0);
         Ok(())
+    }
+    fn progress(&self) -> Option<Progress> {
+        let left = self.left()?;
+        Some(Progress {
+            done: self.total.saturating_sub(left),
+            total: self.total,
+        })
     }
 }

@@ -113,6 +113,10 @@ pub struct JobArgs {
     /// loopback address unless others should reach it.
     #[arg(long = "metrics-addr", value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
+    /// Show the progress of a bounded job (% of the input read, records, rate, time left) on one
+    /// line of standard error of process 0: when it is a terminal (auto), always, or never.
+    #[arg(long = "progress", value_name = "WHEN", default_value = "auto")]
+    pub progress: crate::runtime::ProgressMode,
     /// Print the job graph (its operators and the streams between them) and exit without
     /// running the job: as text, or as Graphviz DOT with --explain dot.
     #[arg(long = "explain", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text")]
@@ -142,6 +146,7 @@ impl Default for JobArgs {
             cluster_secret_file: None,
             metrics_addr: None,
             explain: None,
+            progress: crate::runtime::ProgressMode::Auto,
         }
     }
 }

@@ -61,6 +61,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod cluster;
 pub mod error;
+pub mod log;
 pub mod metrics;
 pub mod operator;
 pub mod runtime;
@@ -77,24 +78,31 @@ pub use error::{Error, ErrorKind, Result, fail};
 pub use runtime::{
     Collected, Env, Job, JobReport, SourceHold, StopHandle, WorkerContext, WorkerOutput,
 };
-pub use source::{Poll, SourceReader, SplitId};
+pub use source::{Poll, Progress, SourceReader, SplitId};
 pub use stream::DataStream;
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use time::{JobClock, ManualClock, TickClock, Time, now_millis};
 
-/// Writes one line to standard error in a single write, so that the lines of a job's processes
-/// (which share the launcher's standard error) never run into each other, as `eprintln!`'s
-/// piece-by-piece writes can. Every message of the engine and the launcher goes through it.
+/// Writes one line of Tidal's log at level info (see [`log`]): to standard error in a single
+/// write, so that the lines of a job's processes (which share the launcher's standard error)
+/// never run into each other, as `eprintln!`'s piece-by-piece writes can. Every message of the
+/// engine and the launcher goes through it or [`warn`].
 ///
 /// ```
 /// tidal_engine::say(format_args!("tidal: checkpoint {} complete", 7));
 /// ```
 pub fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut text = line.to_string();
-    text.push('\n');
-    // Nothing sensible is left to do when standard error cannot be written.
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    log::line(log::Level::Info, line);
+}
+
+/// Writes a warning to Tidal's log: something went wrong without stopping the job (see
+/// [`log`]).
+///
+/// ```
+/// tidal_engine::warn(format_args!("tidal: checkpoint 4 failed: the disk is full"));
+/// ```
+pub fn warn(line: std::fmt::Arguments<'_>) {
+    log::line(log::Level::Warn, line);
 }
 
 /// Timely itself, for operators written directly against it.

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use tidal_engine::storage::{self, Location};
 
 use serde::de::DeserializeOwned;
-use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext};
+use tidal_engine::{Error, Poll, Progress, Result, SourceReader, SplitId, WorkerContext};
 
 use crate::deadletter::{DeadLetters, OnError};
 use crate::position;
@@ -315,9 +315,24 @@ pub struct FileReader<D: Decoder> {
     dead: DeadLetters,
     ctx: Rc<WorkerContext>,
     name: String,
+    /// Bytes of all its ranges when it started (or was restored), for its progress.
+    total: u64,
 }
 
 impl<D: Decoder> FileReader<D> {
+    /// Bytes still to read: the current range's rest and every queued range.
+    fn remaining(&self) -> u64 {
+        let current = self.current.as_ref().map_or(0, |(_, lines)| {
+            let (at, end) = lines.remaining();
+            end.saturating_sub(at)
+        });
+        current
+            + self
+                .splits
+                .iter()
+                .map(|(_, s)| s.end - s.start)
+                .sum::<u64>()
+    }
     fn new(
         paths: &[String],
         decoder: D,
@@ -342,6 +357,11 @@ impl<D: Decoder> FileReader<D> {
             dead: DeadLetters::new(on_error, name, ctx.index()),
             ctx: Rc::clone(ctx),
             name: name.to_string(),
+            total: 0,
+        })
+        .map(|mut reader| {
+            reader.total = reader.remaining();
+            reader
         })
     }
 }
@@ -400,7 +420,14 @@ impl<D: Decoder> SourceReader for FileReader<D> {
                 (j as SplitId, split)
             })
             .collect();
+        self.total = self.remaining();
         Ok(())
+    }
+    fn progress(&self) -> Option<Progress> {
+        Some(Progress {
+            done: self.total.saturating_sub(self.remaining()),
+            total: self.total,
+        })
     }
     fn started_splits(&mut self, started: &mut Vec<SplitId>) {
         started.append(&mut self.opened);

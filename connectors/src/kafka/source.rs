@@ -34,6 +34,8 @@ struct Partition {
     partition: i32,
     /// The offset of the next record not yet handed on.
     next: i64,
+    /// Where this run started reading it (for the progress of a bounded source).
+    first: i64,
     /// Bounded: the offset it stops before.
     end: Option<i64>,
     split: SplitId,
@@ -246,6 +248,7 @@ impl<F: KafkaFormat> KafkaReader<F> {
                 topic: topic.clone(),
                 partition: *partition,
                 next,
+                first: next,
                 end,
                 split: key_hash(&(topic.as_str(), *partition)),
                 done: end.is_some_and(|e| next >= e),
@@ -377,12 +380,12 @@ fn partitions(
                         waited.max(REQUEST)
                     )));
                 }
-                eprintln!(
+                tidal_engine::warn(format_args!(
                     "tidal: Kafka source '{name}': cannot reach brokers {} ({e}); trying again ({:.0} s of {:?} passed)",
                     source.brokers,
                     waited.as_secs_f64(),
                     source.connect_timeout
-                );
+                ));
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
@@ -460,9 +463,9 @@ impl Discovery {
                     let mine = match self.look(&consumer) {
                         Ok(mine) => mine,
                         Err(e) => {
-                            eprintln!(
+                            tidal_engine::warn(format_args!(
                                 "tidal: looking for new partitions: {e}; trying again in {every:?}"
-                            );
+                            ));
                             continue;
                         }
                     };
@@ -490,10 +493,10 @@ impl Discovery {
                     Ok((low, _)) => low,
                     Err(e) => {
                         // This one and the rest at the next look; those resolved go on now.
-                        eprintln!(
+                        tidal_engine::warn(format_args!(
                             "tidal: Kafka source '{}': reading the offsets of new partition {topic}/{partition}: {e}; trying again later",
                             self.name
-                        );
+                        ));
                         break;
                     }
                 };
@@ -502,6 +505,7 @@ impl Discovery {
                     topic: topic.clone(),
                     partition,
                     next: low,
+                    first: low,
                     end: None,
                     done: false,
                 });
@@ -551,7 +555,10 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
                     if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
                         return Poll::Failed(self.broker_error("reading", &e));
                     }
-                    eprintln!("tidal: Kafka source '{}': {e} (retrying)", self.name);
+                    tidal_engine::warn(format_args!(
+                        "tidal: Kafka source '{}': {e} (retrying)",
+                        self.name
+                    ));
                     break;
                 }
             };
@@ -653,6 +660,20 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
         Some(bytes)
     }
 
+    fn progress(&self) -> Option<tidal_engine::Progress> {
+        // Bounded: offsets read of those between where this run started and the ends.
+        if !self.bounded {
+            return None;
+        }
+        let (mut done, mut total) = (0u64, 0u64);
+        for p in &self.parts {
+            let end = p.end.unwrap_or(p.next);
+            total += end.saturating_sub(p.first).max(0) as u64;
+            done += p.next.min(end).saturating_sub(p.first).max(0) as u64;
+        }
+        Some(tidal_engine::Progress { done, total })
+    }
+
     fn checkpoint_complete(&mut self, id: u64, position: &[u8]) -> Result<()> {
         let Some(group) = &self.commit_to else {
             return Ok(());
@@ -660,10 +681,10 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
         let pieces: Vec<Piece> = match postcard::from_bytes(position) {
             Ok(pieces) => pieces,
             Err(e) => {
-                eprintln!(
+                tidal_engine::warn(format_args!(
                     "tidal: Kafka source '{}': the position in checkpoint {id} does not decode ({e}); no offsets committed to group '{group}'",
                     self.name
-                );
+                ));
                 return Ok(());
             }
         };
@@ -672,10 +693,10 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
             if let Err(e) =
                 offsets.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
             {
-                eprintln!(
+                tidal_engine::warn(format_args!(
                     "tidal: Kafka source '{}': offset {} of {}/{} cannot be committed ({e})",
                     self.name, p.next, p.topic, p.partition
-                );
+                ));
             }
         }
         if offsets.count() == 0 {
@@ -684,10 +705,10 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
         // Asynchronous: the result comes to `Commits::commit_callback` at a later poll. A
         // failure is logged, never fatal: the job's own offsets are those in its checkpoints.
         if let Err(e) = self.consumer.commit(&offsets, CommitMode::Async) {
-            eprintln!(
+            tidal_engine::warn(format_args!(
                 "tidal: Kafka source '{}': committing the offsets of checkpoint {id} to group '{group}' failed ({e}); the job goes on from its checkpoints",
                 self.name
-            );
+            ));
         }
         Ok(())
     }
@@ -726,6 +747,7 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
                     topic: p.topic,
                     partition: p.partition,
                     next: p.next,
+                    first: p.next,
                     end: p.end,
                     split,
                 }
@@ -778,10 +800,10 @@ impl ClientContext for Commits {}
 impl ConsumerContext for Commits {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &Offsets) {
         if let Err(e) = result {
-            eprintln!(
+            tidal_engine::warn(format_args!(
                 "tidal: Kafka source '{}': the brokers refused the offsets committed to group '{}' ({e}); the job goes on from its checkpoints",
                 self.source, self.group
-            );
+            ));
         }
     }
 }

@@ -188,7 +188,7 @@ pub(crate) fn connect(spec: &ClusterSpec) -> Result<(Vec<Option<TcpStream>>, u64
                         }
                         // With a secret, whoever fails the handshake is refused and the
                         // process goes on waiting for its peers; without one, as before.
-                        Err(e) if spec.secret.is_some() => crate::say(format_args!(
+                        Err(e) if spec.secret.is_some() => crate::warn(format_args!(
                             "tidal: process {me} refused a connection from {from}: {e}"
                         )),
                         Err(e) => return Err(e),

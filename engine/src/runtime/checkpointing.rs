@@ -213,7 +213,7 @@ impl WorkerCheckpoints {
                     self.savepoint.set(savepoint);
                 }
                 Control::Stop => stop_job(),
-                Control::Metrics(_) => {}
+                Control::Metrics(_) | Control::Progress { .. } => {}
                 Control::CheckpointEnd { id, complete } => {
                     self.tracker.borrow_mut().ended(id, complete);
                     if complete
@@ -636,7 +636,7 @@ impl Coordinator {
         config: &CheckpointConfig,
         post: &mut dyn FnMut(Control),
     ) -> Result<()> {
-        crate::say(format_args!("tidal: {} {id} failed: {why}", kind.word()));
+        crate::warn(format_args!("tidal: {} {id} failed: {why}", kind.word()));
         if let Some(m) = &self.metrics {
             m.lock()
                 .unwrap_or_else(|p| p.into_inner())

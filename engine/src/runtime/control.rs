@@ -53,6 +53,12 @@ pub(crate) enum Control {
     Stop,
     /// A worker's metrics (with metrics on), once a second.
     Metrics(crate::metrics::WorkerMetrics),
+    /// A worker's sources' progress (unless `--progress never`), twice a second.
+    Progress {
+        worker: usize,
+        seq: u64,
+        sources: Vec<(String, super::progress::SourceProgress)>,
+    },
 }
 
 /// Every source instance's latest own watermark and idle flag, by source name and worker index

@@ -9,10 +9,12 @@
 pub(crate) mod checkpointing;
 pub mod control;
 pub mod output;
+pub mod progress;
 pub mod signals;
 pub mod worker;
 
 pub use output::{Collected, JobReport, WorkerOutput};
+pub use progress::ProgressMode;
 pub use signals::StopHandle;
 pub use worker::{Env, SourceHold, WorkerContext};
 
@@ -77,6 +79,8 @@ pub struct Job {
     metrics_addr: Option<String>,
     /// Print the job graph instead of running the job.
     explain: Option<ExplainFormat>,
+    /// When the progress line of a bounded job is shown.
+    progress: ProgressMode,
 }
 
 impl Job {
@@ -95,6 +99,7 @@ impl Job {
             metrics: args.metrics_addr.is_some().then(SharedMetrics::default),
             metrics_addr: args.metrics_addr.clone(),
             explain: args.explain,
+            progress: args.progress,
         })
     }
     /// A job of one process with `workers` threads.
@@ -115,6 +120,7 @@ impl Job {
             metrics: None,
             metrics_addr: None,
             explain: None,
+            progress: ProgressMode::Never,
         }
     }
     /// Sets a job parameter (as `--param KEY=VALUE` does), for the job's functions to read
@@ -223,6 +229,19 @@ impl Job {
         let handle = SharedMetrics::clone(metrics);
         (self, handle)
     }
+    /// When process 0 shows the progress line of a bounded job on standard error (see
+    /// [`progress`](crate::runtime::progress)): [`ProgressMode::Auto`] when it is a terminal
+    /// (the default of `--progress`), always, or never (the default of jobs made in code).
+    ///
+    /// ```
+    /// use tidal_engine::{Job, runtime::ProgressMode};
+    /// let job = Job::local(1).with_progress(ProgressMode::Never);
+    /// # drop(job);
+    /// ```
+    pub fn with_progress(mut self, mode: ProgressMode) -> Self {
+        self.progress = mode;
+        self
+    }
     /// Sets the processing-time tick.
     pub fn with_tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
@@ -297,6 +316,18 @@ impl Job {
         }
         let (builders, others, run_id) = communication(&self.spec)?;
         let processes = self.spec.processes();
+        // Every process sends its sources' progress unless told never to; process 0 shows it.
+        let board = (self.progress != ProgressMode::Never)
+            .then(|| Arc::new(Mutex::new(progress::ProgressBoard::default())));
+        let shows = match self.progress {
+            ProgressMode::Always => true,
+            ProgressMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            ProgressMode::Never => false,
+        };
+        let printer = match (&board, shows && self.spec.process == 0) {
+            (Some(board), true) => Some(progress::Printer::start(Arc::clone(board))),
+            _ => None,
+        };
         let shared = Arc::new(JobShared {
             stop: self.stop.clone(),
             failed: AtomicBool::new(false),
@@ -308,6 +339,7 @@ impl Job {
             watermarks: Mutex::new(WatermarkBoard::default()),
             held_back: std::sync::atomic::AtomicUsize::new(0),
             metrics: self.metrics.clone(),
+            progress: board,
         });
         register_active(&shared);
         let plan = WorkerPlan {
@@ -329,6 +361,9 @@ impl Job {
         })
         .map_err(|e| Error::external(format!("starting worker threads: {e}")))?;
         let results = guards.join();
+        if let Some(printer) = printer {
+            printer.finish();
+        }
         unregister_active(&shared);
         collect_results::<R>(results, &shared)
     }
@@ -352,6 +387,7 @@ impl Job {
             watermarks: Mutex::new(WatermarkBoard::default()),
             held_back: std::sync::atomic::AtomicUsize::new(0),
             metrics: Some(SharedMetrics::default()),
+            progress: None,
         });
         let plan = WorkerPlan {
             shared: Arc::clone(&shared),
@@ -509,6 +545,9 @@ where
         sent_watermarks: RefCell::new(std::collections::HashMap::new()),
         aligned_sources: RefCell::new(Vec::new()),
         stop_announced: Cell::new(false),
+        progress: RefCell::new(BTreeMap::new()),
+        progress_seq: Cell::new(0),
+        progress_sent: Cell::new(None),
         checkpoints: WorkerCheckpoints::new(
             plan.checkpoints.clone(),
             plan.restored.clone(),
@@ -578,6 +617,11 @@ where
         messages.broadcast().inspect(move |message| match message {
             Control::Watermark { .. } => shared.apply_control(message),
             Control::Metrics(m) => shared.record_metrics(m.clone()),
+            Control::Progress {
+                worker,
+                seq,
+                sources,
+            } => shared.record_progress(*worker, *seq, sources.clone()),
             _ => inbox.borrow_mut().push(message.clone()),
         });
         input
@@ -591,10 +635,12 @@ where
         step_checkpoints(ctx);
         ctx.announce_stop();
         ctx.publish_metrics(false);
+        ctx.publish_progress(false);
         send_control(ctx, input);
         // The job's dataflow has finished here: nothing more to say.
         if !worker.installed_dataflows().contains(&main) {
             ctx.publish_metrics(true);
+            ctx.publish_progress(true);
             send_control(ctx, input);
             control = None;
         }

@@ -47,6 +47,8 @@ pub(crate) struct JobShared {
     pub(super) held_back: AtomicUsize,
     /// With metrics on: every worker's latest metrics (all processes').
     pub(super) metrics: Option<crate::metrics::SharedMetrics>,
+    /// Unless `--progress never`: every worker's sources' progress (all processes').
+    pub(super) progress: Option<Arc<Mutex<super::progress::ProgressBoard>>>,
 }
 
 impl JobShared {
@@ -55,6 +57,21 @@ impl JobShared {
     /// plain values, each set whole).
     pub(super) fn board(&self) -> std::sync::MutexGuard<'_, WatermarkBoard> {
         self.watermarks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps a worker's report of its sources' progress (from this process or another).
+    pub(super) fn record_progress(
+        &self,
+        worker: usize,
+        seq: u64,
+        sources: Vec<(String, super::progress::SourceProgress)>,
+    ) {
+        if let Some(board) = &self.progress {
+            board
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(worker, seq, sources);
+        }
     }
 
     /// Keeps a worker's metrics snapshot (from this process or another).
@@ -159,6 +176,11 @@ pub struct WorkerContext {
     pub(super) aligned_sources: RefCell<Vec<String>>,
     /// Whether this worker has told the others that it knows the job is stopping.
     pub(super) stop_announced: Cell<bool>,
+    /// Its sources' progress by name, the last report's sequence number and when it was sent.
+    pub(super) progress:
+        RefCell<std::collections::BTreeMap<String, super::progress::SourceProgress>>,
+    pub(super) progress_seq: Cell<u64>,
+    pub(super) progress_sent: Cell<Option<Instant>>,
     /// This worker's side of checkpointing (fences, cuts, sources, restored state).
     pub(crate) checkpoints: WorkerCheckpoints,
 }
@@ -434,6 +456,60 @@ impl WorkerContext {
         }
         if self.job.cluster {
             self.outbox.borrow_mut().push(Control::Metrics(snapshot));
+        }
+    }
+    /// Whether sources note their progress (for the progress line of process 0).
+    pub(crate) fn progress_on(&self) -> bool {
+        self.job.progress.is_some()
+    }
+    /// Notes how far source `name`'s instance on this worker has read.
+    pub(crate) fn note_progress(
+        &self,
+        name: &str,
+        records: u64,
+        progress: Option<crate::source::Progress>,
+        finished: bool,
+    ) {
+        let mut all = self.progress.borrow_mut();
+        let entry = match all.get_mut(name) {
+            Some(e) => e,
+            None => all.entry(name.to_string()).or_default(),
+        };
+        *entry = super::progress::SourceProgress {
+            records,
+            progress,
+            finished,
+        };
+    }
+    /// When due (twice a second) or `now`: keeps this worker's sources' progress in the
+    /// process's board and sends it to the other processes.
+    pub(super) fn publish_progress(&self, now: bool) {
+        if !self.progress_on() {
+            return;
+        }
+        let due = self
+            .progress_sent
+            .get()
+            .is_none_or(|t| t.elapsed() >= super::progress::EVERY);
+        if !(now || due) {
+            return;
+        }
+        self.progress_sent.set(Some(Instant::now()));
+        self.progress_seq.set(self.progress_seq.get() + 1);
+        let sources: Vec<(String, super::progress::SourceProgress)> = self
+            .progress
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.job
+            .record_progress(self.index, self.progress_seq.get(), sources.clone());
+        if self.job.cluster {
+            self.outbox.borrow_mut().push(Control::Progress {
+                worker: self.index,
+                seq: self.progress_seq.get(),
+                sources,
+            });
         }
     }
     /// Whether metrics are collected (operators then register themselves and probe their

@@ -97,6 +97,8 @@ pub(crate) struct SourceDriver<R: SourceReader> {
     /// With checkpoints, an event-time source's key on the watermark board: its capability never
     /// passes the least watermark of the other event-time sources (see [`advance`](Self::advance)).
     aligned: Option<String>,
+    /// Records read so far (for the progress line).
+    records: u64,
 }
 
 impl<R: SourceReader> SourceDriver<R> {
@@ -134,6 +136,7 @@ impl<R: SourceReader> SourceDriver<R> {
             finished: false,
             exhausted: false,
             started_logging: false,
+            records: 0,
             ctx,
         }
     }
@@ -179,7 +182,13 @@ impl<R: SourceReader> SourceDriver<R> {
             self.activator.activate_after(HELD_BACK_POLL);
             return;
         }
-        match self.run_slice(output) {
+        let end = self.run_slice(output);
+        if self.ctx.progress_on() {
+            let done = matches!(end, SliceEnd::Exhausted);
+            self.ctx
+                .note_progress(&self.name, self.records, self.reader.progress(), done);
+        }
+        match end {
             SliceEnd::Later => {}
             SliceEnd::Exhausted => self.end(true),
             SliceEnd::Failed(e) => self.fail(e),
@@ -437,6 +446,7 @@ impl<R: SourceReader> SourceDriver<R> {
                 let poll =
                     self.reader
                         .read_stamped(&mut self.buffer, &mut self.tagged, max, |_| at);
+                self.records += self.tagged.len() as u64;
                 if !self.tagged.is_empty() {
                     session.give_container(&mut self.tagged);
                     self.tagged.clear();
@@ -454,6 +464,7 @@ impl<R: SourceReader> SourceDriver<R> {
                     splits.start_split(id, seen);
                 }
                 self.since_advance += self.tagged.len();
+                self.records += self.tagged.len() as u64;
                 if !self.tagged.is_empty() {
                     // One read is of one split: one generator lookup.
                     let generator = splits.generator_for(split, seen);

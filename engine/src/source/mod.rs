@@ -21,6 +21,32 @@ use crate::stream::DataStream;
 use crate::time::Time;
 use crate::time::watermark::WatermarkStrategy;
 
+/// How far a bounded source instance has read its input, in units of its own (bytes of its
+/// files, records of a generator): `done` of `total`.
+///
+/// ```
+/// let p = tidal_engine::Progress { done: 25, total: 100 };
+/// assert_eq!(p.fraction(), 0.25);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// Read so far.
+    pub done: u64,
+    /// All there is to read.
+    pub total: u64,
+}
+
+impl Progress {
+    /// `done / total` (1 when there is nothing to read).
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            self.done as f64 / self.total as f64
+        }
+    }
+}
+
 /// What a [`SourceReader`] says after a read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Poll {
@@ -112,6 +138,11 @@ pub trait SourceReader: 'static {
         Err(crate::Error::config(
             "its reader cannot be restored from a checkpoint (SourceReader::restore)",
         ))
+    }
+    /// For a bounded reader: how much of its input it has read (for the terminal's progress
+    /// line). `None` (the default): unknown or unbounded.
+    fn progress(&self) -> Option<Progress> {
+        None
     }
     /// Called when a checkpoint that holds this instance's `position` (what
     /// [`position`](SourceReader::position) returned at its cut) is complete on every worker —

@@ -128,6 +128,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    tidal::engine::log::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Run(args) => run(args),
@@ -164,7 +165,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tidal::engine::say(format_args!("tidal: {e}"));
+            tidal::engine::log::line(tidal::engine::log::Level::Error, format_args!("tidal: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -388,7 +389,7 @@ fn supervise(
                         s.restarts
                             .push((tidal::engine::now_millis(), cause.clone()));
                     });
-                    tidal::engine::say(format_args!(
+                    tidal::engine::warn(format_args!(
                         "tidal: {cause}; restarting all processes in {delay:?} (restart {}, strategy {}){}",
                         restarts.restarts(),
                         strategy.describe(),

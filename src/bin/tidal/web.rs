@@ -211,7 +211,7 @@ fn act(
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !same(given.as_bytes(), token.as_bytes()) {
-            tidal::engine::say(format_args!(
+            tidal::engine::warn(format_args!(
                 "tidal: refused a REST request to {what}: no valid token"
             ));
             return (
