@@ -98,6 +98,27 @@ fn operator_metrics_count_every_record_on_every_shape() {
             t.values().all(|v| v.2),
             "{shape:?}: every operator finished: {t:?}"
         );
+        // Every record sent towards an operator was taken in by the end: no input queue left
+        // (what was sent on any worker, to instances on every worker).
+        let mut sent_and_taken: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+        for w in m.workers.values() {
+            for o in &w.operators {
+                let e = sent_and_taken.entry(o.node).or_default();
+                e.0 += o.records_sent_to;
+                e.1 += o.records_in;
+            }
+        }
+        for (node, (sent, taken)) in &sent_and_taken {
+            assert_eq!(
+                sent, taken,
+                "{shape:?}: node {node} has an input queue at the end"
+            );
+        }
+        let text = tidal::engine::metrics::prometheus::render(&m, 0);
+        assert!(
+            text.contains("tidal_operator_input_queue_records{operator=\"sums\"} 0"),
+            "{text}"
+        );
         let graph = m.graph.as_ref().unwrap();
         let name = |id: usize| graph.nodes[id].name.as_str();
         let edges: Vec<(&str, &str)> = graph

@@ -43,7 +43,7 @@ pub(crate) const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// use tidal_engine::metrics::OperatorMetrics;
-/// let m = OperatorMetrics { node: 0, records_in: 10, records_out: 4, busy_ns: 1_000, watermark: Some(99) };
+/// let m = OperatorMetrics { node: 0, records_in: 10, records_out: 4, records_sent_to: 10, busy_ns: 1_000, watermark: Some(99) };
 /// assert_eq!(m.records_in - m.records_out, 6);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,10 @@ pub struct OperatorMetrics {
     pub records_in: u64,
     /// Records it produced (each output counted once, however many operators read it).
     pub records_out: u64,
+    /// Records this worker sent towards the operator (to its instances on every worker):
+    /// summed over the job and less the job's [`records_in`](Self::records_in), the records
+    /// waiting at the operator's inputs — a backpressure signal.
+    pub records_sent_to: u64,
     /// Time spent in the operator's scheduling, in nanoseconds.
     pub busy_ns: u64,
     /// Its watermark: every record it will still produce has a time above this (`None`: it has
@@ -342,6 +346,7 @@ impl Collector {
             }
             if let Some(to) = to {
                 out[*to].records_in += self.received.get(id).copied().unwrap_or(0);
+                out[*to].records_sent_to += self.sent.get(id).copied().unwrap_or(0);
             }
         }
         for ((index, _), n) in port_out {

@@ -83,6 +83,29 @@ pub fn render(metrics: &JobMetrics, now_ms: i64) -> String {
     }
     family(
         &mut out,
+        "tidal_operator_input_queue_records",
+        "gauge",
+        "Records sent to an operator (all its instances) and not yet taken in: a backpressure signal.",
+    );
+    let mut queued: std::collections::BTreeMap<usize, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    for w in metrics.workers.values() {
+        for o in &w.operators {
+            let q = queued.entry(o.node).or_default();
+            q.0 += o.records_sent_to;
+            q.1 += o.records_in;
+        }
+    }
+    for (node, (sent, taken)) in queued {
+        let name = nodes.get(node).map_or(String::new(), |n| escape(&n.name));
+        let _ = writeln!(
+            out,
+            "tidal_operator_input_queue_records{{operator=\"{name}\"}} {}",
+            sent.saturating_sub(taken)
+        );
+    }
+    family(
+        &mut out,
         "tidal_operator_watermark_ms",
         "gauge",
         "An operator's watermark: every record it will still produce has a later time (absent once it has finished).",
