@@ -348,3 +348,52 @@ fn rest_actions_need_the_token_of_the_cluster_secret() {
     assert_eq!(code, 202, "with the token: {body}");
     wait_with_limit(&mut launcher, Duration::from_secs(60));
 }
+
+/// A job started without the launcher serves the same dashboard from process 0 on its
+/// `--metrics-addr`: every operator drawn, with its records (no restarts or actions there).
+#[test]
+fn process_0_serves_the_dashboard_without_the_launcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("words.txt");
+    write_words(&input, 100_000, 12);
+    let addr = free_addresses(1).remove(0);
+    let mut job = std::process::Command::new(example("wordcount"))
+        .args(["--input", input.to_str().unwrap()])
+        .args(["--output", dir.path().join("out").to_str().unwrap()])
+        .args(["--rate", "20000", "-w", "2", "--metrics-addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let overview = wait_for(&addr, "/api/overview", "both workers' metrics", |o| {
+        o["workers"] == 2
+    });
+    assert_eq!(overview["actions"], false);
+    let dom = browse(
+        &format!("http://{addr}/"),
+        "--dump-dom",
+        2_500,
+        &dir.path().join("profile"),
+    );
+    for name in ["input files", "split words", "count per word"] {
+        assert!(
+            dom.contains(&format!("data-name=\"{name}\"")),
+            "{name} not drawn:\n{dom}"
+        );
+    }
+    assert!(dom.contains("RUNNING"), "the job's state");
+    let (code, _) = http(&addr, "POST", "/api/cancel").unwrap();
+    assert!(
+        code == 404 || code == 405,
+        "process 0 has no actions: {code}"
+    );
+    let pid = job.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_with_limit(&mut job, Duration::from_secs(60));
+}

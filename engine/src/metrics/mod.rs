@@ -36,6 +36,11 @@ use crate::operator::OperatorMeta;
 use crate::time::Time;
 use graph::{Registered, TimelyChannel, TimelyOperator};
 
+/// The dashboard: one page, no assets from the network, polling `/api/overview`,
+/// `/api/exceptions` and `/api/metrics` once a second. Served by process 0 on `--metrics-addr`
+/// and by the launcher on `--web-addr` (with restarts and actions).
+pub const DASHBOARD: &str = include_str!("dashboard.html");
+
 /// How often each worker sends its metrics.
 pub(crate) const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
@@ -172,6 +177,24 @@ impl JobMetrics {
         if history.history.len() > CHECKPOINT_HISTORY {
             history.history.remove(0);
         }
+    }
+
+    /// The overview the dashboard shows at its top, as process 0 sees the job (the launcher's
+    /// has its restarts and process ids too).
+    pub fn overview_json(&self) -> serde_json::Value {
+        let processes: std::collections::BTreeSet<usize> =
+            self.workers.values().map(|w| w.process).collect();
+        let uptime = self.started.map_or(0, |s| s.elapsed().as_millis() as u64);
+        serde_json::json!({
+            "state": "RUNNING",
+            "processes": processes.len(),
+            "workers": self.workers.len(),
+            "pids": [],
+            "uptime_ms": uptime,
+            "attempt_uptime_ms": uptime,
+            "restarts": self.restarts,
+            "actions": false,
+        })
     }
 
     /// Everything as JSON for the REST API and the dashboard: uptime, restarts, the graph, every

@@ -112,7 +112,7 @@ pub fn render(metrics: &JobMetrics, now_ms: i64) -> String {
     );
     for w in metrics.workers.values() {
         for o in &w.operators {
-            if let Some(wm) = o.watermark {
+            if let Some(wm) = o.watermark.filter(|wm| *wm > i64::MIN) {
                 let _ = writeln!(
                     out,
                     "tidal_operator_watermark_ms{{{}}} {wm}",
@@ -120,6 +120,56 @@ pub fn render(metrics: &JobMetrics, now_ms: i64) -> String {
                 );
             }
         }
+    }
+    // An operator's input watermark: the least of its upstream operators' watermarks over
+    // every worker (an instance may take input from any worker's upstream instance).
+    let mut least: std::collections::BTreeMap<usize, Option<i64>> =
+        std::collections::BTreeMap::new();
+    for w in metrics.workers.values() {
+        for o in &w.operators {
+            let e = least.entry(o.node).or_insert(None);
+            if let Some(wm) = o.watermark {
+                *e = Some(e.map_or(wm, |have| have.min(wm)));
+            }
+        }
+    }
+    let edges = metrics.graph.as_ref().map(|g| &g.edges[..]).unwrap_or(&[]);
+    family(
+        &mut out,
+        "tidal_operator_input_watermark_ms",
+        "gauge",
+        "The least watermark of an operator's inputs over every worker (absent once they have all finished).",
+    );
+    let mut inputs: Vec<(usize, i64)> = Vec::new();
+    for (node, n) in nodes.iter().enumerate() {
+        let upstream: Vec<i64> = edges
+            .iter()
+            .filter(|(_, to)| *to == node)
+            .filter_map(|(from, _)| least.get(from).copied().flatten())
+            .collect();
+        // Time::MIN: an upstream instance has not started; no watermark yet.
+        if let Some(wm) = upstream.into_iter().min().filter(|wm| *wm > i64::MIN) {
+            inputs.push((node, wm));
+            let _ = writeln!(
+                out,
+                "tidal_operator_input_watermark_ms{{operator=\"{}\"}} {wm}",
+                escape(&n.name)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "tidal_operator_input_watermark_lag_ms",
+        "gauge",
+        "How far an operator's input watermark is behind the clock (event time in ms since the epoch).",
+    );
+    for (node, wm) in inputs.into_iter().filter(|(_, wm)| *wm > 0) {
+        let _ = writeln!(
+            out,
+            "tidal_operator_input_watermark_lag_ms{{operator=\"{}\"}} {}",
+            escape(&nodes[node].name),
+            now_ms - wm
+        );
     }
     family(
         &mut out,

@@ -1,4 +1,5 @@
-//! The HTTP server of process 0 (`--metrics-addr`): `/metrics` in Prometheus's text format and
+//! The HTTP server of process 0 (`--metrics-addr`): the dashboard on `/` (without the
+//! launcher's restarts and actions), `/metrics` in Prometheus's text format and
 //! `/api/graph` and `/api/metrics` (everything: graph, every worker's metrics, checkpoints) as
 //! JSON. It only reads the process's [`JobMetrics`](super::JobMetrics): nothing it
 //! serves changes the job.
@@ -32,6 +33,10 @@ pub(crate) fn serve(addr: &str, metrics: SharedMetrics) -> Result<SocketAddr> {
         .route("/metrics", get(prometheus))
         .route("/api/graph", get(graph))
         .route("/api/metrics", get(everything))
+        .route("/api/overview", get(overview))
+        .route("/api/checkpoints", get(checkpoints))
+        .route("/api/exceptions", get(exceptions))
+        .route("/", get(dashboard))
         .with_state(metrics);
     std::thread::Builder::new()
         .name("tidal-metrics".into())
@@ -85,4 +90,35 @@ async fn graph(State(metrics): State<SharedMetrics>) -> impl IntoResponse {
 async fn everything(State(metrics): State<SharedMetrics>) -> impl IntoResponse {
     let json = metrics.lock().unwrap_or_else(|p| p.into_inner()).to_json();
     axum::Json(json)
+}
+
+async fn dashboard() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        super::DASHBOARD,
+    )
+}
+
+async fn overview(State(metrics): State<SharedMetrics>) -> impl IntoResponse {
+    let json = metrics
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .overview_json();
+    axum::Json(json)
+}
+
+async fn checkpoints(State(metrics): State<SharedMetrics>) -> impl IntoResponse {
+    let json = serde_json::to_value(
+        &metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .checkpoints,
+    )
+    .unwrap_or_default();
+    axum::Json(json)
+}
+
+/// Process 0 does not see restarts (the launcher does): none.
+async fn exceptions() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "restarts": [] }))
 }

@@ -33,8 +33,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-/// The dashboard page, embedded in the binary.
-const DASHBOARD: &str = include_str!("dashboard.html");
+/// The dashboard page, embedded in the binary (the one process 0 serves too).
+const DASHBOARD: &str = tidal::engine::metrics::DASHBOARD;
 
 /// What the launcher knows of the job, updated by its supervision loop.
 #[derive(Debug, Default)]
