@@ -1279,15 +1279,7 @@ fn kafka_bid_windows_against_a_separate_broker_process() {
     }
     stop.stop();
     reading.join().unwrap().unwrap();
-    let pid = job.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    common::wait_with_limit(&mut job, Duration::from_secs(60));
+    common::terminate(&mut job);
     let extra: Vec<String> = rows
         .lock()
         .unwrap()

@@ -305,15 +305,7 @@ fn metrics_are_served_by_process_0_for_the_whole_job() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // SIGTERM: the launcher stops both processes.
-    let pid = job.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    common::wait_with_limit(&mut job, Duration::from_secs(60));
+    common::terminate(&mut job);
 }
 
 /// Every example's `--help` starts with what the example does (not the usage line, not the

@@ -229,15 +229,7 @@ fn the_dashboard_shows_the_running_job_and_updates() {
     let (code, body) = http(&addr, "POST", "/api/savepoints").unwrap();
     assert_eq!(code, 403, "actions are off without --web-actions: {body}");
     assert!(body.contains("--web-actions"), "{body}");
-    let pid = launcher.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    wait_with_limit(&mut launcher, Duration::from_secs(60));
+    common::terminate(&mut launcher);
 }
 
 /// With `--web-actions`: a savepoint triggered through the REST API shows in `/api/checkpoints`
@@ -387,13 +379,5 @@ fn process_0_serves_the_dashboard_without_the_launcher() {
         code == 404 || code == 405,
         "process 0 has no actions: {code}"
     );
-    let pid = job.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    wait_with_limit(&mut job, Duration::from_secs(60));
+    common::terminate(&mut job);
 }

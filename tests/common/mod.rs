@@ -595,3 +595,17 @@ pub fn assert_same<T: PartialEq + std::fmt::Debug>(got: &[T], expected: &[T], wh
         expected.len()
     );
 }
+
+/// Asks `child` to stop cleanly (SIGTERM, as Ctrl-C would; the launcher passes it on to the
+/// job's processes) and waits up to a minute for it to end.
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_with_limit(child, Duration::from_secs(60))
+}

@@ -19,7 +19,7 @@
 
 pub mod graph;
 pub mod prometheus;
-pub(crate) mod server;
+pub mod server;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};

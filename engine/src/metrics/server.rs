@@ -18,17 +18,6 @@ use crate::error::{Error, Result};
 /// Binds `addr` (an error naming it when it cannot) and serves on a thread of its own until the
 /// process ends. Returns the address bound (the port chosen when `addr` asked for port 0).
 pub(crate) fn serve(addr: &str, metrics: SharedMetrics) -> Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-        Error::config(format!(
-            "--metrics-addr {addr}: cannot listen there ({e}); give a free HOST:PORT (port 0 picks one)"
-        ))
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::external(format!("metrics server on {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::external(format!("metrics server on {addr}: {e}")))?;
     let app = Router::new()
         .route("/metrics", get(prometheus))
         .route("/api/graph", get(graph))
@@ -38,30 +27,40 @@ pub(crate) fn serve(addr: &str, metrics: SharedMetrics) -> Result<SocketAddr> {
         .route("/api/exceptions", get(exceptions))
         .route("/", get(dashboard))
         .with_state(metrics);
+    serve_router(addr, "--metrics-addr", app)
+}
+
+/// Binds `addr` (an error naming `flag` and the address when it cannot) and serves `app` on a
+/// thread of its own (a one-thread tokio runtime) until the process ends; returns the address
+/// bound (the port chosen when `addr` asked for port 0). The launcher serves its REST API with it.
+pub fn serve_router(addr: &str, flag: &str, app: Router) -> Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        Error::config(format!(
+            "{flag} {addr}: cannot listen there ({e}); give a free HOST:PORT (port 0 picks one)"
+        ))
+    })?;
+    let bound = listener
+        .set_nonblocking(true)
+        .and_then(|()| listener.local_addr())
+        .map_err(|e| Error::external(format!("server on {addr} ({flag}): {e}")))?;
+    let name = flag.to_string();
     std::thread::Builder::new()
-        .name("tidal-metrics".into())
+        .name("tidal-http".into())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_io()
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
                 .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    crate::say(format_args!("tidal: metrics server stopped: {e}"));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let served = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => axum::serve(listener, app).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = served {
-                    crate::say(format_args!("tidal: metrics server stopped: {e}"));
-                }
-            });
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(listener)?;
+                        axum::serve(listener, app).await
+                    })
+                });
+            if let Err(e) = served {
+                crate::warn(format_args!("tidal: the server of {name} stopped: {e}"));
+            }
         })
-        .map_err(|e| Error::external(format!("starting the metrics server: {e}")))?;
+        .map_err(|e| Error::external(format!("starting the server of {flag}: {e}")))?;
     Ok(bound)
 }
 

@@ -25,7 +25,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ use crate::cluster::{ClusterSpec, connect};
 use crate::error::{Error, ErrorKind, JobFailure, Result};
 use crate::metrics::{ExplainFormat, SharedMetrics, Watcher};
 use crate::runtime::checkpointing::WorkerCheckpoints;
-use crate::runtime::control::{Control, WatermarkBoard};
+use crate::runtime::control::Control;
 use crate::time::{JobClock, Time};
 use timely::logging::TimelyEventBuilder;
 
@@ -328,19 +328,12 @@ impl Job {
             (Some(board), true) => Some(progress::Printer::start(Arc::clone(board))),
             _ => None,
         };
-        let shared = Arc::new(JobShared {
-            stop: self.stop.clone(),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            threads: Mutex::new(Vec::new()),
-            report: Mutex::new(JobReport::default()),
-            cluster: processes > 1,
-            process: self.spec.process,
-            watermarks: Mutex::new(WatermarkBoard::default()),
-            held_back: std::sync::atomic::AtomicUsize::new(0),
-            metrics: self.metrics.clone(),
-            progress: board,
-        });
+        let shared = Arc::new(JobShared::new(
+            self.stop.clone(),
+            (self.spec.process, processes),
+            self.metrics.clone(),
+            board,
+        ));
         register_active(&shared);
         let plan = WorkerPlan {
             shared: Arc::clone(&shared),
@@ -376,19 +369,12 @@ impl Job {
         F: Fn(&mut Env<'_>) -> R + Send + Sync + 'static,
     {
         let workers = self.spec.workers * self.spec.processes();
-        let shared = Arc::new(JobShared {
-            stop: self.stop.clone(),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            threads: Mutex::new(Vec::new()),
-            report: Mutex::new(JobReport::default()),
-            cluster: false,
-            process: 0,
-            watermarks: Mutex::new(WatermarkBoard::default()),
-            held_back: std::sync::atomic::AtomicUsize::new(0),
-            metrics: Some(SharedMetrics::default()),
-            progress: None,
-        });
+        let shared = Arc::new(JobShared::new(
+            self.stop.clone(),
+            (0, 1),
+            Some(SharedMetrics::default()),
+            None,
+        ));
         let plan = WorkerPlan {
             shared: Arc::clone(&shared),
             process: 0,

@@ -52,6 +52,28 @@ pub(crate) struct JobShared {
 }
 
 impl JobShared {
+    /// A job's shared state in process `process` of `processes`, not failed, nothing reported.
+    pub(super) fn new(
+        stop: StopHandle,
+        (process, processes): (usize, usize),
+        metrics: Option<crate::metrics::SharedMetrics>,
+        progress: Option<Arc<Mutex<super::progress::ProgressBoard>>>,
+    ) -> Self {
+        JobShared {
+            stop,
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
+            report: Mutex::new(JobReport::default()),
+            cluster: processes > 1,
+            process,
+            watermarks: Mutex::new(WatermarkBoard::default()),
+            held_back: AtomicUsize::new(0),
+            metrics,
+            progress,
+        }
+    }
+
     /// Applies a control message from another worker (those of this process are applied already).
     /// The cluster-wide watermark board (a poisoned lock is taken as it is: the board holds
     /// plain values, each set whole).

@@ -65,14 +65,6 @@ pub struct Web {
 
 /// Binds `addr` (an error naming it when it cannot) and serves on a thread of its own.
 pub fn serve(addr: &str, web: Web) -> Result<SocketAddr, String> {
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| format!("--web-addr {addr}: cannot listen there ({e})"))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("--web-addr {addr}: {e}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| format!("--web-addr {addr}: {e}"))?;
     let app = Router::new()
         .route("/", get(dashboard))
         .route("/api/overview", get(overview))
@@ -84,31 +76,7 @@ pub fn serve(addr: &str, web: Web) -> Result<SocketAddr, String> {
         .route("/api/stop", post(stop))
         .route("/api/cancel", post(cancel))
         .with_state(web);
-    std::thread::Builder::new()
-        .name("tidal-web".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    tidal::engine::say(format_args!("tidal: web server stopped: {e}"));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let served = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => axum::serve(listener, app).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = served {
-                    tidal::engine::say(format_args!("tidal: web server stopped: {e}"));
-                }
-            });
-        })
-        .map_err(|e| format!("starting the web server: {e}"))?;
-    Ok(bound)
+    tidal::engine::metrics::server::serve_router(addr, "--web-addr", app).map_err(|e| e.to_string())
 }
 
 async fn dashboard() -> impl IntoResponse {
