@@ -903,9 +903,9 @@ fn group_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) -> Ve
 
 /// With a group id, the offsets of each completed checkpoint are committed to the group: while a
 /// paced job runs on 2 workers, every partition's committed offset becomes its offset in one of the
-/// job's completed checkpoints (past the start); a source without a group id or with commits
-/// turned off commits nothing; and after the job is stopped, a new job that starts from the
-/// committed offsets reads exactly the messages at and after them.
+/// job's completed checkpoints (past the start); a source with commits turned off commits
+/// nothing; and after the job is stopped, a new job that starts from the committed offsets reads
+/// exactly the messages at and after them.
 #[test]
 fn completed_checkpoints_commit_their_offsets_to_the_group() {
     const N: u64 = 20_000;

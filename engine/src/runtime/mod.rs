@@ -578,17 +578,7 @@ where
     F: Fn(&mut Env<'_>) -> R,
 {
     let shared = &ctx.job;
-    let main = worker.next_dataflow_index();
-    if let Some(w) = &ctx.watcher {
-        w.dataflow.set(main);
-    }
-    let out = worker.dataflow::<Time, _, _>(|scope| {
-        let mut env = Env {
-            scope,
-            ctx: Rc::clone(ctx),
-        };
-        build(&mut env)
-    });
+    let (main, out) = build_job_dataflow(worker, ctx, build);
     if let Some(restored) = &ctx.checkpoints.restored {
         let loaded =
             check_restored_names(ctx, restored).and_then(|()| ctx.restore_states(restored));
@@ -635,9 +625,8 @@ where
     out
 }
 
-/// `--explain`: builds the job's dataflow, records its graph from the operators timely logged
-/// while building it, and drops it without running it.
-fn explain_dataflow<R, F>(worker: &mut Worker, ctx: &Rc<WorkerContext>, build: &F) -> R
+/// Builds the job's dataflow on `worker` with `build`: its index and the build's output.
+fn build_job_dataflow<R, F>(worker: &mut Worker, ctx: &Rc<WorkerContext>, build: &F) -> (usize, R)
 where
     F: Fn(&mut Env<'_>) -> R,
 {
@@ -652,6 +641,16 @@ where
         };
         build(&mut env)
     });
+    (main, out)
+}
+
+/// `--explain`: builds the job's dataflow, records its graph from the operators timely logged
+/// while building it, and drops it without running it.
+fn explain_dataflow<R, F>(worker: &mut Worker, ctx: &Rc<WorkerContext>, build: &F) -> R
+where
+    F: Fn(&mut Env<'_>) -> R,
+{
+    let (main, out) = build_job_dataflow(worker, ctx, build);
     if let Some(mut registry) = worker.log_register() {
         registry.flush();
     }
