@@ -36,7 +36,8 @@ fn totals(m: &JobMetrics) -> BTreeMap<String, (u64, u64, bool)> {
 /// Records in and out of every operator of a job, summed over its workers, are what the
 /// dataflow did — the source's N records, a filter passing a third, a map passing all, the keyed
 /// sum's input, its changes into `final_values` — and every operator has finished, on 1 worker,
-/// 2 threads and 2 processes (process 0 holding process 1's worker's metrics too).
+/// 2 threads and 2 processes (process 0 holding process 1's worker's metrics too). Each worker's
+/// keyed state holds its keys, and its size in bytes is what those keys' final entries take.
 #[test]
 fn operator_metrics_count_every_record_on_every_shape() {
     const N: u64 = 30_000;
@@ -114,11 +115,44 @@ fn operator_metrics_count_every_record_on_every_shape() {
                 "{shape:?}: node {node} has an input queue at the end"
             );
         }
+        // Each worker's state of the keyed sum holds the keys it owns, each with its final sum
+        // (and no write time: no time to live); its size is what those entries take encoded.
+        let peers = m.workers.len();
+        for (index, w) in &m.workers {
+            let owner = tidal::engine::state::Owner {
+                index: *index,
+                peers,
+            };
+            let owned: Vec<&(u64, u64)> = out.iter().filter(|(k, _)| owner.owns(k)).collect();
+            let expected = tidal::engine::state::measure_entries(|e| {
+                for (k, sum) in &owned {
+                    e.entry(k, &(sum, None::<Time>))?;
+                }
+                Ok(())
+            });
+            let sums = w.states.iter().find(|s| s.name == "sums");
+            let sums = sums.unwrap_or_else(|| panic!("{shape:?}: no state 'sums' in {w:?}"));
+            assert_eq!(
+                sums.keys,
+                owned.len() as u64,
+                "{shape:?}: worker {index}'s keys"
+            );
+            assert_eq!(
+                sums.bytes, expected,
+                "{shape:?}: worker {index}'s state bytes"
+            );
+        }
         let text = tidal::engine::metrics::prometheus::render(&m, 0);
         assert!(
             text.contains("tidal_operator_input_queue_records{operator=\"sums\"} 0"),
             "{text}"
         );
+        let worker_0_bytes = m.workers[&0].states.iter().find(|s| s.name == "sums");
+        let line = format!(
+            "tidal_state_bytes{{state=\"sums\",worker=\"0\"}} {}",
+            worker_0_bytes.and_then(|s| s.bytes).unwrap()
+        );
+        assert!(text.contains(&line), "{line} in {text}");
         let graph = m.graph.as_ref().unwrap();
         let name = |id: usize| graph.nodes[id].name.as_str();
         let edges: Vec<(&str, &str)> = graph

@@ -147,7 +147,8 @@ fn start_with(
 
 /// The dashboard of a running 2-process job in headless Chromium: every operator of the job
 /// graph is drawn with a rate and a watermark, the operator table counts records, the page
-/// updates (the source's records out differ between two loads a moment apart), and a screenshot
+/// updates (the source's records out differ between two loads a moment apart), the counting
+/// operator's row shows its state's keys and size, and a screenshot
 /// is taken. Actions are refused without `--web-actions`; SIGTERM to the launcher ends the job.
 #[test]
 fn the_dashboard_shows_the_running_job_and_updates() {
@@ -213,6 +214,31 @@ fn the_dashboard_shows_the_running_job_and_updates() {
         after = source_out(&browse(&url, "--dump-dom", 1_500, &profile));
     }
     assert!(after > before, "records out grew: {before} then {after}");
+    // The counting operator's row ends with its state's keys and size, once it holds some (the
+    // size measured at most once a second, so it may show 0 B a moment longer).
+    let count_state = |dom: &str| -> (u64, String) {
+        let row = dom
+            .split("<td>count per word</td>")
+            .nth(1)
+            .and_then(|row| row.split("</tr>").next())
+            .expect("the counting operator's row");
+        let cells: Vec<&str> = row
+            .split("<td>")
+            .skip(1)
+            .map(|c| c.split("</td>").next().unwrap())
+            .collect();
+        let keys = cells[cells.len() - 2].replace(',', "").parse().unwrap();
+        (keys, cells[cells.len() - 1].to_string())
+    };
+    let (mut keys, mut size) = count_state(&first);
+    while keys == 0 || size == "0 B" {
+        assert!(Instant::now() < deadline, "no state keys shown within 60 s");
+        (keys, size) = count_state(&browse(&url, "--dump-dom", 1_500, &profile));
+    }
+    assert!(
+        [" B", " KiB", " MiB"].iter().any(|u| size.ends_with(u)),
+        "the state's size: {size}"
+    );
     let shot = dir.path().join("dashboard.png");
     browse(
         &url,

@@ -530,6 +530,9 @@ impl<MK: MapKey, MV: MapValue> KeyedStore for BroadcastStore<MK, MV> {
         }
         Ok(())
     }
+    fn encoded_bytes(&self) -> Option<u64> {
+        tidal_engine::state::measure_entries(|out| self.write_entries(Time::MAX, out))
+    }
     fn restore(&mut self, entries: Vec<(MK, MV)>, _owner: Owner) -> Result<()> {
         self.state.map = entries.into_iter().collect();
         Ok(())

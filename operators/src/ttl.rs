@@ -138,6 +138,9 @@ impl<K: Key, A: Value> KeyedStore for RollingState<K, A> {
         }
         Ok(())
     }
+    fn encoded_bytes(&self) -> Option<u64> {
+        tidal_engine::state::measure_entries(|out| self.write_entries(Time::MAX, out))
+    }
     fn restore(&mut self, entries: Vec<(K, (A, Option<Time>))>, _owner: Owner) -> Result<()> {
         for (k, (a, written)) in entries {
             if let Some(ttl) = self.ttl.as_mut() {

@@ -73,9 +73,10 @@ pub struct OperatorMetrics {
 /// One worker's metrics at one moment.
 ///
 /// ```
-/// use tidal_engine::metrics::WorkerMetrics;
-/// let w = WorkerMetrics { worker: 1, process: 0, seq: 3, uptime_ms: 2_000, operators: vec![], state_keys: vec![("count".into(), 12)] };
-/// assert_eq!(w.state_keys[0].1, 12);
+/// use tidal_engine::metrics::{StateMetrics, WorkerMetrics};
+/// let count = StateMetrics { name: "count".into(), keys: 12, bytes: Some(96) };
+/// let w = WorkerMetrics { worker: 1, process: 0, seq: 3, uptime_ms: 2_000, operators: vec![], states: vec![count] };
+/// assert_eq!(w.states[0].keys, 12);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerMetrics {
@@ -89,9 +90,33 @@ pub struct WorkerMetrics {
     pub uptime_ms: u64,
     /// Per operator.
     pub operators: Vec<OperatorMetrics>,
-    /// Keys held per registered state.
-    pub state_keys: Vec<(String, u64)>,
+    /// Per registered state.
+    pub states: Vec<StateMetrics>,
 }
+
+/// One state of one worker: how many keys it holds and how many bytes.
+///
+/// ```
+/// use tidal_engine::metrics::StateMetrics;
+/// let s = StateMetrics { name: "count".into(), keys: 2, bytes: None };
+/// assert!(s.bytes.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateMetrics {
+    /// The state's name (its operator's).
+    pub name: String,
+    /// Keys it holds.
+    pub keys: u64,
+    /// The bytes its entries take encoded — what a whole snapshot of it writes — as last
+    /// measured ([`KeyedStore::encoded_bytes`](crate::state::KeyedStore::encoded_bytes);
+    /// `None`: its store does not say). Measuring encodes the state, so it is done at most every
+    /// [`PUBLISH_EVERY`] and, for large states, seldom enough to take about
+    /// [`MEASURE_SHARE`] of the worker's time.
+    pub bytes: Option<u64>,
+}
+
+/// The share of a worker's time that measuring its states' bytes may take.
+pub const MEASURE_SHARE: f64 = 0.01;
 
 /// Checkpoints of the job as process 0 has seen them.
 ///
@@ -432,6 +457,9 @@ pub(crate) struct Watcher {
     started: Instant,
     /// The index of the job's dataflow on the worker.
     pub(crate) dataflow: Cell<usize>,
+    /// When the states' bytes are next measured, and per state name the last measure.
+    measure_next: Cell<Option<Instant>>,
+    measured: RefCell<BTreeMap<String, u64>>,
 }
 
 impl Watcher {
@@ -444,6 +472,8 @@ impl Watcher {
             last: Cell::new(None),
             started: Instant::now(),
             dataflow: Cell::new(0),
+            measure_next: Cell::new(None),
+            measured: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -491,6 +521,39 @@ impl Watcher {
         *self.built.borrow_mut() = Some(built);
     }
 
+    /// The states' metrics, from `keys` (each state's name and keys) and, when a measure is due
+    /// or `force`d, `bytes` (each state's encoded bytes, in the same order); between measures,
+    /// the last ones. A measure taking `d` makes the next one due after `d / MEASURE_SHARE` (at
+    /// least [`PUBLISH_EVERY`]).
+    pub(crate) fn states(
+        &self,
+        keys: Vec<(String, u64)>,
+        force: bool,
+        bytes: impl FnOnce() -> Vec<Option<u64>>,
+    ) -> Vec<StateMetrics> {
+        let now = Instant::now();
+        let mut measured = self.measured.borrow_mut();
+        if force || self.measure_next.get().is_none_or(|next| now >= next) {
+            let all = bytes();
+            let took = now.elapsed();
+            measured.clear();
+            for ((name, _), b) in keys.iter().zip(all) {
+                if let Some(b) = b {
+                    measured.insert(name.clone(), b);
+                }
+            }
+            let wait = took.div_f64(MEASURE_SHARE).max(PUBLISH_EVERY);
+            self.measure_next.set(Some(Instant::now() + wait));
+        }
+        keys.into_iter()
+            .map(|(name, keys)| StateMetrics {
+                bytes: measured.get(&name).copied(),
+                name,
+                keys,
+            })
+            .collect()
+    }
+
     /// Whether a snapshot is due (every [`PUBLISH_EVERY`]).
     pub(crate) fn due(&self) -> bool {
         self.last.get().is_none_or(|t| t.elapsed() >= PUBLISH_EVERY)
@@ -502,7 +565,7 @@ impl Watcher {
         worker: usize,
         process: usize,
         workers: usize,
-        state_keys: Vec<(String, u64)>,
+        states: Vec<StateMetrics>,
     ) -> WorkerMetrics {
         self.ensure_built(workers);
         self.last.set(Some(Instant::now()));
@@ -537,7 +600,7 @@ impl Watcher {
             seq: self.seq.get(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             operators,
-            state_keys,
+            states,
         }
     }
 }

@@ -196,13 +196,32 @@ pub fn render(metrics: &JobMetrics, now_ms: i64) -> String {
         "Keys held in a state on a worker.",
     );
     for w in metrics.workers.values() {
-        for (state, keys) in &w.state_keys {
+        for s in &w.states {
             let _ = writeln!(
                 out,
-                "tidal_state_keys{{state=\"{}\",worker=\"{}\"}} {keys}",
-                escape(state),
-                w.worker
+                "tidal_state_keys{{state=\"{}\",worker=\"{}\"}} {}",
+                escape(&s.name),
+                w.worker,
+                s.keys
             );
+        }
+    }
+    family(
+        &mut out,
+        "tidal_state_bytes",
+        "gauge",
+        "Bytes a state's entries take encoded on a worker (a whole snapshot's size), as last measured.",
+    );
+    for w in metrics.workers.values() {
+        for s in &w.states {
+            if let Some(bytes) = s.bytes {
+                let _ = writeln!(
+                    out,
+                    "tidal_state_bytes{{state=\"{}\",worker=\"{}\"}} {bytes}",
+                    escape(&s.name),
+                    w.worker
+                );
+            }
         }
     }
     let c = &metrics.checkpoints;

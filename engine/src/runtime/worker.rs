@@ -468,7 +468,14 @@ impl WorkerContext {
             .into_iter()
             .map(|(name, n)| (name, n as u64))
             .collect();
-        let snapshot = w.snapshot(self.index, self.process, self.peers, keys);
+        let states = w.states(keys, now, || {
+            self.states
+                .borrow()
+                .iter()
+                .map(|e| e.state.encoded_bytes())
+                .collect()
+        });
+        let snapshot = w.snapshot(self.index, self.process, self.peers, states);
         if let Some(m) = &self.job.metrics {
             let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
             if m.graph.is_none() {

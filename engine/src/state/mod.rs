@@ -247,6 +247,47 @@ pub trait KeyedStore: 'static {
         let _ = id;
         Ok(())
     }
+    /// The bytes the state's entries take encoded, as a whole snapshot of it now would write
+    /// them: the state size in the job's metrics (`tidal_state_bytes`). `None` (the default):
+    /// not reported.
+    ///
+    /// A store whose [`write_entries`](Self::write_entries) changes nothing can measure with it:
+    /// `measure_entries(|out| self.write_entries(Time::MAX, out))`. The engine asks only while
+    /// metrics are on, and seldom enough that measuring takes about 1 % of a worker's time.
+    fn encoded_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The bytes the entries `write` writes take in a snapshot, counted without keeping them (for
+/// [`KeyedStore::encoded_bytes`]); `None` if one does not encode.
+///
+/// ```
+/// use tidal_engine::state::{measure_entries, EntryWriter};
+/// let rows = [(1u32, "a".to_string()), (2, "bc".to_string())];
+/// let bytes = measure_entries(|out: &mut EntryWriter<'_, u32>| {
+///     for (k, v) in &rows {
+///         out.entry(k, v)?;
+///     }
+///     Ok(())
+/// });
+/// // Per entry: the entry's and the key's lengths (a byte each), the key (a byte) and the
+/// // string (its length, then its bytes).
+/// assert_eq!(bytes, Some((2 + 1 + 2) + (2 + 1 + 3)));
+/// ```
+pub fn measure_entries<K: Serialize>(
+    write: impl FnOnce(&mut EntryWriter<'_, K>) -> Result<()>,
+) -> Option<u64> {
+    let mut writer = EntryWriter {
+        name: "measure",
+        body: Vec::new(),
+        count: 0,
+        measure: true,
+        measured: 0,
+        key: std::marker::PhantomData,
+    };
+    write(&mut writer).ok()?;
+    Some(writer.measured)
 }
 
 /// Which worker a restore runs on: worker `index` of `peers`.
@@ -276,6 +317,10 @@ pub struct EntryWriter<'a, K> {
     name: &'a str,
     body: Vec<u8>,
     count: u64,
+    /// Whether entries are only counted ([`measure_entries`]): each is encoded, its bytes added
+    /// to `measured`, and dropped.
+    measure: bool,
+    measured: u64,
     key: std::marker::PhantomData<fn(&K)>,
 }
 
@@ -283,7 +328,12 @@ impl<K: Serialize> EntryWriter<'_, K> {
     /// Writes one entry: the key and what the store keeps for it (which must encode as the
     /// store's [`Entry`](KeyedStore::Entry) type).
     pub fn entry<E: Serialize + ?Sized>(&mut self, key: &K, entry: &E) -> Result<()> {
-        self.entry_with_key(key, entry).map(|_| ())
+        self.entry_with_key(key, entry)?;
+        if self.measure {
+            self.measured += self.body.len() as u64;
+            self.body.clear();
+        }
+        Ok(())
     }
 
     /// Writes one entry and gives the range of `body` its key's encoding takes.
@@ -398,6 +448,8 @@ pub fn snapshot_changes<S: KeyedStore>(
             name,
             body: Vec::new(),
             count: 0,
+            measure: false,
+            measured: 0,
             key: std::marker::PhantomData,
         },
         keys: FastMap::default(),
@@ -430,6 +482,8 @@ pub fn snapshot_store<S: KeyedStore>(name: &str, store: &S, cut: Time) -> Result
         name,
         body: Vec::new(),
         count: 0,
+        measure: false,
+        measured: 0,
         key: std::marker::PhantomData,
     };
     store.write_entries(cut, &mut writer)?;
@@ -461,6 +515,7 @@ pub fn restore_store<S: KeyedStore>(
 /// The registry's view of one registered store, whatever its type.
 pub(crate) trait StateHandle {
     fn key_count(&self) -> usize;
+    fn encoded_bytes(&self) -> Option<u64>;
     fn snapshot(&self, name: &str, cut: Time) -> Result<Vec<u8>>;
     fn changes(&self, name: &str, cut: Time, base: u64) -> Result<Option<Changes>>;
     fn restore(&self, name: &str, sections: &[&[u8]], owner: Owner) -> Result<usize>;
@@ -470,6 +525,9 @@ pub(crate) trait StateHandle {
 impl<S: KeyedStore> StateHandle for std::rc::Rc<std::cell::RefCell<S>> {
     fn key_count(&self) -> usize {
         self.borrow().key_count()
+    }
+    fn encoded_bytes(&self) -> Option<u64> {
+        self.borrow().encoded_bytes()
     }
     fn snapshot(&self, name: &str, cut: Time) -> Result<Vec<u8>> {
         snapshot_store(name, &*self.borrow(), cut)
@@ -500,6 +558,9 @@ where
             out.entry(k, v)?;
         }
         Ok(())
+    }
+    fn encoded_bytes(&self) -> Option<u64> {
+        measure_entries(|out| self.write_entries(Time::MAX, out))
     }
     fn restore(&mut self, entries: Vec<(K, V)>, _owner: Owner) -> Result<()> {
         self.map.extend(entries);
@@ -544,6 +605,23 @@ mod tests {
             assert_eq!(total, 1000);
             assert!(seen.iter().all(|(k, v)| *v == k * 10));
         }
+    }
+
+    #[test]
+    fn measured_bytes_are_the_entries_of_a_whole_snapshot() {
+        let mut s: KeyedState<String, u64> = KeyedState::new("lengths");
+        for i in 0..1000u64 {
+            s.insert(format!("key-{}", i * 7919), i * i);
+        }
+        let full = snapshot_store("lengths", &s, 0).unwrap();
+        let (_, entries) = snapshot_entries(&full, "test").unwrap();
+        let varint = |n: usize| postcard::to_allocvec(&(n as u64)).unwrap().len();
+        let in_snapshot: usize = entries
+            .iter()
+            .map(|e| e.bytes.len() + varint(e.bytes.len()) + varint(e.key_len.unwrap()))
+            .sum();
+        assert_eq!(entries.len(), 1000);
+        assert_eq!(s.encoded_bytes(), Some(in_snapshot as u64));
     }
 
     #[test]

@@ -93,6 +93,9 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> KeyedStore for ProcessSt
         }
         Ok(())
     }
+    fn encoded_bytes(&self) -> Option<u64> {
+        tidal_engine::state::measure_entries(|out| self.write_entries(Time::MAX, out))
+    }
     fn restore(&mut self, entries: Vec<(K, ProcessEntry<S>)>, _owner: Owner) -> Result<()> {
         for (k, (state, event, processing, wrote, named)) in entries {
             self.named.restore(k.clone(), named);

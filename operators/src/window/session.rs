@@ -50,6 +50,9 @@ impl<K: Key, A: Value> KeyedStore for SessionState<K, A> {
         }
         Ok(())
     }
+    fn encoded_bytes(&self) -> Option<u64> {
+        tidal_engine::state::measure_entries(|out| self.write_entries(Time::MAX, out))
+    }
     fn restore(&mut self, entries: Vec<(K, Self::Entry)>, _owner: Owner) -> Result<()> {
         for (k, (w, fired, acc)) in entries {
             self.sessions.entry(k).or_default().push(Session {

@@ -54,6 +54,9 @@ impl<K: Key, A: Value> KeyedStore for WindowState<K, A> {
         }
         Ok(())
     }
+    fn encoded_bytes(&self) -> Option<u64> {
+        tidal_engine::state::measure_entries(|out| self.write_entries(Time::MAX, out))
+    }
     fn restore(&mut self, entries: Vec<(K, Self::Entry)>, _owner: Owner) -> Result<()> {
         for (k, (w, a, count)) in entries {
             if count > 0 {

@@ -82,15 +82,10 @@ impl<D: Row> RootStore<D> {
     }
 }
 
-impl<D: Row> KeyedStore for RootStore<D> {
-    type Key = D;
-    /// `(None, count)`: a row and its count; `(Some(t), diff)`: an update waiting for time `t`.
-    type Entry = (Option<Time>, isize);
-    fn key_count(&self) -> usize {
-        self.counts.len()
-    }
-    fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, D>) -> Result<()> {
-        self.snapshot_cut.set(cut);
+impl<D: Row> RootStore<D> {
+    /// Writes the entries of a snapshot as of `cut` (what `write_entries` writes, without noting
+    /// the cut).
+    fn entries_as_of(&self, cut: Time, out: &mut EntryWriter<'_, D>) -> Result<()> {
         // Take back what arrived at or after the cut (its sources read it again after a
         // restore), and what arrived below it for a time at or after it (it waits again).
         let mut after: FastMap<&D, isize> = FastMap::default();
@@ -119,6 +114,22 @@ impl<D: Row> KeyedStore for RootStore<D> {
             }
         }
         Ok(())
+    }
+}
+
+impl<D: Row> KeyedStore for RootStore<D> {
+    type Key = D;
+    /// `(None, count)`: a row and its count; `(Some(t), diff)`: an update waiting for time `t`.
+    type Entry = (Option<Time>, isize);
+    fn key_count(&self) -> usize {
+        self.counts.len()
+    }
+    fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, D>) -> Result<()> {
+        self.snapshot_cut.set(cut);
+        self.entries_as_of(cut, out)
+    }
+    fn encoded_bytes(&self) -> Option<u64> {
+        tidal_engine::state::measure_entries(|out| self.entries_as_of(Time::MAX, out))
     }
     fn write_changes(&self, cut: Time, base: u64, out: &mut ChangeWriter<'_, D>) -> Result<bool> {
         let Some(from) = changed_since(self.record, self.complete, base, cut) else {
@@ -401,14 +412,10 @@ pub(super) enum UpsertEntry<V> {
     Written(V, Time),
 }
 
-impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
-    type Key = K;
-    type Entry = UpsertEntry<V>;
-    fn key_count(&self) -> usize {
-        self.current.len()
-    }
-    fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
-        self.snapshot_cut.set(cut);
+impl<K: Row, V: Row> UpsertStore<K, V> {
+    /// Writes the entries of a snapshot as of `cut` (what `write_entries` writes, without noting
+    /// the cut).
+    fn entries_as_of(&self, cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
         // Each key changed by an upsert (or expiry) that arrived at or after the cut (read
         // again after a restore) or that is for a time at or after it goes back to its value
         // (and last upsert time) before the first such change; upserts that arrived below the
@@ -436,6 +443,21 @@ impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
             }
         }
         Ok(())
+    }
+}
+
+impl<K: Row, V: Row> KeyedStore for UpsertStore<K, V> {
+    type Key = K;
+    type Entry = UpsertEntry<V>;
+    fn key_count(&self) -> usize {
+        self.current.len()
+    }
+    fn write_entries(&self, cut: Time, out: &mut EntryWriter<'_, K>) -> Result<()> {
+        self.snapshot_cut.set(cut);
+        self.entries_as_of(cut, out)
+    }
+    fn encoded_bytes(&self) -> Option<u64> {
+        tidal_engine::state::measure_entries(|out| self.entries_as_of(Time::MAX, out))
     }
     fn write_changes(&self, cut: Time, base: u64, out: &mut ChangeWriter<'_, K>) -> Result<bool> {
         let Some(from) = changed_since(self.record, self.complete, base, cut) else {
