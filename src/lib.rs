@@ -14,7 +14,7 @@
 //! - Sinks: `print`, `write_text`, `write_csv`, `write_jsonl`, `collect`.
 //!
 //! The crates underneath: [`engine`] (runtime, time, state), [`operators`] (the DataStream API),
-//! [`connectors`] (sources and sinks).
+//! [`connectors`] (sources and sinks), [`sql`] (Flink SQL scripts on them).
 //!
 //! ## Quick start
 //! ```
@@ -38,6 +38,8 @@
 pub use tidal_connectors as connectors;
 pub use tidal_engine as engine;
 pub use tidal_operators as operators;
+/// Flink SQL scripts planned onto Tidal's operators ([`tidal_sql`]).
+pub use tidal_sql as sql;
 
 pub use tidal_engine::{
     Collected, DataStream, Env, Error, ErrorKind, Job, JobArgs, JobReport, Result, StopHandle,

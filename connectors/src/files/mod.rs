@@ -251,6 +251,48 @@ impl<F: Default> Files<F> {
 }
 
 impl<F> Files<F> {
+    /// Reads several files, directories or globs in the format `format`: a format of the
+    /// user's (a [`Format`] whose decoder turns lines into records), or a built-in one configured
+    /// beforehand.
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// use tidal_connectors::files::{Decoder, Format, Files};
+    /// use tidal_engine::storage::Location;
+    /// /// Lines as their lengths.
+    /// #[derive(Clone)]
+    /// struct Lengths;
+    /// struct LengthDecoder;
+    /// impl Decoder for LengthDecoder {
+    ///     type Item = usize;
+    ///     fn open(&mut self, _: &Location, _: u64) -> std::io::Result<()> { Ok(()) }
+    ///     fn decode(&mut self, line: &[u8]) -> Result<Option<usize>, String> {
+    ///         Ok(Some(line.strip_suffix(b"\n").unwrap_or(line).len()))
+    ///     }
+    /// }
+    /// impl Format for Lengths {
+    ///     type Item = usize;
+    ///     type Decoder = LengthDecoder;
+    ///     const KIND: &'static str = "lengths";
+    ///     fn decoder(&self) -> LengthDecoder { LengthDecoder }
+    /// }
+    /// let dir = tempfile::tempdir().unwrap();
+    /// std::fs::write(dir.path().join("a.txt"), "one\nthree\n").unwrap();
+    /// let path = dir.path().to_str().unwrap().to_string();
+    /// let mut lengths: Vec<usize> = tidal_engine::Job::local(1)
+    ///     .run(move |env| env.read(Files::with_format([&path], Lengths)).collect())
+    ///     .unwrap();
+    /// lengths.sort();
+    /// assert_eq!(lengths, vec![3, 5]);
+    /// ```
+    pub fn with_format<I: IntoIterator<Item = S>, S: AsRef<str>>(paths: I, format: F) -> Self {
+        Files {
+            paths: paths.into_iter().map(|p| p.as_ref().to_string()).collect(),
+            on_error: OnError::Fail,
+            rate: None,
+            format,
+        }
+    }
     /// Reads at most `per_second` records per second over the whole job (for demos and tests
     /// that must run for a chosen time).
     pub fn rate(mut self, per_second: f64) -> Self {

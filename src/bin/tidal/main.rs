@@ -3,6 +3,7 @@
 //! ```text
 //! tidal run --processes 2 --restart-strategy fixed-delay --restart-attempts 5 -- \
 //!     target/release/examples/wordcount --input big.txt --output out/ --checkpoint-dir chk/ --checkpoint-interval 1s
+//! tidal sql job.sql -w 2
 //! tidal checkpoints list chk/
 //! tidal checkpoints inspect chk/chk-000000012
 //! ```
@@ -46,6 +47,9 @@ struct Cli {
 enum Commands {
     /// Start a job's processes, watch them, restart them all from the latest checkpoint on failure.
     Run(RunArgs),
+    /// Run a Flink SQL script as a Tidal job (every job flag applies: -w, -n, -p, -h,
+    /// checkpoints, --restore; under `tidal run` too).
+    Sql(SqlArgs),
     /// Print the token the REST API's actions need when the job has a cluster secret
     /// (`Authorization: Bearer TOKEN`): derived from the secret, which it does not reveal.
     Token {
@@ -61,6 +65,19 @@ enum Commands {
         #[arg(long = "s3-endpoint", value_name = "URL", global = true)]
         s3_endpoint: Option<String>,
     },
+}
+
+#[derive(clap::Args)]
+#[command(disable_help_flag = true)]
+struct SqlArgs {
+    /// Print help (`-h` is the job's --hostfile).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// The script: CREATE TABLE / CREATE VIEW / INSERT INTO / SELECT / SET / EXPLAIN statements.
+    #[arg(value_name = "SCRIPT.sql")]
+    script: std::path::PathBuf,
+    #[command(flatten)]
+    job: tidal::JobArgs,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +149,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Run(args) => run(args),
+        Commands::Sql(args) => match std::fs::read_to_string(&args.script) {
+            Err(e) => Err(format!("cannot read {}: {e}", args.script.display())),
+            Ok(text) => tidal::sql::run_script(&text, &args.job)
+                .map_err(|e| format!("{}: {e}", args.script.display())),
+        },
         Commands::Token {
             cluster_secret_file,
         } => match cluster_secret(cluster_secret_file.as_deref()) {

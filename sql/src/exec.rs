@@ -1,0 +1,523 @@
+//! Running a plan: each node built as Tidal DataStream operators on the worker's [`Env`].
+//!
+//! Rows that do not fit a table's schema follow the file source's bad-record policy (the job
+//! fails naming the file, line and column). An expression that fails on a row (a division by
+//! zero, a CAST that cannot be made) fails the job with the expression and the reason: a result
+//! is never silently dropped.
+
+use std::io::Write as _;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tidal_connectors::files::{Decoder, Files, Format};
+use tidal_connectors::prelude::*;
+use tidal_engine::storage::Location;
+use tidal_engine::{DataStream, Env, Error, Time, WatermarkStrategy, WorkerContext};
+use tidal_operators::prelude::*;
+
+use crate::expr::Typed;
+use crate::plan::{Agg, Connector, FileFormat, Plan, Sink, Table, WindowSpec};
+use crate::value::{DataType, Row, Value, parse_text};
+
+/// Reads a table's files into rows: physical columns from each line, then the computed ones.
+#[derive(Clone)]
+pub struct RowFormat {
+    table: std::sync::Arc<Table>,
+}
+
+/// The decoder of [`RowFormat`] for one worker.
+pub struct RowDecoder {
+    table: std::sync::Arc<Table>,
+    format: FileFormat,
+    header: bool,
+    /// The next line is a file's header (skipped).
+    at_header: bool,
+}
+
+impl Format for RowFormat {
+    type Item = Row;
+    type Decoder = RowDecoder;
+    const KIND: &'static str = "sql";
+    fn decoder(&self) -> RowDecoder {
+        let (format, header) = match &self.table.connector {
+            Connector::Filesystem { format, header, .. } => (*format, *header),
+            _ => (FileFormat::Csv, false),
+        };
+        RowDecoder {
+            table: std::sync::Arc::clone(&self.table),
+            format,
+            header,
+            at_header: false,
+        }
+    }
+}
+
+/// Splits one CSV line into fields (double quotes around a field, `""` inside one).
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err("a quoted field is not closed".to_string()),
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => fields.push(field),
+                Some(c) => return Err(format!("'{c}' after a quoted field")),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some(c) => field.push(c),
+                }
+            }
+            fields.push(field);
+        }
+    }
+}
+
+fn json_field(ty: DataType, v: &serde_json::Value) -> Result<Value, String> {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Ok(Value::Null),
+        J::String(s) => parse_text(ty, s),
+        J::Bool(b) if ty == DataType::Boolean => Ok(Value::Bool(*b)),
+        J::Number(n) if ty.is_numeric() => parse_text(ty, &n.to_string()),
+        other => Err(format!("{other} is not a {ty}")),
+    }
+}
+
+impl RowDecoder {
+    fn physical(&self, line: &str) -> Result<Vec<Value>, String> {
+        let t = &self.table;
+        let mut row = vec![Value::Null; t.fields.len()];
+        match self.format {
+            FileFormat::Csv => {
+                let fields = csv_fields(line)?;
+                if fields.len() != t.physical.len() {
+                    return Err(format!(
+                        "{} field(s), table '{}' has {} column(s) ({})",
+                        fields.len(),
+                        t.name,
+                        t.physical.len(),
+                        t.physical
+                            .iter()
+                            .map(|&c| t.fields[c].name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                for (k, (&c, text)) in t.physical.iter().zip(&fields).enumerate() {
+                    let f = &t.fields[c];
+                    // As Flink's CSV format: an empty field is NULL (but an empty STRING).
+                    row[c] = if text.is_empty() && f.ty != DataType::String {
+                        Value::Null
+                    } else {
+                        parse_text(f.ty, text)
+                            .map_err(|m| format!("column '{}' (field {}): {m}", f.name, k + 1))?
+                    };
+                }
+            }
+            FileFormat::Json => {
+                let object: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
+                for &c in &t.physical {
+                    let f = &t.fields[c];
+                    if let Some(v) = object.get(&f.name) {
+                        row[c] =
+                            json_field(f.ty, v).map_err(|m| format!("column '{}': {m}", f.name))?;
+                    }
+                }
+            }
+        }
+        Ok(row)
+    }
+}
+
+impl Decoder for RowDecoder {
+    type Item = Row;
+    fn open(&mut self, _path: &Location, start: u64) -> std::io::Result<()> {
+        self.at_header = self.header && start == 0;
+        Ok(())
+    }
+    fn decode(&mut self, line: &[u8]) -> Result<Option<Row>, String> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if std::mem::take(&mut self.at_header) {
+            return Ok(None);
+        }
+        let line = std::str::from_utf8(line)
+            .map_err(|e| format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1))?;
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        let mut row = self.physical(line)?;
+        for (c, expr) in &self.table.computed {
+            row[*c] = expr.scalar.eval(&row).map_err(|m| {
+                format!(
+                    "computed column '{}' ({}): {m}",
+                    self.table.fields[*c].name, expr.text
+                )
+            })?;
+        }
+        if let Some((c, _)) = self.table.watermark
+            && row[c].is_null()
+        {
+            return Err(format!(
+                "the event-time column '{}' is NULL",
+                self.table.fields[c].name
+            ));
+        }
+        Ok(Some(Row(row)))
+    }
+}
+
+/// Fails the job because `what` failed on a row.
+fn fail(ctx: &Rc<WorkerContext>, what: &str, message: &str) {
+    ctx.fail(Error::input(format!("SQL: {what}: {message}")));
+}
+
+fn eval_all(exprs: &[Typed], row: &[Value]) -> Result<Vec<Value>, (String, String)> {
+    exprs
+        .iter()
+        .map(|e| e.scalar.eval(row).map_err(|m| (e.text.clone(), m)))
+        .collect()
+}
+
+/// Builds `plan`'s rows on this worker.
+pub(crate) fn build<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Row> {
+    match plan {
+        Plan::Scan { table } => {
+            let Connector::Filesystem { path, .. } = &table.connector else {
+                unreachable!("the planner scans file tables only")
+            };
+            let files = Files::with_format(
+                [path],
+                RowFormat {
+                    table: std::sync::Arc::clone(table),
+                },
+            );
+            let stream = match table.watermark {
+                Some((c, delay)) => {
+                    let strategy = WatermarkStrategy::bounded_out_of_orderness(
+                        Duration::from_millis(delay as u64),
+                    )
+                    .with_timestamps(move |r: &Row| r.0[c].as_millis().unwrap_or(Time::MIN));
+                    env.read_with(files, strategy)
+                }
+                None => env.read(files),
+            };
+            stream.name(format!("table {}", table.name))
+        }
+        Plan::Filter { input, cond } => {
+            let stream = build(env, input);
+            let ctx = Rc::clone(stream.context());
+            let (cond, text) = (cond.scalar.clone(), cond.text.clone());
+            stream
+                .filter(move |r| match cond.holds(&r.0) {
+                    Ok(b) => b,
+                    Err(m) => {
+                        fail(&ctx, &format!("WHERE {text}"), &m);
+                        false
+                    }
+                })
+                .name(format!("filter {}", plan_text(plan)))
+        }
+        Plan::Project { input, exprs } => {
+            let stream = build(env, input);
+            let ctx = Rc::clone(stream.context());
+            let exprs: Vec<Typed> = exprs.iter().map(|(_, e)| e.clone()).collect();
+            // A projection of columns only moves values.
+            stream
+                .flat_map(move |r: Row| match eval_all(&exprs, &r.0) {
+                    Ok(v) => Some(Row(v)),
+                    Err((what, m)) => {
+                        fail(&ctx, &what, &m);
+                        None
+                    }
+                })
+                .name(format!("project {}", plan_text(plan)))
+        }
+        Plan::WindowAssign { input, spec } => {
+            let rowtime = input.rowtime().expect("windows are on event time");
+            let spec = *spec;
+            build(env, input)
+                .flat_map(move |r: Row| {
+                    let t = r.0[rowtime].as_millis().unwrap_or(0);
+                    windows_of(spec, t)
+                        .into_iter()
+                        .map(|(start, end)| {
+                            let mut v = r.0.clone();
+                            v.extend([
+                                Value::Timestamp(start),
+                                Value::Timestamp(end),
+                                Value::Timestamp(end - 1),
+                            ]);
+                            Row(v)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .name(format!("windows {spec}"))
+        }
+        Plan::WindowAggregate {
+            input,
+            spec,
+            keys,
+            aggs,
+        } => window_aggregate(env, input, *spec, keys, aggs),
+        Plan::Union { inputs } => {
+            let mut streams = inputs.iter().map(|i| build(env, i));
+            let first = streams.next().expect("a union has inputs");
+            streams.fold(first, |a, b| a.union(b))
+        }
+    }
+}
+
+fn plan_text(plan: &Plan) -> String {
+    match plan {
+        Plan::Filter { cond, .. } => cond.text.clone(),
+        Plan::Project { exprs, .. } => exprs
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => String::new(),
+    }
+}
+
+/// The windows (start, end) that time `t` falls in.
+fn windows_of(spec: WindowSpec, t: i64) -> Vec<(i64, i64)> {
+    match spec {
+        WindowSpec::Tumble { size } => {
+            let start = t - t.rem_euclid(size);
+            vec![(start, start + size)]
+        }
+        WindowSpec::Hop { slide, size } => {
+            let last = t - t.rem_euclid(slide);
+            let mut out = Vec::new();
+            let mut start = last;
+            while start > t - size {
+                out.push((start, start + size));
+                start -= slide;
+            }
+            out.reverse();
+            out
+        }
+    }
+}
+
+fn window_aggregate<'s>(
+    env: &mut Env<'s>,
+    input: &Plan,
+    spec: WindowSpec,
+    keys: &[(String, Typed)],
+    aggs: &[Agg],
+) -> DataStream<'s, Row> {
+    let stream = build(env, input);
+    let ctx = Rc::clone(stream.context());
+    let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
+    let fail_key = Rc::clone(&ctx);
+    let keyed = stream
+        .flat_map(move |r: Row| match eval_all(&key_exprs, &r.0) {
+            Ok(k) => Some((Row(k), r)),
+            Err((what, m)) => {
+                fail(&fail_key, &format!("GROUP BY {what}"), &m);
+                None
+            }
+        })
+        .keyed();
+    let windows = match spec {
+        WindowSpec::Tumble { size } => Windows::tumbling(Duration::from_millis(size as u64)),
+        WindowSpec::Hop { slide, size } => Windows::sliding(
+            Duration::from_millis(size as u64),
+            Duration::from_millis(slide as u64),
+        ),
+    };
+    let aggs: Rc<Vec<Agg>> = Rc::new(aggs.to_vec());
+    let (a1, a2, a3, a4) = (Rc::clone(&aggs), Rc::clone(&aggs), Rc::clone(&aggs), aggs);
+    let (c1, c2, c3, c4) = (Rc::clone(&ctx), Rc::clone(&ctx), Rc::clone(&ctx), ctx);
+    let add =
+        move |accs: &mut Vec<crate::plan::Acc>, r: Row, aggs: &[Agg], ctx: &Rc<WorkerContext>| {
+            for (a, acc) in aggs.iter().zip(accs.iter_mut()) {
+                if let Err(m) = a.add(acc, &r.0) {
+                    fail(ctx, &a.text, &m);
+                }
+            }
+        };
+    keyed
+        .window(windows)
+        .aggregate_with(
+            move |r: Row| {
+                let mut accs: Vec<_> = a1.iter().map(Agg::start).collect();
+                add(&mut accs, r, &a1, &c1);
+                accs
+            },
+            move |accs, r| add(accs, r, &a2, &c2),
+            move |accs, other| {
+                for ((a, acc), o) in a3.iter().zip(accs.iter_mut()).zip(other) {
+                    if let Err(m) = a.merge(acc, o) {
+                        fail(&c3, &a.text, &m);
+                    }
+                }
+            },
+            move |key: &Row, w: &Window, accs: &Vec<crate::plan::Acc>| {
+                let mut v = vec![
+                    Value::Timestamp(w.start),
+                    Value::Timestamp(w.end),
+                    Value::Timestamp(w.end - 1),
+                ];
+                v.extend(key.0.iter().cloned());
+                for (a, acc) in a4.iter().zip(accs) {
+                    v.push(a.result(acc).unwrap_or_else(|m| {
+                        fail(&c4, &a.text, &m);
+                        Value::Null
+                    }));
+                }
+                Row(v)
+            },
+        )
+        .name(format!("window aggregate {spec}"))
+}
+
+/// A value as a CSV field: quoted when it holds a comma, quote or line break; NULL empty.
+fn csv_field(v: &Value, out: &mut String) {
+    if v.is_null() {
+        return;
+    }
+    let text = v.to_string();
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(&text);
+    }
+}
+
+fn json_value(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::BigInt(i) => J::from(*i),
+        Value::Double(d) => serde_json::Number::from_f64(*d).map_or(J::Null, J::Number),
+        Value::Decimal(..) => v
+            .to_string()
+            .parse::<serde_json::Number>()
+            .map_or_else(|_| J::String(v.to_string()), J::Number),
+        other => J::String(other.to_string()),
+    }
+}
+
+/// One line of output for `row` of a sink of `table` (`None`: printed rows).
+pub(crate) fn line(table: Option<&Table>, row: &Row) -> String {
+    match table.map(|t| &t.connector) {
+        Some(Connector::Filesystem {
+            format: FileFormat::Csv,
+            ..
+        }) => {
+            let mut out = String::new();
+            for (i, v) in row.0.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                csv_field(v, &mut out);
+            }
+            out
+        }
+        Some(Connector::Filesystem {
+            format: FileFormat::Json,
+            ..
+        }) => {
+            let t = table.expect("a table");
+            let object: serde_json::Map<String, serde_json::Value> = t
+                .fields
+                .iter()
+                .zip(&row.0)
+                .map(|(f, v)| (f.name.clone(), json_value(v)))
+                .collect();
+            serde_json::Value::Object(object).to_string()
+        }
+        Some(Connector::Print {
+            identifier: Some(id),
+        }) => format!("{id}> +I[{row}]"),
+        _ => format!("+I[{row}]"),
+    }
+}
+
+/// Builds a sink on this worker.
+pub(crate) fn build_sink(env: &mut Env<'_>, sink: &Sink) {
+    let rows = build(env, &sink.plan);
+    let table = sink.table.clone();
+    match table.as_ref().map(|t| t.connector.clone()) {
+        Some(Connector::Blackhole) => {
+            rows.inspect(|_| ()).name("blackhole");
+        }
+        Some(Connector::Filesystem { path, .. }) => {
+            let name = format!("sink {}", table.as_ref().expect("a table").name);
+            rows.map(move |r| line(table.as_deref(), &r))
+                .name(name)
+                .write_text(Location::from(path.as_str()));
+        }
+        _ => {
+            let name = table
+                .as_ref()
+                .map_or("print".to_string(), |t| format!("sink {}", t.name));
+            rows.map(move |r| line(table.as_deref(), &r))
+                .name(name)
+                .print();
+        }
+    }
+}
+
+/// Writes `text` to stdout at once (plans printed before a job starts).
+pub(crate) fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_follow_quotes() {
+        assert_eq!(
+            csv_fields("a,\"b,c\",,\"d\"\"e\"").unwrap(),
+            ["a", "b,c", "", "d\"e"]
+        );
+        assert!(csv_fields("\"open").is_err());
+        let mut out = String::new();
+        csv_field(&Value::str("x,\"y\""), &mut out);
+        assert_eq!(out, "\"x,\"\"y\"\"\"");
+    }
+
+    #[test]
+    fn hop_windows_cover_each_time_size_over_slide_times() {
+        let spec = WindowSpec::Hop { slide: 2, size: 10 };
+        let w = windows_of(spec, 13);
+        assert_eq!(w, [(4, 14), (6, 16), (8, 18), (10, 20), (12, 22)]);
+        assert_eq!(windows_of(WindowSpec::Tumble { size: 10 }, -1), [(-10, 0)]);
+    }
+}

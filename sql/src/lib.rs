@@ -1,0 +1,189 @@
+//! # Tidal SQL
+//!
+//! Flink SQL scripts on Tidal: tables over files with event time and watermarks, views, queries
+//! with projections, filters, scalar functions, window table functions (`TUMBLE`, `HOP`) with
+//! window aggregation, and `UNION ALL`, written to files or printed — planned onto Tidal's
+//! DataStream operators and run as one job on any number of workers and processes, with
+//! checkpoints, savepoints and restarts like any Tidal job.
+//!
+//! A script runs with `tidal sql SCRIPT.sql [job flags]`, or from a program with [`run_script`];
+//! [`Sql`] plans a query inside a program's own job and hands back its rows as a
+//! [`DataStream`].
+//!
+//! ```
+//! use tidal_sql::{Row, Sql, Value};
+//! use tidal_connectors::prelude::*;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let file = dir.path().join("bids.csv");
+//! std::fs::write(&file, "1,100,2024-01-01 00:00:01\n2,250,2024-01-01 00:00:02\n1,70,2024-01-01 00:00:12\n").unwrap();
+//! let sql = Sql::new(&format!(
+//!     "CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3),
+//!        WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+//!      WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv')",
+//!     file.display()
+//! ))
+//! .unwrap();
+//! let mut rows: Vec<Row> = tidal_engine::Job::local(2)
+//!     .run(move |env| {
+//!         sql.query(env, "SELECT auction, SUM(price) AS total
+//!                         FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+//!                         GROUP BY auction, window_start, window_end")
+//!             .unwrap()
+//!             .collect()
+//!     })
+//!     .unwrap();
+//! rows.sort();
+//! assert_eq!(rows, vec![
+//!     Row(vec![Value::BigInt(1), Value::BigInt(70)]),
+//!     Row(vec![Value::BigInt(1), Value::BigInt(100)]),
+//!     Row(vec![Value::BigInt(2), Value::BigInt(250)]),
+//! ]);
+//! ```
+
+pub mod exec;
+pub mod expr;
+pub mod parse;
+pub mod plan;
+pub mod value;
+
+pub use parse::{Pos, SqlError};
+pub use plan::{Catalog, Program};
+pub use value::{DataType, Row, Value};
+
+use tidal_engine::{DataStream, Env, Job, JobArgs};
+
+/// A script read and planned: every statement checked, each `INSERT INTO` and query on its own
+/// planned onto operators.
+///
+/// ```
+/// let script = tidal_sql::Script::parse(
+///     "CREATE TABLE t (a INT) WITH ('connector' = 'filesystem', 'path' = '/data', 'format' = 'csv');
+///      CREATE TABLE out (a INT) WITH ('connector' = 'print');
+///      INSERT INTO out SELECT a * 2 FROM t WHERE a > 0;",
+/// )
+/// .unwrap();
+/// assert_eq!(script.program.sinks.len(), 1);
+/// assert!(script.explain().contains("Filter: a > 0"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Its statements as read.
+    pub statements: Vec<parse::Stmt>,
+    /// What runs.
+    pub program: Program,
+}
+
+impl Script {
+    /// Reads and plans `text`; an error names the line and column, with the line and a caret.
+    pub fn parse(text: &str) -> Result<Script, SqlError> {
+        let statements = parse::parse_script(text).map_err(|e| e.in_script(text))?;
+        let (_, program) = plan::plan_script(&statements).map_err(|e| e.in_script(text))?;
+        Ok(Script {
+            statements,
+            program,
+        })
+    }
+
+    /// The plans of the script's `INSERT INTO`s and queries, and of its `EXPLAIN`s.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        for s in &self.program.sinks {
+            out.push_str(&plan::explain(s));
+        }
+        for e in &self.program.explained {
+            out.push_str(e);
+        }
+        out
+    }
+}
+
+/// Runs a script as one job with the standard job flags: prints the plans its `EXPLAIN`s ask
+/// for (on process 0), then runs every `INSERT INTO` and query on its own together. A script
+/// with nothing to run (only `EXPLAIN`s and declarations) only prints.
+///
+/// ```no_run
+/// let args: tidal_engine::JobArgs = tidal_engine::parse_args_from(["tidal-sql", "-w", "2"]);
+/// tidal_sql::run_script(&std::fs::read_to_string("job.sql").unwrap(), &args).unwrap();
+/// ```
+pub fn run_script(text: &str, args: &JobArgs) -> tidal_engine::Result<()> {
+    let script = Script::parse(text).map_err(|e| tidal_engine::Error::config(e.to_string()))?;
+    for key in script.program.options.keys() {
+        tidal_engine::warn(format_args!(
+            "SET '{key}': not an option Tidal SQL reads; the job's flags set parallelism, checkpoints and restarts"
+        ));
+    }
+    if args.process == 0 {
+        for e in &script.program.explained {
+            exec::say(e);
+        }
+    }
+    if script.program.sinks.is_empty() {
+        return Ok(());
+    }
+    let job = Job::new(args)?;
+    let sinks = script.program.sinks.clone();
+    job.run(move |env| {
+        for sink in &sinks {
+            exec::build_sink(env, sink);
+        }
+    })
+}
+
+/// Tables and views declared once, queried from inside a program's job.
+///
+/// See the crate's example.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    statements: Vec<parse::Stmt>,
+}
+
+impl Sql {
+    /// Reads `ddl`: `CREATE TABLE` and `CREATE VIEW` statements.
+    pub fn new(ddl: &str) -> Result<Sql, SqlError> {
+        let statements = parse::parse_script(ddl).map_err(|e| e.in_script(ddl))?;
+        if let Some(other) = statements.iter().find(|s| {
+            !matches!(
+                s,
+                parse::Stmt::CreateTable(_) | parse::Stmt::CreateView { .. }
+            )
+        }) {
+            return Err(SqlError::at(
+                statement_pos(other),
+                "Sql::new takes CREATE TABLE and CREATE VIEW statements; run queries with Sql::query",
+            )
+            .in_script(ddl));
+        }
+        plan::plan_script(&statements).map_err(|e| e.in_script(ddl))?;
+        Ok(Sql { statements })
+    }
+
+    /// Plans `query` on the declared tables and builds it on this worker: its rows.
+    pub fn query<'s>(
+        &self,
+        env: &mut Env<'s>,
+        query: &str,
+    ) -> Result<DataStream<'s, Row>, SqlError> {
+        let parsed = parse::parse_script(query).map_err(|e| e.in_script(query))?;
+        let [parse::Stmt::Select { query: q, .. }] = &parsed[..] else {
+            return Err(SqlError::at(
+                Pos::default(),
+                "Sql::query takes one query (a SELECT)",
+            ));
+        };
+        let (catalog, _) = plan::plan_script(&self.statements)?;
+        let plan = plan::plan_query(q, &catalog).map_err(|e| e.in_script(query))?;
+        Ok(exec::build(env, &plan))
+    }
+}
+
+fn statement_pos(s: &parse::Stmt) -> Pos {
+    match s {
+        parse::Stmt::CreateTable(t) => t.pos,
+        parse::Stmt::CreateView { pos, .. }
+        | parse::Stmt::Insert { pos, .. }
+        | parse::Stmt::Select { pos, .. }
+        | parse::Stmt::Set { pos, .. } => *pos,
+        parse::Stmt::Explain(inner) => statement_pos(inner),
+    }
+}

@@ -1,0 +1,1666 @@
+//! The logical plan: tables and views of a script resolved, expressions typed, and each query
+//! turned into a tree of operators Tidal runs — scans, filters, projections, window assignment
+//! and window aggregation (on the DataStream window operator), unions — ending in sinks.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use sqlparser::ast::{self, Expr, Query, SelectItem, SetExpr, TableFactor, visit_expressions};
+
+use crate::expr::{self, Field, Scalar, Scope, Typed, compile, pos_of};
+use crate::parse::{ColumnDef, Pos, SqlError, Stmt, TABLE_ARG, TableDef, object_name};
+use crate::value::DataType;
+
+/// How a table's files are written or read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// One CSV record per line, fields in the table's column order.
+    Csv,
+    /// One JSON object per line, keys the column names.
+    Json,
+}
+
+/// Where a table's rows come from or go to (its `'connector'` option).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connector {
+    /// `'connector' = 'filesystem'`: files under `'path'` in `'format'`.
+    Filesystem {
+        /// A file, directory or glob (local or `s3://`).
+        path: String,
+        /// The format.
+        format: FileFormat,
+        /// CSV: whether files start with a header line (`'csv.header' = 'true'`; default no,
+        /// as Flink's CSV format).
+        header: bool,
+    },
+    /// `'connector' = 'print'`: rows on the stdout of process 0 as `+I[...]`.
+    Print {
+        /// `'print-identifier'`: a prefix of every line.
+        identifier: Option<String>,
+    },
+    /// `'connector' = 'blackhole'`: rows dropped.
+    Blackhole,
+}
+
+/// A table of the script: its columns (physical and computed), event time and connector.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Its name.
+    pub name: String,
+    /// Every column, physical and computed, in declared order.
+    pub fields: Vec<Field>,
+    /// The physical columns: index in `fields` and type, in the order files hold them.
+    pub physical: Vec<usize>,
+    /// The computed columns: index in `fields` and expression (on the row of `fields`).
+    pub computed: Vec<(usize, Typed)>,
+    /// The event-time column and the watermark's delay behind the largest time seen (ms).
+    pub watermark: Option<(usize, i64)>,
+    /// Where rows come from or go to.
+    pub connector: Connector,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// The window a window table function assigns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// `TUMBLE(TABLE t, DESCRIPTOR(ts), size)`.
+    Tumble {
+        /// Its size (ms).
+        size: i64,
+    },
+    /// `HOP(TABLE t, DESCRIPTOR(ts), slide, size)`.
+    Hop {
+        /// How far apart windows start (ms).
+        slide: i64,
+        /// Their size (ms).
+        size: i64,
+    },
+}
+
+impl fmt::Display for WindowSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowSpec::Tumble { size } => write!(f, "TUMBLE(size {})", millis(*size)),
+            WindowSpec::Hop { slide, size } => {
+                write!(f, "HOP(slide {}, size {})", millis(*slide), millis(*size))
+            }
+        }
+    }
+}
+
+fn millis(ms: i64) -> String {
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// An aggregate function of a window aggregation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AggFunc {
+    /// `COUNT(*)`, `COUNT(x)` (non-NULL values).
+    Count,
+    /// `SUM(x)`.
+    Sum,
+    /// `MIN(x)`.
+    Min,
+    /// `MAX(x)`.
+    Max,
+    /// `AVG(x)`.
+    Avg,
+}
+
+/// One aggregate: the function, its argument (none for `COUNT(*)`), `DISTINCT`, `FILTER (WHERE
+/// ...)` and result type.
+#[derive(Debug, Clone)]
+pub struct Agg {
+    /// The function.
+    pub func: AggFunc,
+    /// The argument, on the input row.
+    pub arg: Option<Scalar>,
+    /// The argument's type.
+    pub arg_ty: DataType,
+    /// `DISTINCT`: each distinct value once.
+    pub distinct: bool,
+    /// `FILTER (WHERE ...)`: only the rows where it holds.
+    pub filter: Option<Scalar>,
+    /// The result's type.
+    pub ty: DataType,
+    /// As written.
+    pub text: String,
+}
+
+/// A node of a plan: what it computes and the columns of its rows.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// The rows of a table.
+    Scan {
+        /// The table.
+        table: Arc<Table>,
+    },
+    /// The rows for which a condition holds.
+    Filter {
+        /// The input.
+        input: Box<Plan>,
+        /// The condition.
+        cond: Typed,
+    },
+    /// One row of expressions per input row.
+    Project {
+        /// The input.
+        input: Box<Plan>,
+        /// The expressions, named.
+        exprs: Vec<(String, Typed)>,
+    },
+    /// Each input row once per window it falls in, with `window_start`, `window_end` and
+    /// `window_time` after its columns.
+    WindowAssign {
+        /// The input.
+        input: Box<Plan>,
+        /// The windows.
+        spec: WindowSpec,
+    },
+    /// Per window and key, the aggregates of its rows, when the watermark passes the window's
+    /// end: `window_start, window_end, window_time, keys..., aggregates...`.
+    WindowAggregate {
+        /// The input.
+        input: Box<Plan>,
+        /// The windows.
+        spec: WindowSpec,
+        /// The grouping expressions besides the window, named.
+        keys: Vec<(String, Typed)>,
+        /// The aggregates.
+        aggs: Vec<Agg>,
+    },
+    /// The rows of every input.
+    Union {
+        /// The inputs (same column types).
+        inputs: Vec<Plan>,
+    },
+}
+
+impl Plan {
+    /// The columns of its rows.
+    pub fn fields(&self) -> Vec<Field> {
+        match self {
+            Plan::Scan { table } => table.fields.clone(),
+            Plan::Filter { input, .. } => input.fields(),
+            Plan::Project { exprs, .. } => exprs
+                .iter()
+                .map(|(name, e)| Field {
+                    qualifier: None,
+                    name: name.clone(),
+                    ty: e.ty,
+                })
+                .collect(),
+            Plan::WindowAssign { input, .. } => {
+                let mut f = input.fields();
+                f.extend(window_fields(None));
+                f
+            }
+            Plan::WindowAggregate { keys, aggs, .. } => {
+                let mut f = window_fields(None);
+                f.extend(keys.iter().map(|(name, k)| Field {
+                    qualifier: None,
+                    name: name.clone(),
+                    ty: k.ty,
+                }));
+                f.extend(aggs.iter().map(|a| Field {
+                    qualifier: None,
+                    name: a.text.clone(),
+                    ty: a.ty,
+                }));
+                f
+            }
+            Plan::Union { inputs } => inputs[0].fields(),
+        }
+    }
+
+    /// The column that holds each row's event time, if one does (the records' timestamps are
+    /// its values).
+    pub fn rowtime(&self) -> Option<usize> {
+        match self {
+            Plan::Scan { table } => table.watermark.map(|(c, _)| c),
+            Plan::Filter { input, .. } | Plan::WindowAssign { input, .. } => input.rowtime(),
+            Plan::Project { input, exprs } => {
+                let r = input.rowtime()?;
+                exprs
+                    .iter()
+                    .position(|(_, e)| matches!(e.scalar, Scalar::Col(c) if c == r))
+            }
+            // window_time
+            Plan::WindowAggregate { .. } => Some(2),
+            Plan::Union { inputs } => {
+                let r = inputs[0].rowtime()?;
+                inputs.iter().all(|i| i.rowtime() == Some(r)).then_some(r)
+            }
+        }
+    }
+
+    fn explain(&self, depth: usize, out: &mut String) {
+        let pad = "  ".repeat(depth);
+        let names = |fields: &[Field]| {
+            fields
+                .iter()
+                .map(|f| f.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Plan::Scan { table } => {
+                let _ = write!(
+                    out,
+                    "{pad}Scan: table {} ({}",
+                    table.name,
+                    names(&table.fields)
+                );
+                let _ = match &table.connector {
+                    Connector::Filesystem { path, format, .. } => {
+                        write!(out, "; {format:?} files {path}")
+                    }
+                    other => write!(out, "; {other:?}"),
+                };
+                if let Some((c, delay)) = table.watermark {
+                    let _ = write!(
+                        out,
+                        "; event time {}, watermark {} behind",
+                        table.fields[c].name,
+                        millis(delay)
+                    );
+                }
+                let _ = writeln!(out, ")");
+            }
+            Plan::Filter { input, cond } => {
+                let _ = writeln!(out, "{pad}Filter: {cond}");
+                input.explain(depth + 1, out);
+            }
+            Plan::Project { input, exprs } => {
+                let list: Vec<String> = exprs
+                    .iter()
+                    .map(|(n, e)| {
+                        if e.text == *n {
+                            n.clone()
+                        } else {
+                            format!("{e} AS {n}")
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(out, "{pad}Project: {}", list.join(", "));
+                input.explain(depth + 1, out);
+            }
+            Plan::WindowAssign { input, spec } => {
+                let _ = writeln!(out, "{pad}WindowAssign: {spec} on event time");
+                input.explain(depth + 1, out);
+            }
+            Plan::WindowAggregate {
+                input,
+                spec,
+                keys,
+                aggs,
+            } => {
+                let keys: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
+                let aggs: Vec<&str> = aggs.iter().map(|a| a.text.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "{pad}WindowAggregate: {spec} on event time, key [{}], {} (DataStream window operator, emits when the watermark passes a window's end)",
+                    keys.join(", "),
+                    aggs.join(", ")
+                );
+                input.explain(depth + 1, out);
+            }
+            Plan::Union { inputs } => {
+                let _ = writeln!(out, "{pad}Union all");
+                for i in inputs {
+                    i.explain(depth + 1, out);
+                }
+            }
+        }
+    }
+}
+
+fn window_fields(qualifier: Option<&str>) -> Vec<Field> {
+    ["window_start", "window_end", "window_time"]
+        .iter()
+        .map(|n| Field {
+            qualifier: qualifier.map(str::to_string),
+            name: n.to_string(),
+            ty: DataType::Timestamp,
+        })
+        .collect()
+}
+
+/// Where an `INSERT INTO` (or a query on its own) writes.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    /// The table written (`None`: a query on its own, printed).
+    pub table: Option<Arc<Table>>,
+    /// The rows (already cast to the table's column types).
+    pub plan: Plan,
+}
+
+impl Sink {
+    /// Where the rows go, for plans.
+    fn describe(&self) -> String {
+        match &self.table {
+            None => "Print: rows on stdout of process 0".to_string(),
+            Some(t) => match &t.connector {
+                Connector::Print { .. } => format!("Sink: table {} (print)", t.name),
+                Connector::Blackhole => format!("Sink: table {} (blackhole)", t.name),
+                Connector::Filesystem { path, format, .. } => {
+                    format!("Sink: table {} ({format:?} part files in {path})", t.name)
+                }
+            },
+        }
+    }
+}
+
+/// A planned script: its options and its sinks, run together as one job.
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    /// `SET` options, in order.
+    pub options: BTreeMap<String, String>,
+    /// Every `INSERT INTO` and query on its own.
+    pub sinks: Vec<Sink>,
+    /// The plans `EXPLAIN` asked for, as text.
+    pub explained: Vec<String>,
+}
+
+/// Renders a sink's plan as text.
+pub fn explain(sink: &Sink) -> String {
+    let mut out = format!("{}\n", sink.describe());
+    sink.plan.explain(1, &mut out);
+    out
+}
+
+/// Tables and views by name (names compared without regard to case when no exact match).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tables: BTreeMap<String, Arc<Table>>,
+    views: BTreeMap<String, (Box<Query>, Pos)>,
+}
+
+enum Named<'a> {
+    Table(&'a Arc<Table>),
+    View(&'a Query),
+}
+
+impl Catalog {
+    fn find(&self, name: &str) -> Option<Named<'_>> {
+        let exact = self
+            .tables
+            .get(name)
+            .map(Named::Table)
+            .or_else(|| self.views.get(name).map(|(q, _)| Named::View(q)));
+        exact.or_else(|| {
+            self.tables
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, t)| Named::Table(t))
+                .or_else(|| {
+                    self.views
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, (q, _))| Named::View(q))
+                })
+        })
+    }
+
+    fn known(&self) -> String {
+        let names: Vec<&str> = self
+            .tables
+            .keys()
+            .chain(self.views.keys())
+            .map(String::as_str)
+            .collect();
+        if names.is_empty() {
+            "none declared".to_string()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    fn add_table(&mut self, def: &TableDef) -> Result<(), SqlError> {
+        if self.find(&def.name).is_some() {
+            return Err(SqlError::at(
+                def.pos,
+                format!("table '{}' is declared twice", def.name),
+            ));
+        }
+        let table = table(def)?;
+        self.tables.insert(def.name.clone(), Arc::new(table));
+        Ok(())
+    }
+}
+
+fn option<'a>(def: &'a TableDef, key: &str) -> Option<&'a str> {
+    def.options.get(key).map(String::as_str)
+}
+
+fn table(def: &TableDef) -> Result<Table, SqlError> {
+    let mut fields = Vec::new();
+    let mut physical = Vec::new();
+    for c in &def.columns {
+        if fields.iter().any(|f: &Field| f.name == c.name()) {
+            let pos = match c {
+                ColumnDef::Physical { pos, .. } | ColumnDef::Computed { pos, .. } => *pos,
+            };
+            return Err(SqlError::at(
+                pos,
+                format!("column '{}' is declared twice", c.name()),
+            ));
+        }
+        if let ColumnDef::Physical { name, ty, .. } = c {
+            physical.push(fields.len());
+            fields.push(Field {
+                qualifier: Some(def.name.clone()),
+                name: name.clone(),
+                ty: *ty,
+            });
+        } else {
+            fields.push(Field {
+                qualifier: Some(def.name.clone()),
+                name: c.name().to_string(),
+                ty: DataType::Null,
+            });
+        }
+    }
+    // Computed columns see the physical ones and the computed ones before them.
+    let mut computed = Vec::new();
+    for (i, c) in def.columns.iter().enumerate() {
+        if let ColumnDef::Computed { expr, .. } = c {
+            let scope = Scope {
+                fields: fields[..i].to_vec(),
+                ..Scope::default()
+            };
+            let typed = compile(expr, &scope)?;
+            fields[i].ty = typed.ty;
+            computed.push((i, typed));
+        }
+    }
+    let watermark = match &def.watermark {
+        None => None,
+        Some((column, expr, pos)) => {
+            let Some(c) = fields
+                .iter()
+                .position(|f| f.name.eq_ignore_ascii_case(column))
+            else {
+                return Err(SqlError::at(
+                    *pos,
+                    format!("WATERMARK FOR {column}: no such column in '{}'", def.name),
+                ));
+            };
+            if !fields[c].ty.is_time() {
+                return Err(SqlError::at(
+                    *pos,
+                    format!(
+                        "WATERMARK FOR {column}: the event-time column is a TIMESTAMP(3) or TIMESTAMP_LTZ(3), not {}",
+                        fields[c].ty
+                    ),
+                ));
+            }
+            Some((c, watermark_delay(expr, column)?))
+        }
+    };
+    let connector = match option(def, "connector") {
+        Some("filesystem") => {
+            let path = option(def, "path").ok_or_else(|| {
+                SqlError::at(
+                    def.pos,
+                    format!(
+                        "table '{}': 'connector' = 'filesystem' needs a 'path'",
+                        def.name
+                    ),
+                )
+            })?;
+            let format = match option(def, "format") {
+                Some("csv") => FileFormat::Csv,
+                Some("json") => FileFormat::Json,
+                other => {
+                    return Err(SqlError::at(
+                        def.pos,
+                        format!(
+                            "table '{}': 'format' = {}: the filesystem connector reads and writes 'csv' and 'json'",
+                            def.name,
+                            other.map_or("(none)".to_string(), |f| format!("'{f}'"))
+                        ),
+                    ));
+                }
+            };
+            let header = match option(def, "csv.header") {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(SqlError::at(
+                        def.pos,
+                        format!(
+                            "table '{}': 'csv.header' = '{other}': give 'true' or 'false'",
+                            def.name
+                        ),
+                    ));
+                }
+            };
+            Connector::Filesystem {
+                path: path.to_string(),
+                format,
+                header,
+            }
+        }
+        Some("print") => Connector::Print {
+            identifier: option(def, "print-identifier").map(str::to_string),
+        },
+        Some("blackhole") => Connector::Blackhole,
+        other => {
+            return Err(SqlError::at(
+                def.pos,
+                format!(
+                    "table '{}': 'connector' = {}: Tidal SQL has 'filesystem', 'print' and 'blackhole' tables",
+                    def.name,
+                    other.map_or("(none)".to_string(), |c| format!("'{c}'"))
+                ),
+            ));
+        }
+    };
+    Ok(Table {
+        name: def.name.clone(),
+        fields,
+        physical,
+        computed,
+        watermark,
+        connector,
+        pos: def.pos,
+    })
+}
+
+/// The delay of `WATERMARK FOR ts AS ts` (0) or `ts - INTERVAL '...' unit`.
+fn watermark_delay(expr: &Expr, column: &str) -> Result<i64, SqlError> {
+    let names_column =
+        |e: &Expr| matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case(column));
+    match expr {
+        e if names_column(e) => Ok(0),
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::Minus,
+            right,
+        } if names_column(left) => {
+            let scope = Scope::default();
+            let delay = compile(right, &scope)?;
+            match delay.scalar.eval(&[]) {
+                Ok(crate::Value::Interval(ms)) if ms >= 0 => Ok(ms),
+                _ => Err(SqlError::at(
+                    pos_of(right),
+                    "the watermark's delay is an interval: INTERVAL '5' SECOND",
+                )),
+            }
+        }
+        _ => Err(SqlError::at(
+            pos_of(expr),
+            format!(
+                "WATERMARK FOR {column} AS ...: give '{column}' or '{column} - INTERVAL ...' (a bounded delay)"
+            ),
+        )),
+    }
+}
+
+/// Plans every statement of a script.
+pub(crate) fn plan_script(statements: &[Stmt]) -> Result<(Catalog, Program), SqlError> {
+    let mut catalog = Catalog::default();
+    let mut program = Program::default();
+    for s in statements {
+        plan_statement(s, &mut catalog, &mut program, false)?;
+    }
+    Ok((catalog, program))
+}
+
+fn plan_statement(
+    s: &Stmt,
+    catalog: &mut Catalog,
+    program: &mut Program,
+    explain_only: bool,
+) -> Result<(), SqlError> {
+    match s {
+        Stmt::CreateTable(def) => catalog.add_table(def)?,
+        Stmt::CreateView { name, query, pos } => {
+            if catalog.find(name).is_some() {
+                return Err(SqlError::at(*pos, format!("'{name}' is declared twice")));
+            }
+            // Plan it now, for its errors.
+            plan_query(query, catalog)?;
+            catalog.views.insert(name.clone(), (query.clone(), *pos));
+        }
+        Stmt::Set { key, value, .. } => {
+            program.options.insert(key.clone(), value.clone());
+        }
+        Stmt::Select { query, .. } => {
+            let plan = plan_query(query, catalog)?;
+            let sink = Sink { table: None, plan };
+            if explain_only {
+                program.explained.push(explain(&sink));
+            } else {
+                program.sinks.push(sink);
+            }
+        }
+        Stmt::Insert { table, query, pos } => {
+            let Some(Named::Table(t)) = catalog.find(table) else {
+                return Err(SqlError::at(
+                    *pos,
+                    format!(
+                        "INSERT INTO {table}: no such table (tables: {})",
+                        catalog.known()
+                    ),
+                ));
+            };
+            let t = Arc::clone(t);
+            if matches!(t.connector, Connector::Filesystem { .. }) && !t.computed.is_empty() {
+                return Err(SqlError::at(
+                    *pos,
+                    format!("INSERT INTO {table}: a table written to has no computed columns"),
+                ));
+            }
+            let plan = plan_query(query, catalog)?;
+            let plan = fit_to(plan, &t, pos_of_query(query).unwrap_or(*pos))?;
+            let sink = Sink {
+                table: Some(t),
+                plan,
+            };
+            if explain_only {
+                program.explained.push(explain(&sink));
+            } else {
+                program.sinks.push(sink);
+            }
+        }
+        Stmt::Explain(inner) => plan_statement(inner, catalog, program, true)?,
+    }
+    Ok(())
+}
+
+fn pos_of_query(q: &Query) -> Option<Pos> {
+    match q.body.as_ref() {
+        SetExpr::Select(s) => Some(s.select_token.0.span.start.into()),
+        _ => None,
+    }
+}
+
+/// The rows of `plan` in the column types of table `t`: the same number of columns, each cast
+/// where its type differs (and can be cast).
+fn fit_to(plan: Plan, t: &Table, pos: Pos) -> Result<Plan, SqlError> {
+    let fields = plan.fields();
+    if fields.len() != t.fields.len() {
+        return Err(SqlError::at(
+            pos,
+            format!(
+                "INSERT INTO {}: the query gives {} column(s), the table has {} ({})",
+                t.name,
+                fields.len(),
+                t.fields.len(),
+                t.fields
+                    .iter()
+                    .map(|f| format!("{} {}", f.name, f.ty))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    if fields
+        .iter()
+        .zip(&t.fields)
+        .all(|(a, b)| a.ty == b.ty || a.ty == DataType::Null)
+    {
+        return Ok(plan);
+    }
+    let mut exprs = Vec::new();
+    for (i, (have, want)) in fields.iter().zip(&t.fields).enumerate() {
+        let castable = have.ty == want.ty
+            || have.ty == DataType::Null
+            || want.ty == DataType::String
+            || (have.ty.is_numeric() && want.ty.is_numeric())
+            || (have.ty.is_time() && want.ty.is_time());
+        if !castable {
+            return Err(SqlError::at(
+                pos,
+                format!(
+                    "INSERT INTO {}: column {} ('{}') is {}, the table's '{}' is {}",
+                    t.name,
+                    i + 1,
+                    have.name,
+                    have.ty,
+                    want.name,
+                    want.ty
+                ),
+            ));
+        }
+        let scalar = if have.ty == want.ty {
+            Scalar::Col(i)
+        } else {
+            Scalar::Cast(Box::new(Scalar::Col(i)), want.ty, false)
+        };
+        exprs.push((
+            want.name.clone(),
+            Typed {
+                scalar,
+                ty: want.ty,
+                text: have.name.clone(),
+                pos,
+            },
+        ));
+    }
+    Ok(Plan::Project {
+        input: Box::new(plan),
+        exprs,
+    })
+}
+
+/// Plans a query.
+pub(crate) fn plan_query(q: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
+    let at = pos_of_query(q).unwrap_or_default();
+    if q.with.is_some() {
+        return Err(SqlError::at(
+            at,
+            "WITH is not supported yet: declare a view instead",
+        ));
+    }
+    if q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
+        return Err(SqlError::at(
+            at,
+            "ORDER BY and LIMIT are not supported on streams (Top-N with ROW_NUMBER is not there yet either)",
+        ));
+    }
+    plan_set_expr(&q.body, catalog, at)
+}
+
+fn plan_set_expr(body: &SetExpr, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> {
+    match body {
+        SetExpr::Select(s) => plan_select(s, catalog),
+        SetExpr::Query(q) => plan_query(q, catalog),
+        SetExpr::SetOperation {
+            op: ast::SetOperator::Union,
+            set_quantifier: ast::SetQuantifier::All,
+            left,
+            right,
+        } => {
+            let l = plan_set_expr(left, catalog, at)?;
+            let r = plan_set_expr(right, catalog, at)?;
+            let (lf, rf) = (l.fields(), r.fields());
+            let same = lf.len() == rf.len()
+                && lf
+                    .iter()
+                    .zip(&rf)
+                    .all(|(a, b)| a.ty == b.ty || a.ty == DataType::Null || b.ty == DataType::Null);
+            if !same {
+                let types = |f: &[Field]| {
+                    f.iter()
+                        .map(|f| f.ty.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "UNION ALL of rows of different types: ({}) and ({})",
+                        types(&lf),
+                        types(&rf)
+                    ),
+                ));
+            }
+            let mut inputs = Vec::new();
+            for p in [l, r] {
+                match p {
+                    Plan::Union { inputs: more } => inputs.extend(more),
+                    other => inputs.push(other),
+                }
+            }
+            Ok(Plan::Union { inputs })
+        }
+        SetExpr::SetOperation {
+            op, set_quantifier, ..
+        } => Err(SqlError::at(
+            at,
+            format!("{op} {set_quantifier} is not supported yet: UNION ALL is"),
+        )),
+        other => Err(SqlError::at(
+            at,
+            format!("'{other}' is not supported as a query yet"),
+        )),
+    }
+}
+
+/// A FROM clause planned: its rows, and the window a window table function assigns to them.
+struct From {
+    plan: Plan,
+    qualifier: String,
+    window: Option<WindowSpec>,
+}
+
+fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<From, SqlError> {
+    let at: Pos = select.select_token.0.span.start.into();
+    let [from] = &select.from[..] else {
+        return Err(SqlError::at(
+            at,
+            if select.from.is_empty() {
+                "a query reads a table: FROM is missing".to_string()
+            } else {
+                "several tables in FROM (a join) are not supported yet".to_string()
+            },
+        ));
+    };
+    if !from.joins.is_empty() {
+        return Err(SqlError::at(at, "joins are not supported yet"));
+    }
+    plan_factor(&from.relation, catalog, at)
+}
+
+fn requalify(plan: Plan, qualifier: &str) -> Plan {
+    // Columns keep their names; the qualifier is the alias (applied by the scope built from it).
+    let _ = qualifier;
+    plan
+}
+
+fn plan_named(name: &str, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> {
+    match catalog.find(name) {
+        Some(Named::Table(t)) => {
+            if !matches!(t.connector, Connector::Filesystem { .. }) {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "table '{name}' is a sink ({:?}): it cannot be read",
+                        t.connector
+                    ),
+                ));
+            }
+            Ok(Plan::Scan {
+                table: Arc::clone(t),
+            })
+        }
+        Some(Named::View(q)) => plan_query(q, catalog),
+        None => Err(SqlError::at(
+            at,
+            format!("no table or view '{name}' (declared: {})", catalog.known()),
+        )),
+    }
+}
+
+fn plan_factor(factor: &TableFactor, catalog: &Catalog, at: Pos) -> Result<From, SqlError> {
+    match factor {
+        TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } => {
+            let n = object_name(name);
+            let plan = plan_named(&n, catalog, name.span().start.into())?;
+            let qualifier = alias.as_ref().map_or(n, |a| a.name.value.clone());
+            Ok(From {
+                plan: requalify(plan, &qualifier),
+                qualifier,
+                window: None,
+            })
+        }
+        TableFactor::Derived {
+            subquery, alias, ..
+        } => {
+            let plan = plan_query(subquery, catalog)?;
+            Ok(From {
+                plan,
+                qualifier: alias
+                    .as_ref()
+                    .map_or(String::new(), |a| a.name.value.clone()),
+                window: None,
+            })
+        }
+        TableFactor::TableFunction { expr, alias } => {
+            let (plan, spec) = window_function(expr, catalog)?;
+            Ok(From {
+                plan,
+                qualifier: alias
+                    .as_ref()
+                    .map_or(String::new(), |a| a.name.value.clone()),
+                window: Some(spec),
+            })
+        }
+        other => Err(SqlError::at(
+            at,
+            format!("FROM {other} is not supported yet"),
+        )),
+    }
+}
+
+use sqlparser::ast::Spanned as _;
+
+/// `TUMBLE(TABLE t, DESCRIPTOR(ts), size)` or `HOP(TABLE t, DESCRIPTOR(ts), slide, size)`.
+fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), SqlError> {
+    let bad = |m: &str| SqlError::at(pos_of(e), m.to_string());
+    let Expr::Function(f) = e else {
+        return Err(bad(
+            "TABLE(...) in FROM takes a window function: TUMBLE or HOP",
+        ));
+    };
+    let name = object_name(&f.name).to_ascii_uppercase();
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return Err(bad("the window function needs its arguments"));
+    };
+    let args: Vec<&Expr> = list
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => Some(x),
+            _ => None,
+        })
+        .collect();
+    if args.len() != list.args.len() {
+        return Err(bad(
+            "the window function's arguments are given in order, without names",
+        ));
+    }
+    let wanted = match name.as_str() {
+        "TUMBLE" => 3,
+        "HOP" => 4,
+        "CUMULATE" | "SESSION" => {
+            return Err(bad(&format!(
+                "{name} windows are not supported yet: TUMBLE and HOP are"
+            )));
+        }
+        _ => {
+            return Err(bad(&format!(
+                "{name}: TABLE(...) in FROM takes TUMBLE or HOP"
+            )));
+        }
+    };
+    if args.len() != wanted {
+        return Err(bad(&format!(
+            "{name} takes {wanted} arguments: (TABLE t, DESCRIPTOR(time column){})",
+            if wanted == 3 {
+                ", size"
+            } else {
+                ", slide, size"
+            }
+        )));
+    }
+    let table = match args[0] {
+        Expr::Function(t) if object_name(&t.name) == TABLE_ARG => match &t.args {
+            ast::FunctionArguments::List(l) => match l.args.first() {
+                Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                    Expr::CompoundIdentifier(parts),
+                ))) => parts
+                    .iter()
+                    .map(|p| p.value.clone())
+                    .collect::<Vec<_>>()
+                    .join("."),
+                _ => return Err(bad("the first argument is TABLE name")),
+            },
+            _ => return Err(bad("the first argument is TABLE name")),
+        },
+        other => {
+            return Err(SqlError::at(
+                pos_of(other),
+                "the first argument of a window function is TABLE name",
+            ));
+        }
+    };
+    let input = plan_named(&table, catalog, pos_of(args[0]))?;
+    let descriptor = match args[1] {
+        Expr::Function(d) if object_name(&d.name).eq_ignore_ascii_case("DESCRIPTOR") => {
+            match &d.args {
+                ast::FunctionArguments::List(l) => match &l.args[..] {
+                    [
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Identifier(i))),
+                    ] => i.value.clone(),
+                    _ => return Err(SqlError::at(pos_of(args[1]), "DESCRIPTOR names one column")),
+                },
+                _ => return Err(SqlError::at(pos_of(args[1]), "DESCRIPTOR names one column")),
+            }
+        }
+        other => {
+            return Err(SqlError::at(
+                pos_of(other),
+                "the second argument is DESCRIPTOR(time column)",
+            ));
+        }
+    };
+    let fields = input.fields();
+    let Some(c) = fields
+        .iter()
+        .position(|f| f.name.eq_ignore_ascii_case(&descriptor))
+    else {
+        return Err(SqlError::at(
+            pos_of(args[1]),
+            format!("DESCRIPTOR({descriptor}): no such column in {table}"),
+        ));
+    };
+    match input.rowtime() {
+        Some(r) if r == c => {}
+        Some(r) => {
+            return Err(SqlError::at(
+                pos_of(args[1]),
+                format!(
+                    "DESCRIPTOR({descriptor}): windows run on {table}'s event time, the column its WATERMARK is declared for: {}",
+                    fields[r].name
+                ),
+            ));
+        }
+        None => {
+            return Err(SqlError::at(
+                pos_of(args[1]),
+                format!(
+                    "{table} has no event time: declare WATERMARK FOR {descriptor} AS ... in its CREATE TABLE"
+                ),
+            ));
+        }
+    }
+    let interval = |x: &Expr| -> Result<i64, SqlError> {
+        let t = compile(x, &Scope::default())?;
+        match t.scalar.eval(&[]) {
+            Ok(crate::Value::Interval(ms)) if ms > 0 => Ok(ms),
+            _ => Err(SqlError::at(
+                pos_of(x),
+                "a window's size and slide are positive intervals: INTERVAL '10' SECOND",
+            )),
+        }
+    };
+    let spec = if wanted == 3 {
+        WindowSpec::Tumble {
+            size: interval(args[2])?,
+        }
+    } else {
+        let (slide, size) = (interval(args[2])?, interval(args[3])?);
+        if size % slide != 0 {
+            return Err(SqlError::at(
+                pos_of(args[3]),
+                "HOP: the size is a whole number of slides",
+            ));
+        }
+        WindowSpec::Hop { slide, size }
+    };
+    Ok((input, spec))
+}
+
+/// The scope of a FROM clause's rows.
+fn scope_of(from: &From) -> Scope {
+    let q = (!from.qualifier.is_empty()).then(|| from.qualifier.clone());
+    let mut fields: Vec<Field> = from
+        .plan
+        .fields()
+        .into_iter()
+        .map(|f| Field {
+            qualifier: q.clone().or(f.qualifier),
+            ..f
+        })
+        .collect();
+    if from.window.is_some() {
+        fields.extend(window_fields(q.as_deref()));
+    }
+    Scope {
+        fields,
+        ..Scope::default()
+    }
+}
+
+const AGGREGATES: [&str; 5] = ["COUNT", "SUM", "MIN", "MAX", "AVG"];
+
+fn is_aggregate(e: &Expr) -> bool {
+    matches!(e, Expr::Function(f) if f.over.is_none()
+        && AGGREGATES.iter().any(|a| object_name(&f.name).eq_ignore_ascii_case(a)))
+}
+
+/// The aggregate calls in `e` (outermost ones).
+fn aggregates_in(e: &Expr, out: &mut Vec<Expr>) {
+    let _ = visit_expressions(e, |x| {
+        if is_aggregate(x) && !out.contains(x) {
+            out.push(x.clone());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn output_name(item: &SelectItem, e: &Expr, i: usize) -> String {
+    match item {
+        SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+        _ => match e {
+            Expr::Identifier(id) => id.value.clone(),
+            Expr::CompoundIdentifier(parts) => {
+                parts.last().map_or(String::new(), |p| p.value.clone())
+            }
+            _ => format!("EXPR${i}"),
+        },
+    }
+}
+
+fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError> {
+    let at: Pos = select.select_token.0.span.start.into();
+    if select.distinct.is_some() {
+        return Err(SqlError::at(at, "SELECT DISTINCT is not supported yet"));
+    }
+    if select.qualify.is_some() || !select.named_window.is_empty() {
+        return Err(SqlError::at(
+            at,
+            "QUALIFY and WINDOW clauses are not supported",
+        ));
+    }
+    let from = plan_from(select, catalog)?;
+    let scope = scope_of(&from);
+    let input_width = from.plan.fields().len();
+    let mut plan = from.plan.clone();
+    if let Some(w) = &select.selection {
+        let cond = compile(w, &scope)?;
+        if cond.ty != DataType::Boolean && cond.ty != DataType::Null {
+            return Err(SqlError::at(
+                cond.pos,
+                format!("WHERE {cond}: a condition is BOOLEAN, not {}", cond.ty),
+            ));
+        }
+        if from.window.is_some() && uses_columns_from(&cond.scalar, input_width) {
+            return Err(SqlError::at(
+                cond.pos,
+                "WHERE on window_start, window_end or window_time is not supported yet: filter the window's rows in an outer query",
+            ));
+        }
+        plan = Plan::Filter {
+            input: Box::new(plan),
+            cond,
+        };
+    }
+    let group_exprs: Vec<Expr> = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, modifiers) => {
+            if !modifiers.is_empty() {
+                return Err(SqlError::at(
+                    at,
+                    "GROUP BY modifiers (ROLLUP, CUBE) are not supported",
+                ));
+            }
+            exprs.clone()
+        }
+        ast::GroupByExpr::All(_) => return Err(SqlError::at(at, "GROUP BY ALL is not supported")),
+    };
+    let items: Vec<(&SelectItem, Option<&Expr>)> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                (item, Some(e))
+            }
+            _ => (item, None),
+        })
+        .collect();
+    let mut agg_calls = Vec::new();
+    for (_, e) in &items {
+        if let Some(e) = e {
+            aggregates_in(e, &mut agg_calls);
+        }
+    }
+    if let Some(h) = &select.having {
+        aggregates_in(h, &mut agg_calls);
+    }
+    let grouped = !group_exprs.is_empty() || !agg_calls.is_empty();
+    if !grouped {
+        if select.having.is_some() {
+            return Err(SqlError::at(at, "HAVING without GROUP BY or aggregates"));
+        }
+        if let Some(spec) = from.window {
+            plan = Plan::WindowAssign {
+                input: Box::new(plan),
+                spec,
+            };
+        }
+        let exprs = project(&items, &scope)?;
+        return Ok(Plan::Project {
+            input: Box::new(plan),
+            exprs,
+        });
+    }
+    // A window aggregation: GROUP BY window_start, window_end (window_time may be grouped too)
+    // and other keys.
+    let Some(spec) = from.window else {
+        return Err(SqlError::at(
+            at,
+            "GROUP BY (or an aggregate) without a window is an updating aggregation, which runs on incremental collections: not supported in Tidal SQL yet. Group by window_start and window_end of TUMBLE or HOP",
+        ));
+    };
+    let mut keys = Vec::new();
+    let mut has = [false; 3];
+    for g in &group_exprs {
+        let typed = compile(g, &scope)?;
+        if let Scalar::Col(c) = typed.scalar
+            && c >= input_width
+        {
+            has[c - input_width] = true;
+            continue;
+        }
+        if uses_columns_from(&typed.scalar, input_width) {
+            return Err(SqlError::at(
+                typed.pos,
+                "group by window_start and window_end themselves",
+            ));
+        }
+        let name = match g {
+            Expr::Identifier(i) => i.value.clone(),
+            Expr::CompoundIdentifier(p) => p.last().map_or(String::new(), |p| p.value.clone()),
+            other => other.to_string(),
+        };
+        keys.push((name, g.clone(), typed));
+    }
+    if !(has[0] && has[1]) {
+        return Err(SqlError::at(
+            at,
+            "a window aggregation groups by window_start and window_end (GROUP BY window_start, window_end, ...); without them it is an updating aggregation, not supported yet",
+        ));
+    }
+    let mut aggs = Vec::new();
+    for call in &agg_calls {
+        aggs.push(aggregate(call, &scope, input_width)?);
+    }
+    // The scope after aggregation: window columns, keys, aggregates.
+    let q = (!from.qualifier.is_empty()).then(|| from.qualifier.clone());
+    let mut fields = window_fields(q.as_deref());
+    let mut subst = Vec::new();
+    for (name, g, typed) in &keys {
+        let (qualifier, name) = match g {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                let Scalar::Col(c) = typed.scalar else {
+                    unreachable!("a column")
+                };
+                (
+                    scope.fields[c].qualifier.clone(),
+                    scope.fields[c].name.clone(),
+                )
+            }
+            _ => (None, name.clone()),
+        };
+        subst.push((g.to_string(), fields.len()));
+        fields.push(Field {
+            qualifier,
+            name,
+            ty: typed.ty,
+        });
+    }
+    for (call, a) in agg_calls.iter().zip(&aggs) {
+        subst.push((call.to_string(), fields.len()));
+        fields.push(Field {
+            qualifier: None,
+            name: a.text.clone(),
+            ty: a.ty,
+        });
+    }
+    let after = Scope {
+        fields,
+        subst,
+        grouped: true,
+    };
+    let mut plan = Plan::WindowAggregate {
+        input: Box::new(plan),
+        spec,
+        keys: keys.into_iter().map(|(n, _, t)| (n, t)).collect(),
+        aggs,
+    };
+    if let Some(h) = &select.having {
+        let cond = compile(h, &after)?;
+        plan = Plan::Filter {
+            input: Box::new(plan),
+            cond,
+        };
+    }
+    let exprs = project(&items, &after)?;
+    Ok(Plan::Project {
+        input: Box::new(plan),
+        exprs,
+    })
+}
+
+/// Whether `s` reads a column at or after `from`.
+fn uses_columns_from(s: &Scalar, from: usize) -> bool {
+    match s {
+        Scalar::Col(c) => *c >= from,
+        Scalar::Lit(_) => false,
+        Scalar::Arith(_, a, b, _)
+        | Scalar::Cmp(_, a, b)
+        | Scalar::And(a, b)
+        | Scalar::Or(a, b)
+        | Scalar::Like(a, b, _) => uses_columns_from(a, from) || uses_columns_from(b, from),
+        Scalar::Not(a) | Scalar::Neg(a) | Scalar::IsNull(a, _) | Scalar::Cast(a, _, _) => {
+            uses_columns_from(a, from)
+        }
+        Scalar::Case(whens, e) => {
+            uses_columns_from(e, from)
+                || whens
+                    .iter()
+                    .any(|(c, r)| uses_columns_from(c, from) || uses_columns_from(r, from))
+        }
+        Scalar::InList(a, items, _) => {
+            uses_columns_from(a, from) || items.iter().any(|i| uses_columns_from(i, from))
+        }
+        Scalar::Call(_, args) => args.iter().any(|a| uses_columns_from(a, from)),
+    }
+}
+
+fn project(
+    items: &[(&SelectItem, Option<&Expr>)],
+    scope: &Scope,
+) -> Result<Vec<(String, Typed)>, SqlError> {
+    let mut exprs = Vec::new();
+    for (i, (item, e)) in items.iter().enumerate() {
+        match (item, e) {
+            (_, Some(e)) => {
+                let typed = compile(e, scope)?;
+                exprs.push((output_name(item, e, i), typed));
+            }
+            (SelectItem::Wildcard(_), None) => {
+                for (c, f) in scope.fields.iter().enumerate() {
+                    exprs.push((f.name.clone(), column(c, f)));
+                }
+            }
+            (SelectItem::QualifiedWildcard(kind, _), None) => {
+                let q = kind.to_string();
+                let mut any = false;
+                for (c, f) in scope.fields.iter().enumerate() {
+                    if f.qualifier
+                        .as_deref()
+                        .is_some_and(|fq| fq.eq_ignore_ascii_case(&q))
+                    {
+                        exprs.push((f.name.clone(), column(c, f)));
+                        any = true;
+                    }
+                }
+                if !any {
+                    return Err(SqlError::at(
+                        Pos::default(),
+                        format!("{q}.*: no table or alias '{q}' here"),
+                    ));
+                }
+            }
+            _ => unreachable!("items carry an expression unless wildcards"),
+        }
+    }
+    Ok(exprs)
+}
+
+fn column(c: usize, f: &Field) -> Typed {
+    Typed {
+        scalar: Scalar::Col(c),
+        ty: f.ty,
+        text: f.name.clone(),
+        pos: Pos::default(),
+    }
+}
+
+/// An aggregate call on the rows of `scope` (which must not read the window columns).
+fn aggregate(call: &Expr, scope: &Scope, input_width: usize) -> Result<Agg, SqlError> {
+    let Expr::Function(f) = call else {
+        unreachable!("an aggregate is a call")
+    };
+    let name = object_name(&f.name).to_ascii_uppercase();
+    let func = match name.as_str() {
+        "COUNT" => AggFunc::Count,
+        "SUM" => AggFunc::Sum,
+        "MIN" => AggFunc::Min,
+        "MAX" => AggFunc::Max,
+        _ => AggFunc::Avg,
+    };
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return Err(SqlError::at(
+            pos_of(call),
+            format!("{name} needs an argument"),
+        ));
+    };
+    let distinct = matches!(
+        list.duplicate_treatment,
+        Some(ast::DuplicateTreatment::Distinct)
+    );
+    let (arg, arg_ty) = match &list.args[..] {
+        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]
+            if func == AggFunc::Count && !distinct =>
+        {
+            (None, DataType::BigInt)
+        }
+        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x))] => {
+            if is_aggregate_inside(x) {
+                return Err(SqlError::at(pos_of(x), "aggregates do not nest"));
+            }
+            let t = compile(x, scope)?;
+            if uses_columns_from(&t.scalar, input_width) {
+                return Err(SqlError::at(
+                    t.pos,
+                    "aggregate the window's rows, not its window_start or window_end",
+                ));
+            }
+            (Some(t.scalar), t.ty)
+        }
+        _ => {
+            return Err(SqlError::at(
+                pos_of(call),
+                format!("{name} takes one argument"),
+            ));
+        }
+    };
+    let ty = match func {
+        AggFunc::Count => DataType::BigInt,
+        AggFunc::Min | AggFunc::Max => arg_ty,
+        AggFunc::Sum | AggFunc::Avg => {
+            if !arg_ty.is_numeric() && arg_ty != DataType::Null {
+                return Err(SqlError::at(
+                    pos_of(call),
+                    format!("{name} takes numbers, not {arg_ty}"),
+                ));
+            }
+            match (func, arg_ty) {
+                (AggFunc::Sum, DataType::Decimal(_, s)) => DataType::Decimal(38, s),
+                (AggFunc::Avg, DataType::Decimal(_, s)) => DataType::Decimal(38, s.max(6)),
+                (_, t) => t,
+            }
+        }
+    };
+    let filter = match &f.filter {
+        None => None,
+        Some(c) => {
+            let t = compile(c, scope)?;
+            if t.ty != DataType::Boolean {
+                return Err(SqlError::at(t.pos, "FILTER (WHERE ...) takes a condition"));
+            }
+            Some(t.scalar)
+        }
+    };
+    Ok(Agg {
+        func,
+        arg,
+        arg_ty,
+        distinct,
+        filter,
+        ty,
+        text: call.to_string(),
+    })
+}
+
+fn is_aggregate_inside(e: &Expr) -> bool {
+    let mut found = Vec::new();
+    aggregates_in(e, &mut found);
+    !found.is_empty()
+}
+
+/// Accumulated state of one aggregate in one window and key.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Acc {
+    count: i64,
+    value: crate::Value,
+    distinct: Option<std::collections::BTreeSet<crate::Value>>,
+}
+
+impl Agg {
+    /// A fresh accumulator.
+    pub(crate) fn start(&self) -> Acc {
+        Acc {
+            count: 0,
+            value: crate::Value::Null,
+            distinct: self.distinct.then(Default::default),
+        }
+    }
+
+    /// Adds the input row `row`.
+    pub(crate) fn add(&self, acc: &mut Acc, row: &[crate::Value]) -> expr::Eval<()> {
+        if let Some(f) = &self.filter
+            && !f.holds(row)?
+        {
+            return Ok(());
+        }
+        let v = match &self.arg {
+            None => {
+                acc.count += 1;
+                return Ok(());
+            }
+            Some(a) => a.eval(row)?,
+        };
+        if v.is_null() {
+            return Ok(());
+        }
+        if let Some(set) = &mut acc.distinct {
+            set.insert(v);
+            return Ok(());
+        }
+        self.fold(acc, v)
+    }
+
+    fn fold(&self, acc: &mut Acc, v: crate::Value) -> expr::Eval<()> {
+        acc.count += 1;
+        acc.value = match (&self.func, std::mem::take(&mut acc.value)) {
+            (AggFunc::Count, _) => crate::Value::Null,
+            (_, crate::Value::Null) => v,
+            (AggFunc::Min, cur) => cur.min(v),
+            (AggFunc::Max, cur) => cur.max(v),
+            (AggFunc::Sum | AggFunc::Avg, cur) => {
+                let ty = self.sum_type();
+                expr::arith(expr::ArithOp::Add, &cur, &v, ty)?
+            }
+        };
+        Ok(())
+    }
+
+    /// The type sums are kept in: the result type, or BIGINT for an average of integers.
+    fn sum_type(&self) -> DataType {
+        match (self.func, self.arg_ty) {
+            (AggFunc::Avg, DataType::Int | DataType::BigInt) => DataType::BigInt,
+            (AggFunc::Avg, DataType::Decimal(_, s)) => DataType::Decimal(38, s),
+            _ => self.ty,
+        }
+    }
+
+    /// Merges `other` into `acc`.
+    pub(crate) fn merge(&self, acc: &mut Acc, other: Acc) -> expr::Eval<()> {
+        if let (Some(set), Some(more)) = (&mut acc.distinct, other.distinct) {
+            set.extend(more);
+            return Ok(());
+        }
+        if other.count == 0 {
+            return Ok(());
+        }
+        if self.func == AggFunc::Count {
+            acc.count += other.count;
+            return Ok(());
+        }
+        let n = other.count;
+        self.fold(acc, other.value)?;
+        acc.count += n - 1;
+        Ok(())
+    }
+
+    /// The aggregate's value.
+    pub(crate) fn result(&self, acc: &Acc) -> expr::Eval<crate::Value> {
+        if let Some(set) = &acc.distinct {
+            let mut plain = Acc::default();
+            for v in set {
+                self.fold(&mut plain, v.clone())?;
+            }
+            return self.result_of(&plain);
+        }
+        self.result_of(acc)
+    }
+
+    fn result_of(&self, acc: &Acc) -> expr::Eval<crate::Value> {
+        use crate::Value;
+        Ok(match self.func {
+            AggFunc::Count => Value::BigInt(acc.count),
+            AggFunc::Min | AggFunc::Max | AggFunc::Sum => {
+                if acc.count == 0 {
+                    Value::Null
+                } else {
+                    expr::cast(acc.value.clone(), self.ty)?
+                }
+            }
+            AggFunc::Avg => {
+                if acc.count == 0 {
+                    return Ok(Value::Null);
+                }
+                let sum = &acc.value;
+                match self.ty {
+                    DataType::Double => {
+                        Value::Double(sum.as_f64().unwrap_or(0.0) / acc.count as f64)
+                    }
+                    DataType::Decimal(..) => {
+                        let d = expr::cast(sum.clone(), self.ty)?;
+                        expr::arith(expr::ArithOp::Div, &d, &Value::BigInt(acc.count), self.ty)?
+                    }
+                    ty => expr::cast(Value::BigInt(sum.as_i64().unwrap_or(0) / acc.count), ty)?,
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_script;
+
+    const BIDS: &str = "CREATE TABLE bids (auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP(3), WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND) WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'csv');\n";
+
+    fn plan(sql: &str) -> Result<Program, SqlError> {
+        let text = format!("{BIDS}{sql}");
+        parse_script(&text)
+            .and_then(|s| plan_script(&s))
+            .map(|(_, p)| p)
+    }
+
+    #[test]
+    fn window_aggregation_plans_onto_the_window_operator() {
+        let p = plan("SELECT auction, window_end, COUNT(*) AS bids, MAX(price) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end;").unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(
+            text.contains("WindowAggregate: TUMBLE(size 10 s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("key [auction], COUNT(*), MAX(price)"),
+            "{text}"
+        );
+        let names: Vec<String> = p.sinks[0]
+            .plan
+            .fields()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["auction", "window_end", "bids", "EXPR$3"]);
+    }
+
+    #[test]
+    fn planning_errors_say_what_and_where() {
+        let e = plan("SELECT auction, price FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end;").unwrap_err();
+        assert!(
+            e.message
+                .contains("'price' is neither grouped nor aggregated"),
+            "{e}"
+        );
+        assert_eq!((e.pos.line, e.pos.column), (2, 17));
+        let e = plan("SELECT auction, COUNT(*) FROM bids GROUP BY auction;").unwrap_err();
+        assert!(e.message.contains("updating aggregation"), "{e}");
+        let e = plan(
+            "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(auction), INTERVAL '1' SECOND));",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("event time"), "{e}");
+        let e = plan("SELECT * FROM bid;").unwrap_err();
+        assert!(
+            e.message
+                .contains("no table or view 'bid' (declared: bids)"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,550 @@
+//! SQL types and values: what a row holds, how it compares, prints and is read from text.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A column's type.
+///
+/// ```
+/// use tidal_sql::DataType;
+/// assert_eq!(DataType::Decimal(10, 2).to_string(), "DECIMAL(10, 2)");
+/// assert!(DataType::Int.is_numeric());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DataType {
+    /// `BOOLEAN`.
+    Boolean,
+    /// `INT` (32 bits).
+    Int,
+    /// `BIGINT` (64 bits).
+    BigInt,
+    /// `DOUBLE`.
+    Double,
+    /// `DECIMAL(precision, scale)`: exact, up to 38 digits.
+    Decimal(u8, u8),
+    /// `STRING` / `VARCHAR`.
+    String,
+    /// `DATE`.
+    Date,
+    /// `TIMESTAMP(3)`: a date and time of day to the millisecond, without a zone.
+    Timestamp,
+    /// `TIMESTAMP_LTZ(3)`: an instant, shown in UTC.
+    TimestampLtz,
+    /// `INTERVAL`: a length of time to the millisecond.
+    Interval,
+    /// The type of a bare `NULL` literal (any type).
+    Null,
+}
+
+impl DataType {
+    /// Whether values of the type are numbers.
+    pub fn is_numeric(self) -> bool {
+        matches!(
+            self,
+            DataType::Int | DataType::BigInt | DataType::Double | DataType::Decimal(..)
+        )
+    }
+    /// Whether values of the type are points in time.
+    pub fn is_time(self) -> bool {
+        matches!(self, DataType::Timestamp | DataType::TimestampLtz)
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataType::Boolean => f.write_str("BOOLEAN"),
+            DataType::Int => f.write_str("INT"),
+            DataType::BigInt => f.write_str("BIGINT"),
+            DataType::Double => f.write_str("DOUBLE"),
+            DataType::Decimal(p, s) => write!(f, "DECIMAL({p}, {s})"),
+            DataType::String => f.write_str("STRING"),
+            DataType::Date => f.write_str("DATE"),
+            DataType::Timestamp => f.write_str("TIMESTAMP(3)"),
+            DataType::TimestampLtz => f.write_str("TIMESTAMP_LTZ(3)"),
+            DataType::Interval => f.write_str("INTERVAL"),
+            DataType::Null => f.write_str("NULL"),
+        }
+    }
+}
+
+/// One value of a row. `Null` is SQL's NULL, of any type.
+///
+/// Values of one column all have the column's type (or are `Null`). Doubles compare by their
+/// total order (so they can be keys); decimals are an unscaled integer and a scale.
+///
+/// ```
+/// use tidal_sql::Value;
+/// assert_eq!(Value::Decimal(12345, 2).to_string(), "123.45");
+/// assert_eq!(Value::Timestamp(1_000).to_string(), "1970-01-01 00:00:01.000");
+/// assert!(Value::Null < Value::Int(0));
+/// ```
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub enum Value {
+    /// NULL.
+    #[default]
+    Null,
+    /// A `BOOLEAN`.
+    Bool(bool),
+    /// An `INT`.
+    Int(i32),
+    /// A `BIGINT`.
+    BigInt(i64),
+    /// A `DOUBLE`.
+    Double(f64),
+    /// A `DECIMAL`: the unscaled value and the scale (`12345, 2` is 123.45).
+    Decimal(i128, u8),
+    /// A `STRING`.
+    Str(Arc<str>),
+    /// A `DATE`: days since 1970-01-01.
+    Date(i32),
+    /// A `TIMESTAMP(3)`: milliseconds since 1970-01-01 00:00:00.
+    Timestamp(i64),
+    /// A `TIMESTAMP_LTZ(3)`: milliseconds since the epoch.
+    TimestampLtz(i64),
+    /// An `INTERVAL`, in milliseconds.
+    Interval(i64),
+}
+
+impl Value {
+    /// Whether it is NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+    /// A string value.
+    pub fn str(s: &str) -> Value {
+        Value::Str(Arc::from(s))
+    }
+    /// The value as a 64-bit integer, for the integer types.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(v) => Some(*v as i64),
+            Value::BigInt(v) => Some(*v),
+            _ => None,
+        }
+    }
+    /// The value as a double, for the numeric types.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(v) => Some(*v as f64),
+            Value::BigInt(v) => Some(*v as f64),
+            Value::Double(v) => Some(*v),
+            Value::Decimal(v, s) => Some(*v as f64 / 10f64.powi(*s as i32)),
+            _ => None,
+        }
+    }
+    /// The milliseconds of a timestamp (either kind).
+    pub fn as_millis(&self) -> Option<i64> {
+        match self {
+            Value::Timestamp(t) | Value::TimestampLtz(t) => Some(*t),
+            _ => None,
+        }
+    }
+    fn rank(&self) -> u8 {
+        match self {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Int(_) | Value::BigInt(_) | Value::Double(_) | Value::Decimal(..) => 2,
+            Value::Str(_) => 3,
+            Value::Date(_) => 4,
+            Value::Timestamp(_) | Value::TimestampLtz(_) => 5,
+            Value::Interval(_) => 6,
+        }
+    }
+}
+
+/// Compares two decimals (or integers as decimals of scale 0).
+fn cmp_decimal(a: i128, sa: u8, b: i128, sb: u8) -> Ordering {
+    let scale = sa.max(sb);
+    match (rescale(a, sa, scale), rescale(b, sb, scale)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        // Too large to align: compare as doubles.
+        _ => (a as f64 / 10f64.powi(sa as i32)).total_cmp(&(b as f64 / 10f64.powi(sb as i32))),
+    }
+}
+
+/// `v` (of scale `from`) at scale `to` (≥ `from`); `None` on overflow.
+pub(crate) fn rescale(v: i128, from: u8, to: u8) -> Option<i128> {
+    10i128
+        .checked_pow(u32::from(to.saturating_sub(from)))
+        .and_then(|m| v.checked_mul(m))
+}
+
+impl Ord for Value {
+    fn cmp(&self, other: &Self) -> Ordering {
+        use Value::*;
+        match (self, other) {
+            (Null, Null) => Ordering::Equal,
+            (Bool(a), Bool(b)) => a.cmp(b),
+            (Str(a), Str(b)) => a.cmp(b),
+            (Date(a), Date(b)) => a.cmp(b),
+            (Timestamp(a) | TimestampLtz(a), Timestamp(b) | TimestampLtz(b)) => a.cmp(b),
+            (Interval(a), Interval(b)) => a.cmp(b),
+            (Double(a), b) if b.rank() == 2 => a.total_cmp(&b.as_f64().unwrap_or(0.0)),
+            (a, Double(b)) if a.rank() == 2 => a.as_f64().unwrap_or(0.0).total_cmp(b),
+            (Decimal(a, sa), Decimal(b, sb)) => cmp_decimal(*a, *sa, *b, *sb),
+            (Decimal(a, sa), b) if b.rank() == 2 => {
+                cmp_decimal(*a, *sa, b.as_i64().unwrap_or(0) as i128, 0)
+            }
+            (a, Decimal(b, sb)) if a.rank() == 2 => {
+                cmp_decimal(a.as_i64().unwrap_or(0) as i128, 0, *b, *sb)
+            }
+            (a, b) if a.rank() == 2 && b.rank() == 2 => a.as_i64().cmp(&b.as_i64()),
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+}
+
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Value {}
+
+impl Hash for Value {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Equal values hash alike: numbers of every type hash by their value.
+        match self {
+            Value::Null => 0u8.hash(state),
+            Value::Bool(b) => b.hash(state),
+            Value::Int(_) | Value::BigInt(_) => self.as_i64().hash(state),
+            Value::Decimal(v, s) => {
+                if *s == 0 || v % 10i128.pow(u32::from(*s)) == 0 {
+                    i64::try_from(v / 10i128.pow(u32::from(*s)))
+                        .ok()
+                        .hash(state)
+                } else {
+                    self.as_f64().map(f64::to_bits).hash(state)
+                }
+            }
+            Value::Double(d) => {
+                if d.fract() == 0.0 && d.abs() < 9.0e15 {
+                    Some(*d as i64).hash(state)
+                } else {
+                    d.to_bits().hash(state)
+                }
+            }
+            Value::Str(s) => s.hash(state),
+            Value::Date(d) => d.hash(state),
+            Value::Timestamp(t) | Value::TimestampLtz(t) => t.hash(state),
+            Value::Interval(i) => i.hash(state),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    /// As Flink writes a value as a string (`CAST(v AS STRING)`): NULL is `NULL` in rows printed
+    /// by the print sink; doubles in Java's shortest form; timestamps with their milliseconds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("NULL"),
+            Value::Bool(b) => f.write_str(if *b { "TRUE" } else { "FALSE" }),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::BigInt(v) => write!(f, "{v}"),
+            Value::Double(v) => write_double(f, *v),
+            Value::Decimal(v, s) => write_decimal(f, *v, *s),
+            Value::Str(s) => f.write_str(s),
+            Value::Date(d) => {
+                let (y, m, day) = civil_from_days(i64::from(*d));
+                write!(f, "{y:04}-{m:02}-{day:02}")
+            }
+            Value::Timestamp(t) | Value::TimestampLtz(t) => write_timestamp(f, *t),
+            Value::Interval(ms) => write_interval(f, *ms),
+        }
+    }
+}
+
+/// A double as Java prints it: `1.0`, `0.5`, `1.0E10` for large or small magnitudes.
+fn write_double(f: &mut fmt::Formatter<'_>, v: f64) -> fmt::Result {
+    if v.is_nan() {
+        return f.write_str("NaN");
+    }
+    if v.is_infinite() {
+        return f.write_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
+    }
+    let a = v.abs();
+    if a == 0.0 || (1e-3..1e7).contains(&a) {
+        let s = format!("{v}");
+        if s.contains('.') {
+            f.write_str(&s)
+        } else {
+            write!(f, "{s}.0")
+        }
+    } else {
+        let s = format!("{v:e}");
+        let (mantissa, exp) = s.split_once('e').expect("exponent form");
+        if mantissa.contains('.') {
+            write!(f, "{mantissa}E{exp}")
+        } else {
+            write!(f, "{mantissa}.0E{exp}")
+        }
+    }
+}
+
+fn write_decimal(f: &mut fmt::Formatter<'_>, v: i128, scale: u8) -> fmt::Result {
+    if scale == 0 {
+        return write!(f, "{v}");
+    }
+    let sign = if v < 0 { "-" } else { "" };
+    let digits = v.unsigned_abs().to_string();
+    let scale = scale as usize;
+    let digits = if digits.len() <= scale {
+        format!("{}{digits}", "0".repeat(scale + 1 - digits.len()))
+    } else {
+        digits
+    };
+    let (int, frac) = digits.split_at(digits.len() - scale);
+    write!(f, "{sign}{int}.{frac}")
+}
+
+fn write_timestamp(f: &mut fmt::Formatter<'_>, ms: i64) -> fmt::Result {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    write!(f, "{y:04}-{m:02}-{d:02} {h:02}:{min:02}:{s:02}.{milli:03}")
+}
+
+fn write_interval(f: &mut fmt::Formatter<'_>, ms: i64) -> fmt::Result {
+    // As Flink's INTERVAL DAY TO SECOND: +D HH:MM:SS.mmm
+    let sign = if ms < 0 { '-' } else { '+' };
+    let a = ms.unsigned_abs();
+    let (d, h, m, s, milli) = (
+        a / 86_400_000,
+        a / 3_600_000 % 24,
+        a / 60_000 % 60,
+        a / 1000 % 60,
+        a % 1000,
+    );
+    write!(f, "{sign}{d} {h:02}:{m:02}:{s:02}.{milli:03}")
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date (year, month, day) `days` after 1970-01-01.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses `YYYY-MM-DD`.
+pub(crate) fn parse_date(s: &str) -> Option<i64> {
+    let mut parts = s.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| days_from_civil(y, m, d))
+}
+
+/// Parses `YYYY-MM-DD HH:MM[:SS[.fff]]` (or with `T` between date and time, or a date alone)
+/// into milliseconds since 1970-01-01 00:00; a trailing `Z` is allowed.
+pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = match s.find([' ', 'T']) {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, "00:00:00"),
+    };
+    let days = parse_date(date)?;
+    let mut parts = time.splitn(3, ':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let (sec, frac) = match parts.next() {
+        None => (0, 0),
+        Some(rest) => match rest.split_once('.') {
+            None => (rest.parse().ok()?, 0),
+            Some((sec, frac)) => {
+                if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let ms: String = frac.chars().chain("000".chars()).take(3).collect();
+                (sec.parse().ok()?, ms.parse::<i64>().ok()?)
+            }
+        },
+    };
+    if h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    Some(days * 86_400_000 + h * 3_600_000 + m * 60_000 + sec * 1000 + frac)
+}
+
+/// Parses a decimal literal (`-12.50`) into an unscaled value at `scale`; `None` if it is not a
+/// number or has more fractional digits than `scale`... rounded half up when it has more.
+pub(crate) fn parse_decimal(s: &str, scale: u8) -> Option<i128> {
+    let s = s.trim();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut v: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut round_up = false;
+    for (i, c) in frac.bytes().enumerate() {
+        let digit = i128::from(c - b'0');
+        if i < scale as usize {
+            v = v.checked_mul(10)?.checked_add(digit)?;
+        } else {
+            round_up = i == scale as usize && digit >= 5;
+            break;
+        }
+    }
+    for _ in frac.len()..scale as usize {
+        v = v.checked_mul(10)?;
+    }
+    if round_up {
+        v += 1;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Reads a value of type `ty` from its text in a file (CSV field or JSON string): an error says
+/// what was expected.
+pub(crate) fn parse_text(ty: DataType, text: &str) -> Result<Value, String> {
+    let t = text.trim();
+    let bad = || format!("'{text}' is not a {ty}");
+    Ok(match ty {
+        DataType::Boolean => match t.to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(bad()),
+        },
+        DataType::Int => Value::Int(t.parse().map_err(|_| bad())?),
+        DataType::BigInt => Value::BigInt(t.parse().map_err(|_| bad())?),
+        DataType::Double => Value::Double(t.parse().map_err(|_| bad())?),
+        DataType::Decimal(_, s) => Value::Decimal(parse_decimal(t, s).ok_or_else(bad)?, s),
+        DataType::String => Value::str(text),
+        DataType::Date => Value::Date(
+            parse_date(t)
+                .and_then(|d| i32::try_from(d).ok())
+                .ok_or_else(bad)?,
+        ),
+        DataType::Timestamp => Value::Timestamp(parse_timestamp(t).ok_or_else(bad)?),
+        DataType::TimestampLtz => Value::TimestampLtz(parse_timestamp(t).ok_or_else(bad)?),
+        DataType::Interval => Value::Interval(t.parse().map_err(|_| bad())?),
+        DataType::Null => Value::Null,
+    })
+}
+
+/// A row: one value per column.
+///
+/// ```
+/// use tidal_sql::{Row, Value};
+/// let r = Row(vec![Value::Int(1), Value::str("a"), Value::Null]);
+/// assert_eq!(r.to_string(), "1, a, NULL");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub struct Row(pub Vec<Value>);
+
+impl fmt::Display for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_and_match_known_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        for d in [-800_000i64, -1, 0, 59, 60, 11_016, 19_000, 2_000_000] {
+            let (y, m, day) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, day), d);
+        }
+        assert_eq!(
+            parse_timestamp("2015-07-15 00:00:01.5"),
+            Some(days_from_civil(2015, 7, 15) * 86_400_000 + 1500)
+        );
+        assert_eq!(
+            Value::Timestamp(parse_timestamp("2024-02-29T23:59:59.999").unwrap()).to_string(),
+            "2024-02-29 23:59:59.999"
+        );
+        assert_eq!(parse_timestamp("2024-13-01 00:00:00"), None);
+        assert_eq!(parse_timestamp("2024-01-01 24:00:00"), None);
+    }
+
+    #[test]
+    fn numbers_compare_and_hash_across_types() {
+        use std::collections::hash_map::DefaultHasher;
+        let h = |v: &Value| {
+            let mut s = DefaultHasher::new();
+            v.hash(&mut s);
+            s.finish()
+        };
+        let same = [
+            Value::Int(3),
+            Value::BigInt(3),
+            Value::Double(3.0),
+            Value::Decimal(300, 2),
+        ];
+        for a in &same {
+            for b in &same {
+                assert_eq!(a, b);
+                assert_eq!(h(a), h(b), "{a:?} {b:?}");
+            }
+        }
+        assert!(Value::Decimal(301, 2) > Value::Int(3));
+        assert!(Value::Double(-0.5) < Value::Int(0));
+    }
+
+    #[test]
+    fn values_print_as_flink_casts_them_to_strings() {
+        assert_eq!(Value::Double(1.0).to_string(), "1.0");
+        assert_eq!(Value::Double(0.125).to_string(), "0.125");
+        assert_eq!(Value::Double(1.0e10).to_string(), "1.0E10");
+        assert_eq!(Value::Decimal(-5, 3).to_string(), "-0.005");
+        assert_eq!(Value::Decimal(90800, 3).to_string(), "90.800");
+        assert_eq!(Value::Interval(2_000).to_string(), "+0 00:00:02.000");
+        assert_eq!(parse_decimal("1.2345", 3), Some(1235));
+        assert_eq!(parse_decimal("-7", 2), Some(-700));
+        assert_eq!(parse_decimal("x", 2), None);
+    }
+}
