@@ -103,7 +103,7 @@ impl Script {
 /// with nothing to run (only `EXPLAIN`s and declarations) only prints.
 ///
 /// ```no_run
-/// let args: tidal_engine::JobArgs = tidal_engine::parse_args_from(["tidal-sql", "-w", "2"]);
+/// let args = tidal_engine::JobArgs { workers: 2, ..Default::default() };
 /// tidal_sql::run_script(&std::fs::read_to_string("job.sql").unwrap(), &args).unwrap();
 /// ```
 pub fn run_script(text: &str, args: &JobArgs) -> tidal_engine::Result<()> {
