@@ -152,6 +152,9 @@ pub enum Func {
     DateFormat,
     /// `TO_TIMESTAMP(s [, format])`
     ToTimestamp,
+    /// `TO_TIMESTAMP_LTZ(n [, precision])`: epoch seconds (precision 0) or milliseconds (3, the
+    /// default)
+    ToTimestampLtz,
     /// `EXTRACT(unit FROM ts)`: YEAR, MONTH, DAY, HOUR, MINUTE, SECOND
     Extract(TimeUnit),
     /// `FLOOR(x)`
@@ -855,6 +858,24 @@ fn call(f: &ast::Function, e: &Expr, scope: &Scope) -> Result<(Scalar, DataType)
             (Func::DateFormat, T::String)
         }
         "TO_TIMESTAMP" => (arity(1, 2).map(|_| Func::ToTimestamp)?, T::Timestamp),
+        "TO_TIMESTAMP_LTZ" => {
+            arity(1, 2)?;
+            need(
+                e,
+                types[0].is_numeric() || types[0] == T::Null,
+                "TO_TIMESTAMP_LTZ takes epoch seconds or milliseconds",
+            )?;
+            match args.get(1) {
+                None | Some(Scalar::Lit(Value::Int(0 | 3))) => {}
+                _ => {
+                    return err(
+                        e,
+                        "TO_TIMESTAMP_LTZ(n, precision): the precision is 0 (seconds) or 3 (milliseconds)",
+                    );
+                }
+            }
+            (Func::ToTimestampLtz, T::TimestampLtz)
+        }
         _ => return err(e, format!("unknown function {name}")),
     };
     Ok((Scalar::Call(func, args), ty))
@@ -1400,6 +1421,16 @@ fn call_value(f: Func, a: Vec<Value>) -> Eval<Value> {
             // As Flink: NULL when the text does not fit.
             parsed.map_or(Value::Null, Value::Timestamp)
         }
+        Func::ToTimestampLtz => {
+            let n = a[0].as_f64().ok_or("TO_TIMESTAMP_LTZ takes a number")?;
+            // Without a precision: milliseconds (as Flink).
+            let millis = !matches!(a.get(1), Some(Value::Int(0)));
+            Value::TimestampLtz(if millis {
+                n as i64
+            } else {
+                (n * 1000.0) as i64
+            })
+        }
         Func::Extract(unit) => {
             let ms = match &a[0] {
                 Value::Date(d) => i64::from(*d) * 86_400_000,
@@ -1526,6 +1557,18 @@ mod tests {
             "2015-07-15 01:02:00.000"
         );
         assert_eq!(eval("ts > '2015-07-15 00:00:00'", &r).0, Value::Bool(true));
+        assert_eq!(
+            eval("TO_TIMESTAMP_LTZ(b * 1000 + 5, 3)", &r).0.to_string(),
+            "1970-01-01 00:01:40.005"
+        );
+        assert_eq!(
+            eval("TO_TIMESTAMP_LTZ(b, 0)", &r).0.to_string(),
+            "1970-01-01 00:01:40.000"
+        );
+        assert_eq!(
+            eval("TO_TIMESTAMP_LTZ(b)", &r).0.to_string(),
+            "1970-01-01 00:00:00.100"
+        );
         assert_eq!(
             eval("CASE WHEN a > 5 THEN 'big' ELSE 'small' END", &r).0,
             Value::str("big")

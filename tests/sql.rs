@@ -1,0 +1,309 @@
+//! `tidal sql`: Flink SQL scripts run as Tidal jobs, on 1 worker, 2 threads and 2 processes
+//! (under `tidal run`), their rows checked against models computed here from the input: window
+//! aggregations (TUMBLE, HOP) into CSV part files, a projection with decimal arithmetic and CASE
+//! printed as Flink's `+I[...]` rows on process 0 only, and errors that name the line and column
+//! of a script or the file, line and column of a bad record.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{SHAPES, Shape, assert_same, launch_once, launcher, wait_with_limit, write_bids};
+
+/// Runs `tidal sql SCRIPT` on `shape`; returns (exit success, stdout, stderr).
+fn tidal_sql(script: &Path, shape: Shape) -> (bool, String, String) {
+    let mut command = match shape {
+        Shape::OneWorker => {
+            let mut c = Command::new(launcher());
+            c.arg("sql").arg(script);
+            c
+        }
+        Shape::TwoThreads => {
+            let mut c = Command::new(launcher());
+            c.arg("sql").arg(script).args(["-w", "2"]);
+            c
+        }
+        Shape::TwoProcesses => {
+            let mut c = launch_once(2);
+            c.arg(launcher()).arg("sql").arg(script);
+            c
+        }
+    };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
+        s
+    });
+    let status = wait_with_limit(&mut child, Duration::from_secs(180));
+    (
+        status.success(),
+        reader.join().unwrap(),
+        err_reader.join().unwrap(),
+    )
+}
+
+/// Every line of the visible part files in `dir`, sorted.
+fn part_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        lines.extend(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+    }
+    lines.sort();
+    lines
+}
+
+/// A timestamp as Tidal SQL writes it (`yyyy-MM-dd HH:mm:ss.SSS`).
+fn ts(ms: i64) -> String {
+    tidal::sql::Value::Timestamp(ms).to_string()
+}
+
+const BIDS_TABLE: &str = "CREATE TABLE bids (
+  auction BIGINT,
+  price BIGINT,
+  ms BIGINT,
+  ts AS TO_TIMESTAMP_LTZ(ms, 3),
+  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'csv');
+";
+
+/// The bids table over the CSV file `input` (`auction,price,event_time_ms`, as `bid_windows`
+/// generates it), event time from the milliseconds, 2 s watermark delay.
+fn bids_table(input: &Path) -> String {
+    BIDS_TABLE.replace("{input}", &input.display().to_string())
+}
+
+/// Two window aggregations in one script (one job): per auction and 10 s tumbling window the
+/// bids and the highest price, and per 10 s window sliding by 2 s the bids above 100 — the same
+/// rows as models computed from the file (the tumbling model is the one the DataStream
+/// `bid_windows` example is checked against), on every shape.
+#[test]
+fn window_aggregations_give_the_models_rows_on_every_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bids.csv");
+    let tumbling = write_bids(&input, 20_000, 7);
+    let mut expected_tumbling: Vec<String> = tumbling
+        .iter()
+        .map(|((end, auction), (count, max))| format!("{},{auction},{count},{max}", ts(*end)))
+        .collect();
+    expected_tumbling.sort();
+    let mut hopping: BTreeMap<(i64, u64), u64> = BTreeMap::new();
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        if f[1] <= 100 {
+            continue;
+        }
+        let mut end = f[2] - f[2].rem_euclid(2_000) + 2_000;
+        while end - 10_000 <= f[2] {
+            *hopping.entry((end, f[0] as u64)).or_insert(0) += 1;
+            end += 2_000;
+        }
+    }
+    let mut expected_hopping: Vec<String> = hopping
+        .iter()
+        .map(|((end, auction), n)| format!("{},{auction},{n}", ts(*end)))
+        .collect();
+    expected_hopping.sort();
+    for shape in SHAPES {
+        let (out1, out2) = (
+            dir.path().join(format!("tumbling-{shape:?}")),
+            dir.path().join(format!("hopping-{shape:?}")),
+        );
+        let script = dir.path().join("windows.sql");
+        let text = format!(
+            "{bids}
+CREATE TABLE tumbling (window_end TIMESTAMP(3), auction BIGINT, bids BIGINT, max_price BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{out1}', 'format' = 'csv');
+CREATE TABLE hopping (window_end TIMESTAMP(3), auction BIGINT, bids BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{out2}', 'format' = 'csv');
+
+INSERT INTO tumbling
+SELECT window_end, auction, COUNT(*), MAX(price)
+FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY auction, window_start, window_end;
+
+INSERT INTO hopping
+SELECT window_end, auction, COUNT(*) AS bids
+FROM TABLE(HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+WHERE price > 100
+GROUP BY window_start, window_end, auction;
+",
+            bids = bids_table(&input),
+            out1 = out1.display(),
+            out2 = out2.display(),
+        );
+        std::fs::write(&script, text).unwrap();
+        let (ok, _, err) = tidal_sql(&script, shape);
+        assert!(ok, "{shape:?}: {err}");
+        assert_same(
+            &part_lines(&out1),
+            &expected_tumbling,
+            &format!("{shape:?} tumbling"),
+        );
+        assert_same(
+            &part_lines(&out2),
+            &expected_hopping,
+            &format!("{shape:?} hopping"),
+        );
+    }
+}
+
+/// A projection with decimal arithmetic (`0.908 * price` is exact, scale 3), CASE and a filter
+/// with MOD, printed by a print table as Flink prints rows (`+I[a, b, c]`) — on 2 processes by
+/// process 0 only, every row once.
+#[test]
+fn projections_print_flink_rows_once_on_every_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bids.csv");
+    write_bids(&input, 3_000, 11);
+    let mut expected = Vec::new();
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        if f[0] % 3 != 0 {
+            continue;
+        }
+        let euros = f[1] * 908;
+        let band = if f[1] >= 1_000 { "high" } else { "low" };
+        expected.push(format!(
+            "+I[{}, {}.{:03}, {band}]",
+            f[0],
+            euros / 1000,
+            euros % 1000
+        ));
+    }
+    expected.sort();
+    let script = dir.path().join("project.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "{bids}
+CREATE TABLE out (auction BIGINT, euros DECIMAL(23, 3), band STRING) WITH ('connector' = 'print');
+INSERT INTO out
+SELECT auction, 0.908 * price, CASE WHEN price >= 1000 THEN 'high' ELSE 'low' END
+FROM bids
+WHERE MOD(auction, 3) = 0;",
+            bids = bids_table(&input)
+        ),
+    )
+    .unwrap();
+    for shape in SHAPES {
+        let (ok, out, err) = tidal_sql(&script, shape);
+        assert!(ok, "{shape:?}: {err}");
+        let mut rows: Vec<String> = out
+            .lines()
+            .filter(|l| l.starts_with("+I["))
+            .map(String::from)
+            .collect();
+        rows.sort();
+        assert_same(&rows, &expected, &format!("{shape:?} printed rows"));
+    }
+}
+
+/// A script with a mistake fails before running, naming the line and column and quoting the line
+/// with a caret; a record that does not fit the table fails the job naming the file, line and
+/// column.
+#[test]
+fn errors_name_the_script_position_or_the_bad_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bids.csv");
+    std::fs::write(&input, "1,100,1000\n2,abc,2000\n").unwrap();
+    let script = dir.path().join("typo.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "{bids}\nSELECT auction, pricee\nFROM bids;",
+            bids = bids_table(&input)
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = tidal_sql(&script, Shape::OneWorker);
+    assert!(!ok, "a typo fails");
+    // The SELECT is on line 9 (the table takes 7, then a blank line), `pricee` at column 17.
+    assert!(
+        err.contains("line 9, column 17: unknown column 'pricee'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("9 | SELECT auction, pricee\n  |                 ^"),
+        "{err}"
+    );
+
+    let script = dir.path().join("bad-record.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "{bids}\nSELECT auction FROM bids;",
+            bids = bids_table(&input)
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = tidal_sql(&script, Shape::OneWorker);
+    assert!(!ok, "a bad record fails the job");
+    assert!(
+        err.contains("bids.csv")
+            && err.contains("line 2")
+            && err.contains("column 'price' (field 2): 'abc' is not a BIGINT"),
+        "{err}"
+    );
+}
+
+/// `EXPLAIN` prints the plan — the window aggregation on the DataStream window operator over the
+/// scan with its event time — and a script with nothing else runs nothing.
+#[test]
+fn explain_prints_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("explain.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "{bids}
+EXPLAIN PLAN FOR
+SELECT auction, window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY auction, window_start, window_end;",
+            bids = bids_table(&dir.path().join("none.csv"))
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = tidal_sql(&script, Shape::OneWorker);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("Print: rows on stdout"), "{out}");
+    assert!(
+        lines.iter().any(|l| l.trim_start().starts_with(
+            "WindowAggregate: TUMBLE(size 10 s) on event time, key [auction], COUNT(*)"
+        )),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Scan: table bids")
+                && l.contains("event time ts, watermark 2 s behind")),
+        "{out}"
+    );
+}
