@@ -49,7 +49,7 @@ enum Commands {
     Run(RunArgs),
     /// Run a Flink SQL script as a Tidal job (every job flag applies: -w, -n, -p, -h,
     /// checkpoints, --restore; under `tidal run` too).
-    Sql(SqlArgs),
+    Sql(Box<SqlArgs>),
     /// Print the token the REST API's actions need when the job has a cluster secret
     /// (`Authorization: Bearer TOKEN`): derived from the secret, which it does not reveal.
     Token {
