@@ -78,6 +78,11 @@ struct Args {
     /// q4 and q6 as updating queries on incremental collections (a changelog of their results).
     #[arg(long)]
     updating: bool,
+    /// Write the events into DIR as `person.csv`, `auction.csv` and `bid.csv` (the columns of
+    /// Nexmark's tables, times as `yyyy-MM-dd HH:mm:ss.SSS`, fields the generator does not make
+    /// empty) instead of running a query: file tables for `tidal sql`.
+    #[arg(long, value_name = "DIR")]
+    write_events: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +90,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> tidal::Result<()> {
+    if let Some(dir) = &args.write_events {
+        return write_events(dir, args.events, args.event_rate);
+    }
     let query = args.query.clone();
     if !QUERIES.contains(&query.as_str()) {
         return Err(tidal::Error::config(format!(
@@ -148,6 +156,68 @@ fn run(args: Args) -> tidal::Result<()> {
         seconds,
         events as f64 / seconds
     );
+    Ok(())
+}
+
+/// Writes events `0..count` as CSV files of Nexmark's three tables in `dir`.
+fn write_events(dir: &std::path::Path, count: u64, event_rate: u64) -> tidal::Result<()> {
+    use std::io::Write as _;
+    let config = NexmarkConfig {
+        events_per_second: event_rate.max(1),
+        ..NexmarkConfig::default()
+    };
+    let failed = |e: std::io::Error| {
+        tidal::Error::external(format!("writing events into {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let open = |name: &str| -> tidal::Result<std::io::BufWriter<std::fs::File>> {
+        std::fs::File::create(dir.join(name))
+            .map(std::io::BufWriter::new)
+            .map_err(failed)
+    };
+    let (mut people, mut auctions, mut bids) =
+        (open("person.csv")?, open("auction.csv")?, open("bid.csv")?);
+    let time = |ms: i64| tidal::sql::Value::Timestamp(ms).to_string();
+    for n in 0..count {
+        let written = match config.event(n) {
+            Event::Person(p) => writeln!(
+                people,
+                "{},{},{},{},{},{},{},",
+                p.id,
+                p.name,
+                p.email_address,
+                p.credit_card,
+                p.city,
+                p.state,
+                time(p.date_time)
+            ),
+            Event::Auction(a) => writeln!(
+                auctions,
+                "{},{},,{},{},{},{},{},{},",
+                a.id,
+                a.item_name,
+                a.initial_bid,
+                a.reserve,
+                time(a.date_time),
+                time(a.expires),
+                a.seller,
+                a.category
+            ),
+            Event::Bid(b) => writeln!(
+                bids,
+                "{},{},{},{},,{},",
+                b.auction,
+                b.bidder,
+                b.price,
+                b.channel,
+                time(b.date_time)
+            ),
+        };
+        written.map_err(failed)?;
+    }
+    for mut f in [people, auctions, bids] {
+        f.flush().map_err(failed)?;
+    }
     Ok(())
 }
 

@@ -307,3 +307,112 @@ GROUP BY auction, window_start, window_end;",
         "{out}"
     );
 }
+
+/// Nexmark q0 (pass-through), q1 (currency conversion) and q2 (selection) as the benchmark
+/// defines them, on file tables of generated events (`nexmark --write-events`), in one script:
+/// the same rows as the DataStream versions of the `nexmark` example on the same events, on
+/// every shape. (q1's DataStream version keeps whole euros: the SQL decimal's integer part.)
+#[test]
+fn nexmark_q0_to_q2_give_the_datastream_versions_rows_on_every_shape() {
+    const EVENTS: &str = "20000";
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events");
+    let status = Command::new(common::example("nexmark"))
+        .args([
+            "--write-events",
+            events.to_str().unwrap(),
+            "--events",
+            EVENTS,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let datastream = |query: &str| -> Vec<String> {
+        let out = dir.path().join(format!("ds-{query}"));
+        let status = Command::new(common::example("nexmark"))
+            .args([
+                "--query",
+                query,
+                "--events",
+                EVENTS,
+                "--output",
+                out.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "nexmark --query {query}");
+        part_lines(&out)
+    };
+    // The DataStream rows with times as SQL writes them: q0 and q1 end with the time (ms).
+    let with_time = |lines: Vec<String>| -> Vec<String> {
+        let mut out: Vec<String> = lines
+            .into_iter()
+            .map(|l| {
+                let (head, t) = l.rsplit_once(',').unwrap();
+                format!("{head},{}", ts(t.parse().unwrap()))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let expected = [
+        with_time(datastream("q0")),
+        with_time(datastream("q1")),
+        datastream("q2"),
+    ];
+    assert!(expected.iter().all(|e| !e.is_empty()));
+    for shape in SHAPES {
+        let out = |q: &str| dir.path().join(format!("sql-{q}-{shape:?}"));
+        let script = dir.path().join("nexmark.sql");
+        std::fs::write(
+            &script,
+            format!(
+                "CREATE TABLE bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{bids}', 'format' = 'csv');
+CREATE TABLE nexmark_q0 (auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3), extra VARCHAR)
+  WITH ('connector' = 'filesystem', 'path' = '{q0}', 'format' = 'csv');
+CREATE TABLE nexmark_q1 (auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), dateTime TIMESTAMP(3), extra VARCHAR)
+  WITH ('connector' = 'filesystem', 'path' = '{q1}', 'format' = 'csv');
+CREATE TABLE nexmark_q2 (auction BIGINT, price BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{q2}', 'format' = 'csv');
+
+INSERT INTO nexmark_q0 SELECT auction, bidder, price, dateTime, extra FROM bid;
+INSERT INTO nexmark_q1 SELECT auction, bidder, 0.908 * price as price, dateTime, extra FROM bid;
+INSERT INTO nexmark_q2 SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0;
+",
+                bids = events.join("bid.csv").display(),
+                q0 = out("q0").display(),
+                q1 = out("q1").display(),
+                q2 = out("q2").display(),
+            ),
+        )
+        .unwrap();
+        let (ok, _, err) = tidal_sql(&script, shape);
+        assert!(ok, "{shape:?}: {err}");
+        // q0 and q1 end with the empty `extra`.
+        let drop_extra = |lines: Vec<String>| -> Vec<String> {
+            lines
+                .into_iter()
+                .map(|l| l.strip_suffix(',').unwrap().to_string())
+                .collect()
+        };
+        let q0 = drop_extra(part_lines(&out("q0")));
+        let mut q1: Vec<String> = drop_extra(part_lines(&out("q1")))
+            .into_iter()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                let euros = f[2].split_once('.').unwrap().0;
+                format!("{},{},{euros},{}", f[0], f[1], f[3])
+            })
+            .collect();
+        q1.sort();
+        let q2 = part_lines(&out("q2"));
+        assert_same(&q0, &expected[0], &format!("{shape:?} q0"));
+        assert_same(&q1, &expected[1], &format!("{shape:?} q1"));
+        assert_same(&q2, &expected[2], &format!("{shape:?} q2"));
+    }
+}
