@@ -416,3 +416,57 @@ INSERT INTO nexmark_q2 SELECT auction, price FROM bid WHERE MOD(auction, 123) = 
         assert_same(&q2, &expected[2], &format!("{shape:?} q2"));
     }
 }
+
+/// A SQL job reading a paced datagen table (a sequence; a computed event time), with a window
+/// aggregation into CSV part files, under `tidal run` on 2 processes with checkpoints, one
+/// process killed with `kill -9` twice: every window's row is written exactly once, with the
+/// count and sum of the model.
+#[test]
+fn a_sql_job_survives_kill_9_with_exactly_once_output() {
+    const ROWS: i64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let checkpoints = dir.path().join("chk");
+    let script = dir.path().join("job.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE events (
+  id BIGINT,
+  v AS MOD(id * 7, 13),
+  ts AS TO_TIMESTAMP_LTZ(id, 3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'datagen', 'rows-per-second' = '20000',
+        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');
+CREATE TABLE out (window_end TIMESTAMP(3), n BIGINT, total BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+INSERT INTO out
+SELECT window_end, COUNT(*), SUM(v)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY window_start, window_end;",
+            ROWS - 1,
+            out.display()
+        ),
+    )
+    .unwrap();
+    let mut expected: Vec<String> = (0..ROWS / 1000)
+        .map(|w| {
+            let total: i64 = (w * 1000..(w + 1) * 1000).map(|id| id * 7 % 13).sum();
+            format!("{},1000,{total}", ts((w + 1) * 1000))
+        })
+        .collect();
+    expected.sort();
+    common::run_with_kills(
+        launcher(),
+        &["sql", script.to_str().unwrap()],
+        common::Kills {
+            checkpoints: checkpoints.to_str().unwrap(),
+            kills: 2,
+            delays: 400..1200,
+            seed: 5,
+            envs: &[],
+            before_first_kill: &|| {},
+        },
+    );
+    assert_same(&part_lines(&out), &expected, "windows after two kill -9");
+}

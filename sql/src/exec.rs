@@ -16,7 +16,7 @@ use tidal_engine::{DataStream, Env, Error, Time, WatermarkStrategy, WorkerContex
 use tidal_operators::prelude::*;
 
 use crate::expr::Typed;
-use crate::plan::{Agg, Connector, FileFormat, Plan, Sink, Table, WindowSpec};
+use crate::plan::{Agg, Connector, Datagen, FileFormat, GenField, Plan, Sink, Table, WindowSpec};
 use crate::value::{DataType, Row, Value, parse_text};
 
 /// Reads a table's files into rows: physical columns from each line, then the computed ones.
@@ -191,6 +191,123 @@ impl Decoder for RowDecoder {
     }
 }
 
+fn spec_rows(table: &Table) -> Option<u64> {
+    match &table.connector {
+        Connector::Datagen(d) => d.rows,
+        _ => None,
+    }
+}
+
+fn spec_rate(table: &Table) -> Option<f64> {
+    match &table.connector {
+        Connector::Datagen(d) => d.rows_per_second,
+        _ => None,
+    }
+}
+
+/// A 64-bit mix of `row` and `column` (SplitMix64's finalizer): the same numbers for the same
+/// row whatever the worker or run.
+fn mix(row: u64, column: u64) -> u64 {
+    let mut z = row
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(column.wrapping_mul(0xD1B5_4A32_D192_ED03))
+        .wrapping_add(0x2545_F491_4F6C_DD1D);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Row `i` of a datagen table: its physical columns, then the computed ones.
+fn generate(table: &Table, spec: &Datagen, i: u64) -> Result<Row, String> {
+    let mut row = vec![Value::Null; table.fields.len()];
+    for (k, (&c, field)) in table.physical.iter().zip(&spec.fields).enumerate() {
+        let ty = table.fields[c].ty;
+        row[c] = match field {
+            GenField::Sequence { start } => {
+                let v = start + i as i64;
+                if ty == DataType::Int {
+                    Value::Int(v as i32)
+                } else {
+                    Value::BigInt(v)
+                }
+            }
+            GenField::Random {
+                min,
+                max,
+                length,
+                max_past,
+            } => {
+                let r = mix(i, k as u64);
+                let unit = (r >> 11) as f64 / (1u64 << 53) as f64;
+                let span = |lo: f64, hi: f64| lo + (hi - lo) * unit;
+                match ty {
+                    DataType::Boolean => Value::Bool(r & 1 == 1),
+                    DataType::Int | DataType::BigInt => {
+                        let (lowest, highest) = if ty == DataType::Int {
+                            (i128::from(i32::MIN), i128::from(i32::MAX))
+                        } else {
+                            (i128::from(i64::MIN), i128::from(i64::MAX))
+                        };
+                        let lo = (min.ceil() as i128).clamp(lowest, highest);
+                        let hi = (max.floor() as i128).clamp(lo, highest);
+                        let v = lo + (r as i128).rem_euclid(hi - lo + 1);
+                        if ty == DataType::Int {
+                            Value::Int(v as i32)
+                        } else {
+                            Value::BigInt(v as i64)
+                        }
+                    }
+                    DataType::Double => Value::Double(span(*min, *max)),
+                    DataType::Decimal(_, s) => {
+                        let v = span(*min, *max);
+                        Value::Decimal((v * 10f64.powi(i32::from(s))).round() as i128, s)
+                    }
+                    DataType::String => {
+                        let mut x = r;
+                        let text: String = (0..*length)
+                            .map(|n| {
+                                if n % 12 == 11 {
+                                    x = mix(x, n as u64);
+                                }
+                                let letter = (b'a' + (x % 26) as u8) as char;
+                                x /= 26;
+                                letter
+                            })
+                            .collect();
+                        Value::str(&text)
+                    }
+                    DataType::Date | DataType::Timestamp | DataType::TimestampLtz => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64);
+                        let past = if *max_past > 0 {
+                            (r % (*max_past as u64 + 1)) as i64
+                        } else {
+                            0
+                        };
+                        match ty {
+                            DataType::Date => Value::Date(((now - past) / 86_400_000) as i32),
+                            DataType::Timestamp => Value::Timestamp(now - past),
+                            _ => Value::TimestampLtz(now - past),
+                        }
+                    }
+                    DataType::Interval => Value::Interval(span(*min, *max) as i64),
+                    DataType::Null => Value::Null,
+                }
+            }
+        };
+    }
+    for (c, expr) in &table.computed {
+        row[*c] = expr.scalar.eval(&row).map_err(|m| {
+            format!(
+                "computed column '{}' ({}): {m}",
+                table.fields[*c].name, expr.text
+            )
+        })?;
+    }
+    Ok(Row(row))
+}
+
 /// Fails the job because `what` failed on a row.
 fn fail(ctx: &Rc<WorkerContext>, what: &str, message: &str) {
     ctx.fail(Error::input(format!("SQL: {what}: {message}")));
@@ -207,24 +324,63 @@ fn eval_all(exprs: &[Typed], row: &[Value]) -> Result<Vec<Value>, (String, Strin
 pub(crate) fn build<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Row> {
     match plan {
         Plan::Scan { table } => {
-            let Connector::Filesystem { path, .. } = &table.connector else {
-                unreachable!("the planner scans file tables only")
+            let strategy = |c: usize, delay: i64| {
+                WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64))
+                    .with_timestamps(move |r: &Row| r.0[c].as_millis().unwrap_or(Time::MIN))
             };
-            let files = Files::with_format(
-                [path],
-                RowFormat {
-                    table: std::sync::Arc::clone(table),
-                },
-            );
-            let stream = match table.watermark {
-                Some((c, delay)) => {
-                    let strategy = WatermarkStrategy::bounded_out_of_orderness(
-                        Duration::from_millis(delay as u64),
-                    )
-                    .with_timestamps(move |r: &Row| r.0[c].as_millis().unwrap_or(Time::MIN));
-                    env.read_with(files, strategy)
+            let stream = match &table.connector {
+                Connector::Filesystem { path, .. } => {
+                    let files = Files::with_format(
+                        [path],
+                        RowFormat {
+                            table: std::sync::Arc::clone(table),
+                        },
+                    );
+                    match table.watermark {
+                        Some((c, delay)) => env.read_with(files, strategy(c, delay)),
+                        None => env.read(files),
+                    }
                 }
-                None => env.read(files),
+                Connector::Datagen(spec) => {
+                    let t = std::sync::Arc::clone(table);
+                    let spec = spec.clone();
+                    // A row whose computed columns fail carries the reason, and fails the job
+                    // just after the source.
+                    let mut generator = Generator::new(move |i| generate(&t, &spec, i));
+                    if let Some(n) = spec_rows(table) {
+                        generator = generator.count(n);
+                    }
+                    if let Some(r) = spec_rate(table) {
+                        generator = generator.rate(r);
+                    }
+                    let generated = match table.watermark {
+                        Some((c, delay)) => {
+                            let s = WatermarkStrategy::bounded_out_of_orderness(
+                                Duration::from_millis(delay as u64),
+                            )
+                            .with_timestamps(
+                                move |r: &Result<Row, String>| {
+                                    r.as_ref()
+                                        .ok()
+                                        .and_then(|r| r.0[c].as_millis())
+                                        .unwrap_or(Time::MIN)
+                                },
+                            );
+                            env.generate_with(generator, s)
+                        }
+                        None => env.generate(generator),
+                    };
+                    let ctx = Rc::clone(generated.context());
+                    let name = table.name.clone();
+                    generated.flat_map(move |r: Result<Row, String>| match r {
+                        Ok(row) => Some(row),
+                        Err(m) => {
+                            fail(&ctx, &format!("table {name}"), &m);
+                            None
+                        }
+                    })
+                }
+                _ => unreachable!("the planner scans file and datagen tables only"),
             };
             stream.name(format!("table {}", table.name))
         }
@@ -511,6 +667,44 @@ mod tests {
         let mut out = String::new();
         csv_field(&Value::str("x,\"y\""), &mut out);
         assert_eq!(out, "\"x,\"\"y\"\"\"");
+    }
+
+    #[test]
+    fn datagen_rows_depend_only_on_their_number() {
+        let script = crate::Script::parse(
+            "CREATE TABLE g (id INT, n BIGINT, name STRING, x DOUBLE, doubled AS n * 2)
+             WITH ('connector' = 'datagen', 'number-of-rows' = '50',
+                   'fields.id.kind' = 'sequence', 'fields.id.start' = '10', 'fields.id.end' = '1000',
+                   'fields.n.min' = '-5', 'fields.n.max' = '5', 'fields.name.length' = '7',
+                   'fields.x.min' = '0', 'fields.x.max' = '1');
+             SELECT * FROM g;",
+        )
+        .unwrap();
+        let Plan::Project { input, .. } = &script.program.sinks[0].plan else {
+            panic!()
+        };
+        let Plan::Scan { table } = input.as_ref() else {
+            panic!()
+        };
+        let Connector::Datagen(spec) = &table.connector else {
+            panic!()
+        };
+        assert_eq!(spec.rows, Some(50));
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..50 {
+            let row = generate(table, spec, i).unwrap();
+            assert_eq!(row, generate(table, spec, i).unwrap(), "row {i} again");
+            assert_eq!(row.0[0], Value::Int(10 + i as i32));
+            let n = row.0[1].as_i64().unwrap();
+            assert!((-5..=5).contains(&n), "{n}");
+            seen.insert(n);
+            assert_eq!(row.0[4], Value::BigInt(n * 2));
+            assert!(
+                matches!(&row.0[2], Value::Str(s) if s.len() == 7 && s.bytes().all(|b| b.is_ascii_lowercase()))
+            );
+            assert!(matches!(row.0[3], Value::Double(x) if (0.0..=1.0).contains(&x)));
+        }
+        assert!(seen.len() > 5, "random values vary: {seen:?}");
     }
 
     #[test]

@@ -42,6 +42,46 @@ pub enum Connector {
     },
     /// `'connector' = 'blackhole'`: rows dropped.
     Blackhole,
+    /// `'connector' = 'datagen'`: generated rows.
+    Datagen(Datagen),
+}
+
+/// A generated table: `'rows-per-second'` (default 10 000; over the whole job),
+/// `'number-of-rows'` (default unbounded, or as many as the shortest sequence), and per column
+/// `'fields.NAME.kind'` = `'random'` (the default: `'fields.NAME.min'` / `'.max'` for numbers,
+/// `'.length'` for strings, default 100) or `'sequence'` (`'.start'`, `'.end'`: row `i` holds
+/// `start + i`). Random values depend only on the row's number and column, so a restored job
+/// generates the same rows again. Time columns hold the wall clock when generated, minus a random
+/// part of `'fields.NAME.max-past'` (milliseconds) when given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Datagen {
+    /// Rows per second over the job (`None`: as fast as it goes).
+    pub rows_per_second: Option<f64>,
+    /// How many rows (`None`: without end).
+    pub rows: Option<u64>,
+    /// Per physical column, how its values are made.
+    pub fields: Vec<GenField>,
+}
+
+/// How a generated column's values are made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenField {
+    /// `start + i` in row `i`.
+    Sequence {
+        /// The first value.
+        start: i64,
+    },
+    /// Random numbers in `[min, max]`, strings of `length` letters, random booleans.
+    Random {
+        /// Smallest number.
+        min: f64,
+        /// Largest number.
+        max: f64,
+        /// Letters in a string.
+        length: usize,
+        /// Times: at most this far (ms) before the wall clock.
+        max_past: i64,
+    },
 }
 
 /// A table of the script: its columns (physical and computed), event time and connector.
@@ -262,6 +302,13 @@ impl Plan {
                     Connector::Filesystem { path, format, .. } => {
                         write!(out, "; {format:?} files {path}")
                     }
+                    Connector::Datagen(d) => write!(
+                        out,
+                        "; datagen, {} rows at {} rows/s",
+                        d.rows.map_or("unbounded".to_string(), |n| n.to_string()),
+                        d.rows_per_second
+                            .map_or("full speed".to_string(), |r| r.to_string())
+                    ),
                     other => write!(out, "; {other:?}"),
                 };
                 if let Some((c, delay)) = table.watermark {
@@ -350,6 +397,7 @@ impl Sink {
             Some(t) => match &t.connector {
                 Connector::Print { .. } => format!("Sink: table {} (print)", t.name),
                 Connector::Blackhole => format!("Sink: table {} (blackhole)", t.name),
+                Connector::Datagen(_) => format!("Sink: table {} (datagen)", t.name),
                 Connector::Filesystem { path, format, .. } => {
                     format!("Sink: table {} ({format:?} part files in {path})", t.name)
                 }
@@ -553,11 +601,12 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
             identifier: option(def, "print-identifier").map(str::to_string),
         },
         Some("blackhole") => Connector::Blackhole,
+        Some("datagen") => Connector::Datagen(datagen(def, &fields, &physical)?),
         other => {
             return Err(SqlError::at(
                 def.pos,
                 format!(
-                    "table '{}': 'connector' = {}: Tidal SQL has 'filesystem', 'print' and 'blackhole' tables",
+                    "table '{}': 'connector' = {}: Tidal SQL has 'filesystem', 'datagen', 'print' and 'blackhole' tables",
                     def.name,
                     other.map_or("(none)".to_string(), |c| format!("'{c}'"))
                 ),
@@ -572,6 +621,108 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
         watermark,
         connector,
         pos: def.pos,
+    })
+}
+
+/// A datagen table's options, checked against its columns.
+fn datagen(def: &TableDef, fields: &[Field], physical: &[usize]) -> Result<Datagen, SqlError> {
+    let bad = |m: String| SqlError::at(def.pos, format!("table '{}': {m}", def.name));
+    let number = |key: &str| -> Result<Option<f64>, SqlError> {
+        match option(def, key) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| bad(format!("'{key}' = '{v}' is not a number"))),
+        }
+    };
+    for key in def.options.keys() {
+        if let Some(rest) = key.strip_prefix("fields.") {
+            let column = rest.rsplit_once('.').map_or(rest, |(c, _)| c);
+            if !physical.iter().any(|&c| fields[c].name == column) {
+                return Err(bad(format!("option '{key}' names no physical column")));
+            }
+        } else if !["connector", "rows-per-second", "number-of-rows"].contains(&key.as_str()) {
+            return Err(bad(format!(
+                "option '{key}' is not a datagen option ('rows-per-second', 'number-of-rows', 'fields.NAME.kind' / 'start' / 'end' / 'min' / 'max' / 'length' / 'max-past')"
+            )));
+        }
+    }
+    let mut rows = number("number-of-rows")?.map(|n| n as u64);
+    let rows_per_second = match number("rows-per-second")? {
+        Some(r) if r <= 0.0 => return Err(bad("'rows-per-second' is positive".to_string())),
+        Some(r) => Some(r),
+        None => Some(10_000.0),
+    };
+    let mut gen_fields = Vec::new();
+    for &c in physical {
+        let f = &fields[c];
+        let key = |k: &str| format!("fields.{}.{k}", f.name);
+        let field = match option(def, &key("kind")) {
+            Some("sequence") => {
+                if !matches!(f.ty, DataType::Int | DataType::BigInt) {
+                    return Err(bad(format!(
+                        "column '{}': a sequence is of INT or BIGINT, not {}",
+                        f.name, f.ty
+                    )));
+                }
+                let (Some(start), Some(end)) = (number(&key("start"))?, number(&key("end"))?)
+                else {
+                    return Err(bad(format!(
+                        "column '{}': a sequence needs '{}' and '{}'",
+                        f.name,
+                        key("start"),
+                        key("end")
+                    )));
+                };
+                if end < start {
+                    return Err(bad(format!(
+                        "column '{}': the sequence ends before it starts",
+                        f.name
+                    )));
+                }
+                let len = (end - start) as u64 + 1;
+                rows = Some(rows.map_or(len, |r| r.min(len)));
+                GenField::Sequence {
+                    start: start as i64,
+                }
+            }
+            None | Some("random") => {
+                let (lo, hi) = match f.ty {
+                    DataType::Int => (i32::MIN as f64, i32::MAX as f64),
+                    DataType::BigInt => (i64::MIN as f64, i64::MAX as f64),
+                    DataType::Decimal(p, s) => {
+                        let m = 10f64.powi(i32::from(p) - i32::from(s));
+                        (-m + 1.0, m - 1.0)
+                    }
+                    _ => (f64::MIN, f64::MAX),
+                };
+                let min = number(&key("min"))?.unwrap_or(lo);
+                let max = number(&key("max"))?.unwrap_or(hi);
+                if max < min {
+                    return Err(bad(format!("column '{}': max is below min", f.name)));
+                }
+                GenField::Random {
+                    min,
+                    max,
+                    length: number(&key("length"))?.map_or(100, |l| l as usize),
+                    max_past: number(&key("max-past"))?.map_or(0, |m| m as i64),
+                }
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "column '{}': 'kind' = '{other}': give 'random' or 'sequence'",
+                    f.name
+                )));
+            }
+        };
+        gen_fields.push(field);
+    }
+    Ok(Datagen {
+        rows_per_second,
+        rows,
+        fields: gen_fields,
     })
 }
 
@@ -654,6 +805,12 @@ fn plan_statement(
                 ));
             };
             let t = Arc::clone(t);
+            if matches!(t.connector, Connector::Datagen(_)) {
+                return Err(SqlError::at(
+                    *pos,
+                    format!("INSERT INTO {table}: a datagen table is only read"),
+                ));
+            }
             if matches!(t.connector, Connector::Filesystem { .. }) && !t.computed.is_empty() {
                 return Err(SqlError::at(
                     *pos,
@@ -861,7 +1018,10 @@ fn requalify(plan: Plan, qualifier: &str) -> Plan {
 fn plan_named(name: &str, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> {
     match catalog.find(name) {
         Some(Named::Table(t)) => {
-            if !matches!(t.connector, Connector::Filesystem { .. }) {
+            if !matches!(
+                t.connector,
+                Connector::Filesystem { .. } | Connector::Datagen(_)
+            ) {
                 return Err(SqlError::at(
                     at,
                     format!(

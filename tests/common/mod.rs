@@ -334,7 +334,7 @@ pub struct Kills<'a> {
     pub before_first_kill: &'a dyn Fn(),
 }
 
-/// Runs `program` with `args` on 2 processes under the launcher (checkpoints every 200 ms, up to
+/// Runs `program` (an example's name, or a path) with `args` on 2 processes under the launcher (checkpoints every 200 ms, up to
 /// 5 restarts), kills one of its two processes with `kill -9` as `plan` says, and returns the
 /// launcher's log once the job has finished well. Fails when a kill finds its process gone, the
 /// job fails, or no restart restored a checkpoint.
@@ -350,7 +350,11 @@ pub fn run_with_kills(program: &str, args: &[&str], plan: Kills<'_>) -> String {
             "100ms",
             "--",
         ])
-        .arg(example(program))
+        .arg(if program.contains('/') {
+            std::path::PathBuf::from(program)
+        } else {
+            example(program)
+        })
         .args(args)
         .args([
             "--checkpoint-dir",
