@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tidal_connectors::files::{Decoder, Files, Format};
 use tidal_connectors::prelude::*;
+use tidal_engine::change::{Change, RowKind};
 use tidal_engine::storage::Location;
 use tidal_engine::{DataStream, Env, Error, Time, WatermarkStrategy, WorkerContext};
 use tidal_operators::prelude::*;
@@ -136,6 +137,9 @@ impl RowDecoder {
                             .map_err(|m| format!("column '{}' (field {}): {m}", f.name, k + 1))?
                     };
                 }
+            }
+            FileFormat::DebeziumJson => {
+                return Err("reading 'debezium-json' tables is not supported yet".to_string());
             }
             FileFormat::Json => {
                 let object: serde_json::Map<String, serde_json::Value> =
@@ -320,8 +324,39 @@ fn eval_all(exprs: &[Typed], row: &[Value]) -> Result<Vec<Value>, (String, Strin
         .collect()
 }
 
-/// Builds `plan`'s rows on this worker.
+/// A plan built on a worker: an append-only stream of rows, or an updating result — a
+/// collection of `(key, row)` whose rows come and go (the key: the group's values, or the row).
+pub(crate) enum Built<'s> {
+    /// Rows that are only ever added.
+    Append(DataStream<'s, Row>),
+    /// Rows that change, keyed.
+    Updating(Collection<'s, (Row, Row)>),
+}
+
+impl<'s> Built<'s> {
+    /// The rows of an append-only plan (the planner puts no updating input where this is called).
+    fn append(self) -> DataStream<'s, Row> {
+        match self {
+            Built::Append(s) => s,
+            Built::Updating(_) => unreachable!("the planner refuses updating inputs here"),
+        }
+    }
+    /// The rows as a collection, keyed by the whole row when they have no key of their own.
+    fn updating(self) -> Collection<'s, (Row, Row)> {
+        match self {
+            Built::Append(s) => s.map(|r| (r.clone(), r)).into_collection(),
+            Built::Updating(c) => c,
+        }
+    }
+}
+
+/// Builds an append-only plan's rows on this worker.
 pub(crate) fn build<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Row> {
+    build_any(env, plan).append()
+}
+
+/// Builds `plan` on this worker.
+pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
     match plan {
         Plan::Scan { table } => {
             let strategy = |c: usize, delay: i64| {
@@ -382,70 +417,160 @@ pub(crate) fn build<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Row> {
                 }
                 _ => unreachable!("the planner scans file and datagen tables only"),
             };
-            stream.name(format!("table {}", table.name))
+            Built::Append(stream.name(format!("table {}", table.name)))
         }
         Plan::Filter { input, cond } => {
-            let stream = build(env, input);
-            let ctx = Rc::clone(stream.context());
+            let built = build_any(env, input);
             let (cond, text) = (cond.scalar.clone(), cond.text.clone());
-            stream
-                .filter(move |r| match cond.holds(&r.0) {
-                    Ok(b) => b,
-                    Err(m) => {
-                        fail(&ctx, &format!("WHERE {text}"), &m);
-                        false
-                    }
-                })
-                .name(format!("filter {}", plan_text(plan)))
+            let name = format!("filter {}", plan_text(plan));
+            match built {
+                Built::Append(stream) => {
+                    let ctx = Rc::clone(stream.context());
+                    Built::Append(
+                        stream
+                            .filter(move |r| holds(&cond, &r.0, &ctx, &text))
+                            .name(name),
+                    )
+                }
+                Built::Updating(c) => {
+                    let ctx = Rc::clone(c.context());
+                    Built::Updating(c.filter(move |(_, r)| holds(&cond, &r.0, &ctx, &text)))
+                }
+            }
         }
         Plan::Project { input, exprs } => {
-            let stream = build(env, input);
-            let ctx = Rc::clone(stream.context());
             let exprs: Vec<Typed> = exprs.iter().map(|(_, e)| e.clone()).collect();
-            // A projection of columns only moves values.
-            stream
-                .flat_map(move |r: Row| match eval_all(&exprs, &r.0) {
-                    Ok(v) => Some(Row(v)),
-                    Err((what, m)) => {
-                        fail(&ctx, &what, &m);
-                        None
-                    }
-                })
-                .name(format!("project {}", plan_text(plan)))
+            let name = format!("project {}", plan_text(plan));
+            match build_any(env, input) {
+                Built::Append(stream) => {
+                    let ctx = Rc::clone(stream.context());
+                    Built::Append(
+                        stream
+                            .flat_map(move |r: Row| project_row(&exprs, &r, &ctx))
+                            .name(name),
+                    )
+                }
+                Built::Updating(c) => {
+                    let ctx = Rc::clone(c.context());
+                    Built::Updating(c.flat_map(move |(k, r): (Row, Row)| {
+                        project_row(&exprs, &r, &ctx).map(|out| (k, out))
+                    }))
+                }
+            }
         }
         Plan::WindowAssign { input, spec } => {
             let rowtime = input.rowtime().expect("windows are on event time");
             let spec = *spec;
-            build(env, input)
-                .flat_map(move |r: Row| {
-                    let t = r.0[rowtime].as_millis().unwrap_or(0);
-                    windows_of(spec, t)
-                        .into_iter()
-                        .map(|(start, end)| {
-                            let mut v = r.0.clone();
-                            v.extend([
-                                Value::Timestamp(start),
-                                Value::Timestamp(end),
-                                Value::Timestamp(end - 1),
-                            ]);
-                            Row(v)
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .name(format!("windows {spec}"))
+            Built::Append(
+                build(env, input)
+                    .flat_map(move |r: Row| {
+                        let t = r.0[rowtime].as_millis().unwrap_or(0);
+                        windows_of(spec, t)
+                            .into_iter()
+                            .map(|(start, end)| {
+                                let mut v = r.0.clone();
+                                v.extend([
+                                    Value::Timestamp(start),
+                                    Value::Timestamp(end),
+                                    Value::Timestamp(end - 1),
+                                ]);
+                                Row(v)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .name(format!("windows {spec}")),
+            )
         }
         Plan::WindowAggregate {
             input,
             spec,
             keys,
             aggs,
-        } => window_aggregate(env, input, *spec, keys, aggs),
+        } => Built::Append(window_aggregate(env, input, *spec, keys, aggs)),
+        Plan::GroupAggregate { input, keys, aggs } => {
+            Built::Updating(group_aggregate(build_any(env, input), keys, aggs))
+        }
         Plan::Union { inputs } => {
-            let mut streams = inputs.iter().map(|i| build(env, i));
-            let first = streams.next().expect("a union has inputs");
-            streams.fold(first, |a, b| a.union(b))
+            let built: Vec<Built<'s>> = inputs.iter().map(|i| build_any(env, i)).collect();
+            if built.iter().all(|b| matches!(b, Built::Append(_))) {
+                let mut streams = built.into_iter().map(Built::append);
+                let first = streams.next().expect("a union has inputs");
+                Built::Append(streams.fold(first, |a, b| a.union(b)))
+            } else {
+                let mut all = built.into_iter().map(Built::updating);
+                let first = all.next().expect("a union has inputs");
+                Built::Updating(all.fold(first, |a, b| a.concat(b)))
+            }
         }
     }
+}
+
+/// Whether `cond` holds on `row` (an error fails the job: the row is not passed).
+fn holds(cond: &crate::expr::Scalar, row: &[Value], ctx: &Rc<WorkerContext>, text: &str) -> bool {
+    match cond.holds(row) {
+        Ok(b) => b,
+        Err(m) => {
+            fail(ctx, &format!("WHERE {text}"), &m);
+            false
+        }
+    }
+}
+
+/// `exprs` on `row` (an error fails the job: no row).
+fn project_row(exprs: &[Typed], row: &Row, ctx: &Rc<WorkerContext>) -> Option<Row> {
+    match eval_all(exprs, &row.0) {
+        Ok(v) => Some(Row(v)),
+        Err((what, m)) => {
+            fail(ctx, &what, &m);
+            None
+        }
+    }
+}
+
+/// Per group, its keys and aggregates over the group's rows as they are now: each change of a
+/// group's rows replaces its result row.
+fn group_aggregate<'s>(
+    input: Built<'s>,
+    keys: &[(String, Typed)],
+    aggs: &[Agg],
+) -> Collection<'s, (Row, Row)> {
+    let rows = match input {
+        Built::Append(s) => s.into_collection(),
+        Built::Updating(c) => c.map(|(_, r)| r),
+    };
+    let ctx = Rc::clone(rows.context());
+    let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
+    let key_ctx = Rc::clone(&ctx);
+    let aggs = aggs.to_vec();
+    rows.flat_map(move |r: Row| match eval_all(&key_exprs, &r.0) {
+        Ok(k) => Some((Row(k), r)),
+        Err((what, m)) => {
+            fail(&key_ctx, &format!("GROUP BY {what}"), &m);
+            None
+        }
+    })
+    .reduce(
+        move |key: &Row, rows: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
+            let mut accs: Vec<_> = aggs.iter().map(Agg::start).collect();
+            for (row, count) in rows {
+                for _ in 0..*count {
+                    for (a, acc) in aggs.iter().zip(accs.iter_mut()) {
+                        if let Err(m) = a.add(acc, &row.0) {
+                            fail(&ctx, &a.text, &m);
+                        }
+                    }
+                }
+            }
+            let mut v = key.0.clone();
+            for (a, acc) in aggs.iter().zip(&accs) {
+                v.push(a.result(acc).unwrap_or_else(|m| {
+                    fail(&ctx, &a.text, &m);
+                    Value::Null
+                }));
+            }
+            out.push((Row(v), 1));
+        },
+    )
 }
 
 fn plan_text(plan: &Plan) -> String {
@@ -621,25 +746,89 @@ pub(crate) fn line(table: Option<&Table>, row: &Row) -> String {
     }
 }
 
-/// Builds a sink on this worker.
+/// A row as a JSON object of the table's columns.
+fn json_object(table: &Table, row: &Row) -> serde_json::Value {
+    serde_json::Value::Object(
+        table
+            .fields
+            .iter()
+            .zip(&row.0)
+            .map(|(f, v)| (f.name.clone(), json_value(v)))
+            .collect(),
+    )
+}
+
+/// `plan`'s changes on this worker: `+I` for each row of an append-only plan; the changelog of
+/// an updating one.
+pub(crate) fn changelog<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Change<Row>> {
+    match build_any(env, plan) {
+        Built::Append(rows) => rows.map(|r| Change::new(RowKind::Insert, r)),
+        Built::Updating(c) => c
+            .changelog_by_key()
+            .map(|ch| Change::new(ch.kind, ch.row.1)),
+    }
+}
+
+/// Builds a sink on this worker: an append-only plan's rows as lines (or inserts), an updating
+/// plan's changes as a changelog (Flink's `-U`/`+U` pairs per key).
 pub(crate) fn build_sink(env: &mut Env<'_>, sink: &Sink) {
-    let rows = build(env, &sink.plan);
     let table = sink.table.clone();
+    let name = table
+        .as_ref()
+        .map_or("print".to_string(), |t| format!("sink {}", t.name));
+    let changes: DataStream<'_, Change<Row>> = match build_any(env, &sink.plan) {
+        Built::Append(rows) => {
+            let debezium = matches!(
+                table.as_ref().map(|t| &t.connector),
+                Some(Connector::Filesystem {
+                    format: FileFormat::DebeziumJson,
+                    ..
+                })
+            );
+            if !debezium {
+                match table.as_ref().map(|t| t.connector.clone()) {
+                    Some(Connector::Blackhole) => {
+                        rows.inspect(|_| ()).name("blackhole");
+                    }
+                    Some(Connector::Filesystem { path, .. }) => {
+                        rows.map(move |r| line(table.as_deref(), &r))
+                            .name(name)
+                            .write_text(Location::from(path.as_str()));
+                    }
+                    _ => {
+                        rows.map(move |r| line(table.as_deref(), &r))
+                            .name(name)
+                            .print();
+                    }
+                }
+                return;
+            }
+            rows.map(|r| Change::new(RowKind::Insert, r))
+        }
+        Built::Updating(c) => c
+            .changelog_by_key()
+            .map(|ch| Change::new(ch.kind, ch.row.1)),
+    };
     match table.as_ref().map(|t| t.connector.clone()) {
         Some(Connector::Blackhole) => {
-            rows.inspect(|_| ()).name("blackhole");
+            changes.inspect(|_| ()).name("blackhole");
         }
         Some(Connector::Filesystem { path, .. }) => {
-            let name = format!("sink {}", table.as_ref().expect("a table").name);
-            rows.map(move |r| line(table.as_deref(), &r))
+            let t = table.expect("a table");
+            changes
+                .map(move |ch| Change::new(ch.kind, json_object(&t, &ch.row)))
                 .name(name)
-                .write_text(Location::from(path.as_str()));
+                .write_debezium_json(Location::from(path.as_str()));
         }
         _ => {
-            let name = table
-                .as_ref()
-                .map_or("print".to_string(), |t| format!("sink {}", t.name));
-            rows.map(move |r| line(table.as_deref(), &r))
+            let prefix = match table.as_ref().map(|t| &t.connector) {
+                Some(Connector::Print {
+                    identifier: Some(id),
+                }) => format!("{id}> "),
+                _ => String::new(),
+            };
+            changes
+                .map(move |ch| format!("{prefix}{}[{}]", ch.kind, ch.row))
                 .name(name)
                 .print();
         }

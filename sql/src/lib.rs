@@ -171,9 +171,72 @@ impl Sql {
                 "Sql::query takes one query (a SELECT)",
             ));
         };
-        let (catalog, _) = plan::plan_script(&self.statements)?;
-        let plan = plan::plan_query(q, &catalog).map_err(|e| e.in_script(query))?;
+        let plan = self.plan(query, q)?;
+        if plan.updating() {
+            return Err(SqlError::at(
+                Pos::default(),
+                "this query's result is updating (its rows change): take it with Sql::changelog",
+            ));
+        }
         Ok(exec::build(env, &plan))
+    }
+
+    /// Plans `query` and builds it on this worker: its changes as a changelog — `+I` for an
+    /// append-only query's rows; `+I`, `-U`/`+U` pairs and `-D` for an updating one's.
+    ///
+    /// ```
+    /// use tidal_sql::{Row, Sql, Value};
+    /// use tidal_connectors::prelude::*;
+    /// use tidal_engine::change::{Change, RowKind};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let file = dir.path().join("bids.csv");
+    /// std::fs::write(&file, "1,100\n2,250\n1,70\n").unwrap();
+    /// let sql = Sql::new(&format!(
+    ///     "CREATE TABLE bids (auction BIGINT, price BIGINT)
+    ///      WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv')",
+    ///     file.display()
+    /// ))
+    /// .unwrap();
+    /// let changes: Vec<Change<Row>> = tidal_engine::Job::local(1)
+    ///     .run(move |env| {
+    ///         sql.changelog(env, "SELECT auction, SUM(price) FROM bids GROUP BY auction")
+    ///             .unwrap()
+    ///             .collect()
+    ///     })
+    ///     .unwrap();
+    /// // Folded, the changelog is the final table.
+    /// let mut table: Vec<Row> = Vec::new();
+    /// for c in changes {
+    ///     match c.kind {
+    ///         RowKind::Insert | RowKind::UpdateAfter => table.push(c.row),
+    ///         _ => table.retain(|r| *r != c.row),
+    ///     }
+    /// }
+    /// table.sort();
+    /// assert_eq!(table, vec![
+    ///     Row(vec![Value::BigInt(1), Value::BigInt(170)]),
+    ///     Row(vec![Value::BigInt(2), Value::BigInt(250)]),
+    /// ]);
+    /// ```
+    pub fn changelog<'s>(
+        &self,
+        env: &mut Env<'s>,
+        query: &str,
+    ) -> Result<DataStream<'s, tidal_engine::change::Change<Row>>, SqlError> {
+        let parsed = parse::parse_script(query).map_err(|e| e.in_script(query))?;
+        let [parse::Stmt::Select { query: q, .. }] = &parsed[..] else {
+            return Err(SqlError::at(
+                Pos::default(),
+                "Sql::changelog takes one query (a SELECT)",
+            ));
+        };
+        let plan = self.plan(query, q)?;
+        Ok(exec::changelog(env, &plan))
+    }
+
+    fn plan(&self, text: &str, q: &sqlparser::ast::Query) -> Result<plan::Plan, SqlError> {
+        let (catalog, _) = plan::plan_script(&self.statements)?;
+        plan::plan_query(q, &catalog).map_err(|e| e.in_script(text))
     }
 }
 

@@ -20,6 +20,8 @@ pub enum FileFormat {
     Csv,
     /// One JSON object per line, keys the column names.
     Json,
+    /// Debezium JSON change events (`before`, `after`, `op`): what an updating query writes.
+    DebeziumJson,
 }
 
 /// Where a table's rows come from or go to (its `'connector'` option).
@@ -216,6 +218,17 @@ pub enum Plan {
         /// The aggregates.
         aggs: Vec<Agg>,
     },
+    /// Per group (the values of the grouping expressions), its aggregates, kept up to date as
+    /// rows come and go: an updating result (on the incremental collections), `keys...,
+    /// aggregates...`.
+    GroupAggregate {
+        /// The input.
+        input: Box<Plan>,
+        /// The grouping expressions, named.
+        keys: Vec<(String, Typed)>,
+        /// The aggregates.
+        aggs: Vec<Agg>,
+    },
     /// The rows of every input.
     Union {
         /// The inputs (same column types).
@@ -256,7 +269,34 @@ impl Plan {
                 }));
                 f
             }
+            Plan::GroupAggregate { keys, aggs, .. } => keys
+                .iter()
+                .map(|(name, k)| Field {
+                    qualifier: None,
+                    name: name.clone(),
+                    ty: k.ty,
+                })
+                .chain(aggs.iter().map(|a| Field {
+                    qualifier: None,
+                    name: a.text.clone(),
+                    ty: a.ty,
+                }))
+                .collect(),
             Plan::Union { inputs } => inputs[0].fields(),
+        }
+    }
+
+    /// Whether its result changes after it was emitted (rows retracted): an updating result,
+    /// run on the incremental collections and written as a changelog.
+    pub fn updating(&self) -> bool {
+        match self {
+            Plan::Scan { .. } => false,
+            Plan::GroupAggregate { .. } => true,
+            Plan::Filter { input, .. }
+            | Plan::Project { input, .. }
+            | Plan::WindowAssign { input, .. }
+            | Plan::WindowAggregate { input, .. } => input.updating(),
+            Plan::Union { inputs } => inputs.iter().any(Plan::updating),
         }
     }
 
@@ -274,6 +314,7 @@ impl Plan {
             }
             // window_time
             Plan::WindowAggregate { .. } => Some(2),
+            Plan::GroupAggregate { .. } => None,
             Plan::Union { inputs } => {
                 let r = inputs[0].rowtime()?;
                 inputs.iter().all(|i| i.rowtime() == Some(r)).then_some(r)
@@ -354,6 +395,17 @@ impl Plan {
                 let _ = writeln!(
                     out,
                     "{pad}WindowAggregate: {spec} on event time, key [{}], {} (DataStream window operator, emits when the watermark passes a window's end)",
+                    keys.join(", "),
+                    aggs.join(", ")
+                );
+                input.explain(depth + 1, out);
+            }
+            Plan::GroupAggregate { input, keys, aggs } => {
+                let keys: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
+                let aggs: Vec<&str> = aggs.iter().map(|a| a.text.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "{pad}GroupAggregate: key [{}], {} (incremental collection: an updating result, a changelog)",
                     keys.join(", "),
                     aggs.join(", ")
                 );
@@ -567,11 +619,12 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
             let format = match option(def, "format") {
                 Some("csv") => FileFormat::Csv,
                 Some("json") => FileFormat::Json,
+                Some("debezium-json") => FileFormat::DebeziumJson,
                 other => {
                     return Err(SqlError::at(
                         def.pos,
                         format!(
-                            "table '{}': 'format' = {}: the filesystem connector reads and writes 'csv' and 'json'",
+                            "table '{}': 'format' = {}: the filesystem connector reads and writes 'csv' and 'json', and writes 'debezium-json'",
                             def.name,
                             other.map_or("(none)".to_string(), |f| format!("'{f}'"))
                         ),
@@ -818,6 +871,22 @@ fn plan_statement(
                 ));
             }
             let plan = plan_query(query, catalog)?;
+            if let Connector::Filesystem { format, .. } = &t.connector {
+                let changelog = *format == FileFormat::DebeziumJson;
+                if plan.updating() && !changelog {
+                    return Err(SqlError::at(
+                        *pos,
+                        format!(
+                            "INSERT INTO {table}: the query's result is updating (its rows change after they are written) and '{table}' is append-only ('format' = '{}'); write it to a table with 'format' = 'debezium-json'",
+                            if *format == FileFormat::Csv {
+                                "csv"
+                            } else {
+                                "json"
+                            }
+                        ),
+                    ));
+                }
+            }
             let plan = fit_to(plan, &t, pos_of_query(query).unwrap_or(*pos))?;
             let sink = Sink {
                 table: Some(t),
@@ -1027,6 +1096,18 @@ fn plan_named(name: &str, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> 
                     format!(
                         "table '{name}' is a sink ({:?}): it cannot be read",
                         t.connector
+                    ),
+                ));
+            }
+            if let Connector::Filesystem {
+                format: FileFormat::DebeziumJson,
+                ..
+            } = t.connector
+            {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "table '{name}' is 'debezium-json': reading change logs in SQL is not supported yet (only writing)"
                     ),
                 ));
             }
@@ -1359,6 +1440,12 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             return Err(SqlError::at(at, "HAVING without GROUP BY or aggregates"));
         }
         if let Some(spec) = from.window {
+            if plan.updating() {
+                return Err(SqlError::at(
+                    at,
+                    "window table functions read append-only inputs; this one is updating",
+                ));
+            }
             plan = Plan::WindowAssign {
                 input: Box::new(plan),
                 spec,
@@ -1370,14 +1457,17 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             exprs,
         });
     }
-    // A window aggregation: GROUP BY window_start, window_end (window_time may be grouped too)
-    // and other keys.
     let Some(spec) = from.window else {
+        return group_aggregate(select, &scope, plan, &group_exprs, &agg_calls, &items);
+    };
+    if plan.updating() {
         return Err(SqlError::at(
             at,
-            "GROUP BY (or an aggregate) without a window is an updating aggregation, which runs on incremental collections: not supported in Tidal SQL yet. Group by window_start and window_end of TUMBLE or HOP",
+            "a window aggregation reads an append-only input; this one is updating (its rows change)",
         ));
-    };
+    }
+    // A window aggregation: GROUP BY window_start, window_end (window_time may be grouped too)
+    // and other keys.
     let mut keys = Vec::new();
     let mut has = [false; 3];
     for g in &group_exprs {
@@ -1462,6 +1552,70 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
         };
     }
     let exprs = project(&items, &after)?;
+    Ok(Plan::Project {
+        input: Box::new(plan),
+        exprs,
+    })
+}
+
+/// `GROUP BY` without a window (or aggregates without `GROUP BY`): an updating aggregation.
+fn group_aggregate(
+    select: &ast::Select,
+    scope: &Scope,
+    input: Plan,
+    group_exprs: &[Expr],
+    agg_calls: &[Expr],
+    items: &[(&SelectItem, Option<&Expr>)],
+) -> Result<Plan, SqlError> {
+    let mut keys = Vec::new();
+    let mut fields = Vec::new();
+    let mut subst = Vec::new();
+    for g in group_exprs {
+        let typed = compile(g, scope)?;
+        let (qualifier, name) = match (&typed.scalar, g) {
+            (Scalar::Col(c), Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => (
+                scope.fields[*c].qualifier.clone(),
+                scope.fields[*c].name.clone(),
+            ),
+            _ => (None, g.to_string()),
+        };
+        subst.push((g.to_string(), fields.len()));
+        fields.push(Field {
+            qualifier,
+            name: name.clone(),
+            ty: typed.ty,
+        });
+        keys.push((name, typed));
+    }
+    let mut aggs = Vec::new();
+    for call in agg_calls {
+        let a = aggregate(call, scope, scope.fields.len())?;
+        subst.push((call.to_string(), fields.len()));
+        fields.push(Field {
+            qualifier: None,
+            name: a.text.clone(),
+            ty: a.ty,
+        });
+        aggs.push(a);
+    }
+    let after = Scope {
+        fields,
+        subst,
+        grouped: true,
+    };
+    let mut plan = Plan::GroupAggregate {
+        input: Box::new(input),
+        keys,
+        aggs,
+    };
+    if let Some(h) = &select.having {
+        let cond = compile(h, &after)?;
+        plan = Plan::Filter {
+            input: Box::new(plan),
+            cond,
+        };
+    }
+    let exprs = project(items, &after)?;
     Ok(Plan::Project {
         input: Box::new(plan),
         exprs,
@@ -1809,8 +1963,14 @@ mod tests {
             "{e}"
         );
         assert_eq!((e.pos.line, e.pos.column), (2, 17));
-        let e = plan("SELECT auction, COUNT(*) FROM bids GROUP BY auction;").unwrap_err();
-        assert!(e.message.contains("updating aggregation"), "{e}");
+        let e = plan("CREATE TABLE o (a BIGINT, n BIGINT) WITH ('connector' = 'filesystem', 'path' = '/o', 'format' = 'csv');\nINSERT INTO o SELECT auction, COUNT(*) FROM bids GROUP BY auction;").unwrap_err();
+        assert!(e.message.contains("the query's result is updating"), "{e}");
+        let p = plan("SELECT auction, COUNT(*) FROM bids GROUP BY auction HAVING SUM(price) > 10;")
+            .unwrap();
+        assert!(p.sinks[0].plan.updating());
+        assert!(
+            explain(&p.sinks[0]).contains("GroupAggregate: key [auction], COUNT(*), SUM(price)")
+        );
         let e = plan(
             "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(auction), INTERVAL '1' SECOND));",
         )
