@@ -308,12 +308,13 @@ GROUP BY auction, window_start, window_end;",
     );
 }
 
-/// Nexmark q0 (pass-through), q1 (currency conversion) and q2 (selection) as the benchmark
-/// defines them, on file tables of generated events (`nexmark --write-events`), in one script:
-/// the same rows as the DataStream versions of the `nexmark` example on the same events, on
-/// every shape. (q1's DataStream version keeps whole euros: the SQL decimal's integer part.)
+/// Nexmark q0 (pass-through), q1 (currency conversion), q2 (selection) and q3 (local item
+/// suggestion: a regular join of auctions and people) as the benchmark defines them, on file
+/// tables of generated events (`nexmark --write-events`), in one script: the same rows as the
+/// DataStream versions of the `nexmark` example on the same events, on every shape. (q1's
+/// DataStream version keeps whole euros: the SQL decimal's integer part.)
 #[test]
-fn nexmark_q0_to_q2_give_the_datastream_versions_rows_on_every_shape() {
+fn nexmark_q0_to_q3_give_the_datastream_versions_rows_on_every_shape() {
     const EVENTS: &str = "20000";
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events");
@@ -360,6 +361,7 @@ fn nexmark_q0_to_q2_give_the_datastream_versions_rows_on_every_shape() {
         with_time(datastream("q0")),
         with_time(datastream("q1")),
         datastream("q2"),
+        datastream("q3"),
     ];
     assert!(expected.iter().all(|e| !e.is_empty()));
     for shape in SHAPES {
@@ -373,6 +375,18 @@ fn nexmark_q0_to_q2_give_the_datastream_versions_rows_on_every_shape() {
   dateTime TIMESTAMP(3), extra VARCHAR,
   WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
 ) WITH ('connector' = 'filesystem', 'path' = '{bids}', 'format' = 'csv');
+CREATE TABLE person (
+  id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{people}', 'format' = 'csv');
+CREATE TABLE auction (
+  id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT,
+  dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{auctions}', 'format' = 'csv');
+CREATE TABLE nexmark_q3 (name VARCHAR, city VARCHAR, state VARCHAR, id BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{q3}', 'format' = 'csv');
 CREATE TABLE nexmark_q0 (auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3), extra VARCHAR)
   WITH ('connector' = 'filesystem', 'path' = '{q0}', 'format' = 'csv');
 CREATE TABLE nexmark_q1 (auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), dateTime TIMESTAMP(3), extra VARCHAR)
@@ -383,11 +397,18 @@ CREATE TABLE nexmark_q2 (auction BIGINT, price BIGINT)
 INSERT INTO nexmark_q0 SELECT auction, bidder, price, dateTime, extra FROM bid;
 INSERT INTO nexmark_q1 SELECT auction, bidder, 0.908 * price as price, dateTime, extra FROM bid;
 INSERT INTO nexmark_q2 SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0;
+INSERT INTO nexmark_q3
+SELECT P.name, P.city, P.state, A.id
+FROM auction AS A INNER JOIN person AS P on A.seller = P.id
+WHERE A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA');
 ",
                 bids = events.join("bid.csv").display(),
                 q0 = out("q0").display(),
                 q1 = out("q1").display(),
                 q2 = out("q2").display(),
+                q3 = out("q3").display(),
+                people = events.join("person.csv").display(),
+                auctions = events.join("auction.csv").display(),
             ),
         )
         .unwrap();
@@ -414,6 +435,11 @@ INSERT INTO nexmark_q2 SELECT auction, price FROM bid WHERE MOD(auction, 123) = 
         assert_same(&q0, &expected[0], &format!("{shape:?} q0"));
         assert_same(&q1, &expected[1], &format!("{shape:?} q1"));
         assert_same(&q2, &expected[2], &format!("{shape:?} q2"));
+        assert_same(
+            &part_lines(&out("q3")),
+            &expected[3],
+            &format!("{shape:?} q3"),
+        );
     }
 }
 
@@ -605,5 +631,159 @@ SELECT bids, COUNT(*) FROM (SELECT auction, COUNT(*) AS bids FROM bids GROUP BY 
             &expected_histogram,
             &format!("{shape:?} histogram"),
         );
+    }
+}
+
+/// Regular joins on the incremental collections: a LEFT JOIN (orders without a customer, or
+/// with a NULL one, keep NULLs), a FULL JOIN written as Debezium JSON, and an inner join feeding
+/// an updating aggregation per region — each folded equals a model computed with nested loops, on
+/// every shape. Customers and orders arrive in event time, so a left row is first emitted without
+/// its match and retracted when the match comes.
+#[test]
+fn joins_give_changelogs_that_fold_to_the_model_on_every_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orders_file, customers_file) = (
+        dir.path().join("orders.csv"),
+        dir.path().join("customers.csv"),
+    );
+    // Orders: id, customer (NULL for every 17th), amount, time; customers: id 50..300, name, region,
+    // time — customers come later in event time than many of their orders.
+    let mut orders = Vec::new();
+    let mut text = String::new();
+    for id in 0..2_000i64 {
+        let customer = (id * 7919 % 300, id % 17 == 0);
+        let amount = id % 97 + 1;
+        text.push_str(&format!(
+            "{id},{},{amount},{}\n",
+            if customer.1 {
+                String::new()
+            } else {
+                customer.0.to_string()
+            },
+            id * 10
+        ));
+        orders.push((id, (!customer.1).then_some(customer.0), amount));
+    }
+    std::fs::write(&orders_file, text).unwrap();
+    let mut customers = Vec::new();
+    let mut text = String::new();
+    for id in 50..300i64 {
+        let region = ["emea", "apac", "amer"][(id % 3) as usize];
+        text.push_str(&format!("{id},c{id},{region},{}\n", id * 40));
+        customers.push((id, format!("c{id}"), region));
+    }
+    std::fs::write(&customers_file, text).unwrap();
+    let customer = |id: Option<i64>| id.and_then(|id| customers.iter().find(|c| c.0 == id));
+    let mut expected_left: Vec<String> = orders
+        .iter()
+        .map(|(id, c, _)| {
+            format!(
+                "{id}, {}",
+                customer(*c).map_or("NULL".to_string(), |c| c.1.clone())
+            )
+        })
+        .collect();
+    expected_left.sort();
+    let mut expected_full: Vec<String> = orders
+        .iter()
+        .map(|(id, c, _)| {
+            let matched = customer(*c).map_or("null".to_string(), |c| c.0.to_string());
+            format!("{{\"customer\":{matched},\"order_id\":{id}}}")
+        })
+        .chain(
+            customers
+                .iter()
+                .filter(|c| !orders.iter().any(|o| o.1 == Some(c.0)))
+                .map(|c| format!("{{\"customer\":{},\"order_id\":null}}", c.0)),
+        )
+        .collect();
+    expected_full.sort();
+    let mut per_region: BTreeMap<&str, i64> = BTreeMap::new();
+    for (_, c, amount) in &orders {
+        if let Some(c) = customer(*c) {
+            *per_region.entry(c.2).or_insert(0) += amount;
+        }
+    }
+    let mut expected_regions: Vec<String> = per_region
+        .iter()
+        .map(|(r, total)| format!("{r}, {total}"))
+        .collect();
+    expected_regions.sort();
+    for shape in SHAPES {
+        let full_out = dir.path().join(format!("full-{shape:?}"));
+        let script = dir.path().join("joins.sql");
+        std::fs::write(
+            &script,
+            format!(
+                "CREATE TABLE orders (order_id BIGINT, customer BIGINT, amount BIGINT, ms BIGINT,
+  ts AS TO_TIMESTAMP_LTZ(ms, 3), WATERMARK FOR ts AS ts)
+  WITH ('connector' = 'filesystem', 'path' = '{orders}', 'format' = 'csv');
+CREATE TABLE customers (id BIGINT, name STRING, region STRING, ms BIGINT,
+  ts AS TO_TIMESTAMP_LTZ(ms, 3), WATERMARK FOR ts AS ts)
+  WITH ('connector' = 'filesystem', 'path' = '{customers}', 'format' = 'csv');
+CREATE TABLE left_out (order_id BIGINT, name STRING) WITH ('connector' = 'print', 'print-identifier' = 'left');
+CREATE TABLE full_out (order_id BIGINT, customer BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{full}', 'format' = 'debezium-json');
+CREATE TABLE regions (region STRING, total BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'regions');
+
+INSERT INTO left_out SELECT o.order_id, c.name FROM orders o LEFT JOIN customers c ON o.customer = c.id;
+INSERT INTO full_out SELECT o.order_id, c.id FROM orders AS o FULL OUTER JOIN customers AS c ON c.id = o.customer;
+INSERT INTO regions
+SELECT c.region, SUM(o.amount) FROM orders o JOIN customers c ON o.customer = c.id GROUP BY c.region;",
+                orders = orders_file.display(),
+                customers = customers_file.display(),
+                full = full_out.display()
+            ),
+        )
+        .unwrap();
+        let (ok, stdout, err) = tidal_sql(&script, shape);
+        assert!(ok, "{shape:?}: {err}");
+        let printed = |id: &str| -> Vec<(String, String)> {
+            stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("{id}> ")))
+                .filter_map(|l| {
+                    let (kind, rest) = l.split_at(2);
+                    rest.strip_prefix('[')
+                        .and_then(|r| r.strip_suffix(']'))
+                        .map(|row| (kind.to_string(), row.to_string()))
+                })
+                .collect()
+        };
+        let left = printed("left");
+        assert!(
+            left.iter()
+                .any(|(k, row)| k == "-D" && row.ends_with("NULL")),
+            "{shape:?}: some order was first printed without its customer, then retracted"
+        );
+        assert_same(
+            &fold(&left, "left join"),
+            &expected_left,
+            &format!("{shape:?} left join"),
+        );
+        assert_same(
+            &fold(&printed("regions"), "regions"),
+            &expected_regions,
+            &format!("{shape:?} regions"),
+        );
+        let mut net: BTreeMap<String, i64> = BTreeMap::new();
+        for line in part_lines(&full_out) {
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if event["after"].is_null() {
+                *net.entry(event["before"].to_string()).or_insert(0) -= 1;
+            } else {
+                *net.entry(event["after"].to_string()).or_insert(0) += 1;
+            }
+        }
+        assert!(
+            net.values().all(|n| *n == 0 || *n == 1),
+            "{shape:?}: {net:?}"
+        );
+        let full: Vec<String> = net
+            .into_iter()
+            .filter(|(_, n)| *n == 1)
+            .map(|(r, _)| r)
+            .collect();
+        assert_same(&full, &expected_full, &format!("{shape:?} full join"));
     }
 }

@@ -17,7 +17,9 @@ use tidal_engine::{DataStream, Env, Error, Time, WatermarkStrategy, WorkerContex
 use tidal_operators::prelude::*;
 
 use crate::expr::Typed;
-use crate::plan::{Agg, Connector, Datagen, FileFormat, GenField, Plan, Sink, Table, WindowSpec};
+use crate::plan::{
+    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, Plan, Sink, Table, WindowSpec,
+};
 use crate::value::{DataType, Row, Value, parse_text};
 
 /// Reads a table's files into rows: physical columns from each line, then the computed ones.
@@ -490,6 +492,28 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
         Plan::GroupAggregate { input, keys, aggs } => {
             Built::Updating(group_aggregate(build_any(env, input), keys, aggs))
         }
+        Plan::Join {
+            left,
+            right,
+            kind,
+            left_keys,
+            right_keys,
+            residual,
+        } => {
+            let (lw, rw) = (left.fields().len(), right.fields().len());
+            let l = build_any(env, left).updating().map(|(_, r)| r);
+            let r = build_any(env, right).updating().map(|(_, r)| r);
+            let joined = join(l, r, *kind, left_keys, right_keys, (lw, rw));
+            let joined = match residual {
+                None => joined,
+                Some(cond) => {
+                    let ctx = Rc::clone(joined.context());
+                    let (cond, text) = (cond.scalar.clone(), cond.text.clone());
+                    joined.filter(move |r| holds(&cond, &r.0, &ctx, &text))
+                }
+            };
+            Built::Updating(joined.map(|r| (r.clone(), r)))
+        }
         Plan::Union { inputs } => {
             let built: Vec<Built<'s>> = inputs.iter().map(|i| build_any(env, i)).collect();
             if built.iter().all(|b| matches!(b, Built::Append(_))) {
@@ -571,6 +595,86 @@ fn group_aggregate<'s>(
             out.push((Row(v), 1));
         },
     )
+}
+
+/// Each row keyed by `keys` (`Err`: the row, whose key holds a NULL and so matches nothing).
+fn keyed<'s>(rows: Collection<'s, Row>, keys: &[Typed]) -> Collection<'s, Result<(Row, Row), Row>> {
+    let ctx = Rc::clone(rows.context());
+    let keys = keys.to_vec();
+    rows.flat_map(move |r: Row| match eval_all(&keys, &r.0) {
+        Ok(k) if k.iter().any(Value::is_null) => Some(Err(r)),
+        Ok(k) => Some(Ok((Row(k), r))),
+        Err((what, m)) => {
+            fail(&ctx, &format!("ON {what}"), &m);
+            None
+        }
+    })
+}
+
+fn matching<'s>(c: &Collection<'s, Result<(Row, Row), Row>>) -> Collection<'s, (Row, Row)> {
+    c.clone().flat_map(|x: Result<(Row, Row), Row>| x.ok())
+}
+
+fn unmatchable<'s>(c: &Collection<'s, Result<(Row, Row), Row>>) -> Collection<'s, Row> {
+    c.clone().flat_map(|x: Result<(Row, Row), Row>| x.err())
+}
+
+fn concat_rows(a: &Row, b: Option<&Row>, b_width: usize) -> Row {
+    let mut v = a.0.clone();
+    match b {
+        Some(b) => v.extend(b.0.iter().cloned()),
+        None => v.extend(std::iter::repeat_n(Value::Null, b_width)),
+    }
+    Row(v)
+}
+
+/// A regular equi-join of two collections of rows: `left columns..., right columns...`.
+fn join<'s>(
+    left: Collection<'s, Row>,
+    right: Collection<'s, Row>,
+    kind: JoinKind,
+    left_keys: &[Typed],
+    right_keys: &[Typed],
+    (lw, rw): (usize, usize),
+) -> Collection<'s, Row> {
+    let l = keyed(left, left_keys);
+    let r = keyed(right, right_keys);
+    let (lm, rm) = (matching(&l), matching(&r));
+    let inner = lm
+        .clone()
+        .join(rm.clone())
+        .map(|(_, (a, b))| concat_rows(&a, Some(&b), 0));
+    let left_alone = |lm: Collection<'s, (Row, Row)>, rm: &Collection<'s, (Row, Row)>| {
+        let keys = rm.clone().map(|(k, _)| k).distinct();
+        lm.antijoin(keys)
+            .map(move |(_, a)| concat_rows(&a, None, rw))
+    };
+    let right_alone = |rm: Collection<'s, (Row, Row)>, lm: &Collection<'s, (Row, Row)>| {
+        let keys = lm.clone().map(|(k, _)| k).distinct();
+        rm.antijoin(keys).map(move |(_, b)| {
+            let mut v = vec![Value::Null; lw];
+            v.extend(b.0);
+            Row(v)
+        })
+    };
+    let null_left = || unmatchable(&l).map(move |a| concat_rows(&a, None, rw));
+    let null_right = || {
+        unmatchable(&r).map(move |b| {
+            let mut v = vec![Value::Null; lw];
+            v.extend(b.0);
+            Row(v)
+        })
+    };
+    match kind {
+        JoinKind::Inner => inner,
+        JoinKind::Left => inner.concat(left_alone(lm, &rm)).concat(null_left()),
+        JoinKind::Right => inner.concat(right_alone(rm, &lm)).concat(null_right()),
+        JoinKind::Full => inner
+            .concat(left_alone(lm.clone(), &rm))
+            .concat(right_alone(rm, &lm))
+            .concat(null_left())
+            .concat(null_right()),
+    }
 }
 
 fn plan_text(plan: &Plan) -> String {
@@ -769,42 +873,46 @@ pub(crate) fn changelog<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Ch
     }
 }
 
-/// Builds a sink on this worker: an append-only plan's rows as lines (or inserts), an updating
-/// plan's changes as a changelog (Flink's `-U`/`+U` pairs per key).
+/// Builds a sink on this worker. Into an append-only file table (csv, json): the rows (an
+/// updating result never reaches one — the planner refuses it — and a join of append-only
+/// inputs only inserts). Into print, blackhole and debezium-json tables: the changes (`+I` for
+/// an append-only plan's rows; Flink's `-U`/`+U` pairs per key for an updating one).
 pub(crate) fn build_sink(env: &mut Env<'_>, sink: &Sink) {
     let table = sink.table.clone();
     let name = table
         .as_ref()
         .map_or("print".to_string(), |t| format!("sink {}", t.name));
-    let changes: DataStream<'_, Change<Row>> = match build_any(env, &sink.plan) {
-        Built::Append(rows) => {
-            let debezium = matches!(
-                table.as_ref().map(|t| &t.connector),
-                Some(Connector::Filesystem {
-                    format: FileFormat::DebeziumJson,
-                    ..
-                })
-            );
-            if !debezium {
-                match table.as_ref().map(|t| t.connector.clone()) {
-                    Some(Connector::Blackhole) => {
-                        rows.inspect(|_| ()).name("blackhole");
-                    }
-                    Some(Connector::Filesystem { path, .. }) => {
-                        rows.map(move |r| line(table.as_deref(), &r))
-                            .name(name)
-                            .write_text(Location::from(path.as_str()));
-                    }
-                    _ => {
-                        rows.map(move |r| line(table.as_deref(), &r))
-                            .name(name)
-                            .print();
-                    }
-                }
-                return;
+    let built = build_any(env, &sink.plan);
+    if let Some(Connector::Filesystem { path, format, .. }) = table.as_ref().map(|t| &t.connector)
+        && *format != FileFormat::DebeziumJson
+    {
+        let path = path.clone();
+        let rows = match built {
+            Built::Append(rows) => rows,
+            Built::Updating(c) => {
+                let ctx = Rc::clone(c.context());
+                let what = name.clone();
+                c.changelog_by_key()
+                    .flat_map(move |ch: Change<(Row, Row)>| match ch.kind {
+                        RowKind::Insert => Some(ch.row.1),
+                        kind => {
+                            fail(
+                                &ctx,
+                                &what,
+                                &format!("{kind}[{}] reached an append-only table", ch.row.1),
+                            );
+                            None
+                        }
+                    })
             }
-            rows.map(|r| Change::new(RowKind::Insert, r))
-        }
+        };
+        rows.map(move |r| line(table.as_deref(), &r))
+            .name(name)
+            .write_text(Location::from(path.as_str()));
+        return;
+    }
+    let changes: DataStream<'_, Change<Row>> = match built {
+        Built::Append(rows) => rows.map(|r| Change::new(RowKind::Insert, r)),
         Built::Updating(c) => c
             .changelog_by_key()
             .map(|ch| Change::new(ch.kind, ch.row.1)),

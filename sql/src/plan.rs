@@ -176,6 +176,19 @@ pub struct Agg {
     pub text: String,
 }
 
+/// Which rows a join keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Matched pairs only.
+    Inner,
+    /// And left rows without a match.
+    Left,
+    /// And right rows without a match.
+    Right,
+    /// And rows of either side without a match.
+    Full,
+}
+
 /// A node of a plan: what it computes and the columns of its rows.
 #[derive(Debug, Clone)]
 pub enum Plan {
@@ -228,6 +241,23 @@ pub enum Plan {
         keys: Vec<(String, Typed)>,
         /// The aggregates.
         aggs: Vec<Agg>,
+    },
+    /// A regular join on equal keys: each left row with each right row of the same key
+    /// (and, for outer joins, the rows without a match, NULLs for the other side): `left
+    /// columns..., right columns...`. On the incremental collections.
+    Join {
+        /// The left input.
+        left: Box<Plan>,
+        /// The right input.
+        right: Box<Plan>,
+        /// Inner, left, right or full.
+        kind: JoinKind,
+        /// The key on the left rows.
+        left_keys: Vec<Typed>,
+        /// The key on the right rows (same number and comparable types).
+        right_keys: Vec<Typed>,
+        /// The rest of an inner join's ON condition, on the joined row.
+        residual: Option<Typed>,
     },
     /// The rows of every input.
     Union {
@@ -282,6 +312,9 @@ impl Plan {
                     ty: a.ty,
                 }))
                 .collect(),
+            Plan::Join { left, right, .. } => {
+                left.fields().into_iter().chain(right.fields()).collect()
+            }
             Plan::Union { inputs } => inputs[0].fields(),
         }
     }
@@ -297,6 +330,10 @@ impl Plan {
             | Plan::WindowAssign { input, .. }
             | Plan::WindowAggregate { input, .. } => input.updating(),
             Plan::Union { inputs } => inputs.iter().any(Plan::updating),
+            // An outer join first emits a row without its match, and retracts it when one comes.
+            Plan::Join {
+                left, right, kind, ..
+            } => *kind != JoinKind::Inner || left.updating() || right.updating(),
         }
     }
 
@@ -314,7 +351,7 @@ impl Plan {
             }
             // window_time
             Plan::WindowAggregate { .. } => Some(2),
-            Plan::GroupAggregate { .. } => None,
+            Plan::GroupAggregate { .. } | Plan::Join { .. } => None,
             Plan::Union { inputs } => {
                 let r = inputs[0].rowtime()?;
                 inputs.iter().all(|i| i.rowtime() == Some(r)).then_some(r)
@@ -410,6 +447,30 @@ impl Plan {
                     aggs.join(", ")
                 );
                 input.explain(depth + 1, out);
+            }
+            Plan::Join {
+                left,
+                right,
+                kind,
+                left_keys,
+                right_keys,
+                residual,
+            } => {
+                let pairs: Vec<String> = left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .map(|(l, r)| format!("{l} = {r}"))
+                    .collect();
+                let _ = write!(out, "{pad}Join: {kind:?} on {}", pairs.join(" AND "));
+                if let Some(r) = residual {
+                    let _ = write!(out, " AND {r}");
+                }
+                let _ = writeln!(
+                    out,
+                    " (incremental collections: both sides kept, arranged by key)"
+                );
+                left.explain(depth + 1, out);
+                right.explain(depth + 1, out);
             }
             Plan::Union { inputs } => {
                 let _ = writeln!(out, "{pad}Union all");
@@ -1053,11 +1114,30 @@ fn plan_set_expr(body: &SetExpr, catalog: &Catalog, at: Pos) -> Result<Plan, Sql
     }
 }
 
-/// A FROM clause planned: its rows, and the window a window table function assigns to them.
+/// A FROM clause planned: its rows, their columns (qualified by table or alias), and the window a
+/// window table function assigns to them.
 struct From {
     plan: Plan,
-    qualifier: String,
+    fields: Vec<Field>,
     window: Option<WindowSpec>,
+}
+
+impl From {
+    fn of(plan: Plan, qualifier: Option<String>, window: Option<WindowSpec>) -> From {
+        let fields = plan
+            .fields()
+            .into_iter()
+            .map(|f| Field {
+                qualifier: qualifier.clone().or(f.qualifier),
+                ..f
+            })
+            .collect();
+        From {
+            plan,
+            fields,
+            window,
+        }
+    }
 }
 
 fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<From, SqlError> {
@@ -1068,20 +1148,215 @@ fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<From, SqlError> 
             if select.from.is_empty() {
                 "a query reads a table: FROM is missing".to_string()
             } else {
-                "several tables in FROM (a join) are not supported yet".to_string()
+                "several tables in FROM: join them with JOIN ... ON".to_string()
             },
         ));
     };
-    if !from.joins.is_empty() {
-        return Err(SqlError::at(at, "joins are not supported yet"));
+    let mut left = plan_factor(&from.relation, catalog, at)?;
+    for join in &from.joins {
+        let right = plan_factor(&join.relation, catalog, at)?;
+        left = plan_join(left, right, &join.join_operator, at)?;
     }
-    plan_factor(&from.relation, catalog, at)
+    Ok(left)
 }
 
-fn requalify(plan: Plan, qualifier: &str) -> Plan {
-    // Columns keep their names; the qualifier is the alias (applied by the scope built from it).
-    let _ = qualifier;
-    plan
+/// `left JOIN right ON ...`: an equi-join on the ON condition's equalities between the sides.
+fn plan_join(left: From, right: From, op: &ast::JoinOperator, at: Pos) -> Result<From, SqlError> {
+    use ast::JoinOperator as J;
+    let (kind, constraint) = match op {
+        J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
+        J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, c),
+        J::Right(c) | J::RightOuter(c) => (JoinKind::Right, c),
+        J::FullOuter(c) => (JoinKind::Full, c),
+        other => {
+            return Err(SqlError::at(
+                at,
+                format!("{other:?} joins are not supported: INNER, LEFT, RIGHT and FULL joins are"),
+            ));
+        }
+    };
+    let ast::JoinConstraint::On(on) = constraint else {
+        return Err(SqlError::at(
+            at,
+            "a join needs ON with an equality between its two sides",
+        ));
+    };
+    if left.window.is_some() || right.window.is_some() {
+        return Err(SqlError::at(at, "window joins are not supported yet"));
+    }
+    let width = left.fields.len();
+    let mut fields = left.fields.clone();
+    fields.extend(right.fields.iter().cloned());
+    let scope = Scope {
+        fields: fields.clone(),
+        ..Scope::default()
+    };
+    let cond = compile(on, &scope)?;
+    if cond.ty != DataType::Boolean {
+        return Err(SqlError::at(cond.pos, "ON takes a condition"));
+    }
+    // Split the condition's conjuncts into equalities across the sides and the rest.
+    let mut conjuncts = Vec::new();
+    fn split(s: Scalar, out: &mut Vec<Scalar>) {
+        match s {
+            Scalar::And(a, b) => {
+                split(*a, out);
+                split(*b, out);
+            }
+            other => out.push(other),
+        }
+    }
+    split(cond.scalar.clone(), &mut conjuncts);
+    let side = |s: &Scalar| -> Option<bool> {
+        // Some(true): only left columns; Some(false): only right; None: both or none.
+        let left_only = !uses_columns_from(s, width);
+        let right_only = !uses_columns_below(s, width);
+        match (left_only, right_only) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        }
+    };
+    let (mut left_keys, mut right_keys, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for c in conjuncts {
+        if let Scalar::Cmp(expr::CmpOp::Eq, a, b) = &c {
+            match (side(a), side(b)) {
+                (Some(true), Some(false)) => {
+                    left_keys.push(keyed(a, 0, &fields, &cond));
+                    right_keys.push(keyed(b, width, &fields, &cond));
+                    continue;
+                }
+                (Some(false), Some(true)) => {
+                    left_keys.push(keyed(b, 0, &fields, &cond));
+                    right_keys.push(keyed(a, width, &fields, &cond));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        rest.push(c);
+    }
+    if left_keys.is_empty() {
+        return Err(SqlError::at(
+            cond.pos,
+            "a join needs an equality between a column of each side in ON (a cross join or a join on a range is not supported yet)",
+        ));
+    }
+    let residual = rest
+        .into_iter()
+        .reduce(|a, b| Scalar::And(Box::new(a), Box::new(b)));
+    if residual.is_some() && kind != JoinKind::Inner {
+        return Err(SqlError::at(
+            cond.pos,
+            "an outer join's ON holds only equalities between the sides here; put the other conditions in WHERE or a subquery",
+        ));
+    }
+    let plan = Plan::Join {
+        left: Box::new(left.plan),
+        right: Box::new(right.plan),
+        kind,
+        left_keys,
+        right_keys,
+        residual: residual.map(|scalar| Typed {
+            scalar,
+            ty: DataType::Boolean,
+            text: cond.text.clone(),
+            pos: cond.pos,
+        }),
+    };
+    Ok(From {
+        plan,
+        fields,
+        window: None,
+    })
+}
+
+/// A join key taken from one side's rows: its columns renumbered from `offset`.
+fn keyed(s: &Scalar, offset: usize, fields: &[Field], cond: &Typed) -> Typed {
+    Typed {
+        scalar: shift(s, offset),
+        ty: type_of_key(s, fields),
+        text: cond.text.clone(),
+        pos: cond.pos,
+    }
+}
+
+fn type_of_key(s: &Scalar, fields: &[Field]) -> DataType {
+    match s {
+        Scalar::Col(c) => fields[*c].ty,
+        _ => DataType::Null,
+    }
+}
+
+/// `s` with every column index lowered by `offset`.
+fn shift(s: &Scalar, offset: usize) -> Scalar {
+    let b = |x: &Scalar| Box::new(shift(x, offset));
+    match s {
+        Scalar::Col(c) => Scalar::Col(c - offset),
+        Scalar::Lit(v) => Scalar::Lit(v.clone()),
+        Scalar::Arith(op, x, y, t) => Scalar::Arith(*op, b(x), b(y), *t),
+        Scalar::Cmp(op, x, y) => Scalar::Cmp(*op, b(x), b(y)),
+        Scalar::And(x, y) => Scalar::And(b(x), b(y)),
+        Scalar::Or(x, y) => Scalar::Or(b(x), b(y)),
+        Scalar::Not(x) => Scalar::Not(b(x)),
+        Scalar::Neg(x) => Scalar::Neg(b(x)),
+        Scalar::IsNull(x, n) => Scalar::IsNull(b(x), *n),
+        Scalar::Case(w, e) => Scalar::Case(
+            w.iter()
+                .map(|(c, r)| (shift(c, offset), shift(r, offset)))
+                .collect(),
+            b(e),
+        ),
+        Scalar::Cast(x, t, tr) => Scalar::Cast(b(x), *t, *tr),
+        Scalar::InList(x, items, n) => {
+            Scalar::InList(b(x), items.iter().map(|i| shift(i, offset)).collect(), *n)
+        }
+        Scalar::Like(x, y, n) => Scalar::Like(b(x), b(y), *n),
+        Scalar::Call(f, args) => Scalar::Call(*f, args.iter().map(|a| shift(a, offset)).collect()),
+    }
+}
+
+/// Whether `s` reads a column below `below`.
+fn uses_columns_below(s: &Scalar, below: usize) -> bool {
+    let mut found = false;
+    visit_columns(s, &mut |c| found |= c < below);
+    found
+}
+
+fn visit_columns(s: &Scalar, f: &mut dyn FnMut(usize)) {
+    match s {
+        Scalar::Col(c) => f(*c),
+        Scalar::Lit(_) => {}
+        Scalar::Arith(_, a, b, _)
+        | Scalar::Cmp(_, a, b)
+        | Scalar::And(a, b)
+        | Scalar::Or(a, b)
+        | Scalar::Like(a, b, _) => {
+            visit_columns(a, f);
+            visit_columns(b, f);
+        }
+        Scalar::Not(a) | Scalar::Neg(a) | Scalar::IsNull(a, _) | Scalar::Cast(a, _, _) => {
+            visit_columns(a, f)
+        }
+        Scalar::Case(w, e) => {
+            for (c, r) in w {
+                visit_columns(c, f);
+                visit_columns(r, f);
+            }
+            visit_columns(e, f);
+        }
+        Scalar::InList(a, items, _) => {
+            visit_columns(a, f);
+            for i in items {
+                visit_columns(i, f);
+            }
+        }
+        Scalar::Call(_, args) => {
+            for a in args {
+                visit_columns(a, f);
+            }
+        }
+    }
 }
 
 fn plan_named(name: &str, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> {
@@ -1124,6 +1399,7 @@ fn plan_named(name: &str, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> 
 }
 
 fn plan_factor(factor: &TableFactor, catalog: &Catalog, at: Pos) -> Result<From, SqlError> {
+    let alias_of = |a: &Option<ast::TableAlias>| a.as_ref().map(|a| a.name.value.clone());
     match factor {
         TableFactor::Table {
             name,
@@ -1133,34 +1409,17 @@ fn plan_factor(factor: &TableFactor, catalog: &Catalog, at: Pos) -> Result<From,
         } => {
             let n = object_name(name);
             let plan = plan_named(&n, catalog, name.span().start.into())?;
-            let qualifier = alias.as_ref().map_or(n, |a| a.name.value.clone());
-            Ok(From {
-                plan: requalify(plan, &qualifier),
-                qualifier,
-                window: None,
-            })
+            Ok(From::of(plan, Some(alias_of(alias).unwrap_or(n)), None))
         }
         TableFactor::Derived {
             subquery, alias, ..
         } => {
             let plan = plan_query(subquery, catalog)?;
-            Ok(From {
-                plan,
-                qualifier: alias
-                    .as_ref()
-                    .map_or(String::new(), |a| a.name.value.clone()),
-                window: None,
-            })
+            Ok(From::of(plan, alias_of(alias), None))
         }
         TableFactor::TableFunction { expr, alias } => {
             let (plan, spec) = window_function(expr, catalog)?;
-            Ok(From {
-                plan,
-                qualifier: alias
-                    .as_ref()
-                    .map_or(String::new(), |a| a.name.value.clone()),
-                window: Some(spec),
-            })
+            Ok(From::of(plan, alias_of(alias), Some(spec)))
         }
         other => Err(SqlError::at(
             at,
@@ -1320,17 +1579,9 @@ fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), Sq
 
 /// The scope of a FROM clause's rows.
 fn scope_of(from: &From) -> Scope {
-    let q = (!from.qualifier.is_empty()).then(|| from.qualifier.clone());
-    let mut fields: Vec<Field> = from
-        .plan
-        .fields()
-        .into_iter()
-        .map(|f| Field {
-            qualifier: q.clone().or(f.qualifier),
-            ..f
-        })
-        .collect();
+    let mut fields = from.fields.clone();
     if from.window.is_some() {
+        let q = fields.first().and_then(|f| f.qualifier.clone());
         fields.extend(window_fields(q.as_deref()));
     }
     Scope {
@@ -1502,7 +1753,7 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
         aggs.push(aggregate(call, &scope, input_width)?);
     }
     // The scope after aggregation: window columns, keys, aggregates.
-    let q = (!from.qualifier.is_empty()).then(|| from.qualifier.clone());
+    let q = from.fields.first().and_then(|f| f.qualifier.clone());
     let mut fields = window_fields(q.as_deref());
     let mut subst = Vec::new();
     for (name, g, typed) in &keys {
