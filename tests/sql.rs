@@ -787,3 +787,91 @@ SELECT c.region, SUM(o.amount) FROM orders o JOIN customers c ON o.customer = c.
         assert_same(&full, &expected_full, &format!("{shape:?} full join"));
     }
 }
+
+/// Top-N and deduplication with `ROW_NUMBER()`: the 3 highest bids per auction, and the first
+/// bid of each auction in event time, kept up to date as bids arrive (ties broken by the whole
+/// row) — folded, the model's rows, on every shape; a ranking without a bound is refused.
+#[test]
+fn top_n_and_deduplication_fold_to_the_model_on_every_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bids.csv");
+    write_bids(&input, 4_000, 5);
+    let mut by_auction: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let f: Vec<i64> = line.split(',').map(|x| x.parse().unwrap()).collect();
+        by_auction.entry(f[0]).or_default().push((f[1], f[2]));
+    }
+    let mut expected_top = Vec::new();
+    let mut expected_first = Vec::new();
+    for (auction, bids) in &by_auction {
+        let mut top = bids.clone();
+        top.sort_by(|a, b| b.0.cmp(&a.0).then(a.cmp(b)));
+        for (i, (price, ms)) in top.iter().take(3).enumerate() {
+            expected_top.push(format!("{auction}, {price}, {ms}, {}", i + 1));
+        }
+        let first = bids
+            .iter()
+            .min_by(|a, b| a.1.cmp(&b.1).then(a.cmp(b)))
+            .unwrap();
+        expected_first.push(format!("{auction}, {}, {}", first.0, first.1));
+    }
+    expected_top.sort();
+    expected_first.sort();
+    let script = dir.path().join("rank.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "{bids}
+CREATE TABLE top3 (auction BIGINT, price BIGINT, ms BIGINT, rn BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'top');
+CREATE TABLE firsts (auction BIGINT, price BIGINT, ms BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'first');
+INSERT INTO top3
+SELECT auction, price, ms, rn FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rn FROM bids
+) WHERE rn <= 3;
+INSERT INTO firsts
+SELECT auction, price, ms FROM (
+  SELECT auction, price, ms, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY ts ASC) AS row_num FROM bids
+) WHERE row_num = 1;",
+            bids = bids_table(&input)
+        ),
+    )
+    .unwrap();
+    for shape in SHAPES {
+        let (ok, stdout, err) = tidal_sql(&script, shape);
+        assert!(ok, "{shape:?}: {err}");
+        let printed = |id: &str| -> Vec<(String, String)> {
+            stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("{id}> ")))
+                .map(|l| {
+                    let (kind, rest) = l.split_at(2);
+                    (kind.to_string(), rest[1..rest.len() - 1].to_string())
+                })
+                .collect()
+        };
+        assert_same(
+            &fold(&printed("top"), "top 3"),
+            &expected_top,
+            &format!("{shape:?} top 3"),
+        );
+        assert_same(
+            &fold(&printed("first"), "first"),
+            &expected_first,
+            &format!("{shape:?} first bids"),
+        );
+    }
+    std::fs::write(
+        &script,
+        format!(
+            "{bids}\nSELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS r FROM bids;",
+            bids = bids_table(&input)
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = tidal_sql(&script, Shape::OneWorker);
+    assert!(!ok);
+    assert!(
+        err.contains("needs a bound in the enclosing query: WHERE r <= N"),
+        "{err}"
+    );
+}

@@ -492,6 +492,17 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
         Plan::GroupAggregate { input, keys, aggs } => {
             Built::Updating(group_aggregate(build_any(env, input), keys, aggs))
         }
+        Plan::Rank {
+            input,
+            partition,
+            order,
+            limit,
+            ..
+        } => {
+            let rows = build_any(env, input).updating().map(|(_, r)| r);
+            let limit = limit.expect("the planner bounds every ranking");
+            Built::Updating(rank(rows, partition, order, limit).map(|r| (r.clone(), r)))
+        }
         Plan::Join {
             left,
             right,
@@ -675,6 +686,68 @@ fn join<'s>(
             .concat(null_left())
             .concat(null_right()),
     }
+}
+
+/// Per partition, its first `limit` rows in `order` (ties broken by the whole row, so the
+/// result is the same on every run), each with its row number after its columns.
+fn rank<'s>(
+    rows: Collection<'s, Row>,
+    partition: &[Typed],
+    order: &[(Typed, bool)],
+    limit: u64,
+) -> Collection<'s, Row> {
+    let ctx = Rc::clone(rows.context());
+    let keys = partition.to_vec();
+    let key_ctx = Rc::clone(&ctx);
+    let order = order.to_vec();
+    rows.flat_map(move |r: Row| match eval_all(&keys, &r.0) {
+        Ok(k) => Some((Row(k), r)),
+        Err((what, m)) => {
+            fail(&key_ctx, &format!("PARTITION BY {what}"), &m);
+            None
+        }
+    })
+    .reduce(
+        move |_key: &Row, rows: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
+            let mut sorted: Vec<(Vec<Value>, &Row, isize)> = Vec::with_capacity(rows.len());
+            for (row, count) in rows {
+                let mut by = Vec::with_capacity(order.len());
+                for (e, _) in &order {
+                    match e.scalar.eval(&row.0) {
+                        Ok(v) => by.push(v),
+                        Err(m) => {
+                            fail(&ctx, &format!("ORDER BY {}", e.text), &m);
+                            by.push(Value::Null);
+                        }
+                    }
+                }
+                sorted.push((by, row, *count));
+            }
+            sorted.sort_by(|a, b| {
+                for (i, (_, desc)) in order.iter().enumerate() {
+                    let o = a.0[i].cmp(&b.0[i]);
+                    let o = if *desc { o.reverse() } else { o };
+                    if o.is_ne() {
+                        return o;
+                    }
+                }
+                a.1.cmp(b.1)
+            });
+            let mut n = 0u64;
+            'rows: for (_, row, count) in sorted {
+                for _ in 0..count {
+                    if n == limit {
+                        break 'rows;
+                    }
+                    n += 1;
+                    let mut v = row.0.clone();
+                    v.push(Value::BigInt(n as i64));
+                    out.push((Row(v), 1));
+                }
+            }
+        },
+    )
+    .map(|(_, r)| r)
 }
 
 fn plan_text(plan: &Plan) -> String {

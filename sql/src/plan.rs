@@ -259,6 +259,21 @@ pub enum Plan {
         /// The rest of an inner join's ON condition, on the joined row.
         residual: Option<Typed>,
     },
+    /// Top-N per partition: each partition's first `limit` rows in the order given, with their
+    /// row number (`ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` under a `WHERE rn <= N`):
+    /// `input columns..., row number`. Updating (on the incremental collections).
+    Rank {
+        /// The input.
+        input: Box<Plan>,
+        /// The partition keys.
+        partition: Vec<Typed>,
+        /// The order: expressions, each descending when set.
+        order: Vec<(Typed, bool)>,
+        /// The number of rows kept per partition (`None` until the enclosing filter gives it).
+        limit: Option<u64>,
+        /// The row number column's name.
+        name: String,
+    },
     /// The rows of every input.
     Union {
         /// The inputs (same column types).
@@ -315,6 +330,15 @@ impl Plan {
             Plan::Join { left, right, .. } => {
                 left.fields().into_iter().chain(right.fields()).collect()
             }
+            Plan::Rank { input, name, .. } => {
+                let mut f = input.fields();
+                f.push(Field {
+                    qualifier: None,
+                    name: name.clone(),
+                    ty: DataType::BigInt,
+                });
+                f
+            }
             Plan::Union { inputs } => inputs[0].fields(),
         }
     }
@@ -324,7 +348,7 @@ impl Plan {
     pub fn updating(&self) -> bool {
         match self {
             Plan::Scan { .. } => false,
-            Plan::GroupAggregate { .. } => true,
+            Plan::GroupAggregate { .. } | Plan::Rank { .. } => true,
             Plan::Filter { input, .. }
             | Plan::Project { input, .. }
             | Plan::WindowAssign { input, .. }
@@ -351,7 +375,7 @@ impl Plan {
             }
             // window_time
             Plan::WindowAggregate { .. } => Some(2),
-            Plan::GroupAggregate { .. } | Plan::Join { .. } => None,
+            Plan::GroupAggregate { .. } | Plan::Join { .. } | Plan::Rank { .. } => None,
             Plan::Union { inputs } => {
                 let r = inputs[0].rowtime()?;
                 inputs.iter().all(|i| i.rowtime() == Some(r)).then_some(r)
@@ -471,6 +495,27 @@ impl Plan {
                 );
                 left.explain(depth + 1, out);
                 right.explain(depth + 1, out);
+            }
+            Plan::Rank {
+                input,
+                partition,
+                order,
+                limit,
+                ..
+            } => {
+                let part: Vec<String> = partition.iter().map(|p| p.text.clone()).collect();
+                let ord: Vec<String> = order
+                    .iter()
+                    .map(|(e, desc)| format!("{e}{}", if *desc { " DESC" } else { "" }))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{pad}Rank: top {} per [{}] by {} (incremental collection: an updating result)",
+                    limit.map_or("?".to_string(), |n| n.to_string()),
+                    part.join(", "),
+                    ord.join(", ")
+                );
+                input.explain(depth + 1, out);
             }
             Plan::Union { inputs } => {
                 let _ = writeln!(out, "{pad}Union all");
@@ -899,8 +944,9 @@ fn plan_statement(
         Stmt::Set { key, value, .. } => {
             program.options.insert(key.clone(), value.clone());
         }
-        Stmt::Select { query, .. } => {
+        Stmt::Select { query, pos } => {
             let plan = plan_query(query, catalog)?;
+            check_ranks(&plan, pos_of_query(query).unwrap_or(*pos))?;
             let sink = Sink { table: None, plan };
             if explain_only {
                 program.explained.push(explain(&sink));
@@ -932,6 +978,7 @@ fn plan_statement(
                 ));
             }
             let plan = plan_query(query, catalog)?;
+            check_ranks(&plan, pos_of_query(query).unwrap_or(*pos))?;
             if let Connector::Filesystem { format, .. } = &t.connector {
                 let changelog = *format == FileFormat::DebeziumJson;
                 if plan.updating() && !changelog {
@@ -1649,6 +1696,7 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
                 "WHERE on window_start, window_end or window_time is not supported yet: filter the window's rows in an outer query",
             ));
         }
+        set_rank_limit(&mut plan, &cond.scalar);
         plan = Plan::Filter {
             input: Box::new(plan),
             cond,
@@ -1701,6 +1749,39 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
                 input: Box::new(plan),
                 spec,
             };
+        }
+        if let Some((rank, rank_text)) = row_number(&items, &scope)? {
+            let Plan::Rank { name, .. } = &rank else {
+                unreachable!("a rank")
+            };
+            let mut scope = scope.clone();
+            scope.subst.push((rank_text, scope.fields.len()));
+            scope.fields.push(Field {
+                qualifier: None,
+                name: name.clone(),
+                ty: DataType::BigInt,
+            });
+            let Plan::Rank {
+                partition,
+                order,
+                name,
+                ..
+            } = rank
+            else {
+                unreachable!("a rank")
+            };
+            plan = Plan::Rank {
+                input: Box::new(plan),
+                partition,
+                order,
+                limit: None,
+                name,
+            };
+            let exprs = project_with(&items, &scope, scope.fields.len() - 1)?;
+            return Ok(Plan::Project {
+                input: Box::new(plan),
+                exprs,
+            });
         }
         let exprs = project(&items, &scope)?;
         return Ok(Plan::Project {
@@ -1873,6 +1954,179 @@ fn group_aggregate(
     })
 }
 
+/// The `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` among the select items, if one is
+/// there: a rank (without its input and limit) and the call's text.
+fn row_number(
+    items: &[(&SelectItem, Option<&Expr>)],
+    scope: &Scope,
+) -> Result<Option<(Plan, String)>, SqlError> {
+    let mut found = None;
+    for (item, e) in items {
+        let Some(e) = e else { continue };
+        let mut calls = Vec::new();
+        let _ = visit_expressions(*e, |x| {
+            if let Expr::Function(f) = x
+                && f.over.is_some()
+            {
+                calls.push(x.clone());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        for call in calls {
+            let Expr::Function(f) = &call else {
+                unreachable!()
+            };
+            if !object_name(&f.name).eq_ignore_ascii_case("ROW_NUMBER") {
+                return Err(SqlError::at(
+                    pos_of(&call),
+                    format!(
+                        "{}() OVER: only ROW_NUMBER() (for Top-N and deduplication) is supported over a window",
+                        object_name(&f.name)
+                    ),
+                ));
+            }
+            if found.is_some() {
+                return Err(SqlError::at(pos_of(&call), "one ROW_NUMBER() per query"));
+            }
+            let Some(ast::WindowType::WindowSpec(spec)) = &f.over else {
+                return Err(SqlError::at(
+                    pos_of(&call),
+                    "ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)",
+                ));
+            };
+            if spec.order_by.is_empty() {
+                return Err(SqlError::at(
+                    pos_of(&call),
+                    "ROW_NUMBER() needs an ORDER BY in its OVER clause",
+                ));
+            }
+            let partition = spec
+                .partition_by
+                .iter()
+                .map(|p| compile(p, scope))
+                .collect::<Result<Vec<_>, _>>()?;
+            let order = spec
+                .order_by
+                .iter()
+                .map(|o| Ok((compile(&o.expr, scope)?, o.options.asc == Some(false))))
+                .collect::<Result<Vec<_>, SqlError>>()?;
+            let name = match item {
+                SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+                _ => "row_num".to_string(),
+            };
+            found = Some((
+                Plan::Rank {
+                    input: Box::new(Plan::Union { inputs: Vec::new() }),
+                    partition,
+                    order,
+                    limit: None,
+                    name,
+                },
+                call.to_string(),
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// When `plan` is a ranking without a limit (seen through projections), and `cond` bounds its
+/// row number (`rn <= N`, `rn < N`, `rn = 1`): sets the limit.
+fn set_rank_limit(plan: &mut Plan, cond: &Scalar) {
+    // The column of `plan`'s rows that holds the rank's row number.
+    fn rank_column(plan: &mut Plan) -> Option<(usize, &mut Option<u64>)> {
+        match plan {
+            Plan::Rank { input, limit, .. } => {
+                let width = input.fields().len();
+                Some((width, limit))
+            }
+            Plan::Project { input, exprs } => {
+                let at = exprs
+                    .iter()
+                    .map(|(_, e)| e.scalar.clone())
+                    .collect::<Vec<_>>();
+                let (col, limit) = rank_column(input)?;
+                let pos = at
+                    .iter()
+                    .position(|s| matches!(s, Scalar::Col(c) if *c == col))?;
+                Some((pos, limit))
+            }
+            Plan::Filter { input, .. } => rank_column(input),
+            _ => None,
+        }
+    }
+    let mut conjuncts = Vec::new();
+    fn split<'a>(s: &'a Scalar, out: &mut Vec<&'a Scalar>) {
+        match s {
+            Scalar::And(a, b) => {
+                split(a, out);
+                split(b, out);
+            }
+            other => out.push(other),
+        }
+    }
+    split(cond, &mut conjuncts);
+    let Some((col, limit)) = rank_column(plan) else {
+        return;
+    };
+    for c in conjuncts {
+        let bound = match c {
+            Scalar::Cmp(op, a, b) => match (a.as_ref(), b.as_ref()) {
+                (Scalar::Col(x), Scalar::Lit(v)) if *x == col => {
+                    v.as_i64().and_then(|n| match op {
+                        expr::CmpOp::Le => Some(n),
+                        expr::CmpOp::Lt => Some(n - 1),
+                        expr::CmpOp::Eq if n == 1 => Some(1),
+                        _ => None,
+                    })
+                }
+                (Scalar::Lit(v), Scalar::Col(x)) if *x == col => {
+                    v.as_i64().and_then(|n| match op {
+                        expr::CmpOp::Ge => Some(n),
+                        expr::CmpOp::Gt => Some(n - 1),
+                        expr::CmpOp::Eq if n == 1 => Some(1),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(n) = bound.filter(|n| *n >= 1) {
+            *limit = Some(limit.map_or(n as u64, |l| l.min(n as u64)));
+        }
+    }
+}
+
+/// The first ranking in `plan` left without a limit, if any.
+fn unbounded_rank(plan: &Plan) -> Option<&str> {
+    match plan {
+        Plan::Rank {
+            limit: None, name, ..
+        } => Some(name),
+        Plan::Scan { .. } => None,
+        Plan::Filter { input, .. }
+        | Plan::Project { input, .. }
+        | Plan::WindowAssign { input, .. }
+        | Plan::WindowAggregate { input, .. }
+        | Plan::GroupAggregate { input, .. }
+        | Plan::Rank { input, .. } => unbounded_rank(input),
+        Plan::Join { left, right, .. } => unbounded_rank(left).or_else(|| unbounded_rank(right)),
+        Plan::Union { inputs } => inputs.iter().find_map(unbounded_rank),
+    }
+}
+
+fn check_ranks(plan: &Plan, pos: Pos) -> Result<(), SqlError> {
+    match unbounded_rank(plan) {
+        None => Ok(()),
+        Some(name) => Err(SqlError::at(
+            pos,
+            format!(
+                "ROW_NUMBER() ({name}) needs a bound in the enclosing query: WHERE {name} <= N (Top-N) or {name} = 1 (deduplication)"
+            ),
+        )),
+    }
+}
+
 /// Whether `s` reads a column at or after `from`.
 fn uses_columns_from(s: &Scalar, from: usize) -> bool {
     match s {
@@ -1903,6 +2157,15 @@ fn project(
     items: &[(&SelectItem, Option<&Expr>)],
     scope: &Scope,
 ) -> Result<Vec<(String, Typed)>, SqlError> {
+    project_with(items, scope, scope.fields.len())
+}
+
+/// The select items on `scope`; a wildcard stands for its first `wildcard` columns.
+fn project_with(
+    items: &[(&SelectItem, Option<&Expr>)],
+    scope: &Scope,
+    wildcard: usize,
+) -> Result<Vec<(String, Typed)>, SqlError> {
     let mut exprs = Vec::new();
     for (i, (item, e)) in items.iter().enumerate() {
         match (item, e) {
@@ -1911,7 +2174,7 @@ fn project(
                 exprs.push((output_name(item, e, i), typed));
             }
             (SelectItem::Wildcard(_), None) => {
-                for (c, f) in scope.fields.iter().enumerate() {
+                for (c, f) in scope.fields.iter().enumerate().take(wildcard) {
                     exprs.push((f.name.clone(), column(c, f)));
                 }
             }
