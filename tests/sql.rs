@@ -875,3 +875,217 @@ SELECT auction, price, ms FROM (
         "{err}"
     );
 }
+
+/// Milliseconds of a timestamp as the event files hold it.
+fn ms_of(text: &str) -> i64 {
+    tidal::sql::Value::parse(tidal::sql::DataType::Timestamp, text)
+        .unwrap()
+        .as_millis()
+        .unwrap()
+}
+
+/// The Nexmark tables over the files `nexmark --write-events` wrote into `events`.
+fn nexmark_tables(events: &Path) -> String {
+    format!(
+        "CREATE TABLE person (
+  id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+CREATE TABLE auction (
+  id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT,
+  dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+CREATE TABLE bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+",
+        events.join("person.csv").display(),
+        events.join("auction.csv").display(),
+        events.join("bid.csv").display()
+    )
+}
+
+/// Nexmark q5 (hot items: per 10 s window sliding by 2 s, the auctions with the most bids —
+/// window aggregations, an aggregation over them and a join with a condition), q7 (highest bid:
+/// bids joined to each 10 s window's highest price) and q8 (new users: people and sellers
+/// joined per 10 s window) as the benchmark defines them, on file tables of generated events:
+/// folded, the rows of models computed here from the files, on every shape.
+#[test]
+fn nexmark_q5_q7_q8_fold_to_the_models_on_every_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events");
+    let status = Command::new(common::example("nexmark"))
+        .args([
+            "--write-events",
+            events.to_str().unwrap(),
+            "--events",
+            "30000",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read = |name: &str| -> Vec<Vec<String>> {
+        std::fs::read_to_string(events.join(name))
+            .unwrap()
+            .lines()
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect()
+    };
+    let bids: Vec<(i64, i64, i64, i64)> = read("bid.csv")
+        .iter()
+        .map(|f| {
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                ms_of(&f[5]),
+            )
+        })
+        .collect();
+    // q5: per hopping window, count per auction; the auctions at the window's maximum.
+    let mut windows: BTreeMap<i64, BTreeMap<i64, i64>> = BTreeMap::new();
+    for (auction, _, _, t) in &bids {
+        let mut start = t - t.rem_euclid(2_000);
+        while start > t - 10_000 {
+            *windows
+                .entry(start)
+                .or_default()
+                .entry(*auction)
+                .or_insert(0) += 1;
+            start -= 2_000;
+        }
+    }
+    let mut expected_q5 = Vec::new();
+    for counts in windows.values() {
+        let max = counts.values().max().unwrap();
+        for (auction, n) in counts {
+            if n >= max {
+                expected_q5.push(format!("{auction}, {n}"));
+            }
+        }
+    }
+    expected_q5.sort();
+    // q7: each bid whose price is a tumbling window's highest, within [end - 10 s, end].
+    let mut max_by_end: BTreeMap<i64, i64> = BTreeMap::new();
+    for (_, _, price, t) in &bids {
+        let end = t - t.rem_euclid(10_000) + 10_000;
+        let m = max_by_end.entry(end).or_insert(*price);
+        *m = (*m).max(*price);
+    }
+    let mut expected_q7 = Vec::new();
+    for (auction, bidder, price, t) in &bids {
+        for (end, max) in &max_by_end {
+            if price == max && end - 10_000 <= *t && t <= end {
+                expected_q7.push(format!("{auction}, {price}, {bidder}, {}, ", ts(*t)));
+            }
+        }
+    }
+    expected_q7.sort();
+    // q8: people and sellers of the same 10 s window.
+    let window = |t: i64| t - t.rem_euclid(10_000);
+    let people: std::collections::BTreeSet<(i64, String, i64)> = read("person.csv")
+        .iter()
+        .map(|f| (f[0].parse().unwrap(), f[1].clone(), window(ms_of(&f[6]))))
+        .collect();
+    let sellers: std::collections::BTreeSet<(i64, i64)> = read("auction.csv")
+        .iter()
+        .map(|f| (f[7].parse().unwrap(), window(ms_of(&f[5]))))
+        .collect();
+    let mut expected_q8: Vec<String> = people
+        .iter()
+        .filter(|(id, _, w)| sellers.contains(&(*id, *w)))
+        .map(|(id, name, w)| format!("{id}, {name}, {}", ts(*w)))
+        .collect();
+    expected_q8.sort();
+    assert!(!expected_q5.is_empty() && !expected_q7.is_empty() && !expected_q8.is_empty());
+    let script = dir.path().join("q578.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "{tables}
+CREATE TABLE q5 (auction BIGINT, num BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'q5');
+CREATE TABLE q7 (auction BIGINT, price BIGINT, bidder BIGINT, dateTime TIMESTAMP(3), extra VARCHAR)
+  WITH ('connector' = 'print', 'print-identifier' = 'q7');
+CREATE TABLE q8 (id BIGINT, name VARCHAR, starttime TIMESTAMP(3)) WITH ('connector' = 'print', 'print-identifier' = 'q8');
+
+INSERT INTO q5
+SELECT AuctionBids.auction, AuctionBids.num
+ FROM (
+   SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime
+   FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+   GROUP BY auction, window_start, window_end
+ ) AS AuctionBids
+ JOIN (
+   SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime
+   FROM (
+     SELECT count(*) AS num, window_start AS starttime, window_end AS endtime
+     FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+     GROUP BY auction, window_start, window_end
+   ) AS CountBids
+   GROUP BY CountBids.starttime, CountBids.endtime
+ ) AS MaxBids
+ ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime
+    AND AuctionBids.num >= MaxBids.maxn;
+
+INSERT INTO q7
+SELECT B.auction, B.price, B.bidder, B.dateTime, B.extra
+FROM bid B
+JOIN (
+  SELECT MAX(price) AS maxprice, window_end as dateTime
+  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY window_start, window_end
+) B1
+ON B.price = B1.maxprice
+WHERE B.dateTime BETWEEN B1.dateTime - INTERVAL '10' SECOND AND B1.dateTime;
+
+INSERT INTO q8
+SELECT P.id, P.name, P.starttime
+FROM (
+  SELECT id, name, window_start AS starttime, window_end AS endtime
+  FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY id, name, window_start, window_end
+) P
+JOIN (
+  SELECT seller, window_start AS starttime, window_end AS endtime
+  FROM TABLE(TUMBLE(TABLE auction, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY seller, window_start, window_end
+) A
+ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime;",
+            tables = nexmark_tables(&events)
+        ),
+    )
+    .unwrap();
+    for shape in SHAPES {
+        let (ok, stdout, err) = tidal_sql(&script, shape);
+        assert!(ok, "{shape:?}: {err}");
+        let printed = |id: &str| -> Vec<(String, String)> {
+            stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("{id}> ")))
+                .map(|l| {
+                    let (kind, rest) = l.split_at(2);
+                    (kind.to_string(), rest[1..rest.len() - 1].to_string())
+                })
+                .collect()
+        };
+        assert_same(
+            &fold(&printed("q5"), "q5"),
+            &expected_q5,
+            &format!("{shape:?} q5"),
+        );
+        assert_same(
+            &fold(&printed("q7"), "q7"),
+            &expected_q7,
+            &format!("{shape:?} q7"),
+        );
+        assert_same(
+            &fold(&printed("q8"), "q8"),
+            &expected_q8,
+            &format!("{shape:?} q8"),
+        );
+    }
+}

@@ -115,6 +115,18 @@ impl Value {
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
+    /// Reads a value of type `ty` from text as files hold it (a CSV field, a JSON string):
+    /// numbers, `true`/`false`, dates `yyyy-MM-dd`, timestamps `yyyy-MM-dd HH:mm:ss[.SSS]`.
+    ///
+    /// ```
+    /// use tidal_sql::{DataType, Value};
+    /// let t = Value::parse(DataType::Timestamp, "1970-01-02 00:00:01.5").unwrap();
+    /// assert_eq!(t.as_millis(), Some(86_401_500));
+    /// assert!(Value::parse(DataType::Int, "x").is_err());
+    /// ```
+    pub fn parse(ty: DataType, text: &str) -> Result<Value, String> {
+        parse_text(ty, text)
+    }
     /// A string value.
     pub fn str(s: &str) -> Value {
         Value::Str(Arc::from(s))
