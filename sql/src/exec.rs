@@ -562,6 +562,65 @@ fn project_row(exprs: &[Typed], row: &Row, ctx: &Rc<WorkerContext>) -> Option<Ro
     }
 }
 
+/// Per group of an append-only input, its keys and aggregates, as Flink keeps them: one
+/// accumulator per group (a rolling aggregate: combined per tick before the exchange, folded into
+/// keyed state), each group's new result an upsert that retracts its previous one.
+fn rolling_group_aggregate<'s>(
+    rows: DataStream<'s, Row>,
+    keys: &[(String, Typed)],
+    aggs: &[Agg],
+) -> Collection<'s, (Row, Row)> {
+    let ctx = Rc::clone(rows.context());
+    let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
+    let key_ctx = Rc::clone(&ctx);
+    let aggs: Rc<Vec<Agg>> = Rc::new(aggs.to_vec());
+    let (a1, a2, a3, a4) = (Rc::clone(&aggs), Rc::clone(&aggs), Rc::clone(&aggs), aggs);
+    let (c1, c2, c3, c4) = (Rc::clone(&ctx), Rc::clone(&ctx), Rc::clone(&ctx), ctx);
+    let add =
+        move |accs: &mut Vec<crate::plan::Acc>, r: Row, aggs: &[Agg], ctx: &Rc<WorkerContext>| {
+            for (a, acc) in aggs.iter().zip(accs.iter_mut()) {
+                if let Err(m) = a.add(acc, &r.0) {
+                    fail(ctx, &a.text, &m);
+                }
+            }
+        };
+    rows.flat_map(move |r: Row| match eval_all(&key_exprs, &r.0) {
+        Ok(k) => Some((Row(k), r)),
+        Err((what, m)) => {
+            fail(&key_ctx, &format!("GROUP BY {what}"), &m);
+            None
+        }
+    })
+    .keyed()
+    .aggregate(
+        move |r: Row| {
+            let mut accs: Vec<_> = a1.iter().map(Agg::start).collect();
+            add(&mut accs, r, &a1, &c1);
+            accs
+        },
+        move |accs, r| add(accs, r, &a2, &c2),
+        move |accs, other| {
+            for ((a, acc), o) in a3.iter().zip(accs.iter_mut()).zip(other) {
+                if let Err(m) = a.merge(acc, o) {
+                    fail(&c3, &a.text, &m);
+                }
+            }
+        },
+    )
+    .name("group aggregate")
+    .map(move |(key, accs): (Row, Vec<crate::plan::Acc>)| {
+        let mut v = key.0.clone();
+        for (a, acc) in a4.iter().zip(&accs) {
+            v.push(a.result(acc).unwrap_or_else(|m| {
+                fail(&c4, &a.text, &m);
+                Value::Null
+            }));
+        }
+        (key, Some(Row(v)))
+    })
+    .upsert_by_key()
+}
+
 /// Per group, its keys and aggregates over the group's rows as they are now: each change of a
 /// group's rows replaces its result row.
 fn group_aggregate<'s>(
@@ -570,7 +629,7 @@ fn group_aggregate<'s>(
     aggs: &[Agg],
 ) -> Collection<'s, (Row, Row)> {
     let rows = match input {
-        Built::Append(s) => s.into_collection(),
+        Built::Append(s) => return rolling_group_aggregate(s, keys, aggs),
         Built::Updating(c) => c.map(|(_, r)| r),
     };
     let ctx = Rc::clone(rows.context());

@@ -1187,24 +1187,36 @@ impl From {
     }
 }
 
-fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<From, SqlError> {
+/// The FROM clause: its rows, and whether its join took the WHERE condition as its own (`FROM
+/// a, b WHERE ...`, an inner join on the condition).
+fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<(From, bool), SqlError> {
     let at: Pos = select.select_token.0.span.start.into();
-    let [from] = &select.from[..] else {
-        return Err(SqlError::at(
+    match &select.from[..] {
+        [] => Err(SqlError::at(at, "a query reads a table: FROM is missing")),
+        [from] => {
+            let mut left = plan_factor(&from.relation, catalog, at)?;
+            for join in &from.joins {
+                let right = plan_factor(&join.relation, catalog, at)?;
+                left = plan_join(left, right, &join.join_operator, at)?;
+            }
+            Ok((left, false))
+        }
+        [a, b] if a.joins.is_empty() && b.joins.is_empty() => {
+            let Some(cond) = &select.selection else {
+                return Err(SqlError::at(
+                    at,
+                    "FROM a, b needs a WHERE with an equality between the two (a cross join is not supported)",
+                ));
+            };
+            let left = plan_factor(&a.relation, catalog, at)?;
+            let right = plan_factor(&b.relation, catalog, at)?;
+            Ok((join_on(left, right, JoinKind::Inner, cond)?, true))
+        }
+        _ => Err(SqlError::at(
             at,
-            if select.from.is_empty() {
-                "a query reads a table: FROM is missing".to_string()
-            } else {
-                "several tables in FROM: join them with JOIN ... ON".to_string()
-            },
-        ));
-    };
-    let mut left = plan_factor(&from.relation, catalog, at)?;
-    for join in &from.joins {
-        let right = plan_factor(&join.relation, catalog, at)?;
-        left = plan_join(left, right, &join.join_operator, at)?;
+            "more than two tables in FROM: join them with JOIN ... ON",
+        )),
     }
-    Ok(left)
 }
 
 /// `left JOIN right ON ...`: an equi-join on the ON condition's equalities between the sides.
@@ -1228,6 +1240,12 @@ fn plan_join(left: From, right: From, op: &ast::JoinOperator, at: Pos) -> Result
             "a join needs ON with an equality between its two sides",
         ));
     };
+    join_on(left, right, kind, on)
+}
+
+/// `left` joined with `right` (`kind`) on condition `on`.
+fn join_on(left: From, right: From, kind: JoinKind, on: &Expr) -> Result<From, SqlError> {
+    let at = pos_of(on);
     if left.window.is_some() || right.window.is_some() {
         return Err(SqlError::at(at, "window joins are not supported yet"));
     }
@@ -1678,11 +1696,11 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             "QUALIFY and WINDOW clauses are not supported",
         ));
     }
-    let from = plan_from(select, catalog)?;
+    let (from, where_joined) = plan_from(select, catalog)?;
     let scope = scope_of(&from);
     let input_width = from.plan.fields().len();
     let mut plan = from.plan.clone();
-    if let Some(w) = &select.selection {
+    if let Some(w) = select.selection.as_ref().filter(|_| !where_joined) {
         let cond = compile(w, &scope)?;
         if cond.ty != DataType::Boolean && cond.ty != DataType::Null {
             return Err(SqlError::at(
@@ -2179,7 +2197,10 @@ fn project_with(
                 }
             }
             (SelectItem::QualifiedWildcard(kind, _), None) => {
-                let q = kind.to_string();
+                let q = match kind {
+                    ast::SelectItemQualifiedWildcardKind::ObjectName(n) => object_name(n),
+                    ast::SelectItemQualifiedWildcardKind::Expr(e) => e.to_string(),
+                };
                 let mut any = false;
                 for (c, f) in scope.fields.iter().enumerate() {
                     if f.qualifier
