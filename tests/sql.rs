@@ -311,8 +311,9 @@ GROUP BY auction, window_start, window_end;",
 /// Nexmark q0 (pass-through), q1 (currency conversion), q2 (selection) and q3 (local item
 /// suggestion: a regular join of auctions and people) as the benchmark defines them, on file
 /// tables of generated events (`nexmark --write-events`), in one script: the same rows as the
-/// DataStream versions of the `nexmark` example on the same events, on every shape. (q1's
-/// DataStream version keeps whole euros: the SQL decimal's integer part.)
+/// DataStream versions of the `nexmark` example on the same events, on every shape; q2 also on
+/// a `'connector' = 'nexmark'` table generating the same events. (q1's DataStream version keeps
+/// whole euros: the SQL decimal's integer part.)
 #[test]
 fn nexmark_q0_to_q3_give_the_datastream_versions_rows_on_every_shape() {
     const EVENTS: &str = "20000";
@@ -397,6 +398,14 @@ CREATE TABLE nexmark_q2 (auction BIGINT, price BIGINT)
 INSERT INTO nexmark_q0 SELECT auction, bidder, price, dateTime, extra FROM bid;
 INSERT INTO nexmark_q1 SELECT auction, bidder, 0.908 * price as price, dateTime, extra FROM bid;
 INSERT INTO nexmark_q2 SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0;
+CREATE TABLE generated_bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime
+) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '{events}');
+CREATE TABLE generated_q2 (auction BIGINT, price BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{generated_q2}', 'format' = 'csv');
+INSERT INTO generated_q2 SELECT auction, price FROM generated_bid WHERE MOD(auction, 123) = 0;
 INSERT INTO nexmark_q3
 SELECT P.name, P.city, P.state, A.id
 FROM auction AS A INNER JOIN person AS P on A.seller = P.id
@@ -407,6 +416,8 @@ WHERE A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA');
                 q1 = out("q1").display(),
                 q2 = out("q2").display(),
                 q3 = out("q3").display(),
+                generated_q2 = out("generated-q2").display(),
+                events = EVENTS,
                 people = events.join("person.csv").display(),
                 auctions = events.join("auction.csv").display(),
             ),

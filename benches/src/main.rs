@@ -91,7 +91,7 @@ enum Command {
         /// word rules split alike) so that all outputs can be compared.
         #[arg(long, value_name = "DIR")]
         yardstick: Option<PathBuf>,
-        /// Run only these workloads, comma-separated: W1, W2, checkpoints, nexmark, q0 ... q12.
+        /// Run only these workloads, comma-separated: W1, W2, checkpoints, nexmark, q0 ... q12, SQL.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },

@@ -18,9 +18,11 @@ use tidal_operators::prelude::*;
 
 use crate::expr::Typed;
 use crate::plan::{
-    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, Plan, Sink, Table, WindowSpec,
+    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, NexmarkKind, Plan, Sink, Table,
+    WindowSpec,
 };
 use crate::value::{DataType, Row, Value, parse_text};
+use tidal_connectors::nexmark::{Event, NexmarkConfig};
 
 /// Reads a table's files into rows: physical columns from each line, then the computed ones.
 #[derive(Clone)]
@@ -223,6 +225,67 @@ fn mix(row: u64, column: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The row of Nexmark table `kind` an event makes (`None`: an event of another table), with
+/// the table's computed columns.
+fn nexmark_row(table: &Table, kind: NexmarkKind, e: Event) -> Option<Result<Row, String>> {
+    let (b, s, t) = (
+        |v: u64| Value::BigInt(v as i64),
+        |v: &str| Value::str(v),
+        Value::Timestamp,
+    );
+    let empty = || Value::str("");
+    let values = match (kind, e) {
+        (NexmarkKind::Bid, Event::Bid(x)) => vec![
+            b(x.auction),
+            b(x.bidder),
+            b(x.price),
+            s(&x.channel),
+            empty(),
+            t(x.date_time),
+            empty(),
+        ],
+        (NexmarkKind::Auction, Event::Auction(x)) => vec![
+            b(x.id),
+            s(&x.item_name),
+            empty(),
+            b(x.initial_bid),
+            b(x.reserve),
+            t(x.date_time),
+            t(x.expires),
+            b(x.seller),
+            b(x.category),
+            empty(),
+        ],
+        (NexmarkKind::Person, Event::Person(x)) => vec![
+            b(x.id),
+            s(&x.name),
+            s(&x.email_address),
+            s(&x.credit_card),
+            s(&x.city),
+            s(&x.state),
+            t(x.date_time),
+            empty(),
+        ],
+        _ => return None,
+    };
+    let mut row = vec![Value::Null; table.fields.len()];
+    for (&c, v) in table.physical.iter().zip(values) {
+        row[c] = v;
+    }
+    for (c, expr) in &table.computed {
+        match expr.scalar.eval(&row) {
+            Ok(v) => row[*c] = v,
+            Err(m) => {
+                return Some(Err(format!(
+                    "computed column '{}' ({}): {m}",
+                    table.fields[*c].name, expr.text
+                )));
+            }
+        }
+    }
+    Some(Ok(Row(row)))
+}
+
 /// Row `i` of a datagen table: its physical columns, then the computed ones.
 fn generate(table: &Table, spec: &Datagen, i: u64) -> Result<Row, String> {
     let mut row = vec![Value::Null; table.fields.len()];
@@ -417,7 +480,39 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
                         }
                     })
                 }
-                _ => unreachable!("the planner scans file and datagen tables only"),
+                Connector::Nexmark(spec) => {
+                    let config = NexmarkConfig {
+                        events_per_second: spec.events_per_second,
+                        ..NexmarkConfig::default()
+                    };
+                    let mut generator = config.generator(spec.events);
+                    if let Some(r) = spec.rate {
+                        generator = generator.rate(r);
+                    }
+                    let events = match table.watermark {
+                        Some((_, delay)) => env.generate_with(
+                            generator,
+                            WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(
+                                delay as u64,
+                            ))
+                            .with_timestamps(|e: &Event| e.date_time()),
+                        ),
+                        None => env.generate(generator),
+                    };
+                    let ctx = Rc::clone(events.context());
+                    let (t, kind) = (std::sync::Arc::clone(table), spec.kind);
+                    events.flat_map(move |e: Event| {
+                        let row = nexmark_row(&t, kind, e)?;
+                        match row {
+                            Ok(row) => Some(row),
+                            Err(m) => {
+                                fail(&ctx, &format!("table {}", t.name), &m);
+                                None
+                            }
+                        }
+                    })
+                }
+                _ => unreachable!("the planner scans file and generated tables only"),
             };
             Built::Append(stream.name(format!("table {}", table.name)))
         }

@@ -240,6 +240,48 @@ impl Sql {
     }
 }
 
+/// The script `text` with each `${NAME}` replaced by its value in `vars` (`tidal sql --var
+/// NAME=VALUE`): paths and sizes given when the script runs. A `${NAME}` without a value is an
+/// error at its line and column.
+///
+/// ```
+/// let vars = vec![("out".to_string(), "/tmp/o".to_string())];
+/// let text = tidal_sql::substitute("'path' = '${out}'", &vars).unwrap();
+/// assert_eq!(text, "'path' = '/tmp/o'");
+/// let err = tidal_sql::substitute("SELECT 1;\n'${nope}'", &vars).unwrap_err();
+/// assert_eq!((err.pos.line, err.pos.column), (2, 2));
+/// ```
+pub fn substitute(text: &str, vars: &[(String, String)]) -> Result<String, SqlError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..end];
+        match vars.iter().rev().find(|(k, _)| k == name) {
+            Some((_, v)) => out.push_str(v),
+            None => {
+                let before = &text[..text.len() - rest.len() + i];
+                let line = before.matches('\n').count() as u64 + 1;
+                let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+                return Err(SqlError::at(
+                    Pos { line, column },
+                    format!("${{{name}}} has no value: pass --var {name}=VALUE"),
+                )
+                .in_script(text));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 fn statement_pos(s: &parse::Stmt) -> Pos {
     match s {
         parse::Stmt::CreateTable(t) => t.pos,

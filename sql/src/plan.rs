@@ -46,6 +46,55 @@ pub enum Connector {
     Blackhole,
     /// `'connector' = 'datagen'`: generated rows.
     Datagen(Datagen),
+    /// `'connector' = 'nexmark'`: one of the Nexmark benchmark's tables from Tidal's generator
+    /// (the events `nexmark --write-events` writes): `'table'` = `'bid'`, `'auction'` or
+    /// `'person'`, `'events'` (all kinds together; default without end), `'events-per-second'`
+    /// of event time (default 10 000), `'rate'` (events per second of wall-clock time).
+    Nexmark(NexmarkTable),
+}
+
+/// A Nexmark table (see [`Connector::Nexmark`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NexmarkTable {
+    /// Which of the three.
+    pub kind: NexmarkKind,
+    /// Events generated (of all kinds).
+    pub events: Option<u64>,
+    /// Events per second of event time.
+    pub events_per_second: u64,
+    /// Events per second of wall-clock time.
+    pub rate: Option<f64>,
+}
+
+/// The Nexmark tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NexmarkKind {
+    /// `person (id, name, emailAddress, creditCard, city, state, dateTime, extra)`.
+    Person,
+    /// `auction (id, itemName, description, initialBid, reserve, dateTime, expires, seller,
+    /// category, extra)`.
+    Auction,
+    /// `bid (auction, bidder, price, channel, url, dateTime, extra)`.
+    Bid,
+}
+
+impl NexmarkKind {
+    /// The types of the table's columns, in order.
+    pub fn types(self) -> &'static [DataType] {
+        use DataType::{BigInt as B, String as S, Timestamp as T};
+        match self {
+            NexmarkKind::Person => &[B, S, S, S, S, S, T, S],
+            NexmarkKind::Auction => &[B, S, S, B, B, T, T, B, B, S],
+            NexmarkKind::Bid => &[B, B, B, S, S, T, S],
+        }
+    }
+    /// The index of its `dateTime` column.
+    pub fn date_time(self) -> usize {
+        match self {
+            NexmarkKind::Person => 6,
+            NexmarkKind::Auction | NexmarkKind::Bid => 5,
+        }
+    }
 }
 
 /// A generated table: `'rows-per-second'` (default 10 000; over the whole job),
@@ -555,7 +604,9 @@ impl Sink {
             Some(t) => match &t.connector {
                 Connector::Print { .. } => format!("Sink: table {} (print)", t.name),
                 Connector::Blackhole => format!("Sink: table {} (blackhole)", t.name),
-                Connector::Datagen(_) => format!("Sink: table {} (datagen)", t.name),
+                Connector::Datagen(_) | Connector::Nexmark(_) => {
+                    format!("Sink: table {} (generated)", t.name)
+                }
                 Connector::Filesystem { path, format, .. } => {
                     format!("Sink: table {} ({format:?} part files in {path})", t.name)
                 }
@@ -761,11 +812,12 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
         },
         Some("blackhole") => Connector::Blackhole,
         Some("datagen") => Connector::Datagen(datagen(def, &fields, &physical)?),
+        Some("nexmark") => Connector::Nexmark(nexmark(def, &fields, &physical, watermark)?),
         other => {
             return Err(SqlError::at(
                 def.pos,
                 format!(
-                    "table '{}': 'connector' = {}: Tidal SQL has 'filesystem', 'datagen', 'print' and 'blackhole' tables",
+                    "table '{}': 'connector' = {}: Tidal SQL has 'filesystem', 'datagen', 'nexmark', 'print' and 'blackhole' tables",
                     def.name,
                     other.map_or("(none)".to_string(), |c| format!("'{c}'"))
                 ),
@@ -780,6 +832,72 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
         watermark,
         connector,
         pos: def.pos,
+    })
+}
+
+/// A nexmark table's options, and its columns checked against the table it names.
+fn nexmark(
+    def: &TableDef,
+    fields: &[Field],
+    physical: &[usize],
+    watermark: Option<(usize, i64)>,
+) -> Result<NexmarkTable, SqlError> {
+    let bad = |m: String| SqlError::at(def.pos, format!("table '{}': {m}", def.name));
+    let kind = match option(def, "table") {
+        Some("bid") => NexmarkKind::Bid,
+        Some("auction") => NexmarkKind::Auction,
+        Some("person") => NexmarkKind::Person,
+        other => {
+            return Err(bad(format!(
+                "'table' = {}: a nexmark table is 'bid', 'auction' or 'person'",
+                other.map_or("(none)".to_string(), |t| format!("'{t}'"))
+            )));
+        }
+    };
+    let types: Vec<DataType> = physical.iter().map(|&c| fields[c].ty).collect();
+    if types != kind.types() {
+        return Err(bad(format!(
+            "a nexmark {kind:?} table has the columns ({}), not ({})",
+            kind.types()
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            types
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some((c, _)) = watermark
+        && physical.get(kind.date_time()) != Some(&c)
+    {
+        return Err(bad(
+            "a nexmark table's event time is its dateTime column".to_string()
+        ));
+    }
+    for key in def.options.keys() {
+        if !["connector", "table", "events", "events-per-second", "rate"].contains(&key.as_str()) {
+            return Err(bad(format!(
+                "option '{key}' is not a nexmark option ('table', 'events', 'events-per-second', 'rate')"
+            )));
+        }
+    }
+    let number = |key: &str| -> Result<Option<f64>, SqlError> {
+        option(def, key)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| bad(format!("'{key}' = '{v}' is not a number")))
+            })
+            .transpose()
+    };
+    Ok(NexmarkTable {
+        kind,
+        events: number("events")?.map(|n| n as u64),
+        events_per_second: number("events-per-second")?.map_or(10_000, |n| n.max(1.0) as u64),
+        rate: number("rate")?.filter(|r| *r > 0.0),
     })
 }
 
@@ -965,7 +1083,7 @@ fn plan_statement(
                 ));
             };
             let t = Arc::clone(t);
-            if matches!(t.connector, Connector::Datagen(_)) {
+            if matches!(t.connector, Connector::Datagen(_) | Connector::Nexmark(_)) {
                 return Err(SqlError::at(
                     *pos,
                     format!("INSERT INTO {table}: a datagen table is only read"),
@@ -1429,7 +1547,7 @@ fn plan_named(name: &str, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> 
         Some(Named::Table(t)) => {
             if !matches!(
                 t.connector,
-                Connector::Filesystem { .. } | Connector::Datagen(_)
+                Connector::Filesystem { .. } | Connector::Datagen(_) | Connector::Nexmark(_)
             ) {
                 return Err(SqlError::at(
                     at,

@@ -33,7 +33,7 @@ pub struct Options {
     /// The directory of the independent yardstick's `timely_w1` and `timely_w2`: a third job
     /// for W1 and W2 (W1 then reads plain text, see `gen_plain_text`).
     pub yardstick: Option<PathBuf>,
-    /// Run only these workloads (`W1`, `W2`, `checkpoints`, `nexmark`, `q0` … `q12`, `cdc`,
+    /// Run only these workloads (`W1`, `W2`, `checkpoints`, `nexmark`, `q0` … `q12`, `SQL`, `cdc`,
     /// `components`, `scaling`); `cdc` and `checkpoints` also select the checkpoint sizes of
     /// `cdc_revenue`.
     pub only: Vec<String>,
@@ -115,6 +115,48 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// Nexmark queries the runner runs in SQL too: name, the sink's columns, the query.
+const NEXMARK_SQL: [(&str, &str, &str); 3] = [
+    (
+        "q0",
+        "auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3), extra VARCHAR",
+        "SELECT auction, bidder, price, dateTime, extra FROM bid",
+    ),
+    (
+        "q1",
+        "auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), dateTime TIMESTAMP(3), extra VARCHAR",
+        "SELECT auction, bidder, 0.908 * price as price, dateTime, extra FROM bid",
+    ),
+    (
+        "q2",
+        "auction BIGINT, price BIGINT",
+        "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0",
+    ),
+];
+
+/// The `tidal` launcher next to this binary (`target/PROFILE/tidal`), built first when this runs
+/// under cargo.
+fn launcher() -> PathBuf {
+    let me = std::env::current_exe().expect("own path");
+    let dir = me.parent().expect("a directory");
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let mut build = Command::new(cargo);
+        build.args(["build", "-q", "-p", "tidal", "--bin", "tidal"]);
+        if dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo");
+        assert!(status.success(), "building the tidal launcher failed");
+    }
+    let path = dir.join("tidal");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --release --bin tidal`",
+        path.display()
+    );
+    path
+}
+
 /// Every line of the visible files in `dir`, sorted.
 fn sorted_lines(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
@@ -148,6 +190,8 @@ struct Job {
     /// Run as the yardstick's programs are: `PROGRAM WORKERS INPUT OUTPUT_FILE`, where `args` is
     /// the input alone.
     yardstick: bool,
+    /// A SQL script run by `tidal sql`: the output directory is the script's `${output}`.
+    sql: bool,
 }
 
 impl Job {
@@ -159,6 +203,7 @@ impl Job {
             args,
             scratch: vec![],
             yardstick: false,
+            sql: false,
         }
     }
 
@@ -176,6 +221,7 @@ impl Job {
             args: vec![input.display().to_string()],
             scratch: vec![],
             yardstick: true,
+            sql: false,
         }
     }
 
@@ -185,6 +231,15 @@ impl Job {
             std::fs::create_dir_all(out).expect("create an output directory");
             let file = out.join("part-0").display().to_string();
             vec![workers.to_string(), self.args[0].clone(), file]
+        } else if self.sql {
+            let mut a = self.args.clone();
+            a.extend([
+                "--var".into(),
+                format!("output={}", out.display()),
+                "-w".into(),
+                workers.to_string(),
+            ]);
+            a
         } else {
             let mut a = self.args.clone();
             a.extend([
@@ -407,6 +462,43 @@ pub fn all(options: &Options) {
             running: ["q4", "q6"].contains(&query),
         });
     }
+    // Nexmark queries in SQL (on a nexmark table generating the same events) against their
+    // DataStream versions: the planner's overhead.
+    for (query, columns, select) in NEXMARK_SQL {
+        let name = format!("nexmark {query} SQL");
+        if !selected(only, &name) {
+            continue;
+        }
+        let script = options.data.join(format!("nexmark-{query}.sql"));
+        let text = format!(
+            "CREATE TABLE bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime
+) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '{events}');
+CREATE TABLE out ({columns}) WITH ('connector' = 'filesystem', 'path' = '${{output}}', 'format' = 'csv');
+INSERT INTO out {select};
+"
+        );
+        std::fs::write(&script, text).expect("write a SQL script");
+        let args = strings(&["--query", query, "--events", &events.to_string()]);
+        workloads.push(Workload {
+            name,
+            events,
+            tidal: Job {
+                sql: true,
+                ..Job::new(
+                    "tidal sql",
+                    &launcher(),
+                    vec!["sql".to_string(), script.display().to_string()],
+                )
+            },
+            references: vec![Job::new("tidal DataStream", &nexmark, args)],
+            target: 1.2,
+            same_output: false,
+            running: false,
+        });
+    }
     if selected(only, "cdc") {
         // cdc_revenue against the same job on differential: Debezium logs of customers and
         // orders, joined and grouped by region.
@@ -461,7 +553,7 @@ pub fn all(options: &Options) {
     let sections = selected(only, "cdc+checkpoints") || selected(only, "scaling");
     assert!(
         !workloads.is_empty() || sections,
-        "--only {}: no such workload (W1, W2, checkpoints, nexmark, q0 ... q12, cdc, components, scaling)",
+        "--only {}: no such workload (W1, W2, checkpoints, nexmark, q0 ... q12, SQL, cdc, components, scaling)",
         only.join(",")
     );
 

@@ -76,6 +76,9 @@ struct SqlArgs {
     /// The script: CREATE TABLE / CREATE VIEW / INSERT INTO / SELECT / SET / EXPLAIN statements.
     #[arg(value_name = "SCRIPT.sql")]
     script: std::path::PathBuf,
+    /// A value for `${NAME}` in the script (repeatable): paths, sizes.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    vars: Vec<(String, String)>,
     #[command(flatten)]
     job: tidal::JobArgs,
 }
@@ -190,6 +193,14 @@ fn main() -> ExitCode {
             tidal::engine::log::line(tidal::engine::log::Level::Error, format_args!("tidal: {e}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `NAME=VALUE` of `tidal sql --var`.
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("'{text}': give NAME=VALUE")),
     }
 }
 
