@@ -227,19 +227,21 @@ fn mix(row: u64, column: u64) -> u64 {
 
 /// The row of Nexmark table `kind` an event makes (`None`: an event of another table), with
 /// the table's computed columns.
-fn nexmark_row(table: &Table, kind: NexmarkKind, e: Event) -> Option<Result<Row, String>> {
-    let (b, s, t) = (
-        |v: u64| Value::BigInt(v as i64),
-        |v: &str| Value::str(v),
-        Value::Timestamp,
-    );
+fn nexmark_row(
+    table: &Table,
+    kind: NexmarkKind,
+    e: Event,
+    strings: &mut Interned,
+) -> Option<Result<Row, String>> {
+    let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
+    let s = |v: &str| Value::str(v);
     let empty = || Value::str("");
     let values = match (kind, e) {
         (NexmarkKind::Bid, Event::Bid(x)) => vec![
             b(x.auction),
             b(x.bidder),
             b(x.price),
-            s(&x.channel),
+            strings.get(&x.channel),
             empty(),
             t(x.date_time),
             empty(),
@@ -268,6 +270,10 @@ fn nexmark_row(table: &Table, kind: NexmarkKind, e: Event) -> Option<Result<Row,
         ],
         _ => return None,
     };
+    if table.computed.is_empty() {
+        // The physical columns are the whole row, in order.
+        return Some(Ok(Row(values)));
+    }
     let mut row = vec![Value::Null; table.fields.len()];
     for (&c, v) in table.physical.iter().zip(values) {
         row[c] = v;
@@ -284,6 +290,26 @@ fn nexmark_row(table: &Table, kind: NexmarkKind, e: Event) -> Option<Result<Row,
         }
     }
     Some(Ok(Row(row)))
+}
+
+/// String values of a column with few distinct values (a bid's channel), shared rather than
+/// allocated per row; at most [`Interned::MOST`] kept.
+#[derive(Default)]
+struct Interned(Vec<(String, std::sync::Arc<str>)>);
+
+impl Interned {
+    const MOST: usize = 32;
+
+    fn get(&mut self, s: &str) -> Value {
+        if let Some((_, v)) = self.0.iter().find(|(k, _)| k == s) {
+            return Value::Str(std::sync::Arc::clone(v));
+        }
+        let v: std::sync::Arc<str> = std::sync::Arc::from(s);
+        if self.0.len() < Self::MOST {
+            self.0.push((s.to_string(), std::sync::Arc::clone(&v)));
+        }
+        Value::Str(v)
+    }
 }
 
 /// Row `i` of a datagen table: its physical columns, then the computed ones.
@@ -501,8 +527,9 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
                     };
                     let ctx = Rc::clone(events.context());
                     let (t, kind) = (std::sync::Arc::clone(table), spec.kind);
+                    let mut strings = Interned::default();
                     events.flat_map(move |e: Event| {
-                        let row = nexmark_row(&t, kind, e)?;
+                        let row = nexmark_row(&t, kind, e, &mut strings)?;
                         match row {
                             Ok(row) => Some(row),
                             Err(m) => {

@@ -110,6 +110,11 @@ pub enum Value {
     Interval(i64),
 }
 
+thread_local! {
+    /// The empty string, shared by every empty string value of the thread.
+    static EMPTY: Arc<str> = Arc::from("");
+}
+
 impl Value {
     /// Whether it is NULL.
     pub fn is_null(&self) -> bool {
@@ -127,8 +132,11 @@ impl Value {
     pub fn parse(ty: DataType, text: &str) -> Result<Value, String> {
         parse_text(ty, text)
     }
-    /// A string value.
+    /// A string value (the empty string shared, not allocated).
     pub fn str(s: &str) -> Value {
+        if s.is_empty() {
+            return Value::Str(EMPTY.with(Arc::clone));
+        }
         Value::Str(Arc::from(s))
     }
     /// The value as a 64-bit integer, for the integer types.

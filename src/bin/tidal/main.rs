@@ -33,6 +33,10 @@ use tidal::engine::storage::{self, Location};
 
 mod web;
 
+// `tidal sql` runs a job in this process: allocate as the examples do.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tidal",
