@@ -535,6 +535,23 @@ fn fold(changes: &[(String, String)], what: &str) -> Vec<String> {
     rows
 }
 
+/// The changes a print table with `'print-identifier' = 'id'` wrote to `stdout` (`None`: one
+/// without an identifier), as (kind, row) pairs: `id> +U[a, b]` gives `("+U", "a, b")`.
+fn printed_changes(stdout: &str, id: Option<&str>) -> Vec<(String, String)> {
+    let prefix = id.map_or(String::new(), |id| format!("{id}> "));
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .filter_map(|l| {
+            let (kind, rest) = l.split_at_checked(2)?;
+            let row = rest.strip_prefix('[')?.strip_suffix(']')?;
+            ["+I", "-U", "+U", "-D"]
+                .contains(&kind)
+                .then(|| (kind.to_string(), row.to_string()))
+        })
+        .collect()
+}
+
 /// Updating queries: per auction the bids and highest price (HAVING more than 3 bids) printed as
 /// Flink's changelog (`+I`, `-U`/`+U`, `-D`; an append-only input's groups are emitted once per
 /// tick, so a short job may show only inserts), and a histogram of auctions by their number of
@@ -591,15 +608,7 @@ SELECT bids, COUNT(*) FROM (SELECT auction, COUNT(*) AS bids FROM bids GROUP BY 
         .unwrap();
         let (ok, stdout, err) = tidal_sql(&script, shape);
         assert!(ok, "{shape:?}: {err}");
-        let printed: Vec<(String, String)> = stdout
-            .lines()
-            .filter_map(|l| {
-                let (kind, rest) = l.split_at(2);
-                rest.strip_prefix('[')
-                    .and_then(|r| r.strip_suffix(']'))
-                    .map(|row| (kind.to_string(), row.to_string()))
-            })
-            .collect();
+        let printed = printed_changes(&stdout, None);
         assert_same(
             &fold(&printed, "counts"),
             &expected_counts,
@@ -746,18 +755,7 @@ SELECT c.region, SUM(o.amount) FROM orders o JOIN customers c ON o.customer = c.
         .unwrap();
         let (ok, stdout, err) = tidal_sql(&script, shape);
         assert!(ok, "{shape:?}: {err}");
-        let printed = |id: &str| -> Vec<(String, String)> {
-            stdout
-                .lines()
-                .filter_map(|l| l.strip_prefix(&format!("{id}> ")))
-                .filter_map(|l| {
-                    let (kind, rest) = l.split_at(2);
-                    rest.strip_prefix('[')
-                        .and_then(|r| r.strip_suffix(']'))
-                        .map(|row| (kind.to_string(), row.to_string()))
-                })
-                .collect()
-        };
+        let printed = |id: &str| printed_changes(&stdout, Some(id));
         let left = printed("left");
         assert!(
             left.iter()
@@ -847,16 +845,7 @@ SELECT auction, price, ms FROM (
     for shape in SHAPES {
         let (ok, stdout, err) = tidal_sql(&script, shape);
         assert!(ok, "{shape:?}: {err}");
-        let printed = |id: &str| -> Vec<(String, String)> {
-            stdout
-                .lines()
-                .filter_map(|l| l.strip_prefix(&format!("{id}> ")))
-                .map(|l| {
-                    let (kind, rest) = l.split_at(2);
-                    (kind.to_string(), rest[1..rest.len() - 1].to_string())
-                })
-                .collect()
-        };
+        let printed = |id: &str| printed_changes(&stdout, Some(id));
         assert_same(
             &fold(&printed("top"), "top 3"),
             &expected_top,
@@ -1070,16 +1059,7 @@ ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime;",
     for shape in SHAPES {
         let (ok, stdout, err) = tidal_sql(&script, shape);
         assert!(ok, "{shape:?}: {err}");
-        let printed = |id: &str| -> Vec<(String, String)> {
-            stdout
-                .lines()
-                .filter_map(|l| l.strip_prefix(&format!("{id}> ")))
-                .map(|l| {
-                    let (kind, rest) = l.split_at(2);
-                    (kind.to_string(), rest[1..rest.len() - 1].to_string())
-                })
-                .collect()
-        };
+        let printed = |id: &str| printed_changes(&stdout, Some(id));
         assert_same(
             &fold(&printed("q5"), "q5"),
             &expected_q5,
@@ -1401,14 +1381,7 @@ SELECT
         let (ok, stdout, err) = tidal_sql(&script, shape);
         assert!(ok, "{shape:?}: {err}");
         for (id, rows) in &expected {
-            let printed: Vec<(String, String)> = stdout
-                .lines()
-                .filter_map(|l| l.strip_prefix(&format!("{id}> ")))
-                .map(|l| {
-                    let (kind, rest) = l.split_at(2);
-                    (kind.to_string(), rest[1..rest.len() - 1].to_string())
-                })
-                .collect();
+            let printed = printed_changes(&stdout, Some(id));
             assert_same(&fold(&printed, id), rows, &format!("{shape:?} {id}"));
         }
     }

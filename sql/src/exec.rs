@@ -694,53 +694,22 @@ fn rolling_group_aggregate<'s>(
 ) -> Collection<'s, (Row, Row)> {
     let ctx = Rc::clone(rows.context());
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
-    let key_ctx = Rc::clone(&ctx);
-    let aggs: Rc<Vec<Agg>> = Rc::new(aggs.to_vec());
-    let (a1, a2, a3, a4) = (Rc::clone(&aggs), Rc::clone(&aggs), Rc::clone(&aggs), aggs);
-    let (c1, c2, c3, c4) = (Rc::clone(&ctx), Rc::clone(&ctx), Rc::clone(&ctx), ctx);
-    let add =
-        move |accs: &mut Vec<crate::plan::Acc>, r: Row, aggs: &[Agg], ctx: &Rc<WorkerContext>| {
-            for (a, acc) in aggs.iter().zip(accs.iter_mut()) {
-                if let Err(m) = a.add(acc, &r.0) {
-                    fail(ctx, &a.text, &m);
-                }
-            }
-        };
-    rows.flat_map(move |r: Row| match eval_all(&key_exprs, &r.0) {
-        Ok(k) => Some((Row(k), r)),
-        Err((what, m)) => {
-            fail(&key_ctx, &format!("GROUP BY {what}"), &m);
-            None
-        }
-    })
-    .keyed()
-    .aggregate(
-        move |r: Row| {
-            let mut accs: Vec<_> = a1.iter().map(Agg::start).collect();
-            add(&mut accs, r, &a1, &c1);
-            accs
-        },
-        move |accs, r| add(accs, r, &a2, &c2),
-        move |accs, other| {
-            for ((a, acc), o) in a3.iter().zip(accs.iter_mut()).zip(other) {
-                if let Err(m) = a.merge(acc, o) {
-                    fail(&c3, &a.text, &m);
-                }
-            }
-        },
-    )
-    .name("group aggregate")
-    .map(move |(key, accs): (Row, Vec<crate::plan::Acc>)| {
-        let mut v = key.0.clone();
-        for (a, acc) in a4.iter().zip(&accs) {
-            v.push(a.result(acc).unwrap_or_else(|m| {
-                fail(&c4, &a.text, &m);
-                Value::Null
-            }));
-        }
-        (key, Some(Row(v)))
-    })
-    .upsert_by_key()
+    let f = Aggregates::new(aggs, &ctx);
+    let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
+    rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY"))
+        .keyed()
+        .aggregate(
+            move |r: Row| f1.create(r),
+            move |accs, r| f2.add(accs, &r),
+            move |accs, other| f3.merge(accs, other),
+        )
+        .name("group aggregate")
+        .map(move |(key, accs): (Row, Vec<crate::plan::Acc>)| {
+            let mut v = key.0.clone();
+            f4.results(&accs, &mut v);
+            (key, Some(Row(v)))
+        })
+        .upsert_by_key()
 }
 
 /// Per group, its keys and aggregates over the group's rows as they are now: each change of a
@@ -756,34 +725,17 @@ fn group_aggregate<'s>(
     };
     let ctx = Rc::clone(rows.context());
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
-    let key_ctx = Rc::clone(&ctx);
-    let aggs = aggs.to_vec();
-    rows.flat_map(move |r: Row| match eval_all(&key_exprs, &r.0) {
-        Ok(k) => Some((Row(k), r)),
-        Err((what, m)) => {
-            fail(&key_ctx, &format!("GROUP BY {what}"), &m);
-            None
-        }
-    })
-    .reduce(
+    let f = Aggregates::new(aggs, &ctx);
+    rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY")).reduce(
         move |key: &Row, rows: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
-            let mut accs: Vec<_> = aggs.iter().map(Agg::start).collect();
+            let mut accs: Vec<_> = f.aggs.iter().map(Agg::start).collect();
             for (row, count) in rows {
                 for _ in 0..*count {
-                    for (a, acc) in aggs.iter().zip(accs.iter_mut()) {
-                        if let Err(m) = a.add(acc, &row.0) {
-                            fail(&ctx, &a.text, &m);
-                        }
-                    }
+                    f.add(&mut accs, row);
                 }
             }
             let mut v = key.0.clone();
-            for (a, acc) in aggs.iter().zip(&accs) {
-                v.push(a.result(acc).unwrap_or_else(|m| {
-                    fail(&ctx, &a.text, &m);
-                    Value::Null
-                }));
-            }
+            f.results(&accs, &mut v);
             out.push((Row(v), 1));
         },
     )
@@ -878,57 +830,49 @@ fn rank<'s>(
     limit: u64,
 ) -> Collection<'s, Row> {
     let ctx = Rc::clone(rows.context());
-    let keys = partition.to_vec();
-    let key_ctx = Rc::clone(&ctx);
     let order = order.to_vec();
-    rows.flat_map(move |r: Row| match eval_all(&keys, &r.0) {
-        Ok(k) => Some((Row(k), r)),
-        Err((what, m)) => {
-            fail(&key_ctx, &format!("PARTITION BY {what}"), &m);
-            None
-        }
-    })
-    .reduce(
-        move |_key: &Row, rows: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
-            let mut sorted: Vec<(Vec<Value>, &Row, isize)> = Vec::with_capacity(rows.len());
-            for (row, count) in rows {
-                let mut by = Vec::with_capacity(order.len());
-                for (e, _) in &order {
-                    match e.scalar.eval(&row.0) {
-                        Ok(v) => by.push(v),
-                        Err(m) => {
-                            fail(&ctx, &format!("ORDER BY {}", e.text), &m);
-                            by.push(Value::Null);
+    rows.flat_map(key_of(partition, &ctx, "PARTITION BY"))
+        .reduce(
+            move |_key: &Row, rows: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
+                let mut sorted: Vec<(Vec<Value>, &Row, isize)> = Vec::with_capacity(rows.len());
+                for (row, count) in rows {
+                    let mut by = Vec::with_capacity(order.len());
+                    for (e, _) in &order {
+                        match e.scalar.eval(&row.0) {
+                            Ok(v) => by.push(v),
+                            Err(m) => {
+                                fail(&ctx, &format!("ORDER BY {}", e.text), &m);
+                                by.push(Value::Null);
+                            }
                         }
                     }
+                    sorted.push((by, row, *count));
                 }
-                sorted.push((by, row, *count));
-            }
-            sorted.sort_by(|a, b| {
-                for (i, (_, desc)) in order.iter().enumerate() {
-                    let o = a.0[i].cmp(&b.0[i]);
-                    let o = if *desc { o.reverse() } else { o };
-                    if o.is_ne() {
-                        return o;
+                sorted.sort_by(|a, b| {
+                    for (i, (_, desc)) in order.iter().enumerate() {
+                        let o = a.0[i].cmp(&b.0[i]);
+                        let o = if *desc { o.reverse() } else { o };
+                        if o.is_ne() {
+                            return o;
+                        }
+                    }
+                    a.1.cmp(b.1)
+                });
+                let mut n = 0u64;
+                'rows: for (_, row, count) in sorted {
+                    for _ in 0..count {
+                        if n == limit {
+                            break 'rows;
+                        }
+                        n += 1;
+                        let mut v = row.0.clone();
+                        v.push(Value::BigInt(n as i64));
+                        out.push((Row(v), 1));
                     }
                 }
-                a.1.cmp(b.1)
-            });
-            let mut n = 0u64;
-            'rows: for (_, row, count) in sorted {
-                for _ in 0..count {
-                    if n == limit {
-                        break 'rows;
-                    }
-                    n += 1;
-                    let mut v = row.0.clone();
-                    v.push(Value::BigInt(n as i64));
-                    out.push((Row(v), 1));
-                }
-            }
-        },
-    )
-    .map(|(_, r)| r)
+            },
+        )
+        .map(|(_, r)| r)
 }
 
 fn plan_text(plan: &Plan) -> String {
@@ -964,6 +908,68 @@ fn windows_of(spec: WindowSpec, t: i64) -> Vec<(i64, i64)> {
     }
 }
 
+/// A plan's aggregates on one worker, with the context that fails the job when one fails on a
+/// row: the functions the window operator, the rolling aggregate and the reduce all take.
+#[derive(Clone)]
+struct Aggregates {
+    aggs: Rc<Vec<Agg>>,
+    ctx: Rc<WorkerContext>,
+}
+
+impl Aggregates {
+    fn new(aggs: &[Agg], ctx: &Rc<WorkerContext>) -> Self {
+        Aggregates {
+            aggs: Rc::new(aggs.to_vec()),
+            ctx: Rc::clone(ctx),
+        }
+    }
+    /// Fresh accumulators with `row` added.
+    fn create(&self, row: Row) -> Vec<crate::plan::Acc> {
+        let mut accs: Vec<_> = self.aggs.iter().map(Agg::start).collect();
+        self.add(&mut accs, &row);
+        accs
+    }
+    fn add(&self, accs: &mut [crate::plan::Acc], row: &Row) {
+        for (a, acc) in self.aggs.iter().zip(accs.iter_mut()) {
+            if let Err(m) = a.add(acc, &row.0) {
+                fail(&self.ctx, &a.text, &m);
+            }
+        }
+    }
+    fn merge(&self, accs: &mut [crate::plan::Acc], other: Vec<crate::plan::Acc>) {
+        for ((a, acc), o) in self.aggs.iter().zip(accs.iter_mut()).zip(other) {
+            if let Err(m) = a.merge(acc, o) {
+                fail(&self.ctx, &a.text, &m);
+            }
+        }
+    }
+    /// The aggregates' values, pushed onto `out`.
+    fn results(&self, accs: &[crate::plan::Acc], out: &mut Vec<Value>) {
+        for (a, acc) in self.aggs.iter().zip(accs) {
+            out.push(a.result(acc).unwrap_or_else(|m| {
+                fail(&self.ctx, &a.text, &m);
+                Value::Null
+            }));
+        }
+    }
+}
+
+/// Each row paired with the values of `keys` on it (an error fails the job, naming `clause`).
+fn key_of(
+    keys: &[Typed],
+    ctx: &Rc<WorkerContext>,
+    clause: &'static str,
+) -> impl FnMut(Row) -> Option<(Row, Row)> + 'static {
+    let (keys, ctx) = (keys.to_vec(), Rc::clone(ctx));
+    move |r: Row| match eval_all(&keys, &r.0) {
+        Ok(k) => Some((Row(k), r)),
+        Err((what, m)) => {
+            fail(&ctx, &format!("{clause} {what}"), &m);
+            None
+        }
+    }
+}
+
 fn window_aggregate<'s>(
     env: &mut Env<'s>,
     input: &Plan,
@@ -974,15 +980,8 @@ fn window_aggregate<'s>(
     let stream = build(env, input);
     let ctx = Rc::clone(stream.context());
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
-    let fail_key = Rc::clone(&ctx);
     let keyed = stream
-        .flat_map(move |r: Row| match eval_all(&key_exprs, &r.0) {
-            Ok(k) => Some((Row(k), r)),
-            Err((what, m)) => {
-                fail(&fail_key, &format!("GROUP BY {what}"), &m);
-                None
-            }
-        })
+        .flat_map(key_of(&key_exprs, &ctx, "GROUP BY"))
         .keyed();
     let windows = match spec {
         WindowSpec::Tumble { size } => Windows::tumbling(Duration::from_millis(size as u64)),
@@ -991,33 +990,14 @@ fn window_aggregate<'s>(
             Duration::from_millis(slide as u64),
         ),
     };
-    let aggs: Rc<Vec<Agg>> = Rc::new(aggs.to_vec());
-    let (a1, a2, a3, a4) = (Rc::clone(&aggs), Rc::clone(&aggs), Rc::clone(&aggs), aggs);
-    let (c1, c2, c3, c4) = (Rc::clone(&ctx), Rc::clone(&ctx), Rc::clone(&ctx), ctx);
-    let add =
-        move |accs: &mut Vec<crate::plan::Acc>, r: Row, aggs: &[Agg], ctx: &Rc<WorkerContext>| {
-            for (a, acc) in aggs.iter().zip(accs.iter_mut()) {
-                if let Err(m) = a.add(acc, &r.0) {
-                    fail(ctx, &a.text, &m);
-                }
-            }
-        };
+    let f = Aggregates::new(aggs, &ctx);
+    let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
     keyed
         .window(windows)
         .aggregate_with(
-            move |r: Row| {
-                let mut accs: Vec<_> = a1.iter().map(Agg::start).collect();
-                add(&mut accs, r, &a1, &c1);
-                accs
-            },
-            move |accs, r| add(accs, r, &a2, &c2),
-            move |accs, other| {
-                for ((a, acc), o) in a3.iter().zip(accs.iter_mut()).zip(other) {
-                    if let Err(m) = a.merge(acc, o) {
-                        fail(&c3, &a.text, &m);
-                    }
-                }
-            },
+            move |r: Row| f1.create(r),
+            move |accs, r| f2.add(accs, &r),
+            move |accs, other| f3.merge(accs, other),
             move |key: &Row, w: &Window, accs: &Vec<crate::plan::Acc>| {
                 let mut v = vec![
                     Value::Timestamp(w.start),
@@ -1025,12 +1005,7 @@ fn window_aggregate<'s>(
                     Value::Timestamp(w.end - 1),
                 ];
                 v.extend(key.0.iter().cloned());
-                for (a, acc) in a4.iter().zip(accs) {
-                    v.push(a.result(acc).unwrap_or_else(|m| {
-                        fail(&c4, &a.text, &m);
-                        Value::Null
-                    }));
-                }
+                f4.results(accs, &mut v);
                 Row(v)
             },
         )
