@@ -1043,13 +1043,15 @@ fn json_value(v: &Value) -> serde_json::Value {
     }
 }
 
-/// One line of output for `row` of a sink of `table` (`None`: printed rows).
-pub(crate) fn line(table: Option<&Table>, row: &Row) -> String {
-    match table.map(|t| &t.connector) {
-        Some(Connector::Filesystem {
-            format: FileFormat::Csv,
+/// One line of an append-only file table `table` for `row`: CSV fields in column order, or a
+/// JSON object of the columns.
+fn line(table: &Table, row: &Row) -> String {
+    match &table.connector {
+        Connector::Filesystem {
+            format: FileFormat::Json,
             ..
-        }) => {
+        } => json_object(table, row).to_string(),
+        _ => {
             let mut out = String::new();
             for (i, v) in row.0.iter().enumerate() {
                 if i > 0 {
@@ -1059,23 +1061,6 @@ pub(crate) fn line(table: Option<&Table>, row: &Row) -> String {
             }
             out
         }
-        Some(Connector::Filesystem {
-            format: FileFormat::Json,
-            ..
-        }) => {
-            let t = table.expect("a table");
-            let object: serde_json::Map<String, serde_json::Value> = t
-                .fields
-                .iter()
-                .zip(&row.0)
-                .map(|(f, v)| (f.name.clone(), json_value(v)))
-                .collect();
-            serde_json::Value::Object(object).to_string()
-        }
-        Some(Connector::Print {
-            identifier: Some(id),
-        }) => format!("{id}> +I[{row}]"),
-        _ => format!("+I[{row}]"),
     }
 }
 
@@ -1135,7 +1120,8 @@ pub(crate) fn build_sink(env: &mut Env<'_>, sink: &Sink) {
                     })
             }
         };
-        rows.map(move |r| line(table.as_deref(), &r))
+        let t = table.expect("a file table");
+        rows.map(move |r| line(&t, &r))
             .name(name)
             .write_text(Location::from(path.as_str()));
         return;
