@@ -308,14 +308,15 @@ GROUP BY auction, window_start, window_end;",
     );
 }
 
-/// Nexmark q0 (pass-through), q1 (currency conversion), q2 (selection) and q3 (local item
-/// suggestion: a regular join of auctions and people) as the benchmark defines them, on file
+/// Nexmark q0 (pass-through), q1 (currency conversion), q2 (selection), q3 (local item
+/// suggestion: a regular join of auctions and people) and q11 (user sessions: Flink's SESSION
+/// group window) as the benchmark defines them, on file
 /// tables of generated events (`nexmark --write-events`), in one script: the same rows as the
 /// DataStream versions of the `nexmark` example on the same events, on every shape; q2 also on
 /// a `'connector' = 'nexmark'` table generating the same events. (q1's DataStream version keeps
 /// whole euros: the SQL decimal's integer part.)
 #[test]
-fn nexmark_q0_to_q3_give_the_datastream_versions_rows_on_every_shape() {
+fn nexmark_q0_to_q3_and_q11_give_the_datastream_versions_rows_on_every_shape() {
     const EVENTS: &str = "20000";
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events");
@@ -358,11 +359,21 @@ fn nexmark_q0_to_q3_give_the_datastream_versions_rows_on_every_shape() {
         out.sort();
         out
     };
+    // q11's DataStream lines: bidder,session_start,session_end,bids (times in ms).
+    let mut q11: Vec<String> = datastream("q11")
+        .iter()
+        .map(|l| {
+            let f: Vec<i64> = l.split(',').map(|x| x.parse().unwrap()).collect();
+            format!("{},{},{},{}", f[0], f[3], ts(f[1]), ts(f[2]))
+        })
+        .collect();
+    q11.sort();
     let expected = [
         with_time(datastream("q0")),
         with_time(datastream("q1")),
         datastream("q2"),
         datastream("q3"),
+        q11,
     ];
     assert!(expected.iter().all(|e| !e.is_empty()));
     for shape in SHAPES {
@@ -406,6 +417,16 @@ CREATE TABLE generated_bid (
 CREATE TABLE generated_q2 (auction BIGINT, price BIGINT)
   WITH ('connector' = 'filesystem', 'path' = '{generated_q2}', 'format' = 'csv');
 INSERT INTO generated_q2 SELECT auction, price FROM generated_bid WHERE MOD(auction, 123) = 0;
+CREATE TABLE nexmark_q11 (bidder BIGINT, bid_count BIGINT, starttime TIMESTAMP(3), endtime TIMESTAMP(3))
+  WITH ('connector' = 'filesystem', 'path' = '{q11}', 'format' = 'csv');
+INSERT INTO nexmark_q11
+SELECT
+    B.bidder,
+    count(*) as bid_count,
+    SESSION_START(B.dateTime, INTERVAL '10' SECOND) as starttime,
+    SESSION_END(B.dateTime, INTERVAL '10' SECOND) as endtime
+FROM bid B
+GROUP BY B.bidder, SESSION(B.dateTime, INTERVAL '10' SECOND);
 INSERT INTO nexmark_q3
 SELECT P.name, P.city, P.state, A.id
 FROM auction AS A INNER JOIN person AS P on A.seller = P.id
@@ -417,6 +438,7 @@ WHERE A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA');
                 q2 = out("q2").display(),
                 q3 = out("q3").display(),
                 generated_q2 = out("generated-q2").display(),
+                q11 = out("q11").display(),
                 events = EVENTS,
                 people = events.join("person.csv").display(),
                 auctions = events.join("auction.csv").display(),

@@ -905,6 +905,7 @@ fn windows_of(spec: WindowSpec, t: i64) -> Vec<(i64, i64)> {
             out.reverse();
             out
         }
+        WindowSpec::Session { .. } => unreachable!("sessions are not a window table function"),
     }
 }
 
@@ -989,6 +990,7 @@ fn window_aggregate<'s>(
             Duration::from_millis(size as u64),
             Duration::from_millis(slide as u64),
         ),
+        WindowSpec::Session { gap } => Windows::session(Duration::from_millis(gap as u64)),
     };
     let f = Aggregates::new(aggs, &ctx);
     let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);

@@ -169,6 +169,11 @@ pub enum WindowSpec {
         /// Their size (ms).
         size: i64,
     },
+    /// `GROUP BY SESSION(ts, gap)`: per key, rows no further apart than the gap.
+    Session {
+        /// The gap that ends a session (ms).
+        gap: i64,
+    },
 }
 
 impl fmt::Display for WindowSpec {
@@ -178,6 +183,7 @@ impl fmt::Display for WindowSpec {
             WindowSpec::Hop { slide, size } => {
                 write!(f, "HOP(slide {}, size {})", millis(*slide), millis(*size))
             }
+            WindowSpec::Session { gap } => write!(f, "SESSION(gap {})", millis(*gap)),
         }
     }
 }
@@ -1925,8 +1931,22 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             exprs,
         });
     }
-    let Some(spec) = from.window else {
-        return group_aggregate(select, &scope, plan, &group_exprs, &agg_calls, &items);
+    // Flink's group window functions: GROUP BY TUMBLE(ts, size) / HOP(ts, slide, size) /
+    // SESSION(ts, gap), with X_START / X_END / X_ROWTIME(...) in the select list.
+    let legacy = match from.window {
+        Some(_) => None,
+        None => group_window(&group_exprs, &scope, &plan)?,
+    };
+    let (spec, group_exprs, legacy) = match (from.window, legacy) {
+        (Some(spec), _) => (spec, group_exprs, None),
+        (None, Some((i, spec, call))) => {
+            let mut rest = group_exprs.clone();
+            rest.remove(i);
+            (spec, rest, Some(call))
+        }
+        (None, None) => {
+            return group_aggregate(select, &scope, plan, &group_exprs, &agg_calls, &items);
+        }
     };
     if plan.updating() {
         return Err(SqlError::at(
@@ -1959,7 +1979,7 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
         };
         keys.push((name, g.clone(), typed));
     }
-    if !(has[0] && has[1]) {
+    if legacy.is_none() && !(has[0] && has[1]) {
         return Err(SqlError::at(
             at,
             "a window aggregation groups by window_start and window_end (GROUP BY window_start, window_end, ...); without them it is an updating aggregation, not supported yet",
@@ -2001,6 +2021,20 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             ty: a.ty,
         });
     }
+    if let Some((name, args)) = &legacy {
+        // X_START(...), X_END(...), X_ROWTIME(...) with the group window's arguments are the
+        // window columns.
+        for (k, suffix) in ["_START", "_END", "_ROWTIME"].iter().enumerate() {
+            for n in [name.to_uppercase(), name.to_lowercase(), name.clone()] {
+                let suffix = if n.chars().any(|c| c.is_lowercase()) && n == n.to_lowercase() {
+                    suffix.to_lowercase()
+                } else {
+                    suffix.to_string()
+                };
+                subst.push((format!("{n}{suffix}({args})"), k));
+            }
+        }
+    }
     let after = Scope {
         fields,
         subst,
@@ -2024,6 +2058,87 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
         input: Box::new(plan),
         exprs,
     })
+}
+
+/// A group window function among `group_exprs` (`TUMBLE(ts, size)`, `HOP(ts, slide, size)`,
+/// `SESSION(ts, gap)` on the input's event time): its position, the window, and its name and
+/// arguments as written (for `X_START(args)` and the like).
+fn group_window(
+    group_exprs: &[Expr],
+    scope: &Scope,
+    input: &Plan,
+) -> Result<Option<(usize, WindowSpec, (String, String))>, SqlError> {
+    for (i, g) in group_exprs.iter().enumerate() {
+        let Expr::Function(f) = g else { continue };
+        let name = object_name(&f.name);
+        let wanted = match name.to_ascii_uppercase().as_str() {
+            "TUMBLE" | "SESSION" => 2,
+            "HOP" => 3,
+            _ => continue,
+        };
+        let ast::FunctionArguments::List(list) = &f.args else {
+            continue;
+        };
+        let args: Vec<&Expr> = list
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => Some(x),
+                _ => None,
+            })
+            .collect();
+        if args.len() != wanted {
+            return Err(SqlError::at(
+                pos_of(g),
+                format!(
+                    "{name} in GROUP BY takes the time column and {} interval(s)",
+                    wanted - 1
+                ),
+            ));
+        }
+        let time = compile(args[0], scope)?;
+        let is_rowtime = matches!(time.scalar, Scalar::Col(c) if Some(c) == input.rowtime());
+        if !is_rowtime {
+            return Err(SqlError::at(
+                time.pos,
+                format!(
+                    "{name}({time}, ...): group windows run on the table's event time, the column its WATERMARK is declared for"
+                ),
+            ));
+        }
+        let mut ms = Vec::new();
+        for x in &args[1..] {
+            let t = compile(x, &Scope::default())?;
+            match t.scalar.eval(&[]) {
+                Ok(crate::Value::Interval(v)) if v > 0 => ms.push(v),
+                _ => {
+                    return Err(SqlError::at(
+                        pos_of(x),
+                        "a window's size, slide or gap is a positive interval",
+                    ));
+                }
+            }
+        }
+        let spec = match name.to_ascii_uppercase().as_str() {
+            "TUMBLE" => WindowSpec::Tumble { size: ms[0] },
+            "HOP" => {
+                if ms[1] % ms[0] != 0 {
+                    return Err(SqlError::at(
+                        pos_of(g),
+                        "HOP: the size is a whole number of slides",
+                    ));
+                }
+                WindowSpec::Hop {
+                    slide: ms[0],
+                    size: ms[1],
+                }
+            }
+            _ => WindowSpec::Session { gap: ms[0] },
+        };
+        let written: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        return Ok(Some((i, spec, (name, written.join(", ")))));
+    }
+    Ok(None)
 }
 
 /// `GROUP BY` without a window (or aggregates without `GROUP BY`): an updating aggregation.
@@ -2605,6 +2720,27 @@ mod tests {
             .map(|f| f.name)
             .collect();
         assert_eq!(names, ["auction", "window_end", "bids", "EXPR$3"]);
+    }
+
+    #[test]
+    fn group_window_functions_plan_onto_the_window_operator() {
+        let p = plan("SELECT auction, TUMBLE_START(date_time, INTERVAL '10' SECOND) AS s, COUNT(*) FROM bids GROUP BY TUMBLE(date_time, INTERVAL '10' SECOND), auction;").unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(
+            text.contains("WindowAggregate: TUMBLE(size 10 s) on event time, key [auction]"),
+            "{text}"
+        );
+        assert!(!p.sinks[0].plan.updating());
+        let names: Vec<String> = p.sinks[0]
+            .plan
+            .fields()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["auction", "s", "EXPR$2"]);
+        let e = plan("SELECT COUNT(*) FROM bids GROUP BY SESSION(auction, INTERVAL '1' SECOND);")
+            .unwrap_err();
+        assert!(e.message.contains("event time"), "{e}");
     }
 
     #[test]
