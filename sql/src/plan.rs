@@ -2060,6 +2060,10 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
     })
 }
 
+/// A group window found in GROUP BY: its position there, the window, and the function's name and
+/// arguments as written.
+type GroupWindow = (usize, WindowSpec, (String, String));
+
 /// A group window function among `group_exprs` (`TUMBLE(ts, size)`, `HOP(ts, slide, size)`,
 /// `SESSION(ts, gap)` on the input's event time): its position, the window, and its name and
 /// arguments as written (for `X_START(args)` and the like).
@@ -2067,7 +2071,7 @@ fn group_window(
     group_exprs: &[Expr],
     scope: &Scope,
     input: &Plan,
-) -> Result<Option<(usize, WindowSpec, (String, String))>, SqlError> {
+) -> Result<Option<GroupWindow>, SqlError> {
     for (i, g) in group_exprs.iter().enumerate() {
         let Expr::Function(f) = g else { continue };
         let name = object_name(&f.name);
