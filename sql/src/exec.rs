@@ -432,6 +432,13 @@ impl<'s> Built<'s> {
             Built::Updating(_) => unreachable!("the planner refuses updating inputs here"),
         }
     }
+    /// The rows as a collection, without their keys.
+    fn rows(self) -> Collection<'s, Row> {
+        match self {
+            Built::Append(s) => s.into_collection(),
+            Built::Updating(c) => c.map(|(_, r)| r),
+        }
+    }
     /// The rows as a collection, keyed by the whole row when they have no key of their own.
     fn updating(self) -> Collection<'s, (Row, Row)> {
         match self {
@@ -621,7 +628,7 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
             limit,
             ..
         } => {
-            let rows = build_any(env, input).updating().map(|(_, r)| r);
+            let rows = build_any(env, input).rows();
             let limit = limit.expect("the planner bounds every ranking");
             Built::Updating(rank(rows, partition, order, limit).map(|r| (r.clone(), r)))
         }
@@ -634,8 +641,8 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
             residual,
         } => {
             let (lw, rw) = (left.fields().len(), right.fields().len());
-            let l = build_any(env, left).updating().map(|(_, r)| r);
-            let r = build_any(env, right).updating().map(|(_, r)| r);
+            let l = build_any(env, left).rows();
+            let r = build_any(env, right).rows();
             let joined = join(l, r, *kind, left_keys, right_keys, (lw, rw));
             let joined = match residual {
                 None => joined,
@@ -721,7 +728,7 @@ fn group_aggregate<'s>(
 ) -> Collection<'s, (Row, Row)> {
     let rows = match input {
         Built::Append(s) => return rolling_group_aggregate(s, keys, aggs),
-        Built::Updating(c) => c.map(|(_, r)| r),
+        updating => updating.rows(),
     };
     let ctx = Rc::clone(rows.context());
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
