@@ -319,17 +319,7 @@ GROUP BY auction, window_start, window_end;",
 fn nexmark_q0_to_q3_and_q11_give_the_datastream_versions_rows_on_every_shape() {
     const EVENTS: &str = "20000";
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events");
-    let status = Command::new(common::example("nexmark"))
-        .args([
-            "--write-events",
-            events.to_str().unwrap(),
-            "--events",
-            EVENTS,
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let events = nexmark_events(dir.path(), EVENTS.parse().unwrap());
     let datastream = |query: &str| -> Vec<String> {
         let out = dir.path().join(format!("ds-{query}"));
         let status = Command::new(common::example("nexmark"))
@@ -903,6 +893,29 @@ fn ms_of(text: &str) -> i64 {
         .unwrap()
 }
 
+/// Writes `events` Nexmark events into `dir/events` with `nexmark --write-events`; returns that
+/// directory.
+fn nexmark_events(dir: &Path, events: u64) -> std::path::PathBuf {
+    let out = dir.join("events");
+    let status = Command::new(common::example("nexmark"))
+        .arg("--write-events")
+        .arg(&out)
+        .args(["--events", &events.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "nexmark --write-events");
+    out
+}
+
+/// The fields of every line of a CSV file the event writer wrote (no field holds a comma).
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
 /// The Nexmark tables over the files `nexmark --write-events` wrote into `events`.
 fn nexmark_tables(events: &Path) -> String {
     format!(
@@ -936,24 +949,8 @@ CREATE TABLE bid (
 #[test]
 fn nexmark_q5_q7_q8_fold_to_the_models_on_every_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events");
-    let status = Command::new(common::example("nexmark"))
-        .args([
-            "--write-events",
-            events.to_str().unwrap(),
-            "--events",
-            "30000",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let read = |name: &str| -> Vec<Vec<String>> {
-        std::fs::read_to_string(events.join(name))
-            .unwrap()
-            .lines()
-            .map(|l| l.split(',').map(String::from).collect())
-            .collect()
-    };
+    let events = nexmark_events(dir.path(), 30000);
+    let read = |name: &str| csv_rows(&events.join(name));
     let bids: Vec<(i64, i64, i64, i64)> = read("bid.csv")
         .iter()
         .map(|f| {
@@ -1110,24 +1107,8 @@ ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime;",
 #[test]
 fn nexmark_q4_q9_q15_q18_to_q21_fold_to_the_models_on_every_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events");
-    let status = Command::new(common::example("nexmark"))
-        .args([
-            "--write-events",
-            events.to_str().unwrap(),
-            "--events",
-            "20000",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let read = |name: &str| -> Vec<Vec<String>> {
-        std::fs::read_to_string(events.join(name))
-            .unwrap()
-            .lines()
-            .map(|l| l.split(',').map(String::from).collect())
-            .collect()
-    };
+    let events = nexmark_events(dir.path(), 20000);
+    let read = |name: &str| csv_rows(&events.join(name));
     let num = |s: &String| -> i64 { s.parse().unwrap() };
     // bid: auction, bidder, price, channel, url, dateTime, extra
     let bids = read("bid.csv");
@@ -1416,22 +1397,8 @@ SELECT
 #[test]
 fn nexmark_q16_q17_q22_fold_to_the_models_on_every_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events");
-    let status = Command::new(common::example("nexmark"))
-        .args([
-            "--write-events",
-            events.to_str().unwrap(),
-            "--events",
-            "20000",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let bids: Vec<Vec<String>> = std::fs::read_to_string(events.join("bid.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.split(',').map(String::from).collect())
-        .collect();
+    let events = nexmark_events(dir.path(), 20_000);
+    let bids = csv_rows(&events.join("bid.csv"));
     let num = |s: &String| -> i64 { s.parse().unwrap() };
     let rank = |p: i64| {
         if p < 10_000 {
