@@ -564,6 +564,19 @@ fn printed_changes(stdout: &str, id: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Runs `script` on every shape; the changes each print table (by identifier) wrote, folded,
+/// must be its expected rows.
+fn printed_tables_fold_to(script: &Path, expected: &[(&str, &Vec<String>)]) {
+    for shape in SHAPES {
+        let (ok, stdout, err) = tidal_sql(script, shape);
+        assert!(ok, "{shape:?}: {err}");
+        for (id, rows) in expected {
+            let printed = printed_changes(&stdout, Some(id));
+            assert_same(&fold(&printed, id), rows, &format!("{shape:?} {id}"));
+        }
+    }
+}
+
 /// Updating queries: per auction the bids and highest price (HAVING more than 3 bids) printed as
 /// Flink's changelog (`+I`, `-U`/`+U`, `-D`; an append-only input's groups are emitted once per
 /// tick, so a short job may show only inserts), and a histogram of auctions by their number of
@@ -854,21 +867,10 @@ SELECT auction, price, ms FROM (
         ),
     )
     .unwrap();
-    for shape in SHAPES {
-        let (ok, stdout, err) = tidal_sql(&script, shape);
-        assert!(ok, "{shape:?}: {err}");
-        let printed = |id: &str| printed_changes(&stdout, Some(id));
-        assert_same(
-            &fold(&printed("top"), "top 3"),
-            &expected_top,
-            &format!("{shape:?} top 3"),
-        );
-        assert_same(
-            &fold(&printed("first"), "first"),
-            &expected_first,
-            &format!("{shape:?} first bids"),
-        );
-    }
+    printed_tables_fold_to(
+        &script,
+        &[("top", &expected_top), ("first", &expected_first)],
+    );
     std::fs::write(
         &script,
         format!(
@@ -1075,26 +1077,14 @@ ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime;",
         ),
     )
     .unwrap();
-    for shape in SHAPES {
-        let (ok, stdout, err) = tidal_sql(&script, shape);
-        assert!(ok, "{shape:?}: {err}");
-        let printed = |id: &str| printed_changes(&stdout, Some(id));
-        assert_same(
-            &fold(&printed("q5"), "q5"),
-            &expected_q5,
-            &format!("{shape:?} q5"),
-        );
-        assert_same(
-            &fold(&printed("q7"), "q7"),
-            &expected_q7,
-            &format!("{shape:?} q7"),
-        );
-        assert_same(
-            &fold(&printed("q8"), "q8"),
-            &expected_q8,
-            &format!("{shape:?} q8"),
-        );
-    }
+    printed_tables_fold_to(
+        &script,
+        &[
+            ("q5", &expected_q5),
+            ("q7", &expected_q7),
+            ("q8", &expected_q8),
+        ],
+    );
 }
 
 /// Nexmark q4 (average winning price per category: a join of auctions and bids in the WHERE
@@ -1380,14 +1370,7 @@ SELECT
         ("q21", &expected_q21),
     ];
     assert!(expected.iter().all(|(_, e)| !e.is_empty()));
-    for shape in SHAPES {
-        let (ok, stdout, err) = tidal_sql(&script, shape);
-        assert!(ok, "{shape:?}: {err}");
-        for (id, rows) in &expected {
-            let printed = printed_changes(&stdout, Some(id));
-            assert_same(&fold(&printed, id), rows, &format!("{shape:?} {id}"));
-        }
-    }
+    printed_tables_fold_to(&script, &expected);
 }
 
 /// Nexmark q16 (per channel and day: counts and distinct counts by price rank, the latest
@@ -1541,12 +1524,5 @@ SELECT
         ("q17", &expected_q17),
         ("q22", &expected_q22),
     ];
-    for shape in SHAPES {
-        let (ok, stdout, err) = tidal_sql(&script, shape);
-        assert!(ok, "{shape:?}: {err}");
-        for (id, rows) in &expected {
-            let printed = printed_changes(&stdout, Some(id));
-            assert_same(&fold(&printed, id), rows, &format!("{shape:?} {id}"));
-        }
-    }
+    printed_tables_fold_to(&script, &expected);
 }
