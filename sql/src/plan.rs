@@ -506,24 +506,18 @@ impl Plan {
                 keys,
                 aggs,
             } => {
-                let keys: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
-                let aggs: Vec<&str> = aggs.iter().map(|a| a.text.as_str()).collect();
                 let _ = writeln!(
                     out,
-                    "{pad}WindowAggregate: {spec} on event time, key [{}], {} (DataStream window operator, emits when the watermark passes a window's end)",
-                    keys.join(", "),
-                    aggs.join(", ")
+                    "{pad}WindowAggregate: {spec} on event time, {} (DataStream window operator, emits when the watermark passes a window's end)",
+                    grouping(keys, aggs)
                 );
                 input.explain(depth + 1, out);
             }
             Plan::GroupAggregate { input, keys, aggs } => {
-                let keys: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
-                let aggs: Vec<&str> = aggs.iter().map(|a| a.text.as_str()).collect();
                 let _ = writeln!(
                     out,
-                    "{pad}GroupAggregate: key [{}], {} (incremental collection: an updating result, a changelog)",
-                    keys.join(", "),
-                    aggs.join(", ")
+                    "{pad}GroupAggregate: {} (incremental collection: an updating result, a changelog)",
+                    grouping(keys, aggs)
                 );
                 input.explain(depth + 1, out);
             }
@@ -580,6 +574,13 @@ impl Plan {
             }
         }
     }
+}
+
+/// `key [k1, k2], AGG1, AGG2`: an aggregation's grouping for plans.
+fn grouping(keys: &[(String, Typed)], aggs: &[Agg]) -> String {
+    let keys: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
+    let aggs: Vec<&str> = aggs.iter().map(|a| a.text.as_str()).collect();
+    format!("key [{}], {}", keys.join(", "), aggs.join(", "))
 }
 
 fn window_fields(qualifier: Option<&str>) -> Vec<Field> {
