@@ -158,7 +158,9 @@ fn main() -> ExitCode {
         Commands::Run(args) => run(args),
         Commands::Sql(args) => match std::fs::read_to_string(&args.script) {
             Err(e) => Err(format!("cannot read {}: {e}", args.script.display())),
-            Ok(text) => tidal::sql::run_script(&text, &args.job)
+            Ok(text) => tidal::sql::substitute(&text, &args.vars)
+                .map_err(|e| tidal::Error::config(e.to_string()))
+                .and_then(|text| tidal::sql::run_script(&text, &args.job))
                 .map_err(|e| format!("{}: {e}", args.script.display())),
         },
         Commands::Token {
