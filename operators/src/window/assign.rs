@@ -71,6 +71,17 @@ pub enum Windows {
         /// Shift of the window boundaries from the epoch, in ms.
         offset: Time,
     },
+    /// Windows that grow by `step` ms from a common start until they are `max` ms long, then
+    /// start again (Flink SQL's `CUMULATE`): for a day by the hour, `[0:00, 1:00)`,
+    /// `[0:00, 2:00)`, ... `[0:00, 24:00)`, each emitted when event time passes its end.
+    Cumulating {
+        /// How much each window is longer than the one before, in ms.
+        step: Time,
+        /// The length of the largest window (a whole number of steps), in ms.
+        max: Time,
+        /// Shift of the window boundaries from the epoch, in ms.
+        offset: Time,
+    },
 }
 
 pub(crate) fn millis(d: Duration) -> Time {
@@ -104,6 +115,27 @@ impl Windows {
         Windows::Sliding {
             size: millis(size).max(1),
             slide: millis(slide).max(1),
+            offset: 0,
+        }
+    }
+    /// Cumulating windows: from each multiple of `max`, windows ending every `step` until the
+    /// next multiple (`max` is rounded up to a whole number of steps).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidal_operators::{Window, Windows};
+    /// let w = Windows::cumulating(Duration::from_secs(5), Duration::from_secs(15));
+    /// assert_eq!(
+    ///     w.windows_of(22_000),
+    ///     vec![Window { start: 15_000, end: 25_000 }, Window { start: 15_000, end: 30_000 }]
+    /// );
+    /// ```
+    pub fn cumulating(step: Duration, max: Duration) -> Self {
+        let step = millis(step).max(1);
+        let max = millis(max).max(step);
+        Windows::Cumulating {
+            step,
+            max: (max + step - 1) / step * step,
             offset: 0,
         }
     }
@@ -150,6 +182,11 @@ impl Windows {
                 slide,
                 offset: o.rem_euclid(slide),
             },
+            Windows::Cumulating { step, max, .. } => Windows::Cumulating {
+                step,
+                max,
+                offset: o.rem_euclid(max),
+            },
         }
     }
     /// The windows a record with timestamp `ts` belongs to.
@@ -187,6 +224,15 @@ impl Windows {
                         end: start + size,
                     });
                     start -= slide;
+                }
+            }
+            Windows::Cumulating { step, max, offset } => {
+                let start = ts - (ts - offset).rem_euclid(max);
+                let first_end = ts - (ts - offset).rem_euclid(step) + step;
+                let mut end = first_end;
+                while end <= start + max {
+                    out.push(Window { start, end });
+                    end += step;
                 }
             }
         }
