@@ -9,54 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::{SHAPES, Shape, assert_same, launch_once, launcher, wait_with_limit, write_bids};
-
-/// Runs `tidal sql SCRIPT` on `shape`; returns (exit success, stdout, stderr).
-fn tidal_sql(script: &Path, shape: Shape) -> (bool, String, String) {
-    let mut command = match shape {
-        Shape::OneWorker => {
-            let mut c = Command::new(launcher());
-            c.arg("sql").arg(script);
-            c
-        }
-        Shape::TwoThreads => {
-            let mut c = Command::new(launcher());
-            c.arg("sql").arg(script).args(["-w", "2"]);
-            c
-        }
-        Shape::TwoProcesses => {
-            let mut c = launch_once(2);
-            c.arg(launcher()).arg("sql").arg(script);
-            c
-        }
-    };
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
-        s
-    });
-    let status = wait_with_limit(&mut child, Duration::from_secs(180));
-    (
-        status.success(),
-        reader.join().unwrap(),
-        err_reader.join().unwrap(),
-    )
-}
+use common::sql::{fold, printed_changes, tidal_sql, tidal_sql_with};
+use common::{SHAPES, Shape, assert_same, launcher, write_bids};
 
 /// Every line of the visible part files in `dir`, sorted.
 fn part_lines(dir: &Path) -> Vec<String> {
@@ -78,9 +33,18 @@ fn part_lines(dir: &Path) -> Vec<String> {
     lines
 }
 
-/// A timestamp as Tidal SQL writes it (`yyyy-MM-dd HH:mm:ss.SSS`).
-fn ts(ms: i64) -> String {
-    tidal::sql::Value::Timestamp(ms).to_string()
+/// A timestamp as Flink's CSV format writes it: `"yyyy-MM-dd HH:mm:ss[.fff]"` (quoted: it holds
+/// a space).
+fn ts_csv(ms: i64) -> String {
+    format!(
+        "\"{}\"",
+        tidal::sql::file_text(&tidal::sql::Value::Timestamp(ms))
+    )
+}
+
+/// A timestamp as Flink's print connector shows it (`2024-03-01T08:00:10.500`).
+fn ts_printed(ms: i64) -> String {
+    tidal::sql::Printed(&tidal::sql::Value::Timestamp(ms)).to_string()
 }
 
 const BIDS_TABLE: &str = "CREATE TABLE bids (
@@ -109,7 +73,7 @@ fn window_aggregations_give_the_models_rows_on_every_shape() {
     let tumbling = write_bids(&input, 20_000, 7);
     let mut expected_tumbling: Vec<String> = tumbling
         .iter()
-        .map(|((end, auction), (count, max))| format!("{},{auction},{count},{max}", ts(*end)))
+        .map(|((end, auction), (count, max))| format!("{},{auction},{count},{max}", ts_csv(*end)))
         .collect();
     expected_tumbling.sort();
     let mut hopping: BTreeMap<(i64, u64), u64> = BTreeMap::new();
@@ -126,7 +90,7 @@ fn window_aggregations_give_the_models_rows_on_every_shape() {
     }
     let mut expected_hopping: Vec<String> = hopping
         .iter()
-        .map(|((end, auction), n)| format!("{},{auction},{n}", ts(*end)))
+        .map(|((end, auction), n)| format!("{},{auction},{n}", ts_csv(*end)))
         .collect();
     expected_hopping.sort();
     for shape in SHAPES {
@@ -270,6 +234,66 @@ fn errors_name_the_script_position_or_the_bad_record() {
             && err.contains("column 'price' (field 2): 'abc' is not a BIGINT"),
         "{err}"
     );
+
+    // An empty field is NULL only with 'csv.null-literal' = '' (as in Flink), else an error
+    // that says so.
+    std::fs::write(&input, "1,100,1000\n2,,2000\n").unwrap();
+    let (ok, _, err) = tidal_sql(&script, Shape::OneWorker);
+    assert!(!ok, "an empty BIGINT field fails the job");
+    assert!(
+        err.contains("line 2") && err.contains("'csv.null-literal' = ''"),
+        "{err}"
+    );
+    let with_nulls = script.with_file_name("nulls.sql");
+    std::fs::write(
+        &with_nulls,
+        format!(
+            "{bids}\nSELECT auction, price FROM bids;",
+            bids = bids_table(&input).replace("'csv')", "'csv', 'csv.null-literal' = '')")
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = tidal_sql(&with_nulls, Shape::OneWorker);
+    assert!(ok, "{err}");
+    assert_eq!(
+        fold(&printed_changes(&out, None), "nulls"),
+        ["1, 100", "2, null"]
+    );
+
+    // `${NAME}` takes the value of `--var NAME=VALUE`; one without a value is an error at its
+    // place.
+    let vars = dir.path().join("vars.sql");
+    std::fs::write(
+        &vars,
+        "CREATE TABLE b (auction BIGINT, price BIGINT, ms BIGINT)\n  WITH ('connector' = 'filesystem', 'path' = '${input}', 'format' = 'csv');\nSELECT auction FROM b WHERE price > ${floor};",
+    )
+    .unwrap();
+    let var = |s: &str| ["--var".to_string(), s.to_string()];
+    let (ok, out, err) = tidal_sql_with(
+        &vars,
+        &[var(&format!("input={}", input.display())), var("floor=50")].concat(),
+        Shape::OneWorker,
+    );
+    assert!(!ok, "the empty price still fails: {out}");
+    assert!(err.contains("'csv.null-literal'"), "{err}");
+    std::fs::write(&input, "1,100,1000\n2,20,2000\n3,70,3000\n").unwrap();
+    let (ok, out, err) = tidal_sql_with(
+        &vars,
+        &[var(&format!("input={}", input.display())), var("floor=50")].concat(),
+        Shape::OneWorker,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(fold(&printed_changes(&out, None), "vars"), ["1", "3"]);
+    let (ok, _, err) = tidal_sql_with(
+        &vars,
+        &var(&format!("input={}", input.display())),
+        Shape::OneWorker,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("line 3, column 37: ${floor} has no value: pass --var floor=VALUE"),
+        "{err}"
+    );
 }
 
 /// `EXPLAIN` prints the plan — the window aggregation on the DataStream window operator over the
@@ -343,7 +367,7 @@ fn nexmark_q0_to_q3_and_q11_give_the_datastream_versions_rows_on_every_shape() {
             .into_iter()
             .map(|l| {
                 let (head, t) = l.rsplit_once(',').unwrap();
-                format!("{head},{}", ts(t.parse().unwrap()))
+                format!("{head},{}", ts_csv(t.parse().unwrap()))
             })
             .collect();
         out.sort();
@@ -354,7 +378,7 @@ fn nexmark_q0_to_q3_and_q11_give_the_datastream_versions_rows_on_every_shape() {
         .iter()
         .map(|l| {
             let f: Vec<i64> = l.split(',').map(|x| x.parse().unwrap()).collect();
-            format!("{},{},{},{}", f[0], f[3], ts(f[1]), ts(f[2]))
+            format!("{},{},{},{}", f[0], f[3], ts_csv(f[1]), ts_csv(f[2]))
         })
         .collect();
     q11.sort();
@@ -362,7 +386,24 @@ fn nexmark_q0_to_q3_and_q11_give_the_datastream_versions_rows_on_every_shape() {
         with_time(datastream("q0")),
         with_time(datastream("q1")),
         datastream("q2"),
-        datastream("q3"),
+        // Text fields as Flink's CSV format writes them: quoted when they hold a space.
+        common::sorted(
+            datastream("q3")
+                .iter()
+                .map(|l| {
+                    l.split(',')
+                        .map(|f| {
+                            if f.chars().any(|c| c < '-') {
+                                format!("\"{f}\"")
+                            } else {
+                                f.to_string()
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect(),
+        ),
         q11,
     ];
     assert!(expected.iter().all(|e| !e.is_empty()));
@@ -501,7 +542,7 @@ GROUP BY window_start, window_end;",
     let mut expected: Vec<String> = (0..ROWS / 1000)
         .map(|w| {
             let total: i64 = (w * 1000..(w + 1) * 1000).map(|id| id * 7 % 13).sum();
-            format!("{},1000,{total}", ts((w + 1) * 1000))
+            format!("{},1000,{total}", ts_csv((w + 1) * 1000))
         })
         .collect();
     expected.sort();
@@ -518,50 +559,6 @@ GROUP BY window_start, window_end;",
         },
     );
     assert_same(&part_lines(&out), &expected, "windows after two kill -9");
-}
-
-/// Folds a changelog (`+I`/`+U` add a row, `-U`/`-D` take one away) into the final table,
-/// failing when a change takes away a row that is not there.
-fn fold(changes: &[(String, String)], what: &str) -> Vec<String> {
-    let mut table: BTreeMap<String, i64> = BTreeMap::new();
-    for (kind, row) in changes {
-        let n = table.entry(row.clone()).or_insert(0);
-        match kind.as_str() {
-            "+I" | "+U" => *n += 1,
-            "-U" | "-D" => {
-                assert!(
-                    *n > 0,
-                    "{what}: {kind}[{row}] takes away a row that is not there"
-                );
-                *n -= 1;
-            }
-            other => panic!("{what}: unknown change {other}"),
-        }
-    }
-    let mut rows = Vec::new();
-    for (row, n) in table {
-        for _ in 0..n {
-            rows.push(row.clone());
-        }
-    }
-    rows
-}
-
-/// The changes a print table with `'print-identifier' = 'id'` wrote to `stdout` (`None`: one
-/// without an identifier), as (kind, row) pairs: `id> +U[a, b]` gives `("+U", "a, b")`.
-fn printed_changes(stdout: &str, id: Option<&str>) -> Vec<(String, String)> {
-    let prefix = id.map_or(String::new(), |id| format!("{id}> "));
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix.as_str()))
-        .filter_map(|l| {
-            let (kind, rest) = l.split_at_checked(2)?;
-            let row = rest.strip_prefix('[')?.strip_suffix(']')?;
-            ["+I", "-U", "+U", "-D"]
-                .contains(&kind)
-                .then(|| (kind.to_string(), row.to_string()))
-        })
-        .collect()
 }
 
 /// Runs `script` on every shape; the changes each print table (by identifier) wrote, folded,
@@ -721,7 +718,7 @@ fn joins_give_changelogs_that_fold_to_the_model_on_every_shape() {
         .map(|(id, c, _)| {
             format!(
                 "{id}, {}",
-                customer(*c).map_or("NULL".to_string(), |c| c.1.clone())
+                customer(*c).map_or("null".to_string(), |c| c.1.clone())
             )
         })
         .collect();
@@ -759,7 +756,8 @@ fn joins_give_changelogs_that_fold_to_the_model_on_every_shape() {
             format!(
                 "CREATE TABLE orders (order_id BIGINT, customer BIGINT, amount BIGINT, ms BIGINT,
   ts AS TO_TIMESTAMP_LTZ(ms, 3), WATERMARK FOR ts AS ts)
-  WITH ('connector' = 'filesystem', 'path' = '{orders}', 'format' = 'csv');
+  WITH ('connector' = 'filesystem', 'path' = '{orders}', 'format' = 'csv',
+    'csv.null-literal' = '');
 CREATE TABLE customers (id BIGINT, name STRING, region STRING, ms BIGINT,
   ts AS TO_TIMESTAMP_LTZ(ms, 3), WATERMARK FOR ts AS ts)
   WITH ('connector' = 'filesystem', 'path' = '{customers}', 'format' = 'csv');
@@ -784,7 +782,7 @@ SELECT c.region, SUM(o.amount) FROM orders o JOIN customers c ON o.customer = c.
         let left = printed("left");
         assert!(
             left.iter()
-                .any(|(k, row)| k == "-D" && row.ends_with("NULL")),
+                .any(|(k, row)| k == "-D" && row.ends_with("null")),
             "{shape:?}: some order was first printed without its customer, then retracted"
         );
         assert_same(
@@ -998,7 +996,10 @@ fn nexmark_q5_q7_q8_fold_to_the_models_on_every_shape() {
     for (auction, bidder, price, t) in &bids {
         for (end, max) in &max_by_end {
             if price == max && end - 10_000 <= *t && t <= end {
-                expected_q7.push(format!("{auction}, {price}, {bidder}, {}, ", ts(*t)));
+                expected_q7.push(format!(
+                    "{auction}, {price}, {bidder}, {}, ",
+                    ts_printed(*t)
+                ));
             }
         }
     }
@@ -1016,7 +1017,7 @@ fn nexmark_q5_q7_q8_fold_to_the_models_on_every_shape() {
     let mut expected_q8: Vec<String> = people
         .iter()
         .filter(|(id, _, w)| sellers.contains(&(*id, *w)))
-        .map(|(id, name, w)| format!("{id}, {name}, {}", ts(*w)))
+        .map(|(id, name, w)| format!("{id}, {name}, {}", ts_printed(*w)))
         .collect();
     expected_q8.sort();
     assert!(!expected_q5.is_empty() && !expected_q7.is_empty() && !expected_q8.is_empty());
@@ -1135,14 +1136,18 @@ fn nexmark_q4_q9_q15_q18_to_q21_fold_to_the_models_on_every_shape() {
                 .then(num(&x[1]).cmp(&num(&y[1])))
         });
         let b = qualifying[0];
+        let mut auction = a[..10].to_vec();
+        for c in [5, 6] {
+            auction[c] = ts_printed(ms_of(&a[c]));
+        }
         expected_q9.push(
             format!(
                 "{}, {}, {}, {}, {}",
-                a[..10].join(", "),
+                auction.join(", "),
                 b[0],
                 b[1],
                 b[2],
-                b[5]
+                ts_printed(ms_of(&b[5]))
             ) + ", ",
         );
     }
@@ -1210,7 +1215,16 @@ fn nexmark_q4_q9_q15_q18_to_q21_fold_to_the_models_on_every_shape() {
             last.insert(key, b);
         }
     }
-    let bid_row = |b: &Vec<String>| format!("{}, {}, {}, {}, , {}, ", b[0], b[1], b[2], b[3], b[5]);
+    let bid_row = |b: &Vec<String>| {
+        format!(
+            "{}, {}, {}, {}, , {}, ",
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            ts_printed(ms_of(&b[5]))
+        )
+    };
     let mut expected_q18: Vec<String> = last.values().map(|b| bid_row(b)).collect();
     expected_q18.sort();
     // q19: top 10 bids per auction by price (ties: bidder, price, channel, time).
@@ -1238,7 +1252,11 @@ fn nexmark_q4_q9_q15_q18_to_q21_fold_to_the_models_on_every_shape() {
         auctions.iter().map(|a| (a[0].as_str(), a)).collect();
     for b in &bids {
         if let Some(a) = auction_of.get(b[0].as_str()).filter(|a| a[8] == "10") {
-            expected_q20.push(format!("{}, {}", bid_row(b), a[1..10].join(", ")));
+            let mut auction = a[1..10].to_vec();
+            for c in [4, 5] {
+                auction[c] = ts_printed(ms_of(&auction[c]));
+            }
+            expected_q20.push(format!("{}, {}", bid_row(b), auction.join(", ")));
         }
     }
     expected_q20.sort();
@@ -1453,7 +1471,7 @@ fn nexmark_q16_q17_q22_fold_to_the_models_on_every_shape() {
     // q22: the generator leaves url empty, so every part is NULL.
     let mut expected_q22: Vec<String> = bids
         .iter()
-        .map(|b| format!("{}, {}, {}, {}, NULL, NULL, NULL", b[0], b[1], b[2], b[3]))
+        .map(|b| format!("{}, {}, {}, {}, null, null, null", b[0], b[1], b[2], b[3]))
         .collect();
     expected_q22.sort();
     let script = dir.path().join("q16-q22.sql");

@@ -35,6 +35,8 @@ pub struct RowDecoder {
     table: std::sync::Arc<Table>,
     format: FileFormat,
     header: bool,
+    /// CSV: the text read as NULL.
+    null_literal: Option<String>,
     /// The next line is a file's header (skipped).
     at_header: bool,
 }
@@ -44,14 +46,20 @@ impl Format for RowFormat {
     type Decoder = RowDecoder;
     const KIND: &'static str = "sql";
     fn decoder(&self) -> RowDecoder {
-        let (format, header) = match &self.table.connector {
-            Connector::Filesystem { format, header, .. } => (*format, *header),
-            _ => (FileFormat::Csv, false),
+        let (format, header, null_literal) = match &self.table.connector {
+            Connector::Filesystem {
+                format,
+                header,
+                null_literal,
+                ..
+            } => (*format, *header, null_literal.clone()),
+            _ => (FileFormat::Csv, false, None),
         };
         RowDecoder {
             table: std::sync::Arc::clone(&self.table),
             format,
             header,
+            null_literal,
             at_header: false,
         }
     }
@@ -133,9 +141,17 @@ impl RowDecoder {
                 }
                 for (k, (&c, text)) in t.physical.iter().zip(&fields).enumerate() {
                     let f = &t.fields[c];
-                    // As Flink's CSV format: an empty field is NULL (but an empty STRING).
-                    row[c] = if text.is_empty() && f.ty != DataType::String {
+                    // As Flink's CSV format: only the null literal is NULL, and an empty field is
+                    // an empty STRING or an error.
+                    row[c] = if self.null_literal.as_deref() == Some(text.as_str()) {
                         Value::Null
+                    } else if text.is_empty() && f.ty != DataType::String {
+                        return Err(format!(
+                            "column '{}' (field {}): an empty field is not a {} (for NULLs as empty fields give the table 'csv.null-literal' = '')",
+                            f.name,
+                            k + 1,
+                            f.ty
+                        ));
                     } else {
                         parse_text(f.ty, text)
                             .map_err(|m| format!("column '{}' (field {}): {m}", f.name, k + 1))?
@@ -912,6 +928,16 @@ fn windows_of(spec: WindowSpec, t: i64) -> Vec<(i64, i64)> {
             out.reverse();
             out
         }
+        WindowSpec::Cumulate { step, size } => {
+            let start = t - t.rem_euclid(size);
+            let mut end = t - t.rem_euclid(step) + step;
+            let mut out = Vec::new();
+            while end <= start + size {
+                out.push((start, end));
+                end += step;
+            }
+            out
+        }
         WindowSpec::Session { .. } => unreachable!("sessions are not a window table function"),
     }
 }
@@ -997,6 +1023,10 @@ fn window_aggregate<'s>(
             Duration::from_millis(size as u64),
             Duration::from_millis(slide as u64),
         ),
+        WindowSpec::Cumulate { step, size } => Windows::cumulating(
+            Duration::from_millis(step as u64),
+            Duration::from_millis(size as u64),
+        ),
         WindowSpec::Session { gap } => Windows::session(Duration::from_millis(gap as u64)),
     };
     let f = Aggregates::new(aggs, &ctx);
@@ -1022,12 +1052,19 @@ fn window_aggregate<'s>(
 }
 
 /// A value as a CSV field: quoted when it holds a comma, quote or line break; NULL empty.
+/// Appends `v` as Flink's CSV format writes it: text-like values (strings, timestamps, dates,
+/// intervals) between double quotes when they hold a character below `-` (space, comma, quote,
+/// control characters: Jackson's rule), numbers and booleans as they are.
 fn csv_field(v: &Value, out: &mut String) {
     if v.is_null() {
         return;
     }
-    let text = v.to_string();
-    if text.contains([',', '"', '\n', '\r']) {
+    let text = crate::value::file_text(v);
+    let quoted = !matches!(
+        v,
+        Value::Bool(_) | Value::Int(_) | Value::BigInt(_) | Value::Double(_) | Value::Decimal(..)
+    ) && text.chars().any(|c| c < '-');
+    if quoted {
         out.push('"');
         out.push_str(&text.replace('"', "\"\""));
         out.push('"');
@@ -1048,7 +1085,7 @@ fn json_value(v: &Value) -> serde_json::Value {
             .to_string()
             .parse::<serde_json::Number>()
             .map_or_else(|_| J::String(v.to_string()), J::Number),
-        other => J::String(other.to_string()),
+        other => J::String(crate::value::file_text(other)),
     }
 }
 
@@ -1060,13 +1097,24 @@ fn line(table: &Table, row: &Row) -> String {
             format: FileFormat::Json,
             ..
         } => json_object(table, row).to_string(),
-        _ => {
+        connector => {
+            let null = match connector {
+                Connector::Filesystem {
+                    null_literal: Some(null),
+                    ..
+                } => null.as_str(),
+                _ => "",
+            };
             let mut out = String::new();
             for (i, v) in row.0.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                csv_field(v, &mut out);
+                if v.is_null() {
+                    out.push_str(null);
+                } else {
+                    csv_field(v, &mut out);
+                }
             }
             out
         }
@@ -1234,5 +1282,9 @@ mod tests {
         let w = windows_of(spec, 13);
         assert_eq!(w, [(4, 14), (6, 16), (8, 18), (10, 20), (12, 22)]);
         assert_eq!(windows_of(WindowSpec::Tumble { size: 10 }, -1), [(-10, 0)]);
+        let cumulate = WindowSpec::Cumulate { step: 5, size: 15 };
+        assert_eq!(windows_of(cumulate, 22), [(15, 25), (15, 30)]);
+        assert_eq!(windows_of(cumulate, 29), [(15, 30)]);
+        assert_eq!(windows_of(cumulate, 15), [(15, 20), (15, 25), (15, 30)]);
     }
 }

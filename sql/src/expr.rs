@@ -142,6 +142,16 @@ pub enum Func {
     Substring,
     /// `TRIM(s)`
     Trim,
+    /// `TRIM([BOTH | LEADING | TRAILING] chars FROM s)`, `LTRIM(s)`, `RTRIM(s)`: arguments
+    /// (s, chars): whether to trim the start and the end.
+    TrimChars(bool, bool),
+    /// `POSITION(needle IN s)`, `LOCATE(needle, s)`: the 1-based character position of the first
+    /// occurrence, 0 if none.
+    Position,
+    /// `REPLACE(s, from, to)`: every occurrence of `from` replaced.
+    Replace,
+    /// `ROUND(x [, digits])`: half away from zero, to `digits` decimal places (default 0).
+    Round,
     /// `ABS(x)`
     Abs,
     /// `SPLIT_INDEX(s, sep, i)`
@@ -662,6 +672,36 @@ fn build(e: &Expr, scope: &Scope) -> Result<(Scalar, DataType), SqlError> {
             Scalar::Call(Func::Trim, vec![build(expr, scope)?.0]),
             T::String,
         ),
+        Expr::Trim {
+            expr,
+            trim_where,
+            trim_what,
+            trim_characters: None,
+        } => {
+            let (start, end) = match trim_where {
+                None | Some(ast::TrimWhereField::Both) => (true, true),
+                Some(ast::TrimWhereField::Leading) => (true, false),
+                Some(ast::TrimWhereField::Trailing) => (false, true),
+            };
+            let chars = match trim_what {
+                Some(w) => build(w, scope)?.0,
+                None => Scalar::Lit(Value::str(" ")),
+            };
+            (
+                Scalar::Call(
+                    Func::TrimChars(start, end),
+                    vec![build(expr, scope)?.0, chars],
+                ),
+                T::String,
+            )
+        }
+        Expr::Position { expr, r#in } => (
+            Scalar::Call(
+                Func::Position,
+                vec![build(expr, scope)?.0, build(r#in, scope)?.0],
+            ),
+            T::Int,
+        ),
         Expr::Extract { field, expr, .. } => {
             let unit = match field {
                 ast::DateTimeField::Year => TimeUnit::Year,
@@ -794,6 +834,39 @@ fn call(f: &ast::Function, e: &Expr, scope: &Scope) -> Result<(Scalar, DataType)
         "CHAR_LENGTH" | "CHARACTER_LENGTH" => (arity(1, 1).map(|_| Func::CharLength)?, T::Int),
         "SUBSTR" | "SUBSTRING" => (arity(2, 3).map(|_| Func::Substring)?, T::String),
         "TRIM" => (arity(1, 1).map(|_| Func::Trim)?, T::String),
+        "LTRIM" | "RTRIM" => {
+            arity(1, 1)?;
+            args.push(Scalar::Lit(Value::str(" ")));
+            (Func::TrimChars(name == "LTRIM", name == "RTRIM"), T::String)
+        }
+        "LOCATE" => (arity(2, 2).map(|_| Func::Position)?, T::Int),
+        "REPLACE" => (arity(3, 3).map(|_| Func::Replace)?, T::String),
+        "ROUND" => {
+            arity(1, 2)?;
+            need(
+                e,
+                types[0].is_numeric() || types[0] == T::Null,
+                "ROUND takes a number",
+            )?;
+            let digits = match args.get(1) {
+                None => 0,
+                Some(Scalar::Lit(v)) if v.as_i64().is_some() => v.as_i64().unwrap_or(0),
+                Some(_) => return err(e, "ROUND's number of digits is an integer literal"),
+            };
+            if args.len() == 1 {
+                args.push(Scalar::Lit(Value::Int(0)));
+            }
+            let ty = match types[0] {
+                // As Flink types it.
+                T::Decimal(p, s) if digits >= i64::from(s) => T::Decimal(p, s),
+                T::Decimal(p, s) => {
+                    let scale = digits.max(0) as u8;
+                    T::Decimal((p - s + scale + 1).min(38), scale)
+                }
+                t => t,
+            };
+            (Func::Round, ty)
+        }
         "ABS" => {
             arity(1, 1)?;
             need(
@@ -1335,6 +1408,63 @@ fn call_value(f: Func, a: Vec<Value>) -> Eval<Value> {
         Func::Upper => Value::str(&text(&a[0]).unwrap_or_default().to_uppercase()),
         Func::Lower => Value::str(&text(&a[0]).unwrap_or_default().to_lowercase()),
         Func::Trim => Value::str(text(&a[0]).unwrap_or_default().trim()),
+        Func::TrimChars(start, end) => {
+            let s = text(&a[0]).unwrap_or_default();
+            let chars: Vec<char> = text(&a[1]).unwrap_or_default().chars().collect();
+            let mut t = s.as_str();
+            if start {
+                t = t.trim_start_matches(chars.as_slice());
+            }
+            if end {
+                t = t.trim_end_matches(chars.as_slice());
+            }
+            Value::str(t)
+        }
+        Func::Position => {
+            let needle = text(&a[0]).unwrap_or_default();
+            let s = text(&a[1]).unwrap_or_default();
+            Value::Int(
+                s.find(&needle)
+                    .map_or(0, |i| s[..i].chars().count() as i32 + 1),
+            )
+        }
+        Func::Replace => {
+            let s = text(&a[0]).unwrap_or_default();
+            let from = text(&a[1]).unwrap_or_default();
+            let to = text(&a[2]).unwrap_or_default();
+            Value::str(&if from.is_empty() {
+                s
+            } else {
+                s.replace(&from, &to)
+            })
+        }
+        Func::Round => {
+            let digits = a[1].as_i64().ok_or("ROUND: the digits are an integer")?;
+            match &a[0] {
+                Value::Double(v) => {
+                    let m = 10f64.powi(digits as i32);
+                    Value::Double((v * m).round() / m)
+                }
+                Value::Decimal(v, s) => {
+                    let to = digits.clamp(0, i64::from(*s)) as u8;
+                    let m = 10i128.pow(u32::from(*s - to));
+                    let q = v / m;
+                    let r = v % m;
+                    let q = if r.abs() * 2 >= m { q + v.signum() } else { q };
+                    Value::Decimal(q, to)
+                }
+                Value::Int(v) if digits < 0 => {
+                    let m = 10i64.pow((-digits) as u32);
+                    let q = (i64::from(*v) + m / 2 * i64::from(v.signum())) / m * m;
+                    Value::Int(q as i32)
+                }
+                Value::BigInt(v) if digits < 0 => {
+                    let m = 10i64.pow((-digits) as u32);
+                    Value::BigInt((v + m / 2 * v.signum()) / m * m)
+                }
+                other => other.clone(),
+            }
+        }
         Func::CharLength => Value::Int(text(&a[0]).unwrap_or_default().chars().count() as i32),
         Func::Substring => {
             let s: Vec<char> = text(&a[0]).unwrap_or_default().chars().collect();

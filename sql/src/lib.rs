@@ -49,7 +49,7 @@ pub mod value;
 
 pub use parse::{Pos, SqlError};
 pub use plan::{Catalog, Program};
-pub use value::{DataType, Row, Value};
+pub use value::{DataType, Printed, Row, Value, file_text};
 
 use tidal_engine::{DataStream, Env, Job, JobArgs};
 

@@ -36,6 +36,10 @@ pub enum Connector {
         /// CSV: whether files start with a header line (`'csv.header' = 'true'`; default no,
         /// as Flink's CSV format).
         header: bool,
+        /// CSV: the field text read as NULL, in a column of any type (`'csv.null-literal'`;
+        /// default none: as in Flink, an empty field is an empty STRING and an error in a column
+        /// of another type).
+        null_literal: Option<String>,
     },
     /// `'connector' = 'print'`: rows on the stdout of process 0 as `+I[...]`.
     Print {
@@ -169,6 +173,14 @@ pub enum WindowSpec {
         /// Their size (ms).
         size: i64,
     },
+    /// `CUMULATE(TABLE t, DESCRIPTOR(ts), step, size)`: from every multiple of the size, windows
+    /// ending every step until the next multiple.
+    Cumulate {
+        /// How much longer each window is than the one before (ms).
+        step: i64,
+        /// The largest window's size (ms).
+        size: i64,
+    },
     /// `GROUP BY SESSION(ts, gap)`: per key, rows no further apart than the gap.
     Session {
         /// The gap that ends a session (ms).
@@ -182,6 +194,14 @@ impl fmt::Display for WindowSpec {
             WindowSpec::Tumble { size } => write!(f, "TUMBLE(size {})", millis(*size)),
             WindowSpec::Hop { slide, size } => {
                 write!(f, "HOP(slide {}, size {})", millis(*slide), millis(*size))
+            }
+            WindowSpec::Cumulate { step, size } => {
+                write!(
+                    f,
+                    "CUMULATE(step {}, size {})",
+                    millis(*step),
+                    millis(*size)
+                )
             }
             WindowSpec::Session { gap } => write!(f, "SESSION(gap {})", millis(*gap)),
         }
@@ -812,6 +832,7 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
                 path: path.to_string(),
                 format,
                 header,
+                null_literal: option(def, "csv.null-literal").map(str::to_string),
             }
         }
         Some("print") => Connector::Print {
@@ -1647,25 +1668,25 @@ fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), Sq
     }
     let wanted = match name.as_str() {
         "TUMBLE" => 3,
-        "HOP" => 4,
-        "CUMULATE" | "SESSION" => {
-            return Err(bad(&format!(
-                "{name} windows are not supported yet: TUMBLE and HOP are"
-            )));
+        "HOP" | "CUMULATE" => 4,
+        "SESSION" => {
+            return Err(bad(
+                "SESSION window table functions are not supported yet: group by SESSION(time column, gap) instead, or use TUMBLE, HOP or CUMULATE",
+            ));
         }
         _ => {
             return Err(bad(&format!(
-                "{name}: TABLE(...) in FROM takes TUMBLE or HOP"
+                "{name}: TABLE(...) in FROM takes TUMBLE, HOP or CUMULATE"
             )));
         }
     };
     if args.len() != wanted {
         return Err(bad(&format!(
             "{name} takes {wanted} arguments: (TABLE t, DESCRIPTOR(time column){})",
-            if wanted == 3 {
-                ", size"
-            } else {
-                ", slide, size"
+            match name.as_str() {
+                "TUMBLE" => ", size",
+                "HOP" => ", slide, size",
+                _ => ", step, size",
             }
         )));
     }
@@ -1759,10 +1780,18 @@ fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), Sq
         if size % slide != 0 {
             return Err(SqlError::at(
                 pos_of(args[3]),
-                "HOP: the size is a whole number of slides",
+                if name == "HOP" {
+                    "HOP: the size is a whole number of slides"
+                } else {
+                    "CUMULATE: the size is a whole number of steps"
+                },
             ));
         }
-        WindowSpec::Hop { slide, size }
+        if name == "HOP" {
+            WindowSpec::Hop { slide, size }
+        } else {
+            WindowSpec::Cumulate { step: slide, size }
+        }
     };
     Ok((input, spec))
 }

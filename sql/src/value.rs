@@ -286,6 +286,148 @@ impl fmt::Display for Value {
     }
 }
 
+/// A value as Flink's print connector shows it: Java's `toString` of the value's external type —
+/// `null`, `true`, timestamps as `LocalDateTime` (`2024-03-01T08:00`, `2024-03-01T08:00:10.500`),
+/// `TIMESTAMP_LTZ` as `Instant` (`2024-03-01T08:00:00Z`), decimals as `BigDecimal` (`1E-8`),
+/// intervals as `Duration` (`PT1H30M`).
+///
+/// ```
+/// use tidal_sql::{Printed, Value};
+/// assert_eq!(Printed(&Value::Timestamp(1_709_280_000_000)).to_string(), "2024-03-01T08:00");
+/// assert_eq!(Printed(&Value::Null).to_string(), "null");
+/// ```
+pub struct Printed<'a>(pub &'a Value);
+
+impl fmt::Display for Printed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => f.write_str(if *b { "true" } else { "false" }),
+            Value::Decimal(v, s) => write_big_decimal(f, *v, *s),
+            Value::Timestamp(ms) => {
+                let (date, h, m, s, milli) = split_millis(*ms);
+                write!(f, "{date}T{h:02}:{m:02}")?;
+                if s > 0 || milli > 0 {
+                    write!(f, ":{s:02}")?;
+                }
+                if milli > 0 {
+                    write!(f, ".{milli:03}")?;
+                }
+                Ok(())
+            }
+            Value::TimestampLtz(ms) => {
+                let (date, h, m, s, milli) = split_millis(*ms);
+                write!(f, "{date}T{h:02}:{m:02}:{s:02}")?;
+                if milli > 0 {
+                    write!(f, ".{milli:03}")?;
+                }
+                f.write_str("Z")
+            }
+            Value::Interval(ms) => write_duration(f, *ms),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+/// A value as Flink's `csv` and `json` formats write it: timestamps `2024-03-01 08:00:00.07`
+/// (SQL form, the fraction without trailing zeros; `TIMESTAMP_LTZ` with a `Z`), booleans
+/// `true`, decimals as `BigDecimal`; NULL as the empty text.
+///
+/// ```
+/// use tidal_sql::{Value, file_text};
+/// assert_eq!(file_text(&Value::Timestamp(1_709_280_000_070)), "2024-03-01 08:00:00.07");
+/// assert_eq!(file_text(&Value::Bool(true)), "true");
+/// ```
+pub fn file_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Decimal(..) | Value::Interval(_) => Printed(v).to_string(),
+        Value::Timestamp(ms) | Value::TimestampLtz(ms) => {
+            let (date, h, m, s, milli) = split_millis(*ms);
+            let mut out = format!("{date} {h:02}:{m:02}:{s:02}");
+            if milli > 0 {
+                let frac = format!("{milli:03}");
+                out.push('.');
+                out.push_str(frac.trim_end_matches('0'));
+            }
+            if matches!(v, Value::TimestampLtz(_)) {
+                out.push('Z');
+            }
+            out
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The date text, hours, minutes, seconds and milliseconds of `ms` after the epoch.
+fn split_millis(ms: i64) -> (String, i64, i64, i64, i64) {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    (
+        format!("{y:04}-{m:02}-{d:02}"),
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    )
+}
+
+/// A decimal as Java's `BigDecimal.toString`: plain, unless its adjusted exponent is below -6
+/// (`1E-8`, `1.23E-7`).
+fn write_big_decimal(f: &mut fmt::Formatter<'_>, v: i128, scale: u8) -> fmt::Result {
+    let digits = v.unsigned_abs().to_string();
+    let adjusted = digits.len() as i64 - 1 - i64::from(scale);
+    if scale == 0 || adjusted >= -6 {
+        return write_decimal(f, v, scale);
+    }
+    if v < 0 {
+        f.write_str("-")?;
+    }
+    let (first, rest) = digits.split_at(1);
+    f.write_str(first)?;
+    if !rest.is_empty() {
+        write!(f, ".{rest}")?;
+    }
+    write!(f, "E{adjusted}")
+}
+
+/// An interval as Java's `Duration.toString`: `PT1H30M`, `PT0.5S`, `PT0S`.
+fn write_duration(f: &mut fmt::Formatter<'_>, ms: i64) -> fmt::Result {
+    if ms == 0 {
+        return f.write_str("PT0S");
+    }
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let (hours, minutes, seconds) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    f.write_str("PT")?;
+    if hours != 0 {
+        write!(f, "{hours}H")?;
+    }
+    if minutes != 0 {
+        write!(f, "{minutes}M")?;
+    }
+    if seconds == 0 && milli == 0 {
+        return Ok(());
+    }
+    if seconds < 0 && milli > 0 {
+        if seconds == -1 {
+            f.write_str("-0")?;
+        } else {
+            write!(f, "{}", seconds + 1)?;
+        }
+    } else {
+        write!(f, "{seconds}")?;
+    }
+    if milli > 0 {
+        let frac = if seconds < 0 { 1000 - milli } else { milli };
+        let frac = format!("{frac:03}");
+        write!(f, ".{}", frac.trim_end_matches('0'))?;
+    }
+    f.write_str("S")
+}
+
 /// A double as Java prints it: `1.0`, `0.5`, `1.0E10` for large or small magnitudes.
 fn write_double(f: &mut fmt::Formatter<'_>, v: f64) -> fmt::Result {
     if v.is_nan() {
@@ -490,18 +632,19 @@ pub(crate) fn parse_text(ty: DataType, text: &str) -> Result<Value, String> {
 /// ```
 /// use tidal_sql::{Row, Value};
 /// let r = Row(vec![Value::Int(1), Value::str("a"), Value::Null]);
-/// assert_eq!(r.to_string(), "1, a, NULL");
+/// assert_eq!(r.to_string(), "1, a, null");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Row(pub Vec<Value>);
 
+/// A row as Flink's print connector shows it: its values as [`Printed`], between commas.
 impl fmt::Display for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, v) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{v}")?;
+            write!(f, "{}", Printed(v))?;
         }
         Ok(())
     }
@@ -510,6 +653,39 @@ impl fmt::Display for Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_and_file_text_follow_flink() {
+        let t = 1_709_280_000_000; // 2024-03-01 08:00:00
+        let p = |v: Value| Printed(&v).to_string();
+        assert_eq!(p(Value::Timestamp(t)), "2024-03-01T08:00");
+        assert_eq!(p(Value::Timestamp(t + 10_000)), "2024-03-01T08:00:10");
+        assert_eq!(p(Value::Timestamp(t + 10_500)), "2024-03-01T08:00:10.500");
+        assert_eq!(p(Value::TimestampLtz(t)), "2024-03-01T08:00:00Z");
+        assert_eq!(p(Value::TimestampLtz(t + 70)), "2024-03-01T08:00:00.070Z");
+        assert_eq!(p(Value::Bool(false)), "false");
+        assert_eq!(p(Value::Decimal(1, 8)), "1E-8");
+        assert_eq!(p(Value::Decimal(-123, 10)), "-1.23E-8");
+        assert_eq!(p(Value::Decimal(5, 6)), "0.000005");
+        assert_eq!(p(Value::Decimal(6812, 2)), "68.12");
+        assert_eq!(p(Value::Interval(90 * 60_000)), "PT1H30M");
+        assert_eq!(p(Value::Interval(-1500)), "PT-1.5S");
+        assert_eq!(p(Value::Interval(0)), "PT0S");
+        assert_eq!(p(Value::Double(6.812e9)), "6.812E9");
+        assert_eq!(file_text(&Value::Timestamp(t)), "2024-03-01 08:00:00");
+        assert_eq!(
+            file_text(&Value::Timestamp(t + 500)),
+            "2024-03-01 08:00:00.5"
+        );
+        assert_eq!(
+            file_text(&Value::TimestampLtz(t + 70)),
+            "2024-03-01 08:00:00.07Z"
+        );
+        assert_eq!(file_text(&Value::Null), "");
+        // CAST(... AS STRING) keeps SQL's own form.
+        assert_eq!(Value::Timestamp(t).to_string(), "2024-03-01 08:00:00.000");
+        assert_eq!(Value::Bool(true).to_string(), "TRUE");
+    }
 
     #[test]
     fn dates_round_trip_and_match_known_days() {

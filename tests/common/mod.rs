@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod s3;
+pub mod sql;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,187 @@
+//! Flink SQL scripts run on Apache Flink itself and on Tidal: the same script text, the same input
+//! files, and the same rows.
+//!
+//! Flink is the real thing — PyFlink's distribution from PyPI (`apache-flink`, the Flink jars and a
+//! local mini-cluster on Java 17), installed into `target/flink` by the README's test command —
+//! driven by `tests/flink/run_flink.py`, which runs each script's statements in order and its
+//! INSERTs as one job, at parallelism 1, in streaming mode. Each print table's `+I`/`-U`/`+U`/`-D`
+//! lines, folded into its final rows, must be the same from Flink and from `tidal sql` on 1
+//! worker, 2 threads and 2 processes; every print table must have rows (a query that returns
+//! nothing on both would prove nothing).
+//!
+//! The scripts are `tests/flink/*.sql`; their input is generated here (seeded): orders with event
+//! times out of order by less than the watermark delay (so no record is late for either engine,
+//! whose watermarks advance at different moments), NULLs in several columns, and customers.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::sql::{fold, printed_changes, tidal_sql_with};
+use common::{SHAPES, assert_same, fixture_dir, wait_with_limit};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// The Python with PyFlink: `TIDAL_FLINK_PYTHON`, or `target/flink/bin/python` (where the README's
+/// test command installs it).
+fn flink_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TIDAL_FLINK_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/flink/bin/python");
+    assert!(
+        p.exists(),
+        "no PyFlink found at {}: install it with `python3 -m venv target/flink && target/flink/bin/pip install apache-flink==2.3.0` (the README's test command does; Flink needs Java 17) or set TIDAL_FLINK_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// The scripts compared, in `tests/flink/`.
+const SCRIPTS: [&str; 3] = ["projections.sql", "windows.sql", "updating.sql"];
+
+/// Writes `orders.csv` and `customers.csv` into `dir`.
+///
+/// Orders: `id,customer,product,qty,price,ts` — customers 1..=10 (every 13th order none), products
+/// with upper and lower case and spaces (every 7th none), prices with cents, event times rising by
+/// up to 1.5 s and each up to 0.9 s late (the scripts' watermarks wait 1 s). Customers: 1..=10
+/// but not 9 (orders of customer 9 find no customer; customer 10 has a few orders), with a name,
+/// a country and a date.
+fn write_data(dir: &Path, orders: usize) {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let products = ["apple", "Pear", "kiwi fruit", "Plum-x", "fig", "Date palm"];
+    let mut text = String::new();
+    let base = 1_709_280_000_000i64; // 2024-03-01 08:00:00
+    let mut t = 0i64;
+    for id in 0..orders {
+        t += rng.random_range(0..1500);
+        let ms = base + t + rng.random_range(0..900);
+        let customer = if id % 13 == 5 {
+            String::new()
+        } else {
+            rng.random_range(1..=10u32).to_string()
+        };
+        let product = if id % 7 == 3 {
+            ""
+        } else {
+            products[rng.random_range(0..products.len())]
+        };
+        let qty = rng.random_range(1..10u32);
+        let price = format!(
+            "{}.{:02}",
+            rng.random_range(0..100u32),
+            rng.random_range(0..100u32)
+        );
+        writeln!(
+            text,
+            "{id},{customer},{product},{qty},{price},{}",
+            tidal::sql::Value::Timestamp(ms)
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("orders.csv"), text).unwrap();
+    let mut text = String::new();
+    let names = ["Ann", "Bo", "Cy", "Di"];
+    let countries = ["NL", "DE", "FR"];
+    for c in (1..=10).filter(|c| *c != 9) {
+        writeln!(
+            text,
+            "{c},{}{c},{},2023-{:02}-{:02}",
+            names[rng.random_range(0..names.len())],
+            countries[rng.random_range(0..countries.len())],
+            rng.random_range(1..=12u32),
+            rng.random_range(1..=28u32)
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("customers.csv"), text).unwrap();
+}
+
+/// The print tables' identifiers in `stdout` (the text before `> ` of each change line).
+fn identifiers(stdout: &str) -> BTreeSet<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once("> "))
+        .filter(|(_, rest)| {
+            ["+I[", "-U[", "+U[", "-D["]
+                .iter()
+                .any(|k| rest.starts_with(k))
+        })
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+#[test]
+fn scripts_give_the_rows_flink_gives_on_every_shape() {
+    let fixture = fixture_dir("flink_sql_scripts");
+    let data = fixture.to_path_buf();
+    write_data(&data, 400);
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/flink");
+    let scripts: Vec<PathBuf> = SCRIPTS.iter().map(|s| here.join(s)).collect();
+    let var = format!("data={}", data.display());
+
+    let mut flink = Command::new(flink_python());
+    flink
+        .arg(here.join("run_flink.py"))
+        .arg(&var)
+        .args(&scripts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = flink.spawn().expect("start PyFlink");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
+        s
+    });
+    let status = wait_with_limit(&mut child, Duration::from_secs(600));
+    let flink_out = reader.join().unwrap();
+    let flink_err = err_reader.join().unwrap();
+    assert!(
+        status.success(),
+        "Flink failed on the scripts:\n{flink_out}\n{flink_err}"
+    );
+
+    for script in &scripts {
+        let text = std::fs::read_to_string(script).unwrap();
+        let ids: Vec<String> = identifiers(&flink_out)
+            .into_iter()
+            .filter(|id| text.contains(&format!("'print-identifier' = '{id}'")))
+            .collect();
+        let declared = text.matches("'print-identifier'").count();
+        assert_eq!(
+            ids.len(),
+            declared,
+            "{}: Flink printed rows for {ids:?} only, of {declared} print tables",
+            script.display()
+        );
+        let name = script.file_name().unwrap().to_string_lossy();
+        for shape in SHAPES {
+            let (ok, stdout, stderr) =
+                tidal_sql_with(script, &["--var".to_string(), var.clone()], shape);
+            assert!(ok, "{name} on {shape:?}: {stderr}");
+            for id in &ids {
+                let expected = fold(
+                    &printed_changes(&flink_out, Some(id)),
+                    &format!("Flink {id}"),
+                );
+                let got = fold(
+                    &printed_changes(&stdout, Some(id)),
+                    &format!("{shape:?} {id}"),
+                );
+                assert_same(&got, &expected, &format!("{name} {id} on {shape:?}"));
+            }
+        }
+    }
+}
