@@ -9,7 +9,9 @@
 //! worker, 2 threads and 2 processes; every print table must have rows (a query that returns
 //! nothing on both would prove nothing).
 //!
-//! The scripts are `tests/flink/*.sql`; their input is generated here (seeded): orders with event
+//! The scripts are `tests/flink/*.sql` (projections, window aggregations, updating queries, and
+//! queries built from others: window Top-N, window and interval joins, DISTINCT, IN subqueries);
+//! their input is generated here (seeded): orders with event
 //! times out of order by less than the watermark delay (so no record is late for either engine,
 //! whose watermarks advance at different moments), NULLs in several columns, and customers.
 
@@ -42,7 +44,12 @@ fn flink_python() -> PathBuf {
 }
 
 /// The scripts compared, in `tests/flink/`.
-const SCRIPTS: [&str; 3] = ["projections.sql", "windows.sql", "updating.sql"];
+const SCRIPTS: [&str; 4] = [
+    "projections.sql",
+    "windows.sql",
+    "updating.sql",
+    "queries.sql",
+];
 
 /// Writes `orders.csv` and `customers.csv` into `dir`.
 ///

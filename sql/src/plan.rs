@@ -1233,6 +1233,172 @@ fn fit_to(plan: Plan, t: &Table, pos: Pos) -> Result<Plan, SqlError> {
     })
 }
 
+/// `SELECT DISTINCT a, b FROM ...` as `SELECT a, b FROM ... GROUP BY a, b` (an updating result,
+/// as in Flink: one row per distinct value, kept on the incremental collections).
+fn plan_distinct(select: &ast::Select, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> {
+    let has_aggregates = select.projection.iter().any(|item| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            let mut found = Vec::new();
+            aggregates_in(e, &mut found);
+            !found.is_empty()
+        }
+        _ => false,
+    });
+    let grouped = !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty());
+    if has_aggregates || grouped || select.having.is_some() {
+        return Err(SqlError::at(
+            at,
+            "SELECT DISTINCT with GROUP BY or aggregates is not supported: select from a subquery that aggregates",
+        ));
+    }
+    let mut keys = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                keys.push(e.clone());
+            }
+            _ => {
+                return Err(SqlError::at(
+                    at,
+                    "SELECT DISTINCT * is not supported: name the columns",
+                ));
+            }
+        }
+    }
+    let mut grouped = select.clone();
+    grouped.distinct = None;
+    grouped.group_by = ast::GroupByExpr::Expressions(keys, Vec::new());
+    plan_select(&grouped, catalog)
+}
+
+/// Takes the `x IN (SELECT c FROM ...)` conjuncts out of a WHERE condition: each becomes an
+/// inner join of the rows so far with the subquery's distinct values (a semi-join: every row at
+/// most once, a NULL `x` never), projected back to the rows' own columns. Returns the plan and
+/// the rest of the condition.
+fn semi_joins(
+    mut plan: Plan,
+    condition: &Expr,
+    scope: &Scope,
+    catalog: &Catalog,
+) -> Result<(Plan, Option<Expr>), SqlError> {
+    fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::And,
+                right,
+            } => {
+                conjuncts(left, out);
+                conjuncts(right, out);
+            }
+            Expr::Nested(inner)
+                if matches!(
+                    **inner,
+                    Expr::BinaryOp {
+                        op: ast::BinaryOperator::And,
+                        ..
+                    }
+                ) =>
+            {
+                conjuncts(inner, out)
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    let mut parts = Vec::new();
+    conjuncts(condition, &mut parts);
+    if !parts.iter().any(|p| matches!(p, Expr::InSubquery { .. })) {
+        return Ok((plan, Some(condition.clone())));
+    }
+    let mut rest = Vec::new();
+    for part in parts {
+        let Expr::InSubquery {
+            expr,
+            subquery,
+            negated,
+        } = &part
+        else {
+            rest.push(part);
+            continue;
+        };
+        if *negated {
+            return Err(SqlError::at(
+                pos_of(&part),
+                "NOT IN (SELECT ...) is not supported yet",
+            ));
+        }
+        let key = compile(expr, scope)?;
+        let sub = plan_query(subquery, catalog)?;
+        let sub_fields = sub.fields();
+        let [column] = &sub_fields[..] else {
+            return Err(SqlError::at(
+                pos_of(&part),
+                format!(
+                    "IN (SELECT ...) compares with one column; this subquery has {}",
+                    sub_fields.len()
+                ),
+            ));
+        };
+        let same_kind = key.ty == column.ty
+            || (key.ty.is_numeric() && column.ty.is_numeric())
+            || key.ty == DataType::Null
+            || column.ty == DataType::Null;
+        if !same_kind {
+            return Err(SqlError::at(
+                key.pos,
+                format!(
+                    "{key} IN (SELECT {} ...): a {} is not compared with a {}",
+                    column.name, key.ty, column.ty
+                ),
+            ));
+        }
+        let value = Typed {
+            scalar: Scalar::Col(0),
+            ty: column.ty,
+            text: column.name.clone(),
+            pos: key.pos,
+        };
+        let distinct = Plan::GroupAggregate {
+            input: Box::new(sub),
+            keys: vec![(column.name.clone(), value.clone())],
+            aggs: Vec::new(),
+        };
+        let fields = plan.fields();
+        let joined = Plan::Join {
+            left: Box::new(plan),
+            right: Box::new(distinct),
+            kind: JoinKind::Inner,
+            left_keys: vec![key.clone()],
+            right_keys: vec![value],
+            residual: None,
+        };
+        plan = Plan::Project {
+            input: Box::new(joined),
+            exprs: fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    (
+                        f.name.clone(),
+                        Typed {
+                            scalar: Scalar::Col(i),
+                            ty: f.ty,
+                            text: f.name.clone(),
+                            pos: key.pos,
+                        },
+                    )
+                })
+                .collect(),
+        };
+    }
+    let rest = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: ast::BinaryOperator::And,
+        right: Box::new(b),
+    });
+    Ok((plan, rest))
+}
+
 /// Plans a query.
 pub(crate) fn plan_query(q: &Query, catalog: &Catalog) -> Result<Plan, SqlError> {
     let at = pos_of_query(q).unwrap_or_default();
@@ -1841,8 +2007,12 @@ fn output_name(item: &SelectItem, e: &Expr, i: usize) -> String {
 
 fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError> {
     let at: Pos = select.select_token.0.span.start.into();
-    if select.distinct.is_some() {
-        return Err(SqlError::at(at, "SELECT DISTINCT is not supported yet"));
+    match &select.distinct {
+        None => {}
+        Some(ast::Distinct::Distinct) => return plan_distinct(select, catalog, at),
+        Some(ast::Distinct::On(_)) => {
+            return Err(SqlError::at(at, "SELECT DISTINCT ON is not supported"));
+        }
     }
     if select.qualify.is_some() || !select.named_window.is_empty() {
         return Err(SqlError::at(
@@ -1854,7 +2024,13 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
     let scope = scope_of(&from);
     let input_width = from.plan.fields().len();
     let mut plan = from.plan.clone();
-    if let Some(w) = select.selection.as_ref().filter(|_| !where_joined) {
+    let mut condition = select.selection.clone().filter(|_| !where_joined);
+    if let Some(w) = condition.take() {
+        let (joined, rest) = semi_joins(plan, &w, &scope, catalog)?;
+        plan = joined;
+        condition = rest;
+    }
+    if let Some(w) = condition.as_ref() {
         let cond = compile(w, &scope)?;
         if cond.ty != DataType::Boolean && cond.ty != DataType::Null {
             return Err(SqlError::at(
@@ -2805,5 +2981,30 @@ mod tests {
                 .contains("no table or view 'bid' (declared: bids)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn distinct_and_in_subqueries_plan_onto_group_aggregates_and_joins() {
+        let p = plan("SELECT DISTINCT auction FROM bids;").unwrap();
+        assert!(p.sinks[0].plan.updating());
+        assert!(explain(&p.sinks[0]).contains("GroupAggregate: key [auction]"));
+        let p =
+            plan("SELECT price FROM bids WHERE price > 3 AND auction IN (SELECT auction FROM bids WHERE price > 100);")
+                .unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(text.contains("Join"), "{text}");
+        assert!(text.contains("GroupAggregate: key [auction]"), "{text}");
+        let e = plan("SELECT DISTINCT * FROM bids;").unwrap_err();
+        assert!(e.message.contains("name the columns"), "{e}");
+        let e = plan("SELECT price FROM bids WHERE auction NOT IN (SELECT auction FROM bids);")
+            .unwrap_err();
+        assert!(
+            e.message.contains("NOT IN (SELECT ...) is not supported"),
+            "{e}"
+        );
+        assert_eq!((e.pos.line, e.pos.column), (2, 30));
+        let e = plan("SELECT price FROM bids WHERE auction IN (SELECT auction, price FROM bids);")
+            .unwrap_err();
+        assert!(e.message.contains("one column; this subquery has 2"), "{e}");
     }
 }

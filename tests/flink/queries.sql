@@ -1,0 +1,67 @@
+-- Queries built from others: window Top-N, a window join, an interval join (a regular join
+-- with a time range), SELECT DISTINCT, IN (SELECT ...), aggregates without GROUP BY, grouping
+-- by an expression, deduplication keeping the last row.
+CREATE TABLE orders (
+  id BIGINT,
+  customer BIGINT,
+  product STRING,
+  qty INT,
+  price DECIMAL(10, 2),
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH (
+  'connector' = 'filesystem',
+  'path' = '${data}/orders.csv',
+  'format' = 'csv',
+  'csv.null-literal' = ''
+);
+CREATE TABLE customers (
+  id BIGINT, name STRING, country STRING, since DATE, PRIMARY KEY (id) NOT ENFORCED
+) WITH ('connector' = 'filesystem', 'path' = '${data}/customers.csv', 'format' = 'csv');
+
+CREATE TABLE window_top (window_start TIMESTAMP(3), window_end TIMESTAMP(3), customer BIGINT, total DECIMAL(38, 2), rn BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'window_top');
+INSERT INTO window_top
+SELECT * FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY total DESC, customer) AS rn
+  FROM (
+    SELECT window_start, window_end, customer, SUM(price) AS total
+    FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+    GROUP BY window_start, window_end, customer))
+WHERE rn <= 3;
+
+CREATE TABLE distinct_customers (customer BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'distinct_customers');
+INSERT INTO distinct_customers SELECT DISTINCT customer FROM orders;
+
+CREATE TABLE overall (n BIGINT, total DECIMAL(38, 2), big BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'overall');
+INSERT INTO overall SELECT COUNT(*), SUM(price), SUM(CASE WHEN qty > 5 THEN 1 ELSE 0 END) FROM orders;
+
+CREATE TABLE per_minute (m STRING, n BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'per_minute');
+INSERT INTO per_minute SELECT DATE_FORMAT(ts, 'HH:mm'), COUNT(*) FROM orders GROUP BY DATE_FORMAT(ts, 'HH:mm');
+
+CREATE TABLE in_nl (id BIGINT, price DECIMAL(10, 2))
+  WITH ('connector' = 'print', 'print-identifier' = 'in_nl');
+INSERT INTO in_nl SELECT id, price FROM orders WHERE customer IN (SELECT id FROM customers WHERE country = 'NL');
+
+CREATE TABLE last_per_customer (customer BIGINT, id BIGINT, price DECIMAL(10, 2))
+  WITH ('connector' = 'print', 'print-identifier' = 'last_per_customer');
+INSERT INTO last_per_customer SELECT customer, id, price FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY customer ORDER BY ts DESC) AS rn FROM orders) WHERE rn = 1;
+
+CREATE TABLE interval_pairs (a BIGINT, b BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'interval_pairs');
+INSERT INTO interval_pairs
+SELECT o1.id, o2.id FROM orders o1, orders o2
+WHERE o1.customer = o2.customer AND o1.id < o2.id AND o2.ts BETWEEN o1.ts AND o1.ts + INTERVAL '5' SECOND;
+
+CREATE TABLE window_joined (window_end TIMESTAMP(3), customer BIGINT, a BIGINT, b BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'window_joined');
+INSERT INTO window_joined
+SELECT L.window_end, L.customer, L.n, R.n FROM
+  (SELECT window_start, window_end, customer, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND)) WHERE qty > 4 GROUP BY window_start, window_end, customer) L
+  JOIN
+  (SELECT window_start, window_end, customer, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND)) WHERE qty <= 4 GROUP BY window_start, window_end, customer) R
+  ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.customer = R.customer;
