@@ -637,6 +637,26 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
         Plan::GroupAggregate { input, keys, aggs } => {
             Built::Updating(group_aggregate(build_any(env, input), keys, aggs))
         }
+        Plan::Over {
+            input,
+            partition,
+            frame,
+            aggs,
+        } => {
+            let stream = build(env, input);
+            let ctx = Rc::clone(stream.context());
+            let f = OverFn {
+                frame: *frame,
+                aggs: Aggregates::new(aggs, &ctx),
+            };
+            Built::Append(
+                stream
+                    .flat_map(key_of(partition, &ctx, "PARTITION BY"))
+                    .keyed()
+                    .process(f)
+                    .name(format!("over {frame}")),
+            )
+        }
         Plan::Rank {
             input,
             partition,
@@ -942,6 +962,106 @@ fn windows_of(spec: WindowSpec, t: i64) -> Vec<(i64, i64)> {
     }
 }
 
+/// An `OVER` aggregation on one worker: per partition, the rows of each event time wait for the
+/// watermark to pass it (a timer), then leave in time order, each with the aggregates over its
+/// frame. Rows of the same time are kept in arrival order; under `RANGE` they are peers and all
+/// get the aggregates over all of them.
+struct OverFn {
+    frame: crate::plan::OverFrame,
+    aggs: Aggregates,
+}
+
+/// A partition's state in an `OVER` aggregation.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct OverState {
+    /// Rows waiting for the watermark, by time.
+    pending: std::collections::BTreeMap<Time, Vec<Row>>,
+    /// Bounded frames: the rows the next row's frame may still cover, oldest first.
+    kept: std::collections::VecDeque<(Time, Row)>,
+    /// Unbounded frames: the accumulators of every row so far.
+    accs: Option<Vec<crate::plan::Acc>>,
+}
+
+impl KeyedProcessFunction<Row, Row> for OverFn {
+    type State = OverState;
+    type Out = Row;
+    type Side = ();
+    fn process_element(&mut self, row: Row, ctx: &mut ProcessContext<'_, Row, OverState, Row, ()>) {
+        let t = ctx.timestamp();
+        let state = ctx.state();
+        let first = !state.pending.contains_key(&t);
+        state.pending.entry(t).or_default().push(row);
+        if first {
+            ctx.register_event_time_timer(t);
+        }
+    }
+    fn on_timer(
+        &mut self,
+        t: Time,
+        _domain: TimeDomain,
+        ctx: &mut ProcessContext<'_, Row, OverState, Row, ()>,
+    ) {
+        use crate::plan::OverFrame;
+        let state = ctx.state();
+        let rows = state.pending.remove(&t).unwrap_or_default();
+        let mut out = Vec::with_capacity(rows.len());
+        let with = |aggs: &Aggregates, mut row: Row, accs: &[crate::plan::Acc]| {
+            aggs.results(accs, &mut row.0);
+            row
+        };
+        match self.frame {
+            OverFrame::Unbounded(range) => {
+                let mut accs = state.accs.take().unwrap_or_else(|| self.aggs.start());
+                if range {
+                    for r in &rows {
+                        self.aggs.add(&mut accs, r);
+                    }
+                    out.extend(rows.into_iter().map(|r| with(&self.aggs, r, &accs)));
+                } else {
+                    for r in rows {
+                        self.aggs.add(&mut accs, &r);
+                        out.push(with(&self.aggs, r, &accs));
+                    }
+                }
+                state.accs = Some(accs);
+            }
+            OverFrame::Rows(n) => {
+                for r in rows {
+                    state.kept.push_back((t, r.clone()));
+                    while state.kept.len() as u64 > n + 1 {
+                        state.kept.pop_front();
+                    }
+                    let mut accs = self.aggs.start();
+                    for (_, k) in &state.kept {
+                        self.aggs.add(&mut accs, k);
+                    }
+                    out.push(with(&self.aggs, r, &accs));
+                }
+            }
+            OverFrame::Range(ms) => {
+                state.kept.extend(rows.iter().map(|r| (t, r.clone())));
+                while state.kept.front().is_some_and(|(at, _)| *at < t - ms) {
+                    state.kept.pop_front();
+                }
+                let mut accs = self.aggs.start();
+                for (_, k) in &state.kept {
+                    self.aggs.add(&mut accs, k);
+                }
+                out.extend(rows.into_iter().map(|r| with(&self.aggs, r, &accs)));
+            }
+        }
+        let done = state.pending.is_empty()
+            && matches!(self.frame, OverFrame::Rows(_) | OverFrame::Range(_))
+            && state.kept.is_empty();
+        for r in out {
+            ctx.output(r);
+        }
+        if done {
+            ctx.clear_state();
+        }
+    }
+}
+
 /// A plan's aggregates on one worker, with the context that fails the job when one fails on a
 /// row: the functions the window operator, the rolling aggregate and the reduce all take.
 #[derive(Clone)]
@@ -956,6 +1076,10 @@ impl Aggregates {
             aggs: Rc::new(aggs.to_vec()),
             ctx: Rc::clone(ctx),
         }
+    }
+    /// Fresh accumulators with nothing added.
+    fn start(&self) -> Vec<crate::plan::Acc> {
+        self.aggs.iter().map(Agg::start).collect()
     }
     /// Fresh accumulators with `row` added.
     fn create(&self, row: Row) -> Vec<crate::plan::Acc> {

@@ -231,6 +231,31 @@ pub enum AggFunc {
     Avg,
 }
 
+/// The rows an `OVER` aggregate covers: the current row (and its peers of the same time for
+/// `RANGE`) and before it...
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFrame {
+    /// ... every earlier row (`UNBOUNDED PRECEDING`); `true`: rows of the same time are peers
+    /// (`RANGE`), `false`: each row counts only those before it (`ROWS`).
+    Unbounded(bool),
+    /// ... the `n` rows before it (`ROWS BETWEEN n PRECEDING AND CURRENT ROW`).
+    Rows(u64),
+    /// ... the rows at most this many ms earlier (`RANGE BETWEEN INTERVAL ... PRECEDING AND
+    /// CURRENT ROW`).
+    Range(i64),
+}
+
+impl fmt::Display for OverFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OverFrame::Unbounded(true) => f.write_str("RANGE UNBOUNDED PRECEDING"),
+            OverFrame::Unbounded(false) => f.write_str("ROWS UNBOUNDED PRECEDING"),
+            OverFrame::Rows(n) => write!(f, "ROWS {n} PRECEDING"),
+            OverFrame::Range(ms) => write!(f, "RANGE {} PRECEDING", millis(*ms)),
+        }
+    }
+}
+
 /// One aggregate: the function, its argument (none for `COUNT(*)`), `DISTINCT`, `FILTER (WHERE
 /// ...)` and result type.
 #[derive(Debug, Clone)]
@@ -349,6 +374,20 @@ pub enum Plan {
         /// The row number column's name.
         name: String,
     },
+    /// Aggregates over each row's preceding rows in its partition, in event-time order
+    /// (`SUM(x) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)`):
+    /// `input columns..., aggregates`, each row emitted when the watermark passes its time.
+    /// Append-only, on the DataStream keyed process operator.
+    Over {
+        /// The input (append-only, with event time).
+        input: Box<Plan>,
+        /// The partition keys.
+        partition: Vec<Typed>,
+        /// Which preceding rows each row's aggregates cover.
+        frame: OverFrame,
+        /// The aggregates.
+        aggs: Vec<Agg>,
+    },
     /// The rows of every input.
     Union {
         /// The inputs (same column types).
@@ -414,6 +453,15 @@ impl Plan {
                 });
                 f
             }
+            Plan::Over { input, aggs, .. } => {
+                let mut f = input.fields();
+                f.extend(aggs.iter().map(|a| Field {
+                    qualifier: None,
+                    name: a.text.clone(),
+                    ty: a.ty,
+                }));
+                f
+            }
             Plan::Union { inputs } => inputs[0].fields(),
         }
     }
@@ -427,7 +475,8 @@ impl Plan {
             Plan::Filter { input, .. }
             | Plan::Project { input, .. }
             | Plan::WindowAssign { input, .. }
-            | Plan::WindowAggregate { input, .. } => input.updating(),
+            | Plan::WindowAggregate { input, .. }
+            | Plan::Over { input, .. } => input.updating(),
             Plan::Union { inputs } => inputs.iter().any(Plan::updating),
             // An outer join first emits a row without its match, and retracts it when one comes.
             Plan::Join {
@@ -441,7 +490,9 @@ impl Plan {
     pub fn rowtime(&self) -> Option<usize> {
         match self {
             Plan::Scan { table } => table.watermark.map(|(c, _)| c),
-            Plan::Filter { input, .. } | Plan::WindowAssign { input, .. } => input.rowtime(),
+            Plan::Filter { input, .. }
+            | Plan::WindowAssign { input, .. }
+            | Plan::Over { input, .. } => input.rowtime(),
             Plan::Project { input, exprs } => {
                 let r = input.rowtime()?;
                 exprs
@@ -583,6 +634,22 @@ impl Plan {
                     limit.map_or("?".to_string(), |n| n.to_string()),
                     part.join(", "),
                     ord.join(", ")
+                );
+                input.explain(depth + 1, out);
+            }
+            Plan::Over {
+                input,
+                partition,
+                frame,
+                aggs,
+            } => {
+                let part: Vec<String> = partition.iter().map(|p| p.text.clone()).collect();
+                let texts: Vec<&str> = aggs.iter().map(|a| a.text.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "{pad}Over: {} per [{}] by event time, {frame} (DataStream keyed process operator, emits each row when the watermark passes it)",
+                    texts.join(", "),
+                    part.join(", ")
                 );
                 input.explain(depth + 1, out);
             }
@@ -1231,6 +1298,56 @@ fn fit_to(plan: Plan, t: &Table, pos: Pos) -> Result<Plan, SqlError> {
         input: Box::new(plan),
         exprs,
     })
+}
+
+/// The select with each `OVER name` replaced by the window its `WINDOW name AS (...)` clause
+/// defines.
+fn with_named_windows(select: &ast::Select, at: Pos) -> Result<ast::Select, SqlError> {
+    let mut windows: Vec<(String, ast::WindowSpec)> = Vec::new();
+    for ast::NamedWindowDefinition(name, def) in &select.named_window {
+        let spec = match def {
+            ast::NamedWindowExpr::WindowSpec(spec) => spec.clone(),
+            ast::NamedWindowExpr::NamedWindow(other) => windows
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&other.value))
+                .map(|(_, s)| s.clone())
+                .ok_or_else(|| {
+                    SqlError::at(
+                        at,
+                        format!("WINDOW {name} AS {other}: no window {other} before it"),
+                    )
+                })?,
+        };
+        windows.push((name.value.clone(), spec));
+    }
+    let mut out = select.clone();
+    out.named_window.clear();
+    let mut missing = None;
+    for item in &mut out.projection {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            let _ = ast::visit_expressions_mut(e, |x| {
+                if let Expr::Function(f) = x
+                    && let Some(ast::WindowType::NamedWindow(name)) = &f.over
+                {
+                    match windows
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(&name.value))
+                    {
+                        Some((_, spec)) => f.over = Some(ast::WindowType::WindowSpec(spec.clone())),
+                        None => missing = Some(name.value.clone()),
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+    }
+    if let Some(name) = missing {
+        return Err(SqlError::at(
+            at,
+            format!("OVER {name}: no WINDOW {name} AS (...) in this query"),
+        ));
+    }
+    Ok(out)
 }
 
 /// `SELECT DISTINCT a, b FROM ...` as `SELECT a, b FROM ... GROUP BY a, b` (an updating result,
@@ -2014,11 +2131,11 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             return Err(SqlError::at(at, "SELECT DISTINCT ON is not supported"));
         }
     }
-    if select.qualify.is_some() || !select.named_window.is_empty() {
-        return Err(SqlError::at(
-            at,
-            "QUALIFY and WINDOW clauses are not supported",
-        ));
+    if select.qualify.is_some() {
+        return Err(SqlError::at(at, "QUALIFY is not supported"));
+    }
+    if !select.named_window.is_empty() {
+        return plan_select(&with_named_windows(select, at)?, catalog);
     }
     let (from, where_joined) = plan_from(select, catalog)?;
     let scope = scope_of(&from);
@@ -2097,6 +2214,37 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
                 input: Box::new(plan),
                 spec,
             };
+        }
+        if let Some((over, texts)) = over_aggregates(&items, &scope, &plan, input_width)? {
+            let Plan::Over {
+                partition,
+                frame,
+                aggs,
+                ..
+            } = over
+            else {
+                unreachable!("an over aggregation")
+            };
+            let mut scope = scope.clone();
+            for (text, a) in texts.into_iter().zip(&aggs) {
+                scope.subst.push((text, scope.fields.len()));
+                scope.fields.push(Field {
+                    qualifier: None,
+                    name: a.text.clone(),
+                    ty: a.ty,
+                });
+            }
+            let plan = Plan::Over {
+                input: Box::new(plan),
+                partition,
+                frame,
+                aggs,
+            };
+            let exprs = project_with(&items, &scope, input_width)?;
+            return Ok(Plan::Project {
+                input: Box::new(plan),
+                exprs,
+            });
         }
         if let Some((rank, rank_text)) = row_number(&items, &scope)? {
             let Plan::Rank { name, .. } = &rank else {
@@ -2417,6 +2565,150 @@ fn group_aggregate(
 
 /// The `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` among the select items, if one is
 /// there: a rank (without its input and limit) and the call's text.
+/// The aggregates `AGG(x) OVER (PARTITION BY ... ORDER BY rowtime [frame])` of a select list
+/// (every one with the same window, as Flink requires), as an `Over` plan without its input,
+/// and each call's text. `None` when there is none (a `ROW_NUMBER()` is left to Top-N).
+fn over_aggregates(
+    items: &[(&SelectItem, Option<&Expr>)],
+    scope: &Scope,
+    input: &Plan,
+    input_width: usize,
+) -> Result<Option<(Plan, Vec<String>)>, SqlError> {
+    let mut calls = Vec::new();
+    for (_, e) in items {
+        let Some(e) = e else { continue };
+        let _ = visit_expressions(*e, |x| {
+            if let Expr::Function(f) = x
+                && f.over.is_some()
+                && AGGREGATES
+                    .iter()
+                    .any(|a| object_name(&f.name).eq_ignore_ascii_case(a))
+                && !calls.contains(x)
+            {
+                calls.push(x.clone());
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    let Some(first) = calls.first() else {
+        return Ok(None);
+    };
+    let spec_of = |call: &Expr| -> Result<ast::WindowSpec, SqlError> {
+        match call {
+            Expr::Function(ast::Function {
+                over: Some(ast::WindowType::WindowSpec(spec)),
+                ..
+            }) => Ok(spec.clone()),
+            _ => Err(SqlError::at(
+                pos_of(call),
+                "an OVER aggregate's window is written in place: OVER (PARTITION BY ... ORDER BY ...)",
+            )),
+        }
+    };
+    let spec = spec_of(first)?;
+    for call in &calls[1..] {
+        if spec_of(call)? != spec {
+            return Err(SqlError::at(
+                pos_of(call),
+                "every OVER aggregate of a query has the same window (as in Flink)",
+            ));
+        }
+    }
+    let at = pos_of(first);
+    if input.updating() {
+        return Err(SqlError::at(
+            at,
+            "OVER aggregates read an append-only input; this one is updating",
+        ));
+    }
+    let rowtime = input.rowtime();
+    let ordered_by_time = match &spec.order_by[..] {
+        [o] => {
+            let t = compile(&o.expr, scope)?;
+            o.options.asc != Some(false) && matches!(t.scalar, Scalar::Col(c) if Some(c) == rowtime)
+        }
+        _ => false,
+    };
+    if !ordered_by_time {
+        return Err(SqlError::at(
+            at,
+            "OVER aggregates are ordered by the event-time column, ascending: ORDER BY its WATERMARK column",
+        ));
+    }
+    let partition = spec
+        .partition_by
+        .iter()
+        .map(|p| compile(p, scope))
+        .collect::<Result<Vec<_>, _>>()?;
+    let frame = match &spec.window_frame {
+        None => OverFrame::Unbounded(true),
+        Some(w) => {
+            if !matches!(w.end_bound, None | Some(ast::WindowFrameBound::CurrentRow)) {
+                return Err(SqlError::at(at, "an OVER window ends at the CURRENT ROW"));
+            }
+            let range = match w.units {
+                ast::WindowFrameUnits::Rows => false,
+                ast::WindowFrameUnits::Range => true,
+                ast::WindowFrameUnits::Groups => {
+                    return Err(SqlError::at(at, "GROUPS frames are not supported"));
+                }
+            };
+            match &w.start_bound {
+                ast::WindowFrameBound::Preceding(None) => OverFrame::Unbounded(range),
+                ast::WindowFrameBound::CurrentRow if range => OverFrame::Range(0),
+                ast::WindowFrameBound::CurrentRow => OverFrame::Rows(0),
+                ast::WindowFrameBound::Preceding(Some(n)) => {
+                    let v = compile(n, &Scope::default())?.scalar.eval(&[]);
+                    match (range, v) {
+                        (false, Ok(v)) if v.as_i64().is_some_and(|n| n >= 0) => {
+                            OverFrame::Rows(v.as_i64().unwrap_or(0) as u64)
+                        }
+                        (true, Ok(crate::Value::Interval(ms))) if ms >= 0 => OverFrame::Range(ms),
+                        _ => {
+                            return Err(SqlError::at(
+                                pos_of(n),
+                                if range {
+                                    "RANGE BETWEEN INTERVAL '...' ... PRECEDING AND CURRENT ROW takes an interval"
+                                } else {
+                                    "ROWS BETWEEN n PRECEDING AND CURRENT ROW takes a whole number"
+                                },
+                            ));
+                        }
+                    }
+                }
+                ast::WindowFrameBound::Following(_) => {
+                    return Err(SqlError::at(
+                        at,
+                        "an OVER window starts before the current row: ... PRECEDING",
+                    ));
+                }
+            }
+        }
+    };
+    let mut aggs = Vec::new();
+    let mut texts = Vec::new();
+    for call in &calls {
+        let Expr::Function(f) = call else {
+            unreachable!("a function call")
+        };
+        let mut plain = f.clone();
+        plain.over = None;
+        let mut agg = aggregate(&Expr::Function(plain), scope, input_width)?;
+        agg.text = call.to_string();
+        aggs.push(agg);
+        texts.push(call.to_string());
+    }
+    Ok(Some((
+        Plan::Over {
+            input: Box::new(Plan::Union { inputs: Vec::new() }),
+            partition,
+            frame,
+            aggs,
+        },
+        texts,
+    )))
+}
+
 fn row_number(
     items: &[(&SelectItem, Option<&Expr>)],
     scope: &Scope,
@@ -2570,6 +2862,7 @@ fn unbounded_rank(plan: &Plan) -> Option<&str> {
         | Plan::WindowAssign { input, .. }
         | Plan::WindowAggregate { input, .. }
         | Plan::GroupAggregate { input, .. }
+        | Plan::Over { input, .. }
         | Plan::Rank { input, .. } => unbounded_rank(input),
         Plan::Join { left, right, .. } => unbounded_rank(left).or_else(|| unbounded_rank(right)),
         Plan::Union { inputs } => inputs.iter().find_map(unbounded_rank),
@@ -2981,6 +3274,31 @@ mod tests {
                 .contains("no table or view 'bid' (declared: bids)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn over_aggregates_plan_onto_the_process_operator() {
+        let p = plan("SELECT auction, SUM(price) OVER w, COUNT(*) OVER w FROM bids WINDOW w AS (PARTITION BY auction ORDER BY date_time ROWS BETWEEN 2 PRECEDING AND CURRENT ROW);").unwrap();
+        assert!(!p.sinks[0].plan.updating());
+        let text = explain(&p.sinks[0]);
+        assert!(text.contains("Over: SUM(price) OVER"), "{text}");
+        assert!(
+            text.contains("per [auction] by event time, ROWS 2 PRECEDING"),
+            "{text}"
+        );
+        let p = plan("SELECT MAX(price) OVER (ORDER BY date_time RANGE BETWEEN INTERVAL '5' SECOND PRECEDING AND CURRENT ROW) FROM bids;").unwrap();
+        assert!(explain(&p.sinks[0]).contains("RANGE 5 s PRECEDING"));
+        let e = plan("SELECT SUM(price) OVER (PARTITION BY auction ORDER BY price) FROM bids;")
+            .unwrap_err();
+        assert!(
+            e.message.contains("ordered by the event-time column"),
+            "{e}"
+        );
+        let e = plan("SELECT SUM(price) OVER (ORDER BY date_time), COUNT(*) OVER (PARTITION BY auction ORDER BY date_time) FROM bids;").unwrap_err();
+        assert!(e.message.contains("the same window"), "{e}");
+        let e = plan("SELECT SUM(price) OVER v FROM bids WINDOW w AS (ORDER BY date_time);")
+            .unwrap_err();
+        assert!(e.message.contains("no WINDOW v"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 -- Queries built from others: window Top-N, a window join, an interval join (a regular join
 -- with a time range), SELECT DISTINCT, IN (SELECT ...), aggregates without GROUP BY, grouping
--- by an expression, deduplication keeping the last row.
+-- by an expression, deduplication keeping the last row; OVER aggregations (ROWS and RANGE
+-- frames, a named WINDOW).
 CREATE TABLE orders (
   id BIGINT,
   customer BIGINT,
@@ -65,3 +66,19 @@ SELECT L.window_end, L.customer, L.n, R.n FROM
   JOIN
   (SELECT window_start, window_end, customer, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND)) WHERE qty <= 4 GROUP BY window_start, window_end, customer) R
   ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.customer = R.customer;
+CREATE TABLE moving (id BIGINT, customer BIGINT, total DECIMAL(38, 2), n BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'moving');
+INSERT INTO moving
+SELECT id, customer, SUM(price) OVER w3, COUNT(*) OVER w3 FROM orders
+WINDOW w3 AS (PARTITION BY customer ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW);
+CREATE TABLE ranged (id BIGINT, product STRING, hi DECIMAL(10, 2), av DECIMAL(38, 6))
+  WITH ('connector' = 'print', 'print-identifier' = 'ranged');
+INSERT INTO ranged
+SELECT id, product, MAX(price) OVER (PARTITION BY product ORDER BY ts RANGE BETWEEN INTERVAL '5' SECOND PRECEDING AND CURRENT ROW),
+  AVG(price) OVER (PARTITION BY product ORDER BY ts RANGE BETWEEN INTERVAL '5' SECOND PRECEDING AND CURRENT ROW)
+FROM orders;
+CREATE TABLE cumulative (id BIGINT, q INT, mn DECIMAL(10, 2))
+  WITH ('connector' = 'print', 'print-identifier' = 'cumulative');
+INSERT INTO cumulative
+SELECT id, SUM(qty) OVER (ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), MIN(price) OVER (ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+FROM orders;
