@@ -21,11 +21,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::sql::{fold, printed_changes, tidal_sql_with};
-use common::{SHAPES, assert_same, fixture_dir, wait_with_limit};
+use common::sql::{fold, printed_changes, run_captured, tidal_sql_with};
+use common::{SHAPES, assert_same, fixture_dir};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -139,30 +139,13 @@ fn scripts_give_the_rows_flink_gives_on_every_shape() {
     let scripts: Vec<PathBuf> = SCRIPTS.iter().map(|s| here.join(s)).collect();
     let var = format!("data={}", data.display());
 
-    let mut flink = Command::new(flink_python());
-    flink
-        .arg(here.join("run_flink.py"))
-        .arg(&var)
-        .args(&scripts)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = flink.spawn().expect("start PyFlink");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
-        s
-    });
-    let status = wait_with_limit(&mut child, Duration::from_secs(600));
-    let flink_out = reader.join().unwrap();
-    let flink_err = err_reader.join().unwrap();
+    let (status, flink_out, flink_err) = run_captured(
+        Command::new(flink_python())
+            .arg(here.join("run_flink.py"))
+            .arg(&var)
+            .args(&scripts),
+        Duration::from_secs(600),
+    );
     assert!(
         status.success(),
         "Flink failed on the scripts:\n{flink_out}\n{flink_err}"

@@ -32,12 +32,22 @@ pub fn tidal_sql_with(script: &Path, args: &[String], shape: Shape) -> (bool, St
             c
         }
     };
+    let (status, out, err) = run_captured(&mut command, Duration::from_secs(180));
+    (status.success(), out, err)
+}
+
+/// Runs `command` with no stdin, reading its stdout and stderr in full, for at most `limit`
+/// (longer fails: it hangs); returns its exit status, stdout and stderr.
+pub fn run_captured(
+    command: &mut Command,
+    limit: Duration,
+) -> (std::process::ExitStatus, String, String) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -50,12 +60,8 @@ pub fn tidal_sql_with(script: &Path, args: &[String], shape: Shape) -> (bool, St
         std::io::Read::read_to_string(&mut err, &mut s).unwrap();
         s
     });
-    let status = wait_with_limit(&mut child, Duration::from_secs(180));
-    (
-        status.success(),
-        reader.join().unwrap(),
-        err_reader.join().unwrap(),
-    )
+    let status = wait_with_limit(&mut child, limit);
+    (status, reader.join().unwrap(), err_reader.join().unwrap())
 }
 
 /// Folds a changelog (`+I`/`+U` add a row, `-U`/`-D` take one away) into the final table,
