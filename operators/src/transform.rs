@@ -140,9 +140,9 @@ impl<'s, K: 'static, V: 'static> KeyedPairs<'s, K, V> for DataStream<'s, (K, V)>
 }
 
 /// A stateless operator on the same worker: `f(record, timestamp, out)` pushes the outputs into
-/// `out`, a container handed on when full. A plain loop into a container of its own costs less
-/// than iterator adapters over the input with a session push per item (a third of word count's
-/// splitting went to those).
+/// `out`, whose containers are handed on as they fill. A plain loop into a container of its own
+/// costs less than iterator adapters over the input with a session push per item (a third of
+/// word count's splitting went to those).
 fn each_record<'s, T: 'static, U: 'static>(
     s: StreamVec<'s, Time, (T, Time)>,
     name: &str,
@@ -151,6 +151,7 @@ fn each_record<'s, T: 'static, U: 'static>(
     s.unary::<CapacityContainerBuilder<Vec<(U, Time)>>, _, _, _>(Pipeline, name, move |_, _| {
         let mut out = Out {
             buf: Vec::new(),
+            full: Vec::new(),
             cap: timely::container::buffer::default_capacity::<(U, Time)>(),
         };
         move |input, output| {
@@ -158,9 +159,10 @@ fn each_record<'s, T: 'static, U: 'static>(
                 let mut session = output.session(&time);
                 for (x, ts) in data.drain(..) {
                     f(x, ts, &mut out);
-                    if out.buf.len() >= out.cap {
-                        session.give_container(&mut out.buf);
-                        out.buf.clear();
+                    if !out.full.is_empty() {
+                        for mut container in out.full.drain(..) {
+                            session.give_container(&mut container);
+                        }
                     }
                 }
                 if !out.buf.is_empty() {
@@ -172,16 +174,23 @@ fn each_record<'s, T: 'static, U: 'static>(
     })
 }
 
-/// The output container of [`each_record`].
+/// The output containers of [`each_record`]: the one being filled, and those filled while one
+/// record was mapped (a record may make more outputs than a container holds). A full container
+/// is set aside rather than grown: growing copies it, and word count's splitting spent 5 % of
+/// its instructions doing so.
 struct Out<U> {
     buf: Vec<(U, Time)>,
+    full: Vec<Vec<(U, Time)>>,
     cap: usize,
 }
 
 impl<U> Out<U> {
     #[inline]
     fn push(&mut self, item: (U, Time)) {
-        if self.buf.capacity() == 0 {
+        if self.buf.len() == self.buf.capacity() {
+            if !self.buf.is_empty() {
+                self.full.push(std::mem::take(&mut self.buf));
+            }
             self.buf.reserve_exact(self.cap);
         }
         self.buf.push(item);
