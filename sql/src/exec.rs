@@ -605,7 +605,12 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
                 }
             }
         }
-        Plan::WindowAssign { input, spec } => {
+        Plan::WindowAssign {
+            input,
+            spec: WindowSpec::Session { gap },
+            partition,
+        } => Built::Append(session_rows(env, input, *gap, partition)),
+        Plan::WindowAssign { input, spec, .. } => {
             let rowtime = input.rowtime().expect("windows are on event time");
             let spec = *spec;
             Built::Append(
@@ -1126,6 +1131,43 @@ fn key_of(
             None
         }
     }
+}
+
+/// A `SESSION` window table function's rows: per value of the `partition` columns, the rows of
+/// each session (rows no more than `gap` apart) wait until the session closes, then leave with
+/// its `window_start`, `window_end` and `window_time` after their columns. The rows wait as the
+/// session window's accumulator, in keyed state (checkpointed as any window).
+fn session_rows<'s>(
+    env: &mut Env<'s>,
+    input: &Plan,
+    gap: i64,
+    partition: &[usize],
+) -> DataStream<'s, Row> {
+    let partition = partition.to_vec();
+    build(env, input)
+        .map(move |r: Row| (Row(partition.iter().map(|c| r.0[*c].clone()).collect()), r))
+        .keyed()
+        .window(Windows::session(Duration::from_millis(gap as u64)))
+        .aggregate_with(
+            |r: Row| vec![r],
+            |rows: &mut Vec<Row>, r| rows.push(r),
+            |rows: &mut Vec<Row>, other| rows.extend(other),
+            |_: &Row, w: &Window, rows: &Vec<Row>| {
+                rows.iter()
+                    .map(|r| {
+                        let mut v = r.0.clone();
+                        v.extend([
+                            Value::Timestamp(w.start),
+                            Value::Timestamp(w.end),
+                            Value::Timestamp(w.end - 1),
+                        ]);
+                        Row(v)
+                    })
+                    .collect::<Vec<Row>>()
+            },
+        )
+        .name(format!("session windows (gap {gap} ms)"))
+        .flat_map(|rows| rows)
 }
 
 fn window_aggregate<'s>(

@@ -131,33 +131,53 @@ impl Dialect for FlinkDialect {
         match (first, second) {
             (Token::Word(w), Token::Word(_)) if w.keyword == Keyword::TABLE => {
                 parser.next_token();
-                Some(parser.parse_object_name(false).map(|name| {
-                    Expr::Function(ast::Function {
-                        name: ast::ObjectName::from(vec![ast::Ident::new(TABLE_ARG)]),
-                        uses_odbc_syntax: false,
-                        parameters: ast::FunctionArguments::None,
-                        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
-                            duplicate_treatment: None,
-                            args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
-                                Expr::CompoundIdentifier(
-                                    name.0
-                                        .iter()
-                                        .filter_map(|p| p.as_ident().cloned())
-                                        .collect(),
-                                ),
-                            ))],
-                            clauses: vec![],
-                        }),
-                        filter: None,
-                        null_treatment: None,
-                        over: None,
-                        within_group: vec![],
-                    })
-                }))
+                Some(table_argument(parser))
             }
             _ => None,
         }
     }
+}
+
+/// `TABLE name [PARTITION BY column | PARTITION BY (column, ...)]` (after `TABLE`), as a call of
+/// [`TABLE_ARG`] whose arguments are the table's name and then the partition columns.
+fn table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {
+    let name = parser.parse_object_name(false)?;
+    let mut args = vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+        Expr::CompoundIdentifier(
+            name.0
+                .iter()
+                .filter_map(|p| p.as_ident().cloned())
+                .collect(),
+        ),
+    ))];
+    if parser.parse_keywords(&[Keyword::PARTITION, Keyword::BY]) {
+        let columns = if parser.consume_token(&Token::LParen) {
+            let columns = parser.parse_comma_separated(|p| p.parse_identifier())?;
+            parser.expect_token(&Token::RParen)?;
+            columns
+        } else {
+            vec![parser.parse_identifier()?]
+        };
+        args.extend(
+            columns.into_iter().map(|c| {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Identifier(c)))
+            }),
+        );
+    }
+    Ok(Expr::Function(ast::Function {
+        name: ast::ObjectName::from(vec![ast::Ident::new(TABLE_ARG)]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args,
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    }))
 }
 
 /// A column of a `CREATE TABLE`.

@@ -312,12 +312,14 @@ pub enum Plan {
         exprs: Vec<(String, Typed)>,
     },
     /// Each input row once per window it falls in, with `window_start`, `window_end` and
-    /// `window_time` after its columns.
+    /// `window_time` after its columns (for sessions, once the session it falls in closes).
     WindowAssign {
         /// The input.
         input: Box<Plan>,
         /// The windows.
         spec: WindowSpec,
+        /// Sessions are found per value of these columns (`PARTITION BY`).
+        partition: Vec<usize>,
     },
     /// Per window and key, the aggregates of its rows, when the watermark passes the window's
     /// end: `window_start, window_end, window_time, keys..., aggregates...`.
@@ -490,6 +492,12 @@ impl Plan {
     pub fn rowtime(&self) -> Option<usize> {
         match self {
             Plan::Scan { table } => table.watermark.map(|(c, _)| c),
+            // Rows of a session leave when it closes, at its window_time.
+            Plan::WindowAssign {
+                input,
+                spec: WindowSpec::Session { .. },
+                ..
+            } => Some(input.fields().len() + 2),
             Plan::Filter { input, .. }
             | Plan::WindowAssign { input, .. }
             | Plan::Over { input, .. } => input.rowtime(),
@@ -567,8 +575,19 @@ impl Plan {
                 let _ = writeln!(out, "{pad}Project: {}", list.join(", "));
                 input.explain(depth + 1, out);
             }
-            Plan::WindowAssign { input, spec } => {
-                let _ = writeln!(out, "{pad}WindowAssign: {spec} on event time");
+            Plan::WindowAssign {
+                input,
+                spec,
+                partition,
+            } => {
+                let _ = write!(out, "{pad}WindowAssign: {spec} on event time");
+                if !partition.is_empty() {
+                    let fields = input.fields();
+                    let names: Vec<&str> =
+                        partition.iter().map(|c| fields[*c].name.as_str()).collect();
+                    let _ = write!(out, ", partition [{}]", names.join(", "));
+                }
+                let _ = writeln!(out);
                 input.explain(depth + 1, out);
             }
             Plan::WindowAggregate {
@@ -1596,6 +1615,8 @@ struct From {
     plan: Plan,
     fields: Vec<Field>,
     window: Option<WindowSpec>,
+    /// A `SESSION` window table function's `PARTITION BY` columns (indexes in `fields`).
+    partition: Vec<usize>,
 }
 
 impl From {
@@ -1612,6 +1633,7 @@ impl From {
             plan,
             fields,
             window,
+            partition: Vec::new(),
         }
     }
 }
@@ -1762,6 +1784,7 @@ fn join_on(left: From, right: From, kind: JoinKind, on: &Expr) -> Result<From, S
         plan,
         fields,
         window: None,
+        partition: Vec::new(),
     })
 }
 
@@ -1912,8 +1935,10 @@ fn plan_factor(factor: &TableFactor, catalog: &Catalog, at: Pos) -> Result<From,
             Ok(From::of(plan, alias_of(alias), None))
         }
         TableFactor::TableFunction { expr, alias } => {
-            let (plan, spec) = window_function(expr, catalog)?;
-            Ok(From::of(plan, alias_of(alias), Some(spec)))
+            let (plan, spec, partition) = window_function(expr, catalog)?;
+            let mut from = From::of(plan, alias_of(alias), Some(spec));
+            from.partition = partition;
+            Ok(from)
         }
         other => Err(SqlError::at(
             at,
@@ -1924,8 +1949,13 @@ fn plan_factor(factor: &TableFactor, catalog: &Catalog, at: Pos) -> Result<From,
 
 use sqlparser::ast::Spanned as _;
 
-/// `TUMBLE(TABLE t, DESCRIPTOR(ts), size)` or `HOP(TABLE t, DESCRIPTOR(ts), slide, size)`.
-fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), SqlError> {
+/// `TUMBLE(TABLE t, DESCRIPTOR(ts), size)`, `HOP(TABLE t, DESCRIPTOR(ts), slide, size)`,
+/// `CUMULATE(TABLE t, DESCRIPTOR(ts), step, size)` or `SESSION(TABLE t [PARTITION BY cols],
+/// DESCRIPTOR(ts), gap)`: the table's plan, the window and the partition columns (`SESSION`'s).
+fn window_function(
+    e: &Expr,
+    catalog: &Catalog,
+) -> Result<(Plan, WindowSpec, Vec<usize>), SqlError> {
     let bad = |m: &str| SqlError::at(pos_of(e), m.to_string());
     let Expr::Function(f) = e else {
         return Err(bad(
@@ -1950,16 +1980,11 @@ fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), Sq
         ));
     }
     let wanted = match name.as_str() {
-        "TUMBLE" => 3,
+        "TUMBLE" | "SESSION" => 3,
         "HOP" | "CUMULATE" => 4,
-        "SESSION" => {
-            return Err(bad(
-                "SESSION window table functions are not supported yet: group by SESSION(time column, gap) instead, or use TUMBLE, HOP or CUMULATE",
-            ));
-        }
         _ => {
             return Err(bad(&format!(
-                "{name}: TABLE(...) in FROM takes TUMBLE, HOP or CUMULATE"
+                "{name}: TABLE(...) in FROM takes TUMBLE, HOP, CUMULATE or SESSION"
             )));
         }
     };
@@ -1968,21 +1993,36 @@ fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), Sq
             "{name} takes {wanted} arguments: (TABLE t, DESCRIPTOR(time column){})",
             match name.as_str() {
                 "TUMBLE" => ", size",
+                "SESSION" => ", gap",
                 "HOP" => ", slide, size",
                 _ => ", step, size",
             }
         )));
     }
-    let table = match args[0] {
+    let (table, partition) = match args[0] {
         Expr::Function(t) if object_name(&t.name) == TABLE_ARG => match &t.args {
-            ast::FunctionArguments::List(l) => match l.args.first() {
-                Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
-                    Expr::CompoundIdentifier(parts),
-                ))) => parts
-                    .iter()
-                    .map(|p| p.value.clone())
-                    .collect::<Vec<_>>()
-                    .join("."),
+            ast::FunctionArguments::List(l) => match &l.args[..] {
+                [
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                        Expr::CompoundIdentifier(parts),
+                    )),
+                    columns @ ..,
+                ] => (
+                    parts
+                        .iter()
+                        .map(|p| p.value.clone())
+                        .collect::<Vec<_>>()
+                        .join("."),
+                    columns
+                        .iter()
+                        .filter_map(|c| match c {
+                            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                                Expr::Identifier(i),
+                            )) => Some(i.clone()),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
                 _ => return Err(bad("the first argument is TABLE name")),
             },
             _ => return Err(bad("the first argument is TABLE name")),
@@ -1994,6 +2034,12 @@ fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), Sq
             ));
         }
     };
+    if !partition.is_empty() && name != "SESSION" {
+        return Err(SqlError::at(
+            pos_of(args[0]),
+            format!("{name}: PARTITION BY is for SESSION windows; group by the columns instead"),
+        ));
+    }
     let input = plan_named(&table, catalog, pos_of(args[0]))?;
     let descriptor = match args[1] {
         Expr::Function(d) if object_name(&d.name).eq_ignore_ascii_case("DESCRIPTOR") => {
@@ -2054,7 +2100,11 @@ fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), Sq
             )),
         }
     };
-    let spec = if wanted == 3 {
+    let spec = if name == "SESSION" {
+        WindowSpec::Session {
+            gap: interval(args[2])?,
+        }
+    } else if wanted == 3 {
         WindowSpec::Tumble {
             size: interval(args[2])?,
         }
@@ -2076,7 +2126,20 @@ fn window_function(e: &Expr, catalog: &Catalog) -> Result<(Plan, WindowSpec), Sq
             WindowSpec::Cumulate { step: slide, size }
         }
     };
-    Ok((input, spec))
+    let mut columns = Vec::new();
+    for p in &partition {
+        let Some(c) = fields
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(&p.value))
+        else {
+            return Err(SqlError::at(
+                p.span.start.into(),
+                format!("PARTITION BY {}: no such column in {table}", p.value),
+            ));
+        };
+        columns.push(c);
+    }
+    Ok((input, spec, columns))
 }
 
 /// The scope of a FROM clause's rows.
@@ -2213,6 +2276,7 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             plan = Plan::WindowAssign {
                 input: Box::new(plan),
                 spec,
+                partition: from.partition.clone(),
             };
         }
         if let Some((over, texts)) = over_aggregates(&items, &scope, &plan, input_width)? {
@@ -2332,6 +2396,41 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             other => other.to_string(),
         };
         keys.push((name, g.clone(), typed));
+    }
+    if legacy.is_none() && matches!(spec, WindowSpec::Session { .. }) {
+        // Sessions are found per partition: the keys are the partition's columns, no more and no
+        // fewer (sessions of a coarser partition split by other keys, or of a finer one merged,
+        // are other windows).
+        let mut grouped: Vec<usize> = keys
+            .iter()
+            .filter_map(|(_, _, t)| match t.scalar {
+                Scalar::Col(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let mut partition = from.partition.clone();
+        grouped.sort_unstable();
+        grouped.dedup();
+        partition.sort_unstable();
+        partition.dedup();
+        if grouped.len() != keys.len() || grouped != partition {
+            let names: Vec<&str> = from
+                .partition
+                .iter()
+                .map(|c| scope.fields[*c].name.as_str())
+                .collect();
+            return Err(SqlError::at(
+                at,
+                format!(
+                    "a SESSION window aggregation groups by window_start, window_end and the PARTITION BY columns ({}); other keys are not supported yet",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        }
     }
     if legacy.is_none() && !(has[0] && has[1]) {
         return Err(SqlError::at(
@@ -3244,6 +3343,40 @@ mod tests {
         let e = plan("SELECT COUNT(*) FROM bids GROUP BY SESSION(auction, INTERVAL '1' SECOND);")
             .unwrap_err();
         assert!(e.message.contains("event time"), "{e}");
+    }
+
+    #[test]
+    fn session_window_table_functions_aggregate_per_partition() {
+        let p = plan("SELECT auction, window_start, window_end, COUNT(*) FROM TABLE(SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY auction, window_start, window_end;").unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(
+            text.contains("WindowAggregate: SESSION(gap 5 s) on event time, key [auction]"),
+            "{text}"
+        );
+        assert!(!p.sinks[0].plan.updating());
+        // Without PARTITION BY, one session at a time over the whole table; several columns
+        // in parentheses.
+        let p = plan("SELECT window_end, COUNT(*) FROM TABLE(SESSION(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY window_start, window_end;").unwrap();
+        assert!(explain(&p.sinks[0]).contains("SESSION(gap 5 s)"));
+        plan("SELECT bidder, auction, COUNT(*) FROM TABLE(SESSION(TABLE bids PARTITION BY (auction, bidder), DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY window_start, window_end, bidder, auction;").unwrap();
+        // Keys other than the partition's: other windows than the sessions found.
+        let e = plan("SELECT bidder, COUNT(*) FROM TABLE(SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY bidder, window_start, window_end;").unwrap_err();
+        assert!(e.message.contains("PARTITION BY columns (auction)"), "{e}");
+        let e = plan("SELECT bidder, COUNT(*) FROM TABLE(SESSION(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY bidder, window_start, window_end;").unwrap_err();
+        assert!(e.message.contains("(none)"), "{e}");
+        let e = plan("SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY nope, DESCRIPTOR(date_time), INTERVAL '5' SECOND));").unwrap_err();
+        assert!(
+            e.message.contains("PARTITION BY nope: no such column"),
+            "{e}"
+        );
+        let e = plan("SELECT * FROM TABLE(TUMBLE(TABLE bids PARTITION BY auction, DESCRIPTOR(date_time), INTERVAL '5' SECOND));").unwrap_err();
+        assert!(e.message.contains("PARTITION BY is for SESSION"), "{e}");
+        let e = plan("SELECT COUNT(*) FROM TABLE(SESSION(TABLE bids, DESCRIPTOR(date_time))) GROUP BY window_start, window_end;").unwrap_err();
+        assert!(
+            e.message
+                .contains("(TABLE t, DESCRIPTOR(time column), gap)"),
+            "{e}"
+        );
     }
 
     #[test]

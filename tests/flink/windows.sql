@@ -1,4 +1,5 @@
--- Window aggregations: TUMBLE, HOP, CUMULATE window table functions; group windows.
+-- Window aggregations: TUMBLE, HOP, CUMULATE and SESSION window table functions (SESSION rows on
+-- their own too); group windows.
 CREATE TABLE orders (
   id BIGINT,
   customer BIGINT,
@@ -61,3 +62,38 @@ INSERT INTO sessions
 SELECT customer, SESSION_START(ts, INTERVAL '3' SECOND), SESSION_END(ts, INTERVAL '3' SECOND), COUNT(*)
 FROM orders
 GROUP BY customer, SESSION(ts, INTERVAL '3' SECOND);
+
+CREATE TABLE session_tvf (
+  customer BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, q INT
+) WITH ('connector' = 'print', 'print-identifier' = 'session_tvf');
+
+INSERT INTO session_tvf
+SELECT customer, window_start, window_end, COUNT(*), SUM(qty)
+FROM TABLE(SESSION(TABLE orders PARTITION BY customer, DESCRIPTOR(ts), INTERVAL '2' SECOND))
+GROUP BY customer, window_start, window_end;
+
+CREATE TABLE session_whole (
+  window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, hi DECIMAL(10, 2)
+) WITH ('connector' = 'print', 'print-identifier' = 'session_whole');
+
+INSERT INTO session_whole
+SELECT window_start, window_end, COUNT(*), MAX(price)
+FROM TABLE(SESSION(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY window_start, window_end;
+
+CREATE TABLE session_pairs (
+  customer BIGINT, product STRING, window_end TIMESTAMP(3), n BIGINT
+) WITH ('connector' = 'print', 'print-identifier' = 'session_pairs');
+
+INSERT INTO session_pairs
+SELECT customer, product, window_end, COUNT(*)
+FROM TABLE(SESSION(TABLE orders PARTITION BY (customer, product), DESCRIPTOR(ts), INTERVAL '5' SECOND))
+GROUP BY window_start, window_end, product, customer;
+
+CREATE TABLE session_rows (
+  id BIGINT, customer BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), window_time TIMESTAMP(3)
+) WITH ('connector' = 'print', 'print-identifier' = 'session_rows');
+
+INSERT INTO session_rows
+SELECT id, customer, window_start, window_end, window_time
+FROM TABLE(SESSION(TABLE orders PARTITION BY customer, DESCRIPTOR(ts), INTERVAL '3' SECOND));
