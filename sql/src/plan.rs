@@ -1407,125 +1407,85 @@ fn plan_distinct(select: &ast::Select, catalog: &Catalog, at: Pos) -> Result<Pla
     plan_select(&grouped, catalog)
 }
 
-/// Takes the `x IN (SELECT c FROM ...)` conjuncts out of a WHERE condition: each becomes an
-/// inner join of the rows so far with the subquery's distinct values (a semi-join: every row at
-/// most once, a NULL `x` never), projected back to the rows' own columns. Returns the plan and
-/// the rest of the condition.
+/// The conjuncts of a condition: `a AND (b AND c)` is `[a, b, c]`.
+fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                **inner,
+                Expr::BinaryOp {
+                    op: ast::BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(inner, out)
+        }
+        other => out.push(other.clone()),
+    }
+}
+
+/// Takes the subquery conjuncts out of a WHERE condition — `x IN (SELECT c FROM ...)`,
+/// `EXISTS (SELECT ... WHERE inner = outer ...)` and `NOT EXISTS (...)` — each a join of the rows
+/// so far with the subquery's distinct keys (see [`semi_join`]). Returns the plan and the rest of
+/// the condition.
 fn semi_joins(
     mut plan: Plan,
     condition: &Expr,
     scope: &Scope,
     catalog: &Catalog,
 ) -> Result<(Plan, Option<Expr>), SqlError> {
-    fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
-        match e {
-            Expr::BinaryOp {
-                left,
-                op: ast::BinaryOperator::And,
-                right,
-            } => {
-                conjuncts(left, out);
-                conjuncts(right, out);
-            }
-            Expr::Nested(inner)
-                if matches!(
-                    **inner,
-                    Expr::BinaryOp {
-                        op: ast::BinaryOperator::And,
-                        ..
-                    }
-                ) =>
-            {
-                conjuncts(inner, out)
-            }
-            other => out.push(other.clone()),
-        }
-    }
     let mut parts = Vec::new();
     conjuncts(condition, &mut parts);
-    if !parts.iter().any(|p| matches!(p, Expr::InSubquery { .. })) {
+    if !parts
+        .iter()
+        .any(|p| matches!(p, Expr::InSubquery { .. } | Expr::Exists { .. }))
+    {
         return Ok((plan, Some(condition.clone())));
     }
     let mut rest = Vec::new();
     for part in parts {
-        let Expr::InSubquery {
-            expr,
-            subquery,
-            negated,
-        } = &part
-        else {
-            rest.push(part);
-            continue;
-        };
-        if *negated {
-            return Err(SqlError::at(
-                pos_of(&part),
-                "NOT IN (SELECT ...) is not supported yet",
-            ));
+        match &part {
+            Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => {
+                if *negated {
+                    return Err(SqlError::at(
+                        pos_of(&part),
+                        "NOT IN (SELECT ...) is not supported yet (NOT EXISTS is)",
+                    ));
+                }
+                let key = compile(expr, scope)?;
+                let sub = plan_query(subquery, catalog)?;
+                let sub_fields = sub.fields();
+                let [column] = &sub_fields[..] else {
+                    return Err(SqlError::at(
+                        pos_of(&part),
+                        format!(
+                            "IN (SELECT ...) compares with one column; this subquery has {}",
+                            sub_fields.len()
+                        ),
+                    ));
+                };
+                comparable(&key, column, "IN (SELECT")?;
+                plan = semi_join(plan, vec![key], sub, false);
+            }
+            Expr::Exists { subquery, negated } => {
+                let (keys, sub) = correlated(subquery, scope, catalog, pos_of(&part))?;
+                plan = semi_join(plan, keys, sub, *negated);
+            }
+            _ => rest.push(part),
         }
-        let key = compile(expr, scope)?;
-        let sub = plan_query(subquery, catalog)?;
-        let sub_fields = sub.fields();
-        let [column] = &sub_fields[..] else {
-            return Err(SqlError::at(
-                pos_of(&part),
-                format!(
-                    "IN (SELECT ...) compares with one column; this subquery has {}",
-                    sub_fields.len()
-                ),
-            ));
-        };
-        let same_kind = key.ty == column.ty
-            || (key.ty.is_numeric() && column.ty.is_numeric())
-            || key.ty == DataType::Null
-            || column.ty == DataType::Null;
-        if !same_kind {
-            return Err(SqlError::at(
-                key.pos,
-                format!(
-                    "{key} IN (SELECT {} ...): a {} is not compared with a {}",
-                    column.name, key.ty, column.ty
-                ),
-            ));
-        }
-        let value = Typed {
-            scalar: Scalar::Col(0),
-            ty: column.ty,
-            text: column.name.clone(),
-            pos: key.pos,
-        };
-        let distinct = Plan::GroupAggregate {
-            input: Box::new(sub),
-            keys: vec![(column.name.clone(), value.clone())],
-            aggs: Vec::new(),
-        };
-        let fields = plan.fields();
-        let joined = Plan::Join {
-            left: Box::new(plan),
-            right: Box::new(distinct),
-            kind: JoinKind::Inner,
-            left_keys: vec![key.clone()],
-            right_keys: vec![value],
-            residual: None,
-        };
-        plan = Plan::Project {
-            input: Box::new(joined),
-            exprs: fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    (
-                        f.name.clone(),
-                        Typed {
-                            scalar: Scalar::Col(i),
-                            ty: f.ty,
-                            text: f.name.clone(),
-                            pos: key.pos,
-                        },
-                    )
-                })
-                .collect(),
-        };
     }
     let rest = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
         left: Box::new(a),
@@ -1533,6 +1493,192 @@ fn semi_joins(
         right: Box::new(b),
     });
     Ok((plan, rest))
+}
+
+/// Whether `key` can be compared with the subquery's `column` (`what`: the construct, for the
+/// message).
+fn comparable(key: &Typed, column: &Field, what: &str) -> Result<(), SqlError> {
+    let same_kind = key.ty == column.ty
+        || (key.ty.is_numeric() && column.ty.is_numeric())
+        || key.ty == DataType::Null
+        || column.ty == DataType::Null;
+    if same_kind {
+        return Ok(());
+    }
+    Err(SqlError::at(
+        key.pos,
+        format!(
+            "{key} {what} {} ...): a {} is not compared with a {}",
+            column.name, key.ty, column.ty
+        ),
+    ))
+}
+
+/// The rows of `plan` whose `keys` are among the rows of `sub` (its columns, in order): an inner
+/// join with `sub`'s distinct rows — every row at most once, a NULL key never. `anti`: the rows
+/// whose keys are not among them (a row with a NULL key always): a left join, keeping the rows
+/// left without a match. Either way projected back to `plan`'s own columns; updating, as a join
+/// is (a `NOT EXISTS` row is retracted when a match comes).
+fn semi_join(plan: Plan, keys: Vec<Typed>, sub: Plan, anti: bool) -> Plan {
+    let pos = keys.first().map(|k| k.pos).unwrap_or_default();
+    let column = |i: usize, f: &Field| Typed {
+        scalar: Scalar::Col(i),
+        ty: f.ty,
+        text: f.name.clone(),
+        pos,
+    };
+    let sub_fields = sub.fields();
+    let values: Vec<Typed> = sub_fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| column(i, f))
+        .collect();
+    let distinct = Plan::GroupAggregate {
+        input: Box::new(sub),
+        keys: sub_fields
+            .iter()
+            .zip(&values)
+            .map(|(f, v)| (f.name.clone(), v.clone()))
+            .collect(),
+        aggs: Vec::new(),
+    };
+    let fields = plan.fields();
+    let mut joined = Plan::Join {
+        left: Box::new(plan),
+        right: Box::new(distinct),
+        kind: if anti {
+            JoinKind::Left
+        } else {
+            JoinKind::Inner
+        },
+        left_keys: keys,
+        right_keys: values,
+        residual: None,
+    };
+    if anti {
+        // A matched row has the subquery's key (never NULL: NULL keys match nothing).
+        joined = Plan::Filter {
+            input: Box::new(joined),
+            cond: Typed {
+                scalar: Scalar::IsNull(Box::new(Scalar::Col(fields.len())), false),
+                ty: DataType::Boolean,
+                text: "NOT EXISTS".to_string(),
+                pos,
+            },
+        };
+    }
+    Plan::Project {
+        input: Box::new(joined),
+        exprs: fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), column(i, f)))
+            .collect(),
+    }
+}
+
+/// An `EXISTS (SELECT ... FROM ... WHERE ...)` subquery decorrelated: its WHERE's equalities
+/// between a column of its own and one of the outer query (`scope`) become join keys — the outer
+/// sides (compiled in `scope`) and the subquery's rows of the inner sides under the rest of its
+/// WHERE. A name both queries have is the subquery's own, as in SQL.
+fn correlated(
+    subquery: &Query,
+    scope: &Scope,
+    catalog: &Catalog,
+    at: Pos,
+) -> Result<(Vec<Typed>, Plan), SqlError> {
+    let SetExpr::Select(select) = &*subquery.body else {
+        return Err(SqlError::at(
+            at,
+            "EXISTS takes one SELECT ... FROM ... WHERE ... (no UNION)",
+        ));
+    };
+    let grouped = !matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty());
+    if grouped || select.having.is_some() || select.distinct.is_some() {
+        return Err(SqlError::at(
+            at,
+            "EXISTS over a grouped or DISTINCT subquery is not supported yet",
+        ));
+    }
+    let (from, _) = plan_from(select, catalog)?;
+    let inner = scope_of(&from);
+    let mut parts = Vec::new();
+    if let Some(w) = &select.selection {
+        conjuncts(w, &mut parts);
+    }
+    let (mut keys, mut inner_sides, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for part in parts {
+        if let Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::Eq,
+            right,
+        } = &part
+        {
+            let sides = match (
+                compile(left, &inner).is_ok(),
+                compile(right, &inner).is_ok(),
+            ) {
+                (true, false) => Some((left, right)),
+                (false, true) => Some((right, left)),
+                _ => None,
+            };
+            if let Some((own, outer)) = sides
+                && let Ok(key) = compile(outer, scope)
+            {
+                keys.push(key);
+                inner_sides.push((**own).clone());
+                continue;
+            }
+        }
+        if let Err(e) = compile(&part, &inner) {
+            if compile(&part, scope).is_err() && compile(&part, &Scope::default()).is_err() {
+                // Neither query's alone: a condition across both that is not an equality.
+                let mut both = inner.clone();
+                both.fields.extend(scope.fields.iter().cloned());
+                if compile(&part, &both).is_ok() {
+                    return Err(SqlError::at(
+                        pos_of(&part),
+                        format!(
+                            "EXISTS: the subquery is tied to the outer query by equalities (its column = an outer column); {part} is not one"
+                        ),
+                    ));
+                }
+                return Err(e);
+            }
+            return Err(SqlError::at(
+                pos_of(&part),
+                format!(
+                    "EXISTS: {part} is about the outer query's row alone; put it in the outer WHERE"
+                ),
+            ));
+        }
+        rest.push(part);
+    }
+    if keys.is_empty() {
+        return Err(SqlError::at(
+            at,
+            "EXISTS without an equality between a column of the subquery and one of the outer query is not supported yet",
+        ));
+    }
+    let mut own = select.clone();
+    own.projection = inner_sides
+        .iter()
+        .enumerate()
+        .map(|(i, e)| SelectItem::ExprWithAlias {
+            expr: e.clone(),
+            alias: ast::Ident::new(format!("EXPR${i}")),
+        })
+        .collect();
+    own.selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: ast::BinaryOperator::And,
+        right: Box::new(b),
+    });
+    let sub = plan_select(&own, catalog)?;
+    for (key, column) in keys.iter().zip(sub.fields()) {
+        comparable(key, &column, "= (EXISTS: the subquery's")?;
+    }
+    Ok((keys, sub))
 }
 
 /// Plans a query.
@@ -3457,5 +3603,45 @@ mod tests {
         let e = plan("SELECT price FROM bids WHERE auction IN (SELECT auction, price FROM bids);")
             .unwrap_err();
         assert!(e.message.contains("one column; this subquery has 2"), "{e}");
+    }
+
+    #[test]
+    fn exists_subqueries_plan_onto_joins_with_their_distinct_keys() {
+        let p = plan("SELECT b.price FROM bids b WHERE EXISTS (SELECT * FROM bids o WHERE o.bidder = b.auction AND o.price > 100);").unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(text.contains("Join: Inner on b.auction = EXPR$0"), "{text}");
+        assert!(text.contains("GroupAggregate: key [EXPR$0]"), "{text}");
+        assert!(p.sinks[0].plan.updating());
+        // NOT EXISTS: a left join keeping the rows without a match; several keys.
+        let p = plan("SELECT price FROM bids b WHERE NOT EXISTS (SELECT 1 FROM bids o WHERE b.auction = o.auction AND o.bidder = b.bidder);").unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(text.contains("Join: Left"), "{text}");
+        assert!(text.contains("NOT EXISTS"), "{text}");
+        assert!(text.contains("key [EXPR$0, EXPR$1]"), "{text}");
+        let names: Vec<String> = p.sinks[0]
+            .plan
+            .fields()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["price"]);
+        let e = plan(
+            "SELECT price FROM bids b WHERE EXISTS (SELECT 1 FROM bids o WHERE o.price > b.price);",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("tied to the outer query by equalities"),
+            "{e}"
+        );
+        let e =
+            plan("SELECT price FROM bids b WHERE EXISTS (SELECT 1 FROM bids o WHERE o.price > 3);")
+                .unwrap_err();
+        assert!(e.message.contains("without an equality"), "{e}");
+        let e = plan("SELECT price FROM bids b WHERE EXISTS (SELECT 1 FROM bids o WHERE o.auction = b.auction AND b.price > 3);").unwrap_err();
+        assert!(e.message.contains("put it in the outer WHERE"), "{e}");
+        let e = plan("SELECT price FROM bids b WHERE EXISTS (SELECT o.auction FROM bids o WHERE o.auction = b.auction GROUP BY o.auction);").unwrap_err();
+        assert!(e.message.contains("grouped"), "{e}");
+        let e = plan("SELECT price FROM bids b WHERE EXISTS (SELECT 1 FROM bids o WHERE o.nope = b.auction);").unwrap_err();
+        assert!(e.message.contains("nope"), "{e}");
     }
 }

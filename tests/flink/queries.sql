@@ -1,7 +1,7 @@
 -- Queries built from others: window Top-N, a window join, an interval join (a regular join
 -- with a time range), SELECT DISTINCT, IN (SELECT ...), aggregates without GROUP BY, grouping
 -- by an expression, deduplication keeping the last row; OVER aggregations (ROWS and RANGE
--- frames, a named WINDOW).
+-- frames, a named WINDOW); EXISTS and NOT EXISTS with correlated subqueries.
 CREATE TABLE orders (
   id BIGINT,
   customer BIGINT,
@@ -82,3 +82,18 @@ CREATE TABLE cumulative (id BIGINT, q INT, mn DECIMAL(10, 2))
 INSERT INTO cumulative
 SELECT id, SUM(qty) OVER (ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), MIN(price) OVER (ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 FROM orders;
+
+CREATE TABLE exists_orders (id BIGINT, customer BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'exists_orders');
+INSERT INTO exists_orders SELECT o.id, o.customer FROM orders o
+WHERE EXISTS (SELECT * FROM customers c WHERE c.id = o.customer AND c.country <> 'FR') AND o.qty > 2;
+
+CREATE TABLE no_customer (id BIGINT, customer BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'no_customer');
+INSERT INTO no_customer SELECT id, customer FROM orders o
+WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = o.customer);
+
+CREATE TABLE big_buyers (id BIGINT, name STRING)
+  WITH ('connector' = 'print', 'print-identifier' = 'big_buyers');
+INSERT INTO big_buyers SELECT id, name FROM customers c
+WHERE EXISTS (SELECT id FROM orders WHERE qty > 7 AND orders.customer = c.id) AND country <> 'DE';
