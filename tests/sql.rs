@@ -561,6 +561,71 @@ GROUP BY window_start, window_end;",
     assert_same(&part_lines(&out), &expected, "windows after two kill -9");
 }
 
+/// `SET` in a script configures the job as Flink's keys say: `parallelism.default` the workers,
+/// `execution.checkpointing.dir` / `.interval` the checkpoints — unless the command line gives the
+/// flag, which wins. Checked by what the job leaves: part files of each worker, checkpoints.
+#[test]
+fn set_statements_configure_parallelism_and_checkpoints() {
+    const ROWS: i64 = 20_000;
+    for explicit_workers in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, checkpoints) = (dir.path().join("out"), dir.path().join("chk"));
+        let script = dir.path().join("job.sql");
+        std::fs::write(
+            &script,
+            format!(
+                "SET 'parallelism.default' = '2';
+SET 'execution.checkpointing.dir' = 'file://{}';
+SET 'execution.checkpointing.interval' = '100 ms';
+SET 'table.exec.mini-batch.enabled' = 'true';
+CREATE TABLE events (id BIGINT)
+  WITH ('connector' = 'datagen', 'rows-per-second' = '20000',
+        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');
+CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+INSERT INTO out SELECT id FROM events;",
+                checkpoints.display(),
+                ROWS - 1,
+                out.display()
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new(launcher());
+        command.arg("sql").arg(&script);
+        if explicit_workers {
+            command.args(["-w", "1"]);
+        }
+        let (status, _, err) =
+            common::sql::run_captured(&mut command, std::time::Duration::from_secs(120));
+        assert!(status.success(), "{err}");
+        assert!(
+            err.contains("SET 'table.exec.mini-batch.enabled': not an option Tidal SQL reads"),
+            "{err}"
+        );
+        let mut expected: Vec<String> = (0..ROWS).map(|i| i.to_string()).collect();
+        expected.sort();
+        assert_same(&part_lines(&out), &expected, "every id once");
+        // Part files are named by the worker that wrote them: part-JOB-WORKER-N.
+        let workers: std::collections::BTreeSet<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("part-"))
+            .map(|n| n.split('-').nth(2).unwrap().to_string())
+            .collect();
+        let wanted = if explicit_workers { 1 } else { 2 };
+        assert_eq!(workers.len(), wanted, "workers that wrote: {workers:?}");
+        let taken = std::fs::read_dir(&checkpoints)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("chk-"))
+                })
+                .count()
+            })
+            .unwrap_or(0);
+        assert!(taken >= 1, "no checkpoint in {}", checkpoints.display());
+    }
+}
+
 /// Runs `script` on every shape; the changes each print table (by identifier) wrote, folded,
 /// must be its expected rows.
 fn printed_tables_fold_to(script: &Path, expected: &[(&str, &Vec<String>)]) {

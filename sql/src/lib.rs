@@ -1,10 +1,11 @@
 //! # Tidal SQL
 //!
 //! Flink SQL scripts on Tidal: tables over files with event time and watermarks, views, queries
-//! with projections, filters, scalar functions, window table functions (`TUMBLE`, `HOP`) with
-//! window aggregation, and `UNION ALL`, written to files or printed — planned onto Tidal's
-//! DataStream operators and run as one job on any number of workers and processes, with
-//! checkpoints, savepoints and restarts like any Tidal job.
+//! with projections, filters, scalar functions, window table functions (`TUMBLE`, `HOP`,
+//! `CUMULATE`, `SESSION`) with window aggregation, joins, Top-N, subqueries and `UNION ALL`,
+//! written to files or printed — planned onto Tidal's DataStream operators and incremental
+//! collections and run as one job on any number of workers and processes, with checkpoints,
+//! savepoints and restarts like any Tidal job; `SET` configures parallelism and checkpoints.
 //!
 //! A script runs with `tidal sql SCRIPT.sql [job flags]`, or from a program with [`run_script`];
 //! [`Sql`] plans a query inside a program's own job and hands back its rows as a
@@ -43,6 +44,7 @@
 
 pub mod exec;
 pub mod expr;
+pub mod options;
 pub mod parse;
 pub mod plan;
 pub mod value;
@@ -100,17 +102,29 @@ impl Script {
 
 /// Runs a script as one job with the standard job flags: prints the plans its `EXPLAIN`s ask
 /// for (on process 0), then runs every `INSERT INTO` and query on its own together. A script
-/// with nothing to run (only `EXPLAIN`s and declarations) only prints.
+/// with nothing to run (only `EXPLAIN`s and declarations) only prints. The script's `SET`s of
+/// parallelism and checkpoint options (see [`options`]) override `args`.
 ///
 /// ```no_run
 /// let args = tidal_engine::JobArgs { workers: 2, ..Default::default() };
 /// tidal_sql::run_script(&std::fs::read_to_string("job.sql").unwrap(), &args).unwrap();
 /// ```
 pub fn run_script(text: &str, args: &JobArgs) -> tidal_engine::Result<()> {
+    run_script_with(text, args, &|_| false)
+}
+
+/// [`run_script`], where `given(flag id)` says which of `args` were given on the command line:
+/// a `SET` does not override those.
+pub fn run_script_with(
+    text: &str,
+    args: &JobArgs,
+    given: &dyn Fn(&str) -> bool,
+) -> tidal_engine::Result<()> {
     let script = Script::parse(text).map_err(|e| tidal_engine::Error::config(e.to_string()))?;
-    for key in script.program.options.keys() {
+    let mut args = args.clone();
+    for key in options::apply(&script.program.options, &mut args, given)? {
         tidal_engine::warn(format_args!(
-            "SET '{key}': not an option Tidal SQL reads; the job's flags set parallelism, checkpoints and restarts"
+            "SET '{key}': not an option Tidal SQL reads (it reads parallelism.default and the checkpoint options: see `tidal_sql::options`)"
         ));
     }
     if args.process == 0 {
@@ -121,7 +135,7 @@ pub fn run_script(text: &str, args: &JobArgs) -> tidal_engine::Result<()> {
     if script.program.sinks.is_empty() {
         return Ok(());
     }
-    let job = Job::new(args)?;
+    let job = Job::new(&args)?;
     let sinks = script.program.sinks.clone();
     job.run(move |env| {
         for sink in &sinks {

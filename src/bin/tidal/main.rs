@@ -153,14 +153,22 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     tidal::engine::log::init();
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // A job flag given on the command line wins over the script's SET of it.
+    let sql_matches = matches.subcommand_matches("sql");
+    let given = |id: &str| {
+        sql_matches
+            .is_some_and(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    };
     let result = match cli.command {
         Commands::Run(args) => run(args),
         Commands::Sql(args) => match std::fs::read_to_string(&args.script) {
             Err(e) => Err(format!("cannot read {}: {e}", args.script.display())),
             Ok(text) => tidal::sql::substitute(&text, &args.vars)
                 .map_err(|e| tidal::Error::config(e.to_string()))
-                .and_then(|text| tidal::sql::run_script(&text, &args.job))
+                .and_then(|text| tidal::sql::run_script_with(&text, &args.job, &given))
                 .map_err(|e| format!("{}: {e}", args.script.display())),
         },
         Commands::Token {
