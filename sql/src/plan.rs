@@ -3442,6 +3442,16 @@ mod tests {
 
     const BIDS: &str = "CREATE TABLE bids (auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP(3), WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND) WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'csv');\n";
 
+    /// The names of the first sink's columns.
+    fn field_names(p: &Program) -> Vec<String> {
+        p.sinks[0]
+            .plan
+            .fields()
+            .into_iter()
+            .map(|f| f.name)
+            .collect()
+    }
+
     fn plan(sql: &str) -> Result<Program, SqlError> {
         let text = format!("{BIDS}{sql}");
         parse_script(&text)
@@ -3461,12 +3471,7 @@ mod tests {
             text.contains("key [auction], COUNT(*), MAX(price)"),
             "{text}"
         );
-        let names: Vec<String> = p.sinks[0]
-            .plan
-            .fields()
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
+        let names = field_names(&p);
         assert_eq!(names, ["auction", "window_end", "bids", "EXPR$3"]);
     }
 
@@ -3479,12 +3484,7 @@ mod tests {
             "{text}"
         );
         assert!(!p.sinks[0].plan.updating());
-        let names: Vec<String> = p.sinks[0]
-            .plan
-            .fields()
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
+        let names = field_names(&p);
         assert_eq!(names, ["auction", "s", "EXPR$2"]);
         let e = plan("SELECT COUNT(*) FROM bids GROUP BY SESSION(auction, INTERVAL '1' SECOND);")
             .unwrap_err();
@@ -3618,12 +3618,7 @@ mod tests {
         assert!(text.contains("Join: Left"), "{text}");
         assert!(text.contains("NOT EXISTS"), "{text}");
         assert!(text.contains("key [EXPR$0, EXPR$1]"), "{text}");
-        let names: Vec<String> = p.sinks[0]
-            .plan
-            .fields()
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
+        let names = field_names(&p);
         assert_eq!(names, ["price"]);
         let e = plan(
             "SELECT price FROM bids b WHERE EXISTS (SELECT 1 FROM bids o WHERE o.price > b.price);",
