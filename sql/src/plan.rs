@@ -1459,12 +1459,6 @@ fn semi_joins(
                 subquery,
                 negated,
             } => {
-                if *negated {
-                    return Err(SqlError::at(
-                        pos_of(&part),
-                        "NOT IN (SELECT ...) is not supported yet (NOT EXISTS is)",
-                    ));
-                }
                 let key = compile(expr, scope)?;
                 let sub = plan_query(subquery, catalog)?;
                 let sub_fields = sub.fields();
@@ -1478,7 +1472,11 @@ fn semi_joins(
                     ));
                 };
                 comparable(&key, column, "IN (SELECT")?;
-                plan = semi_join(plan, vec![key], sub, false);
+                plan = if *negated {
+                    not_in(plan, key, sub)
+                } else {
+                    semi_join(plan, vec![key], sub, false)
+                };
             }
             Expr::Exists { subquery, negated } => {
                 let (keys, sub) = correlated(subquery, scope, catalog, pos_of(&part))?;
@@ -1573,6 +1571,91 @@ fn semi_join(plan: Plan, keys: Vec<Typed>, sub: Plan, anti: bool) -> Plan {
             .iter()
             .enumerate()
             .map(|(i, f)| (f.name.clone(), column(i, f)))
+            .collect(),
+    }
+}
+
+/// The rows of `plan` for which `key NOT IN (sub)` holds, with SQL's NULLs: all of them when
+/// `sub` has no row; otherwise none with a NULL key, none whose key is among `sub`'s values, and
+/// none at all while `sub` holds a NULL (the answer is then unknown). Two left joins: with `sub`'s
+/// counts of rows and of non-NULL values (one row, on a constant key: none while `sub` is
+/// empty) and with its distinct values; a filter on those; projected back. Updating: a row is
+/// retracted when its value, or a NULL, comes into `sub`, and comes back when they go.
+fn not_in(plan: Plan, key: Typed, sub: Plan) -> Plan {
+    let pos = key.pos;
+    let typed = |scalar: Scalar, ty: DataType, text: &str| Typed {
+        scalar,
+        ty,
+        text: text.to_string(),
+        pos,
+    };
+    let column = sub.fields().remove(0);
+    let count = |arg: Option<Scalar>, text: &str| Agg {
+        func: AggFunc::Count,
+        arg,
+        arg_ty: column.ty,
+        distinct: false,
+        filter: None,
+        ty: DataType::BigInt,
+        text: text.to_string(),
+    };
+    let counts = Plan::GroupAggregate {
+        input: Box::new(sub.clone()),
+        keys: Vec::new(),
+        aggs: vec![
+            count(None, "COUNT(*)"),
+            count(Some(Scalar::Col(0)), &format!("COUNT({})", column.name)),
+        ],
+    };
+    let fields = plan.fields();
+    let width = fields.len();
+    let one = typed(Scalar::Lit(crate::Value::Int(1)), DataType::Int, "1");
+    let with_counts = Plan::Join {
+        left: Box::new(plan),
+        right: Box::new(counts),
+        kind: JoinKind::Left,
+        left_keys: vec![one.clone()],
+        right_keys: vec![one],
+        residual: None,
+    };
+    let (all, non_null, matched) = (width, width + 1, width + 2);
+    let values = typed(Scalar::Col(0), column.ty, &column.name);
+    let distinct = Plan::GroupAggregate {
+        input: Box::new(sub),
+        keys: vec![(column.name.clone(), values.clone())],
+        aggs: Vec::new(),
+    };
+    let joined = Plan::Join {
+        left: Box::new(with_counts),
+        right: Box::new(distinct),
+        kind: JoinKind::Left,
+        left_keys: vec![key.clone()],
+        right_keys: vec![values],
+        residual: None,
+    };
+    let col = |c: usize| Box::new(Scalar::Col(c));
+    let empty = Scalar::IsNull(col(all), false);
+    let found_nothing = Scalar::And(
+        Box::new(Scalar::And(
+            Box::new(Scalar::IsNull(Box::new(key.scalar.clone()), true)),
+            Box::new(Scalar::IsNull(col(matched), false)),
+        )),
+        Box::new(Scalar::Cmp(crate::expr::CmpOp::Eq, col(all), col(non_null))),
+    );
+    let filtered = Plan::Filter {
+        input: Box::new(joined),
+        cond: typed(
+            Scalar::Or(Box::new(empty), Box::new(found_nothing)),
+            DataType::Boolean,
+            &format!("{key} NOT IN (SELECT {} ...)", column.name),
+        ),
+    };
+    Plan::Project {
+        input: Box::new(filtered),
+        exprs: fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), typed(Scalar::Col(i), f.ty, &f.name)))
             .collect(),
     }
 }
@@ -3593,13 +3676,16 @@ mod tests {
         assert!(text.contains("GroupAggregate: key [auction]"), "{text}");
         let e = plan("SELECT DISTINCT * FROM bids;").unwrap_err();
         assert!(e.message.contains("name the columns"), "{e}");
-        let e = plan("SELECT price FROM bids WHERE auction NOT IN (SELECT auction FROM bids);")
-            .unwrap_err();
+        // NOT IN: with the subquery's counts (rows, non-NULL values) and its distinct values.
+        let p =
+            plan("SELECT price FROM bids WHERE auction NOT IN (SELECT bidder FROM bids);").unwrap();
+        let text = explain(&p.sinks[0]);
         assert!(
-            e.message.contains("NOT IN (SELECT ...) is not supported"),
-            "{e}"
+            text.contains("auction NOT IN (SELECT bidder ...)"),
+            "{text}"
         );
-        assert_eq!((e.pos.line, e.pos.column), (2, 30));
+        assert!(text.contains("COUNT(*), COUNT(bidder)"), "{text}");
+        assert_eq!(field_names(&p), ["price"]);
         let e = plan("SELECT price FROM bids WHERE auction IN (SELECT auction, price FROM bids);")
             .unwrap_err();
         assert!(e.message.contains("one column; this subquery has 2"), "{e}");

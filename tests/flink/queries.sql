@@ -1,7 +1,7 @@
 -- Queries built from others: window Top-N, a window join, an interval join (a regular join
 -- with a time range), SELECT DISTINCT, IN (SELECT ...), aggregates without GROUP BY, grouping
 -- by an expression, deduplication keeping the last row; OVER aggregations (ROWS and RANGE
--- frames, a named WINDOW); EXISTS and NOT EXISTS with correlated subqueries.
+-- frames, a named WINDOW); EXISTS and NOT EXISTS with correlated subqueries; NOT IN with NULLs.
 CREATE TABLE orders (
   id BIGINT,
   customer BIGINT,
@@ -97,3 +97,25 @@ CREATE TABLE big_buyers (id BIGINT, name STRING)
   WITH ('connector' = 'print', 'print-identifier' = 'big_buyers');
 INSERT INTO big_buyers SELECT id, name FROM customers c
 WHERE EXISTS (SELECT id FROM orders WHERE qty > 7 AND orders.customer = c.id) AND country <> 'DE';
+
+CREATE TABLE not_in_nl (id BIGINT, customer BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'not_in_nl');
+INSERT INTO not_in_nl SELECT id, customer FROM orders
+WHERE customer NOT IN (SELECT id FROM customers WHERE country = 'NL');
+
+CREATE TABLE not_in_nowhere (id BIGINT, customer BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'not_in_nowhere');
+INSERT INTO not_in_nowhere SELECT id, customer FROM orders
+WHERE customer NOT IN (SELECT id FROM customers WHERE country = 'XX') AND id < 40;
+
+-- Some of the fig orders have no customer: no id is NOT IN them (unknown), though most ids are
+-- no customer's.
+CREATE TABLE not_in_nulls (id BIGINT, qty INT)
+  WITH ('connector' = 'print', 'print-identifier' = 'not_in_nulls');
+INSERT INTO not_in_nulls SELECT id, qty FROM orders
+WHERE id NOT IN (SELECT customer FROM orders WHERE product = 'fig');
+
+CREATE TABLE not_in_known (id BIGINT, qty INT)
+  WITH ('connector' = 'print', 'print-identifier' = 'not_in_known');
+INSERT INTO not_in_known SELECT id, qty FROM orders
+WHERE id NOT IN (SELECT customer FROM orders WHERE product = 'fig' AND customer IS NOT NULL) AND id < 30;
