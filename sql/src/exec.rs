@@ -680,6 +680,43 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
             left_keys,
             right_keys,
             residual,
+        } if plan.interval().is_some() => {
+            let (lower, upper) = plan.interval().expect("an interval join");
+            let side = |env: &mut Env<'s>, input: &Plan, keys: &[Typed]| {
+                let ctx = Rc::clone(env.context());
+                let mut key = key_of(keys, &ctx, "ON");
+                // A NULL key matches nothing in an inner join.
+                build(env, input)
+                    .flat_map(move |r: Row| key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null)))
+                    .keyed()
+            };
+            let l = side(env, left, left_keys);
+            let r = side(env, right, right_keys);
+            let joined = l
+                .connect(r)
+                .interval_join(lower, upper, |_: &Row, a: &Row, b: &Row| {
+                    let mut v = a.0.clone();
+                    v.extend(b.0.iter().cloned());
+                    Row(v)
+                })
+                .name(format!("interval join [{lower}, {upper}] ms"));
+            let joined = match residual {
+                None => joined,
+                Some(cond) => {
+                    let ctx = Rc::clone(joined.context());
+                    let (cond, text) = (cond.scalar.clone(), cond.text.clone());
+                    joined.filter(move |r: &Row| holds(&cond, &r.0, &ctx, &text))
+                }
+            };
+            Built::Append(joined)
+        }
+        Plan::Join {
+            left,
+            right,
+            kind,
+            left_keys,
+            right_keys,
+            residual,
         } => {
             let (lw, rw) = (left.fields().len(), right.fields().len());
             let l = build_any(env, left).rows();

@@ -468,6 +468,88 @@ impl Plan {
         }
     }
 
+    /// For an inner join of two append-only inputs whose condition bounds the right side's event
+    /// time by the left side's from below and above (`r.ts BETWEEN l.ts - INTERVAL ... AND l.ts +
+    /// INTERVAL ...`, or the same with comparisons): `(lower, upper)` with `l.ts + lower <= r.ts
+    /// <= l.ts + upper` (ms). Such a join runs as an interval join: a row is kept only until the
+    /// watermark passes the times it can still match, and the result is append-only, as in Flink.
+    pub fn interval(&self) -> Option<(i64, i64)> {
+        let Plan::Join {
+            left,
+            right,
+            kind: JoinKind::Inner,
+            residual: Some(residual),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if left.updating() || right.updating() {
+            return None;
+        }
+        let (l, r) = (left.rowtime()?, left.fields().len() + right.rowtime()?);
+        // A side of a comparison as a time column plus a constant: which column, and the ms.
+        fn offset(s: &Scalar) -> Option<(usize, i64)> {
+            use crate::expr::ArithOp;
+            match s {
+                Scalar::Col(c) => Some((*c, 0)),
+                Scalar::Arith(op, a, b, _) => match (op, &**a, &**b) {
+                    (ArithOp::Add, Scalar::Col(c), Scalar::Lit(crate::Value::Interval(ms)))
+                    | (ArithOp::Add, Scalar::Lit(crate::Value::Interval(ms)), Scalar::Col(c)) => {
+                        Some((*c, *ms))
+                    }
+                    (ArithOp::Sub, Scalar::Col(c), Scalar::Lit(crate::Value::Interval(ms))) => {
+                        Some((*c, -*ms))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        fn each<'a>(s: &'a Scalar, out: &mut Vec<&'a Scalar>) {
+            match s {
+                Scalar::And(a, b) => {
+                    each(a, out);
+                    each(b, out);
+                }
+                other => out.push(other),
+            }
+        }
+        let mut conjuncts = Vec::new();
+        each(&residual.scalar, &mut conjuncts);
+        let (mut lower, mut upper) = (None::<i64>, None::<i64>);
+        for c in conjuncts {
+            let Scalar::Cmp(op, a, b) = c else { continue };
+            let (Some((ca, da)), Some((cb, db))) = (offset(a), offset(b)) else {
+                continue;
+            };
+            use crate::expr::CmpOp;
+            // As `r.ts OP l.ts + d`.
+            let (op, d) = if ca == r && cb == l {
+                (*op, db - da)
+            } else if ca == l && cb == r {
+                let flipped = match op {
+                    CmpOp::Lt => CmpOp::Gt,
+                    CmpOp::Le => CmpOp::Ge,
+                    CmpOp::Gt => CmpOp::Lt,
+                    CmpOp::Ge => CmpOp::Le,
+                    other => *other,
+                };
+                (flipped, da - db)
+            } else {
+                continue;
+            };
+            match op {
+                CmpOp::Ge => lower = Some(lower.map_or(d, |x| x.max(d))),
+                CmpOp::Gt => lower = Some(lower.map_or(d + 1, |x| x.max(d + 1))),
+                CmpOp::Le => upper = Some(upper.map_or(d, |x| x.min(d))),
+                CmpOp::Lt => upper = Some(upper.map_or(d - 1, |x| x.min(d - 1))),
+                _ => {}
+            }
+        }
+        Some((lower?, upper?))
+    }
+
     /// Whether its result changes after it was emitted (rows retracted): an updating result,
     /// run on the incremental collections and written as a changelog.
     pub fn updating(&self) -> bool {
@@ -628,10 +710,20 @@ impl Plan {
                 if let Some(r) = residual {
                     let _ = write!(out, " AND {r}");
                 }
-                let _ = writeln!(
-                    out,
-                    " (incremental collections: both sides kept, arranged by key)"
-                );
+                match self.interval() {
+                    Some((lower, upper)) => {
+                        let _ = writeln!(
+                            out,
+                            " (interval join: right time - left time in [{lower}, {upper}] ms; each row kept until the watermark passes its interval)"
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            " (incremental collections: both sides kept, arranged by key)"
+                        );
+                    }
+                }
                 left.explain(depth + 1, out);
                 right.explain(depth + 1, out);
             }
@@ -3689,6 +3781,43 @@ mod tests {
         let e = plan("SELECT price FROM bids WHERE auction IN (SELECT auction, price FROM bids);")
             .unwrap_err();
         assert!(e.message.contains("one column; this subquery has 2"), "{e}");
+    }
+
+    #[test]
+    fn joins_bounded_in_event_time_run_as_interval_joins() {
+        let interval = |sql: &str| {
+            let p = plan(sql).unwrap();
+            let mut at = &p.sinks[0].plan;
+            while let Plan::Project { input, .. } | Plan::Filter { input, .. } = at {
+                at = input;
+            }
+            at.interval()
+        };
+        assert_eq!(
+            interval(
+                "SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.date_time BETWEEN a.date_time - INTERVAL '1' SECOND AND a.date_time + INTERVAL '2' SECOND;"
+            ),
+            Some((-1000, 2000))
+        );
+        // Comparisons either way round; strict ones exclude the bound's ms.
+        assert_eq!(
+            interval(
+                "SELECT a.price FROM bids a JOIN bids b ON a.auction = b.auction AND a.date_time < b.date_time AND a.date_time + INTERVAL '5' SECOND >= b.date_time;"
+            ),
+            Some((1, 5000))
+        );
+        // One bound only, or not on the event time: a regular join.
+        assert_eq!(
+            interval(
+                "SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.date_time > a.date_time;"
+            ),
+            None
+        );
+        let p = plan("SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.date_time BETWEEN a.date_time AND a.date_time + INTERVAL '2' SECOND;").unwrap();
+        assert!(
+            explain(&p.sinks[0]).contains("interval join: right time - left time in [0, 2000] ms")
+        );
+        assert!(!p.sinks[0].plan.updating());
     }
 
     #[test]
