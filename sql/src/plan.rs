@@ -473,13 +473,19 @@ impl Plan {
     /// INTERVAL ...`, or the same with comparisons): `(lower, upper)` with `l.ts + lower <= r.ts
     /// <= l.ts + upper` (ms). Such a join runs as an interval join: a row is kept only until the
     /// watermark passes the times it can still match, and the result is append-only, as in Flink.
+    ///
+    /// A window join — equal `window_end` of the same windows on both sides (window table
+    /// functions or window aggregations) — is one too: rows of one window lie at most the
+    /// window's length apart in event time (a window aggregation's rows all at its window_time),
+    /// and the equal keys keep other windows apart.
     pub fn interval(&self) -> Option<(i64, i64)> {
         let Plan::Join {
             left,
             right,
             kind: JoinKind::Inner,
-            residual: Some(residual),
-            ..
+            residual,
+            left_keys,
+            right_keys,
         } = self
         else {
             return None;
@@ -487,6 +493,16 @@ impl Plan {
         if left.updating() || right.updating() {
             return None;
         }
+        for (l, r) in left_keys.iter().zip(right_keys) {
+            if let (Scalar::Col(a), Scalar::Col(b)) = (&l.scalar, &r.scalar)
+                && let (Some((1, ls)), Some((1, rs))) =
+                    (window_column(left, *a), window_column(right, *b))
+            {
+                let spread = ls.max(rs);
+                return Some((-spread, spread));
+            }
+        }
+        let residual = residual.as_ref()?;
         let (l, r) = (left.rowtime()?, left.fields().len() + right.rowtime()?);
         // A side of a comparison as a time column plus a constant: which column, and the ms.
         fn offset(s: &Scalar) -> Option<(usize, i64)> {
@@ -1497,6 +1513,33 @@ fn plan_distinct(select: &ast::Select, catalog: &Catalog, at: Pos) -> Result<Pla
     grouped.distinct = None;
     grouped.group_by = ast::GroupByExpr::Expressions(keys, Vec::new());
     plan_select(&grouped, catalog)
+}
+
+/// Column `col` of `plan` traced to a window column: which one (0 `window_start`, 1
+/// `window_end`, 2 `window_time`) and how far apart in event time the rows of one window can be
+/// (ms): a window table function's rows keep their own times (up to the window's length minus
+/// one apart; a session's rows leave at its window_time), a window aggregation's rows are at its
+/// window_time. Through projections that pass the column on, and filters.
+fn window_column(plan: &Plan, col: usize) -> Option<(usize, i64)> {
+    match plan {
+        Plan::Project { input, exprs } => match exprs.get(col)?.1.scalar {
+            Scalar::Col(c) => window_column(input, c),
+            _ => None,
+        },
+        Plan::Filter { input, .. } => window_column(input, col),
+        Plan::WindowAssign { input, spec, .. } => {
+            let which = col.checked_sub(input.fields().len())?;
+            let spread = match spec {
+                WindowSpec::Tumble { size }
+                | WindowSpec::Hop { size, .. }
+                | WindowSpec::Cumulate { size, .. } => size - 1,
+                WindowSpec::Session { .. } => 0,
+            };
+            Some((which, spread))
+        }
+        Plan::WindowAggregate { .. } if col < 3 => Some((col, 0)),
+        _ => None,
+    }
 }
 
 /// The conjuncts of a condition: `a AND (b AND c)` is `[a, b, c]`.
@@ -3818,6 +3861,30 @@ mod tests {
             explain(&p.sinks[0]).contains("interval join: right time - left time in [0, 2000] ms")
         );
         assert!(!p.sinks[0].plan.updating());
+        // Window joins: equal window_end of window table functions' rows (up to a window's
+        // length apart) or of window aggregations (all at window_time).
+        let rows =
+            "SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND))";
+        assert_eq!(
+            interval(&format!(
+                "SELECT L.price FROM ({rows}) L JOIN ({rows}) R ON L.window_end = R.window_end AND L.auction = R.auction;"
+            )),
+            Some((-4999, 4999))
+        );
+        let counts = "SELECT window_start, window_end, auction, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY window_start, window_end, auction";
+        assert_eq!(
+            interval(&format!(
+                "SELECT L.n FROM ({counts}) L JOIN ({counts}) R ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.auction = R.auction;"
+            )),
+            Some((0, 0))
+        );
+        // window_start alone does not make a window join (other windows may share it).
+        assert_eq!(
+            interval(&format!(
+                "SELECT L.price FROM ({rows}) L JOIN ({rows}) R ON L.window_start = R.window_start AND L.auction = R.auction;"
+            )),
+            None
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
--- Queries built from others: window Top-N, a window join, an interval join (a regular join
+-- Queries built from others: window Top-N, window joins, an interval join (a regular join
 -- with a time range), SELECT DISTINCT, IN (SELECT ...), aggregates without GROUP BY, grouping
 -- by an expression, deduplication keeping the last row; OVER aggregations (ROWS and RANGE
 -- frames, a named WINDOW); EXISTS and NOT EXISTS with correlated subqueries; NOT IN with NULLs.
@@ -66,6 +66,16 @@ SELECT L.window_end, L.customer, L.n, R.n FROM
   JOIN
   (SELECT window_start, window_end, customer, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND)) WHERE qty <= 4 GROUP BY window_start, window_end, customer) R
   ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.customer = R.customer;
+-- A window join of window table functions' rows: orders of one customer in the same 5 s window.
+CREATE TABLE window_pairs (a BIGINT, b BIGINT, window_end TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'window_pairs');
+INSERT INTO window_pairs
+SELECT L.id, R.id, L.window_end FROM
+  (SELECT * FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '5' SECOND))) L
+  JOIN
+  (SELECT * FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '5' SECOND))) R
+  ON L.window_start = R.window_start AND L.window_end = R.window_end AND L.customer = R.customer
+WHERE L.id < R.id;
 CREATE TABLE moving (id BIGINT, customer BIGINT, total DECIMAL(38, 2), n BIGINT)
   WITH ('connector' = 'print', 'print-identifier' = 'moving');
 INSERT INTO moving
@@ -109,11 +119,12 @@ INSERT INTO not_in_nowhere SELECT id, customer FROM orders
 WHERE customer NOT IN (SELECT id FROM customers WHERE country = 'XX') AND id < 40;
 
 -- Some of the fig orders have no customer: no id is NOT IN them (unknown), though most ids are
--- no customer's.
+-- no customer's. (Order 0 is added so that the table always prints a row.)
 CREATE TABLE not_in_nulls (id BIGINT, qty INT)
   WITH ('connector' = 'print', 'print-identifier' = 'not_in_nulls');
 INSERT INTO not_in_nulls SELECT id, qty FROM orders
-WHERE id NOT IN (SELECT customer FROM orders WHERE product = 'fig');
+WHERE id NOT IN (SELECT customer FROM orders WHERE product = 'fig')
+UNION ALL SELECT id, qty FROM orders WHERE id = 0;
 
 CREATE TABLE not_in_known (id BIGINT, qty INT)
   WITH ('connector' = 'print', 'print-identifier' = 'not_in_known');
