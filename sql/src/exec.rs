@@ -676,10 +676,10 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
         Plan::Join {
             left,
             right,
-            kind,
             left_keys,
             right_keys,
             residual,
+            ..
         } if plan.interval().is_some() => {
             let (lower, upper) = plan.interval().expect("an interval join");
             let side = |env: &mut Env<'s>, input: &Plan, keys: &[Typed]| {
@@ -700,13 +700,9 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
                     Row(v)
                 })
                 .name(format!("interval join [{lower}, {upper}] ms"));
-            let joined = match residual {
+            let joined = match residual_holds(residual, joined.context()) {
                 None => joined,
-                Some(cond) => {
-                    let ctx = Rc::clone(joined.context());
-                    let (cond, text) = (cond.scalar.clone(), cond.text.clone());
-                    joined.filter(move |r: &Row| holds(&cond, &r.0, &ctx, &text))
-                }
+                Some(holds) => joined.filter(holds),
             };
             Built::Append(joined)
         }
@@ -722,13 +718,9 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
             let l = build_any(env, left).rows();
             let r = build_any(env, right).rows();
             let joined = join(l, r, *kind, left_keys, right_keys, (lw, rw));
-            let joined = match residual {
+            let joined = match residual_holds(residual, joined.context()) {
                 None => joined,
-                Some(cond) => {
-                    let ctx = Rc::clone(joined.context());
-                    let (cond, text) = (cond.scalar.clone(), cond.text.clone());
-                    joined.filter(move |r| holds(&cond, &r.0, &ctx, &text))
-                }
+                Some(holds) => joined.filter(holds),
             };
             Built::Updating(joined.map(|r| (r.clone(), r)))
         }
@@ -745,6 +737,16 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
             }
         }
     }
+}
+
+/// A join's residual condition as a test of the joined rows (`None`: it has none).
+fn residual_holds(
+    residual: &Option<Typed>,
+    ctx: &Rc<WorkerContext>,
+) -> Option<impl FnMut(&Row) -> bool + 'static> {
+    let cond = residual.as_ref()?;
+    let (cond, text, ctx) = (cond.scalar.clone(), cond.text.clone(), Rc::clone(ctx));
+    Some(move |r: &Row| holds(&cond, &r.0, &ctx, &text))
 }
 
 /// Whether `cond` holds on `row` (an error fails the job: the row is not passed).
