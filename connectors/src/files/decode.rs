@@ -98,6 +98,8 @@ pub struct CsvDecoder<T> {
     record: csv::ByteRecord,
     /// The header names, when they are UTF-8 (the fast path needs them so).
     names: Option<Vec<String>>,
+    /// Where the delimiters of the line being decoded are (see `fields::Record`).
+    masks: Vec<u64>,
     _marker: PhantomData<fn() -> T>,
 }
 
@@ -113,6 +115,7 @@ impl<T> CsvDecoder<T> {
             ends: vec![0; 64],
             record: csv::ByteRecord::new(),
             names: None,
+            masks: Vec::new(),
             _marker: PhantomData,
         }
     }
@@ -226,13 +229,15 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
         // Fast path: a line without quotes, decoded where it lies (see `fields`); anything it
         // does not handle, and every error, goes the csv crate's way below.
         if self.headers.is_none() || self.names.is_some() {
-            // Fields are found as the value asks for them, an integer parsed in the pass that
-            // finds its end (a pass over the line first to find every delimiter and any quote
-            // took a quarter of W2's decoding); a quote in a field read, or a field count that
-            // does not match the header, leaves the line to the csv crate.
-            let mut record =
-                super::fields::Record::new(line, self.delimiter, self.names.as_deref());
-            if let Ok(value) = T::deserialize(&mut record)
+            // One pass finds every delimiter eight bytes at a time, then each field is read from
+            // its known bounds; a quote in the line, or a field count that does not match the
+            // header, leaves the line to the csv crate.
+            if let Some(mut record) = super::fields::Record::new(
+                line,
+                self.delimiter,
+                self.names.as_deref(),
+                &mut self.masks,
+            ) && let Ok(value) = T::deserialize(&mut record)
                 && record.complete()
             {
                 return Ok(Some(value));

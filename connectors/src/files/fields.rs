@@ -1,9 +1,9 @@
 //! A fast way from the fields of a CSV line to a serde value, for the common case: the fields are
-//! read where they lie in the line (no copy into a record), one after another as the value asks
-//! for them, and an integer is parsed in the same pass that finds its end, eight bytes at a time.
-//! A quote in a field that is read leaves the line to the csv crate (quoting changes where fields
-//! end); fields after those a value takes by position are not looked at, as the csv crate ignores
-//! them too.
+//! read where they lie in the line (no copy into a record). One pass over the line, eight bytes
+//! at a time, finds every delimiter and any quote first, so that each field's bounds are known
+//! before it is read and an integer is parsed eight digits at a time from its known length (the
+//! work of one field then does not wait on the end of the one before). A line with a quote is
+//! left to the csv crate (quoting changes where fields end).
 //!
 //! It gives the same value as the `csv` crate's deserializer whenever it succeeds; when it
 //! cannot (a shape it does not handle, or a field that does not parse), the caller falls back to
@@ -33,12 +33,12 @@ impl de::Error for Unhandled {
 
 type Result<T> = std::result::Result<T, Unhandled>;
 
-/// A record: the fields of `line`, found one after another as they are asked for (an integer
-/// field is parsed in the same pass that finds its end), matched to a struct by `headers` when
-/// there are some, else by position.
+/// A record: the fields of `line`, their bounds found by [`scan`], matched to a struct by
+/// `headers` when there are some, else by position.
 pub(crate) struct Record<'a> {
     line: &'a [u8],
-    delimiter: u8,
+    /// Bit `i % 64` of word `i / 64` is set where byte `i` of the line is a delimiter.
+    delimiters: &'a [u64],
     headers: Option<&'a [String]>,
     /// Where the next field starts.
     pos: usize,
@@ -49,15 +49,26 @@ pub(crate) struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    pub(crate) fn new(line: &'a [u8], delimiter: u8, headers: Option<&'a [String]>) -> Self {
-        Record {
+    /// The record of `line`, or `None` when the line has a quote. `masks` is scratch space
+    /// kept by the caller from line to line.
+    #[inline(always)]
+    pub(crate) fn new(
+        line: &'a [u8],
+        delimiter: u8,
+        headers: Option<&'a [String]>,
+        masks: &'a mut Vec<u64>,
+    ) -> Option<Self> {
+        if !scan(line, delimiter, masks) {
+            return None;
+        }
+        Some(Record {
             line,
-            delimiter,
+            delimiters: masks,
             headers,
             pos: 0,
             read: 0,
             ended: false,
-        }
+        })
     }
     /// Whether the value made from the record used it all as the csv crate would: with headers,
     /// one field per header, no more and no fewer (by position, fields after those the value
@@ -66,32 +77,180 @@ impl<'a> Record<'a> {
         self.headers
             .is_none_or(|h| self.ended && self.read == h.len())
     }
+    /// Where the field starting at `from` ends: the next delimiter, or the end of the line.
+    #[inline(always)]
+    fn field_end(&self, from: usize) -> usize {
+        let mut word = from / 64;
+        let mut bits = match self.delimiters.get(word) {
+            Some(m) => m >> (from % 64) << (from % 64),
+            None => return self.line.len(),
+        };
+        loop {
+            if bits != 0 {
+                return word * 64 + bits.trailing_zeros() as usize;
+            }
+            word += 1;
+            match self.delimiters.get(word) {
+                Some(m) => bits = *m,
+                None => return self.line.len(),
+            }
+        }
+    }
     /// Deserializes the next field with `seed`; `None` when every field has been read.
+    #[inline(always)]
     fn next<'de, S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>> {
         if self.ended {
             return Ok(None);
         }
-        let rest = &self.line[self.pos..];
-        let end = std::cell::Cell::new(None);
+        let end = self.field_end(self.pos);
         let value = seed.deserialize(Field {
-            rest,
-            delimiter: self.delimiter,
-            end: &end,
+            line: self.line,
+            start: self.pos,
+            end,
         })?;
-        // A visitor that looked at no byte (a unit, say) still passes the field.
-        let len = match end.get() {
-            Some(len) => len,
-            None => Field::len(rest, self.delimiter),
-        };
-        self.pos += len;
         self.read += 1;
-        if self.pos < self.line.len() {
-            self.pos += 1; // the delimiter
+        if end < self.line.len() {
+            self.pos = end + 1; // past the delimiter
         } else {
+            self.pos = end;
             self.ended = true;
         }
         Ok(Some(value))
     }
+}
+
+/// Every byte of `x` equal to the byte repeated in `pattern`: its high bit set, all else clear.
+/// Exact (no borrow from one byte reaches the next).
+#[inline(always)]
+fn equal_bytes(x: u64, pattern: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = x ^ pattern;
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+/// The high bits of the eight bytes of `x` gathered into the low eight bits (byte 0's first).
+#[inline(always)]
+fn gather_high_bits(x: u64) -> u64 {
+    // Each (x >> 7) byte is 0 or 1; the multiplier moves byte i's bit to bit 56 + i, and no two
+    // partial products share a bit, so nothing carries.
+    ((x >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// Finds the delimiters of `line` into `masks` (see [`Record::delimiters`]); `false` when the
+/// line holds a quote.
+#[inline(always)]
+fn scan(line: &[u8], delimiter: u8, masks: &mut Vec<u64>) -> bool {
+    const QUOTES: u64 = 0x2222_2222_2222_2222;
+    let pattern = u64::from_le_bytes([delimiter; 8]);
+    masks.clear();
+    let (mut mask, mut quotes) = (0u64, 0u64);
+    let mut chunks = line.chunks_exact(8);
+    for (k, chunk) in chunks.by_ref().enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        quotes |= equal_bytes(x, QUOTES);
+        mask |= gather_high_bits(equal_bytes(x, pattern)) << (8 * (k % 8));
+        if k % 8 == 7 {
+            masks.push(mask);
+            mask = 0;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let shift = 8 * (line.len() / 8 % 8);
+        if line.len() >= 8 {
+            // The line's last eight bytes, moved down so that the `rest` bytes come first; the
+            // bytes above them are not the line's and are masked off.
+            let x = word(line, line.len() - 8) >> (8 * (8 - rest.len()));
+            let valid = (1u64 << (8 * rest.len())) - 1;
+            quotes |= equal_bytes(x, QUOTES) & valid;
+            mask |= (gather_high_bits(equal_bytes(x, pattern) & valid)) << shift;
+        } else {
+            for (i, b) in rest.iter().enumerate() {
+                quotes |= u64::from(*b == b'"');
+                mask |= u64::from(*b == delimiter) << (shift + i);
+            }
+        }
+    }
+    if !line.len().is_multiple_of(64) {
+        masks.push(mask);
+    }
+    quotes == 0
+}
+
+/// The eight bytes of `line` from `at`, the first the lowest.
+#[inline(always)]
+fn word(line: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(line[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Powers of ten up to 10^8.
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The number up to eight decimal digits make, given as the top bytes of `x` (the first digit
+/// lowest), `count` of them; `None` when one of them is not a digit. SWAR: a few word operations
+/// instead of a step per digit.
+#[inline(always)]
+fn top_digits(x: u64, count: usize) -> Option<u64> {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // Bytes below the digits become '0', so that subtracting '0' borrows nowhere; a digit then
+    // holds its value in its byte, and any other byte ends up above 9 (adding 0x76 sets its high
+    // bit) or wrapped below zero (high bit set).
+    let keep = u64::MAX.checked_shl(8 * (8 - count) as u32).unwrap_or(0);
+    let v = ((x & keep) | (ZEROS & !keep)).wrapping_sub(ZEROS);
+    if (v | v.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080 != 0 {
+        return None;
+    }
+    // Fold neighbours: pairs, fours, eights.
+    let v = (v.wrapping_mul(10 * 256 + 1) >> 8) & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(100 * 65_536 + 1) >> 16) & 0x0000_FFFF_0000_FFFF;
+    Some(v.wrapping_mul(10_000 * (1 << 32) + 1) >> 32)
+}
+
+/// The number the digits `line[start..end]` make, every byte a digit; up to 19 digits (which
+/// always fit) eight at a time, more one at a time with overflow checks.
+#[inline(always)]
+fn parse_digits(line: &[u8], start: usize, end: usize) -> Result<u64> {
+    let len = end - start;
+    if len == 0 {
+        return Err(Unhandled);
+    }
+    if len > 19 || line.len() < 8 {
+        return line[start..end].iter().try_fold(0u64, |n, b| {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(Unhandled);
+            }
+            n.checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d)))
+                .ok_or(Unhandled)
+        });
+    }
+    let (mut n, mut i) = (0u64, start);
+    while end - i >= 8 {
+        n = n * POW10[8] + top_digits(word(line, i), 8).ok_or(Unhandled)?;
+        i += 8;
+    }
+    let left = end - i;
+    if left > 0 {
+        // Eight bytes ending with the field's last, read from the line where they lie.
+        let x = if end >= 8 {
+            word(line, end - 8)
+        } else {
+            word(line, 0) << (8 * (8 - end))
+        };
+        n = n * POW10[left] + top_digits(x, left).ok_or(Unhandled)?;
+    }
+    Ok(n)
 }
 
 macro_rules! unhandled {
@@ -117,6 +276,7 @@ impl<'de, 'a> de::Deserializer<'de> for &mut Record<'a> {
             visitor.visit_seq(self)
         }
     }
+    #[inline(always)]
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value> {
         visitor.visit_seq(self)
     }
@@ -157,6 +317,7 @@ impl<'de, 'a> de::Deserializer<'de> for &mut Record<'a> {
 
 impl<'de, 'a> de::SeqAccess<'de> for Record<'a> {
     type Error = Unhandled;
+    #[inline(always)]
     fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>> {
         self.next(seed)
     }
@@ -178,126 +339,43 @@ impl<'de, 'a> de::MapAccess<'de> for Record<'a> {
     }
 }
 
-/// The number the leading ASCII digits of `bytes` make (as many as there are, up to eight), and
-/// how many there are. SWAR: the digits are found and combined with a few word operations instead
-/// of a step per digit.
-fn leading_digits(bytes: [u8; 8]) -> (u64, usize) {
-    // The first character is the lowest byte. Subtracting '0' from every byte leaves a digit's
-    // value in its byte; a byte that is not a digit ends up above 9 — or, below '0', borrows and
-    // has its high bit set — and adding 0x76 sets the high bit of any byte above 9. A borrow or
-    // carry only reaches later characters, after the first one that is not a digit.
-    let v = u64::from_le_bytes(bytes).wrapping_sub(0x3030_3030_3030_3030);
-    let not_digit = (v | v.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
-    let count = (not_digit.trailing_zeros() / 8) as usize;
-    if count == 0 {
-        return (0, 0);
-    }
-    // Keep the `count` digits, moved up so that zeros lead them; fold neighbours, 2, 4, 8.
-    let v = (v & 0x0F0F_0F0F_0F0F_0F0F) << (8 * (8 - count));
-    let v = (v.wrapping_mul(10 * 256 + 1) >> 8) & 0x00FF_00FF_00FF_00FF;
-    let v = (v.wrapping_mul(100 * 65_536 + 1) >> 16) & 0x0000_FFFF_0000_FFFF;
-    (v.wrapping_mul(10_000 * (1 << 32) + 1) >> 32, count)
+/// One field: `line[start..end]` (no quote in it: [`scan`] saw to that).
+struct Field<'a> {
+    line: &'a [u8],
+    start: usize,
+    end: usize,
 }
 
-/// Powers of ten up to 10^8.
-const POW10: [u64; 9] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-];
-
-/// One field: the line from where it starts (it ends at the next delimiter). Reading it sets
-/// `end` to its length.
-struct Field<'a, 'e> {
-    rest: &'a [u8],
-    delimiter: u8,
-    end: &'e std::cell::Cell<Option<usize>>,
-}
-
-impl<'a> Field<'a, '_> {
-    /// Length of the field at the start of `rest`.
-    fn len(rest: &[u8], delimiter: u8) -> usize {
-        memchr::memchr(delimiter, rest).unwrap_or(rest.len())
-    }
-    /// The field's bytes; a quote in them is left to the csv crate.
+impl<'a> Field<'a> {
+    /// The field's bytes.
+    #[inline(always)]
     fn bytes(&self) -> Result<&'a [u8]> {
-        let len = Field::len(self.rest, self.delimiter);
-        let field = &self.rest[..len];
-        if memchr::memchr(b'"', field).is_some() {
-            return Err(Unhandled);
-        }
-        self.end.set(Some(len));
-        Ok(field)
+        Ok(&self.line[self.start..self.end])
     }
     fn is_empty(&self) -> bool {
-        self.rest.first().is_none_or(|b| *b == self.delimiter)
+        self.start == self.end
     }
     fn text(&self) -> Result<&'a str> {
         std::str::from_utf8(self.bytes()?).map_err(|_| Unhandled)
     }
-    /// Digits up to the delimiter (after an optional `+`), parsed as they are found; `skip`
-    /// bytes (a sign) come first.
+    /// The field's digits as a number, after `skip` bytes (a sign) and an optional `+`.
+    #[inline(always)]
     fn digits(&self, skip: usize) -> Result<u64> {
-        let rest = &self.rest[skip..];
-        let start = usize::from(rest.first() == Some(&b'+'));
-        let digits = &rest[start..];
-        let mut n: u64 = 0;
-        let mut i = 0;
-        // Eight bytes at a time while there are eight; the last few of the line one by one.
-        while let Some(eight) = digits.get(i..i + 8) {
-            let (value, count) = leading_digits(eight.try_into().expect("8 bytes"));
-            n = n
-                .checked_mul(POW10[count])
-                .and_then(|n| n.checked_add(value))
-                .ok_or(Unhandled)?;
-            i += count;
-            if count < 8 {
-                break;
-            }
+        let mut start = self.start + skip;
+        if start < self.end && self.line[start] == b'+' {
+            start += 1;
         }
-        let left = digits.len() - i;
-        if (1..8).contains(&left) && digits.len() >= 8 {
-            // The last few bytes of the line: the line's last eight moved down past those read
-            // already, zeros (not digits) above them — one more word step instead of a step
-            // (a multiply and a branch) per digit.
-            let last = u64::from_le_bytes(digits[digits.len() - 8..].try_into().expect("8 bytes"));
-            let (value, count) = leading_digits((last >> (8 * (8 - left))).to_le_bytes());
-            n = n
-                .checked_mul(POW10[count])
-                .and_then(|n| n.checked_add(value))
-                .ok_or(Unhandled)?;
-            i += count;
-        } else if left < 8 {
-            while let Some(&b) = digits.get(i) {
-                let d = b.wrapping_sub(b'0');
-                if d > 9 {
-                    break;
-                }
-                n = n
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(d as u64))
-                    .ok_or(Unhandled)?;
-                i += 1;
-            }
-        }
-        if i == 0 || digits.get(i).is_some_and(|b| *b != self.delimiter) {
-            return Err(Unhandled);
-        }
-        self.end.set(Some(skip + start + i));
-        Ok(n)
+        parse_digits(self.line, start.min(self.end), self.end)
     }
+    #[inline(always)]
     fn unsigned(&self) -> Result<u64> {
         self.digits(0)
     }
+    #[inline(always)]
     fn signed(&self) -> Result<i64> {
-        if self.rest.first() == Some(&b'-') {
-            if self.rest.get(1) == Some(&b'+') {
+        let field = self.bytes()?;
+        if field.first() == Some(&b'-') {
+            if field.get(1) == Some(&b'+') {
                 return Err(Unhandled);
             }
             let magnitude = self.digits(1)?;
@@ -310,13 +388,14 @@ impl<'a> Field<'a, '_> {
 
 macro_rules! integers {
     ($($method:ident $visit:ident $ty:ty, $parse:ident;)*) => {
-        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        $(#[inline(always)]
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
             visitor.$visit(<$ty>::try_from(self.$parse()?).map_err(|_| Unhandled)?)
         })*
     };
 }
 
-impl<'de> de::Deserializer<'de> for Field<'_, '_> {
+impl<'de> de::Deserializer<'de> for Field<'_> {
     type Error = Unhandled;
 
     integers! {
@@ -363,7 +442,6 @@ impl<'de> de::Deserializer<'de> for Field<'_, '_> {
     }
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         if self.is_empty() {
-            self.end.set(Some(0));
             visitor.visit_none()
         } else {
             visitor.visit_some(self)
@@ -371,7 +449,6 @@ impl<'de> de::Deserializer<'de> for Field<'_, '_> {
     }
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         if self.is_empty() {
-            self.end.set(Some(0));
             visitor.visit_unit()
         } else {
             Err(Unhandled)
@@ -432,7 +509,8 @@ mod tests {
 
     /// Decodes `line` (fields separated by commas) the fast way.
     fn fast<T: de::DeserializeOwned>(line: &str, headers: Option<&[String]>) -> Option<T> {
-        let mut record = Record::new(line.as_bytes(), b',', headers);
+        let mut masks = Vec::new();
+        let mut record = Record::new(line.as_bytes(), b',', headers, &mut masks)?;
         T::deserialize(&mut record)
             .ok()
             .filter(|_| record.complete())
@@ -461,35 +539,69 @@ mod tests {
     }
 
     #[test]
-    fn leading_digits_are_found_and_read_at_once() {
+    fn digits_are_read_eight_at_a_time() {
+        // The digits sit in the top bytes of the word, the first digit lowest.
+        let top = |text: &str| {
+            let mut bytes = [b'x'; 8];
+            bytes[8 - text.len()..].copy_from_slice(text.as_bytes());
+            top_digits(u64::from_le_bytes(bytes), text.len())
+        };
         for (text, want) in [
-            ("12345678", (12_345_678, 8)),
-            ("00000000", (0, 8)),
-            ("99999999", (99_999_999, 8)),
-            ("1234,678", (1234, 4)),
-            ("7,000000", (7, 1)),
-            (",1234567", (0, 0)),
-            ("123/4567", (123, 3)),
-            ("123:4567", (123, 3)),
-            ("1234567a", (1_234_567, 7)),
-            ("-1234567", (0, 0)),
-            ("0000001\0", (1, 7)),
+            ("12345678", Some(12_345_678)),
+            ("00000000", Some(0)),
+            ("99999999", Some(99_999_999)),
+            ("1234", Some(1234)),
+            ("7", Some(7)),
+            ("", Some(0)),
+            ("12a4", None),
+            ("-123", None),
+            ("123/", None),
+            ("123:", None),
         ] {
-            let bytes: [u8; 8] = text.as_bytes().try_into().unwrap();
-            assert_eq!(leading_digits(bytes), want, "{text}");
+            assert_eq!(top(text), want, "{text:?}");
         }
-        // Every byte that is not a digit stops the digits, wherever it is.
+        // Every byte that is not a digit is refused, wherever it is.
         for stop in (0u8..=255).filter(|b| !b.is_ascii_digit()) {
             for at in 0..8 {
                 let mut bytes = *b"98765432";
                 bytes[at] = stop;
-                let want: u64 = std::str::from_utf8(&bytes[..at])
-                    .unwrap()
-                    .parse()
-                    .unwrap_or(0);
-                assert_eq!(leading_digits(bytes), (want, at), "byte {stop} at {at}");
+                assert_eq!(
+                    top_digits(u64::from_le_bytes(bytes), 8),
+                    None,
+                    "byte {stop} at {at}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn delimiters_are_found_in_lines_of_every_length() {
+        // A delimiter at every position of lines up to 200 bytes long, with and without a quote.
+        let mut masks = Vec::new();
+        for len in 0..200 {
+            for at in (0..len).step_by(7) {
+                let mut line = vec![b'a'; len];
+                line[at] = b';';
+                if len > 2 {
+                    line[len - 1] = b';';
+                }
+                let want: Vec<usize> = (0..len).filter(|i| line[*i] == b';').collect();
+                assert!(scan(&line, b';', &mut masks), "{len} {at}");
+                let found: Vec<usize> = (0..len)
+                    .filter(|i| masks[i / 64] >> (i % 64) & 1 == 1)
+                    .collect();
+                assert_eq!(found, want, "{len} {at}");
+                // The bytes past the line's end, zero in the word read, are no NUL delimiter.
+                assert!(scan(&line, b'\0', &mut masks), "{len} {at}");
+                assert!(masks.iter().all(|m| *m == 0), "{len} {at}");
+                line[len / 2] = b'"';
+                assert!(!scan(&line, b';', &mut masks), "{len} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_of_every_length_parse_as_str_parse_does() {
         // Every length and value around the fast path's edges parses as str::parse does.
         for line in [
             "1700000000123,5,-1700000000123",
@@ -510,23 +622,28 @@ mod tests {
         }
         assert_eq!(fast::<(u64,)>("18446744073709551616", None), None);
         assert_eq!(fast::<(u64,)>("123456789012345678901", None), None);
-        // A last field of every length, its last digits read from the line's last eight bytes;
-        // a non-digit among them leaves the line to the general path.
+        // A field of every length, first or last, in lines short and long; a non-digit among its
+        // bytes leaves the line to the general path.
         let digits = "98765432109876543210";
         for len in 1..=20 {
-            for first in ["7", "12345678"] {
-                let number = &digits[..len];
-                let line = format!("{first},{number}");
-                let want = number
-                    .parse::<u64>()
-                    .ok()
-                    .map(|n| (first.parse().unwrap(), n));
-                assert_eq!(fast::<(u64, u64)>(&line, None), want, "{line}");
-                assert_eq!(
-                    fast::<(u64, u64)>(&format!("{line}x"), None),
-                    None,
-                    "{line}x"
-                );
+            let number = &digits[..len];
+            let value = number.parse::<u64>().ok();
+            for other in ["7", "12345678", "123456789012"] {
+                let n: u64 = other.parse().unwrap();
+                let line = |number: &str, first: bool| match first {
+                    true => format!("{number},{other}"),
+                    false => format!("{other},{number}"),
+                };
+                for first in [true, false] {
+                    let want = value.map(|v| if first { (v, n) } else { (n, v) });
+                    let good = line(number, first);
+                    assert_eq!(fast::<(u64, u64)>(&good, None), want, "{good}");
+                    // A byte that is not a digit anywhere in the number.
+                    for at in 0..len {
+                        let bad = line(&format!("{}x{}", &number[..at], &number[at + 1..]), first);
+                        assert_eq!(fast::<(u64, u64)>(&bad, None), None, "{bad}");
+                    }
+                }
             }
         }
     }
