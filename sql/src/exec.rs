@@ -16,12 +16,13 @@ use tidal_engine::storage::Location;
 use tidal_engine::{DataStream, Env, Error, Time, WatermarkStrategy, WorkerContext};
 use tidal_operators::prelude::*;
 
-use crate::expr::Typed;
+use crate::expr::{Scalar, Typed};
 use crate::plan::{
     Agg, Connector, Datagen, FileFormat, GenField, JoinKind, NexmarkKind, Plan, Sink, Table,
     WindowSpec,
 };
 use crate::value::{DataType, Row, Value, parse_text};
+use std::collections::HashMap;
 use tidal_connectors::nexmark::{Event, NexmarkConfig};
 
 /// Reads a table's files into rows: physical columns from each line, then the computed ones.
@@ -586,21 +587,21 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
             }
         }
         Plan::Project { input, exprs } => {
-            let exprs: Vec<Typed> = exprs.iter().map(|(_, e)| e.clone()).collect();
+            let projector = Projector::new(exprs.iter().map(|(_, e)| e.clone()).collect());
             let name = format!("project {}", plan_text(plan));
             match build_any(env, input) {
                 Built::Append(stream) => {
                     let ctx = Rc::clone(stream.context());
                     Built::Append(
                         stream
-                            .flat_map(move |r: Row| project_row(&exprs, &r, &ctx))
+                            .flat_map(move |r: Row| projector.apply(r, &ctx))
                             .name(name),
                     )
                 }
                 Built::Updating(c) => {
                     let ctx = Rc::clone(c.context());
                     Built::Updating(c.flat_map(move |(k, r): (Row, Row)| {
-                        project_row(&exprs, &r, &ctx).map(|out| (k, out))
+                        projector.apply(r, &ctx).map(|out| (k, out))
                     }))
                 }
             }
@@ -760,14 +761,56 @@ fn holds(cond: &crate::expr::Scalar, row: &[Value], ctx: &Rc<WorkerContext>, tex
     }
 }
 
-/// `exprs` on `row` (an error fails the job: no row).
-fn project_row(exprs: &[Typed], row: &Row, ctx: &Rc<WorkerContext>) -> Option<Row> {
-    match eval_all(exprs, &row.0) {
-        Ok(v) => Some(Row(v)),
-        Err((what, m)) => {
-            fail(ctx, &what, &m);
-            None
+/// A projection's way from an input row to its output row: an output column that is an input
+/// column read by nothing else in the projection is moved out of the input row (no copy, no
+/// reference count touched); the others are evaluated.
+#[derive(Clone)]
+struct Projector {
+    exprs: Vec<Typed>,
+    /// For each output column, the input column moved into it.
+    moved: Vec<Option<usize>>,
+}
+
+impl Projector {
+    fn new(exprs: Vec<Typed>) -> Projector {
+        let mut reads: HashMap<usize, usize> = HashMap::new();
+        for e in &exprs {
+            crate::plan::visit_columns(&e.scalar, &mut |c| *reads.entry(c).or_default() += 1);
         }
+        let moved = exprs
+            .iter()
+            .map(|e| match e.scalar {
+                Scalar::Col(c) if reads[&c] == 1 => Some(c),
+                _ => None,
+            })
+            .collect();
+        Projector { exprs, moved }
+    }
+
+    /// The output row of `row` (an error fails the job: no row).
+    fn apply(&self, row: Row, ctx: &Rc<WorkerContext>) -> Option<Row> {
+        self.project(row)
+            .map_err(|(what, m)| fail(ctx, what, &m))
+            .ok()
+    }
+
+    /// The output row of `row`, or the expression that failed and why.
+    fn project(&self, mut row: Row) -> Result<Row, (&str, String)> {
+        let mut out = Vec::with_capacity(self.exprs.len());
+        for (e, moved) in self.exprs.iter().zip(&self.moved) {
+            if moved.is_some() {
+                out.push(Value::Null);
+                continue;
+            }
+            out.push(e.scalar.eval(&row.0).map_err(|m| (e.text.as_str(), m))?);
+        }
+        // After every evaluation, which may read the columns moved.
+        for (slot, moved) in out.iter_mut().zip(&self.moved) {
+            if let Some(c) = moved {
+                *slot = std::mem::take(&mut row.0[*c]);
+            }
+        }
+        Ok(Row(out))
     }
 }
 
@@ -1260,22 +1303,31 @@ fn window_aggregate<'s>(
 /// Appends `v` as Flink's CSV format writes it: text-like values (strings, timestamps, dates,
 /// intervals) between double quotes when they hold a character below `-` (space, comma, quote,
 /// control characters: Jackson's rule), numbers and booleans as they are.
-fn csv_field(v: &Value, out: &mut String) {
-    if v.is_null() {
+fn csv_field(v: &Value, out: &mut Vec<u8>) {
+    let start = out.len();
+    crate::value::write_file_text(v, out);
+    let numeric = matches!(
+        v,
+        Value::Null
+            | Value::Bool(_)
+            | Value::Int(_)
+            | Value::BigInt(_)
+            | Value::Double(_)
+            | Value::Decimal(..)
+    );
+    if numeric || !out[start..].iter().any(|b| *b < b'-') {
         return;
     }
-    let text = crate::value::file_text(v);
-    let quoted = !matches!(
-        v,
-        Value::Bool(_) | Value::Int(_) | Value::BigInt(_) | Value::Double(_) | Value::Decimal(..)
-    ) && text.chars().any(|c| c < '-');
-    if quoted {
-        out.push('"');
-        out.push_str(&text.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(&text);
+    // Quoted, with each quote doubled: the text moves into place behind the opening quote.
+    let text = out.split_off(start);
+    out.push(b'"');
+    for &b in &text {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
     }
+    out.push(b'"');
 }
 
 fn json_value(v: &Value) -> serde_json::Value {
@@ -1294,34 +1346,32 @@ fn json_value(v: &Value) -> serde_json::Value {
     }
 }
 
-/// One line of an append-only file table `table` for `row`: CSV fields in column order, or a
-/// JSON object of the columns.
-fn line(table: &Table, row: &Row) -> String {
+/// Appends the line of an append-only file table `table` for `row`: CSV fields in column order,
+/// or a JSON object of the columns.
+fn write_line(table: &Table, row: &Row, out: &mut Vec<u8>) {
     match &table.connector {
         Connector::Filesystem {
             format: FileFormat::Json,
             ..
-        } => json_object(table, row).to_string(),
+        } => out.extend_from_slice(json_object(table, row).to_string().as_bytes()),
         connector => {
             let null = match connector {
                 Connector::Filesystem {
                     null_literal: Some(null),
                     ..
-                } => null.as_str(),
-                _ => "",
+                } => null.as_bytes(),
+                _ => b"",
             };
-            let mut out = String::new();
             for (i, v) in row.0.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 if v.is_null() {
-                    out.push_str(null);
+                    out.extend_from_slice(null);
                 } else {
-                    csv_field(v, &mut out);
+                    csv_field(v, out);
                 }
             }
-            out
         }
     }
 }
@@ -1383,9 +1433,10 @@ pub(crate) fn build_sink(env: &mut Env<'_>, sink: &Sink) {
             }
         };
         let t = table.expect("a file table");
-        rows.map(move |r| line(&t, &r))
-            .name(name)
-            .write_text(Location::from(path.as_str()));
+        rows.write_lines(Location::from(path.as_str()), move |out, r| {
+            write_line(&t, r, out);
+            Ok(())
+        });
         return;
     }
     let changes: DataStream<'_, Change<Row>> = match built {
@@ -1432,15 +1483,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn projections_move_columns_read_once_and_evaluate_the_rest() {
+        use crate::expr::ArithOp;
+        let typed = |scalar: Scalar| Typed {
+            scalar,
+            ty: DataType::BigInt,
+            text: String::new(),
+            pos: Default::default(),
+        };
+        let col = |c| Box::new(Scalar::Col(c));
+        // c1; c0 + c2; c2; c3; c3: c1 moves, c0 and c2 are read elsewhere, c3 twice.
+        let p = Projector::new(vec![
+            typed(Scalar::Col(1)),
+            typed(Scalar::Arith(
+                ArithOp::Add,
+                col(0),
+                col(2),
+                DataType::BigInt,
+            )),
+            typed(Scalar::Col(2)),
+            typed(Scalar::Col(3)),
+            typed(Scalar::Col(3)),
+        ]);
+        assert_eq!(p.moved, vec![Some(1), None, None, None, None]);
+        let row = Row(vec![
+            Value::BigInt(1),
+            Value::str("b"),
+            Value::BigInt(3),
+            Value::str("d"),
+        ]);
+        let out = p.project(row).unwrap();
+        assert_eq!(
+            out.0,
+            vec![
+                Value::str("b"),
+                Value::BigInt(4),
+                Value::BigInt(3),
+                Value::str("d"),
+                Value::str("d")
+            ]
+        );
+    }
+
+    #[test]
     fn csv_fields_follow_quotes() {
         assert_eq!(
             csv_fields("a,\"b,c\",,\"d\"\"e\"").unwrap(),
             ["a", "b,c", "", "d\"e"]
         );
         assert!(csv_fields("\"open").is_err());
-        let mut out = String::new();
+        let mut out = Vec::new();
         csv_field(&Value::str("x,\"y\""), &mut out);
-        assert_eq!(out, "\"x,\"\"y\"\"\"");
+        assert_eq!(out, b"\"x,\"\"y\"\"\"");
     }
 
     #[test]

@@ -2204,7 +2204,7 @@ fn uses_columns_below(s: &Scalar, below: usize) -> bool {
     found
 }
 
-fn visit_columns(s: &Scalar, f: &mut dyn FnMut(usize)) {
+pub(crate) fn visit_columns(s: &Scalar, f: &mut dyn FnMut(usize)) {
     match s {
         Scalar::Col(c) => f(*c),
         Scalar::Lit(_) => {}

@@ -339,24 +339,76 @@ impl fmt::Display for Printed<'_> {
 /// assert_eq!(file_text(&Value::Bool(true)), "true");
 /// ```
 pub fn file_text(v: &Value) -> String {
+    let mut out = Vec::new();
+    write_file_text(v, &mut out);
+    String::from_utf8(out).expect("values are written as UTF-8")
+}
+
+/// Appends [`file_text`] of `v` to `out`, without making a string for the common types
+/// (integers, strings, timestamps): what file sinks call per value.
+///
+/// ```
+/// use tidal_sql::{Value, write_file_text};
+/// let mut out = b"at ".to_vec();
+/// write_file_text(&Value::Timestamp(1_709_280_000_000), &mut out);
+/// assert_eq!(out, b"at 2024-03-01 08:00:00");
+/// ```
+pub fn write_file_text(v: &Value, out: &mut Vec<u8>) {
+    use std::io::Write;
     match v {
-        Value::Null => String::new(),
-        Value::Bool(b) => b.to_string(),
-        Value::Decimal(..) | Value::Interval(_) => Printed(v).to_string(),
+        Value::Null => {}
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::BigInt(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::Str(s) => out.extend_from_slice(s.as_bytes()),
+        Value::Decimal(..) | Value::Interval(_) => {
+            write!(out, "{}", Printed(v)).expect("writing to a Vec");
+        }
         Value::Timestamp(ms) | Value::TimestampLtz(ms) => {
-            let (date, h, m, s, milli) = split_millis(*ms);
-            let mut out = format!("{date} {h:02}:{m:02}:{s:02}");
+            let days = ms.div_euclid(86_400_000);
+            let in_day = ms.rem_euclid(86_400_000);
+            let (y, m, d) = civil_from_days(days);
+            if (0..=9999).contains(&y) {
+                let y = y as u32;
+                push_digits(out, y / 100, 2);
+                push_digits(out, y % 100, 2);
+            } else {
+                write!(out, "{y:04}").expect("writing to a Vec");
+            }
+            out.push(b'-');
+            push_digits(out, m, 2);
+            out.push(b'-');
+            push_digits(out, d, 2);
+            out.push(b' ');
+            let in_day = in_day as u32;
+            push_digits(out, in_day / 3_600_000, 2);
+            out.push(b':');
+            push_digits(out, in_day / 60_000 % 60, 2);
+            out.push(b':');
+            push_digits(out, in_day / 1000 % 60, 2);
+            let milli = in_day % 1000;
             if milli > 0 {
-                let frac = format!("{milli:03}");
-                out.push('.');
-                out.push_str(frac.trim_end_matches('0'));
+                // The fraction without its trailing zeros.
+                out.push(b'.');
+                let (digits, width) = match milli {
+                    m if m % 100 == 0 => (m / 100, 1),
+                    m if m % 10 == 0 => (m / 10, 2),
+                    m => (m, 3),
+                };
+                push_digits(out, digits, width);
             }
             if matches!(v, Value::TimestampLtz(_)) {
-                out.push('Z');
+                out.push(b'Z');
             }
-            out
         }
-        other => other.to_string(),
+        other => write!(out, "{other}").expect("writing to a Vec"),
+    }
+}
+
+/// Appends `n` as exactly `width` decimal digits (zeros first); `n` has at most that many.
+fn push_digits(out: &mut Vec<u8>, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        out.push(b'0' + (n / 10u32.pow(i) % 10) as u8);
     }
 }
 
@@ -653,6 +705,41 @@ impl fmt::Display for Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Timestamps in files as the SQL form with the fraction's trailing zeros dropped, for
+    /// instants before 1970, in every part of the day, and in years past 9999.
+    #[test]
+    fn file_timestamps_are_written_in_sql_form() {
+        for ms in [
+            0,
+            1,
+            10,
+            100,
+            999,
+            1_709_280_000_070,
+            1_709_280_000_500,
+            -1,
+            -86_400_000,
+            86_399_999,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -62_135_596_800_000,
+        ] {
+            let (date, h, m, s, milli) = split_millis(ms);
+            let mut want = format!("{date} {h:02}:{m:02}:{s:02}");
+            if milli > 0 {
+                want.push_str(format!(".{milli:03}").trim_end_matches('0'));
+            }
+            assert_eq!(file_text(&Value::Timestamp(ms)), want, "{ms}");
+            assert_eq!(
+                file_text(&Value::TimestampLtz(ms)),
+                format!("{want}Z"),
+                "{ms}"
+            );
+        }
+        assert_eq!(file_text(&Value::BigInt(-42)), "-42");
+        assert_eq!(file_text(&Value::Int(i32::MIN)), i32::MIN.to_string());
+    }
 
     #[test]
     fn printed_and_file_text_follow_flink() {

@@ -55,6 +55,33 @@ pub trait Sinks<'s, T> {
     where
         T: Display;
 
+    /// Writes every record as a line of text that `encode` appends to the part's buffer (the
+    /// sink ends the line) into part files `part-RUN-WWWWW-SSSSSS.txt` in `dir` (see
+    /// [`write_text`](Sinks::write_text)): for lines that depend on more than the record (a
+    /// table's column types, say), or are written without making a string per record. An error
+    /// from `encode` fails the job with its message.
+    ///
+    /// ```
+    /// use tidal_connectors::prelude::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let out = dir.path().to_path_buf();
+    /// tidal_engine::Job::local(1)
+    ///     .run(move |env| {
+    ///         env.from_iter(vec![(1u8, 2u8)]).write_lines(&out, |buf, (a, b)| {
+    ///             buf.extend_from_slice(format!("{a}+{b}").as_bytes());
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .unwrap();
+    /// let part = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    /// assert_eq!(std::fs::read_to_string(part).unwrap(), "1+2\n");
+    /// ```
+    fn write_lines(
+        self,
+        dir: impl Into<Location>,
+        encode: impl FnMut(&mut Vec<u8>, &T) -> Result<(), String> + 'static,
+    );
+
     /// Writes every record as a CSV line (serde) into part files `part-RUN-WWWWW-SSSSSS.csv` in
     /// `dir` (see [`write_text`](Sinks::write_text)). Structs get a header line in each part;
     /// tuples and plain values do not.
@@ -138,6 +165,18 @@ impl<'s, T: 'static> Sinks<'s, T> for DataStream<'s, T> {
     {
         part_file_sink(self, dir.into(), "txt", |buf, r: &T| {
             writeln!(buf, "{r}").map_err(|e| e.to_string())
+        });
+    }
+
+    fn write_lines(
+        self,
+        dir: impl Into<Location>,
+        mut encode: impl FnMut(&mut Vec<u8>, &T) -> Result<(), String> + 'static,
+    ) {
+        part_file_sink(self, dir.into(), "txt", move |buf, r: &T| {
+            encode(buf, r)?;
+            buf.push(b'\n');
+            Ok(())
         });
     }
 
