@@ -244,46 +244,55 @@ fn mix(row: u64, column: u64) -> u64 {
 
 /// The row of Nexmark table `kind` an event makes (`None`: an event of another table), with
 /// the table's computed columns.
+///
+/// A string column that nothing reads (`needed`, when given, is false for it) is left NULL: no
+/// string is made or shared for it.
 fn nexmark_row(
     table: &Table,
     kind: NexmarkKind,
     e: Event,
     strings: &mut Interned,
+    needed: Option<&[bool]>,
 ) -> Option<Result<Row, String>> {
     let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
-    let s = |v: &str| Value::str(v);
-    let empty = || Value::str("");
+    let read = |c: usize| needed.is_none_or(|n| n.get(c) == Some(&true));
+    let s = |c: usize, v: &str| if read(c) { Value::str(v) } else { Value::Null };
+    let empty = |c: usize| s(c, "");
     let values = match (kind, e) {
         (NexmarkKind::Bid, Event::Bid(x)) => vec![
             b(x.auction),
             b(x.bidder),
             b(x.price),
-            strings.get(&x.channel),
-            empty(),
+            if read(3) {
+                strings.get(&x.channel)
+            } else {
+                Value::Null
+            },
+            empty(4),
             t(x.date_time),
-            empty(),
+            empty(6),
         ],
         (NexmarkKind::Auction, Event::Auction(x)) => vec![
             b(x.id),
-            s(&x.item_name),
-            empty(),
+            s(1, &x.item_name),
+            empty(2),
             b(x.initial_bid),
             b(x.reserve),
             t(x.date_time),
             t(x.expires),
             b(x.seller),
             b(x.category),
-            empty(),
+            empty(9),
         ],
         (NexmarkKind::Person, Event::Person(x)) => vec![
             b(x.id),
-            s(&x.name),
-            s(&x.email_address),
-            s(&x.credit_card),
-            s(&x.city),
-            s(&x.state),
+            s(1, &x.name),
+            s(2, &x.email_address),
+            s(3, &x.credit_card),
+            s(4, &x.city),
+            s(5, &x.state),
             t(x.date_time),
-            empty(),
+            empty(7),
         ],
         _ => return None,
     };
@@ -472,6 +481,13 @@ pub(crate) fn build<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Row> {
 
 /// Builds `plan` on this worker.
 pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
+    build_reading(env, plan, None)
+}
+
+/// Builds `plan` on this worker; `needed`, when given, marks the columns of its rows that the
+/// plan above reads (through projections and filters down to a scan), so that a scan can leave
+/// the others NULL where that saves work.
+fn build_reading<'s>(env: &mut Env<'s>, plan: &Plan, needed: Option<Vec<bool>>) -> Built<'s> {
     match plan {
         Plan::Scan { table } => {
             let strategy = |c: usize, delay: i64| {
@@ -552,8 +568,10 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
                     let ctx = Rc::clone(events.context());
                     let (t, kind) = (std::sync::Arc::clone(table), spec.kind);
                     let mut strings = Interned::default();
+                    // Computed columns may read any physical column: nothing is left out then.
+                    let needed = needed.filter(|_| table.computed.is_empty());
                     events.flat_map(move |e: Event| {
-                        let row = nexmark_row(&t, kind, e, &mut strings)?;
+                        let row = nexmark_row(&t, kind, e, &mut strings, needed.as_deref())?;
                         match row {
                             Ok(row) => Some(row),
                             Err(m) => {
@@ -568,7 +586,11 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
             Built::Append(stream.name(format!("table {}", table.name)))
         }
         Plan::Filter { input, cond } => {
-            let built = build_any(env, input);
+            let needed = needed.map(|mut n| {
+                mark_read(&cond.scalar, &mut n);
+                n
+            });
+            let built = build_reading(env, input, needed);
             let (cond, text) = (cond.scalar.clone(), cond.text.clone());
             let name = format!("filter {}", plan_text(plan));
             match built {
@@ -589,7 +611,11 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
         Plan::Project { input, exprs } => {
             let projector = Projector::new(exprs.iter().map(|(_, e)| e.clone()).collect());
             let name = format!("project {}", plan_text(plan));
-            match build_any(env, input) {
+            let mut read = Vec::new();
+            for e in &projector.exprs {
+                mark_read(&e.scalar, &mut read);
+            }
+            match build_reading(env, input, Some(read)) {
                 Built::Append(stream) => {
                     let ctx = Rc::clone(stream.context());
                     Built::Append(
@@ -759,6 +785,16 @@ fn holds(cond: &crate::expr::Scalar, row: &[Value], ctx: &Rc<WorkerContext>, tex
             false
         }
     }
+}
+
+/// Marks in `read` the columns `s` reads (growing it as needed).
+fn mark_read(s: &Scalar, read: &mut Vec<bool>) {
+    crate::plan::visit_columns(s, &mut |c| {
+        if read.len() <= c {
+            read.resize(c + 1, false);
+        }
+        read[c] = true;
+    });
 }
 
 /// A projection's way from an input row to its output row: an output column that is an input
@@ -1535,6 +1571,50 @@ mod tests {
         let mut out = Vec::new();
         csv_field(&Value::str("x,\"y\""), &mut out);
         assert_eq!(out, b"\"x,\"\"y\"\"\"");
+    }
+
+    #[test]
+    fn nexmark_rows_leave_the_string_columns_nothing_reads_null() {
+        let script = crate::Script::parse(
+            "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR,
+               url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR)
+             WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '100');
+             SELECT auction, channel FROM bid;",
+        )
+        .unwrap();
+        let Plan::Project { input, .. } = &script.program.sinks[0].plan else {
+            panic!()
+        };
+        let Plan::Scan { table } = input.as_ref() else {
+            panic!()
+        };
+        let config = NexmarkConfig::default();
+        let bid = (0..100)
+            .map(|n| config.event(n))
+            .find(|e| matches!(e, Event::Bid(_)))
+            .unwrap();
+        let mut strings = Interned::default();
+        let row = |needed: Option<&[bool]>, strings: &mut Interned| {
+            nexmark_row(table, NexmarkKind::Bid, bid.clone(), strings, needed)
+                .unwrap()
+                .unwrap()
+        };
+        let all = row(None, &mut strings);
+        assert!(
+            matches!(&all.0[3], Value::Str(c) if !c.is_empty()),
+            "{all:?}"
+        );
+        assert_eq!(all.0[4], Value::str(""));
+        // Auction and channel read: the other strings are NULL, the rest as before.
+        let some = row(Some(&[true, false, false, true]), &mut strings);
+        assert_eq!(some.0[..4], all.0[..4]);
+        assert_eq!(some.0[4], Value::Null);
+        assert_eq!(some.0[5], all.0[5]);
+        assert_eq!(some.0[6], Value::Null);
+        // Nothing read: no string at all.
+        let none = row(Some(&[]), &mut strings);
+        assert_eq!(none.0[3], Value::Null);
+        assert_eq!(none.0[0], all.0[0]);
     }
 
     #[test]

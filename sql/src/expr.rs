@@ -971,14 +971,14 @@ impl Scalar {
             Scalar::Col(i) => row[*i].clone(),
             Scalar::Lit(v) => v.clone(),
             Scalar::Arith(op, l, r, ty) => {
-                let (l, r) = (l.eval(row)?, r.eval(row)?);
+                let (l, r) = (l.operand(row)?, r.operand(row)?);
                 if l.is_null() || r.is_null() {
                     return Ok(Value::Null);
                 }
                 arith(*op, &l, &r, *ty)?
             }
             Scalar::Cmp(op, l, r) => {
-                let (l, r) = (l.eval(row)?, r.eval(row)?);
+                let (l, r) = (l.operand(row)?, r.operand(row)?);
                 if l.is_null() || r.is_null() {
                     return Ok(Value::Null);
                 }
@@ -1065,6 +1065,18 @@ impl Scalar {
                 }
                 call_value(*f, vals)?
             }
+        })
+    }
+
+    /// The value of `self` on `row`, borrowed where it lies for a column or a constant (an
+    /// operand that is only read need not be copied).
+    #[inline]
+    fn operand<'a>(&'a self, row: &'a [Value]) -> Eval<std::borrow::Cow<'a, Value>> {
+        use std::borrow::Cow;
+        Ok(match self {
+            Scalar::Col(i) => Cow::Borrowed(&row[*i]),
+            Scalar::Lit(v) => Cow::Borrowed(v),
+            other => Cow::Owned(other.eval(row)?),
         })
     }
 

@@ -198,6 +198,8 @@ impl Ord for Value {
     fn cmp(&self, other: &Self) -> Ordering {
         use Value::*;
         match (self, other) {
+            (BigInt(a), BigInt(b)) => a.cmp(b),
+            (Int(a), Int(b)) => a.cmp(b),
             (Null, Null) => Ordering::Equal,
             (Bool(a), Bool(b)) => a.cmp(b),
             (Str(a), Str(b)) => a.cmp(b),
