@@ -363,9 +363,11 @@ pub fn write_file_text(v: &Value, out: &mut Vec<u8>) {
         Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::BigInt(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::Str(s) => out.extend_from_slice(s.as_bytes()),
-        Value::Decimal(..) | Value::Interval(_) => {
+        Value::Decimal(d, scale) if !write_plain_decimal(*d, *scale, out) => {
             write!(out, "{}", Printed(v)).expect("writing to a Vec");
         }
+        Value::Decimal(..) => {}
+        Value::Interval(_) => write!(out, "{}", Printed(v)).expect("writing to a Vec"),
         Value::Timestamp(ms) | Value::TimestampLtz(ms) => {
             let days = ms.div_euclid(86_400_000);
             let in_day = ms.rem_euclid(86_400_000);
@@ -405,6 +407,38 @@ pub fn write_file_text(v: &Value, out: &mut Vec<u8>) {
         }
         other => write!(out, "{other}").expect("writing to a Vec"),
     }
+}
+
+/// Appends the decimal `v` / 10^`scale` in plain notation, as `BigDecimal.toString` writes it
+/// unless its adjusted exponent is below -6; `false` (nothing written) in that case.
+fn write_plain_decimal(v: i128, scale: u8, out: &mut Vec<u8>) -> bool {
+    let mut buffer = itoa::Buffer::new();
+    // Through u64 when it fits: 128-bit division by ten is far slower.
+    let digits = match u64::try_from(v.unsigned_abs()) {
+        Ok(small) => buffer.format(small),
+        Err(_) => buffer.format(v.unsigned_abs()),
+    }
+    .as_bytes();
+    let scale = usize::from(scale);
+    if scale > 0 && (digits.len() as i64 - 1 - scale as i64) < -6 {
+        return false;
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    if scale == 0 {
+        out.extend_from_slice(digits);
+    } else if digits.len() <= scale {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + scale - digits.len(), b'0');
+        out.extend_from_slice(digits);
+    } else {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        out.extend_from_slice(int);
+        out.push(b'.');
+        out.extend_from_slice(frac);
+    }
+    true
 }
 
 /// Appends `n` as exactly `width` decimal digits (zeros first); `n` has at most that many.
@@ -740,6 +774,25 @@ mod tests {
             );
         }
         assert_eq!(file_text(&Value::BigInt(-42)), "-42");
+        // Decimals as Printed writes them, plain or (tiny ones) in E notation.
+        for (v, scale) in [
+            (0, 0),
+            (0, 3),
+            (5, 3),
+            (-5, 3),
+            (123_456, 3),
+            (-123_456, 0),
+            (1, 7),
+            (1, 8),
+            (-123, 10),
+            (i128::MAX, 38),
+            (i128::MIN + 1, 2),
+        ] {
+            let d = Value::Decimal(v, scale);
+            assert_eq!(file_text(&d), Printed(&d).to_string(), "{v} {scale}");
+        }
+        assert_eq!(file_text(&Value::Decimal(-5, 3)), "-0.005");
+        assert_eq!(file_text(&Value::Decimal(1, 8)), "1E-8");
         assert_eq!(file_text(&Value::Int(i32::MIN)), i32::MIN.to_string());
     }
 
