@@ -242,6 +242,65 @@ fn mix(row: u64, column: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Appends the physical columns of the row of Nexmark table `kind` that `e` makes to `into`;
+/// `false` (nothing appended) for an event of another table. `needed` as for [`nexmark_row`].
+fn nexmark_values(
+    kind: NexmarkKind,
+    e: Event,
+    strings: &mut Interned,
+    needed: Option<&[bool]>,
+    into: &mut Vec<Value>,
+) -> bool {
+    let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
+    let read = |c: usize| needed.is_none_or(|n| n.get(c) == Some(&true));
+    let s = |c: usize, v: &str| if read(c) { Value::str(v) } else { Value::Null };
+    let empty = |c: usize| s(c, "");
+    // Pushed one by one, each written where it goes (an array extended at once is built first
+    // and then copied).
+    match (kind, e) {
+        (NexmarkKind::Bid, Event::Bid(x)) => {
+            into.reserve(7);
+            into.push(b(x.auction));
+            into.push(b(x.bidder));
+            into.push(b(x.price));
+            into.push(if read(3) {
+                strings.get(&x.channel)
+            } else {
+                Value::Null
+            });
+            into.push(empty(4));
+            into.push(t(x.date_time));
+            into.push(empty(6));
+        }
+        (NexmarkKind::Auction, Event::Auction(x)) => {
+            into.reserve(10);
+            into.push(b(x.id));
+            into.push(s(1, &x.item_name));
+            into.push(empty(2));
+            into.push(b(x.initial_bid));
+            into.push(b(x.reserve));
+            into.push(t(x.date_time));
+            into.push(t(x.expires));
+            into.push(b(x.seller));
+            into.push(b(x.category));
+            into.push(empty(9));
+        }
+        (NexmarkKind::Person, Event::Person(x)) => {
+            into.reserve(8);
+            into.push(b(x.id));
+            into.push(s(1, &x.name));
+            into.push(s(2, &x.email_address));
+            into.push(s(3, &x.credit_card));
+            into.push(s(4, &x.city));
+            into.push(s(5, &x.state));
+            into.push(t(x.date_time));
+            into.push(empty(7));
+        }
+        _ => return false,
+    }
+    true
+}
+
 /// The row of Nexmark table `kind` an event makes (`None`: an event of another table), with
 /// the table's computed columns.
 ///
@@ -254,48 +313,10 @@ fn nexmark_row(
     strings: &mut Interned,
     needed: Option<&[bool]>,
 ) -> Option<Result<Row, String>> {
-    let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
-    let read = |c: usize| needed.is_none_or(|n| n.get(c) == Some(&true));
-    let s = |c: usize, v: &str| if read(c) { Value::str(v) } else { Value::Null };
-    let empty = |c: usize| s(c, "");
-    let values = match (kind, e) {
-        (NexmarkKind::Bid, Event::Bid(x)) => vec![
-            b(x.auction),
-            b(x.bidder),
-            b(x.price),
-            if read(3) {
-                strings.get(&x.channel)
-            } else {
-                Value::Null
-            },
-            empty(4),
-            t(x.date_time),
-            empty(6),
-        ],
-        (NexmarkKind::Auction, Event::Auction(x)) => vec![
-            b(x.id),
-            s(1, &x.item_name),
-            empty(2),
-            b(x.initial_bid),
-            b(x.reserve),
-            t(x.date_time),
-            t(x.expires),
-            b(x.seller),
-            b(x.category),
-            empty(9),
-        ],
-        (NexmarkKind::Person, Event::Person(x)) => vec![
-            b(x.id),
-            s(1, &x.name),
-            s(2, &x.email_address),
-            s(3, &x.credit_card),
-            s(4, &x.city),
-            s(5, &x.state),
-            t(x.date_time),
-            empty(7),
-        ],
-        _ => return None,
-    };
+    let mut values = Vec::new();
+    if !nexmark_values(kind, e, strings, needed, &mut values) {
+        return None;
+    }
     if table.computed.is_empty() {
         // The physical columns are the whole row, in order.
         return Some(Ok(Row(values)));
@@ -481,13 +502,19 @@ pub(crate) fn build<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Row> {
 
 /// Builds `plan` on this worker.
 pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
-    build_reading(env, plan, None)
+    build_reading(env, plan, None, None)
 }
 
 /// Builds `plan` on this worker; `needed`, when given, marks the columns of its rows that the
 /// plan above reads (through projections and filters down to a scan), so that a scan can leave
-/// the others NULL where that saves work.
-fn build_reading<'s>(env: &mut Env<'s>, plan: &Plan, needed: Option<Vec<bool>>) -> Built<'s> {
+/// the others NULL where that saves work. `filter`: a condition of the filter right above a
+/// Nexmark scan, tested by the scan itself (see the `Plan::Filter` arm).
+fn build_reading<'s>(
+    env: &mut Env<'s>,
+    plan: &Plan,
+    needed: Option<Vec<bool>>,
+    filter: Option<&Typed>,
+) -> Built<'s> {
     match plan {
         Plan::Scan { table } => {
             let strategy = |c: usize, delay: i64| {
@@ -570,7 +597,25 @@ fn build_reading<'s>(env: &mut Env<'s>, plan: &Plan, needed: Option<Vec<bool>>) 
                     let mut strings = Interned::default();
                     // Computed columns may read any physical column: nothing is left out then.
                     let needed = needed.filter(|_| table.computed.is_empty());
+                    let filter = filter.map(|c| (c.scalar.clone(), c.text.clone()));
+                    let mut scratch = Vec::new();
                     events.flat_map(move |e: Event| {
+                        if let Some((cond, text)) = &filter {
+                            // A row that fails the condition is made in place and dropped
+                            // there; only a row that passes takes the allocation with it.
+                            scratch.clear();
+                            if !nexmark_values(
+                                kind,
+                                e,
+                                &mut strings,
+                                needed.as_deref(),
+                                &mut scratch,
+                            ) {
+                                return None;
+                            }
+                            return holds(cond, &scratch, &ctx, text)
+                                .then(|| Row(std::mem::take(&mut scratch)));
+                        }
                         let row = nexmark_row(&t, kind, e, &mut strings, needed.as_deref())?;
                         match row {
                             Ok(row) => Some(row),
@@ -590,7 +635,15 @@ fn build_reading<'s>(env: &mut Env<'s>, plan: &Plan, needed: Option<Vec<bool>>) 
                 mark_read(&cond.scalar, &mut n);
                 n
             });
-            let built = build_reading(env, input, needed);
+            if let Plan::Scan { table } = input.as_ref()
+                && matches!(table.connector, Connector::Nexmark(_))
+                && table.computed.is_empty()
+            {
+                // Tested in the scan, on rows made in place (most rows fail a selective
+                // condition: none of them is allocated or handed on).
+                return build_reading(env, input, needed, Some(cond));
+            }
+            let built = build_reading(env, input, needed, None);
             let (cond, text) = (cond.scalar.clone(), cond.text.clone());
             let name = format!("filter {}", plan_text(plan));
             match built {
@@ -615,7 +668,7 @@ fn build_reading<'s>(env: &mut Env<'s>, plan: &Plan, needed: Option<Vec<bool>>) 
             for e in &projector.exprs {
                 mark_read(&e.scalar, &mut read);
             }
-            match build_reading(env, input, Some(read)) {
+            match build_reading(env, input, Some(read), None) {
                 Built::Append(stream) => {
                     let ctx = Rc::clone(stream.context());
                     Built::Append(
