@@ -853,7 +853,6 @@ fn mark_read(s: &Scalar, read: &mut Vec<bool>) {
 /// A projection's way from an input row to its output row: an output column that is an input
 /// column read by nothing else in the projection is moved out of the input row (no copy, no
 /// reference count touched); the others are evaluated.
-#[derive(Clone)]
 struct Projector {
     exprs: Vec<Typed>,
     /// For each output column, the input column moved into it.
@@ -1442,7 +1441,8 @@ fn write_line(table: &Table, row: &Row, out: &mut Vec<u8>) {
         Connector::Filesystem {
             format: FileFormat::Json,
             ..
-        } => out.extend_from_slice(json_object(table, row).to_string().as_bytes()),
+        } => serde_json::to_writer(&mut *out, &json_object(table, row))
+            .expect("a JSON value writes into a Vec"),
         connector => {
             let null = match connector {
                 Connector::Filesystem {

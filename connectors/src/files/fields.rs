@@ -349,14 +349,14 @@ struct Field<'a> {
 impl<'a> Field<'a> {
     /// The field's bytes.
     #[inline(always)]
-    fn bytes(&self) -> Result<&'a [u8]> {
-        Ok(&self.line[self.start..self.end])
+    fn bytes(&self) -> &'a [u8] {
+        &self.line[self.start..self.end]
     }
     fn is_empty(&self) -> bool {
         self.start == self.end
     }
     fn text(&self) -> Result<&'a str> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| Unhandled)
+        std::str::from_utf8(self.bytes()).map_err(|_| Unhandled)
     }
     /// The field's digits as a number, after `skip` bytes (a sign) and an optional `+`.
     #[inline(always)]
@@ -373,7 +373,7 @@ impl<'a> Field<'a> {
     }
     #[inline(always)]
     fn signed(&self) -> Result<i64> {
-        let field = self.bytes()?;
+        let field = self.bytes();
         if field.first() == Some(&b'-') {
             if field.get(1) == Some(&b'+') {
                 return Err(Unhandled);
@@ -409,7 +409,7 @@ impl<'de> de::Deserializer<'de> for Field<'_> {
         deserialize_i64 visit_i64 i64, signed;
     }
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        match self.bytes()? {
+        match self.bytes() {
             b"true" => visitor.visit_bool(true),
             b"false" => visitor.visit_bool(false),
             _ => Err(Unhandled),
@@ -435,10 +435,10 @@ impl<'de> de::Deserializer<'de> for Field<'_> {
         visitor.visit_str(self.text()?)
     }
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_bytes(self.bytes()?)
+        visitor.visit_bytes(self.bytes())
     }
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_bytes(self.bytes()?)
+        visitor.visit_bytes(self.bytes())
     }
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         if self.is_empty() {
@@ -473,7 +473,6 @@ impl<'de> de::Deserializer<'de> for Field<'_> {
         visitor.visit_str(self.text()?)
     }
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.bytes()?;
         visitor.visit_unit()
     }
     // Inferred types, nested sequences and maps in a field: left to the csv crate.
