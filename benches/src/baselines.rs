@@ -206,12 +206,14 @@ pub fn bid_windows(input: &Path, workers: usize, out: Out) {
                 let mut cap = Some(cap);
                 let mut max_seen = i64::MIN;
                 let mut line = Vec::new();
+                let mut batches: Vec<(i64, Vec<(u64, u64)>)> = Vec::new();
                 move |output| {
                     let Some(c) = cap.as_mut() else {
                         return;
                     };
-                    // A batch of lines; consecutive bids mostly share a window, sent together.
-                    let mut current: Option<(i64, Vec<(u64, u64)>)> = None;
+                    // A batch of lines, sent as one container per window: bids up to 2 s late
+                    // alternate between two windows after each boundary, and a container per
+                    // run of one window would cross the exchange in many small pieces.
                     let mut ended = false;
                     for _ in 0..8192 {
                         line.clear();
@@ -222,17 +224,12 @@ pub fn bid_windows(input: &Path, workers: usize, out: Out) {
                         let (auction, price, time) = parse_bid(&line);
                         max_seen = max_seen.max(time);
                         let end = time - time.rem_euclid(WINDOW) + WINDOW;
-                        match &mut current {
-                            Some((e, batch)) if *e == end => batch.push((auction, price)),
-                            _ => {
-                                if let Some((e, mut batch)) = current.take() {
-                                    output.session(&c.delayed(&e)).give_container(&mut batch);
-                                }
-                                current = Some((end, vec![(auction, price)]));
-                            }
+                        match batches.iter_mut().find(|(e, _)| *e == end) {
+                            Some((_, batch)) => batch.push((auction, price)),
+                            None => batches.push((end, vec![(auction, price)])),
                         }
                     }
-                    if let Some((e, mut batch)) = current.take() {
+                    for (e, mut batch) in batches.drain(..) {
                         output.session(&c.delayed(&e)).give_container(&mut batch);
                     }
                     if ended {
