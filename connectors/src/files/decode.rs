@@ -17,9 +17,12 @@ pub trait Decoder: 'static {
     fn decode(&mut self, line: &[u8]) -> Result<Option<Self::Item>, String>;
 }
 
+#[inline]
 pub(super) fn trim_line_break(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
+    match line {
+        [rest @ .., b'\r', b'\n'] | [rest @ .., b'\n' | b'\r'] => rest,
+        _ => line,
+    }
 }
 
 /// Lines as `String`s.
@@ -283,6 +286,23 @@ impl<T: DeserializeOwned + 'static> Decoder for CsvDecoder<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_break_is_trimmed_and_nothing_else() {
+        for (line, trimmed) in [
+            (&b"a\r\n"[..], &b"a"[..]),
+            (b"a\n", b"a"),
+            (b"a\r", b"a"),
+            (b"a\r\r\n", b"a\r"),
+            (b"a\n\n", b"a\n"),
+            (b"\n\r", b"\n"),
+            (b"\r\n", b""),
+            (b"", b""),
+            (b"a", b"a"),
+        ] {
+            assert_eq!(trim_line_break(line), trimmed, "{line:?}");
+        }
+    }
 
     #[test]
     fn quoted_lines_take_the_full_parser_and_plain_ones_the_fast_path_with_the_same_values() {

@@ -46,6 +46,9 @@ pub(crate) struct Record<'a> {
     read: usize,
     /// Whether the last field has been read.
     ended: bool,
+    /// The delimiters not yet passed in word `word` of `delimiters`.
+    bits: u64,
+    word: usize,
 }
 
 impl<'a> Record<'a> {
@@ -63,6 +66,8 @@ impl<'a> Record<'a> {
         }
         Some(Record {
             line,
+            bits: masks.first().copied().unwrap_or(0),
+            word: 0,
             delimiters: masks,
             headers,
             pos: 0,
@@ -77,21 +82,19 @@ impl<'a> Record<'a> {
         self.headers
             .is_none_or(|h| self.ended && self.read == h.len())
     }
-    /// Where the field starting at `from` ends: the next delimiter, or the end of the line.
+    /// Where the next field ends: the next delimiter not yet passed, or the end of the line.
+    /// Fields are read in order, so the delimiters are taken one by one, lowest bit first.
     #[inline(always)]
-    fn field_end(&self, from: usize) -> usize {
-        let mut word = from / 64;
-        let mut bits = match self.delimiters.get(word) {
-            Some(m) => m >> (from % 64) << (from % 64),
-            None => return self.line.len(),
-        };
+    fn next_delimiter(&mut self) -> usize {
         loop {
-            if bits != 0 {
-                return word * 64 + bits.trailing_zeros() as usize;
+            if self.bits != 0 {
+                let at = self.word * 64 + self.bits.trailing_zeros() as usize;
+                self.bits &= self.bits - 1;
+                return at;
             }
-            word += 1;
-            match self.delimiters.get(word) {
-                Some(m) => bits = *m,
+            self.word += 1;
+            match self.delimiters.get(self.word) {
+                Some(m) => self.bits = *m,
                 None => return self.line.len(),
             }
         }
@@ -102,7 +105,7 @@ impl<'a> Record<'a> {
         if self.ended {
             return Ok(None);
         }
-        let end = self.field_end(self.pos);
+        let end = self.next_delimiter();
         let value = seed.deserialize(Field {
             line: self.line,
             start: self.pos,
