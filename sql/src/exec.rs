@@ -852,11 +852,17 @@ fn mark_read(s: &Scalar, read: &mut Vec<bool>) {
 
 /// A projection's way from an input row to its output row: an output column that is an input
 /// column read by nothing else in the projection is moved out of the input row (no copy, no
-/// reference count touched); the others are evaluated.
+/// reference count touched); the others are evaluated. The output row is made in the input
+/// row's buffer (no allocation per row), and a projection of the input's first columns in
+/// order (the sink's own projection, often) only cuts the row short.
 struct Projector {
     exprs: Vec<Typed>,
     /// For each output column, the input column moved into it.
     moved: Vec<Option<usize>>,
+    /// Whether output column `i` is input column `i`, for every `i`.
+    prefix: bool,
+    /// The output values while they are made (the input row is read until the last one).
+    scratch: std::cell::RefCell<Vec<Value>>,
 }
 
 impl Projector {
@@ -865,14 +871,20 @@ impl Projector {
         for e in &exprs {
             crate::plan::visit_columns(&e.scalar, &mut |c| *reads.entry(c).or_default() += 1);
         }
-        let moved = exprs
+        let moved: Vec<Option<usize>> = exprs
             .iter()
             .map(|e| match e.scalar {
                 Scalar::Col(c) if reads[&c] == 1 => Some(c),
                 _ => None,
             })
             .collect();
-        Projector { exprs, moved }
+        let prefix = moved.iter().enumerate().all(|(i, m)| *m == Some(i));
+        Projector {
+            exprs,
+            moved,
+            prefix,
+            scratch: Default::default(),
+        }
     }
 
     /// The output row of `row` (an error fails the job: no row).
@@ -884,7 +896,12 @@ impl Projector {
 
     /// The output row of `row`, or the expression that failed and why.
     fn project(&self, mut row: Row) -> Result<Row, (&str, String)> {
-        let mut out = Vec::with_capacity(self.exprs.len());
+        if self.prefix && row.0.len() >= self.exprs.len() {
+            row.0.truncate(self.exprs.len());
+            return Ok(row);
+        }
+        let mut out = self.scratch.borrow_mut();
+        out.clear();
         for (e, moved) in self.exprs.iter().zip(&self.moved) {
             if moved.is_some() {
                 out.push(Value::Null);
@@ -898,7 +915,9 @@ impl Projector {
                 *slot = std::mem::take(&mut row.0[*c]);
             }
         }
-        Ok(Row(out))
+        row.0.clear();
+        row.0.append(&mut out);
+        Ok(row)
     }
 }
 
@@ -1406,16 +1425,22 @@ fn csv_field(v: &Value, out: &mut Vec<u8>) {
     if numeric || !out[start..].iter().any(|b| *b < b'-') {
         return;
     }
-    // Quoted, with each quote doubled: the text moves into place behind the opening quote.
-    let text = out.split_off(start);
-    out.push(b'"');
-    for &b in &text {
+    // Quoted, with each quote doubled, in place: the buffer grows by the quotes added, and the
+    // text moves back from its end (no allocation per field).
+    let quotes = out[start..].iter().filter(|b| **b == b'"').count();
+    let (end, grown) = (out.len(), out.len() + quotes + 2);
+    out.resize(grown, b'"');
+    let mut to = grown - 1; // the closing quote stays where `resize` put it
+    for from in (start..end).rev() {
+        let b = out[from];
+        to -= 1;
+        out[to] = b;
         if b == b'"' {
-            out.push(b'"');
+            to -= 1;
+            out[to] = b'"';
         }
-        out.push(b);
     }
-    out.push(b'"');
+    out[start] = b'"';
 }
 
 fn json_value(v: &Value) -> serde_json::Value {
@@ -1612,6 +1637,39 @@ mod tests {
                 Value::str("d")
             ]
         );
+        // Made again in the same scratch space, for a second row: nothing of the first stays.
+        let again = p
+            .project(Row(vec![
+                Value::BigInt(10),
+                Value::str("y"),
+                Value::BigInt(30),
+                Value::Null,
+            ]))
+            .unwrap();
+        assert_eq!(
+            again.0,
+            vec![
+                Value::str("y"),
+                Value::BigInt(40),
+                Value::BigInt(30),
+                Value::Null,
+                Value::Null
+            ]
+        );
+        // The first columns in order: the row cut short, the rest dropped.
+        let prefix = Projector::new(vec![typed(Scalar::Col(0)), typed(Scalar::Col(1))]);
+        assert!(prefix.prefix && !p.prefix);
+        let out = prefix
+            .project(Row(vec![Value::BigInt(1), Value::str("b"), Value::Null]))
+            .unwrap();
+        assert_eq!(out.0, vec![Value::BigInt(1), Value::str("b")]);
+        // Columns in another order are moved, not cut.
+        let swapped = Projector::new(vec![typed(Scalar::Col(1)), typed(Scalar::Col(0))]);
+        assert!(!swapped.prefix);
+        let out = swapped
+            .project(Row(vec![Value::BigInt(1), Value::str("b")]))
+            .unwrap();
+        assert_eq!(out.0, vec![Value::str("b"), Value::BigInt(1)]);
     }
 
     #[test]
@@ -1624,6 +1682,21 @@ mod tests {
         let mut out = Vec::new();
         csv_field(&Value::str("x,\"y\""), &mut out);
         assert_eq!(out, b"\"x,\"\"y\"\"\"");
+        // After other fields, with quotes first and last, and with none.
+        for (text, quoted) in [
+            ("\"a b\"", "\"\"\"a b\"\"\""),
+            ("\"", "\"\"\"\""),
+            ("a b", "\"a b\""),
+            ("ab", "ab"),
+        ] {
+            let mut out = b"1,".to_vec();
+            csv_field(&Value::str(text), &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("1,{quoted}"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
