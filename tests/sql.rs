@@ -653,8 +653,9 @@ fn printed_tables_fold_to(script: &Path, expected: &[(&str, &Vec<String>)]) {
 /// Updating queries: per auction the bids and highest price (HAVING more than 3 bids) printed as
 /// Flink's changelog (`+I`, `-U`/`+U`, `-D`; an append-only input's groups are emitted once per
 /// tick, so a short job may show only inserts), and a histogram of auctions by their number of
-/// bids — an aggregation over an updating aggregation, so its input retracts rows — written as
-/// Debezium JSON. Folded, each is the model's final
+/// bids, with every kind of aggregate of their highest prices (COUNT, SUM, AVG, MIN, MAX,
+/// DISTINCT, FILTER) — an aggregation over an updating aggregation, so its input retracts rows
+/// and repeats values (which the aggregates take with their counts) — written as Debezium JSON. Folded, each is the model's final
 /// table, and no change takes away a row that is not there, on every shape.
 #[test]
 fn updating_aggregations_give_changelogs_that_fold_to_the_model_on_every_shape() {
@@ -674,13 +675,34 @@ fn updating_aggregations_give_changelogs_that_fold_to_the_model_on_every_shape()
         .map(|(a, (n, max))| format!("{a}, {n}, {max}"))
         .collect();
     expected_counts.sort();
-    let mut histogram: BTreeMap<i64, i64> = BTreeMap::new();
-    for (n, _) in per_auction.values() {
-        *histogram.entry(*n).or_insert(0) += 1;
+    // Per number of bids, the auctions' highest prices.
+    let mut histogram: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (n, top) in per_auction.values() {
+        histogram.entry(*n).or_default().push(*top);
     }
     let mut expected_histogram: Vec<String> = histogram
         .iter()
-        .map(|(bids, auctions)| format!("{{\"auctions\":{auctions},\"bids\":{bids}}}"))
+        .map(|(bids, tops)| {
+            let n = tops.len() as i64;
+            let sum: i64 = tops.iter().sum();
+            let distinct: std::collections::BTreeSet<_> = tops.iter().collect();
+            let high = tops.iter().filter(|t| **t > 9000).count();
+            let high_sum: i64 = tops.iter().filter(|t| **t > 9000).sum();
+            let high_sum = if high == 0 {
+                "null".to_string()
+            } else {
+                high_sum.to_string()
+            };
+            format!(
+                "{{\"auctions\":{n},\"avg_top\":{},\"bids\":{bids},\"distinct_tops\":{},\
+                 \"high\":{high},\"high_sum\":{high_sum},\"max_top\":{},\"min_top\":{},\
+                 \"sum_top\":{sum}}}",
+                sum / n,
+                distinct.len(),
+                tops.iter().max().unwrap(),
+                tops.iter().min().unwrap(),
+            )
+        })
         .collect();
     expected_histogram.sort();
     for shape in SHAPES {
@@ -691,14 +713,18 @@ fn updating_aggregations_give_changelogs_that_fold_to_the_model_on_every_shape()
             format!(
                 "{bids}
 CREATE TABLE counts (auction BIGINT, bids BIGINT, top BIGINT) WITH ('connector' = 'print');
-CREATE TABLE histogram (bids BIGINT, auctions BIGINT)
+CREATE TABLE histogram (bids BIGINT, auctions BIGINT, sum_top BIGINT, avg_top BIGINT,
+    min_top BIGINT, max_top BIGINT, distinct_tops BIGINT, high BIGINT, high_sum BIGINT)
   WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'debezium-json');
 
 INSERT INTO counts
 SELECT auction, COUNT(*), MAX(price) FROM bids GROUP BY auction HAVING COUNT(*) > 3;
 
 INSERT INTO histogram
-SELECT bids, COUNT(*) FROM (SELECT auction, COUNT(*) AS bids FROM bids GROUP BY auction) GROUP BY bids;",
+SELECT bids, COUNT(*), SUM(top), AVG(top), MIN(top), MAX(top), COUNT(DISTINCT top),
+  COUNT(top) FILTER (WHERE top > 9000), SUM(top) FILTER (WHERE top > 9000)
+FROM (SELECT auction, COUNT(*) AS bids, MAX(price) AS top FROM bids GROUP BY auction)
+GROUP BY bids;",
                 bids = bids_table(&input),
                 out = out.display()
             ),

@@ -962,20 +962,48 @@ fn group_aggregate<'s>(
     };
     let ctx = Rc::clone(rows.context());
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
-    let f = Aggregates::new(aggs, &ctx);
-    rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY")).reduce(
+    // The arrangement keeps, per group, only the columns the aggregates read: rows equal in
+    // those are one value with a count (a COUNT(*) group is a single empty row), and the
+    // aggregates take each value with its count at once.
+    let (slim, aggs) = slim_aggregates(aggs);
+    let f = Aggregates::new(&aggs, &ctx);
+    let mut key = key_of(&key_exprs, &ctx, "GROUP BY");
+    rows.flat_map(move |r: Row| {
+        key(r).map(|(k, r)| (k, Row(slim.iter().map(|c| r.0[*c].clone()).collect())))
+    })
+    .reduce(
         move |key: &Row, rows: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
-            let mut accs: Vec<_> = f.aggs.iter().map(Agg::start).collect();
+            let mut accs = f.start();
             for (row, count) in rows {
-                for _ in 0..*count {
-                    f.add(&mut accs, row);
-                }
+                f.add_times(&mut accs, row, *count as i64);
             }
             let mut v = key.0.clone();
             f.results(&accs, &mut v);
             out.push((Row(v), 1));
         },
     )
+}
+
+/// The input columns `aggs` read (arguments and filters), in order, and the aggregates reading
+/// them from a row of only those columns.
+fn slim_aggregates(aggs: &[Agg]) -> (Vec<usize>, Vec<Agg>) {
+    let mut read = Vec::new();
+    for a in aggs {
+        for s in a.arg.iter().chain(&a.filter) {
+            crate::plan::visit_columns(s, &mut |c| read.push(c));
+        }
+    }
+    read.sort_unstable();
+    read.dedup();
+    let mut aggs = aggs.to_vec();
+    for a in &mut aggs {
+        for s in a.arg.iter_mut().chain(&mut a.filter) {
+            crate::plan::map_columns(s, &mut |c| {
+                read.binary_search(&c).expect("a column read is kept")
+            });
+        }
+    }
+    (read, aggs)
 }
 
 /// Each row keyed by `keys` (`Err`: the row, whose key holds a NULL and so matches nothing).
@@ -1284,6 +1312,14 @@ impl Aggregates {
     fn add(&self, accs: &mut [crate::plan::Acc], row: &Row) {
         for (a, acc) in self.aggs.iter().zip(accs.iter_mut()) {
             if let Err(m) = a.add(acc, &row.0) {
+                fail(&self.ctx, &a.text, &m);
+            }
+        }
+    }
+    /// Adds `row` `times` times (see [`Agg::add_times`]).
+    fn add_times(&self, accs: &mut [crate::plan::Acc], row: &Row, times: i64) {
+        for (a, acc) in self.aggs.iter().zip(accs.iter_mut()) {
+            if let Err(m) = a.add_times(acc, &row.0, times) {
                 fail(&self.ctx, &a.text, &m);
             }
         }

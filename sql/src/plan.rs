@@ -2204,6 +2204,43 @@ fn uses_columns_below(s: &Scalar, below: usize) -> bool {
     found
 }
 
+/// Renumbers every column `s` reads with `f`.
+pub(crate) fn map_columns(s: &mut Scalar, f: &mut dyn FnMut(usize) -> usize) {
+    match s {
+        Scalar::Col(c) => *c = f(*c),
+        Scalar::Lit(_) => {}
+        Scalar::Arith(_, a, b, _)
+        | Scalar::Cmp(_, a, b)
+        | Scalar::And(a, b)
+        | Scalar::Or(a, b)
+        | Scalar::Like(a, b, _) => {
+            map_columns(a, f);
+            map_columns(b, f);
+        }
+        Scalar::Not(a) | Scalar::Neg(a) | Scalar::IsNull(a, _) | Scalar::Cast(a, _, _) => {
+            map_columns(a, f)
+        }
+        Scalar::Case(w, e) => {
+            for (c, r) in w {
+                map_columns(c, f);
+                map_columns(r, f);
+            }
+            map_columns(e, f);
+        }
+        Scalar::InList(a, items, _) => {
+            map_columns(a, f);
+            for i in items {
+                map_columns(i, f);
+            }
+        }
+        Scalar::Call(_, args) => {
+            for a in args {
+                map_columns(a, f);
+            }
+        }
+    }
+}
+
 pub(crate) fn visit_columns(s: &Scalar, f: &mut dyn FnMut(usize)) {
     match s {
         Scalar::Col(c) => f(*c),
@@ -3567,6 +3604,59 @@ impl Agg {
         self.fold(acc, v)
     }
 
+    /// Adds the input row `row` `times` times (a row of an updating input, with its count):
+    /// counts and sums of integers and decimals take it in one step; a `DISTINCT` aggregate,
+    /// `MIN` and `MAX` see the value once; a sum of doubles adds it `times` times, as it would
+    /// one row after another.
+    pub(crate) fn add_times(
+        &self,
+        acc: &mut Acc,
+        row: &[crate::Value],
+        times: i64,
+    ) -> expr::Eval<()> {
+        if times == 1 {
+            return self.add(acc, row);
+        }
+        if let Some(f) = &self.filter
+            && !f.holds(row)?
+        {
+            return Ok(());
+        }
+        let v = match &self.arg {
+            None => {
+                acc.count += times;
+                return Ok(());
+            }
+            Some(a) => a.eval(row)?,
+        };
+        if v.is_null() {
+            return Ok(());
+        }
+        if let Some(set) = &mut acc.distinct {
+            set.insert(v);
+            return Ok(());
+        }
+        let ty = self.sum_type();
+        match self.func {
+            AggFunc::Count => acc.count += times,
+            AggFunc::Min | AggFunc::Max => {
+                self.fold(acc, v)?;
+                acc.count += times - 1;
+            }
+            AggFunc::Sum | AggFunc::Avg if ty == DataType::Double => {
+                for _ in 0..times {
+                    self.fold(acc, v.clone())?;
+                }
+            }
+            AggFunc::Sum | AggFunc::Avg => {
+                let total = expr::arith(expr::ArithOp::Mul, &v, &crate::Value::BigInt(times), ty)?;
+                self.fold(acc, total)?;
+                acc.count += times - 1;
+            }
+        }
+        Ok(())
+    }
+
     fn fold(&self, acc: &mut Acc, v: crate::Value) -> expr::Eval<()> {
         acc.count += 1;
         acc.value = match (&self.func, std::mem::take(&mut acc.value)) {
@@ -3657,6 +3747,82 @@ impl Agg {
 mod tests {
     use super::*;
     use crate::parse::parse_script;
+
+    #[test]
+    fn a_value_added_with_a_count_aggregates_as_that_many_rows() {
+        use crate::Value;
+        let kinds = [
+            (AggFunc::Count, DataType::BigInt, DataType::BigInt, false),
+            (AggFunc::Sum, DataType::BigInt, DataType::BigInt, false),
+            (AggFunc::Avg, DataType::BigInt, DataType::BigInt, false),
+            (
+                AggFunc::Sum,
+                DataType::Decimal(10, 2),
+                DataType::Decimal(38, 2),
+                false,
+            ),
+            (
+                AggFunc::Avg,
+                DataType::Decimal(10, 2),
+                DataType::Decimal(38, 2),
+                false,
+            ),
+            (AggFunc::Sum, DataType::Double, DataType::Double, false),
+            (AggFunc::Avg, DataType::Double, DataType::Double, false),
+            (AggFunc::Min, DataType::BigInt, DataType::BigInt, false),
+            (AggFunc::Max, DataType::BigInt, DataType::BigInt, false),
+            (AggFunc::Count, DataType::BigInt, DataType::BigInt, true),
+            (AggFunc::Sum, DataType::BigInt, DataType::BigInt, true),
+        ];
+        let value = |ty: DataType, i: i64| match ty {
+            DataType::Decimal(_, s) => Value::Decimal(i128::from(i) * 10 + 3, s),
+            DataType::Double => Value::Double(i as f64 / 3.0),
+            _ => Value::BigInt(i),
+        };
+        for (func, arg_ty, ty, distinct) in kinds {
+            for filtered in [false, true] {
+                let agg = Agg {
+                    func,
+                    arg: Some(Scalar::Col(0)),
+                    arg_ty,
+                    distinct,
+                    // Rows whose second column is 0 are left out.
+                    filter: filtered.then(|| {
+                        Scalar::Cmp(
+                            expr::CmpOp::Ne,
+                            Box::new(Scalar::Col(1)),
+                            Box::new(Scalar::Lit(Value::BigInt(0))),
+                        )
+                    }),
+                    ty,
+                    text: format!("{func:?}"),
+                };
+                // Rows (value, flag) with counts, NULLs among them.
+                let rows: Vec<(Vec<Value>, i64)> = (0..12)
+                    .map(|i| {
+                        let v = if i % 5 == 4 {
+                            Value::Null
+                        } else {
+                            value(arg_ty, i % 4 - 1)
+                        };
+                        (vec![v, Value::BigInt(i % 3)], 1 + i % 4)
+                    })
+                    .collect();
+                let (mut once, mut each) = (agg.start(), agg.start());
+                for (row, n) in &rows {
+                    agg.add_times(&mut once, row, *n).unwrap();
+                    for _ in 0..*n {
+                        agg.add(&mut each, row).unwrap();
+                    }
+                }
+                assert_eq!(
+                    agg.result(&once).unwrap(),
+                    agg.result(&each).unwrap(),
+                    "{func:?} of {arg_ty}, distinct {distinct}, filtered {filtered}"
+                );
+            }
+        }
+    }
 
     const BIDS: &str = "CREATE TABLE bids (auction BIGINT, bidder BIGINT, price BIGINT, date_time TIMESTAMP(3), WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND) WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'csv');\n";
 

@@ -115,24 +115,152 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-/// Nexmark queries the runner runs in SQL too: name, the sink's columns, the query.
-const NEXMARK_SQL: [(&str, &str, &str); 3] = [
+/// Nexmark queries the runner runs in SQL too, as the Nexmark benchmark writes them (only the
+/// tables replaced): name, the sink's columns, its format (updating results are written as
+/// Debezium JSON changes), the query.
+const NEXMARK_SQL: [(&str, &str, &str, &str); 9] = [
     (
         "q0",
         "auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3), extra VARCHAR",
+        "csv",
         "SELECT auction, bidder, price, dateTime, extra FROM bid",
     ),
     (
         "q1",
         "auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), dateTime TIMESTAMP(3), extra VARCHAR",
+        "csv",
         "SELECT auction, bidder, 0.908 * price as price, dateTime, extra FROM bid",
     ),
     (
         "q2",
         "auction BIGINT, price BIGINT",
+        "csv",
         "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0",
     ),
+    (
+        "q3",
+        "name VARCHAR, city VARCHAR, state VARCHAR, id BIGINT",
+        "debezium-json",
+        "SELECT P.name, P.city, P.state, A.id
+FROM auction AS A INNER JOIN person AS P on A.seller = P.id
+WHERE A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')",
+    ),
+    (
+        "q4",
+        "category BIGINT, avg_final BIGINT",
+        "debezium-json",
+        "SELECT Q.category, AVG(Q.final)
+FROM (
+    SELECT MAX(B.price) AS final, A.category
+    FROM auction A, bid B
+    WHERE A.id = B.auction AND B.dateTime BETWEEN A.dateTime AND A.expires
+    GROUP BY A.id, A.category
+) Q
+GROUP BY Q.category",
+    ),
+    (
+        "q5",
+        "auction BIGINT, num BIGINT",
+        "debezium-json",
+        "SELECT AuctionBids.auction, AuctionBids.num
+ FROM (
+   SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime
+   FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+   GROUP BY auction, window_start, window_end
+ ) AS AuctionBids
+ JOIN (
+   SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime
+   FROM (
+     SELECT count(*) AS num, window_start AS starttime, window_end AS endtime
+     FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+     GROUP BY auction, window_start, window_end
+   ) AS CountBids
+   GROUP BY CountBids.starttime, CountBids.endtime
+ ) AS MaxBids
+ ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime
+    AND AuctionBids.num >= MaxBids.maxn",
+    ),
+    (
+        "q7",
+        "auction BIGINT, price BIGINT, bidder BIGINT, dateTime TIMESTAMP(3), extra VARCHAR",
+        "debezium-json",
+        "SELECT B.auction, B.price, B.bidder, B.dateTime, B.extra
+FROM bid B
+JOIN (
+  SELECT MAX(price) AS maxprice, window_end as dateTime
+  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY window_start, window_end
+) B1
+ON B.price = B1.maxprice
+WHERE B.dateTime BETWEEN B1.dateTime - INTERVAL '10' SECOND AND B1.dateTime",
+    ),
+    (
+        "q8",
+        "id BIGINT, name VARCHAR, starttime TIMESTAMP(3)",
+        "debezium-json",
+        "SELECT P.id, P.name, P.starttime
+FROM (
+  SELECT id, name, window_start AS starttime, window_end AS endtime
+  FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY id, name, window_start, window_end
+) P
+JOIN (
+  SELECT seller, window_start AS starttime, window_end AS endtime
+  FROM TABLE(TUMBLE(TABLE auction, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY seller, window_start, window_end
+) A
+ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime",
+    ),
+    (
+        "q11",
+        "bidder BIGINT, bid_count BIGINT, starttime TIMESTAMP(3), endtime TIMESTAMP(3)",
+        "csv",
+        "SELECT
+    B.bidder,
+    count(*) as bid_count,
+    SESSION_START(B.dateTime, INTERVAL '10' SECOND) as starttime,
+    SESSION_END(B.dateTime, INTERVAL '10' SECOND) as endtime
+FROM bid B
+GROUP BY B.bidder, SESSION(B.dateTime, INTERVAL '10' SECOND)",
+    ),
 ];
+
+/// The Nexmark tables a SQL query reads, on the nexmark connector generating `events` events.
+fn nexmark_sql_tables(select: &str, events: u64) -> String {
+    let tables = [
+        (
+            "bid",
+            "auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR",
+        ),
+        (
+            "person",
+            "id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR,
+  state VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR",
+        ),
+        (
+            "auction",
+            "id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT,
+  dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR",
+        ),
+    ];
+    let words: Vec<&str> = select
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .collect();
+    tables
+        .iter()
+        .filter(|(name, _)| words.contains(name))
+        .map(|(name, columns)| {
+            format!(
+                "CREATE TABLE {name} (
+  {columns},
+  WATERMARK FOR dateTime AS dateTime
+) WITH ('connector' = 'nexmark', 'table' = '{name}', 'events' = '{events}');
+"
+            )
+        })
+        .collect()
+}
 
 /// The `tidal` launcher next to this binary (`target/PROFILE/tidal`), built first when this runs
 /// under cargo.
@@ -464,21 +592,17 @@ pub fn all(options: &Options) {
     }
     // Nexmark queries in SQL (on a nexmark table generating the same events) against their
     // DataStream versions: the planner's overhead.
-    for (query, columns, select) in NEXMARK_SQL {
+    for (query, columns, format, select) in NEXMARK_SQL {
         let name = format!("nexmark {query} SQL");
         if !selected(only, &name) {
             continue;
         }
         let script = options.data.join(format!("nexmark-{query}.sql"));
         let text = format!(
-            "CREATE TABLE bid (
-  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
-  dateTime TIMESTAMP(3), extra VARCHAR,
-  WATERMARK FOR dateTime AS dateTime
-) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '{events}');
-CREATE TABLE out ({columns}) WITH ('connector' = 'filesystem', 'path' = '${{output}}', 'format' = 'csv');
+            "{tables}CREATE TABLE out ({columns}) WITH ('connector' = 'filesystem', 'path' = '${{output}}', 'format' = '{format}');
 INSERT INTO out {select};
-"
+",
+            tables = nexmark_sql_tables(select, events)
         );
         std::fs::write(&script, text).expect("write a SQL script");
         let args = strings(&["--query", query, "--events", &events.to_string()]);
