@@ -655,7 +655,9 @@ fn printed_tables_fold_to(script: &Path, expected: &[(&str, &Vec<String>)]) {
 /// tick, so a short job may show only inserts), and a histogram of auctions by their number of
 /// bids, with every kind of aggregate of their highest prices (COUNT, SUM, AVG, MIN, MAX,
 /// DISTINCT, FILTER) — an aggregation over an updating aggregation, so its input retracts rows
-/// and repeats values (which the aggregates take with their counts) — written as Debezium JSON. Folded, each is the model's final
+/// and repeats values (which the aggregates take with their counts) — written as Debezium JSON,
+/// and the same groups with only counts, sums and averages (carried in differential's
+/// differences rather than re-folded per group). Folded, each is the model's final
 /// table, and no change takes away a row that is not there, on every shape.
 #[test]
 fn updating_aggregations_give_changelogs_that_fold_to_the_model_on_every_shape() {
@@ -705,8 +707,29 @@ fn updating_aggregations_give_changelogs_that_fold_to_the_model_on_every_shape()
         })
         .collect();
     expected_histogram.sort();
+    // The same groups with only the aggregates carried as counts and sums.
+    let mut expected_totals: Vec<String> = histogram
+        .iter()
+        .map(|(bids, tops)| {
+            let n = tops.len() as i64;
+            let sum: i64 = tops.iter().sum();
+            let high: Vec<i64> = tops.iter().copied().filter(|t| *t > 9000).collect();
+            let high_sum = match high.is_empty() {
+                true => "null".to_string(),
+                false => high.iter().sum::<i64>().to_string(),
+            };
+            format!(
+                "{{\"auctions\":{n},\"avg_top\":{},\"bids\":{bids},\"high\":{},\
+                 \"high_sum\":{high_sum},\"sum_top\":{sum}}}",
+                sum / n,
+                high.len()
+            )
+        })
+        .collect();
+    expected_totals.sort();
     for shape in SHAPES {
         let out = dir.path().join(format!("histogram-{shape:?}"));
+        let totals_out = dir.path().join(format!("totals-{shape:?}"));
         let script = dir.path().join("updating.sql");
         std::fs::write(
             &script,
@@ -716,6 +739,9 @@ CREATE TABLE counts (auction BIGINT, bids BIGINT, top BIGINT) WITH ('connector' 
 CREATE TABLE histogram (bids BIGINT, auctions BIGINT, sum_top BIGINT, avg_top BIGINT,
     min_top BIGINT, max_top BIGINT, distinct_tops BIGINT, high BIGINT, high_sum BIGINT)
   WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'debezium-json');
+CREATE TABLE totals (bids BIGINT, auctions BIGINT, sum_top BIGINT, avg_top BIGINT, high BIGINT,
+    high_sum BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{totals_out}', 'format' = 'debezium-json');
 
 INSERT INTO counts
 SELECT auction, COUNT(*), MAX(price) FROM bids GROUP BY auction HAVING COUNT(*) > 3;
@@ -724,9 +750,16 @@ INSERT INTO histogram
 SELECT bids, COUNT(*), SUM(top), AVG(top), MIN(top), MAX(top), COUNT(DISTINCT top),
   COUNT(top) FILTER (WHERE top > 9000), SUM(top) FILTER (WHERE top > 9000)
 FROM (SELECT auction, COUNT(*) AS bids, MAX(price) AS top FROM bids GROUP BY auction)
+GROUP BY bids;
+
+INSERT INTO totals
+SELECT bids, COUNT(*), SUM(top), AVG(top), COUNT(top) FILTER (WHERE top > 9000),
+  SUM(top) FILTER (WHERE top > 9000)
+FROM (SELECT auction, COUNT(*) AS bids, MAX(price) AS top FROM bids GROUP BY auction)
 GROUP BY bids;",
                 bids = bids_table(&input),
-                out = out.display()
+                out = out.display(),
+                totals_out = totals_out.display()
             ),
         )
         .unwrap();
@@ -738,40 +771,46 @@ GROUP BY bids;",
             &expected_counts,
             &format!("{shape:?} counts"),
         );
-        let mut changes = Vec::new();
-        for line in part_lines(&out) {
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-            let (kind, row) = if event["after"].is_null() {
-                ("-D", &event["before"])
-            } else {
-                ("+I", &event["after"])
-            };
-            changes.push((kind.to_string(), row.to_string()));
+        // Debezium JSON changes folded: the rows left, and whether any was deleted.
+        let fold_changes = |dir: &Path| -> (Vec<String>, bool) {
+            let mut changes = Vec::new();
+            for line in part_lines(dir) {
+                let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+                let (kind, row) = if event["after"].is_null() {
+                    ("-D", &event["before"])
+                } else {
+                    ("+I", &event["after"])
+                };
+                changes.push((kind.to_string(), row.to_string()));
+            }
+            // Part files are read in no particular order: a multiset fold (the assertion on
+            // rows taken away holds per file order only, so count first).
+            let mut net: BTreeMap<String, i64> = BTreeMap::new();
+            for (kind, row) in &changes {
+                *net.entry(row.clone()).or_insert(0) += if kind == "+I" { 1 } else { -1 };
+            }
+            assert!(
+                net.values().all(|n| *n == 0 || *n == 1),
+                "{shape:?}: {net:?}"
+            );
+            let folded = net
+                .into_iter()
+                .filter(|(_, n)| *n == 1)
+                .map(|(r, _)| r)
+                .collect();
+            (folded, changes.iter().any(|(k, _)| k == "-D"))
+        };
+        for (dir, expected, what) in [
+            (&out, &expected_histogram, "histogram"),
+            (&totals_out, &expected_totals, "totals"),
+        ] {
+            let (folded, deleted) = fold_changes(dir);
+            assert!(
+                deleted,
+                "{shape:?} {what}: the input retracts, so the result does too"
+            );
+            assert_same(&folded, expected, &format!("{shape:?} {what}"));
         }
-        // Part files are read in no particular order: a multiset fold (the assertion on rows
-        // taken away holds per file order only, so count first).
-        let mut net: BTreeMap<String, i64> = BTreeMap::new();
-        for (kind, row) in &changes {
-            *net.entry(row.clone()).or_insert(0) += if kind == "+I" { 1 } else { -1 };
-        }
-        assert!(
-            net.values().all(|n| *n == 0 || *n == 1),
-            "{shape:?}: {net:?}"
-        );
-        let folded: Vec<String> = net
-            .into_iter()
-            .filter(|(_, n)| *n == 1)
-            .map(|(r, _)| r)
-            .collect();
-        assert!(
-            changes.iter().any(|(k, _)| k == "-D"),
-            "{shape:?}: the histogram's input retracts, so it does too"
-        );
-        assert_same(
-            &folded,
-            &expected_histogram,
-            &format!("{shape:?} histogram"),
-        );
     }
 }
 

@@ -14,6 +14,7 @@ use tidal_connectors::prelude::*;
 use tidal_engine::change::{Change, RowKind};
 use tidal_engine::storage::Location;
 use tidal_engine::{DataStream, Env, Error, Time, WatermarkStrategy, WorkerContext};
+use tidal_operators::collection::Sums;
 use tidal_operators::prelude::*;
 
 use crate::expr::{Scalar, Typed};
@@ -968,10 +969,22 @@ fn group_aggregate<'s>(
     let (slim, aggs) = slim_aggregates(aggs);
     let f = Aggregates::new(&aggs, &ctx);
     let mut key = key_of(&key_exprs, &ctx, "GROUP BY");
-    rows.flat_map(move |r: Row| {
+    let slim_rows = rows.flat_map(move |r: Row| {
         key(r).map(|(k, r)| (k, Row(slim.iter().map(|c| r.0[*c].clone()).collect())))
-    })
-    .reduce(
+    });
+    if aggs.iter().all(Agg::invertible) {
+        // Counts and exact sums ride in differential's differences: a change costs the same
+        // whatever the group's size (the reduce below folds the whole group again).
+        let g = f.clone();
+        return slim_rows.sums_by_key(move |row: &Row| f.sums(row)).map(
+            move |(key, sums): (Row, Sums)| {
+                let mut v = key.0.clone();
+                g.results_of_sums(&sums, &mut v);
+                (key, Row(v))
+            },
+        );
+    }
+    slim_rows.reduce(
         move |key: &Row, rows: &[(&Row, isize)], out: &mut Vec<(Row, isize)>| {
             let mut accs = f.start();
             for (row, count) in rows {
@@ -1314,6 +1327,33 @@ impl Aggregates {
             if let Err(m) = a.add(acc, &row.0) {
                 fail(&self.ctx, &a.text, &m);
             }
+        }
+    }
+    /// What `row` adds to [`invertible`](Agg::invertible) aggregates: the number of rows, then
+    /// each aggregate's count and sum (an error fails the job and adds nothing).
+    fn sums(&self, row: &Row) -> Sums {
+        let mut sums = Vec::with_capacity(1 + 2 * self.aggs.len());
+        sums.push(1);
+        for a in self.aggs.iter() {
+            let (n, sum) = a.contribution(&row.0).unwrap_or_else(|m| {
+                fail(&self.ctx, &a.text, &m);
+                (0, 0)
+            });
+            sums.extend([n, sum]);
+        }
+        Sums(sums)
+    }
+    /// The aggregates' values from their sums (see [`sums`](Self::sums)), pushed onto `out`.
+    fn results_of_sums(&self, sums: &Sums, out: &mut Vec<Value>) {
+        let at = |i: usize| sums.0.get(i).copied().unwrap_or(0);
+        for (i, a) in self.aggs.iter().enumerate() {
+            out.push(
+                a.result_of_sums(at(1 + 2 * i), at(2 + 2 * i))
+                    .unwrap_or_else(|m| {
+                        fail(&self.ctx, &a.text, &m);
+                        Value::Null
+                    }),
+            );
         }
     }
     /// Adds `row` `times` times (see [`Agg::add_times`]).

@@ -3672,6 +3672,64 @@ impl Agg {
         Ok(())
     }
 
+    /// Whether the aggregate can be carried as a count and an exact integer sum that a
+    /// retraction subtracts again: COUNT, and SUM and AVG of integers and decimals, without
+    /// DISTINCT (a sum of doubles depends on the order it is added in).
+    pub(crate) fn invertible(&self) -> bool {
+        !self.distinct
+            && match self.func {
+                AggFunc::Count => true,
+                AggFunc::Sum | AggFunc::Avg => matches!(
+                    self.sum_type(),
+                    DataType::Int | DataType::BigInt | DataType::Decimal(..)
+                ),
+                AggFunc::Min | AggFunc::Max => false,
+            }
+    }
+
+    /// What one input row adds to an [`invertible`](Self::invertible) aggregate: the number of
+    /// values it counts (0 or 1) and its value as an integer in the sum's type (a decimal
+    /// unscaled at the sum's scale).
+    pub(crate) fn contribution(&self, row: &[crate::Value]) -> expr::Eval<(i128, i128)> {
+        if let Some(f) = &self.filter
+            && !f.holds(row)?
+        {
+            return Ok((0, 0));
+        }
+        let v = match &self.arg {
+            None => return Ok((1, 0)),
+            Some(a) => a.eval(row)?,
+        };
+        if v.is_null() {
+            return Ok((0, 0));
+        }
+        if self.func == AggFunc::Count {
+            return Ok((1, 0));
+        }
+        Ok(match expr::cast(v, self.sum_type())? {
+            crate::Value::Decimal(x, _) => (1, x),
+            other => (1, i128::from(other.as_i64().unwrap_or(0))),
+        })
+    }
+
+    /// The value of an [`invertible`](Self::invertible) aggregate from its count and sum (as
+    /// [`contribution`](Self::contribution) makes them): the same as adding the rows one by
+    /// one (integer sums wrap as they would).
+    pub(crate) fn result_of_sums(&self, count: i128, sum: i128) -> expr::Eval<crate::Value> {
+        use crate::Value;
+        let value = match self.sum_type() {
+            DataType::Int => Value::Int(sum as i32),
+            DataType::Decimal(_, s) => Value::Decimal(sum, s),
+            _ => Value::BigInt(sum as i64),
+        };
+        let acc = Acc {
+            count: count as i64,
+            value: if count == 0 { Value::Null } else { value },
+            distinct: None,
+        };
+        self.result_of(&acc)
+    }
+
     /// The type sums are kept in: the result type, or BIGINT for an average of integers.
     fn sum_type(&self) -> DataType {
         match (self.func, self.arg_ty) {
@@ -3820,6 +3878,26 @@ mod tests {
                     agg.result(&each).unwrap(),
                     "{func:?} of {arg_ty}, distinct {distinct}, filtered {filtered}"
                 );
+                // Carried as a count and an exact sum instead, where the aggregate allows it.
+                let invertible = match func {
+                    AggFunc::Min | AggFunc::Max => false,
+                    AggFunc::Count => !distinct,
+                    AggFunc::Sum | AggFunc::Avg => !distinct && arg_ty != DataType::Double,
+                };
+                assert_eq!(agg.invertible(), invertible, "{func:?} of {arg_ty}");
+                if invertible {
+                    let (mut count, mut sum) = (0i128, 0i128);
+                    for (row, n) in &rows {
+                        let (c, s) = agg.contribution(row).unwrap();
+                        count += c * i128::from(*n);
+                        sum += s * i128::from(*n);
+                    }
+                    assert_eq!(
+                        agg.result_of_sums(count, sum).unwrap(),
+                        agg.result(&each).unwrap(),
+                        "{func:?} of {arg_ty} from sums, filtered {filtered}"
+                    );
+                }
             }
         }
     }

@@ -69,6 +69,68 @@ impl Multiply<isize> for Totals {
     }
 }
 
+/// Several sums at once, added element by element: what [`sums_by_key`](Collection::sums_by_key)
+/// carries per key. Vectors of different lengths add as if the shorter had zeros after its end,
+/// and a vector of zeros is no change at all.
+///
+/// ```
+/// use tidal_operators::collection::Sums;
+/// let mut a = Sums(vec![1, 10]);
+/// a.add(&Sums(vec![2, 5, 7]));
+/// assert_eq!(a, Sums(vec![3, 15, 7]));
+/// assert!(Sums(vec![0, 0]).is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Sums(pub Vec<i128>);
+
+impl Sums {
+    /// Adds `other`, element by element.
+    pub fn add(&mut self, other: &Sums) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+    /// Whether every sum is zero.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|x| *x == 0)
+    }
+}
+
+impl IsZero for Sums {
+    fn is_zero(&self) -> bool {
+        self.is_empty()
+    }
+}
+impl Semigroup for Sums {
+    fn plus_equals(&mut self, rhs: &Self) {
+        self.add(rhs);
+    }
+}
+impl Monoid for Sums {
+    fn zero() -> Self {
+        Sums::default()
+    }
+}
+impl Abelian for Sums {
+    fn negate(&mut self) {
+        for x in &mut self.0 {
+            *x = x.wrapping_neg();
+        }
+    }
+}
+impl Multiply<isize> for Sums {
+    type Output = Sums;
+    fn multiply(mut self, rhs: &isize) -> Sums {
+        for x in &mut self.0 {
+            *x = x.wrapping_mul(*rhs as i128);
+        }
+        self
+    }
+}
+
 impl<'s, D: Row, T: CollectionTime> Collection<'s, D, T> {
     /// Each row once (a set), however many times it is in the collection.
     ///
@@ -148,6 +210,40 @@ impl<'s, K: Row, V: Row, T: CollectionTime> Collection<'s, (K, V), T> {
             .explode(move |(k, v)| {
                 let sum = value_of(&v);
                 Some((k, Totals { count: 1, sum }))
+            })
+            .count_core::<isize>();
+        self.wrap(inner)
+    }
+    /// Per key, the element-wise sum of what `contribution` makes of each row, carried in
+    /// differential's differences as [`totals_by_key`](Self::totals_by_key) is: a change costs
+    /// the same whatever the group's size. A key whose sums are all zero is not in the result, so
+    /// count the rows in one of them to keep every non-empty group.
+    ///
+    /// ```
+    /// use tidal_operators::prelude::*;
+    /// use tidal_operators::collection::Sums;
+    /// use tidal_connectors::prelude::*;
+    /// // Per key: rows, and the sum of the values.
+    /// let out: Vec<(char, Sums)> = tidal_engine::Job::local(1).run(|env| {
+    ///     env.from_iter(vec![('a', 10i64), ('a', 30), ('b', 0)])
+    ///         .into_collection()
+    ///         .sums_by_key(|v| Sums(vec![1, i128::from(*v)]))
+    ///         .final_table()
+    ///         .collect()
+    /// }).unwrap();
+    /// let mut out = out; out.sort();
+    /// assert_eq!(out, vec![('a', Sums(vec![2, 40])), ('b', Sums(vec![1, 0]))]);
+    /// ```
+    pub fn sums_by_key(
+        self,
+        contribution: impl Fn(&V) -> Sums + 'static,
+    ) -> Collection<'s, (K, Sums), T> {
+        let inner = self
+            .inner
+            .clone()
+            .explode(move |(k, v)| {
+                let sums = contribution(&v);
+                Some((k, sums))
             })
             .count_core::<isize>();
         self.wrap(inner)

@@ -76,7 +76,7 @@ use differential_dataflow::VecCollection;
 use differential_dataflow::lattice::Lattice;
 use timely::progress::Timestamp;
 
-pub use aggregate::Totals;
+pub use aggregate::{Sums, Totals};
 pub use input::{ChangelogIntoCollection, IntoCollection, UpdatesIntoCollection, UpsertByKey};
 pub use iterate::Iteration;
 pub use join::Arranged;
