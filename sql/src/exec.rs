@@ -721,7 +721,17 @@ fn build_reading<'s>(
             aggs,
         } => Built::Append(window_aggregate(env, input, *spec, keys, aggs)),
         Plan::GroupAggregate { input, keys, aggs } => {
-            Built::Updating(group_aggregate(build_any(env, input), keys, aggs))
+            let mut read = Vec::new();
+            for (_, k) in keys {
+                mark_read(&k.scalar, &mut read);
+            }
+            for a in aggs {
+                for s in a.arg.iter().chain(&a.filter) {
+                    mark_read(s, &mut read);
+                }
+            }
+            let built = build_reading(env, input, Some(read), None);
+            Built::Updating(group_aggregate(built, keys, aggs))
         }
         Plan::Over {
             input,
@@ -796,8 +806,37 @@ fn build_reading<'s>(
             residual,
         } => {
             let (lw, rw) = (left.fields().len(), right.fields().len());
-            let l = build_any(env, left).rows();
-            let r = build_any(env, right).rows();
+            // The columns each side must keep: those read above the join, its keys and its
+            // residual condition. The others are left NULL before the sides are arranged, so
+            // that the join's state holds no text nobody reads (and rows differing only there
+            // are one row with a count).
+            let sides = needed.map(|n| {
+                let read = |c: usize| n.get(c) == Some(&true);
+                let mut l: Vec<bool> = (0..lw).map(read).collect();
+                let mut r: Vec<bool> = (lw..lw + rw).map(read).collect();
+                for k in left_keys {
+                    mark_read(&k.scalar, &mut l);
+                }
+                for k in right_keys {
+                    mark_read(&k.scalar, &mut r);
+                }
+                if let Some(res) = residual {
+                    crate::plan::visit_columns(&res.scalar, &mut |c| {
+                        if c < lw {
+                            l[c] = true;
+                        } else if c - lw < rw {
+                            r[c - lw] = true;
+                        }
+                    });
+                }
+                (l, r)
+            });
+            let (ln, rn) = match sides {
+                Some((l, r)) => (Some(l), Some(r)),
+                None => (None, None),
+            };
+            let l = only_read(build_reading(env, left, ln.clone(), None).rows(), ln);
+            let r = only_read(build_reading(env, right, rn.clone(), None).rows(), rn);
             let joined = join(l, r, *kind, left_keys, right_keys, (lw, rw));
             let joined = match residual_holds(residual, joined.context()) {
                 None => joined,
@@ -839,6 +878,26 @@ fn holds(cond: &crate::expr::Scalar, row: &[Value], ctx: &Rc<WorkerContext>, tex
             false
         }
     }
+}
+
+/// `rows` with the columns `read` does not mark set to NULL (all of them kept without `read`).
+fn only_read<'s>(rows: Collection<'s, Row>, read: Option<Vec<bool>>) -> Collection<'s, Row> {
+    match read {
+        Some(read) if rows_lose_columns(&read) => rows.map(move |mut r: Row| {
+            for (i, v) in r.0.iter_mut().enumerate() {
+                if read.get(i) != Some(&true) {
+                    *v = Value::Null;
+                }
+            }
+            r
+        }),
+        _ => rows,
+    }
+}
+
+/// Whether a row loses a column to `read` (see [`only_read`]).
+fn rows_lose_columns(read: &[bool]) -> bool {
+    read.iter().any(|r| !r)
 }
 
 /// Marks in `read` the columns `s` reads (growing it as needed).
