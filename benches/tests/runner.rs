@@ -33,10 +33,17 @@ fn the_runner_compares_tidal_and_timely_and_their_outputs_agree() {
         stdout.contains("outputs were compared in 20 configuration(s) and were equal"),
         "{stdout}"
     );
+    // Table rows of exactly `workload` (its name, then the workers column: `nexmark q3` is not
+    // `nexmark q3 SQL`) whose job contains `job`.
     let rows = |workload: &str, job: &str| {
         stdout
             .lines()
-            .filter(|l| l.starts_with(workload) && l.contains(job) && !l.contains("worker(s)"))
+            .filter(|l| {
+                l.strip_prefix(workload)
+                    .is_some_and(|rest| rest.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+                    && l.contains(job)
+                    && !l.contains("worker(s)")
+            })
             .count()
     };
     assert_eq!(rows("W2+checkpoints 1s", "tidal, 1 s ckpt"), 2, "{stdout}");

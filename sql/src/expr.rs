@@ -970,6 +970,10 @@ impl Scalar {
         Ok(match self {
             Scalar::Col(i) => row[*i].clone(),
             Scalar::Lit(v) => v.clone(),
+            Scalar::Cmp(op, l, r) if let Some(result) = int_cmp(*op, l, r, row) => match result {
+                Some(b) => Value::Bool(b),
+                None => Value::Null,
+            },
             Scalar::Arith(op, l, r, ty) => {
                 let (l, r) = (l.operand(row)?, r.operand(row)?);
                 if l.is_null() || r.is_null() {
@@ -1082,8 +1086,77 @@ impl Scalar {
 
     /// Evaluates a condition: only TRUE passes (NULL and FALSE do not).
     pub fn holds(&self, row: &[Value]) -> Eval<bool> {
+        if let Scalar::Cmp(op, l, r) = self
+            && let Some(result) = int_cmp(*op, l, r, row)
+        {
+            return Ok(result == Some(true));
+        }
         Ok(truth(&self.eval(row)?) == Some(true))
     }
+
+    /// The value of an integer expression — an INT or BIGINT column or constant, or arithmetic
+    /// of such in INT or BIGINT — computed without making values: `Some(None)` for NULL, `None`
+    /// when `self` is not such an expression or must take the general way (a division by
+    /// zero, which is an error there). The same value as [`eval`](Self::eval) gives.
+    #[inline]
+    fn int_value(&self, row: &[Value]) -> Option<Option<i64>> {
+        fn of(v: &Value) -> Option<Option<i64>> {
+            match v {
+                Value::BigInt(x) => Some(Some(*x)),
+                Value::Int(x) => Some(Some(i64::from(*x))),
+                Value::Null => Some(None),
+                _ => None,
+            }
+        }
+        match self {
+            Scalar::Col(i) => of(&row[*i]),
+            Scalar::Lit(v) => of(v),
+            Scalar::Arith(op, l, r, ty @ (DataType::Int | DataType::BigInt)) => {
+                let (a, b) = (l.int_value(row)?, r.int_value(row)?);
+                let (Some(a), Some(b)) = (a, b) else {
+                    return Some(None);
+                };
+                Some(Some(if *ty == DataType::Int {
+                    let (a, b) = (a as i32, b as i32);
+                    i64::from(match op {
+                        ArithOp::Add => a.wrapping_add(b),
+                        ArithOp::Sub => a.wrapping_sub(b),
+                        ArithOp::Mul => a.wrapping_mul(b),
+                        ArithOp::Div => a.checked_div(b)?,
+                        ArithOp::Mod => a.checked_rem(b)?,
+                    })
+                } else {
+                    match op {
+                        ArithOp::Add => a.wrapping_add(b),
+                        ArithOp::Sub => a.wrapping_sub(b),
+                        ArithOp::Mul => a.wrapping_mul(b),
+                        ArithOp::Div => a.checked_div(b)?,
+                        ArithOp::Mod => a.checked_rem(b)?,
+                    }
+                }))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A comparison of two integer expressions (see [`Scalar::int_value`]) without making values:
+/// `Some(None)` when one side is NULL; `None` when a side is not such an expression.
+#[inline]
+fn int_cmp(op: CmpOp, l: &Scalar, r: &Scalar, row: &[Value]) -> Option<Option<bool>> {
+    let a = l.int_value(row)?;
+    let b = r.int_value(row)?;
+    let (Some(a), Some(b)) = (a, b) else {
+        return Some(None);
+    };
+    Some(Some(match op {
+        CmpOp::Eq => a == b,
+        CmpOp::Ne => a != b,
+        CmpOp::Lt => a < b,
+        CmpOp::Le => a <= b,
+        CmpOp::Gt => a > b,
+        CmpOp::Ge => a >= b,
+    }))
 }
 
 fn like(s: &str, p: &str) -> bool {
@@ -1596,6 +1669,101 @@ fn call_value(f: Func, a: Vec<Value>) -> Eval<Value> {
 mod tests {
     use super::*;
     use sqlparser::parser::Parser;
+
+    #[test]
+    fn integer_comparisons_without_values_agree_with_the_general_way() {
+        let ints = [
+            Value::Null,
+            Value::Int(0),
+            Value::Int(-7),
+            Value::Int(i32::MAX),
+            Value::BigInt(3),
+            Value::BigInt(-123),
+            Value::BigInt(i64::MIN),
+        ];
+        let ops = [
+            ArithOp::Add,
+            ArithOp::Sub,
+            ArithOp::Mul,
+            ArithOp::Div,
+            ArithOp::Mod,
+        ];
+        let cmps = [
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+        ];
+        for a in &ints {
+            for b in &ints {
+                let row = [a.clone(), b.clone()];
+                for op in ops {
+                    for ty in [DataType::Int, DataType::BigInt] {
+                        let arith = Scalar::Arith(
+                            op,
+                            Box::new(Scalar::Col(0)),
+                            Box::new(Scalar::Col(1)),
+                            ty,
+                        );
+                        // The general way: a value, then Value's order.
+                        let general = arith.eval(&row);
+                        for c in cmps {
+                            for other in [Value::Int(0), Value::BigInt(-1), Value::Null] {
+                                let lit = Scalar::Lit(other.clone());
+                                let fast = int_cmp(c, &arith, &lit, &row);
+                                match &general {
+                                    // A division by zero takes the general way, to its error.
+                                    Err(_) => {
+                                        assert_eq!(fast, None, "{a:?} {op:?} {b:?}");
+                                        let cond =
+                                            Scalar::Cmp(c, Box::new(arith.clone()), Box::new(lit));
+                                        assert!(cond.holds(&row).is_err());
+                                    }
+                                    Ok(v) => {
+                                        let expected =
+                                            (!v.is_null() && !other.is_null()).then(|| {
+                                                let o = v.cmp(&other);
+                                                match c {
+                                                    CmpOp::Eq => o.is_eq(),
+                                                    CmpOp::Ne => o.is_ne(),
+                                                    CmpOp::Lt => o.is_lt(),
+                                                    CmpOp::Le => o.is_le(),
+                                                    CmpOp::Gt => o.is_gt(),
+                                                    CmpOp::Ge => o.is_ge(),
+                                                }
+                                            });
+                                        assert_eq!(
+                                            fast,
+                                            Some(expected),
+                                            "{a:?} {op:?} {b:?} {ty} {c:?} {other:?}"
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Anything else takes the general way.
+        let text = Scalar::Cmp(
+            CmpOp::Eq,
+            Box::new(Scalar::Col(0)),
+            Box::new(Scalar::Lit(Value::str("x"))),
+        );
+        assert!(text.holds(&[Value::str("x")]).unwrap());
+        assert_eq!(
+            int_cmp(
+                CmpOp::Eq,
+                &Scalar::Col(0),
+                &Scalar::Lit(Value::Double(1.0)),
+                &[Value::Int(1)]
+            ),
+            None
+        );
+    }
 
     fn scope() -> Scope {
         let f = |name: &str, ty| Field {
