@@ -1546,6 +1546,13 @@ fn window_aggregate<'s>(
 /// intervals) between double quotes when they hold a character below `-` (space, comma, quote,
 /// control characters: Jackson's rule), numbers and booleans as they are.
 fn csv_field(v: &Value, out: &mut Vec<u8>) {
+    if let Value::Timestamp(_) | Value::TimestampLtz(_) = v {
+        // Its text always has a space (between date and time) and never a quote.
+        out.push(b'"');
+        crate::value::write_file_text(v, out);
+        out.push(b'"');
+        return;
+    }
     let start = out.len();
     crate::value::write_file_text(v, out);
     let numeric = matches!(
@@ -1817,6 +1824,14 @@ mod tests {
         let mut out = Vec::new();
         csv_field(&Value::str("x,\"y\""), &mut out);
         assert_eq!(out, b"\"x,\"\"y\"\"\"");
+        // A timestamp always has a space: quoted.
+        let mut out = b"1,".to_vec();
+        csv_field(&Value::Timestamp(1_500), &mut out);
+        csv_field(&Value::TimestampLtz(-1), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1,\"1970-01-01 00:00:01.5\"\"1969-12-31 23:59:59.999Z\""
+        );
         // After other fields, with quotes first and last, and with none.
         for (text, quoted) in [
             ("\"a b\"", "\"\"\"a b\"\"\""),
