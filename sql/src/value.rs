@@ -442,9 +442,18 @@ fn write_plain_decimal(v: i128, scale: u8, out: &mut Vec<u8>) -> bool {
 }
 
 /// Appends `n` as exactly `width` decimal digits (zeros first); `n` has at most that many.
+#[inline]
 fn push_digits(out: &mut Vec<u8>, n: u32, width: u32) {
-    for i in (0..width).rev() {
-        out.push(b'0' + (n / 10u32.pow(i) % 10) as u8);
+    let digit = |x: u32| b'0' + (x % 10) as u8;
+    match width {
+        1 => out.push(digit(n)),
+        2 => out.extend_from_slice(&[digit(n / 10), digit(n)]),
+        3 => out.extend_from_slice(&[digit(n / 100), digit(n / 10), digit(n)]),
+        _ => {
+            for i in (0..width).rev() {
+                out.push(digit(n / 10u32.pow(i)));
+            }
+        }
     }
 }
 
@@ -823,6 +832,11 @@ mod tests {
             file_text(&Value::TimestampLtz(t + 70)),
             "2024-03-01 08:00:00.07Z"
         );
+        assert_eq!(
+            file_text(&Value::Timestamp(t + 3_723_123)),
+            "2024-03-01 09:02:03.123"
+        );
+        assert_eq!(file_text(&Value::Timestamp(5)), "1970-01-01 00:00:00.005");
         assert_eq!(file_text(&Value::Null), "");
         // CAST(... AS STRING) keeps SQL's own form.
         assert_eq!(Value::Timestamp(t).to_string(), "2024-03-01 08:00:00.000");
