@@ -437,9 +437,9 @@ CREATE TABLE nexmark_q1 (auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), da
 CREATE TABLE nexmark_q2 (auction BIGINT, price BIGINT)
   WITH ('connector' = 'filesystem', 'path' = '{q2}', 'format' = 'csv');
 
-INSERT INTO nexmark_q0 SELECT auction, bidder, price, dateTime, extra FROM bid;
-INSERT INTO nexmark_q1 SELECT auction, bidder, 0.908 * price as price, dateTime, extra FROM bid;
-INSERT INTO nexmark_q2 SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0;
+INSERT INTO nexmark_q0 {q0_sql};
+INSERT INTO nexmark_q1 {q1_sql};
+INSERT INTO nexmark_q2 {q2_sql};
 CREATE TABLE generated_bid (
   auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
   dateTime TIMESTAMP(3), extra VARCHAR,
@@ -451,17 +451,9 @@ INSERT INTO generated_q2 SELECT auction, price FROM generated_bid WHERE MOD(auct
 CREATE TABLE nexmark_q11 (bidder BIGINT, bid_count BIGINT, starttime TIMESTAMP(3), endtime TIMESTAMP(3))
   WITH ('connector' = 'filesystem', 'path' = '{q11}', 'format' = 'csv');
 INSERT INTO nexmark_q11
-SELECT
-    B.bidder,
-    count(*) as bid_count,
-    SESSION_START(B.dateTime, INTERVAL '10' SECOND) as starttime,
-    SESSION_END(B.dateTime, INTERVAL '10' SECOND) as endtime
-FROM bid B
-GROUP BY B.bidder, SESSION(B.dateTime, INTERVAL '10' SECOND);
+{q11_sql};
 INSERT INTO nexmark_q3
-SELECT P.name, P.city, P.state, A.id
-FROM auction AS A INNER JOIN person AS P on A.seller = P.id
-WHERE A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA');
+{q3_sql};
 ",
                 bids = events.join("bid.csv").display(),
                 q0 = out("q0").display(),
@@ -472,6 +464,11 @@ WHERE A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA');
                 q11 = out("q11").display(),
                 events = EVENTS,
                 people = events.join("person.csv").display(),
+                q0_sql = include_str!("../sql/nexmark/q0.sql").trim_end(),
+                q1_sql = include_str!("../sql/nexmark/q1.sql").trim_end(),
+                q2_sql = include_str!("../sql/nexmark/q2.sql").trim_end(),
+                q3_sql = include_str!("../sql/nexmark/q3.sql").trim_end(),
+                q11_sql = include_str!("../sql/nexmark/q11.sql").trim_end(),
                 auctions = events.join("auction.csv").display(),
             ),
         )
@@ -1173,49 +1170,17 @@ CREATE TABLE q7 (auction BIGINT, price BIGINT, bidder BIGINT, dateTime TIMESTAMP
 CREATE TABLE q8 (id BIGINT, name VARCHAR, starttime TIMESTAMP(3)) WITH ('connector' = 'print', 'print-identifier' = 'q8');
 
 INSERT INTO q5
-SELECT AuctionBids.auction, AuctionBids.num
- FROM (
-   SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime
-   FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
-   GROUP BY auction, window_start, window_end
- ) AS AuctionBids
- JOIN (
-   SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime
-   FROM (
-     SELECT count(*) AS num, window_start AS starttime, window_end AS endtime
-     FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
-     GROUP BY auction, window_start, window_end
-   ) AS CountBids
-   GROUP BY CountBids.starttime, CountBids.endtime
- ) AS MaxBids
- ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime
-    AND AuctionBids.num >= MaxBids.maxn;
+{q5_sql};
 
 INSERT INTO q7
-SELECT B.auction, B.price, B.bidder, B.dateTime, B.extra
-FROM bid B
-JOIN (
-  SELECT MAX(price) AS maxprice, window_end as dateTime
-  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
-  GROUP BY window_start, window_end
-) B1
-ON B.price = B1.maxprice
-WHERE B.dateTime BETWEEN B1.dateTime - INTERVAL '10' SECOND AND B1.dateTime;
+{q7_sql};
 
 INSERT INTO q8
-SELECT P.id, P.name, P.starttime
-FROM (
-  SELECT id, name, window_start AS starttime, window_end AS endtime
-  FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
-  GROUP BY id, name, window_start, window_end
-) P
-JOIN (
-  SELECT seller, window_start AS starttime, window_end AS endtime
-  FROM TABLE(TUMBLE(TABLE auction, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
-  GROUP BY seller, window_start, window_end
-) A
-ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime;",
-            tables = nexmark_tables(&events)
+{q8_sql};",
+            tables = nexmark_tables(&events),
+            q5_sql = include_str!("../sql/nexmark/q5.sql").trim_end(),
+            q7_sql = include_str!("../sql/nexmark/q7.sql").trim_end(),
+            q8_sql = include_str!("../sql/nexmark/q8.sql").trim_end(),
         ),
     )
     .unwrap();
@@ -1445,14 +1410,7 @@ CREATE TABLE q21 (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, 
   WITH ('connector' = 'print', 'print-identifier' = 'q21');
 
 INSERT INTO q4
-SELECT Q.category, AVG(Q.final)
-FROM (
-    SELECT MAX(B.price) AS final, A.category
-    FROM auction A, bid B
-    WHERE A.id = B.auction AND B.dateTime BETWEEN A.dateTime AND A.expires
-    GROUP BY A.id, A.category
-) Q
-GROUP BY Q.category;
+{q4_sql};
 
 INSERT INTO q9
 SELECT id, itemName, description, initialBid, reserve, dateTime, expires, seller, category, extra,
@@ -1515,7 +1473,8 @@ SELECT
     AS channel_id FROM bid
     where REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) is not null or
           lower(channel) in ('apple', 'google', 'facebook', 'baidu');",
-            tables = nexmark_tables(&events)
+            tables = nexmark_tables(&events),
+            q4_sql = include_str!("../sql/nexmark/q4.sql").trim_end(),
         ),
     )
     .unwrap();

@@ -116,112 +116,62 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// Nexmark queries the runner runs in SQL too, as the Nexmark benchmark writes them (only the
-/// tables replaced): name, the sink's columns, its format (updating results are written as
-/// Debezium JSON changes), the query.
+/// tables replaced; the texts in `sql/nexmark/`, which `tests/sql.rs` runs too): name, the
+/// sink's columns, its format (updating results are written as Debezium JSON changes), the query.
 const NEXMARK_SQL: [(&str, &str, &str, &str); 9] = [
     (
         "q0",
         "auction BIGINT, bidder BIGINT, price BIGINT, dateTime TIMESTAMP(3), extra VARCHAR",
         "csv",
-        "SELECT auction, bidder, price, dateTime, extra FROM bid",
+        include_str!("../../../sql/nexmark/q0.sql"),
     ),
     (
         "q1",
         "auction BIGINT, bidder BIGINT, price DECIMAL(23, 3), dateTime TIMESTAMP(3), extra VARCHAR",
         "csv",
-        "SELECT auction, bidder, 0.908 * price as price, dateTime, extra FROM bid",
+        include_str!("../../../sql/nexmark/q1.sql"),
     ),
     (
         "q2",
         "auction BIGINT, price BIGINT",
         "csv",
-        "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0",
+        include_str!("../../../sql/nexmark/q2.sql"),
     ),
     (
         "q3",
         "name VARCHAR, city VARCHAR, state VARCHAR, id BIGINT",
         "debezium-json",
-        "SELECT P.name, P.city, P.state, A.id
-FROM auction AS A INNER JOIN person AS P on A.seller = P.id
-WHERE A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')",
+        include_str!("../../../sql/nexmark/q3.sql"),
     ),
     (
         "q4",
         "category BIGINT, avg_final BIGINT",
         "debezium-json",
-        "SELECT Q.category, AVG(Q.final)
-FROM (
-    SELECT MAX(B.price) AS final, A.category
-    FROM auction A, bid B
-    WHERE A.id = B.auction AND B.dateTime BETWEEN A.dateTime AND A.expires
-    GROUP BY A.id, A.category
-) Q
-GROUP BY Q.category",
+        include_str!("../../../sql/nexmark/q4.sql"),
     ),
     (
         "q5",
         "auction BIGINT, num BIGINT",
         "debezium-json",
-        "SELECT AuctionBids.auction, AuctionBids.num
- FROM (
-   SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime
-   FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
-   GROUP BY auction, window_start, window_end
- ) AS AuctionBids
- JOIN (
-   SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime
-   FROM (
-     SELECT count(*) AS num, window_start AS starttime, window_end AS endtime
-     FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
-     GROUP BY auction, window_start, window_end
-   ) AS CountBids
-   GROUP BY CountBids.starttime, CountBids.endtime
- ) AS MaxBids
- ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime
-    AND AuctionBids.num >= MaxBids.maxn",
+        include_str!("../../../sql/nexmark/q5.sql"),
     ),
     (
         "q7",
         "auction BIGINT, price BIGINT, bidder BIGINT, dateTime TIMESTAMP(3), extra VARCHAR",
         "debezium-json",
-        "SELECT B.auction, B.price, B.bidder, B.dateTime, B.extra
-FROM bid B
-JOIN (
-  SELECT MAX(price) AS maxprice, window_end as dateTime
-  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
-  GROUP BY window_start, window_end
-) B1
-ON B.price = B1.maxprice
-WHERE B.dateTime BETWEEN B1.dateTime - INTERVAL '10' SECOND AND B1.dateTime",
+        include_str!("../../../sql/nexmark/q7.sql"),
     ),
     (
         "q8",
         "id BIGINT, name VARCHAR, starttime TIMESTAMP(3)",
         "debezium-json",
-        "SELECT P.id, P.name, P.starttime
-FROM (
-  SELECT id, name, window_start AS starttime, window_end AS endtime
-  FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
-  GROUP BY id, name, window_start, window_end
-) P
-JOIN (
-  SELECT seller, window_start AS starttime, window_end AS endtime
-  FROM TABLE(TUMBLE(TABLE auction, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
-  GROUP BY seller, window_start, window_end
-) A
-ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime",
+        include_str!("../../../sql/nexmark/q8.sql"),
     ),
     (
         "q11",
         "bidder BIGINT, bid_count BIGINT, starttime TIMESTAMP(3), endtime TIMESTAMP(3)",
         "csv",
-        "SELECT
-    B.bidder,
-    count(*) as bid_count,
-    SESSION_START(B.dateTime, INTERVAL '10' SECOND) as starttime,
-    SESSION_END(B.dateTime, INTERVAL '10' SECOND) as endtime
-FROM bid B
-GROUP BY B.bidder, SESSION(B.dateTime, INTERVAL '10' SECOND)",
+        include_str!("../../../sql/nexmark/q11.sql"),
     ),
 ];
 
