@@ -125,6 +125,21 @@ pub enum CmpOp {
     Ge,
 }
 
+impl CmpOp {
+    /// Whether two values in order `o` (the left against the right) satisfy the comparison.
+    #[inline]
+    pub(crate) fn holds_for(self, o: std::cmp::Ordering) -> bool {
+        match self {
+            CmpOp::Eq => o.is_eq(),
+            CmpOp::Ne => o.is_ne(),
+            CmpOp::Lt => o.is_lt(),
+            CmpOp::Le => o.is_le(),
+            CmpOp::Gt => o.is_gt(),
+            CmpOp::Ge => o.is_ge(),
+        }
+    }
+}
+
 /// Built-in scalar functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Func {
@@ -986,15 +1001,7 @@ impl Scalar {
                 if l.is_null() || r.is_null() {
                     return Ok(Value::Null);
                 }
-                let o = l.cmp(&r);
-                Value::Bool(match op {
-                    CmpOp::Eq => o.is_eq(),
-                    CmpOp::Ne => o.is_ne(),
-                    CmpOp::Lt => o.is_lt(),
-                    CmpOp::Le => o.is_le(),
-                    CmpOp::Gt => o.is_gt(),
-                    CmpOp::Ge => o.is_ge(),
-                })
+                Value::Bool(op.holds_for(l.cmp(&r)))
             }
             Scalar::And(l, r) => match truth(&l.eval(row)?) {
                 Some(false) => Value::Bool(false),
@@ -1149,14 +1156,7 @@ fn int_cmp(op: CmpOp, l: &Scalar, r: &Scalar, row: &[Value]) -> Option<Option<bo
     let (Some(a), Some(b)) = (a, b) else {
         return Some(None);
     };
-    Some(Some(match op {
-        CmpOp::Eq => a == b,
-        CmpOp::Ne => a != b,
-        CmpOp::Lt => a < b,
-        CmpOp::Le => a <= b,
-        CmpOp::Gt => a > b,
-        CmpOp::Ge => a >= b,
-    }))
+    Some(Some(op.holds_for(a.cmp(&b))))
 }
 
 fn like(s: &str, p: &str) -> bool {
