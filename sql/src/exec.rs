@@ -831,10 +831,7 @@ fn build_reading<'s>(
                 }
                 (l, r)
             });
-            let (ln, rn) = match sides {
-                Some((l, r)) => (Some(l), Some(r)),
-                None => (None, None),
-            };
+            let (ln, rn) = sides.unzip();
             let l = only_read(build_reading(env, left, ln.clone(), None).rows(), ln);
             let r = only_read(build_reading(env, right, rn.clone(), None).rows(), rn);
             let joined = join(l, r, *kind, left_keys, right_keys, (lw, rw));
@@ -883,7 +880,7 @@ fn holds(cond: &crate::expr::Scalar, row: &[Value], ctx: &Rc<WorkerContext>, tex
 /// `rows` with the columns `read` does not mark set to NULL (all of them kept without `read`).
 fn only_read<'s>(rows: Collection<'s, Row>, read: Option<Vec<bool>>) -> Collection<'s, Row> {
     match read {
-        Some(read) if rows_lose_columns(&read) => rows.map(move |mut r: Row| {
+        Some(read) if read.contains(&false) => rows.map(move |mut r: Row| {
             for (i, v) in r.0.iter_mut().enumerate() {
                 if read.get(i) != Some(&true) {
                     *v = Value::Null;
@@ -893,11 +890,6 @@ fn only_read<'s>(rows: Collection<'s, Row>, read: Option<Vec<bool>>) -> Collecti
         }),
         _ => rows,
     }
-}
-
-/// Whether a row loses a column to `read` (see [`only_read`]).
-fn rows_lose_columns(read: &[bool]) -> bool {
-    read.iter().any(|r| !r)
 }
 
 /// Marks in `read` the columns `s` reads (growing it as needed).
