@@ -8,7 +8,7 @@
 //! - [`ConnectedStreams::window_join`]: every pair of the same key in the same window (tumbling,
 //!   sliding or session), emitted when the window fires with the window's last timestamp.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 use crate::build::{KeyedState, TimeBuffer};
@@ -20,8 +20,57 @@ use crate::keyed::{Key, Value};
 use crate::transform::{KeyedPairs, Transform};
 use crate::window::{Window, Windows};
 
-/// Buffered records of both sides of one key, with their timestamps.
-type Buffered<A, B> = (Vec<(Time, A)>, Vec<(Time, B)>);
+/// Buffered records of both sides of one key, with their timestamps, in arrival order (time
+/// order, as records are taken when the frontier passes their time): the oldest are dropped
+/// from the front.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(bound(serialize = "A: serde::Serialize, B: serde::Serialize"))]
+#[serde(bound(deserialize = "A: serde::de::DeserializeOwned, B: serde::de::DeserializeOwned"))]
+struct Buffered<A, B> {
+    lefts: VecDeque<(Time, A)>,
+    rights: VecDeque<(Time, B)>,
+    /// When the key's next cleanup is scheduled (`Time::MAX`: none). Not part of snapshots:
+    /// restoring schedules anew.
+    #[serde(skip, default = "no_cleanup")]
+    due: Time,
+}
+
+fn no_cleanup() -> Time {
+    Time::MAX
+}
+
+impl<A, B> Default for Buffered<A, B> {
+    fn default() -> Self {
+        Buffered {
+            lefts: VecDeque::new(),
+            rights: VecDeque::new(),
+            due: Time::MAX,
+        }
+    }
+}
+
+impl<A, B> Buffered<A, B> {
+    /// When the first of the front records may be dropped, given the join's bounds: a left
+    /// record once the watermark passes `ts + upper`, a right one once it passes `ts - lower`.
+    fn next_expiry(&self, lower: Time, upper: Time) -> Option<Time> {
+        let l = self.lefts.front().map(|(t, _)| expiry_left(*t, upper));
+        let r = self.rights.front().map(|(t, _)| expiry_right(*t, lower));
+        match (l, r) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The first time at which a left record at `t` can match no future right record.
+fn expiry_left(t: Time, upper: Time) -> Time {
+    t.saturating_add(upper).saturating_add(1)
+}
+
+/// The first time at which a right record at `t` can match no future left record.
+fn expiry_right(t: Time, lower: Time) -> Time {
+    t.saturating_sub(lower).saturating_add(1)
+}
 
 /// Records of both inputs, as they travel: key, value, timestamp.
 type Tagged<K, A, B> = ((K, Either<A, B>), Time);
@@ -58,7 +107,10 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
             let (stream, _) = keyed_operator(&ctx, input, name, state).build(move |setup| {
                 let state = setup.state;
                 let mut pending: TimeBuffer<Vec<Tagged<K, A, B>>> = TimeBuffer::new();
-                // Keys with buffered records, by the time their earliest record may be dropped.
+                // Keys by the time of their next cleanup: one entry per key with buffered
+                // records (at most its front records' first expiry; records behind an older
+                // front wait for it), so that a key's records are dropped from the front, each
+                // once, as the watermark passes them.
                 let mut cleanup: BTreeMap<Time, Vec<K>> = BTreeMap::new();
                 let mut passed: Time = Time::MIN; // the watermark + 1 the join has acted on
                 move |act: Activation<'_, K, Either<A, B>, O, ()>| {
@@ -80,15 +132,15 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                     // restored records' cleanup.
                     if let Some(cut) = initial.and_then(|i| i.restored_cut) {
                         passed = cut;
-                        for (k, (lefts, rights)) in sides.iter() {
-                            for (t, _) in lefts {
-                                let at = t.saturating_add(upper).saturating_add(1);
-                                cleanup.entry(at).or_default().push(k.clone());
+                        let due: Vec<(K, Time)> = sides
+                            .iter()
+                            .filter_map(|(k, b)| Some((k.clone(), b.next_expiry(lower, upper)?)))
+                            .collect();
+                        for (k, at) in due {
+                            if let Some(buffered) = sides.get_mut(&k) {
+                                buffered.due = at;
                             }
-                            for (t, _) in rights {
-                                let at = t.saturating_sub(lower).saturating_add(1);
-                                cleanup.entry(at).or_default().push(k.clone());
-                            }
+                            cleanup.entry(at).or_default().push(k);
                         }
                     }
                     let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
@@ -100,32 +152,34 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                                 *late_dropped += 1; // late: its partners may be gone
                                 continue;
                             }
-                            let (lefts, rights) = sides.entry(k.clone()).or_default();
-                            match value {
+                            let buffered = sides.entry(k.clone()).or_default();
+                            let at = match value {
                                 Either::First(a) => {
-                                    for (bt, b) in rights.iter() {
-                                        if ts + lower <= *bt && *bt <= ts + upper {
+                                    for (bt, b) in buffered.rights.iter() {
+                                        if ts.saturating_add(lower) <= *bt
+                                            && *bt <= ts.saturating_add(upper)
+                                        {
                                             session.give((f(&k, &a, b), ts.max(*bt)));
                                         }
                                     }
-                                    cleanup
-                                        .entry(ts.saturating_add(upper).saturating_add(1))
-                                        .or_default()
-                                        .push(k);
-                                    lefts.push((ts, a));
+                                    buffered.lefts.push_back((ts, a));
+                                    expiry_left(ts, upper)
                                 }
                                 Either::Second(b) => {
-                                    for (at, a) in lefts.iter() {
-                                        if at + lower <= ts && ts <= at + upper {
+                                    for (at, a) in buffered.lefts.iter() {
+                                        if at.saturating_add(lower) <= ts
+                                            && ts <= at.saturating_add(upper)
+                                        {
                                             session.give((f(&k, a, &b), ts.max(*at)));
                                         }
                                     }
-                                    cleanup
-                                        .entry(ts.saturating_sub(lower).saturating_add(1))
-                                        .or_default()
-                                        .push(k);
-                                    rights.push((ts, b));
+                                    buffered.rights.push_back((ts, b));
+                                    expiry_right(ts, lower)
                                 }
+                            };
+                            if at < buffered.due {
+                                buffered.due = at;
+                                cleanup.entry(at).or_default().push(k);
                             }
                         }
                     }
@@ -135,12 +189,35 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                         if *entry.key() > passed {
                             break;
                         }
-                        for k in entry.remove() {
-                            if let Some((lefts, rights)) = sides.get_mut(&k) {
-                                lefts.retain(|(t, _)| t.saturating_add(upper) >= passed);
-                                rights.retain(|(t, _)| t.saturating_sub(lower) >= passed);
-                                if lefts.is_empty() && rights.is_empty() {
+                        let (at, keys) = entry.remove_entry();
+                        for k in keys {
+                            let Some(buffered) = sides.get_mut(&k) else {
+                                continue;
+                            };
+                            if buffered.due != at {
+                                continue; // rescheduled earlier since: that entry acts
+                            }
+                            while buffered
+                                .lefts
+                                .front()
+                                .is_some_and(|(t, _)| expiry_left(*t, upper) <= passed)
+                            {
+                                buffered.lefts.pop_front();
+                            }
+                            while buffered
+                                .rights
+                                .front()
+                                .is_some_and(|(t, _)| expiry_right(*t, lower) <= passed)
+                            {
+                                buffered.rights.pop_front();
+                            }
+                            match buffered.next_expiry(lower, upper) {
+                                None => {
                                     sides.remove(&k);
+                                }
+                                Some(next) => {
+                                    buffered.due = next;
+                                    cleanup.entry(next).or_default().push(k);
                                 }
                             }
                         }
