@@ -1244,7 +1244,9 @@ fn windows_of(spec: WindowSpec, t: i64) -> Vec<(i64, i64)> {
             }
             out
         }
-        WindowSpec::Session { .. } => unreachable!("sessions are not a window table function"),
+        WindowSpec::Session { .. } | WindowSpec::Attached { .. } => {
+            unreachable!("not a window table function")
+        }
     }
 }
 
@@ -1493,11 +1495,44 @@ fn window_aggregate<'s>(
     keys: &[(String, Typed)],
     aggs: &[Agg],
 ) -> DataStream<'s, Row> {
-    let stream = build(env, input);
+    // The window operator holds (and for overlapping windows copies) only the columns the
+    // aggregates read: the rest of each row is dropped once the key is taken from it.
+    let (slim_cols, slim) = slim_aggregates(aggs);
+    let mut key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
+    if let WindowSpec::Attached { start, end } = spec {
+        // The window's columns lead the key; each row sits at its window's `window_time`
+        // (end - 1), so a window of one millisecond there closes when the window does.
+        let fields = input.fields();
+        let col = |c: usize| Typed {
+            scalar: Scalar::Col(c),
+            ty: fields[c].ty,
+            text: fields[c].name.clone(),
+            pos: Default::default(),
+        };
+        key_exprs.splice(0..0, [col(start), col(end)]);
+    }
+    let mut read = Vec::new();
+    for k in &key_exprs {
+        mark_read(&k.scalar, &mut read);
+    }
+    for c in &slim_cols {
+        if read.len() <= *c {
+            read.resize(c + 1, false);
+        }
+        read[*c] = true;
+    }
+    let stream = build_reading(env, input, Some(read), None).append();
     let ctx = Rc::clone(stream.context());
-    let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
+    let mut key = key_of(&key_exprs, &ctx, "GROUP BY");
     let keyed = stream
-        .flat_map(key_of(&key_exprs, &ctx, "GROUP BY"))
+        .flat_map(move |r: Row| {
+            let (k, mut r) = key(r)?;
+            let value: Vec<Value> = slim_cols
+                .iter()
+                .map(|c| std::mem::replace(&mut r.0[*c], Value::Null))
+                .collect();
+            Some((k, Row(value)))
+        })
         .keyed();
     let windows = match spec {
         WindowSpec::Tumble { size } => Windows::tumbling(Duration::from_millis(size as u64)),
@@ -1510,8 +1545,10 @@ fn window_aggregate<'s>(
             Duration::from_millis(size as u64),
         ),
         WindowSpec::Session { gap } => Windows::session(Duration::from_millis(gap as u64)),
+        WindowSpec::Attached { .. } => Windows::tumbling(Duration::from_millis(1)),
     };
-    let f = Aggregates::new(aggs, &ctx);
+    let attached = matches!(spec, WindowSpec::Attached { .. });
+    let f = Aggregates::new(&slim, &ctx);
     let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
     keyed
         .window(windows)
@@ -1520,12 +1557,20 @@ fn window_aggregate<'s>(
             move |accs, r| f2.add(accs, &r),
             move |accs, other| f3.merge(accs, other),
             move |key: &Row, w: &Window, accs: &Vec<crate::plan::Acc>| {
-                let mut v = vec![
-                    Value::Timestamp(w.start),
-                    Value::Timestamp(w.end),
-                    Value::Timestamp(w.end - 1),
-                ];
-                v.extend(key.0.iter().cloned());
+                let mut v = Vec::with_capacity(3 + key.0.len() + accs.len());
+                if attached {
+                    // window_start and window_end from the key, the key's other columns after.
+                    v.extend(key.0[..2].iter().cloned());
+                    v.push(Value::Timestamp(w.start));
+                    v.extend(key.0[2..].iter().cloned());
+                } else {
+                    v.extend([
+                        Value::Timestamp(w.start),
+                        Value::Timestamp(w.end),
+                        Value::Timestamp(w.end - 1),
+                    ]);
+                    v.extend(key.0.iter().cloned());
+                }
                 f4.results(accs, &mut v);
                 Row(v)
             },

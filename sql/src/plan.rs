@@ -186,6 +186,17 @@ pub enum WindowSpec {
         /// The gap that ends a session (ms).
         gap: i64,
     },
+    /// The windows the input's rows already carry: `GROUP BY window_start, window_end` over the
+    /// result of a window aggregation (or of a session window table function), whose rows all
+    /// sit at their window's `window_time`. The window of a row is its `window_start` and
+    /// `window_end` columns; it closes when the watermark passes the window's end, as it did
+    /// upstream (Flink's cascading window aggregation on window-attached rows).
+    Attached {
+        /// The input column holding `window_start`.
+        start: usize,
+        /// The input column holding `window_end`.
+        end: usize,
+    },
 }
 
 impl fmt::Display for WindowSpec {
@@ -204,6 +215,7 @@ impl fmt::Display for WindowSpec {
                 )
             }
             WindowSpec::Session { gap } => write!(f, "SESSION(gap {})", millis(*gap)),
+            WindowSpec::Attached { .. } => f.write_str("the input's windows"),
         }
     }
 }
@@ -477,7 +489,9 @@ impl Plan {
     /// A window join — equal `window_end` of the same windows on both sides (window table
     /// functions or window aggregations) — is one too: rows of one window lie at most the
     /// window's length apart in event time (a window aggregation's rows all at its window_time),
-    /// and the equal keys keep other windows apart.
+    /// and the equal keys keep other windows apart. The bounds may also be written on the
+    /// `window_end` or `window_time` of a side whose rows sit at their window's time (a window
+    /// aggregation's result): `window_time` is the row's event time, `window_end` one after.
     pub fn interval(&self) -> Option<(i64, i64)> {
         let Plan::Join {
             left,
@@ -503,7 +517,25 @@ impl Plan {
             }
         }
         let residual = residual.as_ref()?;
-        let (l, r) = (left.rowtime()?, left.fields().len() + right.rowtime()?);
+        let lw = left.fields().len();
+        // A column's value as its row's event time plus a constant (ms): the event-time
+        // column itself, and the window columns of rows that sit at their window's time
+        // (`window_time`, and `window_end` one after it). Which side, and the constant.
+        let time = |c: usize| -> Option<(bool, i64)> {
+            let (plan, c, right) = if c < lw {
+                (left, c, false)
+            } else {
+                (right, c - lw, true)
+            };
+            if plan.rowtime() == Some(c) {
+                return Some((right, 0));
+            }
+            match window_column(plan, c)? {
+                (1, 0) => Some((right, 1)),
+                (2, 0) => Some((right, 0)),
+                _ => None,
+            }
+        };
         // A side of a comparison as a time column plus a constant: which column, and the ms.
         fn offset(s: &Scalar) -> Option<(usize, i64)> {
             use crate::expr::ArithOp;
@@ -539,11 +571,15 @@ impl Plan {
             let (Some((ca, da)), Some((cb, db))) = (offset(a), offset(b)) else {
                 continue;
             };
+            let (Some((ra, ta)), Some((rb, tb))) = (time(ca), time(cb)) else {
+                continue;
+            };
+            let (da, db) = (da + ta, db + tb);
             use crate::expr::CmpOp;
             // As `r.ts OP l.ts + d`.
-            let (op, d) = if ca == r && cb == l {
+            let (op, d) = if ra && !rb {
                 (*op, db - da)
-            } else if ca == l && cb == r {
+            } else if !ra && rb {
                 let flipped = match op {
                     CmpOp::Lt => CmpOp::Gt,
                     CmpOp::Le => CmpOp::Ge,
@@ -717,15 +753,22 @@ impl Plan {
                 right_keys,
                 residual,
             } => {
-                let pairs: Vec<String> = left_keys
-                    .iter()
-                    .zip(right_keys)
-                    .map(|(l, r)| format!("{l} = {r}"))
-                    .collect();
-                let _ = write!(out, "{pad}Join: {kind:?} on {}", pairs.join(" AND "));
-                if let Some(r) = residual {
-                    let _ = write!(out, " AND {r}");
+                // Keys taken from an ON or WHERE carry that condition's text, as does the
+                // residual: each text once.
+                let mut texts: Vec<String> = Vec::new();
+                let pairs = left_keys.iter().zip(right_keys).map(|(l, r)| {
+                    if l.text == r.text {
+                        l.text.clone()
+                    } else {
+                        format!("{l} = {r}")
+                    }
+                });
+                for t in pairs.chain(residual.iter().map(|r| r.text.clone())) {
+                    if !texts.contains(&t) {
+                        texts.push(t);
+                    }
                 }
+                let _ = write!(out, "{pad}Join: {kind:?} on {}", texts.join(" AND "));
                 match self.interval() {
                     Some((lower, upper)) => {
                         let _ = writeln!(
@@ -1533,7 +1576,7 @@ fn window_column(plan: &Plan, col: usize) -> Option<(usize, i64)> {
                 WindowSpec::Tumble { size }
                 | WindowSpec::Hop { size, .. }
                 | WindowSpec::Cumulate { size, .. } => size - 1,
-                WindowSpec::Session { .. } => 0,
+                WindowSpec::Session { .. } | WindowSpec::Attached { .. } => 0,
             };
             Some((which, spread))
         }
@@ -2626,9 +2669,36 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             ));
         }
         set_rank_limit(&mut plan, &cond.scalar);
-        plan = Plan::Filter {
-            input: Box::new(plan),
-            cond,
+        plan = match plan {
+            // On an inner join, WHERE is part of the join's condition (where a bound on event
+            // time makes it an interval join).
+            Plan::Join {
+                left,
+                right,
+                kind: JoinKind::Inner,
+                left_keys,
+                right_keys,
+                residual,
+            } => Plan::Join {
+                left,
+                right,
+                kind: JoinKind::Inner,
+                left_keys,
+                right_keys,
+                residual: Some(match residual {
+                    None => cond,
+                    Some(r) => Typed {
+                        scalar: Scalar::And(Box::new(r.scalar), Box::new(cond.scalar)),
+                        ty: DataType::Boolean,
+                        text: format!("{} AND {}", r.text, cond.text),
+                        pos: r.pos,
+                    },
+                }),
+            },
+            plan => Plan::Filter {
+                input: Box::new(plan),
+                cond,
+            },
         };
     }
     let group_exprs: Vec<Expr> = match &select.group_by {
@@ -2750,6 +2820,7 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             exprs,
         });
     }
+    let group_exprs_all = group_exprs.clone();
     // Flink's group window functions: GROUP BY TUMBLE(ts, size) / HOP(ts, slide, size) /
     // SESSION(ts, gap), with X_START / X_END / X_ROWTIME(...) in the select list.
     let legacy = match from.window {
@@ -2763,9 +2834,12 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             rest.remove(i);
             (spec, rest, Some(call))
         }
-        (None, None) => {
-            return group_aggregate(select, &scope, plan, &group_exprs, &agg_calls, &items);
-        }
+        (None, None) => match attached_windows(&group_exprs, &scope, &plan)? {
+            Some((spec, rest)) => (spec, rest, None),
+            None => {
+                return group_aggregate(select, &scope, plan, &group_exprs, &agg_calls, &items);
+            }
+        },
     };
     if plan.updating() {
         return Err(SqlError::at(
@@ -2833,7 +2907,8 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
             ));
         }
     }
-    if legacy.is_none() && !(has[0] && has[1]) {
+    let attached = matches!(spec, WindowSpec::Attached { .. });
+    if legacy.is_none() && !attached && !(has[0] && has[1]) {
         return Err(SqlError::at(
             at,
             "a window aggregation groups by window_start and window_end (GROUP BY window_start, window_end, ...); without them it is an updating aggregation, not supported yet",
@@ -2847,6 +2922,17 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
     let q = from.fields.first().and_then(|f| f.qualifier.clone());
     let mut fields = window_fields(q.as_deref());
     let mut subst = Vec::new();
+    if let WindowSpec::Attached { start, end } = spec {
+        // The input's window columns keep their names (and are what GROUP BY named).
+        for (k, c) in [start, end].into_iter().enumerate() {
+            fields[k] = scope.fields[c].clone();
+            for g in &group_exprs_all {
+                if matches!(compile(g, &scope)?.scalar, Scalar::Col(x) if x == c) {
+                    subst.push((g.to_string(), k));
+                }
+            }
+        }
+    }
     for (name, g, typed) in &keys {
         let (qualifier, name) = match g {
             Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
@@ -2997,6 +3083,43 @@ fn group_window(
         return Ok(Some((i, spec, (name, written.join(", ")))));
     }
     Ok(None)
+}
+
+/// A `GROUP BY` over rows that carry their windows already — grouped by `window_start` and
+/// `window_end` of an append-only input whose rows all sit at their window's `window_time` (a
+/// window aggregation's result, a session's rows) — is a window aggregation on those windows:
+/// the windows, and the grouping expressions besides them. `None` for any other `GROUP BY`.
+fn attached_windows(
+    group_exprs: &[Expr],
+    scope: &Scope,
+    input: &Plan,
+) -> Result<Option<(WindowSpec, Vec<Expr>)>, SqlError> {
+    if input.updating() {
+        return Ok(None);
+    }
+    let (mut start, mut end) = (None, None);
+    let mut rest = Vec::new();
+    for g in group_exprs {
+        let typed = compile(g, scope)?;
+        if let Scalar::Col(c) = typed.scalar {
+            match window_column(input, c) {
+                Some((0, 0)) if start.is_none() => {
+                    start = Some(c);
+                    continue;
+                }
+                Some((1, 0)) if end.is_none() => {
+                    end = Some(c);
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        rest.push(g.clone());
+    }
+    Ok(match (start, end) {
+        (Some(start), Some(end)) => Some((WindowSpec::Attached { start, end }, rest)),
+        _ => None,
+    })
 }
 
 /// `GROUP BY` without a window (or aggregates without `GROUP BY`): an updating aggregation.
@@ -4129,6 +4252,62 @@ mod tests {
             )),
             None
         );
+        // A bound written on a window aggregation's window_end (its rows at window_time, one
+        // before it), in WHERE: part of the inner join's condition, so an interval join.
+        let maxima = "SELECT MAX(price) AS m, window_end AS t FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND)) GROUP BY window_start, window_end";
+        let q7 = format!(
+            "SELECT b.auction FROM bids b JOIN ({maxima}) w ON b.price = w.m WHERE b.date_time BETWEEN w.t - INTERVAL '10' SECOND AND w.t;"
+        );
+        assert_eq!(interval(&q7), Some((-1, 9999)));
+        assert!(!plan(&q7).unwrap().sinks[0].plan.updating());
+        // The same bound on an outer join stays a filter over a regular join.
+        assert_eq!(
+            interval(&format!(
+                "SELECT b.auction FROM bids b LEFT JOIN ({maxima}) w ON b.price = w.m WHERE b.date_time BETWEEN w.t - INTERVAL '10' SECOND AND w.t;"
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn group_by_the_windows_of_a_window_aggregation_is_a_window_aggregation() {
+        // Nexmark q5's shape: per window the largest of the per-auction counts, joined back on
+        // the window's bounds.
+        let counts = "SELECT auction, COUNT(*) AS num, window_start AS starttime, window_end AS endtime FROM TABLE(HOP(TABLE bids, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end";
+        let most = format!(
+            "SELECT MAX(c.num) AS maxn, c.starttime, c.endtime FROM ({counts}) c GROUP BY c.starttime, c.endtime"
+        );
+        let p = plan(&format!("{most};")).unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(
+            text.contains("WindowAggregate: the input's windows on event time, key [], MAX(c.num)"),
+            "{text}"
+        );
+        assert!(!p.sinks[0].plan.updating());
+        assert_eq!(
+            field_names(&p),
+            ["maxn", "starttime", "endtime"],
+            "the window columns keep the names they were grouped by"
+        );
+        let p = plan(&format!(
+            "SELECT a.auction, a.num FROM ({counts}) a JOIN ({most}) m ON a.starttime = m.starttime AND a.endtime = m.endtime AND a.num >= m.maxn;"
+        ))
+        .unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(
+            text.contains("(interval join: right time - left time in [0, 0] ms"),
+            "{text}"
+        );
+        assert!(!p.sinks[0].plan.updating());
+        // Grouped by window_end alone, or over rows that do not sit at their window's time (a
+        // window table function's), it stays an updating aggregation.
+        let p = plan(&format!(
+            "SELECT MAX(c.num), c.endtime FROM ({counts}) c GROUP BY c.endtime;"
+        ))
+        .unwrap();
+        assert!(p.sinks[0].plan.updating());
+        let p = plan("SELECT COUNT(*), r.window_start, r.window_end FROM (SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND))) r GROUP BY r.window_start, r.window_end;").unwrap();
+        assert!(p.sinks[0].plan.updating());
     }
 
     #[test]

@@ -152,13 +152,13 @@ const NEXMARK_SQL: [(&str, &str, &str, &str); 9] = [
     (
         "q5",
         "auction BIGINT, num BIGINT",
-        "debezium-json",
+        "csv",
         include_str!("../../../sql/nexmark/q5.sql"),
     ),
     (
         "q7",
         "auction BIGINT, price BIGINT, bidder BIGINT, dateTime TIMESTAMP(3), extra VARCHAR",
-        "debezium-json",
+        "csv",
         include_str!("../../../sql/nexmark/q7.sql"),
     ),
     (
