@@ -78,7 +78,10 @@ type Tagged<K, A, B> = ((K, Either<A, B>), Time);
 impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
     /// Joins records of the two inputs with the same key whose timestamps satisfy
     /// `a.ts + lower <= b.ts <= a.ts + upper` (bounds inclusive, in ms; `lower` may be negative),
-    /// emitting `f(key, a, b)` with the later of the two timestamps.
+    /// emitting `f(key, a, b)` with the later of the two timestamps. `Time::MIN` or `Time::MAX`
+    /// leaves that end open: the records it would have limited are kept as long as the job runs
+    /// (with `upper = Time::MAX`, every left record), the others are still dropped as the
+    /// watermark passes them.
     ///
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
@@ -140,7 +143,9 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                             if let Some(buffered) = sides.get_mut(&k) {
                                 buffered.due = at;
                             }
-                            cleanup.entry(at).or_default().push(k);
+                            if at < Time::MAX {
+                                cleanup.entry(at).or_default().push(k);
+                            }
                         }
                     }
                     let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
@@ -216,8 +221,12 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                                     sides.remove(&k);
                                 }
                                 Some(next) => {
+                                    // Records without bound (a join bounded on one side
+                                    // only) are kept: nothing to schedule for them.
                                     buffered.due = next;
-                                    cleanup.entry(next).or_default().push(k);
+                                    if next < Time::MAX {
+                                        cleanup.entry(next).or_default().push(k);
+                                    }
                                 }
                             }
                         }
