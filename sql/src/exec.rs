@@ -773,16 +773,26 @@ fn build_reading<'s>(
             ..
         } if plan.interval().is_some() => {
             let (lower, upper) = plan.interval().expect("an interval join");
-            let side = |env: &mut Env<'s>, input: &Plan, keys: &[Typed]| {
-                let ctx = Rc::clone(env.context());
-                let mut key = key_of(keys, &ctx, "ON");
-                // A NULL key matches nothing in an inner join.
-                build(env, input)
-                    .flat_map(move |r: Row| key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null)))
-                    .keyed()
-            };
-            let l = side(env, left, left_keys);
-            let r = side(env, right, right_keys);
+            let (lw, rw) = (left.fields().len(), right.fields().len());
+            let (ln, rn) = join_reads(needed, left_keys, right_keys, residual, (lw, rw)).unzip();
+            let side =
+                |env: &mut Env<'s>, input: &Plan, keys: &[Typed], read: Option<Vec<bool>>| {
+                    let ctx = Rc::clone(env.context());
+                    let mut key = key_of(keys, &ctx, "ON");
+                    // A NULL key matches nothing in an inner join. The columns nobody reads are
+                    // left NULL before the row waits in the join.
+                    build_reading(env, input, read.clone(), None)
+                        .append()
+                        .flat_map(move |mut r: Row| {
+                            if let Some(read) = &read {
+                                null_unread(&mut r, read);
+                            }
+                            key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null))
+                        })
+                        .keyed()
+                };
+            let l = side(env, left, left_keys, ln);
+            let r = side(env, right, right_keys, rn);
             let joined = l
                 .connect(r)
                 .interval_join(lower, upper, |_: &Row, a: &Row, b: &Row| {
@@ -806,31 +816,7 @@ fn build_reading<'s>(
             residual,
         } => {
             let (lw, rw) = (left.fields().len(), right.fields().len());
-            // The columns each side must keep: those read above the join, its keys and its
-            // residual condition. The others are left NULL before the sides are arranged, so
-            // that the join's state holds no text nobody reads (and rows differing only there
-            // are one row with a count).
-            let sides = needed.map(|n| {
-                let read = |c: usize| n.get(c) == Some(&true);
-                let mut l: Vec<bool> = (0..lw).map(read).collect();
-                let mut r: Vec<bool> = (lw..lw + rw).map(read).collect();
-                for k in left_keys {
-                    mark_read(&k.scalar, &mut l);
-                }
-                for k in right_keys {
-                    mark_read(&k.scalar, &mut r);
-                }
-                if let Some(res) = residual {
-                    crate::plan::visit_columns(&res.scalar, &mut |c| {
-                        if c < lw {
-                            l[c] = true;
-                        } else if c - lw < rw {
-                            r[c - lw] = true;
-                        }
-                    });
-                }
-                (l, r)
-            });
+            let sides = join_reads(needed, left_keys, right_keys, residual, (lw, rw));
             let (ln, rn) = sides.unzip();
             let l = only_read(build_reading(env, left, ln.clone(), None).rows(), ln);
             let r = only_read(build_reading(env, right, rn.clone(), None).rows(), rn);
@@ -877,15 +863,52 @@ fn holds(cond: &crate::expr::Scalar, row: &[Value], ctx: &Rc<WorkerContext>, tex
     }
 }
 
+/// The columns each side of a join must keep, given those read above it (`needed`; `None`:
+/// all): those, its keys and its residual condition. The others can be left NULL before the
+/// sides wait in the join's state, so that it holds no text nobody reads.
+fn join_reads(
+    needed: Option<Vec<bool>>,
+    left_keys: &[Typed],
+    right_keys: &[Typed],
+    residual: &Option<Typed>,
+    (lw, rw): (usize, usize),
+) -> Option<(Vec<bool>, Vec<bool>)> {
+    let n = needed?;
+    let read = |c: usize| n.get(c) == Some(&true);
+    let mut l: Vec<bool> = (0..lw).map(read).collect();
+    let mut r: Vec<bool> = (lw..lw + rw).map(read).collect();
+    for k in left_keys {
+        mark_read(&k.scalar, &mut l);
+    }
+    for k in right_keys {
+        mark_read(&k.scalar, &mut r);
+    }
+    if let Some(res) = residual {
+        crate::plan::visit_columns(&res.scalar, &mut |c| {
+            if c < lw {
+                l[c] = true;
+            } else if c - lw < rw {
+                r[c - lw] = true;
+            }
+        });
+    }
+    Some((l, r))
+}
+
+/// Sets the columns of `row` that `read` does not mark to NULL.
+fn null_unread(row: &mut Row, read: &[bool]) {
+    for (i, v) in row.0.iter_mut().enumerate() {
+        if read.get(i) != Some(&true) {
+            *v = Value::Null;
+        }
+    }
+}
+
 /// `rows` with the columns `read` does not mark set to NULL (all of them kept without `read`).
 fn only_read<'s>(rows: Collection<'s, Row>, read: Option<Vec<bool>>) -> Collection<'s, Row> {
     match read {
         Some(read) if read.contains(&false) => rows.map(move |mut r: Row| {
-            for (i, v) in r.0.iter_mut().enumerate() {
-                if read.get(i) != Some(&true) {
-                    *v = Value::Null;
-                }
-            }
+            null_unread(&mut r, &read);
             r
         }),
         _ => rows,

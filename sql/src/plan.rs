@@ -485,6 +485,9 @@ impl Plan {
     /// INTERVAL ...`, or the same with comparisons): `(lower, upper)` with `l.ts + lower <= r.ts
     /// <= l.ts + upper` (ms). Such a join runs as an interval join: a row is kept only until the
     /// watermark passes the times it can still match, and the result is append-only, as in Flink.
+    /// A bound on one side only (`r.ts >= l.ts`) gives `i64::MIN` or `i64::MAX` for the other:
+    /// the rows that bound does not limit are kept as in a regular join, the others dropped once
+    /// the watermark passes them (the same rows as a regular join, append-only).
     ///
     /// A window join — equal `window_end` of the same windows on both sides (window table
     /// functions or window aggregations) — is one too: rows of one window lie at most the
@@ -599,7 +602,13 @@ impl Plan {
                 _ => {}
             }
         }
-        Some((lower?, upper?))
+        // With one bound only, the side it does not bound is kept for as long as the job
+        // runs (as a regular join keeps both); the other is still dropped as the watermark
+        // passes it, and the result is append-only.
+        match (lower, upper) {
+            (None, None) => None,
+            (lower, upper) => Some((lower.unwrap_or(i64::MIN), upper.unwrap_or(i64::MAX))),
+        }
     }
 
     /// Whether its result changes after it was emitted (rows retracted): an updating result,
@@ -771,9 +780,16 @@ impl Plan {
                 let _ = write!(out, "{pad}Join: {kind:?} on {}", texts.join(" AND "));
                 match self.interval() {
                     Some((lower, upper)) => {
+                        let bound = |b: i64| match b {
+                            i64::MIN => "-inf".to_string(),
+                            i64::MAX => "+inf".to_string(),
+                            b => b.to_string(),
+                        };
                         let _ = writeln!(
                             out,
-                            " (interval join: right time - left time in [{lower}, {upper}] ms; each row kept until the watermark passes its interval)"
+                            " (interval join: right time - left time in [{}, {}] ms; each row kept until the watermark passes its interval)",
+                            bound(lower),
+                            bound(upper)
                         );
                     }
                     None => {
@@ -4216,10 +4232,23 @@ mod tests {
             ),
             Some((1, 5000))
         );
-        // One bound only, or not on the event time: a regular join.
+        // One bound only: the rows it does not limit are kept (as a regular join keeps them).
         assert_eq!(
             interval(
                 "SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.date_time > a.date_time;"
+            ),
+            Some((1, i64::MAX))
+        );
+        assert_eq!(
+            interval(
+                "SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.date_time <= a.date_time - INTERVAL '1' SECOND;"
+            ),
+            Some((i64::MIN, -1000))
+        );
+        // Not on the event time: a regular join.
+        assert_eq!(
+            interval(
+                "SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.price > a.price;"
             ),
             None
         );
