@@ -2888,10 +2888,20 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
         };
         keys.push((name, g.clone(), typed));
     }
+    let attached = matches!(spec, WindowSpec::Attached { .. });
+    if legacy.is_none() && !attached && !(has[0] && has[1]) {
+        return Err(SqlError::at(
+            at,
+            "a window aggregation groups by window_start and window_end (GROUP BY window_start, window_end, ...); without them it is an updating aggregation, not supported yet",
+        ));
+    }
+    let mut spec = spec;
     if legacy.is_none() && matches!(spec, WindowSpec::Session { .. }) {
-        // Sessions are found per partition: the keys are the partition's columns, no more and no
-        // fewer (sessions of a coarser partition split by other keys, or of a finer one merged,
-        // are other windows).
+        // Sessions are found per partition (the PARTITION BY columns). Grouped by exactly
+        // those, the window operator finds them itself; grouped by other keys, the sessions'
+        // rows are aggregated per session and key, as Flink does: the sessions are found first
+        // (each row leaving at its session's window_time with its bounds), then aggregated on
+        // those windows.
         let mut grouped: Vec<usize> = keys
             .iter()
             .filter_map(|(_, _, t)| match t.scalar {
@@ -2905,30 +2915,16 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
         partition.sort_unstable();
         partition.dedup();
         if grouped.len() != keys.len() || grouped != partition {
-            let names: Vec<&str> = from
-                .partition
-                .iter()
-                .map(|c| scope.fields[*c].name.as_str())
-                .collect();
-            return Err(SqlError::at(
-                at,
-                format!(
-                    "a SESSION window aggregation groups by window_start, window_end and the PARTITION BY columns ({}); other keys are not supported yet",
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            ));
+            plan = Plan::WindowAssign {
+                input: Box::new(plan),
+                spec,
+                partition: from.partition.clone(),
+            };
+            spec = WindowSpec::Attached {
+                start: input_width,
+                end: input_width + 1,
+            };
         }
-    }
-    let attached = matches!(spec, WindowSpec::Attached { .. });
-    if legacy.is_none() && !attached && !(has[0] && has[1]) {
-        return Err(SqlError::at(
-            at,
-            "a window aggregation groups by window_start and window_end (GROUP BY window_start, window_end, ...); without them it is an updating aggregation, not supported yet",
-        ));
     }
     let mut aggs = Vec::new();
     for call in &agg_calls {
@@ -4106,11 +4102,19 @@ mod tests {
         let p = plan("SELECT window_end, COUNT(*) FROM TABLE(SESSION(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY window_start, window_end;").unwrap();
         assert!(explain(&p.sinks[0]).contains("SESSION(gap 5 s)"));
         plan("SELECT bidder, auction, COUNT(*) FROM TABLE(SESSION(TABLE bids PARTITION BY (auction, bidder), DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY window_start, window_end, bidder, auction;").unwrap();
-        // Keys other than the partition's: other windows than the sessions found.
-        let e = plan("SELECT bidder, COUNT(*) FROM TABLE(SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY bidder, window_start, window_end;").unwrap_err();
-        assert!(e.message.contains("PARTITION BY columns (auction)"), "{e}");
-        let e = plan("SELECT bidder, COUNT(*) FROM TABLE(SESSION(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY bidder, window_start, window_end;").unwrap_err();
-        assert!(e.message.contains("(none)"), "{e}");
+        // Keys other than the partition's: the sessions found per partition, then aggregated
+        // per session and key (on the sessions' windows).
+        for sql in [
+            "SELECT bidder, COUNT(*) FROM TABLE(SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY bidder, window_start, window_end;",
+            "SELECT bidder, COUNT(*) FROM TABLE(SESSION(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND)) GROUP BY bidder, window_start, window_end;",
+        ] {
+            let text = explain(&plan(sql).unwrap().sinks[0]);
+            assert!(
+                text.contains("WindowAggregate: the input's windows on event time, key [bidder]")
+                    && text.contains("WindowAssign: SESSION(gap 5 s)"),
+                "{text}"
+            );
+        }
         let e = plan("SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY nope, DESCRIPTOR(date_time), INTERVAL '5' SECOND));").unwrap_err();
         assert!(
             e.message.contains("PARTITION BY nope: no such column"),

@@ -1,7 +1,9 @@
 -- Queries built from others: window Top-N, window joins, an interval join (a regular join
 -- with a time range), SELECT DISTINCT, IN (SELECT ...), aggregates without GROUP BY, grouping
 -- by an expression, deduplication keeping the last row; OVER aggregations (ROWS and RANGE
--- frames, a named WINDOW); EXISTS and NOT EXISTS with correlated subqueries; NOT IN with NULLs.
+-- frames, a named WINDOW); EXISTS and NOT EXISTS with correlated subqueries; NOT IN with NULLs;
+-- a cascading window aggregation joined on window bounds, a time bound on a window's end, a
+-- join bounded in time on one side.
 CREATE TABLE orders (
   id BIGINT,
   customer BIGINT,
@@ -130,3 +132,45 @@ CREATE TABLE not_in_known (id BIGINT, qty INT)
   WITH ('connector' = 'print', 'print-identifier' = 'not_in_known');
 INSERT INTO not_in_known SELECT id, qty FROM orders
 WHERE id NOT IN (SELECT customer FROM orders WHERE product = 'fig' AND customer IS NOT NULL) AND id < 30;
+
+-- A cascading window aggregation joined back on the window's bounds (Nexmark q5's shape): per
+-- 10 s window, the customers with the most orders.
+CREATE TABLE busiest (customer BIGINT, n BIGINT, window_end TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'busiest');
+INSERT INTO busiest
+SELECT c.customer, c.n, c.we
+FROM (
+  SELECT customer, COUNT(*) AS n, window_start AS ws, window_end AS we
+  FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+  GROUP BY customer, window_start, window_end
+) c
+JOIN (
+  SELECT MAX(x.n) AS m, x.ws, x.we
+  FROM (
+    SELECT customer, COUNT(*) AS n, window_start AS ws, window_end AS we
+    FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+    GROUP BY customer, window_start, window_end
+  ) x
+  GROUP BY x.ws, x.we
+) w ON c.ws = w.ws AND c.we = w.we AND c.n >= w.m;
+
+-- Orders at their window's highest price, the time bound in WHERE on the window's end
+-- (Nexmark q7's shape).
+CREATE TABLE dearest (id BIGINT, price DECIMAL(10, 2), ts TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'dearest');
+INSERT INTO dearest
+SELECT o.id, o.price, o.ts
+FROM orders o
+JOIN (
+  SELECT MAX(price) AS maxprice, window_end AS we
+  FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+  GROUP BY window_start, window_end
+) m ON o.price = m.maxprice
+WHERE o.ts BETWEEN m.we - INTERVAL '10' SECOND AND m.we;
+
+-- A join bounded in time on one side only: later orders of the same customer.
+CREATE TABLE later_orders (a BIGINT, b BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'later_orders');
+INSERT INTO later_orders
+SELECT x.id, y.id FROM orders x, orders y
+WHERE x.customer = y.customer AND y.ts > x.ts AND x.product = 'kiwi fruit' AND y.qty = 8;

@@ -97,3 +97,14 @@ CREATE TABLE session_rows (
 INSERT INTO session_rows
 SELECT id, customer, window_start, window_end, window_time
 FROM TABLE(SESSION(TABLE orders PARTITION BY customer, DESCRIPTOR(ts), INTERVAL '3' SECOND));
+
+-- Sessions found per customer, aggregated per session and product (other keys than the
+-- partition's).
+CREATE TABLE session_products (
+  product STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, q INT
+) WITH ('connector' = 'print', 'print-identifier' = 'session_products');
+
+INSERT INTO session_products
+SELECT product, window_start, window_end, COUNT(*), SUM(qty)
+FROM TABLE(SESSION(TABLE orders PARTITION BY customer, DESCRIPTOR(ts), INTERVAL '4' SECOND))
+GROUP BY product, window_start, window_end;
