@@ -496,13 +496,133 @@ impl<'s> Built<'s> {
     }
 }
 
+/// What building plans on a worker shares: the worker's environment, and the Nexmark events
+/// of generators that several scans read (the `person`, `auction` and `bid` tables of one
+/// configuration are views of one event stream, as in the Nexmark benchmark's own DDL: it is
+/// generated once and split by kind, not once per scan).
+pub(crate) struct Cx<'s, 'e> {
+    env: &'e mut Env<'s>,
+    /// Generators read by more than one scan, and once built, their events split by kind
+    /// (person, auction, bid).
+    shared: Vec<(NexmarkKey, Option<[DataStream<'s, Event>; 3]>)>,
+}
+
+/// What makes two Nexmark scans read the same events: the generator's configuration and the
+/// table's watermark delay.
+type NexmarkKey = (Option<u64>, u64, Option<u64>, Option<i64>);
+
+fn nexmark_key(table: &Table, spec: &crate::plan::NexmarkTable) -> NexmarkKey {
+    (
+        spec.events,
+        spec.events_per_second,
+        spec.rate.map(f64::to_bits),
+        table.watermark.map(|(_, delay)| delay),
+    )
+}
+
+impl<'s, 'e> Cx<'s, 'e> {
+    /// Building `plans` (all of one job) on this worker.
+    pub(crate) fn new(env: &'e mut Env<'s>, plans: &[&Plan]) -> Self {
+        fn scans(plan: &Plan, out: &mut Vec<NexmarkKey>) {
+            if let Plan::Scan { table } = plan
+                && let Connector::Nexmark(spec) = &table.connector
+            {
+                out.push(nexmark_key(table, spec));
+            }
+            for i in plan.inputs() {
+                scans(i, out);
+            }
+        }
+        let mut keys = Vec::new();
+        for p in plans {
+            scans(p, &mut keys);
+        }
+        let mut shared = Vec::new();
+        for k in &keys {
+            if keys.iter().filter(|x| *x == k).count() > 1 && !shared.iter().any(|(s, _)| s == k) {
+                shared.push((*k, None));
+            }
+        }
+        Cx { env, shared }
+    }
+}
+
+impl<'s> std::ops::Deref for Cx<'s, '_> {
+    type Target = Env<'s>;
+    fn deref(&self) -> &Env<'s> {
+        self.env
+    }
+}
+
+impl<'s> std::ops::DerefMut for Cx<'s, '_> {
+    fn deref_mut(&mut self) -> &mut Env<'s> {
+        self.env
+    }
+}
+
+/// The events a Nexmark scan of `table` reads: its own generator's, or the kind's share of a
+/// generator several scans read.
+fn nexmark_events<'s>(
+    env: &mut Cx<'s, '_>,
+    table: &Table,
+    spec: &crate::plan::NexmarkTable,
+) -> DataStream<'s, Event> {
+    let key = nexmark_key(table, spec);
+    let generate = |env: &mut Env<'s>| {
+        let config = NexmarkConfig {
+            events_per_second: spec.events_per_second,
+            ..NexmarkConfig::default()
+        };
+        let mut generator = config.generator(spec.events);
+        if let Some(r) = spec.rate {
+            generator = generator.rate(r);
+        }
+        match table.watermark {
+            Some((_, delay)) => env.generate_with(
+                generator,
+                WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64))
+                    .with_timestamps(|e: &Event| e.date_time()),
+            ),
+            None => env.generate(generator),
+        }
+    };
+    let which = match spec.kind {
+        NexmarkKind::Person => 0,
+        NexmarkKind::Auction => 1,
+        NexmarkKind::Bid => 2,
+    };
+    let Some(at) = env.shared.iter().position(|(k, _)| *k == key) else {
+        return generate(env.env);
+    };
+    if env.shared[at].1.is_none() {
+        use tidal_engine::timely::dataflow::operators::vec::Partition;
+        let events = generate(env.env);
+        let ctx = Rc::clone(events.context());
+        let mut parts = events
+            .into_inner()
+            .partition(3, |(e, t): (Event, Time)| {
+                let kind = match &e {
+                    Event::Person(_) => 0,
+                    Event::Auction(_) => 1,
+                    Event::Bid(_) => 2,
+                };
+                (kind, (e, t))
+            })
+            .into_iter()
+            .map(|s| DataStream::from_timely(s, Rc::clone(&ctx), "nexmark events by kind"));
+        let mut next = || parts.next().expect("three kinds");
+        env.shared[at].1 = Some([next(), next(), next()]);
+    }
+    env.shared[at].1.as_ref().expect("built")[which].clone()
+}
+
 /// Builds an append-only plan's rows on this worker.
-pub(crate) fn build<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Row> {
+pub(crate) fn build<'s>(env: &mut Cx<'s, '_>, plan: &Plan) -> DataStream<'s, Row> {
     build_any(env, plan).append()
 }
 
 /// Builds `plan` on this worker.
-pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
+pub(crate) fn build_any<'s>(env: &mut Cx<'s, '_>, plan: &Plan) -> Built<'s> {
     build_reading(env, plan, None, None)
 }
 
@@ -511,7 +631,7 @@ pub(crate) fn build_any<'s>(env: &mut Env<'s>, plan: &Plan) -> Built<'s> {
 /// the others NULL where that saves work. `filter`: a condition of the filter right above a
 /// Nexmark scan, tested by the scan itself (see the `Plan::Filter` arm).
 fn build_reading<'s>(
-    env: &mut Env<'s>,
+    env: &mut Cx<'s, '_>,
     plan: &Plan,
     needed: Option<Vec<bool>>,
     filter: Option<&Typed>,
@@ -575,24 +695,7 @@ fn build_reading<'s>(
                     })
                 }
                 Connector::Nexmark(spec) => {
-                    let config = NexmarkConfig {
-                        events_per_second: spec.events_per_second,
-                        ..NexmarkConfig::default()
-                    };
-                    let mut generator = config.generator(spec.events);
-                    if let Some(r) = spec.rate {
-                        generator = generator.rate(r);
-                    }
-                    let events = match table.watermark {
-                        Some((_, delay)) => env.generate_with(
-                            generator,
-                            WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(
-                                delay as u64,
-                            ))
-                            .with_timestamps(|e: &Event| e.date_time()),
-                        ),
-                        None => env.generate(generator),
-                    };
+                    let events = nexmark_events(env, table, spec);
                     let ctx = Rc::clone(events.context());
                     let (t, kind) = (std::sync::Arc::clone(table), spec.kind);
                     let mut strings = Interned::default();
@@ -776,7 +879,7 @@ fn build_reading<'s>(
             let (lw, rw) = (left.fields().len(), right.fields().len());
             let (ln, rn) = join_reads(needed, left_keys, right_keys, residual, (lw, rw)).unzip();
             let side =
-                |env: &mut Env<'s>, input: &Plan, keys: &[Typed], read: Option<Vec<bool>>| {
+                |env: &mut Cx<'s, '_>, input: &Plan, keys: &[Typed], read: Option<Vec<bool>>| {
                     let ctx = Rc::clone(env.context());
                     let mut key = key_of(keys, &ctx, "ON");
                     // A NULL key matches nothing in an inner join. The columns nobody reads are
@@ -1479,7 +1582,7 @@ fn key_of(
 /// its `window_start`, `window_end` and `window_time` after their columns. The rows wait as the
 /// session window's accumulator, in keyed state (checkpointed as any window).
 fn session_rows<'s>(
-    env: &mut Env<'s>,
+    env: &mut Cx<'s, '_>,
     input: &Plan,
     gap: i64,
     partition: &[usize],
@@ -1512,7 +1615,7 @@ fn session_rows<'s>(
 }
 
 fn window_aggregate<'s>(
-    env: &mut Env<'s>,
+    env: &mut Cx<'s, '_>,
     input: &Plan,
     spec: WindowSpec,
     keys: &[(String, Typed)],
@@ -1706,7 +1809,7 @@ fn json_object(table: &Table, row: &Row) -> serde_json::Value {
 
 /// `plan`'s changes on this worker: `+I` for each row of an append-only plan; the changelog of
 /// an updating one.
-pub(crate) fn changelog<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Change<Row>> {
+pub(crate) fn changelog<'s>(env: &mut Cx<'s, '_>, plan: &Plan) -> DataStream<'s, Change<Row>> {
     match build_any(env, plan) {
         Built::Append(rows) => rows.map(|r| Change::new(RowKind::Insert, r)),
         Built::Updating(c) => c
@@ -1719,7 +1822,7 @@ pub(crate) fn changelog<'s>(env: &mut Env<'s>, plan: &Plan) -> DataStream<'s, Ch
 /// updating result never reaches one — the planner refuses it — and a join of append-only
 /// inputs only inserts). Into print, blackhole and debezium-json tables: the changes (`+I` for
 /// an append-only plan's rows; Flink's `-U`/`+U` pairs per key for an updating one).
-pub(crate) fn build_sink(env: &mut Env<'_>, sink: &Sink) {
+pub(crate) fn build_sink(env: &mut Cx<'_, '_>, sink: &Sink) {
     let table = sink.table.clone();
     let name = table
         .as_ref()

@@ -138,8 +138,10 @@ pub fn run_script_with(
     let job = Job::new(&args)?;
     let sinks = script.program.sinks.clone();
     job.run(move |env| {
+        let plans: Vec<&plan::Plan> = sinks.iter().map(|s| &s.plan).collect();
+        let mut cx = exec::Cx::new(env, &plans);
         for sink in &sinks {
-            exec::build_sink(env, sink);
+            exec::build_sink(&mut cx, sink);
         }
     })
 }
@@ -192,7 +194,7 @@ impl Sql {
                 "this query's result is updating (its rows change): take it with Sql::changelog",
             ));
         }
-        Ok(exec::build(env, &plan))
+        Ok(exec::build(&mut exec::Cx::new(env, &[&plan]), &plan))
     }
 
     /// Plans `query` and builds it on this worker: its changes as a changelog — `+I` for an
@@ -245,7 +247,7 @@ impl Sql {
             ));
         };
         let plan = self.plan(query, q)?;
-        Ok(exec::changelog(env, &plan))
+        Ok(exec::changelog(&mut exec::Cx::new(env, &[&plan]), &plan))
     }
 
     fn plan(&self, text: &str, q: &sqlparser::ast::Query) -> Result<plan::Plan, SqlError> {

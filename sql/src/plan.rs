@@ -410,6 +410,22 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// The plans it reads.
+    pub fn inputs(&self) -> Vec<&Plan> {
+        match self {
+            Plan::Scan { .. } => Vec::new(),
+            Plan::Filter { input, .. }
+            | Plan::Project { input, .. }
+            | Plan::WindowAssign { input, .. }
+            | Plan::WindowAggregate { input, .. }
+            | Plan::GroupAggregate { input, .. }
+            | Plan::Rank { input, .. }
+            | Plan::Over { input, .. } => vec![input],
+            Plan::Join { left, right, .. } => vec![left, right],
+            Plan::Union { inputs } => inputs.iter().collect(),
+        }
+    }
+
     /// The columns of its rows.
     pub fn fields(&self) -> Vec<Field> {
         match self {
