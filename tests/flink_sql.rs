@@ -52,7 +52,7 @@ const SCRIPTS: [&str; 4] = [
     "queries.sql",
 ];
 
-/// Writes `orders.csv` and `customers.csv` into `dir`.
+/// Writes `orders.csv`, `customers.csv` and `order_changes.json` into `dir`.
 ///
 /// Orders: `id,customer,product,qty,price,ts` — customers 1..=10 (every 13th order none), products
 /// with upper and lower case and spaces (every 7th none), prices with cents, event times rising by
@@ -114,6 +114,71 @@ fn write_data(dir: &Path, orders: usize) {
         .unwrap();
     }
     std::fs::write(dir.join("customers.csv"), text).unwrap();
+    write_changes(dir, &mut rng);
+}
+
+/// Writes `order_changes.json`: Debezium change events of a table of orders (`id`, `customer`,
+/// `price`) — each order inserted (`c`, some as snapshot reads `r`), later some updated (`u`:
+/// another price or customer, the row before given) and some deleted (`d`), with `ts_ms`
+/// rising; customers 1..=10 (some orders none).
+fn write_changes(dir: &Path, rng: &mut SmallRng) {
+    use std::collections::BTreeMap;
+    let row = |id: u64, row: &(Option<u64>, u64)| {
+        let customer = row.0.map_or("null".to_string(), |c| c.to_string());
+        format!(
+            r#"{{"id":{id},"customer":{customer},"price":{}.{:02}}}"#,
+            row.1 / 100,
+            row.1 % 100
+        )
+    };
+    let mut live: BTreeMap<u64, (Option<u64>, u64)> = BTreeMap::new();
+    let mut text = String::new();
+    let mut ts = 1_709_280_000_000u64;
+    for id in 0..300u64 {
+        ts += rng.random_range(1..2000);
+        let customer = (id % 11 != 4).then(|| rng.random_range(1..=10u64));
+        let new = (customer, rng.random_range(100..20_000u64));
+        let op = if id < 20 { "r" } else { "c" };
+        writeln!(
+            text,
+            r#"{{"before":null,"after":{},"op":"{op}","ts_ms":{ts}}}"#,
+            row(id, &new)
+        )
+        .unwrap();
+        live.insert(id, new);
+        if id % 5 == 0 && id >= 3 {
+            let target = id - 3;
+            if let Some(before) = live.get(&target).copied() {
+                let after = if id % 2 == 0 {
+                    (before.0, before.1 + rng.random_range(1..500u64))
+                } else {
+                    (Some(rng.random_range(1..=10u64)), before.1)
+                };
+                ts += 1;
+                writeln!(
+                    text,
+                    r#"{{"before":{},"after":{},"op":"u","ts_ms":{ts}}}"#,
+                    row(target, &before),
+                    row(target, &after)
+                )
+                .unwrap();
+                live.insert(target, after);
+            }
+        }
+        if id % 7 == 0 && id >= 2 {
+            let target = id - 2;
+            if let Some(before) = live.remove(&target) {
+                ts += 1;
+                writeln!(
+                    text,
+                    r#"{{"before":{},"after":null,"op":"d","ts_ms":{ts}}}"#,
+                    row(target, &before)
+                )
+                .unwrap();
+            }
+        }
+    }
+    std::fs::write(dir.join("order_changes.json"), text).unwrap();
 }
 
 /// The print tables' identifiers in `stdout` (the text before `> ` of each change line).

@@ -294,6 +294,50 @@ fn errors_name_the_script_position_or_the_bad_record() {
         err.contains("line 3, column 37: ${floor} has no value: pass --var floor=VALUE"),
         "{err}"
     );
+
+    // A change log (Debezium JSON) with a deletion that does not give the row it removes, or a
+    // row with a value of the wrong type: the file, the line and the field.
+    let changes = dir.path().join("changes.json");
+    let script = dir.path().join("changes.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE c (id BIGINT, price BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json');
+SELECT price, COUNT(*) FROM c GROUP BY price;",
+            changes.display()
+        ),
+    )
+    .unwrap();
+    let insert = r#"{"before":null,"after":{"id":1,"price":5},"op":"c","ts_ms":1}"#;
+    for (line, expected) in [
+        (
+            r#"{"before":null,"after":null,"op":"d","ts_ms":2}"#,
+            "field 'before': a change with op 'd' needs the row before it",
+        ),
+        (
+            r#"{"before":null,"after":{"id":2,"price":"x"},"op":"c","ts_ms":2}"#,
+            "field 'after': column 'price': 'x' is not a BIGINT",
+        ),
+    ] {
+        std::fs::write(&changes, format!("{insert}\n{line}\n")).unwrap();
+        let (ok, _, err) = tidal_sql(&script, Shape::OneWorker);
+        assert!(!ok, "a bad change fails the job");
+        assert!(
+            err.contains("changes.json") && err.contains("line 2") && err.contains(expected),
+            "{err}"
+        );
+    }
+    // A deletion of a row that is not there fails the job too (nothing would be left to fold).
+    std::fs::write(
+        &changes,
+        format!(
+            "{insert}\n{}\n",
+            r#"{"before":{"id":7,"price":9},"after":null,"op":"d","ts_ms":2}"#
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = tidal_sql(&script, Shape::OneWorker);
+    assert!(!ok, "deleting a missing row fails: {err}");
 }
 
 /// `EXPLAIN` prints the plan — the window aggregation on the DataStream window operator over the

@@ -160,22 +160,118 @@ impl RowDecoder {
                     };
                 }
             }
-            FileFormat::DebeziumJson => {
-                return Err("reading 'debezium-json' tables is not supported yet".to_string());
-            }
+            FileFormat::DebeziumJson => unreachable!("read by ChangeRowFormat"),
             FileFormat::Json => {
                 let object: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
-                for &c in &t.physical {
-                    let f = &t.fields[c];
-                    if let Some(v) = object.get(&f.name) {
-                        row[c] =
-                            json_field(f.ty, v).map_err(|m| format!("column '{}': {m}", f.name))?;
-                    }
-                }
+                return json_row(t, &object);
             }
         }
         Ok(row)
+    }
+}
+
+/// The physical columns of `t` from a JSON object (by name; a missing one NULL), the rest NULL.
+fn json_row(
+    t: &Table,
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<Value>, String> {
+    let mut row = vec![Value::Null; t.fields.len()];
+    for &c in &t.physical {
+        let f = &t.fields[c];
+        if let Some(v) = object.get(&f.name) {
+            row[c] = json_field(f.ty, v).map_err(|m| format!("column '{}': {m}", f.name))?;
+        }
+    }
+    Ok(row)
+}
+
+/// `row` (its physical columns read) with its computed columns; an error when a computed
+/// column fails or the event-time column is NULL.
+fn complete_row(t: &Table, mut row: Vec<Value>) -> Result<Row, String> {
+    for (c, expr) in &t.computed {
+        row[*c] = expr.scalar.eval(&row).map_err(|m| {
+            format!(
+                "computed column '{}' ({}): {m}",
+                t.fields[*c].name, expr.text
+            )
+        })?;
+    }
+    if let Some((c, _)) = t.watermark
+        && row[c].is_null()
+    {
+        return Err(format!(
+            "the event-time column '{}' is NULL",
+            t.fields[c].name
+        ));
+    }
+    Ok(Row(row))
+}
+
+/// The changes of a `'format' = 'debezium-json'` file table: per line (a Debezium event), its
+/// time and its one or two changes (`c`/`r`: `+I`; `u`: `-U` of the row before, `+U` of the row
+/// after; `d`: `-D`), the rows read by column name as JSON tables read them. The time is the
+/// event-time column's value when the table declares a WATERMARK (in the row after, or before
+/// for a deletion; `ts_ms` may then be missing), Debezium's `ts_ms` otherwise.
+#[derive(Clone)]
+pub struct ChangeRowFormat {
+    table: std::sync::Arc<Table>,
+}
+
+/// The decoder of [`ChangeRowFormat`] for one worker.
+pub struct ChangeRowDecoder {
+    table: std::sync::Arc<Table>,
+}
+
+/// One Debezium event of a table: its time and its changes.
+type TableChanges = (Time, Vec<Change<Row>>);
+
+impl Format for ChangeRowFormat {
+    type Item = TableChanges;
+    type Decoder = ChangeRowDecoder;
+    const KIND: &'static str = "sql debezium-json";
+    fn decoder(&self) -> ChangeRowDecoder {
+        ChangeRowDecoder {
+            table: std::sync::Arc::clone(&self.table),
+        }
+    }
+}
+
+impl Decoder for ChangeRowDecoder {
+    type Item = TableChanges;
+    fn open(&mut self, _path: &Location, _start: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn decode(&mut self, line: &[u8]) -> Result<Option<TableChanges>, String> {
+        use tidal_connectors::files::DebeziumEvent;
+        type Object = serde_json::Map<String, serde_json::Value>;
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let t = &self.table;
+        let event = match t.watermark {
+            Some(_) => DebeziumEvent::<Object>::parse_untimed(line)?,
+            None => DebeziumEvent::<Object>::parse(line)?,
+        };
+        let mut time = event.ts_ms;
+        let mut changes = Vec::with_capacity(2);
+        for change in event {
+            let side = match change.kind {
+                RowKind::Insert | RowKind::UpdateAfter => "after",
+                RowKind::UpdateBefore | RowKind::Delete => "before",
+            };
+            let row = json_row(t, &change.row)
+                .and_then(|row| complete_row(t, row))
+                .map_err(|m| format!("field '{side}': {m}"))?;
+            if let Some((c, _)) = t.watermark {
+                // The row after an update, or the row a deletion removes.
+                time = row.0[c].as_millis().unwrap_or(Time::MIN);
+            }
+            changes.push(Change::new(change.kind, row));
+        }
+        Ok(Some((time, changes)))
     }
 }
 
@@ -196,24 +292,8 @@ impl Decoder for RowDecoder {
         if line.trim().is_empty() {
             return Ok(None);
         }
-        let mut row = self.physical(line)?;
-        for (c, expr) in &self.table.computed {
-            row[*c] = expr.scalar.eval(&row).map_err(|m| {
-                format!(
-                    "computed column '{}' ({}): {m}",
-                    self.table.fields[*c].name, expr.text
-                )
-            })?;
-        }
-        if let Some((c, _)) = self.table.watermark
-            && row[c].is_null()
-        {
-            return Err(format!(
-                "the event-time column '{}' is NULL",
-                self.table.fields[c].name
-            ));
-        }
-        Ok(Some(Row(row)))
+        let row = self.physical(line)?;
+        complete_row(&self.table, row).map(Some)
     }
 }
 
@@ -642,6 +722,31 @@ fn build_reading<'s>(
                 WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64))
                     .with_timestamps(move |r: &Row| r.0[c].as_millis().unwrap_or(Time::MIN))
             };
+            if let Connector::Filesystem {
+                path,
+                format: FileFormat::DebeziumJson,
+                ..
+            } = &table.connector
+            {
+                // A change log: an updating table, each row its own key.
+                let files = Files::with_format(
+                    [path],
+                    ChangeRowFormat {
+                        table: std::sync::Arc::clone(table),
+                    },
+                );
+                let delay = table.watermark.map_or(0, |(_, d)| d);
+                let s = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(
+                    delay as u64,
+                ))
+                .with_timestamps(|(t, _): &TableChanges| *t);
+                let rows = env
+                    .read_with(files, s)
+                    .flat_map(|(_, changes): TableChanges| changes)
+                    .name(format!("table {}", table.name))
+                    .changelog_into_collection();
+                return Built::Updating(rows.map(|r: Row| (r.clone(), r)));
+            }
             let stream = match &table.connector {
                 Connector::Filesystem { path, .. } => {
                     let files = Files::with_format(

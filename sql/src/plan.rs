@@ -158,6 +158,19 @@ pub struct Table {
     pub pos: Pos,
 }
 
+impl Table {
+    /// Whether its rows are changes (a `'debezium-json'` file table): read, an updating table.
+    pub fn is_changelog(&self) -> bool {
+        matches!(
+            self.connector,
+            Connector::Filesystem {
+                format: FileFormat::DebeziumJson,
+                ..
+            }
+        )
+    }
+}
+
 /// The window a window table function assigns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowSpec {
@@ -631,7 +644,7 @@ impl Plan {
     /// run on the incremental collections and written as a changelog.
     pub fn updating(&self) -> bool {
         match self {
-            Plan::Scan { .. } => false,
+            Plan::Scan { table } => table.is_changelog(),
             Plan::GroupAggregate { .. } | Plan::Rank { .. } => true,
             Plan::Filter { input, .. }
             | Plan::Project { input, .. }
@@ -650,6 +663,7 @@ impl Plan {
     /// its values).
     pub fn rowtime(&self) -> Option<usize> {
         match self {
+            Plan::Scan { table } if table.is_changelog() => None,
             Plan::Scan { table } => table.watermark.map(|(c, _)| c),
             // Rows of a session leave when it closes, at its window_time.
             Plan::WindowAssign {
@@ -1077,7 +1091,7 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
                     return Err(SqlError::at(
                         def.pos,
                         format!(
-                            "table '{}': 'format' = {}: the filesystem connector reads and writes 'csv' and 'json', and writes 'debezium-json'",
+                            "table '{}': 'format' = {}: the filesystem connector reads and writes 'csv', 'json' and 'debezium-json'",
                             def.name,
                             other.map_or("(none)".to_string(), |f| format!("'{f}'"))
                         ),
@@ -2364,18 +2378,6 @@ fn plan_named(name: &str, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> 
                     format!(
                         "table '{name}' is a sink ({:?}): it cannot be read",
                         t.connector
-                    ),
-                ));
-            }
-            if let Connector::Filesystem {
-                format: FileFormat::DebeziumJson,
-                ..
-            } = t.connector
-            {
-                return Err(SqlError::at(
-                    at,
-                    format!(
-                        "table '{name}' is 'debezium-json': reading change logs in SQL is not supported yet (only writing)"
                     ),
                 ));
             }

@@ -1,4 +1,5 @@
--- Updating results: GROUP BY without windows, regular joins, Top-N and deduplication.
+-- Updating results: GROUP BY without windows, regular joins, Top-N and deduplication; a change
+-- log (Debezium JSON) read as an updating table.
 CREATE TABLE orders (
   id BIGINT,
   customer BIGINT,
@@ -76,3 +77,27 @@ SELECT kind, COUNT(*) FROM (
   UNION ALL
   SELECT 'many' AS kind, id FROM orders WHERE qty > 6)
 GROUP BY kind;
+
+-- A change log read (Debezium JSON: inserts, snapshot reads, updates with the row before,
+-- deletions): an updating table, aggregated and joined.
+CREATE TABLE order_changes (
+  id BIGINT,
+  customer BIGINT,
+  price DECIMAL(10, 2)
+) WITH ('connector' = 'filesystem', 'path' = '${data}/order_changes.json', 'format' = 'debezium-json');
+
+CREATE TABLE change_totals (customer BIGINT, n BIGINT, total DECIMAL(38, 2), hi DECIMAL(10, 2))
+  WITH ('connector' = 'print', 'print-identifier' = 'change_totals');
+INSERT INTO change_totals
+SELECT customer, COUNT(*), SUM(price), MAX(price) FROM order_changes GROUP BY customer;
+
+CREATE TABLE change_names (name STRING, n BIGINT, cheap BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'change_names');
+INSERT INTO change_names
+SELECT c.name, COUNT(*), COUNT(*) FILTER (WHERE o.price < 50)
+FROM order_changes o JOIN customers c ON o.customer = c.id
+GROUP BY c.name;
+
+CREATE TABLE dear_changes (id BIGINT, customer BIGINT, price DECIMAL(10, 2))
+  WITH ('connector' = 'print', 'print-identifier' = 'dear_changes');
+INSERT INTO dear_changes SELECT * FROM order_changes WHERE price > 150;

@@ -69,6 +69,24 @@ fn none<T>() -> Option<T> {
 impl<T: DeserializeOwned> DebeziumEvent<T> {
     /// Decodes one line; the error names the field at fault.
     pub fn parse(line: &[u8]) -> Result<Self, String> {
+        Self::parse_timed(line, true)
+    }
+
+    /// Like [`parse`](Self::parse), for readers that take the changes' time from elsewhere (a
+    /// column of the rows): `ts_ms` may be missing (`Time::MIN` then).
+    ///
+    /// ```
+    /// use tidal_connectors::files::DebeziumEvent;
+    /// let line = br#"{"before":null,"after":{"id":2},"op":"c"}"#;
+    /// assert!(DebeziumEvent::<serde_json::Value>::parse(line).is_err());
+    /// let event: DebeziumEvent<serde_json::Value> = DebeziumEvent::parse_untimed(line).unwrap();
+    /// assert_eq!(event.ts_ms, i64::MIN);
+    /// ```
+    pub fn parse_untimed(line: &[u8]) -> Result<Self, String> {
+        Self::parse_timed(line, false)
+    }
+
+    fn parse_timed(line: &[u8], timed: bool) -> Result<Self, String> {
         let envelope: Envelope<T> = json_value(line)?;
         let envelope = match envelope.payload {
             Some(payload) => *payload,
@@ -77,8 +95,14 @@ impl<T: DeserializeOwned> DebeziumEvent<T> {
         let Some(op) = envelope.op else {
             return Err("field 'op': missing (expected \"c\", \"r\", \"u\" or \"d\")".into());
         };
-        let Some(ts_ms) = envelope.ts_ms else {
-            return Err("field 'ts_ms': missing (the change's time in ms since the epoch)".into());
+        let ts_ms = match envelope.ts_ms {
+            Some(t) => t,
+            None if !timed => Time::MIN,
+            None => {
+                return Err(
+                    "field 'ts_ms': missing (the change's time in ms since the epoch)".into(),
+                );
+            }
         };
         let need = |row: Option<T>, field: &str, what: &str| {
             row.ok_or_else(|| {
