@@ -1289,3 +1289,136 @@ fn kafka_bid_windows_against_a_separate_broker_process() {
         .collect();
     assert!(extra.is_empty(), "rows the model does not have: {extra:?}");
 }
+
+/// SQL tables on Kafka topics, on every shape: bids read from a topic (CSV, event time with a
+/// watermark, bounded at the end offsets found at start), a window aggregation written to a
+/// topic as JSON and an updating aggregation as Debezium JSON; a second script reads the change
+/// log back (an updating table) and prints it. The windows and the folded totals equal a model
+/// computed from the bids.
+#[test]
+fn sql_tables_read_and_write_kafka_topics_on_every_shape() {
+    use common::sql::{fold, printed_changes, tidal_sql_with};
+    const N: u64 = 3_000;
+    let test = "sql_tables_read_and_write_kafka_topics_on_every_shape";
+    let dir = fixture_dir(test);
+    let mut topics = vec![("sql-bids".to_string(), 3)];
+    for i in 0..SHAPES.len() {
+        topics.push((format!("sql-windows-{i}"), 2));
+        topics.push((format!("sql-totals-{i}"), 2));
+    }
+    let names: Vec<(&str, i32)> = topics.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+    let (_cluster, brokers) = cluster(&dir, &names);
+    if is_child() {
+        return; // the scripts run as `tidal sql` processes, not in test children
+    }
+    // Bids: auction, price, time (rising, each up to 400 ms late: the watermark waits 1 s).
+    let base = 1_709_280_000_000i64;
+    let bids: Vec<(u64, u64, i64)> = (0..N)
+        .map(|i| {
+            let t = base + 7 * i as i64 + ((i * 37) % 400) as i64;
+            ((i * 7) % 23, 1 + (i * 13) % 500, t)
+        })
+        .collect();
+    let messages: Vec<(i32, String, String, i64)> = bids
+        .iter()
+        .enumerate()
+        .map(|(i, (a, p, t))| {
+            let line = format!("{a},{p},{}", tidal::sql::Value::Timestamp(*t));
+            ((i % 3) as i32, a.to_string(), line, *t)
+        })
+        .collect();
+    produce(&brokers, "sql-bids", &messages);
+    let mut windows: BTreeMap<(i64, u64), (u64, u64)> = BTreeMap::new();
+    let mut totals: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for (a, p, t) in &bids {
+        let end = t - t.rem_euclid(10_000) + 10_000;
+        let w = windows.entry((end, *a)).or_insert((0, 0));
+        *w = (w.0 + 1, w.1.max(*p));
+        let s = totals.entry(*a).or_insert((0, 0));
+        *s = (s.0 + 1, s.1 + p);
+    }
+    // Window ends are whole seconds: JSON has them without a fraction.
+    let expected_windows: Vec<String> = sorted(
+        windows
+            .iter()
+            .map(|((end, a), (n, hi))| {
+                let end = tidal::sql::Value::Timestamp(*end).to_string();
+                format!("{},{a},{n},{hi}", end.trim_end_matches(".000"))
+            })
+            .collect(),
+    );
+    let expected_totals: Vec<String> = sorted(
+        totals
+            .iter()
+            .map(|(a, (n, s))| format!("{a}, {n}, {s}"))
+            .collect(),
+    );
+    let table = |name: &str, columns: &str, topic: &str, extra: &str| {
+        format!(
+            "CREATE TABLE {name} ({columns}) WITH ('connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{brokers}'{extra});\n"
+        )
+    };
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let (w, t) = (format!("sql-windows-{i}"), format!("sql-totals-{i}"));
+        let write = dir.join(format!("write-{i}.sql"));
+        let script = [
+            table(
+                "bids",
+                "auction BIGINT, price BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
+                "sql-bids",
+                ", 'format' = 'csv', 'scan.bounded.mode' = 'latest-offset'",
+            ),
+            table(
+                "windows",
+                "window_end TIMESTAMP(3), auction BIGINT, n BIGINT, hi BIGINT",
+                &w,
+                ", 'format' = 'json'",
+            ),
+            table(
+                "totals",
+                "auction BIGINT, n BIGINT, total BIGINT",
+                &t,
+                ", 'format' = 'debezium-json'",
+            ),
+            "INSERT INTO windows SELECT window_end, auction, COUNT(*), MAX(price) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end, auction;\n".to_string(),
+            "INSERT INTO totals SELECT auction, COUNT(*), SUM(price) FROM bids GROUP BY auction;\n".to_string(),
+        ]
+        .concat();
+        std::fs::write(&write, script).unwrap();
+        let (ok, _, err) = tidal_sql_with(&write, &[], shape);
+        assert!(ok, "{shape:?}: {err}");
+        let got_windows: Vec<String> = sorted(
+            read_topic(&brokers, &w)
+                .iter()
+                .map(|line| {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    format!(
+                        "{},{},{},{}",
+                        v["window_end"].as_str().unwrap(),
+                        v["auction"],
+                        v["n"],
+                        v["hi"]
+                    )
+                })
+                .collect(),
+        );
+        assert_eq!(got_windows, expected_windows, "{shape:?}: windows");
+        // The change log, read back as an updating table.
+        let read = dir.join(format!("read-{i}.sql"));
+        let script = [
+            table(
+                "totals",
+                "auction BIGINT, n BIGINT, total BIGINT",
+                &t,
+                ", 'format' = 'debezium-json', 'scan.bounded.mode' = 'latest-offset'",
+            ),
+            "SELECT auction, n, total FROM totals;\n".to_string(),
+        ]
+        .concat();
+        std::fs::write(&read, script).unwrap();
+        let (ok, out, err) = tidal_sql_with(&read, &[], shape);
+        assert!(ok, "{shape:?}: {err}");
+        let got_totals = fold(&printed_changes(&out, None), "totals");
+        assert_eq!(got_totals, expected_totals, "{shape:?}: totals");
+    }
+}

@@ -10,6 +10,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use tidal_connectors::files::{Decoder, Files, Format};
+use tidal_connectors::kafka::{
+    KafkaFormat, KafkaSink, KafkaSinks, KafkaSource, KafkaSources, Message as KafkaMessage,
+    StartFrom,
+};
 use tidal_connectors::prelude::*;
 use tidal_engine::change::{Change, RowKind};
 use tidal_engine::storage::Location;
@@ -19,8 +23,8 @@ use tidal_operators::prelude::*;
 
 use crate::expr::{Scalar, Typed};
 use crate::plan::{
-    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, NexmarkKind, Plan, Sink, Table,
-    WindowSpec,
+    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, KafkaStartup, KafkaTable, NexmarkKind,
+    Plan, Sink, Table, WindowSpec,
 };
 use crate::value::{DataType, Row, Value, parse_text};
 use std::collections::HashMap;
@@ -33,6 +37,7 @@ pub struct RowFormat {
 }
 
 /// The decoder of [`RowFormat`] for one worker.
+#[derive(Clone)]
 pub struct RowDecoder {
     table: std::sync::Arc<Table>,
     format: FileFormat,
@@ -55,6 +60,7 @@ impl Format for RowFormat {
                 null_literal,
                 ..
             } => (*format, *header, null_literal.clone()),
+            Connector::Kafka(k) => (k.format, false, None),
             _ => (FileFormat::Csv, false, None),
         };
         RowDecoder {
@@ -219,6 +225,7 @@ pub struct ChangeRowFormat {
 }
 
 /// The decoder of [`ChangeRowFormat`] for one worker.
+#[derive(Clone)]
 pub struct ChangeRowDecoder {
     table: std::sync::Arc<Table>,
 }
@@ -696,6 +703,59 @@ fn nexmark_events<'s>(
     env.shared[at].1.as_ref().expect("built")[which].clone()
 }
 
+/// The rows of a Kafka table's messages (`'csv'` or `'json'` values, decoded as files' lines
+/// are); tombstones are skipped.
+#[derive(Clone)]
+pub struct KafkaRows(RowDecoder);
+
+impl KafkaFormat for KafkaRows {
+    type Item = Row;
+    const KIND: &'static str = "sql";
+    fn decode(&mut self, m: &KafkaMessage<'_>) -> Result<Option<Row>, String> {
+        match m.payload {
+            None => Ok(None),
+            Some(value) => Decoder::decode(&mut self.0, value),
+        }
+    }
+}
+
+/// The changes of a `'debezium-json'` Kafka table's messages (see [`ChangeRowFormat`]).
+#[derive(Clone)]
+pub struct KafkaChanges(ChangeRowDecoder);
+
+impl KafkaFormat for KafkaChanges {
+    type Item = TableChanges;
+    const KIND: &'static str = "sql debezium-json";
+    fn decode(&mut self, m: &KafkaMessage<'_>) -> Result<Option<TableChanges>, String> {
+        match m.payload {
+            None => Ok(None),
+            Some(value) => Decoder::decode(&mut self.0, value),
+        }
+    }
+}
+
+/// The source of a Kafka table, with its options.
+fn kafka_source<F: KafkaFormat>(k: &KafkaTable, format: F) -> KafkaSource<F> {
+    let mut source = KafkaSource::new(k.brokers.as_str(), &[k.topic.as_str()])
+        .format(format)
+        .start_from(match k.startup {
+            KafkaStartup::Earliest => StartFrom::Earliest,
+            KafkaStartup::Latest => StartFrom::Latest,
+            KafkaStartup::Group => StartFrom::Committed,
+            KafkaStartup::Timestamp(ms) => StartFrom::Timestamp(ms),
+        });
+    if k.bounded {
+        source = source.bounded();
+    }
+    if let Some(group) = &k.group {
+        source = source.group_id(group.as_str());
+    }
+    for (key, value) in &k.properties {
+        source = source.property(key.as_str(), value.as_str());
+    }
+    source
+}
+
 /// Builds an append-only plan's rows on this worker.
 pub(crate) fn build<'s>(env: &mut Cx<'s, '_>, plan: &Plan) -> DataStream<'s, Row> {
     build_any(env, plan).append()
@@ -722,32 +782,45 @@ fn build_reading<'s>(
                 WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64))
                     .with_timestamps(move |r: &Row| r.0[c].as_millis().unwrap_or(Time::MIN))
             };
-            if let Connector::Filesystem {
-                path,
-                format: FileFormat::DebeziumJson,
-                ..
-            } = &table.connector
-            {
+            if table.is_changelog() {
                 // A change log: an updating table, each row its own key.
-                let files = Files::with_format(
-                    [path],
-                    ChangeRowFormat {
-                        table: std::sync::Arc::clone(table),
-                    },
-                );
+                let format = ChangeRowFormat {
+                    table: std::sync::Arc::clone(table),
+                };
                 let delay = table.watermark.map_or(0, |(_, d)| d);
                 let s = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(
                     delay as u64,
                 ))
                 .with_timestamps(|(t, _): &TableChanges| *t);
-                let rows = env
-                    .read_with(files, s)
+                let changes = match &table.connector {
+                    Connector::Kafka(k) => {
+                        env.kafka_with(kafka_source(k, KafkaChanges(format.decoder())), s)
+                    }
+                    Connector::Filesystem { path, .. } => {
+                        env.read_with(Files::with_format([path], format), s)
+                    }
+                    _ => unreachable!("change logs are files or Kafka topics"),
+                };
+                let rows = changes
                     .flat_map(|(_, changes): TableChanges| changes)
                     .name(format!("table {}", table.name))
                     .changelog_into_collection();
                 return Built::Updating(rows.map(|r: Row| (r.clone(), r)));
             }
             let stream = match &table.connector {
+                Connector::Kafka(k) => {
+                    let format = KafkaRows(
+                        RowFormat {
+                            table: std::sync::Arc::clone(table),
+                        }
+                        .decoder(),
+                    );
+                    let source = kafka_source(k, format);
+                    match table.watermark {
+                        Some((c, delay)) => env.kafka_with(source, strategy(c, delay)),
+                        None => env.kafka(source),
+                    }
+                }
                 Connector::Filesystem { path, .. } => {
                     let files = Files::with_format(
                         [path],
@@ -1869,15 +1942,14 @@ fn json_value(v: &Value) -> serde_json::Value {
     }
 }
 
-/// Appends the line of an append-only file table `table` for `row`: CSV fields in column order,
+/// Appends the line of an append-only file or Kafka table `table` for `row`: CSV fields in column order,
 /// or a JSON object of the columns.
 fn write_line(table: &Table, row: &Row, out: &mut Vec<u8>) {
     match &table.connector {
-        Connector::Filesystem {
-            format: FileFormat::Json,
-            ..
-        } => serde_json::to_writer(&mut *out, &json_object(table, row))
-            .expect("a JSON value writes into a Vec"),
+        _ if table.format() == Some(FileFormat::Json) => {
+            serde_json::to_writer(&mut *out, &json_object(table, row))
+                .expect("a JSON value writes into a Vec")
+        }
         connector => {
             let null = match connector {
                 Connector::Filesystem {
@@ -1961,6 +2033,57 @@ pub(crate) fn build_sink(env: &mut Cx<'_, '_>, sink: &Sink) {
             write_line(&t, r, out);
             Ok(())
         });
+        return;
+    }
+    if let Some(Connector::Kafka(k)) = table.as_ref().map(|t| &t.connector) {
+        let t = std::sync::Arc::clone(table.as_ref().expect("a Kafka table"));
+        if k.format == FileFormat::DebeziumJson {
+            // Each change a Debezium event, at its event time (as the files' writer writes).
+            let changes: DataStream<'_, Change<Row>> = match built {
+                Built::Append(rows) => rows.map(|r| Change::new(RowKind::Insert, r)),
+                Built::Updating(c) => c
+                    .changelog_by_key()
+                    .map(|ch| Change::new(ch.kind, ch.row.1)),
+            };
+            let timed = changes.then("debezium", |s, _| {
+                use tidal_engine::timely::dataflow::operators::vec::Map;
+                s.map(|(ch, t)| ((ch, t), t))
+            });
+            let sink = KafkaSink::with_encoder(
+                k.brokers.as_str(),
+                k.topic.as_str(),
+                move |(ch, at): &(Change<Row>, Time), out: &mut Vec<u8>| {
+                    let row = json_object(&t, &ch.row);
+                    let (before, after, op) = match ch.kind {
+                        RowKind::Insert | RowKind::UpdateAfter => {
+                            (serde_json::Value::Null, row, "c")
+                        }
+                        RowKind::UpdateBefore | RowKind::Delete => {
+                            (row, serde_json::Value::Null, "d")
+                        }
+                    };
+                    let event = serde_json::json!({
+                        "before": before, "after": after, "op": op, "ts_ms": at
+                    });
+                    serde_json::to_writer(out, &event).map_err(|e| e.to_string())
+                },
+            );
+            timed.name(name).write_kafka(sink);
+        } else {
+            let rows = match built {
+                Built::Append(rows) => rows,
+                Built::Updating(_) => unreachable!("the planner refuses updating results here"),
+            };
+            let sink = KafkaSink::with_encoder(
+                k.brokers.as_str(),
+                k.topic.as_str(),
+                move |r: &Row, out: &mut Vec<u8>| {
+                    write_line(&t, r, out);
+                    Ok(())
+                },
+            );
+            rows.name(name).write_kafka(sink);
+        }
         return;
     }
     let changes: DataStream<'_, Change<Row>> = match built {

@@ -41,6 +41,8 @@ pub enum Connector {
         /// of another type).
         null_literal: Option<String>,
     },
+    /// `'connector' = 'kafka'`: the messages of a topic, read and written (see [`KafkaTable`]).
+    Kafka(KafkaTable),
     /// `'connector' = 'print'`: rows on the stdout of process 0 as `+I[...]`.
     Print {
         /// `'print-identifier'`: a prefix of every line.
@@ -55,6 +57,116 @@ pub enum Connector {
     /// `'person'`, `'events'` (all kinds together; default without end), `'events-per-second'`
     /// of event time (default 10 000), `'rate'` (events per second of wall-clock time).
     Nexmark(NexmarkTable),
+}
+
+/// A Kafka table, with Flink's options: `'topic'`, `'properties.bootstrap.servers'`,
+/// `'format'` (`'csv'`, `'json'`, or `'debezium-json'` for change logs, read as an updating
+/// table and written from updating queries), `'scan.startup.mode'` (`'earliest-offset'`, the
+/// default; `'latest-offset'`; `'group-offsets'` with `'properties.group.id'`; `'timestamp'`
+/// with `'scan.startup.timestamp-millis'`), `'scan.bounded.mode'` (`'unbounded'`, the default,
+/// or `'latest-offset'`: read up to the end offsets found at start, then finish), any other
+/// `'properties.KEY'` passed to librdkafka. Each partition has its own watermark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaTable {
+    /// The topic.
+    pub topic: String,
+    /// `host:port,...` of the brokers.
+    pub brokers: String,
+    /// How message values are read and written.
+    pub format: FileFormat,
+    /// Where reading starts.
+    pub startup: KafkaStartup,
+    /// Whether reading stops at the end offsets found at start.
+    pub bounded: bool,
+    /// The consumer group (offsets committed there on completed checkpoints).
+    pub group: Option<String>,
+    /// Other librdkafka properties (`'properties.KEY'`).
+    pub properties: Vec<(String, String)>,
+}
+
+/// Where a Kafka table's reading starts (`'scan.startup.mode'`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaStartup {
+    /// `'earliest-offset'`.
+    Earliest,
+    /// `'latest-offset'`.
+    Latest,
+    /// `'group-offsets'` (the earliest where the group has none).
+    Group,
+    /// `'timestamp'`: the first message at or after this time (ms).
+    Timestamp(i64),
+}
+
+fn kafka(def: &TableDef) -> Result<KafkaTable, SqlError> {
+    let err = |m: String| SqlError::at(def.pos, format!("table '{}': {m}", def.name));
+    let topic = option(def, "topic")
+        .ok_or_else(|| err("'connector' = 'kafka' needs a 'topic'".to_string()))?;
+    let brokers = option(def, "properties.bootstrap.servers").ok_or_else(|| {
+        err(
+            "'connector' = 'kafka' needs 'properties.bootstrap.servers' (host:port of the brokers)"
+                .to_string(),
+        )
+    })?;
+    let format = match option(def, "format").or_else(|| option(def, "value.format")) {
+        Some("csv") => FileFormat::Csv,
+        Some("json") => FileFormat::Json,
+        Some("debezium-json") => FileFormat::DebeziumJson,
+        other => {
+            return Err(err(format!(
+                "'format' = {}: Kafka tables read and write 'csv', 'json' and 'debezium-json'",
+                other.map_or("(none)".to_string(), |f| format!("'{f}'"))
+            )));
+        }
+    };
+    let group = option(def, "properties.group.id").map(str::to_string);
+    let startup = match option(def, "scan.startup.mode") {
+        None | Some("earliest-offset") => KafkaStartup::Earliest,
+        Some("latest-offset") => KafkaStartup::Latest,
+        Some("group-offsets") if group.is_some() => KafkaStartup::Group,
+        Some("group-offsets") => {
+            return Err(err(
+                "'scan.startup.mode' = 'group-offsets' needs 'properties.group.id'".to_string(),
+            ));
+        }
+        Some("timestamp") => {
+            let ms = option(def, "scan.startup.timestamp-millis")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    err("'scan.startup.mode' = 'timestamp' needs 'scan.startup.timestamp-millis' (ms since the epoch)".to_string())
+                })?;
+            KafkaStartup::Timestamp(ms)
+        }
+        Some(other) => {
+            return Err(err(format!(
+                "'scan.startup.mode' = '{other}': give 'earliest-offset', 'latest-offset', 'group-offsets' or 'timestamp'"
+            )));
+        }
+    };
+    let bounded = match option(def, "scan.bounded.mode") {
+        None | Some("unbounded") => false,
+        Some("latest-offset") => true,
+        Some(other) => {
+            return Err(err(format!(
+                "'scan.bounded.mode' = '{other}': give 'unbounded' or 'latest-offset'"
+            )));
+        }
+    };
+    let properties = def
+        .options
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("properties.")?, v)))
+        .filter(|(k, _)| !["bootstrap.servers", "group.id"].contains(k))
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    Ok(KafkaTable {
+        topic: topic.to_string(),
+        brokers: brokers.to_string(),
+        format,
+        startup,
+        bounded,
+        group,
+        properties,
+    })
 }
 
 /// A Nexmark table (see [`Connector::Nexmark`]).
@@ -166,8 +278,20 @@ impl Table {
             Connector::Filesystem {
                 format: FileFormat::DebeziumJson,
                 ..
-            }
+            } | Connector::Kafka(KafkaTable {
+                format: FileFormat::DebeziumJson,
+                ..
+            })
         )
+    }
+
+    /// How its rows are written and read, for files and Kafka messages.
+    pub fn format(&self) -> Option<FileFormat> {
+        match &self.connector {
+            Connector::Filesystem { format, .. } => Some(*format),
+            Connector::Kafka(k) => Some(k.format),
+            _ => None,
+        }
     }
 }
 
@@ -920,6 +1044,10 @@ impl Sink {
                 Connector::Filesystem { path, format, .. } => {
                     format!("Sink: table {} ({format:?} part files in {path})", t.name)
                 }
+                Connector::Kafka(k) => format!(
+                    "Sink: table {} ({:?} messages to Kafka topic '{}' on {}, at least once)",
+                    t.name, k.format, k.topic, k.brokers
+                ),
             },
         }
     }
@@ -1122,6 +1250,7 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
             identifier: option(def, "print-identifier").map(str::to_string),
         },
         Some("blackhole") => Connector::Blackhole,
+        Some("kafka") => Connector::Kafka(kafka(def)?),
         Some("datagen") => Connector::Datagen(datagen(def, &fields, &physical)?),
         Some("nexmark") => Connector::Nexmark(nexmark(def, &fields, &physical, watermark)?),
         other => {
@@ -1400,7 +1529,11 @@ fn plan_statement(
                     format!("INSERT INTO {table}: a datagen table is only read"),
                 ));
             }
-            if matches!(t.connector, Connector::Filesystem { .. }) && !t.computed.is_empty() {
+            if matches!(
+                t.connector,
+                Connector::Filesystem { .. } | Connector::Kafka(_)
+            ) && !t.computed.is_empty()
+            {
                 return Err(SqlError::at(
                     *pos,
                     format!("INSERT INTO {table}: a table written to has no computed columns"),
@@ -1408,7 +1541,7 @@ fn plan_statement(
             }
             let plan = plan_query(query, catalog)?;
             check_ranks(&plan, pos_of_query(query).unwrap_or(*pos))?;
-            if let Connector::Filesystem { format, .. } = &t.connector {
+            if let Some(format) = &t.format() {
                 let changelog = *format == FileFormat::DebeziumJson;
                 if plan.updating() && !changelog {
                     return Err(SqlError::at(
@@ -2371,7 +2504,10 @@ fn plan_named(name: &str, catalog: &Catalog, at: Pos) -> Result<Plan, SqlError> 
         Some(Named::Table(t)) => {
             if !matches!(
                 t.connector,
-                Connector::Filesystem { .. } | Connector::Datagen(_) | Connector::Nexmark(_)
+                Connector::Filesystem { .. }
+                    | Connector::Kafka(_)
+                    | Connector::Datagen(_)
+                    | Connector::Nexmark(_)
             ) {
                 return Err(SqlError::at(
                     at,
@@ -4072,6 +4208,73 @@ mod tests {
         parse_script(&text)
             .and_then(|s| plan_script(&s))
             .map(|(_, p)| p)
+    }
+
+    #[test]
+    fn kafka_tables_take_flinks_options() {
+        let table = |options: &str| {
+            plan(&format!(
+                "CREATE TABLE k (a BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'kafka', {options}); SELECT a FROM k;"
+            ))
+        };
+        let p = table("'topic' = 't', 'properties.bootstrap.servers' = 'h:9092', 'format' = 'json', 'scan.startup.mode' = 'group-offsets', 'properties.group.id' = 'g', 'scan.bounded.mode' = 'latest-offset', 'properties.fetch.max.bytes' = '1000'").unwrap();
+        let mut at = &p.sinks[0].plan;
+        while let [input] = at.inputs()[..] {
+            at = input;
+        }
+        let Plan::Scan { table: scanned } = at else {
+            panic!("a scan")
+        };
+        assert_eq!(
+            scanned.connector,
+            Connector::Kafka(KafkaTable {
+                topic: "t".into(),
+                brokers: "h:9092".into(),
+                format: FileFormat::Json,
+                startup: KafkaStartup::Group,
+                bounded: true,
+                group: Some("g".into()),
+                properties: vec![("fetch.max.bytes".into(), "1000".into())],
+            })
+        );
+        assert!(!p.sinks[0].plan.updating());
+        let p = table(
+            "'topic' = 't', 'properties.bootstrap.servers' = 'h:9092', 'format' = 'debezium-json'",
+        )
+        .unwrap();
+        assert!(
+            p.sinks[0].plan.updating(),
+            "a change log is an updating table"
+        );
+        for (options, message) in [
+            (
+                "'properties.bootstrap.servers' = 'h:9092', 'format' = 'csv'",
+                "needs a 'topic'",
+            ),
+            (
+                "'topic' = 't', 'format' = 'csv'",
+                "needs 'properties.bootstrap.servers'",
+            ),
+            (
+                "'topic' = 't', 'properties.bootstrap.servers' = 'h', 'format' = 'avro'",
+                "'format' = 'avro'",
+            ),
+            (
+                "'topic' = 't', 'properties.bootstrap.servers' = 'h', 'format' = 'csv', 'scan.startup.mode' = 'group-offsets'",
+                "needs 'properties.group.id'",
+            ),
+            (
+                "'topic' = 't', 'properties.bootstrap.servers' = 'h', 'format' = 'csv', 'scan.startup.mode' = 'timestamp'",
+                "needs 'scan.startup.timestamp-millis'",
+            ),
+            (
+                "'topic' = 't', 'properties.bootstrap.servers' = 'h', 'format' = 'csv', 'scan.bounded.mode' = 'later'",
+                "'scan.bounded.mode' = 'later'",
+            ),
+        ] {
+            let e = table(options).unwrap_err();
+            assert!(e.message.contains(message), "{options}: {e}");
+        }
     }
 
     #[test]
