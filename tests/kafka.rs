@@ -1293,18 +1293,20 @@ fn kafka_bid_windows_against_a_separate_broker_process() {
 /// SQL tables on Kafka topics, on every shape: bids read from a topic (CSV, event time with a
 /// watermark, bounded at the end offsets found at start), a window aggregation written to a
 /// topic as JSON and an updating aggregation as Debezium JSON; a second script reads the change
-/// log back (an updating table) and prints it. The windows and the folded totals equal a model
-/// computed from the bids.
+/// log back (an updating table) and prints it; the totals also go to an upsert-kafka table and
+/// are read back from it; upserts and tombstones written by hand read as each key's latest row.
+/// The windows and the folded totals equal a model computed from the bids.
 #[test]
 fn sql_tables_read_and_write_kafka_topics_on_every_shape() {
     use common::sql::{fold, printed_changes, tidal_sql_with};
     const N: u64 = 3_000;
     let test = "sql_tables_read_and_write_kafka_topics_on_every_shape";
     let dir = fixture_dir(test);
-    let mut topics = vec![("sql-bids".to_string(), 3)];
+    let mut topics = vec![("sql-bids".to_string(), 3), ("sql-upserts".to_string(), 1)];
     for i in 0..SHAPES.len() {
         topics.push((format!("sql-windows-{i}"), 2));
         topics.push((format!("sql-totals-{i}"), 2));
+        topics.push((format!("sql-latest-{i}"), 2));
     }
     let names: Vec<(&str, i32)> = topics.iter().map(|(t, p)| (t.as_str(), *p)).collect();
     let (_cluster, brokers) = cluster(&dir, &names);
@@ -1420,5 +1422,84 @@ fn sql_tables_read_and_write_kafka_topics_on_every_shape() {
         assert!(ok, "{shape:?}: {err}");
         let got_totals = fold(&printed_changes(&out, None), "totals");
         assert_eq!(got_totals, expected_totals, "{shape:?}: totals");
+
+        // The same totals into an upsert-kafka table (keyed by auction, the key's columns only
+        // in the key), read back as each key's latest row.
+        let latest = format!("sql-latest-{i}");
+        let upsert_table = |extra: &str| {
+            format!(
+                "CREATE TABLE latest (auction BIGINT, n BIGINT, total BIGINT, PRIMARY KEY (auction) NOT ENFORCED) WITH ('connector' = 'upsert-kafka', 'topic' = '{latest}', 'properties.bootstrap.servers' = '{brokers}', 'key.format' = 'json', 'value.format' = 'csv', 'value.fields-include' = 'EXCEPT_KEY'{extra});\n"
+            )
+        };
+        let write = dir.join(format!("upsert-{i}.sql"));
+        let script = [
+            table(
+                "bids",
+                "auction BIGINT, price BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
+                "sql-bids",
+                ", 'format' = 'csv', 'scan.bounded.mode' = 'latest-offset'",
+            ),
+            upsert_table(""),
+            "INSERT INTO latest SELECT auction, COUNT(*), SUM(price) FROM bids GROUP BY auction;\n".to_string(),
+        ]
+        .concat();
+        std::fs::write(&write, script).unwrap();
+        let (ok, _, err) = tidal_sql_with(&write, &[], shape);
+        assert!(ok, "{shape:?}: {err}");
+        let read = dir.join(format!("read-upsert-{i}.sql"));
+        let script = [
+            upsert_table(", 'scan.bounded.mode' = 'latest-offset'"),
+            "SELECT auction, n, total FROM latest;\n".to_string(),
+        ]
+        .concat();
+        std::fs::write(&read, script).unwrap();
+        let (ok, out, err) = tidal_sql_with(&read, &[], shape);
+        assert!(ok, "{shape:?}: {err}");
+        assert_eq!(
+            fold(&printed_changes(&out, None), "latest"),
+            expected_totals,
+            "{shape:?}: upserted totals"
+        );
+    }
+
+    // Upserts and tombstones written by hand: each key's latest row, a deleted key gone.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    for (key, value) in [
+        (r#"{"id":1}"#, Some(r#"{"id":1,"name":"a","n":1}"#)),
+        (r#"{"id":2}"#, Some(r#"{"id":2,"name":"b","n":5}"#)),
+        (r#"{"id":1}"#, Some(r#"{"id":1,"name":"c","n":2}"#)),
+        (r#"{"id":3}"#, Some(r#"{"id":3,"name":"d","n":7}"#)),
+        (r#"{"id":2}"#, None),
+    ] {
+        let mut record = BaseRecord::<str, str>::to("sql-upserts")
+            .partition(0)
+            .key(key);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let read = dir.join("read-hand-upserts.sql");
+    std::fs::write(
+        &read,
+        format!(
+            "CREATE TABLE people (id BIGINT, name STRING, n BIGINT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'upsert-kafka', 'topic' = 'sql-upserts', 'properties.bootstrap.servers' = '{brokers}', 'key.format' = 'json', 'value.format' = 'json', 'scan.bounded.mode' = 'latest-offset');
+SELECT name, n FROM people;
+"
+        ),
+    )
+    .unwrap();
+    for shape in SHAPES {
+        let (ok, out, err) = tidal_sql_with(&read, &[], shape);
+        assert!(ok, "{shape:?}: {err}");
+        assert_eq!(
+            fold(&printed_changes(&out, None), "people"),
+            ["c, 2", "d, 7"],
+            "{shape:?}: upserts and a tombstone"
+        );
     }
 }

@@ -23,8 +23,8 @@ use tidal_operators::prelude::*;
 
 use crate::expr::{Scalar, Typed};
 use crate::plan::{
-    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, KafkaStartup, KafkaTable, NexmarkKind,
-    Plan, Sink, Table, WindowSpec,
+    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, KafkaStartup, KafkaTable, KafkaUpsert,
+    NexmarkKind, Plan, Sink, Table, WindowSpec,
 };
 use crate::value::{DataType, Row, Value, parse_text};
 use std::collections::HashMap;
@@ -734,6 +734,116 @@ impl KafkaFormat for KafkaChanges {
     }
 }
 
+/// The rows of an `'upsert-kafka'` table's messages: per message its time, its key (the
+/// PRIMARY KEY's values, from the message's key) and the key's latest row (from the value;
+/// `None` for a tombstone: the key deleted). The time is the event-time column's value when the
+/// table declares a WATERMARK (a tombstone's: the message's timestamp), else the message's
+/// timestamp.
+#[derive(Clone)]
+pub struct KafkaUpserts {
+    table: std::sync::Arc<Table>,
+    upsert: KafkaUpsert,
+    key: RowDecoder,
+    value: RowDecoder,
+}
+
+/// One message of an upsert table: its time, key and row (`None`: deleted).
+type Upserted = (Time, Row, Option<Row>);
+
+/// The table of `columns` of `table` (physical, in that order), its messages in `format`.
+fn sub_table(table: &Table, columns: &[usize], format: FileFormat) -> Table {
+    let connector = match &table.connector {
+        Connector::Kafka(k) => Connector::Kafka(KafkaTable {
+            format,
+            ..k.clone()
+        }),
+        other => other.clone(),
+    };
+    Table {
+        name: table.name.clone(),
+        fields: columns.iter().map(|c| table.fields[*c].clone()).collect(),
+        physical: (0..columns.len()).collect(),
+        computed: Vec::new(),
+        watermark: None,
+        connector,
+        pos: table.pos,
+    }
+}
+
+impl KafkaUpserts {
+    fn new(table: &std::sync::Arc<Table>, k: &KafkaTable, upsert: &KafkaUpsert) -> Self {
+        let decoder = |t: Table| {
+            RowFormat {
+                table: std::sync::Arc::new(t),
+            }
+            .decoder()
+        };
+        let value = if upsert.except_key {
+            let rest: Vec<usize> = table
+                .physical
+                .iter()
+                .copied()
+                .filter(|c| !upsert.key.contains(c))
+                .collect();
+            decoder(sub_table(table, &rest, k.format))
+        } else {
+            RowFormat {
+                table: std::sync::Arc::clone(table),
+            }
+            .decoder()
+        };
+        KafkaUpserts {
+            table: std::sync::Arc::clone(table),
+            upsert: upsert.clone(),
+            key: decoder(sub_table(table, &upsert.key, upsert.key_format)),
+            value,
+        }
+    }
+}
+
+impl KafkaFormat for KafkaUpserts {
+    type Item = Upserted;
+    const KIND: &'static str = "sql upsert";
+    fn decode(&mut self, m: &KafkaMessage<'_>) -> Result<Option<Upserted>, String> {
+        let Some(key) = m.key else {
+            return Err(
+                "a message without a key: an upsert table's messages are keyed by its PRIMARY KEY"
+                    .to_string(),
+            );
+        };
+        let key = Decoder::decode(&mut self.key, key)
+            .map_err(|e| format!("key: {e}"))?
+            .ok_or("key: empty")?;
+        let at = m.timestamp.unwrap_or(Time::MIN);
+        let Some(value) = m.payload else {
+            return Ok(Some((at, key, None)));
+        };
+        let Some(row) = Decoder::decode(&mut self.value, value)? else {
+            return Ok(None);
+        };
+        let t = &self.table;
+        let row = if self.upsert.except_key {
+            // The key's columns from the key, the others from the value, in the table's order.
+            let mut full = vec![Value::Null; t.fields.len()];
+            for (v, c) in key.0.iter().zip(&self.upsert.key) {
+                full[*c] = v.clone();
+            }
+            let rest = t.physical.iter().filter(|c| !self.upsert.key.contains(c));
+            for (v, c) in row.0.into_iter().zip(rest) {
+                full[*c] = v;
+            }
+            complete_row(t, full)?
+        } else {
+            row
+        };
+        let at = match t.watermark {
+            Some((c, _)) => row.0[c].as_millis().unwrap_or(Time::MIN),
+            None => at,
+        };
+        Ok(Some((at, key, Some(row))))
+    }
+}
+
 /// The source of a Kafka table, with its options.
 fn kafka_source<F: KafkaFormat>(k: &KafkaTable, format: F) -> KafkaSource<F> {
     let mut source = KafkaSource::new(k.brokers.as_str(), &[k.topic.as_str()])
@@ -782,6 +892,23 @@ fn build_reading<'s>(
                 WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64))
                     .with_timestamps(move |r: &Row| r.0[c].as_millis().unwrap_or(Time::MIN))
             };
+            if let Connector::Kafka(k) = &table.connector
+                && let Some(upsert) = &k.upsert
+            {
+                // Each key's latest row.
+                let delay = table.watermark.map_or(0, |(_, d)| d);
+                let s = WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(
+                    delay as u64,
+                ))
+                .with_timestamps(|(t, _, _): &Upserted| *t);
+                let upserts = KafkaUpserts::new(table, k, upsert);
+                let rows = env
+                    .kafka_with(kafka_source(k, upserts), s)
+                    .map(|(_, key, row): Upserted| (key, row))
+                    .name(format!("table {}", table.name))
+                    .upsert_by_key();
+                return Built::Updating(rows);
+            }
             if table.is_changelog() {
                 // A change log: an updating table, each row its own key.
                 let format = ChangeRowFormat {
@@ -2037,6 +2164,55 @@ pub(crate) fn build_sink(env: &mut Cx<'_, '_>, sink: &Sink) {
     }
     if let Some(Connector::Kafka(k)) = table.as_ref().map(|t| &t.connector) {
         let t = std::sync::Arc::clone(table.as_ref().expect("a Kafka table"));
+        if let Some(upsert) = &k.upsert {
+            // Each row under its PRIMARY KEY: inserted and updated rows as values, deleted ones
+            // as tombstones; the row before an update is not sent (the next value replaces it).
+            let changes: DataStream<'_, Change<Row>> = match built {
+                Built::Append(rows) => rows.map(|r| Change::new(RowKind::Insert, r)),
+                Built::Updating(c) => c
+                    .changelog_by_key()
+                    .map(|ch| Change::new(ch.kind, ch.row.1)),
+            };
+            let upserts = changes.flat_map(|ch: Change<Row>| match ch.kind {
+                RowKind::UpdateBefore => None,
+                RowKind::Delete => Some((ch.row, true)),
+                RowKind::Insert | RowKind::UpdateAfter => Some((ch.row, false)),
+            });
+            let key_table = sub_table(&t, &upsert.key, upsert.key_format);
+            let key_columns = upsert.key.clone();
+            let rest: Vec<usize> = t
+                .physical
+                .iter()
+                .copied()
+                .filter(|c| !upsert.key.contains(c))
+                .collect();
+            let value_table = upsert
+                .except_key
+                .then(|| (sub_table(&t, &rest, k.format), rest));
+            let sink = KafkaSink::with_encoder(
+                k.brokers.as_str(),
+                k.topic.as_str(),
+                move |(r, _): &(Row, bool), out: &mut Vec<u8>| {
+                    match &value_table {
+                        None => write_line(&t, r, out),
+                        Some((vt, rest)) => {
+                            let values = Row(rest.iter().map(|c| r.0[*c].clone()).collect());
+                            write_line(vt, &values, out);
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .key(move |(r, _): &(Row, bool)| {
+                let mut out = Vec::new();
+                let key = Row(key_columns.iter().map(|c| r.0[*c].clone()).collect());
+                write_line(&key_table, &key, &mut out);
+                out
+            })
+            .tombstone_if(|(_, deleted): &(Row, bool)| *deleted);
+            upserts.name(name).write_kafka(sink);
+            return;
+        }
         if k.format == FileFormat::DebeziumJson {
             // Each change a Debezium event, at its event time (as the files' writer writes).
             let changes: DataStream<'_, Change<Row>> = match built {

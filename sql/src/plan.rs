@@ -82,6 +82,21 @@ pub struct KafkaTable {
     pub group: Option<String>,
     /// Other librdkafka properties (`'properties.KEY'`).
     pub properties: Vec<(String, String)>,
+    /// `'connector' = 'upsert-kafka'`: messages keyed by the PRIMARY KEY, each the key's latest
+    /// row, a tombstone its deletion.
+    pub upsert: Option<KafkaUpsert>,
+}
+
+/// How an `'upsert-kafka'` table keys its messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaUpsert {
+    /// The PRIMARY KEY's columns.
+    pub key: Vec<usize>,
+    /// `'key.format'`: how the key columns are written in a message's key.
+    pub key_format: FileFormat,
+    /// `'value.fields-include' = 'EXCEPT_KEY'`: values hold the other columns only (default
+    /// `'ALL'`: every column).
+    pub except_key: bool,
 }
 
 /// Where a Kafka table's reading starts (`'scan.startup.mode'`).
@@ -97,8 +112,47 @@ pub enum KafkaStartup {
     Timestamp(i64),
 }
 
-fn kafka(def: &TableDef) -> Result<KafkaTable, SqlError> {
+fn kafka(def: &TableDef, fields: &[Field], upsert: bool) -> Result<KafkaTable, SqlError> {
     let err = |m: String| SqlError::at(def.pos, format!("table '{}': {m}", def.name));
+    let text_format = |key: &str| match option(def, key) {
+        Some("csv") => Ok(FileFormat::Csv),
+        Some("json") => Ok(FileFormat::Json),
+        other => Err(err(format!(
+            "'{key}' = {}: upsert-kafka tables read and write 'csv' and 'json'",
+            other.map_or("(none)".to_string(), |f| format!("'{f}'"))
+        ))),
+    };
+    let upsert = if upsert {
+        if def.primary_key.is_empty() {
+            return Err(err(
+                "'connector' = 'upsert-kafka' needs a PRIMARY KEY (...) NOT ENFORCED: the columns of the messages' keys".to_string(),
+            ));
+        }
+        let mut key = Vec::new();
+        for k in &def.primary_key {
+            let c = fields
+                .iter()
+                .position(|f| f.name.eq_ignore_ascii_case(k))
+                .ok_or_else(|| err(format!("PRIMARY KEY ({k}): no such column")))?;
+            key.push(c);
+        }
+        let except_key = match option(def, "value.fields-include") {
+            None | Some("ALL") => false,
+            Some("EXCEPT_KEY") => true,
+            Some(other) => {
+                return Err(err(format!(
+                    "'value.fields-include' = '{other}': give 'ALL' or 'EXCEPT_KEY'"
+                )));
+            }
+        };
+        Some(KafkaUpsert {
+            key,
+            key_format: text_format("key.format")?,
+            except_key,
+        })
+    } else {
+        None
+    };
     let topic = option(def, "topic")
         .ok_or_else(|| err("'connector' = 'kafka' needs a 'topic'".to_string()))?;
     let brokers = option(def, "properties.bootstrap.servers").ok_or_else(|| {
@@ -108,6 +162,7 @@ fn kafka(def: &TableDef) -> Result<KafkaTable, SqlError> {
         )
     })?;
     let format = match option(def, "format").or_else(|| option(def, "value.format")) {
+        _ if upsert.is_some() => text_format("value.format")?,
         Some("csv") => FileFormat::Csv,
         Some("json") => FileFormat::Json,
         Some("debezium-json") => FileFormat::DebeziumJson,
@@ -120,6 +175,8 @@ fn kafka(def: &TableDef) -> Result<KafkaTable, SqlError> {
     };
     let group = option(def, "properties.group.id").map(str::to_string);
     let startup = match option(def, "scan.startup.mode") {
+        // An upsert table is the whole topic's latest rows: always from the start.
+        _ if upsert.is_some() => KafkaStartup::Earliest,
         None | Some("earliest-offset") => KafkaStartup::Earliest,
         Some("latest-offset") => KafkaStartup::Latest,
         Some("group-offsets") if group.is_some() => KafkaStartup::Group,
@@ -166,6 +223,7 @@ fn kafka(def: &TableDef) -> Result<KafkaTable, SqlError> {
         bounded,
         group,
         properties,
+        upsert,
     })
 }
 
@@ -280,6 +338,9 @@ impl Table {
                 ..
             } | Connector::Kafka(KafkaTable {
                 format: FileFormat::DebeziumJson,
+                ..
+            }) | Connector::Kafka(KafkaTable {
+                upsert: Some(_),
                 ..
             })
         )
@@ -1250,7 +1311,8 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
             identifier: option(def, "print-identifier").map(str::to_string),
         },
         Some("blackhole") => Connector::Blackhole,
-        Some("kafka") => Connector::Kafka(kafka(def)?),
+        Some("kafka") => Connector::Kafka(kafka(def, &fields, false)?),
+        Some("upsert-kafka") => Connector::Kafka(kafka(def, &fields, true)?),
         Some("datagen") => Connector::Datagen(datagen(def, &fields, &physical)?),
         Some("nexmark") => Connector::Nexmark(nexmark(def, &fields, &physical, watermark)?),
         other => {
@@ -1542,7 +1604,7 @@ fn plan_statement(
             let plan = plan_query(query, catalog)?;
             check_ranks(&plan, pos_of_query(query).unwrap_or(*pos))?;
             if let Some(format) = &t.format() {
-                let changelog = *format == FileFormat::DebeziumJson;
+                let changelog = t.is_changelog();
                 if plan.updating() && !changelog {
                     return Err(SqlError::at(
                         *pos,
@@ -4235,6 +4297,7 @@ mod tests {
                 bounded: true,
                 group: Some("g".into()),
                 properties: vec![("fetch.max.bytes".into(), "1000".into())],
+                upsert: None,
             })
         );
         assert!(!p.sinks[0].plan.updating());

@@ -22,6 +22,9 @@ use timely::dataflow::operators::generic::Operator;
 /// Encodes a record into bytes (the message's value or key).
 type Encode<T> = Rc<dyn Fn(&T, &mut Vec<u8>) -> Result<(), String>>;
 
+/// Whether a record is sent as a tombstone.
+type Tombstone<T> = Rc<dyn Fn(&T) -> bool>;
+
 /// A Kafka sink: brokers, topic, how a record becomes a message's value (and key), and librdkafka
 /// producer properties. Given to [`KafkaSinks::write_kafka`].
 ///
@@ -51,6 +54,8 @@ pub struct KafkaSink<T> {
     topic: String,
     value: Encode<T>,
     key: Option<Encode<T>>,
+    /// Records sent as tombstones (a key and no value).
+    tombstone: Option<Tombstone<T>>,
     properties: Vec<(String, String)>,
     flush_timeout: Duration,
 }
@@ -75,6 +80,7 @@ impl<T: 'static> KafkaSink<T> {
             topic: topic.into(),
             value: Rc::new(encode),
             key: None,
+            tombstone: None,
             properties: Vec::new(),
             flush_timeout: Duration::from_secs(60),
         }
@@ -113,6 +119,23 @@ impl<T: 'static> KafkaSink<T> {
             out.extend_from_slice(key(t).as_ref());
             Ok(())
         }));
+        self
+    }
+    /// Records for which `is_tombstone` holds are sent as tombstones: their key and no value
+    /// (what compacted topics and upsert readers take as a deletion of the key).
+    ///
+    /// ```
+    /// use tidal_connectors::kafka::KafkaSink;
+    /// // (key, Some(value)) upserts, (key, None) deletions.
+    /// let _sink = KafkaSink::with_encoder("localhost:9092", "latest", |u: &(String, Option<u64>), out: &mut Vec<u8>| {
+    ///     out.extend_from_slice(u.1.unwrap_or(0).to_string().as_bytes());
+    ///     Ok(())
+    /// })
+    /// .key(|u: &(String, Option<u64>)| u.0.clone())
+    /// .tombstone_if(|u: &(String, Option<u64>)| u.1.is_none());
+    /// ```
+    pub fn tombstone_if(mut self, is_tombstone: impl Fn(&T) -> bool + 'static) -> Self {
+        self.tombstone = Some(Rc::new(is_tombstone));
         self
     }
     /// A librdkafka producer property, passed as it is (e.g. `linger.ms`, `compression.type`,
@@ -247,7 +270,11 @@ impl<'s, T: 'static> KafkaSinks<'s, T> for DataStream<'s, T> {
             describe: describe.clone(),
         }));
         let KafkaSink {
-            topic, value, key, ..
+            topic,
+            value,
+            key,
+            tombstone,
+            ..
         } = sink;
         let _ = self.then("write_kafka", move |input, name| {
             ctx.register_state(name, Rc::clone(&flush));
@@ -265,7 +292,7 @@ impl<'s, T: 'static> KafkaSinks<'s, T> for DataStream<'s, T> {
                                 }
                                 if let Err(e) = send(
                                     &producer,
-                                    (&topic, &value, &key),
+                                    (&topic, &value, &key, &tombstone),
                                     &record,
                                     time,
                                     (&mut v, &mut k),
@@ -297,16 +324,27 @@ impl<'s, T: 'static> KafkaSinks<'s, T> for DataStream<'s, T> {
 }
 
 /// Sends one record, waiting while librdkafka's queue is full.
+/// Where a record goes and how it is encoded: topic, value, key, whether it is a tombstone.
+type Route<'a, T> = (
+    &'a str,
+    &'a Encode<T>,
+    &'a Option<Encode<T>>,
+    &'a Option<Tombstone<T>>,
+);
+
 fn send<T>(
     producer: &ThreadedProducer<Reports>,
-    (topic, value, key): (&str, &Encode<T>, &Option<Encode<T>>),
+    (topic, value, key, tombstone): Route<'_, T>,
     record: &T,
     time: Time,
     (v, k): (&mut Vec<u8>, &mut Vec<u8>),
 ) -> Result<(), String> {
     v.clear();
-    value(record, v).map_err(|e| format!("cannot encode a record: {e}"))?;
-    let mut message = BaseRecord::<[u8], [u8]>::to(topic).payload(&v[..]);
+    let mut message = BaseRecord::<[u8], [u8]>::to(topic);
+    if !tombstone.as_ref().is_some_and(|t| t(record)) {
+        value(record, v).map_err(|e| format!("cannot encode a record: {e}"))?;
+        message = message.payload(&v[..]);
+    }
     if time > 0 {
         message = message.timestamp(time);
     }
