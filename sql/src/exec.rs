@@ -552,6 +552,7 @@ fn eval_all(exprs: &[Typed], row: &[Value]) -> Result<Vec<Value>, (String, Strin
 
 /// A plan built on a worker: an append-only stream of rows, or an updating result — a
 /// collection of `(key, row)` whose rows come and go (the key: the group's values, or the row).
+#[derive(Clone)]
 pub(crate) enum Built<'s> {
     /// Rows that are only ever added.
     Append(DataStream<'s, Row>),
@@ -592,6 +593,10 @@ pub(crate) struct Cx<'s, 'e> {
     /// Generators read by more than one scan, and once built, their events split by kind
     /// (person, auction, bid).
     shared: Vec<(NexmarkKey, Option<[DataStream<'s, Event>; 3]>)>,
+    /// Stateful subplans built so far, by their text: a subplan written twice (Nexmark q5's
+    /// two identical window aggregations) is built once and its result read by both (Flink's
+    /// sub-plan reuse).
+    built: Vec<(String, Built<'s>)>,
 }
 
 /// What makes two Nexmark scans read the same events: the generator's configuration and the
@@ -630,7 +635,11 @@ impl<'s, 'e> Cx<'s, 'e> {
                 shared.push((*k, None));
             }
         }
-        Cx { env, shared }
+        Cx {
+            env,
+            shared,
+            built: Vec::new(),
+        }
     }
 }
 
@@ -881,6 +890,46 @@ pub(crate) fn build_any<'s>(env: &mut Cx<'s, '_>, plan: &Plan) -> Built<'s> {
 /// the others NULL where that saves work. `filter`: a condition of the filter right above a
 /// Nexmark scan, tested by the scan itself (see the `Plan::Filter` arm).
 fn build_reading<'s>(
+    env: &mut Cx<'s, '_>,
+    plan: &Plan,
+    needed: Option<Vec<bool>>,
+    filter: Option<&Typed>,
+) -> Built<'s> {
+    // Stateful nodes that build the same whatever is read above them: built once per text.
+    if matches!(
+        plan,
+        Plan::WindowAggregate { .. }
+            | Plan::GroupAggregate { .. }
+            | Plan::Rank { .. }
+            | Plan::Over { .. }
+    ) {
+        let text = without_positions(&format!("{plan:?}"));
+        if let Some((_, built)) = env.built.iter().find(|(t, _)| *t == text) {
+            return built.clone();
+        }
+        let built = build_node(env, plan, needed, filter);
+        env.built.push((text, built.clone()));
+        return built;
+    }
+    build_node(env, plan, needed, filter)
+}
+
+/// A plan's text without the script positions of its expressions (`pos: Pos { .. }`): the same
+/// subquery written twice is the same plan.
+fn without_positions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("pos: Pos {") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        rest = rest.find('}').map_or("", |end| &rest[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Builds one node of `plan` (see [`build_reading`]).
+fn build_node<'s>(
     env: &mut Cx<'s, '_>,
     plan: &Plan,
     needed: Option<Vec<bool>>,
@@ -2304,6 +2353,40 @@ pub(crate) fn say(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subquery_written_twice_is_one_plan() {
+        let plan = |sql: &str| {
+            let statements = crate::parse::parse_script(sql).unwrap();
+            let (_, program) = crate::plan::plan_script(&statements).unwrap();
+            program.sinks[0].plan.clone()
+        };
+        let table = "CREATE TABLE t (a BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'csv');\n";
+        let counts = "SELECT a, COUNT(*) AS n, window_end AS e FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY a, window_start, window_end";
+        let p = plan(&format!(
+            "{table}SELECT x.a FROM ({counts}) x JOIN ({counts}) y ON x.a = y.a AND x.e = y.e;"
+        ));
+        let Plan::Join { left, right, .. } = &p.inputs()[0] else {
+            panic!("a join under the projection")
+        };
+        let text = |p: &Plan| without_positions(&format!("{:?}", p.inputs()[0]));
+        assert_ne!(
+            format!("{left:?}"),
+            format!("{right:?}"),
+            "written at two places"
+        );
+        assert_eq!(text(left), text(right));
+        assert!(!text(left).contains("pos: Pos"));
+        // Another window is another plan.
+        let other = counts.replace("'1' SECOND", "'2' SECOND");
+        let p = plan(&format!(
+            "{table}SELECT x.a FROM ({counts}) x JOIN ({other}) y ON x.a = y.a AND x.e = y.e;"
+        ));
+        let Plan::Join { left, right, .. } = &p.inputs()[0] else {
+            panic!("a join under the projection")
+        };
+        assert_ne!(text(left), text(right));
+    }
 
     #[test]
     fn projections_move_columns_read_once_and_evaluate_the_rest() {
