@@ -2359,18 +2359,10 @@ fn join_on(left: From, right: From, kind: JoinKind, on: &Expr) -> Result<From, S
     if cond.ty != DataType::Boolean {
         return Err(SqlError::at(cond.pos, "ON takes a condition"));
     }
-    // Split the condition's conjuncts into equalities across the sides and the rest.
-    let mut conjuncts = Vec::new();
-    fn split(s: Scalar, out: &mut Vec<Scalar>) {
-        match s {
-            Scalar::And(a, b) => {
-                split(*a, out);
-                split(*b, out);
-            }
-            other => out.push(other),
-        }
-    }
-    split(cond.scalar.clone(), &mut conjuncts);
+    // The condition's conjuncts, each with its own text: equalities across the sides are the
+    // keys, the rest conditions on the joined rows (or, in an inner join, on one side).
+    let mut written = Vec::new();
+    conjuncts(on, &mut written);
     let side = |s: &Scalar| -> Option<bool> {
         // Some(true): only left columns; Some(false): only right; None: both or none.
         let left_only = !uses_columns_from(s, width);
@@ -2382,17 +2374,18 @@ fn join_on(left: From, right: From, kind: JoinKind, on: &Expr) -> Result<From, S
         }
     };
     let (mut left_keys, mut right_keys, mut rest) = (Vec::new(), Vec::new(), Vec::new());
-    for c in conjuncts {
-        if let Scalar::Cmp(expr::CmpOp::Eq, a, b) = &c {
+    for e in &written {
+        let c = compile(e, &scope)?;
+        if let Scalar::Cmp(expr::CmpOp::Eq, a, b) = &c.scalar {
             match (side(a), side(b)) {
                 (Some(true), Some(false)) => {
-                    left_keys.push(keyed(a, 0, &fields, &cond));
-                    right_keys.push(keyed(b, width, &fields, &cond));
+                    left_keys.push(keyed(a, 0, &fields, &c));
+                    right_keys.push(keyed(b, width, &fields, &c));
                     continue;
                 }
                 (Some(false), Some(true)) => {
-                    left_keys.push(keyed(b, 0, &fields, &cond));
-                    right_keys.push(keyed(a, width, &fields, &cond));
+                    left_keys.push(keyed(b, 0, &fields, &c));
+                    right_keys.push(keyed(a, width, &fields, &c));
                     continue;
                 }
                 _ => {}
@@ -2406,33 +2399,90 @@ fn join_on(left: From, right: From, kind: JoinKind, on: &Expr) -> Result<From, S
             "a join needs an equality between a column of each side in ON (a cross join or a join on a range is not supported yet)",
         ));
     }
-    let residual = rest
-        .into_iter()
-        .reduce(|a, b| Scalar::And(Box::new(a), Box::new(b)));
-    if residual.is_some() && kind != JoinKind::Inner {
+    if !rest.is_empty() && kind != JoinKind::Inner {
         return Err(SqlError::at(
             cond.pos,
             "an outer join's ON holds only equalities between the sides here; put the other conditions in WHERE or a subquery",
         ));
     }
-    let plan = Plan::Join {
-        left: Box::new(left.plan),
-        right: Box::new(right.plan),
-        kind,
-        left_keys,
-        right_keys,
-        residual: residual.map(|scalar| Typed {
-            scalar,
-            ty: DataType::Boolean,
-            text: cond.text.clone(),
-            pos: cond.pos,
-        }),
-    };
+    let plan = with_conditions(
+        Plan::Join {
+            left: Box::new(left.plan),
+            right: Box::new(right.plan),
+            kind,
+            left_keys,
+            right_keys,
+            residual: None,
+        },
+        rest,
+    );
     Ok(From {
         plan,
         fields,
         window: None,
         partition: Vec::new(),
+    })
+}
+
+/// An inner join with more conditions: each condition on one side's columns only filters that
+/// side before the join (so its state holds only rows that can match; a filter right above a
+/// Nexmark scan is tested in the scan), the others join its residual condition. Another plan
+/// gets them as a filter.
+fn with_conditions(join: Plan, conds: Vec<Typed>) -> Plan {
+    if conds.is_empty() {
+        return join;
+    }
+    let Plan::Join {
+        left,
+        right,
+        kind: JoinKind::Inner,
+        left_keys,
+        right_keys,
+        residual,
+    } = join
+    else {
+        return Plan::Filter {
+            input: Box::new(join),
+            cond: and_all(conds).expect("conditions"),
+        };
+    };
+    let lw = left.fields().len();
+    let (mut l, mut r, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    rest.extend(residual);
+    for c in conds {
+        match (
+            uses_columns_below(&c.scalar, lw),
+            uses_columns_from(&c.scalar, lw),
+        ) {
+            (true, false) => l.push(c),
+            (false, true) => r.push(Typed {
+                scalar: shift(&c.scalar, lw),
+                ..c
+            }),
+            _ => rest.push(c),
+        }
+    }
+    let filtered = |input: Box<Plan>, conds: Vec<Typed>| match and_all(conds) {
+        None => input,
+        Some(cond) => Box::new(Plan::Filter { input, cond }),
+    };
+    Plan::Join {
+        left: filtered(left, l),
+        right: filtered(right, r),
+        kind: JoinKind::Inner,
+        left_keys,
+        right_keys,
+        residual: and_all(rest),
+    }
+}
+
+/// The conjunction of `conds` (`None` for none), its text theirs joined by AND.
+fn and_all(conds: Vec<Typed>) -> Option<Typed> {
+    conds.into_iter().reduce(|a, b| Typed {
+        scalar: Scalar::And(Box::new(a.scalar), Box::new(b.scalar)),
+        ty: DataType::Boolean,
+        text: format!("{} AND {}", a.text, b.text),
+        pos: a.pos,
     })
 }
 
@@ -2903,30 +2953,19 @@ fn plan_select(select: &ast::Select, catalog: &Catalog) -> Result<Plan, SqlError
         set_rank_limit(&mut plan, &cond.scalar);
         plan = match plan {
             // On an inner join, WHERE is part of the join's condition (where a bound on event
-            // time makes it an interval join).
-            Plan::Join {
-                left,
-                right,
+            // time makes it an interval join, and a condition on one side filters that side).
+            join @ Plan::Join {
                 kind: JoinKind::Inner,
-                left_keys,
-                right_keys,
-                residual,
-            } => Plan::Join {
-                left,
-                right,
-                kind: JoinKind::Inner,
-                left_keys,
-                right_keys,
-                residual: Some(match residual {
-                    None => cond,
-                    Some(r) => Typed {
-                        scalar: Scalar::And(Box::new(r.scalar), Box::new(cond.scalar)),
-                        ty: DataType::Boolean,
-                        text: format!("{} AND {}", r.text, cond.text),
-                        pos: r.pos,
-                    },
-                }),
-            },
+                ..
+            } => {
+                let mut written = Vec::new();
+                conjuncts(w, &mut written);
+                let conds = written
+                    .iter()
+                    .map(|e| compile(e, &scope))
+                    .collect::<Result<Vec<_>, _>>()?;
+                with_conditions(join, conds)
+            }
             plan => Plan::Filter {
                 input: Box::new(plan),
                 cond,
@@ -4584,6 +4623,40 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn conditions_on_one_side_of_an_inner_join_filter_that_side() {
+        for sql in [
+            "SELECT a.price FROM bids a JOIN bids b ON a.auction = b.bidder AND a.price > 10 AND b.price < 5 AND a.price + b.price > 12;",
+            "SELECT a.price FROM bids a JOIN bids b ON a.auction = b.bidder WHERE a.price > 10 AND b.price < 5 AND a.price + b.price > 12;",
+            "SELECT a.price FROM bids a, bids b WHERE a.auction = b.bidder AND a.price > 10 AND b.price < 5 AND a.price + b.price > 12;",
+        ] {
+            let p = plan(sql).unwrap();
+            let Plan::Join {
+                left,
+                right,
+                residual,
+                ..
+            } = p.sinks[0].plan.inputs()[0]
+            else {
+                panic!("{sql}: a join under the projection")
+            };
+            let cond = |side: &Plan| match side {
+                Plan::Filter { cond, .. } => cond.text.clone(),
+                other => panic!("{sql}: no filter over {other:?}"),
+            };
+            assert_eq!(cond(left), "a.price > 10", "{sql}");
+            assert_eq!(cond(right), "b.price < 5", "{sql}");
+            assert_eq!(
+                residual.as_ref().map(|r| r.text.as_str()),
+                Some("a.price + b.price > 12"),
+                "{sql}"
+            );
+        }
+        // An outer join keeps them where they are (WHERE above it, as written).
+        let p = plan("SELECT a.price FROM bids a LEFT JOIN bids b ON a.auction = b.bidder WHERE b.price < 5;").unwrap();
+        assert!(matches!(p.sinks[0].plan.inputs()[0], Plan::Filter { .. }));
     }
 
     #[test]
