@@ -1360,16 +1360,17 @@ fn sql_tables_read_and_write_kafka_topics_on_every_shape() {
             "CREATE TABLE {name} ({columns}) WITH ('connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{brokers}'{extra});\n"
         )
     };
+    let bids_table = table(
+        "bids",
+        "auction BIGINT, price BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
+        "sql-bids",
+        ", 'format' = 'csv', 'scan.bounded.mode' = 'latest-offset'",
+    );
     for (i, shape) in SHAPES.into_iter().enumerate() {
         let (w, t) = (format!("sql-windows-{i}"), format!("sql-totals-{i}"));
         let write = dir.join(format!("write-{i}.sql"));
         let script = [
-            table(
-                "bids",
-                "auction BIGINT, price BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
-                "sql-bids",
-                ", 'format' = 'csv', 'scan.bounded.mode' = 'latest-offset'",
-            ),
+            bids_table.clone(),
             table(
                 "windows",
                 "window_end TIMESTAMP(3), auction BIGINT, n BIGINT, hi BIGINT",
@@ -1433,14 +1434,10 @@ fn sql_tables_read_and_write_kafka_topics_on_every_shape() {
         };
         let write = dir.join(format!("upsert-{i}.sql"));
         let script = [
-            table(
-                "bids",
-                "auction BIGINT, price BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND",
-                "sql-bids",
-                ", 'format' = 'csv', 'scan.bounded.mode' = 'latest-offset'",
-            ),
+            bids_table.clone(),
             upsert_table(""),
-            "INSERT INTO latest SELECT auction, COUNT(*), SUM(price) FROM bids GROUP BY auction;\n".to_string(),
+            "INSERT INTO latest SELECT auction, COUNT(*), SUM(price) FROM bids GROUP BY auction;\n"
+                .to_string(),
         ]
         .concat();
         std::fs::write(&write, script).unwrap();
