@@ -1304,6 +1304,7 @@ fn sql_tables_read_and_write_kafka_topics_on_every_shape() {
     let dir = fixture_dir(test);
     let mut topics = vec![("sql-bids".to_string(), 3), ("sql-upserts".to_string(), 1)];
     for i in 0..SHAPES.len() {
+        topics.push((format!("sql-replaced-{i}"), 2));
         topics.push((format!("sql-windows-{i}"), 2));
         topics.push((format!("sql-totals-{i}"), 2));
         topics.push((format!("sql-latest-{i}"), 2));
@@ -1464,16 +1465,33 @@ fn sql_tables_read_and_write_kafka_topics_on_every_shape() {
         .set("bootstrap.servers", &brokers)
         .create()
         .unwrap();
-    for (key, value) in [
-        (r#"{"id":1}"#, Some(r#"{"id":1,"name":"a","n":1}"#)),
-        (r#"{"id":2}"#, Some(r#"{"id":2,"name":"b","n":5}"#)),
-        (r#"{"id":1}"#, Some(r#"{"id":1,"name":"c","n":2}"#)),
-        (r#"{"id":3}"#, Some(r#"{"id":3,"name":"d","n":7}"#)),
-        (r#"{"id":2}"#, None),
+    // Key 4's second message has an older timestamp than its first: Kafka's order wins.
+    let now = 1_709_280_000_000i64;
+    for (key, value, ts) in [
+        (r#"{"id":1}"#, Some(r#"{"id":1,"name":"a","n":1}"#), now),
+        (r#"{"id":2}"#, Some(r#"{"id":2,"name":"b","n":5}"#), now + 1),
+        (
+            r#"{"id":4}"#,
+            Some(r#"{"id":4,"name":"e","n":9}"#),
+            now + 50,
+        ),
+        (r#"{"id":1}"#, Some(r#"{"id":1,"name":"c","n":2}"#), now + 2),
+        (
+            r#"{"id":4}"#,
+            Some(r#"{"id":4,"name":"f","n":3}"#),
+            now + 10,
+        ),
+        (
+            r#"{"id":3}"#,
+            Some(r#"{"id":3,"name":"d","n":7}"#),
+            now + 60,
+        ),
+        (r#"{"id":2}"#, None, now + 61),
     ] {
         let mut record = BaseRecord::<str, str>::to("sql-upserts")
             .partition(0)
-            .key(key);
+            .key(key)
+            .timestamp(ts);
         if let Some(v) = value {
             record = record.payload(v);
         }
@@ -1495,8 +1513,51 @@ SELECT name, n FROM people;
         assert!(ok, "{shape:?}: {err}");
         assert_eq!(
             fold(&printed_changes(&out, None), "people"),
-            ["c, 2", "d, 7"],
+            ["c, 2", "d, 7", "f, 3"],
             "{shape:?}: upserts and a tombstone"
+        );
+    }
+
+    // A change log whose update replaces a row by one of the same PRIMARY KEY that sorts
+    // before it, written to an upsert table: the key keeps the new row (its deletion and
+    // insertion are one update under the key, not a tombstone sent after the new value).
+    let changes = dir.join("changes.json");
+    std::fs::write(
+        &changes,
+        [
+            r#"{"before":null,"after":{"id":1,"v":2},"op":"c","ts_ms":1000}"#,
+            r#"{"before":null,"after":{"id":2,"v":5},"op":"c","ts_ms":1000}"#,
+            r#"{"before":{"id":1,"v":2},"after":{"id":1,"v":1},"op":"u","ts_ms":2000}"#,
+            r#"{"before":{"id":2,"v":5},"after":null,"op":"d","ts_ms":2000}"#,
+            "",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    for (i, shape) in SHAPES.into_iter().enumerate() {
+        let topic = format!("sql-replaced-{i}");
+        let up = format!(
+            "CREATE TABLE up (id BIGINT, v BIGINT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'upsert-kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{brokers}', 'key.format' = 'json', 'value.format' = 'json', 'scan.bounded.mode' = 'latest-offset');\n"
+        );
+        let write = dir.join(format!("replace-{i}.sql"));
+        std::fs::write(
+            &write,
+            format!(
+                "CREATE TABLE src (id BIGINT, v BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json');\n{up}INSERT INTO up SELECT id, v FROM src;\n",
+                changes.display()
+            ),
+        )
+        .unwrap();
+        let (ok, _, err) = tidal_sql_with(&write, &[], shape);
+        assert!(ok, "{shape:?}: {err}");
+        let read = dir.join(format!("read-replaced-{i}.sql"));
+        std::fs::write(&read, format!("{up}SELECT id, v FROM up;\n")).unwrap();
+        let (ok, out, err) = tidal_sql_with(&read, &[], shape);
+        assert!(ok, "{shape:?}: {err}");
+        assert_eq!(
+            fold(&printed_changes(&out, None), "replaced"),
+            ["1, 1"],
+            "{shape:?}: the replaced row"
         );
     }
 }

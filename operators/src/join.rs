@@ -20,9 +20,8 @@ use crate::keyed::{Key, Value};
 use crate::transform::{KeyedPairs, Transform};
 use crate::window::{Window, Windows};
 
-/// Buffered records of both sides of one key, with their timestamps, in arrival order (time
-/// order, as records are taken when the frontier passes their time): the oldest are dropped
-/// from the front.
+/// Buffered records of both sides of one key, with their timestamps, in time order: the oldest
+/// are dropped from the front.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(bound(serialize = "A: serde::Serialize, B: serde::Serialize"))]
 #[serde(bound(deserialize = "A: serde::de::DeserializeOwned, B: serde::de::DeserializeOwned"))]
@@ -62,6 +61,13 @@ impl<A, B> Buffered<A, B> {
     }
 }
 
+/// Adds a record to a side's buffer, kept in time order (records mostly come in order: the place
+/// is found from the back), so that the oldest are at the front to be dropped first.
+fn insert_in_time_order<V>(side: &mut VecDeque<(Time, V)>, record: (Time, V)) {
+    let at = side.len() - side.iter().rev().take_while(|(t, _)| *t > record.0).count();
+    side.insert(at, record);
+}
+
 /// The first time at which a left record at `t` can match no future right record.
 fn expiry_left(t: Time, upper: Time) -> Time {
     t.saturating_add(upper).saturating_add(1)
@@ -81,7 +87,8 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
     /// emitting `f(key, a, b)` with the later of the two timestamps. `Time::MIN` or `Time::MAX`
     /// leaves that end open: the records it would have limited are kept as long as the job runs
     /// (with `upper = Time::MAX`, every left record), the others are still dropped as the
-    /// watermark passes them.
+    /// watermark passes them. With both ends open nothing is ever dropped, late records neither:
+    /// a join of every pair of a key, as a regular join of append-only inputs.
     ///
     /// ```
     /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
@@ -153,8 +160,9 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                         passed = passed.max(*cap.time());
                         let mut session = out.session(&cap);
                         for ((k, value), ts) in records {
-                            if ts < passed {
-                                *late_dropped += 1; // late: its partners may be gone
+                            // Late: its partners may be gone (unless nothing is ever dropped).
+                            if ts < passed && (lower != Time::MIN || upper != Time::MAX) {
+                                *late_dropped += 1;
                                 continue;
                             }
                             let buffered = sides.entry(k.clone()).or_default();
@@ -167,7 +175,7 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                                             session.give((f(&k, &a, b), ts.max(*bt)));
                                         }
                                     }
-                                    buffered.lefts.push_back((ts, a));
+                                    insert_in_time_order(&mut buffered.lefts, (ts, a));
                                     expiry_left(ts, upper)
                                 }
                                 Either::Second(b) => {
@@ -178,7 +186,7 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                                             session.give((f(&k, a, &b), ts.max(*at)));
                                         }
                                     }
-                                    buffered.rights.push_back((ts, b));
+                                    insert_in_time_order(&mut buffered.rights, (ts, b));
                                     expiry_right(ts, lower)
                                 }
                             };

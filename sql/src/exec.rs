@@ -745,15 +745,19 @@ impl KafkaFormat for KafkaChanges {
 
 /// The rows of an `'upsert-kafka'` table's messages: per message its time, its key (the
 /// PRIMARY KEY's values, from the message's key) and the key's latest row (from the value;
-/// `None` for a tombstone: the key deleted). The time is the event-time column's value when the
-/// table declares a WATERMARK (a tombstone's: the message's timestamp), else the message's
-/// timestamp.
+/// `None` for a tombstone: the key deleted). The time is the message's Kafka timestamp, made
+/// never to go back within a partition (a message without one, or older than the one before,
+/// takes the time before): a key's messages, all in one partition, then apply in the order
+/// Kafka holds them — the later message wins, as Flink reads the topic — whatever the rows'
+/// own event-time column says.
 #[derive(Clone)]
 pub struct KafkaUpserts {
     table: std::sync::Arc<Table>,
     upsert: KafkaUpsert,
     key: RowDecoder,
     value: RowDecoder,
+    /// Per partition, the time of the message before.
+    clock: HashMap<i32, Time>,
 }
 
 /// One message of an upsert table: its time, key and row (`None`: deleted).
@@ -806,6 +810,7 @@ impl KafkaUpserts {
             upsert: upsert.clone(),
             key: decoder(sub_table(table, &upsert.key, upsert.key_format)),
             value,
+            clock: HashMap::new(),
         }
     }
 }
@@ -823,7 +828,9 @@ impl KafkaFormat for KafkaUpserts {
         let key = Decoder::decode(&mut self.key, key)
             .map_err(|e| format!("key: {e}"))?
             .ok_or("key: empty")?;
-        let at = m.timestamp.unwrap_or(Time::MIN);
+        let last = self.clock.entry(m.partition).or_insert(Time::MIN);
+        let at = m.timestamp.map_or(*last, |t| t.max(*last));
+        *last = at;
         let Some(value) = m.payload else {
             return Ok(Some((at, key, None)));
         };
@@ -844,10 +851,6 @@ impl KafkaFormat for KafkaUpserts {
             complete_row(t, full)?
         } else {
             row
-        };
-        let at = match t.watermark {
-            Some((c, _)) => row.0[c].as_millis().unwrap_or(Time::MIN),
-            None => at,
         };
         Ok(Some((at, key, Some(row))))
     }
@@ -917,12 +920,32 @@ fn build_reading<'s>(
 /// A plan's text without the script positions of its expressions (`pos: Pos { .. }`): the same
 /// subquery written twice is the same plan.
 fn without_positions(text: &str) -> String {
+    const START: &str = "pos: Pos { line: ";
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find("pos: Pos {") {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        rest = rest.find('}').map_or("", |end| &rest[end + 1..]);
+    while let Some(at) = rest.find(START) {
+        // Only `pos: Pos { line: N, column: M }` (a string literal holding the same text is
+        // kept: it is then followed by something else).
+        let after = &rest[at + START.len()..];
+        let len = after
+            .find(" }")
+            .filter(|end| {
+                after[..*end]
+                    .split(", column: ")
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    && after[..*end].contains(", column: ")
+            })
+            .map(|end| START.len() + end + 2);
+        match len {
+            Some(len) => {
+                out.push_str(&rest[..at]);
+                rest = &rest[at + len..];
+            }
+            None => {
+                out.push_str(&rest[..at + START.len()]);
+                rest = after;
+            }
+        }
     }
     out.push_str(rest);
     out
@@ -1229,7 +1252,13 @@ fn build_node<'s>(
             residual,
             ..
         } if plan.interval().is_some() => {
-            let (lower, upper) = plan.interval().expect("an interval join");
+            let (lower, upper) = match plan.interval().expect("an interval join") {
+                // One end open: both sides kept, every pair of a key tested by the residual
+                // (which holds the bound) — a regular join's rows, late rows included, as Flink
+                // runs it; only append-only, on the keyed hash state.
+                (l, u) if l == i64::MIN || u == i64::MAX => (i64::MIN, i64::MAX),
+                bounds => bounds,
+            };
             let (lw, rw) = (left.fields().len(), right.fields().len());
             let (ln, rn) = join_reads(needed, left_keys, right_keys, residual, (lw, rw)).unzip();
             let side =
@@ -2216,9 +2245,16 @@ pub(crate) fn build_sink(env: &mut Cx<'_, '_>, sink: &Sink) {
         if let Some(upsert) = &k.upsert {
             // Each row under its PRIMARY KEY: inserted and updated rows as values, deleted ones
             // as tombstones; the row before an update is not sent (the next value replaces it).
+            // An updating result's changes are paired per PRIMARY KEY first, so that a row
+            // replaced by another of the same key is one update (-U, +U) in that order, on the
+            // key's worker — never a tombstone after the new value.
+            let pk = upsert.key.clone();
             let changes: DataStream<'_, Change<Row>> = match built {
                 Built::Append(rows) => rows.map(|r| Change::new(RowKind::Insert, r)),
                 Built::Updating(c) => c
+                    .map(move |(_, r): (Row, Row)| {
+                        (Row(pk.iter().map(|c| r.0[*c].clone()).collect()), r)
+                    })
                     .changelog_by_key()
                     .map(|ch| Change::new(ch.kind, ch.row.1)),
             };
@@ -2377,6 +2413,11 @@ mod tests {
         );
         assert_eq!(text(left), text(right));
         assert!(!text(left).contains("pos: Pos"));
+        // Literals that read like a position stay as they are.
+        assert_eq!(
+            without_positions("Str(\"pos: Pos { line: x }\"), pos: Pos { line: 3, column: 14 }, y"),
+            "Str(\"pos: Pos { line: x }\"), , y"
+        );
         // Another window is another plan.
         let other = counts.replace("'1' SECOND", "'2' SECOND");
         let p = plan(&format!(

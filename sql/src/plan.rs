@@ -699,9 +699,10 @@ impl Plan {
     /// INTERVAL ...`, or the same with comparisons): `(lower, upper)` with `l.ts + lower <= r.ts
     /// <= l.ts + upper` (ms). Such a join runs as an interval join: a row is kept only until the
     /// watermark passes the times it can still match, and the result is append-only, as in Flink.
-    /// A bound on one side only (`r.ts >= l.ts`) gives `i64::MIN` or `i64::MAX` for the other:
-    /// the rows that bound does not limit are kept as in a regular join, the others dropped once
-    /// the watermark passes them (the same rows as a regular join, append-only).
+    /// A bound on one side only (`r.ts >= l.ts`) gives `i64::MIN` or `i64::MAX` for the other;
+    /// such a join runs with both ends open — both sides kept, the bound tested on the pairs,
+    /// no row dropped as late: a regular join's rows (as Flink runs it), append-only, on the
+    /// interval join's keyed state instead of arrangements.
     ///
     /// A window join — equal `window_end` of the same windows on both sides (window table
     /// functions or window aggregations) — is one too: rows of one window lie at most the
@@ -994,6 +995,12 @@ impl Plan {
                 }
                 let _ = write!(out, "{pad}Join: {kind:?} on {}", texts.join(" AND "));
                 match self.interval() {
+                    Some((lower, upper)) if lower == i64::MIN || upper == i64::MAX => {
+                        let _ = writeln!(
+                            out,
+                            " (a bound on one side only: both sides kept, as a regular join, on the DataStream interval join with open ends; append-only)"
+                        );
+                    }
                     Some((lower, upper)) => {
                         let bound = |b: i64| match b {
                             i64::MIN => "-inf".to_string(),
@@ -1843,7 +1850,7 @@ fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
                 Expr::BinaryOp {
                     op: ast::BinaryOperator::And,
                     ..
-                }
+                } | Expr::Nested(_)
             ) =>
         {
             conjuncts(inner, out)
@@ -4654,6 +4661,11 @@ mod tests {
                 "{sql}"
             );
         }
+        // Parentheses around the conjunction, however deep.
+        plan(
+            "SELECT a.price FROM bids a JOIN bids b ON ((a.auction = b.bidder AND a.price > 10));",
+        )
+        .unwrap();
         // An outer join keeps them where they are (WHERE above it, as written).
         let p = plan("SELECT a.price FROM bids a LEFT JOIN bids b ON a.auction = b.bidder WHERE b.price < 5;").unwrap();
         assert!(matches!(p.sinks[0].plan.inputs()[0], Plan::Filter { .. }));
