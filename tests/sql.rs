@@ -234,6 +234,38 @@ fn errors_name_the_script_position_or_the_bad_record() {
             && err.contains("column 'price' (field 2): 'abc' is not a BIGINT"),
         "{err}"
     );
+    // With 'dead-letter.path' the row goes there, with its file, line and error, and the job
+    // goes on with the others.
+    let letters = dir.path().join("letters");
+    let kept = dir.path().join("bad-record-kept.sql");
+    std::fs::write(
+        &kept,
+        format!(
+            "{bids}\nSELECT auction FROM bids;",
+            bids = bids_table(&input).replace(
+                "'format' = 'csv'",
+                &format!(
+                    "'format' = 'csv', 'dead-letter.path' = '{}'",
+                    letters.display()
+                )
+            )
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = tidal_sql(&kept, Shape::OneWorker);
+    assert!(ok, "{err}");
+    assert_eq!(fold(&printed_changes(&out, None), "kept"), ["1"]);
+    let set_aside: String = std::fs::read_dir(&letters)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        set_aside.lines().count() == 1
+            && set_aside.contains(r#""line":2"#)
+            && set_aside.contains("'abc' is not a BIGINT")
+            && set_aside.contains("2,abc,2000"),
+        "{set_aside}"
+    );
 
     // An empty field is NULL only with 'csv.null-literal' = '' (as in Flink), else an error
     // that says so.

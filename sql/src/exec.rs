@@ -875,7 +875,21 @@ fn kafka_source<F: KafkaFormat>(k: &KafkaTable, format: F) -> KafkaSource<F> {
     for (key, value) in &k.properties {
         source = source.property(key.as_str(), value.as_str());
     }
+    if let Some(dir) = &k.dead_letter {
+        source = source.on_error(OnError::DeadLetter(dir.into()));
+    }
     source
+}
+
+/// A file table's rows that cannot be read: failing the job, or into its dead-letter directory.
+fn bad_rows(table: &Table) -> OnError {
+    match &table.connector {
+        Connector::Filesystem {
+            dead_letter: Some(dir),
+            ..
+        } => OnError::DeadLetter(dir.into()),
+        _ => OnError::Fail,
+    }
 }
 
 /// Builds an append-only plan's rows on this worker.
@@ -995,9 +1009,10 @@ fn build_node<'s>(
                     Connector::Kafka(k) => {
                         env.kafka_with(kafka_source(k, KafkaChanges(format.decoder())), s)
                     }
-                    Connector::Filesystem { path, .. } => {
-                        env.read_with(Files::with_format([path], format), s)
-                    }
+                    Connector::Filesystem { path, .. } => env.read_with(
+                        Files::with_format([path], format).on_error(bad_rows(table)),
+                        s,
+                    ),
                     _ => unreachable!("change logs are files or Kafka topics"),
                 };
                 let rows = changes
@@ -1026,7 +1041,8 @@ fn build_node<'s>(
                         RowFormat {
                             table: std::sync::Arc::clone(table),
                         },
-                    );
+                    )
+                    .on_error(bad_rows(table));
                     match table.watermark {
                         Some((c, delay)) => env.read_with(files, strategy(c, delay)),
                         None => env.read(files),

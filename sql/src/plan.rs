@@ -40,6 +40,9 @@ pub enum Connector {
         /// default none: as in Flink, an empty field is an empty STRING and an error in a column
         /// of another type).
         null_literal: Option<String>,
+        /// `'dead-letter.path'`: where rows that cannot be read go, with their file, line and
+        /// error, the job going on (default none: such a row fails the job).
+        dead_letter: Option<String>,
     },
     /// `'connector' = 'kafka'`: the messages of a topic, read and written (see [`KafkaTable`]).
     Kafka(KafkaTable),
@@ -82,6 +85,9 @@ pub struct KafkaTable {
     pub group: Option<String>,
     /// Other librdkafka properties (`'properties.KEY'`).
     pub properties: Vec<(String, String)>,
+    /// `'dead-letter.path'`: where messages that cannot be read go, with their topic, partition,
+    /// offset and error, the job going on (default none: such a message fails the job).
+    pub dead_letter: Option<String>,
     /// `'connector' = 'upsert-kafka'`: messages keyed by the PRIMARY KEY, each the key's latest
     /// row, a tombstone its deletion.
     pub upsert: Option<KafkaUpsert>,
@@ -224,6 +230,7 @@ fn kafka(def: &TableDef, fields: &[Field], upsert: bool) -> Result<KafkaTable, S
         group,
         properties,
         upsert,
+        dead_letter: option(def, "dead-letter.path").map(str::to_string),
     })
 }
 
@@ -1312,6 +1319,7 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
                 format,
                 header,
                 null_literal: option(def, "csv.null-literal").map(str::to_string),
+                dead_letter: option(def, "dead-letter.path").map(str::to_string),
             }
         }
         Some("print") => Connector::Print {
@@ -4344,6 +4352,7 @@ mod tests {
                 group: Some("g".into()),
                 properties: vec![("fetch.max.bytes".into(), "1000".into())],
                 upsert: None,
+                dead_letter: None,
             })
         );
         assert!(!p.sinks[0].plan.updating());
