@@ -712,33 +712,19 @@ fn nexmark_events<'s>(
     env.shared[at].1.as_ref().expect("built")[which].clone()
 }
 
-/// The rows of a Kafka table's messages (`'csv'` or `'json'` values, decoded as files' lines
-/// are); tombstones are skipped.
+/// A Kafka table's message values decoded as file lines are (`RowDecoder`: rows of `'csv'` or
+/// `'json'` values; `ChangeRowDecoder`: the changes of `'debezium-json'` ones); tombstones are
+/// skipped.
 #[derive(Clone)]
-pub struct KafkaRows(RowDecoder);
+pub struct KafkaValues<D>(D);
 
-impl KafkaFormat for KafkaRows {
-    type Item = Row;
+impl<D: Decoder + Clone> KafkaFormat for KafkaValues<D> {
+    type Item = D::Item;
     const KIND: &'static str = "sql";
-    fn decode(&mut self, m: &KafkaMessage<'_>) -> Result<Option<Row>, String> {
+    fn decode(&mut self, m: &KafkaMessage<'_>) -> Result<Option<D::Item>, String> {
         match m.payload {
             None => Ok(None),
-            Some(value) => Decoder::decode(&mut self.0, value),
-        }
-    }
-}
-
-/// The changes of a `'debezium-json'` Kafka table's messages (see [`ChangeRowFormat`]).
-#[derive(Clone)]
-pub struct KafkaChanges(ChangeRowDecoder);
-
-impl KafkaFormat for KafkaChanges {
-    type Item = TableChanges;
-    const KIND: &'static str = "sql debezium-json";
-    fn decode(&mut self, m: &KafkaMessage<'_>) -> Result<Option<TableChanges>, String> {
-        match m.payload {
-            None => Ok(None),
-            Some(value) => Decoder::decode(&mut self.0, value),
+            Some(value) => self.0.decode(value),
         }
     }
 }
@@ -1007,7 +993,7 @@ fn build_node<'s>(
                 .with_timestamps(|(t, _): &TableChanges| *t);
                 let changes = match &table.connector {
                     Connector::Kafka(k) => {
-                        env.kafka_with(kafka_source(k, KafkaChanges(format.decoder())), s)
+                        env.kafka_with(kafka_source(k, KafkaValues(format.decoder())), s)
                     }
                     Connector::Filesystem { path, .. } => env.read_with(
                         Files::with_format([path], format).on_error(bad_rows(table)),
@@ -1023,7 +1009,7 @@ fn build_node<'s>(
             }
             let stream = match &table.connector {
                 Connector::Kafka(k) => {
-                    let format = KafkaRows(
+                    let format = KafkaValues(
                         RowFormat {
                             table: std::sync::Arc::clone(table),
                         }
