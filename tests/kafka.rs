@@ -1164,13 +1164,54 @@ fn tansu() -> std::path::PathBuf {
     );
 }
 
-/// A tansu broker process on loopback, killed when dropped.
-struct Tansu(std::process::Child);
+/// A server process on loopback (a broker, a TLS front), killed when dropped.
+struct Server(std::process::Child);
 
-impl Drop for Tansu {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Starts tansu (in-memory storage) listening on `listen`, telling clients to connect to
+/// `advertise`, with `extra` arguments; returns once it accepts connections.
+fn start_tansu(listen: &str, advertise: &str, extra: &[&str]) -> Server {
+    start_tansu_on(listen, advertise, "memory://tansu/", &[], extra)
+}
+
+/// [`start_tansu`] with the storage `storage` (a URL) and `env` set for the broker.
+fn start_tansu_on(
+    listen: &str,
+    advertise: &str,
+    storage: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Server {
+    let broker = std::process::Command::new(tansu())
+        .args(["broker", "--listener-url", &format!("tcp://{listen}")])
+        .args(["--advertised-listener-url", &format!("tcp://{advertise}")])
+        .args(["--storage-engine", storage, "--silent"])
+        .envs(env.iter().copied())
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tansu starts");
+    let broker = Server(broker);
+    wait_for_listener(listen, "tansu");
+    broker
+}
+
+/// Waits until something accepts connections on `addr` (30 s at most).
+fn wait_for_listener(addr: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} does not listen on {addr} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -1186,28 +1227,7 @@ fn kafka_bid_windows_against_a_separate_broker_process() {
     use std::sync::{Arc, Mutex};
     let addr = common::free_addresses(1).remove(0);
     let url = format!("tcp://{addr}");
-    let broker = std::process::Command::new(tansu())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/", "--silent"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tansu starts");
-    let _broker = Tansu(broker);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "tansu does not listen on {addr} within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _broker = start_tansu(&addr, &addr, &[]);
     for (topic, partitions) in [("bids", "3"), ("windows", "2")] {
         let status = std::process::Command::new(tansu())
             .args([
@@ -1560,4 +1580,228 @@ SELECT name, n FROM people;
             "{shape:?}: the replaced row"
         );
     }
+}
+
+/// Runs `openssl` in `dir` (the TLS test's certificates).
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian's openssl package) makes the test's certificates");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, `NAME.pem` and `NAME-key.pem` in `dir`.
+fn certificate(dir: &Path, name: &str) -> std::path::PathBuf {
+    let (cert, key) = (format!("{name}.pem"), format!("{name}-key.pem"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+    );
+    dir.join(cert)
+}
+
+/// A TLS front on `tls` for a broker listening in the clear on `plain` (socat, with `cert` and
+/// its key `key`), killed when dropped.
+fn tls_front(tls: &str, plain: &str, cert: &Path, key: &Path) -> Server {
+    let port = tls.rsplit(':').next().unwrap();
+    let front = std::process::Command::new("socat")
+        .arg(format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,verify=0,cert={},key={}",
+            cert.display(),
+            key.display()
+        ))
+        .arg(format!("TCP:{plain}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("socat (Debian's socat package) is the test's TLS front");
+    let front = Server(front);
+    wait_for_listener(tls, "socat");
+    front
+}
+
+/// TLS and SASL properties reach librdkafka, against tansu broker processes behind a TLS front
+/// (socat with a certificate made for the test: tansu 0.6 takes `--cert` but does not use it).
+/// With `security.protocol=SSL` and the certificate's authority, Tidal's sink writes lines and
+/// Tidal's source reads every one back, on one and on two workers. The job fails at once,
+/// naming librdkafka's reason and the properties to check, when the certificate authority is
+/// another (source and sink) and when a broker that requires SASL refuses the login
+/// (`SCRAM-SHA-512`; tansu's in-memory storage keeps no users, so no login succeeds there, and
+/// librdkafka's mock cluster has no SASL); without SASL that broker never answers, and the
+/// failure at the deadline says what librdkafka last reported.
+#[test]
+fn tls_and_sasl_properties_reach_the_brokers() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, other) = (
+        certificate(dir.path(), "broker"),
+        certificate(dir.path(), "other"),
+    );
+    let key = dir.path().join("broker-key.pem");
+    let addrs = common::free_addresses(4);
+    let (plain, tls) = (&addrs[0], &addrs[1]);
+    let _broker = start_tansu(plain, tls, &[]);
+    let _front = tls_front(tls, plain, &cert, &key);
+    for (topic, partitions) in [("lines-1", "2"), ("lines-2", "3")] {
+        let status = std::process::Command::new(tansu())
+            .args(["topic", "create", "--broker", &format!("tcp://{plain}")])
+            .args(["--partitions", partitions, topic])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "creating topic {topic}");
+    }
+    let ssl = |ca: &Path| -> Vec<(String, String)> {
+        vec![
+            ("security.protocol".to_string(), "SSL".to_string()),
+            ("ssl.ca.location".to_string(), ca.display().to_string()),
+        ]
+    };
+
+    let lines: Vec<String> = (0..2_000).map(|i| format!("line {i}")).collect();
+    for workers in [1, 2] {
+        let topic = format!("lines-{workers}");
+        // Write the lines through TLS.
+        let (b, t, p, l) = (tls.clone(), topic.clone(), ssl(&cert), lines.clone());
+        Job::local(workers)
+            .quiet()
+            .run(move |env| {
+                let mut sink = KafkaSink::text(b.as_str(), t.as_str());
+                for (k, v) in &p {
+                    sink = sink.property(k, v);
+                }
+                env.from_iter(l.clone()).write_kafka(sink);
+            })
+            .unwrap();
+        // Read them back (unbounded, stopped once all have come: tansu's end offsets lag).
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let reader = Job::local(workers).quiet();
+        let stop = reader.stop_handle();
+        let (b, t, p, s) = (tls.clone(), topic.clone(), ssl(&cert), Arc::clone(&seen));
+        let reading = std::thread::spawn(move || {
+            reader.run(move |env| {
+                let mut source = KafkaSource::new(b.as_str(), &[t.as_str()]).utf8();
+                for (k, v) in &p {
+                    source = source.property(k, v);
+                }
+                let s = Arc::clone(&s);
+                env.kafka(source)
+                    .inspect(move |line| s.lock().unwrap().push(line.clone()))
+                    .map(|_| ())
+                    .collect()
+            })
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while seen.lock().unwrap().len() < lines.len() {
+            assert!(
+                Instant::now() < deadline && !reading.is_finished(),
+                "{workers} worker(s): {} of {} lines read back within 60 s",
+                seen.lock().unwrap().len(),
+                lines.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.stop();
+        let _: Vec<()> = reading.join().unwrap().unwrap();
+        assert_eq!(
+            sorted(seen.lock().unwrap().clone()),
+            sorted(lines.clone()),
+            "{workers} worker(s)"
+        );
+    }
+
+    // The source's error, reading `brokers` with `props` and the connect timeout `timeout` s.
+    let read_with = |brokers: &str, props: Vec<(String, String)>, timeout: u64| {
+        let b = brokers.to_string();
+        Job::local(1)
+            .quiet()
+            .run(move |env| {
+                let mut source = KafkaSource::new(b.as_str(), &["lines-1"])
+                    .utf8()
+                    .connect_timeout(Duration::from_secs(timeout));
+                for (k, v) in &props {
+                    source = source.property(k, v);
+                }
+                env.kafka(source).collect()
+            })
+            .map(|v: Vec<String>| v.len())
+            .unwrap_err()
+            .to_string()
+    };
+    // A certificate authority that did not sign the broker's certificate. The deadline is far:
+    // failing at once must not depend on reaching it.
+    let err = read_with(tls, ssl(&other), 60);
+    assert!(
+        err.contains("connection was refused")
+            && err.contains("certificate verify failed")
+            && err.contains("ssl.ca.location"),
+        "{err}"
+    );
+    let (b, p) = (tls.clone(), ssl(&other));
+    let err = Job::local(1)
+        .quiet()
+        .run(move |env| {
+            let mut sink =
+                KafkaSink::text(b.as_str(), "lines-1").flush_timeout(Duration::from_secs(60));
+            for (k, v) in &p {
+                sink = sink.property(k, v);
+            }
+            env.from_iter((0..200_000).map(|i| format!("never {i}")))
+                .write_kafka(sink);
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Kafka sink to topic 'lines-1'")
+            && err.contains("connection was refused")
+            && err.contains("certificate verify failed"),
+        "{err}"
+    );
+
+    // A broker that requires SASL, behind its own TLS front.
+    let (plain, tls) = (&addrs[2], &addrs[3]);
+    let _broker = start_tansu(plain, tls, &["--authentication"]);
+    let _front = tls_front(tls, plain, &cert, &key);
+    let mut sasl = ssl(&cert);
+    sasl[0].1 = "SASL_SSL".to_string();
+    for (k, v) in [
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", "tidal"),
+        ("sasl.password", "secret"),
+    ] {
+        sasl.push((k.to_string(), v.to_string()));
+    }
+    let err = read_with(tls, sasl, 60);
+    assert!(
+        err.contains("connection was refused")
+            && err.contains("SASL authentication error")
+            && err.contains("sasl.password"),
+        "{err}"
+    );
+    // TLS without SASL: the broker drops the connection; retried until the deadline.
+    let err = read_with(tls, ssl(&cert), 3);
+    assert!(
+        err.contains("no answer from brokers") && err.contains("librdkafka last said"),
+        "{err}"
+    );
 }

@@ -40,8 +40,14 @@
 //! the message aside in a dead-letter directory with its offset and go on. Properties given with
 //! [`KafkaSource::property`] go to librdkafka as they are (security settings such as
 //! `security.protocol` and `sasl.*`, fetch sizes, timeouts); a property librdkafka does not know
-//! fails the job naming it. This build has no TLS or SASL support compiled into librdkafka.
+//! fails the job naming it. librdkafka is built with OpenSSL: TLS (`security.protocol=SSL`,
+//! `ssl.*`) and SASL (`SASL_SSL`/`SASL_PLAINTEXT` with `PLAIN`, `SCRAM-SHA-256/512` or
+//! `OAUTHBEARER`) work; Kerberos (`GSSAPI`) is not built in. A TLS handshake or a login the
+//! brokers refuse fails the job at once (retrying cannot mend a wrong password or an unknown
+//! certificate authority), naming librdkafka's reason; any other connection trouble is retried
+//! as above, and the failure at the deadline says what librdkafka last reported.
 
+mod errors;
 mod format;
 mod sink;
 mod source;

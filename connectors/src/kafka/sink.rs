@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
+
+use super::errors::{ClientErrors, SECURITY_PROPERTIES, refused};
 use serde::Serialize;
 use tidal_engine::state::{EntryWriter, KeyedStore, Owner};
 use tidal_engine::{DataStream, Error, Time, timely};
@@ -166,13 +168,25 @@ pub trait KafkaSinks<'s, T> {
     fn write_kafka(self, sink: KafkaSink<T>);
 }
 
-/// Delivery reports of one producer: the first error, for the worker to fail the job with.
+/// Delivery reports of one producer: the first error, for the worker to fail the job with; and
+/// what librdkafka said about its connections.
 #[derive(Clone, Default)]
 struct Reports {
     failed: Arc<Mutex<Option<String>>>,
+    errors: ClientErrors,
 }
 
-impl ClientContext for Reports {}
+impl ClientContext for Reports {
+    fn log(&self, level: RDKafkaLogLevel, _facility: &str, line: &str) {
+        use RDKafkaLogLevel::{Alert, Critical, Emerg, Error as Err};
+        if matches!(level, Emerg | Alert | Critical | Err) {
+            self.errors.logged(line);
+        }
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.record(&error, reason);
+    }
+}
 
 impl ProducerContext for Reports {
     type DeliveryOpaque = ();
@@ -197,14 +211,23 @@ impl Flush {
     /// Flushes, and says whether any message was refused.
     fn flush(&self) -> tidal_engine::Result<()> {
         self.producer.flush(self.timeout).map_err(|e| {
-            Error::external(format!(
-                "{}: the brokers did not acknowledge every message within {:?} ({e})",
-                self.describe, self.timeout
-            ))
+            self.check().err().unwrap_or_else(|| {
+                Error::external(format!(
+                    "{}: the brokers did not acknowledge every message within {:?} ({e}{})",
+                    self.describe,
+                    self.timeout,
+                    self.reports.errors.last_said()
+                ))
+            })
         })?;
         self.check()
     }
+    /// Fails on a refused message, or on a TLS or authentication failure (which retrying
+    /// cannot mend: see the Kafka module's docs).
     fn check(&self) -> tidal_engine::Result<()> {
+        if let Some(reason) = self.reports.errors.fatal() {
+            return Err(Error::config(refused(&self.describe, &reason)));
+        }
         let failed = self
             .reports
             .failed
@@ -357,7 +380,13 @@ fn send<T>(
         match producer.send(message) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), m)) => {
-                // Backpressure: librdkafka's queue is full until the brokers acknowledge more.
+                // Backpressure: librdkafka's queue is full until the brokers acknowledge more
+                // (never, if they refused the connection).
+                if let Some(reason) = producer.context().errors.fatal() {
+                    return Err(format!(
+                        "the connection was refused: {reason}; check the security properties ({SECURITY_PROPERTIES})"
+                    ));
+                }
                 message = m;
                 std::thread::sleep(Duration::from_millis(1));
             }

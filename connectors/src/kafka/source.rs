@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message as _;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::error::KafkaResult;
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tidal_engine::state::key_hash;
 use tidal_engine::{Error, Poll, Result, SourceReader, SplitId, WorkerContext};
 
+use super::errors::{ClientErrors, refused};
 use super::format::{KafkaFormat, Message};
 use super::{KafkaSource, StartFrom};
 use crate::deadletter::DeadLetters;
@@ -119,6 +120,7 @@ impl<F: KafkaFormat> KafkaReader<F> {
         let commits = Commits {
             source: name.to_string(),
             group: group.clone(),
+            errors: ClientErrors::default(),
         };
         let consumer: BaseConsumer<Commits> = config.create_with_context(commits).map_err(|e| {
             Error::config(format!(
@@ -372,17 +374,31 @@ fn partitions(
         match consumer.fetch_metadata(topic, REQUEST) {
             Ok(m) => return Ok(m),
             Err(e) => {
+                let errors = &consumer.context().errors;
+                // A consumer hears of broken connections as errors from its poll (no partition is
+                // assigned yet, so it yields nothing else).
+                while let Some(Err(e)) = consumer.poll(Duration::ZERO) {
+                    errors.record(&e, "");
+                }
+                if let Some(reason) = errors.fatal() {
+                    return Err(Error::config(refused(
+                        &format!("Kafka source '{name}' on brokers {}", source.brokers),
+                        &reason,
+                    )));
+                }
                 let waited = started.elapsed();
                 if !patient || waited >= source.connect_timeout {
                     return Err(Error::external(format!(
-                        "Kafka source '{name}': no answer from brokers {} within {:?} ({e}); check the address and that the brokers run",
+                        "Kafka source '{name}': no answer from brokers {} within {:?} ({e}{}); check the address and that the brokers run",
                         source.brokers,
-                        waited.max(REQUEST)
+                        waited.max(REQUEST),
+                        errors.last_said()
                     )));
                 }
                 tidal_engine::warn(format_args!(
-                    "tidal: Kafka source '{name}': cannot reach brokers {} ({e}); trying again ({:.0} s of {:?} passed)",
+                    "tidal: Kafka source '{name}': cannot reach brokers {} ({e}{}); trying again ({:.0} s of {:?} passed)",
                     source.brokers,
+                    errors.last_said(),
                     waited.as_secs_f64(),
                     source.connect_timeout
                 ));
@@ -453,6 +469,7 @@ impl Discovery {
             .create_with_context(Commits {
                 source: self.name.clone(),
                 group: String::new(),
+                errors: ClientErrors::default(),
             })
             .map_err(|e| Error::config(format!("Kafka source '{}': {e}", self.name)))?;
         std::thread::Builder::new()
@@ -551,9 +568,18 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
                 None => break,
                 Some(Ok(m)) => m,
                 Some(Err(e)) => {
-                    // librdkafka retries brokers itself; a fatal error ends the job.
+                    // librdkafka retries brokers itself; a fatal error ends the job, and so
+                    // does a TLS or authentication failure.
                     if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
                         return Poll::Failed(self.broker_error("reading", &e));
+                    }
+                    let errors = &self.consumer.context().errors;
+                    errors.record(&e, "");
+                    if let Some(reason) = errors.fatal() {
+                        return Poll::Failed(Error::config(refused(
+                            &format!("Kafka source '{}' on brokers {}", self.name, self.brokers),
+                            &reason,
+                        )));
                     }
                     tidal_engine::warn(format_args!(
                         "tidal: Kafka source '{}': {e} (retrying)",
@@ -793,9 +819,20 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
 pub struct Commits {
     source: String,
     group: String,
+    errors: ClientErrors,
 }
 
-impl ClientContext for Commits {}
+impl ClientContext for Commits {
+    fn log(&self, level: RDKafkaLogLevel, _facility: &str, line: &str) {
+        use RDKafkaLogLevel::{Alert, Critical, Emerg, Error as Err};
+        if matches!(level, Emerg | Alert | Critical | Err) {
+            self.errors.logged(line);
+        }
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.record(&error, reason);
+    }
+}
 
 impl ConsumerContext for Commits {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &Offsets) {
