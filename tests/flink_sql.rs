@@ -45,14 +45,15 @@ fn flink_python() -> PathBuf {
 }
 
 /// The scripts compared, in `tests/flink/`.
-const SCRIPTS: [&str; 4] = [
+const SCRIPTS: [&str; 5] = [
     "projections.sql",
     "windows.sql",
     "updating.sql",
     "queries.sql",
+    "nested.sql",
 ];
 
-/// Writes `orders.csv`, `customers.csv` and `order_changes.json` into `dir`.
+/// Writes `orders.csv`, `customers.csv`, `order_changes.json` and `events.json` into `dir`.
 ///
 /// Orders: `id,customer,product,qty,price,ts` — customers 1..=10 (every 13th order none), products
 /// with upper and lower case and spaces (every 7th none), prices with cents, event times rising by
@@ -115,6 +116,87 @@ fn write_data(dir: &Path, orders: usize) {
     }
     std::fs::write(dir.join("customers.csv"), text).unwrap();
     write_changes(dir, &mut rng);
+    write_events(dir, &mut rng);
+}
+
+/// Writes `events.json`: JSON objects with nested values — `tags` (an array of strings: some
+/// empty, some NULL, some with a NULL element), `scores` (integers), `owner` (a row with a name,
+/// an age and a `home` row, NULL at each level now and then) and `items` (an array of rows of a
+/// `sku` and a `qty`) — at event times rising by up to 1.5 s, each up to 0.9 s late, none twice.
+fn write_events(dir: &Path, rng: &mut SmallRng) {
+    let words = ["red", "green", "blue", "teal", "gold"];
+    let names = ["ann", "bo", "cy"];
+    let cities = ["Oslo", "Rome", "Lima"];
+    let base = 1_709_280_000_000i64;
+    let (mut t, mut used) = (0i64, BTreeSet::new());
+    let mut text = String::new();
+    for id in 0..300u32 {
+        t += rng.random_range(0..1500);
+        let mut ms = base + t + rng.random_range(0..900);
+        while !used.insert(ms) {
+            ms += 1;
+        }
+        let tags = match id % 11 {
+            3 => "null".to_string(),
+            7 => "[]".to_string(),
+            _ => {
+                let n = rng.random_range(1..4);
+                let tags: Vec<String> = (0..n)
+                    .map(|k| {
+                        if id % 17 == 2 && k == 1 {
+                            "null".to_string()
+                        } else {
+                            format!("\"{}\"", words[rng.random_range(0..words.len())])
+                        }
+                    })
+                    .collect();
+                format!("[{}]", tags.join(","))
+            }
+        };
+        let scores: Vec<String> = (0..rng.random_range(0..4))
+            .map(|_| rng.random_range(0..50u32).to_string())
+            .collect();
+        let owner = match id % 13 {
+            4 => "null".to_string(),
+            _ => {
+                let home = if id % 5 == 1 {
+                    "null".to_string()
+                } else {
+                    format!(
+                        r#"{{"city":"{}"}}"#,
+                        cities[rng.random_range(0..cities.len())]
+                    )
+                };
+                let age = if id % 9 == 0 {
+                    "null".to_string()
+                } else {
+                    rng.random_range(18..70u32).to_string()
+                };
+                format!(
+                    r#"{{"name":"{}","age":{age},"home":{home}}}"#,
+                    names[rng.random_range(0..names.len())]
+                )
+            }
+        };
+        let items: Vec<String> = (0..rng.random_range(0..3))
+            .map(|_| {
+                format!(
+                    r#"{{"sku":"s{}","qty":{}}}"#,
+                    rng.random_range(1..6u32),
+                    rng.random_range(1..5u32)
+                )
+            })
+            .collect();
+        writeln!(
+            text,
+            r#"{{"id":{id},"tags":{tags},"scores":[{}],"owner":{owner},"items":[{}],"ts":"{}"}}"#,
+            scores.join(","),
+            items.join(","),
+            tidal::sql::Value::Timestamp(ms)
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("events.json"), text).unwrap();
 }
 
 /// Writes `order_changes.json`: Debezium change events of a table of orders (`id`, `customer`,

@@ -120,6 +120,30 @@ fn json_field(ty: DataType, v: &serde_json::Value) -> Result<Value, String> {
     use serde_json::Value as J;
     match v {
         J::Null => Ok(Value::Null),
+        J::Array(items) if matches!(ty, DataType::Array(_)) => {
+            let element = ty.element().unwrap_or(DataType::Null);
+            let values = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    json_field(element, item).map_err(|m| format!("element {}: {m}", i + 1))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::Array(values.into()))
+        }
+        J::Object(object) if matches!(ty, DataType::Row(_)) => {
+            // By name, as Flink's JSON format reads nested rows; a missing field is NULL.
+            let values = ty
+                .fields()
+                .unwrap_or_default()
+                .iter()
+                .map(|(name, t)| match object.get(name) {
+                    None => Ok(Value::Null),
+                    Some(v) => json_field(*t, v).map_err(|m| format!("field '{name}': {m}")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::Row(values.into()))
+        }
         J::String(s) => parse_text(ty, s),
         J::Bool(b) if ty == DataType::Boolean => Ok(Value::Bool(*b)),
         J::Number(n) if ty.is_numeric() => parse_text(ty, &n.to_string()),
@@ -522,7 +546,8 @@ fn generate(table: &Table, spec: &Datagen, i: u64) -> Result<Row, String> {
                         }
                     }
                     DataType::Interval => Value::Interval(span(*min, *max) as i64),
-                    DataType::Null => Value::Null,
+                    // Refused when planned.
+                    DataType::Null | DataType::Array(_) | DataType::Row(_) => Value::Null,
                 }
             }
         };
@@ -1144,6 +1169,46 @@ fn build_node<'s>(
                 }
             }
         }
+        Plan::Unnest {
+            input,
+            array,
+            columns,
+            outer,
+        } => {
+            let width = input.fields().len();
+            let needed = needed.map(|mut n| {
+                n.truncate(width);
+                mark_read(&array.scalar, &mut n);
+                n
+            });
+            let unnest = Unnest {
+                array: array.clone(),
+                spread: columns.len() > 1
+                    || array.ty.element().is_some_and(|t| t.fields().is_some()),
+                width: columns.len(),
+                outer: *outer,
+            };
+            let name = format!("unnest {}", array.text);
+            match build_reading(env, input, needed, None) {
+                Built::Append(stream) => {
+                    let ctx = Rc::clone(stream.context());
+                    Built::Append(
+                        stream
+                            .flat_map(move |r: Row| unnest.apply(r, &ctx))
+                            .name(name),
+                    )
+                }
+                Built::Updating(c) => {
+                    let ctx = Rc::clone(c.context());
+                    Built::Updating(c.flat_map(move |(k, r): (Row, Row)| {
+                        unnest
+                            .apply(r, &ctx)
+                            .into_iter()
+                            .map(move |out| (k.clone(), out))
+                    }))
+                }
+            }
+        }
         Plan::Project { input, exprs } => {
             let projector = Projector::new(exprs.iter().map(|(_, e)| e.clone()).collect());
             let name = format!("project {}", plan_text(plan));
@@ -1411,6 +1476,49 @@ fn mark_read(s: &Scalar, read: &mut Vec<bool>) {
         }
         read[c] = true;
     });
+}
+
+/// `UNNEST`'s way from a row to its rows: one per element of the array, the element (or, for
+/// a ROW element, its fields) after the row's columns.
+struct Unnest {
+    array: Typed,
+    /// Whether an element is a ROW whose fields become columns.
+    spread: bool,
+    /// The number of columns an element gives.
+    width: usize,
+    /// Whether a row without elements is kept once, with NULLs.
+    outer: bool,
+}
+
+impl Unnest {
+    fn apply(&self, row: Row, ctx: &Rc<WorkerContext>) -> Vec<Row> {
+        let items = match self.array.scalar.eval(&row.0) {
+            Ok(Value::Array(items)) => items,
+            Ok(_) => std::sync::Arc::from(Vec::new()),
+            Err(m) => {
+                fail(ctx, &format!("UNNEST({})", self.array.text), &m);
+                return Vec::new();
+            }
+        };
+        let with = |element: &Value| {
+            let mut out = Vec::with_capacity(row.0.len() + self.width);
+            out.extend(row.0.iter().cloned());
+            match element {
+                Value::Row(fields) if self.spread => out.extend(fields.iter().cloned()),
+                _ if self.spread => out.extend((0..self.width).map(|_| Value::Null)),
+                v => out.push(v.clone()),
+            }
+            Row(out)
+        };
+        if items.is_empty() {
+            return if self.outer {
+                vec![with(&Value::Null)]
+            } else {
+                Vec::new()
+            };
+        }
+        items.iter().map(with).collect()
+    }
 }
 
 /// A projection's way from an input row to its output row: an output column that is an input
@@ -2133,10 +2241,30 @@ fn csv_field(v: &Value, out: &mut Vec<u8>) {
     out[start] = b'"';
 }
 
-fn json_value(v: &Value) -> serde_json::Value {
+fn json_value(v: &Value, ty: DataType) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
         Value::Null => J::Null,
+        Value::Array(items) => {
+            let element = ty.element().unwrap_or(DataType::Null);
+            J::Array(items.iter().map(|i| json_value(i, element)).collect())
+        }
+        Value::Row(values) => {
+            let fields = ty.fields().unwrap_or_default();
+            J::Object(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let (name, t) = fields
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| (format!("EXPR${i}"), DataType::Null));
+                        (name, json_value(v, t))
+                    })
+                    .collect(),
+            )
+        }
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
         Value::BigInt(i) => J::from(*i),
@@ -2186,7 +2314,7 @@ fn json_object(table: &Table, row: &Row) -> serde_json::Value {
             .fields
             .iter()
             .zip(&row.0)
-            .map(|(f, v)| (f.name.clone(), json_value(v)))
+            .map(|(f, v)| (f.name.clone(), json_value(v, f.ty)))
             .collect(),
     )
 }

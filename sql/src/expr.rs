@@ -186,6 +186,18 @@ pub enum Func {
     Floor,
     /// `CEIL(x)`
     Ceil,
+    /// `ARRAY[a, b, ...]`
+    MakeArray,
+    /// `ROW(a, b, ...)`
+    MakeRow,
+    /// `CARDINALITY(array)`: the number of elements.
+    Cardinality,
+    /// `ELEMENT(array)`: the only element (NULL when empty; an error when more).
+    Element,
+    /// `array[i]`: the element at `i`, from 1 (NULL out of range).
+    Index,
+    /// `row.field`: the field at this position.
+    Field(usize),
 }
 
 /// A part of a date and time.
@@ -468,8 +480,54 @@ fn build(e: &Expr, scope: &Scope) -> Result<(Scalar, DataType), SqlError> {
         }
         Expr::CompoundIdentifier(parts) => {
             let names: Vec<String> = parts.iter().map(|p| p.value.clone()).collect();
-            let at = scope.resolve(&names, pos_of(e))?;
-            (Scalar::Col(at), scope.fields[at].ty)
+            compound(&names, e, scope)?
+        }
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            let (mut s, mut ty) = build(root, scope)?;
+            for access in access_chain {
+                (s, ty) = match access {
+                    ast::AccessExpr::Dot(Expr::Identifier(field)) => {
+                        field_of((s, ty), &field.value, e)?
+                    }
+                    ast::AccessExpr::Subscript(ast::Subscript::Index { index }) => {
+                        let Some(element) = ty.element() else {
+                            return err(e, format!("'{e}': only an ARRAY is indexed, not {ty}"));
+                        };
+                        let (i, it) = build(index, scope)?;
+                        need(
+                            index,
+                            matches!(it, T::Int | T::BigInt | T::Null),
+                            &format!("'{index}' is {it}: an array index is an integer"),
+                        )?;
+                        (Scalar::Call(Func::Index, vec![s, i]), element)
+                    }
+                    other => return err(e, format!("'{other}' is not supported in Tidal SQL yet")),
+                };
+            }
+            (s, ty)
+        }
+        Expr::Array(array) => {
+            if array.elem.is_empty() {
+                return err(e, "ARRAY[] needs at least one element".to_string());
+            }
+            let mut items = Vec::new();
+            let mut ty = T::Null;
+            for x in &array.elem {
+                let (s, t) = build(x, scope)?;
+                ty = common_type(e, ty, t)?;
+                items.push((s, t));
+            }
+            let items = items
+                .into_iter()
+                .map(|(s, t)| {
+                    if t == ty {
+                        s
+                    } else {
+                        Scalar::Cast(Box::new(s), ty, false)
+                    }
+                })
+                .collect();
+            (Scalar::Call(Func::MakeArray, items), T::array(ty))
         }
         Expr::Value(v) => {
             let (v, ty) = literal(&v.value, e)?;
@@ -747,6 +805,70 @@ fn build(e: &Expr, scope: &Scope) -> Result<(Scalar, DataType), SqlError> {
     })
 }
 
+/// A name with dots: `column`, `table.column`, or either followed by the fields of a ROW
+/// column (`owner.name`, `e.owner.home.city`). A qualified column wins over a field of the same
+/// spelling, as in Flink.
+fn compound(names: &[String], e: &Expr, scope: &Scope) -> Result<(Scalar, DataType), SqlError> {
+    let pos = pos_of(e);
+    let whole = if names.len() <= 2 {
+        match scope.resolve(names, pos) {
+            Ok(at) => return Ok((Scalar::Col(at), scope.fields[at].ty)),
+            Err(error) => Some(error),
+        }
+    } else {
+        None
+    };
+    for k in (1..=2.min(names.len() - 1)).rev() {
+        let Ok(at) = scope.resolve(&names[..k], pos) else {
+            continue;
+        };
+        if !matches!(scope.fields[at].ty, DataType::Row(_)) {
+            continue;
+        }
+        let mut built = (Scalar::Col(at), scope.fields[at].ty);
+        for field in &names[k..] {
+            built = field_of(built, field, e)?;
+        }
+        return Ok(built);
+    }
+    match whole {
+        Some(error) => Err(error),
+        None => scope
+            .resolve(&names[..2], pos)
+            .and_then(|_| err(e, format!("'{e}': no such field"))),
+    }
+}
+
+/// The field `name` of a ROW-typed expression (matched exactly, else without regard to case).
+fn field_of(
+    (s, ty): (Scalar, DataType),
+    name: &str,
+    e: &Expr,
+) -> Result<(Scalar, DataType), SqlError> {
+    let Some(fields) = ty.fields() else {
+        return err(e, format!("'{e}': {ty} has no fields (only a ROW has)"));
+    };
+    let at = fields.iter().position(|(n, _)| n == name).or_else(|| {
+        fields
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+    });
+    match at {
+        Some(i) => Ok((Scalar::Call(Func::Field(i), vec![s]), fields[i].1)),
+        None => err(
+            e,
+            format!(
+                "'{e}': {ty} has no field '{name}' (fields: {})",
+                fields
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    }
+}
+
 /// The type both branches of a CASE (or COALESCE's arguments) fit.
 fn common_type(e: &Expr, a: DataType, b: DataType) -> Result<DataType, SqlError> {
     use DataType as T;
@@ -842,6 +964,26 @@ fn call(f: &ast::Function, e: &Expr, scope: &Scope) -> Result<(Scalar, DataType)
                 .map(|a| Scalar::Cast(Box::new(a), ty, false))
                 .collect();
             (Func::Coalesce, ty)
+        }
+        "ROW" => {
+            arity(1, usize::MAX)?;
+            let fields = types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("EXPR${i}"), *t))
+                .collect();
+            (Func::MakeRow, T::row(fields))
+        }
+        "CARDINALITY" | "ELEMENT" => {
+            arity(1, 1)?;
+            let Some(element) = types[0].element() else {
+                return err(e, format!("{name} takes an ARRAY, not {}", types[0]));
+            };
+            if name == "CARDINALITY" {
+                (Func::Cardinality, T::Int)
+            } else {
+                (Func::Element, element)
+            }
         }
         "UPPER" => (arity(1, 1).map(|_| Func::Upper)?, T::String),
         "LOWER" => (arity(1, 1).map(|_| Func::Lower)?, T::String),
@@ -1297,6 +1439,31 @@ pub(crate) fn arith(op: ArithOp, l: &Value, r: &Value, ty: DataType) -> Eval<Val
 }
 
 /// Converts `v` to `ty` (CAST): an error says why it cannot.
+/// Whether values of type `have` may be written where `want` is declared (an INSERT's column):
+/// the same type, NULL, anything to STRING, numbers to numbers, times to times, and arrays and
+/// rows whose parts may (rows by position, as Flink matches them).
+pub(crate) fn castable(have: DataType, want: DataType) -> bool {
+    use DataType as T;
+    match (have, want) {
+        (a, b) if a == b => true,
+        (T::Null, _) | (_, T::String) => true,
+        (a, b) if a.is_numeric() && b.is_numeric() => true,
+        (a, b) if a.is_time() && b.is_time() => true,
+        (T::Array(_), T::Array(_)) => castable(
+            have.element().unwrap_or(T::Null),
+            want.element().unwrap_or(T::Null),
+        ),
+        (T::Row(_), T::Row(_)) => {
+            let (a, b) = (
+                have.fields().unwrap_or_default(),
+                want.fields().unwrap_or_default(),
+            );
+            a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| castable(x.1, y.1))
+        }
+        _ => false,
+    }
+}
+
 pub(crate) fn cast(v: Value, ty: DataType) -> Eval<Value> {
     use DataType as T;
     if v.is_null() {
@@ -1356,6 +1523,26 @@ pub(crate) fn cast(v: Value, ty: DataType) -> Eval<Value> {
             Value::Date(t.div_euclid(86_400_000) as i32)
         }
         (T::Date, Value::Date(_)) | (T::Interval, Value::Interval(_)) => v,
+        (T::Array(_), Value::Array(items)) => {
+            let element = ty.element().unwrap_or(T::Null);
+            let items = items
+                .iter()
+                .map(|i| cast(i.clone(), element))
+                .collect::<Eval<Vec<Value>>>()?;
+            Value::Array(items.into())
+        }
+        (T::Row(_), Value::Row(values)) => {
+            let fields = ty.fields().unwrap_or_default();
+            if fields.len() != values.len() {
+                return Err(fail(&v));
+            }
+            let values = values
+                .iter()
+                .zip(&fields)
+                .map(|(v, (_, t))| cast(v.clone(), *t))
+                .collect::<Eval<Vec<Value>>>()?;
+            Value::Row(values.into())
+        }
         _ => return Err(fail(&v)),
     })
 }
@@ -1474,10 +1661,40 @@ fn call_value(f: Func, a: Vec<Value>) -> Eval<Value> {
             other => Some(other.to_string()),
         }
     };
-    if !matches!(f, Func::Coalesce | Func::Concat) && a.iter().any(Value::is_null) {
+    if !matches!(
+        f,
+        Func::Coalesce | Func::Concat | Func::MakeArray | Func::MakeRow
+    ) && a.iter().any(Value::is_null)
+    {
         return Ok(Value::Null);
     }
     Ok(match f {
+        Func::MakeArray => Value::Array(a.into()),
+        Func::MakeRow => Value::Row(a.into()),
+        Func::Cardinality => match &a[0] {
+            Value::Array(items) => Value::Int(items.len() as i32),
+            _ => Value::Null,
+        },
+        Func::Element => match &a[0] {
+            Value::Array(items) if items.len() > 1 => {
+                return Err(format!(
+                    "ELEMENT of an array of {} elements (it takes one or none)",
+                    items.len()
+                ));
+            }
+            Value::Array(items) => items.first().cloned().unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
+        Func::Index => match (&a[0], a[1].as_i64()) {
+            (Value::Array(items), Some(i)) if i >= 1 => {
+                items.get(i as usize - 1).cloned().unwrap_or(Value::Null)
+            }
+            _ => Value::Null,
+        },
+        Func::Field(i) => match &a[0] {
+            Value::Row(values) => values.get(i).cloned().unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
         Func::Coalesce => a.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null),
         Func::Concat => {
             // As Flink: NULL if any argument is NULL.

@@ -534,14 +534,14 @@ fn create_table(parser: &mut Parser, pos: Pos) -> Result<TableDef, ParserError> 
                     pos: at,
                 });
             } else {
-                let type_at = parser.peek_token();
-                let ty = parser.parse_data_type()?;
-                let ty = data_type(&ty).map_err(|m| {
-                    ParserError::ParserError(format!(
-                        "{m} at Line: {}, Column: {}",
-                        type_at.span.start.line, type_at.span.start.column
-                    ))
-                })?;
+                let mut closed = false;
+                let ty = column_type(parser, &mut closed)?;
+                if closed {
+                    return parser.expected(
+                        "one '>' (the '>>' closes a type never opened)",
+                        parser.peek_token(),
+                    );
+                }
                 let _ = parser.parse_keywords(&[Keyword::NOT, Keyword::NULL])
                     || parser.parse_keyword(Keyword::NULL);
                 if parser.parse_keyword(Keyword::COMMENT) {
@@ -577,6 +577,97 @@ fn create_table(parser: &mut Parser, pos: Pos) -> Result<TableDef, ParserError> 
         return parser.expected("the end of CREATE TABLE", parser.peek_token());
     }
     Ok(table)
+}
+
+/// A column's type in `CREATE TABLE`, nested types included: `ARRAY<T>`, `ROW<name T, ...>`
+/// and `ROW(name T, ...)` (sqlparser reads neither nested rows nor `>>`). `closed` is set when a
+/// `>>` closed this type and the one around it.
+fn column_type(parser: &mut Parser, closed: &mut bool) -> Result<DataType, ParserError> {
+    let at = parser.peek_token();
+    let [first, second] = parser.peek_tokens();
+    let word = match &first {
+        Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    let here = |m: String| {
+        ParserError::ParserError(format!(
+            "{m} at Line: {}, Column: {}",
+            at.span.start.line, at.span.start.column
+        ))
+    };
+    // The closing `>` of a nested type (half of a `>>`, the other half closing the outer one).
+    let close_angle = |parser: &mut Parser, closed: &mut bool| -> Result<(), ParserError> {
+        match parser.peek_token().token {
+            Token::Gt => {
+                parser.next_token();
+                Ok(())
+            }
+            Token::ShiftRight => {
+                parser.next_token();
+                *closed = true;
+                Ok(())
+            }
+            _ => parser.expected(">", parser.peek_token()),
+        }
+    };
+    let not_null = |parser: &mut Parser| {
+        let _ = parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]);
+    };
+    match (word.as_str(), &second) {
+        ("ARRAY", Token::Lt) => {
+            parser.next_token();
+            parser.next_token();
+            let mut inner_closed = false;
+            let element = column_type(parser, &mut inner_closed)?;
+            not_null(parser);
+            // Unless the element's `>>` closed this array too.
+            if !inner_closed {
+                close_angle(parser, closed)?;
+            }
+            Ok(DataType::array(element))
+        }
+        ("ROW", Token::Lt | Token::LParen) => {
+            parser.next_token();
+            let angle = parser.next_token().token == Token::Lt;
+            let mut fields: Vec<(String, DataType)> = Vec::new();
+            loop {
+                let name = parser.parse_identifier()?.value;
+                if fields.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                    return Err(here(format!("ROW has two fields named '{name}'")));
+                }
+                let mut inner_closed = false;
+                let ty = column_type(parser, &mut inner_closed)?;
+                not_null(parser);
+                if parser.parse_keyword(Keyword::COMMENT) {
+                    parser.parse_literal_string()?;
+                }
+                fields.push((name, ty));
+                if inner_closed {
+                    // `ROW<a ROW<b INT>>`: the `>>` closed this row too.
+                    if !angle {
+                        return parser.expected(")", parser.peek_token());
+                    }
+                    return Ok(DataType::row(fields));
+                }
+                if !parser.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            if angle {
+                close_angle(parser, closed)?;
+            } else {
+                parser.expect_token(&Token::RParen)?;
+            }
+            Ok(DataType::row(fields))
+        }
+        ("MAP" | "MULTISET", Token::Lt) => Err(here(format!(
+            "type {word} is not supported: use ARRAY<...> or ROW<...>"
+        ))),
+        _ => {
+            let ty = parser.parse_data_type()?;
+            data_type(&ty).map_err(here)
+        }
+    }
 }
 
 /// The type a declared SQL type names.
@@ -615,6 +706,10 @@ pub(crate) fn data_type(ty: &ast::DataType) -> Result<DataType, String> {
                 _ => DataType::TimestampLtz,
             }
         }
+        T::Array(ast::ArrayElemTypeDef::AngleBracket(inner))
+        | T::Array(ast::ArrayElemTypeDef::SquareBracket(inner, _)) => {
+            DataType::array(data_type(inner)?)
+        }
         T::Custom(name, args) if object_name(name).eq_ignore_ascii_case("TIMESTAMP_LTZ") => {
             let p = args.first().and_then(|a| a.parse::<u64>().ok());
             precision_3(&p)?;
@@ -622,7 +717,7 @@ pub(crate) fn data_type(ty: &ast::DataType) -> Result<DataType, String> {
         }
         other => {
             return Err(format!(
-                "type {other} is not supported: use BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING, DATE, TIMESTAMP(3) or TIMESTAMP_LTZ(3)"
+                "type {other} is not supported: use BOOLEAN, INT, BIGINT, DOUBLE, DECIMAL(p, s), STRING, DATE, TIMESTAMP(3), TIMESTAMP_LTZ(3), ARRAY<T> or (in CREATE TABLE) ROW<name T, ...>"
             ));
         }
     })
@@ -654,6 +749,42 @@ mod tests {
         assert_eq!(t.watermark.as_ref().unwrap().0, "date_time");
         assert_eq!(t.primary_key, ["auction"]);
         assert_eq!(t.options["format"], "csv");
+    }
+
+    #[test]
+    fn nested_types_read_as_flink_writes_them() {
+        let stmts = parse_script(
+            "CREATE TABLE t (\n  tags ARRAY<STRING>,\n  grid ARRAY<ARRAY<INT NOT NULL>>,\n  owner ROW<name STRING, home ROW<city STRING, zip INT>>,\n  pair ROW(a DECIMAL(10, 2), b ARRAY<BIGINT>) NOT NULL\n) WITH ('connector' = 'print');",
+        )
+        .unwrap();
+        let Stmt::CreateTable(t) = &stmts[0] else {
+            panic!("{stmts:?}")
+        };
+        let types: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| match c {
+                ColumnDef::Physical { ty, .. } => ty.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "ARRAY<STRING>",
+                "ARRAY<ARRAY<INT>>",
+                "ROW<name STRING, home ROW<city STRING, zip INT>>",
+                "ROW<a DECIMAL(10, 2), b ARRAY<BIGINT>>"
+            ]
+        );
+        let err =
+            parse_script("CREATE TABLE t (\n  m MAP<STRING, INT>\n) WITH ('connector' = 'print');")
+                .unwrap_err();
+        assert_eq!(err.pos, Pos { line: 2, column: 5 }, "{err}");
+        assert!(err.message.contains("MAP"), "{err}");
+        let err = parse_script("CREATE TABLE t (a ARRAY<INT>>) WITH ('connector' = 'print');")
+            .unwrap_err();
+        assert!(err.message.contains(')'), "{err}");
     }
 
     #[test]

@@ -612,6 +612,20 @@ pub enum Plan {
         /// The inputs (same column types).
         inputs: Vec<Plan>,
     },
+    /// `CROSS JOIN UNNEST(array)`: each input row once per element of an array it holds, with
+    /// the element after its columns (a ROW element's fields as columns of their own). With
+    /// `outer` (`LEFT JOIN UNNEST(...) ON TRUE`), a row whose array is empty or NULL once, with
+    /// NULLs.
+    Unnest {
+        /// The input.
+        input: Box<Plan>,
+        /// The array, on the input's rows.
+        array: Typed,
+        /// The columns the elements give.
+        columns: Vec<Field>,
+        /// Whether rows without elements are kept.
+        outer: bool,
+    },
 }
 
 impl Plan {
@@ -625,7 +639,8 @@ impl Plan {
             | Plan::WindowAggregate { input, .. }
             | Plan::GroupAggregate { input, .. }
             | Plan::Rank { input, .. }
-            | Plan::Over { input, .. } => vec![input],
+            | Plan::Over { input, .. }
+            | Plan::Unnest { input, .. } => vec![input],
             Plan::Join { left, right, .. } => vec![left, right],
             Plan::Union { inputs } => inputs.iter().collect(),
         }
@@ -636,6 +651,11 @@ impl Plan {
         match self {
             Plan::Scan { table } => table.fields.clone(),
             Plan::Filter { input, .. } => input.fields(),
+            Plan::Unnest { input, columns, .. } => {
+                let mut f = input.fields();
+                f.extend(columns.iter().cloned());
+                f
+            }
             Plan::Project { exprs, .. } => exprs
                 .iter()
                 .map(|(name, e)| Field {
@@ -843,7 +863,8 @@ impl Plan {
             | Plan::Project { input, .. }
             | Plan::WindowAssign { input, .. }
             | Plan::WindowAggregate { input, .. }
-            | Plan::Over { input, .. } => input.updating(),
+            | Plan::Over { input, .. }
+            | Plan::Unnest { input, .. } => input.updating(),
             Plan::Union { inputs } => inputs.iter().any(Plan::updating),
             // An outer join first emits a row without its match, and retracts it when one comes.
             Plan::Join {
@@ -866,7 +887,8 @@ impl Plan {
             } => Some(input.fields().len() + 2),
             Plan::Filter { input, .. }
             | Plan::WindowAssign { input, .. }
-            | Plan::Over { input, .. } => input.rowtime(),
+            | Plan::Over { input, .. }
+            | Plan::Unnest { input, .. } => input.rowtime(),
             Plan::Project { input, exprs } => {
                 let r = input.rowtime()?;
                 exprs
@@ -925,6 +947,24 @@ impl Plan {
             }
             Plan::Filter { input, cond } => {
                 let _ = writeln!(out, "{pad}Filter: {cond}");
+                input.explain(depth + 1, out);
+            }
+            Plan::Unnest {
+                input,
+                array,
+                columns,
+                outer,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "{pad}Unnest: {array} AS ({}){}",
+                    names(columns),
+                    if *outer {
+                        ", rows without elements kept"
+                    } else {
+                        ""
+                    }
+                );
                 input.explain(depth + 1, out);
             }
             Plan::Project { input, exprs } => {
@@ -1482,6 +1522,12 @@ fn datagen(def: &TableDef, fields: &[Field], physical: &[usize]) -> Result<Datag
                     start: start as i64,
                 }
             }
+            None | Some("random") if f.ty.is_nested() => {
+                return Err(bad(format!(
+                    "column '{}': datagen makes no {} values; generate its parts and build it in a view (ARRAY[...], ROW(...))",
+                    f.name, f.ty
+                )));
+            }
             None | Some("random") => {
                 let (lo, hi) = match f.ty {
                     DataType::Int => (i32::MIN as f64, i32::MAX as f64),
@@ -1686,12 +1732,7 @@ fn fit_to(plan: Plan, t: &Table, pos: Pos) -> Result<Plan, SqlError> {
     }
     let mut exprs = Vec::new();
     for (i, (have, want)) in fields.iter().zip(&t.fields).enumerate() {
-        let castable = have.ty == want.ty
-            || have.ty == DataType::Null
-            || want.ty == DataType::String
-            || (have.ty.is_numeric() && want.ty.is_numeric())
-            || (have.ty.is_time() && want.ty.is_time());
-        if !castable {
+        if !crate::expr::castable(have.ty, want.ty) {
             return Err(SqlError::at(
                 pos,
                 format!(
@@ -1826,6 +1867,7 @@ fn window_column(plan: &Plan, col: usize) -> Option<(usize, i64)> {
             _ => None,
         },
         Plan::Filter { input, .. } => window_column(input, col),
+        Plan::Unnest { input, .. } if col < input.fields().len() => window_column(input, col),
         Plan::WindowAssign { input, spec, .. } => {
             let which = col.checked_sub(input.fields().len())?;
             let spread = match spec {
@@ -2310,10 +2352,25 @@ fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<(From, bool), Sq
         [from] => {
             let mut left = plan_factor(&from.relation, catalog, at)?;
             for join in &from.joins {
+                if let Some((array, alias)) = unnest_of(&join.relation) {
+                    let outer = unnest_join(&join.join_operator, at)?;
+                    left = plan_unnest(left, array, alias, outer)?;
+                    continue;
+                }
                 let right = plan_factor(&join.relation, catalog, at)?;
                 left = plan_join(left, right, &join.join_operator, at)?;
             }
             Ok((left, false))
+        }
+        [a, b] if b.joins.is_empty() && unnest_of(&b.relation).is_some() => {
+            // `FROM t, UNNEST(t.array) AS x(...)`: a cross join with the array's elements.
+            let (array, alias) = unnest_of(&b.relation).expect("matched");
+            let mut left = plan_factor(&a.relation, catalog, at)?;
+            for join in &a.joins {
+                let right = plan_factor(&join.relation, catalog, at)?;
+                left = plan_join(left, right, &join.join_operator, at)?;
+            }
+            Ok((plan_unnest(left, array, alias, false)?, false))
         }
         [a, b] if a.joins.is_empty() && b.joins.is_empty() => {
             let Some(cond) = &select.selection else {
@@ -2331,6 +2388,105 @@ fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<(From, bool), Sq
             "more than two tables in FROM: join them with JOIN ... ON",
         )),
     }
+}
+
+/// `UNNEST(array) [AS alias(columns)]` in FROM: the array and the alias.
+fn unnest_of(factor: &TableFactor) -> Option<(&Expr, Option<&ast::TableAlias>)> {
+    match factor {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } if object_name(name).eq_ignore_ascii_case("UNNEST") => match &args.args[..] {
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => Some((e, alias.as_ref())),
+            _ => None,
+        },
+        TableFactor::UNNEST {
+            alias, array_exprs, ..
+        } if array_exprs.len() == 1 => Some((&array_exprs[0], alias.as_ref())),
+        _ => None,
+    }
+}
+
+/// How UNNEST is joined: `CROSS JOIN` or `[INNER] JOIN ... ON TRUE` (false), `LEFT JOIN ... ON
+/// TRUE` (true: rows without elements kept).
+fn unnest_join(op: &ast::JoinOperator, at: Pos) -> Result<bool, SqlError> {
+    use ast::JoinOperator as J;
+    let on_true = |c: &ast::JoinConstraint| matches!(c, ast::JoinConstraint::On(Expr::Value(v)) if v.value == ast::Value::Boolean(true));
+    match op {
+        J::CrossJoin(ast::JoinConstraint::None) => Ok(false),
+        J::Join(c) | J::Inner(c) if on_true(c) => Ok(false),
+        J::Left(c) | J::LeftOuter(c) if on_true(c) => Ok(true),
+        _ => Err(SqlError::at(
+            at,
+            "UNNEST is joined with CROSS JOIN UNNEST(...), JOIN UNNEST(...) ON TRUE or LEFT JOIN UNNEST(...) ON TRUE",
+        )),
+    }
+}
+
+/// `left` with each row once per element of `array` (an expression on `left`'s columns).
+fn plan_unnest(
+    left: From,
+    array: &Expr,
+    alias: Option<&ast::TableAlias>,
+    outer: bool,
+) -> Result<From, SqlError> {
+    let scope = Scope {
+        fields: left.fields.clone(),
+        ..Scope::default()
+    };
+    let array = compile(array, &scope)?;
+    let Some(element) = array.ty.element() else {
+        return Err(SqlError::at(
+            array.pos,
+            format!("UNNEST takes an ARRAY: '{array}' is {}", array.ty),
+        ));
+    };
+    let mut columns: Vec<(String, DataType)> = match element.fields() {
+        Some(fields) => fields,
+        None => vec![("f0".to_string(), element)],
+    };
+    let qualifier = alias.map(|a| a.name.value.clone());
+    if let Some(a) = alias
+        && !a.columns.is_empty()
+    {
+        if a.columns.len() != columns.len() {
+            return Err(SqlError::at(
+                array.pos,
+                format!(
+                    "UNNEST of {} gives {} column(s); the alias names {}",
+                    array.ty,
+                    columns.len(),
+                    a.columns.len()
+                ),
+            ));
+        }
+        for (c, named) in columns.iter_mut().zip(&a.columns) {
+            c.0 = named.name.value.clone();
+        }
+    }
+    let columns: Vec<Field> = columns
+        .into_iter()
+        .map(|(name, ty)| Field {
+            qualifier: qualifier.clone(),
+            name,
+            ty,
+        })
+        .collect();
+    let mut fields = left.fields;
+    fields.extend(columns.iter().cloned());
+    Ok(From {
+        plan: Plan::Unnest {
+            input: Box::new(left.plan),
+            array,
+            columns,
+            outer,
+        },
+        fields,
+        window: left.window,
+        partition: left.partition,
+    })
 }
 
 /// `left JOIN right ON ...`: an equi-join on the ON condition's equalities between the sides.
@@ -3768,6 +3924,7 @@ fn unbounded_rank(plan: &Plan) -> Option<&str> {
         | Plan::WindowAggregate { input, .. }
         | Plan::GroupAggregate { input, .. }
         | Plan::Over { input, .. }
+        | Plan::Unnest { input, .. }
         | Plan::Rank { input, .. } => unbounded_rank(input),
         Plan::Join { left, right, .. } => unbounded_rank(left).or_else(|| unbounded_rank(right)),
         Plan::Union { inputs } => inputs.iter().find_map(unbounded_rank),
@@ -4392,6 +4549,76 @@ mod tests {
         ] {
             let e = table(options).unwrap_err();
             assert!(e.message.contains(message), "{options}: {e}");
+        }
+    }
+
+    #[test]
+    fn nested_values_are_typed_taken_apart_and_unnested() {
+        let events = "CREATE TABLE ev (id BIGINT, tags ARRAY<STRING>, owner ROW<name STRING, home ROW<city STRING>>, items ARRAY<ROW<sku STRING, qty INT>>, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'filesystem', 'path' = '/x', 'format' = 'json');";
+        let types = |select: &str| -> Vec<String> {
+            let p = plan(&format!("{events}{select}")).unwrap();
+            p.sinks[0]
+                .plan
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name, f.ty))
+                .collect()
+        };
+        assert_eq!(
+            types(
+                "SELECT tags[1], owner.name, e.owner.home.city, CARDINALITY(tags) AS n, ARRAY[id, 2] AS a, ROW(id, 'x') AS r FROM ev e;"
+            )[1..],
+            [
+                "name STRING",
+                "city STRING",
+                "n INT",
+                "a ARRAY<BIGINT>",
+                "r ROW<EXPR$0 BIGINT, EXPR$1 STRING>"
+            ]
+        );
+        assert_eq!(
+            types(
+                "SELECT e.id, i.sku, i.qty, t.tag FROM ev e CROSS JOIN UNNEST(e.items) AS i(sku, qty) LEFT JOIN UNNEST(e.tags) AS t(tag) ON TRUE;"
+            ),
+            ["id BIGINT", "sku STRING", "qty INT", "tag STRING"]
+        );
+        // Event time passes through UNNEST: a window aggregation over its rows.
+        let p = plan(&format!("{events}CREATE VIEW tagged AS SELECT e.ts, t.tag FROM ev AS e, UNNEST(e.tags) AS t(tag); SELECT window_end, tag, COUNT(*) FROM TABLE(TUMBLE(TABLE tagged, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end, tag;")).unwrap();
+        let text = explain(&p.sinks[0]);
+        assert!(
+            text.contains("WindowAggregate") && text.contains("Unnest: e.tags AS (tag)"),
+            "{text}"
+        );
+        assert!(!p.sinks[0].plan.updating(), "{text}");
+        for (select, message) in [
+            (
+                "SELECT owner.nme FROM ev;",
+                "no field 'nme' (fields: name, home)",
+            ),
+            (
+                "SELECT id[1] FROM ev;",
+                "only an ARRAY is indexed, not BIGINT",
+            ),
+            ("SELECT tags['a'] FROM ev;", "an array index is an integer"),
+            (
+                "SELECT CARDINALITY(owner) FROM ev;",
+                "CARDINALITY takes an ARRAY",
+            ),
+            (
+                "SELECT t FROM ev CROSS JOIN UNNEST(id) AS x(t);",
+                "UNNEST takes an ARRAY: 'id' is BIGINT",
+            ),
+            (
+                "SELECT a FROM ev CROSS JOIN UNNEST(items) AS x(a);",
+                "gives 2 column(s); the alias names 1",
+            ),
+            (
+                "SELECT t FROM ev JOIN UNNEST(tags) AS x(t) ON id = 1;",
+                "ON TRUE",
+            ),
+        ] {
+            let e = plan(&format!("{events}{select}")).unwrap_err();
+            assert!(e.message.contains(message), "{select}: {e}");
         }
     }
 

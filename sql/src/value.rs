@@ -38,9 +38,112 @@ pub enum DataType {
     Interval,
     /// The type of a bare `NULL` literal (any type).
     Null,
+    /// `ARRAY<T>`: a list of values of one type ([`DataType::array`], [`DataType::element`]).
+    Array(Nested),
+    /// `ROW<name T, ...>`: named fields ([`DataType::row`], [`DataType::fields`]).
+    Row(Nested),
+}
+
+/// What an `ARRAY` or `ROW` type holds: its element type, or its fields' names and types.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Composite {
+    /// An array's element type.
+    Array(DataType),
+    /// A row's fields, in order.
+    Row(Vec<(String, DataType)>),
+}
+
+/// A nested type, kept once per process in a table so that [`DataType`] stays a small `Copy`
+/// value: equal types share one entry, so comparing and hashing the handle compares and hashes
+/// the type. Written out (serde, `Debug`) as the type itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Nested(u32);
+
+/// The nested types seen by this process.
+static NESTED: std::sync::Mutex<Vec<Arc<Composite>>> = std::sync::Mutex::new(Vec::new());
+
+impl Nested {
+    /// The handle of `c` (made on first sight).
+    pub fn of(c: Composite) -> Nested {
+        let mut all = NESTED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = all.iter().position(|x| **x == c) {
+            return Nested(i as u32);
+        }
+        all.push(Arc::new(c));
+        Nested((all.len() - 1) as u32)
+    }
+    /// The type the handle stands for.
+    pub fn get(self) -> Arc<Composite> {
+        let all = NESTED.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&all[self.0 as usize])
+    }
+}
+
+impl fmt::Debug for Nested {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.get(), f)
+    }
+}
+
+impl Serialize for Nested {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Nested {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Composite::deserialize(d).map(Nested::of)
+    }
 }
 
 impl DataType {
+    /// `ARRAY<element>`.
+    ///
+    /// ```
+    /// use tidal_sql::DataType;
+    /// let tags = DataType::array(DataType::String);
+    /// assert_eq!(tags.to_string(), "ARRAY<STRING>");
+    /// assert_eq!(tags.element(), Some(DataType::String));
+    /// ```
+    pub fn array(element: DataType) -> DataType {
+        DataType::Array(Nested::of(Composite::Array(element)))
+    }
+    /// `ROW<name type, ...>`.
+    ///
+    /// ```
+    /// use tidal_sql::DataType;
+    /// let owner = DataType::row(vec![("name".into(), DataType::String), ("age".into(), DataType::Int)]);
+    /// assert_eq!(owner.to_string(), "ROW<name STRING, age INT>");
+    /// assert_eq!(owner.fields().unwrap()[1].1, DataType::Int);
+    /// ```
+    pub fn row(fields: Vec<(String, DataType)>) -> DataType {
+        DataType::Row(Nested::of(Composite::Row(fields)))
+    }
+    /// An array type's element type.
+    pub fn element(self) -> Option<DataType> {
+        match self {
+            DataType::Array(n) => match &*n.get() {
+                Composite::Array(t) => Some(*t),
+                Composite::Row(_) => None,
+            },
+            _ => None,
+        }
+    }
+    /// A row type's fields.
+    pub fn fields(self) -> Option<Vec<(String, DataType)>> {
+        match self {
+            DataType::Row(n) => match &*n.get() {
+                Composite::Row(f) => Some(f.clone()),
+                Composite::Array(_) => None,
+            },
+            _ => None,
+        }
+    }
+    /// Whether the type is an `ARRAY` or a `ROW`.
+    pub fn is_nested(self) -> bool {
+        matches!(self, DataType::Array(_) | DataType::Row(_))
+    }
     /// Whether values of the type are numbers.
     pub fn is_numeric(self) -> bool {
         matches!(
@@ -68,6 +171,17 @@ impl fmt::Display for DataType {
             DataType::TimestampLtz => f.write_str("TIMESTAMP_LTZ(3)"),
             DataType::Interval => f.write_str("INTERVAL"),
             DataType::Null => f.write_str("NULL"),
+            DataType::Array(_) => write!(f, "ARRAY<{}>", self.element().unwrap_or(DataType::Null)),
+            DataType::Row(_) => {
+                f.write_str("ROW<")?;
+                for (i, (name, ty)) in self.fields().unwrap_or_default().iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{name} {ty}")?;
+                }
+                f.write_str(">")
+            }
         }
     }
 }
@@ -108,6 +222,10 @@ pub enum Value {
     TimestampLtz(i64),
     /// An `INTERVAL`, in milliseconds.
     Interval(i64),
+    /// An `ARRAY`: its elements.
+    Array(Arc<[Value]>),
+    /// A `ROW`: its fields' values, in the order of the row type's fields.
+    Row(Arc<[Value]>),
 }
 
 thread_local! {
@@ -173,6 +291,8 @@ impl Value {
             Value::Date(_) => 4,
             Value::Timestamp(_) | Value::TimestampLtz(_) => 5,
             Value::Interval(_) => 6,
+            Value::Array(_) => 7,
+            Value::Row(_) => 8,
         }
     }
 }
@@ -206,6 +326,7 @@ impl Ord for Value {
             (Date(a), Date(b)) => a.cmp(b),
             (Timestamp(a) | TimestampLtz(a), Timestamp(b) | TimestampLtz(b)) => a.cmp(b),
             (Interval(a), Interval(b)) => a.cmp(b),
+            (Array(a), Array(b)) | (Row(a), Row(b)) => a.iter().cmp(b.iter()),
             (Double(a), b) if b.rank() == 2 => a.total_cmp(&b.as_f64().unwrap_or(0.0)),
             (a, Double(b)) if a.rank() == 2 => a.as_f64().unwrap_or(0.0).total_cmp(b),
             (Decimal(a, sa), Decimal(b, sb)) => cmp_decimal(*a, *sa, *b, *sb),
@@ -262,6 +383,12 @@ impl Hash for Value {
             Value::Date(d) => d.hash(state),
             Value::Timestamp(t) | Value::TimestampLtz(t) => t.hash(state),
             Value::Interval(i) => i.hash(state),
+            Value::Array(vs) | Value::Row(vs) => {
+                vs.len().hash(state);
+                for v in vs.iter() {
+                    v.hash(state);
+                }
+            }
         }
     }
 }
@@ -284,6 +411,8 @@ impl fmt::Display for Value {
             }
             Value::Timestamp(t) | Value::TimestampLtz(t) => write_timestamp(f, *t),
             Value::Interval(ms) => write_interval(f, *ms),
+            Value::Array(vs) => write_list(f, "[", vs, "]", |f, v| write!(f, "{v}")),
+            Value::Row(vs) => write_list(f, "(", vs, ")", |f, v| write!(f, "{v}")),
         }
     }
 }
@@ -326,9 +455,29 @@ impl fmt::Display for Printed<'_> {
                 f.write_str("Z")
             }
             Value::Interval(ms) => write_duration(f, *ms),
+            Value::Array(vs) => write_list(f, "[", vs, "]", |f, v| write!(f, "{}", Printed(v))),
+            Value::Row(vs) => write_list(f, "+I[", vs, "]", |f, v| write!(f, "{}", Printed(v))),
             other => write!(f, "{other}"),
         }
     }
+}
+
+/// `open`, the values written by `each` and separated by `, `, `close`.
+fn write_list(
+    f: &mut fmt::Formatter<'_>,
+    open: &str,
+    values: &[Value],
+    close: &str,
+    each: impl Fn(&mut fmt::Formatter<'_>, &Value) -> fmt::Result,
+) -> fmt::Result {
+    f.write_str(open)?;
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        each(f, v)?;
+    }
+    f.write_str(close)
 }
 
 /// A value as Flink's `csv` and `json` formats write it: timestamps `2024-03-01 08:00:00.07`
@@ -403,6 +552,15 @@ pub fn write_file_text(v: &Value, out: &mut Vec<u8>) {
             }
             if matches!(v, Value::TimestampLtz(_)) {
                 out.push(b'Z');
+            }
+        }
+        // Flink's CSV format: elements (a row's fields) separated by `;`.
+        Value::Array(vs) | Value::Row(vs) => {
+            for (i, v) in vs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b';');
+                }
+                write_file_text(v, out);
             }
         }
         other => write!(out, "{other}").expect("writing to a Vec"),
@@ -721,6 +879,41 @@ pub(crate) fn parse_text(ty: DataType, text: &str) -> Result<Value, String> {
         DataType::TimestampLtz => Value::TimestampLtz(parse_timestamp(t).ok_or_else(bad)?),
         DataType::Interval => Value::Interval(t.parse().map_err(|_| bad())?),
         DataType::Null => Value::Null,
+        // As Flink's CSV format has them: elements (or a row's fields) separated by `;`.
+        DataType::Array(_) | DataType::Row(_) => {
+            let types: Vec<DataType> = match ty.fields() {
+                Some(fields) => fields.into_iter().map(|(_, t)| t).collect(),
+                None => Vec::new(),
+            };
+            if t.is_empty() && types.is_empty() {
+                return Ok(Value::Array(Arc::from(Vec::new())));
+            }
+            let parts: Vec<&str> = t.split(';').collect();
+            if !types.is_empty() && parts.len() != types.len() {
+                return Err(format!(
+                    "'{text}' is not a {ty}: {} field(s) separated by ';' expected",
+                    types.len()
+                ));
+            }
+            let element = ty.element().unwrap_or(DataType::String);
+            let mut values = Vec::with_capacity(parts.len());
+            for (i, part) in parts.iter().enumerate() {
+                let t = types.get(i).copied().unwrap_or(element);
+                if t.is_nested() {
+                    return Err(format!("{ty} nests {t}: CSV holds one level; use JSON"));
+                }
+                values.push(if part.is_empty() && t != DataType::String {
+                    Value::Null
+                } else {
+                    parse_text(t, part)?
+                });
+            }
+            if types.is_empty() {
+                Value::Array(Arc::from(values))
+            } else {
+                Value::Row(Arc::from(values))
+            }
+        }
     })
 }
 
@@ -885,6 +1078,51 @@ mod tests {
         }
         assert!(Value::Decimal(301, 2) > Value::Int(3));
         assert!(Value::Double(-0.5) < Value::Int(0));
+    }
+
+    #[test]
+    fn arrays_and_rows_print_compare_and_read_as_flink_has_them() {
+        let owner = DataType::row(vec![
+            ("name".into(), DataType::String),
+            ("born".into(), DataType::Timestamp),
+        ]);
+        let v = Value::Row(vec![Value::str("ann"), Value::Timestamp(1_709_280_000_000)].into());
+        assert_eq!(Printed(&v).to_string(), "+I[ann, 2024-03-01T08:00]");
+        let tags = Value::Array(vec![Value::str("a"), Value::Null].into());
+        assert_eq!(Printed(&tags).to_string(), "[a, null]");
+        assert_eq!(tags.to_string(), "[a, NULL]");
+        assert_eq!(file_text(&tags), "a;");
+        assert_eq!(Value::parse(owner, "ann;2024-03-01 08:00:00").unwrap(), v);
+        let ints = DataType::array(DataType::Int);
+        assert_eq!(
+            Value::parse(ints, "1;2").unwrap(),
+            Value::Array(vec![Value::Int(1), Value::Int(2)].into())
+        );
+        assert!(
+            Value::parse(owner, "ann")
+                .unwrap_err()
+                .contains("2 field(s)")
+        );
+        // Element by element, a shorter prefix first; equal arrays hash alike.
+        let a = |xs: &[i64]| Value::Array(xs.iter().map(|x| Value::BigInt(*x)).collect());
+        assert!(a(&[1, 2]) < a(&[1, 3]) && a(&[1]) < a(&[1, 0]));
+        let hash = |v: &Value| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            v.hash(&mut h);
+            h.finish()
+        };
+        let ints = Value::Array(vec![Value::Int(1), Value::Int(2)].into());
+        assert_eq!(ints, a(&[1, 2]));
+        assert_eq!(hash(&ints), hash(&a(&[1, 2])));
+        // One table entry per type, however often it is named.
+        assert_eq!(DataType::array(owner), DataType::array(owner));
+        assert_ne!(
+            DataType::array(DataType::Int),
+            DataType::array(DataType::BigInt)
+        );
+        let back: DataType =
+            serde_json::from_str(&serde_json::to_string(&DataType::array(owner)).unwrap()).unwrap();
+        assert_eq!(back, DataType::array(owner));
     }
 
     #[test]
