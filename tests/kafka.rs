@@ -1805,3 +1805,89 @@ fn tls_and_sasl_properties_reach_the_brokers() {
         "{err}"
     );
 }
+
+/// A SQL table on a topic reads its messages' metadata (`METADATA FROM 'partition'`,
+/// `'offset'`, `'timestamp'`, `'topic'`, VIRTUAL or not), on every shape: per partition the
+/// topic's name, the number of messages, the first and last offset, and that each message's
+/// Kafka timestamp is the time the producer gave it; and a tumbling window on the Kafka
+/// timestamp as event time (the watermark's column a metadata column) — all as the messages
+/// written say.
+#[test]
+fn sql_tables_read_kafka_message_metadata_on_every_shape() {
+    use common::sql::{fold, printed_changes, tidal_sql_with};
+    const N: i64 = 2_000;
+    let test = "sql_tables_read_kafka_message_metadata_on_every_shape";
+    let dir = fixture_dir(test);
+    let (_cluster, brokers) = cluster(&dir, &[("sql-meta", 3)]);
+    if is_child() {
+        return; // the scripts run as `tidal sql` processes, not in test children
+    }
+    let base = 1_709_280_000_000i64;
+    // Message i: partition i % 3, timestamp rising with a little disorder; its CSV holds the
+    // same time as its last field.
+    let messages: Vec<(i32, String, String, i64)> = (0..N)
+        .map(|i| {
+            let t = base + 9 * i + (i * 31) % 300;
+            let line = format!("{},{},{}", i % 17, i, tidal::sql::Value::Timestamp(t));
+            ((i % 3) as i32, String::new(), line, t)
+        })
+        .collect();
+    produce(&brokers, "sql-meta", &messages);
+    let mut parts: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut windows: BTreeMap<i64, u64> = BTreeMap::new();
+    for (p, _, _, t) in &messages {
+        *parts.entry(*p).or_default() += 1;
+        *windows
+            .entry(t - t.rem_euclid(10_000) + 10_000)
+            .or_default() += 1;
+    }
+    let expected_parts: Vec<String> = sorted(
+        parts
+            .iter()
+            .map(|(p, n)| format!("sql-meta, {p}, {n}, 0, {}, {n}", n - 1))
+            .collect(),
+    );
+    let expected_windows: Vec<String> = sorted(
+        windows
+            .iter()
+            .map(|(end, n)| {
+                let end = tidal::sql::Value::Timestamp(*end);
+                format!("{}, {n}", tidal::sql::Printed(&end))
+            })
+            .collect(),
+    );
+    let script = dir.join("meta.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE bids (
+  auction BIGINT, id BIGINT, ts TIMESTAMP(3),
+  part INT METADATA FROM 'partition' VIRTUAL,
+  off BIGINT METADATA FROM 'offset' VIRTUAL,
+  kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+  src STRING METADATA FROM 'topic' VIRTUAL,
+  WATERMARK FOR kts AS kts - INTERVAL '1' SECOND
+) WITH ('connector' = 'kafka', 'topic' = 'sql-meta', 'properties.bootstrap.servers' = '{brokers}', 'format' = 'csv', 'scan.bounded.mode' = 'latest-offset');
+CREATE TABLE parts (src STRING, part INT, n BIGINT, lo BIGINT, hi BIGINT, same BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'parts');
+INSERT INTO parts
+SELECT src, part, COUNT(*), MIN(off), MAX(off), SUM(CASE WHEN CAST(kts AS TIMESTAMP(3)) = ts THEN 1 ELSE 0 END)
+FROM bids GROUP BY src, part;
+CREATE TABLE windows (window_end TIMESTAMP(3), n BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'windows');
+INSERT INTO windows
+SELECT window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(kts), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end;
+"
+        ),
+    )
+    .unwrap();
+    for shape in SHAPES {
+        let (ok, stdout, err) = tidal_sql_with(&script, &[], shape);
+        assert!(ok, "{shape:?}: {err}");
+        let got = fold(&printed_changes(&stdout, Some("parts")), "parts");
+        assert_eq!(sorted(got), expected_parts, "{shape:?}: parts");
+        let got = fold(&printed_changes(&stdout, Some("windows")), "windows");
+        assert_eq!(sorted(got), expected_windows, "{shape:?}: windows");
+    }
+}

@@ -231,7 +231,8 @@ fn errors_name_the_script_position_or_the_bad_record() {
     assert!(
         err.contains("bids.csv")
             && err.contains("line 2")
-            && err.contains("column 'price' (field 2): 'abc' is not a BIGINT"),
+            && err.contains("column 'price' (field 2): 'abc' is not a BIGINT")
+            && err.contains("'dead-letter.path'"),
         "{err}"
     );
     // With 'dead-letter.path' the row goes there, with its file, line and error, and the job

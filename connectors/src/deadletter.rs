@@ -60,7 +60,7 @@ impl DeadLetters {
         let dir = match &self.policy {
             OnError::Fail => {
                 return Err(Error::input(format!(
-                    "{file} line {line}: {error} (to set such records aside and go on, give the source a dead-letter directory)"
+                    "{file} line {line}: {error} (to set such records aside and go on, give the source a dead-letter directory: .on_error(OnError::DeadLetter(dir)), or 'dead-letter.path' on a SQL table)"
                 )));
             }
             OnError::DeadLetter(dir) => dir.clone(),

@@ -23,8 +23,8 @@ use tidal_operators::prelude::*;
 
 use crate::expr::{Scalar, Typed};
 use crate::plan::{
-    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, KafkaStartup, KafkaTable, KafkaUpsert,
-    NexmarkKind, Plan, Sink, Table, WindowSpec,
+    Agg, Connector, Datagen, FileFormat, GenField, JoinKind, KafkaMeta, KafkaStartup, KafkaTable,
+    KafkaUpsert, NexmarkKind, Plan, Sink, Table, WindowSpec,
 };
 use crate::value::{DataType, Row, Value, parse_text};
 use std::collections::HashMap;
@@ -313,6 +313,18 @@ impl Decoder for RowDecoder {
         Ok(())
     }
     fn decode(&mut self, line: &[u8]) -> Result<Option<Row>, String> {
+        self.decode_with(line, |_| {})
+    }
+}
+
+impl RowDecoder {
+    /// Decodes a line into a row, `fill` setting the columns the line does not hold (metadata)
+    /// before the computed ones are computed.
+    fn decode_with(
+        &mut self,
+        line: &[u8],
+        fill: impl FnOnce(&mut Vec<Value>),
+    ) -> Result<Option<Row>, String> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if std::mem::take(&mut self.at_header) {
@@ -323,7 +335,8 @@ impl Decoder for RowDecoder {
         if line.trim().is_empty() {
             return Ok(None);
         }
-        let row = self.physical(line)?;
+        let mut row = self.physical(line)?;
+        fill(&mut row);
         complete_row(&self.table, row).map(Some)
     }
 }
@@ -754,6 +767,34 @@ impl<D: Decoder + Clone> KafkaFormat for KafkaValues<D> {
     }
 }
 
+/// The rows of a `'kafka'` table with metadata columns: each message's value decoded, and the
+/// metadata columns set from the message (its topic, partition, offset, timestamp).
+#[derive(Clone)]
+pub struct KafkaRows(RowDecoder);
+
+impl KafkaFormat for KafkaRows {
+    type Item = Row;
+    const KIND: &'static str = "sql";
+    fn decode(&mut self, m: &KafkaMessage<'_>) -> Result<Option<Row>, String> {
+        let Some(value) = m.payload else {
+            return Ok(None);
+        };
+        let table = std::sync::Arc::clone(&self.0.table);
+        self.0.decode_with(value, |row| {
+            for &(c, meta, _) in &table.metadata {
+                let v = match meta {
+                    KafkaMeta::Topic => Value::str(m.topic),
+                    KafkaMeta::Partition => Value::Int(m.partition),
+                    KafkaMeta::Offset => Value::BigInt(m.offset),
+                    KafkaMeta::Timestamp => m.timestamp.map_or(Value::Null, Value::TimestampLtz),
+                };
+                // Declared as another type the metadata's values cast to (checked when planned).
+                row[c] = crate::expr::cast(v, table.fields[c].ty).unwrap_or(Value::Null);
+            }
+        })
+    }
+}
+
 /// The rows of an `'upsert-kafka'` table's messages: per message its time, its key (the
 /// PRIMARY KEY's values, from the message's key) and the key's latest row (from the value;
 /// `None` for a tombstone: the key deleted). The time is the message's Kafka timestamp, made
@@ -788,6 +829,7 @@ fn sub_table(table: &Table, columns: &[usize], format: FileFormat) -> Table {
         fields: columns.iter().map(|c| table.fields[*c].clone()).collect(),
         physical: (0..columns.len()).collect(),
         computed: Vec::new(),
+        metadata: Vec::new(),
         watermark: None,
         connector,
         pos: table.pos,
@@ -1033,6 +1075,19 @@ fn build_node<'s>(
                 return Built::Updating(rows.map(|r: Row| (r.clone(), r)));
             }
             let stream = match &table.connector {
+                Connector::Kafka(k) if !table.metadata.is_empty() => {
+                    let format = KafkaRows(
+                        RowFormat {
+                            table: std::sync::Arc::clone(table),
+                        }
+                        .decoder(),
+                    );
+                    let source = kafka_source(k, format);
+                    match table.watermark {
+                        Some((c, delay)) => env.kafka_with(source, strategy(c, delay)),
+                        None => env.kafka(source),
+                    }
+                }
                 Connector::Kafka(k) => {
                     let format = KafkaValues(
                         RowFormat {

@@ -192,6 +192,20 @@ pub enum ColumnDef {
         /// Where it is declared.
         pos: Pos,
     },
+    /// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`: a fact about the record rather than its
+    /// content (a Kafka message's partition, offset, timestamp, topic).
+    Metadata {
+        /// Its name.
+        name: String,
+        /// Its type.
+        ty: DataType,
+        /// The metadata key (the name when no `FROM` is given).
+        key: String,
+        /// Whether it is only read (`VIRTUAL`: not part of what an INSERT writes).
+        is_virtual: bool,
+        /// Where it is declared.
+        pos: Pos,
+    },
     /// `name AS expr`: computed from the other columns of each row.
     Computed {
         /// Its name.
@@ -207,7 +221,17 @@ impl ColumnDef {
     /// The column's name.
     pub fn name(&self) -> &str {
         match self {
-            ColumnDef::Physical { name, .. } | ColumnDef::Computed { name, .. } => name,
+            ColumnDef::Physical { name, .. }
+            | ColumnDef::Metadata { name, .. }
+            | ColumnDef::Computed { name, .. } => name,
+        }
+    }
+    /// Where it is declared.
+    pub fn pos(&self) -> Pos {
+        match self {
+            ColumnDef::Physical { pos, .. }
+            | ColumnDef::Metadata { pos, .. }
+            | ColumnDef::Computed { pos, .. } => *pos,
         }
     }
 }
@@ -544,12 +568,30 @@ fn create_table(parser: &mut Parser, pos: Pos) -> Result<TableDef, ParserError> 
                 }
                 let _ = parser.parse_keywords(&[Keyword::NOT, Keyword::NULL])
                     || parser.parse_keyword(Keyword::NULL);
+                let metadata = matches!(&parser.peek_token().token,
+                    Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("METADATA"));
+                let column = if metadata {
+                    parser.next_token();
+                    let key = if parser.parse_keyword(Keyword::FROM) {
+                        parser.parse_literal_string()?
+                    } else {
+                        name.clone()
+                    };
+                    let is_virtual = parser.parse_keyword(Keyword::VIRTUAL);
+                    ColumnDef::Metadata {
+                        name,
+                        ty,
+                        key,
+                        is_virtual,
+                        pos: at,
+                    }
+                } else {
+                    ColumnDef::Physical { name, ty, pos: at }
+                };
                 if parser.parse_keyword(Keyword::COMMENT) {
                     parser.parse_literal_string()?;
                 }
-                table
-                    .columns
-                    .push(ColumnDef::Physical { name, ty, pos: at });
+                table.columns.push(column);
             }
         }
         if !parser.consume_token(&Token::Comma) {

@@ -316,6 +316,41 @@ pub enum GenField {
     },
 }
 
+/// What a metadata column of a `'kafka'` table reads of each message (Flink's keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaMeta {
+    /// `'topic'`: the topic's name (`STRING`).
+    Topic,
+    /// `'partition'`: the partition (`INT`).
+    Partition,
+    /// `'offset'`: the offset in the partition (`BIGINT`).
+    Offset,
+    /// `'timestamp'`: the message's timestamp (`TIMESTAMP_LTZ(3)`).
+    Timestamp,
+}
+
+impl KafkaMeta {
+    /// The metadata of key `key`.
+    fn of(key: &str) -> Option<KafkaMeta> {
+        Some(match key {
+            "topic" => KafkaMeta::Topic,
+            "partition" => KafkaMeta::Partition,
+            "offset" => KafkaMeta::Offset,
+            "timestamp" => KafkaMeta::Timestamp,
+            _ => return None,
+        })
+    }
+    /// The type its values have.
+    pub fn ty(self) -> DataType {
+        match self {
+            KafkaMeta::Topic => DataType::String,
+            KafkaMeta::Partition => DataType::Int,
+            KafkaMeta::Offset => DataType::BigInt,
+            KafkaMeta::Timestamp => DataType::TimestampLtz,
+        }
+    }
+}
+
 /// A table of the script: its columns (physical and computed), event time and connector.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -327,6 +362,8 @@ pub struct Table {
     pub physical: Vec<usize>,
     /// The computed columns: index in `fields` and expression (on the row of `fields`).
     pub computed: Vec<(usize, Typed)>,
+    /// The metadata columns: index in `fields`, what they read, and whether they are `VIRTUAL`.
+    pub metadata: Vec<(usize, KafkaMeta, bool)>,
     /// The event-time column and the watermark's delay behind the largest time seen (ms).
     pub watermark: Option<(usize, i64)>,
     /// Where rows come from or go to.
@@ -1253,18 +1290,59 @@ fn option<'a>(def: &'a TableDef, key: &str) -> Option<&'a str> {
 fn table(def: &TableDef) -> Result<Table, SqlError> {
     let mut fields = Vec::new();
     let mut physical = Vec::new();
+    let mut metadata = Vec::new();
     for c in &def.columns {
         if fields.iter().any(|f: &Field| f.name == c.name()) {
-            let pos = match c {
-                ColumnDef::Physical { pos, .. } | ColumnDef::Computed { pos, .. } => *pos,
-            };
             return Err(SqlError::at(
-                pos,
+                c.pos(),
                 format!("column '{}' is declared twice", c.name()),
             ));
         }
         if let ColumnDef::Physical { name, ty, .. } = c {
             physical.push(fields.len());
+            fields.push(Field {
+                qualifier: Some(def.name.clone()),
+                name: name.clone(),
+                ty: *ty,
+            });
+        } else if let ColumnDef::Metadata {
+            name,
+            ty,
+            key,
+            is_virtual,
+            pos,
+        } = c
+        {
+            let kafka = matches!(option(def, "connector"), Some("kafka"))
+                && matches!(option(def, "format"), Some("csv" | "json"));
+            if !kafka {
+                return Err(SqlError::at(
+                    *pos,
+                    format!(
+                        "column '{name}': metadata columns are read from 'kafka' tables in 'csv' or 'json'"
+                    ),
+                ));
+            }
+            let Some(meta) = KafkaMeta::of(key) else {
+                return Err(SqlError::at(
+                    *pos,
+                    format!(
+                        "column '{name}': no Kafka metadata '{key}': give 'topic', 'partition', 'offset' or 'timestamp'"
+                    ),
+                ));
+            };
+            if !crate::expr::castable(meta.ty(), *ty)
+                || *ty == DataType::String && meta.ty() != DataType::String
+            {
+                return Err(SqlError::at(
+                    *pos,
+                    format!(
+                        "column '{name}': metadata '{key}' is {}, not {ty}",
+                        meta.ty()
+                    ),
+                ));
+            }
+            metadata.push((fields.len(), meta, *is_virtual));
             fields.push(Field {
                 qualifier: Some(def.name.clone()),
                 name: name.clone(),
@@ -1386,6 +1464,7 @@ fn table(def: &TableDef) -> Result<Table, SqlError> {
         fields,
         physical,
         computed,
+        metadata,
         watermark,
         connector,
         pos: def.pos,
@@ -1650,6 +1729,14 @@ fn plan_statement(
                 return Err(SqlError::at(
                     *pos,
                     format!("INSERT INTO {table}: a datagen table is only read"),
+                ));
+            }
+            if !t.metadata.is_empty() {
+                return Err(SqlError::at(
+                    *pos,
+                    format!(
+                        "INSERT INTO {table}: a table with metadata columns is only read; declare another table on the topic to write it"
+                    ),
                 ));
             }
             if matches!(
@@ -4550,6 +4637,46 @@ mod tests {
             let e = table(options).unwrap_err();
             assert!(e.message.contains(message), "{options}: {e}");
         }
+        // Metadata columns: read as Flink's keys say, checked, never written.
+        let meta = |columns: &str, connector: &str| {
+            plan(&format!(
+                "CREATE TABLE m (a BIGINT, {columns}) WITH ({connector}); SELECT * FROM m;"
+            ))
+        };
+        let kafka = "'connector' = 'kafka', 'topic' = 't', 'properties.bootstrap.servers' = 'h', 'format' = 'json'";
+        let p = meta("ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', `partition` BIGINT METADATA VIRTUAL, WATERMARK FOR ts AS ts", kafka).unwrap();
+        let fields: Vec<String> = p.sinks[0]
+            .plan
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name, f.ty))
+            .collect();
+        assert_eq!(
+            fields,
+            ["a BIGINT", "ts TIMESTAMP_LTZ(3)", "partition BIGINT"]
+        );
+        for (columns, connector, message) in [
+            (
+                "o BIGINT METADATA FROM 'headers'",
+                kafka,
+                "no Kafka metadata 'headers'",
+            ),
+            (
+                "o STRING METADATA FROM 'offset'",
+                kafka,
+                "metadata 'offset' is BIGINT, not STRING",
+            ),
+            (
+                "o BIGINT METADATA FROM 'offset'",
+                "'connector' = 'filesystem', 'path' = '/x', 'format' = 'csv'",
+                "read from 'kafka' tables",
+            ),
+        ] {
+            let e = meta(columns, connector).unwrap_err();
+            assert!(e.message.contains(message), "{columns}: {e}");
+        }
+        let e = plan(&format!("CREATE TABLE m (a BIGINT, o BIGINT METADATA FROM 'offset') WITH ({kafka}); INSERT INTO m SELECT auction, auction FROM bids;")).unwrap_err();
+        assert!(e.message.contains("only read"), "{e}");
     }
 
     #[test]
