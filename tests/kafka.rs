@@ -1643,7 +1643,8 @@ fn tls_front(tls: &str, plain: &str, cert: &Path, key: &Path) -> Server {
 /// TLS and SASL properties reach librdkafka, against tansu broker processes behind a TLS front
 /// (socat with a certificate made for the test: tansu 0.6 takes `--cert` but does not use it).
 /// With `security.protocol=SSL` and the certificate's authority, Tidal's sink writes lines and
-/// Tidal's source reads every one back, on one and on two workers. The job fails at once,
+/// Tidal's source reads every one back, on one and on two workers; a SQL Kafka table with the
+/// same settings as `'properties.*'` writes them too. The job fails at once,
 /// naming librdkafka's reason and the properties to check, when the certificate authority is
 /// another (source and sink) and when a broker that requires SASL refuses the login
 /// (`SCRAM-SHA-512`; tansu's in-memory storage keeps no users, so no login succeeds there, and
@@ -1662,7 +1663,7 @@ fn tls_and_sasl_properties_reach_the_brokers() {
     let (plain, tls) = (&addrs[0], &addrs[1]);
     let _broker = start_tansu(plain, tls, &[]);
     let _front = tls_front(tls, plain, &cert, &key);
-    for (topic, partitions) in [("lines-1", "2"), ("lines-2", "3")] {
+    for (topic, partitions) in [("lines-1", "2"), ("lines-2", "3"), ("lines-sql", "2")] {
         let status = std::process::Command::new(tansu())
             .args(["topic", "create", "--broker", &format!("tcp://{plain}")])
             .args(["--partitions", partitions, topic])
@@ -1678,26 +1679,19 @@ fn tls_and_sasl_properties_reach_the_brokers() {
         ]
     };
 
-    let lines: Vec<String> = (0..2_000).map(|i| format!("line {i}")).collect();
-    for workers in [1, 2] {
-        let topic = format!("lines-{workers}");
-        // Write the lines through TLS.
-        let (b, t, p, l) = (tls.clone(), topic.clone(), ssl(&cert), lines.clone());
-        Job::local(workers)
-            .quiet()
-            .run(move |env| {
-                let mut sink = KafkaSink::text(b.as_str(), t.as_str());
-                for (k, v) in &p {
-                    sink = sink.property(k, v);
-                }
-                env.from_iter(l.clone()).write_kafka(sink);
-            })
-            .unwrap();
-        // Read them back (unbounded, stopped once all have come: tansu's end offsets lag).
+    let lines: Vec<String> = (0..2_000).map(|i| format!("line_{i}")).collect();
+    // `topic` read through TLS on `workers` workers until `n` lines have come (unbounded, then
+    // stopped: tansu's end offsets lag), sorted.
+    let read_back = |topic: &str, workers: usize, n: usize| -> Vec<String> {
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
         let reader = Job::local(workers).quiet();
         let stop = reader.stop_handle();
-        let (b, t, p, s) = (tls.clone(), topic.clone(), ssl(&cert), Arc::clone(&seen));
+        let (b, t, p, s) = (
+            tls.clone(),
+            topic.to_string(),
+            ssl(&cert),
+            Arc::clone(&seen),
+        );
         let reading = std::thread::spawn(move || {
             reader.run(move |env| {
                 let mut source = KafkaSource::new(b.as_str(), &[t.as_str()]).utf8();
@@ -1712,23 +1706,61 @@ fn tls_and_sasl_properties_reach_the_brokers() {
             })
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        while seen.lock().unwrap().len() < lines.len() {
+        while seen.lock().unwrap().len() < n {
             assert!(
                 Instant::now() < deadline && !reading.is_finished(),
-                "{workers} worker(s): {} of {} lines read back within 60 s",
+                "{topic} on {workers} worker(s): {} of {n} lines read back within 60 s",
                 seen.lock().unwrap().len(),
-                lines.len()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
         stop.stop();
         let _: Vec<()> = reading.join().unwrap().unwrap();
+        sorted(seen.lock().unwrap().clone())
+    };
+    for workers in [1, 2] {
+        let topic = format!("lines-{workers}");
+        // Write the lines through TLS.
+        let (b, t, p, l) = (tls.clone(), topic.clone(), ssl(&cert), lines.clone());
+        Job::local(workers)
+            .quiet()
+            .run(move |env| {
+                let mut sink = KafkaSink::text(b.as_str(), t.as_str());
+                for (k, v) in &p {
+                    sink = sink.property(k, v);
+                }
+                env.from_iter(l.clone()).write_kafka(sink);
+            })
+            .unwrap();
         assert_eq!(
-            sorted(seen.lock().unwrap().clone()),
+            read_back(&topic, workers, lines.len()),
             sorted(lines.clone()),
             "{workers} worker(s)"
         );
     }
+    // A SQL table on the topic takes the same settings as 'properties.*'.
+    let file = dir.path().join("lines.csv");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let script = dir.path().join("tls.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE input (line STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+CREATE TABLE output (line STRING) WITH ('connector' = 'kafka', 'topic' = 'lines-sql', 'properties.bootstrap.servers' = '{tls}', 'format' = 'csv', 'properties.security.protocol' = 'SSL', 'properties.ssl.ca.location' = '{}');
+INSERT INTO output SELECT line FROM input;
+",
+            file.display(),
+            cert.display()
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = common::sql::tidal_sql_with(&script, &[], common::Shape::OneWorker);
+    assert!(ok, "SQL over TLS: {err}");
+    assert_eq!(
+        read_back("lines-sql", 1, lines.len()),
+        sorted(lines.clone()),
+        "SQL"
+    );
 
     // The source's error, reading `brokers` with `props` and the connect timeout `timeout` s.
     let read_with = |brokers: &str, props: Vec<(String, String)>, timeout: u64| {
@@ -1818,7 +1850,15 @@ fn sql_tables_read_kafka_message_metadata_on_every_shape() {
     const N: i64 = 2_000;
     let test = "sql_tables_read_kafka_message_metadata_on_every_shape";
     let dir = fixture_dir(test);
-    let (_cluster, brokers) = cluster(&dir, &[("sql-meta", 3)]);
+    let (_cluster, brokers) = cluster(
+        &dir,
+        &[
+            ("sql-meta", 3),
+            ("sql-meta-out-0", 2),
+            ("sql-meta-out-1", 2),
+            ("sql-meta-out-2", 2),
+        ],
+    );
     if is_child() {
         return; // the scripts run as `tidal sql` processes, not in test children
     }
@@ -1882,12 +1922,55 @@ GROUP BY window_start, window_end;
         ),
     )
     .unwrap();
-    for shape in SHAPES {
+    let table = |name: &str, topic: &str, extra: &str| {
+        format!(
+            "CREATE TABLE {name} (auction BIGINT, id BIGINT, ts TIMESTAMP(3), kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', off BIGINT METADATA FROM 'offset' VIRTUAL) WITH ('connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{brokers}', 'format' = 'csv'{extra});\n"
+        )
+    };
+    for (i, shape) in SHAPES.into_iter().enumerate() {
         let (ok, stdout, err) = tidal_sql_with(&script, &[], shape);
         assert!(ok, "{shape:?}: {err}");
         let got = fold(&printed_changes(&stdout, Some("parts")), "parts");
         assert_eq!(sorted(got), expected_parts, "{shape:?}: parts");
         let got = fold(&printed_changes(&stdout, Some("windows")), "windows");
         assert_eq!(sorted(got), expected_windows, "{shape:?}: windows");
+        // Written with a 'timestamp' column (an hour after each row's time; the VIRTUAL offset
+        // not written), read back: every message stamped so, the value the physical columns.
+        let out = format!("sql-meta-out-{i}");
+        let write = dir.join(format!("write-{i}.sql"));
+        std::fs::write(
+            &write,
+            [
+                table("bids", "sql-meta", ", 'scan.bounded.mode' = 'latest-offset'"),
+                table("out", &out, ""),
+                "INSERT INTO out SELECT auction, id, ts, CAST(ts AS TIMESTAMP_LTZ(3)) + INTERVAL '1' HOUR FROM bids;\n".to_string(),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let (ok, _, err) = tidal_sql_with(&write, &[], shape);
+        assert!(ok, "{shape:?} writing: {err}");
+        let read = dir.join(format!("read-{i}.sql"));
+        std::fs::write(
+            &read,
+            [
+                table("out", &out, ", 'scan.bounded.mode' = 'latest-offset'"),
+                "CREATE TABLE stamped (n BIGINT, later BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'stamped');\n".to_string(),
+                "INSERT INTO stamped SELECT COUNT(*), SUM(CASE WHEN CAST(kts AS TIMESTAMP(3)) = ts + INTERVAL '1' HOUR THEN 1 ELSE 0 END) FROM out;\n".to_string(),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let (ok, stdout, err) = tidal_sql_with(&read, &[], shape);
+        assert!(ok, "{shape:?} reading: {err}");
+        let got = fold(&printed_changes(&stdout, Some("stamped")), "stamped");
+        assert_eq!(got, [format!("{N}, {N}")], "{shape:?}: stamped");
+        let lines = read_topic(&brokers, &out);
+        assert_eq!(lines.len() as i64, N, "{shape:?}");
+        assert!(
+            lines.iter().all(|l| l.split(',').count() == 3),
+            "{:?}",
+            &lines[..3]
+        );
     }
 }

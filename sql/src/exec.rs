@@ -934,6 +934,15 @@ fn kafka_source<F: KafkaFormat>(k: &KafkaTable, format: F) -> KafkaSource<F> {
     source
 }
 
+/// A Kafka table's sink with the table's librdkafka properties (`'properties.*'`: security
+/// settings among them), as its source has them.
+fn with_properties<T: 'static>(mut sink: KafkaSink<T>, k: &KafkaTable) -> KafkaSink<T> {
+    for (key, value) in &k.properties {
+        sink = sink.property(key.as_str(), value.as_str());
+    }
+    sink
+}
+
 /// A file table's rows that cannot be read: failing the job, or into its dead-letter directory.
 fn bad_rows(table: &Table) -> OnError {
     match &table.connector {
@@ -2480,7 +2489,7 @@ pub(crate) fn build_sink(env: &mut Cx<'_, '_>, sink: &Sink) {
                 out
             })
             .tombstone_if(|(_, deleted): &(Row, bool)| *deleted);
-            upserts.name(name).write_kafka(sink);
+            upserts.name(name).write_kafka(with_properties(sink, k));
             return;
         }
         if k.format == FileFormat::DebeziumJson {
@@ -2514,21 +2523,48 @@ pub(crate) fn build_sink(env: &mut Cx<'_, '_>, sink: &Sink) {
                     serde_json::to_writer(out, &event).map_err(|e| e.to_string())
                 },
             );
-            timed.name(name).write_kafka(sink);
+            timed.name(name).write_kafka(with_properties(sink, k));
         } else {
             let rows = match built {
                 Built::Append(rows) => rows,
                 Built::Updating(_) => unreachable!("the planner refuses updating results here"),
             };
+            if t.metadata.is_empty() {
+                let sink = KafkaSink::with_encoder(
+                    k.brokers.as_str(),
+                    k.topic.as_str(),
+                    move |r: &Row, out: &mut Vec<u8>| {
+                        write_line(&t, r, out);
+                        Ok(())
+                    },
+                );
+                rows.name(name).write_kafka(with_properties(sink, k));
+                return;
+            }
+            // Rows hold the written columns (all but the VIRTUAL metadata ones): the physical
+            // ones make the value, a 'timestamp' column the message's timestamp.
+            let written: Vec<usize> = (0..t.fields.len())
+                .filter(|c| !t.metadata.iter().any(|(m, _, v)| m == c && *v))
+                .collect();
+            let at = |c: usize| written.iter().position(|w| *w == c);
+            let values: Vec<usize> = t.physical.iter().filter_map(|c| at(*c)).collect();
+            let stamp = t
+                .metadata
+                .iter()
+                .find(|(_, m, v)| *m == KafkaMeta::Timestamp && !v)
+                .and_then(|(c, _, _)| at(*c));
+            let value_table = sub_table(&t, &t.physical, k.format);
             let sink = KafkaSink::with_encoder(
                 k.brokers.as_str(),
                 k.topic.as_str(),
                 move |r: &Row, out: &mut Vec<u8>| {
-                    write_line(&t, r, out);
+                    let row = Row(values.iter().map(|c| r.0[*c].clone()).collect());
+                    write_line(&value_table, &row, out);
                     Ok(())
                 },
-            );
-            rows.name(name).write_kafka(sink);
+            )
+            .timestamp(move |r: &Row| stamp.and_then(|c| r.0[c].as_millis()));
+            rows.name(name).write_kafka(with_properties(sink, k));
         }
         return;
     }

@@ -373,6 +373,21 @@ pub struct Table {
 }
 
 impl Table {
+    /// The columns an INSERT gives, in order: all but the `VIRTUAL` metadata columns.
+    pub fn written_fields(&self) -> Vec<Field> {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| {
+                !self
+                    .metadata
+                    .iter()
+                    .any(|(m, _, is_virtual)| m == c && *is_virtual)
+            })
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
     /// Whether its rows are changes (a `'debezium-json'` file table): read, an updating table.
     pub fn is_changelog(&self) -> bool {
         matches!(
@@ -1731,11 +1746,16 @@ fn plan_statement(
                     format!("INSERT INTO {table}: a datagen table is only read"),
                 ));
             }
-            if !t.metadata.is_empty() {
+            if let Some(&(c, meta, _)) = t
+                .metadata
+                .iter()
+                .find(|(_, m, is_virtual)| !is_virtual && *m != KafkaMeta::Timestamp)
+            {
                 return Err(SqlError::at(
                     *pos,
                     format!(
-                        "INSERT INTO {table}: a table with metadata columns is only read; declare another table on the topic to write it"
+                        "INSERT INTO {table}: metadata column '{}' ({meta:?}) cannot be written (only 'timestamp' can): declare it VIRTUAL",
+                        t.fields[c].name
                     ),
                 ));
             }
@@ -1794,15 +1814,16 @@ fn pos_of_query(q: &Query) -> Option<Pos> {
 /// where its type differs (and can be cast).
 fn fit_to(plan: Plan, t: &Table, pos: Pos) -> Result<Plan, SqlError> {
     let fields = plan.fields();
-    if fields.len() != t.fields.len() {
+    let written = t.written_fields();
+    if fields.len() != written.len() {
         return Err(SqlError::at(
             pos,
             format!(
                 "INSERT INTO {}: the query gives {} column(s), the table has {} ({})",
                 t.name,
                 fields.len(),
-                t.fields.len(),
-                t.fields
+                written.len(),
+                written
                     .iter()
                     .map(|f| format!("{} {}", f.name, f.ty))
                     .collect::<Vec<_>>()
@@ -1812,13 +1833,13 @@ fn fit_to(plan: Plan, t: &Table, pos: Pos) -> Result<Plan, SqlError> {
     }
     if fields
         .iter()
-        .zip(&t.fields)
+        .zip(&written)
         .all(|(a, b)| a.ty == b.ty || a.ty == DataType::Null)
     {
         return Ok(plan);
     }
     let mut exprs = Vec::new();
-    for (i, (have, want)) in fields.iter().zip(&t.fields).enumerate() {
+    for (i, (have, want)) in fields.iter().zip(&written).enumerate() {
         if !crate::expr::castable(have.ty, want.ty) {
             return Err(SqlError::at(
                 pos,
@@ -4676,7 +4697,10 @@ mod tests {
             assert!(e.message.contains(message), "{columns}: {e}");
         }
         let e = plan(&format!("CREATE TABLE m (a BIGINT, o BIGINT METADATA FROM 'offset') WITH ({kafka}); INSERT INTO m SELECT auction, auction FROM bids;")).unwrap_err();
-        assert!(e.message.contains("only read"), "{e}");
+        assert!(e.message.contains("'o' (Offset) cannot be written"), "{e}");
+        // Written: the VIRTUAL columns are not given, a 'timestamp' column is.
+        let p = plan(&format!("CREATE TABLE m (a BIGINT, o BIGINT METADATA FROM 'offset' VIRTUAL, ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp') WITH ({kafka}); INSERT INTO m SELECT auction, CAST(date_time AS TIMESTAMP_LTZ(3)) FROM bids;")).unwrap();
+        assert_eq!(p.sinks[0].plan.fields().len(), 2);
     }
 
     #[test]

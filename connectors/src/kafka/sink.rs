@@ -26,6 +26,8 @@ type Encode<T> = Rc<dyn Fn(&T, &mut Vec<u8>) -> Result<(), String>>;
 
 /// Whether a record is sent as a tombstone.
 type Tombstone<T> = Rc<dyn Fn(&T) -> bool>;
+/// A record's own timestamp for its message (ms since the epoch), when it has one.
+type Stamp<T> = Rc<dyn Fn(&T) -> Option<i64>>;
 
 /// A Kafka sink: brokers, topic, how a record becomes a message's value (and key), and librdkafka
 /// producer properties. Given to [`KafkaSinks::write_kafka`].
@@ -39,7 +41,7 @@ type Tombstone<T> = Rc<dyn Fn(&T) -> bool>;
 /// so does a flush that does not finish within [`flush_timeout`](Self::flush_timeout).
 ///
 /// The message's timestamp is the record's time (its event time, or the processing time of an
-/// ingestion-time source); the partition is chosen by librdkafka from the key (no key: spread).
+/// ingestion-time source), or what [`timestamp`](Self::timestamp) takes from it; the partition is chosen by librdkafka from the key (no key: spread).
 ///
 /// ```no_run
 /// use tidal_connectors::prelude::*;
@@ -58,6 +60,8 @@ pub struct KafkaSink<T> {
     key: Option<Encode<T>>,
     /// Records sent as tombstones (a key and no value).
     tombstone: Option<Tombstone<T>>,
+    /// Messages' timestamps taken from the records.
+    timestamp: Option<Stamp<T>>,
     properties: Vec<(String, String)>,
     flush_timeout: Duration,
 }
@@ -83,6 +87,7 @@ impl<T: 'static> KafkaSink<T> {
             value: Rc::new(encode),
             key: None,
             tombstone: None,
+            timestamp: None,
             properties: Vec::new(),
             flush_timeout: Duration::from_secs(60),
         }
@@ -138,6 +143,19 @@ impl<T: 'static> KafkaSink<T> {
     /// ```
     pub fn tombstone_if(mut self, is_tombstone: impl Fn(&T) -> bool + 'static) -> Self {
         self.tombstone = Some(Rc::new(is_tombstone));
+        self
+    }
+    /// Each message's timestamp (ms since the epoch) taken from its record; a record for which
+    /// `stamp` gives `None` keeps its time.
+    ///
+    /// ```
+    /// use tidal_connectors::kafka::KafkaSink;
+    /// // (name, ms): each message stamped with the record's own time.
+    /// let _sink = KafkaSink::<(String, i64)>::json("localhost:9092", "events")
+    ///     .timestamp(|(_, ms): &(String, i64)| Some(*ms));
+    /// ```
+    pub fn timestamp(mut self, stamp: impl Fn(&T) -> Option<i64> + 'static) -> Self {
+        self.timestamp = Some(Rc::new(stamp));
         self
     }
     /// A librdkafka producer property, passed as it is (e.g. `linger.ms`, `compression.type`,
@@ -297,6 +315,7 @@ impl<'s, T: 'static> KafkaSinks<'s, T> for DataStream<'s, T> {
             value,
             key,
             tombstone,
+            timestamp,
             ..
         } = sink;
         let _ = self.then("write_kafka", move |input, name| {
@@ -315,7 +334,7 @@ impl<'s, T: 'static> KafkaSinks<'s, T> for DataStream<'s, T> {
                                 }
                                 if let Err(e) = send(
                                     &producer,
-                                    (&topic, &value, &key, &tombstone),
+                                    (&topic, &value, &key, &tombstone, &timestamp),
                                     &record,
                                     time,
                                     (&mut v, &mut k),
@@ -347,17 +366,19 @@ impl<'s, T: 'static> KafkaSinks<'s, T> for DataStream<'s, T> {
 }
 
 /// Sends one record, waiting while librdkafka's queue is full.
-/// Where a record goes and how it is encoded: topic, value, key, whether it is a tombstone.
+/// Where a record goes and how it is encoded: topic, value, key, whether it is a tombstone,
+/// its timestamp.
 type Route<'a, T> = (
     &'a str,
     &'a Encode<T>,
     &'a Option<Encode<T>>,
     &'a Option<Tombstone<T>>,
+    &'a Option<Stamp<T>>,
 );
 
 fn send<T>(
     producer: &ThreadedProducer<Reports>,
-    (topic, value, key, tombstone): Route<'_, T>,
+    (topic, value, key, tombstone, stamp): Route<'_, T>,
     record: &T,
     time: Time,
     (v, k): (&mut Vec<u8>, &mut Vec<u8>),
@@ -368,6 +389,7 @@ fn send<T>(
         value(record, v).map_err(|e| format!("cannot encode a record: {e}"))?;
         message = message.payload(&v[..]);
     }
+    let time = stamp.as_ref().and_then(|s| s(record)).unwrap_or(time);
     if time > 0 {
         message = message.timestamp(time);
     }
