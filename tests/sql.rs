@@ -1070,6 +1070,96 @@ SELECT c.region, SUM(o.amount) FROM orders o JOIN customers c ON o.customer = c.
     }
 }
 
+/// A join bounded in time on one side only (`p.ts >= o.ts`) is a regular join of append-only
+/// tables, as in Flink: both sides are kept and no row is dropped as late. Both files end with
+/// rows far behind the watermark (every 97th order and every 89th payment moved to the end of
+/// its file, up to minutes earlier than the rows before them; `--tick 1ms` moves the watermark
+/// while the files are read). The pairs printed are every pair of the model (same customer,
+/// payment at or after the order), on every shape. A control in the same job, the same join
+/// bounded on both sides (payment within 100 s of the order), does drop some of its model's
+/// pairs as late — so the rows are late indeed — and prints nothing outside its model.
+#[test]
+fn one_sided_time_bounds_join_every_pair_late_rows_too_on_every_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, rows: &[(i64, i64, i64)], every: usize| {
+        let (on_time, late): (Vec<_>, Vec<_>) =
+            rows.iter().enumerate().partition(|(i, _)| i % every != 3);
+        let text: String = on_time
+            .into_iter()
+            .chain(late)
+            .map(|(_, (id, c, ms))| format!("{id},{c},{ms}\n"))
+            .collect();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let orders: Vec<(i64, i64, i64)> = (0..15_000).map(|i| (i, i * 13 % 5_000, i * 100)).collect();
+    let payments: Vec<(i64, i64, i64)> = (0..10_000)
+        .map(|i| (i, i * 7 % 5_000, i * 150 + 50))
+        .collect();
+    let (orders_file, payments_file) = (
+        write("orders.csv", &orders, 97),
+        write("payments.csv", &payments, 89),
+    );
+    let (mut all, mut near) = (Vec::new(), Vec::new());
+    for (o, oc, oms) in &orders {
+        for (p, pc, pms) in &payments {
+            if oc == pc && pms >= oms {
+                all.push(format!("{o}, {p}"));
+                if *pms <= oms + 100_000 {
+                    near.push(format!("{o}, {p}"));
+                }
+            }
+        }
+    }
+    all.sort();
+    near.sort();
+    let script = dir.path().join("one_sided.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE orders (id BIGINT, customer BIGINT, ms BIGINT, ts AS TO_TIMESTAMP_LTZ(ms, 3), WATERMARK FOR ts AS ts)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+CREATE TABLE payments (id BIGINT, customer BIGINT, ms BIGINT, ts AS TO_TIMESTAMP_LTZ(ms, 3), WATERMARK FOR ts AS ts)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+CREATE TABLE pairs (o BIGINT, p BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'pairs');
+CREATE TABLE near (o BIGINT, p BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'near');
+INSERT INTO pairs SELECT o.id, p.id FROM orders o JOIN payments p ON o.customer = p.customer AND p.ts >= o.ts;
+INSERT INTO near SELECT o.id, p.id FROM orders o JOIN payments p
+  ON o.customer = p.customer AND p.ts BETWEEN o.ts AND o.ts + INTERVAL '100' SECOND;",
+            orders_file.display(),
+            payments_file.display()
+        ),
+    )
+    .unwrap();
+    let tick = ["--tick".to_string(), "1ms".to_string()];
+    for shape in SHAPES {
+        let (ok, stdout, err) = tidal_sql_with(&script, &tick, shape);
+        assert!(ok, "{shape:?}: {err}");
+        let changes = printed_changes(&stdout, Some("pairs"));
+        assert!(
+            changes.iter().all(|(k, _)| k == "+I"),
+            "{shape:?}: append-only"
+        );
+        assert_same(
+            &fold(&changes, "pairs"),
+            &all,
+            &format!("{shape:?} one-sided join"),
+        );
+        let control = fold(&printed_changes(&stdout, Some("near")), "near");
+        assert!(
+            control.len() < near.len(),
+            "{shape:?}: the control dropped no late pair ({} of {}): the files' late rows were not late",
+            control.len(),
+            near.len()
+        );
+        assert!(
+            control.iter().all(|pair| near.binary_search(pair).is_ok()),
+            "{shape:?}: the control printed a pair outside its model"
+        );
+    }
+}
+
 /// Top-N and deduplication with `ROW_NUMBER()`: the 3 highest bids per auction, and the first
 /// bid of each auction in event time, kept up to date as bids arrive (ties broken by the whole
 /// row) — folded, the model's rows, on every shape; a ranking without a bound is refused.
