@@ -133,15 +133,15 @@ fn json_field(ty: DataType, v: &serde_json::Value) -> Result<Value, String> {
         }
         J::Object(object) if matches!(ty, DataType::Row(_)) => {
             // By name, as Flink's JSON format reads nested rows; a missing field is NULL.
-            let values = ty
-                .fields()
-                .unwrap_or_default()
-                .iter()
-                .map(|(name, t)| match object.get(name) {
-                    None => Ok(Value::Null),
-                    Some(v) => json_field(*t, v).map_err(|m| format!("field '{name}': {m}")),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let values = ty.with_fields(|fields| {
+                fields
+                    .iter()
+                    .map(|(name, t)| match object.get(name) {
+                        None => Ok(Value::Null),
+                        Some(v) => json_field(*t, v).map_err(|m| format!("field '{name}': {m}")),
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })?;
             Ok(Value::Row(values.into()))
         }
         J::String(s) => parse_text(ty, s),
@@ -2313,8 +2313,7 @@ fn json_value(v: &Value, ty: DataType) -> serde_json::Value {
             let element = ty.element().unwrap_or(DataType::Null);
             J::Array(items.iter().map(|i| json_value(i, element)).collect())
         }
-        Value::Row(values) => {
-            let fields = ty.fields().unwrap_or_default();
+        Value::Row(values) => ty.with_fields(|fields| {
             J::Object(
                 values
                     .iter()
@@ -2328,7 +2327,7 @@ fn json_value(v: &Value, ty: DataType) -> serde_json::Value {
                     })
                     .collect(),
             )
-        }
+        }),
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
         Value::BigInt(i) => J::from(*i),

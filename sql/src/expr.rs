@@ -483,8 +483,28 @@ fn build(e: &Expr, scope: &Scope) -> Result<(Scalar, DataType), SqlError> {
             compound(&names, e, scope)?
         }
         Expr::CompoundFieldAccess { root, access_chain } => {
-            let (mut s, mut ty) = build(root, scope)?;
-            for access in access_chain {
+            // `e.tags[1]`, `e.owner.home.city[2]`: the names before the first subscript are a
+            // column (qualified or not) and its fields, resolved as a dotted name is.
+            let mut names = Vec::new();
+            if let Expr::Identifier(first) = root.as_ref() {
+                names.push(first.value.clone());
+                for access in access_chain {
+                    match access {
+                        ast::AccessExpr::Dot(Expr::Identifier(field)) => {
+                            names.push(field.value.clone());
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            let (mut s, mut ty, rest) = if names.len() > 1 {
+                let (s, ty) = compound(&names, e, scope)?;
+                (s, ty, &access_chain[names.len() - 1..])
+            } else {
+                let (s, ty) = build(root, scope)?;
+                (s, ty, &access_chain[..])
+            };
+            for access in rest {
                 (s, ty) = match access {
                     ast::AccessExpr::Dot(Expr::Identifier(field)) => {
                         field_of((s, ty), &field.value, e)?
@@ -913,6 +933,9 @@ fn comparable(
     };
     match (family(lt), family(rt)) {
         (0, _) | (_, 0) => Ok((l, r)),
+        (7, 7) if !(castable(lt, rt) && castable(rt, lt)) => {
+            err(e, format!("'{e}': cannot compare {lt} with {rt}"))
+        }
         (a, b) if a == b => Ok((l, r)),
         (2, 4 | 5) if matches!(l, Scalar::Lit(_)) => Ok((read_as(l, rt)?, r)),
         (4 | 5, 2) if matches!(r, Scalar::Lit(_)) => Ok((l, read_as(r, lt)?)),
@@ -1532,14 +1555,14 @@ pub(crate) fn cast(v: Value, ty: DataType) -> Eval<Value> {
             Value::Array(items.into())
         }
         (T::Row(_), Value::Row(values)) => {
-            let fields = ty.fields().unwrap_or_default();
-            if fields.len() != values.len() {
+            let types: Vec<DataType> = ty.with_fields(|f| f.iter().map(|(_, t)| *t).collect());
+            if types.len() != values.len() {
                 return Err(fail(&v));
             }
             let values = values
                 .iter()
-                .zip(&fields)
-                .map(|(v, (_, t))| cast(v.clone(), *t))
+                .zip(types)
+                .map(|(v, t)| cast(v.clone(), t))
                 .collect::<Eval<Vec<Value>>>()?;
             Value::Row(values.into())
         }

@@ -2505,13 +2505,18 @@ fn unnest_of(factor: &TableFactor) -> Option<(&Expr, Option<&ast::TableAlias>)> 
             name,
             args: Some(args),
             alias,
+            with_ordinality: false,
             ..
         } if object_name(name).eq_ignore_ascii_case("UNNEST") => match &args.args[..] {
             [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => Some((e, alias.as_ref())),
             _ => None,
         },
         TableFactor::UNNEST {
-            alias, array_exprs, ..
+            alias,
+            array_exprs,
+            with_ordinality: false,
+            with_offset: false,
+            ..
         } if array_exprs.len() == 1 => Some((&array_exprs[0], alias.as_ref())),
         _ => None,
     }
@@ -4190,6 +4195,13 @@ fn aggregate(call: &Expr, scope: &Scope, input_width: usize) -> Result<Agg, SqlE
     };
     let ty = match func {
         AggFunc::Count => DataType::BigInt,
+        AggFunc::Min | AggFunc::Max if arg_ty.is_nested() => {
+            // As Flink: arrays and rows have no order to take a least or greatest of.
+            return Err(SqlError::at(
+                pos_of(call),
+                format!("{name} takes a value with an order, not {arg_ty}"),
+            ));
+        }
         AggFunc::Min | AggFunc::Max => arg_ty,
         AggFunc::Sum | AggFunc::Avg => {
             if !arg_ty.is_numeric() && arg_ty != DataType::Null {
@@ -4717,14 +4729,15 @@ mod tests {
         };
         assert_eq!(
             types(
-                "SELECT tags[1], owner.name, e.owner.home.city, CARDINALITY(tags) AS n, ARRAY[id, 2] AS a, ROW(id, 'x') AS r FROM ev e;"
+                "SELECT e.tags[1], owner.name, e.owner.home.city, CARDINALITY(tags) AS n, ARRAY[id, 2] AS a, ROW(id, 'x') AS r, e.items[1].sku FROM ev e;"
             )[1..],
             [
                 "name STRING",
                 "city STRING",
                 "n INT",
                 "a ARRAY<BIGINT>",
-                "r ROW<EXPR$0 BIGINT, EXPR$1 STRING>"
+                "r ROW<EXPR$0 BIGINT, EXPR$1 STRING>",
+                "EXPR$6 STRING"
             ]
         );
         assert_eq!(
@@ -4766,6 +4779,18 @@ mod tests {
             (
                 "SELECT t FROM ev JOIN UNNEST(tags) AS x(t) ON id = 1;",
                 "ON TRUE",
+            ),
+            (
+                "SELECT MAX(tags) FROM ev;",
+                "MAX takes a value with an order, not ARRAY<STRING>",
+            ),
+            (
+                "SELECT id FROM ev WHERE tags = owner;",
+                "cannot compare ARRAY<STRING> with ROW",
+            ),
+            (
+                "SELECT id FROM ev WHERE tags = ARRAY[1];",
+                "cannot compare ARRAY<STRING> with ARRAY<INT>",
             ),
         ] {
             let e = plan(&format!("{events}{select}")).unwrap_err();

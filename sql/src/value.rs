@@ -74,8 +74,25 @@ impl Nested {
     }
     /// The type the handle stands for.
     pub fn get(self) -> Arc<Composite> {
-        let all = NESTED.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(&all[self.0 as usize])
+        self.with(Arc::clone)
+    }
+    /// `f` of the type the handle stands for, from this thread's copy of the table (entries
+    /// never change once made: the shared table is locked only for types this thread has not
+    /// seen yet, not for every value that asks).
+    fn with<R>(self, f: impl FnOnce(&Arc<Composite>) -> R) -> R {
+        thread_local! {
+            static SEEN: std::cell::RefCell<Vec<Arc<Composite>>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SEEN.with(|seen| {
+            let i = self.0 as usize;
+            if seen.borrow().len() <= i {
+                let all = NESTED.lock().unwrap_or_else(|p| p.into_inner());
+                *seen.borrow_mut() = all.clone();
+            }
+            // Out of the cell before `f` runs: `f` may look up other types.
+            let c = Arc::clone(&seen.borrow()[i]);
+            f(&c)
+        })
     }
 }
 
@@ -123,11 +140,21 @@ impl DataType {
     /// An array type's element type.
     pub fn element(self) -> Option<DataType> {
         match self {
-            DataType::Array(n) => match &*n.get() {
+            DataType::Array(n) => n.with(|c| match &**c {
                 Composite::Array(t) => Some(*t),
                 Composite::Row(_) => None,
-            },
+            }),
             _ => None,
+        }
+    }
+    /// `f` of a row type's fields (none for other types), without copying them.
+    pub fn with_fields<R>(self, f: impl FnOnce(&[(String, DataType)]) -> R) -> R {
+        match self {
+            DataType::Row(n) => n.with(|c| match &**c {
+                Composite::Row(fields) => f(fields),
+                Composite::Array(_) => f(&[]),
+            }),
+            _ => f(&[]),
         }
     }
     /// A row type's fields.
@@ -376,7 +403,8 @@ impl Hash for Value {
                 if d.fract() == 0.0 && d.abs() < 9.0e15 {
                     Some(*d as i64).hash(state)
                 } else {
-                    d.to_bits().hash(state)
+                    // As a decimal of the same value hashes (`Some` of the double's bits).
+                    Some(d.to_bits()).hash(state)
                 }
             }
             Value::Str(s) => s.hash(state),
@@ -881,10 +909,7 @@ pub(crate) fn parse_text(ty: DataType, text: &str) -> Result<Value, String> {
         DataType::Null => Value::Null,
         // As Flink's CSV format has them: elements (or a row's fields) separated by `;`.
         DataType::Array(_) | DataType::Row(_) => {
-            let types: Vec<DataType> = match ty.fields() {
-                Some(fields) => fields.into_iter().map(|(_, t)| t).collect(),
-                None => Vec::new(),
-            };
+            let types: Vec<DataType> = ty.with_fields(|f| f.iter().map(|(_, t)| *t).collect());
             if t.is_empty() && types.is_empty() {
                 return Ok(Value::Array(Arc::from(Vec::new())));
             }
@@ -1111,6 +1136,8 @@ mod tests {
             v.hash(&mut h);
             h.finish()
         };
+        assert_eq!(Value::Double(1.5), Value::Decimal(15, 1));
+        assert_eq!(hash(&Value::Double(1.5)), hash(&Value::Decimal(15, 1)));
         let ints = Value::Array(vec![Value::Int(1), Value::Int(2)].into());
         assert_eq!(ints, a(&[1, 2]));
         assert_eq!(hash(&ints), hash(&a(&[1, 2])));

@@ -5,7 +5,11 @@
 //! requests time out. Each Tidal client keeps the latest such report. Authentication and TLS
 //! failures do not mend by retrying (a wrong password, an unknown certificate authority): like
 //! Kafka's own clients, which treat them as non-retriable, Tidal fails the job at once, naming
-//! librdkafka's reason and the properties to check. Other reports only make timeouts say why.
+//! librdkafka's reason and the properties to check — while connecting (a source listing its
+//! partitions, a sink before the brokers have acknowledged any message). Once a client has
+//! worked, such a report is only logged and librdkafka goes on retrying (credentials rotated on
+//! the brokers, a certificate renewed), as with any other trouble. Other reports only make
+//! timeouts say why.
 
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +50,7 @@ impl ClientErrors {
             (true, Some(line)) => format!("{error}: {line}"),
             (true, None) => error.to_string(),
         };
-        if is_fatal(error) && reports.fatal.is_none() {
+        if is_fatal(error, &text) && reports.fatal.is_none() {
             reports.fatal = Some(text.clone());
         }
         reports.last = Some(text);
@@ -75,19 +79,27 @@ impl ClientErrors {
     }
 }
 
-/// Whether an error is an authentication or TLS failure.
-fn is_fatal(error: &KafkaError) -> bool {
-    matches!(
+/// Whether an error is an authentication or TLS failure that retrying will not mend. librdkafka
+/// reports some passing trouble under the same codes — a SASL handshake cut by a broker
+/// restarting ("Broker transport failure", "timed out"), an OAUTHBEARER token it could not
+/// refresh yet (it keeps the valid one and tries again), a socket error in the middle of a TLS
+/// handshake ("SSL transport error") — so those reasons are not fatal.
+fn is_fatal(error: &KafkaError, reason: &str) -> bool {
+    let code = matches!(
         error.rdkafka_error_code(),
         Some(
             RDKafkaErrorCode::Authentication
                 | RDKafkaErrorCode::SaslAuthenticationFailed
                 | RDKafkaErrorCode::SSL
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::GroupAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
         )
-    )
+    );
+    let passing = [
+        "transport failure",
+        "timed out",
+        "OAUTHBEARER token",
+        "SSL transport error",
+    ];
+    code && !passing.iter().any(|p| reason.contains(p))
 }
 
 /// The message for a job failed by an authentication or TLS failure of `what` (which names
@@ -111,6 +123,16 @@ mod tests {
         );
         assert_eq!(errors.fatal(), None);
         assert!(errors.last_said().contains("Connection refused"));
+        // Passing trouble under the same codes is not fatal.
+        errors.record(
+            &KafkaError::Global(RDKafkaErrorCode::Authentication),
+            "sasl_ssl://b:9093/1: SASL mechanism handshake failed: Local: Broker transport failure",
+        );
+        errors.record(
+            &KafkaError::Global(RDKafkaErrorCode::Authentication),
+            "Failed to acquire SASL OAUTHBEARER token: connection refused",
+        );
+        assert_eq!(errors.fatal(), None);
         errors.record(
             &KafkaError::Global(RDKafkaErrorCode::SSL),
             "certificate verify failed",

@@ -43,9 +43,11 @@
 //! fails the job naming it. librdkafka is built with OpenSSL: TLS (`security.protocol=SSL`,
 //! `ssl.*`) and SASL (`SASL_SSL`/`SASL_PLAINTEXT` with `PLAIN`, `SCRAM-SHA-256/512` or
 //! `OAUTHBEARER`) work; Kerberos (`GSSAPI`) is not built in. A TLS handshake or a login the
-//! brokers refuse fails the job at once (retrying cannot mend a wrong password or an unknown
-//! certificate authority), naming librdkafka's reason; any other connection trouble is retried
-//! as above, and the failure at the deadline says what librdkafka last reported.
+//! brokers refuse while connecting (a source listing its partitions, a sink before its first
+//! acknowledged message) fails the job at once (retrying cannot mend a wrong password or an
+//! unknown certificate authority), naming librdkafka's reason; any other connection trouble,
+//! and such a refusal once connected, is retried as above, and the failure at the deadline says
+//! what librdkafka last reported.
 
 mod errors;
 mod format;

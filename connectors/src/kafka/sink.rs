@@ -186,12 +186,24 @@ pub trait KafkaSinks<'s, T> {
     fn write_kafka(self, sink: KafkaSink<T>);
 }
 
-/// Delivery reports of one producer: the first error, for the worker to fail the job with; and
-/// what librdkafka said about its connections.
+/// Delivery reports of one producer: the first error, for the worker to fail the job with,
+/// whether any message was acknowledged; and what librdkafka said about its connections.
 #[derive(Clone, Default)]
 struct Reports {
     failed: Arc<Mutex<Option<String>>>,
+    delivered: Arc<std::sync::atomic::AtomicBool>,
     errors: ClientErrors,
+}
+
+impl Reports {
+    /// A TLS or login failure while the producer has not yet had a message acknowledged (a
+    /// wrong setting, not trouble a working connection meets and librdkafka retries).
+    fn refused(&self) -> Option<String> {
+        if self.delivered.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.errors.fatal()
+    }
 }
 
 impl ClientContext for Reports {
@@ -209,6 +221,10 @@ impl ClientContext for Reports {
 impl ProducerContext for Reports {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.delivered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Err((e, _)) = result {
             let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
             failed.get_or_insert_with(|| e.to_string());
@@ -240,10 +256,10 @@ impl Flush {
         })?;
         self.check()
     }
-    /// Fails on a refused message, or on a TLS or authentication failure (which retrying
-    /// cannot mend: see the Kafka module's docs).
+    /// Fails on a refused message, or on a TLS or authentication failure before any message was
+    /// acknowledged (which retrying cannot mend: see the Kafka module's docs).
     fn check(&self) -> tidal_engine::Result<()> {
-        if let Some(reason) = self.reports.errors.fatal() {
+        if let Some(reason) = self.reports.refused() {
             return Err(Error::config(refused(&self.describe, &reason)));
         }
         let failed = self
@@ -404,7 +420,7 @@ fn send<T>(
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), m)) => {
                 // Backpressure: librdkafka's queue is full until the brokers acknowledge more
                 // (never, if they refused the connection).
-                if let Some(reason) = producer.context().errors.fatal() {
+                if let Some(reason) = producer.context().refused() {
                     return Err(format!(
                         "the connection was refused: {reason}; check the security properties ({SECURITY_PROPERTIES})"
                     ));

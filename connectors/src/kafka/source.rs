@@ -376,9 +376,12 @@ fn partitions(
             Err(e) => {
                 let errors = &consumer.context().errors;
                 // A consumer hears of broken connections as errors from its poll (no partition is
-                // assigned yet, so it yields nothing else).
-                while let Some(Err(e)) = consumer.poll(Duration::ZERO) {
-                    errors.record(&e, "");
+                // assigned yet, so it yields nothing else). A poll that serves a log line or
+                // another event returns nothing: poll a few times to reach the errors queued.
+                for _ in 0..64 {
+                    if let Some(Err(e)) = consumer.poll(Duration::ZERO) {
+                        errors.record(&e, "");
+                    }
                 }
                 if let Some(reason) = errors.fatal() {
                     return Err(Error::config(refused(
@@ -568,22 +571,18 @@ impl<F: KafkaFormat> SourceReader for KafkaReader<F> {
                 None => break,
                 Some(Ok(m)) => m,
                 Some(Err(e)) => {
-                    // librdkafka retries brokers itself; a fatal error ends the job, and so
-                    // does a TLS or authentication failure.
+                    // librdkafka retries brokers itself; a fatal error ends the job. A TLS or
+                    // login failure after the source has connected (credentials rotated on the
+                    // brokers) is retried too: said, with librdkafka's reason.
                     if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
                         return Poll::Failed(self.broker_error("reading", &e));
                     }
                     let errors = &self.consumer.context().errors;
                     errors.record(&e, "");
-                    if let Some(reason) = errors.fatal() {
-                        return Poll::Failed(Error::config(refused(
-                            &format!("Kafka source '{}' on brokers {}", self.name, self.brokers),
-                            &reason,
-                        )));
-                    }
                     tidal_engine::warn(format_args!(
-                        "tidal: Kafka source '{}': {e} (retrying)",
-                        self.name
+                        "tidal: Kafka source '{}': {e}{} (retrying)",
+                        self.name,
+                        errors.last_said()
                     ));
                     break;
                 }
