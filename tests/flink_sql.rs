@@ -122,7 +122,8 @@ fn write_data(dir: &Path, orders: usize) {
 /// Writes `events.json`: JSON objects with nested values — `tags` (an array of strings: some
 /// empty, some NULL, some with a NULL element), `scores` (integers), `owner` (a row with a name,
 /// an age and a `home` row, NULL at each level now and then) and `items` (an array of rows of a
-/// `sku` and a `qty`) — at event times rising by up to 1.5 s, each up to 0.9 s late, none twice.
+/// `sku` and a `qty`) — at event times rising by up to 1.5 s, each up to 0.9 s late, none twice;
+/// and `events.csv`: ids, arrays of strings (some empty) and rows of a number and a city.
 fn write_events(dir: &Path, rng: &mut SmallRng) {
     let words = ["red", "green", "blue", "teal", "gold"];
     let names = ["ann", "bo", "cy"];
@@ -197,6 +198,37 @@ fn write_events(dir: &Path, rng: &mut SmallRng) {
         .unwrap();
     }
     std::fs::write(dir.join("events.json"), text).unwrap();
+    // The same kind of values in CSV, as Flink's CSV format holds them: an array's elements and
+    // a row's fields separated by `;` (an empty field: an empty array), quoted when they hold a
+    // space.
+    let mut text = String::new();
+    for id in 0..120u32 {
+        let n = rng.random_range(0..4);
+        let tags: Vec<String> = (0..n)
+            .map(|k| {
+                let w = words[rng.random_range(0..words.len())];
+                if k == 1 && id % 3 == 0 {
+                    format!("{w} x")
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect();
+        let tags = tags.join(";");
+        let tags = if tags.contains(' ') {
+            format!("\"{tags}\"")
+        } else {
+            tags
+        };
+        writeln!(
+            text,
+            "{id},{tags},{};{}",
+            rng.random_range(0..100u32),
+            cities[rng.random_range(0..cities.len())]
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("events.csv"), text).unwrap();
 }
 
 /// Writes `order_changes.json`: Debezium change events of a table of orders (`id`, `customer`,

@@ -174,10 +174,13 @@ impl RowDecoder {
                 for (k, (&c, text)) in t.physical.iter().zip(&fields).enumerate() {
                     let f = &t.fields[c];
                     // As Flink's CSV format: only the null literal is NULL, and an empty field is
-                    // an empty STRING or an error.
+                    // an empty STRING, an empty ARRAY, or an error.
                     row[c] = if self.null_literal.as_deref() == Some(text.as_str()) {
                         Value::Null
-                    } else if text.is_empty() && f.ty != DataType::String {
+                    } else if text.is_empty()
+                        && f.ty != DataType::String
+                        && !matches!(f.ty, DataType::Array(_))
+                    {
                         return Err(format!(
                             "column '{}' (field {}): an empty field is not a {} (for NULLs as empty fields give the table 'csv.null-literal' = '')",
                             f.name,

@@ -65,3 +65,14 @@ INSERT INTO tag_windows
 SELECT window_end, tag, COUNT(*)
 FROM TABLE(TUMBLE(TABLE tagged, DESCRIPTOR(ts), INTERVAL '30' SECOND))
 GROUP BY window_start, window_end, tag;
+
+CREATE TABLE csv_events (id BIGINT, tags ARRAY<STRING>, pair ROW<n INT, city STRING>) WITH (
+  'connector' = 'filesystem',
+  'path' = '${data}/events.csv',
+  'format' = 'csv'
+);
+
+CREATE TABLE from_csv (id BIGINT, tags ARRAY<STRING>, n INT, pair ROW<n INT, city STRING>, city STRING)
+  WITH ('connector' = 'print', 'print-identifier' = 'from_csv');
+
+INSERT INTO from_csv SELECT id, tags, CARDINALITY(tags), pair, pair.city FROM csv_events;
