@@ -631,9 +631,9 @@ impl<'s> Built<'s> {
 /// generated once and split by kind, not once per scan).
 pub(crate) struct Cx<'s, 'e> {
     env: &'e mut Env<'s>,
-    /// Generators read by more than one scan, and once built, their events split by kind
-    /// (person, auction, bid).
-    shared: Vec<(NexmarkKey, Option<[DataStream<'s, Event>; 3]>)>,
+    /// Generators read by more than one scan, the kinds their scans read (person, auction,
+    /// bid), and once built, their events of those kinds, split by kind.
+    shared: Vec<Shared<'s>>,
     /// Stateful subplans built so far, by their text: a subplan written twice (Nexmark q5's
     /// two identical window aggregations) is built once and its result read by both (Flink's
     /// sub-plan reuse).
@@ -643,6 +643,80 @@ pub(crate) struct Cx<'s, 'e> {
 /// What makes two Nexmark scans read the same events: the generator's configuration and the
 /// table's watermark delay.
 type NexmarkKey = (Option<u64>, u64, Option<u64>, Option<i64>);
+
+/// A generator read by several scans: its key, the kinds read, and its events split by kind.
+type Shared<'s> = (
+    NexmarkKey,
+    [bool; 3],
+    Option<[Option<DataStream<'s, Event>>; 3]>,
+);
+
+/// The index of a Nexmark kind in [`Shared`]'s arrays.
+fn kind_index(kind: NexmarkKind) -> usize {
+    match kind {
+        NexmarkKind::Person => 0,
+        NexmarkKind::Auction => 1,
+        NexmarkKind::Bid => 2,
+    }
+}
+
+/// `events` split by kind into one stream per kind `used` marks; events of the other kinds are
+/// dropped where they are (not moved: bids are most events, and a query of people and auctions
+/// reads none of them). One move per event kept, into its kind's batch.
+fn split_by_kind<'s>(
+    events: DataStream<'s, Event>,
+    used: [bool; 3],
+) -> [Option<DataStream<'s, Event>>; 3] {
+    use tidal_engine::timely::dataflow::channels::pact::Pipeline;
+    use tidal_engine::timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+    use tidal_engine::timely::progress::operate::FrontierInterest;
+    let ctx = Rc::clone(events.context());
+    let inner = events.into_inner();
+    let mut builder = OperatorBuilder::new("nexmark events by kind".to_string(), inner.scope());
+    let mut input = builder.new_input(inner, Pipeline);
+    builder.set_notify_for(0, FrontierInterest::Never);
+    let mut outputs = Vec::new();
+    let mut streams: [Option<DataStream<'s, Event>>; 3] = [None, None, None];
+    for (k, used) in used.iter().enumerate() {
+        if *used {
+            let (output, stream) = builder.new_output::<Vec<(Event, Time)>>();
+            outputs.push((k, output));
+            streams[k] = Some(DataStream::from_timely(
+                stream,
+                Rc::clone(&ctx),
+                "nexmark events by kind",
+            ));
+        }
+    }
+    builder.build(move |_| {
+        let mut batches: [Vec<(Event, Time)>; 3] = Default::default();
+        move |_frontiers| {
+            let mut handles: Vec<_> = outputs
+                .iter_mut()
+                .map(|(k, o)| (*k, o.activate()))
+                .collect();
+            input.for_each_stamp(|cap, data| {
+                for (e, t) in data.flat_map(|d| d.drain(..)) {
+                    let k = match &e {
+                        Event::Person(_) => 0,
+                        Event::Auction(_) => 1,
+                        Event::Bid(_) => 2,
+                    };
+                    if used[k] {
+                        batches[k].push((e, t));
+                    }
+                }
+                for (k, handle) in handles.iter_mut() {
+                    if !batches[*k].is_empty() {
+                        handle.give(&cap, &mut batches[*k]);
+                        batches[*k].clear();
+                    }
+                }
+            });
+        }
+    });
+    streams
+}
 
 fn nexmark_key(table: &Table, spec: &crate::plan::NexmarkTable) -> NexmarkKey {
     (
@@ -656,11 +730,11 @@ fn nexmark_key(table: &Table, spec: &crate::plan::NexmarkTable) -> NexmarkKey {
 impl<'s, 'e> Cx<'s, 'e> {
     /// Building `plans` (all of one job) on this worker.
     pub(crate) fn new(env: &'e mut Env<'s>, plans: &[&Plan]) -> Self {
-        fn scans(plan: &Plan, out: &mut Vec<NexmarkKey>) {
+        fn scans(plan: &Plan, out: &mut Vec<(NexmarkKey, NexmarkKind)>) {
             if let Plan::Scan { table } = plan
                 && let Connector::Nexmark(spec) = &table.connector
             {
-                out.push(nexmark_key(table, spec));
+                out.push((nexmark_key(table, spec), spec.kind));
             }
             for i in plan.inputs() {
                 scans(i, out);
@@ -670,10 +744,16 @@ impl<'s, 'e> Cx<'s, 'e> {
         for p in plans {
             scans(p, &mut keys);
         }
-        let mut shared = Vec::new();
-        for k in &keys {
-            if keys.iter().filter(|x| *x == k).count() > 1 && !shared.iter().any(|(s, _)| s == k) {
-                shared.push((*k, None));
+        let mut shared: Vec<Shared<'s>> = Vec::new();
+        for (k, _) in &keys {
+            if keys.iter().filter(|(x, _)| x == k).count() > 1
+                && !shared.iter().any(|(s, _, _)| s == k)
+            {
+                let mut used = [false; 3];
+                for (_, kind) in keys.iter().filter(|(x, _)| x == k) {
+                    used[kind_index(*kind)] = true;
+                }
+                shared.push((*k, used, None));
             }
         }
         Cx {
@@ -723,34 +803,18 @@ fn nexmark_events<'s>(
             None => env.generate(generator),
         }
     };
-    let which = match spec.kind {
-        NexmarkKind::Person => 0,
-        NexmarkKind::Auction => 1,
-        NexmarkKind::Bid => 2,
-    };
-    let Some(at) = env.shared.iter().position(|(k, _)| *k == key) else {
+    let which = kind_index(spec.kind);
+    let Some(at) = env.shared.iter().position(|(k, _, _)| *k == key) else {
         return generate(env.env);
     };
-    if env.shared[at].1.is_none() {
-        use tidal_engine::timely::dataflow::operators::vec::Partition;
+    if env.shared[at].2.is_none() {
         let events = generate(env.env);
-        let ctx = Rc::clone(events.context());
-        let mut parts = events
-            .into_inner()
-            .partition(3, |(e, t): (Event, Time)| {
-                let kind = match &e {
-                    Event::Person(_) => 0,
-                    Event::Auction(_) => 1,
-                    Event::Bid(_) => 2,
-                };
-                (kind, (e, t))
-            })
-            .into_iter()
-            .map(|s| DataStream::from_timely(s, Rc::clone(&ctx), "nexmark events by kind"));
-        let mut next = || parts.next().expect("three kinds");
-        env.shared[at].1 = Some([next(), next(), next()]);
+        let used = env.shared[at].1;
+        env.shared[at].2 = Some(split_by_kind(events, used));
     }
-    env.shared[at].1.as_ref().expect("built")[which].clone()
+    env.shared[at].2.as_ref().expect("built")[which]
+        .clone()
+        .expect("a kind some scan reads")
 }
 
 /// A Kafka table's message values decoded as file lines are (`RowDecoder`: rows of `'csv'` or
