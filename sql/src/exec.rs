@@ -387,18 +387,20 @@ fn nexmark_values(
     // and then copied).
     match (kind, e) {
         (NexmarkKind::Bid, Event::Bid(x)) => {
-            into.reserve(7);
-            into.push(b(x.auction));
-            into.push(b(x.bidder));
-            into.push(b(x.price));
-            into.push(if read(3) {
+            let channel = if read(3) {
                 strings.get(&x.channel)
             } else {
                 Value::Null
-            });
-            into.push(empty(4));
-            into.push(t(x.date_time));
-            into.push(empty(6));
+            };
+            into.extend([
+                b(x.auction),
+                b(x.bidder),
+                b(x.price),
+                channel,
+                empty(4),
+                t(x.date_time),
+                empty(6),
+            ]);
         }
         (NexmarkKind::Auction, Event::Auction(x)) => {
             into.reserve(10);
@@ -1705,17 +1707,14 @@ impl Projector {
         let mut out = self.scratch.borrow_mut();
         out.clear();
         for (e, moved) in self.exprs.iter().zip(&self.moved) {
-            if moved.is_some() {
-                out.push(Value::Null);
-                continue;
-            }
-            out.push(e.scalar.eval(&row.0).map_err(|m| (e.text.as_str(), m))?);
-        }
-        // After every evaluation, which may read the columns moved.
-        for (slot, moved) in out.iter_mut().zip(&self.moved) {
-            if let Some(c) = moved {
-                *slot = std::mem::take(&mut row.0[*c]);
-            }
+            // A column moved is read by no other expression: it can leave the row at once (a
+            // value taken from the row and pushed, rather than a NULL pushed and overwritten
+            // later, which costs a stalled store per column on x86).
+            let v = match moved {
+                Some(c) => std::mem::take(&mut row.0[*c]),
+                None => e.scalar.eval(&row.0).map_err(|m| (e.text.as_str(), m))?,
+            };
+            out.push(v);
         }
         row.0.clear();
         row.0.append(&mut out);
