@@ -387,20 +387,18 @@ fn nexmark_values(
     // and then copied).
     match (kind, e) {
         (NexmarkKind::Bid, Event::Bid(x)) => {
-            let channel = if read(3) {
+            into.reserve(7);
+            into.push(b(x.auction));
+            into.push(b(x.bidder));
+            into.push(b(x.price));
+            into.push(if read(3) {
                 strings.get(&x.channel)
             } else {
                 Value::Null
-            };
-            into.extend([
-                b(x.auction),
-                b(x.bidder),
-                b(x.price),
-                channel,
-                empty(4),
-                t(x.date_time),
-                empty(6),
-            ]);
+            });
+            into.push(empty(4));
+            into.push(t(x.date_time));
+            into.push(empty(6));
         }
         (NexmarkKind::Auction, Event::Auction(x)) => {
             into.reserve(10);
@@ -532,7 +530,7 @@ fn generate(table: &Table, spec: &Datagen, i: u64) -> Result<Row, String> {
                     DataType::Double => Value::Double(span(*min, *max)),
                     DataType::Decimal(_, s) => {
                         let v = span(*min, *max);
-                        Value::Decimal((v * 10f64.powi(i32::from(s))).round() as i128, s)
+                        Value::decimal((v * 10f64.powi(i32::from(s))).round() as i128, s)
                     }
                     DataType::String => {
                         let mut x = r;

@@ -374,7 +374,7 @@ fn literal(v: &ast::Value, e: &Expr) -> Result<(Value, DataType), SqlError> {
                 let unscaled = value::parse_decimal(n, scale)
                     .ok_or_else(|| SqlError::at(pos_of(e), format!("'{n}' is not a number")))?;
                 (
-                    Value::Decimal(unscaled, scale),
+                    Value::decimal(unscaled, scale),
                     DataType::Decimal(precision.max(scale), scale),
                 )
             }
@@ -1192,7 +1192,7 @@ impl Scalar {
                 Value::Int(v) => Value::Int(v.wrapping_neg()),
                 Value::BigInt(v) => Value::BigInt(v.wrapping_neg()),
                 Value::Double(v) => Value::Double(-v),
-                Value::Decimal(v, s) => Value::Decimal(-v, s),
+                Value::Decimal(v, s) => Value::decimal(-v.get(), s),
                 Value::Interval(v) => Value::Interval(-v),
                 other => other,
             },
@@ -1342,7 +1342,7 @@ fn decimal_of(v: &Value) -> Option<(i128, u8)> {
     match v {
         Value::Int(i) => Some((*i as i128, 0)),
         Value::BigInt(i) => Some((*i as i128, 0)),
-        Value::Decimal(v, s) => Some((*v, *s)),
+        Value::Decimal(v, s) => Some((v.get(), *s)),
         _ => None,
     }
 }
@@ -1436,7 +1436,7 @@ pub(crate) fn arith(op: ArithOp, l: &Value, r: &Value, ty: DataType) -> Eval<Val
                     round_down_scale(num / b, 1)
                 }
             };
-            Value::Decimal(v, s)
+            Value::decimal(v, s)
         }
         T::Timestamp | T::TimestampLtz => {
             let (t, i) = match (l, r) {
@@ -1517,7 +1517,7 @@ pub(crate) fn cast(v: Value, ty: DataType) -> Eval<Value> {
             }
         }
         (T::Int | T::BigInt, Value::Decimal(d, s)) => {
-            let i = d / 10i128.pow(u32::from(*s));
+            let i = d.get() / 10i128.pow(u32::from(*s));
             if ty == T::Int {
                 Value::Int(i as i32)
             } else {
@@ -1536,7 +1536,7 @@ pub(crate) fn cast(v: Value, ty: DataType) -> Eval<Value> {
             if unscaled.unsigned_abs() >= 10u128.pow(u32::from(p)) {
                 return Err(format!("'{v}' does not fit {ty}"));
             }
-            Value::Decimal(unscaled, s)
+            Value::decimal(unscaled, s)
         }
         (T::Timestamp, Value::Timestamp(_)) => v,
         (T::Timestamp, Value::TimestampLtz(t)) => Value::Timestamp(*t),
@@ -1771,12 +1771,13 @@ fn call_value(f: Func, a: Vec<Value>) -> Eval<Value> {
                     Value::Double((v * m).round() / m)
                 }
                 Value::Decimal(v, s) => {
+                    let v = v.get();
                     let to = digits.clamp(0, i64::from(*s)) as u8;
                     let m = 10i128.pow(u32::from(*s - to));
                     let q = v / m;
                     let r = v % m;
                     let q = if r.abs() * 2 >= m { q + v.signum() } else { q };
-                    Value::Decimal(q, to)
+                    Value::decimal(q, to)
                 }
                 Value::Int(v) if digits < 0 => {
                     let m = 10i64.pow((-digits) as u32);
@@ -1817,7 +1818,7 @@ fn call_value(f: Func, a: Vec<Value>) -> Eval<Value> {
             Value::Int(v) => Value::Int(v.wrapping_abs()),
             Value::BigInt(v) => Value::BigInt(v.wrapping_abs()),
             Value::Double(v) => Value::Double(v.abs()),
-            Value::Decimal(v, s) => Value::Decimal(v.abs(), *s),
+            Value::Decimal(v, s) => Value::decimal(v.get().abs(), *s),
             other => other.clone(),
         },
         Func::Floor | Func::Ceil => match &a[0] {
@@ -1827,13 +1828,14 @@ fn call_value(f: Func, a: Vec<Value>) -> Eval<Value> {
                 v.ceil()
             }),
             Value::Decimal(v, s) => {
+                let v = v.get();
                 let m = 10i128.pow(u32::from(*s));
                 let q = if f == Func::Floor {
                     v.div_euclid(m)
                 } else {
                     -(-v).div_euclid(m)
                 };
-                Value::Decimal(q, 0)
+                Value::decimal(q, 0)
             }
             other => other.clone(),
         },
@@ -2040,7 +2042,7 @@ mod tests {
             Value::BigInt(100),
             Value::str("a,b,c"),
             Value::Timestamp(value::parse_timestamp("2015-07-15 12:34:56.789").unwrap()),
-            Value::Decimal(1250, 2),
+            Value::decimal(1250, 2),
         ]
     }
 

@@ -51,7 +51,7 @@ pub mod value;
 
 pub use parse::{Pos, SqlError};
 pub use plan::{Catalog, Program};
-pub use value::{DataType, Printed, Row, Value, file_text, write_file_text};
+pub use value::{DataType, Printed, Row, Unscaled, Value, file_text, write_file_text};
 
 use tidal_engine::{DataStream, Env, Job, JobArgs};
 

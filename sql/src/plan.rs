@@ -4389,7 +4389,7 @@ impl Agg {
             return Ok((1, 0));
         }
         Ok(match expr::cast(v, self.sum_type())? {
-            crate::Value::Decimal(x, _) => (1, x),
+            crate::Value::Decimal(x, _) => (1, x.get()),
             other => (1, i128::from(other.as_i64().unwrap_or(0))),
         })
     }
@@ -4401,7 +4401,7 @@ impl Agg {
         use crate::Value;
         let value = match self.sum_type() {
             DataType::Int => Value::Int(sum as i32),
-            DataType::Decimal(_, s) => Value::Decimal(sum, s),
+            DataType::Decimal(_, s) => Value::decimal(sum, s),
             _ => Value::BigInt(sum as i64),
         };
         let acc = Acc {
@@ -4515,7 +4515,7 @@ mod tests {
             (AggFunc::Sum, DataType::BigInt, DataType::BigInt, true),
         ];
         let value = |ty: DataType, i: i64| match ty {
-            DataType::Decimal(_, s) => Value::Decimal(i128::from(i) * 10 + 3, s),
+            DataType::Decimal(_, s) => Value::decimal(i128::from(i) * 10 + 3, s),
             DataType::Double => Value::Double(i as f64 / 3.0),
             _ => Value::BigInt(i),
         };
