@@ -13,6 +13,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// The properties a TLS or authentication failure asks the user to check.
@@ -35,6 +36,14 @@ struct Reports {
 }
 
 impl ClientErrors {
+    /// A line of librdkafka's log (a client context's `log`): kept when at error level or worse.
+    pub(crate) fn log(&self, level: RDKafkaLogLevel, line: &str) {
+        use RDKafkaLogLevel::{Alert, Critical, Emerg, Error as Err};
+        if matches!(level, Emerg | Alert | Critical | Err) {
+            self.logged(line);
+        }
+    }
+
     /// Notes a line librdkafka logged at error level or worse.
     pub(crate) fn logged(&self, line: &str) {
         let mut reports = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -208,10 +208,7 @@ impl Reports {
 
 impl ClientContext for Reports {
     fn log(&self, level: RDKafkaLogLevel, _facility: &str, line: &str) {
-        use RDKafkaLogLevel::{Alert, Critical, Emerg, Error as Err};
-        if matches!(level, Emerg | Alert | Critical | Err) {
-            self.errors.logged(line);
-        }
+        self.errors.log(level, line);
     }
     fn error(&self, error: KafkaError, reason: &str) {
         self.errors.record(&error, reason);
