@@ -1399,6 +1399,189 @@ INSERT INTO q8
     );
 }
 
+/// Joins of a stream with a window's highest or lowest value of the same stream (Nexmark q7's
+/// shape), on `'connector' = 'nexmark'` tables, where the rows that cannot be the window's
+/// extreme are dropped before the join: q7 as published (tumbling, MAX, the window's end
+/// included, so a bid at a window's end can meet the window before its own), MIN per auction
+/// with the aggregate on the left (a grouping key the join equates), MAX of hopping windows
+/// each bid falls in several of, and a join on the MAX only of a per-auction aggregate (the
+/// grouping not equated: nothing may be dropped, and `EXPLAIN` says so). Folded, each is the
+/// model's rows computed here from the same events, on every shape.
+#[test]
+fn window_extremes_joined_with_their_own_stream_fold_to_the_model_on_every_shape() {
+    const EVENTS: u64 = 30000;
+    let dir = tempfile::tempdir().unwrap();
+    let events = nexmark_events(dir.path(), EVENTS);
+    let bids: Vec<(i64, i64, i64, i64)> = csv_rows(&events.join("bid.csv"))
+        .iter()
+        .map(|f| {
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                ms_of(&f[5]),
+            )
+        })
+        .collect();
+    // Per window end (and group), the extreme price; windows of `size` every `slide`.
+    let extremes = |size: i64, slide: i64, by_auction: bool, max: bool| {
+        let mut out: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+        for (auction, _, price, t) in &bids {
+            let mut start = t - t.rem_euclid(slide);
+            while start > t - size {
+                let group = if by_auction { *auction } else { 0 };
+                let e = out.entry((start + size, group)).or_insert(*price);
+                *e = if max {
+                    (*e).max(*price)
+                } else {
+                    (*e).min(*price)
+                };
+                start -= slide;
+            }
+        }
+        out
+    };
+    // q7: bids at a tumbling window's highest price, within [end - 10 s, end].
+    let highest = extremes(10_000, 10_000, false, true);
+    let mut expected_q7 = Vec::new();
+    for (auction, bidder, price, t) in &bids {
+        for end in [t - t.rem_euclid(10_000), t - t.rem_euclid(10_000) + 10_000] {
+            if highest.get(&(end, 0)) == Some(price) && end - 10_000 <= *t && t <= &end {
+                expected_q7.push(format!(
+                    "{auction}, {price}, {bidder}, {}, ",
+                    ts_printed(*t)
+                ));
+            }
+        }
+    }
+    // Per auction and 2 s window, its lowest bids (in the window).
+    let lowest = extremes(2_000, 2_000, true, false);
+    let mut expected_low = Vec::new();
+    for (auction, bidder, price, t) in &bids {
+        let end = t - t.rem_euclid(2_000) + 2_000;
+        if lowest.get(&(end, *auction)) == Some(price) {
+            expected_low.push(format!("{auction}, {price}, {bidder}, {}", ts_printed(*t)));
+        }
+    }
+    // Bids at the highest price of a 6 s window sliding by 2 s, within [end - 6 s, end].
+    let hopping = extremes(6_000, 2_000, false, true);
+    let mut expected_hop = Vec::new();
+    for (auction, _, price, t) in &bids {
+        let mut end = t - t.rem_euclid(2_000);
+        while end <= t + 6_000 {
+            if hopping.get(&(end, 0)) == Some(price) && end - 6_000 <= *t {
+                expected_hop.push(format!("{auction}, {price}, {}", ts_printed(end)));
+            }
+            end += 2_000;
+        }
+    }
+    // Bids at the price of any auction's highest in a 10 s window, within [end - 10 s, end].
+    let per_auction = extremes(10_000, 10_000, true, true);
+    let mut by_end_price: BTreeMap<(i64, i64), Vec<i64>> = BTreeMap::new();
+    for ((end, auction), top) in &per_auction {
+        by_end_price.entry((*end, *top)).or_default().push(*auction);
+    }
+    let mut expected_any = Vec::new();
+    for (auction, _, price, t) in &bids {
+        for end in [t - t.rem_euclid(10_000), t - t.rem_euclid(10_000) + 10_000] {
+            if end - 10_000 <= *t && t <= &end {
+                for top_of in by_end_price.get(&(end, *price)).into_iter().flatten() {
+                    expected_any.push(format!("{auction}, {top_of}, {price}, {}", ts_printed(end)));
+                }
+            }
+        }
+    }
+    for e in [
+        &mut expected_q7,
+        &mut expected_low,
+        &mut expected_hop,
+        &mut expected_any,
+    ] {
+        assert!(!e.is_empty());
+        e.sort();
+    }
+    let tables = format!(
+        "CREATE TABLE bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime
+) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '{EVENTS}');"
+    );
+    let queries = [
+        include_str!("../sql/nexmark/q7.sql").trim_end().to_string(),
+        "SELECT M.auction, M.lowest, B.bidder, B.dateTime
+FROM (
+  SELECT auction, MIN(price) AS lowest, window_end AS wend
+  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND))
+  GROUP BY auction, window_start, window_end
+) M JOIN bid B ON B.auction = M.auction AND B.price = M.lowest
+WHERE B.dateTime >= M.wend - INTERVAL '2' SECOND AND B.dateTime < M.wend"
+            .to_string(),
+        "SELECT B.auction, B.price, M.wend
+FROM bid B JOIN (
+  SELECT MAX(price) AS top, window_end AS wend
+  FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '6' SECOND))
+  GROUP BY window_start, window_end
+) M ON B.price = M.top
+WHERE B.dateTime BETWEEN M.wend - INTERVAL '6' SECOND AND M.wend"
+            .to_string(),
+        "SELECT B.auction, M.auction, B.price, M.wend
+FROM bid B JOIN (
+  SELECT auction, MAX(price) AS top, window_end AS wend
+  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY auction, window_start, window_end
+) M ON B.price = M.top
+WHERE B.dateTime BETWEEN M.wend - INTERVAL '10' SECOND AND M.wend"
+            .to_string(),
+    ];
+    // The first three drop rows before the join; the last may not.
+    let explain = dir.path().join("explain.sql");
+    let explained: String = queries
+        .iter()
+        .map(|q| format!("EXPLAIN PLAN FOR\n{q};\n"))
+        .collect();
+    std::fs::write(&explain, format!("{tables}\n{explained}")).unwrap();
+    let (ok, out, err) = tidal_sql(&explain, Shape::OneWorker);
+    assert!(ok, "{err}");
+    let plans: Vec<&str> = out.split("Print: rows on stdout").skip(1).collect();
+    let drops: Vec<bool> = plans.iter().map(|p| p.contains("dropped first")).collect();
+    assert_eq!(drops, [true, true, true, false], "{out}");
+    assert!(
+        plans[1].contains("the right side's rows below the running MIN"),
+        "{out}"
+    );
+    let script = dir.path().join("extremes.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "{tables}
+CREATE TABLE q7 (auction BIGINT, price BIGINT, bidder BIGINT, dateTime TIMESTAMP(3), extra VARCHAR)
+  WITH ('connector' = 'print', 'print-identifier' = 'q7');
+CREATE TABLE low (auction BIGINT, price BIGINT, bidder BIGINT, dateTime TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'low');
+CREATE TABLE hop (auction BIGINT, price BIGINT, wend TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'hop');
+CREATE TABLE anyauction (auction BIGINT, top_of BIGINT, price BIGINT, wend TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'any');
+INSERT INTO q7 {};
+INSERT INTO low {};
+INSERT INTO hop {};
+INSERT INTO anyauction {};",
+            queries[0], queries[1], queries[2], queries[3]
+        ),
+    )
+    .unwrap();
+    printed_tables_fold_to(
+        &script,
+        &[
+            ("q7", &expected_q7),
+            ("low", &expected_low),
+            ("hop", &expected_hop),
+            ("any", &expected_any),
+        ],
+    );
+}
+
 /// Nexmark q4 (average winning price per category: a join of auctions and bids in the WHERE
 /// of `FROM auction A, bid B`, an aggregation per auction, one per category), q9 (winning bids:
 /// the same join ranked per auction), q15 (per-day statistics: COUNT with FILTER and COUNT

@@ -1062,7 +1062,7 @@ fn build_reading<'s>(
 
 /// A plan's text without the script positions of its expressions (`pos: Pos { .. }`): the same
 /// subquery written twice is the same plan.
-fn without_positions(text: &str) -> String {
+pub(crate) fn without_positions(text: &str) -> String {
     const START: &str = "pos: Pos { line: ";
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -1459,24 +1459,39 @@ fn build_node<'s>(
             };
             let (lw, rw) = (left.fields().len(), right.fields().len());
             let (ln, rn) = join_reads(needed, left_keys, right_keys, residual, (lw, rw)).unzip();
-            let side =
-                |env: &mut Cx<'s, '_>, input: &Plan, keys: &[Typed], read: Option<Vec<bool>>| {
-                    let ctx = Rc::clone(env.context());
-                    let mut key = key_of(keys, &ctx, "ON");
-                    // A NULL key matches nothing in an inner join. The columns nobody reads are
-                    // left NULL before the row waits in the join.
-                    build_reading(env, input, read.clone(), None)
-                        .append()
-                        .flat_map(move |mut r: Row| {
-                            if let Some(read) = &read {
-                                null_unread(&mut r, read);
-                            }
-                            key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null))
-                        })
-                        .keyed()
+            // A side joined only with a window's MAX or MIN of its own rows: the rows that
+            // cannot be it go no further (see `extreme`).
+            let extreme = crate::extreme::extreme_filter(plan, lower, upper);
+            let side = |env: &mut Cx<'s, '_>,
+                        input: &Plan,
+                        keys: &[Typed],
+                        read: Option<Vec<bool>>,
+                        filter: Option<crate::extreme::ExtremeFilter>| {
+                let ctx = Rc::clone(env.context());
+                let mut key = key_of(keys, &ctx, "ON");
+                let rows = build_reading(env, input, read.clone(), None).append();
+                let rows = match filter {
+                    Some(f) => f.apply(rows),
+                    None => rows,
                 };
-            let l = side(env, left, left_keys, ln);
-            let r = side(env, right, right_keys, rn);
+                // A NULL key matches nothing in an inner join. The columns nobody reads are
+                // left NULL before the row waits in the join.
+                rows.flat_map(move |mut r: Row| {
+                    if let Some(read) = &read {
+                        null_unread(&mut r, read);
+                    }
+                    key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null))
+                })
+                .keyed()
+            };
+            let on_left = extreme.as_ref().is_some_and(|f| f.left);
+            let (lf, rf) = if on_left {
+                (extreme, None)
+            } else {
+                (None, extreme)
+            };
+            let l = side(env, left, left_keys, ln, lf);
+            let r = side(env, right, right_keys, rn, rf);
             let joined = l
                 .connect(r)
                 .interval_join(lower, upper, |_: &Row, a: &Row, b: &Row| {
@@ -2281,19 +2296,7 @@ fn window_aggregate<'s>(
             Some((k, Row(value)))
         })
         .keyed();
-    let windows = match spec {
-        WindowSpec::Tumble { size } => Windows::tumbling(Duration::from_millis(size as u64)),
-        WindowSpec::Hop { slide, size } => Windows::sliding(
-            Duration::from_millis(size as u64),
-            Duration::from_millis(slide as u64),
-        ),
-        WindowSpec::Cumulate { step, size } => Windows::cumulating(
-            Duration::from_millis(step as u64),
-            Duration::from_millis(size as u64),
-        ),
-        WindowSpec::Session { gap } => Windows::session(Duration::from_millis(gap as u64)),
-        WindowSpec::Attached { .. } => Windows::tumbling(Duration::from_millis(1)),
-    };
+    let windows = windows(spec);
     let attached = matches!(spec, WindowSpec::Attached { .. });
     let f = Aggregates::new(&slim, &ctx);
     let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
@@ -2323,6 +2326,23 @@ fn window_aggregate<'s>(
             },
         )
         .name(format!("window aggregate {spec}"))
+}
+
+/// The DataStream windows a window table function's aggregate runs on.
+pub(crate) fn windows(spec: WindowSpec) -> Windows {
+    match spec {
+        WindowSpec::Tumble { size } => Windows::tumbling(Duration::from_millis(size as u64)),
+        WindowSpec::Hop { slide, size } => Windows::sliding(
+            Duration::from_millis(size as u64),
+            Duration::from_millis(slide as u64),
+        ),
+        WindowSpec::Cumulate { step, size } => Windows::cumulating(
+            Duration::from_millis(step as u64),
+            Duration::from_millis(size as u64),
+        ),
+        WindowSpec::Session { gap } => Windows::session(Duration::from_millis(gap as u64)),
+        WindowSpec::Attached { .. } => Windows::tumbling(Duration::from_millis(1)),
+    }
 }
 
 /// A value as a CSV field: quoted when it holds a comma, quote or line break; NULL empty.

@@ -44,6 +44,7 @@
 
 pub mod exec;
 pub mod expr;
+mod extreme;
 pub mod options;
 pub mod parse;
 pub mod plan;

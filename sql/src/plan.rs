@@ -1106,9 +1106,17 @@ impl Plan {
                             i64::MAX => "+inf".to_string(),
                             b => b.to_string(),
                         };
+                        let extreme = match crate::extreme::extreme_filter(self, lower, upper) {
+                            Some(f) => format!(
+                                "; the {} side's rows below the running {} of every window they can meet dropped first",
+                                if f.left { "left" } else { "right" },
+                                if f.max { "MAX" } else { "MIN" }
+                            ),
+                            None => String::new(),
+                        };
                         let _ = writeln!(
                             out,
-                            " (interval join: right time - left time in [{}, {}] ms; each row kept until the watermark passes its interval)",
+                            " (interval join: right time - left time in [{}, {}] ms; each row kept until the watermark passes its interval{extreme})",
                             bound(lower),
                             bound(upper)
                         );

@@ -195,7 +195,17 @@ impl Windows {
         self.assign(ts, &mut out);
         out
     }
-    pub(crate) fn assign(&self, ts: Time, out: &mut Vec<Window>) {
+    /// Appends the windows a record with timestamp `ts` belongs to to `out` (as
+    /// [`windows_of`](Self::windows_of), into a buffer the caller reuses).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidal_operators::{Window, Windows};
+    /// let mut out = Vec::new();
+    /// Windows::sliding(Duration::from_millis(10), Duration::from_millis(5)).assign(12, &mut out);
+    /// assert_eq!(out, vec![Window { start: 10, end: 20 }, Window { start: 5, end: 15 }]);
+    /// ```
+    pub fn assign(&self, ts: Time, out: &mut Vec<Window>) {
         match *self {
             Windows::Global => out.push(Window {
                 start: Time::MIN,

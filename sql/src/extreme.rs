@@ -1,0 +1,305 @@
+//! Joins with a window's highest (or lowest) value: rows that cannot be it are dropped before
+//! they wait in the join.
+//!
+//! A query such as Nexmark q7 joins a stream with a window aggregate of the same stream on the
+//! aggregate's `MAX` ("the bids whose price is the highest of their window"):
+//!
+//! ```sql
+//! SELECT B.* FROM bid B JOIN (
+//!   SELECT MAX(price) AS maxprice, window_end AS t
+//!   FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+//!   GROUP BY window_start, window_end) M
+//! ON B.price = M.maxprice WHERE B.dateTime BETWEEN M.t - INTERVAL '10' SECOND AND M.t
+//! ```
+//!
+//! Run as written, every bid waits in the interval join until the watermark passes its interval,
+//! although almost none of them is the highest of its window. The join's time bounds name the
+//! windows a row can meet (those whose result time falls within them: one or two here). A row
+//! whose value is below the highest value *seen so far* of every such window, among the rows of
+//! that window this worker has read, cannot equal the window's final `MAX` — the aggregate
+//! counts every row seen here and more — so it is dropped at once. What remains is, per window
+//! and worker, the running maxima: on rows in random order, about ln(n) of a window's n rows.
+//!
+//! Why the result is the same:
+//! - the filtered rows are the very rows the aggregate reads (the same subplan over the same
+//!   stream of events), at the same timely times; a row counts towards a window's running value only if the window operator
+//!   counts it too: a row sent at time `t` falls in a window only while the window's end is
+//!   after `t` (the window operator fires windows ending at or before `t` before it folds the
+//!   rows of time `t`; later, such rows are late for them);
+//! - a window (and group) with no value seen yet keeps the row; so does a NULL value;
+//! - the state is a hint: it is not snapshotted, and after a restore (or on another worker
+//!   count) it starts empty and keeps more rows — never fewer than the join needs;
+//! - used only for inner joins, where a row that meets no partner produces nothing.
+//!
+//! The same times need the same stream: the subplan's tables must be Nexmark tables, whose
+//! scans read one shared generator. Two readers of a file or a Kafka topic send a row at times
+//! that depend on how each batched its reading, so a row late for a window in one may be on
+//! time in the other; such plans are left as written.
+
+use std::collections::BTreeMap;
+
+use tidal_engine::state::FastMap;
+use tidal_engine::{DataStream, Time};
+use tidal_operators::{Window, Windows};
+
+use crate::expr::{Scalar, Typed};
+use crate::plan::{AggFunc, Plan, WindowSpec};
+use crate::value::{Row, Value};
+
+/// How the rows of one join side are tested against the running extremes of the windows they
+/// can meet.
+#[derive(Clone, Debug)]
+pub(crate) struct ExtremeFilter {
+    /// The side filtered: the left input (`false`: the right one).
+    pub(crate) left: bool,
+    /// The aggregate's windows.
+    windows: Windows,
+    /// The ends of those windows: `phase` plus multiples of `grid` (ms).
+    grid: i64,
+    phase: i64,
+    /// The windows a row at `ts` can meet end within `ts + from ..= ts + to`.
+    from: i64,
+    to: i64,
+    /// The aggregate's grouping expressions, on the filtered side's rows.
+    keys: Vec<Typed>,
+    /// The aggregated expression, on the filtered side's rows.
+    arg: Scalar,
+    /// `MAX` (`false`: `MIN`).
+    pub(crate) max: bool,
+}
+
+/// At most this many windows a row can meet: beyond it, testing each row costs more than the
+/// join saves.
+const MOST_WINDOWS: i64 = 64;
+
+/// The window aggregate under projections and filters, and the aggregate's output column that
+/// column `col` of `plan` is.
+fn aggregate_column(plan: &Plan, col: usize) -> Option<(&Plan, usize)> {
+    match plan {
+        Plan::Project { input, exprs } => match exprs.get(col)?.1.scalar {
+            Scalar::Col(c) => aggregate_column(input, c),
+            _ => None,
+        },
+        Plan::Filter { input, .. } => aggregate_column(input, col),
+        Plan::WindowAggregate { .. } => Some((plan, col)),
+        _ => None,
+    }
+}
+
+/// Whether every table the plan reads is a Nexmark table: its scans, however many, read one
+/// stream of events (see the module's notes).
+fn one_stream(plan: &Plan) -> bool {
+    match plan {
+        Plan::Scan { table } => matches!(table.connector, crate::plan::Connector::Nexmark(_)),
+        Plan::Project { input, .. } | Plan::Filter { input, .. } => one_stream(input),
+        _ => false,
+    }
+}
+
+/// A plan's or expression's text without script positions: equal texts compute the same.
+fn text(v: &impl std::fmt::Debug) -> String {
+    crate::exec::without_positions(&format!("{v:?}"))
+}
+
+/// The filter for an inner interval join with bounds `lower ..= upper` (right time − left time,
+/// ms), when one side is a window aggregate with `MAX` or `MIN` of the other side's rows that
+/// the join equates with that side's values, group by group.
+pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<ExtremeFilter> {
+    let Plan::Join {
+        left,
+        right,
+        left_keys,
+        right_keys,
+        ..
+    } = plan
+    else {
+        return None;
+    };
+    if lower == Time::MIN || upper == Time::MAX {
+        return None;
+    }
+    [true, false].into_iter().find_map(|filter_left| {
+        let (rows, aggregated, row_keys, agg_keys) = if filter_left {
+            (left, right, left_keys, right_keys)
+        } else {
+            (right, left, right_keys, left_keys)
+        };
+        // Each key pair whose aggregate side is a column of the window aggregate's output.
+        let mut found: Option<&Plan> = None;
+        let mut pairs = Vec::new();
+        for (r, a) in row_keys.iter().zip(agg_keys) {
+            let Scalar::Col(c) = a.scalar else { continue };
+            let Some((node, col)) = aggregate_column(aggregated, c) else {
+                continue;
+            };
+            if found.is_some_and(|f| !std::ptr::eq(f, node)) {
+                return None;
+            }
+            found = Some(node);
+            pairs.push((r, col));
+        }
+        let Plan::WindowAggregate {
+            input,
+            spec,
+            keys,
+            aggs,
+        } = found?
+        else {
+            return None;
+        };
+        if text(rows.as_ref()) != text(input.as_ref()) || !one_stream(input) {
+            return None;
+        }
+        // Every grouping expression equated with the same expression of the rows, and one
+        // MAX or MIN equated with its argument.
+        let mut extreme = None;
+        let mut grouped = vec![false; keys.len()];
+        for (r, col) in pairs {
+            let Some(i) = col.checked_sub(3) else {
+                continue;
+            };
+            if let Some((_, k)) = keys.get(i) {
+                grouped[i] |= text(&r.scalar) == text(&k.scalar);
+            } else if let Some(agg) = aggs.get(i - keys.len())
+                && matches!(agg.func, AggFunc::Max | AggFunc::Min)
+                && agg.filter.is_none()
+                && let Some(arg) = &agg.arg
+                && text(&r.scalar) == text(arg)
+                && extreme.is_none()
+            {
+                extreme = Some((arg.clone(), agg.func == AggFunc::Max));
+            }
+        }
+        let (arg, max) = extreme?;
+        if grouped.contains(&false) {
+            return None;
+        }
+        let (windows, grid, phase) = match *spec {
+            WindowSpec::Tumble { size } => (crate::exec::windows(*spec), size, 0),
+            WindowSpec::Hop { slide, size } => {
+                (crate::exec::windows(*spec), slide, size.rem_euclid(slide))
+            }
+            WindowSpec::Cumulate { step, .. } => (crate::exec::windows(*spec), step, 0),
+            WindowSpec::Session { .. } | WindowSpec::Attached { .. } => return None,
+        };
+        // The aggregate's rows sit at their window's last millisecond (end − 1).
+        let (from, to) = if filter_left {
+            (lower.checked_add(1)?, upper.checked_add(1)?)
+        } else {
+            (1i64.checked_sub(upper)?, 1i64.checked_sub(lower)?)
+        };
+        if (to - from) / grid + 1 > MOST_WINDOWS {
+            return None;
+        }
+        Some(ExtremeFilter {
+            left: filter_left,
+            windows,
+            grid,
+            phase,
+            from,
+            to,
+            keys: keys.iter().map(|(_, k)| k.clone()).collect(),
+            arg,
+            max,
+        })
+    })
+}
+
+impl ExtremeFilter {
+    /// The rows of `stream` that can meet their windows' extreme.
+    pub(crate) fn apply<'s>(self, stream: DataStream<'s, Row>) -> DataStream<'s, Row> {
+        use tidal_engine::timely::dataflow::channels::pact::Pipeline;
+        use tidal_engine::timely::dataflow::operators::generic::operator::Operator;
+        let kind = if self.max { "MAX" } else { "MIN" };
+        stream.then(
+            &format!("rows that can be a window's {kind}"),
+            move |s, op| {
+                // Per window end, per group, the extreme value seen so far.
+                let mut seen: BTreeMap<Time, FastMap<Vec<Value>, Value>> = BTreeMap::new();
+                let mut assigned: Vec<Window> = Vec::new();
+                let mut latest = Time::MIN;
+                let f = self;
+                s.unary(Pipeline, op, move |_, _| {
+                    move |input, output| {
+                        input.for_each_stamp(|cap, data| {
+                            let Some(&t) = cap.least() else { return };
+                            latest = latest.max(t);
+                            let mut session = output.session(&cap);
+                            for batch in data {
+                                session.give_iterator(batch.drain(..).filter(|(row, ts)| {
+                                    f.keep(row, *ts, t, &mut seen, &mut assigned)
+                                }));
+                            }
+                        });
+                        // Windows ending before the earliest a row sent from now on can meet:
+                        // forgotten (a window not known keeps its rows).
+                        let horizon = latest.saturating_add(f.from).saturating_sub(1);
+                        while seen
+                            .first_key_value()
+                            .is_some_and(|(end, _)| *end < horizon)
+                        {
+                            seen.pop_first();
+                        }
+                    }
+                })
+            },
+        )
+    }
+
+    /// Whether a row at `ts`, sent at time `t`, can meet the extreme of a window it may join;
+    /// it also counts towards the windows it falls in.
+    fn keep(
+        &self,
+        row: &Row,
+        ts: Time,
+        t: Time,
+        seen: &mut BTreeMap<Time, FastMap<Vec<Value>, Value>>,
+        assigned: &mut Vec<Window>,
+    ) -> bool {
+        // A value or key that cannot be computed: the row goes on, the join reports it.
+        let Ok(v) = self.arg.eval(&row.0) else {
+            return true;
+        };
+        if v.is_null() {
+            return true;
+        }
+        let mut key = Vec::with_capacity(self.keys.len());
+        for k in &self.keys {
+            match k.scalar.eval(&row.0) {
+                Ok(k) => key.push(k),
+                Err(_) => return true,
+            }
+        }
+        let better = |v: &Value, than: &Value| {
+            if self.max { v > than } else { v < than }
+        };
+        assigned.clear();
+        self.windows.assign(ts, assigned);
+        for w in assigned.iter().filter(|w| w.end > t) {
+            let groups = seen.entry(w.end).or_default();
+            match groups.get_mut(&key) {
+                Some(best) if better(&v, best) => *best = v.clone(),
+                Some(_) => {}
+                None => {
+                    groups.insert(key.clone(), v.clone());
+                }
+            }
+        }
+        // The ends of the windows the row can meet, on the windows' grid.
+        let (Some(first), Some(last)) = (ts.checked_add(self.from), ts.checked_add(self.to)) else {
+            return true;
+        };
+        let mut end = first + (self.phase - first).rem_euclid(self.grid);
+        while end <= last {
+            let beaten = seen
+                .get(&end)
+                .and_then(|groups| groups.get(&key))
+                .is_some_and(|best| better(best, &v));
+            if !beaten {
+                return true;
+            }
+            end += self.grid;
+        }
+        false
+    }
+}
