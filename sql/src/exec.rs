@@ -585,10 +585,15 @@ fn fail(ctx: &Rc<WorkerContext>, what: &str, message: &str) {
 }
 
 fn eval_all(exprs: &[Typed], row: &[Value]) -> Result<Vec<Value>, (String, String)> {
-    exprs
-        .iter()
-        .map(|e| e.scalar.eval(row).map_err(|m| (e.text.clone(), m)))
-        .collect()
+    // Sized at once, columns copied without the evaluator (most keys are columns).
+    let mut out = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        out.push(match &e.scalar {
+            Scalar::Col(c) => row[*c].clone(),
+            s => s.eval(row).map_err(|m| (e.text.clone(), m))?,
+        });
+    }
+    Ok(out)
 }
 
 /// A plan built on a worker: an append-only stream of rows, or an updating result — a
