@@ -1310,6 +1310,7 @@ fn build_node<'s>(
             array,
             columns,
             outer,
+            ordinality,
         } => {
             let width = input.fields().len();
             let needed = needed.map(|mut n| {
@@ -1317,12 +1318,13 @@ fn build_node<'s>(
                 mark_read(&array.scalar, &mut n);
                 n
             });
+            let width = columns.len() - usize::from(*ordinality);
             let unnest = Unnest {
                 array: array.clone(),
-                spread: columns.len() > 1
-                    || array.ty.element().is_some_and(|t| t.fields().is_some()),
-                width: columns.len(),
+                spread: width > 1 || array.ty.element().is_some_and(|t| t.fields().is_some()),
+                width,
                 outer: *outer,
+                ordinality: *ordinality,
             };
             let name = format!("unnest {}", array.text);
             match build_reading(env, input, needed, None) {
@@ -1639,6 +1641,8 @@ struct Unnest {
     width: usize,
     /// Whether a row without elements is kept once, with NULLs.
     outer: bool,
+    /// Whether each element's position (from 1) follows its columns.
+    ordinality: bool,
 }
 
 impl Unnest {
@@ -1651,24 +1655,33 @@ impl Unnest {
                 return Vec::new();
             }
         };
-        let with = |element: &Value| {
-            let mut out = Vec::with_capacity(row.0.len() + self.width);
+        let with = |element: &Value, position: Option<usize>| {
+            let mut out = Vec::with_capacity(row.0.len() + self.width + 1);
             out.extend(row.0.iter().cloned());
             match element {
                 Value::Row(fields) if self.spread => out.extend(fields.iter().cloned()),
                 _ if self.spread => out.extend((0..self.width).map(|_| Value::Null)),
                 v => out.push(v.clone()),
             }
+            if self.ordinality {
+                out.push(position.map_or(Value::Null, |p| {
+                    Value::Int(i32::try_from(p + 1).unwrap_or(i32::MAX))
+                }));
+            }
             Row(out)
         };
         if items.is_empty() {
             return if self.outer {
-                vec![with(&Value::Null)]
+                vec![with(&Value::Null, None)]
             } else {
                 Vec::new()
             };
         }
-        items.iter().map(with).collect()
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, e)| with(e, Some(i)))
+            .collect()
     }
 }
 

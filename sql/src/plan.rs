@@ -677,6 +677,8 @@ pub enum Plan {
         columns: Vec<Field>,
         /// Whether rows without elements are kept.
         outer: bool,
+        /// `WITH ORDINALITY`: the last of `columns` is each element's position (from 1).
+        ordinality: bool,
     },
 }
 
@@ -1006,10 +1008,12 @@ impl Plan {
                 array,
                 columns,
                 outer,
+                ordinality,
             } => {
                 let _ = writeln!(
                     out,
-                    "{pad}Unnest: {array} AS ({}){}",
+                    "{pad}Unnest: {array}{} AS ({}){}",
+                    if *ordinality { " WITH ORDINALITY" } else { "" },
                     names(columns),
                     if *outer {
                         ", rows without elements kept"
@@ -2468,9 +2472,9 @@ fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<(From, bool), Sq
         [from] => {
             let mut left = plan_factor(&from.relation, catalog, at)?;
             for join in &from.joins {
-                if let Some((array, alias)) = unnest_of(&join.relation) {
+                if let Some((array, alias, ordinality)) = unnest_of(&join.relation) {
                     let outer = unnest_join(&join.join_operator, at)?;
-                    left = plan_unnest(left, array, alias, outer)?;
+                    left = plan_unnest(left, array, alias, outer, ordinality)?;
                     continue;
                 }
                 let right = plan_factor(&join.relation, catalog, at)?;
@@ -2480,13 +2484,13 @@ fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<(From, bool), Sq
         }
         [a, b] if b.joins.is_empty() && unnest_of(&b.relation).is_some() => {
             // `FROM t, UNNEST(t.array) AS x(...)`: a cross join with the array's elements.
-            let (array, alias) = unnest_of(&b.relation).expect("matched");
+            let (array, alias, ordinality) = unnest_of(&b.relation).expect("matched");
             let mut left = plan_factor(&a.relation, catalog, at)?;
             for join in &a.joins {
                 let right = plan_factor(&join.relation, catalog, at)?;
                 left = plan_join(left, right, &join.join_operator, at)?;
             }
-            Ok((plan_unnest(left, array, alias, false)?, false))
+            Ok((plan_unnest(left, array, alias, false, ordinality)?, false))
         }
         [a, b] if a.joins.is_empty() && b.joins.is_empty() => {
             let Some(cond) = &select.selection else {
@@ -2506,26 +2510,29 @@ fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<(From, bool), Sq
     }
 }
 
-/// `UNNEST(array) [AS alias(columns)]` in FROM: the array and the alias.
-fn unnest_of(factor: &TableFactor) -> Option<(&Expr, Option<&ast::TableAlias>)> {
+/// `UNNEST(array) [WITH ORDINALITY] [AS alias(columns)]` in FROM: the array, the alias and
+/// whether each element's position is asked for.
+fn unnest_of(factor: &TableFactor) -> Option<(&Expr, Option<&ast::TableAlias>, bool)> {
     match factor {
         TableFactor::Table {
             name,
             args: Some(args),
             alias,
-            with_ordinality: false,
+            with_ordinality,
             ..
         } if object_name(name).eq_ignore_ascii_case("UNNEST") => match &args.args[..] {
-            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => Some((e, alias.as_ref())),
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => {
+                Some((e, alias.as_ref(), *with_ordinality))
+            }
             _ => None,
         },
         TableFactor::UNNEST {
             alias,
             array_exprs,
-            with_ordinality: false,
+            with_ordinality,
             with_offset: false,
             ..
-        } if array_exprs.len() == 1 => Some((&array_exprs[0], alias.as_ref())),
+        } if array_exprs.len() == 1 => Some((&array_exprs[0], alias.as_ref(), *with_ordinality)),
         _ => None,
     }
 }
@@ -2546,12 +2553,15 @@ fn unnest_join(op: &ast::JoinOperator, at: Pos) -> Result<bool, SqlError> {
     }
 }
 
-/// `left` with each row once per element of `array` (an expression on `left`'s columns).
+/// `left` with each row once per element of `array` (an expression on `left`'s columns), and
+/// with `ordinality` the element's position after its columns (an `INT` from 1; NULL on the
+/// row a LEFT JOIN keeps for an empty array), named `ORDINALITY` unless the alias names it.
 fn plan_unnest(
     left: From,
     array: &Expr,
     alias: Option<&ast::TableAlias>,
     outer: bool,
+    ordinality: bool,
 ) -> Result<From, SqlError> {
     let scope = Scope {
         fields: left.fields.clone(),
@@ -2568,6 +2578,9 @@ fn plan_unnest(
         Some(fields) => fields,
         None => vec![("f0".to_string(), element)],
     };
+    if ordinality {
+        columns.push(("ORDINALITY".to_string(), DataType::Int));
+    }
     let qualifier = alias.map(|a| a.name.value.clone());
     if let Some(a) = alias
         && !a.columns.is_empty()
@@ -2603,6 +2616,7 @@ fn plan_unnest(
             array,
             columns,
             outer,
+            ordinality,
         },
         fields,
         window: left.window,

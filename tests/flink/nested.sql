@@ -1,4 +1,5 @@
--- ARRAY and ROW values: read from JSON, built, indexed, taken apart, grouped, unnested.
+-- ARRAY and ROW values: read from JSON, built, indexed, taken apart, grouped, unnested (also
+-- WITH ORDINALITY).
 CREATE TABLE events (
   id BIGINT,
   tags ARRAY<STRING>,
@@ -76,3 +77,13 @@ CREATE TABLE from_csv (id BIGINT, tags ARRAY<STRING>, n INT, pair ROW<n INT, cit
   WITH ('connector' = 'print', 'print-identifier' = 'from_csv');
 
 INSERT INTO from_csv SELECT id, tags, CARDINALITY(tags), pair, pair.city FROM csv_events;
+
+CREATE TABLE positions (id BIGINT, tag STRING, pos INT, sku STRING, qty INT, n INT)
+  WITH ('connector' = 'print', 'print-identifier' = 'positions');
+
+INSERT INTO positions
+SELECT e.id, t.tag, t.pos, i.sku, i.qty, i.n
+FROM events e
+  LEFT JOIN UNNEST(e.tags) WITH ORDINALITY AS t(tag, pos) ON TRUE
+  CROSS JOIN UNNEST(e.items) WITH ORDINALITY AS i(sku, qty, n)
+WHERE e.id < 80;
