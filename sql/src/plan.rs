@@ -2510,6 +2510,24 @@ fn plan_from(select: &ast::Select, catalog: &Catalog) -> Result<(From, bool), Sq
     }
 }
 
+/// Why a plan's rows have no event time, and what to do, for an error about a window over it.
+fn no_event_time(plan: &Plan, column: &str) -> String {
+    match plan {
+        Plan::Join { .. } => "the rows of a join have none in Tidal (Flink keeps an interval join's time columns; Tidal does not yet); window the inputs before joining them".to_string(),
+        Plan::GroupAggregate { .. } | Plan::Rank { .. } => {
+            "an aggregation or ranking without windows gives updating rows, which have none".to_string()
+        }
+        Plan::Project { input, .. } | Plan::Filter { input, .. } | Plan::Unnest { input, .. } if input.rowtime().is_some() => {
+            "the query drops its time column; keep it and name it in DESCRIPTOR(...)".to_string()
+        }
+        Plan::Project { input, .. } | Plan::Filter { input, .. } | Plan::Unnest { input, .. } | Plan::Over { input, .. } => {
+            no_event_time(input, column)
+        }
+        Plan::Union { .. } => "the inputs of a UNION ALL must have their event time in the same column".to_string(),
+        _ => format!("declare WATERMARK FOR {column} AS ... in its CREATE TABLE"),
+    }
+}
+
 /// `UNNEST(array) [WITH ORDINALITY] [AS alias(columns)]` in FROM: the array, the alias and
 /// whether each element's position is asked for.
 fn unnest_of(factor: &TableFactor) -> Option<(&Expr, Option<&ast::TableAlias>, bool)> {
@@ -3117,7 +3135,8 @@ fn window_function(
             return Err(SqlError::at(
                 pos_of(args[1]),
                 format!(
-                    "{table} has no event time: declare WATERMARK FOR {descriptor} AS ... in its CREATE TABLE"
+                    "{table} has no event time: {}",
+                    no_event_time(&input, &descriptor)
                 ),
             ));
         }
@@ -4916,6 +4935,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("event time"), "{e}");
+        // A window over rows that have no event time says why: a join's, a grouping's, a
+        // table's without WATERMARK.
+        let e = plan("CREATE VIEW j AS SELECT a.auction, a.date_time FROM bids a JOIN bids b ON a.auction = b.auction AND b.date_time BETWEEN a.date_time AND a.date_time + INTERVAL '1' SECOND;\nSELECT * FROM TABLE(TUMBLE(TABLE j, DESCRIPTOR(date_time), INTERVAL '1' SECOND));").unwrap_err();
+        assert!(
+            e.message
+                .contains("j has no event time: the rows of a join have none"),
+            "{e}"
+        );
+        assert_eq!(e.pos.line, 3);
+        let e = plan("CREATE VIEW g AS SELECT auction, MAX(date_time) AS t FROM bids GROUP BY auction;\nSELECT * FROM TABLE(TUMBLE(TABLE g, DESCRIPTOR(t), INTERVAL '1' SECOND));").unwrap_err();
+        assert!(
+            e.message.contains("without windows gives updating rows"),
+            "{e}"
+        );
+        let e = plan("CREATE TABLE plain (a BIGINT, t TIMESTAMP(3)) WITH ('connector' = 'filesystem', 'path' = '/p', 'format' = 'csv');\nSELECT * FROM TABLE(TUMBLE(TABLE plain, DESCRIPTOR(t), INTERVAL '1' SECOND));").unwrap_err();
+        assert!(e.message.contains("declare WATERMARK FOR t AS"), "{e}");
         let e = plan("SELECT * FROM bid;").unwrap_err();
         assert!(
             e.message
