@@ -2303,20 +2303,72 @@ fn window_aggregate<'s>(
     }
     let stream = build_reading(env, input, Some(read), None).append();
     let ctx = Rc::clone(stream.context());
+    let windows = windows(spec);
+    let attached = matches!(spec, WindowSpec::Attached { .. });
+    let f = Aggregates::new(&slim, &ctx);
+    let name = format!("window aggregate {spec}");
+    // The columns the aggregates read, taken out of the row once its key is known.
+    let slim_row = move |r: &mut Row| -> Row {
+        Row(slim_cols
+            .iter()
+            .map(|c| std::mem::replace(&mut r.0[*c], Value::Null))
+            .collect())
+    };
+    if !attached && let Some(int_key) = IntKey::of(&key_exprs) {
+        // Keys of up to two integer-like columns: kept inline, hashed and compared as integers.
+        let key_ctx = Rc::clone(&ctx);
+        let out_key = int_key.clone();
+        let keyed = stream
+            .flat_map(move |mut r: Row| match int_key.key(&r) {
+                Ok(k) => Some((k, slim_row(&mut r))),
+                Err((what, m)) => {
+                    fail(&key_ctx, &format!("GROUP BY {what}"), &m);
+                    None
+                }
+            })
+            .keyed();
+        return aggregate_windows(keyed, windows, f, name, move |key, w, v| {
+            v.extend([
+                Value::Timestamp(w.start),
+                Value::Timestamp(w.end),
+                Value::Timestamp(w.end - 1),
+            ]);
+            out_key.values(key, v);
+        });
+    }
     let mut key = key_of(&key_exprs, &ctx, "GROUP BY");
     let keyed = stream
         .flat_map(move |r: Row| {
             let (k, mut r) = key(r)?;
-            let value: Vec<Value> = slim_cols
-                .iter()
-                .map(|c| std::mem::replace(&mut r.0[*c], Value::Null))
-                .collect();
-            Some((k, Row(value)))
+            Some((k, slim_row(&mut r)))
         })
         .keyed();
-    let windows = windows(spec);
-    let attached = matches!(spec, WindowSpec::Attached { .. });
-    let f = Aggregates::new(&slim, &ctx);
+    aggregate_windows(keyed, windows, f, name, move |key: &Row, w, v| {
+        if attached {
+            // window_start and window_end from the key, the key's other columns after.
+            v.extend(key.0[..2].iter().cloned());
+            v.push(Value::Timestamp(w.start));
+            v.extend(key.0[2..].iter().cloned());
+        } else {
+            v.extend([
+                Value::Timestamp(w.start),
+                Value::Timestamp(w.end),
+                Value::Timestamp(w.end - 1),
+            ]);
+            v.extend(key.0.iter().cloned());
+        }
+    })
+}
+
+/// Keyed rows aggregated per window: each window's row is what `head` writes (its window and
+/// key columns), then the aggregates.
+fn aggregate_windows<'s, K: tidal_operators::keyed::Key>(
+    keyed: KeyedStream<'s, K, Row>,
+    windows: Windows,
+    f: Aggregates,
+    name: String,
+    head: impl Fn(&K, &Window, &mut Vec<Value>) + 'static,
+) -> DataStream<'s, Row> {
     let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
     keyed
         .window(windows)
@@ -2324,26 +2376,94 @@ fn window_aggregate<'s>(
             move |r: Row| f1.create(r),
             move |accs, r| f2.add(accs, &r),
             move |accs, other| f3.merge(accs, other),
-            move |key: &Row, w: &Window, accs: &Vec<crate::plan::Acc>| {
-                let mut v = Vec::with_capacity(3 + key.0.len() + accs.len());
-                if attached {
-                    // window_start and window_end from the key, the key's other columns after.
-                    v.extend(key.0[..2].iter().cloned());
-                    v.push(Value::Timestamp(w.start));
-                    v.extend(key.0[2..].iter().cloned());
-                } else {
-                    v.extend([
-                        Value::Timestamp(w.start),
-                        Value::Timestamp(w.end),
-                        Value::Timestamp(w.end - 1),
-                    ]);
-                    v.extend(key.0.iter().cloned());
-                }
+            move |key: &K, w: &Window, accs: &Vec<crate::plan::Acc>| {
+                let mut v = Vec::with_capacity(3 + 2 + accs.len());
+                head(key, w, &mut v);
                 f4.results(accs, &mut v);
                 Row(v)
             },
         )
-        .name(format!("window aggregate {spec}"))
+        .name(name)
+}
+
+/// How a grouping key of at most two integer-like columns (BIGINT, INT, DATE, TIMESTAMP,
+/// TIMESTAMP_LTZ) is kept inline as [`IntKeyValue`]: the columns' expressions and types.
+#[derive(Clone)]
+struct IntKey {
+    exprs: Vec<Typed>,
+}
+
+/// The values of an [`IntKey`]: up to two integers and which of them are NULL. Equal exactly
+/// when the key's values are (each column has one type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+struct IntKeyValue {
+    v: [i64; 2],
+    nulls: u8,
+}
+
+impl IntKey {
+    /// The inline form of a key of these expressions, if it has one.
+    fn of(exprs: &[Typed]) -> Option<IntKey> {
+        let int_like = |t: DataType| {
+            matches!(
+                t,
+                DataType::BigInt
+                    | DataType::Int
+                    | DataType::Date
+                    | DataType::Timestamp
+                    | DataType::TimestampLtz
+            )
+        };
+        (exprs.len() <= 2 && exprs.iter().all(|e| int_like(e.ty))).then(|| IntKey {
+            exprs: exprs.to_vec(),
+        })
+    }
+    /// The key of `row` (an error names the expression).
+    fn key(&self, row: &Row) -> Result<IntKeyValue, (String, String)> {
+        let mut key = IntKeyValue {
+            v: [0; 2],
+            nulls: 0,
+        };
+        for (i, e) in self.exprs.iter().enumerate() {
+            let computed;
+            let value = match &e.scalar {
+                Scalar::Col(c) => &row.0[*c],
+                s => {
+                    computed = s.eval(&row.0).map_err(|m| (e.text.clone(), m))?;
+                    &computed
+                }
+            };
+            match value {
+                Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampLtz(x) => key.v[i] = *x,
+                Value::Int(x) | Value::Date(x) => key.v[i] = i64::from(*x),
+                Value::Null => key.nulls |= 1 << i,
+                other => {
+                    return Err((
+                        e.text.clone(),
+                        format!("{other} is not of the key's type {}", e.ty),
+                    ));
+                }
+            }
+        }
+        Ok(key)
+    }
+    /// The key's values, as the columns' types, appended to `out`.
+    fn values(&self, key: &IntKeyValue, out: &mut Vec<Value>) {
+        for (i, e) in self.exprs.iter().enumerate() {
+            let x = key.v[i];
+            out.push(if key.nulls & (1 << i) != 0 {
+                Value::Null
+            } else {
+                match e.ty {
+                    DataType::Int => Value::Int(x as i32),
+                    DataType::Date => Value::Date(x as i32),
+                    DataType::Timestamp => Value::Timestamp(x),
+                    DataType::TimestampLtz => Value::TimestampLtz(x),
+                    _ => Value::BigInt(x),
+                }
+            });
+        }
+    }
 }
 
 /// The DataStream windows a window table function's aggregate runs on.

@@ -108,3 +108,12 @@ INSERT INTO session_products
 SELECT product, window_start, window_end, COUNT(*), SUM(qty)
 FROM TABLE(SESSION(TABLE orders PARTITION BY customer, DESCRIPTOR(ts), INTERVAL '4' SECOND))
 GROUP BY product, window_start, window_end;
+
+-- Two integer-like keys (INT and DATE): kept inline by the window aggregation.
+CREATE TABLE by_qty_day (window_end TIMESTAMP(3), qty INT, day_of DATE, n BIGINT, total DECIMAL(38, 2))
+  WITH ('connector' = 'print', 'print-identifier' = 'by_qty_day');
+
+INSERT INTO by_qty_day
+SELECT window_end, qty, CAST(ts AS DATE), COUNT(*), SUM(price)
+FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '30' SECOND))
+GROUP BY window_start, window_end, qty, CAST(ts AS DATE);
