@@ -1471,25 +1471,21 @@ fn build_node<'s>(
             let extreme = crate::extreme::extreme_filter(plan, lower, upper);
             let side = |env: &mut Cx<'s, '_>,
                         input: &Plan,
-                        keys: &[Typed],
                         read: Option<Vec<bool>>,
                         filter: Option<crate::extreme::ExtremeFilter>| {
-                let ctx = Rc::clone(env.context());
-                let mut key = key_of(keys, &ctx, "ON");
                 let rows = build_reading(env, input, read.clone(), None).append();
                 let rows = match filter {
                     Some(f) => f.apply(rows),
                     None => rows,
                 };
-                // A NULL key matches nothing in an inner join. The columns nobody reads are
-                // left NULL before the row waits in the join.
-                rows.flat_map(move |mut r: Row| {
-                    if let Some(read) = &read {
-                        null_unread(&mut r, read);
-                    }
-                    key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null))
-                })
-                .keyed()
+                // The columns nobody reads are left NULL before the row waits in the join.
+                match read {
+                    Some(read) if read.contains(&false) => rows.map(move |mut r: Row| {
+                        null_unread(&mut r, &read);
+                        r
+                    }),
+                    _ => rows,
+                }
             };
             let on_left = extreme.as_ref().is_some_and(|f| f.left);
             let (lf, rf) = if on_left {
@@ -1497,16 +1493,37 @@ fn build_node<'s>(
             } else {
                 (None, extreme)
             };
-            let l = side(env, left, left_keys, ln, lf);
-            let r = side(env, right, right_keys, rn, rf);
-            let joined = l
-                .connect(r)
-                .interval_join(lower, upper, |_: &Row, a: &Row, b: &Row| {
-                    let mut v = a.0.clone();
-                    v.extend(b.0.iter().cloned());
-                    Row(v)
-                })
-                .name(format!("interval join [{lower}, {upper}] ms"));
+            let l = side(env, left, ln, lf);
+            let r = side(env, right, rn, rf);
+            let ctx = Rc::clone(l.context());
+            // A NULL key matches nothing in an inner join.
+            let joined = match (IntKey::of(left_keys), IntKey::of(right_keys)) {
+                (Some(a), Some(b)) if a.compares_with(&b) => {
+                    let keyed = |rows: DataStream<'s, Row>, k: IntKey| {
+                        let ctx = Rc::clone(&ctx);
+                        rows.flat_map(move |r: Row| match k.key(&r) {
+                            Ok(key) if key.nulls == 0 => Some((key, r)),
+                            Ok(_) => None,
+                            Err((what, m)) => {
+                                fail(&ctx, &format!("ON {what}"), &m);
+                                None
+                            }
+                        })
+                        .keyed()
+                    };
+                    interval_join_rows(keyed(l, a), keyed(r, b), lower, upper)
+                }
+                _ => {
+                    let keyed = |rows: DataStream<'s, Row>, keys: &[Typed]| {
+                        let mut key = key_of(keys, &ctx, "ON");
+                        rows.flat_map(move |r: Row| {
+                            key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null))
+                        })
+                        .keyed()
+                    };
+                    interval_join_rows(keyed(l, left_keys), keyed(r, right_keys), lower, upper)
+                }
+            };
             let joined = match residual_holds(residual, joined.context()) {
                 None => joined,
                 Some(holds) => joined.filter(holds),
@@ -2360,6 +2377,24 @@ fn window_aggregate<'s>(
     })
 }
 
+/// The interval join of two sides' keyed rows: each pair's row is the left row's columns, then
+/// the right row's.
+fn interval_join_rows<'s, K: tidal_operators::keyed::Key>(
+    left: KeyedStream<'s, K, Row>,
+    right: KeyedStream<'s, K, Row>,
+    lower: Time,
+    upper: Time,
+) -> DataStream<'s, Row> {
+    left.connect(right)
+        .interval_join(lower, upper, |_: &K, a: &Row, b: &Row| {
+            let mut v = Vec::with_capacity(a.0.len() + b.0.len());
+            v.extend(a.0.iter().cloned());
+            v.extend(b.0.iter().cloned());
+            Row(v)
+        })
+        .name(format!("interval join [{lower}, {upper}] ms"))
+}
+
 /// Keyed rows aggregated per window: each window's row is what `head` writes (its window and
 /// key columns), then the aggregates.
 fn aggregate_windows<'s, K: tidal_operators::keyed::Key>(
@@ -2386,42 +2421,57 @@ fn aggregate_windows<'s, K: tidal_operators::keyed::Key>(
         .name(name)
 }
 
-/// How a grouping key of at most two integer-like columns (BIGINT, INT, DATE, TIMESTAMP,
-/// TIMESTAMP_LTZ) is kept inline as [`IntKeyValue`]: the columns' expressions and types.
+/// How a key of at most four integer-like columns (BIGINT, INT, DATE, TIMESTAMP, TIMESTAMP_LTZ)
+/// is kept inline as [`IntKeyValue`]: the columns' expressions and types.
 #[derive(Clone)]
 struct IntKey {
     exprs: Vec<Typed>,
 }
 
-/// The values of an [`IntKey`]: up to two integers and which of them are NULL. Equal exactly
-/// when the key's values are (each column has one type).
+/// The values of an [`IntKey`]: up to four integers and which of them are NULL. Equal exactly
+/// when the key's values are (each column has one type, or, for a join's two sides, types that
+/// compare alike: see [`IntKey::compares_with`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 struct IntKeyValue {
-    v: [i64; 2],
+    v: [i64; IntKey::MOST],
     nulls: u8,
 }
 
 impl IntKey {
+    const MOST: usize = 4;
+
     /// The inline form of a key of these expressions, if it has one.
     fn of(exprs: &[Typed]) -> Option<IntKey> {
-        let int_like = |t: DataType| {
-            matches!(
-                t,
-                DataType::BigInt
-                    | DataType::Int
-                    | DataType::Date
-                    | DataType::Timestamp
-                    | DataType::TimestampLtz
-            )
-        };
-        (exprs.len() <= 2 && exprs.iter().all(|e| int_like(e.ty))).then(|| IntKey {
-            exprs: exprs.to_vec(),
-        })
+        (exprs.len() <= Self::MOST && exprs.iter().all(|e| Self::class(e.ty).is_some())).then(
+            || IntKey {
+                exprs: exprs.to_vec(),
+            },
+        )
+    }
+    /// Which values of a type compare equal to which of another's: integers with integers,
+    /// dates with dates, timestamps with timestamps (`None`: not kept inline).
+    fn class(t: DataType) -> Option<u8> {
+        match t {
+            DataType::BigInt | DataType::Int => Some(0),
+            DataType::Date => Some(1),
+            DataType::Timestamp | DataType::TimestampLtz => Some(2),
+            _ => None,
+        }
+    }
+    /// Whether keys of `self` and of `other` are equal exactly when their values are (the two
+    /// sides of a join).
+    fn compares_with(&self, other: &IntKey) -> bool {
+        self.exprs.len() == other.exprs.len()
+            && self
+                .exprs
+                .iter()
+                .zip(&other.exprs)
+                .all(|(a, b)| Self::class(a.ty) == Self::class(b.ty))
     }
     /// The key of `row` (an error names the expression).
     fn key(&self, row: &Row) -> Result<IntKeyValue, (String, String)> {
         let mut key = IntKeyValue {
-            v: [0; 2],
+            v: [0; Self::MOST],
             nulls: 0,
         };
         for (i, e) in self.exprs.iter().enumerate() {
