@@ -1782,6 +1782,35 @@ fn rolling_group_aggregate<'s>(
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
     let f = Aggregates::new(aggs, &ctx);
     let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
+    if let Some(int_key) = IntKey::of(&key_exprs) {
+        // Keys of integer-like columns: kept inline in the keyed state (as in window
+        // aggregations), made a row again for each result.
+        let out_key = int_key.clone();
+        return rows
+            .flat_map(move |r: Row| match int_key.key(&r) {
+                Ok(k) => Some((k, r)),
+                Err((what, m)) => {
+                    fail(&ctx, &format!("GROUP BY {what}"), &m);
+                    None
+                }
+            })
+            .keyed()
+            .aggregate(
+                move |r: Row| f1.create(r),
+                move |accs, r| f2.add(accs, &r),
+                move |accs, other| f3.merge(accs, other),
+            )
+            .name("group aggregate")
+            .map(move |(key, accs): (IntKeyValue, Vec<crate::plan::Acc>)| {
+                let mut k = Vec::with_capacity(out_key.exprs.len());
+                out_key.values(&key, &mut k);
+                let mut v = Vec::with_capacity(k.len() + accs.len());
+                v.extend(k.iter().cloned());
+                f4.results(&accs, &mut v);
+                (Row(k), Some(Row(v)))
+            })
+            .upsert_by_key();
+    }
     rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY"))
         .keyed()
         .aggregate(
