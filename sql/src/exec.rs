@@ -2360,7 +2360,7 @@ fn window_aggregate<'s>(
             .map(|c| std::mem::replace(&mut r.0[*c], Value::Null))
             .collect())
     };
-    if !attached && let Some(int_key) = IntKey::of(&key_exprs) {
+    if let Some(int_key) = IntKey::of(&key_exprs) {
         // Keys of up to two integer-like columns: kept inline, hashed and compared as integers.
         let key_ctx = Rc::clone(&ctx);
         let out_key = int_key.clone();
@@ -2374,12 +2374,18 @@ fn window_aggregate<'s>(
             })
             .keyed();
         return aggregate_windows(keyed, windows, f, name, move |key, w, v| {
-            v.extend([
-                Value::Timestamp(w.start),
-                Value::Timestamp(w.end),
-                Value::Timestamp(w.end - 1),
-            ]);
-            out_key.values(key, v);
+            if attached {
+                // window_start and window_end from the key, the key's other columns after.
+                out_key.values(key, v);
+                v.insert(2, Value::Timestamp(w.start));
+            } else {
+                v.extend([
+                    Value::Timestamp(w.start),
+                    Value::Timestamp(w.end),
+                    Value::Timestamp(w.end - 1),
+                ]);
+                out_key.values(key, v);
+            }
         });
     }
     let mut key = key_of(&key_exprs, &ctx, "GROUP BY");
