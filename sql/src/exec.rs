@@ -429,6 +429,44 @@ fn nexmark_values(
     true
 }
 
+/// Physical column `c` of the row of Nexmark table `kind` that `e` makes (`None`: an event of
+/// another table), as [`nexmark_values`] makes it.
+fn nexmark_column(kind: NexmarkKind, e: &Event, c: usize, strings: &mut Interned) -> Option<Value> {
+    let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
+    Some(match (kind, e) {
+        (NexmarkKind::Bid, Event::Bid(x)) => match c {
+            0 => b(x.auction),
+            1 => b(x.bidder),
+            2 => b(x.price),
+            3 => strings.get(&x.channel),
+            5 => t(x.date_time),
+            _ => Value::str(""),
+        },
+        (NexmarkKind::Auction, Event::Auction(x)) => match c {
+            0 => b(x.id),
+            1 => Value::str(&x.item_name),
+            3 => b(x.initial_bid),
+            4 => b(x.reserve),
+            5 => t(x.date_time),
+            6 => t(x.expires),
+            7 => b(x.seller),
+            8 => b(x.category),
+            _ => Value::str(""),
+        },
+        (NexmarkKind::Person, Event::Person(x)) => match c {
+            0 => b(x.id),
+            1 => Value::str(&x.name),
+            2 => Value::str(&x.email_address),
+            3 => Value::str(&x.credit_card),
+            4 => Value::str(&x.city),
+            5 => Value::str(&x.state),
+            6 => t(x.date_time),
+            _ => Value::str(""),
+        },
+        _ => return None,
+    })
+}
+
 /// The row of Nexmark table `kind` an event makes (`None`: an event of another table), with
 /// the table's computed columns.
 ///
@@ -1241,24 +1279,28 @@ fn build_node<'s>(
                     let mut strings = Interned::default();
                     // Computed columns may read any physical column: nothing is left out then.
                     let needed = needed.filter(|_| table.computed.is_empty());
-                    let filter = filter.map(|c| (c.scalar.clone(), c.text.clone()));
-                    let mut scratch = Vec::new();
+                    let filter = filter.map(|c| {
+                        let mut read = Vec::new();
+                        crate::plan::visit_columns(&c.scalar, &mut |i| read.push(i));
+                        read.sort_unstable();
+                        read.dedup();
+                        (c.scalar.clone(), c.text.clone(), read)
+                    });
+                    // The condition is tested on a row of NULLs holding only the columns it
+                    // reads: most rows fail a selective condition, and none of their other
+                    // columns is made; a row that passes is made whole.
+                    let mut scratch = vec![Value::Null; t.fields.len()];
                     events.flat_map(move |e: Event| {
-                        if let Some((cond, text)) = &filter {
-                            // A row that fails the condition is made in place and dropped
-                            // there; only a row that passes takes the allocation with it.
-                            scratch.clear();
-                            if !nexmark_values(
-                                kind,
-                                e,
-                                &mut strings,
-                                needed.as_deref(),
-                                &mut scratch,
-                            ) {
+                        if let Some((cond, text, read)) = &filter {
+                            for &c in read {
+                                scratch[c] = nexmark_column(kind, &e, c, &mut strings)?;
+                            }
+                            if !holds(cond, &scratch, &ctx, text) {
                                 return None;
                             }
-                            return holds(cond, &scratch, &ctx, text)
-                                .then(|| Row(std::mem::take(&mut scratch)));
+                            let mut values = Vec::new();
+                            nexmark_values(kind, e, &mut strings, needed.as_deref(), &mut values);
+                            return Some(Row(values));
                         }
                         let row = nexmark_row(&t, kind, e, &mut strings, needed.as_deref())?;
                         match row {
