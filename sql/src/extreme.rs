@@ -188,7 +188,7 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
         } else {
             (1i64.checked_sub(upper)?, 1i64.checked_sub(lower)?)
         };
-        if (to - from) / grid + 1 > MOST_WINDOWS {
+        if to.checked_sub(from)? / grid + 1 > MOST_WINDOWS {
             return None;
         }
         Some(ExtremeFilter {
@@ -289,7 +289,14 @@ impl ExtremeFilter {
         let (Some(first), Some(last)) = (ts.checked_add(self.from), ts.checked_add(self.to)) else {
             return true;
         };
-        let mut end = first + (self.phase - first).rem_euclid(self.grid);
+        // (An end past the time range keeps the row.)
+        let Some(mut end) = self
+            .phase
+            .checked_sub(first)
+            .and_then(|d| first.checked_add(d.rem_euclid(self.grid)))
+        else {
+            return true;
+        };
         while end <= last {
             let beaten = seen
                 .get(&end)
@@ -298,7 +305,10 @@ impl ExtremeFilter {
             if !beaten {
                 return true;
             }
-            end += self.grid;
+            let Some(next) = end.checked_add(self.grid) else {
+                return true;
+            };
+            end = next;
         }
         false
     }
