@@ -2594,7 +2594,7 @@ fn plan_unnest(
     };
     let mut columns: Vec<(String, DataType)> = match element.fields() {
         Some(fields) => fields,
-        None => vec![("f0".to_string(), element)],
+        None => vec![("EXPR$0".to_string(), element)],
     };
     if ordinality {
         columns.push(("ORDINALITY".to_string(), DataType::Int));
@@ -4786,6 +4786,26 @@ mod tests {
                 "SELECT e.id, i.sku, i.qty, t.tag FROM ev e CROSS JOIN UNNEST(e.items) AS i(sku, qty) LEFT JOIN UNNEST(e.tags) AS t(tag) ON TRUE;"
             ),
             ["id BIGINT", "sku STRING", "qty INT", "tag STRING"]
+        );
+        // WITH ORDINALITY: the position after the element's columns, named as in Flink when
+        // no alias names them (an element without fields is EXPR$0).
+        assert_eq!(
+            types("SELECT * FROM ev CROSS JOIN UNNEST(tags) WITH ORDINALITY;")[5..],
+            ["EXPR$0 STRING", "ORDINALITY INT"]
+        );
+        assert_eq!(
+            types(
+                "SELECT i.sku, i.n FROM ev e CROSS JOIN UNNEST(e.items) WITH ORDINALITY AS i(sku, qty, n);"
+            ),
+            ["sku STRING", "n INT"]
+        );
+        assert!(
+            plan(&format!(
+                "{events}SELECT x FROM ev CROSS JOIN UNNEST(tags) WITH ORDINALITY AS t(x);"
+            ))
+            .unwrap_err()
+            .message
+            .contains("gives 2 column(s); the alias names 1")
         );
         // Event time passes through UNNEST: a window aggregation over its rows.
         let p = plan(&format!("{events}CREATE VIEW tagged AS SELECT e.ts, t.tag FROM ev AS e, UNNEST(e.tags) AS t(tag); SELECT window_end, tag, COUNT(*) FROM TABLE(TUMBLE(TABLE tagged, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end, tag;")).unwrap();
