@@ -370,67 +370,64 @@ fn mix(row: u64, column: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Appends the physical columns of the row of Nexmark table `kind` that `e` makes to `into`;
-/// `false` (nothing appended) for an event of another table. `needed` as for [`nexmark_row`].
-fn nexmark_values(
+/// The physical columns of the row of Nexmark table `kind` that `e` makes (`None`: an event
+/// of another table). `needed` as for [`nexmark_row`].
+///
+/// Made with `vec!`, whose values are built where they go in the new allocation: built one by
+/// one on the stack and pushed, each was copied with wide loads of stores just made, a stall
+/// per column.
+fn nexmark_vec(
     kind: NexmarkKind,
     e: Event,
     strings: &mut Interned,
     needed: Option<&[bool]>,
-    into: &mut Vec<Value>,
-) -> bool {
+) -> Option<Vec<Value>> {
     let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
     let read = |c: usize| needed.is_none_or(|n| n.get(c) == Some(&true));
     let s = |c: usize, v: &str| if read(c) { Value::str(v) } else { Value::Null };
     let empty = |c: usize| s(c, "");
-    // Pushed one by one, each written where it goes (an array extended at once is built first
-    // and then copied).
-    match (kind, e) {
-        (NexmarkKind::Bid, Event::Bid(x)) => {
-            into.reserve(7);
-            into.push(b(x.auction));
-            into.push(b(x.bidder));
-            into.push(b(x.price));
-            into.push(if read(3) {
+    Some(match (kind, e) {
+        (NexmarkKind::Bid, Event::Bid(x)) => vec![
+            b(x.auction),
+            b(x.bidder),
+            b(x.price),
+            if read(3) {
                 strings.get(&x.channel)
             } else {
                 Value::Null
-            });
-            into.push(empty(4));
-            into.push(t(x.date_time));
-            into.push(empty(6));
-        }
-        (NexmarkKind::Auction, Event::Auction(x)) => {
-            into.reserve(10);
-            into.push(b(x.id));
-            into.push(s(1, &x.item_name));
-            into.push(empty(2));
-            into.push(b(x.initial_bid));
-            into.push(b(x.reserve));
-            into.push(t(x.date_time));
-            into.push(t(x.expires));
-            into.push(b(x.seller));
-            into.push(b(x.category));
-            into.push(empty(9));
-        }
-        (NexmarkKind::Person, Event::Person(x)) => {
-            into.reserve(8);
-            into.push(b(x.id));
-            into.push(s(1, &x.name));
-            into.push(s(2, &x.email_address));
-            into.push(s(3, &x.credit_card));
-            into.push(s(4, &x.city));
-            into.push(s(5, &x.state));
-            into.push(t(x.date_time));
-            into.push(empty(7));
-        }
-        _ => return false,
-    }
-    true
+            },
+            empty(4),
+            t(x.date_time),
+            empty(6),
+        ],
+        (NexmarkKind::Auction, Event::Auction(x)) => vec![
+            b(x.id),
+            s(1, &x.item_name),
+            empty(2),
+            b(x.initial_bid),
+            b(x.reserve),
+            t(x.date_time),
+            t(x.expires),
+            b(x.seller),
+            b(x.category),
+            empty(9),
+        ],
+        (NexmarkKind::Person, Event::Person(x)) => vec![
+            b(x.id),
+            s(1, &x.name),
+            s(2, &x.email_address),
+            s(3, &x.credit_card),
+            s(4, &x.city),
+            s(5, &x.state),
+            t(x.date_time),
+            empty(7),
+        ],
+        _ => return None,
+    })
 }
 
 /// Physical column `c` of the row of Nexmark table `kind` that `e` makes (`None`: an event of
-/// another table), as [`nexmark_values`] makes it.
+/// another table), as [`nexmark_vec`] makes it.
 fn nexmark_column(kind: NexmarkKind, e: &Event, c: usize, strings: &mut Interned) -> Option<Value> {
     let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
     Some(match (kind, e) {
@@ -479,10 +476,7 @@ fn nexmark_row(
     strings: &mut Interned,
     needed: Option<&[bool]>,
 ) -> Option<Result<Row, String>> {
-    let mut values = Vec::new();
-    if !nexmark_values(kind, e, strings, needed, &mut values) {
-        return None;
-    }
+    let values = nexmark_vec(kind, e, strings, needed)?;
     if table.computed.is_empty() {
         // The physical columns are the whole row, in order.
         return Some(Ok(Row(values)));
@@ -1298,9 +1292,7 @@ fn build_node<'s>(
                             if !holds(cond, &scratch, &ctx, text) {
                                 return None;
                             }
-                            let mut values = Vec::new();
-                            nexmark_values(kind, e, &mut strings, needed.as_deref(), &mut values);
-                            return Some(Row(values));
+                            return nexmark_vec(kind, e, &mut strings, needed.as_deref()).map(Row);
                         }
                         let row = nexmark_row(&t, kind, e, &mut strings, needed.as_deref())?;
                         match row {
