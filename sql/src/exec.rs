@@ -1815,12 +1815,11 @@ fn rolling_group_aggregate<'s>(
     let ctx = Rc::clone(rows.context());
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
     let f = Aggregates::new(aggs, &ctx);
-    let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
     if let Some(int_key) = IntKey::of(&key_exprs) {
         // Keys of integer-like columns: kept inline in the keyed state (as in window
         // aggregations), made a row again for each result.
         let out_key = int_key.clone();
-        return rows
+        let keyed = rows
             .flat_map(move |r: Row| match int_key.key(&r) {
                 Ok(k) => Some((k, r)),
                 Err((what, m)) => {
@@ -1828,33 +1827,36 @@ fn rolling_group_aggregate<'s>(
                     None
                 }
             })
-            .keyed()
-            .aggregate(
-                move |r: Row| f1.create(r),
-                move |accs, r| f2.add(accs, &r),
-                move |accs, other| f3.merge(accs, other),
-            )
-            .name("group aggregate")
-            .map(move |(key, accs): (IntKeyValue, Vec<crate::plan::Acc>)| {
-                let mut k = Vec::with_capacity(out_key.exprs.len());
-                out_key.values(&key, &mut k);
-                let mut v = Vec::with_capacity(k.len() + accs.len());
-                v.extend(k.iter().cloned());
-                f4.results(&accs, &mut v);
-                (Row(k), Some(Row(v)))
-            })
-            .upsert_by_key();
+            .keyed();
+        return rolling_aggregates(keyed, f, move |key: &IntKeyValue| {
+            let mut k = Vec::with_capacity(out_key.exprs.len());
+            out_key.values(key, &mut k);
+            Row(k)
+        });
     }
-    rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY"))
-        .keyed()
+    let keyed = rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY")).keyed();
+    rolling_aggregates(keyed, f, Row::clone)
+}
+
+/// Per key, the aggregates of its rows so far, upserted into a collection of `(key row,
+/// result row)` (the result: the key's values, then the aggregates).
+fn rolling_aggregates<'s, K: tidal_operators::keyed::Key>(
+    keyed: KeyedStream<'s, K, Row>,
+    f: Aggregates,
+    key_row: impl Fn(&K) -> Row + 'static,
+) -> Collection<'s, (Row, Row)> {
+    let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
+    keyed
         .aggregate(
             move |r: Row| f1.create(r),
             move |accs, r| f2.add(accs, &r),
             move |accs, other| f3.merge(accs, other),
         )
         .name("group aggregate")
-        .map(move |(key, accs): (Row, Vec<crate::plan::Acc>)| {
-            let mut v = key.0.clone();
+        .map(move |(key, accs): (K, Vec<crate::plan::Acc>)| {
+            let key = key_row(&key);
+            let mut v = Vec::with_capacity(key.0.len() + accs.len());
+            v.extend(key.0.iter().cloned());
             f4.results(&accs, &mut v);
             (key, Some(Row(v)))
         })
