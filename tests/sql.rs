@@ -1259,6 +1259,21 @@ fn csv_rows(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The bids `nexmark --write-events` wrote into `events`: auction, bidder, price, time (ms).
+fn bid_fields(events: &Path) -> Vec<(i64, i64, i64, i64)> {
+    csv_rows(&events.join("bid.csv"))
+        .iter()
+        .map(|f| {
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                ms_of(&f[5]),
+            )
+        })
+        .collect()
+}
+
 /// The Nexmark tables over the files `nexmark --write-events` wrote into `events`.
 fn nexmark_tables(events: &Path) -> String {
     format!(
@@ -1294,17 +1309,7 @@ fn nexmark_q5_q7_q8_fold_to_the_models_on_every_shape() {
     let dir = tempfile::tempdir().unwrap();
     let events = nexmark_events(dir.path(), 30000);
     let read = |name: &str| csv_rows(&events.join(name));
-    let bids: Vec<(i64, i64, i64, i64)> = read("bid.csv")
-        .iter()
-        .map(|f| {
-            (
-                f[0].parse().unwrap(),
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-                ms_of(&f[5]),
-            )
-        })
-        .collect();
+    let bids = bid_fields(&events);
     // q5: per hopping window, count per auction; the auctions at the window's maximum.
     let mut windows: BTreeMap<i64, BTreeMap<i64, i64>> = BTreeMap::new();
     for (auction, _, _, t) in &bids {
@@ -1412,17 +1417,7 @@ fn window_extremes_joined_with_their_own_stream_fold_to_the_model_on_every_shape
     const EVENTS: u64 = 30000;
     let dir = tempfile::tempdir().unwrap();
     let events = nexmark_events(dir.path(), EVENTS);
-    let bids: Vec<(i64, i64, i64, i64)> = csv_rows(&events.join("bid.csv"))
-        .iter()
-        .map(|f| {
-            (
-                f[0].parse().unwrap(),
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-                ms_of(&f[5]),
-            )
-        })
-        .collect();
+    let bids = bid_fields(&events);
     // Per window end (and group), the extreme price; windows of `size` every `slide`.
     let extremes = |size: i64, slide: i64, by_auction: bool, max: bool| {
         let mut out: BTreeMap<(i64, i64), i64> = BTreeMap::new();

@@ -1014,6 +1014,18 @@ impl KafkaFormat for KafkaUpserts {
 }
 
 /// The source of a Kafka table, with its options.
+/// A Kafka table's rows, with the table's watermark when it declares one.
+fn kafka_rows<'s, F: KafkaFormat<Item = Row>>(
+    env: &mut Cx<'s, '_>,
+    source: KafkaSource<F>,
+    strategy: Option<WatermarkStrategy<Row>>,
+) -> DataStream<'s, Row> {
+    match strategy {
+        Some(s) => env.kafka_with(source, s),
+        None => env.kafka(source),
+    }
+}
+
 fn kafka_source<F: KafkaFormat>(k: &KafkaTable, format: F) -> KafkaSource<F> {
     let mut source = KafkaSource::new(k.brokers.as_str(), &[k.topic.as_str()])
         .format(format)
@@ -1188,30 +1200,17 @@ fn build_node<'s>(
                 return Built::Updating(rows.map(|r: Row| (r.clone(), r)));
             }
             let stream = match &table.connector {
-                Connector::Kafka(k) if !table.metadata.is_empty() => {
-                    let format = KafkaRows(
-                        RowFormat {
-                            table: std::sync::Arc::clone(table),
-                        }
-                        .decoder(),
-                    );
-                    let source = kafka_source(k, format);
-                    match table.watermark {
-                        Some((c, delay)) => env.kafka_with(source, strategy(c, delay)),
-                        None => env.kafka(source),
-                    }
-                }
                 Connector::Kafka(k) => {
-                    let format = KafkaValues(
-                        RowFormat {
-                            table: std::sync::Arc::clone(table),
-                        }
-                        .decoder(),
-                    );
-                    let source = kafka_source(k, format);
-                    match table.watermark {
-                        Some((c, delay)) => env.kafka_with(source, strategy(c, delay)),
-                        None => env.kafka(source),
+                    let decoder = RowFormat {
+                        table: std::sync::Arc::clone(table),
+                    }
+                    .decoder();
+                    // With metadata columns, rows are made from whole messages; else from values.
+                    let strategy = table.watermark.map(|(c, delay)| strategy(c, delay));
+                    if table.metadata.is_empty() {
+                        kafka_rows(env, kafka_source(k, KafkaValues(decoder)), strategy)
+                    } else {
+                        kafka_rows(env, kafka_source(k, KafkaRows(decoder)), strategy)
                     }
                 }
                 Connector::Filesystem { path, .. } => {
