@@ -34,6 +34,22 @@ pub trait Transform<'s, T: 'static>: Sized {
     where
         I: IntoIterator,
         I::Item: 'static;
+    /// Like [`flat_map`](Transform::flat_map), but `f` reads each record where it lies, by
+    /// reference, and the records are dropped after: no record is moved. For large records
+    /// (events with several strings, say) from which little is taken, or most of which make
+    /// nothing, moving each one into `f` can cost more than `f` itself.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// let out: Vec<usize> = tidal_engine::Job::local(1)
+    ///     .run(|env| env.from_iter(vec!["ab".to_string(), "c".into()]).flat_map_ref(|s| (s.len() > 1).then(|| s.len())).collect())
+    ///     .unwrap();
+    /// assert_eq!(out, vec![2]);
+    /// ```
+    fn flat_map_ref<I>(self, f: impl FnMut(&T) -> I + 'static) -> DataStream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::Item: 'static;
     /// Keeps the records for which `predicate` is true.
     ///
     /// ```
@@ -100,6 +116,26 @@ impl<'s, T: 'static> Transform<'s, T> for DataStream<'s, T> {
             })
         })
     }
+    fn flat_map_ref<I>(self, f: impl FnMut(&T) -> I + 'static) -> DataStream<'s, I::Item>
+    where
+        I: IntoIterator,
+        I::Item: 'static,
+    {
+        let mut f = f;
+        self.then("flat_map", move |s, name| {
+            each_batch(s, name, move |data, out, flush| {
+                for (x, ts) in data.iter() {
+                    for y in f(x) {
+                        out.push((y, *ts));
+                    }
+                    if !out.full.is_empty() {
+                        flush(out);
+                    }
+                }
+                data.clear();
+            })
+        })
+    }
     fn filter(self, mut predicate: impl FnMut(&T) -> bool + 'static) -> DataStream<'s, T> {
         self.then("filter", |s, _| {
             Filter::filter(s, move |(x, _): &(T, Time)| predicate(x))
@@ -148,6 +184,24 @@ fn each_record<'s, T: 'static, U: 'static>(
     name: &str,
     mut f: impl FnMut(T, Time, &mut Out<U>) + 'static,
 ) -> StreamVec<'s, Time, (U, Time)> {
+    each_batch(s, name, move |data, out, flush| {
+        for (x, ts) in data.drain(..) {
+            f(x, ts, out);
+            if !out.full.is_empty() {
+                flush(out);
+            }
+        }
+    })
+}
+
+/// A stateless operator on the same worker that hands `f` each input container of one time
+/// (which `f` leaves empty), the output to push into, and a way to send the full output
+/// containers at once (else they are sent after the input container).
+fn each_batch<'s, T: 'static, U: 'static>(
+    s: StreamVec<'s, Time, (T, Time)>,
+    name: &str,
+    mut f: impl FnMut(&mut Vec<(T, Time)>, &mut Out<U>, &mut dyn FnMut(&mut Out<U>)) + 'static,
+) -> StreamVec<'s, Time, (U, Time)> {
     s.unary::<CapacityContainerBuilder<Vec<(U, Time)>>, _, _, _>(Pipeline, name, move |_, _| {
         let mut out = Out {
             buf: Vec::new(),
@@ -157,14 +211,13 @@ fn each_record<'s, T: 'static, U: 'static>(
         move |input, output| {
             input.for_each(|time, data| {
                 let mut session = output.session(&time);
-                for (x, ts) in data.drain(..) {
-                    f(x, ts, &mut out);
-                    if !out.full.is_empty() {
-                        for mut container in out.full.drain(..) {
-                            session.give_container(&mut container);
-                        }
+                let mut flush = |out: &mut Out<U>| {
+                    for mut container in out.full.drain(..) {
+                        session.give_container(&mut container);
                     }
-                }
+                };
+                f(data, &mut out, &mut flush);
+                flush(&mut out);
                 if !out.buf.is_empty() {
                     session.give_container(&mut out.buf);
                     out.buf.clear();
