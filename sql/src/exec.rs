@@ -378,7 +378,7 @@ fn mix(row: u64, column: u64) -> u64 {
 /// per column.
 fn nexmark_vec(
     kind: NexmarkKind,
-    e: Event,
+    e: &Event,
     strings: &mut Interned,
     needed: Option<&[bool]>,
 ) -> Option<Vec<Value>> {
@@ -472,7 +472,7 @@ fn nexmark_column(kind: NexmarkKind, e: &Event, c: usize, strings: &mut Interned
 fn nexmark_row(
     table: &Table,
     kind: NexmarkKind,
-    e: Event,
+    e: &Event,
     strings: &mut Interned,
     needed: Option<&[bool]>,
 ) -> Option<Result<Row, String>> {
@@ -1283,10 +1283,12 @@ fn build_node<'s>(
                     // reads: most rows fail a selective condition, and none of their other
                     // columns is made; a row that passes is made whole.
                     let mut scratch = vec![Value::Null; t.fields.len()];
-                    events.flat_map(move |e: Event| {
+                    // Events are read where they lie (an event is large: moving each one in
+                    // cost more than testing it).
+                    events.flat_map_ref(move |e: &Event| {
                         if let Some((cond, text, read)) = &filter {
                             for &c in read {
-                                scratch[c] = nexmark_column(kind, &e, c, &mut strings)?;
+                                scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
                             }
                             if !holds(cond, &scratch, &ctx, text) {
                                 return None;
@@ -1852,7 +1854,7 @@ fn rolling_aggregates<'s, K: tidal_operators::keyed::Key>(
             move |accs, other| f3.merge(accs, other),
         )
         .name("group aggregate")
-        .map(move |(key, accs): (K, Vec<crate::plan::Acc>)| {
+        .map(move |(key, accs): (K, crate::plan::Accs)| {
             let key = key_row(&key);
             let mut v = Vec::with_capacity(key.0.len() + accs.len());
             v.extend(key.0.iter().cloned());
@@ -2128,7 +2130,7 @@ struct OverState {
     /// Bounded frames: the rows the next row's frame may still cover, oldest first.
     kept: std::collections::VecDeque<(Time, Row)>,
     /// Unbounded frames: the accumulators of every row so far.
-    accs: Option<Vec<crate::plan::Acc>>,
+    accs: Option<crate::plan::Accs>,
 }
 
 impl KeyedProcessFunction<Row, Row> for OverFn {
@@ -2227,12 +2229,12 @@ impl Aggregates {
         }
     }
     /// Fresh accumulators with nothing added.
-    fn start(&self) -> Vec<crate::plan::Acc> {
+    fn start(&self) -> crate::plan::Accs {
         self.aggs.iter().map(Agg::start).collect()
     }
     /// Fresh accumulators with `row` added.
-    fn create(&self, row: Row) -> Vec<crate::plan::Acc> {
-        let mut accs: Vec<_> = self.aggs.iter().map(Agg::start).collect();
+    fn create(&self, row: Row) -> crate::plan::Accs {
+        let mut accs: crate::plan::Accs = self.aggs.iter().map(Agg::start).collect();
         self.add(&mut accs, &row);
         accs
     }
@@ -2278,7 +2280,7 @@ impl Aggregates {
             }
         }
     }
-    fn merge(&self, accs: &mut [crate::plan::Acc], other: Vec<crate::plan::Acc>) {
+    fn merge(&self, accs: &mut [crate::plan::Acc], other: crate::plan::Accs) {
         for ((a, acc), o) in self.aggs.iter().zip(accs.iter_mut()).zip(other) {
             if let Err(m) = a.merge(acc, o) {
                 fail(&self.ctx, &a.text, &m);
@@ -2481,7 +2483,7 @@ fn aggregate_windows<'s, K: tidal_operators::keyed::Key>(
             move |r: Row| f1.create(r),
             move |accs, r| f2.add(accs, &r),
             move |accs, other| f3.merge(accs, other),
-            move |key: &K, w: &Window, accs: &Vec<crate::plan::Acc>| {
+            move |key: &K, w: &Window, accs: &crate::plan::Accs| {
                 let mut v = Vec::with_capacity(3 + 2 + accs.len());
                 head(key, w, &mut v);
                 f4.results(accs, &mut v);
@@ -3124,7 +3126,7 @@ mod tests {
             .unwrap();
         let mut strings = Interned::default();
         let row = |needed: Option<&[bool]>, strings: &mut Interned| {
-            nexmark_row(table, NexmarkKind::Bid, bid.clone(), strings, needed)
+            nexmark_row(table, NexmarkKind::Bid, &bid, strings, needed)
                 .unwrap()
                 .unwrap()
         };

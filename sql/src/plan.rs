@@ -4290,8 +4290,14 @@ fn is_aggregate_inside(e: &Expr) -> bool {
 pub struct Acc {
     count: i64,
     value: crate::Value,
-    distinct: Option<std::collections::BTreeSet<crate::Value>>,
+    /// The distinct values so far, for a `DISTINCT` aggregate (boxed: most aggregates have
+    /// none, and accumulators are kept inline, one per key and window).
+    distinct: Option<Box<std::collections::BTreeSet<crate::Value>>>,
 }
+
+/// The accumulators of one key and window, one per aggregate: up to two kept inline (no
+/// allocation per key and window; a checkpoint writes them as a sequence either way).
+pub(crate) type Accs = smallvec::SmallVec<[Acc; 2]>;
 
 impl Agg {
     /// A fresh accumulator.
@@ -4465,7 +4471,7 @@ impl Agg {
     /// Merges `other` into `acc`.
     pub(crate) fn merge(&self, acc: &mut Acc, other: Acc) -> expr::Eval<()> {
         if let (Some(set), Some(more)) = (&mut acc.distinct, other.distinct) {
-            set.extend(more);
+            set.extend(*more);
             return Ok(());
         }
         if other.count == 0 {
@@ -4485,7 +4491,7 @@ impl Agg {
     pub(crate) fn result(&self, acc: &Acc) -> expr::Eval<crate::Value> {
         if let Some(set) = &acc.distinct {
             let mut plain = Acc::default();
-            for v in set {
+            for v in set.iter() {
                 self.fold(&mut plain, v.clone())?;
             }
             return self.result_of(&plain);
