@@ -1534,19 +1534,13 @@ fn build_node<'s>(
             // A NULL key matches nothing in an inner join.
             let joined = match (IntKey::of(left_keys), IntKey::of(right_keys)) {
                 (Some(a), Some(b)) if a.compares_with(&b) => {
-                    let keyed = |rows: DataStream<'s, Row>, k: IntKey| {
-                        let ctx = Rc::clone(&ctx);
-                        rows.flat_map(move |r: Row| match k.key(&r) {
-                            Ok(key) if key.nulls == 0 => Some((key, r)),
-                            Ok(_) => None,
-                            Err((what, m)) => {
-                                fail(&ctx, &format!("ON {what}"), &m);
-                                None
-                            }
-                        })
-                        .keyed()
-                    };
-                    interval_join_rows(keyed(l, a), keyed(r, b), lower, upper)
+                    if a.narrow() {
+                        let (l, r) = (join_keyed::<2>(l, a), join_keyed::<2>(r, b));
+                        interval_join_rows(l, r, lower, upper)
+                    } else {
+                        let (l, r) = (join_keyed::<4>(l, a), join_keyed::<4>(r, b));
+                        interval_join_rows(l, r, lower, upper)
+                    }
                 }
                 _ => {
                     let keyed = |rows: DataStream<'s, Row>, keys: &[Typed]| {
@@ -1816,27 +1810,64 @@ fn rolling_group_aggregate<'s>(
     let ctx = Rc::clone(rows.context());
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
     let f = Aggregates::new(aggs, &ctx);
-    if let Some(int_key) = IntKey::of(&key_exprs) {
+    match IntKey::of(&key_exprs) {
         // Keys of integer-like columns: kept inline in the keyed state (as in window
         // aggregations), made a row again for each result.
-        let out_key = int_key.clone();
-        let keyed = rows
-            .flat_map(move |r: Row| match int_key.key(&r) {
-                Ok(k) => Some((k, r)),
-                Err((what, m)) => {
-                    fail(&ctx, &format!("GROUP BY {what}"), &m);
-                    None
-                }
-            })
-            .keyed();
-        return rolling_aggregates(keyed, f, move |key: &IntKeyValue| {
-            let mut k = Vec::with_capacity(out_key.exprs.len());
-            out_key.values(key, &mut k);
-            Row(k)
-        });
+        Some(int_key) if int_key.narrow() => rolling_int_keyed::<2>(rows, int_key, f),
+        Some(int_key) => rolling_int_keyed::<4>(rows, int_key, f),
+        None => {
+            let keyed = rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY")).keyed();
+            rolling_aggregates(keyed, f, Row::clone)
+        }
     }
-    let keyed = rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY")).keyed();
-    rolling_aggregates(keyed, f, Row::clone)
+}
+
+/// [`rolling_group_aggregate`] keyed by `int_key`'s values, inline in `N` integers.
+fn rolling_int_keyed<'s, const N: usize>(
+    rows: DataStream<'s, Row>,
+    int_key: IntKey,
+    f: Aggregates,
+) -> Collection<'s, (Row, Row)>
+where
+    IntKeyValue<N>: tidal_operators::keyed::Key,
+{
+    let ctx = Rc::clone(rows.context());
+    let out_key = int_key.clone();
+    let keyed = rows
+        .flat_map(move |r: Row| match int_key.key::<N>(&r) {
+            Ok(k) => Some((k, r)),
+            Err((what, m)) => {
+                fail(&ctx, &format!("GROUP BY {what}"), &m);
+                None
+            }
+        })
+        .keyed();
+    rolling_aggregates(keyed, f, move |key: &IntKeyValue<N>| {
+        let mut k = Vec::with_capacity(out_key.exprs.len());
+        out_key.values(key, &mut k);
+        Row(k)
+    })
+}
+
+/// One side of an interval join keyed by `k`'s values, inline in `N` integers (a row with a
+/// NULL key matches nothing and is dropped).
+fn join_keyed<'s, const N: usize>(
+    rows: DataStream<'s, Row>,
+    k: IntKey,
+) -> KeyedStream<'s, IntKeyValue<N>, Row>
+where
+    IntKeyValue<N>: tidal_operators::keyed::Key,
+{
+    let ctx = Rc::clone(rows.context());
+    rows.flat_map(move |r: Row| match k.key::<N>(&r) {
+        Ok(key) if key.nulls == 0 => Some((key, r)),
+        Ok(_) => None,
+        Err((what, m)) => {
+            fail(&ctx, &format!("ON {what}"), &m);
+            None
+        }
+    })
+    .keyed()
 }
 
 /// Per key, the aggregates of its rows so far, upserted into a collection of `(key row,
@@ -2397,33 +2428,13 @@ fn window_aggregate<'s>(
             .map(|c| std::mem::replace(&mut r.0[*c], Value::Null))
             .collect())
     };
-    if let Some(int_key) = IntKey::of(&key_exprs) {
-        // Keys of up to two integer-like columns: kept inline, hashed and compared as integers.
-        let key_ctx = Rc::clone(&ctx);
-        let out_key = int_key.clone();
-        let keyed = stream
-            .flat_map(move |mut r: Row| match int_key.key(&r) {
-                Ok(k) => Some((k, slim_row(&mut r))),
-                Err((what, m)) => {
-                    fail(&key_ctx, &format!("GROUP BY {what}"), &m);
-                    None
-                }
-            })
-            .keyed();
-        return aggregate_windows(keyed, windows, f, name, move |key, w, v| {
-            if attached {
-                // window_start and window_end from the key, the key's other columns after.
-                out_key.values(key, v);
-                v.insert(2, Value::Timestamp(w.start));
-            } else {
-                v.extend([
-                    Value::Timestamp(w.start),
-                    Value::Timestamp(w.end),
-                    Value::Timestamp(w.end - 1),
-                ]);
-                out_key.values(key, v);
-            }
-        });
+    match IntKey::of(&key_exprs) {
+        // Keys of up to four integer-like columns: kept inline, hashed and compared as integers.
+        Some(k) if k.narrow() => {
+            return int_keyed_windows::<2>(stream, k, slim_row, windows, f, name, attached);
+        }
+        Some(k) => return int_keyed_windows::<4>(stream, k, slim_row, windows, f, name, attached),
+        None => {}
     }
     let mut key = key_of(&key_exprs, &ctx, "GROUP BY");
     let keyed = stream
@@ -2445,6 +2456,47 @@ fn window_aggregate<'s>(
                 Value::Timestamp(w.end - 1),
             ]);
             v.extend(key.0.iter().cloned());
+        }
+    })
+}
+
+/// [`window_aggregate`] keyed by `int_key`'s values, inline in `N` integers: `slim_row`
+/// takes the columns the aggregates read out of a row.
+fn int_keyed_windows<'s, const N: usize>(
+    stream: DataStream<'s, Row>,
+    int_key: IntKey,
+    slim_row: impl Fn(&mut Row) -> Row + 'static,
+    windows: Windows,
+    f: Aggregates,
+    name: String,
+    attached: bool,
+) -> DataStream<'s, Row>
+where
+    IntKeyValue<N>: tidal_operators::keyed::Key,
+{
+    let ctx = Rc::clone(stream.context());
+    let out_key = int_key.clone();
+    let keyed = stream
+        .flat_map(move |mut r: Row| match int_key.key::<N>(&r) {
+            Ok(k) => Some((k, slim_row(&mut r))),
+            Err((what, m)) => {
+                fail(&ctx, &format!("GROUP BY {what}"), &m);
+                None
+            }
+        })
+        .keyed();
+    aggregate_windows(keyed, windows, f, name, move |key, w, v| {
+        if attached {
+            // window_start and window_end from the key, the key's other columns after.
+            out_key.values(key, v);
+            v.insert(2, Value::Timestamp(w.start));
+        } else {
+            v.extend([
+                Value::Timestamp(w.start),
+                Value::Timestamp(w.end),
+                Value::Timestamp(w.end - 1),
+            ]);
+            out_key.values(key, v);
         }
     })
 }
@@ -2503,9 +2555,17 @@ struct IntKey {
 /// The values of an [`IntKey`]: up to four integers and which of them are NULL. Equal exactly
 /// when the key's values are (each column has one type, or, for a join's two sides, types that
 /// compare alike: see [`IntKey::compares_with`]).
+///
+/// `N` is how many integers are kept: 2 for keys of one or two columns (24 bytes, the most
+/// common), 4 for three or four; a narrower key makes a smaller state entry, and more of a
+/// window's or join's keys fit in the caches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-struct IntKeyValue {
-    v: [i64; IntKey::MOST],
+#[serde(bound(
+    serialize = "[i64; N]: serde::Serialize",
+    deserialize = "[i64; N]: serde::Deserialize<'de>"
+))]
+struct IntKeyValue<const N: usize> {
+    v: [i64; N],
     nulls: u8,
 }
 
@@ -2540,10 +2600,15 @@ impl IntKey {
                 .zip(&other.exprs)
                 .all(|(a, b)| Self::class(a.ty) == Self::class(b.ty))
     }
-    /// The key of `row` (an error names the expression).
-    fn key(&self, row: &Row) -> Result<IntKeyValue, (String, String)> {
+    /// Whether the key has at most two columns (kept in an `IntKeyValue<2>`).
+    fn narrow(&self) -> bool {
+        self.exprs.len() <= 2
+    }
+    /// The key of `row` (an error names the expression), in `N` integers (at least as many
+    /// as the key has columns).
+    fn key<const N: usize>(&self, row: &Row) -> Result<IntKeyValue<N>, (String, String)> {
         let mut key = IntKeyValue {
-            v: [0; Self::MOST],
+            v: [0; N],
             nulls: 0,
         };
         for (i, e) in self.exprs.iter().enumerate() {
@@ -2570,7 +2635,7 @@ impl IntKey {
         Ok(key)
     }
     /// The key's values, as the columns' types, appended to `out`.
-    fn values(&self, key: &IntKeyValue, out: &mut Vec<Value>) {
+    fn values<const N: usize>(&self, key: &IntKeyValue<N>, out: &mut Vec<Value>) {
         for (i, e) in self.exprs.iter().enumerate() {
             let x = key.v[i];
             out.push(if key.nulls & (1 << i) != 0 {

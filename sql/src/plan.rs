@@ -4291,7 +4291,9 @@ pub struct Acc {
     count: i64,
     value: crate::Value,
     /// The distinct values so far, for a `DISTINCT` aggregate (boxed: most aggregates have
-    /// none, and accumulators are kept inline, one per key and window).
+    /// none, and accumulators are kept inline, one per key and window: boxed, the set takes 8
+    /// bytes of each accumulator instead of 24).
+    #[allow(clippy::box_collection)]
     distinct: Option<Box<std::collections::BTreeSet<crate::Value>>>,
 }
 

@@ -117,3 +117,12 @@ INSERT INTO by_qty_day
 SELECT window_end, qty, CAST(ts AS DATE), COUNT(*), SUM(price)
 FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '30' SECOND))
 GROUP BY window_start, window_end, qty, CAST(ts AS DATE);
+
+-- Three integer-like keys (BIGINT, INT, DATE): kept inline in four integers.
+CREATE TABLE by_customer_qty_day (window_end TIMESTAMP(3), customer BIGINT, qty INT, day_of DATE, n BIGINT)
+  WITH ('connector' = 'print', 'print-identifier' = 'by_customer_qty_day');
+
+INSERT INTO by_customer_qty_day
+SELECT window_end, customer, qty, CAST(ts AS DATE), COUNT(*)
+FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '30' SECOND))
+GROUP BY window_start, window_end, customer, qty, CAST(ts AS DATE);
