@@ -1831,17 +1831,9 @@ fn rolling_int_keyed<'s, const N: usize>(
 where
     IntKeyValue<N>: tidal_operators::keyed::Key,
 {
-    let ctx = Rc::clone(rows.context());
-    let out_key = int_key.clone();
-    let keyed = rows
-        .flat_map(move |r: Row| match int_key.key::<N>(&r) {
-            Ok(k) => Some((k, r)),
-            Err((what, m)) => {
-                fail(&ctx, &format!("GROUP BY {what}"), &m);
-                None
-            }
-        })
-        .keyed();
+    let mut key = int_key.keyer::<N>(rows.context(), "GROUP BY");
+    let keyed = rows.flat_map(move |r: Row| Some((key(&r)?, r))).keyed();
+    let out_key = int_key;
     rolling_aggregates(keyed, f, move |key: &IntKeyValue<N>| {
         let mut k = Vec::with_capacity(out_key.exprs.len());
         out_key.values(key, &mut k);
@@ -1858,16 +1850,9 @@ fn join_keyed<'s, const N: usize>(
 where
     IntKeyValue<N>: tidal_operators::keyed::Key,
 {
-    let ctx = Rc::clone(rows.context());
-    rows.flat_map(move |r: Row| match k.key::<N>(&r) {
-        Ok(key) if key.nulls == 0 => Some((key, r)),
-        Ok(_) => None,
-        Err((what, m)) => {
-            fail(&ctx, &format!("ON {what}"), &m);
-            None
-        }
-    })
-    .keyed()
+    let mut key = k.keyer::<N>(rows.context(), "ON");
+    rows.flat_map(move |r: Row| key(&r).filter(|k| k.nulls == 0).map(|k| (k, r)))
+        .keyed()
 }
 
 /// Per key, the aggregates of its rows so far, upserted into a collection of `(key row,
@@ -2474,17 +2459,14 @@ fn int_keyed_windows<'s, const N: usize>(
 where
     IntKeyValue<N>: tidal_operators::keyed::Key,
 {
-    let ctx = Rc::clone(stream.context());
-    let out_key = int_key.clone();
+    let mut key = int_key.keyer::<N>(stream.context(), "GROUP BY");
     let keyed = stream
-        .flat_map(move |mut r: Row| match int_key.key::<N>(&r) {
-            Ok(k) => Some((k, slim_row(&mut r))),
-            Err((what, m)) => {
-                fail(&ctx, &format!("GROUP BY {what}"), &m);
-                None
-            }
+        .flat_map(move |mut r: Row| {
+            let k = key(&r)?;
+            Some((k, slim_row(&mut r)))
         })
         .keyed();
+    let out_key = int_key;
     aggregate_windows(keyed, windows, f, name, move |key, w, v| {
         if attached {
             // window_start and window_end from the key, the key's other columns after.
@@ -2633,6 +2615,22 @@ impl IntKey {
             }
         }
         Ok(key)
+    }
+    /// Each row's key, as [`key`](Self::key) makes it; an error fails the job, naming
+    /// `clause` and the expression, and the row has no key (`None`).
+    fn keyer<const N: usize>(
+        &self,
+        ctx: &Rc<WorkerContext>,
+        clause: &'static str,
+    ) -> impl FnMut(&Row) -> Option<IntKeyValue<N>> + 'static {
+        let (this, ctx) = (self.clone(), Rc::clone(ctx));
+        move |r: &Row| match this.key::<N>(r) {
+            Ok(k) => Some(k),
+            Err((what, m)) => {
+                fail(&ctx, &format!("{clause} {what}"), &m);
+                None
+            }
+        }
     }
     /// The key's values, as the columns' types, appended to `out`.
     fn values<const N: usize>(&self, key: &IntKeyValue<N>, out: &mut Vec<Value>) {
