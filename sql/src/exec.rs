@@ -22,6 +22,7 @@ use tidal_operators::collection::Sums;
 use tidal_operators::prelude::*;
 
 use crate::expr::{Scalar, Typed};
+use crate::intagg::{IntAccs, IntAggs, IntArgs};
 use crate::plan::{
     Agg, Connector, Datagen, FileFormat, GenField, JoinKind, KafkaMeta, KafkaStartup, KafkaTable,
     KafkaUpsert, NexmarkKind, Plan, Sink, Table, WindowSpec,
@@ -612,7 +613,7 @@ fn generate(table: &Table, spec: &Datagen, i: u64) -> Result<Row, String> {
 }
 
 /// Fails the job because `what` failed on a row.
-fn fail(ctx: &Rc<WorkerContext>, what: &str, message: &str) {
+pub(crate) fn fail(ctx: &Rc<WorkerContext>, what: &str, message: &str) {
     ctx.fail(Error::input(format!("SQL: {what}: {message}")));
 }
 
@@ -2413,6 +2414,40 @@ fn window_aggregate<'s>(
             .map(|c| std::mem::replace(&mut r.0[*c], Value::Null))
             .collect())
     };
+    // Integer aggregates (COUNT, and SUM, AVG, MIN, MAX of integers): a row's contribution is
+    // taken from it when it is keyed, and each key's window keeps plain integers.
+    if let Some(ints) = IntAggs::of(aggs) {
+        let ints = ints.on(&ctx);
+        return match IntKey::of(&key_exprs) {
+            Some(k) if k.narrow() && ints.fit(1) => {
+                let key = k.keyer::<2>(&ctx, "GROUP BY");
+                int_windows::<_, 1>(stream, key, ints, windows, name, int_head::<2>(k, attached))
+            }
+            Some(k) if k.narrow() => {
+                let key = k.keyer::<2>(&ctx, "GROUP BY");
+                int_windows::<_, 4>(stream, key, ints, windows, name, int_head::<2>(k, attached))
+            }
+            Some(k) if ints.fit(1) => {
+                let key = k.keyer::<4>(&ctx, "GROUP BY");
+                int_windows::<_, 1>(stream, key, ints, windows, name, int_head::<4>(k, attached))
+            }
+            Some(k) => {
+                let key = k.keyer::<4>(&ctx, "GROUP BY");
+                int_windows::<_, 4>(stream, key, ints, windows, name, int_head::<4>(k, attached))
+            }
+            None => {
+                let (exprs, ctx) = (key_exprs, Rc::clone(&ctx));
+                let key = move |r: &Row| match eval_all(&exprs, &r.0) {
+                    Ok(k) => Some(Row(k)),
+                    Err((what, m)) => {
+                        fail(&ctx, &format!("GROUP BY {what}"), &m);
+                        None
+                    }
+                };
+                int_windows::<_, 4>(stream, key, ints, windows, name, row_head(attached))
+            }
+        };
+    }
     match IntKey::of(&key_exprs) {
         // Keys of up to four integer-like columns: kept inline, hashed and compared as integers.
         Some(k) if k.narrow() => {
@@ -2428,9 +2463,16 @@ fn window_aggregate<'s>(
             Some((k, slim_row(&mut r)))
         })
         .keyed();
-    aggregate_windows(keyed, windows, f, name, move |key: &Row, w, v| {
+    aggregate_windows(keyed, windows, f, name, row_head(attached))
+}
+
+/// A window aggregate's columns before its aggregates, from a key of values: for a window
+/// table function's windows (`attached`) `window_start`, `window_end` (the key's first two
+/// columns), `window_time`, then the key's other columns; otherwise the three window columns,
+/// then the key.
+fn row_head(attached: bool) -> impl Fn(&Row, &Window, &mut Vec<Value>) + 'static {
+    move |key: &Row, w, v| {
         if attached {
-            // window_start and window_end from the key, the key's other columns after.
             v.extend(key.0[..2].iter().cloned());
             v.push(Value::Timestamp(w.start));
             v.extend(key.0[2..].iter().cloned());
@@ -2442,7 +2484,64 @@ fn window_aggregate<'s>(
             ]);
             v.extend(key.0.iter().cloned());
         }
-    })
+    }
+}
+
+/// [`row_head`] for a key kept inline as `int_key`'s values.
+fn int_head<const N: usize>(
+    int_key: IntKey,
+    attached: bool,
+) -> impl Fn(&IntKeyValue<N>, &Window, &mut Vec<Value>) + 'static {
+    move |key, w, v| {
+        if attached {
+            int_key.values(key, v);
+            v.insert(2, Value::Timestamp(w.start));
+        } else {
+            v.extend([
+                Value::Timestamp(w.start),
+                Value::Timestamp(w.end),
+                Value::Timestamp(w.end - 1),
+            ]);
+            int_key.values(key, v);
+        }
+    }
+}
+
+/// [`window_aggregate`] of aggregates with integer accumulators (see [`IntAggs`]): each row
+/// keyed by `key` (`None`: it failed, and the job with it) with its contributions to `M`
+/// aggregates.
+fn int_windows<'s, K: tidal_operators::keyed::Key, const M: usize>(
+    stream: DataStream<'s, Row>,
+    mut key: impl FnMut(&Row) -> Option<K> + 'static,
+    ints: IntAggs,
+    windows: Windows,
+    name: String,
+    head: impl Fn(&K, &Window, &mut Vec<Value>) + 'static,
+) -> DataStream<'s, Row>
+where
+    IntArgs<M>: tidal_operators::keyed::Value,
+    IntAccs<M>: tidal_operators::keyed::Value,
+{
+    let (f0, f1, f2, f3, f4) = (ints.clone(), ints.clone(), ints.clone(), ints.clone(), ints);
+    stream
+        .flat_map(move |r: Row| {
+            let k = key(&r)?;
+            Some((k, f0.args::<M>(&r.0)))
+        })
+        .keyed()
+        .window(windows)
+        .aggregate_with(
+            move |args| f1.create(args),
+            move |accs, args| f2.add(accs, args),
+            move |accs, other| f3.merge(accs, other),
+            move |key: &K, w: &Window, accs: &IntAccs<M>| {
+                let mut v = Vec::with_capacity(3 + 2 + M);
+                head(key, w, &mut v);
+                f4.results(accs, &mut v);
+                Row(v)
+            },
+        )
+        .name(name)
 }
 
 /// [`window_aggregate`] keyed by `int_key`'s values, inline in `N` integers: `slim_row`
@@ -2466,21 +2565,7 @@ where
             Some((k, slim_row(&mut r)))
         })
         .keyed();
-    let out_key = int_key;
-    aggregate_windows(keyed, windows, f, name, move |key, w, v| {
-        if attached {
-            // window_start and window_end from the key, the key's other columns after.
-            out_key.values(key, v);
-            v.insert(2, Value::Timestamp(w.start));
-        } else {
-            v.extend([
-                Value::Timestamp(w.start),
-                Value::Timestamp(w.end),
-                Value::Timestamp(w.end - 1),
-            ]);
-            out_key.values(key, v);
-        }
-    })
+    aggregate_windows(keyed, windows, f, name, int_head::<N>(int_key, attached))
 }
 
 /// The interval join of two sides' keyed rows: each pair's row is the left row's columns, then

@@ -45,6 +45,7 @@
 pub mod exec;
 pub mod expr;
 mod extreme;
+mod intagg;
 pub mod options;
 pub mod parse;
 pub mod plan;

@@ -126,3 +126,23 @@ INSERT INTO by_customer_qty_day
 SELECT window_end, customer, qty, CAST(ts AS DATE), COUNT(*)
 FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '30' SECOND))
 GROUP BY window_start, window_end, customer, qty, CAST(ts AS DATE);
+
+-- Integer aggregates kept as integers: NULLs, a FILTER, AVG's integer quotient, a time's
+-- MAX; keyed by a string, then by an integer with two aggregates.
+CREATE TABLE int_aggs (
+  product STRING, window_end TIMESTAMP(3), counted BIGINT, mean INT, latest TIMESTAMP(3), dear INT
+) WITH ('connector' = 'print', 'print-identifier' = 'int_aggs');
+
+INSERT INTO int_aggs
+SELECT product, window_end, COUNT(qty), AVG(qty), MAX(ts), SUM(qty) FILTER (WHERE price > 50)
+FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY product, window_start, window_end;
+
+CREATE TABLE int_aggs_by_customer (
+  customer BIGINT, window_start TIMESTAMP(3), least_cheap INT, last_id BIGINT
+) WITH ('connector' = 'print', 'print-identifier' = 'int_aggs_by_customer');
+
+INSERT INTO int_aggs_by_customer
+SELECT customer, window_start, MIN(qty) FILTER (WHERE price < 50), MAX(id)
+FROM TABLE(HOP(TABLE orders, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '10' SECOND))
+GROUP BY customer, window_start, window_end;

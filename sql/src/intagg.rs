@@ -1,0 +1,350 @@
+//! Window aggregates over integers kept as integers.
+//!
+//! `COUNT`, and `SUM`, `AVG`, `MIN` and `MAX` of integer-like columns (BIGINT, INT, and for
+//! `MIN`/`MAX` DATE and TIMESTAMP), without `DISTINCT`, are the window aggregates of most
+//! streaming queries (every Nexmark one). Their general accumulators ([`Acc`](crate::plan::Acc):
+//! a count and a [`Value`], folded by matching on the aggregate and the value's type) cost a
+//! window operator, per record and window, a 40-byte accumulator per aggregate and a dispatch per
+//! update. Here a record's contribution is taken once, when it is keyed: per aggregate an
+//! integer and whether it counts ([`IntArgs`]); and a window's accumulators are per aggregate a
+//! count and an integer ([`IntAccs`], 16 bytes), added to with integer arithmetic.
+//!
+//! The results are those of the general accumulators: sums wrap in their type as SQL's integer
+//! arithmetic does here (an `INT` sum kept in 64 bits and cut to 32 at the end is the same as
+//! one wrapped at every step), `AVG` of integers is the integer quotient, and an aggregate that
+//! saw no value is NULL (a `COUNT` is 0).
+
+use std::rc::Rc;
+
+use tidal_engine::WorkerContext;
+
+use crate::expr::Scalar;
+use crate::plan::{Agg, AggFunc};
+use crate::value::{DataType, Value};
+
+/// What `M` aggregates take from one record: per aggregate an integer, and (bit `i` of
+/// `present`) whether the record counts for aggregate `i` (a NULL argument, or a `FILTER` that
+/// does not hold, does not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "[i64; M]: serde::Serialize",
+    deserialize = "[i64; M]: serde::Deserialize<'de>"
+))]
+pub(crate) struct IntArgs<const M: usize> {
+    v: [i64; M],
+    present: u8,
+}
+
+/// The accumulators of `M` aggregates of one key and window: per aggregate the number of
+/// values added and their sum, least or greatest (unused for `COUNT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "[i64; M]: serde::Serialize",
+    deserialize = "[i64; M]: serde::Deserialize<'de>"
+))]
+pub(crate) struct IntAccs<const M: usize> {
+    n: [i64; M],
+    v: [i64; M],
+}
+
+/// Aggregates that all have integer accumulators: how to take a record's [`IntArgs`] and
+/// turn [`IntAccs`] into the results.
+#[derive(Clone)]
+pub(crate) struct IntAggs {
+    aggs: Rc<Vec<Agg>>,
+    ctx: Option<Rc<WorkerContext>>,
+}
+
+impl IntAggs {
+    /// The most aggregates kept this way.
+    pub(crate) const MOST: usize = 4;
+
+    /// Integer accumulators for `aggs`, if each of them can have one.
+    pub(crate) fn of(aggs: &[Agg]) -> Option<IntAggs> {
+        let fits = |a: &Agg| {
+            !a.distinct
+                && match a.func {
+                    AggFunc::Count => true,
+                    AggFunc::Sum | AggFunc::Avg => {
+                        matches!(a.arg_ty, DataType::Int | DataType::BigInt)
+                            && matches!(a.ty, DataType::Int | DataType::BigInt)
+                    }
+                    AggFunc::Min | AggFunc::Max => {
+                        a.ty == a.arg_ty
+                            && matches!(
+                                a.arg_ty,
+                                DataType::Int
+                                    | DataType::BigInt
+                                    | DataType::Date
+                                    | DataType::Timestamp
+                                    | DataType::TimestampLtz
+                            )
+                    }
+                }
+        };
+        (!aggs.is_empty() && aggs.len() <= Self::MOST && aggs.iter().all(fits)).then(|| IntAggs {
+            aggs: Rc::new(aggs.to_vec()),
+            ctx: None,
+        })
+    }
+
+    /// The same, failing the job through `ctx` when an argument cannot be evaluated.
+    pub(crate) fn on(mut self, ctx: &Rc<WorkerContext>) -> IntAggs {
+        self.ctx = Some(Rc::clone(ctx));
+        self
+    }
+
+    /// Whether the aggregates fit in `M` accumulators.
+    pub(crate) fn fit(&self, m: usize) -> bool {
+        self.aggs.len() <= m
+    }
+
+    fn fail(&self, what: &str, m: &str) {
+        if let Some(ctx) = &self.ctx {
+            crate::exec::fail(ctx, what, m);
+        }
+    }
+
+    /// What `row` adds to each aggregate (an argument or filter that fails to evaluate fails
+    /// the job, and the row adds nothing to that aggregate).
+    pub(crate) fn args<const M: usize>(&self, row: &[Value]) -> IntArgs<M> {
+        let mut out = IntArgs {
+            v: [0; M],
+            present: 0,
+        };
+        for (i, a) in self.aggs.iter().enumerate() {
+            match self.arg(a, row) {
+                Ok(Some(x)) => {
+                    out.v[i] = x;
+                    out.present |= 1 << i;
+                }
+                Ok(None) => {}
+                Err(m) => self.fail(&a.text, &m),
+            }
+        }
+        out
+    }
+
+    /// One aggregate's integer for `row`: `None` when the row does not count for it.
+    fn arg(&self, a: &Agg, row: &[Value]) -> crate::expr::Eval<Option<i64>> {
+        if let Some(f) = &a.filter
+            && !f.holds(row)?
+        {
+            return Ok(None);
+        }
+        let computed;
+        let v = match &a.arg {
+            None => return Ok(Some(0)),
+            Some(Scalar::Col(c)) => &row[*c],
+            Some(s) => {
+                computed = s.eval(row)?;
+                &computed
+            }
+        };
+        Ok(match v {
+            Value::Null => None,
+            _ if a.func == AggFunc::Count => Some(0),
+            Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampLtz(x) => Some(*x),
+            Value::Int(x) | Value::Date(x) => Some(i64::from(*x)),
+            other => {
+                return Err(format!(
+                    "{other} is not of the argument's type {}",
+                    a.arg_ty
+                ));
+            }
+        })
+    }
+
+    /// Accumulators with `args` added.
+    pub(crate) fn create<const M: usize>(&self, args: IntArgs<M>) -> IntAccs<M> {
+        let mut accs = IntAccs {
+            n: [0; M],
+            v: [0; M],
+        };
+        self.add(&mut accs, args);
+        accs
+    }
+
+    /// Adds a record's `args`.
+    #[inline]
+    pub(crate) fn add<const M: usize>(&self, accs: &mut IntAccs<M>, args: IntArgs<M>) {
+        for (i, a) in self.aggs.iter().enumerate().take(M) {
+            if args.present & (1 << i) == 0 {
+                continue;
+            }
+            let (n, v, x) = (&mut accs.n[i], &mut accs.v[i], args.v[i]);
+            *v = match a.func {
+                AggFunc::Count => 0,
+                AggFunc::Sum | AggFunc::Avg => v.wrapping_add(x),
+                AggFunc::Min if *n > 0 => (*v).min(x),
+                AggFunc::Max if *n > 0 => (*v).max(x),
+                AggFunc::Min | AggFunc::Max => x,
+            };
+            *n += 1;
+        }
+    }
+
+    /// Merges the accumulators of other records of the same key and window.
+    pub(crate) fn merge<const M: usize>(&self, accs: &mut IntAccs<M>, other: IntAccs<M>) {
+        for (i, a) in self.aggs.iter().enumerate().take(M) {
+            if other.n[i] == 0 {
+                continue;
+            }
+            let (n, v, x) = (&mut accs.n[i], &mut accs.v[i], other.v[i]);
+            *v = match a.func {
+                AggFunc::Count => 0,
+                AggFunc::Sum | AggFunc::Avg => v.wrapping_add(x),
+                AggFunc::Min if *n > 0 => (*v).min(x),
+                AggFunc::Max if *n > 0 => (*v).max(x),
+                AggFunc::Min | AggFunc::Max => x,
+            };
+            *n += other.n[i];
+        }
+    }
+
+    /// The aggregates' values, pushed onto `out`.
+    pub(crate) fn results<const M: usize>(&self, accs: &IntAccs<M>, out: &mut Vec<Value>) {
+        for (i, a) in self.aggs.iter().enumerate().take(M) {
+            let (n, v) = (accs.n[i], accs.v[i]);
+            let value = match a.func {
+                _ if n == 0 && a.func != AggFunc::Count => Value::Null,
+                AggFunc::Min | AggFunc::Max => match a.ty {
+                    DataType::Int => Value::Int(v as i32),
+                    DataType::Date => Value::Date(v as i32),
+                    DataType::Timestamp => Value::Timestamp(v),
+                    DataType::TimestampLtz => Value::TimestampLtz(v),
+                    _ => Value::BigInt(v),
+                },
+                AggFunc::Count | AggFunc::Sum | AggFunc::Avg => a
+                    .result_of_sums(i128::from(n), i128::from(v))
+                    .unwrap_or_else(|m| {
+                        self.fail(&a.text, &m);
+                        Value::Null
+                    }),
+            };
+            out.push(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Acc;
+
+    fn agg(func: AggFunc, arg: Option<usize>, arg_ty: DataType, ty: DataType) -> Agg {
+        Agg {
+            func,
+            arg: arg.map(Scalar::Col),
+            arg_ty,
+            distinct: false,
+            filter: None,
+            ty,
+            text: format!("{func:?}"),
+        }
+    }
+
+    /// Integer accumulators give what the general ones give, added one by one and merged in
+    /// two parts, on rows with NULLs, negative values and sums that wrap.
+    #[test]
+    fn integer_accumulators_agree_with_the_general_ones() {
+        let aggs = vec![
+            agg(AggFunc::Count, None, DataType::Null, DataType::BigInt),
+            agg(AggFunc::Sum, Some(0), DataType::Int, DataType::Int),
+            agg(AggFunc::Min, Some(1), DataType::BigInt, DataType::BigInt),
+            agg(AggFunc::Avg, Some(1), DataType::BigInt, DataType::BigInt),
+        ];
+        let ints = IntAggs::of(&aggs).expect("all four fit");
+        let rows: Vec<Vec<Value>> = (0..40i64)
+            .map(|i| {
+                vec![
+                    if i % 7 == 0 {
+                        Value::Null
+                    } else {
+                        Value::Int(i32::MAX - 4 + i as i32 % 5)
+                    },
+                    if i % 5 == 0 {
+                        Value::Null
+                    } else {
+                        Value::BigInt((i * 37) % 23 - 11)
+                    },
+                ]
+            })
+            .collect();
+        for split in [0, 1, 17, 40] {
+            let mut general: Vec<Acc> = aggs.iter().map(Agg::start).collect();
+            for r in &rows {
+                for (a, acc) in aggs.iter().zip(&mut general) {
+                    a.add(acc, r).unwrap();
+                }
+            }
+            let expected: Vec<Value> = aggs
+                .iter()
+                .zip(&general)
+                .map(|(a, acc)| a.result(acc).unwrap())
+                .collect();
+            let fold = |part: &[Vec<Value>]| {
+                let mut accs = IntAccs::<4> {
+                    n: [0; 4],
+                    v: [0; 4],
+                };
+                for r in part {
+                    ints.add(&mut accs, ints.args::<4>(r));
+                }
+                accs
+            };
+            let mut accs = fold(&rows[..split]);
+            ints.merge(&mut accs, fold(&rows[split..]));
+            let mut got = Vec::new();
+            ints.results(&accs, &mut got);
+            assert_eq!(got, expected, "split at {split}");
+        }
+        // With no rows: COUNT 0, the others NULL.
+        let mut got = Vec::new();
+        ints.results(
+            &ints.create::<4>(IntArgs {
+                v: [0; 4],
+                present: 0,
+            }),
+            &mut got,
+        );
+        assert_eq!(
+            got,
+            vec![Value::BigInt(0), Value::Null, Value::Null, Value::Null]
+        );
+    }
+
+    #[test]
+    fn distinct_doubles_and_strings_keep_the_general_accumulators() {
+        let mut distinct = agg(AggFunc::Count, Some(0), DataType::BigInt, DataType::BigInt);
+        distinct.distinct = true;
+        assert!(IntAggs::of(&[distinct]).is_none());
+        assert!(
+            IntAggs::of(&[agg(
+                AggFunc::Sum,
+                Some(0),
+                DataType::Double,
+                DataType::Double
+            )])
+            .is_none()
+        );
+        assert!(
+            IntAggs::of(&[agg(
+                AggFunc::Max,
+                Some(0),
+                DataType::String,
+                DataType::String
+            )])
+            .is_none()
+        );
+        assert!(
+            IntAggs::of(&[agg(
+                AggFunc::Count,
+                Some(0),
+                DataType::String,
+                DataType::BigInt
+            )])
+            .is_some()
+        );
+    }
+}
