@@ -630,6 +630,42 @@ INSERT INTO nexmark_q3
     }
 }
 
+/// A scan of one Nexmark table reading no column (`SELECT 1`) or one, as the only reader of
+/// its generator (which then is not split by kind): one row per event of the table's kind, the
+/// other kinds' events left out. (The scan tests an event's kind itself when no column is
+/// made from it.)
+#[test]
+fn a_lone_nexmark_scan_gives_one_row_per_event_of_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = |select: &str| -> Vec<String> {
+        let out = dir.path().join(format!("out-{}", select.len()));
+        let script = dir.path().join("lone.sql");
+        std::fs::write(
+            &script,
+            format!(
+                "CREATE TABLE bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR
+) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '5000');
+CREATE TABLE out (x BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+INSERT INTO out {select};
+",
+                out.display()
+            ),
+        )
+        .unwrap();
+        let (ok, _, err) = tidal_sql(&script, Shape::OneWorker);
+        assert!(ok, "{select}: {err}");
+        part_lines(&out)
+    };
+    let auctions = rows("SELECT auction FROM bid");
+    let ones = rows("SELECT 1 FROM bid");
+    // 5 000 events: 46 of every 50 are bids.
+    assert_eq!(auctions.len(), 4600);
+    assert_eq!(ones.len(), auctions.len());
+    assert!(ones.iter().all(|l| l == "1"));
+}
+
 /// A SQL job reading a paced datagen table (a sequence; a computed event time), with a window
 /// aggregation into CSV part files, under `tidal run` on 2 processes with checkpoints, one
 /// process killed with `kill -9` twice: every window's row is written exactly once, with the

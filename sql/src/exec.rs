@@ -1390,6 +1390,19 @@ fn build_node<'s>(
             for e in &projector.exprs {
                 mark_read(&e.scalar, &mut read);
             }
+            if reads_nexmark(input).is_some() {
+                // Made in the scan, from the columns read, with no row between.
+                let ctx = Rc::clone(env.context());
+                return Built::Append(
+                    rows_into(env, input, read, move |r: &mut [Value]| {
+                        projector
+                            .project_slice(r)
+                            .map_err(|(what, m)| fail(&ctx, what, &m))
+                            .ok()
+                    })
+                    .name(name),
+                );
+            }
             match build_reading(env, input, Some(read), None) {
                 Built::Append(stream) => {
                     let ctx = Rc::clone(stream.context());
@@ -1776,6 +1789,20 @@ impl Projector {
             .ok()
     }
 
+    /// The output row of the values `row`, taking the columns moved out of it (left NULL), or
+    /// the expression that failed and why.
+    fn project_slice(&self, row: &mut [Value]) -> Result<Row, (&str, String)> {
+        let mut out = Vec::with_capacity(self.exprs.len());
+        for (e, moved) in self.exprs.iter().zip(&self.moved) {
+            let v = match moved {
+                Some(c) => std::mem::take(&mut row[*c]),
+                None => e.scalar.eval(row).map_err(|m| (e.text.as_str(), m))?,
+            };
+            out.push(v);
+        }
+        Ok(Row(out))
+    }
+
     /// The output row of `row`, or the expression that failed and why.
     fn project(&self, mut row: Row) -> Result<Row, (&str, String)> {
         if self.prefix && row.0.len() >= self.exprs.len() {
@@ -1833,7 +1860,7 @@ where
     IntKeyValue<N>: tidal_operators::keyed::Key,
 {
     let mut key = int_key.keyer::<N>(rows.context(), "GROUP BY");
-    let keyed = rows.flat_map(move |r: Row| Some((key(&r)?, r))).keyed();
+    let keyed = rows.flat_map(move |r: Row| Some((key(&r.0)?, r))).keyed();
     let out_key = int_key;
     rolling_aggregates(keyed, f, move |key: &IntKeyValue<N>| {
         let mut k = Vec::with_capacity(out_key.exprs.len());
@@ -1852,7 +1879,7 @@ where
     IntKeyValue<N>: tidal_operators::keyed::Key,
 {
     let mut key = k.keyer::<N>(rows.context(), "ON");
-    rows.flat_map(move |r: Row| key(&r).filter(|k| k.nulls == 0).map(|k| (k, r)))
+    rows.flat_map(move |r: Row| key(&r.0).filter(|k| k.nulls == 0).map(|k| (k, r)))
         .keyed()
 }
 
@@ -2401,8 +2428,7 @@ fn window_aggregate<'s>(
         }
         read[*c] = true;
     }
-    let stream = build_reading(env, input, Some(read), None).append();
-    let ctx = Rc::clone(stream.context());
+    let ctx = Rc::clone(env.context());
     let windows = windows(spec);
     let attached = matches!(spec, WindowSpec::Attached { .. });
     let f = Aggregates::new(&slim, &ctx);
@@ -2419,35 +2445,51 @@ fn window_aggregate<'s>(
     if let Some(ints) = IntAggs::of(aggs) {
         let ints = ints.on(&ctx);
         return match IntKey::of(&key_exprs) {
+            Some(k) if k.exprs.len() == 1 && ints.fit(1) => {
+                let key = k.keyer::<1>(&ctx, "GROUP BY");
+                let keyed = int_keyed_rows::<_, 1>(env, input, read, key, &ints);
+                int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
+            }
+            Some(k) if k.exprs.len() == 1 => {
+                let key = k.keyer::<1>(&ctx, "GROUP BY");
+                let keyed = int_keyed_rows::<_, 4>(env, input, read, key, &ints);
+                int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
+            }
             Some(k) if k.narrow() && ints.fit(1) => {
                 let key = k.keyer::<2>(&ctx, "GROUP BY");
-                int_windows::<_, 1>(stream, key, ints, windows, name, int_head::<2>(k, attached))
+                let keyed = int_keyed_rows::<_, 1>(env, input, read, key, &ints);
+                int_windows(keyed, ints, windows, name, int_head::<2>(k, attached))
             }
             Some(k) if k.narrow() => {
                 let key = k.keyer::<2>(&ctx, "GROUP BY");
-                int_windows::<_, 4>(stream, key, ints, windows, name, int_head::<2>(k, attached))
+                let keyed = int_keyed_rows::<_, 4>(env, input, read, key, &ints);
+                int_windows(keyed, ints, windows, name, int_head::<2>(k, attached))
             }
             Some(k) if ints.fit(1) => {
                 let key = k.keyer::<4>(&ctx, "GROUP BY");
-                int_windows::<_, 1>(stream, key, ints, windows, name, int_head::<4>(k, attached))
+                let keyed = int_keyed_rows::<_, 1>(env, input, read, key, &ints);
+                int_windows(keyed, ints, windows, name, int_head::<4>(k, attached))
             }
             Some(k) => {
                 let key = k.keyer::<4>(&ctx, "GROUP BY");
-                int_windows::<_, 4>(stream, key, ints, windows, name, int_head::<4>(k, attached))
+                let keyed = int_keyed_rows::<_, 4>(env, input, read, key, &ints);
+                int_windows(keyed, ints, windows, name, int_head::<4>(k, attached))
             }
             None => {
                 let (exprs, ctx) = (key_exprs, Rc::clone(&ctx));
-                let key = move |r: &Row| match eval_all(&exprs, &r.0) {
+                let key = move |r: &[Value]| match eval_all(&exprs, r) {
                     Ok(k) => Some(Row(k)),
                     Err((what, m)) => {
                         fail(&ctx, &format!("GROUP BY {what}"), &m);
                         None
                     }
                 };
-                int_windows::<_, 4>(stream, key, ints, windows, name, row_head(attached))
+                let keyed = int_keyed_rows::<_, 4>(env, input, read, key, &ints);
+                int_windows(keyed, ints, windows, name, row_head(attached))
             }
         };
     }
+    let stream = build_reading(env, input, Some(read), None).append();
     match IntKey::of(&key_exprs) {
         // Keys of up to four integer-like columns: kept inline, hashed and compared as integers.
         Some(k) if k.narrow() => {
@@ -2507,12 +2549,109 @@ fn int_head<const N: usize>(
     }
 }
 
-/// [`window_aggregate`] of aggregates with integer accumulators (see [`IntAggs`]): each row
-/// keyed by `key` (`None`: it failed, and the job with it) with its contributions to `M`
-/// aggregates.
+/// The rows of `input` (reading the columns `read` marks) keyed by `key` (`None`: it failed,
+/// and the job with it), each with its contributions to `M` integer aggregates.
+fn int_keyed_rows<'s, K: 'static, const M: usize>(
+    env: &mut Cx<'s, '_>,
+    input: &Plan,
+    read: Vec<bool>,
+    mut key: impl FnMut(&[Value]) -> Option<K> + 'static,
+    ints: &IntAggs,
+) -> DataStream<'s, (K, IntArgs<M>)> {
+    let ints = ints.clone();
+    rows_into(env, input, read, move |r: &mut [Value]| {
+        let k = key(r)?;
+        Some((k, ints.args::<M>(r)))
+    })
+}
+
+/// What `then` makes of each row of `input` (which needs only the columns `read` marks; `then`
+/// may take the values it keeps out of the row).
+///
+/// Over a Nexmark table (or a WHERE on one: see [`reads_nexmark`]) `then` is called in the
+/// scan, on a row of the columns read made where the event lies and reused: no row is
+/// allocated or handed from the scan to another operator. Otherwise on each row of the built
+/// input.
+fn rows_into<'s, T: 'static>(
+    env: &mut Cx<'s, '_>,
+    input: &Plan,
+    read: Vec<bool>,
+    mut then: impl FnMut(&mut [Value]) -> Option<T> + 'static,
+) -> DataStream<'s, T> {
+    let Some((table, spec, cond)) = reads_nexmark(input) else {
+        return build_reading(env, input, Some(read), None)
+            .append()
+            .flat_map(move |mut r: Row| then(&mut r.0));
+    };
+    // The condition's columns are made first: most rows fail a selective condition, and none
+    // of their other columns is made.
+    let mut tested = Vec::new();
+    if let Some(c) = cond {
+        mark_read(&c.scalar, &mut tested);
+    }
+    let tested_columns: Vec<usize> = (0..tested.len()).filter(|&c| tested[c]).collect();
+    let columns: Vec<usize> = (0..read.len())
+        .filter(|&c| read[c] && !tested.get(c).copied().unwrap_or(false))
+        .collect();
+    let events = nexmark_events(env, table, spec);
+    let ctx = Rc::clone(events.context());
+    let kind = spec.kind;
+    let cond = cond.map(|c| (c.scalar.clone(), c.text.clone()));
+    let mut strings = Interned::default();
+    let mut scratch = vec![Value::Null; table.fields.len()];
+    events
+        .flat_map_ref(move |e: &Event| {
+            let of_kind = matches!(
+                (kind, e),
+                (NexmarkKind::Bid, Event::Bid(_))
+                    | (NexmarkKind::Auction, Event::Auction(_))
+                    | (NexmarkKind::Person, Event::Person(_))
+            );
+            if !of_kind {
+                return None;
+            }
+            if let Some((cond, text)) = &cond {
+                for &c in &tested_columns {
+                    scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
+                }
+                if !holds(cond, &scratch, &ctx, text) {
+                    return None;
+                }
+            }
+            for &c in &columns {
+                scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
+            }
+            then(&mut scratch)
+        })
+        .name(format!("table {}", table.name))
+}
+
+/// The Nexmark table `plan` scans, and the condition on it, if `plan` is a scan of a Nexmark
+/// table without computed columns, or a WHERE on one.
+fn reads_nexmark(
+    plan: &Plan,
+) -> Option<(
+    &std::sync::Arc<Table>,
+    &crate::plan::NexmarkTable,
+    Option<&Typed>,
+)> {
+    let (scan, cond) = match plan {
+        Plan::Filter { input, cond } => (input.as_ref(), Some(cond)),
+        other => (other, None),
+    };
+    match scan {
+        Plan::Scan { table } if table.computed.is_empty() => match &table.connector {
+            Connector::Nexmark(spec) => Some((table, spec, cond)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// [`window_aggregate`] of aggregates with integer accumulators (see [`IntAggs`]) over rows
+/// keyed with their contributions.
 fn int_windows<'s, K: tidal_operators::keyed::Key, const M: usize>(
-    stream: DataStream<'s, Row>,
-    mut key: impl FnMut(&Row) -> Option<K> + 'static,
+    keyed: DataStream<'s, (K, IntArgs<M>)>,
     ints: IntAggs,
     windows: Windows,
     name: String,
@@ -2522,12 +2661,8 @@ where
     IntArgs<M>: tidal_operators::keyed::Value,
     IntAccs<M>: tidal_operators::keyed::Value,
 {
-    let (f0, f1, f2, f3, f4) = (ints.clone(), ints.clone(), ints.clone(), ints.clone(), ints);
-    stream
-        .flat_map(move |r: Row| {
-            let k = key(&r)?;
-            Some((k, f0.args::<M>(&r.0)))
-        })
+    let (f1, f2, f3, f4) = (ints.clone(), ints.clone(), ints.clone(), ints);
+    keyed
         .keyed()
         .window(windows)
         .aggregate_with(
@@ -2561,7 +2696,7 @@ where
     let mut key = int_key.keyer::<N>(stream.context(), "GROUP BY");
     let keyed = stream
         .flat_map(move |mut r: Row| {
-            let k = key(&r)?;
+            let k = key(&r.0)?;
             Some((k, slim_row(&mut r)))
         })
         .keyed();
@@ -2673,7 +2808,7 @@ impl IntKey {
     }
     /// The key of `row` (an error names the expression), in `N` integers (at least as many
     /// as the key has columns).
-    fn key<const N: usize>(&self, row: &Row) -> Result<IntKeyValue<N>, (String, String)> {
+    fn key<const N: usize>(&self, row: &[Value]) -> Result<IntKeyValue<N>, (String, String)> {
         let mut key = IntKeyValue {
             v: [0; N],
             nulls: 0,
@@ -2681,9 +2816,9 @@ impl IntKey {
         for (i, e) in self.exprs.iter().enumerate() {
             let computed;
             let value = match &e.scalar {
-                Scalar::Col(c) => &row.0[*c],
+                Scalar::Col(c) => &row[*c],
                 s => {
-                    computed = s.eval(&row.0).map_err(|m| (e.text.clone(), m))?;
+                    computed = s.eval(row).map_err(|m| (e.text.clone(), m))?;
                     &computed
                 }
             };
@@ -2707,9 +2842,9 @@ impl IntKey {
         &self,
         ctx: &Rc<WorkerContext>,
         clause: &'static str,
-    ) -> impl FnMut(&Row) -> Option<IntKeyValue<N>> + 'static {
+    ) -> impl FnMut(&[Value]) -> Option<IntKeyValue<N>> + 'static {
         let (this, ctx) = (self.clone(), Rc::clone(ctx));
-        move |r: &Row| match this.key::<N>(r) {
+        move |r: &[Value]| match this.key::<N>(r) {
             Ok(k) => Some(k),
             Err((what, m)) => {
                 fail(&ctx, &format!("{clause} {what}"), &m);
