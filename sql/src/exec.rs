@@ -666,11 +666,11 @@ impl<'s> Built<'s> {
 /// What building plans on a worker shares: the worker's environment, and the Nexmark events
 /// of generators that several scans read (the `person`, `auction` and `bid` tables of one
 /// configuration are views of one event stream, as in the Nexmark benchmark's own DDL: it is
-/// generated once and split by kind, not once per scan).
+/// generated once and its batches read by every scan, not once per scan).
 pub(crate) struct Cx<'s, 'e> {
     env: &'e mut Env<'s>,
-    /// Generators read by more than one scan, the kinds their scans read (person, auction,
-    /// bid), and once built, their events of those kinds, split by kind.
+    /// Generators read by more than one scan, and once built, their events as batches every
+    /// scan reads.
     shared: Vec<Shared<'s>>,
     /// Stateful subplans built so far, by their text: a subplan written twice (Nexmark q5's
     /// two identical window aggregations) is built once and its result read by both (Flink's
@@ -682,78 +682,78 @@ pub(crate) struct Cx<'s, 'e> {
 /// table's watermark delay.
 type NexmarkKey = (Option<u64>, u64, Option<u64>, Option<i64>);
 
-/// A generator read by several scans: its key, the kinds read, and its events split by kind.
-type Shared<'s> = (
-    NexmarkKey,
-    [bool; 3],
-    Option<[Option<DataStream<'s, Event>>; 3]>,
-);
+/// A generator read by several scans: its key, and once built, its events' batches.
+type Shared<'s> = (NexmarkKey, Option<EventBatches<'s>>);
 
-/// The index of a Nexmark kind in [`Shared`]'s arrays.
-fn kind_index(kind: NexmarkKind) -> usize {
-    match kind {
-        NexmarkKind::Person => 0,
-        NexmarkKind::Auction => 1,
-        NexmarkKind::Bid => 2,
-    }
+/// The Nexmark events a scan reads: a generator of its own (its events read where they lie),
+/// or the batches of a generator several scans read.
+enum Events<'s> {
+    Own(DataStream<'s, Event>),
+    Shared(EventBatches<'s>),
 }
 
-/// `events` split by kind into one stream per kind `used` marks; events of the other kinds are
-/// dropped where they are (not moved: bids are most events, and a query of people and auctions
-/// reads none of them). One move per event kept, into its kind's batch.
-fn split_by_kind<'s>(
-    events: DataStream<'s, Event>,
-    used: [bool; 3],
-) -> [Option<DataStream<'s, Event>>; 3] {
+/// A generator's events as the batches it made, each batch one record (at its capability's
+/// time) that every scan of the generator reads in place: no event is moved or copied for a
+/// scan, however many read it (a batch handed to two readers was copied, strings and all, and
+/// splitting events by kind moved each one: 12 % of Nexmark q7 in memmove).
+type EventBatches<'s> = DataStream<'s, Rc<Vec<(Event, Time)>>>;
+
+/// `events` as shared batches (see [`EventBatches`]).
+fn share_batches<'s>(events: DataStream<'s, Event>) -> EventBatches<'s> {
+    use tidal_engine::timely::container::CapacityContainerBuilder;
     use tidal_engine::timely::dataflow::channels::pact::Pipeline;
-    use tidal_engine::timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-    use tidal_engine::timely::progress::operate::FrontierInterest;
+    use tidal_engine::timely::dataflow::operators::generic::operator::Operator;
+    type Batch = Rc<Vec<(Event, Time)>>;
     let ctx = Rc::clone(events.context());
-    let inner = events.into_inner();
-    let mut builder = OperatorBuilder::new("nexmark events by kind".to_string(), inner.scope());
-    let mut input = builder.new_input(inner, Pipeline);
-    builder.set_notify_for(0, FrontierInterest::Never);
-    let mut outputs = Vec::new();
-    let mut streams: [Option<DataStream<'s, Event>>; 3] = [None, None, None];
-    for (k, used) in used.iter().enumerate() {
-        if *used {
-            let (output, stream) = builder.new_output::<Vec<(Event, Time)>>();
-            outputs.push((k, output));
-            streams[k] = Some(DataStream::from_timely(
-                stream,
-                Rc::clone(&ctx),
-                "nexmark events by kind",
-            ));
-        }
-    }
-    builder.build(move |_| {
-        let mut batches: [Vec<(Event, Time)>; 3] = Default::default();
-        move |_frontiers| {
-            let mut handles: Vec<_> = outputs
-                .iter_mut()
-                .map(|(k, o)| (*k, o.activate()))
-                .collect();
-            input.for_each_stamp(|cap, data| {
-                for (e, t) in data.flat_map(|d| d.drain(..)) {
-                    let k = match &e {
-                        Event::Person(_) => 0,
-                        Event::Auction(_) => 1,
-                        Event::Bid(_) => 2,
-                    };
-                    if used[k] {
-                        batches[k].push((e, t));
+    let name = "nexmark events, shared";
+    let out = events
+        .into_inner()
+        .unary::<CapacityContainerBuilder<Vec<(Batch, Time)>>, _, _, _>(Pipeline, name, |_, _| {
+            move |input, output| {
+                input.for_each(|time, data| {
+                    if !data.is_empty() {
+                        let at = time.least().copied().unwrap_or(Time::MIN);
+                        output
+                            .session(&time)
+                            .give((Rc::new(std::mem::take(data)), at));
                     }
-                }
-                for (k, handle) in handles.iter_mut() {
-                    if !batches[*k].is_empty() {
-                        handle.give(&cap, &mut batches[*k]);
-                        batches[*k].clear();
+                });
+            }
+        });
+    DataStream::from_timely(out, ctx, name)
+}
+
+/// What `f` makes of each event (`None`: nothing), at the event's time.
+fn read_events<'s, T: 'static>(
+    events: Events<'s>,
+    name: &str,
+    mut f: impl FnMut(&Event) -> Option<T> + 'static,
+) -> DataStream<'s, T> {
+    use tidal_engine::timely::container::CapacityContainerBuilder;
+    use tidal_engine::timely::dataflow::channels::pact::Pipeline;
+    use tidal_engine::timely::dataflow::operators::generic::operator::Operator;
+    let batches = match events {
+        Events::Own(events) => return events.flat_map_ref(f).name(name),
+        Events::Shared(batches) => batches,
+    };
+    let ctx = Rc::clone(batches.context());
+    let out = batches
+        .into_inner()
+        .unary::<CapacityContainerBuilder<Vec<(T, Time)>>, _, _, _>(Pipeline, name, |_, _| {
+            move |input, output| {
+                input.for_each(|time, data| {
+                    let mut session = output.session(&time);
+                    for (batch, _) in data.drain(..) {
+                        for (e, t) in batch.iter() {
+                            if let Some(x) = f(e) {
+                                session.give((x, *t));
+                            }
+                        }
                     }
-                }
-            });
-        }
-    });
-    streams
+                });
+            }
+        });
+    DataStream::from_timely(out, ctx, name)
 }
 
 fn nexmark_key(table: &Table, spec: &crate::plan::NexmarkTable) -> NexmarkKey {
@@ -768,11 +768,11 @@ fn nexmark_key(table: &Table, spec: &crate::plan::NexmarkTable) -> NexmarkKey {
 impl<'s, 'e> Cx<'s, 'e> {
     /// Building `plans` (all of one job) on this worker.
     pub(crate) fn new(env: &'e mut Env<'s>, plans: &[&Plan]) -> Self {
-        fn scans(plan: &Plan, out: &mut Vec<(NexmarkKey, NexmarkKind)>) {
+        fn scans(plan: &Plan, out: &mut Vec<NexmarkKey>) {
             if let Plan::Scan { table } = plan
                 && let Connector::Nexmark(spec) = &table.connector
             {
-                out.push((nexmark_key(table, spec), spec.kind));
+                out.push(nexmark_key(table, spec));
             }
             for i in plan.inputs() {
                 scans(i, out);
@@ -783,15 +783,9 @@ impl<'s, 'e> Cx<'s, 'e> {
             scans(p, &mut keys);
         }
         let mut shared: Vec<Shared<'s>> = Vec::new();
-        for (k, _) in &keys {
-            if keys.iter().filter(|(x, _)| x == k).count() > 1
-                && !shared.iter().any(|(s, _, _)| s == k)
-            {
-                let mut used = [false; 3];
-                for (_, kind) in keys.iter().filter(|(x, _)| x == k) {
-                    used[kind_index(*kind)] = true;
-                }
-                shared.push((*k, used, None));
+        for k in &keys {
+            if keys.iter().filter(|x| *x == k).count() > 1 && !shared.iter().any(|(s, _)| s == k) {
+                shared.push((*k, None));
             }
         }
         Cx {
@@ -821,7 +815,7 @@ fn nexmark_events<'s>(
     env: &mut Cx<'s, '_>,
     table: &Table,
     spec: &crate::plan::NexmarkTable,
-) -> DataStream<'s, Event> {
+) -> Events<'s> {
     let key = nexmark_key(table, spec);
     let generate = |env: &mut Env<'s>| {
         let config = NexmarkConfig {
@@ -841,18 +835,14 @@ fn nexmark_events<'s>(
             None => env.generate(generator),
         }
     };
-    let which = kind_index(spec.kind);
-    let Some(at) = env.shared.iter().position(|(k, _, _)| *k == key) else {
-        return generate(env.env);
+    let Some(at) = env.shared.iter().position(|(k, _)| *k == key) else {
+        return Events::Own(generate(env.env));
     };
-    if env.shared[at].2.is_none() {
+    if env.shared[at].1.is_none() {
         let events = generate(env.env);
-        let used = env.shared[at].1;
-        env.shared[at].2 = Some(split_by_kind(events, used));
+        env.shared[at].1 = Some(share_batches(events));
     }
-    env.shared[at].2.as_ref().expect("built")[which]
-        .clone()
-        .expect("a kind some scan reads")
+    Events::Shared(env.shared[at].1.clone().expect("built"))
 }
 
 /// A Kafka table's message values decoded as file lines are (`RowDecoder`: rows of `'csv'` or
@@ -1268,7 +1258,7 @@ fn build_node<'s>(
                 }
                 Connector::Nexmark(spec) => {
                     let events = nexmark_events(env, table, spec);
-                    let ctx = Rc::clone(events.context());
+                    let ctx = Rc::clone(env.context());
                     let (t, kind) = (std::sync::Arc::clone(table), spec.kind);
                     let mut strings = Interned::default();
                     // Computed columns may read any physical column: nothing is left out then.
@@ -1286,7 +1276,8 @@ fn build_node<'s>(
                     let mut scratch = vec![Value::Null; t.fields.len()];
                     // Events are read where they lie (an event is large: moving each one in
                     // cost more than testing it).
-                    events.flat_map_ref(move |e: &Event| {
+                    let name = format!("table {}", table.name);
+                    read_events(events, &name, move |e: &Event| {
                         if let Some((cond, text, read)) = &filter {
                             for &c in read {
                                 scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
@@ -2594,36 +2585,35 @@ fn rows_into<'s, T: 'static>(
         .filter(|&c| read[c] && !tested.get(c).copied().unwrap_or(false))
         .collect();
     let events = nexmark_events(env, table, spec);
-    let ctx = Rc::clone(events.context());
+    let ctx = Rc::clone(env.context());
     let kind = spec.kind;
     let cond = cond.map(|c| (c.scalar.clone(), c.text.clone()));
     let mut strings = Interned::default();
     let mut scratch = vec![Value::Null; table.fields.len()];
-    events
-        .flat_map_ref(move |e: &Event| {
-            let of_kind = matches!(
-                (kind, e),
-                (NexmarkKind::Bid, Event::Bid(_))
-                    | (NexmarkKind::Auction, Event::Auction(_))
-                    | (NexmarkKind::Person, Event::Person(_))
-            );
-            if !of_kind {
-                return None;
-            }
-            if let Some((cond, text)) = &cond {
-                for &c in &tested_columns {
-                    scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
-                }
-                if !holds(cond, &scratch, &ctx, text) {
-                    return None;
-                }
-            }
-            for &c in &columns {
+    let name = format!("table {}", table.name);
+    read_events(events, &name, move |e: &Event| {
+        let of_kind = matches!(
+            (kind, e),
+            (NexmarkKind::Bid, Event::Bid(_))
+                | (NexmarkKind::Auction, Event::Auction(_))
+                | (NexmarkKind::Person, Event::Person(_))
+        );
+        if !of_kind {
+            return None;
+        }
+        if let Some((cond, text)) = &cond {
+            for &c in &tested_columns {
                 scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
             }
-            then(&mut scratch)
-        })
-        .name(format!("table {}", table.name))
+            if !holds(cond, &scratch, &ctx, text) {
+                return None;
+            }
+        }
+        for &c in &columns {
+            scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
+        }
+        then(&mut scratch)
+    })
 }
 
 /// The Nexmark table `plan` scans, and the condition on it, if `plan` is a scan of a Nexmark
