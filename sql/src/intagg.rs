@@ -169,36 +169,24 @@ impl IntAggs {
     #[inline]
     pub(crate) fn add<const M: usize>(&self, accs: &mut IntAccs<M>, args: IntArgs<M>) {
         for (i, a) in self.aggs.iter().enumerate().take(M) {
-            if args.present & (1 << i) == 0 {
-                continue;
+            if args.present & (1 << i) != 0 {
+                fold(a.func, &mut accs.n[i], &mut accs.v[i], 1, args.v[i]);
             }
-            let (n, v, x) = (&mut accs.n[i], &mut accs.v[i], args.v[i]);
-            *v = match a.func {
-                AggFunc::Count => 0,
-                AggFunc::Sum | AggFunc::Avg => v.wrapping_add(x),
-                AggFunc::Min if *n > 0 => (*v).min(x),
-                AggFunc::Max if *n > 0 => (*v).max(x),
-                AggFunc::Min | AggFunc::Max => x,
-            };
-            *n += 1;
         }
     }
 
     /// Merges the accumulators of other records of the same key and window.
     pub(crate) fn merge<const M: usize>(&self, accs: &mut IntAccs<M>, other: IntAccs<M>) {
         for (i, a) in self.aggs.iter().enumerate().take(M) {
-            if other.n[i] == 0 {
-                continue;
+            if other.n[i] > 0 {
+                fold(
+                    a.func,
+                    &mut accs.n[i],
+                    &mut accs.v[i],
+                    other.n[i],
+                    other.v[i],
+                );
             }
-            let (n, v, x) = (&mut accs.n[i], &mut accs.v[i], other.v[i]);
-            *v = match a.func {
-                AggFunc::Count => 0,
-                AggFunc::Sum | AggFunc::Avg => v.wrapping_add(x),
-                AggFunc::Min if *n > 0 => (*v).min(x),
-                AggFunc::Max if *n > 0 => (*v).max(x),
-                AggFunc::Min | AggFunc::Max => x,
-            };
-            *n += other.n[i];
         }
     }
 
@@ -225,6 +213,20 @@ impl IntAggs {
             out.push(value);
         }
     }
+}
+
+/// Folds `count` values (at least one) whose sum, least or greatest is `x` into an
+/// accumulator of `func` that holds `n` values folded into `v`.
+#[inline]
+fn fold(func: AggFunc, n: &mut i64, v: &mut i64, count: i64, x: i64) {
+    *v = match func {
+        AggFunc::Count => 0,
+        AggFunc::Sum | AggFunc::Avg => v.wrapping_add(x),
+        AggFunc::Min if *n > 0 => (*v).min(x),
+        AggFunc::Max if *n > 0 => (*v).max(x),
+        AggFunc::Min | AggFunc::Max => x,
+    };
+    *n += count;
 }
 
 #[cfg(test)]
@@ -316,35 +318,18 @@ mod tests {
 
     #[test]
     fn distinct_doubles_and_strings_keep_the_general_accumulators() {
+        let fits = |func, arg_ty, ty| IntAggs::of(&[agg(func, Some(0), arg_ty, ty)]).is_some();
         let mut distinct = agg(AggFunc::Count, Some(0), DataType::BigInt, DataType::BigInt);
         distinct.distinct = true;
         assert!(IntAggs::of(&[distinct]).is_none());
-        assert!(
-            IntAggs::of(&[agg(
-                AggFunc::Sum,
-                Some(0),
-                DataType::Double,
-                DataType::Double
-            )])
-            .is_none()
-        );
-        assert!(
-            IntAggs::of(&[agg(
-                AggFunc::Max,
-                Some(0),
-                DataType::String,
-                DataType::String
-            )])
-            .is_none()
-        );
-        assert!(
-            IntAggs::of(&[agg(
-                AggFunc::Count,
-                Some(0),
-                DataType::String,
-                DataType::BigInt
-            )])
-            .is_some()
-        );
+        assert!(!fits(AggFunc::Sum, DataType::Double, DataType::Double));
+        assert!(!fits(AggFunc::Max, DataType::String, DataType::String));
+        assert!(!fits(
+            AggFunc::Sum,
+            DataType::Decimal(10, 2),
+            DataType::Decimal(38, 2)
+        ));
+        assert!(fits(AggFunc::Count, DataType::String, DataType::BigInt));
+        assert!(fits(AggFunc::Min, DataType::Timestamp, DataType::Timestamp));
     }
 }
