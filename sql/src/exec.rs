@@ -1263,26 +1263,14 @@ fn build_node<'s>(
                     let mut strings = Interned::default();
                     // Computed columns may read any physical column: nothing is left out then.
                     let needed = needed.filter(|_| table.computed.is_empty());
-                    let filter = filter.map(|c| {
-                        let mut read = Vec::new();
-                        crate::plan::visit_columns(&c.scalar, &mut |i| read.push(i));
-                        read.sort_unstable();
-                        read.dedup();
-                        (c.scalar.clone(), c.text.clone(), read)
-                    });
-                    // The condition is tested on a row of NULLs holding only the columns it
-                    // reads: most rows fail a selective condition, and none of their other
-                    // columns is made; a row that passes is made whole.
+                    let filter = filter.map(|c| ScanCondition::new(c, &ctx));
                     let mut scratch = vec![Value::Null; t.fields.len()];
                     // Events are read where they lie (an event is large: moving each one in
-                    // cost more than testing it).
+                    // cost more than testing it); a row that passes the condition is made whole.
                     let name = format!("table {}", table.name);
                     read_events(events, &name, move |e: &Event| {
-                        if let Some((cond, text, read)) = &filter {
-                            for &c in read {
-                                scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
-                            }
-                            if !holds(cond, &scratch, &ctx, text) {
+                        if let Some(filter) = &filter {
+                            if !filter.holds(kind, e, &mut scratch, &mut strings)? {
                                 return None;
                             }
                             return nexmark_vec(kind, e, &mut strings, needed.as_deref()).map(Row);
@@ -2574,20 +2562,14 @@ fn rows_into<'s, T: 'static>(
             .append()
             .flat_map(move |mut r: Row| then(&mut r.0));
     };
-    // The condition's columns are made first: most rows fail a selective condition, and none
-    // of their other columns is made.
-    let mut tested = Vec::new();
-    if let Some(c) = cond {
-        mark_read(&c.scalar, &mut tested);
-    }
-    let tested_columns: Vec<usize> = (0..tested.len()).filter(|&c| tested[c]).collect();
+    // The condition's columns are made first (see ScanCondition), then the others read.
+    let cond = cond.map(|c| ScanCondition::new(c, env.context()));
+    let tested = cond.as_ref().map_or(&[][..], |c| &c.columns[..]);
     let columns: Vec<usize> = (0..read.len())
-        .filter(|&c| read[c] && !tested.get(c).copied().unwrap_or(false))
+        .filter(|&c| read[c] && !tested.contains(&c))
         .collect();
     let events = nexmark_events(env, table, spec);
-    let ctx = Rc::clone(env.context());
     let kind = spec.kind;
-    let cond = cond.map(|c| (c.scalar.clone(), c.text.clone()));
     let mut strings = Interned::default();
     let mut scratch = vec![Value::Null; table.fields.len()];
     let name = format!("table {}", table.name);
@@ -2601,19 +2583,53 @@ fn rows_into<'s, T: 'static>(
         if !of_kind {
             return None;
         }
-        if let Some((cond, text)) = &cond {
-            for &c in &tested_columns {
-                scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
-            }
-            if !holds(cond, &scratch, &ctx, text) {
-                return None;
-            }
+        if let Some(cond) = &cond
+            && !cond.holds(kind, e, &mut scratch, &mut strings)?
+        {
+            return None;
         }
         for &c in &columns {
             scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
         }
         then(&mut scratch)
     })
+}
+
+/// A WHERE on a Nexmark scan, tested in the scan on a row of NULLs holding only the columns it
+/// reads (most rows fail a selective condition, and none of their other columns is made).
+struct ScanCondition {
+    cond: Scalar,
+    text: String,
+    columns: Vec<usize>,
+    ctx: Rc<WorkerContext>,
+}
+
+impl ScanCondition {
+    fn new(c: &Typed, ctx: &Rc<WorkerContext>) -> ScanCondition {
+        let mut read = Vec::new();
+        mark_read(&c.scalar, &mut read);
+        ScanCondition {
+            cond: c.scalar.clone(),
+            text: c.text.clone(),
+            columns: (0..read.len()).filter(|&i| read[i]).collect(),
+            ctx: Rc::clone(ctx),
+        }
+    }
+
+    /// Whether the condition holds for the row of table `kind` that `e` makes (`None`: an event
+    /// of another table), its columns made into `scratch`.
+    fn holds(
+        &self,
+        kind: NexmarkKind,
+        e: &Event,
+        scratch: &mut [Value],
+        strings: &mut Interned,
+    ) -> Option<bool> {
+        for &c in &self.columns {
+            scratch[c] = nexmark_column(kind, e, c, strings)?;
+        }
+        Some(holds(&self.cond, scratch, &self.ctx, &self.text))
+    }
 }
 
 /// The Nexmark table `plan` scans, and the condition on it, if `plan` is a scan of a Nexmark
