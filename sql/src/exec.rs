@@ -23,6 +23,7 @@ use tidal_operators::prelude::*;
 
 use crate::expr::{Scalar, Typed};
 use crate::intagg::{IntAccs, IntAggs, IntArgs};
+use crate::intcond::IntCondition;
 use crate::plan::{
     Agg, Connector, Datagen, FileFormat, GenField, JoinKind, KafkaMeta, KafkaStartup, KafkaTable,
     KafkaUpsert, NexmarkKind, Plan, Sink, Table, WindowSpec,
@@ -1263,7 +1264,7 @@ fn build_node<'s>(
                     let mut strings = Interned::default();
                     // Computed columns may read any physical column: nothing is left out then.
                     let needed = needed.filter(|_| table.computed.is_empty());
-                    let filter = filter.map(|c| ScanCondition::new(c, &ctx));
+                    let filter = filter.map(|c| ScanCondition::new(c, kind, &t, &ctx));
                     let mut scratch = vec![Value::Null; t.fields.len()];
                     // Events are read where they lie (an event is large: moving each one in
                     // cost more than testing it); a row that passes the condition is made whole.
@@ -1303,20 +1304,24 @@ fn build_node<'s>(
                 return build_reading(env, input, needed, Some(cond));
             }
             let built = build_reading(env, input, needed, None);
+            let types: Vec<DataType> = input.fields().iter().map(|f| f.ty).collect();
+            let compiled = IntCondition::compile(&cond.scalar, &types);
             let (cond, text) = (cond.scalar.clone(), cond.text.clone());
             let name = format!("filter {}", plan_text(plan));
+            let test = move |row: &[Value], ctx: &Rc<WorkerContext>| {
+                compiled
+                    .as_ref()
+                    .and_then(|c| c.test_row(row))
+                    .unwrap_or_else(|| holds(&cond, row, ctx, &text))
+            };
             match built {
                 Built::Append(stream) => {
                     let ctx = Rc::clone(stream.context());
-                    Built::Append(
-                        stream
-                            .filter(move |r| holds(&cond, &r.0, &ctx, &text))
-                            .name(name),
-                    )
+                    Built::Append(stream.filter(move |r| test(&r.0, &ctx)).name(name))
                 }
                 Built::Updating(c) => {
                     let ctx = Rc::clone(c.context());
-                    Built::Updating(c.filter(move |(_, r)| holds(&cond, &r.0, &ctx, &text)))
+                    Built::Updating(c.filter(move |(_, r)| test(&r.0, &ctx)))
                 }
             }
         }
@@ -2563,7 +2568,7 @@ fn rows_into<'s, T: 'static>(
             .flat_map(move |mut r: Row| then(&mut r.0));
     };
     // The condition's columns are made first (see ScanCondition), then the others read.
-    let cond = cond.map(|c| ScanCondition::new(c, env.context()));
+    let cond = cond.map(|c| ScanCondition::new(c, spec.kind, table, env.context()));
     let tested = cond.as_ref().map_or(&[][..], |c| &c.columns[..]);
     let columns: Vec<usize> = (0..read.len())
         .filter(|&c| read[c] && !tested.contains(&c))
@@ -2574,13 +2579,7 @@ fn rows_into<'s, T: 'static>(
     let mut scratch = vec![Value::Null; table.fields.len()];
     let name = format!("table {}", table.name);
     read_events(events, &name, move |e: &Event| {
-        let of_kind = matches!(
-            (kind, e),
-            (NexmarkKind::Bid, Event::Bid(_))
-                | (NexmarkKind::Auction, Event::Auction(_))
-                | (NexmarkKind::Person, Event::Person(_))
-        );
-        if !of_kind {
+        if !is_of_kind(kind, e) {
             return None;
         }
         if let Some(cond) = &cond
@@ -2597,27 +2596,42 @@ fn rows_into<'s, T: 'static>(
 
 /// A WHERE on a Nexmark scan, tested in the scan on a row of NULLs holding only the columns it
 /// reads (most rows fail a selective condition, and none of their other columns is made).
+///
+/// A condition on integer columns only is compiled ([`IntCondition`]) and tested on the
+/// event's fields, read without making values; the row's columns are made for the events that
+/// pass.
 struct ScanCondition {
     cond: Scalar,
     text: String,
     columns: Vec<usize>,
     ctx: Rc<WorkerContext>,
+    compiled: Option<(IntCondition, Vec<fn(&Event) -> i64>)>,
 }
 
 impl ScanCondition {
-    fn new(c: &Typed, ctx: &Rc<WorkerContext>) -> ScanCondition {
+    fn new(c: &Typed, kind: NexmarkKind, table: &Table, ctx: &Rc<WorkerContext>) -> ScanCondition {
         let mut read = Vec::new();
         mark_read(&c.scalar, &mut read);
+        let types: Vec<DataType> = table.fields.iter().map(|f| f.ty).collect();
+        let compiled = IntCondition::compile(&c.scalar, &types).and_then(|ic| {
+            let load = ic
+                .columns()
+                .iter()
+                .map(|&c| nexmark_int_column(kind, c))
+                .collect::<Option<Vec<_>>>()?;
+            Some((ic, load))
+        });
         ScanCondition {
             cond: c.scalar.clone(),
             text: c.text.clone(),
             columns: (0..read.len()).filter(|&i| read[i]).collect(),
             ctx: Rc::clone(ctx),
+            compiled,
         }
     }
 
     /// Whether the condition holds for the row of table `kind` that `e` makes (`None`: an event
-    /// of another table), its columns made into `scratch`.
+    /// of another table), its columns made into `scratch` when it holds.
     fn holds(
         &self,
         kind: NexmarkKind,
@@ -2625,11 +2639,66 @@ impl ScanCondition {
         scratch: &mut [Value],
         strings: &mut Interned,
     ) -> Option<bool> {
+        if let Some((compiled, load)) = &self.compiled {
+            if !is_of_kind(kind, e) {
+                return None;
+            }
+            let mut slots = [0i64; 8];
+            for (s, f) in slots.iter_mut().zip(load) {
+                *s = f(e);
+            }
+            match compiled.test(&slots[..load.len()]) {
+                Some(false) => return Some(false),
+                Some(true) => {
+                    for &c in &self.columns {
+                        scratch[c] = nexmark_column(kind, e, c, strings)?;
+                    }
+                    return Some(true);
+                }
+                // An arithmetic error: reported the general way.
+                None => {}
+            }
+        }
         for &c in &self.columns {
             scratch[c] = nexmark_column(kind, e, c, strings)?;
         }
         Some(holds(&self.cond, scratch, &self.ctx, &self.text))
     }
+}
+
+/// Whether `e` is an event of Nexmark table `kind`.
+fn is_of_kind(kind: NexmarkKind, e: &Event) -> bool {
+    matches!(
+        (kind, e),
+        (NexmarkKind::Bid, Event::Bid(_))
+            | (NexmarkKind::Auction, Event::Auction(_))
+            | (NexmarkKind::Person, Event::Person(_))
+    )
+}
+
+/// How to read BIGINT column `c` of Nexmark table `kind` from one of its events (as
+/// [`nexmark_column`] makes it), if it is one.
+fn nexmark_int_column(kind: NexmarkKind, c: usize) -> Option<fn(&Event) -> i64> {
+    macro_rules! field {
+        ($variant:ident, $field:ident) => {
+            |e: &Event| match e {
+                Event::$variant(x) => x.$field as i64,
+                _ => 0,
+            }
+        };
+    }
+    Some(match (kind, c) {
+        (NexmarkKind::Bid, 0) => field!(Bid, auction),
+        (NexmarkKind::Bid, 1) => field!(Bid, bidder),
+        (NexmarkKind::Bid, 2) => field!(Bid, price),
+        (NexmarkKind::Auction, 0) => field!(Auction, id),
+        (NexmarkKind::Auction, 3) => field!(Auction, initial_bid),
+        (NexmarkKind::Auction, 4) => field!(Auction, reserve),
+        (NexmarkKind::Auction, 7) => field!(Auction, seller),
+        (NexmarkKind::Auction, 8) => field!(Auction, category),
+        (NexmarkKind::Person, 0) => field!(Person, id),
+        _ => return None,
+    })
 }
 
 /// The Nexmark table `plan` scans, and the condition on it, if `plan` is a scan of a Nexmark

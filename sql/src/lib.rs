@@ -46,6 +46,7 @@ pub mod exec;
 pub mod expr;
 mod extreme;
 mod intagg;
+mod intcond;
 pub mod options;
 pub mod parse;
 pub mod plan;
