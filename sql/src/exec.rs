@@ -1489,8 +1489,8 @@ fn build_node<'s>(
             right_keys,
             residual,
             ..
-        } if plan.interval().is_some() => {
-            let (lower, upper) = match plan.interval().expect("an interval join") {
+        } if plan.interval_join_bounds().is_some() => {
+            let (lower, upper) = match plan.interval_join_bounds().expect("an interval join") {
                 // One end open: both sides kept, every pair of a key tested by the residual
                 // (which holds the bound) — a regular join's rows, late rows included, as Flink
                 // runs it; only append-only, on the keyed hash state.

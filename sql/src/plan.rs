@@ -907,6 +907,28 @@ impl Plan {
         }
     }
 
+    /// The bounds a join runs with on the DataStream interval join, if it does: those of
+    /// [`interval`](Self::interval), or both ends open (`i64::MIN`, `i64::MAX`) for any other
+    /// inner join of two append-only inputs. Such a join's result is append-only (a row, once
+    /// joined, is never retracted), so it needs no arrangements: each side's rows wait per key
+    /// in keyed state, as long as the job runs, and every pair of a key is tested by the
+    /// condition — a regular join's rows, late rows included, as Flink runs a regular join of
+    /// insert-only inputs.
+    pub fn interval_join_bounds(&self) -> Option<(i64, i64)> {
+        if let Some(bounds) = self.interval() {
+            return Some(bounds);
+        }
+        match self {
+            Plan::Join {
+                left,
+                right,
+                kind: JoinKind::Inner,
+                ..
+            } if !left.updating() && !right.updating() => Some((i64::MIN, i64::MAX)),
+            _ => None,
+        }
+    }
+
     /// Whether its result changes after it was emitted (rows retracted): an updating result,
     /// run on the incremental collections and written as a changelog.
     pub fn updating(&self) -> bool {
@@ -1097,7 +1119,13 @@ impl Plan {
                     }
                 }
                 let _ = write!(out, "{pad}Join: {kind:?} on {}", texts.join(" AND "));
-                match self.interval() {
+                match self.interval_join_bounds() {
+                    Some((i64::MIN, i64::MAX)) if self.interval().is_none() => {
+                        let _ = writeln!(
+                            out,
+                            " (inputs append-only: both sides kept, as a regular join, on the DataStream interval join with open ends; append-only)"
+                        );
+                    }
                     Some((lower, upper)) if lower == i64::MIN || upper == i64::MAX => {
                         let _ = writeln!(
                             out,
@@ -1866,7 +1894,12 @@ fn fit_to(plan: Plan, t: &Table, pos: Pos) -> Result<Plan, SqlError> {
                 ),
             ));
         }
-        let scalar = if have.ty == want.ty {
+        // A DECIMAL written where a wider one of its scale is declared keeps its value as it is.
+        let same_values = match (have.ty, want.ty) {
+            (DataType::Decimal(p1, s1), DataType::Decimal(p2, s2)) => s1 == s2 && p1 <= p2,
+            (a, b) => a == b,
+        };
+        let scalar = if same_values {
             Scalar::Col(i)
         } else {
             Scalar::Cast(Box::new(Scalar::Col(i)), want.ty, false)
@@ -5076,13 +5109,37 @@ mod tests {
             ),
             Some((i64::MIN, -1000))
         );
-        // Not on the event time: a regular join.
+        // Not on the event time: a regular join. Its inputs are append-only: it runs with both
+        // ends open on the interval join, and its result is append-only.
         assert_eq!(
             interval(
                 "SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.price > a.price;"
             ),
             None
         );
+        let p = plan(
+            "SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.price > a.price;",
+        )
+        .unwrap();
+        let mut join = &p.sinks[0].plan;
+        while let Plan::Project { input, .. } | Plan::Filter { input, .. } = join {
+            join = input;
+        }
+        assert_eq!(join.interval_join_bounds(), Some((i64::MIN, i64::MAX)));
+        assert!(!p.sinks[0].plan.updating());
+        assert!(explain(&p.sinks[0]).contains("inputs append-only: both sides kept"));
+        // An outer join, or an updating input, stays on the incremental collections.
+        for sql in [
+            "SELECT a.price FROM bids a LEFT JOIN bids b ON a.auction = b.auction;",
+            "SELECT a.price FROM bids a JOIN (SELECT auction, COUNT(*) AS n FROM bids GROUP BY auction) b ON a.auction = b.auction;",
+        ] {
+            let p = plan(sql).unwrap();
+            assert!(p.sinks[0].plan.updating(), "{sql}");
+            assert!(
+                explain(&p.sinks[0]).contains("incremental collections: both sides kept"),
+                "{sql}"
+            );
+        }
         let p = plan("SELECT a.price FROM bids a, bids b WHERE a.auction = b.auction AND b.date_time BETWEEN a.date_time AND a.date_time + INTERVAL '2' SECOND;").unwrap();
         assert!(
             explain(&p.sinks[0]).contains("interval join: right time - left time in [0, 2000] ms")

@@ -3,7 +3,7 @@
 -- by an expression, deduplication keeping the last row; OVER aggregations (ROWS and RANGE
 -- frames, a named WINDOW); EXISTS and NOT EXISTS with correlated subqueries; NOT IN with NULLs;
 -- a cascading window aggregation joined on window bounds, a time bound on a window's end, a
--- join bounded in time on one side.
+-- join bounded in time on one side, a regular join of append-only tables.
 CREATE TABLE orders (
   id BIGINT,
   customer BIGINT,
@@ -48,6 +48,13 @@ INSERT INTO per_minute SELECT DATE_FORMAT(ts, 'HH:mm'), COUNT(*) FROM orders GRO
 CREATE TABLE in_nl (id BIGINT, price DECIMAL(10, 2))
   WITH ('connector' = 'print', 'print-identifier' = 'in_nl');
 INSERT INTO in_nl SELECT id, price FROM orders WHERE customer IN (SELECT id FROM customers WHERE country = 'NL');
+
+-- A regular inner join of two append-only tables, no time bound: insert-only rows, late orders
+-- and all; a NULL customer matches nothing.
+CREATE TABLE order_names (id BIGINT, name STRING, country STRING, price DECIMAL(10, 2))
+  WITH ('connector' = 'print', 'print-identifier' = 'order_names');
+INSERT INTO order_names SELECT o.id, c.name, c.country, o.price
+FROM orders o JOIN customers c ON o.customer = c.id AND o.id > c.id;
 
 CREATE TABLE last_per_customer (customer BIGINT, id BIGINT, price DECIMAL(10, 2))
   WITH ('connector' = 'print', 'print-identifier' = 'last_per_customer');
