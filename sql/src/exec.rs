@@ -2605,7 +2605,7 @@ struct ScanCondition {
     text: String,
     columns: Vec<usize>,
     ctx: Rc<WorkerContext>,
-    compiled: Option<(IntCondition, Vec<fn(&Event) -> i64>)>,
+    compiled: Option<(IntCondition, Vec<EventInt>)>,
 }
 
 impl ScanCondition {
@@ -2666,6 +2666,9 @@ impl ScanCondition {
     }
 }
 
+/// Reads an integer field of a Nexmark event.
+type EventInt = fn(&Event) -> i64;
+
 /// Whether `e` is an event of Nexmark table `kind`.
 fn is_of_kind(kind: NexmarkKind, e: &Event) -> bool {
     matches!(
@@ -2678,7 +2681,7 @@ fn is_of_kind(kind: NexmarkKind, e: &Event) -> bool {
 
 /// How to read BIGINT column `c` of Nexmark table `kind` from one of its events (as
 /// [`nexmark_column`] makes it), if it is one.
-fn nexmark_int_column(kind: NexmarkKind, c: usize) -> Option<fn(&Event) -> i64> {
+fn nexmark_int_column(kind: NexmarkKind, c: usize) -> Option<EventInt> {
     macro_rules! field {
         ($variant:ident, $field:ident) => {
             |e: &Event| match e {

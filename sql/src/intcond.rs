@@ -197,23 +197,19 @@ mod tests {
         let int = DataType::Int;
         let bigint = DataType::BigInt;
         vec![
-            Scalar::Cmp(Eq, arith(Mod, col(0), big(123), bigint.clone()), big(0)),
-            Scalar::Cmp(Gt, arith(Mul, col(1), col(1), int.clone()), big(1000)),
-            Scalar::Cmp(Le, arith(Div, col(0), col(2), bigint.clone()), big(3)),
+            Scalar::Cmp(Eq, arith(Mod, col(0), big(123), bigint), big(0)),
+            Scalar::Cmp(Gt, arith(Mul, col(1), col(1), int), big(1000)),
+            Scalar::Cmp(Le, arith(Div, col(0), col(2), bigint), big(3)),
             Scalar::And(
                 Box::new(Scalar::Cmp(Ge, col(0), big(10))),
-                Box::new(Scalar::Cmp(
-                    Ne,
-                    arith(Mod, col(0), col(2), bigint.clone()),
-                    big(1),
-                )),
+                Box::new(Scalar::Cmp(Ne, arith(Mod, col(0), col(2), bigint), big(1))),
             ),
             Scalar::Or(
                 Box::new(Scalar::Cmp(Lt, col(2), col(0))),
                 Box::new(Scalar::Not(Box::new(Scalar::Cmp(
                     Eq,
-                    arith(Sub, col(1), big(7), int.clone()),
-                    arith(Add, big(2), big(3), bigint.clone()),
+                    arith(Sub, col(1), big(7), int),
+                    arith(Add, big(2), big(3), bigint),
                 )))),
             ),
             Scalar::Cmp(
