@@ -1581,6 +1581,26 @@ WHERE B.dateTime BETWEEN M.wend - INTERVAL '10' SECOND AND M.wend"
         plans[1].contains("the right side's rows below the running MIN"),
         "{out}"
     );
+    // Nexmark q5: counts per auction and window joined with the highest count of their window
+    // (a MAX over the counts' own windows), `num >= maxn`: the counts below the running highest
+    // go no further (its rows are checked against the model in nexmark_q5_q7_q8_...).
+    let q5 = dir.path().join("explain_q5.sql");
+    std::fs::write(
+        &q5,
+        format!(
+            "{tables}\nEXPLAIN PLAN FOR\n{};\n",
+            include_str!("../sql/nexmark/q5.sql").trim_end()
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = tidal_sql(&q5, Shape::OneWorker);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "the left side's rows below the running MAX of every window they can meet dropped first"
+        ),
+        "{out}"
+    );
     let script = dir.path().join("extremes.sql");
     std::fs::write(
         &script,

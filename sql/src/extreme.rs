@@ -22,7 +22,9 @@
 //!
 //! Why the result is the same:
 //! - the filtered rows are the very rows the aggregate reads (the same subplan over the same
-//!   stream of events), at the same timely times; a row counts towards a window's running value only if the window operator
+//!   stream of events, or projections of one window aggregation, built once and read by both:
+//!   q5's counts per auction and window, joined with the highest count of their window), at
+//!   the same timely times; a row counts towards a window's running value only if the window operator
 //!   counts it too: a row sent at time `t` falls in a window only while the window's end is
 //!   after `t` (the window operator fires windows ending at or before `t` before it folds the
 //!   rows of time `t`; later, such rows are late for them);
@@ -30,6 +32,12 @@
 //! - the state is a hint: it is not snapshotted, and after a restore (or on another worker
 //!   count) it starts empty and keeps more rows — never fewer than the join needs;
 //! - used only for inner joins, where a row that meets no partner produces nothing.
+//!
+//! A `MAX` may also be met with `>=` (a `MIN` with `<=`), as q5 writes it (`num >= maxn`): a
+//! row beaten by the running value is below the final one there too. The windows of a cascading
+//! aggregation (over the windows of its input's rows) are each row's own: its rows sit at their
+//! window's time, told apart by their `window_start` and `window_end`, which the join must
+//! equate.
 //!
 //! The same times need the same stream: the subplan's tables must be Nexmark tables, whose
 //! scans read one shared generator. Two readers of a file or a Kafka topic send a row at times
@@ -42,7 +50,7 @@ use tidal_engine::state::FastMap;
 use tidal_engine::{DataStream, Time};
 use tidal_operators::{Window, Windows};
 
-use crate::expr::{Scalar, Typed};
+use crate::expr::Scalar;
 use crate::plan::{AggFunc, Plan, WindowSpec};
 use crate::value::{Row, Value};
 
@@ -60,8 +68,9 @@ pub(crate) struct ExtremeFilter {
     /// The windows a row at `ts` can meet end within `ts + from ..= ts + to`.
     from: i64,
     to: i64,
-    /// The aggregate's grouping expressions, on the filtered side's rows.
-    keys: Vec<Typed>,
+    /// The aggregate's groups (an attached window's start and end, then the grouping
+    /// expressions), as expressions on the filtered side's rows.
+    keys: Vec<Scalar>,
     /// The aggregated expression, on the filtered side's rows.
     arg: Scalar,
     /// `MAX` (`false`: `MIN`).
@@ -101,15 +110,52 @@ fn text(v: &impl std::fmt::Debug) -> String {
     crate::exec::without_positions(&format!("{v:?}"))
 }
 
+/// How a join relates a row's value to the aggregate's extreme: equal to it, or at least (for
+/// a `MAX`) or at most (for a `MIN`) it. A row beaten by the running extreme can meet it in none
+/// of these.
+#[derive(Clone, Copy, PartialEq)]
+enum Relation {
+    Equal,
+    AtLeast,
+    AtMost,
+}
+
+/// `s`, on the columns of `plan`, as an expression on the columns of the plan under `plan`'s
+/// projections, and that plan: two sides' expressions that lower to the same text over the same
+/// plan compute the same on the same rows.
+fn lowered<'a>(mut plan: &'a Plan, s: &Scalar) -> (&'a Plan, Scalar) {
+    let mut s = s.clone();
+    while let Plan::Project { input, exprs } = plan {
+        s = crate::plan::replace_columns(&s, &|c| exprs[c].1.scalar.clone());
+        plan = input;
+    }
+    (plan, s)
+}
+
+/// The plan under `plan`'s projections.
+fn under_projections(mut plan: &Plan) -> &Plan {
+    while let Plan::Project { input, .. } = plan {
+        plan = input;
+    }
+    plan
+}
+
 /// The filter for an inner interval join with bounds `lower ..= upper` (right time − left time,
 /// ms), when one side is a window aggregate with `MAX` or `MIN` of the other side's rows that
-/// the join equates with that side's values, group by group.
+/// the join equates with that side's values (or, for a `MAX`, requires them to be at least it;
+/// for a `MIN`, at most), group by group.
+///
+/// The other side's rows are the aggregate's input rows (a Nexmark scan's, as in q7), or the
+/// rows of the same window aggregation that the aggregate reads, projected differently (q5:
+/// the auctions' counts per window, joined with the highest count of each window — a
+/// cascading aggregation over the windows of the counts, whose rows sit at their window's time).
 pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<ExtremeFilter> {
     let Plan::Join {
         left,
         right,
         left_keys,
         right_keys,
+        residual,
         ..
     } = plan
     else {
@@ -118,17 +164,67 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
     if lower == Time::MIN || upper == Time::MAX {
         return None;
     }
+    let lw = left.fields().len();
     [true, false].into_iter().find_map(|filter_left| {
         let (rows, aggregated, row_keys, agg_keys) = if filter_left {
             (left, right, left_keys, right_keys)
         } else {
             (right, left, right_keys, left_keys)
         };
-        // Each key pair whose aggregate side is a column of the window aggregate's output.
+        // Each (rows' expression, aggregated side's column, relation): the key pairs, then
+        // the residual's comparisons of a rows' expression with an aggregated side's column.
+        let mut related: Vec<(Scalar, usize, Relation)> = Vec::new();
+        for (r, a) in row_keys.iter().zip(agg_keys) {
+            if let Scalar::Col(c) = a.scalar {
+                related.push((r.scalar.clone(), c, Relation::Equal));
+            }
+        }
+        if let Some(res) = residual {
+            // Columns of the joined row as one side's: `None` for the other side's.
+            let side = |s: &Scalar, of_rows: bool| -> Option<Scalar> {
+                let mut on_side = true;
+                crate::plan::visit_columns(s, &mut |c| {
+                    on_side &= (c < lw) == (filter_left == of_rows)
+                });
+                let offset = if filter_left == of_rows { 0 } else { lw };
+                on_side.then(|| crate::plan::replace_columns(s, &|c| Scalar::Col(c - offset)))
+            };
+            let mut conjuncts = Vec::new();
+            conjuncts_of(&res.scalar, &mut conjuncts);
+            for c in conjuncts {
+                let Scalar::Cmp(op, x, y) = c else { continue };
+                use crate::expr::CmpOp;
+                // As `rows' expression OP aggregated column`.
+                let (r, a, op) = match (side(x, true), side(y, false)) {
+                    (Some(r), Some(Scalar::Col(a))) => (r, a, *op),
+                    _ => match (side(y, true), side(x, false)) {
+                        (Some(r), Some(Scalar::Col(a))) => (
+                            r,
+                            a,
+                            match op {
+                                CmpOp::Lt => CmpOp::Gt,
+                                CmpOp::Le => CmpOp::Ge,
+                                CmpOp::Gt => CmpOp::Lt,
+                                CmpOp::Ge => CmpOp::Le,
+                                other => *other,
+                            },
+                        ),
+                        _ => continue,
+                    },
+                };
+                let relation = match op {
+                    CmpOp::Eq => Relation::Equal,
+                    CmpOp::Ge | CmpOp::Gt => Relation::AtLeast,
+                    CmpOp::Le | CmpOp::Lt => Relation::AtMost,
+                    CmpOp::Ne => continue,
+                };
+                related.push((r, a, relation));
+            }
+        }
+        // All on one window aggregate's columns.
         let mut found: Option<&Plan> = None;
         let mut pairs = Vec::new();
-        for (r, a) in row_keys.iter().zip(agg_keys) {
-            let Scalar::Col(c) = a.scalar else { continue };
+        for (r, c, relation) in related {
             let Some((node, col)) = aggregate_column(aggregated, c) else {
                 continue;
             };
@@ -136,7 +232,7 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
                 return None;
             }
             found = Some(node);
-            pairs.push((r, col));
+            pairs.push((r, col, relation));
         }
         let Plan::WindowAggregate {
             input,
@@ -147,40 +243,70 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
         else {
             return None;
         };
-        if text(rows.as_ref()) != text(input.as_ref()) || !one_stream(input) {
+        // The same rows: the aggregate's input and the filtered side are projections of one
+        // plan, which is one stream of events (Nexmark scans) or a window aggregation (built
+        // once, read by both: sub-plan reuse).
+        let (base, input_base) = (under_projections(rows), under_projections(input));
+        let same_stream = one_stream(base) || matches!(base, Plan::WindowAggregate { .. });
+        if text(base) != text(input_base) || !same_stream {
             return None;
         }
-        // Every grouping expression equated with the same expression of the rows, and one
-        // MAX or MIN equated with its argument.
+        let same = |r: &Scalar, on_input: &Scalar| {
+            text(&lowered(rows, r).1) == text(&lowered(input, on_input).1)
+        };
+        // The groups: an attached window's own columns (its rows' window_start and
+        // window_end), then the grouping expressions; each must be equated with the same
+        // expression of the rows, and one MAX or MIN related to its argument.
+        let mut groups: Vec<Scalar> = Vec::new();
+        if let WindowSpec::Attached { start, end } = *spec {
+            groups.extend([Scalar::Col(start), Scalar::Col(end)]);
+        }
+        let window_columns = groups.len();
+        groups.extend(keys.iter().map(|(_, k)| k.scalar.clone()));
+        let mut grouped: Vec<Option<Scalar>> = vec![None; groups.len()];
         let mut extreme = None;
-        let mut grouped = vec![false; keys.len()];
-        for (r, col) in pairs {
-            let Some(i) = col.checked_sub(3) else {
-                continue;
+        for (r, col, relation) in pairs {
+            // The aggregate's columns: window_start, window_end, window_time, keys, aggregates.
+            let group = match col {
+                0 | 1 if window_columns > 0 => Some(col),
+                0..=2 => None,
+                c if c - 3 < keys.len() => Some(window_columns + c - 3),
+                _ => None,
             };
-            if let Some((_, k)) = keys.get(i) {
-                grouped[i] |= text(&r.scalar) == text(&k.scalar);
-            } else if let Some(agg) = aggs.get(i - keys.len())
+            if let Some(g) = group {
+                if relation == Relation::Equal && same(&r, &groups[g]) {
+                    grouped[g] = Some(r);
+                }
+            } else if let Some(agg) = col.checked_sub(3 + keys.len()).and_then(|i| aggs.get(i))
                 && matches!(agg.func, AggFunc::Max | AggFunc::Min)
                 && agg.filter.is_none()
                 && let Some(arg) = &agg.arg
-                && text(&r.scalar) == text(arg)
+                && same(&r, arg)
                 && extreme.is_none()
             {
-                extreme = Some((arg.clone(), agg.func == AggFunc::Max));
+                let max = agg.func == AggFunc::Max;
+                let fits = match relation {
+                    Relation::Equal => true,
+                    Relation::AtLeast => max,
+                    Relation::AtMost => !max,
+                };
+                if fits {
+                    extreme = Some((r, max));
+                }
             }
         }
         let (arg, max) = extreme?;
-        if grouped.contains(&false) {
-            return None;
-        }
+        let keys: Vec<Scalar> = grouped.into_iter().collect::<Option<_>>()?;
         let (windows, grid, phase) = match *spec {
             WindowSpec::Tumble { size } => (crate::exec::windows(*spec), size, 0),
             WindowSpec::Hop { slide, size } => {
                 (crate::exec::windows(*spec), slide, size.rem_euclid(slide))
             }
             WindowSpec::Cumulate { step, .. } => (crate::exec::windows(*spec), step, 0),
-            WindowSpec::Session { .. } | WindowSpec::Attached { .. } => return None,
+            // Rows at their window's time (end - 1), each in the window of one millisecond
+            // there (its window told apart by its start and end, which lead the groups).
+            WindowSpec::Attached { .. } => (crate::exec::windows(*spec), 1, 0),
+            WindowSpec::Session { .. } => return None,
         };
         // The aggregate's rows sit at their window's last millisecond (end − 1).
         let (from, to) = if filter_left {
@@ -198,11 +324,22 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
             phase,
             from,
             to,
-            keys: keys.iter().map(|(_, k)| k.clone()).collect(),
+            keys,
             arg,
             max,
         })
     })
+}
+
+/// The conjuncts of a condition.
+fn conjuncts_of<'a>(s: &'a Scalar, out: &mut Vec<&'a Scalar>) {
+    match s {
+        Scalar::And(a, b) => {
+            conjuncts_of(a, out);
+            conjuncts_of(b, out);
+        }
+        other => out.push(other),
+    }
 }
 
 impl ExtremeFilter {
@@ -265,7 +402,7 @@ impl ExtremeFilter {
         }
         let mut key = Vec::with_capacity(self.keys.len());
         for k in &self.keys {
-            match k.scalar.eval(&row.0) {
+            match k.eval(&row.0) {
                 Ok(k) => key.push(k),
                 Err(_) => return true,
             }

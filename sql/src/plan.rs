@@ -2862,9 +2862,14 @@ fn type_of_key(s: &Scalar, fields: &[Field]) -> DataType {
 
 /// `s` with every column index lowered by `offset`.
 fn shift(s: &Scalar, offset: usize) -> Scalar {
-    let b = |x: &Scalar| Box::new(shift(x, offset));
+    replace_columns(s, &|c| Scalar::Col(c - offset))
+}
+
+/// `s` with every column `c` it reads replaced by the expression `f(c)`.
+pub(crate) fn replace_columns(s: &Scalar, f: &dyn Fn(usize) -> Scalar) -> Scalar {
+    let b = |x: &Scalar| Box::new(replace_columns(x, f));
     match s {
-        Scalar::Col(c) => Scalar::Col(c - offset),
+        Scalar::Col(c) => f(*c),
         Scalar::Lit(v) => Scalar::Lit(v.clone()),
         Scalar::Arith(op, x, y, t) => Scalar::Arith(*op, b(x), b(y), *t),
         Scalar::Cmp(op, x, y) => Scalar::Cmp(*op, b(x), b(y)),
@@ -2875,16 +2880,20 @@ fn shift(s: &Scalar, offset: usize) -> Scalar {
         Scalar::IsNull(x, n) => Scalar::IsNull(b(x), *n),
         Scalar::Case(w, e) => Scalar::Case(
             w.iter()
-                .map(|(c, r)| (shift(c, offset), shift(r, offset)))
+                .map(|(c, r)| (replace_columns(c, f), replace_columns(r, f)))
                 .collect(),
             b(e),
         ),
         Scalar::Cast(x, t, tr) => Scalar::Cast(b(x), *t, *tr),
-        Scalar::InList(x, items, n) => {
-            Scalar::InList(b(x), items.iter().map(|i| shift(i, offset)).collect(), *n)
-        }
+        Scalar::InList(x, items, n) => Scalar::InList(
+            b(x),
+            items.iter().map(|i| replace_columns(i, f)).collect(),
+            *n,
+        ),
         Scalar::Like(x, y, n) => Scalar::Like(b(x), b(y), *n),
-        Scalar::Call(f, args) => Scalar::Call(*f, args.iter().map(|a| shift(a, offset)).collect()),
+        Scalar::Call(func, args) => {
+            Scalar::Call(*func, args.iter().map(|a| replace_columns(a, f)).collect())
+        }
     }
 }
 
