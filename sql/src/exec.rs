@@ -757,6 +757,63 @@ fn read_events<'s, T: 'static>(
     DataStream::from_timely(out, ctx, name)
 }
 
+/// What `f` makes of each event (`None`: nothing), given also the event's time and the time
+/// it is sent at (its batch's), at the event's time.
+fn read_events_at<'s, T: 'static>(
+    events: Events<'s>,
+    name: &str,
+    mut f: impl FnMut(&Event, Time, Time) -> Option<T> + 'static,
+) -> DataStream<'s, T> {
+    use tidal_engine::timely::container::CapacityContainerBuilder;
+    use tidal_engine::timely::dataflow::channels::pact::Pipeline;
+    use tidal_engine::timely::dataflow::operators::generic::operator::Operator;
+    let out = match events {
+        Events::Own(events) => {
+            let ctx = Rc::clone(events.context());
+            let out = events
+                .into_inner()
+                .unary::<CapacityContainerBuilder<Vec<(T, Time)>>, _, _, _>(
+                    Pipeline,
+                    name,
+                    |_, _| {
+                        move |input, output| {
+                            input.for_each(|time, data| {
+                                let at = time.least().copied().unwrap_or(Time::MIN);
+                                let mut session = output.session(&time);
+                                for (e, ts) in data.drain(..) {
+                                    if let Some(x) = f(&e, ts, at) {
+                                        session.give((x, ts));
+                                    }
+                                }
+                            });
+                        }
+                    },
+                );
+            return DataStream::from_timely(out, ctx, name);
+        }
+        Events::Shared(batches) => batches,
+    };
+    let ctx = Rc::clone(out.context());
+    let out = out
+        .into_inner()
+        .unary::<CapacityContainerBuilder<Vec<(T, Time)>>, _, _, _>(Pipeline, name, |_, _| {
+            move |input, output| {
+                input.for_each(|time, data| {
+                    let at = time.least().copied().unwrap_or(Time::MIN);
+                    let mut session = output.session(&time);
+                    for (batch, _) in data.drain(..) {
+                        for (e, ts) in batch.iter() {
+                            if let Some(x) = f(e, *ts, at) {
+                                session.give((x, *ts));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    DataStream::from_timely(out, ctx, name)
+}
+
 fn nexmark_key(table: &Table, spec: &crate::plan::NexmarkTable) -> NexmarkKey {
     (
         spec.events,
@@ -1506,6 +1563,13 @@ fn build_node<'s>(
                         input: &Plan,
                         read: Option<Vec<bool>>,
                         filter: Option<crate::extreme::ExtremeFilter>| {
+                // Over a Nexmark scan the filter runs inside it, on the columns it reads: the
+                // rows it drops (most of them) are never made.
+                if let Some(f) = &filter
+                    && let Some((table, spec, cond)) = reads_nexmark(input)
+                {
+                    return nexmark_extreme_rows(env, table, spec, cond, read, f.clone());
+                }
                 let rows = build_reading(env, input, read.clone(), None).append();
                 let rows = match filter {
                     Some(f) => f.apply(rows),
@@ -2591,6 +2655,55 @@ fn rows_into<'s, T: 'static>(
             scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
         }
         then(&mut scratch)
+    })
+}
+
+/// The rows of a Nexmark scan (or a WHERE on one) that can meet their windows' extreme (see
+/// [`ExtremeFilter`](crate::extreme::ExtremeFilter)), tested inside the scan: the condition and
+/// the filter read only their columns, made into a reused row, and only a row that passes both
+/// is made whole (its columns that `read`, when given, does not name left NULL).
+fn nexmark_extreme_rows<'s>(
+    env: &mut Cx<'s, '_>,
+    table: &std::sync::Arc<Table>,
+    spec: &crate::plan::NexmarkTable,
+    cond: Option<&Typed>,
+    read: Option<Vec<bool>>,
+    f: crate::extreme::ExtremeFilter,
+) -> DataStream<'s, Row> {
+    let kind = spec.kind;
+    let cond = cond.map(|c| ScanCondition::new(c, kind, table, env.context()));
+    let events = nexmark_events(env, table, spec);
+    let columns = f.columns();
+    let mut running = f.running();
+    let mut last = Time::MIN;
+    let mut strings = Interned::default();
+    let mut scratch = vec![Value::Null; table.fields.len()];
+    let name = format!("table {}, rows that can be a window's extreme", table.name);
+    read_events_at(events, &name, move |e: &Event, ts, t| {
+        if !is_of_kind(kind, e) {
+            return None;
+        }
+        if let Some(cond) = &cond
+            && !cond.holds(kind, e, &mut scratch, &mut strings)?
+        {
+            return None;
+        }
+        for &c in &columns {
+            scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
+        }
+        let keep = f.keep(&scratch, ts, t, &mut running);
+        if t > last {
+            last = t;
+            f.forget(&mut running);
+        }
+        if !keep {
+            return None;
+        }
+        let mut row = Row(nexmark_vec(kind, e, &mut strings, read.as_deref())?);
+        if let Some(read) = &read {
+            null_unread(&mut row, read);
+        }
+        Some(row)
     })
 }
 

@@ -342,6 +342,13 @@ fn conjuncts_of<'a>(s: &'a Scalar, out: &mut Vec<&'a Scalar>) {
     }
 }
 
+/// What a filter has seen on one worker: per window end, per group, the extreme value so far.
+pub(crate) struct Running {
+    seen: BTreeMap<Time, FastMap<Vec<Value>, Value>>,
+    assigned: Vec<Window>,
+    latest: Time,
+}
+
 impl ExtremeFilter {
     /// The rows of `stream` that can meet their windows' extreme.
     pub(crate) fn apply<'s>(self, stream: DataStream<'s, Row>) -> DataStream<'s, Row> {
@@ -351,50 +358,72 @@ impl ExtremeFilter {
         stream.then(
             &format!("rows that can be a window's {kind}"),
             move |s, op| {
-                // Per window end, per group, the extreme value seen so far.
-                let mut seen: BTreeMap<Time, FastMap<Vec<Value>, Value>> = BTreeMap::new();
-                let mut assigned: Vec<Window> = Vec::new();
-                let mut latest = Time::MIN;
                 let f = self;
+                let mut running = f.running();
                 s.unary(Pipeline, op, move |_, _| {
                     move |input, output| {
                         input.for_each_stamp(|cap, data| {
                             let Some(&t) = cap.least() else { return };
-                            latest = latest.max(t);
                             let mut session = output.session(&cap);
                             for batch in data {
-                                session.give_iterator(batch.drain(..).filter(|(row, ts)| {
-                                    f.keep(row, *ts, t, &mut seen, &mut assigned)
-                                }));
+                                session.give_iterator(
+                                    batch
+                                        .drain(..)
+                                        .filter(|(row, ts)| f.keep(&row.0, *ts, t, &mut running)),
+                                );
                             }
                         });
-                        // Windows ending before the earliest a row sent from now on can meet:
-                        // forgotten (a window not known keeps its rows).
-                        let horizon = latest.saturating_add(f.from).saturating_sub(1);
-                        while seen
-                            .first_key_value()
-                            .is_some_and(|(end, _)| *end < horizon)
-                        {
-                            seen.pop_first();
-                        }
+                        f.forget(&mut running);
                     }
                 })
             },
         )
     }
 
+    /// A start: nothing seen.
+    pub(crate) fn running(&self) -> Running {
+        Running {
+            seen: BTreeMap::new(),
+            assigned: Vec::new(),
+            latest: Time::MIN,
+        }
+    }
+
+    /// The columns of the filtered side's rows it reads.
+    pub(crate) fn columns(&self) -> Vec<usize> {
+        let mut read = Vec::new();
+        for s in self.keys.iter().chain([&self.arg]) {
+            crate::plan::visit_columns(s, &mut |c| read.push(c));
+        }
+        read.sort_unstable();
+        read.dedup();
+        read
+    }
+
+    /// Forgets the windows ending before the earliest a row sent from now on can meet (a
+    /// window not known keeps its rows).
+    pub(crate) fn forget(&self, running: &mut Running) {
+        let horizon = running.latest.saturating_add(self.from).saturating_sub(1);
+        while running
+            .seen
+            .first_key_value()
+            .is_some_and(|(end, _)| *end < horizon)
+        {
+            running.seen.pop_first();
+        }
+    }
+
     /// Whether a row at `ts`, sent at time `t`, can meet the extreme of a window it may join;
     /// it also counts towards the windows it falls in.
-    fn keep(
-        &self,
-        row: &Row,
-        ts: Time,
-        t: Time,
-        seen: &mut BTreeMap<Time, FastMap<Vec<Value>, Value>>,
-        assigned: &mut Vec<Window>,
-    ) -> bool {
+    pub(crate) fn keep(&self, row: &[Value], ts: Time, t: Time, running: &mut Running) -> bool {
+        let Running {
+            seen,
+            assigned,
+            latest,
+        } = running;
+        *latest = (*latest).max(t);
         // A value or key that cannot be computed: the row goes on, the join reports it.
-        let Ok(v) = self.arg.eval(&row.0) else {
+        let Ok(v) = self.arg.eval(row) else {
             return true;
         };
         if v.is_null() {
@@ -402,7 +431,7 @@ impl ExtremeFilter {
         }
         let mut key = Vec::with_capacity(self.keys.len());
         for k in &self.keys {
-            match k.eval(&row.0) {
+            match k.eval(row) {
                 Ok(k) => key.push(k),
                 Err(_) => return true,
             }
