@@ -2637,25 +2637,53 @@ fn rows_into<'s, T: 'static>(
     let columns: Vec<usize> = (0..read.len())
         .filter(|&c| read[c] && !tested.contains(&c))
         .collect();
+    let mut reader = ScanRow::new(spec.kind, cond, columns, table);
     let events = nexmark_events(env, table, spec);
-    let kind = spec.kind;
-    let mut strings = Interned::default();
-    let mut scratch = vec![Value::Null; table.fields.len()];
     let name = format!("table {}", table.name);
-    read_events(events, &name, move |e: &Event| {
-        if !is_of_kind(kind, e) {
+    read_events(events, &name, move |e: &Event| then(reader.read(e)?))
+}
+
+/// A Nexmark scan's reused row: for each event of its table that passes the scan's condition,
+/// the columns `columns` made from it (the condition's are made as it is tested).
+struct ScanRow {
+    kind: NexmarkKind,
+    cond: Option<ScanCondition>,
+    columns: Vec<usize>,
+    strings: Interned,
+    scratch: Vec<Value>,
+}
+
+impl ScanRow {
+    fn new(
+        kind: NexmarkKind,
+        cond: Option<ScanCondition>,
+        columns: Vec<usize>,
+        table: &Table,
+    ) -> ScanRow {
+        ScanRow {
+            kind,
+            cond,
+            columns,
+            strings: Interned::default(),
+            scratch: vec![Value::Null; table.fields.len()],
+        }
+    }
+
+    /// The row of `e` (`None`: an event of another table, or one the condition does not pass).
+    fn read(&mut self, e: &Event) -> Option<&mut [Value]> {
+        if !is_of_kind(self.kind, e) {
             return None;
         }
-        if let Some(cond) = &cond
-            && !cond.holds(kind, e, &mut scratch, &mut strings)?
+        if let Some(cond) = &self.cond
+            && !cond.holds(self.kind, e, &mut self.scratch, &mut self.strings)?
         {
             return None;
         }
-        for &c in &columns {
-            scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
+        for &c in &self.columns {
+            self.scratch[c] = nexmark_column(self.kind, e, c, &mut self.strings)?;
         }
-        then(&mut scratch)
-    })
+        Some(&mut self.scratch)
+    }
 }
 
 /// The rows of a Nexmark scan (or a WHERE on one) that can meet their windows' extreme (see
@@ -2672,26 +2700,13 @@ fn nexmark_extreme_rows<'s>(
 ) -> DataStream<'s, Row> {
     let kind = spec.kind;
     let cond = cond.map(|c| ScanCondition::new(c, kind, table, env.context()));
+    let mut reader = ScanRow::new(kind, cond, f.columns(), table);
     let events = nexmark_events(env, table, spec);
-    let columns = f.columns();
     let mut running = f.running();
     let mut last = Time::MIN;
-    let mut strings = Interned::default();
-    let mut scratch = vec![Value::Null; table.fields.len()];
     let name = format!("table {}, rows that can be a window's extreme", table.name);
     read_events_at(events, &name, move |e: &Event, ts, t| {
-        if !is_of_kind(kind, e) {
-            return None;
-        }
-        if let Some(cond) = &cond
-            && !cond.holds(kind, e, &mut scratch, &mut strings)?
-        {
-            return None;
-        }
-        for &c in &columns {
-            scratch[c] = nexmark_column(kind, e, c, &mut strings)?;
-        }
-        let keep = f.keep(&scratch, ts, t, &mut running);
+        let keep = f.keep(reader.read(e)?, ts, t, &mut running);
         if t > last {
             last = t;
             f.forget(&mut running);
@@ -2699,7 +2714,7 @@ fn nexmark_extreme_rows<'s>(
         if !keep {
             return None;
         }
-        let mut row = Row(nexmark_vec(kind, e, &mut strings, read.as_deref())?);
+        let mut row = Row(nexmark_vec(kind, e, &mut reader.strings, read.as_deref())?);
         if let Some(read) = &read {
             null_unread(&mut row, read);
         }

@@ -126,6 +126,17 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
+    /// The comparison with its sides swapped (`a < b` is `b > a`).
+    pub(crate) fn flipped(self) -> CmpOp {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::Le => CmpOp::Ge,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::Ge => CmpOp::Le,
+            other => other,
+        }
+    }
+
     /// Whether two values in order `o` (the left against the right) satisfy the comparison.
     #[inline]
     pub(crate) fn holds_for(self, o: std::cmp::Ordering) -> bool {
@@ -1288,28 +1299,35 @@ impl Scalar {
                 let (Some(a), Some(b)) = (a, b) else {
                     return Some(None);
                 };
-                Some(Some(if *ty == DataType::Int {
-                    let (a, b) = (a as i32, b as i32);
-                    i64::from(match op {
-                        ArithOp::Add => a.wrapping_add(b),
-                        ArithOp::Sub => a.wrapping_sub(b),
-                        ArithOp::Mul => a.wrapping_mul(b),
-                        ArithOp::Div => a.checked_div(b)?,
-                        ArithOp::Mod => a.checked_rem(b)?,
-                    })
-                } else {
-                    match op {
-                        ArithOp::Add => a.wrapping_add(b),
-                        ArithOp::Sub => a.wrapping_sub(b),
-                        ArithOp::Mul => a.wrapping_mul(b),
-                        ArithOp::Div => a.checked_div(b)?,
-                        ArithOp::Mod => a.checked_rem(b)?,
-                    }
-                }))
+                Some(Some(int_arith(*op, *ty == DataType::Int, a, b)?))
             }
             _ => None,
         }
     }
+}
+
+/// Integer arithmetic as evaluation does it: INT (`int32`) wraps in 32 bits, BIGINT in 64;
+/// `None` for a division by zero or an overflowing division (an error the general way reports).
+#[inline(always)]
+pub(crate) fn int_arith(op: ArithOp, int32: bool, a: i64, b: i64) -> Option<i64> {
+    Some(if int32 {
+        let (a, b) = (a as i32, b as i32);
+        i64::from(match op {
+            ArithOp::Add => a.wrapping_add(b),
+            ArithOp::Sub => a.wrapping_sub(b),
+            ArithOp::Mul => a.wrapping_mul(b),
+            ArithOp::Div => a.checked_div(b)?,
+            ArithOp::Mod => a.checked_rem(b)?,
+        })
+    } else {
+        match op {
+            ArithOp::Add => a.wrapping_add(b),
+            ArithOp::Sub => a.wrapping_sub(b),
+            ArithOp::Mul => a.wrapping_mul(b),
+            ArithOp::Div => a.checked_div(b)?,
+            ArithOp::Mod => a.checked_rem(b)?,
+        }
+    })
 }
 
 /// A comparison of two integer expressions (see [`Scalar::int_value`]) without making values:

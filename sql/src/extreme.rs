@@ -190,7 +190,7 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
                 on_side.then(|| crate::plan::replace_columns(s, &|c| Scalar::Col(c - offset)))
             };
             let mut conjuncts = Vec::new();
-            conjuncts_of(&res.scalar, &mut conjuncts);
+            crate::plan::conjuncts_of(&res.scalar, &mut conjuncts);
             for c in conjuncts {
                 let Scalar::Cmp(op, x, y) = c else { continue };
                 use crate::expr::CmpOp;
@@ -198,17 +198,7 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
                 let (r, a, op) = match (side(x, true), side(y, false)) {
                     (Some(r), Some(Scalar::Col(a))) => (r, a, *op),
                     _ => match (side(y, true), side(x, false)) {
-                        (Some(r), Some(Scalar::Col(a))) => (
-                            r,
-                            a,
-                            match op {
-                                CmpOp::Lt => CmpOp::Gt,
-                                CmpOp::Le => CmpOp::Ge,
-                                CmpOp::Gt => CmpOp::Lt,
-                                CmpOp::Ge => CmpOp::Le,
-                                other => *other,
-                            },
-                        ),
+                        (Some(r), Some(Scalar::Col(a))) => (r, a, op.flipped()),
                         _ => continue,
                     },
                 };
@@ -329,17 +319,6 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
             max,
         })
     })
-}
-
-/// The conjuncts of a condition.
-fn conjuncts_of<'a>(s: &'a Scalar, out: &mut Vec<&'a Scalar>) {
-    match s {
-        Scalar::And(a, b) => {
-            conjuncts_of(a, out);
-            conjuncts_of(b, out);
-        }
-        other => out.push(other),
-    }
 }
 
 /// What a filter has seen on one worker: per window end, per group, the extreme value so far.

@@ -12,7 +12,7 @@
 //! where the general way stops (`FALSE AND e` does not evaluate `e`, so an error in `e` is no
 //! error there either).
 
-use crate::expr::{ArithOp, CmpOp, Scalar};
+use crate::expr::{CmpOp, Scalar, int_arith as arith};
 use crate::value::{DataType, Value};
 
 /// The most columns a compiled condition reads (their integers are held on the stack).
@@ -123,30 +123,6 @@ fn integer(e: &Scalar, types: &[DataType], columns: &mut Vec<usize>) -> Option<I
     })
 }
 
-/// Integer arithmetic as SQL's evaluation does it: INT wraps in 32 bits, BIGINT in 64; `None`
-/// for a division by zero or an overflowing division.
-#[inline(always)]
-fn arith(op: ArithOp, int32: bool, a: i64, b: i64) -> Option<i64> {
-    Some(if int32 {
-        let (a, b) = (a as i32, b as i32);
-        i64::from(match op {
-            ArithOp::Add => a.wrapping_add(b),
-            ArithOp::Sub => a.wrapping_sub(b),
-            ArithOp::Mul => a.wrapping_mul(b),
-            ArithOp::Div => a.checked_div(b)?,
-            ArithOp::Mod => a.checked_rem(b)?,
-        })
-    } else {
-        match op {
-            ArithOp::Add => a.wrapping_add(b),
-            ArithOp::Sub => a.wrapping_sub(b),
-            ArithOp::Mul => a.wrapping_mul(b),
-            ArithOp::Div => a.checked_div(b)?,
-            ArithOp::Mod => a.checked_rem(b)?,
-        }
-    })
-}
-
 /// A condition compiled.
 fn boolean(e: &Scalar, types: &[DataType], columns: &mut Vec<usize>) -> Option<BoolFn> {
     Some(match e {
@@ -179,6 +155,7 @@ fn boolean(e: &Scalar, types: &[DataType], columns: &mut Vec<usize>) -> Option<B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expr::ArithOp;
 
     fn col(c: usize) -> Box<Scalar> {
         Box::new(Scalar::Col(c))

@@ -853,17 +853,8 @@ impl Plan {
                 _ => None,
             }
         }
-        fn each<'a>(s: &'a Scalar, out: &mut Vec<&'a Scalar>) {
-            match s {
-                Scalar::And(a, b) => {
-                    each(a, out);
-                    each(b, out);
-                }
-                other => out.push(other),
-            }
-        }
         let mut conjuncts = Vec::new();
-        each(&residual.scalar, &mut conjuncts);
+        conjuncts_of(&residual.scalar, &mut conjuncts);
         let (mut lower, mut upper) = (None::<i64>, None::<i64>);
         for c in conjuncts {
             let Scalar::Cmp(op, a, b) = c else { continue };
@@ -879,14 +870,7 @@ impl Plan {
             let (op, d) = if ra && !rb {
                 (*op, db - da)
             } else if !ra && rb {
-                let flipped = match op {
-                    CmpOp::Lt => CmpOp::Gt,
-                    CmpOp::Le => CmpOp::Ge,
-                    CmpOp::Gt => CmpOp::Lt,
-                    CmpOp::Ge => CmpOp::Le,
-                    other => *other,
-                };
-                (flipped, da - db)
+                (op.flipped(), da - db)
             } else {
                 continue;
             };
@@ -2863,6 +2847,17 @@ fn type_of_key(s: &Scalar, fields: &[Field]) -> DataType {
 /// `s` with every column index lowered by `offset`.
 fn shift(s: &Scalar, offset: usize) -> Scalar {
     replace_columns(s, &|c| Scalar::Col(c - offset))
+}
+
+/// The conjuncts of a condition (`a AND b AND c`: `a`, `b`, `c`).
+pub(crate) fn conjuncts_of<'a>(s: &'a Scalar, out: &mut Vec<&'a Scalar>) {
+    match s {
+        Scalar::And(a, b) => {
+            conjuncts_of(a, out);
+            conjuncts_of(b, out);
+        }
+        other => out.push(other),
+    }
 }
 
 /// `s` with every column `c` it reads replaced by the expression `f(c)`.
