@@ -111,6 +111,53 @@ fn interval_join_bounded_on_one_side_matches_the_model() {
     );
 }
 
+/// Both ends open (a regular join of append-only inputs, as SQL plans one): every pair of a key,
+/// late records too, and records at the earliest time there is (a SQL row whose event time is
+/// NULL is at `i64::MIN`), which no bound arithmetic may push out of the join.
+#[test]
+fn interval_join_with_both_ends_open_joins_every_pair_of_a_key() {
+    let at_min = |v: Arc<Vec<(u8, u32, i64)>>| {
+        Arc::new(
+            v.iter()
+                .map(|&(k, id, t)| (k, id, if id % 50 == 7 { i64::MIN } else { t }))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (a, b) = (at_min(side(7, 800, 40)), at_min(side(8, 800, 40)));
+    let mut expected = Vec::new();
+    for &(ka, ia, ta) in a.iter() {
+        for &(kb, ib, tb) in b.iter() {
+            if ka == kb {
+                expected.push((ka, ia, ib, ta.max(tb)));
+            }
+        }
+    }
+    let expected = sorted(expected);
+    assert!(expected.iter().any(|e| e.3 == i64::MIN));
+    let (da, db) = (Arc::clone(&a), Arc::clone(&b));
+    on_every_shape(
+        "interval_join_with_both_ends_open_joins_every_pair_of_a_key",
+        move |env| {
+            let left = env
+                .from_iter_with(da.to_vec(), strategy())
+                .map(|(k, id, ts)| (k, (id, ts)))
+                .keyed();
+            let right = env
+                .from_iter_with(db.to_vec(), strategy())
+                .map(|(k, id, ts)| (k, (id, ts)))
+                .keyed();
+            left.connect(right)
+                .interval_join(i64::MIN, i64::MAX, |k, l, r| (*k, l.0, r.0, l.1.max(r.1)))
+                .collect()
+        },
+        |shape, out| {
+            let out = sorted(out);
+            assert_eq!(out.len(), expected.len(), "{shape:?}: number of pairs");
+            assert!(out == expected, "{shape:?}: pairs differ from the model");
+        },
+    );
+}
+
 #[test]
 fn window_join_matches_the_model() {
     let windows = Windows::tumbling(Duration::from_millis(100));

@@ -68,14 +68,30 @@ fn insert_in_time_order<V>(side: &mut VecDeque<(Time, V)>, record: (Time, V)) {
     side.insert(at, record);
 }
 
-/// The first time at which a left record at `t` can match no future right record.
+/// The first time at which a left record at `t` can match no future right record (never, with
+/// the upper end open).
 fn expiry_left(t: Time, upper: Time) -> Time {
+    if upper == Time::MAX {
+        return Time::MAX;
+    }
     t.saturating_add(upper).saturating_add(1)
 }
 
-/// The first time at which a right record at `t` can match no future left record.
+/// The first time at which a right record at `t` can match no future left record (never, with
+/// the lower end open).
 fn expiry_right(t: Time, lower: Time) -> Time {
+    if lower == Time::MIN {
+        return Time::MAX;
+    }
     t.saturating_sub(lower).saturating_add(1)
+}
+
+/// Whether a left record at `a` and a right one at `b` are within `lower ..= upper` of each
+/// other; an open end (`Time::MIN`, `Time::MAX`) limits nothing, records at the extreme times
+/// too (a row whose event time is NULL is at `Time::MIN`).
+fn within(a: Time, b: Time, lower: Time, upper: Time) -> bool {
+    (lower == Time::MIN || a.saturating_add(lower) <= b)
+        && (upper == Time::MAX || b <= a.saturating_add(upper))
 }
 
 /// Records of both inputs, as they travel: key, value, timestamp.
@@ -169,9 +185,7 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                             let at = match value {
                                 Either::First(a) => {
                                     for (bt, b) in buffered.rights.iter() {
-                                        if ts.saturating_add(lower) <= *bt
-                                            && *bt <= ts.saturating_add(upper)
-                                        {
+                                        if within(ts, *bt, lower, upper) {
                                             session.give((f(&k, &a, b), ts.max(*bt)));
                                         }
                                     }
@@ -180,9 +194,7 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                                 }
                                 Either::Second(b) => {
                                     for (at, a) in buffered.lefts.iter() {
-                                        if at.saturating_add(lower) <= ts
-                                            && ts <= at.saturating_add(upper)
-                                        {
+                                        if within(*at, ts, lower, upper) {
                                             session.give((f(&k, a, &b), ts.max(*at)));
                                         }
                                     }

@@ -2771,7 +2771,7 @@ impl ScanCondition {
             if !is_of_kind(kind, e) {
                 return None;
             }
-            let mut slots = [0i64; 8];
+            let mut slots = [0i64; crate::intcond::MOST_COLUMNS];
             for (s, f) in slots.iter_mut().zip(load) {
                 *s = f(e);
             }

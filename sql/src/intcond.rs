@@ -16,7 +16,7 @@ use crate::expr::{CmpOp, Scalar, int_arith as arith};
 use crate::value::{DataType, Value};
 
 /// The most columns a compiled condition reads (their integers are held on the stack).
-const MOST_COLUMNS: usize = 8;
+pub(crate) const MOST_COLUMNS: usize = 8;
 
 type IntFn = Box<dyn Fn(&[i64]) -> Option<i64>>;
 type BoolFn = Box<dyn Fn(&[i64]) -> Option<bool>>;

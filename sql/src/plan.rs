@@ -615,7 +615,9 @@ pub enum Plan {
     },
     /// A regular join on equal keys: each left row with each right row of the same key
     /// (and, for outer joins, the rows without a match, NULLs for the other side): `left
-    /// columns..., right columns...`. On the incremental collections.
+    /// columns..., right columns...`. On the incremental collections; an inner join bounded in
+    /// event time, or of two append-only inputs, on the DataStream interval join (see
+    /// [`interval_join_bounds`](Plan::interval_join_bounds)).
     Join {
         /// The left input.
         left: Box<Plan>,
