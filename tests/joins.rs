@@ -33,6 +33,21 @@ fn strategy() -> WatermarkStrategy<(u8, u32, i64)> {
         .with_timestamps(|e: &(u8, u32, i64)| e.2)
 }
 
+/// The two sides keyed by their key, as `(id, timestamp)`, connected.
+fn connected<'s>(
+    env: &mut Env<'s>,
+    a: &[(u8, u32, i64)],
+    b: &[(u8, u32, i64)],
+) -> ConnectedStreams<'s, u8, (u32, i64), (u32, i64)> {
+    let keyed = |env: &mut Env<'s>, v: &[(u8, u32, i64)]| {
+        env.from_iter_with(v.to_vec(), strategy())
+            .map(|(k, id, ts)| (k, (id, ts)))
+            .keyed()
+    };
+    let left = keyed(env, a);
+    left.connect(keyed(env, b))
+}
+
 #[test]
 fn interval_join_matches_the_model() {
     let (lower, upper) = (-30i64, 50i64);
@@ -51,15 +66,7 @@ fn interval_join_matches_the_model() {
     on_every_shape(
         "interval_join_matches_the_model",
         move |env| {
-            let left = env
-                .from_iter_with(da.to_vec(), strategy())
-                .map(|(k, id, ts)| (k, (id, ts)))
-                .keyed();
-            let right = env
-                .from_iter_with(db.to_vec(), strategy())
-                .map(|(k, id, ts)| (k, (id, ts)))
-                .keyed();
-            left.connect(right)
+            connected(env, &da, &db)
                 .interval_join(lower, upper, |k, l, r| (*k, l.0, r.0, l.1.max(r.1)))
                 .collect()
         },
@@ -91,15 +98,7 @@ fn interval_join_bounded_on_one_side_matches_the_model() {
     on_every_shape(
         "interval_join_bounded_on_one_side_matches_the_model",
         move |env| {
-            let left = env
-                .from_iter_with(da.to_vec(), strategy())
-                .map(|(k, id, ts)| (k, (id, ts)))
-                .keyed();
-            let right = env
-                .from_iter_with(db.to_vec(), strategy())
-                .map(|(k, id, ts)| (k, (id, ts)))
-                .keyed();
-            left.connect(right)
+            connected(env, &da, &db)
                 .interval_join(0, i64::MAX, |k, l, r| (*k, l.0, r.0, l.1.max(r.1)))
                 .collect()
         },
@@ -138,15 +137,7 @@ fn interval_join_with_both_ends_open_joins_every_pair_of_a_key() {
     on_every_shape(
         "interval_join_with_both_ends_open_joins_every_pair_of_a_key",
         move |env| {
-            let left = env
-                .from_iter_with(da.to_vec(), strategy())
-                .map(|(k, id, ts)| (k, (id, ts)))
-                .keyed();
-            let right = env
-                .from_iter_with(db.to_vec(), strategy())
-                .map(|(k, id, ts)| (k, (id, ts)))
-                .keyed();
-            left.connect(right)
+            connected(env, &da, &db)
                 .interval_join(i64::MIN, i64::MAX, |k, l, r| (*k, l.0, r.0, l.1.max(r.1)))
                 .collect()
         },
@@ -176,15 +167,7 @@ fn window_join_matches_the_model() {
     on_every_shape(
         "window_join_matches_the_model",
         move |env| {
-            let left = env
-                .from_iter_with(da.to_vec(), strategy())
-                .map(|(k, id, ts)| (k, (id, ts)))
-                .keyed();
-            let right = env
-                .from_iter_with(db.to_vec(), strategy())
-                .map(|(k, id, ts)| (k, (id, ts)))
-                .keyed();
-            left.connect(right)
+            connected(env, &da, &db)
                 .window_join(windows, move |k, l, r| {
                     (*k, l.0, r.0, windows.windows_of(l.1)[0].start)
                 })

@@ -730,31 +730,10 @@ fn read_events<'s, T: 'static>(
     name: &str,
     mut f: impl FnMut(&Event) -> Option<T> + 'static,
 ) -> DataStream<'s, T> {
-    use tidal_engine::timely::container::CapacityContainerBuilder;
-    use tidal_engine::timely::dataflow::channels::pact::Pipeline;
-    use tidal_engine::timely::dataflow::operators::generic::operator::Operator;
-    let batches = match events {
-        Events::Own(events) => return events.flat_map_ref(f).name(name),
-        Events::Shared(batches) => batches,
-    };
-    let ctx = Rc::clone(batches.context());
-    let out = batches
-        .into_inner()
-        .unary::<CapacityContainerBuilder<Vec<(T, Time)>>, _, _, _>(Pipeline, name, |_, _| {
-            move |input, output| {
-                input.for_each(|time, data| {
-                    let mut session = output.session(&time);
-                    for (batch, _) in data.drain(..) {
-                        for (e, t) in batch.iter() {
-                            if let Some(x) = f(e) {
-                                session.give((x, *t));
-                            }
-                        }
-                    }
-                });
-            }
-        });
-    DataStream::from_timely(out, ctx, name)
+    match events {
+        Events::Own(events) => events.flat_map_ref(f).name(name),
+        shared => read_events_at(shared, name, move |e, _, _| f(e)),
+    }
 }
 
 /// What `f` makes of each event (`None`: nothing), given also the event's time and the time
@@ -767,30 +746,9 @@ fn read_events_at<'s, T: 'static>(
     use tidal_engine::timely::container::CapacityContainerBuilder;
     use tidal_engine::timely::dataflow::channels::pact::Pipeline;
     use tidal_engine::timely::dataflow::operators::generic::operator::Operator;
+    // A generator of its own is read the same way: its batches handed on whole, not copied.
     let out = match events {
-        Events::Own(events) => {
-            let ctx = Rc::clone(events.context());
-            let out = events
-                .into_inner()
-                .unary::<CapacityContainerBuilder<Vec<(T, Time)>>, _, _, _>(
-                    Pipeline,
-                    name,
-                    |_, _| {
-                        move |input, output| {
-                            input.for_each(|time, data| {
-                                let at = time.least().copied().unwrap_or(Time::MIN);
-                                let mut session = output.session(&time);
-                                for (e, ts) in data.drain(..) {
-                                    if let Some(x) = f(&e, ts, at) {
-                                        session.give((x, ts));
-                                    }
-                                }
-                            });
-                        }
-                    },
-                );
-            return DataStream::from_timely(out, ctx, name);
-        }
+        Events::Own(events) => share_batches(events),
         Events::Shared(batches) => batches,
     };
     let ctx = Rc::clone(out.context());
