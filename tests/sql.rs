@@ -1445,8 +1445,10 @@ INSERT INTO q8
 /// extreme are dropped before the join: q7 as published (tumbling, MAX, the window's end
 /// included, so a bid at a window's end can meet the window before its own), MIN per auction
 /// with the aggregate on the left (a grouping key the join equates), MAX of hopping windows
-/// each bid falls in several of, and a join on the MAX only of a per-auction aggregate (the
-/// grouping not equated: nothing may be dropped, and `EXPLAIN` says so). Folded, each is the
+/// each bid falls in several of, a join on the MAX only of a per-auction aggregate (the
+/// grouping not equated: nothing may be dropped, and `EXPLAIN` says so), and a MAX joined with
+/// the window's COUNT too (rows dropped before the join, but the aggregate still reads every
+/// bid; where it computes only the extreme it reads the kept rows alone). Folded, each is the
 /// model's rows computed here from the same events, on every shape.
 #[test]
 fn window_extremes_joined_with_their_own_stream_fold_to_the_model_on_every_shape() {
@@ -1522,11 +1524,27 @@ fn window_extremes_joined_with_their_own_stream_fold_to_the_model_on_every_shape
             }
         }
     }
+    // Bids at a 10 s window's highest price, with the window's count of bids: the aggregate
+    // computes more than the extreme, so it must read every bid, not only the kept ones.
+    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
+    for (_, _, _, t) in &bids {
+        *counts.entry(t - t.rem_euclid(10_000) + 10_000).or_insert(0) += 1;
+    }
+    let mut expected_counted = Vec::new();
+    for (auction, _, price, t) in &bids {
+        for end in [t - t.rem_euclid(10_000), t - t.rem_euclid(10_000) + 10_000] {
+            if highest.get(&(end, 0)) == Some(price) && end - 10_000 <= *t && t <= &end {
+                let n = counts[&end];
+                expected_counted.push(format!("{auction}, {price}, {n}, {}", ts_printed(end)));
+            }
+        }
+    }
     for e in [
         &mut expected_q7,
         &mut expected_low,
         &mut expected_hop,
         &mut expected_any,
+        &mut expected_counted,
     ] {
         assert!(!e.is_empty());
         e.sort();
@@ -1564,8 +1582,17 @@ FROM bid B JOIN (
 ) M ON B.price = M.top
 WHERE B.dateTime BETWEEN M.wend - INTERVAL '10' SECOND AND M.wend"
             .to_string(),
+        "SELECT B.auction, B.price, M.n, M.wend
+FROM bid B JOIN (
+  SELECT MAX(price) AS top, COUNT(*) AS n, window_end AS wend
+  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))
+  GROUP BY window_start, window_end
+) M ON B.price = M.top
+WHERE B.dateTime BETWEEN M.wend - INTERVAL '10' SECOND AND M.wend"
+            .to_string(),
     ];
-    // The first three drop rows before the join; the last may not.
+    // The fourth may drop nothing; the others drop rows before the join, and where the
+    // aggregate computes only the extreme (not the fifth's COUNT), it reads only the kept rows.
     let explain = dir.path().join("explain.sql");
     let explained: String = queries
         .iter()
@@ -1576,7 +1603,12 @@ WHERE B.dateTime BETWEEN M.wend - INTERVAL '10' SECOND AND M.wend"
     assert!(ok, "{err}");
     let plans: Vec<&str> = out.split("Print: rows on stdout").skip(1).collect();
     let drops: Vec<bool> = plans.iter().map(|p| p.contains("dropped first")).collect();
-    assert_eq!(drops, [true, true, true, false], "{out}");
+    assert_eq!(drops, [true, true, true, false, true], "{out}");
+    let fed: Vec<bool> = plans
+        .iter()
+        .map(|p| p.contains("the window aggregate reads only the rows kept"))
+        .collect();
+    assert_eq!(fed, [true, true, true, false, false], "{out}");
     assert!(
         plans[1].contains("the right side's rows below the running MIN"),
         "{out}"
@@ -1614,11 +1646,14 @@ CREATE TABLE hop (auction BIGINT, price BIGINT, wend TIMESTAMP(3))
   WITH ('connector' = 'print', 'print-identifier' = 'hop');
 CREATE TABLE anyauction (auction BIGINT, top_of BIGINT, price BIGINT, wend TIMESTAMP(3))
   WITH ('connector' = 'print', 'print-identifier' = 'any');
+CREATE TABLE counted (auction BIGINT, price BIGINT, n BIGINT, wend TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'counted');
 INSERT INTO q7 {};
 INSERT INTO low {};
 INSERT INTO hop {};
-INSERT INTO anyauction {};",
-            queries[0], queries[1], queries[2], queries[3]
+INSERT INTO anyauction {};
+INSERT INTO counted {};",
+            queries[0], queries[1], queries[2], queries[3], queries[4]
         ),
     )
     .unwrap();
@@ -1629,6 +1664,7 @@ INSERT INTO anyauction {};",
             ("low", &expected_low),
             ("hop", &expected_hop),
             ("any", &expected_any),
+            ("counted", &expected_counted),
         ],
     );
 }

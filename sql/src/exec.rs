@@ -677,6 +677,10 @@ pub(crate) struct Cx<'s, 'e> {
     /// two identical window aggregations) is built once and its result read by both (Flink's
     /// sub-plan reuse).
     built: Vec<(String, Built<'s>)>,
+    /// Window aggregates, by their text, that read the rows of an extreme filter instead of
+    /// their input (see [`ExtremeFilter::feeds`](crate::extreme::ExtremeFilter::feeds)), and
+    /// those rows.
+    fed: Vec<(String, DataStream<'s, Row>)>,
 }
 
 /// What makes two Nexmark scans read the same events: the generator's configuration and the
@@ -808,6 +812,7 @@ impl<'s, 'e> Cx<'s, 'e> {
             env,
             shared,
             built: Vec::new(),
+            fed: Vec::new(),
         }
     }
 }
@@ -1452,7 +1457,16 @@ fn build_node<'s>(
             spec,
             keys,
             aggs,
-        } => Built::Append(window_aggregate(env, input, *spec, keys, aggs)),
+        } => {
+            // The rows of an extreme filter, when it keeps all this aggregate needs.
+            let text = without_positions(&format!("{plan:?}"));
+            let fed = env
+                .fed
+                .iter()
+                .find(|(t, _)| *t == text)
+                .map(|(_, s)| s.clone());
+            Built::Append(window_aggregate(env, input, fed, *spec, keys, aggs))
+        }
         Plan::GroupAggregate { input, keys, aggs } => {
             let mut read = Vec::new();
             for (_, k) in keys {
@@ -1543,13 +1557,44 @@ fn build_node<'s>(
                 }
             };
             let on_left = extreme.as_ref().is_some_and(|f| f.left);
+            // A window aggregate that reads only the filtered side's kept rows finds them
+            // built: that side is built first, also making the columns the aggregate reads.
+            let feeds = extreme
+                .as_ref()
+                .and_then(|f| f.feeds().map(|(t, c)| (t.to_string(), c.to_vec())));
+            let filtered =
+                |env: &mut Cx<'s, '_>,
+                 input: &Plan,
+                 read: Option<Vec<bool>>,
+                 filter: Option<crate::extreme::ExtremeFilter>| {
+                    let (Some((aggregate, columns)), Some(_)) = (&feeds, &filter) else {
+                        return side(env, input, read, filter);
+                    };
+                    let read = read.map(|mut read| {
+                        for &c in columns {
+                            if read.len() <= c {
+                                read.resize(c + 1, false);
+                            }
+                            read[c] = true;
+                        }
+                        read
+                    });
+                    let rows = side(env, input, read, filter);
+                    env.fed.push((aggregate.clone(), rows.clone()));
+                    rows
+                };
             let (lf, rf) = if on_left {
                 (extreme, None)
             } else {
                 (None, extreme)
             };
-            let l = side(env, left, ln, lf);
-            let r = side(env, right, rn, rf);
+            let (l, r) = if rf.is_some() && feeds.is_some() {
+                let r = filtered(env, right, rn, rf);
+                (filtered(env, left, ln, lf), r)
+            } else {
+                let l = filtered(env, left, ln, lf);
+                (l, filtered(env, right, rn, rf))
+            };
             let ctx = Rc::clone(l.context());
             // A NULL key matches nothing in an inner join.
             let joined = match (IntKey::of(left_keys), IntKey::of(right_keys)) {
@@ -2404,6 +2449,7 @@ fn session_rows<'s>(
 fn window_aggregate<'s>(
     env: &mut Cx<'s, '_>,
     input: &Plan,
+    fed: Option<DataStream<'s, Row>>,
     spec: WindowSpec,
     keys: &[(String, Typed)],
     aggs: &[Agg],
@@ -2453,32 +2499,32 @@ fn window_aggregate<'s>(
         return match IntKey::of(&key_exprs) {
             Some(k) if k.exprs.len() == 1 && ints.fit(1) => {
                 let key = k.keyer::<1>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 1>(env, input, read, key, &ints);
+                let keyed = int_keyed_rows::<_, 1>(env, input, fed, read, key, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
             }
             Some(k) if k.exprs.len() == 1 => {
                 let key = k.keyer::<1>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 4>(env, input, read, key, &ints);
+                let keyed = int_keyed_rows::<_, 4>(env, input, fed, read, key, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
             }
             Some(k) if k.narrow() && ints.fit(1) => {
                 let key = k.keyer::<2>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 1>(env, input, read, key, &ints);
+                let keyed = int_keyed_rows::<_, 1>(env, input, fed, read, key, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<2>(k, attached))
             }
             Some(k) if k.narrow() => {
                 let key = k.keyer::<2>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 4>(env, input, read, key, &ints);
+                let keyed = int_keyed_rows::<_, 4>(env, input, fed, read, key, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<2>(k, attached))
             }
             Some(k) if ints.fit(1) => {
                 let key = k.keyer::<4>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 1>(env, input, read, key, &ints);
+                let keyed = int_keyed_rows::<_, 1>(env, input, fed, read, key, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<4>(k, attached))
             }
             Some(k) => {
                 let key = k.keyer::<4>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 4>(env, input, read, key, &ints);
+                let keyed = int_keyed_rows::<_, 4>(env, input, fed, read, key, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<4>(k, attached))
             }
             None => {
@@ -2490,12 +2536,15 @@ fn window_aggregate<'s>(
                         None
                     }
                 };
-                let keyed = int_keyed_rows::<_, 4>(env, input, read, key, &ints);
+                let keyed = int_keyed_rows::<_, 4>(env, input, fed, read, key, &ints);
                 int_windows(keyed, ints, windows, name, row_head(attached))
             }
         };
     }
-    let stream = build_reading(env, input, Some(read), None).append();
+    let stream = match fed {
+        Some(rows) => rows,
+        None => build_reading(env, input, Some(read), None).append(),
+    };
     match IntKey::of(&key_exprs) {
         // Keys of up to four integer-like columns: kept inline, hashed and compared as integers.
         Some(k) if k.narrow() => {
@@ -2555,20 +2604,26 @@ fn int_head<const N: usize>(
     }
 }
 
-/// The rows of `input` (reading the columns `read` marks) keyed by `key` (`None`: it failed,
-/// and the job with it), each with its contributions to `M` integer aggregates.
+/// The rows of `input` (reading the columns `read` marks), or the rows `fed` in its stead,
+/// keyed by `key` (`None`: it failed, and the job with it), each with its contributions to `M`
+/// integer aggregates.
 fn int_keyed_rows<'s, K: 'static, const M: usize>(
     env: &mut Cx<'s, '_>,
     input: &Plan,
+    fed: Option<DataStream<'s, Row>>,
     read: Vec<bool>,
     mut key: impl FnMut(&[Value]) -> Option<K> + 'static,
     ints: &IntAggs,
 ) -> DataStream<'s, (K, IntArgs<M>)> {
     let ints = ints.clone();
-    rows_into(env, input, read, move |r: &mut [Value]| {
+    let mut then = move |r: &mut [Value]| {
         let k = key(r)?;
         Some((k, ints.args::<M>(r)))
-    })
+    };
+    match fed {
+        Some(rows) => rows.flat_map(move |mut r: Row| then(&mut r.0)),
+        None => rows_into(env, input, read, then),
+    }
 }
 
 /// What `then` makes of each row of `input` (which needs only the columns `read` marks; `then`
@@ -2658,25 +2713,40 @@ fn nexmark_extreme_rows<'s>(
 ) -> DataStream<'s, Row> {
     let kind = spec.kind;
     let cond = cond.map(|c| ScanCondition::new(c, kind, table, env.context()));
-    let mut reader = ScanRow::new(kind, cond, f.columns(), table);
     let events = nexmark_events(env, table, spec);
-    let mut running = f.running();
-    let mut last = Time::MIN;
     let name = format!("table {}, rows that can be a window's extreme", table.name);
+    let mut last = Time::MIN;
+    // The row a kept event makes.
+    let row = move |e: &Event, strings: &mut Interned| {
+        let mut row = Row(nexmark_vec(kind, e, strings, read.as_deref())?);
+        if let Some(read) = &read {
+            null_unread(&mut row, read);
+        }
+        Some(row)
+    };
+    // A value that is an integer column, without groups: tested on the event's field.
+    if let Some(value) = f.int_column().and_then(|c| nexmark_int_column(kind, c)) {
+        let mut reader = ScanRow::new(kind, cond, Vec::new(), table);
+        let mut running = f.running();
+        return read_events_at(events, &name, move |e: &Event, ts, t| {
+            reader.read(e)?;
+            let keep = f.keep_int(value(e), ts, t, &mut running);
+            if t > last {
+                last = t;
+                f.forget(&mut running);
+            }
+            keep.then(|| row(e, &mut reader.strings))?
+        });
+    }
+    let mut reader = ScanRow::new(kind, cond, f.columns(), table);
+    let mut running = f.running();
     read_events_at(events, &name, move |e: &Event, ts, t| {
         let keep = f.keep(reader.read(e)?, ts, t, &mut running);
         if t > last {
             last = t;
             f.forget(&mut running);
         }
-        if !keep {
-            return None;
-        }
-        let mut row = Row(nexmark_vec(kind, e, &mut reader.strings, read.as_deref())?);
-        if let Some(read) = &read {
-            null_unread(&mut row, read);
-        }
-        Some(row)
+        keep.then(|| row(e, &mut reader.strings))?
     })
 }
 

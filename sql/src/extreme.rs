@@ -33,6 +33,11 @@
 //!   count) it starts empty and keeps more rows — never fewer than the join needs;
 //! - used only for inner joins, where a row that meets no partner produces nothing.
 //!
+//! When the aggregate computes nothing but that extreme over exactly the filtered rows, and
+//! each row can meet every window it falls in (q7: a bid can meet its own window's result), the
+//! aggregate reads only the kept rows (see [`ExtremeFilter::feeds`]): the stream is read once,
+//! and the window operator folds the running maxima instead of every row.
+//!
 //! A `MAX` may also be met with `>=` (a `MIN` with `<=`), as q5 writes it (`num >= maxn`): a
 //! row beaten by the running value is below the final one there too. The windows of a cascading
 //! aggregation (over the windows of its input's rows) are each row's own: its rows sit at their
@@ -44,7 +49,7 @@
 //! that depend on how each batched its reading, so a row late for a window in one may be on
 //! time in the other; such plans are left as written.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use tidal_engine::state::FastMap;
 use tidal_engine::{DataStream, Time};
@@ -75,6 +80,9 @@ pub(crate) struct ExtremeFilter {
     arg: Scalar,
     /// `MAX` (`false`: `MIN`).
     pub(crate) max: bool,
+    /// When the window aggregate can read the rows the filter keeps instead of all of its input
+    /// (see [`ExtremeFilter::feeds`]): the aggregate's text, and the columns of the rows it reads.
+    feeds: Option<(String, Vec<usize>)>,
 }
 
 /// At most this many windows a row can meet: beyond it, testing each row costs more than the
@@ -224,12 +232,13 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
             found = Some(node);
             pairs.push((r, col, relation));
         }
+        let node = found?;
         let Plan::WindowAggregate {
             input,
             spec,
             keys,
             aggs,
-        } = found?
+        } = node
         else {
             return None;
         };
@@ -286,6 +295,8 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
             }
         }
         let (arg, max) = extreme?;
+        // Which aggregate is the extreme, and the window spans a row's own windows can reach.
+        let extreme_func = if max { AggFunc::Max } else { AggFunc::Min };
         let keys: Vec<Scalar> = grouped.into_iter().collect::<Option<_>>()?;
         let (windows, grid, phase) = match *spec {
             WindowSpec::Tumble { size } => (crate::exec::windows(*spec), size, 0),
@@ -307,6 +318,36 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
         if to.checked_sub(from)? / grid + 1 > MOST_WINDOWS {
             return None;
         }
+        // The aggregate can read only the kept rows when they are exactly its input rows, it
+        // computes nothing but this extreme, and every window a row falls in is one it can
+        // meet (its end within `ts + from ..= ts + to`): a row is then dropped only when a row
+        // of each of its windows seen here beats it, which the window's extreme does too.
+        let own_windows = match *spec {
+            WindowSpec::Tumble { size }
+            | WindowSpec::Hop { size, .. }
+            | WindowSpec::Cumulate { size, .. } => size,
+            WindowSpec::Attached { .. } => 1,
+            WindowSpec::Session { .. } => return None,
+        };
+        let only_extreme = aggs.iter().all(|a| {
+            a.func == extreme_func
+                && a.filter.is_none()
+                && a.arg.as_ref().is_some_and(|x| same(&arg, x))
+        });
+        let feeds =
+            (text(rows) == text(input.as_ref()) && only_extreme && from <= 1 && to >= own_windows)
+                .then(|| {
+                    let mut read = Vec::new();
+                    for s in groups
+                        .iter()
+                        .chain(aggs.iter().filter_map(|a| a.arg.as_ref()))
+                    {
+                        crate::plan::visit_columns(s, &mut |c| read.push(c));
+                    }
+                    read.sort_unstable();
+                    read.dedup();
+                    (text(node), read)
+                });
         Some(ExtremeFilter {
             left: filter_left,
             windows,
@@ -317,15 +358,49 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
             keys,
             arg,
             max,
+            feeds,
         })
     })
 }
 
-/// What a filter has seen on one worker: per window end, per group, the extreme value so far.
-pub(crate) struct Running {
-    seen: BTreeMap<Time, FastMap<Vec<Value>, Value>>,
+/// What a filter has seen on one worker: per window end (ascending), what `G` keeps of the
+/// window's rows — per group, the extreme value so far ([`Groups`]), or for a filter without
+/// groups on an integer, that integer ([`ExtremeFilter::keep_int`]).
+pub(crate) struct Running<G> {
+    seen: VecDeque<(Time, G)>,
     assigned: Vec<Window>,
     latest: Time,
+}
+
+/// Per group, the extreme value so far.
+pub(crate) type Groups = FastMap<Vec<Value>, Value>;
+
+impl<G: Default> Running<G> {
+    /// What is kept of the window ending at `end`, made when it is new.
+    fn slot(&mut self, end: Time) -> &mut G {
+        // Rows come nearly in time order: the window is almost always the last one or new.
+        let at = match self.seen.back() {
+            Some((last, _)) if *last == end => self.seen.len() - 1,
+            Some((last, _)) if *last < end => {
+                self.seen.push_back((end, G::default()));
+                self.seen.len() - 1
+            }
+            _ => match self.seen.binary_search_by_key(&end, |(e, _)| *e) {
+                Ok(at) => at,
+                Err(at) => {
+                    self.seen.insert(at, (end, G::default()));
+                    at
+                }
+            },
+        };
+        &mut self.seen[at].1
+    }
+
+    /// What is kept of the window ending at `end`, if anything.
+    fn get(&self, end: Time) -> Option<&G> {
+        let at = self.seen.binary_search_by_key(&end, |(e, _)| *e).ok()?;
+        Some(&self.seen[at].1)
+    }
 }
 
 impl ExtremeFilter {
@@ -360,12 +435,27 @@ impl ExtremeFilter {
     }
 
     /// A start: nothing seen.
-    pub(crate) fn running(&self) -> Running {
+    pub(crate) fn running<G>(&self) -> Running<G> {
         Running {
-            seen: BTreeMap::new(),
+            seen: VecDeque::new(),
             assigned: Vec::new(),
             latest: Time::MIN,
         }
+    }
+
+    /// When the window aggregate can read only the rows this filter keeps (rather than every
+    /// row of its input): the aggregate's text (see `exec::without_positions`) and the columns of
+    /// the kept rows it reads, which the filtered side must therefore make.
+    ///
+    /// That holds when the kept rows are exactly the aggregate's input rows, the aggregate
+    /// computes nothing but this extreme, and every window a row falls in is one it can meet. A
+    /// row is then dropped only when, in each of its windows, a row seen here beats it; the
+    /// window's extreme is at least as good as that row, so it is the same without the dropped
+    /// one. Rows late for a window of theirs are kept, so that the window operator counts them
+    /// as it would. Nexmark q7 so reads the bids once: the window's highest price is taken over
+    /// the running maxima alone.
+    pub(crate) fn feeds(&self) -> Option<(&str, &[usize])> {
+        self.feeds.as_ref().map(|(t, c)| (t.as_str(), c.as_slice()))
     }
 
     /// The columns of the filtered side's rows it reads.
@@ -381,26 +471,22 @@ impl ExtremeFilter {
 
     /// Forgets the windows ending before the earliest a row sent from now on can meet (a
     /// window not known keeps its rows).
-    pub(crate) fn forget(&self, running: &mut Running) {
+    pub(crate) fn forget<G>(&self, running: &mut Running<G>) {
         let horizon = running.latest.saturating_add(self.from).saturating_sub(1);
-        while running
-            .seen
-            .first_key_value()
-            .is_some_and(|(end, _)| *end < horizon)
-        {
-            running.seen.pop_first();
+        while running.seen.front().is_some_and(|(end, _)| *end < horizon) {
+            running.seen.pop_front();
         }
     }
 
     /// Whether a row at `ts`, sent at time `t`, can meet the extreme of a window it may join;
     /// it also counts towards the windows it falls in.
-    pub(crate) fn keep(&self, row: &[Value], ts: Time, t: Time, running: &mut Running) -> bool {
-        let Running {
-            seen,
-            assigned,
-            latest,
-        } = running;
-        *latest = (*latest).max(t);
+    pub(crate) fn keep(
+        &self,
+        row: &[Value],
+        ts: Time,
+        t: Time,
+        running: &mut Running<Groups>,
+    ) -> bool {
         // A value or key that cannot be computed: the row goes on, the join reports it.
         let Ok(v) = self.arg.eval(row) else {
             return true;
@@ -418,17 +504,76 @@ impl ExtremeFilter {
         let better = |v: &Value, than: &Value| {
             if self.max { v > than } else { v < than }
         };
-        assigned.clear();
-        self.windows.assign(ts, assigned);
-        for w in assigned.iter().filter(|w| w.end > t) {
-            let groups = seen.entry(w.end).or_default();
-            match groups.get_mut(&key) {
+        self.test(
+            ts,
+            t,
+            running,
+            |groups| match groups.get_mut(&key) {
                 Some(best) if better(&v, best) => *best = v.clone(),
                 Some(_) => {}
                 None => {
                     groups.insert(key.clone(), v.clone());
                 }
-            }
+            },
+            |groups| groups.get(&key).is_some_and(|best| better(best, &v)),
+        )
+    }
+
+    /// The integer column the filter's value is, when it has no groups: such a filter can test
+    /// the integer alone ([`keep_int`](Self::keep_int)), read where the row's event lies.
+    pub(crate) fn int_column(&self) -> Option<usize> {
+        match self.arg {
+            Scalar::Col(c) if self.keys.is_empty() => Some(c),
+            _ => None,
+        }
+    }
+
+    /// [`keep`](Self::keep) for a filter of [`int_column`](Self::int_column): whether a row
+    /// whose value is `v` can meet the extreme of a window it may join.
+    pub(crate) fn keep_int(
+        &self,
+        v: i64,
+        ts: Time,
+        t: Time,
+        running: &mut Running<Option<i64>>,
+    ) -> bool {
+        let better = |v: i64, than: i64| if self.max { v > than } else { v < than };
+        self.test(
+            ts,
+            t,
+            running,
+            |best| {
+                if best.is_none_or(|b| better(v, b)) {
+                    *best = Some(v);
+                }
+            },
+            |best| best.is_some_and(|b| better(b, v)),
+        )
+    }
+
+    /// The test of [`keep`](Self::keep) on what `G` keeps of each window: `count` adds the row
+    /// to the windows it falls in, `beaten` tells whether a window's rows seen so far beat it.
+    fn test<G: Default>(
+        &self,
+        ts: Time,
+        t: Time,
+        running: &mut Running<G>,
+        mut count: impl FnMut(&mut G),
+        beaten: impl Fn(&G) -> bool,
+    ) -> bool {
+        running.latest = running.latest.max(t);
+        let mut assigned = std::mem::take(&mut running.assigned);
+        assigned.clear();
+        self.windows.assign(ts, &mut assigned);
+        for w in assigned.iter().filter(|w| w.end > t) {
+            count(running.slot(w.end));
+        }
+        // A row late for a window of its own goes on when the aggregate reads the kept rows:
+        // the window operator reports it (or fires the window again) as it would have.
+        let late = self.feeds.is_some() && assigned.iter().any(|w| w.end <= t);
+        running.assigned = assigned;
+        if late {
+            return true;
         }
         // The ends of the windows the row can meet, on the windows' grid.
         let (Some(first), Some(last)) = (ts.checked_add(self.from), ts.checked_add(self.to)) else {
@@ -443,11 +588,7 @@ impl ExtremeFilter {
             return true;
         };
         while end <= last {
-            let beaten = seen
-                .get(&end)
-                .and_then(|groups| groups.get(&key))
-                .is_some_and(|best| better(best, &v));
-            if !beaten {
+            if !running.get(end).is_some_and(&beaten) {
                 return true;
             }
             let Some(next) = end.checked_add(self.grid) else {

@@ -1126,9 +1126,14 @@ impl Plan {
                         };
                         let extreme = match crate::extreme::extreme_filter(self, lower, upper) {
                             Some(f) => format!(
-                                "; the {} side's rows below the running {} of every window they can meet dropped first",
+                                "; the {} side's rows below the running {} of every window they can meet dropped first{}",
                                 if f.left { "left" } else { "right" },
-                                if f.max { "MAX" } else { "MIN" }
+                                if f.max { "MAX" } else { "MIN" },
+                                if f.feeds().is_some() {
+                                    ", and the window aggregate reads only the rows kept"
+                                } else {
+                                    ""
+                                }
                             ),
                             None => String::new(),
                         };
