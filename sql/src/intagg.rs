@@ -82,7 +82,7 @@ impl IntAggs {
                     }
                 }
         };
-        (!aggs.is_empty() && aggs.len() <= Self::MOST && aggs.iter().all(fits)).then(|| IntAggs {
+        (aggs.len() <= Self::MOST && aggs.iter().all(fits)).then(|| IntAggs {
             aggs: Rc::new(aggs.to_vec()),
             ctx: None,
         })
