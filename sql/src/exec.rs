@@ -2995,7 +2995,7 @@ struct IntKey {
 /// `N` is how many integers are kept: 2 for keys of one or two columns (24 bytes, the most
 /// common), 4 for three or four; a narrower key makes a smaller state entry, and more of a
 /// window's or join's keys fit in the caches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(bound(
     serialize = "[i64; N]: serde::Serialize",
     deserialize = "[i64; N]: serde::Deserialize<'de>"
@@ -3003,6 +3003,21 @@ struct IntKey {
 struct IntKeyValue<const N: usize> {
     v: [i64; N],
     nulls: u8,
+}
+
+/// Each integer hashed as one word (an array is hashed as a length and a byte string, which
+/// the state's hasher compresses in a loop: a window folds each row into several windows, each
+/// a hash of its key), and the NULL mask only when a value is NULL.
+impl<const N: usize> std::hash::Hash for IntKeyValue<N> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for x in self.v {
+            state.write_i64(x);
+        }
+        if self.nulls != 0 {
+            state.write_u8(self.nulls);
+        }
+    }
 }
 
 impl IntKey {
