@@ -701,14 +701,48 @@ enum Events<'s> {
 /// time) that every scan of the generator reads in place: no event is moved or copied for a
 /// scan, however many read it (a batch handed to two readers was copied, strings and all, and
 /// splitting events by kind moved each one: 12 % of Nexmark q7 in memmove).
-type EventBatches<'s> = DataStream<'s, Rc<Vec<(Event, Time)>>>;
+type EventBatches<'s> = DataStream<'s, Rc<EventBatch>>;
+
+/// A batch of a generator's events, and where its auctions and persons lie in it.
+struct EventBatch {
+    events: Vec<(Event, Time)>,
+    /// The positions of the auctions, then of the persons: a scan of one of these tables
+    /// (together 8 % of the events) reads only its own, not every event of the batch.
+    rare: [Vec<u32>; 2],
+}
+
+impl EventBatch {
+    fn new(events: Vec<(Event, Time)>) -> EventBatch {
+        let mut rare = [Vec::new(), Vec::new()];
+        for (i, (e, _)) in events.iter().enumerate() {
+            match e {
+                Event::Auction(_) => rare[0].push(i as u32),
+                Event::Person(_) => rare[1].push(i as u32),
+                Event::Bid(_) => {}
+            }
+        }
+        EventBatch { events, rare }
+    }
+
+    /// The events a scan of table `kind` reads: those of the kind, or for bids (most events)
+    /// every event, each of which the scan tests.
+    fn of(&self, kind: NexmarkKind) -> impl Iterator<Item = &(Event, Time)> {
+        let (all, rare) = match kind {
+            NexmarkKind::Bid => (&self.events[..], &[][..]),
+            NexmarkKind::Auction => (&[][..], &self.rare[0][..]),
+            NexmarkKind::Person => (&[][..], &self.rare[1][..]),
+        };
+        all.iter()
+            .chain(rare.iter().map(|&i| &self.events[i as usize]))
+    }
+}
 
 /// `events` as shared batches (see [`EventBatches`]).
 fn share_batches<'s>(events: DataStream<'s, Event>) -> EventBatches<'s> {
     use tidal_engine::timely::container::CapacityContainerBuilder;
     use tidal_engine::timely::dataflow::channels::pact::Pipeline;
     use tidal_engine::timely::dataflow::operators::generic::operator::Operator;
-    type Batch = Rc<Vec<(Event, Time)>>;
+    type Batch = Rc<EventBatch>;
     let ctx = Rc::clone(events.context());
     let name = "nexmark events, shared";
     let out = events
@@ -718,9 +752,8 @@ fn share_batches<'s>(events: DataStream<'s, Event>) -> EventBatches<'s> {
                 input.for_each(|time, data| {
                     if !data.is_empty() {
                         let at = time.least().copied().unwrap_or(Time::MIN);
-                        output
-                            .session(&time)
-                            .give((Rc::new(std::mem::take(data)), at));
+                        let batch = EventBatch::new(std::mem::take(data));
+                        output.session(&time).give((Rc::new(batch), at));
                     }
                 });
             }
@@ -728,22 +761,25 @@ fn share_batches<'s>(events: DataStream<'s, Event>) -> EventBatches<'s> {
     DataStream::from_timely(out, ctx, name)
 }
 
-/// What `f` makes of each event (`None`: nothing), at the event's time.
+/// What `f` makes of each event a scan of table `kind` reads (`None`: nothing), at the event's
+/// time.
 fn read_events<'s, T: 'static>(
     events: Events<'s>,
+    kind: NexmarkKind,
     name: &str,
     mut f: impl FnMut(&Event) -> Option<T> + 'static,
 ) -> DataStream<'s, T> {
     match events {
         Events::Own(events) => events.flat_map_ref(f).name(name),
-        shared => read_events_at(shared, name, move |e, _, _| f(e)),
+        shared => read_events_at(shared, kind, name, move |e, _, _| f(e)),
     }
 }
 
-/// What `f` makes of each event (`None`: nothing), given also the event's time and the time
-/// it is sent at (its batch's), at the event's time.
+/// What `f` makes of each event a scan of table `kind` reads (`None`: nothing), given also the
+/// event's time and the time it is sent at (its batch's), at the event's time.
 fn read_events_at<'s, T: 'static>(
     events: Events<'s>,
+    kind: NexmarkKind,
     name: &str,
     mut f: impl FnMut(&Event, Time, Time) -> Option<T> + 'static,
 ) -> DataStream<'s, T> {
@@ -764,7 +800,7 @@ fn read_events_at<'s, T: 'static>(
                     let at = time.least().copied().unwrap_or(Time::MIN);
                     let mut session = output.session(&time);
                     for (batch, _) in data.drain(..) {
-                        for (e, ts) in batch.iter() {
+                        for (e, ts) in batch.of(kind) {
                             if let Some(x) = f(e, *ts, at) {
                                 session.give((x, *ts));
                             }
@@ -1289,7 +1325,7 @@ fn build_node<'s>(
                     // Events are read where they lie (an event is large: moving each one in
                     // cost more than testing it); a row that passes the condition is made whole.
                     let name = format!("table {}", table.name);
-                    read_events(events, &name, move |e: &Event| {
+                    read_events(events, kind, &name, move |e: &Event| {
                         if let Some(filter) = &filter {
                             if !filter.holds(kind, e, &mut scratch, &mut strings)? {
                                 return None;
@@ -2653,7 +2689,9 @@ fn rows_into<'s, T: 'static>(
     let mut reader = ScanRow::new(spec.kind, cond, columns, table);
     let events = nexmark_events(env, table, spec);
     let name = format!("table {}", table.name);
-    read_events(events, &name, move |e: &Event| then(reader.read(e)?))
+    read_events(events, spec.kind, &name, move |e: &Event| {
+        then(reader.read(e)?)
+    })
 }
 
 /// A Nexmark scan's reused row: for each event of its table that passes the scan's condition,
@@ -2728,7 +2766,7 @@ fn nexmark_extreme_rows<'s>(
     if let Some(value) = f.int_column().and_then(|c| nexmark_int_column(kind, c)) {
         let mut reader = ScanRow::new(kind, cond, Vec::new(), table);
         let mut running = f.running();
-        return read_events_at(events, &name, move |e: &Event, ts, t| {
+        return read_events_at(events, kind, &name, move |e: &Event, ts, t| {
             reader.read(e)?;
             let keep = f.keep_int(value(e), ts, t, &mut running);
             if t > last {
@@ -2740,7 +2778,7 @@ fn nexmark_extreme_rows<'s>(
     }
     let mut reader = ScanRow::new(kind, cond, f.columns(), table);
     let mut running = f.running();
-    read_events_at(events, &name, move |e: &Event, ts, t| {
+    read_events_at(events, kind, &name, move |e: &Event, ts, t| {
         let keep = f.keep(reader.read(e)?, ts, t, &mut running);
         if t > last {
             last = t;
