@@ -1595,19 +1595,17 @@ fn build_node<'s>(
             let on_left = extreme.as_ref().is_some_and(|f| f.left);
             // A window aggregate that reads only the filtered side's kept rows finds them
             // built: that side is built first, also making the columns the aggregate reads.
-            let feeds = extreme
-                .as_ref()
-                .and_then(|f| f.feeds().map(|(t, c)| (t.to_string(), c.to_vec())));
+            let feeds = extreme.as_ref().and_then(|f| f.feeds().cloned());
             let filtered =
                 |env: &mut Cx<'s, '_>,
                  input: &Plan,
                  read: Option<Vec<bool>>,
                  filter: Option<crate::extreme::ExtremeFilter>| {
-                    let (Some((aggregate, columns)), Some(_)) = (&feeds, &filter) else {
+                    let (Some(feeds), Some(_)) = (&feeds, &filter) else {
                         return side(env, input, read, filter);
                     };
                     let read = read.map(|mut read| {
-                        for &c in columns {
+                        for &c in &feeds.columns {
                             if read.len() <= c {
                                 read.resize(c + 1, false);
                             }
@@ -1616,7 +1614,9 @@ fn build_node<'s>(
                         read
                     });
                     let rows = side(env, input, read, filter);
-                    env.fed.push((aggregate.clone(), rows.clone()));
+                    let fed = feeds.clone();
+                    let fed = rows.clone().map(move |r: Row| fed.input_row(r));
+                    env.fed.push((feeds.aggregate.clone(), fed));
                     rows
                 };
             let (lf, rf) = if on_left {

@@ -81,8 +81,36 @@ pub(crate) struct ExtremeFilter {
     /// `MAX` (`false`: `MIN`).
     pub(crate) max: bool,
     /// When the window aggregate can read the rows the filter keeps instead of all of its input
-    /// (see [`ExtremeFilter::feeds`]): the aggregate's text, and the columns of the rows it reads.
-    feeds: Option<(String, Vec<usize>)>,
+    /// (see [`ExtremeFilter::feeds`]).
+    feeds: Option<Feeds>,
+}
+
+/// How a window aggregate reads the rows an extreme filter keeps (see
+/// [`ExtremeFilter::feeds`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Feeds {
+    /// The aggregate's text (see `exec::without_positions`).
+    pub(crate) aggregate: String,
+    /// The columns of the kept rows it reads, which the filtered side must therefore make.
+    pub(crate) columns: Vec<usize>,
+    /// Per column of the aggregate's input, the column of a kept row it is (`None`: one it
+    /// does not read, left NULL).
+    pub(crate) at: Vec<Option<usize>>,
+}
+
+impl Feeds {
+    /// A kept row as a row of the aggregate's input.
+    pub(crate) fn input_row(&self, row: Row) -> Row {
+        let same_place = |(i, c): (usize, &Option<usize>)| c.is_none_or(|c| c == i);
+        if self.at.len() == row.0.len() && self.at.iter().enumerate().all(same_place) {
+            return row;
+        }
+        Row(self
+            .at
+            .iter()
+            .map(|c| c.map_or(Value::Null, |c| row.0[c].clone()))
+            .collect())
+    }
 }
 
 /// At most this many windows a row can meet: beyond it, testing each row costs more than the
@@ -334,20 +362,34 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
                 && a.filter.is_none()
                 && a.arg.as_ref().is_some_and(|x| same(&arg, x))
         });
-        let feeds =
-            (text(rows) == text(input.as_ref()) && only_extreme && from <= 1 && to >= own_windows)
-                .then(|| {
-                    let mut read = Vec::new();
-                    for s in groups
-                        .iter()
-                        .chain(aggs.iter().filter_map(|a| a.arg.as_ref()))
-                    {
-                        crate::plan::visit_columns(s, &mut |c| read.push(c));
-                    }
-                    read.sort_unstable();
-                    read.dedup();
-                    (text(node), read)
-                });
+        // Where each column of the aggregate's input lies among the filtered rows' columns
+        // (the same expression over the same plan), if it does.
+        let input_width = input.fields().len();
+        let at: Vec<Option<usize>> = (0..input_width)
+            .map(|i| (0..rows.fields().len()).find(|&j| same(&Scalar::Col(j), &Scalar::Col(i))))
+            .collect();
+        let mut read = Vec::new();
+        for s in groups
+            .iter()
+            .chain(aggs.iter().filter_map(|a| a.arg.as_ref()))
+        {
+            crate::plan::visit_columns(s, &mut |c| read.push(c));
+        }
+        read.sort_unstable();
+        read.dedup();
+        let found_all = read.iter().all(|&c| at.get(c).is_some_and(Option::is_some));
+        let feeds = (found_all && only_extreme && from <= 1 && to >= own_windows).then(|| {
+            // Only the columns the aggregate reads are taken from the kept rows.
+            let at: Vec<Option<usize>> = (0..input_width)
+                .map(|c| at[c].filter(|_| read.contains(&c)))
+                .collect();
+            let columns = read.iter().filter_map(|&c| at[c]).collect();
+            Feeds {
+                aggregate: text(node),
+                columns,
+                at,
+            }
+        });
         Some(ExtremeFilter {
             left: filter_left,
             windows,
@@ -444,18 +486,18 @@ impl ExtremeFilter {
     }
 
     /// When the window aggregate can read only the rows this filter keeps (rather than every
-    /// row of its input): the aggregate's text (see `exec::without_positions`) and the columns of
-    /// the kept rows it reads, which the filtered side must therefore make.
+    /// row of its input): how it reads them.
     ///
-    /// That holds when the kept rows are exactly the aggregate's input rows, the aggregate
+    /// That holds when the aggregate's input rows are the kept rows (or the same plan's rows
+    /// projected otherwise: the columns the aggregate reads are among theirs), the aggregate
     /// computes nothing but this extreme, and every window a row falls in is one it can meet. A
     /// row is then dropped only when, in each of its windows, a row seen here beats it; the
     /// window's extreme is at least as good as that row, so it is the same without the dropped
     /// one. Rows late for a window of theirs are kept, so that the window operator counts them
     /// as it would. Nexmark q7 so reads the bids once: the window's highest price is taken over
     /// the running maxima alone.
-    pub(crate) fn feeds(&self) -> Option<(&str, &[usize])> {
-        self.feeds.as_ref().map(|(t, c)| (t.as_str(), c.as_slice()))
+    pub(crate) fn feeds(&self) -> Option<&Feeds> {
+        self.feeds.as_ref()
     }
 
     /// The columns of the filtered side's rows it reads.
