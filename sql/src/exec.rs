@@ -2777,12 +2777,12 @@ fn nexmark_extreme_rows<'s>(
         });
     }
     let mut reader = ScanRow::new(kind, cond, f.columns(), table);
-    let mut running = f.running();
+    let mut running = f.rows_running();
     read_events_at(events, kind, &name, move |e: &Event, ts, t| {
-        let keep = f.keep(reader.read(e)?, ts, t, &mut running);
+        let keep = f.keep_row(reader.read(e)?, ts, t, &mut running);
         if t > last {
             last = t;
-            f.forget(&mut running);
+            f.forget_rows(&mut running);
         }
         keep.then(|| row(e, &mut reader.strings))?
     })
@@ -3109,11 +3109,10 @@ impl IntKey {
                     &computed
                 }
             };
-            match value {
-                Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampLtz(x) => key.v[i] = *x,
-                Value::Int(x) | Value::Date(x) => key.v[i] = i64::from(*x),
-                Value::Null => key.nulls |= 1 << i,
-                other => {
+            match (value, value.as_ordered_int()) {
+                (_, Some(x)) => key.v[i] = x,
+                (Value::Null, _) => key.nulls |= 1 << i,
+                (other, None) => {
                     return Err((
                         e.text.clone(),
                         format!("{other} is not of the key's type {}", e.ty),

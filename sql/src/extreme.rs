@@ -57,6 +57,7 @@ use tidal_operators::{Window, Windows};
 
 use crate::expr::Scalar;
 use crate::plan::{AggFunc, Plan, WindowSpec};
+use crate::value::DataType;
 use crate::value::{Row, Value};
 
 /// How the rows of one join side are tested against the running extremes of the windows they
@@ -83,6 +84,18 @@ pub(crate) struct ExtremeFilter {
     /// When the window aggregate can read the rows the filter keeps instead of all of its input
     /// (see [`ExtremeFilter::feeds`]).
     feeds: Option<Feeds>,
+    /// When the groups (at most two) and the value are columns of integers, dates or
+    /// timestamps: those columns, tested as integers ([`ExtremeFilter::keep_ints`]).
+    int_columns: Option<(Vec<usize>, usize)>,
+}
+
+/// Per group of at most two integers, the extreme so far (see [`ExtremeFilter::keep_ints`]).
+pub(crate) type IntGroups = FastMap<[i64; 2], i64>;
+
+/// What [`ExtremeFilter::keep_row`] has seen: on integers, or on values.
+pub(crate) enum RowsRunning {
+    Ints(Running<IntGroups>),
+    Values(Running<Groups>),
 }
 
 /// How a window aggregate reads the rows an extreme filter keeps (see
@@ -111,6 +124,18 @@ impl Feeds {
             .map(|c| c.map_or(Value::Null, |c| row.0[c].clone()))
             .collect())
     }
+}
+
+/// Whether values of `t` are kept as integers that order them (see `Value::as_ordered_int`).
+fn is_ordered_int(t: DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int
+            | DataType::BigInt
+            | DataType::Date
+            | DataType::Timestamp
+            | DataType::TimestampLtz
+    )
 }
 
 /// At most this many windows a row can meet: beyond it, testing each row costs more than the
@@ -390,6 +415,18 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
                 at,
             }
         });
+        // Groups and value as integers, when they are columns of such types.
+        let types: Vec<DataType> = rows.fields().iter().map(|f| f.ty).collect();
+        let int_col = |s: &Scalar| match s {
+            Scalar::Col(c) if types.get(*c).is_some_and(|t| is_ordered_int(*t)) => Some(*c),
+            _ => None,
+        };
+        let int_columns = (keys.len() <= 2)
+            .then(|| {
+                let keys = keys.iter().map(int_col).collect::<Option<Vec<usize>>>()?;
+                Some((keys, int_col(&arg)?))
+            })
+            .flatten();
         Some(ExtremeFilter {
             left: filter_left,
             windows,
@@ -401,6 +438,7 @@ pub(crate) fn extreme_filter(plan: &Plan, lower: Time, upper: Time) -> Option<Ex
             arg,
             max,
             feeds,
+            int_columns,
         })
     })
 }
@@ -455,7 +493,7 @@ impl ExtremeFilter {
             &format!("rows that can be a window's {kind}"),
             move |s, op| {
                 let f = self;
-                let mut running = f.running();
+                let mut running = f.rows_running();
                 s.unary(Pipeline, op, move |_, _| {
                     move |input, output| {
                         input.for_each_stamp(|cap, data| {
@@ -465,11 +503,11 @@ impl ExtremeFilter {
                                 session.give_iterator(
                                     batch
                                         .drain(..)
-                                        .filter(|(row, ts)| f.keep(&row.0, *ts, t, &mut running)),
+                                        .filter(|(r, ts)| f.keep_row(&r.0, *ts, t, &mut running)),
                                 );
                             }
                         });
-                        f.forget(&mut running);
+                        f.forget_rows(&mut running);
                     }
                 })
             },
@@ -590,6 +628,76 @@ impl ExtremeFilter {
                 }
             },
             |best| best.is_some_and(|b| better(b, v)),
+        )
+    }
+
+    /// A start for [`keep_row`](Self::keep_row): nothing seen.
+    pub(crate) fn rows_running(&self) -> RowsRunning {
+        match self.int_columns {
+            Some(_) => RowsRunning::Ints(self.running()),
+            None => RowsRunning::Values(self.running()),
+        }
+    }
+
+    /// Whether a row can meet the extreme of a window it may join (see [`keep`](Self::keep)),
+    /// tested on integers when its groups and value are ([`keep_ints`](Self::keep_ints)).
+    pub(crate) fn keep_row(
+        &self,
+        row: &[Value],
+        ts: Time,
+        t: Time,
+        running: &mut RowsRunning,
+    ) -> bool {
+        match running {
+            RowsRunning::Ints(r) => self.keep_ints(row, ts, t, r),
+            RowsRunning::Values(r) => self.keep(row, ts, t, r),
+        }
+    }
+
+    /// [`forget`](Self::forget) for [`keep_row`](Self::keep_row)'s state.
+    pub(crate) fn forget_rows(&self, running: &mut RowsRunning) {
+        match running {
+            RowsRunning::Ints(r) => self.forget(r),
+            RowsRunning::Values(r) => self.forget(r),
+        }
+    }
+
+    /// [`keep`](Self::keep) for a filter whose groups and value are columns of integers,
+    /// dates or timestamps ([`int_columns`](Self::int_columns)): compared as the integers they
+    /// are kept as, without making a key. A NULL keeps the row.
+    fn keep_ints(
+        &self,
+        row: &[Value],
+        ts: Time,
+        t: Time,
+        running: &mut Running<IntGroups>,
+    ) -> bool {
+        let Some((keys, arg)) = &self.int_columns else {
+            return true;
+        };
+        let Some(v) = row[*arg].as_ordered_int() else {
+            return true;
+        };
+        let mut key = [0i64; 2];
+        for (k, &c) in key.iter_mut().zip(keys) {
+            match row[c].as_ordered_int() {
+                Some(x) => *k = x,
+                None => return true,
+            }
+        }
+        let better = |v: i64, than: i64| if self.max { v > than } else { v < than };
+        self.test(
+            ts,
+            t,
+            running,
+            |groups| match groups.get_mut(&key) {
+                Some(best) if better(v, *best) => *best = v,
+                Some(_) => {}
+                None => {
+                    groups.insert(key, v);
+                }
+            },
+            |groups| groups.get(&key).is_some_and(|&best| better(best, v)),
         )
     }
 

@@ -348,6 +348,15 @@ impl Value {
             _ => None,
         }
     }
+    /// The value as the integer it is kept as, for integers, dates (days) and timestamps (ms):
+    /// two values of one of these types compare, and are equal, as these integers do.
+    pub(crate) fn as_ordered_int(&self) -> Option<i64> {
+        match self {
+            Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampLtz(x) => Some(*x),
+            Value::Int(x) | Value::Date(x) => Some(i64::from(*x)),
+            _ => None,
+        }
+    }
     /// The value as a double, for the numeric types.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
