@@ -1604,6 +1604,11 @@ fn build_node<'s>(
                     let (Some(feeds), Some(_)) = (&feeds, &filter) else {
                         return side(env, input, read, filter);
                     };
+                    // An aggregate built already (read elsewhere in the plan first) reads its
+                    // own input: nothing would read the kept rows.
+                    if env.built.iter().any(|(t, _)| *t == feeds.aggregate) {
+                        return side(env, input, read, filter);
+                    }
                     let read = read.map(|mut read| {
                         for &c in &feeds.columns {
                             if read.len() <= c {
