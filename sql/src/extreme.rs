@@ -581,29 +581,26 @@ impl ExtremeFilter {
                 Err(_) => return true,
             }
         }
-        let better = |v: &Value, than: &Value| {
-            if self.max { v > than } else { v < than }
-        };
         self.test(
             ts,
             t,
             running,
             |groups| match groups.get_mut(&key) {
-                Some(best) if better(&v, best) => *best = v.clone(),
+                Some(best) if self.better(&v, best) => *best = v.clone(),
                 Some(_) => {}
                 None => {
                     groups.insert(key.clone(), v.clone());
                 }
             },
-            |groups| groups.get(&key).is_some_and(|best| better(best, &v)),
+            |groups| groups.get(&key).is_some_and(|best| self.better(best, &v)),
         )
     }
 
     /// The integer column the filter's value is, when it has no groups: such a filter can test
     /// the integer alone ([`keep_int`](Self::keep_int)), read where the row's event lies.
     pub(crate) fn int_column(&self) -> Option<usize> {
-        match self.arg {
-            Scalar::Col(c) if self.keys.is_empty() => Some(c),
+        match &self.int_columns {
+            Some((keys, arg)) if keys.is_empty() => Some(*arg),
             _ => None,
         }
     }
@@ -617,17 +614,16 @@ impl ExtremeFilter {
         t: Time,
         running: &mut Running<Option<i64>>,
     ) -> bool {
-        let better = |v: i64, than: i64| if self.max { v > than } else { v < than };
         self.test(
             ts,
             t,
             running,
             |best| {
-                if best.is_none_or(|b| better(v, b)) {
+                if best.is_none_or(|b| self.better(&v, &b)) {
                     *best = Some(v);
                 }
             },
-            |best| best.is_some_and(|b| better(b, v)),
+            |best| best.is_some_and(|b| self.better(&b, &v)),
         )
     }
 
@@ -685,20 +681,24 @@ impl ExtremeFilter {
                 None => return true,
             }
         }
-        let better = |v: i64, than: i64| if self.max { v > than } else { v < than };
         self.test(
             ts,
             t,
             running,
             |groups| match groups.get_mut(&key) {
-                Some(best) if better(v, *best) => *best = v,
+                Some(best) if self.better(&v, best) => *best = v,
                 Some(_) => {}
                 None => {
                     groups.insert(key, v);
                 }
             },
-            |groups| groups.get(&key).is_some_and(|&best| better(best, v)),
+            |groups| groups.get(&key).is_some_and(|best| self.better(best, &v)),
         )
+    }
+
+    /// Whether `v` beats `than`: greater for a `MAX`, less for a `MIN`.
+    fn better<T: PartialOrd>(&self, v: &T, than: &T) -> bool {
+        if self.max { v > than } else { v < than }
     }
 
     /// The test of [`keep`](Self::keep) on what `G` keeps of each window: `count` adds the row
