@@ -125,6 +125,35 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
         upper: Time,
         f: impl Fn(&K, &A, &B) -> O + 'static,
     ) -> DataStream<'s, O> {
+        self.interval_join_filter_map(lower, upper, move |k, a, b| Some(f(k, a, b)))
+    }
+
+    /// [`interval_join`](Self::interval_join) emitting `f(key, a, b)` only for the pairs it
+    /// returns `Some` for: a condition on both records tested as the pair is met, with
+    /// nothing made for the pairs it rejects.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use tidal_engine::WatermarkStrategy;
+    /// let mut out: Vec<(i64, i64)> = tidal_engine::Job::local(2).run(|env| {
+    ///     let ts = |r: &(u8, i64)| r.1;
+    ///     let clicks = env.from_iter_with(vec![(1u8, 100i64), (1, 200)], WatermarkStrategy::monotonous().with_timestamps(ts)).keyed();
+    ///     let buys = env.from_iter_with(vec![(1u8, 150i64), (1, 230)], WatermarkStrategy::monotonous().with_timestamps(ts)).keyed();
+    ///     // Buys within 0..=60 ms after a click, at an even distance from it.
+    ///     clicks
+    ///         .connect(buys)
+    ///         .interval_join_filter_map(0, 60, |_, c, b| ((b - c) % 20 == 10).then_some((*c, *b)))
+    ///         .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(100, 150), (200, 230)]);
+    /// ```
+    pub fn interval_join_filter_map<O: 'static>(
+        self,
+        lower: Time,
+        upper: Time,
+        f: impl Fn(&K, &A, &B) -> Option<O> + 'static,
+    ) -> DataStream<'s, O> {
         let merged = self.into_either();
         let ctx = Rc::clone(merged.context());
         merged.then("interval_join", move |input, name| {
@@ -185,8 +214,10 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                             let at = match value {
                                 Either::First(a) => {
                                     for (bt, b) in buffered.rights.iter() {
-                                        if within(ts, *bt, lower, upper) {
-                                            session.give((f(&k, &a, b), ts.max(*bt)));
+                                        if within(ts, *bt, lower, upper)
+                                            && let Some(o) = f(&k, &a, b)
+                                        {
+                                            session.give((o, ts.max(*bt)));
                                         }
                                     }
                                     insert_in_time_order(&mut buffered.lefts, (ts, a));
@@ -194,8 +225,10 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                                 }
                                 Either::Second(b) => {
                                     for (at, a) in buffered.lefts.iter() {
-                                        if within(*at, ts, lower, upper) {
-                                            session.give((f(&k, a, &b), ts.max(*at)));
+                                        if within(*at, ts, lower, upper)
+                                            && let Some(o) = f(&k, a, &b)
+                                        {
+                                            session.give((o, ts.max(*at)));
                                         }
                                     }
                                     insert_in_time_order(&mut buffered.rights, (ts, b));

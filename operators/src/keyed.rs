@@ -303,6 +303,56 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
     ) -> DataStream<'s, (K, A)> {
         rolling_with_ttl(self.stream, self.state_ttl, "aggregate", create, add, merge)
     }
+
+    /// [`aggregate`](Self::aggregate) whose changelog leaves out the keys whose aggregate did
+    /// not change: `merge(&mut acc, other)` says whether merging changed what `acc` stands for
+    /// (a maximum that a smaller value left as it was: `false`). A key's first aggregate is
+    /// always emitted. For aggregates that rarely change (maxima, minima, distinct counts),
+    /// downstream operators see a fraction of the records.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use tidal_engine::WatermarkStrategy;
+    /// // A running maximum per key, emitted only when it rises.
+    /// let mut out: Vec<(u8, u32)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter_with(
+    ///         vec![(1, 5u32), (2, 3), (3, 8), (4, 8), (5, 1)],
+    ///         WatermarkStrategy::monotonous().with_timestamps(|(t, _)| *t),
+    ///     )
+    ///     .map(|(_, v)| (0u8, v))
+    ///     .keyed()
+    ///     .aggregate_changes(|v| v, |a, v| *a = (*a).max(v), |a, b| {
+    ///         let changed = b > *a;
+    ///         *a = (*a).max(b);
+    ///         changed
+    ///     })
+    ///     .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// // Each maximum at most once (records of one tick are combined first: 5 may not show).
+    /// assert_eq!(out.last(), Some(&(0, 8)));
+    /// assert!(out.windows(2).all(|w| w[0] != w[1]));
+    /// assert!(out.iter().all(|(_, m)| *m == 5 || *m == 8));
+    /// ```
+    pub fn aggregate_changes<A: Value>(
+        self,
+        create: impl Fn(V) -> A + Clone + 'static,
+        add: impl Fn(&mut A, V) + Clone + 'static,
+        merge: impl Fn(&mut A, A) -> bool + Clone + 'static,
+    ) -> DataStream<'s, (K, A)> {
+        let m = merge.clone();
+        rolling_inner(
+            self.stream,
+            self.state_ttl,
+            "aggregate",
+            create,
+            add,
+            move |a: &mut A, b: A| {
+                m(a, b);
+            },
+            merge,
+        )
+    }
 }
 
 /// The builder under every rolling aggregate (see the module docs): combine per key and tick on
@@ -328,9 +378,35 @@ fn rolling_with_ttl<'s, K: Key, V: 'static, A: Value>(
     add: impl Fn(&mut A, V) + Clone + 'static,
     merge: impl Fn(&mut A, A) + Clone + 'static,
 ) -> DataStream<'s, (K, A)> {
+    let m = merge.clone();
+    rolling_inner(
+        stream,
+        ttl,
+        kind,
+        create,
+        add,
+        merge,
+        move |a: &mut A, b: A| {
+            m(a, b);
+            true
+        },
+    )
+}
+
+/// [`rolling_with_ttl`], folding a tick's partial of a key into its state with `into_state`,
+/// which says whether the aggregate changed (the key's new aggregate is emitted only then).
+#[allow(clippy::too_many_arguments)]
+fn rolling_inner<'s, K: Key, V: 'static, A: Value>(
+    stream: DataStream<'s, (K, V)>,
+    ttl: Option<Time>,
+    kind: &str,
+    create: impl Fn(V) -> A + Clone + 'static,
+    add: impl Fn(&mut A, V) + Clone + 'static,
+    merge: impl Fn(&mut A, A) + Clone + 'static,
+    into_state: impl Fn(&mut A, A) -> bool + 'static,
+) -> DataStream<'s, (K, A)> {
     let ctx = Rc::clone(stream.context());
     stream.then(kind, move |input, name| {
-        let merge2 = merge.clone();
         // Step 1: combine per key within a tick, before the exchange.
         let combined = input
             .unary_frontier::<CapacityContainerBuilder<Vec<((K, A), Time)>>, _, _, _>(
@@ -384,8 +460,9 @@ fn rolling_with_ttl<'s, K: Key, V: 'static, A: Value>(
                         }
                         match values.get_mut(&k) {
                             Some(acc) => {
-                                merge2(acc, a);
-                                session.give(((k, acc.clone()), ts));
+                                if into_state(acc, a) {
+                                    session.give(((k, acc.clone()), ts));
+                                }
                             }
                             None => {
                                 session.give(((k.clone(), a.clone()), ts));
