@@ -1424,7 +1424,7 @@ fn build_node<'s>(
             }
         }
         Plan::Project { input, exprs } => {
-            let projector = Projector::new(exprs.iter().map(|(_, e)| e.clone()).collect());
+            let mut projector = Projector::new(exprs.iter().map(|(_, e)| e.clone()).collect());
             let name = format!("project {}", plan_text(plan));
             let mut read = Vec::new();
             for e in &projector.exprs {
@@ -1443,7 +1443,12 @@ fn build_node<'s>(
                     .name(name),
                 );
             }
-            match build_reading(env, input, Some(read), None) {
+            let (built, layout) = build_laid_out(env, input, read);
+            if let Some(at) = layout {
+                projector =
+                    Projector::new(projector.exprs.iter().map(|e| relaid(e, &at)).collect());
+            }
+            match built {
                 Built::Append(stream) => {
                     let ctx = Rc::clone(stream.context());
                     Built::Append(
@@ -1513,8 +1518,21 @@ fn build_node<'s>(
                     mark_read(s, &mut read);
                 }
             }
-            let built = build_reading(env, input, Some(read), None);
-            Built::Updating(group_aggregate(built, keys, aggs))
+            let (built, layout) = build_laid_out(env, input, read);
+            let Some(at) = layout else {
+                return Built::Updating(group_aggregate(built, keys, aggs));
+            };
+            let keys: Vec<(String, Typed)> = keys
+                .iter()
+                .map(|(n, k)| (n.clone(), relaid(k, &at)))
+                .collect();
+            let mut aggs = aggs.clone();
+            for a in &mut aggs {
+                for s in a.arg.iter_mut().chain(&mut a.filter) {
+                    crate::plan::map_columns(s, &mut |c| at[c]);
+                }
+            }
+            Built::Updating(group_aggregate(built, &keys, &aggs))
         }
         Plan::Over {
             input,
@@ -1547,123 +1565,8 @@ fn build_node<'s>(
             let limit = limit.expect("the planner bounds every ranking");
             Built::Updating(rank(rows, partition, order, limit).map(|r| (r.clone(), r)))
         }
-        Plan::Join {
-            left,
-            right,
-            left_keys,
-            right_keys,
-            residual,
-            ..
-        } if plan.interval_join_bounds().is_some() => {
-            let (lower, upper) = match plan.interval_join_bounds().expect("an interval join") {
-                // One end open: both sides kept, every pair of a key tested by the residual
-                // (which holds the bound) — a regular join's rows, late rows included, as Flink
-                // runs it; only append-only, on the keyed hash state.
-                (l, u) if l == i64::MIN || u == i64::MAX => (i64::MIN, i64::MAX),
-                bounds => bounds,
-            };
-            let (lw, rw) = (left.fields().len(), right.fields().len());
-            let (ln, rn) = join_reads(needed, left_keys, right_keys, residual, (lw, rw)).unzip();
-            // A side joined only with a window's MAX or MIN of its own rows: the rows that
-            // cannot be it go no further (see `extreme`).
-            let extreme = crate::extreme::extreme_filter(plan, lower, upper);
-            let side = |env: &mut Cx<'s, '_>,
-                        input: &Plan,
-                        read: Option<Vec<bool>>,
-                        filter: Option<crate::extreme::ExtremeFilter>| {
-                // Over a Nexmark scan the filter runs inside it, on the columns it reads: the
-                // rows it drops (most of them) are never made.
-                if let Some(f) = &filter
-                    && let Some((table, spec, cond)) = reads_nexmark(input)
-                {
-                    return nexmark_extreme_rows(env, table, spec, cond, read, f.clone());
-                }
-                let rows = build_reading(env, input, read.clone(), None).append();
-                let rows = match filter {
-                    Some(f) => f.apply(rows),
-                    None => rows,
-                };
-                // The columns nobody reads are left NULL before the row waits in the join.
-                match read {
-                    Some(read) if read.contains(&false) => rows.map(move |mut r: Row| {
-                        null_unread(&mut r, &read);
-                        r
-                    }),
-                    _ => rows,
-                }
-            };
-            let on_left = extreme.as_ref().is_some_and(|f| f.left);
-            // A window aggregate that reads only the filtered side's kept rows finds them
-            // built: that side is built first, also making the columns the aggregate reads.
-            let feeds = extreme.as_ref().and_then(|f| f.feeds().cloned());
-            let filtered =
-                |env: &mut Cx<'s, '_>,
-                 input: &Plan,
-                 read: Option<Vec<bool>>,
-                 filter: Option<crate::extreme::ExtremeFilter>| {
-                    let (Some(feeds), Some(_)) = (&feeds, &filter) else {
-                        return side(env, input, read, filter);
-                    };
-                    // An aggregate built already (read elsewhere in the plan first) reads its
-                    // own input: nothing would read the kept rows.
-                    if env.built.iter().any(|(t, _)| *t == feeds.aggregate) {
-                        return side(env, input, read, filter);
-                    }
-                    let read = read.map(|mut read| {
-                        for &c in &feeds.columns {
-                            if read.len() <= c {
-                                read.resize(c + 1, false);
-                            }
-                            read[c] = true;
-                        }
-                        read
-                    });
-                    let rows = side(env, input, read, filter);
-                    let fed = feeds.clone();
-                    let fed = rows.clone().map(move |r: Row| fed.input_row(r));
-                    env.fed.push((feeds.aggregate.clone(), fed));
-                    rows
-                };
-            let (lf, rf) = if on_left {
-                (extreme, None)
-            } else {
-                (None, extreme)
-            };
-            let (l, r) = if rf.is_some() && feeds.is_some() {
-                let r = filtered(env, right, rn, rf);
-                (filtered(env, left, ln, lf), r)
-            } else {
-                let l = filtered(env, left, ln, lf);
-                (l, filtered(env, right, rn, rf))
-            };
-            let ctx = Rc::clone(l.context());
-            // A NULL key matches nothing in an inner join.
-            let joined = match (IntKey::of(left_keys), IntKey::of(right_keys)) {
-                (Some(a), Some(b)) if a.compares_with(&b) => {
-                    if a.narrow() {
-                        let (l, r) = (join_keyed::<2>(l, a), join_keyed::<2>(r, b));
-                        interval_join_rows(l, r, lower, upper)
-                    } else {
-                        let (l, r) = (join_keyed::<4>(l, a), join_keyed::<4>(r, b));
-                        interval_join_rows(l, r, lower, upper)
-                    }
-                }
-                _ => {
-                    let keyed = |rows: DataStream<'s, Row>, keys: &[Typed]| {
-                        let mut key = key_of(keys, &ctx, "ON");
-                        rows.flat_map(move |r: Row| {
-                            key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null))
-                        })
-                        .keyed()
-                    };
-                    interval_join_rows(keyed(l, left_keys), keyed(r, right_keys), lower, upper)
-                }
-            };
-            let joined = match residual_holds(residual, joined.context()) {
-                None => joined,
-                Some(holds) => joined.filter(holds),
-            };
-            Built::Append(joined)
+        Plan::Join { .. } if plan.interval_join_bounds().is_some() => {
+            Built::Append(interval_join(env, plan, needed, false).0)
         }
         Plan::Join {
             left,
@@ -1698,6 +1601,218 @@ fn build_node<'s>(
             }
         }
     }
+}
+
+/// An append-only inner join on the DataStream interval join (`plan` is a [`Plan::Join`] with
+/// [`interval_join_bounds`](Plan::interval_join_bounds)); `needed` as for [`build_reading`].
+///
+/// With `compact` and `needed`, each side's rows wait in the join holding only the columns read
+/// above, by its key and by its residual condition, and a joined row is those columns of the
+/// left row, then of the right: the second value returned says where each column of the
+/// join's rows is in it (`usize::MAX`: not there), for the node above to read it there. A
+/// joined row of Nexmark's auction and bid tables is then 6 values where it was 17.
+fn interval_join<'s>(
+    env: &mut Cx<'s, '_>,
+    plan: &Plan,
+    needed: Option<Vec<bool>>,
+    compact: bool,
+) -> (DataStream<'s, Row>, Option<Vec<usize>>) {
+    let Plan::Join {
+        left,
+        right,
+        left_keys,
+        right_keys,
+        residual,
+        ..
+    } = plan
+    else {
+        unreachable!("an interval join is a join")
+    };
+    let (lower, upper) = match plan.interval_join_bounds().expect("an interval join") {
+        // One end open: both sides kept, every pair of a key tested by the residual
+        // (which holds the bound) — a regular join's rows, late rows included, as Flink
+        // runs it; only append-only, on the keyed hash state.
+        (l, u) if l == i64::MIN || u == i64::MAX => (i64::MIN, i64::MAX),
+        bounds => bounds,
+    };
+    let (lw, rw) = (left.fields().len(), right.fields().len());
+    // The columns of the join's rows read above (all of them without `needed`).
+    let above: Vec<usize> = match &needed {
+        Some(n) => (0..lw + rw).filter(|&c| n.get(c) == Some(&true)).collect(),
+        None => (0..lw + rw).collect(),
+    };
+    // The columns each side's rows keep while they wait, when compacted: those read above
+    // and by the residual (a key is taken before).
+    let waiting = join_reads(needed.clone(), &[], &[], residual, (lw, rw));
+    let (ln, rn) = join_reads(needed, left_keys, right_keys, residual, (lw, rw)).unzip();
+    let kept = |read: &Option<Vec<bool>>, width: usize| -> Option<Rc<[usize]>> {
+        let read = read.as_ref()?;
+        Some((0..width).filter(|&c| read.get(c) == Some(&true)).collect())
+    };
+    let (wl, wr) = waiting.unzip();
+    let taken = match (kept(&wl, lw), kept(&wr, rw)) {
+        (Some(l), Some(r)) if compact => Some((l, r)),
+        _ => None,
+    };
+    // Where each column is in a pair's kept columns (the left row's, then the right row's),
+    // and so which of them a joined row is made of: those read above (the residual may read
+    // more), in order.
+    let in_pair = taken.as_ref().map(|(l, r)| {
+        let mut at = vec![usize::MAX; lw + rw];
+        for (i, &c) in l.iter().enumerate() {
+            at[c] = i;
+        }
+        for (i, &c) in r.iter().enumerate() {
+            at[lw + c] = l.len() + i;
+        }
+        at
+    });
+    let out: Option<Rc<[usize]>> = in_pair
+        .as_ref()
+        .map(|at| above.iter().map(|&c| at[c]).collect::<Rc<[usize]>>())
+        .filter(|out| {
+            let width = taken.as_ref().map_or(0, |(l, r)| l.len() + r.len());
+            !(out.len() == width && out.iter().enumerate().all(|(i, &c)| i == c))
+        });
+    let layout = in_pair.as_ref().map(|_| {
+        let mut at = vec![usize::MAX; lw + rw];
+        for (i, &c) in above.iter().enumerate() {
+            at[c] = i;
+        }
+        at
+    });
+    let (lt, rt) = taken.unzip();
+    let nulling = layout.is_none();
+    // A side joined only with a window's MAX or MIN of its own rows: the rows that
+    // cannot be it go no further (see `extreme`).
+    let extreme = crate::extreme::extreme_filter(plan, lower, upper);
+    let side = |env: &mut Cx<'s, '_>,
+                input: &Plan,
+                read: Option<Vec<bool>>,
+                filter: Option<crate::extreme::ExtremeFilter>| {
+        // Over a Nexmark scan the filter runs inside it, on the columns it reads: the
+        // rows it drops (most of them) are never made.
+        if let Some(f) = &filter
+            && let Some((table, spec, cond)) = reads_nexmark(input)
+        {
+            return nexmark_extreme_rows(env, table, spec, cond, read, f.clone());
+        }
+        let rows = build_reading(env, input, read.clone(), None).append();
+        let rows = match filter {
+            Some(f) => f.apply(rows),
+            None => rows,
+        };
+        // The columns nobody reads are left NULL before the row waits in the join (or, when
+        // compacted, not kept at all).
+        match read {
+            Some(read) if nulling && read.contains(&false) => rows.map(move |mut r: Row| {
+                null_unread(&mut r, &read);
+                r
+            }),
+            _ => rows,
+        }
+    };
+    let on_left = extreme.as_ref().is_some_and(|f| f.left);
+    // A window aggregate that reads only the filtered side's kept rows finds them
+    // built: that side is built first, also making the columns the aggregate reads.
+    let feeds = extreme.as_ref().and_then(|f| f.feeds().cloned());
+    let filtered = |env: &mut Cx<'s, '_>,
+                    input: &Plan,
+                    read: Option<Vec<bool>>,
+                    filter: Option<crate::extreme::ExtremeFilter>| {
+        let (Some(feeds), Some(_)) = (&feeds, &filter) else {
+            return side(env, input, read, filter);
+        };
+        // An aggregate built already (read elsewhere in the plan first) reads its
+        // own input: nothing would read the kept rows.
+        if env.built.iter().any(|(t, _)| *t == feeds.aggregate) {
+            return side(env, input, read, filter);
+        }
+        let read = read.map(|mut read| {
+            for &c in &feeds.columns {
+                if read.len() <= c {
+                    read.resize(c + 1, false);
+                }
+                read[c] = true;
+            }
+            read
+        });
+        let rows = side(env, input, read, filter);
+        let fed = feeds.clone();
+        let fed = rows.clone().map(move |r: Row| fed.input_row(r));
+        env.fed.push((feeds.aggregate.clone(), fed));
+        rows
+    };
+    let (lf, rf) = if on_left {
+        (extreme, None)
+    } else {
+        (None, extreme)
+    };
+    let (l, r) = if rf.is_some() && feeds.is_some() {
+        let r = filtered(env, right, rn, rf);
+        (filtered(env, left, ln, lf), r)
+    } else {
+        let l = filtered(env, left, ln, lf);
+        (l, filtered(env, right, rn, rf))
+    };
+    let ctx = Rc::clone(l.context());
+    let residual = match (residual, &in_pair) {
+        (Some(res), Some(at)) => Some(relaid(res, at)),
+        (res, _) => res.clone(),
+    };
+    let pair = PairRow {
+        residual,
+        out,
+        ctx: Rc::clone(&ctx),
+        scratch: Default::default(),
+    };
+    // A NULL key matches nothing in an inner join.
+    let joined = match (IntKey::of(left_keys), IntKey::of(right_keys)) {
+        (Some(a), Some(b)) if a.compares_with(&b) => {
+            if a.narrow() {
+                let (l, r) = (join_keyed::<2>(l, a, lt), join_keyed::<2>(r, b, rt));
+                interval_join_rows(l, r, lower, upper, pair)
+            } else {
+                let (l, r) = (join_keyed::<4>(l, a, lt), join_keyed::<4>(r, b, rt));
+                interval_join_rows(l, r, lower, upper, pair)
+            }
+        }
+        _ => {
+            let keyed = |rows: DataStream<'s, Row>, keys: &[Typed], take: Option<Rc<[usize]>>| {
+                let mut key = key_of(keys, &ctx, "ON");
+                rows.flat_map(move |r: Row| {
+                    let (k, r) = key(r).filter(|(k, _)| !k.0.iter().any(Value::is_null))?;
+                    Some((k, taking(r, take.as_deref())))
+                })
+                .keyed()
+            };
+            let (l, r) = (keyed(l, left_keys, lt), keyed(r, right_keys, rt));
+            interval_join_rows(l, r, lower, upper, pair)
+        }
+    };
+    (joined, layout)
+}
+
+/// `input` built for a node above that reads its columns `read` (see [`build_reading`]); an
+/// interval join makes its rows of only those columns, and the layout returned says where each
+/// column is in them (see [`interval_join`]: the node reads them through [`relaid`]).
+fn build_laid_out<'s>(
+    env: &mut Cx<'s, '_>,
+    input: &Plan,
+    read: Vec<bool>,
+) -> (Built<'s>, Option<Vec<usize>>) {
+    if matches!(input, Plan::Join { .. }) && input.interval_join_bounds().is_some() {
+        let (joined, layout) = interval_join(env, input, Some(read), true);
+        return (Built::Append(joined), layout);
+    }
+    (build_reading(env, input, Some(read), None), None)
+}
+
+/// `e` reading column `at[c]` where it read column `c`.
+fn relaid(e: &Typed, at: &[usize]) -> Typed {
+    let mut e = e.clone();
+    crate::plan::map_columns(&mut e.scalar, &mut |c| at[c]);
+    e
 }
 
 /// A join's residual condition as a test of the joined rows (`None`: it has none).
@@ -1966,13 +2081,28 @@ where
 fn join_keyed<'s, const N: usize>(
     rows: DataStream<'s, Row>,
     k: IntKey,
+    take: Option<Rc<[usize]>>,
 ) -> KeyedStream<'s, IntKeyValue<N>, Row>
 where
     IntKeyValue<N>: tidal_operators::keyed::Key,
 {
     let mut key = k.keyer::<N>(rows.context(), "ON");
-    rows.flat_map(move |r: Row| key(&r.0).filter(|k| k.nulls == 0).map(|k| (k, r)))
-        .keyed()
+    rows.flat_map(move |r: Row| {
+        let k = key(&r.0).filter(|k| k.nulls == 0)?;
+        Some((k, taking(r, take.as_deref())))
+    })
+    .keyed()
+}
+
+/// `row`, or only its columns `take` when given, in that order (moved out, not copied).
+fn taking(mut row: Row, take: Option<&[usize]>) -> Row {
+    match take {
+        None => row,
+        Some(cols) => Row(cols
+            .iter()
+            .map(|&c| std::mem::take(&mut row.0[c]))
+            .collect()),
+    }
 }
 
 /// Per key, the aggregates of its rows so far, upserted into a collection of `(key row,
@@ -1984,10 +2114,12 @@ fn rolling_aggregates<'s, K: tidal_operators::keyed::Key>(
 ) -> Collection<'s, (Row, Row)> {
     let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
     keyed
-        .aggregate(
+        // A key whose aggregates a tick left as they were (most rows under a MAX) is not
+        // upserted again: its row would retract and re-insert itself.
+        .aggregate_changes(
             move |r: Row| f1.create(r),
             move |accs, r| f2.add(accs, &r),
-            move |accs, other| f3.merge(accs, other),
+            move |accs, other| f3.merge_changed(accs, other),
         )
         .name("group aggregate")
         .map(move |(key, accs): (K, crate::plan::Accs)| {
@@ -2422,6 +2554,18 @@ impl Aggregates {
                 fail(&self.ctx, &a.text, &m);
             }
         }
+    }
+    /// [`merge`](Self::merge), saying whether any aggregate's value may have changed (see
+    /// [`Agg::merge_changed`]; an error fails the job and counts as a change).
+    fn merge_changed(&self, accs: &mut [crate::plan::Acc], other: crate::plan::Accs) -> bool {
+        let mut changed = false;
+        for ((a, acc), o) in self.aggs.iter().zip(accs.iter_mut()).zip(other) {
+            changed |= a.merge_changed(acc, o).unwrap_or_else(|m| {
+                fail(&self.ctx, &a.text, &m);
+                true
+            });
+        }
+        changed
     }
     /// The aggregates' values, pushed onto `out`.
     fn results(&self, accs: &[crate::plan::Acc], out: &mut Vec<Value>) {
@@ -2987,15 +3131,53 @@ fn interval_join_rows<'s, K: tidal_operators::keyed::Key>(
     right: KeyedStream<'s, K, Row>,
     lower: Time,
     upper: Time,
+    pair: PairRow,
 ) -> DataStream<'s, Row> {
     left.connect(right)
-        .interval_join(lower, upper, |_: &K, a: &Row, b: &Row| {
-            let mut v = Vec::with_capacity(a.0.len() + b.0.len());
-            v.extend(a.0.iter().cloned());
-            v.extend(b.0.iter().cloned());
-            Row(v)
-        })
+        .interval_join_filter_map(lower, upper, move |_: &K, a: &Row, b: &Row| pair.row(a, b))
         .name(format!("interval join [{lower}, {upper}] ms"))
+}
+
+/// How an interval join makes the row of a pair: the left row's columns, then the right
+/// row's, passed only if the join's residual condition holds on them, and of those only the
+/// columns `out` when given (those read above, when the residual reads others).
+struct PairRow {
+    residual: Option<Typed>,
+    out: Option<Rc<[usize]>>,
+    ctx: Rc<WorkerContext>,
+    /// The pair's columns while the residual is tested (no allocation for a pair it fails).
+    scratch: std::cell::RefCell<Vec<Value>>,
+}
+
+impl PairRow {
+    fn row(&self, a: &Row, b: &Row) -> Option<Row> {
+        let Some(res) = &self.residual else {
+            return Some(match &self.out {
+                None => {
+                    let mut v = Vec::with_capacity(a.0.len() + b.0.len());
+                    v.extend(a.0.iter().cloned());
+                    v.extend(b.0.iter().cloned());
+                    Row(v)
+                }
+                Some(out) => {
+                    let n = a.0.len();
+                    let at = |c: usize| if c < n { &a.0[c] } else { &b.0[c - n] };
+                    Row(out.iter().map(|&c| at(c).clone()).collect())
+                }
+            });
+        };
+        let mut v = self.scratch.borrow_mut();
+        v.clear();
+        v.extend(a.0.iter().cloned());
+        v.extend(b.0.iter().cloned());
+        if !holds(&res.scalar, &v, &self.ctx, &res.text) {
+            return None;
+        }
+        Some(match &self.out {
+            None => Row(v.drain(..).collect()),
+            Some(out) => Row(out.iter().map(|&c| std::mem::take(&mut v[c])).collect()),
+        })
+    }
 }
 
 /// Keyed rows aggregated per window: each window's row is what `head` writes (its window and

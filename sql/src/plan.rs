@@ -4533,6 +4533,28 @@ impl Agg {
         Ok(())
     }
 
+    /// Merges `other` into `acc`, saying whether the aggregate's value may have changed
+    /// (`false` only when it surely did not: a smaller value under a MAX, a value already
+    /// counted by a DISTINCT aggregate, nothing merged).
+    pub(crate) fn merge_changed(&self, acc: &mut Acc, other: Acc) -> expr::Eval<bool> {
+        if let Some(set) = &acc.distinct {
+            let before = set.len();
+            self.merge(acc, other)?;
+            return Ok(acc.distinct.as_ref().is_none_or(|s| s.len() != before));
+        }
+        if other.count == 0 {
+            return Ok(false);
+        }
+        match self.func {
+            AggFunc::Min | AggFunc::Max if acc.count > 0 => {
+                let before = acc.value.clone();
+                self.merge(acc, other)?;
+                Ok(acc.value != before)
+            }
+            _ => self.merge(acc, other).map(|()| true),
+        }
+    }
+
     /// The aggregate's value.
     pub(crate) fn result(&self, acc: &Acc) -> expr::Eval<crate::Value> {
         if let Some(set) = &acc.distinct {
