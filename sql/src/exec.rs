@@ -1681,7 +1681,7 @@ fn interval_join<'s>(
         }
         at
     });
-    let (lt, rt) = taken.unzip();
+    let (lt, rt) = taken.clone().unzip();
     let nulling = layout.is_none();
     // A side joined only with a window's MAX or MIN of its own rows: the rows that
     // cannot be it go no further (see `extreme`).
@@ -1760,7 +1760,26 @@ fn interval_join<'s>(
         (Some(res), Some(at)) => Some(relaid(res, at)),
         (res, _) => res.clone(),
     };
+    // The residual's types on a pair's columns, to compile it when it compares integers.
+    let types: Vec<DataType> = match &taken {
+        Some((l, r)) => {
+            let (lf, rf) = (left.fields(), right.fields());
+            l.iter()
+                .map(|&c| lf[c].ty)
+                .chain(r.iter().map(|&c| rf[c].ty))
+                .collect()
+        }
+        None => left
+            .fields()
+            .iter()
+            .chain(&right.fields())
+            .map(|f| f.ty)
+            .collect(),
+    };
     let pair = PairRow {
+        int_residual: residual
+            .as_ref()
+            .and_then(|r| crate::intcond::IntCondition::compile(&r.scalar, &types)),
         residual,
         out,
         ctx: Rc::clone(&ctx),
@@ -3143,6 +3162,9 @@ fn interval_join_rows<'s, K: tidal_operators::keyed::Key>(
 /// columns `out` when given (those read above, when the residual reads others).
 struct PairRow {
     residual: Option<Typed>,
+    /// The residual compiled, when it compares only integers, dates and timestamps: tested on
+    /// the two rows as they are.
+    int_residual: Option<crate::intcond::IntCondition>,
     out: Option<Rc<[usize]>>,
     ctx: Rc<WorkerContext>,
     /// The pair's columns while the residual is tested (no allocation for a pair it fails).
@@ -3151,7 +3173,14 @@ struct PairRow {
 
 impl PairRow {
     fn row(&self, a: &Row, b: &Row) -> Option<Row> {
-        let Some(res) = &self.residual else {
+        let passed = self
+            .int_residual
+            .as_ref()
+            .and_then(|c| c.test_split(&a.0, &b.0));
+        if passed == Some(false) {
+            return None;
+        }
+        let Some(res) = self.residual.as_ref().filter(|_| passed.is_none()) else {
             return Some(match &self.out {
                 None => {
                     let mut v = Vec::with_capacity(a.0.len() + b.0.len());

@@ -73,15 +73,47 @@ impl IntCondition {
     /// NULL, or an arithmetic error).
     #[inline]
     pub(crate) fn test_row(&self, row: &[Value]) -> Option<bool> {
+        self.test_split(row, &[])
+    }
+
+    /// [`test_row`](Self::test_row) for the row whose columns are those of `a`, then those of
+    /// `b` (a join's pair, tested without being made).
+    #[inline]
+    pub(crate) fn test_split(&self, a: &[Value], b: &[Value]) -> Option<bool> {
         let mut slots = [0i64; MOST_COLUMNS];
+        let n = a.len();
         for (s, &c) in slots.iter_mut().zip(&self.columns) {
-            *s = match row[c] {
-                Value::BigInt(x) => x,
-                Value::Int(x) => i64::from(x),
-                _ => return None,
-            };
+            let v = if c < n { &a[c] } else { &b[c - n] };
+            *s = v.as_ordered_int()?;
         }
         self.test(&slots[..self.columns.len()])
+    }
+}
+
+/// Which values compare as integers with which: INT and BIGINT with each other, and a date,
+/// a timestamp or a timestamp with local time zone each with its own type.
+fn class(t: DataType) -> Option<u8> {
+    match t {
+        DataType::Int | DataType::BigInt => Some(0),
+        DataType::Date => Some(1),
+        DataType::Timestamp => Some(2),
+        DataType::TimestampLtz => Some(3),
+        _ => None,
+    }
+}
+
+/// An operand of a comparison compiled, with its [`class`]: an integer expression, or a
+/// date or timestamp column or constant (compared as its days or milliseconds).
+fn operand(e: &Scalar, types: &[DataType], columns: &mut Vec<usize>) -> Option<(Int, u8)> {
+    match e {
+        Scalar::Col(c) => match types.get(*c).copied().and_then(class) {
+            Some(k) if k > 0 => Some((Int::Slot(slot(*c, columns)), k)),
+            _ => integer(e, types, columns).map(|i| (i, 0)),
+        },
+        Scalar::Lit(Value::Date(x)) => Some((Int::Const(i64::from(*x)), 1)),
+        Scalar::Lit(Value::Timestamp(x)) => Some((Int::Const(*x), 2)),
+        Scalar::Lit(Value::TimestampLtz(x)) => Some((Int::Const(*x), 3)),
+        _ => integer(e, types, columns).map(|i| (i, 0)),
     }
 }
 
@@ -128,7 +160,10 @@ fn boolean(e: &Scalar, types: &[DataType], columns: &mut Vec<usize>) -> Option<B
     Some(match e {
         Scalar::Cmp(op, l, r) => {
             let op: CmpOp = *op;
-            let (l, r) = (integer(l, types, columns)?, integer(r, types, columns)?);
+            let ((l, lk), (r, rk)) = (operand(l, types, columns)?, operand(r, types, columns)?);
+            if lk != rk {
+                return None;
+            }
             match (l, r) {
                 (l, Int::Const(b)) => {
                     Box::new(move |s: &[i64]| Some(op.holds_for(l.get(s)?.cmp(&b))))
@@ -244,6 +279,49 @@ mod tests {
             }
         }
         assert!(decided > 9000, "{decided}");
+    }
+
+    #[test]
+    fn timestamps_and_dates_compare_with_their_own_type_on_a_split_row() {
+        use CmpOp::*;
+        // A join's residual: b.t BETWEEN a.start AND a.end, and a date after a constant; the
+        // pair's row is a's columns (start, end, day), then b's (t).
+        let ts = DataType::Timestamp;
+        let types = [ts, ts, DataType::Date, ts];
+        let between = Scalar::And(
+            Box::new(Scalar::Cmp(Ge, col(3), col(0))),
+            Box::new(Scalar::Cmp(Le, col(3), col(1))),
+        );
+        let day = Box::new(Scalar::Lit(Value::Date(19_000)));
+        let cond = Scalar::And(Box::new(between), Box::new(Scalar::Cmp(Gt, col(2), day)));
+        let c = IntCondition::compile(&cond, &types).expect("compiles");
+        let mut decided = 0;
+        for start in [0, 5, 10] {
+            for end in [4, 10, 20] {
+                for day in [18_999, 19_000, 19_001] {
+                    for t in [-1, 0, 5, 10, 11, 20, 21] {
+                        let a = [
+                            Value::Timestamp(start),
+                            Value::Timestamp(end),
+                            Value::Date(day),
+                        ];
+                        let b = [Value::Timestamp(t)];
+                        let row: Vec<Value> = a.iter().chain(&b).cloned().collect();
+                        assert_eq!(c.test_split(&a, &b).map(Ok), Some(cond.holds(&row)));
+                        decided += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(decided, 189);
+        // A NULL timestamp is left to the general way.
+        let a = [Value::Null, Value::Timestamp(9), Value::Date(19_001)];
+        assert_eq!(c.test_split(&a, &[Value::Timestamp(5)]), None);
+        // A timestamp is not compared with an integer here, nor a date with a timestamp.
+        let mixed = Scalar::Cmp(Lt, col(0), big(3));
+        assert!(IntCondition::compile(&mixed, &types).is_none());
+        let mixed = Scalar::Cmp(Lt, col(2), col(3));
+        assert!(IntCondition::compile(&mixed, &types).is_none());
     }
 
     #[test]
