@@ -139,7 +139,7 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
     ///     let ts = |r: &(u8, i64)| r.1;
     ///     let clicks = env.from_iter_with(vec![(1u8, 100i64), (1, 200)], WatermarkStrategy::monotonous().with_timestamps(ts)).keyed();
     ///     let buys = env.from_iter_with(vec![(1u8, 150i64), (1, 230)], WatermarkStrategy::monotonous().with_timestamps(ts)).keyed();
-    ///     // Buys within 0..=60 ms after a click, at an even distance from it.
+    ///     // Buys within 0..=60 ms after a click, 10, 30 or 50 ms after it.
     ///     clicks
     ///         .connect(buys)
     ///         .interval_join_filter_map(0, 60, |_, c, b| ((b - c) % 20 == 10).then_some((*c, *b)))

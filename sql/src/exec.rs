@@ -1607,10 +1607,12 @@ fn build_node<'s>(
 /// [`interval_join_bounds`](Plan::interval_join_bounds)); `needed` as for [`build_reading`].
 ///
 /// With `compact` and `needed`, each side's rows wait in the join holding only the columns read
-/// above, by its key and by its residual condition, and a joined row is those columns of the
-/// left row, then of the right: the second value returned says where each column of the
-/// join's rows is in it (`usize::MAX`: not there), for the node above to read it there. A
-/// joined row of Nexmark's auction and bid tables is then 6 values where it was 17.
+/// above or by its residual condition (the key is taken from the row before), a pair is tested
+/// by the residual on those columns of the left row, then of the right, and a joined row holds
+/// only the columns read above, in order: the second value returned says where each column of
+/// the join's rows is in it (`usize::MAX`: not there), for the node above to read it there.
+/// Nexmark q4's auction and bid then wait as 4 and 2 values (were 10 and 7), and a joined row
+/// is 3 values where it was 17.
 fn interval_join<'s>(
     env: &mut Cx<'s, '_>,
     plan: &Plan,

@@ -1,7 +1,8 @@
 //! Conditions on integer columns compiled into closures.
 //!
 //! A `WHERE` such as `MOD(auction, 123) = 0` or `category = 10 AND price > 1000` reads only
-//! integer columns. Evaluated on the expression tree, each row pays for making a [`Value`] per
+//! integer columns (and a join's `b.t BETWEEN a.start AND a.end` only timestamps, compared as
+//! their milliseconds; dates as their days). Evaluated on the expression tree, each row pays for making a [`Value`] per
 //! column read, for matching every node's kind and type, and for wrapping every intermediate
 //! result. Compiled here, once per operator, into closures over the columns' integers, a row
 //! costs loading those integers and calling a closure or two.
@@ -39,7 +40,8 @@ impl Int {
     }
 }
 
-/// A condition that reads only INT and BIGINT columns, compiled: `MOD(auction, 123) = 0` on
+/// A condition that reads only INT and BIGINT columns (and DATE, TIMESTAMP and TIMESTAMP_LTZ
+/// columns compared with their own type), compiled: `MOD(auction, 123) = 0` on
 /// a row whose column 0 is `auction BIGINT` reads `columns() == [0]`, and `test(&[246])` is
 /// `Some(true)` (see the tests below).
 pub(crate) struct IntCondition {
@@ -50,7 +52,8 @@ pub(crate) struct IntCondition {
 impl IntCondition {
     /// `cond` compiled against columns of types `types`, or `None` if it reads anything but
     /// INT and BIGINT columns and constants, arithmetic (`+ - * / %`) and comparisons of them,
-    /// `AND`, `OR` and `NOT`, or more than [`MOST_COLUMNS`] columns.
+    /// comparisons of a DATE, TIMESTAMP or TIMESTAMP_LTZ column or constant with one of its
+    /// own type, `AND`, `OR` and `NOT`, or more than [`MOST_COLUMNS`] columns.
     pub(crate) fn compile(cond: &Scalar, types: &[DataType]) -> Option<IntCondition> {
         let mut columns = Vec::new();
         let test = boolean(cond, types, &mut columns)?;
