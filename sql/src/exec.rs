@@ -1640,7 +1640,7 @@ fn interval_join<'s>(
     let (lw, rw) = (left.fields().len(), right.fields().len());
     // The columns of the join's rows read above (all of them without `needed`).
     let above: Vec<usize> = match &needed {
-        Some(n) => (0..lw + rw).filter(|&c| n.get(c) == Some(&true)).collect(),
+        Some(n) => marked(n, lw + rw).collect(),
         None => (0..lw + rw).collect(),
     };
     // The columns each side's rows keep while they wait, when compacted: those read above
@@ -1648,8 +1648,7 @@ fn interval_join<'s>(
     let waiting = join_reads(needed.clone(), &[], &[], residual, (lw, rw));
     let (ln, rn) = join_reads(needed, left_keys, right_keys, residual, (lw, rw)).unzip();
     let kept = |read: &Option<Vec<bool>>, width: usize| -> Option<Rc<[usize]>> {
-        let read = read.as_ref()?;
-        Some((0..width).filter(|&c| read.get(c) == Some(&true)).collect())
+        Some(marked(read.as_ref()?, width).collect())
     };
     let (wl, wr) = waiting.unzip();
     let taken = match (kept(&wl, lw), kept(&wr, rw)) {
@@ -1659,16 +1658,9 @@ fn interval_join<'s>(
     // Where each column is in a pair's kept columns (the left row's, then the right row's),
     // and so which of them a joined row is made of: those read above (the residual may read
     // more), in order.
-    let in_pair = taken.as_ref().map(|(l, r)| {
-        let mut at = vec![usize::MAX; lw + rw];
-        for (i, &c) in l.iter().enumerate() {
-            at[c] = i;
-        }
-        for (i, &c) in r.iter().enumerate() {
-            at[lw + c] = l.len() + i;
-        }
-        at
-    });
+    let in_pair = taken
+        .as_ref()
+        .map(|(l, r)| positions(l.iter().copied().chain(r.iter().map(|c| lw + c)), lw + rw));
     let out: Option<Rc<[usize]>> = in_pair
         .as_ref()
         .map(|at| above.iter().map(|&c| at[c]).collect::<Rc<[usize]>>())
@@ -1676,13 +1668,9 @@ fn interval_join<'s>(
             let width = taken.as_ref().map_or(0, |(l, r)| l.len() + r.len());
             !(out.len() == width && out.iter().enumerate().all(|(i, &c)| i == c))
         });
-    let layout = in_pair.as_ref().map(|_| {
-        let mut at = vec![usize::MAX; lw + rw];
-        for (i, &c) in above.iter().enumerate() {
-            at[c] = i;
-        }
-        at
-    });
+    let layout = in_pair
+        .as_ref()
+        .map(|_| positions(above.iter().copied(), lw + rw));
     let (lt, rt) = taken.clone().unzip();
     let nulling = layout.is_none();
     // A side joined only with a window's MAX or MIN of its own rows: the rows that
@@ -1827,6 +1815,21 @@ fn build_laid_out<'s>(
         return (Built::Append(joined), layout);
     }
     (build_reading(env, input, Some(read), None), None)
+}
+
+/// The columns `read` marks, of the first `width`.
+fn marked(read: &[bool], width: usize) -> impl Iterator<Item = usize> + '_ {
+    (0..width).filter(|&c| read.get(c) == Some(&true))
+}
+
+/// Where each of `width` columns is among `columns` (taken in this order; `usize::MAX`: not
+/// among them).
+fn positions(columns: impl Iterator<Item = usize>, width: usize) -> Vec<usize> {
+    let mut at = vec![usize::MAX; width];
+    for (i, c) in columns.enumerate() {
+        at[c] = i;
+    }
+    at
 }
 
 /// `e` reading column `at[c]` where it read column `c`.
