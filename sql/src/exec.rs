@@ -2707,33 +2707,27 @@ fn window_aggregate<'s>(
         let ints = ints.on(&ctx);
         return match IntKey::of(&key_exprs) {
             Some(k) if k.exprs.len() == 1 && ints.fit(1) => {
-                let key = k.keyer::<1>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 1>(env, input, fed, read, key, &ints);
+                let keyed = int_key_rows::<1, 1>(env, input, fed, read, &k, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
             }
             Some(k) if k.exprs.len() == 1 => {
-                let key = k.keyer::<1>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 4>(env, input, fed, read, key, &ints);
+                let keyed = int_key_rows::<1, 4>(env, input, fed, read, &k, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
             }
             Some(k) if k.narrow() && ints.fit(1) => {
-                let key = k.keyer::<2>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 1>(env, input, fed, read, key, &ints);
+                let keyed = int_key_rows::<2, 1>(env, input, fed, read, &k, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<2>(k, attached))
             }
             Some(k) if k.narrow() => {
-                let key = k.keyer::<2>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 4>(env, input, fed, read, key, &ints);
+                let keyed = int_key_rows::<2, 4>(env, input, fed, read, &k, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<2>(k, attached))
             }
             Some(k) if ints.fit(1) => {
-                let key = k.keyer::<4>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 1>(env, input, fed, read, key, &ints);
+                let keyed = int_key_rows::<4, 1>(env, input, fed, read, &k, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<4>(k, attached))
             }
             Some(k) => {
-                let key = k.keyer::<4>(&ctx, "GROUP BY");
-                let keyed = int_keyed_rows::<_, 4>(env, input, fed, read, key, &ints);
+                let keyed = int_key_rows::<4, 4>(env, input, fed, read, &k, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<4>(k, attached))
             }
             None => {
@@ -2811,6 +2805,65 @@ fn int_head<const N: usize>(
             int_key.values(key, v);
         }
     }
+}
+
+/// The rows of `input` (reading the columns `read` marks), or the rows `fed` in its stead,
+/// keyed by `key`'s values, each with its contributions to `M` integer aggregates (see
+/// [`int_keyed_rows`]).
+///
+/// Over a Nexmark scan (or a WHERE on one) whose key columns and aggregated columns are all
+/// integer fields of the events (never NULL), with no aggregate `FILTER`: the key and the
+/// contributions are read from each event's fields in the scan, and no row is made.
+fn int_key_rows<'s, const N: usize, const M: usize>(
+    env: &mut Cx<'s, '_>,
+    input: &Plan,
+    fed: Option<DataStream<'s, Row>>,
+    read: Vec<bool>,
+    key: &IntKey,
+    ints: &IntAggs,
+) -> DataStream<'s, (IntKeyValue<N>, IntArgs<M>)> {
+    if fed.is_none()
+        && let Some((table, spec, cond)) = reads_nexmark(input)
+    {
+        let kind = spec.kind;
+        let field = |e: &Typed| match e.scalar {
+            Scalar::Col(c) => nexmark_int_column(kind, c),
+            _ => None,
+        };
+        let fields: Option<Vec<EventInt>> = key.exprs.iter().map(field).collect();
+        let args = ints.plain_columns(|c| nexmark_int_column(kind, c).is_some());
+        if let (Some(fields), Some(args)) = (fields, args) {
+            let args: Vec<Option<EventInt>> = args
+                .into_iter()
+                .map(|c| c.and_then(|c| nexmark_int_column(kind, c)))
+                .collect();
+            let ctx = Rc::clone(env.context());
+            let cond = cond.map(|c| ScanCondition::new(c, kind, table, &ctx));
+            let mut reader = ScanRow::new(kind, cond, Vec::new(), table);
+            let ints = ints.clone();
+            let events = nexmark_events(env, table, spec);
+            let name = format!("table {}, keyed", table.name);
+            return read_events(events, kind, &name, move |e: &Event| {
+                reader.read(e)?;
+                let mut k = IntKeyValue {
+                    v: [0; N],
+                    nulls: 0,
+                };
+                for (x, f) in k.v.iter_mut().zip(&fields) {
+                    *x = f(e);
+                }
+                let mut v = [0; M];
+                for (x, f) in v.iter_mut().zip(&args) {
+                    if let Some(f) = f {
+                        *x = f(e);
+                    }
+                }
+                Some((k, ints.counted(v)))
+            });
+        }
+    }
+    let key = key.keyer::<N>(env.context(), "GROUP BY");
+    int_keyed_rows::<_, M>(env, input, fed, read, key, ints)
 }
 
 /// The rows of `input` (reading the columns `read` marks), or the rows `fed` in its stead,

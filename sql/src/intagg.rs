@@ -105,6 +105,36 @@ impl IntAggs {
         }
     }
 
+    /// When no aggregate has a `FILTER` and each reads nothing (`COUNT(*)`) or a plain column:
+    /// per aggregate the column whose integer it takes (`None`: it takes none, as `COUNT`
+    /// does). A column `never_null` does not say is never NULL makes this `None` too: then a
+    /// row's contributions depend on its values' NULLs, and [`args`](Self::args) takes them.
+    pub(crate) fn plain_columns(
+        &self,
+        never_null: impl Fn(usize) -> bool,
+    ) -> Option<Vec<Option<usize>>> {
+        self.aggs
+            .iter()
+            .map(|a| match (&a.filter, &a.arg) {
+                (Some(_), _) => None,
+                (None, None) => Some(None),
+                (None, Some(Scalar::Col(c))) if never_null(*c) => {
+                    Some((a.func != AggFunc::Count).then_some(*c))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What a row adds to each aggregate when every one counts it (see
+    /// [`plain_columns`](Self::plain_columns)): per aggregate its integer `v[i]`.
+    pub(crate) fn counted<const M: usize>(&self, v: [i64; M]) -> IntArgs<M> {
+        IntArgs {
+            v,
+            present: ((1u16 << self.aggs.len().min(M)) - 1) as u8,
+        }
+    }
+
     /// What `row` adds to each aggregate (an argument or filter that fails to evaluate fails
     /// the job, and the row adds nothing to that aggregate).
     pub(crate) fn args<const M: usize>(&self, row: &[Value]) -> IntArgs<M> {
