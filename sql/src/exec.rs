@@ -2707,6 +2707,12 @@ fn window_aggregate<'s>(
         let ints = ints.on(&ctx);
         return match IntKey::of(&key_exprs) {
             Some(k) if k.exprs.len() == 1 && ints.fit(1) => {
+                if fed.is_none()
+                    && let Some(counted) =
+                        count_windows(env, input, &k, &ints, windows, &name, attached)
+                {
+                    return counted;
+                }
                 let keyed = int_key_rows::<1, 1>(env, input, fed, read, &k, &ints);
                 int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
             }
@@ -2813,7 +2819,8 @@ fn int_head<const N: usize>(
 ///
 /// Over a Nexmark scan (or a WHERE on one) whose key columns and aggregated columns are all
 /// integer fields of the events (never NULL), with no aggregate `FILTER`: the key and the
-/// contributions are read from each event's fields in the scan, and no row is made.
+/// contributions are read from each event's fields in the scan (see [`EventFields`]), and no
+/// row is made.
 fn int_key_rows<'s, const N: usize, const M: usize>(
     env: &mut Cx<'s, '_>,
     input: &Plan,
@@ -2823,47 +2830,136 @@ fn int_key_rows<'s, const N: usize, const M: usize>(
     ints: &IntAggs,
 ) -> DataStream<'s, (IntKeyValue<N>, IntArgs<M>)> {
     if fed.is_none()
-        && let Some((table, spec, cond)) = reads_nexmark(input)
+        && let Some(fields) = EventFields::of(env, input, key, ints)
     {
+        let ints = ints.clone();
+        let EventFields {
+            events,
+            kind,
+            mut reader,
+            key,
+            args,
+            name,
+        } = fields;
+        return read_events(events, kind, &name, move |e: &Event| {
+            reader.read(e)?;
+            let mut k = IntKeyValue {
+                v: [0; N],
+                nulls: 0,
+            };
+            for (x, f) in k.v.iter_mut().zip(&key) {
+                *x = f(e);
+            }
+            let mut v = [0; M];
+            for (x, f) in v.iter_mut().zip(&args) {
+                if let Some(f) = f {
+                    *x = f(e);
+                }
+            }
+            Some((k, ints.counted(v)))
+        });
+    }
+    let key = key.keyer::<N>(env.context(), "GROUP BY");
+    int_keyed_rows::<_, M>(env, input, fed, read, key, ints)
+}
+
+/// A Nexmark scan (or a WHERE on one) whose rows' key columns and aggregated columns are
+/// integer fields of its events: the fields, read from each event the scan passes.
+struct EventFields<'s> {
+    events: Events<'s>,
+    kind: NexmarkKind,
+    /// Tests an event's kind and the WHERE (making no column otherwise).
+    reader: ScanRow,
+    /// The key columns' fields.
+    key: Vec<EventInt>,
+    /// Per aggregate the field it takes (`None`: none, as `COUNT` takes none).
+    args: Vec<Option<EventInt>>,
+    name: String,
+}
+
+impl<'s> EventFields<'s> {
+    /// `input`'s events and fields, if it is such a scan, every key column is an integer field
+    /// and the aggregates are as [`IntAggs::plain_columns`] asks (a field is never NULL).
+    fn of(
+        env: &mut Cx<'s, '_>,
+        input: &Plan,
+        key: &IntKey,
+        ints: &IntAggs,
+    ) -> Option<EventFields<'s>> {
+        let (table, spec, cond) = reads_nexmark(input)?;
         let kind = spec.kind;
         let field = |e: &Typed| match e.scalar {
             Scalar::Col(c) => nexmark_int_column(kind, c),
             _ => None,
         };
-        let fields: Option<Vec<EventInt>> = key.exprs.iter().map(field).collect();
-        let args = ints.plain_columns(|c| nexmark_int_column(kind, c).is_some());
-        if let (Some(fields), Some(args)) = (fields, args) {
-            let args: Vec<Option<EventInt>> = args
-                .into_iter()
-                .map(|c| c.and_then(|c| nexmark_int_column(kind, c)))
-                .collect();
-            let ctx = Rc::clone(env.context());
-            let cond = cond.map(|c| ScanCondition::new(c, kind, table, &ctx));
-            let mut reader = ScanRow::new(kind, cond, Vec::new(), table);
-            let ints = ints.clone();
-            let events = nexmark_events(env, table, spec);
-            let name = format!("table {}, keyed", table.name);
-            return read_events(events, kind, &name, move |e: &Event| {
-                reader.read(e)?;
-                let mut k = IntKeyValue {
-                    v: [0; N],
-                    nulls: 0,
-                };
-                for (x, f) in k.v.iter_mut().zip(&fields) {
-                    *x = f(e);
-                }
-                let mut v = [0; M];
-                for (x, f) in v.iter_mut().zip(&args) {
-                    if let Some(f) = f {
-                        *x = f(e);
-                    }
-                }
-                Some((k, ints.counted(v)))
-            });
-        }
+        let key: Vec<EventInt> = key.exprs.iter().map(field).collect::<Option<_>>()?;
+        let args = ints
+            .plain_columns(|c| nexmark_int_column(kind, c).is_some())?
+            .into_iter()
+            .map(|c| c.and_then(|c| nexmark_int_column(kind, c)))
+            .collect();
+        let ctx = Rc::clone(env.context());
+        let cond = cond.map(|c| ScanCondition::new(c, kind, table, &ctx));
+        Some(EventFields {
+            reader: ScanRow::new(kind, cond, Vec::new(), table),
+            events: nexmark_events(env, table, spec),
+            kind,
+            key,
+            args,
+            name: format!("table {}, keyed", table.name),
+        })
     }
-    let key = key.keyer::<N>(env.context(), "GROUP BY");
-    int_keyed_rows::<_, M>(env, input, fed, read, key, ints)
+}
+
+/// A window aggregation whose aggregates are all counts (`COUNT(*)`, or of a column never
+/// NULL), keyed by one integer field of a Nexmark scan's events (see [`EventFields`]): each
+/// key's window keeps one count, beside its key a 16-byte state entry (the general integer
+/// accumulators, [`IntAccs`], keep a count and a value per aggregate, and a key that may be
+/// NULL takes a word more). `None` when the aggregation is not such.
+fn count_windows<'s>(
+    env: &mut Cx<'s, '_>,
+    input: &Plan,
+    key: &IntKey,
+    ints: &IntAggs,
+    windows: Windows,
+    name: &str,
+    attached: bool,
+) -> Option<DataStream<'s, Row>> {
+    if key.exprs.len() != 1 || !ints.counts_only() {
+        return None;
+    }
+    let EventFields {
+        events,
+        kind,
+        mut reader,
+        key: fields,
+        name: scan,
+        ..
+    } = EventFields::of(env, input, key, ints)?;
+    let field = fields[0];
+    let keyed = read_events(events, kind, &scan, move |e: &Event| {
+        reader.read(e)?;
+        Some((field(e), ()))
+    });
+    let head = int_head::<1>(key.clone(), attached);
+    let ints = ints.clone();
+    Some(
+        keyed
+            .keyed()
+            .window(windows)
+            .aggregate_with(
+                |()| 1u64,
+                |n, ()| *n += 1,
+                |n, m| *n += m,
+                move |k: &i64, w: &Window, n: &u64| {
+                    let mut v = Vec::with_capacity(3 + 1 + IntAggs::MOST);
+                    head(&IntKeyValue { v: [*k], nulls: 0 }, w, &mut v);
+                    ints.count_results(*n as i64, &mut v);
+                    Row(v)
+                },
+            )
+            .name(name.to_string()),
+    )
 }
 
 /// The rows of `input` (reading the columns `read` marks), or the rows `fed` in its stead,

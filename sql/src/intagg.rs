@@ -126,6 +126,25 @@ impl IntAggs {
             .collect()
     }
 
+    /// Whether every aggregate is a count without `FILTER` or `DISTINCT`: `COUNT(*)`, or
+    /// `COUNT` of a column (to be given only rows in which it is never NULL).
+    pub(crate) fn counts_only(&self) -> bool {
+        self.aggs
+            .iter()
+            .all(|a| a.func == AggFunc::Count && a.filter.is_none())
+    }
+
+    /// The aggregates' values for a key and window of `n` rows when [`counts_only`](Self::counts_only)
+    /// holds, pushed onto `out`.
+    pub(crate) fn count_results(&self, n: i64, out: &mut Vec<Value>) {
+        for a in self.aggs.iter() {
+            out.push(a.result_of_sums(i128::from(n), 0).unwrap_or_else(|m| {
+                self.fail(&a.text, &m);
+                Value::Null
+            }));
+        }
+    }
+
     /// What a row adds to each aggregate when every one counts it (see
     /// [`plain_columns`](Self::plain_columns)): per aggregate its integer `v[i]`.
     pub(crate) fn counted<const M: usize>(&self, v: [i64; M]) -> IntArgs<M> {
