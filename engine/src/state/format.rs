@@ -49,8 +49,28 @@ pub(super) fn read_part<K: DeserializeOwned, V: DeserializeOwned, R: Read>(
             return Err(corrupt("trailing bytes after the last entry"));
         }
     } else {
+        // The checksum held, so the bytes are as written: an entry that does not decode as
+        // `(K, V)`, each filling exactly its bytes, was written with other types.
+        let other_types = |why: &str| {
+            Error::input(format!(
+                "snapshot {origin} holds state of other types than this job keeps ({why}); its bytes are intact (the checksum holds), so it was written by another version of Tidal or of the job (a changed query, plan or operator). Restore it with the job and the Tidal that wrote it, or start without --restore"
+            ))
+        };
+        fn whole<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+            let (value, tail) = postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
+            if tail.is_empty() {
+                Ok(value)
+            } else {
+                Err(format!("{} bytes left over in an entry", tail.len()))
+            }
+        }
         for entry in split_entries(rest, version, header.entries, origin)? {
-            entries.push(postcard::from_bytes(entry.bytes).map_err(|e| corrupt(&e.to_string()))?);
+            let decoded = match entry.key_len {
+                Some(n) => whole::<K>(&entry.bytes[..n])
+                    .and_then(|k| Ok((k, whole::<V>(&entry.bytes[n..])?))),
+                None => whole::<(K, V)>(entry.bytes),
+            };
+            entries.push(decoded.map_err(|why| other_types(&why))?);
         }
     }
     Ok(entries)

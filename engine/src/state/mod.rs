@@ -637,4 +637,23 @@ mod tests {
         part.truncate(part.len() - 3);
         assert!(KeyedState::<u64, u64>::read_snapshot(&part[..], "p").is_err());
     }
+
+    /// A snapshot whose entries are of other types than the state reading it (a job changed
+    /// since it was written) is an error saying so, not entries decoded wrongly: here each
+    /// value is a `(u64, u8)` read as a `u64`, whose leading bytes would decode.
+    #[test]
+    fn snapshots_of_other_types_are_rejected_as_such() {
+        let mut s: KeyedState<u64, (u64, u8)> = KeyedState::new("widened");
+        for k in 0..10u64 {
+            s.insert(k, (k * 1000, 1));
+        }
+        let mut bytes = Vec::new();
+        s.snapshot(&mut bytes).unwrap();
+        let back = KeyedState::<u64, (u64, u8)>::read_snapshot(&bytes[..], "p").unwrap();
+        assert_eq!(back.len(), 10);
+        let err = KeyedState::<u64, u64>::read_snapshot(&bytes[..], "p").unwrap_err();
+        assert!(err.to_string().contains("other types"), "{err}");
+        let err = KeyedState::<(u64, u8), u64>::read_snapshot(&bytes[..], "p").unwrap_err();
+        assert!(err.to_string().contains("other types"), "{err}");
+    }
 }
