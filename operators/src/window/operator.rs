@@ -15,7 +15,7 @@ use timely::dataflow::operators::generic::OutputBuilderSession;
 use crate::build::{Activation, Initial, KeyedInput, Outputs, keyed_operator};
 use crate::keyed::{Key, Value};
 use crate::window::combine::take_or_clone;
-use crate::window::state::{OpenWindow, WindowState};
+use crate::window::state::{OpenWindow, SPARE_MAPS, WindowState};
 use crate::window::{Trigger, Window};
 
 #[allow(clippy::too_many_arguments)]
@@ -57,7 +57,11 @@ pub(crate) fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
             } = act;
             receive(input, &mut pending, keep_late);
             let mut state = state.borrow_mut();
-            let WindowState { open, counts } = &mut *state;
+            let WindowState {
+                open,
+                counts,
+                spare,
+            } = &mut *state;
             // Restored: the snapshot was taken with every window ending at or before the cut
             // fired; the others get capabilities to fire with, from the initial one.
             if let Some(Initial {
@@ -89,6 +93,7 @@ pub(crate) fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                     fire_up_to(
                         *cap.time(),
                         open,
+                        spare,
                         &mut fired,
                         lateness,
                         &finish,
@@ -115,7 +120,7 @@ pub(crate) fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
                         let window = open.entry(w.end).or_insert_with(|| OpenWindow {
                             start: w.start,
                             cap: None,
-                            keys: FastMap::default(),
+                            keys: spare.pop().unwrap_or_default(),
                         });
                         // The window emits at its last timestamp (or, for a record that
                         // arrives later within the lateness, at the record's time): hold a
@@ -165,6 +170,7 @@ pub(crate) fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
             fire_up_to(
                 reached,
                 open,
+                spare,
                 &mut fired,
                 lateness,
                 &finish,
@@ -183,10 +189,12 @@ pub(crate) fn window_operator<'s, K: Key, V: Value, A: Value, O: 'static>(
 }
 
 /// Fires the windows with end <= `limit` that have not fired yet, then forgets the windows past
-/// their allowed lateness.
+/// their allowed lateness (their key maps, emptied, kept in `spare` for the next windows).
+#[allow(clippy::too_many_arguments)]
 fn fire_up_to<K, A, O>(
     limit: Time,
     open: &mut BTreeMap<Time, OpenWindow<K, A>>,
+    spare: &mut Vec<FastMap<K, A>>,
     fired: &mut Time,
     lateness: Time,
     finish: &impl Fn(&K, &Window, &A) -> O,
@@ -221,7 +229,12 @@ fn fire_up_to<K, A, O>(
         if end.saturating_add(lateness) > *fired {
             break;
         }
-        open.remove(&end);
+        if let Some(mut gone) = open.remove(&end)
+            && spare.len() < SPARE_MAPS
+        {
+            gone.keys.clear();
+            spare.push(gone.keys);
+        }
     }
 }
 

@@ -15,7 +15,15 @@ pub(crate) struct WindowState<K, A> {
     pub(crate) open: BTreeMap<Time, OpenWindow<K, A>>,
     /// With a count trigger: records per (window end, key) so far.
     pub(crate) counts: FastMap<(Time, K), u64>,
+    /// The key maps of windows forgotten, emptied, for windows opened next (at most
+    /// [`SPARE_MAPS`]): a new window's map starts with the room the last ones grew to, instead
+    /// of growing (and rehashing every key) again, and no memory is freed and asked back.
+    /// Not part of a snapshot.
+    pub(crate) spare: Vec<FastMap<K, A>>,
 }
+
+/// How many emptied key maps a window operator keeps for its next windows.
+pub(crate) const SPARE_MAPS: usize = 2;
 
 pub(crate) struct OpenWindow<K, A> {
     pub(crate) start: Time,
@@ -29,6 +37,7 @@ impl<K: Key, A: Value> Default for WindowState<K, A> {
         WindowState {
             open: BTreeMap::new(),
             counts: FastMap::default(),
+            spare: Vec::new(),
         }
     }
 }
