@@ -226,8 +226,10 @@ fn inspect_reports_keys(checkpoint: &Path) {
         .filter(|s| s.0 == counts)
         .map(|s| &s.1[..])
         .collect();
-    let entries: Vec<(String, u64)> =
+    // A rolling count's entry: the count and its TTL deadline (none here).
+    let entries: Vec<(String, (u64, Option<i64>))> =
         tidal::engine::state::read_sections(&counts, &sections).unwrap();
+    let entries: Vec<(String, u64)> = entries.into_iter().map(|(w, (n, _))| (w, n)).collect();
     let all: BTreeMap<String, u64> = oracle().into_iter().collect();
     assert!(
         entries.len() > 100,
@@ -429,9 +431,11 @@ fn every_checkpoint_is_a_consistent_cut() {
                     panic!("checkpoints are not incremental here");
                 };
                 if name.starts_with("count") {
-                    counts.extend(
-                        KeyedState::<String, u64>::read_snapshot(&bytes[..], name).unwrap(),
-                    );
+                    // A rolling count's entry: the count and its TTL deadline (none here).
+                    let entries =
+                        KeyedState::<String, (u64, Option<i64>)>::read_snapshot(&bytes[..], name)
+                            .unwrap();
+                    counts.extend(entries.into_iter().map(|(w, (n, _))| (w, n)));
                 } else if name.starts_with("final_values") {
                     let entries =
                         KeyedState::<String, (u64, i64)>::read_snapshot(&bytes[..], name).unwrap();

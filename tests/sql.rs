@@ -713,15 +713,17 @@ INSERT INTO out {select};
     assert!(ones.iter().all(|l| l == "1"));
 }
 
-/// A SQL job reading a paced datagen table (a sequence; a computed event time), with a window
-/// aggregation into CSV part files, under `tidal run` on 2 processes with checkpoints, one
-/// process killed with `kill -9` twice: every window's row is written exactly once, with the
-/// count and sum of the model.
+/// A SQL job reading a paced datagen table (a sequence; a computed event time), with two window
+/// aggregations of the same windows (one per window, one per window and value: two operators
+/// of one name, whose states differ in type) into CSV part files, under `tidal run` on 2
+/// processes with checkpoints, one process killed with `kill -9` twice: every window's rows are
+/// written exactly once, with the counts and sums of the model.
 #[test]
 fn a_sql_job_survives_kill_9_with_exactly_once_output() {
     const ROWS: i64 = 60_000;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
+    let per_value = dir.path().join("per-value");
     let checkpoints = dir.path().join("chk");
     let script = dir.path().join("job.sql");
     std::fs::write(
@@ -739,12 +741,30 @@ CREATE TABLE out (window_end TIMESTAMP(3), n BIGINT, total BIGINT)
 INSERT INTO out
 SELECT window_end, COUNT(*), SUM(v)
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
-GROUP BY window_start, window_end;",
+GROUP BY window_start, window_end;
+CREATE TABLE per_value (window_end TIMESTAMP(3), v BIGINT, n BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+INSERT INTO per_value
+SELECT window_end, v, COUNT(*)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY window_start, window_end, v;",
             ROWS - 1,
-            out.display()
+            out.display(),
+            per_value.display()
         ),
     )
     .unwrap();
+    let mut per_value_expected: Vec<String> = Vec::new();
+    for w in 0..ROWS / 1000 {
+        let mut counts = BTreeMap::new();
+        for id in w * 1000..(w + 1) * 1000 {
+            *counts.entry(id * 7 % 13).or_insert(0) += 1;
+        }
+        for (v, n) in counts {
+            per_value_expected.push(format!("{},{v},{n}", ts_csv((w + 1) * 1000)));
+        }
+    }
+    per_value_expected.sort();
     let mut expected: Vec<String> = (0..ROWS / 1000)
         .map(|w| {
             let total: i64 = (w * 1000..(w + 1) * 1000).map(|id| id * 7 % 13).sum();
@@ -765,6 +785,11 @@ GROUP BY window_start, window_end;",
         },
     );
     assert_same(&part_lines(&out), &expected, "windows after two kill -9");
+    assert_same(
+        &part_lines(&per_value),
+        &per_value_expected,
+        "windows per value after two kill -9",
+    );
 }
 
 /// `SET` in a script configures the job as Flink's keys say: `parallelism.default` the workers,

@@ -19,7 +19,7 @@ pub use signals::StopHandle;
 pub use worker::{Env, SourceHold, WorkerContext};
 
 use signals::{install_panic_hook, install_signal_handlers, register_active, unregister_active};
-use worker::{JobShared, StateEntry};
+use worker::JobShared;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -735,8 +735,9 @@ fn collect_results<R: WorkerOutput>(
 /// Fails the job when the checkpoint holds state or a source position for an operator this job
 /// does not have (a renamed or removed operator): it would be lost silently.
 pub(super) fn check_restored_names(ctx: &WorkerContext, restored: &Restored) -> Result<()> {
-    let states: std::collections::BTreeSet<String> =
-        ctx.states.borrow().iter().map(StateEntry::name).collect();
+    let states: std::collections::BTreeSet<String> = worker::state_names(&ctx.states.borrow())
+        .into_iter()
+        .collect();
     let sources: std::collections::BTreeSet<String> = ctx
         .checkpoints
         .sources

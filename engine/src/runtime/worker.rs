@@ -161,6 +161,28 @@ impl StateEntry {
     }
 }
 
+/// Each registered state's identity in checkpoints: its [`name`](StateEntry::name), and for a
+/// name several states share (operators the job named alike, such as two SQL window
+/// aggregations of the same windows) ` #2`, ` #3`, ... after the second and later, in the order
+/// they were registered — the order the job builds its operators in, the same on every worker
+/// and every run of the job — so that each restores its own state, not all of theirs.
+pub(super) fn state_names(entries: &[StateEntry]) -> Vec<String> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    entries
+        .iter()
+        .map(|e| {
+            let name = e.name();
+            let n = seen.entry(name.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                name
+            } else {
+                format!("{name} #{n}")
+            }
+        })
+        .collect()
+}
+
 /// A hold on this process's sources, taken by an operator whose backlog is over its bound
 /// ([`WorkerContext::hold_back_sources`]); dropping it releases them.
 pub struct SourceHold {
@@ -423,8 +445,8 @@ impl WorkerContext {
     }
     /// Loads every registered state from a restored checkpoint.
     pub(super) fn restore_states(&self, restored: &Restored) -> Result<()> {
-        for entry in self.states.borrow().iter() {
-            let name = entry.name();
+        let states = self.states.borrow();
+        for (entry, name) in states.iter().zip(state_names(&states)) {
             let sections: Vec<&[u8]> = restored.state_sections(&name).collect();
             if !sections.is_empty() {
                 let owner = Owner {
@@ -561,18 +583,19 @@ impl WorkerContext {
     }
     /// The states registered on this worker: operator name and number of keys.
     pub fn state_keys(&self) -> Vec<(String, usize)> {
-        self.states
-            .borrow()
+        let states = self.states.borrow();
+        states
             .iter()
-            .map(|e| (e.name(), e.state.key_count()))
+            .zip(state_names(&states))
+            .map(|(e, name)| (name, e.state.key_count()))
             .collect()
     }
     /// A snapshot of every state registered on this worker as of cut `cut`: operator name and
     /// encoded entries.
     pub fn snapshot_states(&self, cut: Time) -> Result<Vec<(String, Vec<u8>)>> {
         let mut parts = Vec::new();
-        for entry in self.states.borrow().iter() {
-            let name = entry.name();
+        let states = self.states.borrow();
+        for (entry, name) in states.iter().zip(state_names(&states)) {
             let bytes = entry.state.snapshot(&name, cut)?;
             parts.push((name, bytes));
         }
@@ -587,8 +610,8 @@ impl WorkerContext {
         base: &dyn Fn(&str) -> Option<u64>,
     ) -> Result<Vec<(String, Taken)>> {
         let mut parts = Vec::new();
-        for entry in self.states.borrow().iter() {
-            let name = entry.name();
+        let states = self.states.borrow();
+        for (entry, name) in states.iter().zip(state_names(&states)) {
             let changes = match base(&name) {
                 Some(on) => entry
                     .state
@@ -606,8 +629,8 @@ impl WorkerContext {
     }
     /// Tells every registered state that checkpoint `id` is complete.
     pub(super) fn checkpoint_complete(&self, id: u64) -> Result<()> {
-        for entry in self.states.borrow().iter() {
-            let name = entry.name();
+        let states = self.states.borrow();
+        for (entry, name) in states.iter().zip(state_names(&states)) {
             entry
                 .state
                 .checkpoint_complete(id)
