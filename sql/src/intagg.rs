@@ -131,7 +131,7 @@ impl IntAggs {
     pub(crate) fn counts_only(&self) -> bool {
         self.aggs
             .iter()
-            .all(|a| a.func == AggFunc::Count && a.filter.is_none())
+            .all(|a| a.func == AggFunc::Count && a.filter.is_none() && !a.distinct)
     }
 
     /// The aggregates' values for a key and window of `n` rows when [`counts_only`](Self::counts_only)

@@ -61,7 +61,7 @@ pub(super) fn read_part<K: DeserializeOwned, V: DeserializeOwned, R: Read>(
             if tail.is_empty() {
                 Ok(value)
             } else {
-                Err(format!("{} bytes left over in an entry", tail.len()))
+                Err(format!("an entry has bytes left over: {}", tail.len()))
             }
         }
         for entry in split_entries(rest, version, header.entries, origin)? {
