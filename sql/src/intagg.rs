@@ -137,12 +137,12 @@ impl IntAggs {
     /// The aggregates' values for a key and window of `n` rows when [`counts_only`](Self::counts_only)
     /// holds, pushed onto `out`.
     pub(crate) fn count_results(&self, n: i64, out: &mut Vec<Value>) {
-        for a in self.aggs.iter() {
-            out.push(a.result_of_sums(i128::from(n), 0).unwrap_or_else(|m| {
-                self.fail(&a.text, &m);
-                Value::Null
-            }));
-        }
+        // Each count's accumulator: `n` values, nothing summed.
+        let accs = IntAccs {
+            n: [n; Self::MOST],
+            v: [0; Self::MOST],
+        };
+        self.results(&accs, out);
     }
 
     /// What a row adds to each aggregate when every one counts it (see
