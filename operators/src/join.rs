@@ -161,7 +161,9 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
             let state = KeyedState::<K, Buffered<A, B>>::new(name);
             let (stream, _) = keyed_operator(&ctx, input, name, state).build(move |setup| {
                 let state = setup.state;
-                let mut pending: TimeBuffer<Vec<Tagged<K, A, B>>> = TimeBuffer::new();
+                // Each time's records as the containers they came in (appending them to one
+                // growing buffer copied each record, and again as the buffer grew).
+                let mut pending: TimeBuffer<Vec<Vec<Tagged<K, A, B>>>> = TimeBuffer::new();
                 // Keys by the time of their next cleanup: one entry per key with buffered
                 // records (at most its front records' first expiry; records behind an older
                 // front wait for it), so that a key's records are dropped from the front, each
@@ -178,8 +180,10 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                         ..
                     } = act;
                     input.for_each(|message, data| {
-                        if let Some((_, records)) = pending.at(&message, 0) {
-                            records.append(data);
+                        if let Some((_, containers)) = pending.at(&message, 0)
+                            && !data.is_empty()
+                        {
+                            containers.push(std::mem::take(data));
                         }
                     });
                     let mut sides = state.borrow_mut();
@@ -201,10 +205,10 @@ impl<'s, K: Key, A: Value, B: Value> ConnectedStreams<'s, K, A, B> {
                         }
                     }
                     let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-                    for (cap, records) in pending.ready(frontier) {
+                    for (cap, containers) in pending.ready(frontier) {
                         passed = passed.max(*cap.time());
                         let mut session = out.session(&cap);
-                        for ((k, value), ts) in records {
+                        for ((k, value), ts) in containers.into_iter().flatten() {
                             // Late: its partners may be gone (unless nothing is ever dropped).
                             if ts < passed && (lower != Time::MIN || upper != Time::MAX) {
                                 *late_dropped += 1;

@@ -1738,14 +1738,6 @@ fn interval_join<'s>(
     } else {
         (None, extreme)
     };
-    let (l, r) = if rf.is_some() && feeds.is_some() {
-        let r = filtered(env, right, rn, rf);
-        (filtered(env, left, ln, lf), r)
-    } else {
-        let l = filtered(env, left, ln, lf);
-        (l, filtered(env, right, rn, rf))
-    };
-    let ctx = Rc::clone(l.context());
     let residual = match (residual, &in_pair) {
         (Some(res), Some(at)) => Some(relaid(res, at)),
         (res, _) => res.clone(),
@@ -1766,15 +1758,51 @@ fn interval_join<'s>(
             .map(|f| f.ty)
             .collect(),
     };
+    // Both sides' kept columns integers, at most four (as q4's auctions and bids).
+    let int_sides = taken.as_ref().is_some_and(|(l, r)| {
+        l.len() <= IntKey::MOST
+            && r.len() <= IntKey::MOST
+            && types.iter().all(|&t| IntKey::class(t).is_some())
+    });
     let pair = PairRow {
         int_residual: residual
             .as_ref()
             .and_then(|r| crate::intcond::IntCondition::compile(&r.scalar, &types)),
         residual,
         out,
-        ctx: Rc::clone(&ctx),
+        ctx: Rc::clone(env.context()),
         scratch: Default::default(),
+        left_width: taken.as_ref().map_or(0, |(l, _)| l.len()),
+        types,
     };
+    // Such sides joined on a key of at most two integers wait inline (see `IntSide`), each
+    // read straight from a Nexmark scan's events when it is one.
+    if int_sides
+        && lf.is_none()
+        && rf.is_none()
+        && let (Some(a), Some(b)) = (IntKey::of(left_keys), IntKey::of(right_keys))
+        && a.compares_with(&b)
+        && a.narrow()
+    {
+        let (lt, rt) = taken.expect("compacted");
+        let l = IntSide::of(env, left, a, lt, ln);
+        let r = IntSide::of(env, right, b, rt, rn);
+        let joined = match (l, r) {
+            (IntSide::Two(l), IntSide::Two(r)) => interval_join_rows(l, r, lower, upper, pair),
+            (IntSide::Two(l), IntSide::Four(r)) => interval_join_rows(l, r, lower, upper, pair),
+            (IntSide::Four(l), IntSide::Two(r)) => interval_join_rows(l, r, lower, upper, pair),
+            (IntSide::Four(l), IntSide::Four(r)) => interval_join_rows(l, r, lower, upper, pair),
+        };
+        return (joined, layout);
+    }
+    let (l, r) = if rf.is_some() && feeds.is_some() {
+        let r = filtered(env, right, rn, rf);
+        (filtered(env, left, ln, lf), r)
+    } else {
+        let l = filtered(env, left, ln, lf);
+        (l, filtered(env, right, rn, rf))
+    };
+    let ctx = Rc::clone(l.context());
     // A NULL key matches nothing in an inner join.
     let joined = match (IntKey::of(left_keys), IntKey::of(right_keys)) {
         (Some(a), Some(b)) if a.compares_with(&b) => {
@@ -2069,10 +2097,15 @@ fn rolling_group_aggregate<'s>(
     let ctx = Rc::clone(rows.context());
     let key_exprs: Vec<Typed> = keys.iter().map(|(_, k)| k.clone()).collect();
     let f = Aggregates::new(aggs, &ctx);
+    let ints = IntAggs::of(aggs).filter(|i| i.fit(2)).map(|i| i.on(&ctx));
     match IntKey::of(&key_exprs) {
         // Keys of integer-like columns: kept inline in the keyed state (as in window
-        // aggregations), made a row again for each result.
-        Some(int_key) if int_key.narrow() => rolling_int_keyed::<2>(rows, int_key, f),
+        // aggregations), made a row again for each result; with at most two aggregates of
+        // integers, their accumulators too.
+        Some(int_key) if int_key.narrow() => match ints {
+            Some(ints) => rolling_int_aggs::<2>(rows, int_key, ints),
+            None => rolling_int_keyed::<2>(rows, int_key, f),
+        },
         Some(int_key) => rolling_int_keyed::<4>(rows, int_key, f),
         None => {
             let keyed = rows.flat_map(key_of(&key_exprs, &ctx, "GROUP BY")).keyed();
@@ -2100,6 +2133,40 @@ where
     })
 }
 
+/// [`rolling_group_aggregate`] keyed by `int_key`'s values, inline in `N` integers, of at most
+/// two aggregates with integer accumulators ([`IntAccs`]: a group of Nexmark q4's MAX per
+/// auction keeps 56 bytes, where the general accumulators took 128).
+fn rolling_int_aggs<'s, const N: usize>(
+    rows: DataStream<'s, Row>,
+    int_key: IntKey,
+    ints: IntAggs,
+) -> Collection<'s, (Row, Row)>
+where
+    IntKeyValue<N>: tidal_operators::keyed::Key,
+{
+    let mut key = int_key.keyer::<N>(rows.context(), "GROUP BY");
+    let (i1, i2, i3, i4) = (ints.clone(), ints.clone(), ints.clone(), ints.clone());
+    rows.flat_map(move |r: Row| Some((key(&r.0)?, ints.args::<2>(&r.0))))
+        .keyed()
+        // As in `rolling_aggregates`: a group whose results a tick left as they were is not
+        // upserted again.
+        .aggregate_changes(
+            move |args| i1.create(args),
+            move |accs, args| i2.add(accs, args),
+            move |accs, other| i3.merge_changed(accs, other),
+        )
+        .name("group aggregate")
+        .map(move |(key, accs): (IntKeyValue<N>, IntAccs<2>)| {
+            let mut k = Vec::with_capacity(int_key.exprs.len());
+            int_key.values(&key, &mut k);
+            let mut v = Vec::with_capacity(k.len() + 2);
+            v.extend(k.iter().cloned());
+            i4.results(&accs, &mut v);
+            (Row(k), Some(Row(v)))
+        })
+        .upsert_by_key()
+}
+
 /// One side of an interval join keyed by `k`'s values, inline in `N` integers (a row with a
 /// NULL key matches nothing and is dropped).
 fn join_keyed<'s, const N: usize>(
@@ -2114,6 +2181,91 @@ where
     rows.flat_map(move |r: Row| {
         let k = key(&r.0).filter(|k| k.nulls == 0)?;
         Some((k, taking(r, take.as_deref())))
+    })
+    .keyed()
+}
+
+/// One side of an interval join whose key is at most two integers and whose rows wait as
+/// their kept columns (integers, dates and timestamps, at most four) inline, in two integers or
+/// four: a bid of Nexmark q4 (its price and time) waits as 32 bytes with its time, where a
+/// row of two values took a vector and 64 bytes on the heap.
+enum IntSide<'s> {
+    Two(KeyedStream<'s, IntKeyValue<2>, IntKeyValue<2>>),
+    Four(KeyedStream<'s, IntKeyValue<2>, IntKeyValue<4>>),
+}
+
+impl<'s> IntSide<'s> {
+    /// The side `input`, keyed by `key`, its rows as their columns `take` (`read`: the columns
+    /// its rows are built with, when not read from events).
+    fn of(
+        env: &mut Cx<'s, '_>,
+        input: &Plan,
+        key: IntKey,
+        take: Rc<[usize]>,
+        read: Option<Vec<bool>>,
+    ) -> IntSide<'s> {
+        if take.len() <= 2 {
+            IntSide::Two(int_side(env, input, key, take, read))
+        } else {
+            IntSide::Four(int_side(env, input, key, take, read))
+        }
+    }
+}
+
+/// An [`IntSide`] of `M` integers: read from a Nexmark scan's events when `input` is one
+/// whose key and kept columns are its events' fields, else from its rows (a row with a NULL
+/// key matches nothing and is dropped).
+fn int_side<'s, const M: usize>(
+    env: &mut Cx<'s, '_>,
+    input: &Plan,
+    key: IntKey,
+    take: Rc<[usize]>,
+    read: Option<Vec<bool>>,
+) -> KeyedStream<'s, IntKeyValue<2>, IntKeyValue<M>>
+where
+    IntKeyValue<M>: tidal_operators::keyed::Value,
+{
+    if let Some((table, spec, cond)) = reads_nexmark(input) {
+        let kind = spec.kind;
+        let field = |c: usize| nexmark_ordered_column(kind, c);
+        let fields = |cols: &mut dyn Iterator<Item = Option<usize>>| -> Option<Vec<EventInt>> {
+            cols.map(|c| c.and_then(field)).collect()
+        };
+        let key_cols = &mut key.exprs.iter().map(|e| match e.scalar {
+            Scalar::Col(c) => Some(c),
+            _ => None,
+        });
+        if let (Some(k), Some(kept)) =
+            (fields(key_cols), fields(&mut take.iter().map(|&c| Some(c))))
+        {
+            let ctx = Rc::clone(env.context());
+            let cond = cond.map(|c| ScanCondition::new(c, kind, table, &ctx));
+            let mut reader = ScanRow::new(kind, cond, Vec::new(), table);
+            let events = nexmark_events(env, table, spec);
+            let name = format!("table {}, keyed", table.name);
+            return read_events(events, kind, &name, move |e: &Event| {
+                reader.read(e)?;
+                Some((inline::<2>(&k, e), inline::<M>(&kept, e)))
+            })
+            .keyed();
+        }
+    }
+    let rows = build_reading(env, input, read, None).append();
+    let mut key = key.keyer::<2>(rows.context(), "ON");
+    rows.flat_map(move |r: Row| {
+        let k = key(&r.0).filter(|k| k.nulls == 0)?;
+        let mut kept = IntKeyValue {
+            v: [0; M],
+            nulls: 0,
+        };
+        for (i, &c) in take.iter().enumerate() {
+            match r.0[c].as_ordered_int() {
+                Some(x) => kept.v[i] = x,
+                // The planner gave the column an integer-like type: only NULL is not one.
+                None => kept.nulls |= 1 << i,
+            }
+        }
+        Some((k, kept))
     })
     .keyed()
 }
@@ -3220,6 +3372,43 @@ fn nexmark_int_column(kind: NexmarkKind, c: usize) -> Option<EventInt> {
     })
 }
 
+/// `fields` of an event, inline (never NULL).
+#[inline]
+fn inline<const M: usize>(fields: &[EventInt], e: &Event) -> IntKeyValue<M> {
+    let mut v = IntKeyValue {
+        v: [0; M],
+        nulls: 0,
+    };
+    for (x, f) in v.v.iter_mut().zip(fields) {
+        *x = f(e);
+    }
+    v
+}
+
+/// How to read column `c` of Nexmark table `kind` as an integer from one of its events: a
+/// BIGINT column (as [`nexmark_int_column`]) or a timestamp (its milliseconds).
+fn nexmark_ordered_column(kind: NexmarkKind, c: usize) -> Option<EventInt> {
+    Some(match (kind, c) {
+        (NexmarkKind::Bid, 5) => |e: &Event| match e {
+            Event::Bid(x) => x.date_time,
+            _ => 0,
+        },
+        (NexmarkKind::Auction, 5) => |e: &Event| match e {
+            Event::Auction(x) => x.date_time,
+            _ => 0,
+        },
+        (NexmarkKind::Auction, 6) => |e: &Event| match e {
+            Event::Auction(x) => x.expires,
+            _ => 0,
+        },
+        (NexmarkKind::Person, 6) => |e: &Event| match e {
+            Event::Person(x) => x.date_time,
+            _ => 0,
+        },
+        _ => return nexmark_int_column(kind, c),
+    })
+}
+
 /// The Nexmark table `plan` scans, and the condition on it, if `plan` is a scan of a Nexmark
 /// table without computed columns, or a WHERE on one.
 fn reads_nexmark(
@@ -3299,16 +3488,76 @@ where
 
 /// The interval join of two sides' keyed rows: each pair's row is the left row's columns, then
 /// the right row's.
-fn interval_join_rows<'s, K: tidal_operators::keyed::Key>(
-    left: KeyedStream<'s, K, Row>,
-    right: KeyedStream<'s, K, Row>,
+fn interval_join_rows<'s, K: tidal_operators::keyed::Key, A: Waiting, B: Waiting>(
+    left: KeyedStream<'s, K, A>,
+    right: KeyedStream<'s, K, B>,
     lower: Time,
     upper: Time,
     pair: PairRow,
 ) -> DataStream<'s, Row> {
     left.connect(right)
-        .interval_join_filter_map(lower, upper, move |_: &K, a: &Row, b: &Row| pair.row(a, b))
+        .interval_join_filter_map(lower, upper, move |_: &K, a: &A, b: &B| pair.row(a, b))
         .name(format!("interval join [{lower}, {upper}] ms"))
+}
+
+/// A row as it waits in an interval join: a [`Row`], or a row of only integer-like columns
+/// kept inline as an [`IntKeyValue`] (its columns' types are the join's to know).
+trait Waiting: tidal_operators::keyed::Value {
+    /// Column `c` as an integer (its days or milliseconds for a date or timestamp), if it is one
+    /// (not NULL).
+    fn int(&self, c: usize) -> Option<i64>;
+    /// Column `c` as a value of type `ty`.
+    fn value(&self, c: usize, ty: DataType) -> Value;
+    /// How many columns it has, given how many the side keeps.
+    fn width(&self, kept: usize) -> usize;
+}
+
+impl Waiting for Row {
+    #[inline]
+    fn int(&self, c: usize) -> Option<i64> {
+        self.0[c].as_ordered_int()
+    }
+    #[inline]
+    fn value(&self, c: usize, _: DataType) -> Value {
+        self.0[c].clone()
+    }
+    #[inline]
+    fn width(&self, _: usize) -> usize {
+        self.0.len()
+    }
+}
+
+impl<const N: usize> Waiting for IntKeyValue<N>
+where
+    IntKeyValue<N>: tidal_operators::keyed::Value,
+{
+    #[inline]
+    fn int(&self, c: usize) -> Option<i64> {
+        (self.nulls & (1 << c) == 0).then(|| self.v[c])
+    }
+    #[inline]
+    fn value(&self, c: usize, ty: DataType) -> Value {
+        match self.int(c) {
+            None => Value::Null,
+            Some(x) => int_value(x, ty),
+        }
+    }
+    #[inline]
+    fn width(&self, kept: usize) -> usize {
+        kept
+    }
+}
+
+/// An integer of a column of integer-like type `ty` as its value.
+#[inline]
+fn int_value(x: i64, ty: DataType) -> Value {
+    match ty {
+        DataType::Int => Value::Int(x as i32),
+        DataType::Date => Value::Date(x as i32),
+        DataType::Timestamp => Value::Timestamp(x),
+        DataType::TimestampLtz => Value::TimestampLtz(x),
+        _ => Value::BigInt(x),
+    }
 }
 
 /// How an interval join makes the row of a pair: the left row's columns, then the right
@@ -3323,36 +3572,40 @@ struct PairRow {
     ctx: Rc<WorkerContext>,
     /// The pair's columns while the residual is tested (no allocation for a pair it fails).
     scratch: std::cell::RefCell<Vec<Value>>,
+    /// How many columns the left side keeps (when compacted; rows know their own width).
+    left_width: usize,
+    /// The types of a pair's columns (the left row's, then the right row's).
+    types: Vec<DataType>,
 }
 
 impl PairRow {
-    fn row(&self, a: &Row, b: &Row) -> Option<Row> {
+    fn row<A: Waiting, B: Waiting>(&self, a: &A, b: &B) -> Option<Row> {
+        let n = a.width(self.left_width);
+        let width = n + b.width(self.types.len().saturating_sub(n));
+        let at = |c: usize| {
+            let ty = self.types.get(c).copied().unwrap_or(DataType::BigInt);
+            if c < n {
+                a.value(c, ty)
+            } else {
+                b.value(c - n, ty)
+            }
+        };
         let passed = self
             .int_residual
             .as_ref()
-            .and_then(|c| c.test_split(&a.0, &b.0));
+            .and_then(|c| c.test_with(|i| if i < n { a.int(i) } else { b.int(i - n) }));
         if passed == Some(false) {
             return None;
         }
         let Some(res) = self.residual.as_ref().filter(|_| passed.is_none()) else {
             return Some(match &self.out {
-                None => {
-                    let mut v = Vec::with_capacity(a.0.len() + b.0.len());
-                    v.extend(a.0.iter().cloned());
-                    v.extend(b.0.iter().cloned());
-                    Row(v)
-                }
-                Some(out) => {
-                    let n = a.0.len();
-                    let at = |c: usize| if c < n { &a.0[c] } else { &b.0[c - n] };
-                    Row(out.iter().map(|&c| at(c).clone()).collect())
-                }
+                None => Row((0..width).map(at).collect()),
+                Some(out) => Row(out.iter().map(|&c| at(c)).collect()),
             });
         };
         let mut v = self.scratch.borrow_mut();
         v.clear();
-        v.extend(a.0.iter().cloned());
-        v.extend(b.0.iter().cloned());
+        v.extend((0..width).map(at));
         if !holds(&res.scalar, &v, &self.ctx, &res.text) {
             return None;
         }
@@ -3515,13 +3768,7 @@ impl IntKey {
             out.push(if key.nulls & (1 << i) != 0 {
                 Value::Null
             } else {
-                match e.ty {
-                    DataType::Int => Value::Int(x as i32),
-                    DataType::Date => Value::Date(x as i32),
-                    DataType::Timestamp => Value::Timestamp(x),
-                    DataType::TimestampLtz => Value::TimestampLtz(x),
-                    _ => Value::BigInt(x),
-                }
+                int_value(x, e.ty)
             });
         }
     }

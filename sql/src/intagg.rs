@@ -239,6 +239,30 @@ impl IntAggs {
         }
     }
 
+    /// Merges `other` as [`merge`](Self::merge) does, and says whether any aggregate's result
+    /// changed (a `MIN` or `MAX` only when `other` holds a value beyond it), for a rolling
+    /// aggregate that emits only the groups whose results changed.
+    pub(crate) fn merge_changed<const M: usize>(
+        &self,
+        accs: &mut IntAccs<M>,
+        other: IntAccs<M>,
+    ) -> bool {
+        let mut changed = false;
+        for (i, a) in self.aggs.iter().enumerate().take(M) {
+            let (n, v) = (other.n[i], other.v[i]);
+            if n == 0 {
+                continue;
+            }
+            changed |= match a.func {
+                AggFunc::Min => accs.n[i] == 0 || v < accs.v[i],
+                AggFunc::Max => accs.n[i] == 0 || v > accs.v[i],
+                _ => true,
+            };
+            fold(a.func, &mut accs.n[i], &mut accs.v[i], n, v);
+        }
+        changed
+    }
+
     /// The aggregates' values, pushed onto `out`.
     pub(crate) fn results<const M: usize>(&self, accs: &IntAccs<M>, out: &mut Vec<Value>) {
         for (i, a) in self.aggs.iter().enumerate().take(M) {

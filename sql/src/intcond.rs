@@ -83,11 +83,17 @@ impl IntCondition {
     /// `b` (a join's pair, tested without being made).
     #[inline]
     pub(crate) fn test_split(&self, a: &[Value], b: &[Value]) -> Option<bool> {
-        let mut slots = [0i64; MOST_COLUMNS];
         let n = a.len();
+        self.test_with(|c| if c < n { &a[c] } else { &b[c - n] }.as_ordered_int())
+    }
+
+    /// Whether it holds for a row whose column `c` is the integer `column(c)`; `None` where
+    /// the general way must decide (`column` gave `None`: NULL, or an arithmetic error).
+    #[inline]
+    pub(crate) fn test_with(&self, column: impl Fn(usize) -> Option<i64>) -> Option<bool> {
+        let mut slots = [0i64; MOST_COLUMNS];
         for (s, &c) in slots.iter_mut().zip(&self.columns) {
-            let v = if c < n { &a[c] } else { &b[c - n] };
-            *s = v.as_ordered_int()?;
+            *s = column(c)?;
         }
         self.test(&slots[..self.columns.len()])
     }
