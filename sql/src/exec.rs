@@ -2164,6 +2164,7 @@ where
             i4.results(&accs, &mut v);
             (Row(k), Some(Row(v)))
         })
+        .then("group aggregate, in its own order", at_message_time)
         .upsert_by_key()
 }
 
@@ -2305,7 +2306,35 @@ fn rolling_aggregates<'s, K: tidal_operators::keyed::Key>(
             f4.results(&accs, &mut v);
             (key, Some(Row(v)))
         })
+        .then("group aggregate, in its own order", at_message_time)
         .upsert_by_key()
+}
+
+/// `stream`'s records, each at the time of the message it came in rather than its own event
+/// time. A rolling aggregate emits a group's results in the order it folds its input (message
+/// time), each stamped with the latest event time of what it folded that tick; when input comes
+/// out of event-time order, a later result of a group can carry an earlier event time than the
+/// result before it, and an upsert table, which applies a key's values in event-time order,
+/// would end with the stale one. At message time a group's results are in the order they were
+/// made (as Flink's group aggregate emits its changelog in processing order; nothing after a
+/// GROUP BY without windows reads event time).
+fn at_message_time<'s, T: 'static>(
+    stream: tidal_engine::timely::dataflow::StreamVec<'s, Time, (T, Time)>,
+    name: &str,
+) -> tidal_engine::timely::dataflow::StreamVec<'s, Time, (T, Time)> {
+    use tidal_engine::timely::container::CapacityContainerBuilder;
+    use tidal_engine::timely::dataflow::channels::pact::Pipeline;
+    use tidal_engine::timely::dataflow::operators::generic::operator::Operator;
+    stream.unary::<CapacityContainerBuilder<Vec<(T, Time)>>, _, _, _>(Pipeline, name, |_, _| {
+        move |input, output| {
+            input.for_each(|time, data| {
+                let at = time.least().copied().unwrap_or(Time::MIN);
+                output
+                    .session(&time)
+                    .give_iterator(data.drain(..).map(|(x, _)| (x, at)));
+            });
+        }
+    })
 }
 
 /// Per group, its keys and aggregates over the group's rows as they are now: each change of a
