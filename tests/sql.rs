@@ -881,8 +881,9 @@ fn printed_tables_fold_to(script: &Path, expected: &[(&str, &Vec<String>)]) {
 fn group_aggregates_end_at_the_last_result_when_rows_come_out_of_time_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("readings.csv");
-    // Key 0 in the first 60 000 rows, key 1 in the next 10 000, then key 0's late row.
-    let mut rows: Vec<(i64, i64, i64)> = (0..70_000)
+    // Key 0 in the first 60 000 rows, key 1 in the next 40 000, then key 0's late row: a
+    // source's watermark steps are at most 32 768 records apart, so one falls between.
+    let mut rows: Vec<(i64, i64, i64)> = (0..100_000)
         .map(|i| (i64::from(i >= 60_000), 1_000_000 + i, i % 1000))
         .collect();
     rows.push((0, 1_000_000, 5000));

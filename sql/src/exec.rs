@@ -2310,14 +2310,18 @@ fn rolling_aggregates<'s, K: tidal_operators::keyed::Key>(
         .upsert_by_key()
 }
 
-/// `stream`'s records, each at the time of the message it came in rather than its own event
-/// time. A rolling aggregate emits a group's results in the order it folds its input (message
-/// time), each stamped with the latest event time of what it folded that tick; when input comes
-/// out of event-time order, a later result of a group can carry an earlier event time than the
-/// result before it, and an upsert table, which applies a key's values in event-time order,
-/// would end with the stale one. At message time a group's results are in the order they were
-/// made (as Flink's group aggregate emits its changelog in processing order; nothing after a
-/// GROUP BY without windows reads event time).
+/// `stream`'s records, each at the time of the message it came in (not before 0, the epoch)
+/// rather than its own event time. A rolling aggregate emits a group's results in the order it
+/// folds its input (message time), each stamped with the latest event time of what it folded
+/// that tick; when input comes out of event-time order, a later result of a group can carry an
+/// earlier event time than the result before it, and an upsert table, which applies a key's
+/// values in event-time order, would end with the stale one. At message time a group's results
+/// are in the order they were made (as Flink's group aggregate emits its changelog in
+/// processing order; a GROUP BY without windows has no event time in Flink either). Message
+/// times before the first watermark are `Time::MIN`: results made then are stamped 0 instead,
+/// so that a sink writing the change's time (Debezium's `ts_ms`, a Kafka timestamp) writes no
+/// such value; any time that never decreases keeps the order (a key's results at the same time
+/// apply in the order they come).
 fn at_message_time<'s, T: 'static>(
     stream: tidal_engine::timely::dataflow::StreamVec<'s, Time, (T, Time)>,
     name: &str,
@@ -2328,7 +2332,7 @@ fn at_message_time<'s, T: 'static>(
     stream.unary::<CapacityContainerBuilder<Vec<(T, Time)>>, _, _, _>(Pipeline, name, |_, _| {
         move |input, output| {
             input.for_each(|time, data| {
-                let at = time.least().copied().unwrap_or(Time::MIN);
+                let at = time.least().copied().unwrap_or(Time::MIN).max(0);
                 output
                     .session(&time)
                     .give_iterator(data.drain(..).map(|(x, _)| (x, at)));

@@ -33,9 +33,10 @@ pub trait ChangelogSinks<'s, T: 'static> {
 
     /// Writes each change as a Debezium JSON event, as Flink's `debezium-json` format does:
     /// `+I` and `+U` as `{"before":null,"after":ROW,"op":"c","ts_ms":TIME}`, `-U` and `-D` as
-    /// `{"before":ROW,"after":null,"op":"d","ts_ms":TIME}`, `TIME` the change's event time; into
-    /// part files `part-RUN-WWWWW-SSSSSS.jsonl` in `dir`. [`DebeziumJsonFiles`](crate::DebeziumJsonFiles)
-    /// reads them back.
+    /// `{"before":ROW,"after":null,"op":"d","ts_ms":TIME}`, `TIME` the change's time (its
+    /// event time; for a SQL GROUP BY without windows, the watermark at which the change was
+    /// made); into part files `part-RUN-WWWWW-SSSSSS.jsonl` in `dir`.
+    /// [`DebeziumJsonFiles`](crate::DebeziumJsonFiles) reads them back.
     ///
     /// ```
     /// use tidal_connectors::prelude::*;
