@@ -2125,12 +2125,7 @@ where
 {
     let mut key = int_key.keyer::<N>(rows.context(), "GROUP BY");
     let keyed = rows.flat_map(move |r: Row| Some((key(&r.0)?, r))).keyed();
-    let out_key = int_key;
-    rolling_aggregates(keyed, f, move |key: &IntKeyValue<N>| {
-        let mut k = Vec::with_capacity(out_key.exprs.len());
-        out_key.values(key, &mut k);
-        Row(k)
-    })
+    rolling_aggregates(keyed, f, move |key: &IntKeyValue<N>| int_key.row(key))
 }
 
 /// [`rolling_group_aggregate`] keyed by `int_key`'s values, inline in `N` integers, of at most
@@ -2157,12 +2152,11 @@ where
         )
         .name("group aggregate")
         .map(move |(key, accs): (IntKeyValue<N>, IntAccs<2>)| {
-            let mut k = Vec::with_capacity(int_key.exprs.len());
-            int_key.values(&key, &mut k);
-            let mut v = Vec::with_capacity(k.len() + 2);
-            v.extend(k.iter().cloned());
+            let k = int_key.row(&key);
+            let mut v = Vec::with_capacity(k.0.len() + 2);
+            v.extend(k.0.iter().cloned());
             i4.results(&accs, &mut v);
-            (Row(k), Some(Row(v)))
+            (k, Some(Row(v)))
         })
         .then("group aggregate, in its own order", at_message_time)
         .upsert_by_key()
@@ -3793,6 +3787,12 @@ impl IntKey {
                 None
             }
         }
+    }
+    /// The key's values as a row.
+    fn row<const N: usize>(&self, key: &IntKeyValue<N>) -> Row {
+        let mut k = Vec::with_capacity(self.exprs.len());
+        self.values(key, &mut k);
+        Row(k)
     }
     /// The key's values, as the columns' types, appended to `out`.
     fn values<const N: usize>(&self, key: &IntKeyValue<N>, out: &mut Vec<Value>) {
