@@ -428,11 +428,20 @@ fn nexmark_vec(
     })
 }
 
-/// Physical column `c` of the row of Nexmark table `kind` that `e` makes (`None`: an event of
-/// another table), as [`nexmark_vec`] makes it.
-fn nexmark_column(kind: NexmarkKind, e: &Event, c: usize, strings: &mut Interned) -> Option<Value> {
+/// Sets `slot` to physical column `c` of the row of Nexmark table `kind` that `e` makes, as
+/// [`nexmark_vec`] makes it (`None`, `slot` untouched: an event of another table).
+///
+/// The value is written where it goes: returned, it was stored on the stack with narrow stores
+/// and read back at once with a wide load, which stalls (most of a scan's time per column).
+fn set_nexmark_column(
+    kind: NexmarkKind,
+    e: &Event,
+    c: usize,
+    strings: &mut Interned,
+    slot: &mut Value,
+) -> Option<()> {
     let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
-    Some(match (kind, e) {
+    *slot = match (kind, e) {
         (NexmarkKind::Bid, Event::Bid(x)) => match c {
             0 => b(x.auction),
             1 => b(x.bidder),
@@ -463,7 +472,8 @@ fn nexmark_column(kind: NexmarkKind, e: &Event, c: usize, strings: &mut Interned
             _ => Value::str(""),
         },
         _ => return None,
-    })
+    };
+    Some(())
 }
 
 /// The row of Nexmark table `kind` an event makes (`None`: an event of another table), with
@@ -1424,6 +1434,9 @@ fn build_node<'s>(
             }
         }
         Plan::Project { input, exprs } => {
+            if let Some(one) = composed(input, exprs) {
+                return build_reading(env, &one, needed, filter);
+            }
             let mut projector = Projector::new(exprs.iter().map(|(_, e)| e.clone()).collect());
             let name = format!("project {}", plan_text(plan));
             let mut read = Vec::new();
@@ -1431,17 +1444,8 @@ fn build_node<'s>(
                 mark_read(&e.scalar, &mut read);
             }
             if reads_nexmark(input).is_some() {
-                // Made in the scan, from the columns read, with no row between.
-                let ctx = Rc::clone(env.context());
-                return Built::Append(
-                    rows_into(env, input, read, move |r: &mut [Value]| {
-                        projector
-                            .project_slice(r)
-                            .map_err(|(what, m)| fail(&ctx, what, &m))
-                            .ok()
-                    })
-                    .name(name),
-                );
+                // Made in the scan, from the event, with no row between.
+                return Built::Append(projected_scan(env, input, projector.exprs).name(name));
             }
             let (built, layout) = build_laid_out(env, input, read);
             if let Some(at) = layout {
@@ -2004,6 +2008,42 @@ impl Unnest {
     }
 }
 
+/// A projection of columns only (`exprs`) over another projection (`input`), as one: each
+/// column replaced by the expression below that makes it, so the rows pass one operator, not
+/// two (a sink's projection of a query's columns, most often). `None` when `input` is not a
+/// projection, or when an expression below that is not a column would be computed twice.
+fn composed(input: &Plan, exprs: &[(String, Typed)]) -> Option<Plan> {
+    let Plan::Project {
+        input: below,
+        exprs: inner,
+    } = input
+    else {
+        return None;
+    };
+    let columns = exprs
+        .iter()
+        .map(|(_, e)| match e.scalar {
+            Scalar::Col(c) if c < inner.len() => Some(c),
+            _ => None,
+        })
+        .collect::<Option<Vec<usize>>>()?;
+    let computed_twice = |c: &usize| {
+        columns.iter().filter(|x| *x == c).count() > 1
+            && !matches!(inner[*c].1.scalar, Scalar::Col(_))
+    };
+    if columns.iter().any(computed_twice) {
+        return None;
+    }
+    Some(Plan::Project {
+        input: below.clone(),
+        exprs: exprs
+            .iter()
+            .zip(&columns)
+            .map(|((name, _), &c)| (name.clone(), inner[c].1.clone()))
+            .collect(),
+    })
+}
+
 /// A projection's way from an input row to its output row: an output column that is an input
 /// column read by nothing else in the projection is moved out of the input row (no copy, no
 /// reference count touched); the others are evaluated. The output row is made in the input
@@ -2046,20 +2086,6 @@ impl Projector {
         self.project(row)
             .map_err(|(what, m)| fail(ctx, what, &m))
             .ok()
-    }
-
-    /// The output row of the values `row`, taking the columns moved out of it (left NULL), or
-    /// the expression that failed and why.
-    fn project_slice(&self, row: &mut [Value]) -> Result<Row, (&str, String)> {
-        let mut out = Vec::with_capacity(self.exprs.len());
-        for (e, moved) in self.exprs.iter().zip(&self.moved) {
-            let v = match moved {
-                Some(c) => std::mem::take(&mut row[*c]),
-                None => e.scalar.eval(row).map_err(|m| (e.text.as_str(), m))?,
-            };
-            out.push(v);
-        }
-        Ok(Row(out))
     }
 
     /// The output row of `row`, or the expression that failed and why.
@@ -3195,6 +3221,141 @@ fn rows_into<'s, T: 'static>(
     })
 }
 
+/// The rows of projection `exprs` of a Nexmark scan (or a WHERE on one: see
+/// [`reads_nexmark`]), made in the scan: an output column that is a column of the table is
+/// made from the event straight into the output row ([`ColumnLoad`]); only the columns the
+/// other expressions (and the condition) read are made into the scan's reused row.
+fn projected_scan<'s>(
+    env: &mut Cx<'s, '_>,
+    input: &Plan,
+    exprs: Vec<Typed>,
+) -> DataStream<'s, Row> {
+    let (table, spec, cond) = reads_nexmark(input).expect("a projection of a Nexmark scan");
+    let kind = spec.kind;
+    let ctx = Rc::clone(env.context());
+    let columns: Vec<Result<ColumnLoad, Typed>> = exprs
+        .into_iter()
+        .map(|e| match e.scalar {
+            Scalar::Col(c) => ColumnLoad::of(kind, c).ok_or(e),
+            _ => Err(e),
+        })
+        .collect();
+    let mut read = Vec::new();
+    for e in columns.iter().filter_map(|c| c.as_ref().err()) {
+        mark_read(&e.scalar, &mut read);
+    }
+    let cond = cond.map(|c| ScanCondition::new(c, kind, table, &ctx));
+    let tested = cond.as_ref().map_or(&[][..], |c| &c.columns[..]);
+    let made: Vec<usize> = (0..read.len())
+        .filter(|&c| read[c] && !tested.contains(&c))
+        .collect();
+    let mut reader = ScanRow::new(kind, cond, made, table);
+    let events = nexmark_events(env, table, spec);
+    let name = format!("table {}", table.name);
+    read_events(events, kind, &name, move |e: &Event| {
+        reader.read(e)?;
+        let mut out = vec![Value::Null; columns.len()];
+        for (slot, column) in out.iter_mut().zip(&columns) {
+            match column {
+                Ok(load) => load.set(e, &mut reader.strings, slot),
+                Err(expr) => match expr.scalar.eval(&reader.scratch) {
+                    Ok(v) => *slot = v,
+                    Err(m) => {
+                        fail(&ctx, &expr.text, &m);
+                        return None;
+                    }
+                },
+            }
+        }
+        Some(Row(out))
+    })
+}
+
+/// How a Nexmark scan makes one column of its table from an event (as [`set_nexmark_column`]
+/// does), chosen once per column rather than matched per value.
+#[derive(Clone, Copy)]
+enum ColumnLoad {
+    /// A BIGINT field.
+    Int(EventInt),
+    /// A timestamp field.
+    Time(EventInt),
+    /// A string field.
+    Text(fn(&Event) -> &str),
+    /// A bid's channel (few distinct values: shared).
+    Channel,
+    /// A column the generator leaves empty (a bid's url, the `extra` columns).
+    Empty,
+}
+
+impl ColumnLoad {
+    /// How to make column `c` of Nexmark table `kind`, if it has one.
+    fn of(kind: NexmarkKind, c: usize) -> Option<ColumnLoad> {
+        macro_rules! text {
+            ($variant:ident, $field:ident) => {
+                ColumnLoad::Text(|e: &Event| match e {
+                    Event::$variant(x) => &x.$field,
+                    _ => "",
+                })
+            };
+        }
+        if let Some(f) = nexmark_int_column(kind, c) {
+            return Some(ColumnLoad::Int(f));
+        }
+        Some(match (kind, c) {
+            (NexmarkKind::Bid, 5) | (NexmarkKind::Auction, 5 | 6) | (NexmarkKind::Person, 6) => {
+                ColumnLoad::Time(nexmark_ordered_column(kind, c)?)
+            }
+            (NexmarkKind::Bid, 3) => ColumnLoad::Channel,
+            (NexmarkKind::Bid, 4 | 6)
+            | (NexmarkKind::Auction, 2 | 9)
+            | (NexmarkKind::Person, 7) => ColumnLoad::Empty,
+            (NexmarkKind::Auction, 1) => text!(Auction, item_name),
+            (NexmarkKind::Person, 1) => text!(Person, name),
+            (NexmarkKind::Person, 2) => text!(Person, email_address),
+            (NexmarkKind::Person, 3) => text!(Person, credit_card),
+            (NexmarkKind::Person, 4) => text!(Person, city),
+            (NexmarkKind::Person, 5) => text!(Person, state),
+            _ => return None,
+        })
+    }
+
+    /// Sets `slot` (NULL) to the column of `e`.
+    ///
+    /// Each kind writes its value in a function of its own, field by field where it goes:
+    /// written in one place, the value of whichever kind was first made on the stack and then
+    /// copied whole, and that wide load of narrow stores just made stalls (it took most of the
+    /// scan's time per column).
+    #[inline]
+    fn set(self, e: &Event, strings: &mut Interned, slot: &mut Value) {
+        match self {
+            ColumnLoad::Int(f) => set_bigint(slot, f(e)),
+            ColumnLoad::Time(f) => set_timestamp(slot, f(e)),
+            ColumnLoad::Text(f) => set_value(slot, Value::str(f(e))),
+            ColumnLoad::Channel => {
+                if let Event::Bid(x) = e {
+                    set_value(slot, strings.get(&x.channel))
+                }
+            }
+            ColumnLoad::Empty => set_value(slot, Value::str("")),
+        }
+    }
+}
+
+#[inline(never)]
+fn set_bigint(slot: &mut Value, v: i64) {
+    *slot = Value::BigInt(v);
+}
+
+#[inline(never)]
+fn set_timestamp(slot: &mut Value, v: i64) {
+    *slot = Value::Timestamp(v);
+}
+
+#[inline(never)]
+fn set_value(slot: &mut Value, v: Value) {
+    *slot = v;
+}
+
 /// A Nexmark scan's reused row: for each event of its table that passes the scan's condition,
 /// the columns `columns` made from it (the condition's are made as it is tested).
 struct ScanRow {
@@ -3232,7 +3393,7 @@ impl ScanRow {
             return None;
         }
         for &c in &self.columns {
-            self.scratch[c] = nexmark_column(self.kind, e, c, &mut self.strings)?;
+            set_nexmark_column(self.kind, e, c, &mut self.strings, &mut self.scratch[c])?;
         }
         Some(&mut self.scratch)
     }
@@ -3346,7 +3507,7 @@ impl ScanCondition {
                 Some(false) => return Some(false),
                 Some(true) => {
                     for &c in &self.columns {
-                        scratch[c] = nexmark_column(kind, e, c, strings)?;
+                        set_nexmark_column(kind, e, c, strings, &mut scratch[c])?;
                     }
                     return Some(true);
                 }
@@ -3355,7 +3516,7 @@ impl ScanCondition {
             }
         }
         for &c in &self.columns {
-            scratch[c] = nexmark_column(kind, e, c, strings)?;
+            set_nexmark_column(kind, e, c, strings, &mut scratch[c])?;
         }
         Some(holds(&self.cond, scratch, &self.ctx, &self.text))
     }
@@ -3375,7 +3536,7 @@ fn is_of_kind(kind: NexmarkKind, e: &Event) -> bool {
 }
 
 /// How to read BIGINT column `c` of Nexmark table `kind` from one of its events (as
-/// [`nexmark_column`] makes it), if it is one.
+/// [`set_nexmark_column`] makes it), if it is one.
 fn nexmark_int_column(kind: NexmarkKind, c: usize) -> Option<EventInt> {
     macro_rules! field {
         ($variant:ident, $field:ident) => {
@@ -4321,6 +4482,73 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn column_loads_make_the_columns_a_nexmark_row_has() {
+        let config = NexmarkConfig::default();
+        let events: Vec<Event> = (0..200).map(|n| config.event(n)).collect();
+        for (kind, width) in [
+            (NexmarkKind::Bid, 7),
+            (NexmarkKind::Auction, 10),
+            (NexmarkKind::Person, 8),
+        ] {
+            let e = events.iter().find(|e| is_of_kind(kind, e)).unwrap();
+            let mut strings = Interned::default();
+            let whole = nexmark_vec(kind, e, &mut strings, None).unwrap();
+            assert_eq!(whole.len(), width);
+            for (c, value) in whole.iter().enumerate() {
+                let load = ColumnLoad::of(kind, c).unwrap();
+                let mut slot = Value::Null;
+                load.set(e, &mut strings, &mut slot);
+                assert_eq!(&slot, value, "{kind:?} column {c}");
+                set_nexmark_column(kind, e, c, &mut strings, &mut slot).unwrap();
+                assert_eq!(&slot, value, "{kind:?} column {c}");
+            }
+            assert!(ColumnLoad::of(kind, width).is_none());
+        }
+    }
+
+    #[test]
+    fn projections_of_columns_compose_with_the_projection_below() {
+        let plan = |query: &str| {
+            let script = crate::Script::parse(&format!(
+                "CREATE TABLE t (a BIGINT, b BIGINT) WITH ('connector' = 'datagen');
+                 {query}"
+            ))
+            .unwrap();
+            script.program.sinks[0].plan.clone()
+        };
+        let texts = |p: &Plan| match p {
+            Plan::Project { exprs, .. } => exprs
+                .iter()
+                .map(|(n, e)| format!("{n}={}", e.text))
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        // Columns of a projection: one projection of the expressions below.
+        let p = plan("SELECT y, x FROM (SELECT a + 1 AS x, b * 2 AS y FROM t);");
+        let Plan::Project { input, exprs } = &p else {
+            panic!()
+        };
+        let one = composed(input, exprs).expect("composed");
+        assert_eq!(texts(&one), ["y=b * 2", "x=a + 1"]);
+        let Plan::Project { input: below, .. } = &one else {
+            panic!()
+        };
+        assert!(matches!(below.as_ref(), Plan::Scan { .. }), "{below:?}");
+        // A computed column read twice stays computed once, below.
+        let p = plan("SELECT x, x FROM (SELECT a + 1 AS x FROM t);");
+        let Plan::Project { input, exprs } = &p else {
+            panic!()
+        };
+        assert!(composed(input, exprs).is_none());
+        // An expression above is not composed.
+        let p = plan("SELECT x + 1 FROM (SELECT a + 1 AS x FROM t);");
+        let Plan::Project { input, exprs } = &p else {
+            panic!()
+        };
+        assert!(composed(input, exprs).is_none());
     }
 
     #[test]
