@@ -63,9 +63,11 @@ fn bids_table(input: &Path) -> String {
 }
 
 /// Two window aggregations in one script (one job): per auction and 10 s tumbling window the
-/// bids and the highest price, and per 10 s window sliding by 2 s the bids above 100 — the same
-/// rows as models computed from the file (the tumbling model is the one the DataStream
-/// `bid_windows` example is checked against), on every shape.
+/// bids and the highest price, and per 10 s window sliding by 2 s the bids above 100, that
+/// sliding aggregation (a view) read by two sinks that project it differently — the same rows
+/// as models computed from the file (the tumbling model is the one the DataStream
+/// `bid_windows` example is checked against), on every shape. (A projection over an
+/// aggregation read once is made as its results are; one read twice is built once.)
 #[test]
 fn window_aggregations_give_the_models_rows_on_every_shape() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,10 +95,17 @@ fn window_aggregations_give_the_models_rows_on_every_shape() {
         .map(|((end, auction), n)| format!("{},{auction},{n}", ts_csv(*end)))
         .collect();
     expected_hopping.sort();
+    // The same aggregation's rows, projected otherwise by a second reader.
+    let mut expected_by_auction: Vec<String> = hopping
+        .iter()
+        .map(|((end, auction), n)| format!("{auction},{n},{}", ts_csv(*end)))
+        .collect();
+    expected_by_auction.sort();
     for shape in SHAPES {
-        let (out1, out2) = (
+        let (out1, out2, out3) = (
             dir.path().join(format!("tumbling-{shape:?}")),
             dir.path().join(format!("hopping-{shape:?}")),
+            dir.path().join(format!("by-auction-{shape:?}")),
         );
         let script = dir.path().join("windows.sql");
         let text = format!(
@@ -105,25 +114,37 @@ CREATE TABLE tumbling (window_end TIMESTAMP(3), auction BIGINT, bids BIGINT, max
   WITH ('connector' = 'filesystem', 'path' = '{out1}', 'format' = 'csv');
 CREATE TABLE hopping (window_end TIMESTAMP(3), auction BIGINT, bids BIGINT)
   WITH ('connector' = 'filesystem', 'path' = '{out2}', 'format' = 'csv');
+CREATE TABLE by_auction (auction BIGINT, bids BIGINT, window_end TIMESTAMP(3))
+  WITH ('connector' = 'filesystem', 'path' = '{out3}', 'format' = 'csv');
 
 INSERT INTO tumbling
 SELECT window_end, auction, COUNT(*), MAX(price)
 FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))
 GROUP BY auction, window_start, window_end;
 
-INSERT INTO hopping
-SELECT window_end, auction, COUNT(*) AS bids
+CREATE VIEW hop AS
+SELECT window_start, window_end, auction, COUNT(*) AS bids
 FROM TABLE(HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
 WHERE price > 100
 GROUP BY window_start, window_end, auction;
+
+INSERT INTO hopping SELECT window_end, auction, bids FROM hop;
+
+INSERT INTO by_auction SELECT auction, bids, window_end FROM hop;
 ",
             bids = bids_table(&input),
             out1 = out1.display(),
             out2 = out2.display(),
+            out3 = out3.display(),
         );
         std::fs::write(&script, text).unwrap();
         let (ok, _, err) = tidal_sql(&script, shape);
         assert!(ok, "{shape:?}: {err}");
+        assert_same(
+            &part_lines(&out3),
+            &expected_by_auction,
+            &format!("{shape:?} hopping, by auction"),
+        );
         assert_same(
             &part_lines(&out1),
             &expected_tumbling,

@@ -691,6 +691,11 @@ pub(crate) struct Cx<'s, 'e> {
     /// their input (see [`ExtremeFilter::feeds`](crate::extreme::ExtremeFilter::feeds)), and
     /// those rows.
     fed: Vec<(String, DataStream<'s, Row>)>,
+    /// Window aggregates, by their text, that will read an extreme filter's rows (its side is
+    /// being built): their input is not built.
+    feeding: Vec<String>,
+    /// The job's plans (every sink's).
+    plans: Vec<Plan>,
 }
 
 /// What makes two Nexmark scans read the same events: the generator's configuration and the
@@ -859,7 +864,40 @@ impl<'s, 'e> Cx<'s, 'e> {
             shared,
             built: Vec::new(),
             fed: Vec::new(),
+            feeding: Vec::new(),
+            plans: plans.iter().map(|p| (*p).clone()).collect(),
         }
+    }
+}
+
+impl Cx<'_, '_> {
+    /// How many times the job builds a node of text `text` (as [`without_positions`] writes
+    /// it): its occurrences in the job's plans, apart from those under a window aggregate
+    /// that reads an extreme filter's rows instead of its input.
+    fn uses(&self, text: &str) -> usize {
+        fn count(plan: &Plan, text: &str, skip: &[&String], n: &mut usize) {
+            let mine = without_positions(&format!("{plan:?}"));
+            if mine == text {
+                *n += 1;
+                return;
+            }
+            if skip.contains(&&mine) {
+                return;
+            }
+            for i in plan.inputs() {
+                count(i, text, skip, n);
+            }
+        }
+        let skip: Vec<&String> = self
+            .feeding
+            .iter()
+            .chain(self.fed.iter().map(|(t, _)| t))
+            .collect();
+        let mut n = 0;
+        for p in &self.plans {
+            count(p, text, &skip, &mut n);
+        }
+        n
     }
 }
 
@@ -1437,6 +1475,9 @@ fn build_node<'s>(
             if let Some(one) = composed(input, exprs) {
                 return build_reading(env, &one, needed, filter);
             }
+            if let Some(built) = projected_windows(env, input, exprs) {
+                return built;
+            }
             let mut projector = Projector::new(exprs.iter().map(|(_, e)| e.clone()).collect());
             let name = format!("project {}", plan_text(plan));
             let mut read = Vec::new();
@@ -1510,7 +1551,15 @@ fn build_node<'s>(
                 .iter()
                 .find(|(t, _)| *t == text)
                 .map(|(_, s)| s.clone());
-            Built::Append(window_aggregate(env, input, fed, *spec, keys, aggs))
+            Built::Append(window_aggregate(
+                env,
+                input,
+                fed,
+                *spec,
+                keys,
+                aggs,
+                Selected::default(),
+            ))
         }
         Plan::GroupAggregate { input, keys, aggs } => {
             let mut read = Vec::new();
@@ -1731,7 +1780,9 @@ fn interval_join<'s>(
             }
             read
         });
+        env.feeding.push(feeds.aggregate.clone());
         let rows = side(env, input, read, filter);
+        env.feeding.retain(|t| *t != feeds.aggregate);
         let fed = feeds.clone();
         let fed = rows.clone().map(move |r: Row| fed.input_row(r));
         env.fed.push((feeds.aggregate.clone(), fed));
@@ -2042,6 +2093,44 @@ fn composed(input: &Plan, exprs: &[(String, Typed)]) -> Option<Plan> {
             .map(|((name, _), &c)| (name.clone(), inner[c].1.clone()))
             .collect(),
     })
+}
+
+/// A projection of distinct columns (`exprs`) right over a window aggregate (`input`) that the
+/// job builds nowhere else, made as the aggregate's results are (see [`Selected`]).
+fn projected_windows<'s>(
+    env: &mut Cx<'s, '_>,
+    input: &Plan,
+    exprs: &[(String, Typed)],
+) -> Option<Built<'s>> {
+    let Plan::WindowAggregate {
+        input: below,
+        spec,
+        keys,
+        aggs,
+    } = input
+    else {
+        return None;
+    };
+    let columns = exprs
+        .iter()
+        .map(|(_, e)| match e.scalar {
+            Scalar::Col(c) => Some(c),
+            _ => None,
+        })
+        .collect::<Option<Vec<usize>>>()?;
+    let select = Selected::of(columns)?;
+    let text = without_positions(&format!("{input:?}"));
+    if env.built.iter().any(|(t, _)| *t == text) || env.uses(&text) != 1 {
+        return None;
+    }
+    let fed = env
+        .fed
+        .iter()
+        .find(|(t, _)| *t == text)
+        .map(|(_, s)| s.clone());
+    Some(Built::Append(window_aggregate(
+        env, below, fed, *spec, keys, aggs, select,
+    )))
 }
 
 /// A projection's way from an input row to its output row: an output column that is an input
@@ -2867,6 +2956,7 @@ fn window_aggregate<'s>(
     spec: WindowSpec,
     keys: &[(String, Typed)],
     aggs: &[Agg],
+    select: Selected,
 ) -> DataStream<'s, Row> {
     // The window operator holds (and for overlapping windows copies) only the columns the
     // aggregates read: the rest of each row is dropped once the key is taken from it.
@@ -2914,32 +3004,74 @@ fn window_aggregate<'s>(
             Some(k) if k.exprs.len() == 1 && ints.fit(1) => {
                 if fed.is_none()
                     && let Some(counted) =
-                        count_windows(env, input, &k, &ints, windows, &name, attached)
+                        count_windows(env, input, &k, &ints, windows, &name, attached, &select)
                 {
                     return counted;
                 }
                 let keyed = int_key_rows::<1, 1>(env, input, fed, read, &k, &ints);
-                int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
+                int_windows(
+                    keyed,
+                    ints,
+                    windows,
+                    name,
+                    int_head::<1>(k, attached),
+                    select,
+                )
             }
             Some(k) if k.exprs.len() == 1 => {
                 let keyed = int_key_rows::<1, 4>(env, input, fed, read, &k, &ints);
-                int_windows(keyed, ints, windows, name, int_head::<1>(k, attached))
+                int_windows(
+                    keyed,
+                    ints,
+                    windows,
+                    name,
+                    int_head::<1>(k, attached),
+                    select,
+                )
             }
             Some(k) if k.narrow() && ints.fit(1) => {
                 let keyed = int_key_rows::<2, 1>(env, input, fed, read, &k, &ints);
-                int_windows(keyed, ints, windows, name, int_head::<2>(k, attached))
+                int_windows(
+                    keyed,
+                    ints,
+                    windows,
+                    name,
+                    int_head::<2>(k, attached),
+                    select,
+                )
             }
             Some(k) if k.narrow() => {
                 let keyed = int_key_rows::<2, 4>(env, input, fed, read, &k, &ints);
-                int_windows(keyed, ints, windows, name, int_head::<2>(k, attached))
+                int_windows(
+                    keyed,
+                    ints,
+                    windows,
+                    name,
+                    int_head::<2>(k, attached),
+                    select,
+                )
             }
             Some(k) if ints.fit(1) => {
                 let keyed = int_key_rows::<4, 1>(env, input, fed, read, &k, &ints);
-                int_windows(keyed, ints, windows, name, int_head::<4>(k, attached))
+                int_windows(
+                    keyed,
+                    ints,
+                    windows,
+                    name,
+                    int_head::<4>(k, attached),
+                    select,
+                )
             }
             Some(k) => {
                 let keyed = int_key_rows::<4, 4>(env, input, fed, read, &k, &ints);
-                int_windows(keyed, ints, windows, name, int_head::<4>(k, attached))
+                int_windows(
+                    keyed,
+                    ints,
+                    windows,
+                    name,
+                    int_head::<4>(k, attached),
+                    select,
+                )
             }
             None => {
                 let (exprs, ctx) = (key_exprs, Rc::clone(&ctx));
@@ -2951,7 +3083,7 @@ fn window_aggregate<'s>(
                     }
                 };
                 let keyed = int_keyed_rows::<_, 4>(env, input, fed, read, key, &ints);
-                int_windows(keyed, ints, windows, name, row_head(attached))
+                int_windows(keyed, ints, windows, name, row_head(attached), select)
             }
         };
     }
@@ -2962,9 +3094,11 @@ fn window_aggregate<'s>(
     match IntKey::of(&key_exprs) {
         // Keys of up to four integer-like columns: kept inline, hashed and compared as integers.
         Some(k) if k.narrow() => {
-            return int_keyed_windows::<2>(stream, k, slim_row, windows, f, name, attached);
+            return int_keyed_windows::<2>(stream, k, slim_row, windows, f, name, attached, select);
         }
-        Some(k) => return int_keyed_windows::<4>(stream, k, slim_row, windows, f, name, attached),
+        Some(k) => {
+            return int_keyed_windows::<4>(stream, k, slim_row, windows, f, name, attached, select);
+        }
         None => {}
     }
     let mut key = key_of(&key_exprs, &ctx, "GROUP BY");
@@ -2974,7 +3108,48 @@ fn window_aggregate<'s>(
             Some((k, slim_row(&mut r)))
         })
         .keyed();
-    aggregate_windows(keyed, windows, f, name, row_head(attached))
+    aggregate_windows(keyed, windows, f, name, row_head(attached), select)
+}
+
+/// The columns a window aggregate's result rows keep: all of them, or the columns a projection
+/// right above it selects, in its order (each once): the projection is then made as each
+/// result is, with no row made whole and handed to another operator to be cut.
+#[derive(Clone, Default)]
+struct Selected {
+    columns: Option<Rc<[usize]>>,
+    /// The whole result while it is made (reused).
+    whole: Rc<std::cell::RefCell<Vec<Value>>>,
+}
+
+impl Selected {
+    /// Output columns `columns` of the whole row (`None` when a column is named twice).
+    fn of(columns: Vec<usize>) -> Option<Selected> {
+        let mut seen = columns.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        (seen.len() == columns.len()).then(|| Selected {
+            columns: Some(columns.into()),
+            whole: Default::default(),
+        })
+    }
+
+    /// The result row `fill` makes (a whole row holds about `capacity` values), with the
+    /// selected columns.
+    #[inline]
+    fn row(&self, capacity: usize, fill: impl FnOnce(&mut Vec<Value>)) -> Row {
+        let Some(columns) = &self.columns else {
+            let mut v = Vec::with_capacity(capacity);
+            fill(&mut v);
+            return Row(v);
+        };
+        let mut whole = self.whole.borrow_mut();
+        whole.clear();
+        fill(&mut whole);
+        Row(columns
+            .iter()
+            .map(|&c| std::mem::take(&mut whole[c]))
+            .collect())
+    }
 }
 
 /// A window aggregate's columns before its aggregates, from a key of values: for a window
@@ -3121,6 +3296,7 @@ impl<'s> EventFields<'s> {
 /// key's window keeps one count, beside its key a 16-byte state entry (the general integer
 /// accumulators, [`IntAccs`], keep a count and a value per aggregate, and a key that may be
 /// NULL takes a word more). `None` when the aggregation is not such.
+#[allow(clippy::too_many_arguments)]
 fn count_windows<'s>(
     env: &mut Cx<'s, '_>,
     input: &Plan,
@@ -3129,6 +3305,7 @@ fn count_windows<'s>(
     windows: Windows,
     name: &str,
     attached: bool,
+    select: &Selected,
 ) -> Option<DataStream<'s, Row>> {
     if key.exprs.len() != 1 || !ints.counts_only() {
         return None;
@@ -3147,7 +3324,7 @@ fn count_windows<'s>(
         Some((field(e), ()))
     });
     let head = int_head::<1>(key.clone(), attached);
-    let ints = ints.clone();
+    let (ints, select) = (ints.clone(), select.clone());
     Some(
         keyed
             .keyed()
@@ -3157,10 +3334,10 @@ fn count_windows<'s>(
                 |n, ()| *n += 1,
                 |n, m| *n += m,
                 move |k: &i64, w: &Window, n: &u64| {
-                    let mut v = Vec::with_capacity(3 + 1 + IntAggs::MOST);
-                    head(&IntKeyValue { v: [*k], nulls: 0 }, w, &mut v);
-                    ints.count_results(*n as i64, &mut v);
-                    Row(v)
+                    select.row(3 + 1 + IntAggs::MOST, |v| {
+                        head(&IntKeyValue { v: [*k], nulls: 0 }, w, v);
+                        ints.count_results(*n as i64, v);
+                    })
                 },
             )
             .name(name.to_string()),
@@ -3627,6 +3804,7 @@ fn int_windows<'s, K: tidal_operators::keyed::Key, const M: usize>(
     windows: Windows,
     name: String,
     head: impl Fn(&K, &Window, &mut Vec<Value>) + 'static,
+    select: Selected,
 ) -> DataStream<'s, Row>
 where
     IntArgs<M>: tidal_operators::keyed::Value,
@@ -3641,10 +3819,10 @@ where
             move |accs, args| f2.add(accs, args),
             move |accs, other| f3.merge(accs, other),
             move |key: &K, w: &Window, accs: &IntAccs<M>| {
-                let mut v = Vec::with_capacity(3 + 2 + M);
-                head(key, w, &mut v);
-                f4.results(accs, &mut v);
-                Row(v)
+                select.row(3 + 2 + M, |v| {
+                    head(key, w, v);
+                    f4.results(accs, v);
+                })
             },
         )
         .name(name)
@@ -3652,6 +3830,7 @@ where
 
 /// [`window_aggregate`] keyed by `int_key`'s values, inline in `N` integers: `slim_row`
 /// takes the columns the aggregates read out of a row.
+#[allow(clippy::too_many_arguments)]
 fn int_keyed_windows<'s, const N: usize>(
     stream: DataStream<'s, Row>,
     int_key: IntKey,
@@ -3660,6 +3839,7 @@ fn int_keyed_windows<'s, const N: usize>(
     f: Aggregates,
     name: String,
     attached: bool,
+    select: Selected,
 ) -> DataStream<'s, Row>
 where
     IntKeyValue<N>: tidal_operators::keyed::Key,
@@ -3671,7 +3851,14 @@ where
             Some((k, slim_row(&mut r)))
         })
         .keyed();
-    aggregate_windows(keyed, windows, f, name, int_head::<N>(int_key, attached))
+    aggregate_windows(
+        keyed,
+        windows,
+        f,
+        name,
+        int_head::<N>(int_key, attached),
+        select,
+    )
 }
 
 /// The interval join of two sides' keyed rows: each pair's row is the left row's columns, then
@@ -3812,6 +3999,7 @@ fn aggregate_windows<'s, K: tidal_operators::keyed::Key>(
     f: Aggregates,
     name: String,
     head: impl Fn(&K, &Window, &mut Vec<Value>) + 'static,
+    select: Selected,
 ) -> DataStream<'s, Row> {
     let (f1, f2, f3, f4) = (f.clone(), f.clone(), f.clone(), f);
     keyed
@@ -3821,10 +4009,10 @@ fn aggregate_windows<'s, K: tidal_operators::keyed::Key>(
             move |accs, r| f2.add(accs, &r),
             move |accs, other| f3.merge(accs, other),
             move |key: &K, w: &Window, accs: &crate::plan::Accs| {
-                let mut v = Vec::with_capacity(3 + 2 + accs.len());
-                head(key, w, &mut v);
-                f4.results(accs, &mut v);
-                Row(v)
+                select.row(3 + 2 + accs.len(), |v| {
+                    head(key, w, v);
+                    f4.results(accs, v);
+                })
             },
         )
         .name(name)
@@ -4507,6 +4695,24 @@ mod tests {
             }
             assert!(ColumnLoad::of(kind, width).is_none());
         }
+    }
+
+    #[test]
+    fn selected_columns_are_moved_out_of_the_whole_result_in_their_order() {
+        let fill = |v: &mut Vec<Value>| {
+            v.extend([Value::BigInt(1), Value::str("two"), Value::Timestamp(3)]);
+        };
+        assert_eq!(Selected::default().row(3, fill).0.len(), 3);
+        let select = Selected::of(vec![2, 0]).unwrap();
+        for _ in 0..2 {
+            // The reused row is filled afresh each time.
+            assert_eq!(
+                select.row(3, fill).0,
+                vec![Value::Timestamp(3), Value::BigInt(1)]
+            );
+        }
+        // A column named twice cannot be moved twice: not selected this way.
+        assert!(Selected::of(vec![1, 1]).is_none());
     }
 
     #[test]

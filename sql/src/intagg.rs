@@ -268,7 +268,10 @@ impl IntAggs {
         for (i, a) in self.aggs.iter().enumerate().take(M) {
             let (n, v) = (accs.n[i], accs.v[i]);
             let value = match a.func {
-                _ if n == 0 && a.func != AggFunc::Count => Value::Null,
+                // The common results made directly (as `result_of_sums` makes them).
+                AggFunc::Count => Value::BigInt(n),
+                _ if n == 0 => Value::Null,
+                AggFunc::Sum if a.ty == DataType::BigInt => Value::BigInt(v),
                 AggFunc::Min | AggFunc::Max => match a.ty {
                     DataType::Int => Value::Int(v as i32),
                     DataType::Date => Value::Date(v as i32),
@@ -276,7 +279,7 @@ impl IntAggs {
                     DataType::TimestampLtz => Value::TimestampLtz(v),
                     _ => Value::BigInt(v),
                 },
-                AggFunc::Count | AggFunc::Sum | AggFunc::Avg => a
+                AggFunc::Sum | AggFunc::Avg => a
                     .result_of_sums(i128::from(n), i128::from(v))
                     .unwrap_or_else(|m| {
                         self.fail(&a.text, &m);
