@@ -2062,7 +2062,8 @@ impl Unnest {
 /// A projection of columns only (`exprs`) over another projection (`input`), as one: each
 /// column replaced by the expression below that makes it, so the rows pass one operator, not
 /// two (a sink's projection of a query's columns, most often). `None` when `input` is not a
-/// projection, or when an expression below that is not a column would be computed twice.
+/// projection, or when an expression below that is not a column would be computed twice, or
+/// not at all (nothing above reads it: its errors must still fail the job).
 fn composed(input: &Plan, exprs: &[(String, Typed)]) -> Option<Plan> {
     let Plan::Project {
         input: below,
@@ -2078,11 +2079,13 @@ fn composed(input: &Plan, exprs: &[(String, Typed)]) -> Option<Plan> {
             _ => None,
         })
         .collect::<Option<Vec<usize>>>()?;
-    let computed_twice = |c: &usize| {
-        columns.iter().filter(|x| *x == c).count() > 1
-            && !matches!(inner[*c].1.scalar, Scalar::Col(_))
-    };
-    if columns.iter().any(computed_twice) {
+    // Each computed column below is computed once, as before: not twice (read twice above),
+    // and not never (read by nothing above: an expression that fails on a row must still fail
+    // the job).
+    let computed_once = inner.iter().enumerate().all(|(c, (_, e))| {
+        matches!(e.scalar, Scalar::Col(_)) || columns.iter().filter(|x| **x == c).count() == 1
+    });
+    if !computed_once {
         return None;
     }
     Some(Plan::Project {
@@ -2090,7 +2093,14 @@ fn composed(input: &Plan, exprs: &[(String, Typed)]) -> Option<Plan> {
         exprs: exprs
             .iter()
             .zip(&columns)
-            .map(|((name, _), &c)| (name.clone(), inner[c].1.clone()))
+            .map(|((name, above), &c)| {
+                // The column's type as the projection above declared it.
+                let e = Typed {
+                    ty: above.ty,
+                    ..inner[c].1.clone()
+                };
+                (name.clone(), e)
+            })
             .collect(),
     })
 }
@@ -4749,6 +4759,19 @@ mod tests {
             panic!()
         };
         assert!(composed(input, exprs).is_none());
+        // Nor one that nothing above reads: a row it fails on must still fail the job.
+        let p = plan("SELECT a FROM (SELECT a, b / 0 AS y FROM t);");
+        let Plan::Project { input, exprs } = &p else {
+            panic!()
+        };
+        assert!(matches!(input.as_ref(), Plan::Project { .. }), "{input:?}");
+        assert!(composed(input, exprs).is_none());
+        // A column below that nothing above reads is left out.
+        let p = plan("SELECT x FROM (SELECT a + 1 AS x, b FROM t);");
+        let Plan::Project { input, exprs } = &p else {
+            panic!()
+        };
+        assert_eq!(texts(&composed(input, exprs).unwrap()), ["x=a + 1"]);
         // An expression above is not composed.
         let p = plan("SELECT x + 1 FROM (SELECT a + 1 AS x FROM t);");
         let Plan::Project { input, exprs } = &p else {
