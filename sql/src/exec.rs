@@ -428,54 +428,6 @@ fn nexmark_vec(
     })
 }
 
-/// Sets `slot` to physical column `c` of the row of Nexmark table `kind` that `e` makes, as
-/// [`nexmark_vec`] makes it (`None`, `slot` untouched: an event of another table).
-///
-/// The value is written where it goes: returned, it was stored on the stack with narrow stores
-/// and read back at once with a wide load, which stalls (most of a scan's time per column).
-fn set_nexmark_column(
-    kind: NexmarkKind,
-    e: &Event,
-    c: usize,
-    strings: &mut Interned,
-    slot: &mut Value,
-) -> Option<()> {
-    let (b, t) = (|v: u64| Value::BigInt(v as i64), Value::Timestamp);
-    *slot = match (kind, e) {
-        (NexmarkKind::Bid, Event::Bid(x)) => match c {
-            0 => b(x.auction),
-            1 => b(x.bidder),
-            2 => b(x.price),
-            3 => strings.get(&x.channel),
-            5 => t(x.date_time),
-            _ => Value::str(""),
-        },
-        (NexmarkKind::Auction, Event::Auction(x)) => match c {
-            0 => b(x.id),
-            1 => Value::str(&x.item_name),
-            3 => b(x.initial_bid),
-            4 => b(x.reserve),
-            5 => t(x.date_time),
-            6 => t(x.expires),
-            7 => b(x.seller),
-            8 => b(x.category),
-            _ => Value::str(""),
-        },
-        (NexmarkKind::Person, Event::Person(x)) => match c {
-            0 => b(x.id),
-            1 => Value::str(&x.name),
-            2 => Value::str(&x.email_address),
-            3 => Value::str(&x.credit_card),
-            4 => Value::str(&x.city),
-            5 => Value::str(&x.state),
-            6 => t(x.date_time),
-            _ => Value::str(""),
-        },
-        _ => return None,
-    };
-    Some(())
-}
-
 /// The row of Nexmark table `kind` an event makes (`None`: an event of another table), with
 /// the table's computed columns.
 ///
@@ -3458,8 +3410,8 @@ fn projected_scan<'s>(
     })
 }
 
-/// How a Nexmark scan makes one column of its table from an event (as [`set_nexmark_column`]
-/// does), chosen once per column rather than matched per value.
+/// How a Nexmark scan makes one column of its table from an event (as [`nexmark_vec`] makes
+/// it), chosen once per column rather than matched per value.
 #[derive(Clone, Copy)]
 enum ColumnLoad {
     /// A BIGINT field.
@@ -3543,12 +3495,35 @@ fn set_value(slot: &mut Value, v: Value) {
     *slot = v;
 }
 
+/// Columns of a Nexmark table and how each is made (a column the table does not have is made
+/// empty, as the generator leaves its `extra` columns).
+struct Loads(Vec<(usize, ColumnLoad)>);
+
+impl Loads {
+    fn of(kind: NexmarkKind, columns: &[usize]) -> Loads {
+        Loads(
+            columns
+                .iter()
+                .map(|&c| (c, ColumnLoad::of(kind, c).unwrap_or(ColumnLoad::Empty)))
+                .collect(),
+        )
+    }
+
+    /// Makes the columns of `e` (an event of the table) into `row`.
+    #[inline]
+    fn set(&self, e: &Event, strings: &mut Interned, row: &mut [Value]) {
+        for (c, load) in &self.0 {
+            load.set(e, strings, &mut row[*c]);
+        }
+    }
+}
+
 /// A Nexmark scan's reused row: for each event of its table that passes the scan's condition,
 /// the columns `columns` made from it (the condition's are made as it is tested).
 struct ScanRow {
     kind: NexmarkKind,
     cond: Option<ScanCondition>,
-    columns: Vec<usize>,
+    columns: Loads,
     strings: Interned,
     scratch: Vec<Value>,
 }
@@ -3563,7 +3538,7 @@ impl ScanRow {
         ScanRow {
             kind,
             cond,
-            columns,
+            columns: Loads::of(kind, &columns),
             strings: Interned::default(),
             scratch: vec![Value::Null; table.fields.len()],
         }
@@ -3579,9 +3554,7 @@ impl ScanRow {
         {
             return None;
         }
-        for &c in &self.columns {
-            set_nexmark_column(self.kind, e, c, &mut self.strings, &mut self.scratch[c])?;
-        }
+        self.columns.set(e, &mut self.strings, &mut self.scratch);
         Some(&mut self.scratch)
     }
 }
@@ -3647,6 +3620,8 @@ struct ScanCondition {
     cond: Scalar,
     text: String,
     columns: Vec<usize>,
+    /// How the columns are made.
+    loads: Loads,
     ctx: Rc<WorkerContext>,
     compiled: Option<(IntCondition, Vec<EventInt>)>,
 }
@@ -3664,10 +3639,12 @@ impl ScanCondition {
                 .collect::<Option<Vec<_>>>()?;
             Some((ic, load))
         });
+        let columns: Vec<usize> = (0..read.len()).filter(|&i| read[i]).collect();
         ScanCondition {
             cond: c.scalar.clone(),
             text: c.text.clone(),
-            columns: (0..read.len()).filter(|&i| read[i]).collect(),
+            loads: Loads::of(kind, &columns),
+            columns,
             ctx: Rc::clone(ctx),
             compiled,
         }
@@ -3682,10 +3659,10 @@ impl ScanCondition {
         scratch: &mut [Value],
         strings: &mut Interned,
     ) -> Option<bool> {
+        if !is_of_kind(kind, e) {
+            return None;
+        }
         if let Some((compiled, load)) = &self.compiled {
-            if !is_of_kind(kind, e) {
-                return None;
-            }
             let mut slots = [0i64; crate::intcond::MOST_COLUMNS];
             for (s, f) in slots.iter_mut().zip(load) {
                 *s = f(e);
@@ -3693,18 +3670,14 @@ impl ScanCondition {
             match compiled.test(&slots[..load.len()]) {
                 Some(false) => return Some(false),
                 Some(true) => {
-                    for &c in &self.columns {
-                        set_nexmark_column(kind, e, c, strings, &mut scratch[c])?;
-                    }
+                    self.loads.set(e, strings, scratch);
                     return Some(true);
                 }
                 // An arithmetic error: reported the general way.
                 None => {}
             }
         }
-        for &c in &self.columns {
-            set_nexmark_column(kind, e, c, strings, &mut scratch[c])?;
-        }
+        self.loads.set(e, strings, scratch);
         Some(holds(&self.cond, scratch, &self.ctx, &self.text))
     }
 }
@@ -3723,7 +3696,7 @@ fn is_of_kind(kind: NexmarkKind, e: &Event) -> bool {
 }
 
 /// How to read BIGINT column `c` of Nexmark table `kind` from one of its events (as
-/// [`set_nexmark_column`] makes it), if it is one.
+/// [`nexmark_vec`] makes it), if it is one.
 fn nexmark_int_column(kind: NexmarkKind, c: usize) -> Option<EventInt> {
     macro_rules! field {
         ($variant:ident, $field:ident) => {
@@ -4699,8 +4672,6 @@ mod tests {
                 let load = ColumnLoad::of(kind, c).unwrap();
                 let mut slot = Value::Null;
                 load.set(e, &mut strings, &mut slot);
-                assert_eq!(&slot, value, "{kind:?} column {c}");
-                set_nexmark_column(kind, e, c, &mut strings, &mut slot).unwrap();
                 assert_eq!(&slot, value, "{kind:?} column {c}");
             }
             assert!(ColumnLoad::of(kind, width).is_none());
