@@ -2011,6 +2011,17 @@ impl Unnest {
     }
 }
 
+/// The input columns a projection names, when it names nothing but columns.
+fn only_columns(exprs: &[(String, Typed)]) -> Option<Vec<usize>> {
+    exprs
+        .iter()
+        .map(|(_, e)| match e.scalar {
+            Scalar::Col(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A projection of columns only (`exprs`) over another projection (`input`), as one: each
 /// column replaced by the expression below that makes it, so the rows pass one operator, not
 /// two (a sink's projection of a query's columns, most often). `None` when `input` is not a
@@ -2024,13 +2035,7 @@ fn composed(input: &Plan, exprs: &[(String, Typed)]) -> Option<Plan> {
     else {
         return None;
     };
-    let columns = exprs
-        .iter()
-        .map(|(_, e)| match e.scalar {
-            Scalar::Col(c) if c < inner.len() => Some(c),
-            _ => None,
-        })
-        .collect::<Option<Vec<usize>>>()?;
+    let columns = only_columns(exprs).filter(|cs| cs.iter().all(|&c| c < inner.len()))?;
     // Each computed column below is computed once, as before: not twice (read twice above),
     // and not never (read by nothing above: an expression that fails on a row must still fail
     // the job).
@@ -2073,13 +2078,7 @@ fn projected_windows<'s>(
     else {
         return None;
     };
-    let columns = exprs
-        .iter()
-        .map(|(_, e)| match e.scalar {
-            Scalar::Col(c) => Some(c),
-            _ => None,
-        })
-        .collect::<Option<Vec<usize>>>()?;
+    let columns = only_columns(exprs)?;
     let select = Selected::of(columns)?;
     let text = without_positions(&format!("{input:?}"));
     if env.built.iter().any(|(t, _)| *t == text) || env.uses(&text) != 1 {
@@ -3427,8 +3426,17 @@ enum ColumnLoad {
 }
 
 impl ColumnLoad {
-    /// How to make column `c` of Nexmark table `kind`, if it has one.
+    /// How to make column `c` of Nexmark table `kind`, if it has one: the one place the
+    /// columns of the Nexmark tables are mapped to the events' fields.
     fn of(kind: NexmarkKind, c: usize) -> Option<ColumnLoad> {
+        macro_rules! field {
+            ($load:ident, $variant:ident, $field:ident) => {
+                ColumnLoad::$load(|e: &Event| match e {
+                    Event::$variant(x) => x.$field as i64,
+                    _ => 0,
+                })
+            };
+        }
         macro_rules! text {
             ($variant:ident, $field:ident) => {
                 ColumnLoad::Text(|e: &Event| match e {
@@ -3437,23 +3445,29 @@ impl ColumnLoad {
                 })
             };
         }
-        if let Some(f) = nexmark_int_column(kind, c) {
-            return Some(ColumnLoad::Int(f));
-        }
+        use NexmarkKind::{Auction, Bid, Person};
         Some(match (kind, c) {
-            (NexmarkKind::Bid, 5) | (NexmarkKind::Auction, 5 | 6) | (NexmarkKind::Person, 6) => {
-                ColumnLoad::Time(nexmark_ordered_column(kind, c)?)
-            }
-            (NexmarkKind::Bid, 3) => ColumnLoad::Channel,
-            (NexmarkKind::Bid, 4 | 6)
-            | (NexmarkKind::Auction, 2 | 9)
-            | (NexmarkKind::Person, 7) => ColumnLoad::Empty,
-            (NexmarkKind::Auction, 1) => text!(Auction, item_name),
-            (NexmarkKind::Person, 1) => text!(Person, name),
-            (NexmarkKind::Person, 2) => text!(Person, email_address),
-            (NexmarkKind::Person, 3) => text!(Person, credit_card),
-            (NexmarkKind::Person, 4) => text!(Person, city),
-            (NexmarkKind::Person, 5) => text!(Person, state),
+            (Bid, 0) => field!(Int, Bid, auction),
+            (Bid, 1) => field!(Int, Bid, bidder),
+            (Bid, 2) => field!(Int, Bid, price),
+            (Bid, 3) => ColumnLoad::Channel,
+            (Bid, 5) => field!(Time, Bid, date_time),
+            (Auction, 0) => field!(Int, Auction, id),
+            (Auction, 1) => text!(Auction, item_name),
+            (Auction, 3) => field!(Int, Auction, initial_bid),
+            (Auction, 4) => field!(Int, Auction, reserve),
+            (Auction, 5) => field!(Time, Auction, date_time),
+            (Auction, 6) => field!(Time, Auction, expires),
+            (Auction, 7) => field!(Int, Auction, seller),
+            (Auction, 8) => field!(Int, Auction, category),
+            (Person, 0) => field!(Int, Person, id),
+            (Person, 1) => text!(Person, name),
+            (Person, 2) => text!(Person, email_address),
+            (Person, 3) => text!(Person, credit_card),
+            (Person, 4) => text!(Person, city),
+            (Person, 5) => text!(Person, state),
+            (Person, 6) => field!(Time, Person, date_time),
+            (Bid, 4 | 6) | (Auction, 2 | 9) | (Person, 7) => ColumnLoad::Empty,
             _ => return None,
         })
     }
@@ -3698,26 +3712,10 @@ fn is_of_kind(kind: NexmarkKind, e: &Event) -> bool {
 /// How to read BIGINT column `c` of Nexmark table `kind` from one of its events (as
 /// [`nexmark_vec`] makes it), if it is one.
 fn nexmark_int_column(kind: NexmarkKind, c: usize) -> Option<EventInt> {
-    macro_rules! field {
-        ($variant:ident, $field:ident) => {
-            |e: &Event| match e {
-                Event::$variant(x) => x.$field as i64,
-                _ => 0,
-            }
-        };
+    match ColumnLoad::of(kind, c)? {
+        ColumnLoad::Int(f) => Some(f),
+        _ => None,
     }
-    Some(match (kind, c) {
-        (NexmarkKind::Bid, 0) => field!(Bid, auction),
-        (NexmarkKind::Bid, 1) => field!(Bid, bidder),
-        (NexmarkKind::Bid, 2) => field!(Bid, price),
-        (NexmarkKind::Auction, 0) => field!(Auction, id),
-        (NexmarkKind::Auction, 3) => field!(Auction, initial_bid),
-        (NexmarkKind::Auction, 4) => field!(Auction, reserve),
-        (NexmarkKind::Auction, 7) => field!(Auction, seller),
-        (NexmarkKind::Auction, 8) => field!(Auction, category),
-        (NexmarkKind::Person, 0) => field!(Person, id),
-        _ => return None,
-    })
 }
 
 /// `fields` of an event, inline (never NULL).
@@ -3736,25 +3734,10 @@ fn inline<const M: usize>(fields: &[EventInt], e: &Event) -> IntKeyValue<M> {
 /// How to read column `c` of Nexmark table `kind` as an integer from one of its events: a
 /// BIGINT column (as [`nexmark_int_column`]) or a timestamp (its milliseconds).
 fn nexmark_ordered_column(kind: NexmarkKind, c: usize) -> Option<EventInt> {
-    Some(match (kind, c) {
-        (NexmarkKind::Bid, 5) => |e: &Event| match e {
-            Event::Bid(x) => x.date_time,
-            _ => 0,
-        },
-        (NexmarkKind::Auction, 5) => |e: &Event| match e {
-            Event::Auction(x) => x.date_time,
-            _ => 0,
-        },
-        (NexmarkKind::Auction, 6) => |e: &Event| match e {
-            Event::Auction(x) => x.expires,
-            _ => 0,
-        },
-        (NexmarkKind::Person, 6) => |e: &Event| match e {
-            Event::Person(x) => x.date_time,
-            _ => 0,
-        },
-        _ => return nexmark_int_column(kind, c),
-    })
+    match ColumnLoad::of(kind, c)? {
+        ColumnLoad::Int(f) | ColumnLoad::Time(f) => Some(f),
+        _ => None,
+    }
 }
 
 /// The Nexmark table `plan` scans, and the condition on it, if `plan` is a scan of a Nexmark
