@@ -2961,6 +2961,14 @@ fn window_aggregate<'s>(
     // taken from it when it is keyed, and each key's window keeps plain integers.
     if let Some(ints) = IntAggs::of(aggs) {
         let ints = ints.on(&ctx);
+        // The window aggregate of a key inline in `$n` integers, `$m` accumulators per window.
+        macro_rules! inline_key {
+            ($k:expr, $n:literal, $m:literal) => {{
+                let keyed = int_key_rows::<$n, $m>(env, input, fed, read, &$k, &ints);
+                let head = int_head::<$n>($k, attached);
+                int_windows(keyed, ints, windows, name, head, select)
+            }};
+        }
         return match IntKey::of(&key_exprs) {
             Some(k) if k.exprs.len() == 1 && ints.fit(1) => {
                 if fed.is_none()
@@ -2969,71 +2977,13 @@ fn window_aggregate<'s>(
                 {
                     return counted;
                 }
-                let keyed = int_key_rows::<1, 1>(env, input, fed, read, &k, &ints);
-                int_windows(
-                    keyed,
-                    ints,
-                    windows,
-                    name,
-                    int_head::<1>(k, attached),
-                    select,
-                )
+                inline_key!(k, 1, 1)
             }
-            Some(k) if k.exprs.len() == 1 => {
-                let keyed = int_key_rows::<1, 4>(env, input, fed, read, &k, &ints);
-                int_windows(
-                    keyed,
-                    ints,
-                    windows,
-                    name,
-                    int_head::<1>(k, attached),
-                    select,
-                )
-            }
-            Some(k) if k.narrow() && ints.fit(1) => {
-                let keyed = int_key_rows::<2, 1>(env, input, fed, read, &k, &ints);
-                int_windows(
-                    keyed,
-                    ints,
-                    windows,
-                    name,
-                    int_head::<2>(k, attached),
-                    select,
-                )
-            }
-            Some(k) if k.narrow() => {
-                let keyed = int_key_rows::<2, 4>(env, input, fed, read, &k, &ints);
-                int_windows(
-                    keyed,
-                    ints,
-                    windows,
-                    name,
-                    int_head::<2>(k, attached),
-                    select,
-                )
-            }
-            Some(k) if ints.fit(1) => {
-                let keyed = int_key_rows::<4, 1>(env, input, fed, read, &k, &ints);
-                int_windows(
-                    keyed,
-                    ints,
-                    windows,
-                    name,
-                    int_head::<4>(k, attached),
-                    select,
-                )
-            }
-            Some(k) => {
-                let keyed = int_key_rows::<4, 4>(env, input, fed, read, &k, &ints);
-                int_windows(
-                    keyed,
-                    ints,
-                    windows,
-                    name,
-                    int_head::<4>(k, attached),
-                    select,
-                )
-            }
+            Some(k) if k.exprs.len() == 1 => inline_key!(k, 1, 4),
+            Some(k) if k.narrow() && ints.fit(1) => inline_key!(k, 2, 1),
+            Some(k) if k.narrow() => inline_key!(k, 2, 4),
+            Some(k) if ints.fit(1) => inline_key!(k, 4, 1),
+            Some(k) => inline_key!(k, 4, 4),
             None => {
                 let (exprs, ctx) = (key_exprs, Rc::clone(&ctx));
                 let key = move |r: &[Value]| match eval_all(&exprs, r) {
