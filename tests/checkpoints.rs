@@ -1003,10 +1003,13 @@ fn interval_joins_restore_from_a_checkpoint_on_every_shape() {
     let bytes = check_restore(test, 5_000, model, |_, _| false, job);
     if !is_child() {
         // The join keeps a record only until the watermark passes the times it can still
-        // match (25 ms): at a cut past 5 s, a few records of the thousands read, not all.
+        // match (25 ms): at a cut past 5 s, a few records of the thousands read, not all. Kept
+        // all, the more than 3 300 records read (a time and a value each) would take over
+        // 53 kB; dropped, about 500 bytes — several times that when the watermark lags the
+        // records read on a loaded machine (4 114 bytes seen in CI), so the bound is loose.
         eprintln!("interval join checkpoint: {bytes} bytes of state");
         assert!(
-            bytes < 2_000,
+            bytes < 16_000,
             "the join's checkpoint holds {bytes} bytes of state: records are not dropped"
         );
     }
