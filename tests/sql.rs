@@ -736,15 +736,17 @@ INSERT INTO out {select};
 
 /// A SQL job reading a paced datagen table (a sequence; a computed event time), with two window
 /// aggregations of the same windows (one per window, one per window and value: two operators
-/// of one name, whose states differ in type) into CSV part files, under `tidal run` on 2
+/// of one name, whose states differ in type) and a window join of two window aggregations (one
+/// window operator holding both sides' groups) into CSV part files, under `tidal run` on 2
 /// processes with checkpoints, one process killed with `kill -9` twice: every window's rows are
-/// written exactly once, with the counts and sums of the model.
+/// written exactly once, with the counts, sums and maxima of the model.
 #[test]
 fn a_sql_job_survives_kill_9_with_exactly_once_output() {
     const ROWS: i64 = 60_000;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let per_value = dir.path().join("per-value");
+    let joined = dir.path().join("joined");
     let checkpoints = dir.path().join("chk");
     let script = dir.path().join("job.sql");
     std::fs::write(
@@ -768,10 +770,25 @@ CREATE TABLE per_value (window_end TIMESTAMP(3), v BIGINT, n BIGINT)
 INSERT INTO per_value
 SELECT window_end, v, COUNT(*)
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
-GROUP BY window_start, window_end, v;",
+GROUP BY window_start, window_end, v;
+CREATE TABLE joined (window_end TIMESTAMP(3), v BIGINT, n BIGINT, top BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+INSERT INTO joined
+SELECT C.window_end, C.v, C.n, M.top
+FROM (
+  SELECT window_start, window_end, v, COUNT(*) AS n
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+  GROUP BY window_start, window_end, v
+) C JOIN (
+  SELECT window_start, window_end, v, MAX(id) AS top
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+  WHERE MOD(id, 2) = 0
+  GROUP BY window_start, window_end, v
+) M ON C.v = M.v AND C.window_start = M.window_start AND C.window_end = M.window_end;",
             ROWS - 1,
             out.display(),
-            per_value.display()
+            per_value.display(),
+            joined.display()
         ),
     )
     .unwrap();
@@ -786,6 +803,22 @@ GROUP BY window_start, window_end, v;",
         }
     }
     per_value_expected.sort();
+    // The window join: per window and value, the count against the highest even id.
+    let mut joined_expected: Vec<String> = Vec::new();
+    for w in 0..ROWS / 1000 {
+        let mut per_v: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        for id in w * 1000..(w + 1) * 1000 {
+            let e = per_v.entry(id * 7 % 13).or_insert((0, i64::MIN));
+            e.0 += 1;
+            if id % 2 == 0 {
+                e.1 = e.1.max(id);
+            }
+        }
+        for (v, (n, top)) in per_v {
+            joined_expected.push(format!("{},{v},{n},{top}", ts_csv((w + 1) * 1000)));
+        }
+    }
+    joined_expected.sort();
     let mut expected: Vec<String> = (0..ROWS / 1000)
         .map(|w| {
             let total: i64 = (w * 1000..(w + 1) * 1000).map(|id| id * 7 % 13).sum();
@@ -811,6 +844,125 @@ GROUP BY window_start, window_end, v;",
         &per_value_expected,
         "windows per value after two kill -9",
     );
+    assert_same(
+        &part_lines(&joined),
+        &joined_expected,
+        "window join after two kill -9",
+    );
+}
+
+/// A SQL job with a window aggregation and a window join of two window aggregations, reading a
+/// paced datagen table, stopped with a savepoint on 2 processes × 2 workers halfway through,
+/// then restored from it on 1 worker and on 3 (each into a copy of the stopped job's output):
+/// every window's rows are written exactly once, with the model's counts and maxima — the
+/// windows' and the join's state split by key among the workers the restored job has.
+#[test]
+fn a_sql_job_stopped_with_a_savepoint_restores_on_other_worker_counts() {
+    const ROWS: i64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("out-first");
+    let script = dir.path().join("job.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE events (
+  id BIGINT,
+  v AS MOD(id * 7, 13),
+  ts AS TO_TIMESTAMP_LTZ(id, 3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'datagen', 'rows-per-second' = '20000',
+        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');
+CREATE TABLE out (kind STRING, window_end TIMESTAMP(3), v BIGINT, n BIGINT, top BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '${{output}}', 'format' = 'csv');
+INSERT INTO out
+SELECT 'count', window_end, v, COUNT(*), MAX(id)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+GROUP BY window_start, window_end, v;
+INSERT INTO out
+SELECT 'join', C.window_end, C.v, C.n, M.top
+FROM (
+  SELECT window_start, window_end, v, COUNT(*) AS n
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+  GROUP BY window_start, window_end, v
+) C JOIN (
+  SELECT window_start, window_end, v, MAX(id) AS top
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+  WHERE MOD(id, 2) = 0
+  GROUP BY window_start, window_end, v
+) M ON C.v = M.v AND C.window_start = M.window_start AND C.window_end = M.window_end;",
+            ROWS - 1
+        ),
+    )
+    .unwrap();
+    let mut expected = Vec::new();
+    for w in 0..ROWS / 1000 {
+        let mut per_v: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+        for id in w * 1000..(w + 1) * 1000 {
+            let e = per_v.entry(id * 7 % 13).or_insert((0, 0, 0));
+            e.0 += 1;
+            e.1 = e.1.max(id);
+            if id % 2 == 0 {
+                e.2 = e.2.max(id);
+            }
+        }
+        let end = ts_csv((w + 1) * 1000);
+        for (v, (n, top, even)) in per_v {
+            expected.push(format!("count,{end},{v},{n},{top}"));
+            expected.push(format!("join,{end},{v},{n},{even}"));
+        }
+    }
+    expected.sort();
+    let savepoints = dir.path().join("savepoints");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "sql",
+            script.to_str().unwrap(),
+            "--var",
+            &format!("output={}", out.display()),
+            "--savepoint-dir",
+            savepoints.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let savepoint = common::stop_with_savepoint(
+        launcher(),
+        &args(&first),
+        std::time::Duration::from_millis(1500),
+    );
+    let before = part_lines(&first).len();
+    assert!(
+        0 < before && before < expected.len(),
+        "the stopped job wrote {before} of {} rows",
+        expected.len()
+    );
+    for workers in [1, 3] {
+        let out = dir.path().join(format!("out-{workers}"));
+        std::fs::create_dir_all(&out).unwrap();
+        for entry in std::fs::read_dir(&first).unwrap().flatten() {
+            std::fs::copy(entry.path(), out.join(entry.file_name())).unwrap();
+        }
+        let run = Command::new(launcher())
+            .args(args(&out))
+            .args([
+                "-w",
+                &workers.to_string(),
+                "--restore",
+                savepoint.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_same(
+            &part_lines(&out),
+            &expected,
+            &format!("restored on {workers} workers"),
+        );
+    }
 }
 
 /// `SET` in a script configures the job as Flink's keys say: `parallelism.default` the workers,
@@ -1595,6 +1747,213 @@ INSERT INTO q8
             ("q5", &expected_q5),
             ("q7", &expected_q7),
             ("q8", &expected_q8),
+        ],
+    );
+}
+
+/// Window joins of window aggregations (run as one window operator over both sides, `EXPLAIN`
+/// says so), on Nexmark bid files: per auction and bidder the bids of each 2 s window sliding by
+/// 500 ms joined with the auction's highest price, sum and count there, kept where the bidder
+/// made at least a quarter of them (a condition on both sides' aggregates); per channel (a key
+/// of text) and auction the sum of prices of each cumulating window (500 ms steps up to 2 s)
+/// joined with the channel's distinct bidders there (a channel has dozens of auctions per
+/// window); and per auction and bidder the bids of each 1 s tumbling window joined on both
+/// keys, given in the other order, with the highest of the bids above 1000, read from the
+/// right side. Folded, each is the model's rows computed here from the same bids, on every
+/// shape.
+#[test]
+fn window_joins_of_window_aggregations_fold_to_the_model_on_every_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = nexmark_events(dir.path(), 30000);
+    // auction, bidder, price, channel, time
+    let bids: Vec<(i64, i64, i64, String, i64)> = csv_rows(&events.join("bid.csv"))
+        .iter()
+        .map(|f| {
+            let int = |i: usize| f[i].parse::<i64>().unwrap();
+            (int(0), int(1), int(2), f[3].clone(), ms_of(&f[5]))
+        })
+        .collect();
+    // The windows (start, end) a time falls in.
+    let hop = |t: i64| {
+        let mut out = Vec::new();
+        let mut start = t - t.rem_euclid(500);
+        while start > t - 2_000 {
+            out.push((start, start + 2_000));
+            start -= 500;
+        }
+        out
+    };
+    let cumulate = |t: i64| {
+        let base = t - t.rem_euclid(2_000);
+        (1..=4)
+            .map(|j| (base, base + j * 500))
+            .filter(|(_, end)| *end > t)
+            .collect::<Vec<_>>()
+    };
+    let tumble = |t: i64| vec![(t - t.rem_euclid(1_000), t - t.rem_euclid(1_000) + 1_000)];
+    // A window and a group of it.
+    type In<G> = ((i64, i64), G);
+    // A count, and the highest price above 1000 (if one is).
+    type CountBest = (i64, Option<i64>);
+    // 1: counts per (window, auction, bidder) against (max, sum, count) per (window, auction).
+    let mut per_bidder: BTreeMap<In<(i64, i64)>, i64> = BTreeMap::new();
+    let mut per_auction: BTreeMap<In<i64>, (i64, i64, i64)> = BTreeMap::new();
+    for (auction, bidder, price, _, t) in &bids {
+        for w in hop(*t) {
+            *per_bidder.entry((w, (*auction, *bidder))).or_insert(0) += 1;
+            let e = per_auction.entry((w, *auction)).or_insert((*price, 0, 0));
+            e.0 = e.0.max(*price);
+            e.1 += price;
+            e.2 += 1;
+        }
+    }
+    let mut expected_1: Vec<String> = per_bidder
+        .iter()
+        .filter_map(|((w, (auction, bidder)), n)| {
+            let (top, total, count) = per_auction[&(*w, *auction)];
+            (n * 4 >= count).then(|| {
+                format!(
+                    "{auction}, {bidder}, {n}, {top}, {total}, {}",
+                    ts_printed(w.1)
+                )
+            })
+        })
+        .collect();
+    expected_1.sort();
+    // 2: sums per (window, channel, auction) against distinct bidders per (window, channel).
+    let mut spent: BTreeMap<((i64, i64), String, i64), i64> = BTreeMap::new();
+    let mut bidders: BTreeMap<((i64, i64), String), std::collections::BTreeSet<i64>> =
+        BTreeMap::new();
+    for (auction, bidder, price, channel, t) in &bids {
+        for w in cumulate(*t) {
+            *spent.entry((w, channel.clone(), *auction)).or_insert(0) += price;
+            bidders
+                .entry((w, channel.clone()))
+                .or_default()
+                .insert(*bidder);
+        }
+    }
+    let most_auctions = bidders
+        .keys()
+        .map(|k| {
+            spent
+                .keys()
+                .filter(|(w, c, _)| (w, c) == (&k.0, &k.1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most_auctions > 16,
+        "a channel's window has {most_auctions} auctions"
+    );
+    let mut expected_2: Vec<String> = spent
+        .iter()
+        .map(|((w, channel, auction), sum)| {
+            let n = bidders[&(*w, channel.clone())].len();
+            format!(
+                "{channel}, {auction}, {sum}, {n}, {}, {}",
+                ts_printed(w.0),
+                ts_printed(w.1)
+            )
+        })
+        .collect();
+    expected_2.sort();
+    // 3: counts per (window, auction, bidder) against the highest price above 1000.
+    let mut counts: BTreeMap<In<(i64, i64)>, CountBest> = BTreeMap::new();
+    for (auction, bidder, price, _, t) in &bids {
+        for w in tumble(*t) {
+            let e = counts.entry((w, (*auction, *bidder))).or_insert((0, None));
+            e.0 += 1;
+            if *price > 1000 {
+                e.1 = Some(e.1.map_or(*price, |m: i64| m.max(*price)));
+            }
+        }
+    }
+    let mut expected_3: Vec<String> = counts
+        .iter()
+        .filter_map(|((w, (auction, bidder)), (n, best))| {
+            Some(format!(
+                "{bidder}, {auction}, {n}, {}, {}",
+                (*best)?,
+                ts_printed(w.0)
+            ))
+        })
+        .collect();
+    expected_3.sort();
+    for (name, rows) in [("1", &expected_1), ("2", &expected_2), ("3", &expected_3)] {
+        assert!(!rows.is_empty(), "join {name} has rows");
+    }
+    assert!(
+        expected_3.len() < counts.len(),
+        "the condition drops groups"
+    );
+    let windows =
+        |f: &str, args: &str| format!("TABLE({f}(TABLE bid, DESCRIPTOR(dateTime), {args}))");
+    let hop = windows("HOP", "INTERVAL '0.5' SECOND, INTERVAL '2' SECOND");
+    let cumulate = windows("CUMULATE", "INTERVAL '0.5' SECOND, INTERVAL '2' SECOND");
+    let tumble = windows("TUMBLE", "INTERVAL '1' SECOND");
+    let queries = format!(
+        "INSERT INTO j1
+SELECT L.auction, L.bidder, L.n, R.top, R.total, L.window_end
+FROM (
+  SELECT auction, bidder, COUNT(*) AS n, window_start, window_end FROM {hop}
+  GROUP BY auction, bidder, window_start, window_end
+) L JOIN (
+  SELECT auction, MAX(price) AS top, SUM(price) AS total, COUNT(*) AS cnt, window_start, window_end
+  FROM {hop} GROUP BY auction, window_start, window_end
+) R ON L.auction = R.auction AND L.window_start = R.window_start AND L.window_end = R.window_end
+  AND L.n * 4 >= R.cnt;
+
+INSERT INTO j2
+SELECT L.channel, L.auction, L.spent, R.bidders, R.window_start, L.window_end
+FROM (
+  SELECT channel, auction, SUM(price) AS spent, window_start, window_end FROM {cumulate}
+  GROUP BY channel, auction, window_start, window_end
+) L JOIN (
+  SELECT channel, COUNT(DISTINCT bidder) AS bidders, window_start, window_end FROM {cumulate}
+  GROUP BY channel, window_start, window_end
+) R ON L.channel = R.channel AND L.window_end = R.window_end;
+
+INSERT INTO j3
+SELECT R.bidder, R.auction, L.bids, R.best, R.window_start
+FROM (
+  SELECT auction, bidder, COUNT(*) AS bids, window_start, window_end FROM {tumble}
+  GROUP BY auction, bidder, window_start, window_end
+) L JOIN (
+  SELECT bidder, auction, MAX(price) AS best, window_start, window_end FROM {tumble}
+  WHERE price > 1000 GROUP BY bidder, auction, window_start, window_end
+) R ON L.auction = R.auction AND L.bidder = R.bidder AND L.window_start = R.window_start
+  AND L.window_end = R.window_end;"
+    );
+    let sinks = "CREATE TABLE j1 (auction BIGINT, bidder BIGINT, n BIGINT, top BIGINT, total BIGINT, e TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'j1');
+CREATE TABLE j2 (channel VARCHAR, auction BIGINT, spent BIGINT, bidders BIGINT, s TIMESTAMP(3), e TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'j2');
+CREATE TABLE j3 (bidder BIGINT, auction BIGINT, bids BIGINT, best BIGINT, s TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'j3');
+";
+    let tables = nexmark_tables(&events);
+    let explain = dir.path().join("explain.sql");
+    std::fs::write(
+        &explain,
+        format!(
+            "{tables}{sinks}{}",
+            queries.replace("INSERT INTO", "EXPLAIN INSERT INTO")
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, err) = tidal_sql(&explain, Shape::OneWorker);
+    assert!(ok, "{err}");
+    assert_eq!(stdout.matches("(window join: ").count(), 3, "{stdout}");
+    let script = dir.path().join("joins.sql");
+    std::fs::write(&script, format!("{tables}{sinks}{queries}")).unwrap();
+    printed_tables_fold_to(
+        &script,
+        &[
+            ("j1", &expected_1),
+            ("j2", &expected_2),
+            ("j3", &expected_3),
         ],
     );
 }

@@ -21,6 +21,8 @@ use tidal_engine::{DataStream, Env, Error, Time, WatermarkStrategy, WorkerContex
 use tidal_operators::collection::Sums;
 use tidal_operators::prelude::*;
 
+mod window_join;
+
 use crate::expr::{Scalar, Typed};
 use crate::intagg::{IntAccs, IntAggs, IntArgs};
 use crate::intcond::IntCondition;
@@ -1624,6 +1626,9 @@ fn interval_join<'s>(
     needed: Option<Vec<bool>>,
     compact: bool,
 ) -> (DataStream<'s, Row>, Option<Vec<usize>>) {
+    if let Some(w) = plan.window_join() {
+        return window_join::window_join(env, plan, w, needed, compact);
+    }
     let Plan::Join {
         left,
         right,
@@ -4043,7 +4048,7 @@ impl IntKey {
         &self,
         ctx: &Rc<WorkerContext>,
         clause: &'static str,
-    ) -> impl FnMut(&[Value]) -> Option<IntKeyValue<N>> + 'static {
+    ) -> impl FnMut(&[Value]) -> Option<IntKeyValue<N>> + 'static + use<N> {
         let (this, ctx) = (self.clone(), Rc::clone(ctx));
         move |r: &[Value]| match this.key::<N>(r) {
             Ok(k) => Some(k),

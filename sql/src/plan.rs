@@ -915,6 +915,66 @@ impl Plan {
         }
     }
 
+    /// A window join of two window aggregations, run as one window operator: an inner join
+    /// whose sides are window aggregations of the same windows (tumbling, hopping or
+    /// cumulating; through projections of their columns), joined only within a window (the
+    /// interval join's bounds are `[0, 0]`: both sides' rows sit at their window's
+    /// `window_time`, and the same windows' ends differ), on equal group keys (at least one
+    /// pair; equal window columns pair with each other). Both sides' rows are keyed by the
+    /// joined group keys into one window operator, each window keeps both sides' groups with
+    /// their accumulators, and as it fires each left group is paired with each right group of
+    /// its key (the residual condition tested on the pair): the rows of the two aggregations
+    /// and their interval join, with one operator and one exchange where they take three and
+    /// four (Flink runs such a query as two window aggregations and a window join).
+    pub(crate) fn window_join(&self) -> Option<WindowJoin<'_>> {
+        let Plan::Join {
+            left,
+            right,
+            kind: JoinKind::Inner,
+            left_keys,
+            right_keys,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if self.interval_join_bounds() != Some((0, 0)) {
+            return None;
+        }
+        let (l, r) = (WindowJoinSide::of(left)?, WindowJoinSide::of(right)?);
+        if l.spec != r.spec
+            || !matches!(
+                l.spec,
+                WindowSpec::Tumble { .. } | WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. }
+            )
+        {
+            return None;
+        }
+        let mut keys = Vec::new();
+        for (a, b) in left_keys.iter().zip(right_keys) {
+            let (Scalar::Col(a), Scalar::Col(b)) = (&a.scalar, &b.scalar) else {
+                return None;
+            };
+            match (l.columns[*a], r.columns[*b]) {
+                // The same window column of the same window: equal on every pair.
+                (x, y) if x < 3 && x == y => {}
+                (x, y) if x >= 3 && y >= 3 && x - 3 < l.keys.len() && y - 3 < r.keys.len() => {
+                    keys.push((x - 3, y - 3));
+                }
+                _ => return None,
+            }
+        }
+        if keys.is_empty() {
+            return None;
+        }
+        Some(WindowJoin {
+            spec: l.spec,
+            left: l,
+            right: r,
+            keys,
+        })
+    }
+
     /// Whether its result changes after it was emitted (rows retracted): an updating result,
     /// run on the incremental collections and written as a changelog.
     pub fn updating(&self) -> bool {
@@ -1105,7 +1165,22 @@ impl Plan {
                     }
                 }
                 let _ = write!(out, "{pad}Join: {kind:?} on {}", texts.join(" AND "));
+                let window_join = self.window_join().map(|w| {
+                    w.keys
+                        .iter()
+                        .map(|&(a, b)| {
+                            format!("{} = {}", w.left.keys[a].1.text, w.right.keys[b].1.text)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
                 match self.interval_join_bounds() {
+                    _ if let Some(keys) = &window_join => {
+                        let _ = writeln!(
+                            out,
+                            " (window join: both window aggregations below run as one DataStream window operator keyed by {keys}, each window's groups of the two sides paired as it fires)"
+                        );
+                    }
                     Some((i64::MIN, i64::MAX)) if self.interval().is_none() => {
                         let _ = writeln!(
                             out,
@@ -1825,6 +1900,19 @@ fn plan_statement(
             };
             if explain_only {
                 program.explained.push(explain(&sink));
+            } else if let Some(first) = program.sinks.iter_mut().find(|s| {
+                let written = sink.table.as_ref().map(|t| &t.name);
+                s.table.as_ref().is_some_and(|w| {
+                    Some(&w.name) == written && matches!(w.connector, Connector::Filesystem { .. })
+                })
+            }) {
+                // Several INSERTs into one file table: one sink writes the rows of all (a
+                // directory holds the parts of one sink: two would remove each other's).
+                let earlier =
+                    std::mem::replace(&mut first.plan, Plan::Union { inputs: Vec::new() });
+                first.plan = Plan::Union {
+                    inputs: vec![earlier, sink.plan],
+                };
             } else {
                 program.sinks.push(sink);
             }
@@ -1997,6 +2085,65 @@ fn plan_distinct(select: &ast::Select, catalog: &Catalog, at: Pos) -> Result<Pla
     grouped.distinct = None;
     grouped.group_by = ast::GroupByExpr::Expressions(keys, Vec::new());
     plan_select(&grouped, catalog)
+}
+
+/// A join run as one window operator over both sides (see [`Plan::window_join`]).
+pub(crate) struct WindowJoin<'p> {
+    /// The windows of both sides.
+    pub spec: WindowSpec,
+    /// The left side.
+    pub left: WindowJoinSide<'p>,
+    /// The right side.
+    pub right: WindowJoinSide<'p>,
+    /// The joined group keys: pairs of a left group key's index and a right one's.
+    pub keys: Vec<(usize, usize)>,
+}
+
+/// One side of a [`WindowJoin`]: a window aggregation, seen through projections of its columns.
+pub(crate) struct WindowJoinSide<'p> {
+    /// The window aggregation's input.
+    pub input: &'p Plan,
+    /// Its windows.
+    pub spec: WindowSpec,
+    /// Its group keys besides the window.
+    pub keys: &'p [(String, Typed)],
+    /// Its aggregates.
+    pub aggs: &'p [Agg],
+    /// For each of the side's columns, the window aggregation's column it is (`window_start,
+    /// window_end, window_time, keys..., aggregates...`).
+    pub columns: Vec<usize>,
+}
+
+impl<'p> WindowJoinSide<'p> {
+    /// `plan` as a window aggregation under projections of its columns, if it is one.
+    fn of(plan: &'p Plan) -> Option<Self> {
+        match plan {
+            Plan::WindowAggregate {
+                input,
+                spec,
+                keys,
+                aggs,
+            } => Some(WindowJoinSide {
+                input,
+                spec: *spec,
+                keys,
+                aggs,
+                columns: (0..3 + keys.len() + aggs.len()).collect(),
+            }),
+            Plan::Project { input, exprs } => {
+                let below = WindowJoinSide::of(input)?;
+                let columns = exprs
+                    .iter()
+                    .map(|(_, e)| match e.scalar {
+                        Scalar::Col(c) => below.columns.get(c).copied(),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<usize>>>()?;
+                Some(WindowJoinSide { columns, ..below })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Column `col` of `plan` traced to a window column: which one (0 `window_start`, 1
@@ -5104,6 +5251,107 @@ mod tests {
         let e = plan("SELECT price FROM bids WHERE auction IN (SELECT auction, price FROM bids);")
             .unwrap_err();
         assert!(e.message.contains("one column; this subquery has 2"), "{e}");
+    }
+
+    #[test]
+    fn inserts_into_one_file_table_are_one_sink() {
+        let p = plan(
+            "CREATE TABLE f (a BIGINT) WITH ('connector' = 'filesystem', 'path' = '/o', 'format' = 'csv');
+CREATE TABLE p (a BIGINT) WITH ('connector' = 'print');
+INSERT INTO f SELECT auction FROM bids; INSERT INTO p SELECT price FROM bids;
+INSERT INTO f SELECT bidder FROM bids; INSERT INTO p SELECT bidder FROM bids;",
+        )
+        .unwrap();
+        let names: Vec<&str> = p
+            .sinks
+            .iter()
+            .map(|s| s.table.as_ref().unwrap().name.as_str())
+            .collect();
+        assert_eq!(names, ["f", "p", "p"]);
+        let Plan::Union { inputs } = &p.sinks[0].plan else {
+            panic!("{}", explain(&p.sinks[0]))
+        };
+        assert_eq!(inputs.len(), 2);
+    }
+
+    #[test]
+    fn joins_of_window_aggregations_of_the_same_windows_are_window_joins() {
+        // The joined group keys (left index, right index), if the join is a window join.
+        let keys = |sql: &str| -> Option<Vec<(usize, usize)>> {
+            let p = plan(sql).unwrap();
+            let mut at = &p.sinks[0].plan;
+            while let Plan::Project { input, .. } | Plan::Filter { input, .. } = at {
+                at = input;
+            }
+            assert!(matches!(at, Plan::Join { .. }), "{sql}");
+            let keys = at.window_join().map(|w| w.keys);
+            assert_eq!(
+                explain(&p.sinks[0]).contains("(window join: "),
+                keys.is_some(),
+                "{sql}"
+            );
+            keys
+        };
+        let agg = |windows: &str, group: &str, aggs: &str| {
+            format!(
+                "SELECT {group}, {aggs} window_start, window_end FROM TABLE({windows}) GROUP BY {group}, window_start, window_end"
+            )
+        };
+        let tumble = "TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND)";
+        let hop =
+            "HOP(TABLE bids, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND)";
+        let cumulate = "CUMULATE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND)";
+        // Nexmark q8's shape: a group of two keys joined on one with a group of one; the
+        // window columns renamed by projections; equal starts and ends.
+        let l = agg(tumble, "auction, bidder", "");
+        let r = format!(
+            "SELECT auction AS a, window_start AS s, window_end AS e FROM ({}) x",
+            agg(tumble, "auction", "COUNT(*) AS n,")
+        );
+        assert_eq!(
+            keys(&format!(
+                "SELECT L.bidder, R.a FROM ({l}) L JOIN ({r}) R ON L.auction = R.a AND L.window_start = R.s AND L.window_end = R.e;"
+            )),
+            Some(vec![(0, 0)])
+        );
+        // Two keys, in another order on the right; equal ends alone; hopping and cumulating
+        // windows; a residual condition on both sides' aggregates.
+        for windows in [hop, cumulate] {
+            let l = agg(windows, "auction, bidder", "MAX(price) AS top,");
+            let r = agg(windows, "bidder, auction", "SUM(price) AS total,");
+            assert_eq!(
+                keys(&format!(
+                    "SELECT L.top, R.total FROM ({l}) L JOIN ({r}) R ON L.bidder = R.bidder AND L.auction = R.auction AND L.window_end = R.window_end AND L.top * 2 > R.total;"
+                )),
+                Some(vec![(1, 0), (0, 1)])
+            );
+        }
+        // Not window joins: windows that differ (the same ends, other starts); a key equated
+        // with an aggregate; no group key equated; window_start alone (for cumulating windows
+        // that names several windows).
+        let other = agg(
+            "TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '5' SECOND)",
+            "auction",
+            "",
+        );
+        let l = agg(tumble, "auction", "COUNT(*) AS n,");
+        for on in [
+            format!(
+                "({l}) L JOIN ({other}) R ON L.auction = R.auction AND L.window_end = R.window_end"
+            ),
+            format!("({l}) L JOIN ({l}) R ON L.auction = R.n AND L.window_end = R.window_end"),
+            format!(
+                "({l}) L JOIN ({l}) R ON L.window_start = R.window_start AND L.window_end = R.window_end"
+            ),
+        ] {
+            assert_eq!(keys(&format!("SELECT L.n FROM {on};")), None, "{on}");
+        }
+        let c = agg(cumulate, "auction", "COUNT(*) AS n,");
+        let p = plan(&format!(
+            "SELECT L.n FROM ({c}) L JOIN ({c}) R ON L.auction = R.auction AND L.window_start = R.window_start;"
+        ))
+        .unwrap();
+        assert!(!explain(&p.sinks[0]).contains("window join"));
     }
 
     #[test]
