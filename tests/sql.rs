@@ -434,9 +434,10 @@ GROUP BY auction, window_start, window_end;",
 /// suggestion: a regular join of auctions and people) and q11 (user sessions: Flink's SESSION
 /// group window) as the benchmark defines them, on file
 /// tables of generated events (`nexmark --write-events`), in one script: the same rows as the
-/// DataStream versions of the `nexmark` example on the same events, on every shape; q0, q2
-/// and q3 also on `'connector' = 'nexmark'` tables generating the same events (one generator
-/// for the four scans). (q1's DataStream version keeps
+/// DataStream versions of the `nexmark` example on the same events, on every shape; q0, q2,
+/// q3, q8 and a window join of hopping window aggregations with a condition on both also on
+/// `'connector' = 'nexmark'` tables generating the same events (one generator for all the
+/// scans), with the rows they give on the files. (q1's DataStream version keeps
 /// whole euros: the SQL decimal's integer part.)
 #[test]
 fn nexmark_q0_to_q3_and_q11_give_the_datastream_versions_rows_on_every_shape() {
@@ -581,7 +582,32 @@ CREATE TABLE generated_filtered_sums (auction BIGINT, window_start TIMESTAMP(3),
 INSERT INTO generated_filtered_sums {generated_filtered_sums_sql};
 INSERT INTO nexmark_q3
 {q3_sql};
+CREATE TABLE nexmark_q8 (id BIGINT, name VARCHAR, starttime TIMESTAMP(3))
+  WITH ('connector' = 'filesystem', 'path' = '{q8}', 'format' = 'csv');
+INSERT INTO nexmark_q8
+{q8_sql};
+CREATE TABLE generated_q8 (id BIGINT, name VARCHAR, starttime TIMESTAMP(3))
+  WITH ('connector' = 'filesystem', 'path' = '{generated_q8}', 'format' = 'csv');
+INSERT INTO generated_q8
+{generated_q8_sql};
+CREATE TABLE shares (auction BIGINT, bidder BIGINT, n BIGINT, top BIGINT, total BIGINT, e TIMESTAMP(3))
+  WITH ('connector' = 'filesystem', 'path' = '{shares}', 'format' = 'csv');
+INSERT INTO shares {shares_sql};
+CREATE TABLE generated_shares (auction BIGINT, bidder BIGINT, n BIGINT, top BIGINT, total BIGINT, e TIMESTAMP(3))
+  WITH ('connector' = 'filesystem', 'path' = '{generated_shares}', 'format' = 'csv');
+INSERT INTO generated_shares {generated_shares_sql};
 ",
+                q8 = out("q8").display(),
+                q8_sql = include_str!("../sql/nexmark/q8.sql").trim_end(),
+                generated_q8 = out("generated-q8").display(),
+                generated_q8_sql = include_str!("../sql/nexmark/q8.sql")
+                    .trim_end()
+                    .replace("TABLE person", "TABLE generated_person")
+                    .replace("TABLE auction", "TABLE generated_auction"),
+                shares = out("shares").display(),
+                shares_sql = shares_sql("bid"),
+                generated_shares = out("generated-shares").display(),
+                generated_shares_sql = shares_sql("generated_bid"),
                 bids = events.join("bid.csv").display(),
                 q0 = out("q0").display(),
                 q1 = out("q1").display(),
@@ -676,6 +702,19 @@ INSERT INTO nexmark_q3
             &expected[4],
             &format!("{shape:?} q11 on generated bids"),
         );
+        // Window joins of window aggregations, their sides keyed straight from the generated
+        // events' fields (Nexmark q8; per auction and bidder the bids of hopping windows
+        // against the auction's highest price, sum and count there, with a condition on both),
+        // give the rows the same queries give on the files' rows.
+        for (file, generated) in [("q8", "generated-q8"), ("shares", "generated-shares")] {
+            let rows = part_lines(&out(file));
+            assert!(rows.len() > 10, "{shape:?}: {} rows of {file}", rows.len());
+            assert_same(
+                &part_lines(&out(generated)),
+                &rows,
+                &format!("{shape:?} {file} on generated events"),
+            );
+        }
         let sums = part_lines(&out("filtered-sums"));
         assert!(sums.len() > 10, "{shape:?}: {} filtered sums", sums.len());
         assert_same(
@@ -684,6 +723,26 @@ INSERT INTO nexmark_q3
             &format!("{shape:?} filtered window sums on generated bids"),
         );
     }
+}
+
+/// Per auction and bidder, the bids of each 2 s window sliding by 1 s of the bids of `table`,
+/// against the auction's highest price, sum and count there: a window join of two window
+/// aggregations, kept where the bidder made at least a quarter of the auction's bids.
+fn shares_sql(table: &str) -> String {
+    let hop = format!(
+        "TABLE(HOP(TABLE {table}, DESCRIPTOR(dateTime), INTERVAL '1' SECOND, INTERVAL '2' SECOND))"
+    );
+    format!(
+        "SELECT L.auction, L.bidder, L.n, R.top, R.total, L.window_end
+FROM (
+  SELECT auction, bidder, COUNT(*) AS n, window_start, window_end FROM {hop}
+  GROUP BY auction, bidder, window_start, window_end
+) L JOIN (
+  SELECT auction, MAX(price) AS top, SUM(price) AS total, COUNT(*) AS cnt, window_start, window_end
+  FROM {hop} GROUP BY auction, window_start, window_end
+) R ON L.auction = R.auction AND L.window_start = R.window_start AND L.window_end = R.window_end
+  AND L.n * 4 >= R.cnt"
+    )
 }
 
 /// Per auction whose number is a multiple of 7, per 10 s tumbling window of the bids of

@@ -13,14 +13,16 @@
 
 use std::rc::Rc;
 
+use tidal_connectors::nexmark::Event;
 use tidal_engine::state::FastMap;
 use tidal_engine::{DataStream, WorkerContext};
 use tidal_operators::keyed::Key;
 use tidal_operators::prelude::*;
 
 use super::{
-    Aggregates, Cx, IntKey, IntKeyValue, build_reading, holds, int_value, mark_read, marked,
-    positions, slim_aggregates, windows,
+    Aggregates, ColumnLoad, Cx, IntKey, IntKeyValue, ScanCondition, ScanRow, build_reading, holds,
+    int_value, mark_read, marked, nexmark_events, nexmark_ordered_column, positions, read_events,
+    reads_nexmark, slim_aggregates, windows,
 };
 use crate::expr::{Scalar, Typed};
 use crate::plan::{Acc, Accs, Plan, WindowJoin, WindowJoinSide};
@@ -28,6 +30,9 @@ use crate::value::{DataType, Row, Value};
 
 /// How a side's row's key is made (see `run`).
 type Keyer<K> = Box<dyn FnMut(&[Value]) -> Option<K>>;
+
+/// How a side's key is read from a Nexmark event, when it is made of the event's fields.
+type EventKeyer<K> = Box<dyn Fn(&Event) -> K>;
 
 /// A row of one side as it enters the window: which side, the values its group keeps (see
 /// [`KeyAt`]) and the columns its aggregates read.
@@ -285,7 +290,41 @@ pub(super) fn window_join<'s>(
                 let mut key = k.keyer::<$n>(&ctx, "ON");
                 move |r: &[Value]| key(r).filter(|k| k.nulls == 0)
             };
-            run(env, &w, keyer($a), keyer($b), values, true, pairs, name)
+            // Over a Nexmark scan whose joined keys are integer fields of its events: the key
+            // read from each event.
+            let from_events = |side: &WindowJoinSide<'_>,
+                               exprs: &[Typed]|
+             -> Option<EventKeyer<IntKeyValue<$n>>> {
+                let (_, spec, _) = reads_nexmark(side.input)?;
+                let fields = exprs
+                    .iter()
+                    .map(|e| match e.scalar {
+                        Scalar::Col(c) => nexmark_ordered_column(spec.kind, c),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(Box::new(move |e: &Event| {
+                    let mut k = IntKeyValue {
+                        v: [0; $n],
+                        nulls: 0,
+                    };
+                    for (x, f) in k.v.iter_mut().zip(&fields) {
+                        *x = f(e);
+                    }
+                    k
+                }))
+            };
+            let events = (from_events(&w.left, &lk), from_events(&w.right, &rk));
+            run(
+                env,
+                &w,
+                (keyer($a), keyer($b)),
+                events,
+                values,
+                true,
+                pairs,
+                name,
+            )
         }};
     }
     let joined = match (IntKey::of(&leading(&lk)), IntKey::of(&leading(&rk))) {
@@ -295,28 +334,45 @@ pub(super) fn window_join<'s>(
             // Any other key: each group keeps all its key values.
             let keyer = |r: &[Value]| (!r.iter().any(Value::is_null)).then(|| Row(r.to_vec()));
             let values = |k: &Row, _: bool, n: usize| -> Value { k.0[n].clone() };
-            run(env, &w, keyer, keyer, values, false, pairs, name)
+            run(
+                env,
+                &w,
+                (keyer, keyer),
+                (None, None),
+                values,
+                false,
+                pairs,
+                name,
+            )
         }
     };
     (joined, layout)
 }
 
 /// The window join on keys of type `K`: `left_key` and `right_key` make a side's row's key
-/// (`None`: a NULL, which matches nothing, or an error, which fails the job), `joined` the
-/// values of a key as a side's columns; with `from_key`, a group's joined keys are read from
-/// its key when its window fires, else kept in the group's row.
+/// (`None`: a NULL, which matches nothing, or an error, which fails the job) from its leading
+/// columns; `left_events` and `right_events`, when given, read it straight from the events of
+/// a side over a Nexmark scan; `joined` gives a key's values as a side's columns; with
+/// `from_key`, a group's joined keys are read from its key when its window fires, else kept in
+/// the group's row.
 #[allow(clippy::too_many_arguments)]
 fn run<'s, K: Key>(
     env: &mut Cx<'s, '_>,
     w: &WindowJoin<'_>,
-    left_key: impl FnMut(&[Value]) -> Option<K> + 'static,
-    right_key: impl FnMut(&[Value]) -> Option<K> + 'static,
+    (left_key, right_key): (
+        impl FnMut(&[Value]) -> Option<K> + 'static,
+        impl FnMut(&[Value]) -> Option<K> + 'static,
+    ),
+    (left_events, right_events): (Option<EventKeyer<K>>, Option<EventKeyer<K>>),
     joined: impl Fn(&K, bool, usize) -> Value + 'static,
     from_key: bool,
     pairs: Pairs,
     name: String,
 ) -> DataStream<'s, Row> {
-    let mut side = |s: &WindowJoinSide<'_>, right: bool, mut key: Keyer<K>| {
+    let mut side = |s: &WindowJoinSide<'_>,
+                    right: bool,
+                    mut key: Keyer<K>,
+                    event_key: Option<EventKeyer<K>>| {
         // A group keeps the values of its keys not read from the window's key.
         let joined_keys: Vec<usize> = w
             .keys
@@ -355,6 +411,59 @@ fn run<'s, K: Key>(
             joined_keys.len(),
             at.iter().filter(|a| matches!(a, KeyAt::Group(_))).count(),
         );
+        let fill = &pairs.fill[if right {
+            pairs.left_width..pairs.fill.len()
+        } else {
+            0..pairs.left_width
+        }];
+        let side = Side {
+            right,
+            results_read: s
+                .columns
+                .iter()
+                .zip(fill)
+                .any(|(&c, &f)| f && c >= 3 + s.keys.len()),
+            columns: s.columns.clone().into(),
+            at: at.into(),
+            aggs: Aggregates::new(&slim, env.context()),
+        };
+        // Over a Nexmark scan whose key is read from the events and whose other columns are
+        // fields of them: the group's and the aggregates' values made straight from each event,
+        // no row between.
+        if let Some(event_key) = event_key
+            && let Some((table, spec, cond)) = reads_nexmark(s.input)
+            && let Some(loads) = exprs[n..]
+                .iter()
+                .map(|(_, e)| match e.scalar {
+                    Scalar::Col(c) => ColumnLoad::of(spec.kind, c),
+                    _ => None,
+                })
+                .collect::<Option<Vec<ColumnLoad>>>()
+        {
+            let kind = spec.kind;
+            let cond = cond.map(|c| ScanCondition::new(c, kind, table, env.context()));
+            let mut reader = ScanRow::new(kind, cond, Vec::new(), table);
+            let events = nexmark_events(env, table, spec);
+            let (group, args) = loads.split_at(m);
+            let (group, args) = (group.to_vec(), args.to_vec());
+            let name = format!("table {}: keyed for a window join", table.name);
+            let keyed = read_events(events, kind, &name, move |e: &Event| {
+                reader.read(e)?;
+                let mut made = |loads: &[ColumnLoad]| {
+                    let mut v = Vec::new();
+                    if !loads.is_empty() {
+                        v.resize(loads.len(), Value::Null);
+                        for (slot, load) in v.iter_mut().zip(loads) {
+                            load.set(e, &mut reader.strings, slot);
+                        }
+                    }
+                    Row(v)
+                };
+                let (group, args) = (made(&group), made(&args));
+                Some((event_key(e), Sided { right, group, args }))
+            });
+            return (keyed, side);
+        }
         let projected = Plan::Project {
             input: Box::new(s.input.clone()),
             exprs,
@@ -373,26 +482,10 @@ fn run<'s, K: Key>(
             };
             Some((k, Sided { right, group, args }))
         });
-        let fill = &pairs.fill[if right {
-            pairs.left_width..pairs.fill.len()
-        } else {
-            0..pairs.left_width
-        }];
-        let side = Side {
-            right,
-            results_read: s
-                .columns
-                .iter()
-                .zip(fill)
-                .any(|(&c, &f)| f && c >= 3 + s.keys.len()),
-            columns: s.columns.clone().into(),
-            at: at.into(),
-            aggs: Aggregates::new(&slim, env.context()),
-        };
         (keyed, side)
     };
-    let (l, left) = side(&w.left, false, Box::new(left_key));
-    let (r, right) = side(&w.right, true, Box::new(right_key));
+    let (l, left) = side(&w.left, false, Box::new(left_key), left_events);
+    let (r, right) = side(&w.right, true, Box::new(right_key), right_events);
     let (la, ra) = (left.aggs.clone(), right.aggs.clone());
     let add = move |g: &mut Groups, v: Sided| {
         let (groups, f) = if v.right {
