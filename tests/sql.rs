@@ -1940,7 +1940,29 @@ fn window_joins_of_window_aggregations_fold_to_the_model_on_every_shape() {
         })
         .collect();
     expected_3.sort();
-    for (name, rows) in [("1", &expected_1), ("2", &expected_2), ("3", &expected_3)] {
+    // 5: Nexmark q8, people and sellers of the same 10 s window.
+    let window = |t: i64| t - t.rem_euclid(10_000);
+    let people: std::collections::BTreeSet<(i64, String, i64)> =
+        csv_rows(&events.join("person.csv"))
+            .iter()
+            .map(|f| (f[0].parse().unwrap(), f[1].clone(), window(ms_of(&f[6]))))
+            .collect();
+    let sellers: std::collections::BTreeSet<(i64, i64)> = csv_rows(&events.join("auction.csv"))
+        .iter()
+        .map(|f| (f[7].parse().unwrap(), window(ms_of(&f[5]))))
+        .collect();
+    let mut expected_5: Vec<String> = people
+        .iter()
+        .filter(|(id, _, w)| sellers.contains(&(*id, *w)))
+        .map(|(id, name, w)| format!("{id}, {name}, {}", ts_printed(*w)))
+        .collect();
+    expected_5.sort();
+    for (name, rows) in [
+        ("1", &expected_1),
+        ("2", &expected_2),
+        ("3", &expected_3),
+        ("5", &expected_5),
+    ] {
         assert!(!rows.is_empty(), "join {name} has rows");
     }
     assert!(
@@ -1983,7 +2005,26 @@ FROM (
   SELECT bidder, auction, MAX(price) AS best, window_start, window_end FROM {tumble}
   WHERE price > 1000 GROUP BY bidder, auction, window_start, window_end
 ) R ON L.auction = R.auction AND L.bidder = R.bidder AND L.window_start = R.window_start
-  AND L.window_end = R.window_end;"
+  AND L.window_end = R.window_end;
+
+INSERT INTO j4
+SELECT L.auction, L.bidder, L.n, R.top, R.total, L.window_end
+FROM (
+  SELECT auction, bidder, COUNT(*) AS n, window_start, window_end FROM {generated_hop}
+  GROUP BY auction, bidder, window_start, window_end
+) L JOIN (
+  SELECT auction, MAX(price) AS top, SUM(price) AS total, COUNT(*) AS cnt, window_start, window_end
+  FROM {generated_hop} GROUP BY auction, window_start, window_end
+) R ON L.auction = R.auction AND L.window_start = R.window_start AND L.window_end = R.window_end
+  AND L.n * 4 >= R.cnt;
+
+INSERT INTO j5
+{q8};",
+        generated_hop = hop.replace("TABLE bid,", "TABLE generated_bid,"),
+        q8 = include_str!("../sql/nexmark/q8.sql")
+            .trim_end()
+            .replace("TABLE person", "TABLE generated_person")
+            .replace("TABLE auction", "TABLE generated_auction"),
     );
     let sinks = "CREATE TABLE j1 (auction BIGINT, bidder BIGINT, n BIGINT, top BIGINT, total BIGINT, e TIMESTAMP(3))
   WITH ('connector' = 'print', 'print-identifier' = 'j1');
@@ -1991,6 +2032,25 @@ CREATE TABLE j2 (channel VARCHAR, auction BIGINT, spent BIGINT, bidders BIGINT, 
   WITH ('connector' = 'print', 'print-identifier' = 'j2');
 CREATE TABLE j3 (bidder BIGINT, auction BIGINT, bids BIGINT, best BIGINT, s TIMESTAMP(3))
   WITH ('connector' = 'print', 'print-identifier' = 'j3');
+CREATE TABLE j4 (auction BIGINT, bidder BIGINT, n BIGINT, top BIGINT, total BIGINT, e TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'j4');
+CREATE TABLE j5 (id BIGINT, name VARCHAR, starttime TIMESTAMP(3))
+  WITH ('connector' = 'print', 'print-identifier' = 'j5');
+CREATE TABLE generated_bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'table' = 'bid', 'events' = '30000');
+CREATE TABLE generated_person (
+  id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR,
+  dateTime TIMESTAMP(3), extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime
+) WITH ('connector' = 'nexmark', 'table' = 'person', 'events' = '30000');
+CREATE TABLE generated_auction (
+  id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT,
+  dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime
+) WITH ('connector' = 'nexmark', 'table' = 'auction', 'events' = '30000');
 ";
     let tables = nexmark_tables(&events);
     let explain = dir.path().join("explain.sql");
@@ -2004,7 +2064,7 @@ CREATE TABLE j3 (bidder BIGINT, auction BIGINT, bids BIGINT, best BIGINT, s TIME
     .unwrap();
     let (ok, stdout, err) = tidal_sql(&explain, Shape::OneWorker);
     assert!(ok, "{err}");
-    assert_eq!(stdout.matches("(window join: ").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("(window join: ").count(), 5, "{stdout}");
     let script = dir.path().join("joins.sql");
     std::fs::write(&script, format!("{tables}{sinks}{queries}")).unwrap();
     printed_tables_fold_to(
@@ -2013,6 +2073,10 @@ CREATE TABLE j3 (bidder BIGINT, auction BIGINT, bids BIGINT, best BIGINT, s TIME
             ("j1", &expected_1),
             ("j2", &expected_2),
             ("j3", &expected_3),
+            // The same joins on nexmark-connector tables, each generator read by the two
+            // sides of one join alone: its events read once, each tried by both.
+            ("j4", &expected_1),
+            ("j5", &expected_5),
         ],
     );
 }

@@ -825,6 +825,26 @@ impl<'s, 'e> Cx<'s, 'e> {
 }
 
 impl Cx<'_, '_> {
+    /// How many scans of the job's plans read the Nexmark generator `key`.
+    fn nexmark_scans(&self, key: NexmarkKey) -> usize {
+        fn count(plan: &Plan, key: NexmarkKey, n: &mut usize) {
+            if let Plan::Scan { table } = plan
+                && let Connector::Nexmark(spec) = &table.connector
+                && nexmark_key(table, spec) == key
+            {
+                *n += 1;
+            }
+            for i in plan.inputs() {
+                count(i, key, n);
+            }
+        }
+        let mut n = 0;
+        for p in &self.plans {
+            count(p, key, &mut n);
+        }
+        n
+    }
+
     /// How many times the job builds a node of text `text` (as [`without_positions`] writes
     /// it): its occurrences in the job's plans, apart from those under a window aggregate
     /// that reads an extreme filter's rows instead of its input.
@@ -876,32 +896,39 @@ fn nexmark_events<'s>(
     spec: &crate::plan::NexmarkTable,
 ) -> Events<'s> {
     let key = nexmark_key(table, spec);
-    let generate = |env: &mut Env<'s>| {
-        let config = NexmarkConfig {
-            events_per_second: spec.events_per_second,
-            ..NexmarkConfig::default()
-        };
-        let mut generator = config.generator(spec.events);
-        if let Some(r) = spec.rate {
-            generator = generator.rate(r);
-        }
-        match table.watermark {
-            Some((_, delay)) => env.generate_with(
-                generator,
-                WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64))
-                    .with_timestamps(|e: &Event| e.date_time()),
-            ),
-            None => env.generate(generator),
-        }
-    };
     let Some(at) = env.shared.iter().position(|(k, _)| *k == key) else {
-        return Events::Own(generate(env.env));
+        return Events::Own(nexmark_generator(env, table, spec));
     };
     if env.shared[at].1.is_none() {
-        let events = generate(env.env);
+        let events = nexmark_generator(env, table, spec);
         env.shared[at].1 = Some(share_batches(events));
     }
     Events::Shared(env.shared[at].1.clone().expect("built"))
+}
+
+/// The events of the Nexmark generator a scan of `table` reads (this worker's share), at their
+/// times, with the table's watermark.
+fn nexmark_generator<'s>(
+    env: &mut Env<'s>,
+    table: &Table,
+    spec: &crate::plan::NexmarkTable,
+) -> DataStream<'s, Event> {
+    let config = NexmarkConfig {
+        events_per_second: spec.events_per_second,
+        ..NexmarkConfig::default()
+    };
+    let mut generator = config.generator(spec.events);
+    if let Some(r) = spec.rate {
+        generator = generator.rate(r);
+    }
+    match table.watermark {
+        Some((_, delay)) => env.generate_with(
+            generator,
+            WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(delay as u64))
+                .with_timestamps(|e: &Event| e.date_time()),
+        ),
+        None => env.generate(generator),
+    }
 }
 
 /// A Kafka table's message values decoded as file lines are (`RowDecoder`: rows of `'csv'` or

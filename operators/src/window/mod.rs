@@ -73,6 +73,9 @@ pub struct WindowedStream<'s, K, V> {
     late: Option<OutputTag<'s, (K, V)>>,
     trigger: Trigger,
     processing_time: bool,
+    /// Whether [`aggregate_with`](WindowedStream::aggregate_with) may fold records before the
+    /// exchange (see [`without_combiner`](WindowedStream::without_combiner)).
+    combine: bool,
 }
 
 /// When a window emits its result.
@@ -115,6 +118,7 @@ impl<'s, K: Key, V: Value> KeyedStream<'s, K, V> {
             late: None,
             trigger: Trigger::Time,
             processing_time: false,
+            combine: true,
         }
     }
 }
@@ -201,6 +205,38 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
     /// ```
     pub fn in_processing_time(mut self) -> Self {
         self.processing_time = true;
+        self
+    }
+    /// Sends every record to its key's worker as it comes, with no combiner before the exchange:
+    /// for [`aggregate_with`](Self::aggregate_with) functions whose accumulator grows with the
+    /// distinct records it holds (a window join's groups, say) rather than summing them, where
+    /// folding before the exchange would only copy them once more. The results are the same.
+    ///
+    /// ```
+    /// # use tidal_operators::prelude::*; use tidal_connectors::prelude::*;
+    /// use std::time::Duration;
+    /// use tidal_engine::WatermarkStrategy;
+    /// // The distinct readings per sensor and 10 ms window.
+    /// let mut out: Vec<(u8, Vec<u32>)> = tidal_engine::Job::local(2).run(|env| {
+    ///     env.from_iter_with(vec![(1u8, 5u32, 1i64), (1, 7, 8), (1, 5, 9), (2, 4, 3)],
+    ///         WatermarkStrategy::monotonous().with_timestamps(|r: &(u8, u32, i64)| r.2))
+    ///         .map(|(sensor, reading, _)| (sensor, reading))
+    ///         .keyed()
+    ///         .window(Windows::tumbling(Duration::from_millis(10)))
+    ///         .without_combiner()
+    ///         .aggregate_with(
+    ///             |r| vec![r],
+    ///             |seen: &mut Vec<u32>, r| if !seen.contains(&r) { seen.push(r) },
+    ///             |seen, more| for r in more { if !seen.contains(&r) { seen.push(r) } },
+    ///             |sensor: &u8, _: &Window, seen: &Vec<u32>| (*sensor, seen.clone()),
+    ///         )
+    ///         .collect()
+    /// }).unwrap();
+    /// out.sort();
+    /// assert_eq!(out, vec![(1, vec![5, 7]), (2, vec![4])]);
+    /// ```
+    pub fn without_combiner(mut self) -> Self {
+        self.combine = false;
         self
     }
     /// Keeps each window for `lateness` after it fired; late records within it fire it again.
@@ -347,7 +383,9 @@ impl<'s, K: Key, V: Value> WindowedStream<'s, K, V> {
             late,
             trigger,
             processing_time,
+            combine: combining,
         } = self;
+        let combine = combine && combining;
         let stream = stream.into_stream();
         let ctx = Rc::clone(stream.context());
         let mut late_stream = None;
