@@ -8,8 +8,16 @@
 //! leave as the join's rows, at the window's last millisecond — the rows the two window
 //! aggregations and their interval join make, with one keyed operator and one exchange where
 //! those take three and four. The window's state is a window operator's (checkpointed and
-//! restored on any number of workers as every window is); with several workers each side's
-//! groups are combined before the exchange.
+//! restored on any number of workers as every window is); with several workers and aggregates
+//! on a side, each side's groups are combined before the exchange.
+//!
+//! One difference from the two aggregations it replaces: their windows each closed on their
+//! own side's watermark, this one closes on the slower of the two. A row behind its own side's
+//! watermark but not behind the other's is counted here where each aggregation would have
+//! dropped it as late (never the other way round; the sides of one Nexmark generator, or of
+//! one table, share one watermark and see no difference). A row whose joined key is NULL is
+//! dropped before its window (it matches nothing), so its aggregates' arguments are not
+//! computed and cannot fail the job.
 
 use std::rc::Rc;
 
