@@ -793,6 +793,34 @@ INSERT INTO out {select};
     assert!(ones.iter().all(|l| l == "1"));
 }
 
+/// A datagen table of the ids 0 to `last`, 20 000 a second, each with a value `v` (`id * 7 mod
+/// 13`) and its event time `ts` (the id, in ms), the watermark 1 s behind.
+fn paced_events(last: i64) -> String {
+    format!(
+        "CREATE TABLE events (
+  id BIGINT,
+  v AS MOD(id * 7, 13),
+  ts AS TO_TIMESTAMP_LTZ(id, 3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'datagen', 'rows-per-second' = '20000',
+        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{last}');
+"
+    )
+}
+
+/// Over [`paced_events`]: per 1 s window and value, the count (`C.n`) joined with the highest
+/// even id (`M.top`) — a window join of two window aggregations (after a SELECT list).
+const COUNTS_AND_EVEN_TOPS: &str = "FROM (
+  SELECT window_start, window_end, v, COUNT(*) AS n
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+  GROUP BY window_start, window_end, v
+) C JOIN (
+  SELECT window_start, window_end, v, MAX(id) AS top
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+  WHERE MOD(id, 2) = 0
+  GROUP BY window_start, window_end, v
+) M ON C.v = M.v AND C.window_start = M.window_start AND C.window_end = M.window_end";
+
 /// A SQL job reading a paced datagen table (a sequence; a computed event time), with two window
 /// aggregations of the same windows (one per window, one per window and value: two operators
 /// of one name, whose states differ in type) and a window join of two window aggregations (one
@@ -811,43 +839,27 @@ fn a_sql_job_survives_kill_9_with_exactly_once_output() {
     std::fs::write(
         &script,
         format!(
-            "CREATE TABLE events (
-  id BIGINT,
-  v AS MOD(id * 7, 13),
-  ts AS TO_TIMESTAMP_LTZ(id, 3),
-  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
-) WITH ('connector' = 'datagen', 'rows-per-second' = '20000',
-        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');
-CREATE TABLE out (window_end TIMESTAMP(3), n BIGINT, total BIGINT)
-  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+            "{events}CREATE TABLE out (window_end TIMESTAMP(3), n BIGINT, total BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');
 INSERT INTO out
 SELECT window_end, COUNT(*), SUM(v)
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 GROUP BY window_start, window_end;
 CREATE TABLE per_value (window_end TIMESTAMP(3), v BIGINT, n BIGINT)
-  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+  WITH ('connector' = 'filesystem', 'path' = '{per_value}', 'format' = 'csv');
 INSERT INTO per_value
 SELECT window_end, v, COUNT(*)
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 GROUP BY window_start, window_end, v;
 CREATE TABLE joined (window_end TIMESTAMP(3), v BIGINT, n BIGINT, top BIGINT)
-  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+  WITH ('connector' = 'filesystem', 'path' = '{joined}', 'format' = 'csv');
 INSERT INTO joined
 SELECT C.window_end, C.v, C.n, M.top
-FROM (
-  SELECT window_start, window_end, v, COUNT(*) AS n
-  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
-  GROUP BY window_start, window_end, v
-) C JOIN (
-  SELECT window_start, window_end, v, MAX(id) AS top
-  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
-  WHERE MOD(id, 2) = 0
-  GROUP BY window_start, window_end, v
-) M ON C.v = M.v AND C.window_start = M.window_start AND C.window_end = M.window_end;",
-            ROWS - 1,
-            out.display(),
-            per_value.display(),
-            joined.display()
+{COUNTS_AND_EVEN_TOPS};",
+            events = paced_events(ROWS - 1),
+            out = out.display(),
+            per_value = per_value.display(),
+            joined = joined.display()
         ),
     )
     .unwrap();
@@ -924,14 +936,7 @@ fn a_sql_job_stopped_with_a_savepoint_restores_on_other_worker_counts() {
     std::fs::write(
         &script,
         format!(
-            "CREATE TABLE events (
-  id BIGINT,
-  v AS MOD(id * 7, 13),
-  ts AS TO_TIMESTAMP_LTZ(id, 3),
-  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
-) WITH ('connector' = 'datagen', 'rows-per-second' = '20000',
-        'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '{}');
-CREATE TABLE out (kind STRING, window_end TIMESTAMP(3), v BIGINT, n BIGINT, top BIGINT)
+            "{events}CREATE TABLE out (kind STRING, window_end TIMESTAMP(3), v BIGINT, n BIGINT, top BIGINT)
   WITH ('connector' = 'filesystem', 'path' = '${{output}}', 'format' = 'csv');
 INSERT INTO out
 SELECT 'count', window_end, v, COUNT(*), MAX(id)
@@ -939,17 +944,8 @@ FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 GROUP BY window_start, window_end, v;
 INSERT INTO out
 SELECT 'join', C.window_end, C.v, C.n, M.top
-FROM (
-  SELECT window_start, window_end, v, COUNT(*) AS n
-  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
-  GROUP BY window_start, window_end, v
-) C JOIN (
-  SELECT window_start, window_end, v, MAX(id) AS top
-  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '1' SECOND))
-  WHERE MOD(id, 2) = 0
-  GROUP BY window_start, window_end, v
-) M ON C.v = M.v AND C.window_start = M.window_start AND C.window_end = M.window_end;",
-            ROWS - 1
+{COUNTS_AND_EVEN_TOPS};",
+            events = paced_events(ROWS - 1),
         ),
     )
     .unwrap();
