@@ -605,9 +605,9 @@ INSERT INTO generated_shares {generated_shares_sql};
                     .replace("TABLE person", "TABLE generated_person")
                     .replace("TABLE auction", "TABLE generated_auction"),
                 shares = out("shares").display(),
-                shares_sql = shares_sql("bid"),
+                shares_sql = shares_sql("bid", "1"),
                 generated_shares = out("generated-shares").display(),
-                generated_shares_sql = shares_sql("generated_bid"),
+                generated_shares_sql = shares_sql("generated_bid", "1"),
                 bids = events.join("bid.csv").display(),
                 q0 = out("q0").display(),
                 q1 = out("q1").display(),
@@ -725,12 +725,12 @@ INSERT INTO generated_shares {generated_shares_sql};
     }
 }
 
-/// Per auction and bidder, the bids of each 2 s window sliding by 1 s of the bids of `table`,
+/// Per auction and bidder, the bids of each 2 s window sliding by `slide` s of the bids of `table`,
 /// against the auction's highest price, sum and count there: a window join of two window
 /// aggregations, kept where the bidder made at least a quarter of the auction's bids.
-fn shares_sql(table: &str) -> String {
+fn shares_sql(table: &str, slide: &str) -> String {
     let hop = format!(
-        "TABLE(HOP(TABLE {table}, DESCRIPTOR(dateTime), INTERVAL '1' SECOND, INTERVAL '2' SECOND))"
+        "TABLE(HOP(TABLE {table}, DESCRIPTOR(dateTime), INTERVAL '{slide}' SECOND, INTERVAL '2' SECOND))"
     );
     format!(
         "SELECT L.auction, L.bidder, L.n, R.top, R.total, L.window_end
@@ -1967,20 +1967,11 @@ fn window_joins_of_window_aggregations_fold_to_the_model_on_every_shape() {
     );
     let windows =
         |f: &str, args: &str| format!("TABLE({f}(TABLE bid, DESCRIPTOR(dateTime), {args}))");
-    let hop = windows("HOP", "INTERVAL '0.5' SECOND, INTERVAL '2' SECOND");
     let cumulate = windows("CUMULATE", "INTERVAL '0.5' SECOND, INTERVAL '2' SECOND");
     let tumble = windows("TUMBLE", "INTERVAL '1' SECOND");
     let queries = format!(
         "INSERT INTO j1
-SELECT L.auction, L.bidder, L.n, R.top, R.total, L.window_end
-FROM (
-  SELECT auction, bidder, COUNT(*) AS n, window_start, window_end FROM {hop}
-  GROUP BY auction, bidder, window_start, window_end
-) L JOIN (
-  SELECT auction, MAX(price) AS top, SUM(price) AS total, COUNT(*) AS cnt, window_start, window_end
-  FROM {hop} GROUP BY auction, window_start, window_end
-) R ON L.auction = R.auction AND L.window_start = R.window_start AND L.window_end = R.window_end
-  AND L.n * 4 >= R.cnt;
+{j1};
 
 INSERT INTO j2
 SELECT L.channel, L.auction, L.spent, R.bidders, R.window_start, L.window_end
@@ -2004,19 +1995,12 @@ FROM (
   AND L.window_end = R.window_end;
 
 INSERT INTO j4
-SELECT L.auction, L.bidder, L.n, R.top, R.total, L.window_end
-FROM (
-  SELECT auction, bidder, COUNT(*) AS n, window_start, window_end FROM {generated_hop}
-  GROUP BY auction, bidder, window_start, window_end
-) L JOIN (
-  SELECT auction, MAX(price) AS top, SUM(price) AS total, COUNT(*) AS cnt, window_start, window_end
-  FROM {generated_hop} GROUP BY auction, window_start, window_end
-) R ON L.auction = R.auction AND L.window_start = R.window_start AND L.window_end = R.window_end
-  AND L.n * 4 >= R.cnt;
+{j4};
 
 INSERT INTO j5
 {q8};",
-        generated_hop = hop.replace("TABLE bid,", "TABLE generated_bid,"),
+        j1 = shares_sql("bid", "0.5"),
+        j4 = shares_sql("generated_bid", "0.5"),
         q8 = include_str!("../sql/nexmark/q8.sql")
             .trim_end()
             .replace("TABLE person", "TABLE generated_person")
